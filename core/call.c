@@ -1,0 +1,74 @@
+/* call.c - the SDK's call and instance functions: failures, retry hints,
+ * io completion, state access, and sl_log for plugins. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "instance.h"
+
+void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state) {
+    memset(call, 0, sizeof *call);
+    call->inst = inst;
+    call->thread_state = thread_state;
+    call->retry_after_ms = -1;
+}
+
+int sl_fail(sl_call *call, int code, const char *fmt, ...) {
+    if (!call) return code;
+    char raw[sizeof call->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    call->code = code;
+    sl_ctx_scrub(call->inst ? call->inst->ctx : sl_ctx_global(), raw, call->msg, sizeof call->msg);
+    return code;
+}
+
+void sl_call_retry_after(sl_call *call, int64_t ms) {
+    if (call) call->retry_after_ms = ms < 0 ? 0 : ms;
+}
+
+void sl_call_done(sl_call *call, int rc) {
+    if (!call || call->done) return;
+    call->done = 1;
+    if (call->on_done) call->on_done(call, rc);
+}
+
+void *sl_call_state(sl_call *call) { return call && call->inst ? call->inst->state : NULL; }
+void *sl_call_thread_state(sl_call *call) { return call ? call->thread_state : NULL; }
+sl_instance *sl_call_instance(sl_call *call) { return call ? call->inst : NULL; }
+
+const char *sl_instance_name(const sl_instance *inst) { return inst ? inst->name : ""; }
+
+int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...) {
+    if (!inst) return code;
+    char raw[sizeof inst->errmsg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    inst->errcode = code;
+    sl_ctx_scrub(inst->ctx, raw, inst->errmsg, sizeof inst->errmsg);
+    return code;
+}
+
+void sl_instance_set_dimension(sl_instance *inst, uint32_t dim) {
+    if (inst) inst->dim = dim;
+}
+
+void sl_instance_set_model(sl_instance *inst, const char *model) {
+    if (!inst || !model) return;
+    char *m = strdup(model);
+    if (!m) return;
+    free(inst->model);
+    inst->model = m;
+}
+
+void sl_log(const sl_instance *inst, sl_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sl_ctx_vlog(inst ? inst->ctx : sl_ctx_global(), (int)level, inst ? inst->name : NULL, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,208 @@
+/* ctx.c - errors, logging and secret scrubbing (see ctx.h), plus the small
+ * SDK utilities every plugin shares (sl_strerror, sl_log, sl_utf8_valid,
+ * sl_hash64). */
+#include "ctx.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define CTX_MSG_MAX 2048
+
+struct sl_ctx {
+    int errcode;
+    char errmsg[CTX_MSG_MAX];
+    int log_level;
+    pthread_mutex_t lock; /* guards secrets and stderr writes */
+    char **secrets;
+    size_t nsecrets;
+    void (*hook_before)(void *);
+    void (*hook_after)(void *);
+    void *hook_arg;
+};
+
+static sl_ctx *global_ctx;
+
+sl_ctx *sl_ctx_new(void) {
+    sl_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->log_level = SL_LOG_WARN;
+    pthread_mutex_init(&ctx->lock, NULL);
+    return ctx;
+}
+
+void sl_ctx_free(sl_ctx *ctx) {
+    if (!ctx) return;
+    for (size_t i = 0; i < ctx->nsecrets; i++) free(ctx->secrets[i]);
+    free(ctx->secrets);
+    pthread_mutex_destroy(&ctx->lock);
+    if (global_ctx == ctx) global_ctx = NULL;
+    free(ctx);
+}
+
+void sl_ctx_set_global(sl_ctx *ctx) { global_ctx = ctx; }
+sl_ctx *sl_ctx_global(void) { return global_ctx; }
+
+void sl_ctx_add_secret(sl_ctx *ctx, const char *value) {
+    if (!ctx || !value || strlen(value) < 4) return;
+    pthread_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nsecrets; i++)
+        if (strcmp(ctx->secrets[i], value) == 0) goto out;
+    char **n = realloc(ctx->secrets, (ctx->nsecrets + 1) * sizeof *n);
+    if (n) {
+        ctx->secrets = n;
+        char *dup = strdup(value);
+        if (dup) ctx->secrets[ctx->nsecrets++] = dup;
+    }
+out:
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* Caller holds ctx->lock (or ctx has no writers yet). */
+static char *scrub_locked(const sl_ctx *ctx, const char *in, char *out, size_t outlen) {
+    size_t o = 0;
+    if (outlen == 0) return out;
+    const char *p = in;
+    while (*p && o + 1 < outlen) {
+        size_t hit = 0;
+        for (size_t i = 0; ctx && i < ctx->nsecrets; i++) {
+            size_t l = strlen(ctx->secrets[i]);
+            if (strncmp(p, ctx->secrets[i], l) == 0) {
+                hit = l;
+                break;
+            }
+        }
+        if (hit) {
+            for (const char *r = "***"; *r && o + 1 < outlen; r++) out[o++] = *r;
+            p += hit;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *sl_ctx_scrub(const sl_ctx *ctx, const char *in, char *out, size_t outlen) {
+    if (!ctx) {
+        snprintf(out, outlen, "%s", in);
+        return out;
+    }
+    pthread_mutex_lock((pthread_mutex_t *)&ctx->lock);
+    scrub_locked(ctx, in, out, outlen);
+    pthread_mutex_unlock((pthread_mutex_t *)&ctx->lock);
+    return out;
+}
+
+int sl_ctx_verror(sl_ctx *ctx, int code, const char *fmt, va_list ap) {
+    char raw[CTX_MSG_MAX];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    ctx->errcode = code;
+    sl_ctx_scrub(ctx, raw, ctx->errmsg, sizeof ctx->errmsg);
+    return code;
+}
+
+int sl_ctx_error(sl_ctx *ctx, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sl_ctx_verror(ctx, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *sl_ctx_errmsg(const sl_ctx *ctx) { return ctx->errmsg; }
+int sl_ctx_errcode(const sl_ctx *ctx) { return ctx->errcode; }
+void sl_ctx_clear_error(sl_ctx *ctx) {
+    ctx->errcode = 0;
+    ctx->errmsg[0] = '\0';
+}
+
+void sl_ctx_set_log_level(sl_ctx *ctx, int level) { ctx->log_level = level; }
+int sl_ctx_log_level(const sl_ctx *ctx) { return ctx ? ctx->log_level : SL_LOG_WARN; }
+
+void sl_ctx_set_log_hook(sl_ctx *ctx, void (*before)(void *), void (*after)(void *), void *arg) {
+    pthread_mutex_lock(&ctx->lock);
+    ctx->hook_before = before;
+    ctx->hook_after = after;
+    ctx->hook_arg = arg;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static const char *level_name(int level) {
+    switch (level) {
+    case SL_LOG_ERROR: return "error";
+    case SL_LOG_WARN: return "warning";
+    case SL_LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+void sl_ctx_vlog(const sl_ctx *ctx, int level, const char *who, const char *fmt, va_list ap) {
+    if (level > sl_ctx_log_level(ctx)) return;
+    char raw[CTX_MSG_MAX], clean[CTX_MSG_MAX];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    if (ctx) pthread_mutex_lock((pthread_mutex_t *)&ctx->lock);
+    scrub_locked(ctx, raw, clean, sizeof clean);
+    if (ctx && ctx->hook_before) ctx->hook_before(ctx->hook_arg);
+    if (who && *who)
+        fprintf(stderr, "sluice: %s: %s: %s\n", level_name(level), who, clean);
+    else
+        fprintf(stderr, "sluice: %s: %s\n", level_name(level), clean);
+    if (ctx && ctx->hook_after) ctx->hook_after(ctx->hook_arg);
+    if (ctx) pthread_mutex_unlock((pthread_mutex_t *)&ctx->lock);
+}
+
+void sl_ctx_log(const sl_ctx *ctx, int level, const char *who, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sl_ctx_vlog(ctx, level, who, fmt, ap);
+    va_end(ap);
+}
+
+/* --- SDK utilities --- */
+
+const char *sl_strerror(int code) {
+    switch (code) {
+    case SL_OK: return "ok";
+    case SL_ERETRY: return "retryable";
+    case SL_EBADINPUT: return "bad input";
+    case SL_EFATAL: return "fatal";
+    case SL_ENOMEM: return "out of memory";
+    case SL_EINVAL: return "invalid argument";
+    case SL_PENDING: return "pending";
+    default: return "unknown error";
+    }
+}
+
+int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned min;
+        if ((c & 0xE0) == 0xC0) n = 1, min = 0x80, c &= 0x1F;
+        else if ((c & 0xF0) == 0xE0) n = 2, min = 0x800, c &= 0x0F;
+        else if ((c & 0xF8) == 0xF0) n = 3, min = 0x10000, c &= 0x07;
+        else goto bad;
+        if (len - i <= n) goto bad;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) goto bad;
+            c = (c << 6) | (p[i + k] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) goto bad;
+        i += n + 1;
+    }
+    return 1;
+bad:
+    if (bad_offset) *bad_offset = i;
+    return 0;
+}
+
+uint64_t sl_hash64(const void *p, size_t len, uint64_t seed) { return XXH3_64bits_withSeed(p, len, seed); }

@@ -1,0 +1,486 @@
+/* document.c - sl_doc: the mapped source bytes and everything plugins add to
+ * it, all in one arena (see document.h and sluice/doc.h). */
+#include "document.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "sluice/call.h"
+
+void sl_hash128_hex(const void *p, size_t len, char out[33]) {
+    XXH128_hash_t h = XXH3_128bits(p, len);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+sl_doc *sl_document_new(const char *uri, const char *path) {
+    sl_doc *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    sl_arena_init(&d->arena);
+    d->uri = sl_arena_strdup(&d->arena, uri);
+    d->path = path ? sl_arena_strdup(&d->arena, path) : NULL;
+    d->media_type = "application/octet-stream";
+    if (!d->uri || (path && !d->path)) {
+        sl_document_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int read_all(int fd, uint64_t max_size, char **out, size_t *outlen, char *err, size_t errlen) {
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return snprintf(err, errlen, "out of memory"), SL_ENOMEM;
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) return free(buf), snprintf(err, errlen, "out of memory"), SL_ENOMEM;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            snprintf(err, errlen, "read failed: %s", strerror(errno));
+            free(buf);
+            return SL_EBADINPUT;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+        if (len > max_size) {
+            snprintf(err, errlen, "larger than max_file_size (%llu bytes)", (unsigned long long)max_size);
+            free(buf);
+            return SL_EBADINPUT;
+        }
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+int sl_document_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
+    int fd = open(doc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return SL_EBADINPUT;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+        close(fd);
+        return SL_EBADINPUT;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "is a directory");
+        close(fd);
+        return SL_EBADINPUT;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "not a regular file");
+        close(fd);
+        return SL_EBADINPUT;
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        snprintf(err, errlen, "%llu bytes, larger than max_file_size (%llu bytes)",
+                 (unsigned long long)st.st_size, (unsigned long long)max_size);
+        close(fd);
+        return SL_EBADINPUT;
+    }
+    int rc = 0;
+    if (st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            doc->data = m;
+            doc->len = (size_t)st.st_size;
+            doc->mapped = 1;
+        } else {
+            char *buf;
+            size_t len;
+            rc = read_all(fd, max_size, &buf, &len, err, errlen);
+            if (rc == 0) {
+                doc->data = buf;
+                doc->len = len;
+                doc->mapped = 2; /* malloc'd */
+            }
+        }
+    } else {
+        doc->data = "";
+        doc->len = 0;
+    }
+    close(fd);
+    if (rc == 0) sl_hash128_hex(doc->data, doc->len, doc->hash);
+    return rc;
+}
+
+void sl_document_set_data(sl_doc *doc, const char *data, size_t len) {
+    doc->data = data;
+    doc->len = len;
+    doc->mapped = 0;
+    sl_hash128_hex(data, len, doc->hash);
+}
+
+void sl_document_set_media_type(sl_doc *doc, const char *mt) {
+    const char *c = sl_arena_strdup(&doc->arena, mt);
+    if (c) doc->media_type = c;
+}
+
+void sl_document_set_fingerprint(sl_doc *doc, const char *fp) { snprintf(doc->fingerprint, sizeof doc->fingerprint, "%s", fp); }
+void sl_document_set_run_id(sl_doc *doc, uint64_t run_id) { doc->run_id = run_id; }
+
+size_t sl_document_bytes(const sl_doc *doc) { return doc->arena.reserved + doc->len; }
+
+void sl_document_free(sl_doc *doc) {
+    if (!doc) return;
+    if (doc->mapped == 1) munmap((void *)doc->data, doc->len);
+    else if (doc->mapped == 2) free((void *)doc->data);
+    free(doc->meta);
+    for (size_t i = 0; i < doc->nelems; i++) free(doc->elems[i].attrs);
+    free(doc->elems);
+    free(doc->chunks);
+    sl_arena_free(&doc->arena);
+    pthread_mutex_destroy(&doc->lock);
+    free(doc);
+}
+
+/* Grows a malloc'd array (not the arena: arrays are resized, arena memory is not freed). */
+static int grow(void **arr, size_t *cap, size_t n, size_t elsize) {
+    if (n < *cap) return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, nc * elsize);
+    if (!p) return SL_ENOMEM;
+    memset((char *)p + *cap * elsize, 0, (nc - *cap) * elsize);
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+/* --- SDK: core-set properties --- */
+
+const char *sl_doc_uri(const sl_doc *doc) { return doc->uri; }
+const char *sl_doc_media_type(const sl_doc *doc) { return doc->media_type; }
+const char *sl_doc_data(const sl_doc *doc, size_t *len) {
+    if (len) *len = doc->len;
+    return doc->data;
+}
+const char *sl_doc_hash(const sl_doc *doc) { return doc->hash; }
+const char *sl_doc_fingerprint(const sl_doc *doc) { return doc->fingerprint; }
+uint64_t sl_doc_run_id(const sl_doc *doc) { return doc->run_id; }
+
+void *sl_doc_alloc(sl_doc *doc, size_t size) {
+    pthread_mutex_lock(&doc->lock);
+    void *p = sl_arena_alloc(&doc->arena, size);
+    pthread_mutex_unlock(&doc->lock);
+    return p;
+}
+
+char *sl_doc_strndup(sl_doc *doc, const char *s, size_t len) {
+    pthread_mutex_lock(&doc->lock);
+    char *p = sl_arena_strndup(&doc->arena, s, len);
+    pthread_mutex_unlock(&doc->lock);
+    return p;
+}
+
+/* --- metadata --- */
+
+int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value) {
+    if (!key || !value) return SL_EINVAL;
+    int rc = SL_ENOMEM;
+    pthread_mutex_lock(&doc->lock);
+    const char *v = sl_arena_strdup(&doc->arena, value);
+    if (!v) goto out;
+    for (size_t i = 0; i < doc->nmeta; i++) {
+        if (strcmp(doc->meta[i].key, key) == 0) {
+            doc->meta[i].value = v;
+            rc = 0;
+            goto out;
+        }
+    }
+    const char *k = sl_arena_strdup(&doc->arena, key);
+    if (!k || grow((void **)&doc->meta, &doc->cmeta, doc->nmeta, sizeof *doc->meta)) goto out;
+    doc->meta[doc->nmeta].key = k;
+    doc->meta[doc->nmeta].value = v;
+    doc->nmeta++;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+const char *sl_doc_meta_get(const sl_doc *doc, const char *key) {
+    for (size_t i = 0; i < doc->nmeta; i++)
+        if (strcmp(doc->meta[i].key, key) == 0) return doc->meta[i].value;
+    return NULL;
+}
+
+size_t sl_doc_meta_count(const sl_doc *doc) { return doc->nmeta; }
+
+int sl_doc_meta_at(const sl_doc *doc, size_t i, const char **key, const char **value) {
+    if (i >= doc->nmeta) return SL_EINVAL;
+    if (key) *key = doc->meta[i].key;
+    if (value) *value = doc->meta[i].value;
+    return 0;
+}
+
+/* --- pages --- */
+
+int sl_doc_set_page_count(sl_doc *doc, uint32_t pages) {
+    doc->pages = pages;
+    return 0;
+}
+uint32_t sl_doc_page_count(const sl_doc *doc) { return doc->pages; }
+
+/* --- elements --- */
+
+const char *sl_elem_type_name(sl_elem_type t) {
+    switch (t) {
+    case SL_EL_TITLE: return "title";
+    case SL_EL_HEADING: return "heading";
+    case SL_EL_PARAGRAPH: return "paragraph";
+    case SL_EL_LIST: return "list";
+    case SL_EL_TABLE: return "table";
+    case SL_EL_CODE: return "code";
+    case SL_EL_CAPTION: return "caption";
+    case SL_EL_QUOTE: return "quote";
+    case SL_EL_OTHER: return "other";
+    }
+    return "unknown";
+}
+
+int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t len) {
+    if (!text && len) return SL_EINVAL;
+    if (type < SL_EL_TITLE || type > SL_EL_OTHER) return SL_EINVAL;
+    int rc;
+    pthread_mutex_lock(&doc->lock);
+    char *t = sl_arena_strndup(&doc->arena, text ? text : "", len);
+    if (!t || doc->nelems >= (size_t)INT32_MAX ||
+        grow((void **)&doc->elems, &doc->celems, doc->nelems, sizeof *doc->elems)) {
+        rc = SL_ENOMEM;
+    } else {
+        sl_element *e = &doc->elems[doc->nelems];
+        memset(e, 0, sizeof *e);
+        e->type = type;
+        e->text = t;
+        e->len = len;
+        e->confidence = -1.0f;
+        rc = (int)doc->nelems++;
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+/* Looks up element i under the lock; the macro body runs with `e` set. */
+#define WITH_ELEM(doc, i, body)                                                                    \
+    do {                                                                                           \
+        int rc_ = 0;                                                                               \
+        pthread_mutex_lock(&(doc)->lock);                                                          \
+        if ((i) >= (doc)->nelems) rc_ = SL_EINVAL;                                                 \
+        else {                                                                                     \
+            sl_element *e = &(doc)->elems[i];                                                      \
+            body;                                                                                  \
+        }                                                                                          \
+        pthread_mutex_unlock(&(doc)->lock);                                                        \
+        return rc_;                                                                                \
+    } while (0)
+
+int sl_elem_set_level(sl_doc *doc, size_t i, int level) { WITH_ELEM(doc, i, e->level = level); }
+int sl_elem_set_page(sl_doc *doc, size_t i, uint32_t page) { WITH_ELEM(doc, i, e->page = page); }
+int sl_elem_set_source(sl_doc *doc, size_t i, uint64_t offset, uint32_t line) {
+    WITH_ELEM(doc, i, (e->offset = offset, e->line = line));
+}
+int sl_elem_set_bbox(sl_doc *doc, size_t i, float x0, float y0, float x1, float y1) {
+    WITH_ELEM(doc, i, (e->has_bbox = 1, e->bbox[0] = x0, e->bbox[1] = y0, e->bbox[2] = x1, e->bbox[3] = y1));
+}
+int sl_elem_set_confidence(sl_doc *doc, size_t i, float c) { WITH_ELEM(doc, i, e->confidence = c); }
+
+int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) {
+    if (!key || !value) return SL_EINVAL;
+    WITH_ELEM(doc, i, {
+        const char *k = sl_arena_strdup(&doc->arena, key);
+        const char *v = sl_arena_strdup(&doc->arena, value);
+        size_t j;
+        for (j = 0; j < e->nattrs; j++)
+            if (strcmp(e->attrs[j].key, key) == 0) break;
+        if (!k || !v) rc_ = SL_ENOMEM;
+        else if (j < e->nattrs) e->attrs[j].value = v;
+        else {
+            sl_kv *na = realloc(e->attrs, (e->nattrs + 1) * sizeof *na);
+            if (!na) rc_ = SL_ENOMEM;
+            else {
+                e->attrs = na;
+                na[e->nattrs].key = k;
+                na[e->nattrs].value = v;
+                e->nattrs++;
+            }
+        }
+    });
+}
+
+size_t sl_doc_element_count(const sl_doc *doc) { return doc->nelems; }
+
+static const sl_element *elem(const sl_doc *doc, size_t i) { return i < doc->nelems ? &doc->elems[i] : NULL; }
+
+sl_elem_type sl_element_type(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->type : (sl_elem_type)0;
+}
+const char *sl_element_text(const sl_doc *doc, size_t i, size_t *len) {
+    const sl_element *e = elem(doc, i);
+    if (len) *len = e ? e->len : 0;
+    return e ? e->text : NULL;
+}
+int sl_element_level(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->level : 0;
+}
+uint32_t sl_element_page(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->page : 0;
+}
+uint32_t sl_element_line(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->line : 0;
+}
+uint64_t sl_element_offset(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->offset : 0;
+}
+const char *sl_element_attr(const sl_doc *doc, size_t i, const char *key) {
+    const sl_element *e = elem(doc, i);
+    for (size_t j = 0; e && j < e->nattrs; j++)
+        if (strcmp(e->attrs[j].key, key) == 0) return e->attrs[j].value;
+    return NULL;
+}
+float sl_element_confidence(const sl_doc *doc, size_t i) {
+    const sl_element *e = elem(doc, i);
+    return e ? e->confidence : -1.0f;
+}
+int sl_element_bbox(const sl_doc *doc, size_t i, float box[4]) {
+    const sl_element *e = elem(doc, i);
+    if (!e || !e->has_bbox) return 0;
+    memcpy(box, e->bbox, sizeof e->bbox);
+    return 1;
+}
+
+void sl_document_sort_elements(sl_doc *doc) {
+    /* qsort is not stable; pages are rarely out of order, so check first
+     * and do a stable insertion sort when they are. */
+    size_t n = doc->nelems;
+    int sorted = 1;
+    for (size_t i = 1; i < n && sorted; i++)
+        if (doc->elems[i].page < doc->elems[i - 1].page) sorted = 0;
+    if (sorted) return;
+    for (size_t i = 1; i < n; i++) {
+        sl_element t = doc->elems[i];
+        size_t j = i;
+        while (j > 0 && doc->elems[j - 1].page > t.page) {
+            doc->elems[j] = doc->elems[j - 1];
+            j--;
+        }
+        doc->elems[j] = t;
+    }
+}
+
+/* --- chunks --- */
+
+int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len) {
+    if (!text && len) return SL_EINVAL;
+    int rc;
+    pthread_mutex_lock(&doc->lock);
+    char *t = sl_arena_strndup(&doc->arena, text ? text : "", len);
+    if (!t || doc->nchunks >= (size_t)INT32_MAX ||
+        grow((void **)&doc->chunks, &doc->cchunks, doc->nchunks, sizeof *doc->chunks)) {
+        rc = SL_ENOMEM;
+    } else {
+        sl_chunk *c = &doc->chunks[doc->nchunks];
+        memset(c, 0, sizeof *c);
+        c->text = t;
+        c->len = len;
+        c->heading = "";
+        rc = (int)doc->nchunks++;
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+#define WITH_CHUNK(doc, i, body)                                                                   \
+    do {                                                                                           \
+        int rc_ = 0;                                                                               \
+        pthread_mutex_lock(&(doc)->lock);                                                          \
+        if ((i) >= (doc)->nchunks) rc_ = SL_EINVAL;                                                \
+        else {                                                                                     \
+            sl_chunk *c = &(doc)->chunks[i];                                                       \
+            body;                                                                                  \
+        }                                                                                          \
+        pthread_mutex_unlock(&(doc)->lock);                                                        \
+        return rc_;                                                                                \
+    } while (0)
+
+int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *h) {
+    if (!h) return SL_EINVAL;
+    WITH_CHUNK(doc, i, {
+        const char *v = sl_arena_strdup(&doc->arena, h);
+        if (v) c->heading = v;
+        else rc_ = SL_ENOMEM;
+    });
+}
+int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line) {
+    WITH_CHUNK(doc, i, (c->page = page, c->line = line));
+}
+int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *s) {
+    if (!s) return SL_EINVAL;
+    WITH_CHUNK(doc, i, {
+        const char *v = sl_arena_strdup(&doc->arena, s);
+        if (v) c->summary = v;
+        else rc_ = SL_ENOMEM;
+    });
+}
+
+size_t sl_doc_chunk_count(const sl_doc *doc) { return doc->nchunks; }
+static const sl_chunk *chunk(const sl_doc *doc, size_t i) { return i < doc->nchunks ? &doc->chunks[i] : NULL; }
+const char *sl_chunk_text(const sl_doc *doc, size_t i, size_t *len) {
+    const sl_chunk *c = chunk(doc, i);
+    if (len) *len = c ? c->len : 0;
+    return c ? c->text : NULL;
+}
+const char *sl_chunk_heading(const sl_doc *doc, size_t i) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? c->heading : "";
+}
+uint32_t sl_chunk_page(const sl_doc *doc, size_t i) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? c->page : 0;
+}
+uint32_t sl_chunk_line(const sl_doc *doc, size_t i) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? c->line : 0;
+}
+const char *sl_chunk_summary(const sl_doc *doc, size_t i) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? c->summary : NULL;
+}
+const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim) {
+    const sl_chunk *c = chunk(doc, i);
+    if (dim) *dim = c ? c->dim : 0;
+    return c ? c->vector : NULL;
+}
+
+float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
+    float *v = NULL;
+    pthread_mutex_lock(&doc->lock);
+    if (i < doc->nchunks) {
+        v = sl_arena_alloc(&doc->arena, (size_t)dim * sizeof(float));
+        if (v) {
+            doc->chunks[i].vector = v;
+            doc->chunks[i].dim = dim;
+        }
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return v;
+}

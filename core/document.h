@@ -1,0 +1,97 @@
+/* document.h - the core's side of sl_doc: creation, the mapped bytes, and
+ * what the pipeline needs beyond the SDK accessors (see sluice/doc.h).
+ *
+ * A document owns an arena; everything plugins add lives there and is freed
+ * by sl_document_free. The mutex lets page stages add elements to one
+ * document from several pool threads at once.
+ */
+#ifndef SL_DOCUMENT_H
+#define SL_DOCUMENT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "sluice/doc.h"
+
+typedef struct sl_kv {
+    const char *key;
+    const char *value;
+} sl_kv;
+
+typedef struct sl_element {
+    sl_elem_type type;
+    int level;
+    uint32_t page;
+    uint32_t line;
+    uint64_t offset;
+    float confidence; /* < 0: unknown */
+    int has_bbox;
+    float bbox[4];
+    const char *text;
+    size_t len;
+    sl_kv *attrs;
+    size_t nattrs;
+} sl_element;
+
+typedef struct sl_chunk {
+    const char *text;
+    size_t len;
+    const char *heading;
+    const char *summary;
+    uint32_t page;
+    uint32_t line;
+    float *vector; /* dim floats, arena-owned */
+    uint32_t dim;
+} sl_chunk;
+
+struct sl_doc {
+    pthread_mutex_t lock;
+    sl_arena arena;
+    /* set by the core */
+    const char *uri;
+    const char *path; /* file system path, NULL if none */
+    const char *media_type;
+    const char *data;
+    size_t len;
+    int mapped; /* data is an mmap of len bytes (else malloc'd or static) */
+    char hash[33];
+    char fingerprint[33];
+    uint64_t run_id;
+    /* filled by plugins */
+    uint32_t pages;
+    sl_kv *meta;
+    size_t nmeta, cmeta;
+    sl_element *elems;
+    size_t nelems, celems;
+    sl_chunk *chunks;
+    size_t nchunks, cchunks;
+};
+
+/* A new, empty document for `uri` (copied). NULL on out of memory. */
+sl_doc *sl_document_new(const char *uri, const char *path);
+/* Reads `path` (mmap for regular files, read() otherwise), up to max_size
+ * bytes; fills data, len and the content hash. On failure returns a negative
+ * SL_E* and writes the reason ("permission denied", "is a directory", ...)
+ * to err. */
+int sl_document_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen);
+/* Uses caller-owned bytes (tests, `sluice check`); hashes them. The bytes
+ * must outlive the document. */
+void sl_document_set_data(sl_doc *doc, const char *data, size_t len);
+void sl_document_set_media_type(sl_doc *doc, const char *media_type);
+void sl_document_set_fingerprint(sl_doc *doc, const char *fp_hex);
+void sl_document_set_run_id(sl_doc *doc, uint64_t run_id);
+/* Allocates the vector of chunk i (dim floats, zeroed); NULL on OOM. */
+float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
+/* Orders elements by page, keeping the order within a page (after page
+ * stages added elements in parallel). */
+void sl_document_sort_elements(sl_doc *doc);
+/* Bytes the document holds: arena plus mapped data. */
+size_t sl_document_bytes(const sl_doc *doc);
+/* Unmaps the data, frees the arena and the document. */
+void sl_document_free(sl_doc *doc);
+
+/* Hex of XXH3-128 of the bytes (32 chars + NUL). */
+void sl_hash128_hex(const void *p, size_t len, char out[33]);
+
+#endif

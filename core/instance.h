@@ -1,0 +1,79 @@
+/* instance.h - a configured plugin (one INI section) and the calls made to it.
+ *
+ * An instance is a plugin plus its filled config struct and the state its
+ * init made. It is built from an INI section: `plugin = NAME` picks the
+ * plugin (default: the section's own name), the core's stage settings below
+ * are taken out, and every other key must be an option the plugin declares:
+ * unknown keys, values of the wrong type and missing required options are
+ * errors naming file, line, section and key. Values of options declared
+ * secret are registered with the context so they never print.
+ *
+ * An sl_call is one invocation of a callback: it carries the instance, the
+ * per-thread state, and the failure (code, message, retry-after) if any.
+ */
+#ifndef SL_INSTANCE_H
+#define SL_INSTANCE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "ctx.h"
+#include "loader.h"
+
+/* Settings the core reads from every stage section, whatever the plugin. */
+typedef struct sl_stage_conf {
+    int64_t max_concurrency; /* 0: derived (plugin's declaration, then executor) */
+    int64_t batch_size;      /* embedders: texts per call; 0: plugin's or 64 */
+    int64_t batch_delay_ms;  /* embedders: longest wait to fill a batch */
+} sl_stage_conf;
+
+/* The core's table for sl_stage_conf (shown by `sluice plugins`). */
+const sl_option *sl_stage_options(void);
+
+struct sl_instance {
+    sl_ctx *ctx;
+    char *name; /* INI section name */
+    const sl_loaded *plugin;
+    const sl_plugin *desc; /* &plugin->desc */
+    void *config;          /* desc->config_size bytes, filled */
+    char **owned;          /* strings referenced from config */
+    size_t nowned;
+    sl_stage_conf stage;
+    char *canon; /* "plugin@version\nkey=value\n..." of fingerprinted options, table order */
+    void *state;
+    int initialized;
+    uint32_t dim;
+    char *model;
+    int id; /* index among a run's instances, for per-thread state */
+    int errcode;
+    char errmsg[1024];
+};
+
+/* Builds an instance from section `section` of cfg (does not call init). */
+int sl_instance_new(sl_ctx *ctx, sl_registry *reg, const sl_config *cfg, const char *section,
+                    sl_instance **out);
+/* Builds an instance of `plugin` from its defaults plus "key=value"
+ * overrides (for `sluice check --plugin`). */
+int sl_instance_new_defaults(sl_ctx *ctx, const sl_loaded *plugin, const char *name,
+                             const char *const *overrides, size_t noverrides, sl_instance **out);
+/* Calls init; on failure the context's message is "[name] init failed: ...".
+ * Embedders must have declared a dimension. */
+int sl_instance_init(sl_ctx *ctx, sl_instance *inst);
+/* Calls fini if init succeeded, then frees. NULL is fine. */
+void sl_instance_free(sl_instance *inst);
+
+struct sl_call {
+    sl_instance *inst;
+    void *thread_state;
+    int code;               /* what sl_fail recorded */
+    int64_t retry_after_ms; /* -1: none */
+    char msg[1024];
+    /* io completion: set by the executor before calling an io callback. */
+    void (*on_done)(sl_call *call, int rc);
+    void *udata;
+    int done; /* set once sl_call_done ran */
+};
+
+void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state);
+
+#endif

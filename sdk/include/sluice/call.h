@@ -1,0 +1,88 @@
+/* sluice/call.h - what a plugin callback receives: calls, instances, errors, logs.
+ *
+ * One error convention everywhere: functions return 0 (or a count) on
+ * success and a negative SL_E* code on failure; the message is kept on the
+ * call or instance that was passed in. A failure says what kind it is, and
+ * the core decides what follows: retry with backoff, fail this document and
+ * go on, or stop the run. Messages must not contain secrets; the core also
+ * scrubs every secret option value from whatever it prints, as a safety net.
+ */
+#ifndef SLUICE_CALL_H
+#define SLUICE_CALL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque handles: plugins never see core structs. */
+typedef struct sl_instance sl_instance; /* a configured plugin: one INI section */
+typedef struct sl_call sl_call;         /* one callback invocation */
+
+/* Return codes. */
+#define SL_OK 0
+#define SL_ERETRY (-1)    /* transient (timeout, 429, 5xx): the core retries with backoff */
+#define SL_EBADINPUT (-2) /* this document cannot be processed: it fails, the run goes on */
+#define SL_EFATAL (-3)    /* configuration or environment is wrong: the run stops */
+#define SL_ENOMEM (-4)    /* out of memory: the document fails */
+#define SL_EINVAL (-5)    /* an SDK function was called with bad arguments */
+#define SL_PENDING 0x40000000 /* io plugins: the call completes later via sl_call_done */
+
+/* A short name for a code: "retryable", "bad input", "fatal", ... */
+const char *sl_strerror(int code);
+
+/* Records why the call failed and returns `code`, so `return sl_fail(...)`
+ * reads naturally. The message should say what and where. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int sl_fail(sl_call *call, int code, const char *fmt, ...);
+
+/* For SL_ERETRY: the earliest the core should try again, in milliseconds. */
+void sl_call_retry_after(sl_call *call, int64_t ms);
+
+/* io plugins: completes a call that returned SL_PENDING, with the value the
+ * callback would have returned. Must be called on the loop thread, once. */
+void sl_call_done(sl_call *call, int rc);
+
+/* The instance state made by init, and for cpu plugins the per-thread state. */
+void *sl_call_state(sl_call *call);
+void *sl_call_thread_state(sl_call *call);
+sl_instance *sl_call_instance(sl_call *call);
+
+/* The instance's INI section name, e.g. "embedder". */
+const char *sl_instance_name(const sl_instance *inst);
+/* Records why init failed and returns `code`. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
+/* Embedders declare, in init, the vector dimension they produce (required)
+ * and the model they run (compared along fallback chains). */
+void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
+void sl_instance_set_model(sl_instance *inst, const char *model);
+
+typedef enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN = 1, SL_LOG_INFO = 2, SL_LOG_DEBUG = 3 } sl_log_level;
+
+/* Logs to stderr, prefixed with the instance name, at the user's -v/-q level.
+ * inst may be NULL. Safe from any thread. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+void sl_log(const sl_instance *inst, sl_log_level level, const char *fmt, ...);
+
+/* Utilities the core already has, shared so plugins need not copy them. */
+
+/* 1 if [s, s+len) is valid UTF-8; else 0 and *bad_offset (if given) is the
+ * byte offset of the first invalid sequence. */
+int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+/* A fast, well-distributed 64-bit hash (XXH3) of [p, p+len) with a seed. */
+uint64_t sl_hash64(const void *p, size_t len, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

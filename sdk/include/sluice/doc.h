@@ -1,0 +1,130 @@
+/* sluice/doc.h - a document as plugins see it: bytes in, pages, elements and chunks out.
+ *
+ * A document is read once (mapped where possible) and hashed by the core.
+ * Parsers add pages, elements (typed text blocks with page and position) and
+ * metadata; chunkers turn elements into chunks; embedders fill vectors; sinks
+ * read everything. Memory comes from the document's arena: whatever a
+ * function returns lives until the document is done and is freed with it,
+ * so plugins never free document data. Indexes are 0-based; pages and lines
+ * are 1-based, with 0 meaning "unknown".
+ *
+ * A document is used by one stage at a time, except that page stages may run
+ * on several pages of one document at once: the adding functions are safe
+ * for that.
+ */
+#ifndef SLUICE_DOC_H
+#define SLUICE_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_doc sl_doc;
+typedef struct sl_hits sl_hits;
+
+/* A piece of text, not necessarily NUL-terminated. Frozen for ABI major 1. */
+typedef struct sl_text {
+    const char *ptr;
+    size_t len;
+} sl_text;
+
+typedef enum sl_elem_type {
+    SL_EL_TITLE = 1,
+    SL_EL_HEADING = 2,   /* level 1..6 */
+    SL_EL_PARAGRAPH = 3,
+    SL_EL_LIST = 4,      /* a whole list; items on their own lines */
+    SL_EL_TABLE = 5,     /* rows on their own lines, cells separated by " | " */
+    SL_EL_CODE = 6,      /* attr "lang" may name the language */
+    SL_EL_CAPTION = 7,
+    SL_EL_QUOTE = 8,
+    SL_EL_OTHER = 9
+} sl_elem_type;
+
+/* "heading", "paragraph", ... ; "unknown" for anything else. */
+const char *sl_elem_type_name(sl_elem_type type);
+
+/* --- what the core set --- */
+
+/* The source as stored and shown: the path as given on the command line, or a URI. */
+const char *sl_doc_uri(const sl_doc *doc);
+/* Media type picked by the core, e.g. "text/markdown". */
+const char *sl_doc_media_type(const sl_doc *doc);
+/* The document's bytes (mapped read-only); valid until the document is done. */
+const char *sl_doc_data(const sl_doc *doc, size_t *len);
+/* Content hash (hex) and pipeline fingerprint (hex) of this document's route. */
+const char *sl_doc_hash(const sl_doc *doc);
+const char *sl_doc_fingerprint(const sl_doc *doc);
+/* The run this document is processed in (sinks record it as "seen"). */
+uint64_t sl_doc_run_id(const sl_doc *doc);
+
+/* --- arena memory, freed with the document --- */
+void *sl_doc_alloc(sl_doc *doc, size_t size);
+char *sl_doc_strndup(sl_doc *doc, const char *s, size_t len);
+
+/* --- metadata: string pairs; setting a key again replaces it --- */
+int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value);
+const char *sl_doc_meta_get(const sl_doc *doc, const char *key); /* NULL if absent */
+size_t sl_doc_meta_count(const sl_doc *doc);
+int sl_doc_meta_at(const sl_doc *doc, size_t i, const char **key, const char **value);
+
+/* --- pages --- */
+int sl_doc_set_page_count(sl_doc *doc, uint32_t pages);
+uint32_t sl_doc_page_count(const sl_doc *doc);
+
+/* --- elements --- */
+
+/* Copies the text; returns the new element's index, or a negative SL_E*. */
+int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t len);
+int sl_elem_set_level(sl_doc *doc, size_t i, int level);
+int sl_elem_set_page(sl_doc *doc, size_t i, uint32_t page);
+/* Byte offset in the source and 1-based line, when the format has them. */
+int sl_elem_set_source(sl_doc *doc, size_t i, uint64_t offset, uint32_t line);
+int sl_elem_set_bbox(sl_doc *doc, size_t i, float x0, float y0, float x1, float y1);
+int sl_elem_set_confidence(sl_doc *doc, size_t i, float confidence); /* 0..100 */
+int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value);
+
+size_t sl_doc_element_count(const sl_doc *doc);
+sl_elem_type sl_element_type(const sl_doc *doc, size_t i);
+const char *sl_element_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
+int sl_element_level(const sl_doc *doc, size_t i);
+uint32_t sl_element_page(const sl_doc *doc, size_t i);
+uint32_t sl_element_line(const sl_doc *doc, size_t i);
+uint64_t sl_element_offset(const sl_doc *doc, size_t i);
+const char *sl_element_attr(const sl_doc *doc, size_t i, const char *key); /* NULL if absent */
+/* Confidence 0..100, or a negative number when unknown. */
+float sl_element_confidence(const sl_doc *doc, size_t i);
+/* 1 and the box if the element has one, else 0. */
+int sl_element_bbox(const sl_doc *doc, size_t i, float box[4]);
+
+/* --- chunks --- */
+
+/* Copies the text; returns the new chunk's index, or a negative SL_E*. */
+int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len);
+/* Heading path, e.g. "Install > From source". */
+int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *heading_path);
+/* Where the chunk starts: page and line (0 = unknown). */
+int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line);
+int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *summary);
+
+size_t sl_doc_chunk_count(const sl_doc *doc);
+const char *sl_chunk_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
+const char *sl_chunk_heading(const sl_doc *doc, size_t i);           /* "" if none */
+uint32_t sl_chunk_page(const sl_doc *doc, size_t i);
+uint32_t sl_chunk_line(const sl_doc *doc, size_t i);
+const char *sl_chunk_summary(const sl_doc *doc, size_t i); /* NULL if none */
+/* The chunk's vector (NULL before embedding) and its dimension. */
+const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim);
+
+/* --- query results (sinks) --- */
+
+/* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */
+int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page,
+                uint32_t line, const char *heading, const char *text);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,158 @@
+/* sluice/plugin.h - the plugin ABI: the descriptor a plugin exports.
+ *
+ * A plugin is a shared object exporting one function, sluice_plugin_v1(),
+ * that returns a pointer to a static const sl_plugin. The ABI major is in the
+ * symbol's name, so a plugin built for another major fails cleanly at dlsym.
+ * The first three fields of sl_plugin never move: the core copies what the
+ * plugin declared (its `size` bytes) into a zeroed descriptor of the size it
+ * knows, so a plugin built against an older minor reads as "callback absent".
+ * The ABI only grows by appending fields; appending bumps SL_ABI_MINOR.
+ *
+ * Options are declared once, in one table: name, type, default, help, flags
+ * and where the parsed value goes (an offset into the plugin's config struct,
+ * which the core allocates, fills and passes to init). The same table
+ * rejects INI keys the plugin does not declare and drives `sluice plugins`.
+ */
+#ifndef SLUICE_PLUGIN_H
+#define SLUICE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/call.h"
+#include "sluice/doc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_ABI_MAJOR 1
+#define SL_ABI_MINOR 0
+
+/* What a plugin does; decides which callbacks it must provide. */
+typedef enum sl_role {
+    SL_ROLE_PARSER = 1, /* bytes -> pages, elements, metadata; needs parse */
+    SL_ROLE_PAGE = 2,   /* per-page work (render, OCR, layout); needs page */
+    SL_ROLE_CHUNKER = 3,  /* elements -> chunks; needs chunk */
+    SL_ROLE_EMBEDDER = 4, /* chunk texts -> vectors, batched; needs embed */
+    SL_ROLE_LLM = 5,      /* reserved for summarisers (a later minor) */
+    SL_ROLE_SINK = 6      /* stores documents; needs lookup, store, prune, query */
+} sl_role;
+
+/* Where a plugin's time goes; decides the executor that runs it. */
+typedef enum sl_bottleneck {
+    SL_IO = 1,       /* waits on network or database: the loop thread; never blocks */
+    SL_CPU = 2,      /* thread-safe native code: the thread pool, per-thread state */
+    SL_ISOLATED = 3, /* crash-prone or untrusted: worker processes */
+    SL_GPU = 4       /* models: the batcher */
+} sl_bottleneck;
+
+typedef enum sl_opt_type {
+    SL_OPT_STRING = 1,   /* const char * (owned by the core, lives as long as the instance) */
+    SL_OPT_INT = 2,      /* int64_t */
+    SL_OPT_DOUBLE = 3,   /* double */
+    SL_OPT_BOOL = 4,     /* bool: true/false, yes/no, on/off, 1/0 */
+    SL_OPT_SIZE = 5,     /* uint64_t bytes: "512", "64K", "10M", "2G" */
+    SL_OPT_DURATION = 6, /* int64_t milliseconds: "250ms", "5s", "2m", "1h" */
+    SL_OPT_PATH = 7,     /* const char *, relative paths resolved against the INI file's folder */
+    SL_OPT_ENUM = 8      /* const char *, one of `choices` ("chars|tokens") */
+} sl_opt_type;
+
+#define SL_OPT_REQUIRED 0x1u /* the INI must give a value (a default is then meaningless) */
+#define SL_OPT_SECRET 0x2u   /* never logged, reported or echoed in errors; not fingerprinted */
+#define SL_OPT_NO_FINGERPRINT 0x4u /* does not change the output (paths, limits): left out of the pipeline fingerprint */
+
+/* One declared option. Frozen for ABI major 1 (tables are arrays); the table
+ * ends with an entry whose name is NULL. */
+typedef struct sl_option {
+    const char *name;
+    sl_opt_type type;
+    const char *def;  /* default, as the INI would write it; NULL = zero value */
+    const char *help; /* one line for `sluice plugins` */
+    uint32_t flags;   /* SL_OPT_* */
+    size_t offset;    /* offsetof(your_config, field) */
+    const char *choices; /* SL_OPT_ENUM only: "a|b|c" */
+    const void *reserved[2];
+} sl_option;
+
+typedef struct sl_plugin {
+    /* These three never move. */
+    uint32_t abi_major; /* SL_ABI_MAJOR */
+    uint32_t abi_minor; /* SL_ABI_MINOR */
+    uint32_t size;      /* sizeof(sl_plugin) as the plugin was built */
+    uint32_t flags;     /* reserved, 0 */
+
+    const char *name;    /* unique, [a-z0-9-]+, e.g. "parse-markdown" */
+    const char *version; /* the plugin's own version, e.g. "1.2.0" */
+    const char *summary; /* one line for `sluice plugins` */
+    sl_role role;
+    sl_bottleneck bottleneck;
+
+    const sl_option *options; /* may be NULL: no options */
+    size_t config_size;       /* size of the struct the options fill */
+
+    /* Parsers: media types read ("text/markdown"), NULL-terminated. */
+    const char *const *media_types;
+    /* Most calls in flight at once for one instance; 0: executor decides. */
+    uint32_t max_concurrency;
+    /* Embedders: preferred texts per embed call; 0: the core's default. */
+    uint32_t batch_size;
+
+    /* Lifecycle (optional). init runs once per instance, on the loop thread,
+     * with the filled config; what it puts in *state is handed to every
+     * callback (sl_call_state). fini frees it. */
+    int (*init)(sl_instance *inst, const void *config, void **state);
+    void (*fini)(void *state);
+    /* cpu plugins: per-thread state, made on each pool thread the first time
+     * it runs this instance, freed on that same thread at shutdown. */
+    int (*thread_init)(void *state, void **thread_state);
+    void (*thread_fini)(void *state, void *thread_state);
+
+    /* Role callbacks. Each returns 0, a negative SL_E* code (after sl_fail),
+     * or, for io plugins only, SL_PENDING and later sl_call_done(). */
+    int (*parse)(sl_call *call, sl_doc *doc);
+    int (*page)(sl_call *call, sl_doc *doc, uint32_t page);
+    int (*chunk)(sl_call *call, sl_doc *doc);
+    /* Writes n * dimension floats to out; texts[i] belongs to out[i*dim..]. */
+    int (*embed)(sl_call *call, const sl_text *texts, size_t n, float *out);
+
+    /* Sinks. lookup answers SL_LOOKUP_* for a document whose uri, hash and
+     * fingerprint are set (and records it as seen by sl_doc_run_id); store
+     * replaces the document's chunks in one transaction; prune removes
+     * documents under `roots` not seen in run `run_id` and answers how many;
+     * query adds the k nearest chunks to hits. */
+    int (*lookup)(sl_call *call, sl_doc *doc);
+    int (*store)(sl_call *call, sl_doc *doc);
+    int (*prune)(sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id);
+    int (*query)(sl_call *call, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits);
+} sl_plugin;
+
+/* The descriptor size of ABI 1.0: the core refuses anything smaller. */
+#define SL_PLUGIN_MIN_SIZE_1_0 (offsetof(sl_plugin, query) + sizeof(void (*)(void)))
+
+/* lookup's answers. */
+#define SL_LOOKUP_MISSING 0   /* not stored: process it */
+#define SL_LOOKUP_CHANGED 1   /* stored with another hash or fingerprint: process and replace */
+#define SL_LOOKUP_UNCHANGED 2 /* same hash and fingerprint: skip */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SL_EXPORT __attribute__((visibility("default")))
+#else
+#define SL_EXPORT
+#endif
+
+/* Fills the fields that never move. Use first in the initialiser. */
+#define SL_PLUGIN_HEADER .abi_major = SL_ABI_MAJOR, .abi_minor = SL_ABI_MINOR, .size = sizeof(sl_plugin)
+
+/* Exports the entry symbol returning `desc`. Use once per plugin. */
+#define SL_PLUGIN_EXPORT(desc)                                                                     \
+    SL_EXPORT const sl_plugin *sluice_plugin_v1(void);                                             \
+    const sl_plugin *sluice_plugin_v1(void) { return &(desc); }
+
+/* The entry symbol's name, as the core looks it up. */
+#define SL_ENTRY_SYMBOL "sluice_plugin_v1"
+
+#ifdef __cplusplus
+}
+#endif
+#endif
