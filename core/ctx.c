@@ -187,10 +187,14 @@ int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
         }
         size_t n;
         unsigned min;
-        if ((c & 0xE0) == 0xC0) n = 1, min = 0x80, c &= 0x1F;
-        else if ((c & 0xF0) == 0xE0) n = 2, min = 0x800, c &= 0x0F;
-        else if ((c & 0xF8) == 0xF0) n = 3, min = 0x10000, c &= 0x07;
-        else goto bad;
+        if ((c & 0xE0) == 0xC0)
+            n = 1, min = 0x80, c &= 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            n = 2, min = 0x800, c &= 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            n = 3, min = 0x10000, c &= 0x07;
+        else
+            goto bad;
         if (len - i <= n) goto bad;
         for (size_t k = 1; k <= n; k++) {
             if ((p[i + k] & 0xC0) != 0x80) goto bad;

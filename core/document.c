@@ -131,15 +131,19 @@ void sl_document_set_media_type(sl_doc *doc, const char *mt) {
     if (c) doc->media_type = c;
 }
 
-void sl_document_set_fingerprint(sl_doc *doc, const char *fp) { snprintf(doc->fingerprint, sizeof doc->fingerprint, "%s", fp); }
+void sl_document_set_fingerprint(sl_doc *doc, const char *fp) {
+    snprintf(doc->fingerprint, sizeof doc->fingerprint, "%s", fp);
+}
 void sl_document_set_run_id(sl_doc *doc, uint64_t run_id) { doc->run_id = run_id; }
 
 size_t sl_document_bytes(const sl_doc *doc) { return doc->arena.reserved + doc->len; }
 
 void sl_document_free(sl_doc *doc) {
     if (!doc) return;
-    if (doc->mapped == 1) munmap((void *)doc->data, doc->len);
-    else if (doc->mapped == 2) free((void *)doc->data);
+    if (doc->mapped == 1)
+        munmap((void *)doc->data, doc->len);
+    else if (doc->mapped == 2)
+        free((void *)doc->data);
     free(doc->meta);
     for (size_t i = 0; i < doc->nelems; i++) free(doc->elems[i].attrs);
     free(doc->elems);
@@ -276,17 +280,18 @@ int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t 
 }
 
 /* Looks up element i under the lock; the macro body runs with `e` set. */
-#define WITH_ELEM(doc, i, body)                                                                    \
-    do {                                                                                           \
-        int rc_ = 0;                                                                               \
-        pthread_mutex_lock(&(doc)->lock);                                                          \
-        if ((i) >= (doc)->nelems) rc_ = SL_EINVAL;                                                 \
-        else {                                                                                     \
-            sl_element *e = &(doc)->elems[i];                                                      \
-            body;                                                                                  \
-        }                                                                                          \
-        pthread_mutex_unlock(&(doc)->lock);                                                        \
-        return rc_;                                                                                \
+#define WITH_ELEM(doc, i, body)                                                                              \
+    do {                                                                                                     \
+        int rc_ = 0;                                                                                         \
+        pthread_mutex_lock(&(doc)->lock);                                                                    \
+        if ((i) >= (doc)->nelems)                                                                            \
+            rc_ = SL_EINVAL;                                                                                 \
+        else {                                                                                               \
+            sl_element *e = &(doc)->elems[i];                                                                \
+            body;                                                                                            \
+        }                                                                                                    \
+        pthread_mutex_unlock(&(doc)->lock);                                                                  \
+        return rc_;                                                                                          \
     } while (0)
 
 int sl_elem_set_level(sl_doc *doc, size_t i, int level) { WITH_ELEM(doc, i, e->level = level); }
@@ -307,11 +312,14 @@ int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) 
         size_t j;
         for (j = 0; j < e->nattrs; j++)
             if (strcmp(e->attrs[j].key, key) == 0) break;
-        if (!k || !v) rc_ = SL_ENOMEM;
-        else if (j < e->nattrs) e->attrs[j].value = v;
+        if (!k || !v)
+            rc_ = SL_ENOMEM;
+        else if (j < e->nattrs)
+            e->attrs[j].value = v;
         else {
             sl_kv *na = realloc(e->attrs, (e->nattrs + 1) * sizeof *na);
-            if (!na) rc_ = SL_ENOMEM;
+            if (!na)
+                rc_ = SL_ENOMEM;
             else {
                 e->attrs = na;
                 na[e->nattrs].key = k;
@@ -409,25 +417,28 @@ int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len) {
     return rc;
 }
 
-#define WITH_CHUNK(doc, i, body)                                                                   \
-    do {                                                                                           \
-        int rc_ = 0;                                                                               \
-        pthread_mutex_lock(&(doc)->lock);                                                          \
-        if ((i) >= (doc)->nchunks) rc_ = SL_EINVAL;                                                \
-        else {                                                                                     \
-            sl_chunk *c = &(doc)->chunks[i];                                                       \
-            body;                                                                                  \
-        }                                                                                          \
-        pthread_mutex_unlock(&(doc)->lock);                                                        \
-        return rc_;                                                                                \
+#define WITH_CHUNK(doc, i, body)                                                                             \
+    do {                                                                                                     \
+        int rc_ = 0;                                                                                         \
+        pthread_mutex_lock(&(doc)->lock);                                                                    \
+        if ((i) >= (doc)->nchunks)                                                                           \
+            rc_ = SL_EINVAL;                                                                                 \
+        else {                                                                                               \
+            sl_chunk *c = &(doc)->chunks[i];                                                                 \
+            body;                                                                                            \
+        }                                                                                                    \
+        pthread_mutex_unlock(&(doc)->lock);                                                                  \
+        return rc_;                                                                                          \
     } while (0)
 
 int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *h) {
     if (!h) return SL_EINVAL;
     WITH_CHUNK(doc, i, {
         const char *v = sl_arena_strdup(&doc->arena, h);
-        if (v) c->heading = v;
-        else rc_ = SL_ENOMEM;
+        if (v)
+            c->heading = v;
+        else
+            rc_ = SL_ENOMEM;
     });
 }
 int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line) {
@@ -437,13 +448,17 @@ int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *s) {
     if (!s) return SL_EINVAL;
     WITH_CHUNK(doc, i, {
         const char *v = sl_arena_strdup(&doc->arena, s);
-        if (v) c->summary = v;
-        else rc_ = SL_ENOMEM;
+        if (v)
+            c->summary = v;
+        else
+            rc_ = SL_ENOMEM;
     });
 }
 
 size_t sl_doc_chunk_count(const sl_doc *doc) { return doc->nchunks; }
-static const sl_chunk *chunk(const sl_doc *doc, size_t i) { return i < doc->nchunks ? &doc->chunks[i] : NULL; }
+static const sl_chunk *chunk(const sl_doc *doc, size_t i) {
+    return i < doc->nchunks ? &doc->chunks[i] : NULL;
+}
 const char *sl_chunk_text(const sl_doc *doc, size_t i, size_t *len) {
     const sl_chunk *c = chunk(doc, i);
     if (len) *len = c ? c->len : 0;

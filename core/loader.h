@@ -22,8 +22,8 @@
 #include "sluice/plugin.h"
 
 typedef struct sl_loaded {
-    char *path;   /* the file opened */
-    void *handle; /* dlopen handle */
+    char *path;     /* the file opened */
+    void *handle;   /* dlopen handle */
     sl_plugin desc; /* zero-extended copy of what the plugin declared */
     uint32_t declared_size;
 } sl_loaded;

@@ -27,8 +27,8 @@ int sl_options_validate(const sl_option *table, size_t config_size, char *err, s
  * sl_options_free_owned). base_dir resolves relative SL_OPT_PATH values.
  * On error returns SL_EFATAL and writes the reason ("'12x' is not a size
  * (use 512, 64K, 10M or 2G)") into err. */
-int sl_option_parse(const sl_option *opt, const char *text, const char *base_dir, void *config,
-                    char ***owned, size_t *nowned, char *err, size_t errlen);
+int sl_option_parse(const sl_option *opt, const char *text, const char *base_dir, void *config, char ***owned,
+                    size_t *nowned, char *err, size_t errlen);
 
 /* Formats the value at opt->offset back as text (for fingerprints and
  * `sluice check`): ints in decimal, sizes in bytes, durations in ms. */

@@ -24,11 +24,11 @@ typedef struct sl_call sl_call;         /* one callback invocation */
 
 /* Return codes. */
 #define SL_OK 0
-#define SL_ERETRY (-1)    /* transient (timeout, 429, 5xx): the core retries with backoff */
-#define SL_EBADINPUT (-2) /* this document cannot be processed: it fails, the run goes on */
-#define SL_EFATAL (-3)    /* configuration or environment is wrong: the run stops */
-#define SL_ENOMEM (-4)    /* out of memory: the document fails */
-#define SL_EINVAL (-5)    /* an SDK function was called with bad arguments */
+#define SL_ERETRY (-1)        /* transient (timeout, 429, 5xx): the core retries with backoff */
+#define SL_EBADINPUT (-2)     /* this document cannot be processed: it fails, the run goes on */
+#define SL_EFATAL (-3)        /* configuration or environment is wrong: the run stops */
+#define SL_ENOMEM (-4)        /* out of memory: the document fails */
+#define SL_EINVAL (-5)        /* an SDK function was called with bad arguments */
 #define SL_PENDING 0x40000000 /* io plugins: the call completes later via sl_call_done */
 
 /* A short name for a code: "retryable", "bad input", "fatal", ... */
@@ -65,7 +65,12 @@ int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
 void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
 void sl_instance_set_model(sl_instance *inst, const char *model);
 
-typedef enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN = 1, SL_LOG_INFO = 2, SL_LOG_DEBUG = 3 } sl_log_level;
+typedef enum sl_log_level {
+    SL_LOG_ERROR = 0,
+    SL_LOG_WARN = 1,
+    SL_LOG_INFO = 2,
+    SL_LOG_DEBUG = 3
+} sl_log_level;
 
 /* Logs to stderr, prefixed with the instance name, at the user's -v/-q level.
  * inst may be NULL. Safe from any thread. */

@@ -33,11 +33,11 @@ typedef struct sl_text {
 
 typedef enum sl_elem_type {
     SL_EL_TITLE = 1,
-    SL_EL_HEADING = 2,   /* level 1..6 */
+    SL_EL_HEADING = 2, /* level 1..6 */
     SL_EL_PARAGRAPH = 3,
-    SL_EL_LIST = 4,      /* a whole list; items on their own lines */
-    SL_EL_TABLE = 5,     /* rows on their own lines, cells separated by " | " */
-    SL_EL_CODE = 6,      /* attr "lang" may name the language */
+    SL_EL_LIST = 4,  /* a whole list; items on their own lines */
+    SL_EL_TABLE = 5, /* rows on their own lines, cells separated by " | " */
+    SL_EL_CODE = 6,  /* attr "lang" may name the language */
     SL_EL_CAPTION = 7,
     SL_EL_QUOTE = 8,
     SL_EL_OTHER = 9
@@ -121,8 +121,8 @@ const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim);
 /* --- query results (sinks) --- */
 
 /* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */
-int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page,
-                uint32_t line, const char *heading, const char *text);
+int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page, uint32_t line,
+                const char *heading, const char *text);
 
 #ifdef __cplusplus
 }

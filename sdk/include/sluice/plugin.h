@@ -31,8 +31,8 @@ extern "C" {
 
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
-    SL_ROLE_PARSER = 1, /* bytes -> pages, elements, metadata; needs parse */
-    SL_ROLE_PAGE = 2,   /* per-page work (render, OCR, layout); needs page */
+    SL_ROLE_PARSER = 1,   /* bytes -> pages, elements, metadata; needs parse */
+    SL_ROLE_PAGE = 2,     /* per-page work (render, OCR, layout); needs page */
     SL_ROLE_CHUNKER = 3,  /* elements -> chunks; needs chunk */
     SL_ROLE_EMBEDDER = 4, /* chunk texts -> vectors, batched; needs embed */
     SL_ROLE_LLM = 5,      /* reserved for summarisers (a later minor) */
@@ -60,17 +60,18 @@ typedef enum sl_opt_type {
 
 #define SL_OPT_REQUIRED 0x1u /* the INI must give a value (a default is then meaningless) */
 #define SL_OPT_SECRET 0x2u   /* never logged, reported or echoed in errors; not fingerprinted */
-#define SL_OPT_NO_FINGERPRINT 0x4u /* does not change the output (paths, limits): left out of the pipeline fingerprint */
+#define SL_OPT_NO_FINGERPRINT                                                                                \
+    0x4u /* does not change the output (paths, limits): left out of the pipeline fingerprint */
 
 /* One declared option. Frozen for ABI major 1 (tables are arrays); the table
  * ends with an entry whose name is NULL. */
 typedef struct sl_option {
     const char *name;
     sl_opt_type type;
-    const char *def;  /* default, as the INI would write it; NULL = zero value */
-    const char *help; /* one line for `sluice plugins` */
-    uint32_t flags;   /* SL_OPT_* */
-    size_t offset;    /* offsetof(your_config, field) */
+    const char *def;     /* default, as the INI would write it; NULL = zero value */
+    const char *help;    /* one line for `sluice plugins` */
+    uint32_t flags;      /* SL_OPT_* */
+    size_t offset;       /* offsetof(your_config, field) */
     const char *choices; /* SL_OPT_ENUM only: "a|b|c" */
     const void *reserved[2];
 } sl_option;
@@ -145,8 +146,8 @@ typedef struct sl_plugin {
 #define SL_PLUGIN_HEADER .abi_major = SL_ABI_MAJOR, .abi_minor = SL_ABI_MINOR, .size = sizeof(sl_plugin)
 
 /* Exports the entry symbol returning `desc`. Use once per plugin. */
-#define SL_PLUGIN_EXPORT(desc)                                                                     \
-    SL_EXPORT const sl_plugin *sluice_plugin_v1(void);                                             \
+#define SL_PLUGIN_EXPORT(desc)                                                                               \
+    SL_EXPORT const sl_plugin *sluice_plugin_v1(void);                                                       \
     const sl_plugin *sluice_plugin_v1(void) { return &(desc); }
 
 /* The entry symbol's name, as the core looks it up. */
