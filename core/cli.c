@@ -1,0 +1,519 @@
+/* cli.c - the sluice command: run, query, plugins, check.
+ *
+ * Exit status: 0 all went well, 1 some documents failed (or a plugin broke
+ * its contract), 2 usage or configuration errors. Logs and the progress line
+ * go to stderr; results (report, hits, listings) to stdout. Without -c the
+ * built-in copy of conf/default.ini is used: SQLite under ./.sluice/.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "ctx.h"
+#include "document.h"
+#include "loader.h"
+#include "options.h"
+#include "pipeline.h"
+#include "query.h"
+#include "runtime.h"
+
+extern const char sl_default_ini[];
+
+enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2 };
+
+typedef struct cli {
+    const char *command;
+    const char *config;
+    const char **sets;
+    size_t nsets;
+    const char **args;
+    size_t nargs;
+    int verbosity; /* SL_LOG_* */
+    bool json, prune, help;
+    long k;
+    const char *route;
+    const char *plugin;
+    sl_ctx *ctx;
+} cli;
+
+static const char *usage_main =
+    "usage: sluice [-c FILE] [--set SECTION.KEY=VALUE]... [-v|-q] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  run [--prune] [--json] PATH...   ingest files and folders into the store\n"
+    "  query [-k N] [--json] TEXT       the N chunks nearest TEXT (default 5)\n"
+    "  plugins [--json]                 every plugin found, with its options\n"
+    "  check [--plugin FILE.so]         validate the config and its plugins, or one plugin file\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
+    "  --set S.K=V         override key K of section [S] (repeatable)\n"
+    "  -v, -vv / -q        more / less logging on stderr\n"
+    "  -h, --help          help for sluice or for a command\n"
+    "  --version           print the version\n"
+    "\n"
+    "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error\n";
+
+static const char *usage_run =
+    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [-v|-q] PATH...\n"
+    "\n"
+    "Ingests the files and folders given (folders recursively, by [sluice] include/exclude).\n"
+    "Unchanged documents (same content hash, same pipeline) are skipped; changed ones replaced.\n"
+    "  --prune   also remove stored documents under PATH... that no longer exist\n"
+    "  --json    print the run report as JSON on stdout instead of the table\n"
+    "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
+
+static const char *usage_query = "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--route NAME] [--json] TEXT\n"
+                                 "\n"
+                                 "Embeds TEXT with the route's embedder and prints the N nearest stored chunks:\n"
+                                 "score, source:line, heading path and text. The first route is used unless\n"
+                                 "--route names another.\n";
+
+static const char *usage_plugins = "usage: sluice plugins [-c FILE] [--json]\n"
+                                   "\n"
+                                   "Lists every plugin found (next to the executable, in [sluice] plugin_path,\n"
+                                   "in SLUICE_PLUGIN_PATH): name, version, role, bottleneck and options with type,\n"
+                                   "default and help, plus the settings every stage section accepts.\n";
+
+static const char *usage_check = "usage: sluice check [-c FILE] [--set S.K=V]...\n"
+                                 "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
+                                 "\n"
+                                 "The first form loads the config and every plugin it names, runs init and fini,\n"
+                                 "and prints the routes. The second checks one plugin file the way a third party\n"
+                                 "needs before shipping it: descriptor, options, init and fini with the defaults\n"
+                                 "(and the --set overrides), and its role's contract on sample input.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "sluice: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(try 'sluice --help')\n");
+    return EXIT_USAGE;
+}
+
+static int parse_args(cli *c, int argc, char **argv) {
+    c->verbosity = SL_LOG_WARN;
+    c->k = 5;
+    c->args = calloc((size_t)argc, sizeof *c->args);
+    c->sets = calloc((size_t)argc, sizeof *c->sets);
+    if (!c->args || !c->sets) return usage_error("%s", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (strcmp(a, "--") == 0) {
+            while (++i < argc) c->args[c->nargs++] = argv[i];
+            break;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (!more) return usage_error("%s needs a FILE", a);
+            c->config = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            c->config = a + 9;
+        } else if (strcmp(a, "--set") == 0) {
+            if (!more) return usage_error("%s needs SECTION.KEY=VALUE", a);
+            c->sets[c->nsets++] = argv[++i];
+        } else if (strncmp(a, "--set=", 6) == 0) {
+            c->sets[c->nsets++] = a + 6;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            c->verbosity = c->verbosity < SL_LOG_INFO ? SL_LOG_INFO : SL_LOG_DEBUG;
+        } else if (strcmp(a, "-vv") == 0) {
+            c->verbosity = SL_LOG_DEBUG;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            c->verbosity = SL_LOG_ERROR;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            c->help = true;
+        } else if (strcmp(a, "--version") == 0) {
+            c->command = "version";
+        } else if (strcmp(a, "--json") == 0) {
+            c->json = true;
+        } else if (strcmp(a, "--prune") == 0) {
+            c->prune = true;
+        } else if (strcmp(a, "-k") == 0 || strcmp(a, "--top") == 0) {
+            char *end;
+            if (!more) return usage_error("%s needs a number", a);
+            errno = 0;
+            c->k = strtol(argv[++i], &end, 10);
+            if (errno || *end || c->k < 1 || c->k > 10000)
+                return usage_error("-k: '%s' is not a number from 1 to 10000", argv[i]);
+        } else if (strcmp(a, "--route") == 0) {
+            if (!more) return usage_error("%s needs a NAME", a);
+            c->route = argv[++i];
+        } else if (strcmp(a, "--plugin") == 0) {
+            if (!more) return usage_error("%s needs a FILE.so", a);
+            c->plugin = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (!c->command) {
+            c->command = a;
+        } else {
+            c->args[c->nargs++] = a;
+        }
+    }
+    return 0;
+}
+
+static int load_config(cli *c, sl_config **cfg) {
+    int rc;
+    if (c->config) {
+        rc = sl_config_load(c->ctx, c->config, cfg);
+    } else {
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+        rc = sl_config_load_string(c->ctx, "conf/default.ini (built in)", cwd, sl_default_ini, cfg);
+    }
+    for (size_t i = 0; rc == 0 && i < c->nsets; i++) rc = sl_config_set(c->ctx, *cfg, c->sets[i]);
+    return rc;
+}
+
+static int fail(cli *c, int code) {
+    fprintf(stderr, "sluice: %s\n", sl_ctx_errmsg(c->ctx));
+    return code;
+}
+
+static int open_runtime(cli *c, sl_config **cfg, sl_runtime **rt) {
+    if (load_config(c, cfg)) return fail(c, EXIT_USAGE);
+    if (sl_runtime_open(c->ctx, *cfg, rt)) return fail(c, EXIT_USAGE);
+    return 0;
+}
+
+/* --- run --- */
+
+static int cmd_run(cli *c) {
+    if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
+    sl_config *cfg = NULL;
+    sl_runtime *rt = NULL;
+    int status = open_runtime(c, &cfg, &rt);
+    if (status) {
+        sl_config_free(cfg);
+        return status;
+    }
+    if (sl_runtime_init(rt, false)) {
+        status = fail(c, EXIT_USAGE);
+    } else {
+        sl_run_opts opts = {.paths = c->args, .npaths = c->nargs, .prune = c->prune,
+                            .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
+        sl_report rep;
+        memset(&rep, 0, sizeof rep);
+        int rc = sl_pipeline_run(rt, &opts, &rep);
+        if (rc && !rep.fatal) {
+            status = fail(c, EXIT_USAGE);
+        } else {
+            if (c->json) sl_report_write_json(&rep, stdout);
+            else sl_report_print(&rep, stdout);
+            status = rep.fatal ? EXIT_USAGE : (rep.failed || rep.interrupted) ? EXIT_DOCS : EXIT_OK;
+        }
+        sl_report_free(&rep);
+    }
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+/* --- query --- */
+
+typedef struct embed_one {
+    sl_text text;
+    float *out;
+} embed_one;
+static int call_embed_one(sl_call *call, void *arg) {
+    embed_one *e = arg;
+    return call->inst->desc->embed(call, &e->text, 1, e->out);
+}
+
+typedef struct query_args {
+    const float *v;
+    uint32_t dim, k;
+    sl_hits *hits;
+} query_args;
+static int call_query(sl_call *call, void *arg) {
+    query_args *q = arg;
+    return call->inst->desc->query(call, q->v, q->dim, q->k, q->hits);
+}
+
+static void print_hits(const sl_hits *hits, bool json) {
+    size_t n = sl_hits_count(hits);
+    json_t *arr = json ? json_array() : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const sl_hit *h = sl_hits_at(hits, i);
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "score", json_real(h->score));
+            json_object_set_new(o, "uri", json_string(h->uri));
+            json_object_set_new(o, "chunk", json_integer(h->chunk));
+            json_object_set_new(o, "page", json_integer(h->page));
+            json_object_set_new(o, "line", json_integer(h->line));
+            json_object_set_new(o, "heading", json_string(h->heading));
+            json_object_set_new(o, "text", json_string(h->text));
+            json_array_append_new(arr, o);
+            continue;
+        }
+        printf("%zu. %.4f  %s", i + 1, h->score, h->uri);
+        if (h->line) printf(":%u", h->line);
+        if (h->page > 1) printf(" (page %u)", h->page);
+        printf("  chunk %u", h->chunk);
+        if (h->heading && *h->heading) printf("  [%s]", h->heading);
+        printf("\n   ");
+        /* one line of text, whitespace folded, cut at ~200 characters */
+        int col = 0, space = 0;
+        for (const unsigned char *p = (const unsigned char *)h->text; *p && col < 200; p++) {
+            if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+                space = 1;
+                continue;
+            }
+            if (space && col) putchar(' '), col++;
+            space = 0;
+            putchar(*p);
+            if ((*p & 0xC0) != 0x80) col++;
+        }
+        /* finish a cut multi-byte character */
+        printf("%s\n", col >= 200 ? " ..." : "");
+    }
+    if (json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(arr);
+    } else if (n == 0) {
+        printf("no results (is the store empty? run 'sluice run PATH' first)\n");
+    }
+}
+
+static int cmd_query(cli *c) {
+    if (c->nargs == 0) return usage_error("%s", "query: no TEXT given (for example: sluice query \"how to install\")");
+    size_t len = 0;
+    for (size_t i = 0; i < c->nargs; i++) len += strlen(c->args[i]) + 1;
+    char *text = calloc(1, len + 1);
+    for (size_t i = 0; text && i < c->nargs; i++) {
+        if (i) strcat(text, " ");
+        strcat(text, c->args[i]);
+    }
+    sl_config *cfg = NULL;
+    sl_runtime *rt = NULL;
+    int status = text ? open_runtime(c, &cfg, &rt) : EXIT_USAGE;
+    if (status) goto out;
+    const sl_route *r = c->route ? sl_runtime_route_named(rt, c->route) : &rt->routes[0];
+    if (!r) {
+        status = usage_error("query: no route named '%s'", c->route);
+        goto out;
+    }
+    if (!r->embedder) {
+        fprintf(stderr, "sluice: [route.%s] has no embedder: its chunks have no vectors to query\n", r->name);
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (sl_instance_init(c->ctx, r->embedder) || sl_instance_init(c->ctx, r->sink)) {
+        status = fail(c, EXIT_USAGE);
+        goto out;
+    }
+    uint32_t dim = r->embedder->dim;
+    float *v = calloc(dim, sizeof *v);
+    embed_one e = {{text, strlen(text)}, v};
+    sl_call call;
+    int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
+    if (rc) {
+        fprintf(stderr, "sluice: [%s] embedding the query failed: %s\n", r->embedder->name,
+                call.msg[0] ? call.msg : sl_strerror(rc));
+        status = EXIT_USAGE;
+    } else {
+        sl_hits *hits = sl_hits_new((uint32_t)c->k);
+        query_args q = {v, dim, (uint32_t)c->k, hits};
+        rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
+        if (rc) {
+            fprintf(stderr, "sluice: [%s] query failed: %s\n", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+            status = EXIT_USAGE;
+        } else {
+            sl_hits_sort(hits);
+            print_hits(hits, c->json);
+        }
+        sl_hits_free(hits);
+    }
+    free(v);
+out:
+    free(text);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+/* --- plugins --- */
+
+static void print_options(const sl_option *o, const char *indent) {
+    for (; o && o->name; o++) {
+        printf("%s%-16s %-8s", indent, o->name, sl_opt_type_name(o->type));
+        if (o->flags & SL_OPT_REQUIRED) printf(" required");
+        else printf(" default %s", o->def && *o->def ? o->def : "\"\"");
+        if (o->flags & SL_OPT_SECRET) printf(" (secret)");
+        if (o->type == SL_OPT_ENUM && o->choices) printf(" (%s)", o->choices);
+        printf("\n%s    %s\n", indent, o->help ? o->help : "");
+    }
+}
+
+static json_t *options_json(const sl_option *o) {
+    json_t *arr = json_array();
+    for (; o && o->name; o++) {
+        json_t *j = json_object();
+        json_object_set_new(j, "name", json_string(o->name));
+        json_object_set_new(j, "type", json_string(sl_opt_type_name(o->type)));
+        json_object_set_new(j, "default", o->def ? json_string(o->def) : json_null());
+        json_object_set_new(j, "help", json_string(o->help ? o->help : ""));
+        json_object_set_new(j, "required", json_boolean(o->flags & SL_OPT_REQUIRED));
+        json_object_set_new(j, "secret", json_boolean(o->flags & SL_OPT_SECRET));
+        if (o->choices) json_object_set_new(j, "choices", json_string(o->choices));
+        json_array_append_new(arr, j);
+    }
+    return arr;
+}
+
+static void bad_plugin(void *arg, const char *path, const char *msg) {
+    int *nbad = arg;
+    (*nbad)++;
+    fprintf(stderr, "sluice: warning: %s\n", msg);
+}
+
+static int cmd_plugins(cli *c) {
+    sl_config *cfg = NULL;
+    sl_registry *reg = NULL;
+    if (load_config(c, &cfg)) return fail(c, EXIT_USAGE);
+    if (sl_registry_new(c->ctx, &reg)) {
+        sl_config_free(cfg);
+        return fail(c, EXIT_USAGE);
+    }
+    sl_conf_kv *pp = sl_config_get(cfg, "sluice", "plugin_path");
+    if (pp) {
+        char *copy = strdup(pp->value);
+        for (char *save = NULL, *t = copy ? strtok_r(copy, " \t,", &save) : NULL; t; t = strtok_r(NULL, " \t,", &save)) {
+            char buf[4096];
+            if (t[0] != '/' && cfg->dir) snprintf(buf, sizeof buf, "%s/%s", cfg->dir, t);
+            else snprintf(buf, sizeof buf, "%s", t);
+            sl_registry_add_dir(reg, buf);
+        }
+        free(copy);
+    }
+    int nbad = 0;
+    sl_registry_load_all(c->ctx, reg, bad_plugin, &nbad);
+    const sl_loaded *const *list;
+    size_t n = sl_registry_loaded(reg, &list);
+    if (c->json) {
+        json_t *root = json_object(), *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const sl_plugin *d = &list[i]->desc;
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(d->name));
+            json_object_set_new(o, "version", json_string(d->version));
+            json_object_set_new(o, "role", json_string(sl_role_name(d->role)));
+            json_object_set_new(o, "bottleneck", json_string(sl_bottleneck_name(d->bottleneck)));
+            json_object_set_new(o, "summary", json_string(d->summary ? d->summary : ""));
+            json_object_set_new(o, "path", json_string(list[i]->path));
+            json_object_set_new(o, "options", options_json(d->options));
+            json_array_append_new(arr, o);
+        }
+        json_object_set_new(root, "plugins", arr);
+        json_object_set_new(root, "stage_settings", options_json(sl_stage_options()));
+        json_object_set_new(root, "sluice_settings", options_json(sl_settings_options()));
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(root);
+    } else {
+        const char *const *dirs;
+        size_t nd = sl_registry_dirs(reg, &dirs);
+        printf("plugin folders, in search order:\n");
+        for (size_t i = 0; i < nd; i++) printf("  %s\n", dirs[i]);
+        for (size_t i = 0; i < n; i++) {
+            const sl_plugin *d = &list[i]->desc;
+            printf("\n%s %s  role %s, bottleneck %s\n  %s\n  %s\n", d->name, d->version, sl_role_name(d->role),
+                   sl_bottleneck_name(d->bottleneck), d->summary ? d->summary : "", list[i]->path);
+            if (d->options && d->options->name) {
+                printf("  options:\n");
+                print_options(d->options, "    ");
+            }
+        }
+        printf("\nsettings every stage section accepts:\n");
+        print_options(sl_stage_options(), "    ");
+        printf("\n[sluice] settings:\n");
+        print_options(sl_settings_options(), "    ");
+    }
+    sl_registry_free(reg);
+    sl_config_free(cfg);
+    return n == 0 ? EXIT_USAGE : EXIT_OK;
+}
+
+/* --- check --- */
+
+static int cmd_check(cli *c) {
+    if (c->plugin) {
+        int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, stdout);
+        if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
+        return EXIT_OK;
+    }
+    sl_config *cfg = NULL;
+    sl_runtime *rt = NULL;
+    int status = open_runtime(c, &cfg, &rt);
+    if (status) {
+        sl_config_free(cfg);
+        return status;
+    }
+    if (sl_runtime_init(rt, true)) {
+        status = fail(c, EXIT_USAGE);
+    } else {
+        printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes, rt->threads);
+        for (size_t i = 0; i < rt->nroutes; i++) {
+            const sl_route *r = &rt->routes[i];
+            printf("  [route.%s] ", r->name);
+            for (size_t m = 0; m < r->nmedia; m++) printf("%s%s", m ? " " : "", r->media[m]);
+            printf(": %s", r->parser->name);
+            for (size_t p = 0; p < r->npages; p++) printf(" -> %s", r->pages[p]->name);
+            printf(" -> %s", r->chunker->name);
+            if (r->embedder) printf(" -> %s (%u dimensions)", r->embedder->name, r->embedder->dim);
+            printf(" -> %s  fingerprint %.12s\n", r->sink->name, r->fingerprint);
+        }
+        for (size_t i = 0; i < rt->ninst; i++) {
+            const sl_instance *s = rt->inst[i];
+            printf("  [%s] %s %s (%s, %s) %s\n", s->name, s->desc->name, s->desc->version, sl_role_name(s->desc->role),
+                   s->desc->bottleneck == SL_IO ? "runs on the loop" : "runs on the thread pool", s->plugin->path);
+        }
+    }
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+int main(int argc, char **argv) {
+    cli c;
+    memset(&c, 0, sizeof c);
+    int status = parse_args(&c, argc, argv);
+    if (status) goto out;
+    c.ctx = sl_ctx_new();
+    if (!c.ctx) {
+        status = usage_error("%s", "out of memory");
+        goto out;
+    }
+    sl_ctx_set_log_level(c.ctx, c.verbosity);
+    sl_ctx_set_global(c.ctx);
+    const char *cmd = c.command;
+    if (!cmd) {
+        fputs(usage_main, c.help ? stdout : stderr);
+        status = c.help ? EXIT_OK : EXIT_USAGE;
+    } else if (strcmp(cmd, "version") == 0) {
+        printf("sluice %s (plugin ABI %d.%d)\n", SLUICE_VERSION_STRING, SL_ABI_MAJOR, SL_ABI_MINOR);
+    } else if (strcmp(cmd, "run") == 0) {
+        status = c.help ? (fputs(usage_run, stdout), EXIT_OK) : cmd_run(&c);
+    } else if (strcmp(cmd, "query") == 0) {
+        status = c.help ? (fputs(usage_query, stdout), EXIT_OK) : cmd_query(&c);
+    } else if (strcmp(cmd, "plugins") == 0) {
+        status = c.help ? (fputs(usage_plugins, stdout), EXIT_OK) : cmd_plugins(&c);
+    } else if (strcmp(cmd, "check") == 0) {
+        status = c.help ? (fputs(usage_check, stdout), EXIT_OK) : cmd_check(&c);
+    } else if (strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+    } else {
+        status = usage_error("unknown command '%s'", cmd);
+    }
+out:
+    sl_ctx_free(c.ctx);
+    free(c.args);
+    free(c.sets);
+    return status;
+}

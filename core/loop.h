@@ -1,0 +1,37 @@
+/* loop.h - the loop thread: one libuv loop that owns all pipeline state.
+ *
+ * Every other executor (the thread pool now; worker processes and the GPU
+ * batcher later) takes work from the loop and hands results back with
+ * sl_loop_post, the only thread-safe entry point: it queues a callback and
+ * wakes the loop with a uv_async, and the callback then runs on the loop
+ * thread. Nothing else in the pipeline needs a lock.
+ */
+#ifndef SL_LOOP_H
+#define SL_LOOP_H
+
+#include <uv.h>
+
+typedef struct sl_post sl_post;
+/* Intrusive: embed an sl_post in your own struct and recover it in fn. */
+struct sl_post {
+    sl_post *next;
+    void (*fn)(sl_post *post);
+};
+
+typedef struct sl_loop sl_loop;
+
+int sl_loop_new(sl_loop **out);
+uv_loop_t *sl_loop_uv(sl_loop *loop);
+/* Thread-safe: runs post->fn(post) on the loop thread, in posting order. */
+void sl_loop_post(sl_loop *loop, sl_post *post);
+/* Runs until no handles remain active (uv_run, UV_RUN_DEFAULT). */
+int sl_loop_run(sl_loop *loop);
+/* Lets the loop end once other handles are gone (closes the async handle). */
+void sl_loop_stop(sl_loop *loop);
+/* Closes everything left and frees; call after sl_loop_run returned. */
+void sl_loop_free(sl_loop *loop);
+
+/* Monotonic clock in nanoseconds (for stage timings). */
+uint64_t sl_now_ns(void);
+
+#endif

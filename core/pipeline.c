@@ -1,0 +1,945 @@
+/* pipeline.c - one ingestion run (see pipeline.h).
+ *
+ * Everything here runs on the loop thread except the bodies of pool tasks
+ * (unit_run), which touch only their unit and its document. Work is done in
+ * units: a step of one document, one page of one document, or a batch of
+ * chunks from many documents (embedding). A stage is one (instance,
+ * operation) pair with its own in-flight limit, queue and statistics.
+ */
+#include "pipeline.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "document.h"
+#include "loop.h"
+#include "media.h"
+#include "pool.h"
+#include "walk.h"
+
+typedef enum op { OP_READ, OP_LOOKUP, OP_PARSE, OP_PAGE, OP_CHUNK, OP_EMBED, OP_STORE, OP_PRUNE } op;
+enum { EX_POOL, EX_LOOP };
+
+typedef struct run run;
+typedef struct job job;
+typedef struct unit unit;
+
+typedef struct ref {
+    job *job;
+    uint32_t chunk;
+} ref;
+
+typedef struct stage {
+    run *run;
+    op op;
+    sl_instance *inst; /* NULL for read */
+    int exec;
+    int limit; /* 0: no limit of its own */
+    int inflight;
+    unit *qhead, *qtail;
+    int queued;
+    size_t stat_index;
+    sl_stage_stats *stats;
+    /* embedding: chunks waiting for a batch */
+    ref *pend;
+    size_t pend_head, pend_len, pend_cap;
+    uv_timer_t timer;
+    int timer_open, timer_on;
+    size_t batch_size;
+    uint64_t delay_ms;
+} stage;
+
+struct unit {
+    sl_task task; /* first: pool tasks are recovered from it */
+    sl_call call;
+    stage *st;
+    job *job; /* NULL for embedding batches and prune */
+    uint32_t page;
+    ref *refs;
+    size_t nrefs;
+    float *out;
+    int solo; /* a batch split off a failed one: fail, don't split again */
+    int rc;
+    int attempts;
+    unit *next;
+    uint64_t t_ready, t_loop_start;
+    int owned; /* freed when done (page units, batches, prune) */
+};
+
+typedef struct route_plan {
+    stage **steps;
+    size_t n;
+} route_plan;
+
+struct job {
+    run *run;
+    sl_doc *doc;
+    size_t route;
+    size_t step;
+    size_t accounted;
+    uint32_t pending; /* outstanding pages or chunks */
+    int failed;
+    char *fail_stage, *fail_reason;
+    unit unit;
+    unit *pages;
+};
+
+struct run {
+    sl_runtime *rt;
+    const sl_run_opts *opts;
+    sl_report *rep;
+    sl_loop *loop;
+    sl_pool *pool;
+    sl_walk *walk;
+    stage **stages;
+    size_t nstages;
+    route_plan *plans;
+    stage *read;
+    void **tstate; /* [thread * ninst + inst id] */
+    unsigned char *tinit;
+    uint64_t run_id;
+    size_t max_docs;
+    uint64_t budget;
+    size_t docs_inflight;
+    uint64_t bytes_inflight;
+    uint64_t done;
+    /* lookahead from the walker */
+    int have_next, walk_done;
+    char *next_path, *next_error;
+    uint64_t next_size;
+    int stopping, ending, ended;
+    int prune_pending;
+    char **roots;
+    size_t nroots;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t progress;
+    int progress_on;
+    uint64_t t0;
+};
+
+static void dispatch(unit *u);
+static void dispatch_step(job *j);
+static void admit(run *r);
+static void maybe_end(run *r);
+
+static const char *exec_name(int e) { return e == EX_LOOP ? "loop" : "pool"; }
+
+/* --- per-thread plugin state --- */
+
+static int thread_state(run *r, sl_instance *inst, int thread, void **out) {
+    size_t slot = (size_t)thread * r->rt->ninst + (size_t)inst->id;
+    if (!r->tinit[slot]) {
+        r->tinit[slot] = 1;
+        if (inst->desc->thread_init) {
+            int rc = inst->desc->thread_init(inst->state, &r->tstate[slot]);
+            if (rc) {
+                r->tinit[slot] = 0;
+                return rc < 0 ? rc : SL_EFATAL;
+            }
+        }
+    }
+    *out = r->tstate[slot];
+    return 0;
+}
+
+static void thread_exit(void *arg, int thread) {
+    run *r = arg;
+    for (size_t i = 0; i < r->rt->ninst; i++) {
+        size_t slot = (size_t)thread * r->rt->ninst + i;
+        sl_instance *inst = r->rt->inst[i];
+        if (r->tinit[slot] && inst->desc->thread_fini) inst->desc->thread_fini(inst->state, r->tstate[slot]);
+    }
+}
+
+/* --- invoking plugins (any thread) --- */
+
+static int invoke(unit *u) {
+    stage *st = u->st;
+    const sl_plugin *d = st->inst ? st->inst->desc : NULL;
+    sl_doc *doc = u->job ? u->job->doc : NULL;
+    switch (st->op) {
+    case OP_READ: {
+        char err[512];
+        int rc = sl_document_load(doc, st->run->rt->set.max_file_size, err, sizeof err);
+        return rc ? sl_fail(&u->call, rc, "%s", err) : 0;
+    }
+    case OP_LOOKUP: return d->lookup(&u->call, doc);
+    case OP_PARSE: return d->parse(&u->call, doc);
+    case OP_PAGE: return d->page(&u->call, doc, u->page);
+    case OP_CHUNK: return d->chunk(&u->call, doc);
+    case OP_STORE: return d->store(&u->call, doc);
+    case OP_PRUNE:
+        return d->prune(&u->call, (const char *const *)st->run->roots, st->run->nroots, st->run->run_id);
+    case OP_EMBED: {
+        sl_text *texts = malloc(u->nrefs * sizeof *texts);
+        u->out = malloc(u->nrefs * st->inst->dim * sizeof(float));
+        if (!texts || !u->out) {
+            free(texts);
+            return sl_fail(&u->call, SL_ENOMEM, "out of memory for a batch of %zu texts", u->nrefs);
+        }
+        for (size_t i = 0; i < u->nrefs; i++)
+            texts[i].ptr = sl_chunk_text(u->refs[i].job->doc, u->refs[i].chunk, &texts[i].len);
+        int rc = d->embed(&u->call, texts, u->nrefs, u->out);
+        free(texts);
+        return rc;
+    }
+    }
+    return SL_EINVAL;
+}
+
+static void unit_run(sl_task *t, int thread) {
+    unit *u = (unit *)t;
+    void *ts = NULL;
+    int rc = u->st->inst ? thread_state(u->st->run, u->st->inst, thread, &ts) : 0;
+    sl_call_init(&u->call, u->st->inst, ts);
+    if (rc) {
+        u->rc = sl_fail(&u->call, rc, "thread_init failed (%s)", sl_strerror(rc));
+        return;
+    }
+    u->rc = invoke(u);
+    if (u->rc == SL_PENDING)
+        u->rc = sl_fail(&u->call, SL_EFATAL, "a cpu plugin answered SL_PENDING (only io plugins may)");
+    else if (u->rc > 0 && u->st->op != OP_LOOKUP && u->st->op != OP_PRUNE)
+        u->rc = sl_fail(&u->call, SL_EFATAL, "plugin returned %d, not 0 or a negative SL_E* code", u->rc);
+}
+
+/* --- stage queues --- */
+
+static void finish_unit(unit *u, int rc);
+
+static void unit_pool_done(sl_task *t) {
+    unit *u = (unit *)t;
+    sl_stage_stats *s = u->st->stats;
+    s->busy_ns += t->t_end - t->t_start;
+    s->wait_ns += t->t_start > u->t_ready ? t->t_start - u->t_ready : 0;
+    finish_unit(u, u->rc);
+}
+
+static void unit_loop_done(sl_call *call, int rc) {
+    unit *u = call->udata;
+    uint64_t now = sl_now_ns();
+    u->st->stats->busy_ns += now - u->t_loop_start;
+    finish_unit(u, rc);
+}
+
+static int priority(op o) {
+    switch (o) {
+    case OP_READ: return 1;
+    case OP_LOOKUP: return 2;
+    case OP_PARSE: return 3;
+    case OP_PAGE: return 4;
+    case OP_CHUNK: return 5;
+    case OP_EMBED: return 6;
+    default: return 7;
+    }
+}
+
+static void start(unit *u) {
+    stage *st = u->st;
+    st->inflight++;
+    if (st->exec == EX_POOL) {
+        u->task.priority = priority(st->op);
+        u->task.run = unit_run;
+        u->task.done = unit_pool_done;
+        sl_pool_submit(st->run->pool, &u->task);
+        return;
+    }
+    u->t_loop_start = sl_now_ns();
+    st->stats->wait_ns += u->t_loop_start - u->t_ready;
+    sl_call_init(&u->call, st->inst, NULL);
+    u->call.on_done = unit_loop_done;
+    u->call.udata = u;
+    int rc = invoke(u);
+    if (rc != SL_PENDING && !u->call.done) {
+        u->call.done = 1;
+        unit_loop_done(&u->call, rc);
+    }
+}
+
+static void pump(stage *st) {
+    while (st->qhead && (st->limit == 0 || st->inflight < st->limit)) {
+        unit *u = st->qhead;
+        st->qhead = u->next;
+        if (!st->qhead) st->qtail = NULL;
+        st->queued--;
+        start(u);
+    }
+}
+
+static void dispatch(unit *u) {
+    stage *st = u->st;
+    u->t_ready = sl_now_ns();
+    u->next = NULL;
+    if (st->limit && st->inflight >= st->limit) {
+        if (st->qtail) st->qtail->next = u;
+        else st->qhead = u;
+        st->qtail = u;
+        st->queued++;
+        return;
+    }
+    start(u);
+}
+
+/* --- documents --- */
+
+static void account(job *j) {
+    size_t now = sl_document_bytes(j->doc);
+    j->run->bytes_inflight += now;
+    j->run->bytes_inflight -= j->accounted;
+    j->accounted = now;
+}
+
+typedef enum outcome { STORED, SKIPPED, FAILED } outcome;
+
+static void finish_job(job *j, outcome o) {
+    run *r = j->run;
+    sl_report *rep = r->rep;
+    if (o == STORED) {
+        rep->stored++;
+        rep->chunks += sl_doc_chunk_count(j->doc);
+    } else if (o == SKIPPED) {
+        rep->skipped++;
+    } else {
+        rep->failed++;
+        sl_report_add_failure(rep, sl_doc_uri(j->doc), j->fail_stage ? j->fail_stage : "?",
+                              j->fail_reason ? j->fail_reason : "unknown");
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s failed in %s: %s", sl_doc_uri(j->doc), j->fail_stage,
+                   j->fail_reason);
+    }
+    rep->bytes += j->doc->len;
+    r->done++;
+    r->docs_inflight--;
+    r->bytes_inflight -= j->accounted;
+    free(j->pages);
+    free(j->fail_stage);
+    free(j->fail_reason);
+    sl_document_free(j->doc);
+    free(j);
+    admit(r);
+    maybe_end(r);
+}
+
+/* Records the first failure of a job (later ones are consequences). */
+static void mark_failed(job *j, const char *stage_name, const char *reason) {
+    if (j->failed) return;
+    j->failed = 1;
+    j->fail_stage = strdup(stage_name);
+    j->fail_reason = strdup(reason && *reason ? reason : "failed without a message");
+}
+
+static const char *stage_name(const stage *st) { return st->stats->name; }
+
+static void fail_job(job *j, const stage *st, const char *reason) {
+    mark_failed(j, stage_name(st), reason);
+    finish_job(j, FAILED);
+}
+
+static void advance(job *j) {
+    route_plan *p = &j->run->plans[j->route];
+    if (++j->step >= p->n) {
+        finish_job(j, STORED);
+        return;
+    }
+    dispatch_step(j);
+}
+
+static void fatal(run *r, const char *who, const char *msg) {
+    if (!r->rep->fatal) {
+        r->rep->fatal = 1;
+        snprintf(r->rep->fatal_msg, sizeof r->rep->fatal_msg, "%s: %s", who, msg);
+        sl_ctx_log(r->rt->ctx, SL_LOG_ERROR, who, "%s (stopping the run)", msg);
+    }
+    r->stopping = 1;
+}
+
+/* --- embedding batches --- */
+
+static void send_batch(stage *st, size_t max) {
+    unit *u = calloc(1, sizeof *u);
+    ref *refs = u ? malloc(max * sizeof *refs) : NULL;
+    if (!refs) {
+        free(u);
+        fatal(st->run, stage_name(st), "out of memory");
+        return;
+    }
+    size_t n = 0;
+    while (n < max && st->pend_head < st->pend_len) {
+        ref rf = st->pend[st->pend_head++];
+        if (rf.job->failed) {
+            if (--rf.job->pending == 0) finish_job(rf.job, FAILED);
+            continue;
+        }
+        refs[n++] = rf;
+    }
+    if (st->pend_head == st->pend_len) st->pend_head = st->pend_len = 0;
+    if (n == 0) {
+        free(refs);
+        free(u);
+        return;
+    }
+    u->st = st;
+    u->refs = refs;
+    u->nrefs = n;
+    u->owned = 1;
+    dispatch(u);
+}
+
+static size_t pend_count(const stage *st) { return st->pend_len - st->pend_head; }
+
+static void flush_timer(uv_timer_t *t) {
+    stage *st = t->data;
+    st->timer_on = 0;
+    while (pend_count(st)) send_batch(st, st->batch_size);
+}
+
+static void maybe_flush(stage *st) {
+    while (pend_count(st) >= st->batch_size) send_batch(st, st->batch_size);
+    if (pend_count(st) && !st->timer_on) {
+        st->timer_on = 1;
+        uv_timer_start(&st->timer, flush_timer, st->delay_ms, 0);
+    }
+}
+
+static int enqueue_chunks(stage *st, job *j) {
+    size_t n = sl_doc_chunk_count(j->doc);
+    if (st->pend_len + n > st->pend_cap) {
+        /* compact, then grow */
+        memmove(st->pend, st->pend + st->pend_head, pend_count(st) * sizeof *st->pend);
+        st->pend_len -= st->pend_head;
+        st->pend_head = 0;
+        size_t cap = st->pend_cap ? st->pend_cap : 256;
+        while (cap < st->pend_len + n) cap *= 2;
+        ref *np = realloc(st->pend, cap * sizeof *np);
+        if (!np) return SL_ENOMEM;
+        st->pend = np;
+        st->pend_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) st->pend[st->pend_len++] = (ref){j, (uint32_t)i};
+    j->pending = (uint32_t)n;
+    return 0;
+}
+
+/* Copies a successful batch's vectors into the documents and moves every
+ * document whose chunks are all embedded on to the next step. */
+static void batch_done(unit *u) {
+    uint32_t dim = u->st->inst->dim;
+    for (size_t i = 0; i < u->nrefs; i++) {
+        job *j = u->refs[i].job;
+        const float *v = u->out + i * dim;
+        int finite = 1;
+        for (uint32_t k = 0; k < dim && finite; k++) finite = isfinite(v[k]);
+        if (!finite) mark_failed(j, stage_name(u->st), "the embedder returned a non-finite value (NaN or inf)");
+        else if (!j->failed) {
+            float *dst = sl_document_chunk_vector(j->doc, u->refs[i].chunk, dim);
+            if (dst) memcpy(dst, v, dim * sizeof *dst);
+            else mark_failed(j, stage_name(u->st), "out of memory for vectors");
+        }
+        if (--j->pending == 0) {
+            if (j->failed) finish_job(j, FAILED);
+            else {
+                account(j);
+                advance(j);
+            }
+        }
+    }
+}
+
+/* A batch failed for good. A batch mixes documents, so one bad document must
+ * not fail its neighbours: split it into one batch per document and try
+ * again; a batch of one document fails that document. */
+static void batch_failed(unit *u, const char *reason) {
+    int mixed = 0;
+    for (size_t i = 1; i < u->nrefs && !mixed; i++) mixed = u->refs[i].job != u->refs[0].job;
+    if (mixed && !u->solo) {
+        for (size_t i = 0; i < u->nrefs;) {
+            size_t k = i;
+            while (k < u->nrefs && u->refs[k].job == u->refs[i].job) k++;
+            unit *s = calloc(1, sizeof *s);
+            ref *refs = s ? malloc((k - i) * sizeof *refs) : NULL;
+            if (!refs) {
+                free(s);
+                for (size_t m = i; m < k; m++) {
+                    job *j = u->refs[m].job;
+                    mark_failed(j, stage_name(u->st), "out of memory");
+                    if (--j->pending == 0) finish_job(j, FAILED);
+                }
+            } else {
+                memcpy(refs, u->refs + i, (k - i) * sizeof *refs);
+                s->st = u->st;
+                s->refs = refs;
+                s->nrefs = k - i;
+                s->solo = 1;
+                s->owned = 1;
+                dispatch(s);
+            }
+            i = k;
+        }
+        return;
+    }
+    for (size_t i = 0; i < u->nrefs; i++) {
+        job *j = u->refs[i].job;
+        mark_failed(j, stage_name(u->st), reason);
+        if (--j->pending == 0) finish_job(j, FAILED);
+    }
+}
+
+/* --- completion --- */
+
+static void retry_fire(uv_timer_t *t) {
+    unit *u = t->data;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    dispatch(u);
+}
+
+static uint64_t backoff_ms(const run *r, int attempt, int64_t retry_after) {
+    /* full jitter: uniform in [0, min(max, base * 2^attempt)] */
+    uint64_t cap = (uint64_t)r->rt->set.retry_base_ms << (attempt < 20 ? attempt : 20);
+    if (cap > (uint64_t)r->rt->set.retry_max_ms) cap = (uint64_t)r->rt->set.retry_max_ms;
+    uint64_t d = cap ? (uint64_t)random() % (cap + 1) : 0;
+    if (retry_after >= 0 && (uint64_t)retry_after > d) d = (uint64_t)retry_after;
+    return d;
+}
+
+static void release_unit(unit *u) {
+    if (!u->owned) return;
+    free(u->refs);
+    free(u->out);
+    free(u);
+}
+
+static void prune_done(unit *u, int rc) {
+    run *r = u->st->run;
+    if (rc >= 0) r->rep->pruned += (uint64_t)rc;
+    else fatal(r, stage_name(u->st), u->call.msg[0] ? u->call.msg : sl_strerror(rc));
+    release_unit(u);
+    if (--r->prune_pending == 0) maybe_end(r);
+}
+
+static void finish_unit(unit *u, int rc) {
+    stage *st = u->st;
+    run *r = st->run;
+    st->inflight--;
+    st->stats->calls++;
+    st->stats->items += st->op == OP_EMBED ? u->nrefs : 1;
+    const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+
+    if (rc == SL_ERETRY && u->attempts < r->rt->set.retries) {
+        uv_timer_t *t = malloc(sizeof *t);
+        if (t) {
+            u->attempts++;
+            st->stats->retries++;
+            uint64_t d = backoff_ms(r, u->attempts, u->call.retry_after_ms);
+            sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d in %llu ms: %s", u->attempts,
+                       (unsigned long long)d, msg);
+            uv_timer_init(sl_loop_uv(r->loop), t);
+            t->data = u;
+            uv_timer_start(t, retry_fire, d, 0);
+            pump(st);
+            return;
+        }
+    }
+    if (rc < 0) {
+        st->stats->failures++;
+        if (rc == SL_EFATAL) fatal(r, stage_name(st), msg);
+    }
+    job *j = u->job;
+    switch (st->op) {
+    case OP_PRUNE: prune_done(u, rc); break;
+    case OP_EMBED:
+        if (rc < 0) batch_failed(u, msg);
+        else batch_done(u);
+        release_unit(u);
+        break;
+    case OP_PAGE:
+        if (rc < 0) mark_failed(j, stage_name(st), msg);
+        release_unit(u);
+        if (--j->pending == 0) {
+            if (j->failed) finish_job(j, FAILED);
+            else {
+                sl_document_sort_elements(j->doc);
+                account(j);
+                advance(j);
+            }
+        }
+        break;
+    default:
+        if (rc < 0) {
+            fail_job(j, st, msg);
+            break;
+        }
+        account(j);
+        if (st->op == OP_LOOKUP) {
+            if (rc == SL_LOOKUP_UNCHANGED) {
+                finish_job(j, SKIPPED);
+                break;
+            }
+            if (rc != SL_LOOKUP_MISSING && rc != SL_LOOKUP_CHANGED) {
+                char why[128];
+                snprintf(why, sizeof why, "lookup answered %d, not an SL_LOOKUP_* value", rc);
+                fail_job(j, st, why);
+                break;
+            }
+        } else if (st->op == OP_PARSE && sl_doc_element_count(j->doc) == 0) {
+            fail_job(j, st, "the parser found no text");
+            break;
+        } else if (st->op == OP_CHUNK && sl_doc_chunk_count(j->doc) == 0) {
+            fail_job(j, st, "the chunker made no chunks");
+            break;
+        }
+        advance(j);
+    }
+    pump(st);
+}
+
+static void dispatch_step(job *j) {
+    run *r = j->run;
+    stage *st = r->plans[j->route].steps[j->step];
+    if (r->stopping && r->rep->fatal) {
+        fail_job(j, st, "not processed: the run was stopped by a fatal error");
+        return;
+    }
+    if (st->op == OP_PAGE) {
+        uint32_t n = sl_doc_page_count(j->doc);
+        if (n == 0) {
+            advance(j);
+            return;
+        }
+        free(j->pages);
+        j->pages = NULL;
+        j->pending = n;
+        for (uint32_t p = 1; p <= n; p++) {
+            unit *u = calloc(1, sizeof *u);
+            if (!u) {
+                mark_failed(j, stage_name(st), "out of memory");
+                if (--j->pending == 0) finish_job(j, FAILED);
+                continue;
+            }
+            u->st = st;
+            u->job = j;
+            u->page = p;
+            u->owned = 1;
+            dispatch(u);
+        }
+        return;
+    }
+    if (st->op == OP_EMBED) {
+        if (enqueue_chunks(st, j) != 0) {
+            fail_job(j, st, "out of memory");
+            return;
+        }
+        maybe_flush(st);
+        return;
+    }
+    memset(&j->unit, 0, sizeof j->unit);
+    j->unit.st = st;
+    j->unit.job = j;
+    dispatch(&j->unit);
+}
+
+static void start_job(run *r, const char *path, const char *error, uint64_t est) {
+    job *j = calloc(1, sizeof *j);
+    sl_doc *doc = j ? sl_document_new(path, path) : NULL;
+    if (!doc) {
+        free(j);
+        fatal(r, "read", "out of memory");
+        return;
+    }
+    j->run = r;
+    j->doc = doc;
+    r->docs_inflight++;
+    j->accounted = est; /* until the read step knows better */
+    r->bytes_inflight += est;
+    const char *media = sl_media_type_for_path(path);
+    sl_document_set_media_type(doc, media);
+    sl_document_set_run_id(doc, r->run_id);
+    if (error) {
+        fail_job(j, r->read, error);
+        return;
+    }
+    const sl_route *route = sl_runtime_route_for(r->rt, media);
+    if (!route) {
+        char why[256];
+        snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)", media);
+        fail_job(j, r->read, why);
+        return;
+    }
+    j->route = (size_t)(route - r->rt->routes);
+    sl_document_set_fingerprint(doc, route->fingerprint);
+    j->step = 0;
+    dispatch_step(j);
+}
+
+static void admit(run *r) {
+    while (!r->stopping && !r->walk_done) {
+        if (!r->have_next) {
+            sl_walk_entry e;
+            if (sl_walk_next(r->walk, &e) != 1) {
+                r->walk_done = 1;
+                break;
+            }
+            free(r->next_path);
+            free(r->next_error);
+            r->next_path = strdup(e.path);
+            r->next_error = e.error ? strdup(e.error) : NULL;
+            r->next_size = e.size;
+            r->have_next = 1;
+        }
+        /* mapped bytes plus what parsing, chunking and vectors add */
+        uint64_t est = r->next_size * 3 + 16384;
+        if (r->docs_inflight > 0 &&
+            (r->docs_inflight >= r->max_docs || r->bytes_inflight + est > r->budget))
+            break;
+        r->have_next = 0;
+        start_job(r, r->next_path, r->next_error, est);
+    }
+}
+
+/* --- start and end --- */
+
+static void stop_handles(run *r) {
+    if (r->progress_on) {
+        uv_timer_stop(&r->progress);
+        uv_close((uv_handle_t *)&r->progress, NULL);
+        r->progress_on = 0;
+        sl_progress_clear();
+        sl_ctx_set_log_hook(r->rt->ctx, NULL, NULL, NULL);
+    }
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    for (size_t i = 0; i < r->nstages; i++) {
+        if (r->stages[i]->timer_open) {
+            uv_close((uv_handle_t *)&r->stages[i]->timer, NULL);
+            r->stages[i]->timer_open = 0;
+        }
+    }
+    sl_loop_stop(r->loop);
+}
+
+static void start_prune(run *r) {
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *st = r->stages[i];
+        if (st->op != OP_PRUNE) continue;
+        unit *u = calloc(1, sizeof *u);
+        if (!u) {
+            fatal(r, stage_name(st), "out of memory");
+            continue;
+        }
+        u->st = st;
+        u->owned = 1;
+        r->prune_pending++;
+        dispatch(u);
+    }
+}
+
+static void maybe_end(run *r) {
+    if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0) return;
+    if (!r->walk_done && !r->stopping) return;
+    if (!r->ending) {
+        r->ending = 1;
+        if (r->opts->prune && !r->stopping && !r->rep->fatal) {
+            start_prune(r);
+            if (r->prune_pending) return;
+        }
+    }
+    r->ended = 1;
+    stop_handles(r);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    run *r = s->data;
+    if (r->stopping) {
+        sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL, "interrupted again: stopping now");
+        _exit(130);
+    }
+    r->stopping = 1;
+    r->rep->interrupted = 1;
+    sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL,
+               "interrupted: finishing %zu documents in flight (interrupt again to stop at once)", r->docs_inflight);
+    maybe_end(r);
+}
+
+static void progress_tick(uv_timer_t *t) {
+    run *r = t->data;
+    for (size_t i = 0; i < r->nstages; i++) {
+        r->stages[i]->stats->inflight = r->stages[i]->inflight;
+        r->stages[i]->stats->queued = r->stages[i]->queued + (int)pend_count(r->stages[i]);
+    }
+    sl_progress_draw(r->rep, (double)(sl_now_ns() - r->t0) / 1e9, r->done);
+}
+
+static void progress_clear_hook(void *arg) { sl_progress_clear(); }
+
+static stage *add_stage(run *r, op o, sl_instance *inst, const char *name) {
+    stage *st = calloc(1, sizeof *st);
+    stage **ns = st ? realloc(r->stages, (r->nstages + 1) * sizeof *ns) : NULL;
+    if (!ns) {
+        free(st);
+        return NULL;
+    }
+    r->stages = ns;
+    r->stages[r->nstages++] = st;
+    st->run = r;
+    st->op = o;
+    st->inst = inst;
+    st->exec = inst && inst->desc->bottleneck == SL_IO ? EX_LOOP : EX_POOL;
+    if (inst) {
+        st->limit = inst->stage.max_concurrency > 0 ? (int)inst->stage.max_concurrency
+                                                     : (int)inst->desc->max_concurrency;
+        st->batch_size = inst->stage.batch_size > 0   ? (size_t)inst->stage.batch_size
+                         : inst->desc->batch_size > 0 ? inst->desc->batch_size
+                                                      : 64;
+        st->delay_ms = (uint64_t)(inst->stage.batch_delay_ms > 0 ? inst->stage.batch_delay_ms : 0);
+    }
+    sl_stage_stats *s = sl_report_add_stage(r->rep, name, inst ? inst->desc->name : "", exec_name(st->exec));
+    if (!s) return NULL;
+    st->stat_index = r->rep->nstages - 1;
+    return st;
+}
+
+static stage *find_stage(run *r, op o, const sl_instance *inst) {
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i]->op == o && r->stages[i]->inst == inst) return r->stages[i];
+    return NULL;
+}
+
+static stage *stage_for(run *r, op o, sl_instance *inst) {
+    stage *st = find_stage(r, o, inst);
+    if (st) return st;
+    char name[256];
+    if (o == OP_LOOKUP) snprintf(name, sizeof name, "%s.lookup", inst->name);
+    else if (o == OP_PRUNE) snprintf(name, sizeof name, "%s.prune", inst->name);
+    else snprintf(name, sizeof name, "%s", inst->name);
+    return add_stage(r, o, inst, name);
+}
+
+static int plan(run *r) {
+    sl_runtime *rt = r->rt;
+    r->read = add_stage(r, OP_READ, NULL, "read");
+    r->plans = calloc(rt->nroutes, sizeof *r->plans);
+    if (!r->read || !r->plans) return SL_ENOMEM;
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        sl_route *rr = &rt->routes[i];
+        route_plan *p = &r->plans[i];
+        p->steps = calloc(6 + rr->npages, sizeof *p->steps);
+        if (!p->steps) return SL_ENOMEM;
+        p->steps[p->n++] = r->read;
+        p->steps[p->n++] = stage_for(r, OP_LOOKUP, rr->sink);
+        p->steps[p->n++] = stage_for(r, OP_PARSE, rr->parser);
+        for (size_t k = 0; k < rr->npages; k++) p->steps[p->n++] = stage_for(r, OP_PAGE, rr->pages[k]);
+        p->steps[p->n++] = stage_for(r, OP_CHUNK, rr->chunker);
+        if (rr->embedder) p->steps[p->n++] = stage_for(r, OP_EMBED, rr->embedder);
+        p->steps[p->n++] = stage_for(r, OP_STORE, rr->sink);
+        for (size_t k = 0; k < p->n; k++)
+            if (!p->steps[k]) return SL_ENOMEM;
+        if (r->opts->prune && !stage_for(r, OP_PRUNE, rr->sink)) return SL_ENOMEM;
+    }
+    /* the report's stage array is final now: point at it */
+    for (size_t i = 0; i < r->nstages; i++) r->stages[i]->stats = &r->rep->stages[r->stages[i]->stat_index];
+    return 0;
+}
+
+static size_t largest_batch(const run *r) {
+    size_t b = 0;
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i]->op == OP_EMBED && r->stages[i]->batch_size > b) b = r->stages[i]->batch_size;
+    return b;
+}
+
+static void free_run(run *r) {
+    for (size_t i = 0; i < r->nstages; i++) {
+        free(r->stages[i]->pend);
+        free(r->stages[i]);
+    }
+    free(r->stages);
+    for (size_t i = 0; r->plans && i < r->rt->nroutes; i++) free(r->plans[i].steps);
+    free(r->plans);
+    free(r->tstate);
+    free(r->tinit);
+    for (size_t i = 0; i < r->nroots; i++) free(r->roots[i]);
+    free(r->roots);
+    free(r->next_path);
+    free(r->next_error);
+    sl_walk_free(r->walk);
+}
+
+int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
+    run R, *r = &R;
+    memset(r, 0, sizeof R);
+    r->rt = rt;
+    r->opts = opts;
+    r->rep = rep;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    r->run_id = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    srandom((unsigned)(r->run_id ^ (uint64_t)getpid()));
+    rep->run_id = r->run_id;
+    rep->threads = rt->threads;
+    r->t0 = sl_now_ns();
+
+    int rc = plan(r);
+    if (rc) {
+        free_run(r);
+        return sl_ctx_error(rt->ctx, rc, "out of memory while planning the run");
+    }
+    r->roots = calloc(opts->npaths ? opts->npaths : 1, sizeof *r->roots);
+    for (size_t i = 0; r->roots && i < opts->npaths; i++) {
+        size_t l = strlen(opts->paths[i]);
+        while (l > 1 && opts->paths[i][l - 1] == '/') l--;
+        r->roots[r->nroots++] = strndup(opts->paths[i], l);
+    }
+    r->budget = rt->set.memory_budget;
+    r->max_docs = rt->set.max_documents > 0 ? (size_t)rt->set.max_documents
+                                            : (size_t)rt->threads * 8 + largest_batch(r) + 16;
+    r->tstate = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), sizeof *r->tstate);
+    r->tinit = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), 1);
+    rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
+    if (!r->tstate || !r->tinit || sl_walk_new(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->walk) ||
+        sl_loop_new(&r->loop)) {
+        free_run(r);
+        return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
+    }
+    if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool)) {
+        sl_loop_free(r->loop);
+        free_run(r);
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
+    }
+    uv_loop_t *uv = sl_loop_uv(r->loop);
+    for (size_t i = 0; i < r->nstages; i++) {
+        if (r->stages[i]->op != OP_EMBED) continue;
+        uv_timer_init(uv, &r->stages[i]->timer);
+        r->stages[i]->timer.data = r->stages[i];
+        r->stages[i]->timer_open = 1;
+    }
+    uv_signal_init(uv, &r->sigint);
+    uv_signal_init(uv, &r->sigterm);
+    r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    if (opts->progress) {
+        uv_timer_init(uv, &r->progress);
+        r->progress.data = r;
+        uv_timer_start(&r->progress, progress_tick, 200, 200);
+        r->progress_on = 1;
+        sl_ctx_set_log_hook(rt->ctx, progress_clear_hook, NULL, r);
+    }
+
+    admit(r);
+    maybe_end(r);
+    sl_loop_run(r->loop);
+    sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
+    sl_loop_free(r->loop);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rep->peak_rss = (uint64_t)ru.ru_maxrss * 1024u;
+    rep->wall_s = (double)(sl_now_ns() - r->t0) / 1e9;
+    /* the pre-count may differ if files came or went while we ran */
+    rep->total = rep->stored + rep->skipped + rep->failed;
+    free_run(r);
+    return rep->fatal ? SL_EFATAL : 0;
+}

@@ -1,0 +1,34 @@
+/* pipeline.h - one ingestion run: documents from paths through routes into sinks.
+ *
+ * The loop thread owns every document's state. A document is a job that
+ * moves through steps: read (mmap and hash, pool) → lookup in the sink
+ * (skip if unchanged) → parse → page stages (fanned out per page, joined)
+ * → chunk → embed (chunks from many documents batched together) → store
+ * (one transaction) → done. Each step runs where its plugin's bottleneck
+ * says: cpu plugins on the pool, io plugins on the loop. A failure fails
+ * that document only, with the stage and the reason; retryable failures are
+ * retried with exponential backoff and full jitter; a fatal one stops the
+ * run. Documents in flight are bounded by count and by bytes, so memory
+ * stays flat however large the corpus.
+ */
+#ifndef SL_PIPELINE_H
+#define SL_PIPELINE_H
+
+#include <stddef.h>
+
+#include "report.h"
+#include "runtime.h"
+
+typedef struct sl_run_opts {
+    const char *const *paths;
+    size_t npaths;
+    int prune;    /* remove stored documents under paths that were not seen */
+    int progress; /* draw the live progress line on stderr */
+} sl_run_opts;
+
+/* Runs to the end (or to an interrupt or fatal error) and fills rep.
+ * Returns 0 when the run completed (documents may have failed: see rep),
+ * or a negative code when it could not start or was stopped. */
+int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep);
+
+#endif

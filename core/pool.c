@@ -1,0 +1,141 @@
+/* pool.c - the thread pool (see pool.h).
+ *
+ * Our own pool rather than uv_queue_work: libuv's pool is process-wide,
+ * sized by an environment variable and anonymous, and we need a known
+ * thread index for per-thread plugin state plus priorities. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct sl_pool {
+    sl_loop *loop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    sl_task *head[SL_POOL_PRIORITIES], *tail[SL_POOL_PRIORITIES];
+    int queued;
+    int stopping;
+    int nthreads;
+    pthread_t *threads;
+    void (*thread_exit)(void *, int);
+    void *arg;
+};
+
+typedef struct worker_arg {
+    sl_pool *pool;
+    int index;
+} worker_arg;
+
+int sl_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void post_done(sl_post *post) {
+    sl_task *t = (sl_task *)post;
+    t->done(t);
+}
+
+static sl_task *take(sl_pool *p) {
+    for (int pr = SL_POOL_PRIORITIES - 1; pr >= 0; pr--) {
+        sl_task *t = p->head[pr];
+        if (t) {
+            p->head[pr] = t->next;
+            if (!p->head[pr]) p->tail[pr] = NULL;
+            p->queued--;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static void *worker(void *arg) {
+    worker_arg wa = *(worker_arg *)arg;
+    free(arg);
+    sl_pool *p = wa.pool;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        sl_task *t;
+        while (!(t = take(p)) && !p->stopping) pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        if (!t) break; /* stopping and nothing left */
+        t->t_start = sl_now_ns();
+        t->run(t, wa.index);
+        t->t_end = sl_now_ns();
+        t->post.fn = post_done;
+        sl_loop_post(p->loop, &t->post);
+    }
+    if (p->thread_exit) p->thread_exit(p->arg, wa.index);
+    return NULL;
+}
+
+int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *, int), void *arg, sl_pool **out) {
+    if (threads < 1) threads = 1;
+    sl_pool *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    p->threads = calloc((size_t)threads, sizeof *p->threads);
+    if (!p->threads) {
+        free(p);
+        return -1;
+    }
+    p->loop = loop;
+    p->thread_exit = thread_exit;
+    p->arg = arg;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    for (int i = 0; i < threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) break;
+        wa->pool = p;
+        wa->index = i;
+        if (pthread_create(&p->threads[i], NULL, worker, wa) != 0) {
+            free(wa);
+            break;
+        }
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        sl_pool_free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+int sl_pool_threads(const sl_pool *p) { return p->nthreads; }
+
+void sl_pool_submit(sl_pool *p, sl_task *t) {
+    int pr = t->priority;
+    if (pr < 0) pr = 0;
+    if (pr >= SL_POOL_PRIORITIES) pr = SL_POOL_PRIORITIES - 1;
+    t->next = NULL;
+    t->t_submit = sl_now_ns();
+    pthread_mutex_lock(&p->lock);
+    if (p->tail[pr]) p->tail[pr]->next = t;
+    else p->head[pr] = t;
+    p->tail[pr] = t;
+    p->queued++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int sl_pool_queued(sl_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    int n = p->queued;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+void sl_pool_free(sl_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p->threads);
+    free(p);
+}

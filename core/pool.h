@@ -1,0 +1,49 @@
+/* pool.h - the thread pool: one thread per core, for thread-safe native code.
+ *
+ * Tasks are intrusive (the caller embeds an sl_task and keeps it alive until
+ * `done` runs). `run` executes on a pool thread and is told which thread it
+ * is on, so the pipeline can keep per-thread plugin state in an array;
+ * `done` then runs on the loop thread (posted through sl_loop_post), which is
+ * where all pipeline state lives. Queued tasks run highest priority first,
+ * FIFO within a priority: the pipeline gives later stages higher priority so
+ * documents in flight finish before new ones start, which keeps memory flat.
+ */
+#ifndef SL_POOL_H
+#define SL_POOL_H
+
+#include <stdint.h>
+
+#include "loop.h"
+
+#define SL_POOL_PRIORITIES 8
+
+typedef struct sl_task sl_task;
+struct sl_task {
+    sl_post post; /* first: the completion travels back as a post */
+    sl_task *next;
+    int priority; /* 0 .. SL_POOL_PRIORITIES-1, higher first */
+    void (*run)(sl_task *task, int thread);
+    void (*done)(sl_task *task);
+    uint64_t t_submit, t_start, t_end; /* sl_now_ns() stamps */
+};
+
+typedef struct sl_pool sl_pool;
+
+/* Starts `threads` threads (>= 1). `thread_exit(arg, thread)` runs on each
+ * pool thread just before it ends (to free per-thread plugin state). */
+int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *arg, int thread), void *arg,
+                sl_pool **out);
+int sl_pool_threads(const sl_pool *pool);
+/* Thread-safe. The task must stay valid until its done callback ran. */
+void sl_pool_submit(sl_pool *pool, sl_task *task);
+/* Tasks queued, not yet started (for the progress line). */
+int sl_pool_queued(sl_pool *pool);
+/* Lets running and queued tasks finish, runs thread_exit on each thread,
+ * joins them and frees the pool. Their done callbacks are posted to the
+ * loop, which must run again to deliver them. */
+void sl_pool_free(sl_pool *pool);
+
+/* Number of online cores (at least 1). */
+int sl_cpu_count(void);
+
+#endif

@@ -1,0 +1,155 @@
+/* report.c - the run report as a table and as JSON, and the progress line. */
+#include "report.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/call.h"
+
+sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor) {
+    sl_stage_stats *ns = realloc(r->stages, (r->nstages + 1) * sizeof *ns);
+    if (!ns) return NULL;
+    r->stages = ns;
+    sl_stage_stats *s = &r->stages[r->nstages++];
+    memset(s, 0, sizeof *s);
+    s->name = strdup(name);
+    s->plugin = strdup(plugin ? plugin : "");
+    s->executor = executor;
+    return s;
+}
+
+void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, const char *reason) {
+    if (r->nfailures >= SL_REPORT_MAX_FAILURES) return;
+    sl_failure *nf = realloc(r->failures, (r->nfailures + 1) * sizeof *nf);
+    if (!nf) return;
+    r->failures = nf;
+    sl_failure *f = &r->failures[r->nfailures++];
+    f->uri = strdup(uri);
+    f->stage = strdup(stage);
+    f->reason = strdup(reason);
+}
+
+static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+void sl_report_print(const sl_report *r, FILE *out) {
+    double mb = (double)r->bytes / (1024.0 * 1024.0);
+    fprintf(out, "documents: %llu total, %llu stored, %llu skipped (unchanged), %llu failed",
+            (unsigned long long)r->total, (unsigned long long)r->stored, (unsigned long long)r->skipped,
+            (unsigned long long)r->failed);
+    if (r->pruned) fprintf(out, ", %llu pruned", (unsigned long long)r->pruned);
+    fprintf(out, "\n");
+    fprintf(out, "chunks stored: %llu; read %.1f MB in %.2f s (%.1f docs/s, %.2f MB/s) on %d threads; peak RSS %.1f MB\n",
+            (unsigned long long)r->chunks, mb, r->wall_s, r->wall_s > 0 ? (double)r->total / r->wall_s : 0.0,
+            r->wall_s > 0 ? mb / r->wall_s : 0.0, r->threads, (double)r->peak_rss / (1024.0 * 1024.0));
+    fprintf(out, "\n%-18s %-16s %-8s %10s %9s %10s %10s %8s %8s\n", "stage", "plugin", "executor", "items", "calls",
+            "busy s", "queued s", "retries", "failed");
+    for (size_t i = 0; i < r->nstages; i++) {
+        const sl_stage_stats *s = &r->stages[i];
+        fprintf(out, "%-18s %-16s %-8s %10llu %9llu %10.3f %10.3f %8llu %8llu\n", s->name, s->plugin, s->executor,
+                (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns), secs(s->wait_ns),
+                (unsigned long long)s->retries, (unsigned long long)s->failures);
+    }
+    if (r->failed) {
+        fprintf(out, "\nfailed documents (%llu):\n", (unsigned long long)r->failed);
+        for (size_t i = 0; i < r->nfailures; i++)
+            fprintf(out, "  %s [%s]: %s\n", r->failures[i].uri, r->failures[i].stage, r->failures[i].reason);
+        if (r->failed > r->nfailures)
+            fprintf(out, "  ... and %llu more\n", (unsigned long long)(r->failed - r->nfailures));
+        fprintf(out, "(run again to retry them: stored and unchanged documents are skipped)\n");
+    }
+    if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");
+    if (r->fatal) fprintf(out, "\nstopped: %s\n", r->fatal_msg);
+}
+
+int sl_report_write_json(const sl_report *r, FILE *out) {
+    json_t *root = json_object();
+    json_object_set_new(root, "version", json_string(SLUICE_VERSION_STRING));
+    json_object_set_new(root, "run_id", json_integer((json_int_t)r->run_id));
+    json_object_set_new(root, "wall_s", json_real(r->wall_s));
+    json_object_set_new(root, "threads", json_integer(r->threads));
+    json_object_set_new(root, "peak_rss_bytes", json_integer((json_int_t)r->peak_rss));
+    json_t *docs = json_object();
+    json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
+    json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));
+    json_object_set_new(docs, "skipped", json_integer((json_int_t)r->skipped));
+    json_object_set_new(docs, "failed", json_integer((json_int_t)r->failed));
+    json_object_set_new(docs, "pruned", json_integer((json_int_t)r->pruned));
+    json_object_set_new(root, "documents", docs);
+    json_object_set_new(root, "bytes", json_integer((json_int_t)r->bytes));
+    json_object_set_new(root, "chunks", json_integer((json_int_t)r->chunks));
+    json_t *stages = json_array();
+    for (size_t i = 0; i < r->nstages; i++) {
+        const sl_stage_stats *s = &r->stages[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(s->name));
+        json_object_set_new(o, "plugin", json_string(s->plugin));
+        json_object_set_new(o, "executor", json_string(s->executor));
+        json_object_set_new(o, "items", json_integer((json_int_t)s->items));
+        json_object_set_new(o, "calls", json_integer((json_int_t)s->calls));
+        json_object_set_new(o, "busy_s", json_real(secs(s->busy_ns)));
+        json_object_set_new(o, "wait_s", json_real(secs(s->wait_ns)));
+        json_object_set_new(o, "retries", json_integer((json_int_t)s->retries));
+        json_object_set_new(o, "failures", json_integer((json_int_t)s->failures));
+        json_array_append_new(stages, o);
+    }
+    json_object_set_new(root, "stages", stages);
+    json_t *failed = json_array();
+    for (size_t i = 0; i < r->nfailures; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "uri", json_string(r->failures[i].uri));
+        json_object_set_new(o, "stage", json_string(r->failures[i].stage));
+        /* json_string refuses invalid UTF-8; reasons may quote bad bytes */
+        json_t *reason = json_string(r->failures[i].reason);
+        json_object_set_new(o, "reason", reason ? reason : json_string("(reason not valid UTF-8)"));
+        json_array_append_new(failed, o);
+    }
+    json_object_set_new(root, "failed", failed);
+    json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
+    if (r->fatal) json_object_set_new(root, "fatal", json_string(r->fatal_msg));
+    int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', out);
+    json_decref(root);
+    return rc == 0 ? 0 : SL_EFATAL;
+}
+
+void sl_report_free(sl_report *r) {
+    for (size_t i = 0; i < r->nstages; i++) {
+        free(r->stages[i].name);
+        free(r->stages[i].plugin);
+    }
+    free(r->stages);
+    for (size_t i = 0; i < r->nfailures; i++) {
+        free(r->failures[i].uri);
+        free(r->failures[i].stage);
+        free(r->failures[i].reason);
+    }
+    free(r->failures);
+    memset(r, 0, sizeof *r);
+}
+
+void sl_progress_draw(const sl_report *r, double elapsed, uint64_t done) {
+    char line[512];
+    int o = 0;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0;
+    unsigned pct = r->total ? (unsigned)(done * 100 / r->total) : 0;
+    o += snprintf(line + o, sizeof line - (size_t)o, "[%llu/%llu] %u%% %.1f docs/s", (unsigned long long)done,
+                  (unsigned long long)r->total, pct, rate);
+    if (rate > 0 && r->total > done) {
+        unsigned long eta = (unsigned long)((double)(r->total - done) / rate);
+        o += snprintf(line + o, sizeof line - (size_t)o, " ETA %lu:%02lu", eta / 60, eta % 60);
+    }
+    o += snprintf(line + o, sizeof line - (size_t)o, " |");
+    for (size_t i = 0; i < r->nstages && o < (int)sizeof line - 40; i++) {
+        const sl_stage_stats *s = &r->stages[i];
+        if (s->inflight || s->queued)
+            o += snprintf(line + o, sizeof line - (size_t)o, " %s %d", s->name, s->inflight + s->queued);
+    }
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
+void sl_progress_clear(void) {
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}

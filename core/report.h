@@ -1,0 +1,65 @@
+/* report.h - where the time went and what happened to every document.
+ *
+ * The pipeline fills one sl_report per run: counts per outcome, one row per
+ * stage (executor, items, busy time on the executor, time queued before it,
+ * failures, retries) and the failed documents with their reasons. It prints
+ * as a table for people or as JSON (--json) for machines. The live progress
+ * line is drawn here too.
+ */
+#ifndef SL_REPORT_H
+#define SL_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct sl_stage_stats {
+    char *name;           /* "read", "markdown", "store lookup", ... */
+    char *plugin;         /* plugin name, "" for built-ins */
+    const char *executor; /* "pool", "loop" */
+    uint64_t items;       /* units done: documents, pages or chunks */
+    uint64_t calls;       /* callback invocations (batches count once) */
+    uint64_t busy_ns;     /* time inside the callback (or in flight, on the loop) */
+    uint64_t wait_ns;     /* time units waited for a slot or a thread */
+    uint64_t failures;
+    uint64_t retries;
+    /* live, for the progress line */
+    int inflight;
+    int queued;
+} sl_stage_stats;
+
+typedef struct sl_failure {
+    char *uri;
+    char *stage;
+    char *reason;
+} sl_failure;
+
+/* Failures kept with their reasons; beyond this only counted. */
+#define SL_REPORT_MAX_FAILURES 100000
+
+typedef struct sl_report {
+    uint64_t run_id;
+    double wall_s;
+    int threads;
+    uint64_t peak_rss;
+    uint64_t total, stored, skipped, failed, pruned;
+    uint64_t bytes, chunks;
+    sl_stage_stats *stages;
+    size_t nstages;
+    sl_failure *failures;
+    size_t nfailures;
+    int interrupted;
+    int fatal;
+    char fatal_msg[1024];
+} sl_report;
+
+sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);
+void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, const char *reason);
+void sl_report_print(const sl_report *r, FILE *out);
+int sl_report_write_json(const sl_report *r, FILE *out);
+void sl_report_free(sl_report *r);
+
+/* The progress line on stderr: "[ 120/1000] 12% 45.2 docs/s ETA 0:19 | parse 4 embed 37". */
+void sl_progress_draw(const sl_report *r, double elapsed_s, uint64_t done);
+void sl_progress_clear(void);
+
+#endif

@@ -1,0 +1,380 @@
+/* runtime.c - settings, instances and routes from a config (see runtime.h). */
+#include "runtime.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "options.h"
+#include "pool.h"
+
+static const sl_option settings_options[] = {
+    {"threads", SL_OPT_INT, "0", "pool threads; 0: one per core", 0, offsetof(sl_settings, threads), NULL, {0}},
+    {"memory_budget", SL_OPT_SIZE, "256M", "bytes of documents in flight at once", 0,
+     offsetof(sl_settings, memory_budget), NULL, {0}},
+    {"max_documents", SL_OPT_INT, "0", "documents in flight at once; 0: derived from threads and batch sizes", 0,
+     offsetof(sl_settings, max_documents), NULL, {0}},
+    {"max_file_size", SL_OPT_SIZE, "64M", "larger files fail with a reason", 0,
+     offsetof(sl_settings, max_file_size), NULL, {0}},
+    {"include", SL_OPT_STRING, "*.md *.markdown *.txt *.text", "file name patterns ingested inside folders", 0,
+     offsetof(sl_settings, include), NULL, {0}},
+    {"exclude", SL_OPT_STRING, ".git .sluice node_modules", "file and folder name patterns skipped", 0,
+     offsetof(sl_settings, exclude), NULL, {0}},
+    {"plugin_path", SL_OPT_STRING, "", "extra plugin folders, space-separated, relative to the INI file", 0,
+     offsetof(sl_settings, plugin_path), NULL, {0}},
+    {"retries", SL_OPT_INT, "5", "attempts after a retryable failure", 0, offsetof(sl_settings, retries), NULL,
+     {0}},
+    {"retry_base", SL_OPT_DURATION, "200ms", "first backoff; doubles each attempt, with full jitter", 0,
+     offsetof(sl_settings, retry_base_ms), NULL, {0}},
+    {"retry_max", SL_OPT_DURATION, "30s", "longest backoff", 0, offsetof(sl_settings, retry_max_ms), NULL, {0}},
+    {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
+};
+
+const sl_option *sl_settings_options(void) { return settings_options; }
+
+#define ROUTE_PREFIX "route."
+#define SETTINGS_SECTION "sluice"
+
+static int is_route(const char *section) { return strncmp(section, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0; }
+
+/* Splits "a b, c" into words; returns the count, *out malloc'd strings. */
+static size_t split_words(const char *s, char ***out) {
+    *out = NULL;
+    size_t n = 0;
+    if (!s) return 0;
+    char *copy = strdup(s);
+    if (!copy) return 0;
+    for (char *save = NULL, *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+        char **nv = realloc(*out, (n + 1) * sizeof *nv);
+        if (!nv) break;
+        *out = nv;
+        nv[n++] = strdup(t);
+    }
+    free(copy);
+    return n;
+}
+
+static void free_words(char **w, size_t n) {
+    for (size_t i = 0; i < n; i++) free(w[i]);
+    free(w);
+}
+
+static int parse_settings(sl_runtime *rt) {
+    sl_config *cfg = rt->cfg;
+    char err[512], where[512];
+    for (const sl_option *o = settings_options; o->name; o++) {
+        if (sl_option_parse(o, o->def, cfg->dir, &rt->set, &rt->owned, &rt->nowned, err, sizeof err) != 0)
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "built-in default of [sluice] %s: %s", o->name, err);
+    }
+    sl_conf_section *sec = sl_config_section(cfg, SETTINGS_SECTION);
+    for (size_t i = 0; sec && i < sec->n; i++) {
+        sl_conf_kv *kv = &sec->kv[i];
+        const sl_option *o = settings_options;
+        while (o->name && strcmp(o->name, kv->key) != 0) o++;
+        sl_config_where(cfg, kv->line, where, sizeof where);
+        if (!o->name) {
+            char known[512] = "";
+            for (const sl_option *k = settings_options; k->name; k++) {
+                strncat(known, k->name, sizeof known - strlen(known) - 3);
+                if (k[1].name) strncat(known, ", ", sizeof known - strlen(known) - 1);
+            }
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: unknown setting (known: %s)", where, kv->key,
+                                known);
+        }
+        kv->used = 1;
+        if (sl_option_parse(o, kv->value, cfg->dir, &rt->set, &rt->owned, &rt->nowned, err, sizeof err) != 0)
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: %s", where, kv->key, err);
+    }
+    if (rt->set.threads < 0 || rt->set.threads > 1024)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "[sluice] threads: %lld is out of range (0 to 1024)",
+                            (long long)rt->set.threads);
+    if (rt->set.retries < 0)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "[sluice] retries: must not be negative");
+    return 0;
+}
+
+static int add_plugin_dirs(sl_runtime *rt) {
+    char **dirs;
+    size_t n = split_words(rt->set.plugin_path, &dirs);
+    for (size_t i = 0; i < n; i++) {
+        char *path = dirs[i];
+        char buf[4096];
+        if (path[0] != '/' && rt->cfg->dir) {
+            snprintf(buf, sizeof buf, "%s/%s", rt->cfg->dir, path);
+            path = buf;
+        }
+        sl_registry_add_dir(rt->reg, path);
+    }
+    free_words(dirs, n);
+    return 0;
+}
+
+static sl_instance *find_instance(sl_runtime *rt, const char *name) {
+    for (size_t i = 0; i < rt->ninst; i++)
+        if (strcmp(rt->inst[i]->name, name) == 0) return rt->inst[i];
+    return NULL;
+}
+
+static int build_instances(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->cfg->nsections; i++) {
+        const char *name = rt->cfg->sections[i].name;
+        if (strcmp(name, SETTINGS_SECTION) == 0 || is_route(name)) continue;
+        sl_instance *inst;
+        int rc = sl_instance_new(rt->ctx, rt->reg, rt->cfg, name, &inst);
+        if (rc) return rc;
+        sl_bottleneck b = inst->desc->bottleneck;
+        if (b == SL_ISOLATED || b == SL_GPU) {
+            int code = sl_ctx_error(rt->ctx, SL_EFATAL,
+                                    "[%s] plugin %s (%s) declares bottleneck '%s', whose executor this "
+                                    "sluice does not have yet (it runs io and cpu plugins)",
+                                    name, inst->desc->name, inst->plugin->path, sl_bottleneck_name(b));
+            sl_instance_free(inst);
+            return code;
+        }
+        sl_instance **nv = realloc(rt->inst, (rt->ninst + 1) * sizeof *nv);
+        if (!nv) {
+            sl_instance_free(inst);
+            return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
+        }
+        rt->inst = nv;
+        inst->id = (int)rt->ninst;
+        rt->inst[rt->ninst++] = inst;
+    }
+    return 0;
+}
+
+/* Finds the stage named by a route key, checking its role. */
+static int route_stage(sl_runtime *rt, const char *where, const char *route, const char *key, const char *name,
+                       sl_instance **out) {
+    sl_instance *inst = find_instance(rt, name);
+    if (!inst)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] %s: no section [%s] defines a stage named '%s'", where,
+                            route, key, name, name);
+    *out = inst;
+    return 0;
+}
+
+static int parser_reads(const sl_instance *p, const char *media) {
+    const char *const *mt = p->desc->media_types;
+    for (size_t i = 0; mt && mt[i]; i++)
+        if (strcmp(mt[i], media) == 0) return 1;
+    return 0;
+}
+
+static void route_fingerprint(sl_route *r) {
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    sl_instance *parts[64];
+    size_t n = 0;
+    parts[n++] = r->parser;
+    for (size_t i = 0; i < r->npages && n < 60; i++) parts[n++] = r->pages[i];
+    parts[n++] = r->chunker;
+    if (r->embedder) parts[n++] = r->embedder;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = parts[i]->canon ? parts[i]->canon : parts[i]->desc->name;
+        XXH3_128bits_update(st, c, strlen(c));
+        XXH3_128bits_update(st, "\x1e", 1);
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    snprintf(r->fingerprint, sizeof r->fingerprint, "%016llx%016llx", (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
+}
+
+static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
+    char where[512];
+    sl_config_where(rt->cfg, sec->line, where, sizeof where);
+    r->name = strdup(sec->name + strlen(ROUTE_PREFIX));
+    if (!r->name || !*r->name) return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs a name", where, sec->name);
+    const char *media = NULL, *stages = NULL, *sink = NULL;
+    for (size_t i = 0; i < sec->n; i++) {
+        sl_conf_kv *kv = &sec->kv[i];
+        char kwhere[512];
+        sl_config_where(rt->cfg, kv->line, kwhere, sizeof kwhere);
+        kv->used = 1;
+        if (strcmp(kv->key, "media") == 0) media = kv->value;
+        else if (strcmp(kv->key, "stages") == 0) stages = kv->value;
+        else if (strcmp(kv->key, "sink") == 0) sink = kv->value;
+        else
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] %s: unknown route key (known: media, stages, sink)",
+                                kwhere, sec->name, kv->key);
+    }
+    if (!media || !stages || !sink)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs media, stages and sink (missing %s)", where,
+                            sec->name, !media ? "media" : !stages ? "stages" : "sink");
+    r->nmedia = split_words(media, &r->media);
+    char **names;
+    size_t n = split_words(stages, &names);
+    int rc = 0;
+    /* parser, page stages..., chunker, optional embedder */
+    size_t i = 0;
+    sl_instance *inst;
+    if (n == 0) rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: empty", where, sec->name);
+    for (; rc == 0 && i < n; i++) {
+        if ((rc = route_stage(rt, where, sec->name, "stages", names[i], &inst))) break;
+        sl_role role = inst->desc->role;
+        const char *want = NULL;
+        if (i == 0 && role != SL_ROLE_PARSER) want = "a parser first";
+        else if (i > 0 && role == SL_ROLE_PARSER) want = "one parser, first";
+        else if (role == SL_ROLE_PAGE && r->chunker) want = "page stages before the chunker";
+        else if (role == SL_ROLE_CHUNKER && r->chunker) want = "one chunker";
+        else if (role == SL_ROLE_EMBEDDER && (!r->chunker || r->embedder)) want = "one embedder, after the chunker";
+        else if (role == SL_ROLE_SINK) want = "the sink under 'sink', not in stages";
+        else if (role == SL_ROLE_LLM) want = "no llm stages (not supported yet)";
+        if (want) {
+            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is a %s stage; a route takes %s", where,
+                              sec->name, names[i], sl_role_name(role), want);
+            break;
+        }
+        if (role == SL_ROLE_PARSER) r->parser = inst;
+        else if (role == SL_ROLE_CHUNKER) r->chunker = inst;
+        else if (role == SL_ROLE_EMBEDDER) r->embedder = inst;
+        else if (role == SL_ROLE_PAGE) {
+            sl_instance **np = realloc(r->pages, (r->npages + 1) * sizeof *np);
+            if (!np) {
+                rc = sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
+                break;
+            }
+            r->pages = np;
+            r->pages[r->npages++] = inst;
+        }
+    }
+    free_words(names, n);
+    if (rc) return rc;
+    if (!r->chunker)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: a route needs a chunker", where, sec->name);
+    if ((rc = route_stage(rt, where, sec->name, "sink", sink, &r->sink))) return rc;
+    if (r->sink->desc->role != SL_ROLE_SINK)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] sink: '%s' is a %s stage, not a sink", where, sec->name,
+                            sink, sl_role_name(r->sink->desc->role));
+    for (size_t m = 0; m < r->nmedia; m++) {
+        if (!parser_reads(r->parser, r->media[m]))
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] media: parser '%s' (%s) does not read %s", where,
+                                sec->name, r->parser->name, r->parser->desc->name, r->media[m]);
+    }
+    route_fingerprint(r);
+    return 0;
+}
+
+static int build_routes(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->cfg->nsections; i++) {
+        sl_conf_section *sec = &rt->cfg->sections[i];
+        if (!is_route(sec->name)) continue;
+        sl_route *nr = realloc(rt->routes, (rt->nroutes + 1) * sizeof *nr);
+        if (!nr) return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
+        rt->routes = nr;
+        sl_route *r = &rt->routes[rt->nroutes++];
+        memset(r, 0, sizeof *r);
+        int rc = build_route(rt, sec, r);
+        if (rc) return rc;
+        for (size_t j = 0; j + 1 < rt->nroutes; j++)
+            for (size_t a = 0; a < r->nmedia; a++)
+                for (size_t b = 0; b < rt->routes[j].nmedia; b++)
+                    if (strcmp(r->media[a], rt->routes[j].media[b]) == 0)
+                        return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] media: %s is already routed by [route.%s]",
+                                            sec->name, r->media[a], rt->routes[j].name);
+    }
+    if (rt->nroutes == 0)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: no [route.NAME] section: nothing says where documents go",
+                            rt->cfg->path);
+    return 0;
+}
+
+int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
+    sl_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) return sl_ctx_error(ctx, SL_ENOMEM, "out of memory");
+    rt->ctx = ctx;
+    rt->cfg = cfg;
+    int rc = parse_settings(rt);
+    if (!rc) rc = sl_registry_new(ctx, &rt->reg);
+    if (!rc) rc = add_plugin_dirs(rt);
+    if (!rc) rc = build_instances(rt);
+    if (!rc) rc = build_routes(rt);
+    if (rc) {
+        sl_runtime_free(rt);
+        return rc;
+    }
+    rt->threads = rt->set.threads > 0 ? (int)rt->set.threads : sl_cpu_count();
+    *out = rt;
+    return 0;
+}
+
+static int used_by_route(const sl_runtime *rt, const sl_instance *inst) {
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        const sl_route *r = &rt->routes[i];
+        if (r->parser == inst || r->chunker == inst || r->embedder == inst || r->sink == inst) return 1;
+        for (size_t p = 0; p < r->npages; p++)
+            if (r->pages[p] == inst) return 1;
+    }
+    return 0;
+}
+
+int sl_runtime_init(sl_runtime *rt, bool all) {
+    for (size_t i = 0; i < rt->ninst; i++) {
+        if (!all && !used_by_route(rt, rt->inst[i])) continue;
+        int rc = sl_instance_init(rt->ctx, rt->inst[i]);
+        if (rc) return rc;
+    }
+    /* Vectors in one store must share a space, or queries silently go wrong. */
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        for (size_t j = i + 1; j < rt->nroutes; j++) {
+            const sl_route *a = &rt->routes[i], *b = &rt->routes[j];
+            if (a->sink != b->sink || !a->embedder || !b->embedder) continue;
+            const char *ma = a->embedder->model ? a->embedder->model : "";
+            const char *mb = b->embedder->model ? b->embedder->model : "";
+            if (a->embedder->dim != b->embedder->dim || strcmp(ma, mb) != 0)
+                return sl_ctx_error(rt->ctx, SL_EFATAL,
+                                    "[route.%s] and [route.%s] store into '%s' with different embeddings (%s, %u "
+                                    "dimensions vs %s, %u): queries would compare unrelated vectors",
+                                    a->name, b->name, a->sink->name, ma, a->embedder->dim, mb, b->embedder->dim);
+        }
+    }
+    return 0;
+}
+
+void sl_runtime_free(sl_runtime *rt) {
+    if (!rt) return;
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        free_words(rt->routes[i].media, rt->routes[i].nmedia);
+        free(rt->routes[i].pages);
+        free(rt->routes[i].name);
+    }
+    free(rt->routes);
+    /* fini in reverse order of creation: sinks last in, first out */
+    for (size_t i = rt->ninst; i-- > 0;) sl_instance_free(rt->inst[i]);
+    free(rt->inst);
+    sl_options_free_owned(rt->owned, rt->nowned);
+    sl_registry_free(rt->reg);
+    free(rt);
+}
+
+const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type) {
+    for (size_t i = 0; i < rt->nroutes; i++)
+        for (size_t m = 0; m < rt->routes[i].nmedia; m++)
+            if (strcmp(rt->routes[i].media[m], media_type) == 0) return &rt->routes[i];
+    return NULL;
+}
+
+const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name) {
+    for (size_t i = 0; i < rt->nroutes; i++)
+        if (strcmp(rt->routes[i].name, name) == 0) return &rt->routes[i];
+    return NULL;
+}
+
+int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
+    void *ts = NULL;
+    const sl_plugin *d = inst->desc;
+    sl_call_init(call, inst, NULL);
+    if (d->thread_init) {
+        int rc = d->thread_init(inst->state, &ts);
+        if (rc) return sl_fail(call, rc < 0 ? rc : SL_EFATAL, "thread_init failed (%s)", sl_strerror(rc));
+    }
+    call->thread_state = ts;
+    int rc = fn(call, arg);
+    if (rc == SL_PENDING)
+        rc = sl_fail(call, SL_EFATAL, "answered SL_PENDING outside the loop (io plugins cannot be called here yet)");
+    if (d->thread_fini) d->thread_fini(inst->state, ts);
+    return rc;
+}

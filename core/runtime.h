@@ -1,0 +1,86 @@
+/* runtime.h - a config turned into something that can run: settings, stage
+ * instances and routes.
+ *
+ * The [sluice] section holds the run's settings (its own option table, so
+ * typos are errors there too). Every [route.NAME] section sends documents of
+ * some media types through stages to a sink:
+ *     [route.text]
+ *     media = text/markdown text/plain
+ *     stages = markdown chunker embedder    ; parser, page stages, chunker, embedder
+ *     sink = store
+ * Every other section is a stage instance (instance.h). Roles are checked
+ * against positions, parsers against the media types they declare, and
+ * routes sharing a sink must embed with the same model and dimension.
+ */
+#ifndef SL_RUNTIME_H
+#define SL_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ctx.h"
+#include "instance.h"
+#include "loader.h"
+
+typedef struct sl_settings {
+    int64_t threads;
+    uint64_t memory_budget;
+    int64_t max_documents;
+    uint64_t max_file_size;
+    const char *include;
+    const char *exclude;
+    const char *plugin_path;
+    int64_t retries;
+    int64_t retry_base_ms;
+    int64_t retry_max_ms;
+} sl_settings;
+
+/* The core's table for [sluice] (shown by `sluice plugins`). */
+const sl_option *sl_settings_options(void);
+
+typedef struct sl_route {
+    char *name; /* NAME of [route.NAME] */
+    char **media;
+    size_t nmedia;
+    sl_instance *parser;
+    sl_instance **pages;
+    size_t npages;
+    sl_instance *chunker;
+    sl_instance *embedder; /* may be NULL: chunks stored without vectors */
+    sl_instance *sink;
+    char fingerprint[33]; /* hex XXH3-128 of every stage's canonical options */
+} sl_route;
+
+typedef struct sl_runtime {
+    sl_ctx *ctx;
+    sl_config *cfg; /* borrowed */
+    sl_registry *reg;
+    sl_settings set;
+    char **owned;
+    size_t nowned;
+    sl_instance **inst;
+    size_t ninst;
+    sl_route *routes;
+    size_t nroutes;
+    int threads; /* resolved: set.threads or the core count */
+} sl_runtime;
+
+/* Loads every plugin the config names and builds all instances and routes
+ * (no init yet). Errors are SL_EFATAL with file, line, section and key. */
+int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
+/* Inits the instances used by routes (all of them when `all`), then checks
+ * what only init can tell (dimensions along shared sinks). */
+int sl_runtime_init(sl_runtime *rt, bool all);
+void sl_runtime_free(sl_runtime *rt);
+
+const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type);
+const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name);
+
+/* Calls one role callback synchronously on the calling thread, with
+ * per-thread state made and freed around it (for `sluice query` and `sluice
+ * check`). io plugins that answer SL_PENDING are refused for now. */
+typedef int (*sl_invoke_fn)(sl_call *call, void *arg);
+int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call);
+
+#endif

@@ -1,0 +1,218 @@
+/* walk.c - document discovery (see walk.h). */
+#include "walk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct frame {
+    char *dir;
+    char **names;
+    size_t n, i;
+    dev_t dev;
+    ino_t ino;
+} frame;
+
+struct sl_walk {
+    char **roots;
+    size_t nroots, root_i;
+    char **inc, **exc;
+    size_t ninc, nexc;
+    frame *stack;
+    size_t depth, cap;
+    char *cur; /* the path handed out last */
+    char err[256];
+};
+
+static void split_patterns(const char *s, char ***out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!s) return;
+    char *copy = strdup(s);
+    if (!copy) return;
+    for (char *save = NULL, *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        char **nv = realloc(*out, (*n + 1) * sizeof *nv);
+        if (!nv) break;
+        *out = nv;
+        (*out)[(*n)++] = strdup(tok);
+    }
+    free(copy);
+}
+
+static int matches(char **pats, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (pats[i] && fnmatch(pats[i], name, 0) == 0) return 1;
+    return 0;
+}
+
+int sl_walk_new(const char *const *roots, size_t nroots, const char *include, const char *exclude,
+                sl_walk **out) {
+    sl_walk *w = calloc(1, sizeof *w);
+    if (!w) return -1;
+    w->roots = calloc(nroots ? nroots : 1, sizeof *w->roots);
+    for (size_t i = 0; w->roots && i < nroots; i++) {
+        /* "docs/" and "docs" give the same URIs */
+        size_t l = strlen(roots[i]);
+        while (l > 1 && roots[i][l - 1] == '/') l--;
+        w->roots[i] = strndup(roots[i], l);
+    }
+    w->nroots = nroots;
+    split_patterns(include, &w->inc, &w->ninc);
+    split_patterns(exclude, &w->exc, &w->nexc);
+    *out = w;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t o = a;
+    if (a && dir[a - 1] != '/') p[o++] = '/';
+    memcpy(p + o, name, b + 1);
+    return p;
+}
+
+static void pop(sl_walk *w) {
+    frame *f = &w->stack[--w->depth];
+    for (size_t i = 0; i < f->n; i++) free(f->names[i]);
+    free(f->names);
+    free(f->dir);
+}
+
+/* Pushes a directory's sorted listing. Returns 0, or -1 with w->err set. */
+static int push(sl_walk *w, const char *dir, const struct stat *st) {
+    for (size_t i = 0; i < w->depth; i++)
+        if (w->stack[i].dev == st->st_dev && w->stack[i].ino == st->st_ino) return 0; /* loop: skip */
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(w->err, sizeof w->err, "cannot open directory: %s", strerror(errno));
+        return -1;
+    }
+    if (w->depth == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 16;
+        frame *ns = realloc(w->stack, nc * sizeof *ns);
+        if (!ns) {
+            closedir(d);
+            return -1;
+        }
+        w->stack = ns;
+        w->cap = nc;
+    }
+    frame f = {.dir = strdup(dir), .dev = st->st_dev, .ino = st->st_ino};
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (matches(w->exc, w->nexc, de->d_name)) continue;
+        if (f.n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(f.names, cap * sizeof *nn);
+            if (!nn) break;
+            f.names = nn;
+        }
+        f.names[f.n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    if (f.n) qsort(f.names, f.n, sizeof *f.names, cmp_names);
+    w->stack[w->depth++] = f;
+    return 0;
+}
+
+static void hand_out(sl_walk *w, sl_walk_entry *e, char *path, const char *error, uint64_t size) {
+    free(w->cur);
+    w->cur = path;
+    e->path = path;
+    e->error = error;
+    e->size = size;
+}
+
+int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
+    for (;;) {
+        if (w->depth == 0) {
+            if (w->root_i >= w->nroots) return 0;
+            char *root = strdup(w->roots[w->root_i++]);
+            if (!root) return 0;
+            struct stat st;
+            if (stat(root, &st) != 0) {
+                snprintf(w->err, sizeof w->err, "%s", strerror(errno));
+                hand_out(w, e, root, w->err, 0);
+                return 1;
+            }
+            if (S_ISDIR(st.st_mode)) {
+                if (push(w, root, &st) != 0) {
+                    hand_out(w, e, root, w->err, 0);
+                    return 1;
+                }
+                free(root);
+                continue;
+            }
+            hand_out(w, e, root, NULL, (uint64_t)st.st_size);
+            return 1;
+        }
+        frame *f = &w->stack[w->depth - 1];
+        if (f->i >= f->n) {
+            pop(w);
+            continue;
+        }
+        const char *name = f->names[f->i++];
+        char *path = join(f->dir, name);
+        if (!path) return 0;
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            /* dangling link or loop: a candidate only if its name says it is one */
+            if (matches(w->inc, w->ninc, name)) {
+                snprintf(w->err, sizeof w->err, "cannot resolve: %s", strerror(errno));
+                hand_out(w, e, path, w->err, 0);
+                return 1;
+            }
+            free(path);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (push(w, path, &st) != 0) {
+                hand_out(w, e, path, w->err, 0);
+                return 1;
+            }
+            free(path);
+            continue;
+        }
+        if (!matches(w->inc, w->ninc, name)) {
+            free(path);
+            continue;
+        }
+        hand_out(w, e, path, NULL, (uint64_t)st.st_size);
+        return 1;
+    }
+}
+
+void sl_walk_free(sl_walk *w) {
+    if (!w) return;
+    while (w->depth) pop(w);
+    free(w->stack);
+    for (size_t i = 0; i < w->nroots; i++) free(w->roots[i]);
+    free(w->roots);
+    for (size_t i = 0; i < w->ninc; i++) free(w->inc[i]);
+    for (size_t i = 0; i < w->nexc; i++) free(w->exc[i]);
+    free(w->inc);
+    free(w->exc);
+    free(w->cur);
+    free(w);
+}
+
+uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude) {
+    sl_walk *w;
+    if (sl_walk_new(roots, nroots, include, exclude, &w) != 0) return 0;
+    uint64_t n = 0;
+    sl_walk_entry e;
+    while (sl_walk_next(w, &e) == 1) n++;
+    sl_walk_free(w);
+    return n;
+}

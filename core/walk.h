@@ -1,0 +1,36 @@
+/* walk.h - finding the documents under the paths given to `sluice run`.
+ *
+ * Depth-first, directories listed and sorted one at a time, so memory grows
+ * with depth, not with the corpus, and runs are reproducible. A PATH that is
+ * a file is always a candidate; inside directories, files must match an
+ * include pattern and no exclude pattern (fnmatch on the base name; excludes
+ * also prune directories). Symbolic links are followed; a link that cannot
+ * be resolved (a loop, a dangling target) is yielded as a candidate with an
+ * error, so it is reported as a failed document instead of vanishing, and a
+ * directory link back to one of its own ancestors is not entered twice.
+ */
+#ifndef SL_WALK_H
+#define SL_WALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_walk sl_walk;
+
+typedef struct sl_walk_entry {
+    const char *path;  /* valid until the next call */
+    const char *error; /* NULL, or why this candidate cannot be read */
+    uint64_t size;     /* st_size when known */
+} sl_walk_entry;
+
+/* Patterns are space-separated lists ("*.md *.txt"). */
+int sl_walk_new(const char *const *roots, size_t nroots, const char *include, const char *exclude,
+                sl_walk **out);
+/* 1 and *e filled for the next candidate, 0 at the end. */
+int sl_walk_next(sl_walk *w, sl_walk_entry *e);
+void sl_walk_free(sl_walk *w);
+
+/* Counts the candidates a fresh walk would yield (for the progress line). */
+uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude);
+
+#endif

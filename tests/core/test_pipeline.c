@@ -1,0 +1,230 @@
+/* test_pipeline.c - whole runs through the real parser, chunker and SQLite
+ * sink, with a misbehaving embedder (plugins/test_embed.c): retryable
+ * failures are retried and the documents stored once; a bad chunk fails its
+ * own document, not the others batched with it; a secret never reaches the
+ * report or the log; a rerun skips what is stored; tight limits on
+ * documents and bytes in flight still finish everything; a config error
+ * names file, line, section and key. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "ctx.h"
+#include "pipeline.h"
+#include "runtime.h"
+
+#define SECRET "sk-test-0123456789abcdef"
+#define NDOCS 40
+
+static char dir[512], corpus[600], store[600];
+
+static const char *ini_fmt = "[sluice]\n"
+                             "threads = 2\n"
+                             "max_documents = %d\n"
+                             "memory_budget = %s\n"
+                             "retry_base = 1ms\n"
+                             "retry_max = 5ms\n"
+                             "[route.text]\n"
+                             "media = text/markdown\n"
+                             "stages = markdown chunker embedder\n"
+                             "sink = store\n"
+                             "[markdown]\n"
+                             "plugin = parse-markdown\n"
+                             "[chunker]\n"
+                             "plugin = chunk-text\n"
+                             "size = 200\n"
+                             "overlap = 20\n"
+                             "[embedder]\n"
+                             "plugin = test-embed\n"
+                             "api_key = ${SLUICE_TEST_KEY}\n"
+                             "fail_first = %d\n"
+                             "bad_text = POISON\n"
+                             "[store]\n"
+                             "plugin = sink-sqlite\n"
+                             "path = %s\n";
+
+static void write_corpus(void) {
+    mkdir(corpus, 0755);
+    for (int i = 0; i < NDOCS; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/doc%02d.md", corpus, i);
+        FILE *f = fopen(p, "w");
+        fprintf(f, "# Document %d\n\n", i);
+        for (int k = 0; k < 6; k++)
+            fprintf(f, "Paragraph %d of document %d talks about topic %d at some length, more than a line.\n\n", k,
+                    i, (i * 7 + k) % 13);
+        if (i == 17) fprintf(f, "## Trouble\n\nThis section holds POISON that the embedder refuses.\n");
+        fclose(f);
+    }
+}
+
+/* Runs once with stderr captured into *log (malloc'd). */
+static int run_once(sl_ctx *ctx, int max_docs, const char *budget, int fail_first, sl_report *rep, char **log) {
+    char ini[4096];
+    snprintf(ini, sizeof ini, ini_fmt, max_docs, budget, fail_first, store);
+    sl_config *cfg;
+    int rc = sl_config_load_string(ctx, "test.ini", dir, ini, &cfg);
+    CHECK_INT(rc, 0);
+    if (rc) {
+        fprintf(stderr, "%s\n", sl_ctx_errmsg(ctx));
+        return rc;
+    }
+    char logpath[700];
+    snprintf(logpath, sizeof logpath, "%s/stderr.txt", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+
+    sl_runtime *rt = NULL;
+    rc = sl_runtime_open(ctx, cfg, &rt);
+    if (!rc) rc = sl_runtime_init(rt, false);
+    if (!rc) {
+        const char *paths[1] = {corpus};
+        sl_run_opts opts = {.paths = paths, .npaths = 1};
+        memset(rep, 0, sizeof *rep);
+        rc = sl_pipeline_run(rt, &opts, rep);
+    }
+    sl_runtime_free(rt);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    if (rc) fprintf(stderr, "run failed: %s\n", sl_ctx_errmsg(ctx));
+    sl_config_free(cfg);
+
+    FILE *f = fopen(logpath, "r");
+    *log = calloc(1, 1 << 20);
+    if (f) {
+        size_t n = fread(*log, 1, (1 << 20) - 1, f);
+        (*log)[n] = '\0';
+        fclose(f);
+    }
+    return rc;
+}
+
+static const sl_stage_stats *stage(const sl_report *r, const char *name) {
+    for (size_t i = 0; i < r->nstages; i++)
+        if (strcmp(r->stages[i].name, name) == 0) return &r->stages[i];
+    return NULL;
+}
+
+static char *report_json(const sl_report *r) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    sl_report_write_json(r, f);
+    fclose(f);
+    return buf;
+}
+
+static void test_retries_isolation_and_secrets(sl_ctx *ctx) {
+    sl_report rep;
+    char *log;
+    CHECK_INT(run_once(ctx, 0, "256M", 5, &rep, &log), 0);
+    CHECK_INT(rep.total, NDOCS);
+    CHECK_INT(rep.stored, NDOCS - 1);
+    CHECK_INT(rep.failed, 1);
+    CHECK_INT(rep.nfailures, 1);
+    if (rep.nfailures == 1) {
+        CHECK_CONTAINS(rep.failures[0].uri, "doc17.md");
+        CHECK_STR(rep.failures[0].stage, "embedder");
+        CHECK_CONTAINS(rep.failures[0].reason, "POISON");
+        CHECK(strstr(rep.failures[0].reason, SECRET) == NULL);
+        CHECK_CONTAINS(rep.failures[0].reason, "***");
+    }
+    const sl_stage_stats *e = stage(&rep, "embedder");
+    CHECK(e != NULL);
+    if (e) {
+        CHECK_INT(e->retries, 5);
+        CHECK(e->items >= (uint64_t)NDOCS * 2);
+    }
+    const sl_stage_stats *rd = stage(&rep, "read");
+    CHECK(rd && rd->items == NDOCS);
+    CHECK(stage(&rep, "store") && stage(&rep, "store")->items == NDOCS - 1);
+    CHECK(stage(&rep, "store.lookup") != NULL);
+    char *json = report_json(&rep);
+    CHECK(strstr(json, SECRET) == NULL);
+    CHECK_CONTAINS(json, "\"stored\": 39");
+    free(json);
+    CHECK(strstr(log, SECRET) == NULL);
+    CHECK_CONTAINS(log, "connecting with key ***");
+    free(log);
+    sl_report_free(&rep);
+
+    /* nothing changed: stored documents are skipped, the bad one fails again */
+    CHECK_INT(run_once(ctx, 0, "256M", 0, &rep, &log), 0);
+    CHECK_INT(rep.skipped, NDOCS - 1);
+    CHECK_INT(rep.stored, 0);
+    CHECK_INT(rep.failed, 1);
+    free(log);
+    sl_report_free(&rep);
+}
+
+static void test_tight_limits_finish_everything(sl_ctx *ctx) {
+    unlink(store);
+    sl_report rep;
+    char *log;
+    /* one document in flight, and a byte budget smaller than one document */
+    CHECK_INT(run_once(ctx, 1, "1K", 0, &rep, &log), 0);
+    CHECK_INT(rep.stored, NDOCS - 1);
+    CHECK_INT(rep.failed, 1);
+    free(log);
+    sl_report_free(&rep);
+}
+
+static void test_config_errors_name_the_place(sl_ctx *ctx) {
+    sl_config *cfg;
+    const char *ini = "[sluice]\nthreads = 2\nbogus = 1\n[route.text]\nmedia = text/markdown\n"
+                      "stages = markdown\nsink = store\n";
+    CHECK_INT(sl_config_load_string(ctx, "bad.ini", dir, ini, &cfg), 0);
+    sl_runtime *rt = NULL;
+    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bad.ini:3");
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bogus");
+    sl_config_free(cfg);
+
+    ini = "[route.text]\nmedia = text/markdown\nstages = chunker markdown\nsink = store\n"
+          "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n"
+          "[store]\nplugin = sink-sqlite\npath = x.db\n";
+    CHECK_INT(sl_config_load_string(ctx, "order.ini", dir, ini, &cfg), 0);
+    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "a parser first");
+    sl_config_free(cfg);
+
+    ini = "[route.text]\nmedia = application/pdf\nstages = markdown chunker\nsink = store\n"
+          "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n"
+          "[store]\nplugin = sink-sqlite\npath = x.db\n";
+    CHECK_INT(sl_config_load_string(ctx, "media.ini", dir, ini, &cfg), 0);
+    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "does not read application/pdf");
+    sl_config_free(cfg);
+}
+
+int main(void) {
+    const char *tmp = getenv("SLUICE_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/pipeline-%d", tmp ? tmp : "/tmp", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(corpus, sizeof corpus, "%s/corpus", dir);
+    snprintf(store, sizeof store, "%s/store.db", dir);
+    char pp[2048];
+    snprintf(pp, sizeof pp, "%s:%s", getenv("SLUICE_PLUGIN_DIR"), TEST_PLUGIN_DIR);
+    setenv("SLUICE_PLUGIN_PATH", pp, 1);
+    setenv("SLUICE_TEST_KEY", SECRET, 1);
+    write_corpus();
+    sl_ctx *ctx = sl_ctx_new();
+    sl_ctx_set_global(ctx);
+    test_retries_isolation_and_secrets(ctx);
+    test_tight_limits_finish_everything(ctx);
+    test_config_errors_name_the_place(ctx);
+    sl_ctx_free(ctx);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
+    return check_done();
+}
