@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "contract.h"
 #include "config.h"
 #include "ctx.h"
 #include "document.h"

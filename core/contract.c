@@ -1,5 +1,5 @@
-/* check.c - a plugin checked on its own (see check.h). */
-#include "check.h"
+/* contract.c - a plugin checked on its own (see contract.h). */
+#include "contract.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,0 +1,98 @@
+/* test_query.c - sl_hits (core/query.c): the list a sink fills keeps the
+ * best k hits, nearest first, whatever order they were added in. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../check.h" /* the tests' check.h, not core/check.h */
+#include "query.h"
+#include "sluice/call.h"
+
+/* k = 3 over 10 hits added in a scrambled order: the best three remain,
+ * sorted, with their fields copied. */
+static void test_keeps_best_k_sorted(void) {
+    sl_hits *h = sl_hits_new(3);
+    CHECK(h != NULL);
+    const int order[10] = {4, 9, 1, 7, 0, 3, 8, 2, 6, 5};
+    for (int i = 0; i < 10; i++) {
+        int s = order[i];
+        char uri[32], heading[32], text[32];
+        snprintf(uri, sizeof uri, "doc%d.md", s);
+        snprintf(heading, sizeof heading, "H%d", s);
+        snprintf(text, sizeof text, "text %d", s);
+        CHECK_INT(sl_hits_add(h, s / 10.0, uri, (uint32_t)s, (uint32_t)s + 1, (uint32_t)s + 2, heading, text),
+                  0);
+    }
+    sl_hits_sort(h);
+    CHECK_INT(sl_hits_count(h), 3);
+    for (size_t i = 0; i < sl_hits_count(h); i++) {
+        const sl_hit *hit = sl_hits_at(h, i);
+        int s = 9 - (int)i;
+        char want[32];
+        CHECK(fabs(hit->score - s / 10.0) < 1e-12);
+        snprintf(want, sizeof want, "doc%d.md", s);
+        CHECK_STR(hit->uri, want);
+        CHECK_INT(hit->chunk, s);
+        CHECK_INT(hit->page, s + 1);
+        CHECK_INT(hit->line, s + 2);
+        snprintf(want, sizeof want, "H%d", s);
+        CHECK_STR(hit->heading, want);
+        snprintf(want, sizeof want, "text %d", s);
+        CHECK_STR(hit->text, want);
+    }
+    CHECK(sl_hits_at(h, 3) == NULL);
+    sl_hits_free(h);
+}
+
+/* Many more hits than k: the list trims as it goes and still ends with the
+ * true best k (the scores 999..990). */
+static void test_many_adds_keep_true_best(void) {
+    sl_hits *h = sl_hits_new(10);
+    for (int i = 0; i < 1000; i++) {
+        int s = (i * 7919) % 1000; /* a permutation of 0..999 */
+        CHECK_INT(sl_hits_add(h, s, "u", (uint32_t)s, 0, 0, NULL, "t"), 0);
+    }
+    sl_hits_sort(h);
+    CHECK_INT(sl_hits_count(h), 10);
+    for (size_t i = 0; i < sl_hits_count(h); i++) CHECK_INT(sl_hits_at(h, i)->chunk, 999 - (int)i);
+    CHECK_STR(sl_hits_at(h, 0)->heading, ""); /* NULL heading reads as "" */
+    sl_hits_free(h);
+}
+
+/* Equal scores are ordered by uri, then chunk, not by arrival. */
+static void test_ties_ordered_by_uri_then_chunk(void) {
+    sl_hits *h = sl_hits_new(0);
+    CHECK_INT(sl_hits_add(h, 0.5, "b", 1, 0, 0, "", "x"), 0);
+    CHECK_INT(sl_hits_add(h, 0.5, "a", 2, 0, 0, "", "x"), 0);
+    CHECK_INT(sl_hits_add(h, 0.5, "a", 1, 0, 0, "", "x"), 0);
+    CHECK_INT(sl_hits_add(h, 0.9, "z", 0, 0, 0, "", "x"), 0);
+    sl_hits_sort(h);
+    CHECK_INT(sl_hits_count(h), 4); /* k = 0 keeps all */
+    CHECK_STR(sl_hits_at(h, 0)->uri, "z");
+    CHECK_STR(sl_hits_at(h, 1)->uri, "a");
+    CHECK_INT(sl_hits_at(h, 1)->chunk, 1);
+    CHECK_STR(sl_hits_at(h, 2)->uri, "a");
+    CHECK_INT(sl_hits_at(h, 2)->chunk, 2);
+    CHECK_STR(sl_hits_at(h, 3)->uri, "b");
+    sl_hits_free(h);
+}
+
+/* NULL strings and NaN scores are refused and add nothing. */
+static void test_bad_arguments_refused(void) {
+    sl_hits *h = sl_hits_new(5);
+    CHECK_INT(sl_hits_add(h, 1.0, NULL, 0, 0, 0, "", "t"), SL_EINVAL);
+    CHECK_INT(sl_hits_add(h, 1.0, "u", 0, 0, 0, "", NULL), SL_EINVAL);
+    CHECK_INT(sl_hits_add(h, NAN, "u", 0, 0, 0, "", "t"), SL_EINVAL);
+    CHECK_INT(sl_hits_add(NULL, 1.0, "u", 0, 0, 0, "", "t"), SL_EINVAL);
+    CHECK_INT(sl_hits_count(h), 0);
+    sl_hits_free(h);
+    sl_hits_free(NULL);
+}
+
+int main(void) {
+    test_keeps_best_k_sorted();
+    test_many_adds_keep_true_best();
+    test_ties_ordered_by_uri_then_chunk();
+    test_bad_arguments_refused();
+    return check_done();
+}
