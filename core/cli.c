@@ -69,25 +69,28 @@ static const char *usage_run =
     "  --json    print the run report as JSON on stdout instead of the table\n"
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
-static const char *usage_query = "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--route NAME] [--json] TEXT\n"
-                                 "\n"
-                                 "Embeds TEXT with the route's embedder and prints the N nearest stored chunks:\n"
-                                 "score, source:line, heading path and text. The first route is used unless\n"
-                                 "--route names another.\n";
+static const char *usage_query =
+    "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--route NAME] [--json] TEXT\n"
+    "\n"
+    "Embeds TEXT with the route's embedder and prints the N nearest stored chunks:\n"
+    "score, source:line, heading path and text. The first route is used unless\n"
+    "--route names another.\n";
 
-static const char *usage_plugins = "usage: sluice plugins [-c FILE] [--json]\n"
-                                   "\n"
-                                   "Lists every plugin found (next to the executable, in [sluice] plugin_path,\n"
-                                   "in SLUICE_PLUGIN_PATH): name, version, role, bottleneck and options with type,\n"
-                                   "default and help, plus the settings every stage section accepts.\n";
+static const char *usage_plugins =
+    "usage: sluice plugins [-c FILE] [--json]\n"
+    "\n"
+    "Lists every plugin found (next to the executable, in [sluice] plugin_path,\n"
+    "in SLUICE_PLUGIN_PATH): name, version, role, bottleneck and options with type,\n"
+    "default and help, plus the settings every stage section accepts.\n";
 
-static const char *usage_check = "usage: sluice check [-c FILE] [--set S.K=V]...\n"
-                                 "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
-                                 "\n"
-                                 "The first form loads the config and every plugin it names, runs init and fini,\n"
-                                 "and prints the routes. The second checks one plugin file the way a third party\n"
-                                 "needs before shipping it: descriptor, options, init and fini with the defaults\n"
-                                 "(and the --set overrides), and its role's contract on sample input.\n";
+static const char *usage_check =
+    "usage: sluice check [-c FILE] [--set S.K=V]...\n"
+    "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
+    "\n"
+    "The first form loads the config and every plugin it names, runs init and fini,\n"
+    "and prints the routes. The second checks one plugin file the way a third party\n"
+    "needs before shipping it: descriptor, options, init and fini with the defaults\n"
+    "(and the --set overrides), and its role's contract on sample input.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "sluice: ");
@@ -194,7 +197,9 @@ static int cmd_run(cli *c) {
     if (sl_runtime_init(rt, false)) {
         status = fail(c, EXIT_USAGE);
     } else {
-        sl_run_opts opts = {.paths = c->args, .npaths = c->nargs, .prune = c->prune,
+        sl_run_opts opts = {.paths = c->args,
+                            .npaths = c->nargs,
+                            .prune = c->prune,
                             .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
@@ -202,8 +207,10 @@ static int cmd_run(cli *c) {
         if (rc && !rep.fatal) {
             status = fail(c, EXIT_USAGE);
         } else {
-            if (c->json) sl_report_write_json(&rep, stdout);
-            else sl_report_print(&rep, stdout);
+            if (c->json)
+                sl_report_write_json(&rep, stdout);
+            else
+                sl_report_print(&rep, stdout);
             status = rep.fatal ? EXIT_USAGE : (rep.failed || rep.interrupted) ? EXIT_DOCS : EXIT_OK;
         }
         sl_report_free(&rep);
@@ -282,7 +289,8 @@ static void print_hits(const sl_hits *hits, bool json) {
 }
 
 static int cmd_query(cli *c) {
-    if (c->nargs == 0) return usage_error("%s", "query: no TEXT given (for example: sluice query \"how to install\")");
+    if (c->nargs == 0)
+        return usage_error("%s", "query: no TEXT given (for example: sluice query \"how to install\")");
     size_t len = 0;
     for (size_t i = 0; i < c->nargs; i++) len += strlen(c->args[i]) + 1;
     char *text = calloc(1, len + 1);
@@ -322,7 +330,8 @@ static int cmd_query(cli *c) {
         query_args q = {v, dim, (uint32_t)c->k, hits};
         rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
         if (rc) {
-            fprintf(stderr, "sluice: [%s] query failed: %s\n", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+            fprintf(stderr, "sluice: [%s] query failed: %s\n", r->sink->name,
+                    call.msg[0] ? call.msg : sl_strerror(rc));
             status = EXIT_USAGE;
         } else {
             sl_hits_sort(hits);
@@ -343,8 +352,10 @@ out:
 static void print_options(const sl_option *o, const char *indent) {
     for (; o && o->name; o++) {
         printf("%s%-16s %-8s", indent, o->name, sl_opt_type_name(o->type));
-        if (o->flags & SL_OPT_REQUIRED) printf(" required");
-        else printf(" default %s", o->def && *o->def ? o->def : "\"\"");
+        if (o->flags & SL_OPT_REQUIRED)
+            printf(" required");
+        else
+            printf(" default %s", o->def && *o->def ? o->def : "\"\"");
         if (o->flags & SL_OPT_SECRET) printf(" (secret)");
         if (o->type == SL_OPT_ENUM && o->choices) printf(" (%s)", o->choices);
         printf("\n%s    %s\n", indent, o->help ? o->help : "");
@@ -384,10 +395,13 @@ static int cmd_plugins(cli *c) {
     sl_conf_kv *pp = sl_config_get(cfg, "sluice", "plugin_path");
     if (pp) {
         char *copy = strdup(pp->value);
-        for (char *save = NULL, *t = copy ? strtok_r(copy, " \t,", &save) : NULL; t; t = strtok_r(NULL, " \t,", &save)) {
+        for (char *save = NULL, *t = copy ? strtok_r(copy, " \t,", &save) : NULL; t;
+             t = strtok_r(NULL, " \t,", &save)) {
             char buf[4096];
-            if (t[0] != '/' && cfg->dir) snprintf(buf, sizeof buf, "%s/%s", cfg->dir, t);
-            else snprintf(buf, sizeof buf, "%s", t);
+            if (t[0] != '/' && cfg->dir)
+                snprintf(buf, sizeof buf, "%s/%s", cfg->dir, t);
+            else
+                snprintf(buf, sizeof buf, "%s", t);
             sl_registry_add_dir(reg, buf);
         }
         free(copy);
@@ -423,8 +437,9 @@ static int cmd_plugins(cli *c) {
         for (size_t i = 0; i < nd; i++) printf("  %s\n", dirs[i]);
         for (size_t i = 0; i < n; i++) {
             const sl_plugin *d = &list[i]->desc;
-            printf("\n%s %s  role %s, bottleneck %s\n  %s\n  %s\n", d->name, d->version, sl_role_name(d->role),
-                   sl_bottleneck_name(d->bottleneck), d->summary ? d->summary : "", list[i]->path);
+            printf("\n%s %s  role %s, bottleneck %s\n  %s\n  %s\n", d->name, d->version,
+                   sl_role_name(d->role), sl_bottleneck_name(d->bottleneck), d->summary ? d->summary : "",
+                   list[i]->path);
             if (d->options && d->options->name) {
                 printf("  options:\n");
                 print_options(d->options, "    ");
@@ -458,7 +473,8 @@ static int cmd_check(cli *c) {
     if (sl_runtime_init(rt, true)) {
         status = fail(c, EXIT_USAGE);
     } else {
-        printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes, rt->threads);
+        printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes,
+               rt->threads);
         for (size_t i = 0; i < rt->nroutes; i++) {
             const sl_route *r = &rt->routes[i];
             printf("  [route.%s] ", r->name);
@@ -471,8 +487,10 @@ static int cmd_check(cli *c) {
         }
         for (size_t i = 0; i < rt->ninst; i++) {
             const sl_instance *s = rt->inst[i];
-            printf("  [%s] %s %s (%s, %s) %s\n", s->name, s->desc->name, s->desc->version, sl_role_name(s->desc->role),
-                   s->desc->bottleneck == SL_IO ? "runs on the loop" : "runs on the thread pool", s->plugin->path);
+            printf("  [%s] %s %s (%s, %s) %s\n", s->name, s->desc->name, s->desc->version,
+                   sl_role_name(s->desc->role),
+                   s->desc->bottleneck == SL_IO ? "runs on the loop" : "runs on the thread pool",
+                   s->plugin->path);
         }
     }
     sl_runtime_free(rt);

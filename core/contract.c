@@ -34,7 +34,8 @@ static void ok(check *c, const char *what) { fprintf(c->out, "  ok    %s\n", wha
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void bad(check *c, const char *fmt, ...) {
+static void
+bad(check *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(c->out, "  FAIL  ");
@@ -112,7 +113,8 @@ static void check_parser(check *c, sl_instance *inst) {
         for (size_t s = 0; s < sizeof samples / sizeof samples[0]; s++)
             if (strcmp(samples[s].media, mt[m]) == 0) text = samples[s].text;
         if (!text) {
-            fprintf(c->out, "  note  no built-in sample for %s: route a real file through `sluice run`\n", mt[m]);
+            fprintf(c->out, "  note  no built-in sample for %s: route a real file through `sluice run`\n",
+                    mt[m]);
             continue;
         }
         sl_doc *doc = sl_document_new("sluice-check:sample", NULL);
@@ -120,8 +122,10 @@ static void check_parser(check *c, sl_instance *inst) {
         sl_document_set_media_type(doc, mt[m]);
         sl_call call;
         int rc = sl_invoke(inst, call_parse, doc, &call);
-        if (rc) bad(c, "parse %s: failed on a valid sample: %s", mt[m], call.msg[0] ? call.msg : sl_strerror(rc));
-        else check_elements(c, doc, mt[m]);
+        if (rc)
+            bad(c, "parse %s: failed on a valid sample: %s", mt[m], call.msg[0] ? call.msg : sl_strerror(rc));
+        else
+            check_elements(c, doc, mt[m]);
         sl_document_free(doc);
 
         /* bad input must fail the document, not the process */
@@ -129,8 +133,10 @@ static void check_parser(check *c, sl_instance *inst) {
         sl_document_set_data(doc, "", 0);
         sl_document_set_media_type(doc, mt[m]);
         rc = sl_invoke(inst, call_parse, doc, &call);
-        if (rc == SL_EFATAL) bad(c, "parse %s: an empty document is reported as fatal; use SL_EBADINPUT", mt[m]);
-        else ok(c, rc ? "empty document fails as bad input" : "empty document accepted");
+        if (rc == SL_EFATAL)
+            bad(c, "parse %s: an empty document is reported as fatal; use SL_EBADINPUT", mt[m]);
+        else
+            ok(c, rc ? "empty document fails as bad input" : "empty document accepted");
         sl_document_free(doc);
     }
 }
@@ -149,8 +155,10 @@ static void check_chunker(check *c, sl_instance *inst) {
     sl_call call;
     int rc = sl_invoke(inst, call_chunk, doc, &call);
     size_t n = sl_doc_chunk_count(doc);
-    if (rc) bad(c, "chunk: failed on sample elements: %s", call.msg[0] ? call.msg : sl_strerror(rc));
-    else if (n == 0) bad(c, "chunk: no chunks from 41 elements of text");
+    if (rc)
+        bad(c, "chunk: failed on sample elements: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+    else if (n == 0)
+        bad(c, "chunk: no chunks from 41 elements of text");
     else {
         int empty = 0;
         for (size_t i = 0; i < n; i++) {
@@ -158,7 +166,8 @@ static void check_chunker(check *c, sl_instance *inst) {
             const char *t = sl_chunk_text(doc, i, &len);
             if (len == 0 || !sl_utf8_valid(t, len, NULL)) empty = 1;
         }
-        if (empty) bad(c, "chunk: a chunk is empty or not valid UTF-8");
+        if (empty)
+            bad(c, "chunk: a chunk is empty or not valid UTF-8");
         else {
             char msg[128];
             snprintf(msg, sizeof msg, "chunk: %zu chunks from 41 elements", n);
@@ -178,7 +187,8 @@ static int embed_texts(check *c, sl_instance *inst, const sl_text *t, size_t n, 
 
 static void check_embedder(check *c, sl_instance *inst) {
     uint32_t dim = inst->dim;
-    sl_text t[3] = {{"the cat sat on the mat", 22}, {"quarterly revenue grew", 22}, {"the cat sat on the mat", 22}};
+    sl_text t[3] = {
+        {"the cat sat on the mat", 22}, {"quarterly revenue grew", 22}, {"the cat sat on the mat", 22}};
     float *v = calloc(3 * (size_t)dim, sizeof *v);
     if (!v) {
         bad(c, "out of memory");
@@ -190,8 +200,10 @@ static void check_embedder(check *c, sl_instance *inst) {
             finite &= isfinite(v[i]) != 0;
             nonzero |= v[i] != 0.0f;
         }
-        if (!finite) bad(c, "embed: a vector holds NaN or infinity");
-        else if (!nonzero) bad(c, "embed: every vector is zero");
+        if (!finite)
+            bad(c, "embed: a vector holds NaN or infinity");
+        else if (!nonzero)
+            bad(c, "embed: every vector is zero");
         else {
             char msg[128];
             snprintf(msg, sizeof msg, "embed: 3 finite vectors of %u dimensions", dim);
@@ -229,20 +241,27 @@ static void check_sink(check *c, sl_instance *inst) {
         sl_hits *hits = sl_hits_new(3);
         query_args q = {v, dim, hits};
         rc = sl_invoke(inst, call_query, &q, &call);
-        if (rc) bad(c, "query: %s", call.msg[0] ? call.msg : sl_strerror(rc));
-        else if (sl_hits_count(hits) == 0) bad(c, "query: the stored sample was not found");
-        else ok(c, "query finds the stored sample");
+        if (rc)
+            bad(c, "query: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+        else if (sl_hits_count(hits) == 0)
+            bad(c, "query: the stored sample was not found");
+        else
+            ok(c, "query finds the stored sample");
         sl_hits_free(hits);
     }
     prune_args p = {"sluice-check:sample", 2};
     rc = sl_invoke(inst, call_prune, &p, &call);
-    if (rc < 0) bad(c, "prune: %s", call.msg[0] ? call.msg : sl_strerror(rc));
-    else if (rc != 1) bad(c, "prune: removed %d documents, expected the 1 sample", rc);
-    else ok(c, "prune removes the sample");
+    if (rc < 0)
+        bad(c, "prune: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+    else if (rc != 1)
+        bad(c, "prune: removed %d documents, expected the 1 sample", rc);
+    else
+        ok(c, "prune removes the sample");
     sl_document_free(doc);
 }
 
-int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides, FILE *out) {
+int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,
+                    FILE *out) {
     sl_registry *reg;
     const sl_loaded *p;
     int rc = sl_registry_new(ctx, &reg);
@@ -281,7 +300,8 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     sl_registry_free(reg);
     if (c.failures) {
         fprintf(out, "%s: %d check(s) failed\n", path, c.failures);
-        return sl_ctx_error(ctx, SL_EBADINPUT, "%s breaks its role's contract (%d failed checks)", path, c.failures);
+        return sl_ctx_error(ctx, SL_EBADINPUT, "%s breaks its role's contract (%d failed checks)", path,
+                            c.failures);
     }
     fprintf(out, "%s: passes\n", path);
     return 0;

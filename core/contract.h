@@ -18,6 +18,7 @@
 /* Returns 0 when the plugin passes; SL_EFATAL when it cannot be loaded,
  * configured or initialised; SL_EBADINPUT when it breaks its role's
  * contract. Progress and findings go to out. */
-int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides, FILE *out);
+int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,
+                    FILE *out);
 
 #endif

@@ -56,8 +56,10 @@ uv_loop_t *sl_loop_uv(sl_loop *loop) { return &loop->uv; }
 void sl_loop_post(sl_loop *loop, sl_post *post) {
     post->next = NULL;
     pthread_mutex_lock(&loop->lock);
-    if (loop->tail) loop->tail->next = post;
-    else loop->head = post;
+    if (loop->tail)
+        loop->tail->next = post;
+    else
+        loop->head = post;
     loop->tail = post;
     pthread_mutex_unlock(&loop->lock);
     uv_async_send(&loop->async);

@@ -276,8 +276,10 @@ static void dispatch(unit *u) {
     u->t_ready = sl_now_ns();
     u->next = NULL;
     if (st->limit && st->inflight >= st->limit) {
-        if (st->qtail) st->qtail->next = u;
-        else st->qhead = u;
+        if (st->qtail)
+            st->qtail->next = u;
+        else
+            st->qhead = u;
         st->qtail = u;
         st->queued++;
         return;
@@ -409,7 +411,7 @@ static int enqueue_chunks(stage *st, job *j) {
     size_t n = sl_doc_chunk_count(j->doc);
     if (st->pend_len + n > st->pend_cap) {
         /* compact, then grow */
-        memmove(st->pend, st->pend + st->pend_head, pend_count(st) * sizeof *st->pend);
+        if (st->pend) memmove(st->pend, st->pend + st->pend_head, pend_count(st) * sizeof *st->pend);
         st->pend_len -= st->pend_head;
         st->pend_head = 0;
         size_t cap = st->pend_cap ? st->pend_cap : 256;
@@ -433,14 +435,18 @@ static void batch_done(unit *u) {
         const float *v = u->out + i * dim;
         int finite = 1;
         for (uint32_t k = 0; k < dim && finite; k++) finite = isfinite(v[k]);
-        if (!finite) mark_failed(j, stage_name(u->st), "the embedder returned a non-finite value (NaN or inf)");
+        if (!finite)
+            mark_failed(j, stage_name(u->st), "the embedder returned a non-finite value (NaN or inf)");
         else if (!j->failed) {
             float *dst = sl_document_chunk_vector(j->doc, u->refs[i].chunk, dim);
-            if (dst) memcpy(dst, v, dim * sizeof *dst);
-            else mark_failed(j, stage_name(u->st), "out of memory for vectors");
+            if (dst)
+                memcpy(dst, v, dim * sizeof *dst);
+            else
+                mark_failed(j, stage_name(u->st), "out of memory for vectors");
         }
         if (--j->pending == 0) {
-            if (j->failed) finish_job(j, FAILED);
+            if (j->failed)
+                finish_job(j, FAILED);
             else {
                 account(j);
                 advance(j);
@@ -514,8 +520,10 @@ static void release_unit(unit *u) {
 
 static void prune_done(unit *u, int rc) {
     run *r = u->st->run;
-    if (rc >= 0) r->rep->pruned += (uint64_t)rc;
-    else fatal(r, stage_name(u->st), u->call.msg[0] ? u->call.msg : sl_strerror(rc));
+    if (rc >= 0)
+        r->rep->pruned += (uint64_t)rc;
+    else
+        fatal(r, stage_name(u->st), u->call.msg[0] ? u->call.msg : sl_strerror(rc));
     release_unit(u);
     if (--r->prune_pending == 0) maybe_end(r);
 }
@@ -551,15 +559,18 @@ static void finish_unit(unit *u, int rc) {
     switch (st->op) {
     case OP_PRUNE: prune_done(u, rc); break;
     case OP_EMBED:
-        if (rc < 0) batch_failed(u, msg);
-        else batch_done(u);
+        if (rc < 0)
+            batch_failed(u, msg);
+        else
+            batch_done(u);
         release_unit(u);
         break;
     case OP_PAGE:
         if (rc < 0) mark_failed(j, stage_name(st), msg);
         release_unit(u);
         if (--j->pending == 0) {
-            if (j->failed) finish_job(j, FAILED);
+            if (j->failed)
+                finish_job(j, FAILED);
             else {
                 sl_document_sort_elements(j->doc);
                 account(j);
@@ -664,7 +675,8 @@ static void start_job(run *r, const char *path, const char *error, uint64_t est)
     const sl_route *route = sl_runtime_route_for(r->rt, media);
     if (!route) {
         char why[256];
-        snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)", media);
+        snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)",
+                 media);
         fail_job(j, r->read, why);
         return;
     }
@@ -691,8 +703,7 @@ static void admit(run *r) {
         }
         /* mapped bytes plus what parsing, chunking and vectors add */
         uint64_t est = r->next_size * 3 + 16384;
-        if (r->docs_inflight > 0 &&
-            (r->docs_inflight >= r->max_docs || r->bytes_inflight + est > r->budget))
+        if (r->docs_inflight > 0 && (r->docs_inflight >= r->max_docs || r->bytes_inflight + est > r->budget))
             break;
         r->have_next = 0;
         start_job(r, r->next_path, r->next_error, est);
@@ -759,7 +770,8 @@ static void on_signal(uv_signal_t *s, int signum) {
     r->stopping = 1;
     r->rep->interrupted = 1;
     sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL,
-               "interrupted: finishing %zu documents in flight (interrupt again to stop at once)", r->docs_inflight);
+               "interrupted: finishing %zu documents in flight (interrupt again to stop at once)",
+               r->docs_inflight);
     maybe_end(r);
 }
 
@@ -789,7 +801,7 @@ static stage *add_stage(run *r, op o, sl_instance *inst, const char *name) {
     st->exec = inst && inst->desc->bottleneck == SL_IO ? EX_LOOP : EX_POOL;
     if (inst) {
         st->limit = inst->stage.max_concurrency > 0 ? (int)inst->stage.max_concurrency
-                                                     : (int)inst->desc->max_concurrency;
+                                                    : (int)inst->desc->max_concurrency;
         st->batch_size = inst->stage.batch_size > 0   ? (size_t)inst->stage.batch_size
                          : inst->desc->batch_size > 0 ? inst->desc->batch_size
                                                       : 64;
@@ -811,9 +823,12 @@ static stage *stage_for(run *r, op o, sl_instance *inst) {
     stage *st = find_stage(r, o, inst);
     if (st) return st;
     char name[256];
-    if (o == OP_LOOKUP) snprintf(name, sizeof name, "%s.lookup", inst->name);
-    else if (o == OP_PRUNE) snprintf(name, sizeof name, "%s.prune", inst->name);
-    else snprintf(name, sizeof name, "%s", inst->name);
+    if (o == OP_LOOKUP)
+        snprintf(name, sizeof name, "%s.lookup", inst->name);
+    else if (o == OP_PRUNE)
+        snprintf(name, sizeof name, "%s.prune", inst->name);
+    else
+        snprintf(name, sizeof name, "%s", inst->name);
     return add_stage(r, o, inst, name);
 }
 
@@ -898,7 +913,8 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     r->tstate = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), sizeof *r->tstate);
     r->tinit = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), 1);
     rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
-    if (!r->tstate || !r->tinit || sl_walk_new(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->walk) ||
+    if (!r->tstate || !r->tinit ||
+        sl_walk_new(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->walk) ||
         sl_loop_new(&r->loop)) {
         free_run(r);
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");

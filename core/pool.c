@@ -112,8 +112,10 @@ void sl_pool_submit(sl_pool *p, sl_task *t) {
     t->next = NULL;
     t->t_submit = sl_now_ns();
     pthread_mutex_lock(&p->lock);
-    if (p->tail[pr]) p->tail[pr]->next = t;
-    else p->head[pr] = t;
+    if (p->tail[pr])
+        p->tail[pr]->next = t;
+    else
+        p->head[pr] = t;
     p->tail[pr] = t;
     p->queued++;
     pthread_cond_signal(&p->cond);

@@ -7,7 +7,8 @@
 
 #include "sluice/call.h"
 
-sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor) {
+sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin,
+                                    const char *executor) {
     sl_stage_stats *ns = realloc(r->stages, (r->nstages + 1) * sizeof *ns);
     if (!ns) return NULL;
     r->stages = ns;
@@ -39,16 +40,18 @@ void sl_report_print(const sl_report *r, FILE *out) {
             (unsigned long long)r->failed);
     if (r->pruned) fprintf(out, ", %llu pruned", (unsigned long long)r->pruned);
     fprintf(out, "\n");
-    fprintf(out, "chunks stored: %llu; read %.1f MB in %.2f s (%.1f docs/s, %.2f MB/s) on %d threads; peak RSS %.1f MB\n",
+    fprintf(out,
+            "chunks stored: %llu; read %.1f MB in %.2f s (%.1f docs/s, %.2f MB/s) on %d threads; peak RSS "
+            "%.1f MB\n",
             (unsigned long long)r->chunks, mb, r->wall_s, r->wall_s > 0 ? (double)r->total / r->wall_s : 0.0,
             r->wall_s > 0 ? mb / r->wall_s : 0.0, r->threads, (double)r->peak_rss / (1024.0 * 1024.0));
-    fprintf(out, "\n%-18s %-16s %-8s %10s %9s %10s %10s %8s %8s\n", "stage", "plugin", "executor", "items", "calls",
-            "busy s", "queued s", "retries", "failed");
+    fprintf(out, "\n%-18s %-16s %-8s %10s %9s %10s %10s %8s %8s\n", "stage", "plugin", "executor", "items",
+            "calls", "busy s", "queued s", "retries", "failed");
     for (size_t i = 0; i < r->nstages; i++) {
         const sl_stage_stats *s = &r->stages[i];
-        fprintf(out, "%-18s %-16s %-8s %10llu %9llu %10.3f %10.3f %8llu %8llu\n", s->name, s->plugin, s->executor,
-                (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns), secs(s->wait_ns),
-                (unsigned long long)s->retries, (unsigned long long)s->failures);
+        fprintf(out, "%-18s %-16s %-8s %10llu %9llu %10.3f %10.3f %8llu %8llu\n", s->name, s->plugin,
+                s->executor, (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns),
+                secs(s->wait_ns), (unsigned long long)s->retries, (unsigned long long)s->failures);
     }
     if (r->failed) {
         fprintf(out, "\nfailed documents (%llu):\n", (unsigned long long)r->failed);

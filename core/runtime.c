@@ -11,24 +11,86 @@
 #include "pool.h"
 
 static const sl_option settings_options[] = {
-    {"threads", SL_OPT_INT, "0", "pool threads; 0: one per core", 0, offsetof(sl_settings, threads), NULL, {0}},
-    {"memory_budget", SL_OPT_SIZE, "256M", "bytes of documents in flight at once", 0,
-     offsetof(sl_settings, memory_budget), NULL, {0}},
-    {"max_documents", SL_OPT_INT, "0", "documents in flight at once; 0: derived from threads and batch sizes", 0,
-     offsetof(sl_settings, max_documents), NULL, {0}},
-    {"max_file_size", SL_OPT_SIZE, "64M", "larger files fail with a reason", 0,
-     offsetof(sl_settings, max_file_size), NULL, {0}},
-    {"include", SL_OPT_STRING, "*.md *.markdown *.txt *.text", "file name patterns ingested inside folders", 0,
-     offsetof(sl_settings, include), NULL, {0}},
-    {"exclude", SL_OPT_STRING, ".git .sluice node_modules", "file and folder name patterns skipped", 0,
-     offsetof(sl_settings, exclude), NULL, {0}},
-    {"plugin_path", SL_OPT_STRING, "", "extra plugin folders, space-separated, relative to the INI file", 0,
-     offsetof(sl_settings, plugin_path), NULL, {0}},
-    {"retries", SL_OPT_INT, "5", "attempts after a retryable failure", 0, offsetof(sl_settings, retries), NULL,
+    {"threads",
+     SL_OPT_INT,
+     "0",
+     "pool threads; 0: one per core",
+     0,
+     offsetof(sl_settings, threads),
+     NULL,
      {0}},
-    {"retry_base", SL_OPT_DURATION, "200ms", "first backoff; doubles each attempt, with full jitter", 0,
-     offsetof(sl_settings, retry_base_ms), NULL, {0}},
-    {"retry_max", SL_OPT_DURATION, "30s", "longest backoff", 0, offsetof(sl_settings, retry_max_ms), NULL, {0}},
+    {"memory_budget",
+     SL_OPT_SIZE,
+     "256M",
+     "bytes of documents in flight at once",
+     0,
+     offsetof(sl_settings, memory_budget),
+     NULL,
+     {0}},
+    {"max_documents",
+     SL_OPT_INT,
+     "0",
+     "documents in flight at once; 0: derived from threads and batch sizes",
+     0,
+     offsetof(sl_settings, max_documents),
+     NULL,
+     {0}},
+    {"max_file_size",
+     SL_OPT_SIZE,
+     "64M",
+     "larger files fail with a reason",
+     0,
+     offsetof(sl_settings, max_file_size),
+     NULL,
+     {0}},
+    {"include",
+     SL_OPT_STRING,
+     "*.md *.markdown *.txt *.text",
+     "file name patterns ingested inside folders",
+     0,
+     offsetof(sl_settings, include),
+     NULL,
+     {0}},
+    {"exclude",
+     SL_OPT_STRING,
+     ".git .sluice node_modules",
+     "file and folder name patterns skipped",
+     0,
+     offsetof(sl_settings, exclude),
+     NULL,
+     {0}},
+    {"plugin_path",
+     SL_OPT_STRING,
+     "",
+     "extra plugin folders, space-separated, relative to the INI file",
+     0,
+     offsetof(sl_settings, plugin_path),
+     NULL,
+     {0}},
+    {"retries",
+     SL_OPT_INT,
+     "5",
+     "attempts after a retryable failure",
+     0,
+     offsetof(sl_settings, retries),
+     NULL,
+     {0}},
+    {"retry_base",
+     SL_OPT_DURATION,
+     "200ms",
+     "first backoff; doubles each attempt, with full jitter",
+     0,
+     offsetof(sl_settings, retry_base_ms),
+     NULL,
+     {0}},
+    {"retry_max",
+     SL_OPT_DURATION,
+     "30s",
+     "longest backoff",
+     0,
+     offsetof(sl_settings, retry_max_ms),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -80,8 +142,8 @@ static int parse_settings(sl_runtime *rt) {
                 strncat(known, k->name, sizeof known - strlen(known) - 3);
                 if (k[1].name) strncat(known, ", ", sizeof known - strlen(known) - 1);
             }
-            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: unknown setting (known: %s)", where, kv->key,
-                                known);
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: unknown setting (known: %s)", where,
+                                kv->key, known);
         }
         kv->used = 1;
         if (sl_option_parse(o, kv->value, cfg->dir, &rt->set, &rt->owned, &rt->nowned, err, sizeof err) != 0)
@@ -146,12 +208,12 @@ static int build_instances(sl_runtime *rt) {
 }
 
 /* Finds the stage named by a route key, checking its role. */
-static int route_stage(sl_runtime *rt, const char *where, const char *route, const char *key, const char *name,
-                       sl_instance **out) {
+static int route_stage(sl_runtime *rt, const char *where, const char *route, const char *key,
+                       const char *name, sl_instance **out) {
     sl_instance *inst = find_instance(rt, name);
     if (!inst)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] %s: no section [%s] defines a stage named '%s'", where,
-                            route, key, name, name);
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] %s: no section [%s] defines a stage named '%s'",
+                            where, route, key, name, name);
     *out = inst;
     return 0;
 }
@@ -187,23 +249,31 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
     char where[512];
     sl_config_where(rt->cfg, sec->line, where, sizeof where);
     r->name = strdup(sec->name + strlen(ROUTE_PREFIX));
-    if (!r->name || !*r->name) return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs a name", where, sec->name);
+    if (!r->name || !*r->name)
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs a name", where, sec->name);
     const char *media = NULL, *stages = NULL, *sink = NULL;
     for (size_t i = 0; i < sec->n; i++) {
         sl_conf_kv *kv = &sec->kv[i];
         char kwhere[512];
         sl_config_where(rt->cfg, kv->line, kwhere, sizeof kwhere);
         kv->used = 1;
-        if (strcmp(kv->key, "media") == 0) media = kv->value;
-        else if (strcmp(kv->key, "stages") == 0) stages = kv->value;
-        else if (strcmp(kv->key, "sink") == 0) sink = kv->value;
+        if (strcmp(kv->key, "media") == 0)
+            media = kv->value;
+        else if (strcmp(kv->key, "stages") == 0)
+            stages = kv->value;
+        else if (strcmp(kv->key, "sink") == 0)
+            sink = kv->value;
         else
-            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] %s: unknown route key (known: media, stages, sink)",
-                                kwhere, sec->name, kv->key);
+            return sl_ctx_error(rt->ctx, SL_EFATAL,
+                                "%s: [%s] %s: unknown route key (known: media, stages, sink)", kwhere,
+                                sec->name, kv->key);
     }
     if (!media || !stages || !sink)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs media, stages and sink (missing %s)", where,
-                            sec->name, !media ? "media" : !stages ? "stages" : "sink");
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s]: a route needs media, stages and sink (missing %s)",
+                            where, sec->name,
+                            !media    ? "media"
+                            : !stages ? "stages"
+                                      : "sink");
     r->nmedia = split_words(media, &r->media);
     char **names;
     size_t n = split_words(stages, &names);
@@ -216,21 +286,31 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
         if ((rc = route_stage(rt, where, sec->name, "stages", names[i], &inst))) break;
         sl_role role = inst->desc->role;
         const char *want = NULL;
-        if (i == 0 && role != SL_ROLE_PARSER) want = "a parser first";
-        else if (i > 0 && role == SL_ROLE_PARSER) want = "one parser, first";
-        else if (role == SL_ROLE_PAGE && r->chunker) want = "page stages before the chunker";
-        else if (role == SL_ROLE_CHUNKER && r->chunker) want = "one chunker";
-        else if (role == SL_ROLE_EMBEDDER && (!r->chunker || r->embedder)) want = "one embedder, after the chunker";
-        else if (role == SL_ROLE_SINK) want = "the sink under 'sink', not in stages";
-        else if (role == SL_ROLE_LLM) want = "no llm stages (not supported yet)";
+        if (i == 0 && role != SL_ROLE_PARSER)
+            want = "a parser first";
+        else if (i > 0 && role == SL_ROLE_PARSER)
+            want = "one parser, first";
+        else if (role == SL_ROLE_PAGE && r->chunker)
+            want = "page stages before the chunker";
+        else if (role == SL_ROLE_CHUNKER && r->chunker)
+            want = "one chunker";
+        else if (role == SL_ROLE_EMBEDDER && (!r->chunker || r->embedder))
+            want = "one embedder, after the chunker";
+        else if (role == SL_ROLE_SINK)
+            want = "the sink under 'sink', not in stages";
+        else if (role == SL_ROLE_LLM)
+            want = "no llm stages (not supported yet)";
         if (want) {
-            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is a %s stage; a route takes %s", where,
-                              sec->name, names[i], sl_role_name(role), want);
+            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is a %s stage; a route takes %s",
+                              where, sec->name, names[i], sl_role_name(role), want);
             break;
         }
-        if (role == SL_ROLE_PARSER) r->parser = inst;
-        else if (role == SL_ROLE_CHUNKER) r->chunker = inst;
-        else if (role == SL_ROLE_EMBEDDER) r->embedder = inst;
+        if (role == SL_ROLE_PARSER)
+            r->parser = inst;
+        else if (role == SL_ROLE_CHUNKER)
+            r->chunker = inst;
+        else if (role == SL_ROLE_EMBEDDER)
+            r->embedder = inst;
         else if (role == SL_ROLE_PAGE) {
             sl_instance **np = realloc(r->pages, (r->npages + 1) * sizeof *np);
             if (!np) {
@@ -247,12 +327,12 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
         return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: a route needs a chunker", where, sec->name);
     if ((rc = route_stage(rt, where, sec->name, "sink", sink, &r->sink))) return rc;
     if (r->sink->desc->role != SL_ROLE_SINK)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] sink: '%s' is a %s stage, not a sink", where, sec->name,
-                            sink, sl_role_name(r->sink->desc->role));
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] sink: '%s' is a %s stage, not a sink", where,
+                            sec->name, sink, sl_role_name(r->sink->desc->role));
     for (size_t m = 0; m < r->nmedia; m++) {
         if (!parser_reads(r->parser, r->media[m]))
-            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] media: parser '%s' (%s) does not read %s", where,
-                                sec->name, r->parser->name, r->parser->desc->name, r->media[m]);
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] media: parser '%s' (%s) does not read %s",
+                                where, sec->name, r->parser->name, r->parser->desc->name, r->media[m]);
     }
     route_fingerprint(r);
     return 0;
@@ -273,12 +353,13 @@ static int build_routes(sl_runtime *rt) {
             for (size_t a = 0; a < r->nmedia; a++)
                 for (size_t b = 0; b < rt->routes[j].nmedia; b++)
                     if (strcmp(r->media[a], rt->routes[j].media[b]) == 0)
-                        return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] media: %s is already routed by [route.%s]",
-                                            sec->name, r->media[a], rt->routes[j].name);
+                        return sl_ctx_error(rt->ctx, SL_EFATAL,
+                                            "[%s] media: %s is already routed by [route.%s]", sec->name,
+                                            r->media[a], rt->routes[j].name);
     }
     if (rt->nroutes == 0)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: no [route.NAME] section: nothing says where documents go",
-                            rt->cfg->path);
+        return sl_ctx_error(rt->ctx, SL_EFATAL,
+                            "%s: no [route.NAME] section: nothing says where documents go", rt->cfg->path);
     return 0;
 }
 
@@ -325,10 +406,11 @@ int sl_runtime_init(sl_runtime *rt, bool all) {
             const char *ma = a->embedder->model ? a->embedder->model : "";
             const char *mb = b->embedder->model ? b->embedder->model : "";
             if (a->embedder->dim != b->embedder->dim || strcmp(ma, mb) != 0)
-                return sl_ctx_error(rt->ctx, SL_EFATAL,
-                                    "[route.%s] and [route.%s] store into '%s' with different embeddings (%s, %u "
-                                    "dimensions vs %s, %u): queries would compare unrelated vectors",
-                                    a->name, b->name, a->sink->name, ma, a->embedder->dim, mb, b->embedder->dim);
+                return sl_ctx_error(
+                    rt->ctx, SL_EFATAL,
+                    "[route.%s] and [route.%s] store into '%s' with different embeddings (%s, %u "
+                    "dimensions vs %s, %u): queries would compare unrelated vectors",
+                    a->name, b->name, a->sink->name, ma, a->embedder->dim, mb, b->embedder->dim);
         }
     }
     return 0;
@@ -374,7 +456,8 @@ int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     call->thread_state = ts;
     int rc = fn(call, arg);
     if (rc == SL_PENDING)
-        rc = sl_fail(call, SL_EFATAL, "answered SL_PENDING outside the loop (io plugins cannot be called here yet)");
+        rc = sl_fail(call, SL_EFATAL,
+                     "answered SL_PENDING outside the loop (io plugins cannot be called here yet)");
     if (d->thread_fini) d->thread_fini(inst->state, ts);
     return rc;
 }

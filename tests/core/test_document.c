@@ -179,8 +179,8 @@ static void test_utf8(void) {
     CHECK_INT(bad, 2);
     CHECK_INT(sl_utf8_valid("a\xc3", 2, &bad), 0); /* truncated */
     CHECK_INT(bad, 1);
-    CHECK_INT(sl_utf8_valid("\xc0\xaf", 2, &bad), 0); /* overlong */
-    CHECK_INT(sl_utf8_valid("\xed\xa0\x80", 3, &bad), 0); /* surrogate */
+    CHECK_INT(sl_utf8_valid("\xc0\xaf", 2, &bad), 0);         /* overlong */
+    CHECK_INT(sl_utf8_valid("\xed\xa0\x80", 3, &bad), 0);     /* surrogate */
     CHECK_INT(sl_utf8_valid("\xf4\x90\x80\x80", 4, &bad), 0); /* > U+10FFFF */
     CHECK(sl_hash64("a", 1, 0) != sl_hash64("a", 1, 1));
     CHECK(sl_hash64("a", 1, 7) == sl_hash64("a", 1, 7));

@@ -56,15 +56,17 @@ static void write_corpus(void) {
         FILE *f = fopen(p, "w");
         fprintf(f, "# Document %d\n\n", i);
         for (int k = 0; k < 6; k++)
-            fprintf(f, "Paragraph %d of document %d talks about topic %d at some length, more than a line.\n\n", k,
-                    i, (i * 7 + k) % 13);
+            fprintf(f,
+                    "Paragraph %d of document %d talks about topic %d at some length, more than a line.\n\n",
+                    k, i, (i * 7 + k) % 13);
         if (i == 17) fprintf(f, "## Trouble\n\nThis section holds POISON that the embedder refuses.\n");
         fclose(f);
     }
 }
 
 /* Runs once with stderr captured into *log (malloc'd). */
-static int run_once(sl_ctx *ctx, int max_docs, const char *budget, int fail_first, sl_report *rep, char **log) {
+static int run_once(sl_ctx *ctx, int max_docs, const char *budget, int fail_first, sl_report *rep,
+                    char **log) {
     char ini[4096];
     snprintf(ini, sizeof ini, ini_fmt, max_docs, budget, fail_first, store);
     sl_config *cfg;

@@ -92,7 +92,7 @@ int main(void) {
     snprintf(file, sizeof file, "%s/docs/c.bin", root);
     snprintf(slashed, sizeof slashed, "%s/docs/sub/", root);
     const char *roots2[2] = {file, slashed};
-    CHECK_INT(sl_walk_new(roots2, 2, "*.md", "", &w), 0);
+    CHECK_INT(sl_walk_new(roots2, 2, "*.md", "up", &w), 0);
     CHECK_INT(sl_walk_next(w, &e), 1);
     CHECK_STR(e.path, file);
     CHECK_INT(sl_walk_next(w, &e), 1);

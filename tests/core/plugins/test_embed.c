@@ -24,10 +24,29 @@ typedef struct state {
 } state;
 
 static const sl_option options[] = {
-    {"api_key", SL_OPT_STRING, "", "a secret this plugin leaks on purpose", SL_OPT_SECRET, offsetof(conf, api_key),
-     NULL, {0}},
-    {"fail_first", SL_OPT_INT, "0", "calls that fail as retryable first", 0, offsetof(conf, fail_first), NULL, {0}},
-    {"bad_text", SL_OPT_STRING, "", "texts containing this fail as bad input", 0, offsetof(conf, bad_text), NULL,
+    {"api_key",
+     SL_OPT_STRING,
+     "",
+     "a secret this plugin leaks on purpose",
+     SL_OPT_SECRET,
+     offsetof(conf, api_key),
+     NULL,
+     {0}},
+    {"fail_first",
+     SL_OPT_INT,
+     "0",
+     "calls that fail as retryable first",
+     SL_OPT_NO_FINGERPRINT,
+     offsetof(conf, fail_first),
+     NULL,
+     {0}},
+    {"bad_text",
+     SL_OPT_STRING,
+     "",
+     "texts containing this fail as bad input",
+     0,
+     offsetof(conf, bad_text),
+     NULL,
      {0}},
     {"dimension", SL_OPT_INT, "4", "vector dimension", 0, offsetof(conf, dimension), NULL, {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
@@ -56,7 +75,8 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
     uint32_t dim = (uint32_t)s->c.dimension;
     for (size_t i = 0; i < n; i++) {
         if (*s->c.bad_text && memmem(texts[i].ptr, texts[i].len, s->c.bad_text, strlen(s->c.bad_text)))
-            return sl_fail(call, SL_EBADINPUT, "refusing text with '%s' (key %s)", s->c.bad_text, s->c.api_key);
+            return sl_fail(call, SL_EBADINPUT, "refusing text with '%s' (key %s)", s->c.bad_text,
+                           s->c.api_key);
         float *v = out + i * dim;
         memset(v, 0, dim * sizeof *v);
         v[0] = (float)texts[i].len;
@@ -68,16 +88,11 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
 }
 
 static const sl_plugin desc = {
-    SL_PLUGIN_HEADER,
-    .name = "test-embed",
-    .version = "1.0.0",
-    .summary = "misbehaving embedder for tests",
-    .role = SL_ROLE_EMBEDDER,
-    .bottleneck = SL_CPU,
-    .options = options,
-    .config_size = sizeof(conf),
-    .batch_size = 8,
-    .init = init,
+    SL_PLUGIN_HEADER,         .name = "test-embed",
+    .version = "1.0.0",       .summary = "misbehaving embedder for tests",
+    .role = SL_ROLE_EMBEDDER, .bottleneck = SL_CPU,
+    .options = options,       .config_size = sizeof(conf),
+    .batch_size = 8,          .init = init,
     .embed = embed,
 };
 SL_PLUGIN_EXPORT(desc)
