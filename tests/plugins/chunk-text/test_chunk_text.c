@@ -1,0 +1,455 @@
+/* test_chunk_text.c - chunk-text packs elements into chunks within `size`
+ * (code points, or tokens of four), cuts long text at the best break and
+ * never inside a UTF-8 sequence, repeats a word-aligned overlap, keeps
+ * tables and code whole when they fit, records heading paths and positions,
+ * refuses overlap >= size, and stays linear on a 50 MB line. Runs the built
+ * plugin through its descriptor (harness.h, shared with parse-markdown). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* The document's elements are built by hand: this tests the chunker alone. */
+static void add(sl_doc *d, sl_elem_type type, int level, uint32_t line, const char *text) {
+    int i = sl_doc_add_element(d, type, text, strlen(text));
+    CHECK(i >= 0);
+    if (i < 0) return;
+    sl_elem_set_level(d, (size_t)i, level);
+    sl_elem_set_page(d, (size_t)i, 1);
+    sl_elem_set_source(d, (size_t)i, 0, line);
+}
+
+static sl_doc *new_doc(void) { return harness_doc("test.md", "text/markdown", "", 0); }
+
+/* Opens chunk-text with overrides (NULL-terminated) and chunks doc. */
+static int run(sl_doc *doc, const char *const *over, sl_call *call) {
+    harness h;
+    int rc = harness_open(&h, "chunk-text", over);
+    if (rc) {
+        harness_close(&h);
+        return rc;
+    }
+    sl_call_init(call, h.inst, NULL);
+    rc = h.desc->chunk(call, doc);
+    harness_close(&h);
+    return rc;
+}
+
+static size_t cps(const char *s, size_t n) {
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++) u += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return u;
+}
+
+static const char *chunk(const sl_doc *d, size_t i) { return sl_chunk_text(d, i, NULL); }
+
+/* The text without its whitespace: what chunking must neither lose nor add
+ * (when there is no overlap). */
+static char *squeeze(const char *s, size_t n, size_t *out_len) {
+    char *o = malloc(n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\t') o[k++] = s[i];
+    o[k] = '\0';
+    *out_len = k;
+    return o;
+}
+
+static void check_no_loss(const sl_doc *d, const char *orig, size_t n) {
+    size_t ol, total = 0;
+    char *want = squeeze(orig, n, &ol);
+    char *got = malloc(ol + 1);
+    int ok = 1;
+    for (size_t i = 0; i < sl_doc_chunk_count(d) && ok; i++) {
+        size_t len, sl;
+        const char *t = sl_chunk_text(d, i, &len);
+        char *s = squeeze(t, len, &sl);
+        if (total + sl > ol)
+            ok = 0;
+        else
+            memcpy(got + total, s, sl), total += sl;
+        free(s);
+    }
+    CHECK(ok && total == ol && memcmp(got, want, ol) == 0);
+    free(want);
+    free(got);
+}
+
+static void test_descriptor(void) {
+    harness h;
+    CHECK_INT(harness_open(&h, "chunk-text", NULL), 0);
+    if (h.desc) {
+        CHECK_STR(h.desc->name, "chunk-text");
+        CHECK_INT(h.desc->role, SL_ROLE_CHUNKER);
+        CHECK_INT(h.desc->bottleneck, SL_CPU);
+        CHECK(h.desc->chunk != NULL);
+    }
+    harness_close(&h);
+}
+
+static void test_headings_start_chunks_and_set_paths(void) {
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, "Before any heading.");
+    add(d, SL_EL_HEADING, 1, 3, "Guide");
+    add(d, SL_EL_PARAGRAPH, 0, 5, "Intro text.");
+    add(d, SL_EL_HEADING, 2, 7, "Install");
+    add(d, SL_EL_HEADING, 3, 9, "From source");
+    add(d, SL_EL_PARAGRAPH, 0, 11, "Run make.");
+    add(d, SL_EL_CODE, 0, 13, "make install");
+    add(d, SL_EL_HEADING, 2, 17, "Empty");
+    add(d, SL_EL_HEADING, 2, 19, "Use");
+    add(d, SL_EL_LIST, 0, 21, "- one\n- two");
+    sl_call call;
+    CHECK_INT(run(d, NULL, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 5);
+    if (sl_doc_chunk_count(d) == 5) {
+        CHECK_STR(chunk(d, 0), "Before any heading.");
+        CHECK_STR(sl_chunk_heading(d, 0), "");
+        CHECK_INT(sl_chunk_line(d, 0), 1);
+        CHECK_STR(chunk(d, 1), "Guide\n\nIntro text.");
+        CHECK_STR(sl_chunk_heading(d, 1), "Guide");
+        CHECK_INT(sl_chunk_line(d, 1), 3);
+        CHECK_INT(sl_chunk_page(d, 1), 1);
+        /* A heading directly followed by a deeper one shares its chunk. */
+        CHECK_STR(chunk(d, 2), "Install\n\nFrom source\n\nRun make.\n\nmake install");
+        CHECK_STR(sl_chunk_heading(d, 2), "Guide > Install > From source");
+        CHECK_INT(sl_chunk_line(d, 2), 7);
+        /* An empty section stays apart; a sibling replaces it in the path. */
+        CHECK_STR(chunk(d, 3), "Empty");
+        CHECK_STR(sl_chunk_heading(d, 3), "Guide > Empty");
+        CHECK_STR(chunk(d, 4), "Use\n\n- one\n- two");
+        CHECK_STR(sl_chunk_heading(d, 4), "Guide > Use");
+        CHECK_INT(sl_chunk_line(d, 4), 19);
+    }
+    sl_document_free(d);
+}
+
+/* Multi-byte text, one paragraph: every chunk within 100 code points though
+ * many are over 100 bytes, valid UTF-8, and together the whole text. */
+static void test_size_counts_code_points(void) {
+    const char *words[] = {"héllo", "wörld", "ünïcödé", "日本語テキスト", "naïve", "café.", "Ω≈ç√"};
+    char *text = malloc(20000);
+    size_t n = 0;
+    for (int i = 0; n < 15000; i++) {
+        const char *w = words[i % 7];
+        memcpy(text + n, w, strlen(w));
+        n += strlen(w);
+        text[n++] = i % 23 == 22 ? '\n' : ' ';
+    }
+    text[n - 1] = '.';
+    text[n] = '\0';
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over[] = {"size=100", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    size_t count = sl_doc_chunk_count(d), max_bytes = 0, small = 0;
+    CHECK(count > cps(text, n) / 100);
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        CHECK(cps(t, len) <= 100);
+        CHECK(sl_utf8_valid(t, len, NULL));
+        if (len > max_bytes) max_bytes = len;
+        if (cps(t, len) < 50) small++;
+        CHECK_INT(sl_chunk_line(d, i), 1);
+    }
+    CHECK(max_bytes > 100);
+    CHECK(small <= 1); /* cuts prefer the window's second half: chunks come out full */
+    check_no_loss(d, text, n);
+    sl_document_free(d);
+    free(text);
+}
+
+/* No break at all: cut at character boundaries, each chunk exactly `size`
+ * code points, none splitting a multi-byte sequence. */
+static void test_no_split_inside_utf8_sequence(void) {
+    const char *cs[] = {"日", "é", "a", "😀"};
+    char *text = malloc(4 * 1000 + 1);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++) {
+        const char *c = cs[(i * 7) % 4];
+        memcpy(text + n, c, strlen(c));
+        n += strlen(c);
+    }
+    text[n] = '\0';
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over[] = {"size=64", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), (1000 + 63) / 64);
+    size_t at = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        CHECK(sl_utf8_valid(t, len, NULL));
+        CHECK_INT(cps(t, len), i + 1 < sl_doc_chunk_count(d) ? 64 : 1000 % 64);
+        CHECK(at + len <= n && memcmp(text + at, t, len) == 0);
+        at += len;
+    }
+    CHECK_INT(at, n);
+    sl_document_free(d);
+
+    /* With overlap the repeated part starts at a character boundary too. */
+    d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over2[] = {"size=64", "overlap=10", NULL};
+    CHECK_INT(run(d, over2, &call), 0);
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        CHECK(sl_utf8_valid(t, len, NULL));
+        CHECK(cps(t, len) <= 64);
+        if (i) CHECK(cps(t, len) == 64 || i + 1 == sl_doc_chunk_count(d));
+    }
+    sl_document_free(d);
+    free(text);
+}
+
+/* Unique words make each overlap unambiguous: chunk i+1 starts with a
+ * suffix of chunk i of at most `overlap` code points, beginning at a word. */
+static void test_overlap_repeats_whole_words(void) {
+    char *text = malloc(8000);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++) n += (size_t)sprintf(text + n, "%s%d", i ? " w" : "w", i);
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over[] = {"size=100", "overlap=30", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    size_t count = sl_doc_chunk_count(d);
+    CHECK(count > 60);
+    for (size_t i = 0; i + 1 < count; i++) {
+        size_t la, lb;
+        const char *a = sl_chunk_text(d, i, &la), *b = sl_chunk_text(d, i + 1, &lb);
+        CHECK(la <= 100 && lb <= 100);
+        size_t k = 0; /* the overlap: b's first words, found at a's end */
+        for (size_t m = 1; m <= la && m <= lb; m++)
+            if (memcmp(a + la - m, b, m) == 0 && (m == lb || b[m] == ' ')) k = m;
+        CHECK(k > 0 && k <= 30);
+        CHECK(k < la && a[la - k - 1] == ' '); /* snapped to the start of a word */
+        CHECK(b[0] == 'w');
+        CHECK(k == lb || b[k] == ' ');
+    }
+    sl_document_free(d);
+
+    /* Overlap is not carried across a heading. */
+    d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, "alpha beta gamma delta");
+    add(d, SL_EL_HEADING, 2, 3, "Next");
+    add(d, SL_EL_PARAGRAPH, 0, 5, "epsilon");
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 2);
+    if (sl_doc_chunk_count(d) == 2) CHECK_STR(chunk(d, 1), "Next\n\nepsilon");
+    sl_document_free(d);
+    free(text);
+}
+
+/* Elements that fit are packed whole; one that does not starts the next
+ * chunk, carrying the overlap, and the chunk's line is that of the element
+ * its text starts in. */
+static void test_packing_and_positions(void) {
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, "alpha beta gamma");
+    add(d, SL_EL_PARAGRAPH, 0, 3, "delta epsilon zeta");
+    add(d, SL_EL_PARAGRAPH, 0, 5, "eta theta iota kappa lambda mu");
+    const char *const over[] = {"size=50", "overlap=10", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 2);
+    if (sl_doc_chunk_count(d) == 2) {
+        CHECK_STR(chunk(d, 0), "alpha beta gamma\n\ndelta epsilon zeta");
+        CHECK_INT(sl_chunk_line(d, 0), 1);
+        CHECK_STR(chunk(d, 1), "zeta\n\neta theta iota kappa lambda mu");
+        CHECK_INT(sl_chunk_line(d, 1), 3); /* starts with the overlap from line 3 */
+    }
+    sl_document_free(d);
+}
+
+static int contains_whole(const sl_doc *d, const char *text) {
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++)
+        if (strstr(chunk(d, i), text)) return 1;
+    return 0;
+}
+
+static void test_tables_and_code_kept_whole_when_they_fit(void) {
+    char para[301], code[400], table[300];
+    memset(para, 'p', 300);
+    for (int i = 5; i < 300; i += 6) para[i] = ' ';
+    para[300] = '\0';
+    size_t n = 0;
+    for (int i = 0; i < 12; i++)
+        n += (size_t)sprintf(code + n, "%sline_%02d = call(%d);", i ? "\n" : "", i, i);
+    n = 0;
+    for (int i = 0; i < 12; i++)
+        n += (size_t)sprintf(table + n, "%scell %02d | value %02d", i ? "\n" : "", i, i);
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, para);
+    add(d, SL_EL_CODE, 0, 3, code);
+    add(d, SL_EL_TABLE, 0, 20, table);
+    add(d, SL_EL_PARAGRAPH, 0, 40, para);
+    const char *const over[] = {"size=400", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK(strlen(code) <= 400 && strlen(code) > 200);
+    CHECK(contains_whole(d, code));
+    CHECK(contains_whole(d, table));
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) CHECK(cps(chunk(d, i), strlen(chunk(d, i))) <= 400);
+    sl_document_free(d);
+
+    /* Larger than size: cut at line ends only, so every piece is whole lines. */
+    char big[2000];
+    n = 0;
+    for (int i = 0; i < 40; i++)
+        n += (size_t)sprintf(big + n, "%sx = f(%02d) + g(%02d) + h(%02d)", i ? "\n" : "", i, i, i);
+    d = new_doc();
+    add(d, SL_EL_CODE, 0, 1, big);
+    const char *const over2[] = {"size=200", "overlap=0", NULL};
+    CHECK_INT(run(d, over2, &call), 0);
+    CHECK(sl_doc_chunk_count(d) >= n / 200);
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        const char *at = strstr(big, t);
+        CHECK(len <= 200);
+        CHECK(at && (at == big || at[-1] == '\n') && (at[len] == '\n' || at[len] == '\0'));
+    }
+    check_no_loss(d, big, n);
+    sl_document_free(d);
+}
+
+/* Long prose cuts at the biggest break in the second half of the window:
+ * paragraph, then sentence, then space. */
+static void test_cuts_prefer_paragraphs_then_sentences(void) {
+    const char *text = "First paragraph is here and it is fairly long.\n\nSecond one follows and it goes on "
+                       "for a bit. Then a short tail comes after it.";
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over[] = {"size=70", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 3);
+    if (sl_doc_chunk_count(d) == 3) {
+        CHECK_STR(chunk(d, 0), "First paragraph is here and it is fairly long.");
+        CHECK_STR(chunk(d, 1), "Second one follows and it goes on for a bit.");
+        CHECK_STR(chunk(d, 2), "Then a short tail comes after it.");
+    }
+    sl_document_free(d);
+}
+
+static void test_tokens_unit(void) {
+    char *text = malloc(5000);
+    size_t n = 0;
+    for (int i = 0; i < 600; i++) n += (size_t)sprintf(text + n, "%sword", i ? " " : "");
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, text);
+    const char *const over[] = {"size=25", "overlap=5", "unit=tokens", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    size_t max = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        size_t c = cps(chunk(d, i), strlen(chunk(d, i)));
+        CHECK(c <= 100); /* 25 tokens of 4 characters */
+        if (c > max) max = c;
+    }
+    CHECK(max > 90);
+    CHECK(sl_doc_chunk_count(d) >= n / 100);
+    sl_document_free(d);
+    free(text);
+}
+
+static void test_bad_options_refused_at_init(void) {
+    struct {
+        const char *over[4];
+        const char *needle;
+    } cases[] = {
+        {{"size=100", "overlap=100", NULL}, "overlap (100) must be smaller than size (100)"},
+        {{"size=100", "overlap=150", NULL}, "overlap (150) must be smaller than size (100)"},
+        {{"size=10", "unit=tokens", NULL}, "overlap (150) must be smaller than size (10)"},
+        {{"size=0", "overlap=0", NULL}, "size must be"},
+        {{"overlap=-1", NULL}, "overlap must not be negative"},
+        {{"unit=words", NULL}, "unit must be chars or tokens"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        harness h;
+        CHECK_INT(harness_open(&h, "chunk-text", cases[i].over), SL_EFATAL);
+        CHECK_CONTAINS(h.inst ? h.inst->errmsg : NULL, cases[i].needle);
+        harness_close(&h);
+    }
+}
+
+static void test_no_elements_is_bad_input(void) {
+    sl_doc *d = new_doc();
+    sl_call call;
+    CHECK_INT(run(d, NULL, &call), SL_EBADINPUT);
+    CHECK_INT(call.code, SL_EBADINPUT);
+    CHECK_CONTAINS(call.msg, "no text");
+    sl_document_free(d);
+}
+
+/* A 50 MB paragraph on one line: ~50M/size chunks, every one within size.
+ * Quadratic rescans would not finish; the test asserts only the result. */
+static void test_50mb_line(void) {
+    size_t n = 50u * 1000 * 1000;
+    char *big = malloc(n + 1);
+    if (!big) return;
+    for (size_t i = 0; i < n; i++) big[i] = i % 7 == 6 ? ' ' : "sluices"[i % 7];
+    big[n - 1] = 'x';
+    big[n] = '\0';
+
+    sl_doc *d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, big);
+    const char *const over[] = {"size=1000", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    size_t count = sl_doc_chunk_count(d), bad = 0, total = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        bad += len > 1000 || (len < 993 && i + 1 < count) || t[0] == ' ';
+        total += len;
+    }
+    CHECK_INT(bad, 0);
+    CHECK(count >= n / 1001 && count <= n / 993 + 1);
+    CHECK_INT(total + count - 1, n); /* each cut drops exactly one space */
+    sl_document_free(d);
+
+    /* With the default overlap, and with no spaces at all. */
+    d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, big);
+    CHECK_INT(run(d, NULL, &call), 0);
+    count = sl_doc_chunk_count(d);
+    bad = 0;
+    for (size_t i = 0; i < count; i++) bad += strlen(chunk(d, i)) > 1000;
+    CHECK_INT(bad, 0);
+    CHECK(count >= n / 860 && count <= n / 800); /* each chunk brings about 1000 - 150 new */
+    sl_document_free(d);
+
+    memset(big, 'z', n);
+    d = new_doc();
+    add(d, SL_EL_PARAGRAPH, 0, 1, big);
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), n / 1000);
+    bad = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) bad += strlen(chunk(d, i)) != 1000;
+    CHECK_INT(bad, 0);
+    sl_document_free(d);
+    free(big);
+}
+
+int main(void) {
+    test_descriptor();
+    test_headings_start_chunks_and_set_paths();
+    test_size_counts_code_points();
+    test_no_split_inside_utf8_sequence();
+    test_overlap_repeats_whole_words();
+    test_packing_and_positions();
+    test_tables_and_code_kept_whole_when_they_fit();
+    test_cuts_prefer_paragraphs_then_sentences();
+    test_tokens_unit();
+    test_bad_options_refused_at_init();
+    test_no_elements_is_bad_input();
+    test_50mb_line();
+    return check_done();
+}
