@@ -177,6 +177,7 @@ static int invoke(unit *u) {
         return d->prune(&u->call, (const char *const *)st->run->roots, st->run->nroots, st->run->run_id);
     case OP_EMBED: {
         sl_text *texts = malloc(u->nrefs * sizeof *texts);
+        free(u->out); /* a retried batch allocated one already */
         u->out = malloc(u->nrefs * st->inst->dim * sizeof(float));
         if (!texts || !u->out) {
             free(texts);
