@@ -177,26 +177,32 @@ static int fail(cli *c, int code) {
     return code;
 }
 
-static int open_runtime(cli *c, sl_config **cfg, sl_runtime **rt) {
-    if (load_config(c, cfg)) return fail(c, EXIT_USAGE);
-    if (sl_runtime_open(c->ctx, *cfg, rt)) return fail(c, EXIT_USAGE);
-    return 0;
+/* Loads the config and builds the runtime; with `init`, inits the stages
+ * routes use (or all of them when `all`). On failure everything is freed. */
+static int open_runtime(cli *c, bool init, bool all, sl_config **cfg, sl_runtime **rt) {
+    *cfg = NULL;
+    *rt = NULL;
+    int status = 0;
+    if (load_config(c, cfg) || sl_runtime_open(c->ctx, *cfg, rt) || (init && sl_runtime_init(*rt, all)))
+        status = fail(c, EXIT_USAGE);
+    if (status) {
+        sl_runtime_free(*rt);
+        sl_config_free(*cfg);
+        *rt = NULL;
+        *cfg = NULL;
+    }
+    return status;
 }
 
 /* --- run --- */
 
 static int cmd_run(cli *c) {
     if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
-    sl_config *cfg = NULL;
-    sl_runtime *rt = NULL;
-    int status = open_runtime(c, &cfg, &rt);
-    if (status) {
-        sl_config_free(cfg);
-        return status;
-    }
-    if (sl_runtime_init(rt, false)) {
-        status = fail(c, EXIT_USAGE);
-    } else {
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, true, false, &cfg, &rt);
+    if (status) return status;
+    {
         sl_run_opts opts = {.paths = c->args,
                             .npaths = c->nargs,
                             .prune = c->prune,
@@ -300,7 +306,7 @@ static int cmd_query(cli *c) {
     }
     sl_config *cfg = NULL;
     sl_runtime *rt = NULL;
-    int status = text ? open_runtime(c, &cfg, &rt) : EXIT_USAGE;
+    int status = text ? open_runtime(c, false, false, &cfg, &rt) : EXIT_USAGE;
     if (status) goto out;
     const sl_route *r = c->route ? sl_runtime_route_named(rt, c->route) : &rt->routes[0];
     if (!r) {
@@ -393,19 +399,7 @@ static int cmd_plugins(cli *c) {
         return fail(c, EXIT_USAGE);
     }
     sl_conf_kv *pp = sl_config_get(cfg, "sluice", "plugin_path");
-    if (pp) {
-        char *copy = strdup(pp->value);
-        for (char *save = NULL, *t = copy ? strtok_r(copy, " \t,", &save) : NULL; t;
-             t = strtok_r(NULL, " \t,", &save)) {
-            char buf[4096];
-            if (t[0] != '/' && cfg->dir)
-                snprintf(buf, sizeof buf, "%s/%s", cfg->dir, t);
-            else
-                snprintf(buf, sizeof buf, "%s", t);
-            sl_registry_add_dir(reg, buf);
-        }
-        free(copy);
-    }
+    if (pp) sl_registry_add_path_list(reg, pp->value, cfg->dir);
     int nbad = 0;
     sl_registry_load_all(c->ctx, reg, bad_plugin, &nbad);
     const sl_loaded *const *list;
@@ -463,16 +457,11 @@ static int cmd_check(cli *c) {
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
         return EXIT_OK;
     }
-    sl_config *cfg = NULL;
-    sl_runtime *rt = NULL;
-    int status = open_runtime(c, &cfg, &rt);
-    if (status) {
-        sl_config_free(cfg);
-        return status;
-    }
-    if (sl_runtime_init(rt, true)) {
-        status = fail(c, EXIT_USAGE);
-    } else {
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, true, true, &cfg, &rt);
+    if (status) return status;
+    {
         printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes,
                rt->threads);
         for (size_t i = 0; i < rt->nroutes; i++) {

@@ -157,20 +157,18 @@ static int parse_settings(sl_runtime *rt) {
     return 0;
 }
 
-static int add_plugin_dirs(sl_runtime *rt) {
+void sl_registry_add_path_list(sl_registry *reg, const char *list, const char *base) {
     char **dirs;
-    size_t n = split_words(rt->set.plugin_path, &dirs);
+    size_t n = split_words(list, &dirs);
     for (size_t i = 0; i < n; i++) {
-        char *path = dirs[i];
         char buf[4096];
-        if (path[0] != '/' && rt->cfg->dir) {
-            snprintf(buf, sizeof buf, "%s/%s", rt->cfg->dir, path);
-            path = buf;
-        }
-        sl_registry_add_dir(rt->reg, path);
+        if (dirs[i][0] != '/' && base)
+            snprintf(buf, sizeof buf, "%s/%s", base, dirs[i]);
+        else
+            snprintf(buf, sizeof buf, "%s", dirs[i]);
+        sl_registry_add_dir(reg, buf);
     }
     free_words(dirs, n);
-    return 0;
 }
 
 static sl_instance *find_instance(sl_runtime *rt, const char *name) {
@@ -370,7 +368,7 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
     rt->cfg = cfg;
     int rc = parse_settings(rt);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
-    if (!rc) rc = add_plugin_dirs(rt);
+    if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
     if (rc) {

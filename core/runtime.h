@@ -74,6 +74,10 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
 int sl_runtime_init(sl_runtime *rt, bool all);
 void sl_runtime_free(sl_runtime *rt);
 
+/* Adds each folder of a space-separated list to the registry, relative ones
+ * resolved against base (the INI file's folder): [sluice] plugin_path. */
+void sl_registry_add_path_list(sl_registry *reg, const char *list, const char *base);
+
 const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type);
 const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name);
 
