@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "instance.h"
+#include "sluice/io.h"
 
 void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state) {
     memset(call, 0, sizeof *call);
@@ -71,4 +72,26 @@ void sl_log(const sl_instance *inst, sl_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     sl_ctx_vlog(inst ? inst->ctx : sl_ctx_global(), (int)level, inst ? inst->name : NULL, fmt, ap);
     va_end(ap);
+}
+
+void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens) {
+    if (!call) return;
+    call->tokens_in += input_tokens;
+    call->tokens_out += output_tokens;
+}
+
+int sl_completion_set(sl_completion *out, const char *text, size_t len) {
+    if (!out || (!text && len)) return SL_EINVAL;
+    char *t = malloc(len + 1);
+    if (!t) return SL_ENOMEM;
+    if (len) memcpy(t, text, len);
+    t[len] = '\0';
+    free(out->text);
+    out->text = t;
+    out->len = len;
+    return 0;
+}
+
+void sl_instance_set_concurrency(sl_instance *inst, uint32_t calls) {
+    if (inst) inst->concurrency = calls;
 }

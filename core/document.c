@@ -136,7 +136,12 @@ void sl_document_set_fingerprint(sl_doc *doc, const char *fp) {
 }
 void sl_document_set_run_id(sl_doc *doc, uint64_t run_id) { doc->run_id = run_id; }
 
-size_t sl_document_bytes(const sl_doc *doc) { return doc->arena.reserved + doc->len; }
+size_t sl_document_bytes(const sl_doc *doc) {
+    size_t n = doc->arena.reserved + doc->len;
+    for (size_t i = 0; i < doc->nimages; i++)
+        if (doc->images[i].pixels) n += doc->images[i].stride * doc->images[i].height;
+    return n;
+}
 
 void sl_document_free(sl_doc *doc) {
     if (!doc) return;
@@ -148,6 +153,9 @@ void sl_document_free(sl_doc *doc) {
     for (size_t i = 0; i < doc->nelems; i++) free(doc->elems[i].attrs);
     free(doc->elems);
     free(doc->chunks);
+    for (size_t i = 0; i < doc->nimages; i++) free(doc->images[i].pixels);
+    free(doc->images);
+    free(doc->regions);
     sl_arena_free(&doc->arena);
     pthread_mutex_destroy(&doc->lock);
     free(doc);
@@ -498,4 +506,109 @@ float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
     }
     pthread_mutex_unlock(&doc->lock);
     return v;
+}
+
+/* --- page images --- */
+
+int sl_doc_set_page_image(sl_doc *doc, uint32_t page, uint32_t width, uint32_t height, uint32_t channels,
+                          size_t stride, const unsigned char *pixels, float dpi) {
+    if (!pixels || page == 0 || width == 0 || height == 0 ||
+        (channels != 1 && channels != 3 && channels != 4) || stride < (size_t)width * channels)
+        return SL_EINVAL;
+    size_t bytes = stride * height;
+    if (bytes / height != stride) return SL_EINVAL;
+    unsigned char *copy = malloc(bytes);
+    if (!copy) return SL_ENOMEM;
+    memcpy(copy, pixels, bytes);
+    int rc = 0;
+    pthread_mutex_lock(&doc->lock);
+    if (page > doc->pages) {
+        rc = SL_EINVAL;
+    } else if (!doc->images) {
+        doc->images = calloc(doc->pages, sizeof *doc->images);
+        if (!doc->images)
+            rc = SL_ENOMEM;
+        else
+            doc->nimages = doc->pages;
+    }
+    if (rc == 0 && page > doc->nimages) rc = SL_EINVAL; /* page count grew after the first image */
+    if (rc == 0) {
+        sl_page_image *im = &doc->images[page - 1];
+        free(im->pixels);
+        *im = (sl_page_image){copy, width, height, channels, stride, dpi};
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&doc->lock);
+    free(copy);
+    return rc;
+}
+
+const unsigned char *sl_doc_page_image(const sl_doc *doc, uint32_t page, uint32_t *width, uint32_t *height,
+                                       uint32_t *channels, size_t *stride, float *dpi) {
+    if (page == 0 || page > doc->nimages || !doc->images[page - 1].pixels) return NULL;
+    const sl_page_image *im = &doc->images[page - 1];
+    if (width) *width = im->width;
+    if (height) *height = im->height;
+    if (channels) *channels = im->channels;
+    if (stride) *stride = im->stride;
+    if (dpi) *dpi = im->dpi;
+    return im->pixels;
+}
+
+int sl_doc_drop_page_image(sl_doc *doc, uint32_t page) {
+    int rc = SL_EINVAL;
+    pthread_mutex_lock(&doc->lock);
+    if (page > 0 && page <= doc->nimages) {
+        free(doc->images[page - 1].pixels);
+        memset(&doc->images[page - 1], 0, sizeof doc->images[page - 1]);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+size_t sl_doc_page_text_chars(const sl_doc *doc, uint32_t page) {
+    size_t n = 0;
+    pthread_mutex_lock((pthread_mutex_t *)&doc->lock);
+    for (size_t i = 0; i < doc->nelems; i++) {
+        if (doc->elems[i].page != page) continue;
+        for (size_t k = 0; k < doc->elems[i].len; k++) {
+            unsigned char ch = (unsigned char)doc->elems[i].text[k];
+            if ((ch & 0xC0) != 0x80 && ch > ' ') n++; /* code points, not counting white space */
+        }
+    }
+    pthread_mutex_unlock((pthread_mutex_t *)&doc->lock);
+    return n;
+}
+
+/* --- layout regions --- */
+
+int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0, float y0,
+                      float x1, float y1) {
+    if (!label) return SL_EINVAL;
+    int rc;
+    pthread_mutex_lock(&doc->lock);
+    const char *l = sl_arena_strdup(&doc->arena, label);
+    if (!l || doc->nregions >= (size_t)INT32_MAX ||
+        grow((void **)&doc->regions, &doc->cregions, doc->nregions, sizeof *doc->regions)) {
+        rc = SL_ENOMEM;
+    } else {
+        doc->regions[doc->nregions] = (sl_region){page, l, score, {x0, y0, x1, y1}};
+        rc = (int)doc->nregions++;
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+size_t sl_doc_region_count(const sl_doc *doc) { return doc->nregions; }
+
+int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score,
+                  float box[4]) {
+    if (i >= doc->nregions) return SL_EINVAL;
+    const sl_region *r = &doc->regions[i];
+    if (page) *page = r->page;
+    if (label) *label = r->label;
+    if (score) *score = r->score;
+    if (box) memcpy(box, r->box, sizeof r->box);
+    return 0;
 }

@@ -45,6 +45,20 @@ typedef struct sl_chunk {
     uint32_t dim;
 } sl_chunk;
 
+typedef struct sl_page_image {
+    unsigned char *pixels; /* malloc'd; NULL: none */
+    uint32_t width, height, channels;
+    size_t stride;
+    float dpi;
+} sl_page_image;
+
+typedef struct sl_region {
+    uint32_t page;
+    const char *label;
+    float score;
+    float box[4];
+} sl_region;
+
 struct sl_doc {
     pthread_mutex_t lock;
     sl_arena arena;
@@ -66,6 +80,10 @@ struct sl_doc {
     size_t nelems, celems;
     sl_chunk *chunks;
     size_t nchunks, cchunks;
+    sl_page_image *images; /* [pages], made on the first image */
+    size_t nimages;
+    sl_region *regions;
+    size_t nregions, cregions;
 };
 
 /* A new, empty document for `uri` (copied). NULL on out of memory. */
@@ -86,7 +104,7 @@ float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
 /* Orders elements by page, keeping the order within a page (after page
  * stages added elements in parallel). */
 void sl_document_sort_elements(sl_doc *doc);
-/* Bytes the document holds: arena plus mapped data. */
+/* Bytes the document holds: arena, page images and mapped data. */
 size_t sl_document_bytes(const sl_doc *doc);
 /* Unmaps the data, frees the arena and the document. */
 void sl_document_free(sl_doc *doc);

@@ -44,7 +44,9 @@ struct sl_instance {
     int initialized;
     uint32_t dim;
     char *model;
-    int id; /* index among a run's instances, for per-thread state */
+    int id;               /* index among a run's instances, for per-thread state */
+    struct sl_loop *loop; /* the runtime's loop: io services run on it */
+    uint32_t concurrency; /* set by sl_instance_set_concurrency; 0: none declared */
     int errcode;
     char errmsg[1024];
 };
@@ -71,7 +73,13 @@ struct sl_call {
     /* io completion: set by the executor before calling an io callback. */
     void (*on_done)(sl_call *call, int rc);
     void *udata;
-    int done; /* set once sl_call_done ran */
+    int done;                       /* set once sl_call_done ran */
+    uint64_t tokens_in, tokens_out; /* sl_call_usage */
+};
+
+struct sl_completion {
+    char *text; /* malloc'd, NUL-terminated */
+    size_t len;
 };
 
 void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state);

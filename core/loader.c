@@ -153,12 +153,14 @@ static int name_ok(const char *name) {
 static const char *missing_callback(const sl_plugin *d) {
     switch (d->role) {
     case SL_ROLE_PARSER: return d->parse ? NULL : "parse";
-    case SL_ROLE_PAGE: return d->page ? NULL : "page";
+    case SL_ROLE_PAGE:
+        if (d->bottleneck == SL_GPU) return d->pages ? NULL : "pages";
+        return d->page ? NULL : "page";
     case SL_ROLE_CHUNKER: return d->chunk ? NULL : "chunk";
     case SL_ROLE_EMBEDDER: return d->embed ? NULL : "embed";
     case SL_ROLE_SINK:
         return !d->lookup ? "lookup" : !d->store ? "store" : !d->prune ? "prune" : !d->query ? "query" : NULL;
-    case SL_ROLE_LLM: break;
+    case SL_ROLE_LLM: return d->complete ? NULL : "complete";
     }
     return NULL;
 }
@@ -174,8 +176,6 @@ static int check_descriptor(const sl_plugin *d, char *err, size_t errlen) {
         return snprintf(err, errlen, "plugin %s declares no version", d->name), SL_EFATAL;
     if (d->role < SL_ROLE_PARSER || d->role > SL_ROLE_SINK)
         return snprintf(err, errlen, "role %d is not a plugin role", (int)d->role), SL_EFATAL;
-    if (d->role == SL_ROLE_LLM)
-        return snprintf(err, errlen, "role llm is not supported by this sluice yet"), SL_EFATAL;
     if (d->bottleneck < SL_IO || d->bottleneck > SL_GPU)
         return snprintf(err, errlen, "bottleneck %d is not one of io, cpu, isolated, gpu",
                         (int)d->bottleneck),

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "sluice/io.h"
+
 struct sl_loop {
     uv_loop_t uv;
     uv_async_t async;
@@ -21,6 +23,8 @@ uint64_t sl_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+uint64_t sl_now_ms(void) { return sl_now_ns() / 1000000u; }
 
 static void drain(uv_async_t *a) {
     sl_loop *loop = a->data;
@@ -46,6 +50,9 @@ int sl_loop_new(sl_loop **out) {
     pthread_mutex_init(&loop->lock, NULL);
     uv_async_init(&loop->uv, &loop->async, drain);
     loop->async.data = loop;
+    /* The hand-off alone does not keep the loop alive: what waits for
+     * results (a run's signal handles, an io plugin's sockets) does. */
+    uv_unref((uv_handle_t *)&loop->async);
     loop->async_open = 1;
     *out = loop;
     return 0;
@@ -67,7 +74,9 @@ void sl_loop_post(sl_loop *loop, sl_post *post) {
 
 int sl_loop_run(sl_loop *loop) { return uv_run(&loop->uv, UV_RUN_DEFAULT); }
 
-void sl_loop_stop(sl_loop *loop) {
+void sl_loop_drain(sl_loop *loop) { drain(&loop->async); }
+
+static void stop(sl_loop *loop) {
     if (loop->async_open) {
         loop->async_open = 0;
         drain(&loop->async); /* nothing posted may be lost */
@@ -81,7 +90,7 @@ static void close_any(uv_handle_t *h, void *arg) {
 
 void sl_loop_free(sl_loop *loop) {
     if (!loop) return;
-    sl_loop_stop(loop);
+    stop(loop);
     uv_walk(&loop->uv, close_any, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     uv_loop_close(&loop->uv);

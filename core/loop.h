@@ -24,10 +24,12 @@ int sl_loop_new(sl_loop **out);
 uv_loop_t *sl_loop_uv(sl_loop *loop);
 /* Thread-safe: runs post->fn(post) on the loop thread, in posting order. */
 void sl_loop_post(sl_loop *loop, sl_post *post);
-/* Runs until no handles remain active (uv_run, UV_RUN_DEFAULT). */
+/* Runs until no referenced handles remain active (uv_run, UV_RUN_DEFAULT).
+ * The hand-off handle is unreferenced: posts alone do not keep the loop
+ * running, what waits for them must hold a handle of its own. */
 int sl_loop_run(sl_loop *loop);
-/* Lets the loop end once other handles are gone (closes the async handle). */
-void sl_loop_stop(sl_loop *loop);
+/* Runs every post queued so far (after the pool was joined, say). */
+void sl_loop_drain(sl_loop *loop);
 /* Closes everything left and frees; call after sl_loop_run returned. */
 void sl_loop_free(sl_loop *loop);
 

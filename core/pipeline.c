@@ -729,7 +729,6 @@ static void stop_handles(run *r) {
             r->stages[i]->timer_open = 0;
         }
     }
-    sl_loop_stop(r->loop);
 }
 
 static void start_prune(run *r) {
@@ -921,7 +920,6 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
     }
     if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool)) {
-        sl_loop_free(r->loop);
         free_run(r);
         return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
     }
@@ -949,7 +947,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     maybe_end(r);
     sl_loop_run(r->loop);
     sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
-    sl_loop_free(r->loop);
+    sl_loop_drain(r->loop);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

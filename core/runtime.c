@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "options.h"
+#include "loop.h"
 #include "pool.h"
 
 static const sl_option settings_options[] = {
@@ -200,6 +201,7 @@ static int build_instances(sl_runtime *rt) {
         }
         rt->inst = nv;
         inst->id = (int)rt->ninst;
+        inst->loop = rt->loop;
         rt->inst[rt->ninst++] = inst;
     }
     return 0;
@@ -369,6 +371,7 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
     int rc = parse_settings(rt);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
     if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
+    if (!rc && sl_loop_new(&rt->loop) != 0) rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
     if (rc) {
@@ -427,6 +430,7 @@ void sl_runtime_free(sl_runtime *rt) {
     free(rt->inst);
     sl_options_free_owned(rt->owned, rt->nowned);
     sl_registry_free(rt->reg);
+    sl_loop_free(rt->loop);
     free(rt);
 }
 
@@ -443,6 +447,8 @@ const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name) {
     return NULL;
 }
 
+static void invoke_done(sl_call *call, int rc) { *(int *)call->udata = rc; }
+
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     void *ts = NULL;
     const sl_plugin *d = inst->desc;
@@ -452,10 +458,17 @@ int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
         if (rc) return sl_fail(call, rc < 0 ? rc : SL_EFATAL, "thread_init failed (%s)", sl_strerror(rc));
     }
     call->thread_state = ts;
+    int done_rc = 0;
+    call->on_done = invoke_done;
+    call->udata = &done_rc;
     int rc = fn(call, arg);
-    if (rc == SL_PENDING)
-        rc = sl_fail(call, SL_EFATAL,
-                     "answered SL_PENDING outside the loop (io plugins cannot be called here yet)");
+    if (rc == SL_PENDING) {
+        /* an io plugin: run the loop until it calls sl_call_done */
+        while (!call->done && inst->loop && uv_run(sl_loop_uv(inst->loop), UV_RUN_ONCE)) {
+        }
+        rc = call->done ? done_rc
+                        : sl_fail(call, SL_EFATAL, "answered SL_PENDING but nothing it waits for is left");
+    }
     if (d->thread_fini) d->thread_fini(inst->state, ts);
     return rc;
 }

@@ -63,7 +63,8 @@ typedef struct sl_runtime {
     size_t ninst;
     sl_route *routes;
     size_t nroutes;
-    int threads; /* resolved: set.threads or the core count */
+    int threads;          /* resolved: set.threads or the core count */
+    struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
 } sl_runtime;
 
 /* Loads every plugin the config names and builds all instances and routes
@@ -83,7 +84,7 @@ const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name);
 
 /* Calls one role callback synchronously on the calling thread, with
  * per-thread state made and freed around it (for `sluice query` and `sluice
- * check`). io plugins that answer SL_PENDING are refused for now. */
+ * check`). An io plugin's SL_PENDING runs the loop until sl_call_done. */
 typedef int (*sl_invoke_fn)(sl_call *call, void *arg);
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call);
 

@@ -64,7 +64,7 @@ static void test_refusals(void) {
     expect_refused(reg, "bad-name", ": plugin name 'Bad_Name' must match [a-z0-9][a-z0-9-]*");
     expect_refused(reg, "no-version", ": plugin no-version declares no version");
     expect_refused(reg, "bad-role", ": role 42 is not a plugin role");
-    expect_refused(reg, "llm", ": role llm is not supported by this sluice yet");
+    expect_refused(reg, "llm", ": role llm needs the 'complete' callback");
     expect_refused(reg, "bad-bottleneck", ": bottleneck 0 is not one of io, cpu, isolated, gpu");
 
     /* nothing refused stays registered */

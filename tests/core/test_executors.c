@@ -12,6 +12,16 @@
 
 static pthread_t loop_thread;
 
+/* The loop's hand-off does not keep it alive (loop.h): a timer does here,
+ * closed once the test has seen everything it waits for. */
+static uv_timer_t keeper;
+static void on_keep(uv_timer_t *t) {}
+static void keep_alive(sl_loop *loop) {
+    uv_timer_init(sl_loop_uv(loop), &keeper);
+    uv_timer_start(&keeper, on_keep, 100000, 100000);
+}
+static void let_go(sl_loop *loop) { uv_close((uv_handle_t *)&keeper, NULL); }
+
 /* --- posts --- */
 
 #define POSTERS 4
@@ -32,7 +42,7 @@ static void on_msg(sl_post *p) {
     if (m->seq != last_seq[m->from] + 1) out_of_order++;
     last_seq[m->from] = m->seq;
     free(m);
-    if (++received == POSTERS * POSTS) sl_loop_stop(the_loop);
+    if (++received == POSTERS * POSTS) let_go(the_loop);
 }
 
 static void *poster(void *arg) {
@@ -49,6 +59,7 @@ static void *poster(void *arg) {
 
 static void test_posts_arrive_on_loop_thread_in_order(void) {
     CHECK_INT(sl_loop_new(&the_loop), 0);
+    keep_alive(the_loop);
     for (int i = 0; i < POSTERS; i++) last_seq[i] = -1;
     pthread_t t[POSTERS];
     for (int i = 0; i < POSTERS; i++) pthread_create(&t[i], NULL, poster, (void *)(intptr_t)i);
@@ -82,7 +93,7 @@ static void run_job(sl_task *t, int thread) {
 
 static void job_done(sl_task *t) {
     if (!pthread_equal(pthread_self(), loop_thread)) done_wrong_thread++;
-    if (++done_count == TASKS) sl_loop_stop(pool_loop);
+    if (++done_count == TASKS) let_go(pool_loop);
 }
 
 static void on_exit_hook(void *arg, int thread) {
@@ -91,6 +102,7 @@ static void on_exit_hook(void *arg, int thread) {
 
 static void test_pool_tasks_complete_on_loop_with_thread_indexes(void) {
     CHECK_INT(sl_loop_new(&pool_loop), 0);
+    keep_alive(pool_loop);
     CHECK_INT(sl_pool_new(pool_loop, nthreads_seen, on_exit_hook, NULL, &pool), 0);
     CHECK_INT(sl_pool_threads(pool), nthreads_seen);
     job *jobs = calloc(TASKS, sizeof *jobs);
@@ -132,11 +144,12 @@ static void run_ordered(sl_task *t, int thread) { ((job *)t)->order = order_coun
 
 static int prio_done;
 static void prio_job_done(sl_task *t) {
-    if (++prio_done == 7) sl_loop_stop(pool_loop);
+    if (++prio_done == 7) let_go(pool_loop);
 }
 
 static void test_pool_runs_higher_priority_first(void) {
     CHECK_INT(sl_loop_new(&pool_loop), 0);
+    keep_alive(pool_loop);
     CHECK_INT(sl_pool_new(pool_loop, 1, NULL, NULL, &pool), 0);
     job gate = {.task = {.run = run_gate, .done = prio_job_done, .priority = 0}};
     sl_pool_submit(pool, &gate.task);

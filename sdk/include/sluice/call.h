@@ -65,6 +65,14 @@ int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
 void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
 void sl_instance_set_model(sl_instance *inst, const char *model);
 
+/* Tokens a call used (LLMs and remote embedders), for the run report's
+ * usage and cost accounting; may be called more than once per call. (1.1) */
+void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens);
+
+/* An LLM's answer (1.1): the text is copied. */
+typedef struct sl_completion sl_completion;
+int sl_completion_set(sl_completion *out, const char *text, size_t len);
+
 typedef enum sl_log_level {
     SL_LOG_ERROR = 0,
     SL_LOG_WARN = 1,

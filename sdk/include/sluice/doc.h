@@ -118,6 +118,32 @@ const char *sl_chunk_summary(const sl_doc *doc, size_t i); /* NULL if none */
 /* The chunk's vector (NULL before embedding) and its dimension. */
 const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim);
 
+/* --- page images (ABI 1.1): rendered pages and scanned images --- */
+
+/* Sets page `page`'s image (copied): 8-bit gray (channels 1), RGB (3) or
+ * RGBA (4), `stride` bytes per row, rendered at `dpi` (0: unknown). Page
+ * must be within sl_doc_page_count. Safe from parallel page stages. */
+int sl_doc_set_page_image(sl_doc *doc, uint32_t page, uint32_t width, uint32_t height, uint32_t channels,
+                          size_t stride, const unsigned char *pixels, float dpi);
+/* The page's image, or NULL when it has none; the out-parameters may be NULL. */
+const unsigned char *sl_doc_page_image(const sl_doc *doc, uint32_t page, uint32_t *width, uint32_t *height,
+                                       uint32_t *channels, size_t *stride, float *dpi);
+/* Frees a page's image once nothing needs it (after OCR, say). */
+int sl_doc_drop_page_image(sl_doc *doc, uint32_t page);
+/* Characters of text in the elements of `page`: render stages use it to
+ * decide whether a page has a real text layer. */
+size_t sl_doc_page_text_chars(const sl_doc *doc, uint32_t page);
+
+/* --- layout regions (ABI 1.1): what a layout model found on a page --- */
+
+/* Adds a region: a labelled box ("text", "table", "figure", ...) in page
+ * coordinates with the model's score (0..1). Returns its index. */
+int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0, float y0, float x1,
+                      float y1);
+size_t sl_doc_region_count(const sl_doc *doc);
+/* Region i: page, label, score and box; 0, or SL_EINVAL when out of range. */
+int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score, float box[4]);
+
 /* --- query results (sinks) --- */
 
 /* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */

@@ -21,13 +21,15 @@
 
 #include "sluice/call.h"
 #include "sluice/doc.h"
+#include "sluice/http.h"
+#include "sluice/io.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 0
+#define SL_ABI_MINOR 1
 
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
@@ -35,7 +37,7 @@ typedef enum sl_role {
     SL_ROLE_PAGE = 2,     /* per-page work (render, OCR, layout); needs page */
     SL_ROLE_CHUNKER = 3,  /* elements -> chunks; needs chunk */
     SL_ROLE_EMBEDDER = 4, /* chunk texts -> vectors, batched; needs embed */
-    SL_ROLE_LLM = 5,      /* reserved for summarisers (a later minor) */
+    SL_ROLE_LLM = 5,      /* prompts -> completions (summaries); needs complete (ABI 1.1) */
     SL_ROLE_SINK = 6      /* stores documents; needs lookup, store, prune, query */
 } sl_role;
 
@@ -126,9 +128,19 @@ typedef struct sl_plugin {
     int (*store)(sl_call *call, sl_doc *doc);
     int (*prune)(sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id);
     int (*query)(sl_call *call, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits);
+
+    /* --- ABI 1.1 --- */
+    /* LLMs: answers one prompt with sl_completion_set(out, ...); report
+     * tokens with sl_call_usage. */
+    int (*complete)(sl_call *call, const sl_text *prompt, sl_completion *out);
+    /* gpu page stages: n pages of possibly different documents in one batch
+     * (docs[i], pages[i]). SL_ENOMEM makes the batcher split the batch in
+     * half and retry. Required instead of `page` for gpu page stages. */
+    int (*pages)(sl_call *call, sl_doc *const *docs, const uint32_t *pages, size_t n);
 } sl_plugin;
 
-/* The descriptor size of ABI 1.0: the core refuses anything smaller. */
+/* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
+ * plugin reads as having no 1.1 callbacks. */
 #define SL_PLUGIN_MIN_SIZE_1_0 (offsetof(sl_plugin, query) + sizeof(void (*)(void)))
 
 /* lookup's answers. */

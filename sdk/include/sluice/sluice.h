@@ -27,6 +27,8 @@
 
 #include "sluice/call.h"
 #include "sluice/doc.h"
+#include "sluice/http.h"
+#include "sluice/io.h"
 #include "sluice/plugin.h"
 
 #endif

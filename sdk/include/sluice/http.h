@@ -1,0 +1,61 @@
+/* sluice/http.h - asynchronous HTTP for io plugins (ABI 1.1).
+ *
+ * libcurl's multi interface driven by the loop: thousands of requests in
+ * flight on one thread, connections kept alive and reused, HTTP/2
+ * multiplexed when the server offers it, TLS verified, proxies taken from
+ * the environment (http_proxy, https_proxy, no_proxy). A request is built,
+ * sent, and handed back to the plugin's callback on the loop thread with the
+ * status, headers and body; the plugin frees it. Header values are never
+ * logged (they carry API keys).
+ */
+#ifndef SLUICE_HTTP_H
+#define SLUICE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/call.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_http sl_http;
+typedef void (*sl_http_cb)(sl_http *req, void *arg);
+
+/* A new request (method "GET", "POST", ...). NULL on out of memory. */
+sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url);
+/* Adds "Name: value". */
+int sl_http_header(sl_http *req, const char *name, const char *value);
+/* The request body (copied). */
+int sl_http_body(sl_http *req, const char *data, size_t len);
+/* Connect and total timeouts in milliseconds (0: the defaults, 10 s and 120 s). */
+int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms);
+/* Sends; cb runs once on the loop thread when a response or an error is in.
+ * Returns 0, or a negative SL_E* (then cb will not run). */
+int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
+
+/* After completion: the HTTP status (0 when no response came), the body
+ * (NUL-terminated, valid until sl_http_free), a response header by name
+ * (case-insensitive, last one wins; NULL if absent), and the transport
+ * error ("connection refused", "timed out after 120000 ms", ...; NULL when a
+ * response came). */
+long sl_http_status(const sl_http *req);
+const char *sl_http_response_body(const sl_http *req, size_t *len);
+const char *sl_http_response_header(const sl_http *req, const char *name);
+const char *sl_http_error(const sl_http *req);
+/* Frees a request; a request still in flight is cancelled (no callback). */
+void sl_http_free(sl_http *req);
+
+/* How a status or transport error should be treated: SL_OK for 2xx,
+ * SL_ERETRY for transport errors, 408, 409, 425, 429 and 5xx (with
+ * sl_call_retry_after set from Retry-After, in seconds or as a date),
+ * SL_EFATAL for 401 and 403 (bad credentials stop the run), SL_EBADINPUT for
+ * other 4xx. Also records the failure on the call with the status and the
+ * start of the body. */
+int sl_http_verdict(sl_call *call, const sl_http *req);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
