@@ -16,6 +16,8 @@ struct sl_loop {
     pthread_mutex_t lock;
     sl_post *head, *tail;
     int async_open;
+    void *services[SL_LOOP_SERVICES];
+    void (*service_free[SL_LOOP_SERVICES])(void *);
 };
 
 uint64_t sl_now_ns(void) {
@@ -88,8 +90,18 @@ static void close_any(uv_handle_t *h, void *arg) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+void sl_loop_set_service(sl_loop *loop, int id, void *svc, void (*free_fn)(void *)) {
+    loop->services[id] = svc;
+    loop->service_free[id] = free_fn;
+}
+
+void *sl_loop_service(sl_loop *loop, int id) { return loop->services[id]; }
+
 void sl_loop_free(sl_loop *loop) {
     if (!loop) return;
+    /* services first: they close their own handles and may need the loop */
+    for (int i = 0; i < SL_LOOP_SERVICES; i++)
+        if (loop->services[i] && loop->service_free[i]) loop->service_free[i](loop->services[i]);
     stop(loop);
     uv_walk(&loop->uv, close_any, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT);

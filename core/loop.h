@@ -33,6 +33,12 @@ void sl_loop_drain(sl_loop *loop);
 /* Closes everything left and frees; call after sl_loop_run returned. */
 void sl_loop_free(sl_loop *loop);
 
+/* Per-loop services made on first use (the HTTP client's curl multi
+ * handle, say), freed by sl_loop_free before the loop closes. */
+enum { SL_LOOP_HTTP = 0, SL_LOOP_SERVICES = 4 };
+void sl_loop_set_service(sl_loop *loop, int id, void *svc, void (*free_fn)(void *svc));
+void *sl_loop_service(sl_loop *loop, int id);
+
 /* Monotonic clock in nanoseconds (for stage timings). */
 uint64_t sl_now_ns(void);
 
