@@ -14,6 +14,7 @@
 #ifndef SL_INSTANCE_H
 #define SL_INSTANCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -25,6 +26,19 @@ typedef struct sl_stage_conf {
     int64_t max_concurrency; /* 0: derived (plugin's declaration, then executor) */
     int64_t batch_size;      /* embedders: texts per call; 0: plugin's or 64 */
     int64_t batch_delay_ms;  /* embedders: longest wait to fill a batch */
+    bool isolated;           /* cpu stages: run in worker processes instead of the pool */
+    int64_t timeout_ms;      /* per call; 0: none (workers are killed, io calls retried) */
+    int64_t rpm;             /* io stages: requests per minute; 0: unlimited */
+    int64_t tpm;             /* io stages: tokens per minute; 0: unlimited */
+    const char *fallback;    /* io stages: sections to try, in order, when this one fails */
+    int64_t breaker_failures; /* consecutive failures that open the circuit */
+    int64_t breaker_cooldown_ms;
+    double price_input;      /* per million input tokens, for the report's cost */
+    double price_output;     /* per million output tokens */
+    const char *summaries;   /* llm stages: none|document|chunks|both */
+    const char *document_prompt;
+    const char *chunk_prompt;
+    int64_t max_input_chars; /* llm stages: longer documents are summarised in parts */
 } sl_stage_conf;
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */

@@ -108,11 +108,13 @@ static void test_values_parsed(void) {
 
 static void test_stage_options_table(void) {
     const sl_option *t = sl_stage_options();
-    CHECK_INT(sl_options_count(t), 3);
+    CHECK_INT(sl_options_count(t), 16);
     CHECK_STR(t[0].name, "max_concurrency");
     CHECK_STR(t[1].name, "batch_size");
     CHECK_STR(t[2].name, "batch_delay");
     CHECK_INT(t[2].type, SL_OPT_DURATION);
+    CHECK_STR(t[3].name, "isolated");
+    CHECK_INT(t[3].type, SL_OPT_BOOL);
     char err[256] = "";
     CHECK_INT(sl_options_validate(t, sizeof(sl_stage_conf), err, sizeof err), 0);
 
