@@ -22,6 +22,7 @@
 #include "pipeline.h"
 #include "query.h"
 #include "runtime.h"
+#include "workers.h"
 
 extern const char sl_default_ini[];
 
@@ -513,6 +514,8 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_plugins, stdout), EXIT_OK) : cmd_plugins(&c);
     } else if (strcmp(cmd, "check") == 0) {
         status = c.help ? (fputs(usage_check, stdout), EXIT_OK) : cmd_check(&c);
+    } else if (strcmp(cmd, "__worker") == 0) {
+        status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {
         fputs(usage_main, stdout);
     } else {

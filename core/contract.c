@@ -9,6 +9,7 @@
 #include "document.h"
 #include "instance.h"
 #include "loader.h"
+#include "loop.h"
 #include "options.h"
 #include "query.h"
 #include "runtime.h"
@@ -215,6 +216,32 @@ static void check_embedder(check *c, sl_instance *inst) {
     free(v);
 }
 
+typedef struct complete_args {
+    sl_text prompt;
+    sl_completion out;
+} complete_args;
+static int call_complete(sl_call *call, void *arg) {
+    complete_args *a = arg;
+    return call->inst->desc->complete(call, &a->prompt, &a->out);
+}
+
+static void check_llm(check *c, sl_instance *inst) {
+    const char *p = "Summarise in one sentence: sluice turns documents into chunks with summaries and vectors.";
+    complete_args a = {{p, strlen(p)}, {NULL, 0}};
+    sl_call call;
+    int rc = sl_invoke(inst, call_complete, &a, &call);
+    if (rc) bad(c, "complete: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+    else if (!a.out.text || a.out.len == 0) bad(c, "complete: succeeded without an answer (sl_completion_set)");
+    else if (!sl_utf8_valid(a.out.text, a.out.len, NULL)) bad(c, "complete: the answer is not valid UTF-8");
+    else {
+        char msg[160];
+        snprintf(msg, sizeof msg, "complete: a %zu-byte answer, %llu tokens in, %llu out", a.out.len,
+                 (unsigned long long)call.tokens_in, (unsigned long long)call.tokens_out);
+        ok(c, msg);
+    }
+    free(a.out.text);
+}
+
 static void check_sink(check *c, sl_instance *inst) {
     const uint32_t dim = 8;
     const char *text = "sluice check sample";
@@ -282,8 +309,16 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
         return rc;
     }
     ok(&c, "options take their defaults");
+    sl_loop *loop = NULL; /* io plugins do their work on a loop */
+    if (sl_loop_new(&loop) != 0) {
+        sl_instance_free(inst);
+        sl_registry_free(reg);
+        return sl_ctx_error(ctx, SL_ENOMEM, "cannot start an event loop");
+    }
+    inst->loop = loop;
     if ((rc = sl_instance_init(ctx, inst))) {
         sl_instance_free(inst);
+        sl_loop_free(loop);
         sl_registry_free(reg);
         return rc;
     }
@@ -293,9 +328,11 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     case SL_ROLE_CHUNKER: check_chunker(&c, inst); break;
     case SL_ROLE_EMBEDDER: check_embedder(&c, inst); break;
     case SL_ROLE_SINK: check_sink(&c, inst); break;
+    case SL_ROLE_LLM: check_llm(&c, inst); break;
     default: fprintf(out, "  note  no sample contract for role %s yet\n", sl_role_name(d->role)); break;
     }
     sl_instance_free(inst);
+    sl_loop_free(loop);
     ok(&c, "fini");
     sl_registry_free(reg);
     if (c.failures) {

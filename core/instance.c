@@ -119,6 +119,11 @@ static const sl_option stage_options[] = {
      .def = "24000",
      .help = "llm stages: longer documents are summarised in parts, then as a whole",
      .offset = offsetof(sl_stage_conf, max_input_chars)},
+    {.name = "embed_summaries",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .help = "llm stages: embed each chunk's summary together with its text",
+     .offset = offsetof(sl_stage_conf, embed_summaries)},
     {.name = NULL},
 };
 
@@ -434,6 +439,7 @@ void sl_instance_free(sl_instance *inst) {
     free(inst->config);
     free(inst->model);
     free(inst->canon);
+    free(inst->fallbacks);
     free(inst->name);
     free(inst);
 }

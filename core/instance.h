@@ -23,22 +23,23 @@
 
 /* Settings the core reads from every stage section, whatever the plugin. */
 typedef struct sl_stage_conf {
-    int64_t max_concurrency; /* 0: derived (plugin's declaration, then executor) */
-    int64_t batch_size;      /* embedders: texts per call; 0: plugin's or 64 */
-    int64_t batch_delay_ms;  /* embedders: longest wait to fill a batch */
-    bool isolated;           /* cpu stages: run in worker processes instead of the pool */
-    int64_t timeout_ms;      /* per call; 0: none (workers are killed, io calls retried) */
-    int64_t rpm;             /* io stages: requests per minute; 0: unlimited */
-    int64_t tpm;             /* io stages: tokens per minute; 0: unlimited */
-    const char *fallback;    /* io stages: sections to try, in order, when this one fails */
+    int64_t max_concurrency;  /* 0: derived (plugin's declaration, then executor) */
+    int64_t batch_size;       /* embedders: texts per call; 0: plugin's or 64 */
+    int64_t batch_delay_ms;   /* embedders: longest wait to fill a batch */
+    bool isolated;            /* cpu stages: run in worker processes instead of the pool */
+    int64_t timeout_ms;       /* per call; 0: none (workers are killed, io calls retried) */
+    int64_t rpm;              /* io stages: requests per minute; 0: unlimited */
+    int64_t tpm;              /* io stages: tokens per minute; 0: unlimited */
+    const char *fallback;     /* io stages: sections to try, in order, when this one fails */
     int64_t breaker_failures; /* consecutive failures that open the circuit */
     int64_t breaker_cooldown_ms;
-    double price_input;      /* per million input tokens, for the report's cost */
-    double price_output;     /* per million output tokens */
-    const char *summaries;   /* llm stages: none|document|chunks|both */
+    double price_input;    /* per million input tokens, for the report's cost */
+    double price_output;   /* per million output tokens */
+    const char *summaries; /* llm stages: none|document|chunks|both */
     const char *document_prompt;
     const char *chunk_prompt;
     int64_t max_input_chars; /* llm stages: longer documents are summarised in parts */
+    bool embed_summaries;    /* llm stages: chunk summaries are embedded with their text */
 } sl_stage_conf;
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */
@@ -58,9 +59,11 @@ struct sl_instance {
     int initialized;
     uint32_t dim;
     char *model;
-    int id;               /* index among a run's instances, for per-thread state */
-    struct sl_loop *loop; /* the runtime's loop: io services run on it */
-    uint32_t concurrency; /* set by sl_instance_set_concurrency; 0: none declared */
+    int id;                         /* index among a run's instances, for per-thread state */
+    struct sl_loop *loop;           /* the runtime's loop: io services run on it */
+    uint32_t concurrency;           /* set by sl_instance_set_concurrency; 0: none declared */
+    struct sl_instance **fallbacks; /* resolved [stage] fallback sections, in order */
+    size_t nfallbacks;
     int errcode;
     char errmsg[1024];
 };

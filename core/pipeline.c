@@ -20,10 +20,25 @@
 #include "loop.h"
 #include "media.h"
 #include "pool.h"
+#include "provider.h"
 #include "walk.h"
+#include "workers.h"
 
-typedef enum op { OP_READ, OP_LOOKUP, OP_PARSE, OP_PAGE, OP_CHUNK, OP_EMBED, OP_STORE, OP_PRUNE } op;
-enum { EX_POOL, EX_LOOP };
+typedef enum op {
+    OP_READ,
+    OP_LOOKUP,
+    OP_PARSE,
+    OP_PAGE,
+    OP_CHUNK,
+    OP_SUMMARIZE,
+    OP_EMBED,
+    OP_STORE,
+    OP_PRUNE
+} op;
+
+/* What an OP_SUMMARIZE unit asks for. */
+enum { SUM_CHUNK, SUM_DOC, SUM_PART, SUM_COMBINE };
+enum { EX_POOL, EX_LOOP, EX_WORKER };
 
 typedef struct run run;
 typedef struct job job;
@@ -37,10 +52,13 @@ typedef struct ref {
 typedef struct stage {
     run *run;
     op op;
-    sl_instance *inst; /* NULL for read */
+    sl_instance *inst;   /* NULL for read */
+    sl_provider **chain; /* inst, then its fallbacks; one NULL-instance provider for read */
+    size_t nchain;
     int exec;
-    int limit; /* 0: no limit of its own */
     int inflight;
+    uv_timer_t wake; /* when every provider is at its limit: the earliest one might not be */
+    int wake_open, wake_on;
     unit *qhead, *qtail;
     int queued;
     size_t stat_index;
@@ -58,6 +76,14 @@ struct unit {
     sl_task task; /* first: pool tasks are recovered from it */
     sl_call call;
     stage *st;
+    sl_provider *prov; /* who runs it this time */
+    uint32_t avoid;    /* chain members that failed it since the last backoff */
+    uint64_t estimate; /* tokens, for the rate limits */
+    int kind;          /* OP_SUMMARIZE: SUM_* */
+    uint32_t index;    /* OP_SUMMARIZE: chunk or part */
+    char *prompt;
+    size_t prompt_len;
+    sl_completion answer;
     job *job; /* NULL for embedding batches and prune */
     uint32_t page;
     ref *refs;
@@ -74,6 +100,7 @@ struct unit {
 typedef struct route_plan {
     stage **steps;
     size_t n;
+    int embed_summaries;
 } route_plan;
 
 struct job {
@@ -87,6 +114,8 @@ struct job {
     char *fail_stage, *fail_reason;
     unit unit;
     unit *pages;
+    char **parts; /* document summary in parts: the parts' summaries */
+    uint32_t nparts, parts_left;
 };
 
 struct run {
@@ -95,11 +124,14 @@ struct run {
     sl_report *rep;
     sl_loop *loop;
     sl_pool *pool;
+    sl_workers *workers; /* made when a stage is isolated */
     sl_walk *walk;
     stage **stages;
     size_t nstages;
     route_plan *plans;
     stage *read;
+    sl_provider **prov; /* [inst id], made for the instances a run uses */
+    sl_provider read_prov;
     void **tstate; /* [thread * ninst + inst id] */
     unsigned char *tinit;
     uint64_t run_id;
@@ -127,7 +159,7 @@ static void dispatch_step(job *j);
 static void admit(run *r);
 static void maybe_end(run *r);
 
-static const char *exec_name(int e) { return e == EX_LOOP ? "loop" : "pool"; }
+static const char *exec_name(int e) { return e == EX_LOOP ? "loop" : e == EX_WORKER ? "workers" : "pool"; }
 
 /* --- per-thread plugin state --- */
 
@@ -158,9 +190,28 @@ static void thread_exit(void *arg, int thread) {
 
 /* --- invoking plugins (any thread) --- */
 
+/* The text embedded for a chunk: its own, or its summary and its text. */
+static char *embed_text(const unit *u, size_t i, sl_text *t) {
+    const sl_doc *doc = u->refs[i].job->doc;
+    t->ptr = sl_chunk_text(doc, u->refs[i].chunk, &t->len);
+    const char *sum = sl_chunk_summary(doc, u->refs[i].chunk);
+    if (!sum || !u->st->run->plans[u->refs[i].job->route].embed_summaries) return NULL;
+    size_t sl = strlen(sum);
+    char *both = malloc(sl + 2 + t->len + 1);
+    if (!both) return NULL;
+    memcpy(both, sum, sl);
+    memcpy(both + sl, "\n\n", 2);
+    memcpy(both + sl + 2, t->ptr, t->len);
+    both[sl + 2 + t->len] = '\0';
+    t->ptr = both;
+    t->len += sl + 2;
+    return both;
+}
+
 static int invoke(unit *u) {
     stage *st = u->st;
-    const sl_plugin *d = st->inst ? st->inst->desc : NULL;
+    sl_instance *inst = u->prov->inst;
+    const sl_plugin *d = inst ? inst->desc : NULL;
     sl_doc *doc = u->job ? u->job->doc : NULL;
     switch (st->op) {
     case OP_READ: {
@@ -172,20 +223,29 @@ static int invoke(unit *u) {
     case OP_PARSE: return d->parse(&u->call, doc);
     case OP_PAGE: return d->page(&u->call, doc, u->page);
     case OP_CHUNK: return d->chunk(&u->call, doc);
+    case OP_SUMMARIZE: {
+        sl_text prompt = {u->prompt, u->prompt_len};
+        return d->complete(&u->call, &prompt, &u->answer);
+    }
     case OP_STORE: return d->store(&u->call, doc);
     case OP_PRUNE:
         return d->prune(&u->call, (const char *const *)st->run->roots, st->run->nroots, st->run->run_id);
     case OP_EMBED: {
         sl_text *texts = malloc(u->nrefs * sizeof *texts);
+        char **owned = calloc(u->nrefs, sizeof *owned);
         free(u->out); /* a retried batch allocated one already */
-        u->out = malloc(u->nrefs * st->inst->dim * sizeof(float));
-        if (!texts || !u->out) {
+        u->out = malloc(u->nrefs * inst->dim * sizeof(float));
+        if (!texts || !owned || !u->out) {
             free(texts);
+            free(owned);
             return sl_fail(&u->call, SL_ENOMEM, "out of memory for a batch of %zu texts", u->nrefs);
         }
-        for (size_t i = 0; i < u->nrefs; i++)
-            texts[i].ptr = sl_chunk_text(u->refs[i].job->doc, u->refs[i].chunk, &texts[i].len);
+        for (size_t i = 0; i < u->nrefs; i++) owned[i] = embed_text(u, i, &texts[i]);
         int rc = d->embed(&u->call, texts, u->nrefs, u->out);
+        /* an io embedder keeps `texts` until it completes: it must copy what
+         * it sends (the HTTP body is built before it returns) */
+        for (size_t i = 0; i < u->nrefs; i++) free(owned[i]);
+        free(owned);
         free(texts);
         return rc;
     }
@@ -196,8 +256,9 @@ static int invoke(unit *u) {
 static void unit_run(sl_task *t, int thread) {
     unit *u = (unit *)t;
     void *ts = NULL;
-    int rc = u->st->inst ? thread_state(u->st->run, u->st->inst, thread, &ts) : 0;
-    sl_call_init(&u->call, u->st->inst, ts);
+    sl_instance *inst = u->prov->inst;
+    int rc = inst ? thread_state(u->st->run, inst, thread, &ts) : 0;
+    sl_call_init(&u->call, inst, ts);
     if (rc) {
         u->rc = sl_fail(&u->call, rc, "thread_init failed (%s)", sl_strerror(rc));
         return;
@@ -235,15 +296,39 @@ static int priority(op o) {
     case OP_PARSE: return 3;
     case OP_PAGE: return 4;
     case OP_CHUNK: return 5;
+    case OP_SUMMARIZE: return 6;
     case OP_EMBED: return 6;
     default: return 7;
     }
 }
 
-static void start(unit *u) {
+static void worker_done(void *arg, int rc, const char *msg) {
+    unit *u = arg;
+    u->st->stats->busy_ns += sl_now_ns() - u->t_loop_start;
+    if (rc < 0 && msg && *msg) snprintf(u->call.msg, sizeof u->call.msg, "%s", msg);
+    finish_unit(u, rc);
+}
+
+static void start(unit *u, sl_provider *prov) {
     stage *st = u->st;
+    u->prov = prov;
+    sl_provider_take(prov, sl_now_ns() / 1000000u, u->estimate);
     st->inflight++;
-    if (st->exec == EX_POOL) {
+    if (st->exec == EX_WORKER) {
+        u->t_loop_start = sl_now_ns();
+        st->stats->wait_ns += u->t_loop_start - u->t_ready;
+        sl_call_init(&u->call, prov->inst, NULL);
+        sl_worker_op wop = st->op == OP_PARSE  ? SL_WORK_PARSE
+                           : st->op == OP_PAGE ? SL_WORK_PAGE
+                                               : SL_WORK_CHUNK;
+        int rc = sl_workers_submit(st->run->workers, prov->inst, wop, u->job->doc, u->page, worker_done, u);
+        if (rc) {
+            sl_fail(&u->call, rc, "cannot hand the document to a worker process (%s)", sl_strerror(rc));
+            finish_unit(u, rc);
+        }
+        return;
+    }
+    if (!prov->inst || prov->inst->desc->bottleneck != SL_IO) {
         u->task.priority = priority(st->op);
         u->task.run = unit_run;
         u->task.done = unit_pool_done;
@@ -252,7 +337,7 @@ static void start(unit *u) {
     }
     u->t_loop_start = sl_now_ns();
     st->stats->wait_ns += u->t_loop_start - u->t_ready;
-    sl_call_init(&u->call, st->inst, NULL);
+    sl_call_init(&u->call, prov->inst, NULL);
     u->call.on_done = unit_loop_done;
     u->call.udata = u;
     int rc = invoke(u);
@@ -262,13 +347,49 @@ static void start(unit *u) {
     }
 }
 
+/* The first provider of the chain that can take u now; else NULL and
+ * *wait the milliseconds until one might (SL_PROVIDER_NEVER: only a
+ * completion can free one). Providers that failed u are tried last. */
+static sl_provider *pick(stage *st, unit *u, uint64_t *wait) {
+    uint64_t now = sl_now_ns() / 1000000u;
+    *wait = SL_PROVIDER_NEVER;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < st->nchain; i++) {
+            int avoided = i < 32 && (u->avoid >> i) & 1u;
+            if (avoided != pass) continue;
+            uint64_t w = sl_provider_wait_ms(st->chain[i], now, u->estimate);
+            if (w == 0) return st->chain[i];
+            if (w < *wait) *wait = w;
+        }
+    }
+    return NULL;
+}
+
+static void pump(stage *st);
+
+static void wake_fire(uv_timer_t *t) {
+    stage *st = t->data;
+    st->wake_on = 0;
+    pump(st);
+}
+
 static void pump(stage *st) {
-    while (st->qhead && (st->limit == 0 || st->inflight < st->limit)) {
+    while (st->qhead) {
+        uint64_t wait;
+        sl_provider *p = pick(st, st->qhead, &wait);
+        if (!p) {
+            if (wait != SL_PROVIDER_NEVER && st->wake_open) {
+                uv_timer_stop(&st->wake);
+                uv_timer_start(&st->wake, wake_fire, wait, 0);
+                st->wake_on = 1;
+            }
+            return;
+        }
         unit *u = st->qhead;
         st->qhead = u->next;
         if (!st->qhead) st->qtail = NULL;
         st->queued--;
-        start(u);
+        start(u, p);
     }
 }
 
@@ -276,16 +397,13 @@ static void dispatch(unit *u) {
     stage *st = u->st;
     u->t_ready = sl_now_ns();
     u->next = NULL;
-    if (st->limit && st->inflight >= st->limit) {
-        if (st->qtail)
-            st->qtail->next = u;
-        else
-            st->qhead = u;
-        st->qtail = u;
-        st->queued++;
-        return;
-    }
-    start(u);
+    if (st->qtail)
+        st->qtail->next = u;
+    else
+        st->qhead = u;
+    st->qtail = u;
+    st->queued++;
+    pump(st);
 }
 
 /* --- documents --- */
@@ -319,6 +437,8 @@ static void finish_job(job *j, outcome o) {
     r->docs_inflight--;
     r->bytes_inflight -= j->accounted;
     free(j->pages);
+    for (uint32_t i = 0; i < j->nparts; i++) free(j->parts[i]);
+    free(j->parts);
     free(j->fail_stage);
     free(j->fail_reason);
     sl_document_free(j->doc);
@@ -362,6 +482,17 @@ static void fatal(run *r, const char *who, const char *msg) {
 
 /* --- embedding batches --- */
 
+/* Tokens a batch will cost, roughly: four characters a token. */
+static uint64_t batch_estimate(const ref *refs, size_t n) {
+    uint64_t chars = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        sl_chunk_text(refs[i].job->doc, refs[i].chunk, &len);
+        chars += len;
+    }
+    return chars / 4 + 1;
+}
+
 static void send_batch(stage *st, size_t max) {
     unit *u = calloc(1, sizeof *u);
     ref *refs = u ? malloc(max * sizeof *refs) : NULL;
@@ -389,6 +520,7 @@ static void send_batch(stage *st, size_t max) {
     u->refs = refs;
     u->nrefs = n;
     u->owned = 1;
+    u->estimate = batch_estimate(refs, n);
     dispatch(u);
 }
 
@@ -482,6 +614,7 @@ static void batch_failed(unit *u, const char *reason) {
                 s->nrefs = k - i;
                 s->solo = 1;
                 s->owned = 1;
+                s->estimate = batch_estimate(refs, k - i);
                 dispatch(s);
             }
             i = k;
@@ -529,6 +662,204 @@ static void prune_done(unit *u, int rc) {
     if (--r->prune_pending == 0) maybe_end(r);
 }
 
+/* --- summaries --- */
+
+/* A prompt template with {title} {source} {heading} {text} filled in. */
+static char *fill_prompt(const char *tpl, const sl_doc *doc, const char *heading, const char *text,
+                         size_t tlen, size_t *len) {
+    const char *title = sl_doc_meta_get(doc, "title");
+    struct {
+        const char *key, *val;
+        size_t vlen;
+    } vars[] = {{"{title}", title ? title : "", 0},
+                {"{source}", sl_doc_uri(doc), 0},
+                {"{heading}", heading ? heading : "", 0},
+                {"{text}", text, tlen}};
+    for (size_t i = 0; i < 3; i++) vars[i].vlen = strlen(vars[i].val);
+    size_t cap = strlen(tpl) + 1;
+    for (const char *s = tpl; *s; s++)
+        for (size_t i = 0; i < 4; i++)
+            if (strncmp(s, vars[i].key, strlen(vars[i].key)) == 0) cap += vars[i].vlen;
+    char *out = malloc(cap), *o = out;
+    if (!out) return NULL;
+    for (const char *s = tpl; *s;) {
+        size_t i = 0;
+        while (i < 4 && strncmp(s, vars[i].key, strlen(vars[i].key)) != 0) i++;
+        if (i < 4) {
+            memcpy(o, vars[i].val, vars[i].vlen);
+            o += vars[i].vlen;
+            s += strlen(vars[i].key);
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    *len = (size_t)(o - out);
+    return out;
+}
+
+static void summary_unit(stage *st, job *j, int kind, uint32_t index, const char *tpl, const char *heading,
+                         const char *text, size_t len) {
+    unit *u = calloc(1, sizeof *u);
+    if (u) u->prompt = fill_prompt(tpl, j->doc, heading, text, len, &u->prompt_len);
+    if (!u || !u->prompt) {
+        free(u);
+        mark_failed(j, stage_name(st), "out of memory for a prompt");
+        if (--j->pending == 0) finish_job(j, FAILED);
+        return;
+    }
+    u->st = st;
+    u->job = j;
+    u->kind = kind;
+    u->index = index;
+    u->owned = 1;
+    u->estimate = u->prompt_len / 4 + 1;
+    dispatch(u);
+}
+
+/* The document's text for its summary: elements joined by blank lines. */
+static char *document_text(const sl_doc *doc, size_t *len) {
+    size_t n = sl_doc_element_count(doc), total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        sl_element_text(doc, i, &l);
+        total += l + 2;
+    }
+    char *t = malloc(total + 1), *o = t;
+    if (!t) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        const char *s = sl_element_text(doc, i, &l);
+        memcpy(o, s, l);
+        o += l;
+        if (i + 1 < n) *o++ = '\n', *o++ = '\n';
+    }
+    *o = '\0';
+    *len = (size_t)(o - t);
+    return t;
+}
+
+/* Fans a document out into summary calls: one per chunk, and one for the
+ * whole document, or one per part and then one over the parts' summaries
+ * when it is longer than max_input_chars. */
+static void start_summaries(stage *st, job *j) {
+    const sl_stage_conf *c = &st->inst->stage;
+    int chunks = strcmp(c->summaries, "chunks") == 0 || strcmp(c->summaries, "both") == 0;
+    int whole = strcmp(c->summaries, "document") == 0 || strcmp(c->summaries, "both") == 0;
+    size_t nchunks = chunks ? sl_doc_chunk_count(j->doc) : 0;
+    size_t len = 0;
+    char *text = whole ? document_text(j->doc, &len) : NULL;
+    if (whole && !text) {
+        fail_job(j, st, "out of memory for the document's text");
+        return;
+    }
+    size_t max = c->max_input_chars > 0 ? (size_t)c->max_input_chars : SIZE_MAX;
+    uint32_t nparts = 0;
+    if (whole) nparts = len <= max ? 1 : (uint32_t)((len + max - 1) / max);
+    j->pending = (uint32_t)nchunks + nparts + 1; /* +1 holds the job until all are out */
+    if (nparts > 1) {
+        j->parts = calloc(nparts, sizeof *j->parts);
+        j->nparts = j->parts_left = j->parts ? nparts : 0;
+        if (!j->parts) {
+            free(text);
+            j->pending = 1;
+            mark_failed(j, stage_name(st), "out of memory");
+            nparts = 0;
+        }
+    }
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t cl;
+        const char *ct = sl_chunk_text(j->doc, i, &cl);
+        summary_unit(st, j, SUM_CHUNK, (uint32_t)i, c->chunk_prompt, sl_chunk_heading(j->doc, i), ct, cl);
+    }
+    if (nparts == 1) {
+        summary_unit(st, j, SUM_DOC, 0, c->document_prompt, NULL, text, len);
+    } else {
+        /* parts end at a line break where one is near, else at a UTF-8 boundary */
+        size_t off = 0;
+        for (uint32_t i = 0; i < nparts && off < len; i++) {
+            size_t end = off + max < len ? off + max : len;
+            if (end < len) {
+                size_t nl = end;
+                while (nl > off + max / 2 && text[nl] != '\n') nl--;
+                if (nl > off + max / 2) end = nl;
+                while (end > off && ((unsigned char)text[end] & 0xC0) == 0x80) end--;
+            }
+            summary_unit(st, j, SUM_PART, i, c->document_prompt, NULL, text + off, end - off);
+            off = end;
+        }
+    }
+    free(text);
+    if (--j->pending == 0) {
+        if (j->failed)
+            finish_job(j, FAILED);
+        else
+            advance(j);
+    }
+}
+
+static void summary_done(unit *u, int rc, const char *msg) {
+    job *j = u->job;
+    stage *st = u->st;
+    const char *text = u->answer.text ? u->answer.text : "";
+    if (rc < 0) {
+        mark_failed(j, stage_name(st), msg);
+    } else if (!j->failed) {
+        if (u->kind == SUM_CHUNK) {
+            sl_chunk_set_summary(j->doc, u->index, text);
+        } else if (u->kind == SUM_DOC || u->kind == SUM_COMBINE) {
+            sl_doc_meta_set(j->doc, "summary", text);
+        } else if (u->index < j->nparts) {
+            j->parts[u->index] = strdup(text);
+            if (--j->parts_left == 0) {
+                /* every part is summarised: summarise the summaries */
+                size_t total = 0;
+                for (uint32_t i = 0; i < j->nparts; i++) total += (j->parts[i] ? strlen(j->parts[i]) : 0) + 2;
+                char *all = malloc(total + 1), *o = all;
+                for (uint32_t i = 0; all && i < j->nparts; i++) {
+                    size_t l = j->parts[i] ? strlen(j->parts[i]) : 0;
+                    if (l) memcpy(o, j->parts[i], l);
+                    o += l;
+                    *o++ = '\n', *o++ = '\n';
+                }
+                if (all) {
+                    *o = '\0';
+                    j->pending++;
+                    summary_unit(st, j, SUM_COMBINE, 0, st->inst->stage.document_prompt, NULL, all,
+                                 (size_t)(o - all));
+                    free(all);
+                } else {
+                    mark_failed(j, stage_name(st), "out of memory");
+                }
+            }
+        }
+    }
+    free(u->prompt);
+    free(u->answer.text);
+    release_unit(u);
+    if (--j->pending == 0) {
+        if (j->failed)
+            finish_job(j, FAILED);
+        else {
+            account(j);
+            advance(j);
+        }
+    }
+}
+
+/* A provider freed a slot: every stage that calls it may go on (a sink's
+ * lookup, store and prune share one). */
+static void pump_sharing(run *r, const sl_provider *prov) {
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *s = r->stages[i];
+        for (size_t k = 0; k < s->nchain; k++)
+            if (s->chain[k] == prov) {
+                pump(s);
+                break;
+            }
+    }
+}
+
 static void finish_unit(unit *u, int rc) {
     stage *st = u->st;
     run *r = st->run;
@@ -536,19 +867,46 @@ static void finish_unit(unit *u, int rc) {
     st->stats->calls++;
     st->stats->items += st->op == OP_EMBED ? u->nrefs : 1;
     const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+    sl_provider *prov = u->prov;
+    size_t pi = 0;
+    while (pi < st->nchain && st->chain[pi] != prov) pi++;
+    if (sl_provider_done(prov, sl_now_ns() / 1000000u, rc, u->estimate,
+                         u->call.tokens_in + u->call.tokens_out))
+        sl_ctx_log(r->rt->ctx, SL_LOG_WARN, prov->inst ? prov->inst->name : "",
+                   "%s; leaving it alone for %lld ms", msg,
+                   (long long)(prov->inst ? prov->inst->stage.breaker_cooldown_ms : 0));
+    if (prov->stats) {
+        prov->stats->tokens_in += u->call.tokens_in;
+        prov->stats->tokens_out += u->call.tokens_out;
+        if (rc < 0) prov->stats->failures++;
+    }
 
     if (rc == SL_ERETRY && u->attempts < r->rt->set.retries) {
+        u->attempts++;
+        st->stats->retries++;
+        if (prov->stats) prov->stats->retries++;
+        /* With fallbacks, another provider takes it at once; the failed one
+         * is tried again only after a backoff. */
+        if (pi < 32) u->avoid |= 1u << pi;
+        int untried = 0;
+        for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((u->avoid >> i) & 1u);
+        if (untried) {
+            sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d on a fallback: %s", u->attempts,
+                       msg);
+            dispatch(u);
+            pump_sharing(r, prov);
+            return;
+        }
+        u->avoid = 0;
         uv_timer_t *t = malloc(sizeof *t);
         if (t) {
-            u->attempts++;
-            st->stats->retries++;
             uint64_t d = backoff_ms(r, u->attempts, u->call.retry_after_ms);
             sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d in %llu ms: %s", u->attempts,
                        (unsigned long long)d, msg);
             uv_timer_init(sl_loop_uv(r->loop), t);
             t->data = u;
             uv_timer_start(t, retry_fire, d, 0);
-            pump(st);
+            pump_sharing(r, prov);
             return;
         }
     }
@@ -559,6 +917,7 @@ static void finish_unit(unit *u, int rc) {
     job *j = u->job;
     switch (st->op) {
     case OP_PRUNE: prune_done(u, rc); break;
+    case OP_SUMMARIZE: summary_done(u, rc, msg); break;
     case OP_EMBED:
         if (rc < 0)
             batch_failed(u, msg);
@@ -596,16 +955,13 @@ static void finish_unit(unit *u, int rc) {
                 fail_job(j, st, why);
                 break;
             }
-        } else if (st->op == OP_PARSE && sl_doc_element_count(j->doc) == 0) {
-            fail_job(j, st, "the parser found no text");
-            break;
         } else if (st->op == OP_CHUNK && sl_doc_chunk_count(j->doc) == 0) {
             fail_job(j, st, "the chunker made no chunks");
             break;
         }
         advance(j);
     }
-    pump(st);
+    pump_sharing(r, prov);
 }
 
 static void dispatch_step(job *j) {
@@ -637,6 +993,14 @@ static void dispatch_step(job *j) {
             u->owned = 1;
             dispatch(u);
         }
+        return;
+    }
+    if (st->op == OP_CHUNK && sl_doc_element_count(j->doc) == 0) {
+        fail_job(j, st, "no text: nothing was found to chunk");
+        return;
+    }
+    if (st->op == OP_SUMMARIZE) {
+        start_summaries(st, j);
         return;
     }
     if (st->op == OP_EMBED) {
@@ -728,6 +1092,10 @@ static void stop_handles(run *r) {
             uv_close((uv_handle_t *)&r->stages[i]->timer, NULL);
             r->stages[i]->timer_open = 0;
         }
+        if (r->stages[i]->wake_open) {
+            uv_close((uv_handle_t *)&r->stages[i]->wake, NULL);
+            r->stages[i]->wake_open = 0;
+        }
     }
 }
 
@@ -786,6 +1154,27 @@ static void progress_tick(uv_timer_t *t) {
 
 static void progress_clear_hook(void *arg) { sl_progress_clear(); }
 
+/* One provider per instance, shared by every stage that calls it (a sink's
+ * lookup, store and prune), so its limits hold across them. */
+static sl_provider *provider_for(run *r, sl_instance *inst) {
+    if (r->prov[inst->id]) return r->prov[inst->id];
+    sl_provider *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    int limit = inst->stage.max_concurrency > 0 ? (int)inst->stage.max_concurrency
+                : inst->concurrency > 0         ? (int)inst->concurrency
+                                                : (int)inst->desc->max_concurrency;
+    sl_provider_init(p, inst, limit, sl_now_ns() / 1000000u);
+    if (inst->desc->bottleneck == SL_IO || inst->nfallbacks || inst->stage.rpm || inst->stage.tpm) {
+        p->stats = sl_report_add_provider(r->rep, inst->name, inst->desc->name);
+        if (p->stats) {
+            p->stats->price_input = inst->stage.price_input;
+            p->stats->price_output = inst->stage.price_output;
+        }
+    }
+    r->prov[inst->id] = p;
+    return p;
+}
+
 static stage *add_stage(run *r, op o, sl_instance *inst, const char *name) {
     stage *st = calloc(1, sizeof *st);
     stage **ns = st ? realloc(r->stages, (r->nstages + 1) * sizeof *ns) : NULL;
@@ -798,10 +1187,23 @@ static stage *add_stage(run *r, op o, sl_instance *inst, const char *name) {
     st->run = r;
     st->op = o;
     st->inst = inst;
-    st->exec = inst && inst->desc->bottleneck == SL_IO ? EX_LOOP : EX_POOL;
+    st->exec = !inst                                                           ? EX_POOL
+               : inst->desc->bottleneck == SL_IO                               ? EX_LOOP
+               : inst->desc->bottleneck == SL_ISOLATED || inst->stage.isolated ? EX_WORKER
+                                                                               : EX_POOL;
+    size_t nchain = inst ? 1 + inst->nfallbacks : 1;
+    st->chain = calloc(nchain, sizeof *st->chain);
+    if (!st->chain) return NULL;
+    if (!inst) {
+        st->chain[st->nchain++] = &r->read_prov;
+    } else {
+        st->chain[st->nchain++] = provider_for(r, inst);
+        for (size_t i = 0; i < inst->nfallbacks; i++)
+            st->chain[st->nchain++] = provider_for(r, inst->fallbacks[i]);
+        for (size_t i = 0; i < st->nchain; i++)
+            if (!st->chain[i]) return NULL;
+    }
     if (inst) {
-        st->limit = inst->stage.max_concurrency > 0 ? (int)inst->stage.max_concurrency
-                                                    : (int)inst->desc->max_concurrency;
         st->batch_size = inst->stage.batch_size > 0   ? (size_t)inst->stage.batch_size
                          : inst->desc->batch_size > 0 ? inst->desc->batch_size
                                                       : 64;
@@ -834,19 +1236,26 @@ static stage *stage_for(run *r, op o, sl_instance *inst) {
 
 static int plan(run *r) {
     sl_runtime *rt = r->rt;
+    r->prov = calloc(rt->ninst ? rt->ninst : 1, sizeof *r->prov);
+    if (!r->prov) return SL_ENOMEM;
+    sl_provider_init(&r->read_prov, NULL, 0, sl_now_ns() / 1000000u);
     r->read = add_stage(r, OP_READ, NULL, "read");
     r->plans = calloc(rt->nroutes, sizeof *r->plans);
     if (!r->read || !r->plans) return SL_ENOMEM;
     for (size_t i = 0; i < rt->nroutes; i++) {
         sl_route *rr = &rt->routes[i];
         route_plan *p = &r->plans[i];
-        p->steps = calloc(6 + rr->npages, sizeof *p->steps);
+        p->steps = calloc(7 + rr->npages, sizeof *p->steps);
         if (!p->steps) return SL_ENOMEM;
         p->steps[p->n++] = r->read;
         p->steps[p->n++] = stage_for(r, OP_LOOKUP, rr->sink);
         p->steps[p->n++] = stage_for(r, OP_PARSE, rr->parser);
         for (size_t k = 0; k < rr->npages; k++) p->steps[p->n++] = stage_for(r, OP_PAGE, rr->pages[k]);
         p->steps[p->n++] = stage_for(r, OP_CHUNK, rr->chunker);
+        if (rr->llm) {
+            p->steps[p->n++] = stage_for(r, OP_SUMMARIZE, rr->llm);
+            p->embed_summaries = rr->llm->stage.embed_summaries;
+        }
         if (rr->embedder) p->steps[p->n++] = stage_for(r, OP_EMBED, rr->embedder);
         p->steps[p->n++] = stage_for(r, OP_STORE, rr->sink);
         for (size_t k = 0; k < p->n; k++)
@@ -868,11 +1277,14 @@ static size_t largest_batch(const run *r) {
 static void free_run(run *r) {
     for (size_t i = 0; i < r->nstages; i++) {
         free(r->stages[i]->pend);
+        free(r->stages[i]->chain);
         free(r->stages[i]);
     }
     free(r->stages);
     for (size_t i = 0; r->plans && i < r->rt->nroutes; i++) free(r->plans[i].steps);
     free(r->plans);
+    for (size_t i = 0; r->prov && i < r->rt->ninst; i++) free(r->prov[i]);
+    free(r->prov);
     free(r->tstate);
     free(r->tinit);
     for (size_t i = 0; i < r->nroots; i++) free(r->roots[i]);
@@ -908,14 +1320,21 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         r->roots[r->nroots++] = strndup(opts->paths[i], l);
     }
     r->budget = rt->set.memory_budget;
+    /* Waiting costs nothing on the loop: with io stages in the routes, as
+     * many documents as the memory budget allows may wait at once. */
+    int io = 0;
+    for (size_t i = 0; i < r->nstages; i++)
+        for (size_t k = 0; k < r->stages[i]->nchain; k++)
+            io |= r->stages[i]->chain[k]->inst && r->stages[i]->chain[k]->inst->desc->bottleneck == SL_IO;
     r->max_docs = rt->set.max_documents > 0 ? (size_t)rt->set.max_documents
+                  : io                      ? 100000
                                             : (size_t)rt->threads * 8 + largest_batch(r) + 16;
     r->tstate = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), sizeof *r->tstate);
     r->tinit = calloc((size_t)rt->threads * (rt->ninst ? rt->ninst : 1), 1);
     rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
+    r->loop = rt->loop;
     if (!r->tstate || !r->tinit ||
-        sl_walk_new(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->walk) ||
-        sl_loop_new(&r->loop)) {
+        sl_walk_new(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->walk)) {
         free_run(r);
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
     }
@@ -923,12 +1342,32 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         free_run(r);
         return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
     }
+    int isolated = 0;
+    for (size_t i = 0; i < r->nstages; i++) isolated |= r->stages[i]->exec == EX_WORKER;
+    if (isolated) {
+        sl_workers_opts wo = {.count = (int)rt->set.workers,
+                              .memory_budget = rt->set.memory_budget,
+                              .max_documents = (uint64_t)rt->set.worker_max_documents,
+                              .max_rss = rt->set.worker_max_rss,
+                              .memory_limit = rt->set.worker_memory_limit,
+                              .timeout_ms = rt->set.worker_timeout_ms,
+                              .seccomp = rt->set.worker_seccomp};
+        if (sl_workers_new(rt->ctx, r->loop, &wo, &r->workers)) {
+            sl_pool_free(r->pool);
+            free_run(r);
+            return SL_EFATAL; /* the context says why */
+        }
+    }
     uv_loop_t *uv = sl_loop_uv(r->loop);
     for (size_t i = 0; i < r->nstages; i++) {
-        if (r->stages[i]->op != OP_EMBED) continue;
-        uv_timer_init(uv, &r->stages[i]->timer);
-        r->stages[i]->timer.data = r->stages[i];
-        r->stages[i]->timer_open = 1;
+        stage *st = r->stages[i];
+        uv_timer_init(uv, &st->wake);
+        st->wake.data = st;
+        st->wake_open = 1;
+        if (st->op != OP_EMBED) continue;
+        uv_timer_init(uv, &st->timer);
+        st->timer.data = st;
+        st->timer_open = 1;
     }
     uv_signal_init(uv, &r->sigint);
     uv_signal_init(uv, &r->sigterm);
@@ -946,6 +1385,8 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     admit(r);
     maybe_end(r);
     sl_loop_run(r->loop);
+    sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
+    r->workers = NULL;
     sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
     sl_loop_drain(r->loop);
 

@@ -20,6 +20,22 @@ sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *
     return s;
 }
 
+sl_provider_stats *sl_report_add_provider(sl_report *r, const char *name, const char *plugin) {
+    sl_provider_stats **np = realloc(r->providers, (r->nproviders + 1) * sizeof *np);
+    if (!np) return NULL;
+    r->providers = np;
+    sl_provider_stats *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->name = strdup(name);
+    p->plugin = strdup(plugin ? plugin : "");
+    r->providers[r->nproviders++] = p;
+    return p;
+}
+
+double sl_provider_cost(const sl_provider_stats *p) {
+    return ((double)p->tokens_in * p->price_input + (double)p->tokens_out * p->price_output) / 1e6;
+}
+
 void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, const char *reason) {
     if (r->nfailures >= SL_REPORT_MAX_FAILURES) return;
     sl_failure *nf = realloc(r->failures, (r->nfailures + 1) * sizeof *nf);
@@ -52,6 +68,21 @@ void sl_report_print(const sl_report *r, FILE *out) {
         fprintf(out, "%-18s %-16s %-8s %10llu %9llu %10.3f %10.3f %8llu %8llu\n", s->name, s->plugin,
                 s->executor, (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns),
                 secs(s->wait_ns), (unsigned long long)s->retries, (unsigned long long)s->failures);
+    }
+    if (r->nproviders) {
+        double total = 0;
+        fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s\n", "provider", "plugin", "requests",
+                "retries", "failed", "tokens in", "tokens out", "breaker", "cost");
+        for (size_t i = 0; i < r->nproviders; i++) {
+            const sl_provider_stats *p = r->providers[i];
+            double cost = sl_provider_cost(p);
+            total += cost;
+            fprintf(out, "%-18s %-16s %9llu %8llu %8llu %12llu %12llu %7llu %10.4f\n", p->name, p->plugin,
+                    (unsigned long long)p->requests, (unsigned long long)p->retries,
+                    (unsigned long long)p->failures, (unsigned long long)p->tokens_in,
+                    (unsigned long long)p->tokens_out, (unsigned long long)p->breaker_opens, cost);
+        }
+        if (total > 0) fprintf(out, "total cost: %.4f\n", total);
     }
     if (r->failed) {
         fprintf(out, "\nfailed documents (%llu):\n", (unsigned long long)r->failed);
@@ -97,6 +128,22 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_array_append_new(stages, o);
     }
     json_object_set_new(root, "stages", stages);
+    json_t *provs = json_array();
+    for (size_t i = 0; i < r->nproviders; i++) {
+        const sl_provider_stats *p = r->providers[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(p->name));
+        json_object_set_new(o, "plugin", json_string(p->plugin));
+        json_object_set_new(o, "requests", json_integer((json_int_t)p->requests));
+        json_object_set_new(o, "retries", json_integer((json_int_t)p->retries));
+        json_object_set_new(o, "failures", json_integer((json_int_t)p->failures));
+        json_object_set_new(o, "tokens_in", json_integer((json_int_t)p->tokens_in));
+        json_object_set_new(o, "tokens_out", json_integer((json_int_t)p->tokens_out));
+        json_object_set_new(o, "breaker_opens", json_integer((json_int_t)p->breaker_opens));
+        json_object_set_new(o, "cost", json_real(sl_provider_cost(p)));
+        json_array_append_new(provs, o);
+    }
+    json_object_set_new(root, "providers", provs);
     json_t *failed = json_array();
     for (size_t i = 0; i < r->nfailures; i++) {
         json_t *o = json_object();
@@ -128,6 +175,12 @@ void sl_report_free(sl_report *r) {
         free(r->failures[i].reason);
     }
     free(r->failures);
+    for (size_t i = 0; i < r->nproviders; i++) {
+        free(r->providers[i]->name);
+        free(r->providers[i]->plugin);
+        free(r->providers[i]);
+    }
+    free(r->providers);
     memset(r, 0, sizeof *r);
 }
 

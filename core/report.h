@@ -27,6 +27,19 @@ typedef struct sl_stage_stats {
     int queued;
 } sl_stage_stats;
 
+/* Per provider (an io stage's instance or one of its fallbacks): what was
+ * asked of it and what it cost. */
+typedef struct sl_provider_stats {
+    char *name;
+    char *plugin;
+    uint64_t requests;
+    uint64_t retries;
+    uint64_t failures;
+    uint64_t tokens_in, tokens_out;
+    uint64_t breaker_opens;
+    double price_input, price_output; /* per million tokens */
+} sl_provider_stats;
+
 typedef struct sl_failure {
     char *uri;
     char *stage;
@@ -47,12 +60,16 @@ typedef struct sl_report {
     size_t nstages;
     sl_failure *failures;
     size_t nfailures;
+    sl_provider_stats **providers; /* stable pointers */
+    size_t nproviders;
     int interrupted;
     int fatal;
     char fatal_msg[1024];
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);
+sl_provider_stats *sl_report_add_provider(sl_report *r, const char *name, const char *plugin);
+double sl_provider_cost(const sl_provider_stats *p);
 void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, const char *reason);
 void sl_report_print(const sl_report *r, FILE *out);
 int sl_report_write_json(const sl_report *r, FILE *out);

@@ -92,6 +92,54 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, retry_max_ms),
      NULL,
      {0}},
+    {"workers",
+     SL_OPT_INT,
+     "0",
+     "worker processes for isolated stages; 0: from cores and memory_budget",
+     0,
+     offsetof(sl_settings, workers),
+     NULL,
+     {0}},
+    {"worker_max_documents",
+     SL_OPT_INT,
+     "1000",
+     "a worker is replaced after this many documents; 0: never",
+     0,
+     offsetof(sl_settings, worker_max_documents),
+     NULL,
+     {0}},
+    {"worker_max_rss",
+     SL_OPT_SIZE,
+     "1G",
+     "a worker above this resident size is replaced between documents",
+     0,
+     offsetof(sl_settings, worker_max_rss),
+     NULL,
+     {0}},
+    {"worker_memory_limit",
+     SL_OPT_SIZE,
+     "4G",
+     "address-space limit of each worker (setrlimit); 0: none",
+     0,
+     offsetof(sl_settings, worker_memory_limit),
+     NULL,
+     {0}},
+    {"worker_timeout",
+     SL_OPT_DURATION,
+     "5m",
+     "a worker busy longer on one call is killed; 0: never",
+     0,
+     offsetof(sl_settings, worker_timeout_ms),
+     NULL,
+     {0}},
+    {"worker_seccomp",
+     SL_OPT_BOOL,
+     "false",
+     "deny workers network and file writes after their plugins' init",
+     0,
+     offsetof(sl_settings, worker_seccomp),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -186,11 +234,18 @@ static int build_instances(sl_runtime *rt) {
         int rc = sl_instance_new(rt->ctx, rt->reg, rt->cfg, name, &inst);
         if (rc) return rc;
         sl_bottleneck b = inst->desc->bottleneck;
-        if (b == SL_ISOLATED || b == SL_GPU) {
-            int code = sl_ctx_error(rt->ctx, SL_EFATAL,
-                                    "[%s] plugin %s (%s) declares bottleneck '%s', whose executor this "
-                                    "sluice does not have yet (it runs io and cpu plugins)",
-                                    name, inst->desc->name, inst->plugin->path, sl_bottleneck_name(b));
+        sl_role role = inst->desc->role;
+        const char *why = NULL;
+        if (inst->stage.isolated && b != SL_CPU && b != SL_ISOLATED)
+            why = "isolated = true is for cpu plugins (io plugins wait, they do not crash the run)";
+        else if ((inst->stage.isolated || b == SL_ISOLATED) && role != SL_ROLE_PARSER &&
+                 role != SL_ROLE_PAGE && role != SL_ROLE_CHUNKER)
+            why = "worker processes run parsers, page stages and chunkers";
+        else if (b == SL_GPU && role != SL_ROLE_PAGE)
+            why = "the gpu batcher runs page stages (their `pages` callback)";
+        if (why) {
+            int code = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] plugin %s (%s, bottleneck %s): %s", name,
+                                    inst->desc->name, sl_role_name(role), sl_bottleneck_name(b), why);
             sl_instance_free(inst);
             return code;
         }
@@ -233,11 +288,23 @@ static void route_fingerprint(sl_route *r) {
     parts[n++] = r->parser;
     for (size_t i = 0; i < r->npages && n < 60; i++) parts[n++] = r->pages[i];
     parts[n++] = r->chunker;
+    if (r->llm) parts[n++] = r->llm;
     if (r->embedder) parts[n++] = r->embedder;
     for (size_t i = 0; i < n; i++) {
         const char *c = parts[i]->canon ? parts[i]->canon : parts[i]->desc->name;
         XXH3_128bits_update(st, c, strlen(c));
         XXH3_128bits_update(st, "\x1e", 1);
+    }
+    if (r->llm) {
+        /* what the summaries say depends on the core's llm settings too */
+        const sl_stage_conf *s = &r->llm->stage;
+        char num[64];
+        snprintf(num, sizeof num, "%lld %d", (long long)s->max_input_chars, (int)s->embed_summaries);
+        const char *items[] = {s->summaries, s->document_prompt, s->chunk_prompt, num};
+        for (size_t i = 0; i < 4; i++) {
+            XXH3_128bits_update(st, items[i] ? items[i] : "", items[i] ? strlen(items[i]) : 0);
+            XXH3_128bits_update(st, "\x1e", 1);
+        }
     }
     XXH128_hash_t h = XXH3_128bits_digest(st);
     XXH3_freeState(st);
@@ -280,7 +347,7 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
     int rc = 0;
     /* parser, page stages..., chunker, optional embedder */
     size_t i = 0;
-    sl_instance *inst;
+    sl_instance *inst = NULL;
     if (n == 0) rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: empty", where, sec->name);
     for (; rc == 0 && i < n; i++) {
         if ((rc = route_stage(rt, where, sec->name, "stages", names[i], &inst))) break;
@@ -298,8 +365,8 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
             want = "one embedder, after the chunker";
         else if (role == SL_ROLE_SINK)
             want = "the sink under 'sink', not in stages";
-        else if (role == SL_ROLE_LLM)
-            want = "no llm stages (not supported yet)";
+        else if (role == SL_ROLE_LLM && (!r->chunker || r->llm || r->embedder))
+            want = "one llm stage, after the chunker and before the embedder";
         if (want) {
             rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is a %s stage; a route takes %s",
                               where, sec->name, names[i], sl_role_name(role), want);
@@ -311,6 +378,8 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
             r->chunker = inst;
         else if (role == SL_ROLE_EMBEDDER)
             r->embedder = inst;
+        else if (role == SL_ROLE_LLM)
+            r->llm = inst;
         else if (role == SL_ROLE_PAGE) {
             sl_instance **np = realloc(r->pages, (r->npages + 1) * sizeof *np);
             if (!np) {
@@ -335,6 +404,40 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
                                 where, sec->name, r->parser->name, r->parser->desc->name, r->media[m]);
     }
     route_fingerprint(r);
+    return 0;
+}
+
+/* Resolves every stage's `fallback` list: sections of the same role. */
+static int resolve_fallbacks(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->ninst; i++) {
+        sl_instance *inst = rt->inst[i];
+        char **names;
+        size_t n = split_words(inst->stage.fallback, &names);
+        int rc = 0;
+        if (n) {
+            inst->fallbacks = calloc(n, sizeof *inst->fallbacks);
+            if (!inst->fallbacks) rc = sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
+        }
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            sl_instance *f = find_instance(rt, names[k]);
+            if (!f)
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: no section [%s]", inst->name, names[k]);
+            else if (f == inst)
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: a stage cannot fall back to itself",
+                                  inst->name);
+            else if (f->desc->role != inst->desc->role)
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: [%s] is a %s stage, not a %s stage",
+                                  inst->name, names[k], sl_role_name(f->desc->role),
+                                  sl_role_name(inst->desc->role));
+            else if (f->desc->role != SL_ROLE_EMBEDDER && f->desc->role != SL_ROLE_LLM)
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL,
+                                  "[%s] fallback: only embedders and llm stages take fallbacks", inst->name);
+            else
+                inst->fallbacks[inst->nfallbacks++] = f;
+        }
+        free_words(names, n);
+        if (rc) return rc;
+    }
     return 0;
 }
 
@@ -374,6 +477,7 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
     if (!rc && sl_loop_new(&rt->loop) != 0) rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
+    if (!rc) rc = resolve_fallbacks(rt);
     if (rc) {
         sl_runtime_free(rt);
         return rc;
@@ -383,12 +487,44 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
     return 0;
 }
 
-static int used_by_route(const sl_runtime *rt, const sl_instance *inst) {
+static int used_directly(const sl_runtime *rt, const sl_instance *inst) {
     for (size_t i = 0; i < rt->nroutes; i++) {
         const sl_route *r = &rt->routes[i];
-        if (r->parser == inst || r->chunker == inst || r->embedder == inst || r->sink == inst) return 1;
+        if (r->parser == inst || r->chunker == inst || r->llm == inst || r->embedder == inst ||
+            r->sink == inst)
+            return 1;
         for (size_t p = 0; p < r->npages; p++)
             if (r->pages[p] == inst) return 1;
+    }
+    return 0;
+}
+
+static int used_by_route(const sl_runtime *rt, const sl_instance *inst) {
+    if (used_directly(rt, inst)) return 1;
+    for (size_t i = 0; i < rt->ninst; i++)
+        if (used_directly(rt, rt->inst[i]))
+            for (size_t k = 0; k < rt->inst[i]->nfallbacks; k++)
+                if (rt->inst[i]->fallbacks[k] == inst) return 1;
+    return 0;
+}
+
+/* Vectors from different models do not share a space: an embedder's
+ * fallbacks must make the same vectors (LLMs may mix models). */
+static int check_embedding_chains(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->ninst; i++) {
+        sl_instance *a = rt->inst[i];
+        if (a->desc->role != SL_ROLE_EMBEDDER || !a->initialized) continue;
+        for (size_t k = 0; k < a->nfallbacks; k++) {
+            sl_instance *b = a->fallbacks[k];
+            const char *ma = a->model ? a->model : "", *mb = b->model ? b->model : "";
+            if (!b->initialized) continue;
+            if (a->dim != b->dim || strcmp(ma, mb) != 0)
+                return sl_ctx_error(rt->ctx, SL_EFATAL,
+                                    "[%s] fallback: [%s] embeds with %s (%u dimensions), [%s] with %s (%u "
+                                    "dimensions); a fallback chain must use one model and dimension, or "
+                                    "stored vectors would not be comparable",
+                                    a->name, b->name, mb, b->dim, a->name, ma, a->dim);
+        }
     }
     return 0;
 }
@@ -399,6 +535,8 @@ int sl_runtime_init(sl_runtime *rt, bool all) {
         int rc = sl_instance_init(rt->ctx, rt->inst[i]);
         if (rc) return rc;
     }
+    int crc = check_embedding_chains(rt);
+    if (crc) return crc;
     /* Vectors in one store must share a space, or queries silently go wrong. */
     for (size_t i = 0; i < rt->nroutes; i++) {
         for (size_t j = i + 1; j < rt->nroutes; j++) {

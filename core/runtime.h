@@ -6,7 +6,7 @@
  * some media types through stages to a sink:
  *     [route.text]
  *     media = text/markdown text/plain
- *     stages = markdown chunker embedder    ; parser, page stages, chunker, embedder
+ *     stages = markdown chunker embedder    ; parser, page stages, chunker, llm, embedder
  *     sink = store
  * Every other section is a stage instance (instance.h). Roles are checked
  * against positions, parsers against the media types they declare, and
@@ -34,6 +34,12 @@ typedef struct sl_settings {
     int64_t retries;
     int64_t retry_base_ms;
     int64_t retry_max_ms;
+    int64_t workers;
+    int64_t worker_max_documents;
+    uint64_t worker_max_rss;
+    uint64_t worker_memory_limit;
+    int64_t worker_timeout_ms;
+    bool worker_seccomp;
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
@@ -47,6 +53,7 @@ typedef struct sl_route {
     sl_instance **pages;
     size_t npages;
     sl_instance *chunker;
+    sl_instance *llm;      /* may be NULL: no summaries */
     sl_instance *embedder; /* may be NULL: chunks stored without vectors */
     sl_instance *sink;
     char fingerprint[33]; /* hex XXH3-128 of every stage's canonical options */

@@ -108,7 +108,7 @@ static void test_values_parsed(void) {
 
 static void test_stage_options_table(void) {
     const sl_option *t = sl_stage_options();
-    CHECK_INT(sl_options_count(t), 16);
+    CHECK_INT(sl_options_count(t), 17);
     CHECK_STR(t[0].name, "max_concurrency");
     CHECK_STR(t[1].name, "batch_size");
     CHECK_STR(t[2].name, "batch_delay");

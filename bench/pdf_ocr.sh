@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bench/pdf_ocr.sh - PDF text extraction and OCR throughput of sluice on two
+# cores against the single-process command-line tools on the same files.
+#
+#   bench/pdf_ocr.sh [SLUICE]       (default: build/sluice; gen_fixtures from the same build)
+#   DOCS=20 PAGES=10 IMAGES=200 DPI=150 THREADS=2 WORK=/tmp/sluice-bench-pdf bench/pdf_ocr.sh
+#
+# The corpus (made by the tests' gen_fixtures, deterministic, kept in WORK):
+# DOCS text PDFs of PAGES pages of prose each (44 lines a page), and IMAGES
+# PNG page images of 20 lines of prose rendered at DPI. Four runs:
+#
+#   text   `mutool draw -F txt` over every PDF in one process (one core)
+#   text   sluice -c conf/pdf.ini with THREADS pool threads (parse-pdf; the
+#          render and OCR stages see text on every page and pass), chunking,
+#          hash embedding and SQLite included
+#   OCR    `tesseract IMAGE -` once per image, one at a time, with
+#          OMP_THREAD_LIMIT=1 (one core), and also once over a list of all
+#          images in one process (the model loaded once)
+#   OCR    sluice -c conf/pdf.ini on the PNG folder (parse-image, then
+#          ocr-tesseract on the pool), THREADS threads
+#
+# It prints a Markdown table (pages, wall seconds, pages/s, peak RSS from
+# /usr/bin/time) and the ratios sluice / single process. Good: about 1.8x on
+# two idle cores for both (the work is CPU-bound and shared by nothing).
+# Not run in CI; timings are for people. Needs jq, mutool (mupdf-tools),
+# tesseract (tesseract-ocr) and /usr/bin/time (time).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+sluice=$(realpath "${1:-$src/build/sluice}")
+gen=$(dirname "$sluice")/tests/gen_fixtures
+docs=${DOCS:-20}
+pages=${PAGES:-10}
+images=${IMAGES:-200}
+dpi=${DPI:-150}
+threads=${THREADS:-2}
+work=${WORK:-/tmp/sluice-bench-pdf}
+
+for tool in jq mutool tesseract; do
+    command -v "$tool" >/dev/null || {
+        echo "bench/pdf_ocr.sh needs $tool (scripts/deps.sh installs it)" >&2
+        exit 2
+    }
+done
+[[ -x /usr/bin/time ]] || {
+    echo "bench/pdf_ocr.sh needs /usr/bin/time (Debian package time)" >&2
+    exit 2
+}
+[[ -x $sluice && -x $gen ]] || {
+    echo "no sluice or gen_fixtures next to $sluice: build with tests first (cmake --build build)" >&2
+    exit 2
+}
+
+corpus=$work/corpus-$docs-$pages-$images-$dpi
+if [[ ! -f $corpus/.complete ]]; then
+    rm -rf "$corpus"
+    echo "generating $docs PDFs of $pages pages and $images page images at $dpi dpi in $corpus" >&2
+    mkdir -p "$corpus/all"
+    "$gen" --bench "$corpus/all" "$docs" "$pages" "$images" "$dpi"
+    mkdir -p "$corpus/pdf" "$corpus/png"
+    mv "$corpus"/all/*.pdf "$corpus/pdf/"
+    mv "$corpus"/all/*.png "$corpus/png/"
+    rmdir "$corpus/all"
+    touch "$corpus/.complete"
+fi
+pdf_pages=$((docs * pages))
+
+# timed OUTFILE CMD...: runs CMD under /usr/bin/time; prints "wall_s rss_kb".
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out" 2>"$out.err" || {
+        echo "failed: $*; see $out.err" >&2
+        exit 1
+    }
+    cat "$out.time"
+}
+
+rows=()
+row() { rows+=("$(printf '| %-4s | %-52s | %5s | %5s | %8.2f | %7.2f | %11.1f |' "$@")"); }
+
+run=$work/run
+rm -rf "$run" && mkdir -p "$run"
+
+# --- text extraction ---
+echo "text: mutool draw -F txt, one process" >&2
+read -r mu_wall mu_rss < <(timed "$run/mutool.txt" mutool draw -F txt -o /dev/null "$corpus"/pdf/*.pdf)
+mu_rate=$(awk -v p=$pdf_pages -v w="$mu_wall" 'BEGIN { print p / w }')
+row text "mutool draw -F txt, one process" "$pdf_pages" 1 "$mu_wall" "$mu_rate" "$(awk -v k="$mu_rss" 'BEGIN { print k / 1024 }')"
+
+echo "text: sluice, $threads threads" >&2
+read -r _ sl_rss < <(cd "$run" && timed "$run/sluice-text.json" "$sluice" -c "$src/conf/pdf.ini" \
+    --set "store.path=$run/text.db" --set sluice.threads="$threads" run --json "$corpus/pdf")
+r=$run/sluice-text.json
+[[ $(jq -r .documents.failed "$r") == 0 ]] || echo "warning: documents failed in $r" >&2
+sl_wall=$(jq -r .wall_s "$r")
+sl_rate=$(awk -v p=$pdf_pages -v w="$sl_wall" 'BEGIN { print p / w }')
+row text "sluice parse-pdf (+chunk, embed, store)" "$pdf_pages" "$threads" "$sl_wall" "$sl_rate" "$(awk -v k="$sl_rss" 'BEGIN { print k / 1024 }')"
+text_ratio=$(awk -v a="$sl_rate" -v b="$mu_rate" 'BEGIN { printf "%.2f", a / b }')
+parse_busy=$(jq -r '[.stages[] | select(.plugin == "parse-pdf") | .busy_s] | add' "$r")
+
+# --- OCR ---
+pngs=("$corpus"/png/*.png)
+echo "ocr: tesseract, one image at a time (${#pngs[@]} images)" >&2
+t0=$(date +%s.%N)
+ts_rss=0
+for f in "${pngs[@]}"; do
+    read -r _ k < <(OMP_THREAD_LIMIT=1 timed "$run/tess.txt" tesseract "$f" -)
+    ((k > ts_rss)) && ts_rss=$k
+done
+t1=$(date +%s.%N)
+ts_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+ts_rate=$(awk -v p=${#pngs[@]} -v w="$ts_wall" 'BEGIN { print p / w }')
+row ocr "tesseract IMAGE -, one at a time, OMP_THREAD_LIMIT=1" "${#pngs[@]}" 1 "$ts_wall" "$ts_rate" "$(awk -v k="$ts_rss" 'BEGIN { print k / 1024 }')"
+
+echo "ocr: tesseract over a list, one process" >&2
+printf '%s\n' "${pngs[@]}" >"$run/list.txt"
+read -r tl_wall tl_rss < <(OMP_THREAD_LIMIT=1 timed "$run/tess-list.txt" tesseract "$run/list.txt" -)
+tl_rate=$(awk -v p=${#pngs[@]} -v w="$tl_wall" 'BEGIN { print p / w }')
+row ocr "tesseract LIST -, one process, OMP_THREAD_LIMIT=1" "${#pngs[@]}" 1 "$tl_wall" "$tl_rate" "$(awk -v k="$tl_rss" 'BEGIN { print k / 1024 }')"
+
+echo "ocr: sluice, $threads threads" >&2
+read -r _ so_rss < <(cd "$run" && timed "$run/sluice-ocr.json" "$sluice" -c "$src/conf/pdf.ini" \
+    --set "store.path=$run/ocr.db" --set sluice.threads="$threads" run --json "$corpus/png")
+r=$run/sluice-ocr.json
+[[ $(jq -r .documents.failed "$r") == 0 ]] || echo "warning: documents failed in $r" >&2
+so_wall=$(jq -r .wall_s "$r")
+so_rate=$(awk -v p=${#pngs[@]} -v w="$so_wall" 'BEGIN { print p / w }')
+row ocr "sluice parse-image + ocr-tesseract (+chunk, embed, store)" "${#pngs[@]}" "$threads" "$so_wall" "$so_rate" "$(awk -v k="$so_rss" 'BEGIN { print k / 1024 }')"
+ocr_ratio=$(awk -v a="$so_rate" -v b="$ts_rate" 'BEGIN { printf "%.2f", a / b }')
+ocr_list_ratio=$(awk -v a="$so_rate" -v b="$tl_rate" 'BEGIN { printf "%.2f", a / b }')
+ocr_busy=$(jq -r '[.stages[] | select(.plugin == "ocr-tesseract") | .busy_s] | add' "$r")
+
+echo
+echo "| work | run                                                  | pages | cores |   wall s | pages/s | peak RSS MB |"
+echo "|------|------------------------------------------------------|------:|------:|---------:|--------:|------------:|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "text extraction: sluice on $threads threads / mutool in one process: ${text_ratio}x (parse-pdf busy ${parse_busy} s over $pdf_pages pages)"
+echo "OCR: sluice on $threads threads / tesseract one image at a time: ${ocr_ratio}x (ocr-tesseract busy ${ocr_busy} s over ${#pngs[@]} pages)"
+echo "OCR: sluice on $threads threads / tesseract over a list in one process: ${ocr_list_ratio}x"
+echo "load average while running: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

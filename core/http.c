@@ -1,0 +1,741 @@
+/* http.c - the SDK's asynchronous HTTP client (sluice/http.h): libcurl's
+ * multi interface driven by the loop.
+ *
+ * One curl multi handle per loop, made on first use and kept as the loop's
+ * SL_LOOP_HTTP service, so every io plugin shares one connection cache:
+ * connections are kept alive and reused, HTTP/2 streams multiplexed. curl
+ * tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake
+ * it (CURLMOPT_TIMERFUNCTION); libuv does the waiting, and the loop thread
+ * can keep thousands of requests in flight. The rules that keep this sound
+ * (DESIGN.md, "libcurl on libuv"):
+ *   - one uv_timer for the whole multi handle;
+ *   - one uv_poll per socket, made when curl first mentions the socket,
+ *     remembered with curl_multi_assign, stopped as soon as curl says
+ *     CURL_POLL_REMOVE (curl closes the socket right after) and freed only
+ *     in its uv_close callback;
+ *   - a poll that fails (status < 0) is reported as CURL_CSELECT_ERR;
+ *   - finished transfers are collected (curl_multi_info_read) after every
+ *     socket action and timer, and each request's callback runs from there,
+ *     outside any curl callback, so it may free requests or send new ones.
+ *
+ * The loop must keep running while requests are in flight and stop when
+ * none are: the timer and the polls are referenced only while at least one
+ * request is in flight (curl keeps idle connections open in its cache, and
+ * they must not hold the loop).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "instance.h"
+#include "loop.h"
+#include "sluice/http.h"
+
+#define DEFAULT_CONNECT_MS 10000
+#define DEFAULT_TOTAL_MS 120000
+/* While requests are in flight the multi's timer always runs, at least at
+ * this period: curl always has a deadline for a running transfer, so this
+ * only guards the loop against ever sleeping with work outstanding. */
+#define WATCHDOG_MS 1000
+/* A server's Retry-After is capped: a bogus one must not park work for days. */
+#define MAX_RETRY_AFTER_MS (24LL * 3600 * 1000)
+#define SNIPPET_BYTES 200
+
+typedef struct http_multi http_multi;
+typedef struct sock_poll sock_poll;
+
+struct sock_poll {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    http_multi *m;
+    sock_poll *prev, *next; /* the multi's open polls (not closing ones) */
+};
+
+struct http_multi {
+    CURLM *multi;
+    uv_loop_t *uv;
+    uv_timer_t timer;
+    sock_poll *polls;
+    sl_http *running; /* requests in flight */
+    size_t inflight;
+};
+
+enum { REQ_NEW, REQ_RUNNING, REQ_DONE };
+
+struct sl_http {
+    sl_instance *inst;
+    CURL *easy;
+    http_multi *m; /* while in flight */
+    sl_http *prev, *next;
+    int state;
+    char *method;
+    char *where; /* "host/path" for messages: no credentials, no query */
+    struct curl_slist *headers;
+    char *body; /* request body, own copy */
+    size_t body_len;
+    int64_t connect_ms, total_ms;
+    sl_http_cb cb;
+    void *arg;
+    /* the response */
+    long status;
+    CURLcode result;
+    char *error;
+    char *resp;
+    size_t resp_len, resp_cap;
+    char *hbuf; /* headers of the last response, "name\0value\0" each */
+    size_t hlen, hcap;
+    int oom;
+    int no_expect; /* "Expect:" is in headers */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static void free_handle(uv_handle_t *h) { free(h->data); }
+
+/* --- the multi handle on the loop --- */
+
+static void set_ref(http_multi *m, int on) {
+    void (*f)(uv_handle_t *) = on ? uv_ref : uv_unref;
+    f((uv_handle_t *)&m->timer);
+    for (sock_poll *p = m->polls; p; p = p->next) f((uv_handle_t *)&p->poll);
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    return d ? memcpy(d, s, n) : NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static void set_error(sl_http *req, const char *fmt, ...) {
+    char buf[CURL_ERROR_SIZE + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(req->error);
+    req->error = xstrdup(buf);
+    if (!req->error) req->oom = 1;
+}
+
+/* The transport error in words: curl's own message where it has one, with
+ * timeouts and refusals said plainly. */
+static void describe_error(sl_http *req, CURLcode res) {
+    const char *detail = req->errbuf[0] ? req->errbuf : curl_easy_strerror(res);
+    if (req->oom) {
+        set_error(req, "out of memory for the response (%zu bytes so far)", req->resp_len);
+    } else if (res == CURLE_OPERATION_TIMEDOUT) {
+        int connecting = strstr(detail, "Resolving timed out") || strstr(detail, "Connection timed out");
+        int64_t ms = connecting && req->connect_ms < req->total_ms ? req->connect_ms : req->total_ms;
+        set_error(req, "%stimed out after %lld ms", connecting ? "connect " : "", (long long)ms);
+    } else if (res == CURLE_COULDNT_CONNECT) {
+        long os = 0;
+        curl_easy_getinfo(req->easy, CURLINFO_OS_ERRNO, &os);
+        if (os == ECONNREFUSED)
+            set_error(req, "connection refused (%s)", detail);
+        else
+            set_error(req, "cannot connect (%s)", detail);
+    } else {
+        set_error(req, "%s", detail);
+    }
+    /* lower-case the first letter: it reads as part of a sentence */
+    if (req->error && req->error[0] >= 'A' && req->error[0] <= 'Z' && req->error[1] >= 'a' &&
+        req->error[1] <= 'z')
+        req->error[0] = (char)(req->error[0] - 'A' + 'a');
+}
+
+static void detach(sl_http *req) {
+    http_multi *m = req->m;
+    curl_multi_remove_handle(m->multi, req->easy);
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        m->running = req->next;
+    if (req->next) req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+    req->m = NULL;
+    if (--m->inflight == 0) set_ref(m, 0);
+}
+
+static void finish(sl_http *req, CURLcode res) {
+    detach(req);
+    req->state = REQ_DONE;
+    req->result = res;
+    if (res == CURLE_OK && !req->oom) {
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+    } else {
+        req->status = 0; /* a half-received response is no response */
+        describe_error(req, res);
+    }
+}
+
+/* Hands every finished transfer to its callback. One message at a time: a
+ * callback that frees another finished request removes its message too. */
+static void drain(http_multi *m) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURLcode res = msg->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        sl_http *req = (sl_http *)priv;
+        finish(req, res); /* msg is invalid from here */
+        req->cb(req, req->arg);
+    }
+}
+
+static void timer_fired(uv_timer_t *t) {
+    http_multi *m = t->data;
+    int running;
+    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain(m);
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    http_multi *m = userp;
+    if (timeout_ms >= 0)
+        uv_timer_start(&m->timer, timer_fired, (uint64_t)timeout_ms, 0);
+    else if (m->inflight)
+        uv_timer_start(&m->timer, timer_fired, WATCHDOG_MS, 0);
+    else
+        uv_timer_stop(&m->timer);
+    return 0;
+}
+
+static void poll_fired(uv_poll_t *h, int status, int events) {
+    sock_poll *p = h->data;
+    http_multi *m = p->m;
+    int flags = status < 0 ? CURL_CSELECT_ERR
+                           : (events & UV_READABLE ? CURL_CSELECT_IN : 0) |
+                                 (events & UV_WRITABLE ? CURL_CSELECT_OUT : 0);
+    int running;
+    /* may close p (CURL_POLL_REMOVE); its memory lives until uv_close's callback */
+    curl_multi_socket_action(m->multi, p->fd, flags, &running);
+    drain(m);
+}
+
+static void poll_close(http_multi *m, sock_poll *p) {
+    uv_poll_stop(&p->poll); /* before curl closes the socket */
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        m->polls = p->next;
+    if (p->next) p->next->prev = p->prev;
+    uv_close((uv_handle_t *)&p->poll, free_handle);
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+    http_multi *m = userp;
+    sock_poll *p = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (p) {
+            poll_close(m, p);
+            curl_multi_assign(m->multi, s, NULL);
+        }
+        return 0;
+    }
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) return -1;
+        if (uv_poll_init_socket(m->uv, &p->poll, s) != 0) {
+            free(p);
+            return -1; /* curl fails the transfers rather than waiting forever */
+        }
+        p->poll.data = p;
+        p->fd = s;
+        p->m = m;
+        p->next = m->polls;
+        if (m->polls) m->polls->prev = p;
+        m->polls = p;
+        if (!m->inflight) uv_unref((uv_handle_t *)&p->poll);
+        curl_multi_assign(m->multi, s, p);
+    }
+    int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+    if (ev)
+        uv_poll_start(&p->poll, ev, poll_fired);
+    else
+        uv_poll_stop(&p->poll);
+    return 0;
+}
+
+/* PIPEWAIT stays off: with it, curl 7.88 holds every new request to a
+ * plain-HTTP/1.1 host until the first response has arrived (it waits to
+ * learn whether the connection can multiplex), which on a 30 s LLM call
+ * serialises the whole burst. Without it, a burst to an HTTP/2 host opens
+ * one connection per request until the first is up; later requests
+ * multiplex over the connections that exist. */
+
+/* The loop's service destructor, called by sl_loop_free before the loop's
+ * last uv_run: requests still in flight are dropped (no callback), curl
+ * closes its connections (telling us CURL_POLL_REMOVE for watched ones), and
+ * the handles close; the memory goes in their close callbacks. */
+static void multi_free(void *svc) {
+    http_multi *m = svc;
+    while (m->running) {
+        sl_http *req = m->running;
+        detach(req);
+        req->state = REQ_DONE;
+        set_error(req, "cancelled: the loop was closed");
+    }
+    curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    while (m->polls) poll_close(m, m->polls);
+    uv_timer_stop(&m->timer);
+    uv_close((uv_handle_t *)&m->timer, free_handle); /* frees m */
+}
+
+static http_multi *multi_get(sl_loop *loop) {
+    http_multi *m = sl_loop_service(loop, SL_LOOP_HTTP);
+    if (m) return m;
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) return NULL;
+    m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->multi = curl_multi_init();
+    if (!m->multi) {
+        free(m);
+        return NULL;
+    }
+    m->uv = sl_loop_uv(loop);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* No per-host connection cap: how many calls are in flight is the core's
+     * decision (concurrency, rate limits), and an HTTP/1.1 server needs a
+     * connection per call. The price, in curl 7.88: choosing a connection
+     * walks the host's connection list, about 0.2 ms per request when 10,000
+     * HTTP/1.1 connections are open to one host (HTTP/2 hosts need a
+     * hundredth as many). */
+    uv_timer_init(m->uv, &m->timer);
+    m->timer.data = m;
+    uv_unref((uv_handle_t *)&m->timer);
+    sl_loop_set_service(loop, SL_LOOP_HTTP, m, multi_free);
+    return m;
+}
+
+/* --- a request --- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud) {
+    sl_http *req = ud;
+    size_t len = size * n;
+    if (req->resp_len + len + 1 > req->resp_cap) {
+        size_t cap = req->resp_cap ? req->resp_cap : 4096;
+        while (cap < req->resp_len + len + 1) cap *= 2;
+        char *p = realloc(req->resp, cap);
+        if (!p) {
+            req->oom = 1;
+            return 0; /* aborts the transfer */
+        }
+        req->resp = p;
+        req->resp_cap = cap;
+    }
+    memcpy(req->resp + req->resp_len, data, len);
+    req->resp_len += len;
+    req->resp[req->resp_len] = '\0';
+    return len;
+}
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Keeps the headers of the last response only: a status line (after a
+ * 100 Continue, a 103 Early Hints or a proxy's CONNECT) starts over. */
+static size_t on_header(char *line, size_t size, size_t n, void *ud) {
+    sl_http *req = ud;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        req->hlen = 0;
+        req->resp_len = 0;
+        if (req->resp) req->resp[0] = '\0';
+        return len;
+    }
+    const char *colon = memchr(line, ':', len);
+    if (!colon) return len; /* the blank line that ends the headers */
+    size_t nlen = (size_t)(colon - line);
+    while (nlen && is_ws(line[nlen - 1])) nlen--;
+    const char *v = colon + 1, *end = line + len;
+    while (v < end && is_ws(*v)) v++;
+    while (end > v && is_ws(end[-1])) end--;
+    size_t vlen = (size_t)(end - v);
+    if (!nlen) return len;
+    size_t need = req->hlen + nlen + vlen + 2;
+    if (need > req->hcap) {
+        size_t cap = req->hcap ? req->hcap : 1024;
+        while (cap < need) cap *= 2;
+        char *p = realloc(req->hbuf, cap);
+        if (!p) {
+            req->oom = 1;
+            return 0;
+        }
+        req->hbuf = p;
+        req->hcap = cap;
+    }
+    char *o = req->hbuf + req->hlen;
+    memcpy(o, line, nlen);
+    o[nlen] = '\0';
+    memcpy(o + nlen + 1, v, vlen);
+    o[nlen + 1 + vlen] = '\0';
+    req->hlen = need;
+    return len;
+}
+
+/* "host/path" from a URL: user:password@ and ?query (API keys live there
+ * sometimes) are left out, and it is kept short. */
+static char *url_where(const char *url) {
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t alen = strcspn(p, "/?#");
+    const char *host = p;
+    for (const char *q = p; q < p + alen; q++)
+        if (*q == '@') host = q + 1;
+    int hlen = (int)(p + alen - host);
+    const char *path = p + alen;
+    int plen = *path == '/' ? (int)strcspn(path, "?#") : 0;
+    if (hlen > 100) hlen = 100;
+    if (plen > 100) plen = 100;
+    char *w = malloc((size_t)hlen + (size_t)plen + 1);
+    if (w) snprintf(w, (size_t)hlen + (size_t)plen + 1, "%.*s%.*s", hlen, host, plen, path);
+    return w;
+}
+
+static int token(const char *s) {
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if (*s <= ' ' || *s >= 127 || strchr("()<>@,;:\\\"/[]?={}", *s)) return 0;
+    return 1;
+}
+
+sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url) {
+    if (!inst || !token(method) || !url) return NULL;
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) return NULL;
+    sl_http *req = calloc(1, sizeof *req);
+    if (!req) return NULL;
+    req->inst = inst;
+    req->method = xstrdup(method);
+    req->where = url_where(url);
+    req->easy = curl_easy_init();
+    if (!req->method || !req->where || !req->easy ||
+        curl_easy_setopt(req->easy, CURLOPT_URL, url) != CURLE_OK) {
+        sl_http_free(req);
+        return NULL;
+    }
+    CURL *e = req->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding curl decodes */
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);   /* long LLM calls behind NATs */
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    /* Redirects are not followed: curl would carry custom headers such as
+     * x-api-key to whatever host the Location names. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    return req;
+}
+
+int sl_http_header(sl_http *req, const char *name, const char *value) {
+    if (!req || req->state == REQ_RUNNING || !token(name) || !value || strpbrk(value, "\r\n"))
+        return SL_EINVAL;
+    size_t nl = strlen(name), vl = strlen(value);
+    char *line = malloc(nl + vl + 3);
+    if (!line) return SL_ENOMEM;
+    /* "Name;" is curl's way to send a header with an empty value */
+    if (vl)
+        snprintf(line, nl + vl + 3, "%s: %s", name, value);
+    else
+        snprintf(line, nl + 2, "%s;", name);
+    struct curl_slist *l = curl_slist_append(req->headers, line);
+    /* the line may hold an API key: wipe our copy (curl keeps its own) */
+    memset(line, 0, nl + vl + 3);
+    free(line);
+    if (!l) return SL_ENOMEM;
+    req->headers = l;
+    return 0;
+}
+
+int sl_http_body(sl_http *req, const char *data, size_t len) {
+    if (!req || req->state == REQ_RUNNING || (!data && len)) return SL_EINVAL;
+    char *b = malloc(len + 1);
+    if (!b) return SL_ENOMEM;
+    if (len) memcpy(b, data, len);
+    b[len] = '\0';
+    free(req->body);
+    req->body = b;
+    req->body_len = len;
+    return 0;
+}
+
+int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms) {
+    if (!req || req->state == REQ_RUNNING || connect_ms < 0 || total_ms < 0) return SL_EINVAL;
+    req->connect_ms = connect_ms;
+    req->total_ms = total_ms;
+    return 0;
+}
+
+static void reset_response(sl_http *req) {
+    req->status = 0;
+    req->result = CURLE_OK;
+    free(req->error);
+    req->error = NULL;
+    req->resp_len = 0;
+    if (req->resp) req->resp[0] = '\0';
+    req->hlen = 0;
+    req->oom = 0;
+    req->errbuf[0] = '\0';
+}
+
+int sl_http_send(sl_http *req, sl_http_cb cb, void *arg) {
+    if (!req || !cb || req->state == REQ_RUNNING || !req->inst->loop) return SL_EINVAL;
+    http_multi *m = multi_get(req->inst->loop);
+    if (!m) return SL_ENOMEM;
+    CURL *e = req->easy;
+    reset_response(req);
+    if (!req->connect_ms) req->connect_ms = DEFAULT_CONNECT_MS;
+    if (!req->total_ms) req->total_ms = DEFAULT_TOTAL_MS;
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_ms);
+    int post = strcmp(req->method, "POST") == 0;
+    if (req->body || post) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, post ? NULL : req->method);
+        /* no 100-continue round trip (and no 1 s stall on servers that
+         * never answer it): APIs take the body or refuse it after. */
+        if (!req->no_expect) {
+            struct curl_slist *l = curl_slist_append(req->headers, "Expect:");
+            if (!l) return SL_ENOMEM;
+            req->headers = l;
+            req->no_expect = 1;
+        }
+    } else if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+    req->cb = cb;
+    req->arg = arg;
+    req->m = m;
+    req->state = REQ_RUNNING;
+    req->next = m->running;
+    if (m->running) m->running->prev = req;
+    m->running = req;
+    if (m->inflight++ == 0) set_ref(m, 1);
+    if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {
+        /* detach's remove_handle on a handle never added is harmless */
+        detach(req);
+        req->state = REQ_NEW;
+        return SL_ENOMEM;
+    }
+    return 0;
+}
+
+long sl_http_status(const sl_http *req) { return req ? req->status : 0; }
+
+const char *sl_http_response_body(const sl_http *req, size_t *len) {
+    if (len) *len = req && req->resp ? req->resp_len : 0;
+    return req && req->resp ? req->resp : "";
+}
+
+const char *sl_http_response_header(const sl_http *req, const char *name) {
+    if (!req || !name) return NULL;
+    const char *found = NULL;
+    for (size_t o = 0; o < req->hlen;) {
+        const char *n = req->hbuf + o, *v = n + strlen(n) + 1;
+        if (strcasecmp(n, name) == 0) found = v; /* last one wins */
+        o = (size_t)(v + strlen(v) + 1 - req->hbuf);
+    }
+    return found;
+}
+
+const char *sl_http_error(const sl_http *req) { return req && req->state == REQ_DONE ? req->error : NULL; }
+
+void sl_http_free(sl_http *req) {
+    if (!req) return;
+    if (req->m) detach(req); /* cancelled: no callback */
+    if (req->easy) curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req->method);
+    free(req->where);
+    free(req->body);
+    free(req->error);
+    free(req->resp);
+    free(req->hbuf);
+    free(req);
+}
+
+/* --- the verdict --- */
+
+/* "1s", "6m0s", "20ms", "1.5h": the durations OpenAI's x-ratelimit-reset-*
+ * headers carry (Go's format). -1 if it is not one. */
+static int64_t parse_duration(const char *s) {
+    double total = 0;
+    int any = 0;
+    while (*s) {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (end == s || errno || !(v >= 0)) return -1;
+        s = end;
+        double unit;
+        if (strncmp(s, "ms", 2) == 0)
+            unit = 1, s += 2;
+        else if (strncmp(s, "us", 2) == 0)
+            unit = 1e-3, s += 2;
+        else if (strncmp(s, "ns", 2) == 0)
+            unit = 1e-6, s += 2;
+        else if (*s == 's')
+            unit = 1000, s++;
+        else if (*s == 'm')
+            unit = 60000, s++;
+        else if (*s == 'h')
+            unit = 3600000, s++;
+        else
+            return -1;
+        total += v * unit;
+        any = 1;
+    }
+    if (!any || total > (double)MAX_RETRY_AFTER_MS) return any ? MAX_RETRY_AFTER_MS : -1;
+    return (int64_t)ceil(total);
+}
+
+/* Milliseconds from the response's retry hints, or -1 if it has none:
+ * retry-after-ms (OpenAI), Retry-After in seconds or as an HTTP date, and
+ * for a 429 the x-ratelimit-reset-* of whichever limit is exhausted. */
+static int64_t retry_after(const sl_http *req) {
+    const char *v = sl_http_response_header(req, "retry-after-ms");
+    char *end;
+    if (v && *v) {
+        errno = 0;
+        double ms = strtod(v, &end);
+        if (end != v && !*end && !errno && ms >= 0)
+            return ms > (double)MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : (int64_t)ceil(ms);
+    }
+    v = sl_http_response_header(req, "Retry-After");
+    if (v && *v) {
+        if (*v >= '0' && *v <= '9') {
+            errno = 0;
+            long long s = strtoll(v, &end, 10);
+            if (!*end && !errno) return s > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS : s * 1000;
+        }
+        time_t at = curl_getdate(v, NULL);
+        if (at != -1) {
+            double d = difftime(at, time(NULL));
+            return d <= 0                                  ? 0
+                   : d * 1000 > (double)MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS
+                                                           : (int64_t)d * 1000;
+        }
+    }
+    int64_t best = -1;
+    if (req->status == 429) {
+        static const char *const kinds[][2] = {
+            {"x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
+            {"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+        };
+        for (size_t i = 0; i < 2; i++) {
+            const char *left = sl_http_response_header(req, kinds[i][0]);
+            const char *reset = sl_http_response_header(req, kinds[i][1]);
+            if (!left || strcmp(left, "0") != 0 || !reset) continue;
+            int64_t ms = parse_duration(reset);
+            if (ms > best) best = ms;
+        }
+    }
+    return best;
+}
+
+/* The start of the body, one line of printable text, cut on a UTF-8
+ * character boundary. */
+static void snippet(const sl_http *req, char *out, size_t cap) {
+    size_t len;
+    const char *b = sl_http_response_body(req, &len);
+    size_t o = 0, i = 0;
+    int space = 1; /* drops leading blanks and collapses runs */
+    for (; i < len && o + 4 < cap && o < SNIPPET_BYTES; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if (c < 0x20 || c == 0x7f) c = ' ';
+        if (c == ' ' && space) continue;
+        space = c == ' ';
+        out[o++] = (char)c;
+    }
+    if (i < len) {
+        while (o && ((unsigned char)out[o - 1] & 0xc0) == 0x80) o--; /* continuation bytes */
+        if (o && ((unsigned char)out[o - 1] & 0xc0) == 0xc0) o--;    /* their lead byte */
+        out[o++] = '.', out[o++] = '.', out[o++] = '.';
+    }
+    while (o && out[o - 1] == ' ') o--;
+    out[o] = '\0';
+    if (!sl_utf8_valid(out, o, NULL)) /* a binary body: ASCII only */
+        for (size_t k = 0; k < o; k++)
+            if ((unsigned char)out[k] >= 0x80) out[k] = '?';
+}
+
+int sl_http_verdict(sl_call *call, const sl_http *req) {
+    if (!req || req->state != REQ_DONE)
+        return sl_fail(call, SL_EINVAL, "sl_http_verdict: the request has not completed");
+    if (req->error || req->oom || !req->status) {
+        int code = SL_ERETRY;
+        switch (req->result) {
+        /* what no retry can fix: the URL, the TLS setup, the certificate */
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_NOT_BUILT_IN:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CIPHER: code = SL_EFATAL; break;
+        default: break;
+        }
+        if (req->oom) code = SL_ENOMEM;
+        return sl_fail(call, code, "%s %s failed: %s", req->method, req->where,
+                       req->error ? req->error : "out of memory");
+    }
+    long s = req->status;
+    if (s >= 200 && s <= 299) return SL_OK;
+    char body[SNIPPET_BYTES + 8];
+    snippet(req, body, sizeof body);
+    const char *sep = body[0] ? ": " : "";
+    if (s == 401 || s == 403)
+        return sl_fail(call, SL_EFATAL, "HTTP %ld from %s %s: check the API key%s%s", s, req->method,
+                       req->where, body[0] ? " - " : "", body);
+    if (s >= 300 && s <= 399) {
+        const char *loc = sl_http_response_header(req, "Location");
+        char *to = loc ? url_where(loc) : NULL;
+        int rc =
+            sl_fail(call, SL_EFATAL, "HTTP %ld from %s %s: redirects are not followed (to %s): check the URL",
+                    s, req->method, req->where, to ? to : "?");
+        free(to);
+        return rc;
+    }
+    if (s >= 400 && s <= 499 && s != 408 && s != 409 && s != 425 && s != 429)
+        return sl_fail(call, SL_EBADINPUT, "HTTP %ld from %s %s%s%s", s, req->method, req->where, sep, body);
+    /* 408, 409, 425, 429, 5xx, and anything stranger a proxy may say */
+    sl_fail(call, SL_ERETRY, "HTTP %ld from %s %s%s%s", s, req->method, req->where, sep, body);
+    int64_t ms = retry_after(req);
+    if (ms >= 0) sl_call_retry_after(call, ms);
+    return SL_ERETRY;
+}

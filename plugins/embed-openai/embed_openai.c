@@ -1,0 +1,234 @@
+/* embed_openai.c - an embedder through OpenAI's Embeddings API, and every
+ * server that speaks it (vLLM, text-embeddings-inference, LiteLLM, ...).
+ *
+ * One batch is one request: POST {base_url}/embeddings with
+ *     {"model": M, "input": [TEXT, ...], "encoding_format": "base64"|"float"
+ *      [, "dimensions": D]}
+ * and the answer's data[i].embedding (placed by data[i].index) is the vector
+ * of input[i]: a JSON array of numbers, or with base64 (the default: a
+ * quarter of the bytes, no number parsing) a base64 string of little-endian
+ * float32s, decoded straight into the output. Either form is accepted
+ * whatever was asked for, since compatible servers differ. usage.prompt_tokens
+ * is reported with sl_call_usage.
+ *
+ * The vector size must be known at init, before any request, so `dimension`
+ * is required and every answer is checked against it: another size stops the
+ * run ("model X returned 1536-dimensional vectors; the config says 384").
+ * With `shorten`, `dimension` is sent as "dimensions" (text-embedding-3
+ * models shorten their vectors natively). Empty texts are not sent (OpenAI
+ * refuses them) and get the zero vector.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sluice.h>
+
+#include "provider.h"
+
+typedef struct embed_openai_config {
+    const char *base_url;
+    const char *api_key;
+    const char *model;
+    int64_t dimension;
+    bool shorten;
+    const char *encoding;
+    int64_t timeout_ms;
+} embed_openai_config;
+
+typedef struct embed_openai {
+    embed_openai_config c;
+    uint32_t dim;
+    char *url;  /* {base_url}/embeddings */
+    char *auth; /* "Bearer KEY", NULL without a key */
+} embed_openai;
+
+/* One batch in flight: sent[k] is the index in the batch (and in out) of
+ * the k-th input sent. */
+typedef struct pending {
+    sl_call *call;
+    float *out;
+    size_t nsent;
+    size_t sent[];
+} pending;
+
+static const sl_option options[] = {
+    {.name = "base_url",
+     .type = SL_OPT_STRING,
+     .def = "https://api.openai.com/v1",
+     .help = "API root; /embeddings is appended",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(embed_openai_config, base_url)},
+    {.name = "api_key",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "sent as 'Authorization: Bearer KEY'; empty: no auth header (local servers)",
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(embed_openai_config, api_key)},
+    {.name = "model",
+     .type = SL_OPT_STRING,
+     .def = "text-embedding-3-small",
+     .help = "the embedding model",
+     .offset = offsetof(embed_openai_config, model)},
+    {.name = "dimension",
+     .type = SL_OPT_INT,
+     .help = "size of the model's vectors (1..65536); every answer is checked against it",
+     .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(embed_openai_config, dimension)},
+    {.name = "shorten",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .help = "ask for `dimension`-sized vectors (sends \"dimensions\"; text-embedding-3 models)",
+     .offset = offsetof(embed_openai_config, shorten)},
+    {.name = "encoding",
+     .type = SL_OPT_ENUM,
+     .def = "base64",
+     .help = "how vectors travel: base64 (compact float32) or float (JSON numbers); same vectors",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(embed_openai_config, encoding),
+     .choices = "base64|float"},
+    {.name = "timeout",
+     .type = SL_OPT_DURATION,
+     .def = "120s",
+     .help = "longest wait for one batch",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(embed_openai_config, timeout_ms)},
+    {0},
+};
+
+static void fini(void *state) {
+    embed_openai *s = state;
+    if (!s) return;
+    free(s->url);
+    provider_free_secret(s->auth);
+    free(s);
+}
+
+static int init(sl_instance *inst, const void *config, void **state) {
+    const embed_openai_config *c = config;
+    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = provider_check_dimension(inst, c->dimension);
+    if (rc) return rc;
+    embed_openai *s = calloc(1, sizeof *s);
+    bool oom = !s;
+    if (s) {
+        s->c = *c;
+        s->dim = (uint32_t)c->dimension;
+        s->url = provider_url(c->base_url, "embeddings");
+        s->auth = provider_auth_value("Bearer ", c->api_key, &oom);
+        oom = oom || !s->url;
+    }
+    if (oom) {
+        fini(s);
+        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    }
+    sl_instance_set_dimension(inst, s->dim);
+    sl_instance_set_model(inst, c->model);
+    *state = s;
+    return 0;
+}
+
+/* data[] into the batch's vectors: one entry per text sent, each index once. */
+static int vectors(sl_call *call, const embed_openai *s, json_t *root, pending *p) {
+    json_t *usage = json_object_get(root, "usage");
+    sl_call_usage(call, provider_count(usage, "prompt_tokens"), 0);
+    json_t *data = json_object_get(root, "data");
+    if (!json_is_array(data)) return sl_fail(call, SL_ERETRY, "OpenAI: the response has no data array");
+    if (json_array_size(data) != p->nsent)
+        return sl_fail(call, SL_ERETRY, "OpenAI: model %s returned %zu embeddings for %zu texts", s->c.model,
+                       json_array_size(data), p->nsent);
+    unsigned char *seen = calloc(p->nsent, 1);
+    if (!seen) return sl_fail(call, SL_ENOMEM, "out of memory");
+    int rc = 0;
+    size_t i;
+    json_t *item;
+    json_array_foreach(data, i, item) {
+        json_t *index = json_object_get(item, "index"), *emb = json_object_get(item, "embedding");
+        /* Servers that leave "index" out list the vectors in input order. */
+        json_int_t k = index ? (json_is_integer(index) ? json_integer_value(index) : -1) : (json_int_t)i;
+        if (k < 0 || (size_t)k >= p->nsent || seen[k]) {
+            rc = sl_fail(call, SL_ERETRY, "OpenAI: data[%zu] has a missing, repeated or out-of-range index",
+                         i);
+            break;
+        }
+        seen[k] = 1;
+        float *v = p->out + p->sent[k] * s->dim;
+        if (json_is_string(emb))
+            rc = provider_vector_base64(call, emb, v, s->dim, "OpenAI", s->c.model, (size_t)k);
+        else
+            rc = provider_vector_floats(call, emb, v, s->dim, "OpenAI", s->c.model, (size_t)k);
+        if (rc) break;
+    }
+    free(seen);
+    return rc;
+}
+
+static void on_response(sl_http *req, void *arg) {
+    pending *p = arg;
+    sl_call *call = p->call;
+    const embed_openai *s = sl_call_state(call);
+    json_t *root;
+    int rc = provider_response(call, req, "OpenAI", s->url, s->c.model, &root);
+    if (!rc) rc = vectors(call, s, root, p);
+    json_decref(root);
+    sl_http_free(req);
+    free(p);
+    sl_call_done(call, rc);
+}
+
+static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
+    const embed_openai *s = sl_call_state(call);
+    pending *p = malloc(sizeof *p + n * sizeof p->sent[0]);
+    if (!p) return sl_fail(call, SL_ENOMEM, "out of memory for a batch of %zu texts", n);
+    *p = (pending){.call = call, .out = out};
+    provider_nonempty(texts, n, out, s->dim, p->sent, &p->nsent);
+    if (!p->nsent) {
+        free(p);
+        return 0;
+    }
+    json_t *input = json_array();
+    int rc = input ? 0 : sl_fail(call, SL_ENOMEM, "out of memory");
+    for (size_t k = 0; !rc && k < p->nsent; k++) {
+        json_t *t;
+        rc = provider_text(call, &texts[p->sent[k]], "text", p->sent[k], &t);
+        if (!rc && json_array_append_new(input, t)) rc = sl_fail(call, SL_ENOMEM, "out of memory");
+    }
+    json_t *body = NULL;
+    if (!rc) {
+        json_error_t e;
+        body = json_pack_ex(&e, 0, "{s:s, s:O, s:s}", "model", s->c.model, "input", input, "encoding_format",
+                            s->c.encoding);
+        if (!body) rc = sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
+    }
+    json_decref(input);
+    if (!rc && s->c.shorten && json_object_set_new(body, "dimensions", json_integer(s->dim)))
+        rc = sl_fail(call, SL_ENOMEM, "out of memory");
+    if (rc) {
+        json_decref(body);
+        free(p);
+        return rc;
+    }
+    provider_header h[] = {{"Authorization", s->auth}};
+    rc = provider_post(call, s->url, body, h, 1, s->c.timeout_ms, on_response, p);
+    if (rc != SL_PENDING) free(p);
+    return rc;
+}
+
+static const sl_plugin desc = {
+    SL_PLUGIN_HEADER,
+    .name = "embed-openai",
+    .version = "1.0.0",
+    .summary = "embedder through OpenAI's Embeddings API (and compatible servers)",
+    .role = SL_ROLE_EMBEDDER,
+    .bottleneck = SL_IO,
+    .options = options,
+    .config_size = sizeof(embed_openai_config),
+    .batch_size = 128,
+    .init = init,
+    .fini = fini,
+    .embed = embed,
+};
+
+SL_PLUGIN_EXPORT(desc)

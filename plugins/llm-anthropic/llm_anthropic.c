@@ -1,0 +1,195 @@
+/* llm_anthropic.c - an LLM through Anthropic's Messages API.
+ *
+ * One prompt is one request: POST {base_url}/messages with the headers
+ * "x-api-key: KEY" (none when api_key is empty, for a gateway that adds it)
+ * and "anthropic-version: 2023-06-01", and the prompt as the single user
+ * message,
+ *     {"model": M, "max_tokens": N, "temperature": T,
+ *      "messages": [{"role": "user", "content": PROMPT}]}
+ * The answer is the text of the "text" blocks of "content", joined in order;
+ * usage.input_tokens and usage.output_tokens are reported with sl_call_usage.
+ * Overload (529) and rate limits (429) are retryable through the status
+ * verdict, with Retry-After honoured. Runs on the loop thread: the request is
+ * sent with the SDK's asynchronous HTTP client and the call completes in its
+ * callback.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sluice.h>
+
+#include "provider.h"
+
+#define ANTHROPIC_VERSION "2023-06-01"
+
+typedef struct llm_anthropic_config {
+    const char *base_url;
+    const char *api_key;
+    const char *model;
+    int64_t timeout_ms;
+    int64_t max_tokens;
+    double temperature;
+} llm_anthropic_config;
+
+typedef struct llm_anthropic {
+    llm_anthropic_config c;
+    char *url; /* {base_url}/messages */
+    char *key; /* x-api-key's value, NULL without a key */
+} llm_anthropic;
+
+typedef struct pending {
+    sl_call *call;
+    sl_completion *out;
+} pending;
+
+static const sl_option options[] = {
+    {.name = "base_url",
+     .type = SL_OPT_STRING,
+     .def = "https://api.anthropic.com/v1",
+     .help = "API root; /messages is appended",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(llm_anthropic_config, base_url)},
+    {.name = "api_key",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "sent as 'x-api-key: KEY'; empty: no key header (a gateway adds it)",
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(llm_anthropic_config, api_key)},
+    {.name = "model",
+     .type = SL_OPT_STRING,
+     .def = "claude-3-5-haiku-latest",
+     .help = "the model that answers",
+     .offset = offsetof(llm_anthropic_config, model)},
+    {.name = "timeout",
+     .type = SL_OPT_DURATION,
+     .def = "120s",
+     .help = "longest wait for one answer",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(llm_anthropic_config, timeout_ms)},
+    {.name = "max_tokens",
+     .type = SL_OPT_INT,
+     .def = "512",
+     .help = "most tokens in an answer (1..1000000)",
+     .offset = offsetof(llm_anthropic_config, max_tokens)},
+    {.name = "temperature",
+     .type = SL_OPT_DOUBLE,
+     .def = "0",
+     .help = "sampling temperature, 0..1 (0: the most repeatable answers)",
+     .offset = offsetof(llm_anthropic_config, temperature)},
+    {0},
+};
+
+static void fini(void *state) {
+    llm_anthropic *s = state;
+    if (!s) return;
+    free(s->url);
+    provider_free_secret(s->key);
+    free(s);
+}
+
+static int init(sl_instance *inst, const void *config, void **state) {
+    const llm_anthropic_config *c = config;
+    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (rc) return rc;
+    if (c->max_tokens < 1 || c->max_tokens > 1000000)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
+                                (long long)c->max_tokens);
+    if (!(c->temperature >= 0 && c->temperature <= 1))
+        return sl_instance_fail(inst, SL_EFATAL, "option 'temperature': %g is out of range (0..1)",
+                                c->temperature);
+    llm_anthropic *s = calloc(1, sizeof *s);
+    bool oom = !s;
+    if (s) {
+        s->c = *c;
+        s->url = provider_url(c->base_url, "messages");
+        s->key = provider_auth_value("", c->api_key, &oom);
+        oom = oom || !s->url;
+    }
+    if (oom) {
+        fini(s);
+        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    }
+    sl_instance_set_model(inst, c->model);
+    *state = s;
+    return 0;
+}
+
+/* The answer: every text block of "content", in order. Other blocks
+ * (thinking, tool use) are not part of a summary. */
+static int answer(sl_call *call, json_t *root, sl_completion *out) {
+    json_t *content = json_object_get(root, "content");
+    json_t *usage = json_object_get(root, "usage");
+    sl_call_usage(call, provider_count(usage, "input_tokens"), provider_count(usage, "output_tokens"));
+    if (!json_is_array(content))
+        return sl_fail(call, SL_ERETRY, "Anthropic: the response has no content array");
+    size_t total = 0, i;
+    json_t *block;
+    json_array_foreach(content, i, block) {
+        json_t *type = json_object_get(block, "type"), *text = json_object_get(block, "text");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0) continue;
+        if (!json_is_string(text))
+            return sl_fail(call, SL_ERETRY, "Anthropic: content block %zu is text without a text string", i);
+        total += json_string_length(text);
+    }
+    char *joined = malloc(total + 1);
+    if (!joined) return sl_fail(call, SL_ENOMEM, "out of memory for a %zu-byte answer", total);
+    size_t at = 0;
+    json_array_foreach(content, i, block) {
+        json_t *type = json_object_get(block, "type"), *text = json_object_get(block, "text");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0) continue;
+        memcpy(joined + at, json_string_value(text), json_string_length(text));
+        at += json_string_length(text);
+    }
+    int rc = sl_completion_set(out, joined, total);
+    free(joined);
+    return rc ? sl_fail(call, rc, "out of memory for a %zu-byte answer", total) : 0;
+}
+
+static void on_response(sl_http *req, void *arg) {
+    pending *p = arg;
+    sl_call *call = p->call;
+    const llm_anthropic *s = sl_call_state(call);
+    json_t *root;
+    int rc = provider_response(call, req, "Anthropic", s->url, s->c.model, &root);
+    if (!rc) rc = answer(call, root, p->out);
+    json_decref(root);
+    sl_http_free(req);
+    free(p);
+    sl_call_done(call, rc);
+}
+
+static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
+    const llm_anthropic *s = sl_call_state(call);
+    json_t *content;
+    int rc = provider_text(call, prompt, "the prompt", SIZE_MAX, &content);
+    if (rc) return rc;
+    json_error_t e;
+    json_t *body = json_pack_ex(&e, 0, "{s:s, s:I, s:f, s:[{s:s, s:o}]}", "model", s->c.model, "max_tokens",
+                                (json_int_t)s->c.max_tokens, "temperature", s->c.temperature, "messages",
+                                "role", "user", "content", content);
+    if (!body) return sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
+    pending *p = malloc(sizeof *p);
+    if (!p) {
+        json_decref(body);
+        return sl_fail(call, SL_ENOMEM, "out of memory");
+    }
+    *p = (pending){call, out};
+    provider_header h[] = {{"x-api-key", s->key}, {"anthropic-version", ANTHROPIC_VERSION}};
+    rc = provider_post(call, s->url, body, h, 2, s->c.timeout_ms, on_response, p);
+    if (rc != SL_PENDING) free(p);
+    return rc;
+}
+
+static const sl_plugin desc = {
+    SL_PLUGIN_HEADER,     .name = "llm-anthropic",
+    .version = "1.0.0",   .summary = "LLM through Anthropic's Messages API",
+    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
+    .options = options,   .config_size = sizeof(llm_anthropic_config),
+    .init = init,         .fini = fini,
+    .complete = complete,
+};
+
+SL_PLUGIN_EXPORT(desc)

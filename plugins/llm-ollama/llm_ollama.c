@@ -1,0 +1,170 @@
+/* llm_ollama.c - an LLM served by Ollama (a local or remote `ollama serve`).
+ *
+ * One prompt is one request: POST {base_url}/api/chat with the prompt as the
+ * single user message and streaming off,
+ *     {"model": M, "stream": false,
+ *      "messages": [{"role": "user", "content": PROMPT}],
+ *      "options": {"num_predict": N, "temperature": T}}
+ * The answer is message.content; prompt_eval_count and eval_count are the
+ * tokens reported with sl_call_usage. Ollama needs no key; when api_key is
+ * set it goes in "Authorization: Bearer KEY" (Ollama's hosted API, or a
+ * proxy in front of a server). A model that is not pulled answers 404, which
+ * stops the run with Ollama's own message ("model 'x' not found"). Runs on
+ * the loop thread: the request is sent with the SDK's asynchronous HTTP
+ * client and the call completes in its callback.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <sluice/sluice.h>
+
+#include "provider.h"
+
+typedef struct llm_ollama_config {
+    const char *base_url;
+    const char *api_key;
+    const char *model;
+    int64_t timeout_ms;
+    int64_t max_tokens;
+    double temperature;
+} llm_ollama_config;
+
+typedef struct llm_ollama {
+    llm_ollama_config c;
+    char *url;  /* {base_url}/api/chat */
+    char *auth; /* "Bearer KEY", NULL without a key */
+} llm_ollama;
+
+typedef struct pending {
+    sl_call *call;
+    sl_completion *out;
+} pending;
+
+static const sl_option options[] = {
+    {.name = "base_url",
+     .type = SL_OPT_STRING,
+     .def = "http://localhost:11434",
+     .help = "the Ollama server; /api/chat is appended",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(llm_ollama_config, base_url)},
+    {.name = "api_key",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "sent as 'Authorization: Bearer KEY'; empty (a local server): no auth header",
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(llm_ollama_config, api_key)},
+    {.name = "model",
+     .type = SL_OPT_STRING,
+     .def = "llama3.1",
+     .help = "the model that answers (pulled on the server)",
+     .offset = offsetof(llm_ollama_config, model)},
+    {.name = "timeout",
+     .type = SL_OPT_DURATION,
+     .def = "120s",
+     .help = "longest wait for one answer (a cold model loads first)",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(llm_ollama_config, timeout_ms)},
+    {.name = "max_tokens",
+     .type = SL_OPT_INT,
+     .def = "512",
+     .help = "most tokens in an answer, sent as num_predict (1..1000000)",
+     .offset = offsetof(llm_ollama_config, max_tokens)},
+    {.name = "temperature",
+     .type = SL_OPT_DOUBLE,
+     .def = "0",
+     .help = "sampling temperature, 0..2 (0: the most repeatable answers)",
+     .offset = offsetof(llm_ollama_config, temperature)},
+    {0},
+};
+
+static void fini(void *state) {
+    llm_ollama *s = state;
+    if (!s) return;
+    free(s->url);
+    provider_free_secret(s->auth);
+    free(s);
+}
+
+static int init(sl_instance *inst, const void *config, void **state) {
+    const llm_ollama_config *c = config;
+    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (rc) return rc;
+    if (c->max_tokens < 1 || c->max_tokens > 1000000)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
+                                (long long)c->max_tokens);
+    if (!(c->temperature >= 0 && c->temperature <= 2))
+        return sl_instance_fail(inst, SL_EFATAL, "option 'temperature': %g is out of range (0..2)",
+                                c->temperature);
+    llm_ollama *s = calloc(1, sizeof *s);
+    bool oom = !s;
+    if (s) {
+        s->c = *c;
+        s->url = provider_url(c->base_url, "api/chat");
+        s->auth = provider_auth_value("Bearer ", c->api_key, &oom);
+        oom = oom || !s->url;
+    }
+    if (oom) {
+        fini(s);
+        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    }
+    sl_instance_set_model(inst, c->model);
+    *state = s;
+    return 0;
+}
+
+static int answer(sl_call *call, json_t *root, sl_completion *out) {
+    json_t *content = json_object_get(json_object_get(root, "message"), "content");
+    sl_call_usage(call, provider_count(root, "prompt_eval_count"), provider_count(root, "eval_count"));
+    if (!json_is_string(content))
+        return sl_fail(call, SL_ERETRY, "Ollama: the response has no message.content string");
+    int rc = sl_completion_set(out, json_string_value(content), json_string_length(content));
+    return rc ? sl_fail(call, rc, "out of memory for a %zu-byte answer", json_string_length(content)) : 0;
+}
+
+static void on_response(sl_http *req, void *arg) {
+    pending *p = arg;
+    sl_call *call = p->call;
+    const llm_ollama *s = sl_call_state(call);
+    json_t *root;
+    int rc = provider_response(call, req, "Ollama", s->url, s->c.model, &root);
+    if (!rc) rc = answer(call, root, p->out);
+    json_decref(root);
+    sl_http_free(req);
+    free(p);
+    sl_call_done(call, rc);
+}
+
+static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
+    const llm_ollama *s = sl_call_state(call);
+    json_t *content;
+    int rc = provider_text(call, prompt, "the prompt", SIZE_MAX, &content);
+    if (rc) return rc;
+    json_error_t e;
+    json_t *body = json_pack_ex(&e, 0, "{s:s, s:b, s:[{s:s, s:o}], s:{s:I, s:f}}", "model", s->c.model,
+                                "stream", 0, "messages", "role", "user", "content", content, "options",
+                                "num_predict", (json_int_t)s->c.max_tokens, "temperature", s->c.temperature);
+    if (!body) return sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
+    pending *p = malloc(sizeof *p);
+    if (!p) {
+        json_decref(body);
+        return sl_fail(call, SL_ENOMEM, "out of memory");
+    }
+    *p = (pending){call, out};
+    provider_header h[] = {{"Authorization", s->auth}};
+    rc = provider_post(call, s->url, body, h, 1, s->c.timeout_ms, on_response, p);
+    if (rc != SL_PENDING) free(p);
+    return rc;
+}
+
+static const sl_plugin desc = {
+    SL_PLUGIN_HEADER,     .name = "llm-ollama",
+    .version = "1.0.0",   .summary = "LLM served by Ollama (/api/chat)",
+    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
+    .options = options,   .config_size = sizeof(llm_ollama_config),
+    .init = init,         .fini = fini,
+    .complete = complete,
+};
+
+SL_PLUGIN_EXPORT(desc)

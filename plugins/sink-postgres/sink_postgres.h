@@ -1,0 +1,175 @@
+/* sink_postgres.h - what the files of sink-postgres share: the options, the
+ * sink's state, and the three rooms it is built from.
+ *
+ *   sink_postgres.c  the plugin: options, init/fini, lookup/store/prune/query
+ *                    as statements and what their results mean
+ *   pool.c           connections on the loop: libpq in non-blocking pipeline
+ *                    mode, one operation per connection, reconnects
+ *   schema.c         init-time work on one blocking connection: connect,
+ *                    create and migrate the versioned schema, detect pgvector
+ *   encode.c         parameters in PostgreSQL's binary array format, the
+ *                    metadata as JSON, and scrubbing the password from text
+ */
+#ifndef SINK_POSTGRES_H
+#define SINK_POSTGRES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <sluice/sluice.h>
+
+typedef struct pg_config {
+    const char *host;
+    int64_t port;
+    const char *dbname;
+    const char *user;
+    const char *password_env;
+    const char *sslmode;
+    int64_t connect_timeout; /* ms */
+    const char *schema;
+    const char *table_prefix;
+    int64_t pool_size;
+    const char *vector; /* auto|pgvector|array */
+} pg_config;
+
+/* --- encode.c --- */
+
+typedef struct pg_buf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} pg_buf;
+
+void pg_put(pg_buf *b, const void *p, size_t len);
+void pg_put_i32(pg_buf *b, int32_t v);
+/* A one-dimensional array header in the binary format (array_recv):
+ * `n` elements of type `elem_oid`, the first `has_null` if any is NULL. */
+void pg_array_header(pg_buf *b, uint32_t elem_oid, int32_t n, bool has_null);
+/* One element: its length then its bytes; len < 0 writes NULL. */
+void pg_array_elem(pg_buf *b, const void *p, int32_t len);
+/* One float4 element, big-endian as the wire wants. */
+void pg_array_float4(pg_buf *b, float f);
+void pg_array_int4(pg_buf *b, int32_t v);
+
+#define PG_OID_INT4 23u
+#define PG_OID_TEXT 25u
+#define PG_OID_FLOAT4 700u
+
+/* The document's metadata as a JSON object (malloc'd; NULL on OOM). Bytes
+ * that are not UTF-8 become U+FFFD, so the value is always valid jsonb. */
+char *pg_metadata_json(const sl_doc *doc);
+
+/* Replaces every occurrence of `secret` in s (in place) with "***" and
+ * turns newlines and tabs into spaces: libpq's messages are multi-line. */
+void pg_scrub(char *s, size_t cap, const char *secret);
+
+/* --- pool.c --- */
+
+typedef struct pg_pool pg_pool;
+typedef struct pg_op pg_op;
+
+/* One statement of an operation. Parameter arrays live in the op's memory;
+ * libpq copies them when the statement is sent. */
+typedef struct pg_stmt {
+    const char *sql;
+    int nparams;
+    const char **values;
+    int *lengths;
+    int *formats; /* 0 text, 1 binary */
+} pg_stmt;
+
+typedef struct pg_block pg_block;
+
+/* An operation: the statements of one sink call, sent in one pipeline and
+ * answered by one sync, on one connection. */
+struct pg_op {
+    sl_call *call;
+    const char *what;    /* "store", "lookup", ...: for messages */
+    const char *subject; /* the document's uri, or the root: for messages */
+    pg_stmt *stmts;
+    int nstmts, capstmts;
+    /* Each statement's successful result, in order; a negative return fails
+     * the op with that code (after sl_fail-like pg_op_fail). */
+    int (*on_result)(pg_op *op, int stmt, const PGresult *res);
+    /* After the op ended, before the call completes: rc is what the call
+     * answers. */
+    void (*on_end)(pg_op *op, int rc);
+    void *arg;
+    int value; /* the call's answer on success (lookup's SL_LOOKUP_*, prune's count) */
+    int dim;   /* store: the dimension this op fixes, if it does */
+
+    /* the pool's */
+    pg_block *blocks;
+    pg_op *next;
+    int attempts; /* times it was sent on a connection that then proved dead */
+    int code;     /* first failure, 0 if none */
+    int64_t retry_after_ms;
+    char msg[900];
+};
+
+pg_op *pg_op_new(sl_call *call, const char *what, const char *subject);
+void *pg_op_alloc(pg_op *op, size_t size); /* zeroed, freed with the op */
+char *pg_op_strdup(pg_op *op, const char *s);
+/* Appends a statement with room for n parameters (all text, NULL); NULL on OOM. */
+pg_stmt *pg_op_stmt(pg_op *op, const char *sql, int nparams);
+void pg_stmt_text(pg_stmt *st, int i, const char *value); /* NULL: SQL NULL */
+void pg_stmt_binary(pg_stmt *st, int i, const char *p, int len);
+/* Records the op's first failure. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int pg_op_fail(pg_op *op, int code, const char *fmt, ...);
+void pg_op_free(pg_op *op);
+
+typedef struct pg_pool_conf {
+    sl_instance *inst;
+    const char *const *keys; /* libpq connection keywords, NULL-terminated */
+    const char *const *values;
+    const char *where;  /* "postgres at HOST:PORT database DB" */
+    const char *secret; /* the password to scrub from messages; may be NULL */
+    int size;
+    uint64_t connect_timeout_ms;
+} pg_pool_conf;
+
+/* Makes a pool of conf->size connections; `first` (may be NULL) is an open
+ * blocking connection made by init, taken over as the first one. The
+ * others connect on demand, asynchronously. The conf's strings must live
+ * as long as the pool. */
+int pg_pool_new(const pg_pool_conf *conf, PGconn *first, pg_pool **out);
+/* Runs op on a free connection now or when one is free. Returns SL_PENDING
+ * (the op then completes its call with sl_call_done), or a negative code
+ * after sl_fail when it cannot be run at all (the op is then freed). */
+int pg_pool_submit(pg_pool *pool, pg_op *op);
+/* Closes every connection. Ops still queued are dropped without answer:
+ * call only when no call is in flight. */
+void pg_pool_free(pg_pool *pool);
+
+/* The SL_E* kind of a server error, from its SQLSTATE. */
+int pg_error_kind(const char *sqlstate);
+
+/* --- schema.c --- */
+
+typedef struct pg_names {
+    /* quoted, schema-qualified identifiers, e.g. "public"."sluice_chunks" */
+    char *meta, *runs, *documents, *chunks;
+    char *hnsw_index; /* the index's own name: not qualified (CREATE INDEX names no schema) */
+} pg_names;
+
+typedef struct pg_schema {
+    pg_names names;
+    bool pgvector;  /* vector(n) with HNSW; else real[] */
+    uint32_t dim;   /* the dimension of stored vectors; 0 until the first store with vectors */
+    int version;    /* schema version found (after migration: current) */
+} pg_schema;
+
+/* On the blocking init connection: creates the schema or migrates it,
+ * decides pgvector or real[], reads the stored dimension. On failure returns
+ * SL_EFATAL with a message in err. */
+int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen);
+void pg_schema_free(pg_schema *s);
+
+#define PG_SCHEMA_VERSION 1
+
+#endif

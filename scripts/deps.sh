@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# scripts/deps.sh - the one list of Debian packages sluice needs to build,
+# test and benchmark; installs them with apt-get. Used by .ci/run and
+# scripts/quickstart.sh, so a package added here reaches both. Run as root
+# (or with sudo available) on Debian bookworm. `scripts/deps.sh --list`
+# prints the list and installs nothing.
+set -euo pipefail
+
+packages=(
+    # toolchain
+    cmake gcc g++ make pkg-config
+    # libraries the core and the plugins link
+    libuv1-dev libinih-dev libmd4c-dev libsqlite3-dev libxxhash-dev libjansson-dev
+    # tests: the store is checked with the sqlite3 CLI, reports with jq
+    sqlite3 jq
+    # CI: style check (the .clang-format is written for clang-format 14)
+    clang-format
+    # bench: /usr/bin/time -v for peak memory
+    time
+)
+
+if [[ ${1:-} == --list ]]; then
+    printf '%s\n' "${packages[@]}"
+    exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || {
+        echo "scripts/deps.sh: run as root (or install sudo)" >&2
+        exit 1
+    }
+    sudo=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q "${packages[@]}"

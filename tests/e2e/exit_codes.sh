@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# tests/e2e/exit_codes.sh - the exit status contract and the configuration
+# errors a person will meet first. 0: all went well; 1: some documents
+# failed; 2: usage or configuration error, with a message that says where
+# (file:line, section, key) and never a half-done run: a configuration
+# error is found before any document is read, so no store is made.
+source "$(dirname "$0")/lib.sh"
+
+mkdir docs
+cp "$SRC/examples/corpus/faq.txt" docs/
+
+# expect_usage_error DESCRIPTION NEEDLE_REGEX ARGS...: exit 2, stderr matches,
+# no report on stdout, no store made.
+expect_usage_error() {
+    local what=$1 needle=$2
+    shift 2
+    rm -rf .sluice
+    sl "$@"
+    check_eq "$what: exit status" "$RC" 2
+    check_contains "$what: message" "$ERR" "$needle"
+    check "$what: no store made" test ! -e .sluice/store.db
+}
+
+expect_usage_error "unknown command" "frobnicate" frobnicate
+expect_usage_error "unknown flag" "--bogus" run --bogus docs
+expect_usage_error "query without text" "usage|text" query
+expect_usage_error "query -k not a number" "-k|number|integer" query -k many "backup"
+expect_usage_error "missing config file" "no-such\.ini" -c no-such.ini run docs
+expect_usage_error "missing PATH" "PATH" run
+expect_usage_error "missing PATH with --json" "PATH" run --json
+
+# A PATH that does not exist is a document that failed to read, not a usage
+# error: the other PATHs are still ingested and the report says why.
+rm -rf .sluice
+sl run --json no/such/dir docs
+check_eq "PATH that does not exist: exit status" "$RC" 1
+check_eq "PATH that does not exist: the other PATH is stored" "$(json .documents.stored)" 1
+check_contains "PATH that does not exist: reason" \
+    "$(jqo '.failed[] | select(.uri == "no/such/dir") | .reason')" "No such file"
+
+# A malformed INI line: file and line named.
+printf '[sluice]\nthreads = 1\nthis line is not ini\n' >bad-line.ini
+expect_usage_error "bad INI line" "bad-line\.ini:3" -c bad-line.ini run docs
+
+# An option a plugin does not declare: a typo is an error, not silence.
+sed 's/^size = 1000/siez = 1000/' "$SRC/conf/default.ini" >typo.ini
+typo_line=$(grep -n '^siez' typo.ini | cut -d: -f1)
+check_gt "typo.ini has the typo" "${typo_line:-0}" 0
+expect_usage_error "unknown option key" "typo\.ini:$typo_line" -c typo.ini run docs
+check_contains "unknown option key: key named" "$ERR" "siez"
+
+# An unset environment variable in the INI.
+sed 's|^path = .*|path = ${SLUICE_E2E_UNSET_VARIABLE}/store.db|' "$SRC/conf/default.ini" >unset.ini
+unset SLUICE_E2E_UNSET_VARIABLE
+expect_usage_error "unset \${VAR}" "SLUICE_E2E_UNSET_VARIABLE" -c unset.ini run docs
+
+# --set with a value of the wrong type, and with a key nobody declares.
+expect_usage_error "--set of a mistyped value" "chunker.*size|size.*abc" --set chunker.size=abc run docs
+expect_usage_error "--set of an unknown key" "embedder.*dimensoin|dimensoin" --set embedder.dimensoin=3 run docs
+expect_usage_error "--set without =" "--set|SECTION" --set chunker.size run docs
+
+# --help for each command: status 0 and a usage text naming the command.
+for cmd in run query plugins check; do
+    sl "$cmd" --help
+    check_eq "$cmd --help: exit status" "$RC" 0
+    check_contains "$cmd --help: usage" "$OUT" "usage.*$cmd"
+done
+sl --help
+check_eq "--help: exit status" "$RC" 0
+for cmd in run query plugins check; do check_contains "--help lists $cmd" "$OUT" "$cmd"; done
+sl --version
+check_eq "--version: exit status" "$RC" 0
+check_contains "--version prints a version" "$OUT" "[0-9]+\.[0-9]+\.[0-9]+"
+
+# With a working config: 0, then 1 once a document is bad.
+sl run docs
+check_eq "good run: exit status" "$RC" 0
+printf 'bad\0bytes' >docs/binary.txt
+sl run docs
+check_eq "run with a failed document: exit status" "$RC" 1
+sl check
+check_eq "check of the default config: exit status" "$RC" 0
+sl -c typo.ini check
+check_eq "check of a config with a typo: exit status" "$RC" 2
+check_contains "check names the typo's line" "$ERR$OUT" "typo\.ini:$typo_line"
+
+finish

@@ -1,0 +1,198 @@
+# tests/e2e/lib.sh - shared helpers for the end-to-end tests, sourced by each.
+# shellcheck shell=bash
+#
+# Every test is a bash script run by ctest as `TEST.sh SLUICE SOURCE_DIR`: the
+# sluice executable of the build under test and the repository root. It works
+# in a temporary folder of its own (removed at exit; kept when
+# SLUICE_E2E_KEEP=1, to look at a failure), drives the real executable on
+# real files, and checks outcomes where they land: the SQLite store (through
+# the sqlite3 CLI) and the --json report (through jq). A check that fails is
+# counted and the test goes on, so one run shows every broken check; `finish`
+# turns the count into the exit status.
+set -euo pipefail
+
+if [[ $# -lt 2 ]]; then
+    echo "usage: $0 SLUICE SOURCE_DIR" >&2
+    exit 2
+fi
+SLUICE=$(realpath "$1")
+# shellcheck disable=SC2034 # used by the tests that source this
+SRC=$(realpath "$2")
+# shellcheck disable=SC2034
+BUILD=$(dirname "$SLUICE")
+TEST_NAME=$(basename "$0" .sh)
+# Each sluice invocation gets this long before it counts as hung.
+SLUICE_TIMEOUT=${SLUICE_E2E_TIMEOUT:-300}
+
+for tool in sqlite3 jq timeout; do
+    command -v "$tool" >/dev/null || {
+        echo "FAIL: $tool is not installed (scripts/deps.sh installs it)" >&2
+        exit 1
+    }
+done
+[[ -x $SLUICE ]] || {
+    echo "FAIL: $SLUICE is not an executable" >&2
+    exit 1
+}
+
+tmp_base=${SLUICE_TEST_TMP:-${TMPDIR:-/tmp}}
+mkdir -p "$tmp_base"
+T=$(mktemp -d "$tmp_base/e2e-$TEST_NAME.XXXXXX")
+cleanup() {
+    local rc=$?
+    if [[ ${SLUICE_E2E_KEEP:-0} == 1 ]]; then
+        echo "kept $T" >&2
+    else
+        chmod -R u+rwX "$T" 2>/dev/null || true
+        rm -rf "$T"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+cd "$T"
+
+failures=0
+checks=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# check DESCRIPTION COMMAND...: counts a check; fails it when COMMAND fails.
+check() {
+    local what=$1
+    shift
+    checks=$((checks + 1))
+    if ! "$@"; then fail "$what"; fi
+}
+
+# check_eq DESCRIPTION GOT WANT
+check_eq() {
+    checks=$((checks + 1))
+    if [[ "$2" != "$3" ]]; then fail "$1: got '$2', want '$3'"; fi
+}
+
+# check_ne DESCRIPTION GOT UNWANTED
+check_ne() {
+    checks=$((checks + 1))
+    if [[ "$2" == "$3" ]]; then fail "$1: got '$2', which it must not be"; fi
+}
+
+# check_gt DESCRIPTION GOT BOUND: GOT > BOUND, both integers.
+check_gt() {
+    checks=$((checks + 1))
+    if ! [[ "$2" =~ ^-?[0-9]+$ ]] || (("$2" <= "$3")); then fail "$1: got '$2', want more than $3"; fi
+}
+
+# check_contains DESCRIPTION HAYSTACK NEEDLE_REGEX (extended regex, case-insensitive)
+check_contains() {
+    checks=$((checks + 1))
+    if ! grep -qiE -- "$3" <<<"$2"; then fail "$1: '$3' not found in: $(head -c 2000 <<<"$2")"; fi
+}
+
+# check_lacks DESCRIPTION HAYSTACK FIXED_STRING
+check_lacks() {
+    checks=$((checks + 1))
+    if grep -qF -- "$3" <<<"$2"; then fail "$1: '$3' must not appear, but does"; fi
+}
+
+finish() {
+    if ((failures > 0)); then
+        echo "$TEST_NAME: $failures of $checks checks failed" >&2
+        exit 1
+    fi
+    if ((checks == 0)); then
+        echo "$TEST_NAME: no checks ran" >&2
+        exit 1
+    fi
+    echo "$TEST_NAME: all $checks checks passed"
+}
+
+# sl ARGS...: runs sluice with no stdin; sets RC, OUT (stdout) and ERR (stderr).
+sl() {
+    set +e
+    timeout -k 10 "$SLUICE_TIMEOUT" "$SLUICE" "$@" </dev/null >"$T/.out" 2>"$T/.err"
+    RC=$?
+    set -e
+    OUT=$(cat "$T/.out")
+    ERR=$(cat "$T/.err")
+    if [[ $RC -eq 124 || $RC -eq 137 ]]; then
+        # A hang: later steps would only hang too. Stop with what we know.
+        fail "sluice $* hung: killed after ${SLUICE_TIMEOUT}s; stderr: $(tail -c 2000 <<<"$ERR")"
+        finish
+    fi
+    if [[ $RC -gt 128 ]]; then fail "sluice $* died of signal $((RC - 128)); stderr: $(tail -c 2000 <<<"$ERR")"; fi
+    if [[ $RC -eq 86 ]]; then fail "sluice $*: sanitizer report: $(tail -c 4000 <<<"$ERR")"; fi
+}
+
+# sl_ok ARGS...: sl, and the run must exit 0.
+sl_ok() {
+    sl "$@"
+    check_eq "exit status of sluice $*" "$RC" 0
+    if [[ $RC -ne 0 ]]; then echo "stderr: $(tail -c 3000 <<<"$ERR")" >&2; fi
+}
+
+# json FILTER: evaluates a jq filter on $OUT (the last --json output); prints
+# "null" when the path is absent and "INVALID" when $OUT is not JSON.
+# Filters may use `hits` (the query's hits) and `plugins` (the plugin list),
+# whichever way the output wraps them.
+JQ_DEFS='def hits: if type == "array" then . else .hits end;
+         def plugins: if type == "array" then . else .plugins end; '
+json() {
+    jq -r "$JQ_DEFS$1" <<<"$OUT" 2>/dev/null || echo INVALID
+}
+
+# jqo [JQ_OPTIONS...] FILTER: like json, with options such as --arg.
+jqo() {
+    local filter=${!#}
+    jq -r "${@:1:$#-1}" "$JQ_DEFS$filter" <<<"$OUT" 2>/dev/null || echo INVALID
+}
+
+# sql DB QUERY: one sqlite3 query; rows on lines, columns separated by '|'.
+sql() {
+    sqlite3 -batch -noheader "$1" "$2"
+}
+
+# store_digest DB: a hash of everything a run decides (documents and chunks,
+# vectors included), leaving out what legitimately differs between runs:
+# row ids, timestamps and the run that last saw a document.
+store_digest() {
+    sqlite3 -batch -noheader "$1" "
+        SELECT 'D', uri, hash, fingerprint, media_type, bytes, title, chunk_count
+          FROM documents ORDER BY uri;
+        SELECT 'C', d.uri, c.ordinal, c.text, c.heading, c.page, c.line, c.dim, hex(c.vector)
+          FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY d.uri, c.ordinal;" |
+        sha256sum | cut -d' ' -f1
+}
+
+# duplicate_chunks DB: how many (document, ordinal) pairs occur more than once.
+duplicate_chunks() {
+    sql "$1" "SELECT count(*) FROM (SELECT doc_id, ordinal FROM chunks GROUP BY doc_id, ordinal HAVING count(*) > 1);"
+}
+
+# chunk_count_mismatches DB: documents whose chunk_count differs from the
+# chunk rows they own, or whose ordinals are not exactly 0..chunk_count-1.
+chunk_count_mismatches() {
+    sql "$1" "SELECT count(*) FROM documents d WHERE d.chunk_count !=
+                (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)
+              OR d.chunk_count != (SELECT coalesce(max(c.ordinal), -1) + 1 FROM chunks c WHERE c.doc_id = d.id);"
+}
+
+# orphan_chunks DB: chunk rows whose document row is gone.
+orphan_chunks() {
+    sql "$1" "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents);"
+}
+
+# count_files DIR PATTERN...: how many regular files under DIR match any
+# of the name patterns (e.g. the include list of the default config).
+count_files() {
+    local dir=$1
+    shift
+    local args=() p
+    for p in "$@"; do args+=(-o -name "$p"); done
+    find "$dir" -type f \( "${args[@]:1}" \) | wc -l | tr -d ' '
+}
+
+# now_ms: wall clock in milliseconds.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }

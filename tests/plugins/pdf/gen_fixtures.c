@@ -1,0 +1,28 @@
+/* gen_fixtures.c - writes the PDF and image fixtures (fixtures.h) into a
+ * folder, for the end-to-end test and the benchmark:
+ *     gen_fixtures DIR
+ *     gen_fixtures --bench DIR DOCS PAGES IMAGES DPI
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "fixtures.h"
+
+int main(int argc, char **argv) {
+    char err[512];
+    int rc;
+    if (argc == 2) {
+        mkdir(argv[1], 0777);
+        rc = fx_write_all(argv[1], err, sizeof err);
+    } else if (argc == 7 && argv[1][0] == '-') {
+        mkdir(argv[2], 0777);
+        rc = fx_write_bench(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), err,
+                            sizeof err);
+    } else {
+        fprintf(stderr, "usage: gen_fixtures DIR\n       gen_fixtures --bench DIR DOCS PAGES IMAGES DPI\n");
+        return 2;
+    }
+    if (rc) fprintf(stderr, "gen_fixtures: %s\n", err);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,99 @@
+# tests/providers-e2e/fake.sh - starting and reading fake providers, for the
+# provider end-to-end tests; sourced after tests/e2e/lib.sh.
+# shellcheck shell=bash
+#
+# Each test is run by ctest as `TEST.sh SLUICE SOURCE_DIR FAKE_PROVIDER`.
+# lib.sh gives the checks, the scratch folder ($T) and the `sl` wrapper;
+# this file adds servers: `start_fake NAME OPTIONS...` starts a fake provider
+# on a free port of 127.0.0.1 and records its base URL in URL[NAME]; every
+# server is killed (by its pid) when the test exits, pass or fail.
+
+if [[ $# -lt 3 ]]; then
+    echo "usage: $0 SLUICE SOURCE_DIR FAKE_PROVIDER" >&2
+    exit 2
+fi
+FAKE=$(realpath "$3")
+[[ -x $FAKE ]] || {
+    echo "FAIL: $FAKE is not an executable (the fake provider is built with the tests)" >&2
+    exit 1
+}
+command -v curl >/dev/null || {
+    echo "FAIL: curl is not installed (the fake provider's /_stats is read with it)" >&2
+    exit 1
+}
+
+declare -A URL=() FAKE_PID=()
+
+stop_fakes() {
+    local n
+    for n in "${!FAKE_PID[@]}"; do
+        kill -TERM "${FAKE_PID[$n]}" 2>/dev/null || true
+        wait "${FAKE_PID[$n]}" 2>/dev/null || true
+    done
+    FAKE_PID=()
+}
+# lib.sh's cleanup reads the exit status first: hand it the test's own.
+trap 'rc=$?; stop_fakes; (exit $rc); cleanup' EXIT
+
+# start_fake NAME OPTIONS...: a fake provider with OPTIONS (see
+# tests/fake-provider/README.md); URL[NAME] is http://127.0.0.1:PORT.
+start_fake() {
+    local name=$1 out=$T/.fake-$1.out i port=
+    shift
+    "$FAKE" --port 0 "$@" >"$out" 2>"$T/.fake-$name.err" &
+    FAKE_PID[$name]=$!
+    for ((i = 0; i < 100; i++)); do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null)
+        [[ -n $port ]] && break
+        kill -0 "${FAKE_PID[$name]}" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -z $port ]]; then
+        echo "FAIL: fake provider $name ($*) did not start: $(cat "$T/.fake-$name.err")" >&2
+        exit 1
+    fi
+    URL[$name]=http://127.0.0.1:$port
+}
+
+# stop_fake NAME
+stop_fake() {
+    kill -TERM "${FAKE_PID[$1]}" 2>/dev/null || true
+    wait "${FAKE_PID[$1]}" 2>/dev/null || true
+    unset "FAKE_PID[$1]"
+}
+
+# fake_stats NAME FILTER: a jq filter on the server's /_stats.
+fake_stats() {
+    curl -sf --max-time 10 "${URL[$1]}/_stats" | jq -r "$2" 2>/dev/null || echo INVALID
+}
+
+# fake_reset NAME: zero the counters, re-arm fail-first, reseed.
+fake_reset() {
+    curl -sf --max-time 10 -X POST "${URL[$1]}/_reset" >/dev/null || fail "POST /_reset on $1"
+}
+
+# fake_config NAME JSON: change options at run time.
+fake_config() {
+    curl -sf --max-time 10 -d "$2" "${URL[$1]}/_config" >/dev/null || fail "POST /_config $2 on $1"
+}
+
+# provider FIELD NAME: a field of the named provider in the last --json report.
+provider() {
+    jqo --arg n "$2" ".providers[] | select(.name == \$n) | .$1"
+}
+
+# store_once DB NFILES WHAT: every file is one document, stored once, with
+# its chunks once each and a vector on every chunk.
+store_once() {
+    local db=$1 n=$2 what=$3
+    check_eq "$what: documents in the store = files" "$(sql "$db" 'SELECT count(*) FROM documents;')" "$n"
+    check_eq "$what: distinct documents = files" "$(sql "$db" 'SELECT count(DISTINCT uri) FROM documents;')" "$n"
+    check_eq "$what: every chunk once: count(*) = count(distinct (doc_id, ordinal))" \
+        "$(sql "$db" 'SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT doc_id, ordinal FROM chunks)) FROM chunks;')" 0
+    check_eq "$what: no duplicate (document, ordinal)" "$(duplicate_chunks "$db")" 0
+    check_eq "$what: chunk_count and ordinals match the chunk rows" "$(chunk_count_mismatches "$db")" 0
+    check_eq "$what: no orphan chunks" "$(orphan_chunks "$db")" 0
+    check_gt "$what: chunks stored" "$(sql "$db" 'SELECT count(*) FROM chunks;')" "$((n - 1))"
+    check_eq "$what: every chunk has a vector of dim float32s" \
+        "$(sql "$db" 'SELECT count(*) FROM chunks WHERE vector IS NULL OR dim <= 0 OR length(vector) != 4 * dim;')" 0
+}
