@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "batcher.h"
 #include "document.h"
 #include "loop.h"
 #include "media.h"
@@ -38,7 +39,7 @@ typedef enum op {
 
 /* What an OP_SUMMARIZE unit asks for. */
 enum { SUM_CHUNK, SUM_DOC, SUM_PART, SUM_COMBINE };
-enum { EX_POOL, EX_LOOP, EX_WORKER };
+enum { EX_POOL, EX_LOOP, EX_WORKER, EX_BATCH };
 
 typedef struct run run;
 typedef struct job job;
@@ -130,7 +131,8 @@ struct run {
     size_t nstages;
     route_plan *plans;
     stage *read;
-    sl_provider **prov; /* [inst id], made for the instances a run uses */
+    sl_provider **prov;   /* [inst id], made for the instances a run uses */
+    sl_batcher **batcher; /* [inst id]: one dispatcher per gpu page instance */
     sl_provider read_prov;
     void **tstate; /* [thread * ninst + inst id] */
     unsigned char *tinit;
@@ -159,7 +161,9 @@ static void dispatch_step(job *j);
 static void admit(run *r);
 static void maybe_end(run *r);
 
-static const char *exec_name(int e) { return e == EX_LOOP ? "loop" : e == EX_WORKER ? "workers" : "pool"; }
+static const char *exec_name(int e) {
+    return e == EX_LOOP ? "loop" : e == EX_WORKER ? "workers" : e == EX_BATCH ? "batcher" : "pool";
+}
 
 /* --- per-thread plugin state --- */
 
@@ -289,6 +293,15 @@ static void unit_loop_done(sl_call *call, int rc) {
     finish_unit(u, rc);
 }
 
+/* The batcher's completion, on the loop thread. Busy and wait time come
+ * from the batcher's own statistics at the end of the run. */
+static void unit_batch_done(void *arg, int rc, const char *msg) {
+    unit *u = arg;
+    u->call.code = rc;
+    if (rc && msg && *msg) snprintf(u->call.msg, sizeof u->call.msg, "%s", msg);
+    finish_unit(u, rc);
+}
+
 static int priority(op o) {
     switch (o) {
     case OP_READ: return 1;
@@ -314,6 +327,13 @@ static void start(unit *u, sl_provider *prov) {
     u->prov = prov;
     sl_provider_take(prov, sl_now_ns() / 1000000u, u->estimate);
     st->inflight++;
+    if (st->exec == EX_BATCH) {
+        sl_call_init(&u->call, prov->inst, NULL);
+        int rc =
+            sl_batcher_submit(st->run->batcher[prov->inst->id], u->job->doc, u->page, unit_batch_done, u);
+        if (rc) finish_unit(u, sl_fail(&u->call, rc, "cannot queue page %u for the batcher", u->page));
+        return;
+    }
     if (st->exec == EX_WORKER) {
         u->t_loop_start = sl_now_ns();
         st->stats->wait_ns += u->t_loop_start - u->t_ready;
@@ -1147,7 +1167,9 @@ static void progress_tick(uv_timer_t *t) {
     run *r = t->data;
     for (size_t i = 0; i < r->nstages; i++) {
         r->stages[i]->stats->inflight = r->stages[i]->inflight;
-        r->stages[i]->stats->queued = r->stages[i]->queued + (int)pend_count(r->stages[i]);
+        stage *st = r->stages[i];
+        st->stats->queued = st->queued + (int)pend_count(st);
+        if (st->exec == EX_BATCH) st->stats->queued += (int)sl_batcher_queued(r->batcher[st->inst->id]);
     }
     sl_progress_draw(r->rep, (double)(sl_now_ns() - r->t0) / 1e9, r->done);
 }
@@ -1190,6 +1212,7 @@ static stage *add_stage(run *r, op o, sl_instance *inst, const char *name) {
     st->exec = !inst                                                           ? EX_POOL
                : inst->desc->bottleneck == SL_IO                               ? EX_LOOP
                : inst->desc->bottleneck == SL_ISOLATED || inst->stage.isolated ? EX_WORKER
+               : inst->desc->bottleneck == SL_GPU && o == OP_PAGE              ? EX_BATCH
                                                                                : EX_POOL;
     size_t nchain = inst ? 1 + inst->nfallbacks : 1;
     st->chain = calloc(nchain, sizeof *st->chain);
@@ -1270,7 +1293,8 @@ static int plan(run *r) {
 static size_t largest_batch(const run *r) {
     size_t b = 0;
     for (size_t i = 0; i < r->nstages; i++)
-        if (r->stages[i]->op == OP_EMBED && r->stages[i]->batch_size > b) b = r->stages[i]->batch_size;
+        if ((r->stages[i]->op == OP_EMBED || r->stages[i]->exec == EX_BATCH) && r->stages[i]->batch_size > b)
+            b = r->stages[i]->batch_size;
     return b;
 }
 
@@ -1285,6 +1309,7 @@ static void free_run(run *r) {
     free(r->plans);
     for (size_t i = 0; r->prov && i < r->rt->ninst; i++) free(r->prov[i]);
     free(r->prov);
+    free(r->batcher);
     free(r->tstate);
     free(r->tinit);
     for (size_t i = 0; i < r->nroots; i++) free(r->roots[i]);
@@ -1358,6 +1383,23 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
             return SL_EFATAL; /* the context says why */
         }
     }
+    r->batcher = calloc(rt->ninst ? rt->ninst : 1, sizeof *r->batcher);
+    rc = r->batcher ? 0 : sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
+    for (size_t i = 0; rc == 0 && i < r->nstages; i++) {
+        stage *st = r->stages[i];
+        if (st->exec != EX_BATCH || r->batcher[st->inst->id]) continue;
+        sl_batcher_opts bo;
+        sl_batcher_opts_for(st->inst, &bo);
+        if (sl_batcher_new(r->loop, st->inst, &bo, &r->batcher[st->inst->id]))
+            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] cannot start its batcher", st->inst->name);
+    }
+    if (rc) {
+        for (size_t i = 0; r->batcher && i < rt->ninst; i++) sl_batcher_free(r->batcher[i]);
+        sl_workers_free(r->workers);
+        sl_pool_free(r->pool);
+        free_run(r);
+        return rc;
+    }
     uv_loop_t *uv = sl_loop_uv(r->loop);
     for (size_t i = 0; i < r->nstages; i++) {
         stage *st = r->stages[i];
@@ -1388,6 +1430,23 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
     r->workers = NULL;
     sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *st = r->stages[i];
+        if (st->exec != EX_BATCH) continue;
+        sl_batcher_stats bs;
+        sl_batcher_stats_get(r->batcher[st->inst->id], &bs);
+        sl_stage_stats *s = st->stats;
+        s->batched = 1;
+        s->calls = bs.batches;
+        s->busy_ns = bs.device_ns;
+        s->wait_ns = bs.queue_wait_ns;
+        s->batches = bs.batches;
+        memcpy(s->batch_hist, bs.hist, sizeof s->batch_hist);
+        s->splits = bs.splits;
+        s->ceiling = bs.ceiling;
+    }
+    /* joins each dispatcher (running the plugin's thread_fini there) */
+    for (size_t i = 0; i < rt->ninst; i++) sl_batcher_free(r->batcher[i]);
     sl_loop_drain(r->loop);
 
     struct rusage ru;

@@ -49,6 +49,33 @@ void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, con
 
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
+static const char *const batch_buckets[8] = {"1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65+"};
+
+/* One line per batching stage: how full its batches were, how long pages
+ * queued for them, how long the device took, and the batch sizes. */
+static void print_batching(const sl_report *r, FILE *out) {
+    int header = 0;
+    for (size_t i = 0; i < r->nstages; i++) {
+        const sl_stage_stats *s = &r->stages[i];
+        if (!s->batched) continue;
+        if (!header) {
+            fprintf(out, "\n%-18s %8s %6s %11s %10s %10s %6s %7s  %s\n", "batching stage", "batches", "mean",
+                    "queue ms/u", "device s", "ms/batch", "splits", "ceiling", "batch sizes");
+            header = 1;
+        }
+        double mean = s->batches ? (double)s->items / (double)s->batches : 0;
+        double queue = s->items ? (double)s->wait_ns / 1e6 / (double)s->items : 0;
+        double per = s->batches ? (double)s->busy_ns / 1e6 / (double)s->batches : 0;
+        fprintf(out, "%-18s %8llu %6.1f %11.2f %10.3f %10.2f %6llu %7u ", s->name,
+                (unsigned long long)s->batches, mean, queue, secs(s->busy_ns), per,
+                (unsigned long long)s->splits, s->ceiling);
+        for (int b = 0; b < 8; b++)
+            if (s->batch_hist[b])
+                fprintf(out, " %s:%llu", batch_buckets[b], (unsigned long long)s->batch_hist[b]);
+        fprintf(out, "\n");
+    }
+}
+
 void sl_report_print(const sl_report *r, FILE *out) {
     double mb = (double)r->bytes / (1024.0 * 1024.0);
     fprintf(out, "documents: %llu total, %llu stored, %llu skipped (unchanged), %llu failed",
@@ -69,6 +96,7 @@ void sl_report_print(const sl_report *r, FILE *out) {
                 s->executor, (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns),
                 secs(s->wait_ns), (unsigned long long)s->retries, (unsigned long long)s->failures);
     }
+    print_batching(r, out);
     if (r->nproviders) {
         double total = 0;
         fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s\n", "provider", "plugin", "requests",
@@ -125,6 +153,18 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_object_set_new(o, "wait_s", json_real(secs(s->wait_ns)));
         json_object_set_new(o, "retries", json_integer((json_int_t)s->retries));
         json_object_set_new(o, "failures", json_integer((json_int_t)s->failures));
+        if (s->batched) {
+            json_t *bt = json_object(), *hist = json_object();
+            for (int b = 0; b < 8; b++)
+                json_object_set_new(hist, batch_buckets[b], json_integer((json_int_t)s->batch_hist[b]));
+            json_object_set_new(bt, "batches", json_integer((json_int_t)s->batches));
+            json_object_set_new(bt, "sizes", hist);
+            json_object_set_new(bt, "queue_wait_s", json_real(secs(s->wait_ns)));
+            json_object_set_new(bt, "device_s", json_real(secs(s->busy_ns)));
+            json_object_set_new(bt, "splits", json_integer((json_int_t)s->splits));
+            json_object_set_new(bt, "ceiling", json_integer((json_int_t)s->ceiling));
+            json_object_set_new(o, "batching", bt);
+        }
         json_array_append_new(stages, o);
     }
     json_object_set_new(root, "stages", stages);

@@ -22,6 +22,12 @@ typedef struct sl_stage_stats {
     uint64_t wait_ns;     /* time units waited for a slot or a thread */
     uint64_t failures;
     uint64_t retries;
+    /* batching stages (the gpu executor): filled when `batched` */
+    int batched;
+    uint64_t batches;
+    uint64_t batch_hist[8]; /* batches of 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65+ units (SL_BATCH_HIST) */
+    uint64_t splits;        /* batches halved after running out of memory */
+    uint32_t ceiling;       /* the largest batch size that works */
     /* live, for the progress line */
     int inflight;
     int queued;

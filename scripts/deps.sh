@@ -11,6 +11,11 @@ packages=(
     cmake gcc g++ make pkg-config
     # libraries the core and the plugins link
     libuv1-dev libinih-dev libmd4c-dev libsqlite3-dev libxxhash-dev libjansson-dev
+    libcurl4-openssl-dev libseccomp-dev
+    # plugins: PostgreSQL sink, PDF and OCR, libtorch models
+    libpq-dev libmupdf-dev libtesseract-dev tesseract-ocr-eng libtorch-dev
+    # tests: a real PostgreSQL server, mutool for PDF fixtures, curl for the fake provider
+    postgresql mupdf-tools curl
     # tests: the store is checked with the sqlite3 CLI, reports with jq
     sqlite3 jq
     # CI: style check (the .clang-format is written for clang-format 14)
@@ -33,6 +38,14 @@ if [[ $(id -u) -ne 0 ]]; then
     sudo=(sudo)
 fi
 
+# Node.js runs PGlite (WASM PostgreSQL with pgvector) for the pgvector tests.
+# Many machines carry a newer Node.js of their own: Debian's is installed
+# only when there is none.
+command -v npm >/dev/null || packages+=(nodejs npm)
+
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q "${packages[@]}"
+
+# The npm test helpers, from the lock file (the npm registry is reachable).
+(cd "$(dirname "$0")/../tests/pglite" && npm ci --no-audit --no-fund --loglevel=error)
