@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,6 +499,8 @@ int main(int argc, char **argv) {
         status = usage_error("%s", "out of memory");
         goto out;
     }
+    /* a provider or database hanging up mid-write must fail a call, not kill the run */
+    signal(SIGPIPE, SIG_IGN);
     sl_ctx_set_log_level(c.ctx, c.verbosity);
     sl_ctx_set_global(c.ctx);
     const char *cmd = c.command;
