@@ -1382,6 +1382,13 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
             free_run(r);
             return SL_EFATAL; /* the context says why */
         }
+        /* a worker takes one call at a time: more would only wait inside */
+        for (size_t i = 0; i < r->nstages; i++)
+            if (r->stages[i]->exec == EX_WORKER) {
+                sl_provider *pv = r->stages[i]->chain[0];
+                int n = sl_workers_size(r->workers);
+                if (pv->limit == 0 || pv->limit > n) pv->limit = n;
+            }
     }
     r->batcher = calloc(rt->ninst ? rt->ninst : 1, sizeof *r->batcher);
     rc = r->batcher ? 0 : sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");

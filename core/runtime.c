@@ -532,6 +532,9 @@ static int check_embedding_chains(sl_runtime *rt) {
 int sl_runtime_init(sl_runtime *rt, bool all) {
     for (size_t i = 0; i < rt->ninst; i++) {
         if (!all && !used_by_route(rt, rt->inst[i])) continue;
+        /* isolated plugins are initialised in their worker processes: a
+         * crashing init must not take sluice down */
+        if (!all && (rt->inst[i]->stage.isolated || rt->inst[i]->desc->bottleneck == SL_ISOLATED)) continue;
         int rc = sl_instance_init(rt->ctx, rt->inst[i]);
         if (rc) return rc;
     }

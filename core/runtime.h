@@ -77,7 +77,8 @@ typedef struct sl_runtime {
 /* Loads every plugin the config names and builds all instances and routes
  * (no init yet). Errors are SL_EFATAL with file, line, section and key. */
 int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
-/* Inits the instances used by routes (all of them when `all`), then checks
+/* Inits the instances used by routes (all of them when `all`; isolated
+ * ones only then: a run leaves them to its worker processes), then checks
  * what only init can tell (dimensions along shared sinks). */
 int sl_runtime_init(sl_runtime *rt, bool all);
 void sl_runtime_free(sl_runtime *rt);

@@ -73,7 +73,7 @@ int sl_frame_begin(uint32_t type, size_t len, sl_frame_out **out, unsigned char 
     }
     f->buflen = sizeof(sl_frame_hdr);
     f->buf = malloc(f->buflen);
-    int fd = memfd_create("sluice-frame", MFD_CLOEXEC);
+    int fd = memfd_create("sluice-frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (!f->buf || fd < 0) goto fail;
     f->fds[f->nfds++] = fd;
     if (ftruncate(fd, (off_t)len) != 0) goto fail;
@@ -118,8 +118,17 @@ int sl_frame_build(uint32_t type, sl_wire_enc enc, const void *arg, sl_frame_out
 }
 
 void sl_frame_end(sl_frame_out *f) {
-    if (f->map) munmap(f->map, f->maplen);
+    if (!f->map) return;
+    munmap(f->map, f->maplen); /* first: a writable mapping would forbid the seal */
     f->map = NULL;
+    sl_memfd_seal(f->fds[0]);
+}
+
+int sl_memfd_seal(int fd) { return fcntl(fd, F_ADD_SEALS, SL_MEMFD_SEALS) == 0 ? 0 : -1; }
+
+int sl_memfd_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & SL_MEMFD_SEALS) == SL_MEMFD_SEALS;
 }
 
 void sl_frame_attach_fd(sl_frame_out *f, int fd) {
@@ -302,7 +311,7 @@ int sl_reader_next(sl_reader *rd, sl_frame_in *f) {
         int fd = pop_fd(rd);
         struct stat st;
         void *map = MAP_FAILED;
-        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= f->hdr.len)
+        if (sl_memfd_sealed(fd) && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= f->hdr.len)
             map = mmap(NULL, (size_t)f->hdr.len, PROT_READ, MAP_PRIVATE, fd, 0);
         close(fd);
         if (map == MAP_FAILED) {
@@ -568,7 +577,7 @@ static int get_regions(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t er
 
 int sl_wire_get_doc(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t errlen) {
     uint32_t pages = sl_rget_u32(r);
-    if (r->bad) return BAD("document");
+    if (r->bad || pages > SL_WIRE_MAX_PAGES) return BAD("page count");
     if (!append || pages > doc->pages) sl_doc_set_page_count(doc, pages);
     uint32_t nmeta = sl_rget_u32(r);
     for (uint32_t i = 0; i < nmeta; i++) {

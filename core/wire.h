@@ -5,7 +5,8 @@
  * inline; a larger one is written once, straight into a memfd, and only the
  * descriptor crosses the socket (SCM_RIGHTS): a page image or the elements of
  * a long document are never pushed through the socket buffer. A frame may
- * carry one more descriptor (a document's bytes, see workers.c).
+ * carry one more descriptor (a document's bytes, see workers.c). Memfds are
+ * sealed before they travel, and refused unsealed.
  *
  * Encoders run twice over the same data: once with a writer that has no
  * buffer (it only counts), then into a buffer of exactly that size. Readers
@@ -17,12 +18,17 @@
 #ifndef SL_WIRE_H
 #define SL_WIRE_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "document.h"
 
-enum { SL_WIRE_INLINE_MAX = 64 * 1024, SL_WIRE_VERSION = 1 };
+enum {
+    SL_WIRE_INLINE_MAX = 64 * 1024,
+    SL_WIRE_VERSION = 1,
+    SL_WIRE_MAX_PAGES = 1 << 20 /* a page count beyond is refused (it sizes an array) */
+};
 
 typedef enum sl_msg {
     SL_MSG_HELLO = 1,  /* worker: pid, version */
@@ -94,6 +100,13 @@ void sl_frame_attach_fd(sl_frame_out *f, int fd);
 int sl_frame_send(int sock, sl_frame_out *f);
 /* Closes the descriptors; frees the frame unless it is caller storage. */
 void sl_frame_free(sl_frame_out *f);
+
+/* Memfds travel sealed: once sent, neither side can change or resize what
+ * the other is reading (a compromised worker cannot race the core's
+ * decoder). seal: 0 or -1; sealed: 1 if fd carries the seals. */
+#define SL_MEMFD_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+int sl_memfd_seal(int fd);
+int sl_memfd_sealed(int fd);
 
 /* --- reading --- */
 

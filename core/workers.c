@@ -56,8 +56,8 @@
 #include "options.h"
 #include "wire.h"
 
-/* The memory a worker is assumed to need when no limit says otherwise, for
- * the derived worker count. */
+/* The memory a worker is assumed to need, for the derived worker count: a
+ * sluice process with a parser loaded and a document in hand. */
 #define WORKER_MEMORY_GUESS (64ull << 20)
 /* How long a worker that was asked to end may take before SIGTERM, and
  * after it before SIGKILL. */
@@ -80,8 +80,9 @@ struct task {
     void *arg;
     int64_t timeout_ms;
     uint64_t seq;
-    int rc;    /* deferred completions */
-    char *msg; /* deferred completions, malloc'd */
+    int requeues; /* times it went back to the queue, its worker dead before it arrived */
+    int rc;       /* deferred completions */
+    char *msg;    /* deferred completions, malloc'd */
 };
 
 enum { W_STARTING, W_READY, W_LOADING, W_BUSY, W_CLOSING, W_EXITED };
@@ -108,6 +109,7 @@ struct worker {
     int timer_why;
     task *cur;
     int cur_loading; /* cur waits for the plugin's init, not for its call */
+    int lost_output; /* a frame for cur could not be written: the worker never saw it */
     uint64_t docs;
     unsigned char *loaded; /* per slot */
     size_t nloaded;
@@ -277,6 +279,7 @@ static void flush(worker *k) {
         int rc = sl_frame_send(k->fd, k->oq_head);
         if (rc == 0) break;
         if (rc < 0) { /* the worker is gone: its exit will tell why */
+            k->lost_output = 1;
             drop_output(k);
             break;
         }
@@ -451,6 +454,7 @@ static void on_result(worker *k, sl_rbuf *r) {
         return;
     }
     uv_timer_stop(&k->timer);
+    if (rc > 0 || rc < SL_EINVAL) rc = SL_EBADINPUT; /* the worker converts these; a broken one may not */
     char why[1400];
     snprintf(why, sizeof why, "%s", msg ? msg : "");
     if (rc >= 0) {
@@ -565,6 +569,14 @@ static void on_worker_exit(uv_process_t *proc, int64_t status, int sig) {
     }
     k->state = W_EXITED;
     close_worker(k);
+    if (c && !w->freeing && k->lost_output && !k->reason[0] && c->requeues < 2) {
+        /* it died between documents, before this one reached it: not its fault */
+        c->requeues++;
+        c->next = w->qhead;
+        w->qhead = c;
+        if (!w->qtail) w->qtail = c;
+        c = NULL;
+    }
     if (w->start_fails >= MAX_START_FAILURES) {
         char msg[PATH_MAX + 512];
         snprintf(msg, sizeof msg,
@@ -753,7 +765,7 @@ static void enc_run(sl_wbuf *b, const void *arg) {
 
 /* A copy of the bytes in a memfd, for documents that are not a mapped file. */
 static int data_memfd(const sl_doc *d) {
-    int fd = memfd_create("sluice-doc", MFD_CLOEXEC);
+    int fd = memfd_create("sluice-doc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
     size_t done = 0;
     while (done < d->len) {
@@ -764,6 +776,10 @@ static int data_memfd(const sl_doc *d) {
             return -1;
         }
         done += (size_t)n;
+    }
+    if (sl_memfd_seal(fd) != 0) {
+        close(fd);
+        return -1;
     }
     return fd;
 }
@@ -806,6 +822,7 @@ static void start_task(worker *k, task *t) {
     sl_workers *w = k->w;
     k->cur = t;
     k->cur_loading = 0;
+    k->lost_output = 0;
     if (t->slot >= k->nloaded) {
         unsigned char *nl = realloc(k->loaded, w->nslots);
         if (!nl) goto oom;
@@ -908,10 +925,14 @@ static int slot_of(sl_workers *w, sl_instance *inst, size_t *out) {
     return 0;
 }
 
+/* One per core, as many as the memory budget holds. The memory limit is a
+ * ceiling against runaways, not what a worker uses: only a limit below the
+ * guess lowers the estimate. */
 static int derive_count(const sl_workers_opts *o) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1) cores = 1;
-    uint64_t each = o->memory_limit ? o->memory_limit : WORKER_MEMORY_GUESS;
+    uint64_t each =
+        o->memory_limit && o->memory_limit < WORKER_MEMORY_GUESS ? o->memory_limit : WORKER_MEMORY_GUESS;
     uint64_t by_memory = o->memory_budget ? o->memory_budget / each : (uint64_t)cores;
     uint64_t n = by_memory < (uint64_t)cores ? by_memory : (uint64_t)cores;
     return n < 1 ? 1 : (int)n;
@@ -1006,6 +1027,7 @@ int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_worker_op op, sl_doc 
     return 0;
 }
 
+int sl_workers_size(const sl_workers *w) { return w ? w->target : 0; }
 int sl_workers_alive(const sl_workers *w) { return w ? w->alive : 0; }
 uint64_t sl_workers_started(const sl_workers *w) { return w ? w->started : 0; }
 
@@ -1307,7 +1329,8 @@ static int map_data(sl_doc *doc, uint8_t kind, uint64_t len, int fd, const char 
     }
     struct stat st;
     void *m = MAP_FAILED;
-    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == len)
+    if (fd >= 0 && (kind == DATA_PATH || sl_memfd_sealed(fd)) && fstat(fd, &st) == 0 &&
+        (uint64_t)st.st_size == len)
         m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
     if (own >= 0) close(own);
     if (m == MAP_FAILED)

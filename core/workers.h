@@ -50,6 +50,10 @@ int sl_workers_new(sl_ctx *ctx, sl_loop *loop, const sl_workers_opts *opts, sl_w
 /* Queues one operation; runs `done` on the loop thread later. */
 int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_worker_op op, sl_doc *doc, uint32_t page,
                       sl_worker_done done, void *arg);
+/* The number of workers it keeps (opts->count or the derived count). Use
+ * it as an isolated stage's in-flight limit, so operations wait in the
+ * stage's queue (and its statistics) rather than inside the executor. */
+int sl_workers_size(const sl_workers *w);
 /* Workers alive now, and started in all (restarts included), for the report. */
 int sl_workers_alive(const sl_workers *w);
 uint64_t sl_workers_started(const sl_workers *w);

@@ -8,8 +8,10 @@
 # plugin forced there by `isolated = true`, then a plugin that declares the
 # isolated bottleneck itself. Each run ends with status 1, stores every good
 # document, lists each bad one in the --json report with its reason, and
-# leaves no worker process behind. Last, sluice is killed with SIGKILL while
-# a worker hangs: the worker must die with it.
+# leaves no worker process behind. The real Markdown parser and chunker,
+# isolated (with seccomp and recycling), store exactly what they store
+# in-process. Last, sluice is killed with SIGKILL while a worker hangs: the
+# worker must die with it.
 #
 # Usage: isolation.sh SLUICE SOURCE_DIR WORKERS_PLUGIN_DIR
 PLUGINS=$(realpath "${3:?usage: isolation.sh SLUICE SOURCE_DIR WORKERS_PLUGIN_DIR}")
@@ -111,6 +113,52 @@ check_run "isolated = true" "$T/test-bad-parser.db"
 write_ini declared.ini test-bad-isolated 2s ''
 sl -c declared.ini run --json docs
 check_run "bottleneck isolated" "$T/test-bad-isolated.db"
+
+# Isolation changes where stages run, never what is stored: the real
+# Markdown parser and chunker in workers (recycled every 3 documents, under
+# the seccomp filter) give the same store, byte for byte, as in-process.
+write_real_ini() {
+    cat >"$1" <<EOF
+[sluice]
+workers = 2
+worker_max_documents = 3
+worker_seccomp = true
+include = *.md
+
+[route.text]
+media = text/markdown text/plain
+stages = markdown chunker embedder
+sink = store
+
+[markdown]
+plugin = parse-markdown
+$3
+
+[chunker]
+plugin = chunk-text
+size = 400
+overlap = 50
+$3
+
+[embedder]
+plugin = embed-hash
+dimension = 64
+
+[store]
+plugin = sink-sqlite
+path = $T/$2
+EOF
+}
+mkdir real
+cp "$SRC"/examples/corpus/*.md real/
+write_real_ini real-isolated.ini isolated.db 'isolated = true'
+write_real_ini real-inprocess.ini inprocess.db ''
+sl_ok -c real-isolated.ini run --json real
+check_eq "isolated run: everything stored" "$(json .documents.stored)" "$ngood"
+check_eq "isolated run: no worker process left" "$(leftover_workers)" 0
+sl_ok -c real-inprocess.ini run --json real
+check_eq "same store with and without isolation" "$(store_digest "$T/isolated.db")" "$(store_digest "$T/inprocess.db")"
+check_gt "the store is not empty" "$(sql "$T/isolated.db" "SELECT count(*) FROM chunks;")" "$ngood"
 
 # Without isolation the same segfault takes sluice itself down: the runs
 # above really ran the parser elsewhere.

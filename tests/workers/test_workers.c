@@ -441,6 +441,40 @@ static void test_workers_are_recycled(void) {
     sl_loop_free(loop);
 }
 
+/* --- a worker that dies between documents --- */
+
+static void test_idle_worker_death_costs_no_document(void) {
+    sl_loop *loop;
+    CHECK_INT(sl_loop_new(&loop), 0);
+    sl_instance *inst = instance("test-bad-parser", "idle", NULL, 0);
+    sl_workers_opts o = base_opts();
+    o.count = 1;
+    sl_workers *w;
+    CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
+    if (!w) return;
+    sl_doc *a = text_doc("a.md", "# a\n"), *b = text_doc("b.md", "# b\n");
+    result ra = {0}, rb = {0};
+    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, a, 0, on_done, &ra), 0);
+    sl_loop_run(loop);
+    CHECK_INT(ra.rc, 0);
+    long pid = meta_long(a, "pid");
+    /* killed from outside while idle; the loop has not seen it yet */
+    CHECK_INT(kill((pid_t)pid, SIGKILL), 0);
+    usleep(100 * 1000);
+    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, b, 0, on_done, &rb), 0);
+    sl_loop_run(loop);
+    CHECK_INT(rb.calls, 1);
+    CHECK_INT(rb.rc, 0);
+    CHECK(meta_long(b, "pid") > 0 && meta_long(b, "pid") != pid);
+    CHECK_INT(sl_workers_started(w), 2);
+    sl_workers_free(w);
+    check_no_children();
+    sl_document_free(a);
+    sl_document_free(b);
+    sl_instance_free(inst);
+    sl_loop_free(loop);
+}
+
 /* --- init, secrets, the document's bytes --- */
 
 static void test_init_failures_are_fatal(void) {
@@ -593,16 +627,23 @@ static void test_worker_count_is_derived_from_cores_and_memory(void) {
     o.memory_budget = 100 * MIB; /* room for one 64 MiB worker */
     sl_workers *w;
     CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
+    CHECK_INT(sl_workers_size(w), 1);
     CHECK_INT(sl_workers_alive(w), 1);
     sl_workers_free(w);
     o.memory_budget = 1ull << 40; /* then cores decide */
     CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
     CHECK_INT(sl_workers_alive(w), (int)sysconf(_SC_NPROCESSORS_ONLN));
     sl_workers_free(w);
-    o.memory_budget = 1ull << 40;
-    o.memory_limit = 1ull << 39; /* a limit is what each worker may take */
+    o.memory_budget = 256 * MIB;
+    o.memory_limit = 4096 * MIB; /* a ceiling against runaways, not what a worker takes */
     CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
-    CHECK_INT(sl_workers_alive(w), sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    CHECK_INT(sl_workers_size(w), cores < 4 ? cores : 4);
+    sl_workers_free(w);
+    o.count = 3; /* said outright: no deriving */
+    CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
+    CHECK_INT(sl_workers_size(w), 3);
+    CHECK_INT(sl_workers_alive(w), 3);
     sl_workers_free(w);
     check_no_children();
     sl_loop_free(loop);
@@ -619,6 +660,7 @@ int main(void) {
     test_page_and_chunk_state_round_trip();
     test_seccomp_denies_network_and_writes();
     test_workers_are_recycled();
+    test_idle_worker_death_costs_no_document();
     test_init_failures_are_fatal();
     test_secrets_reach_the_worker_but_never_its_messages();
     test_file_bytes_are_checked_against_the_hash();
