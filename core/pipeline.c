@@ -153,6 +153,7 @@ struct run {
     uv_signal_t sigint, sigterm;
     uv_timer_t progress;
     int progress_on;
+    uv_timer_t heartbeat; /* re-pumps every queue once a second: no unit can be forgotten */
     uint64_t t0;
 };
 
@@ -1107,6 +1108,7 @@ static void stop_handles(run *r) {
     }
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->heartbeat, NULL);
     for (size_t i = 0; i < r->nstages; i++) {
         if (r->stages[i]->timer_open) {
             uv_close((uv_handle_t *)&r->stages[i]->timer, NULL);
@@ -1175,6 +1177,14 @@ static void progress_tick(uv_timer_t *t) {
 }
 
 static void progress_clear_hook(void *arg) { sl_progress_clear(); }
+
+/* Every wake-up that can free a slot pumps the queues that wait for it;
+ * this once-a-second pass is the safety net that keeps a run live if a
+ * plugin completes in an order nobody foresaw. */
+static void heartbeat_tick(uv_timer_t *t) {
+    run *r = t->data;
+    for (size_t i = 0; i < r->nstages; i++) pump(r->stages[i]);
+}
 
 /* One provider per instance, shared by every stage that calls it (a sink's
  * lookup, store and prune), so its limits hold across them. */
@@ -1418,6 +1428,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         st->timer.data = st;
         st->timer_open = 1;
     }
+    uv_timer_init(uv, &r->heartbeat);
+    r->heartbeat.data = r;
+    uv_timer_start(&r->heartbeat, heartbeat_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&r->heartbeat);
     uv_signal_init(uv, &r->sigint);
     uv_signal_init(uv, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;

@@ -134,16 +134,17 @@ void pg_op_free(pg_op *op) {
 /* --- errors --- */
 
 int pg_error_kind(const char *sqlstate) {
-    if (!sqlstate || strlen(sqlstate) != 5) return SL_ERETRY; /* no server verdict: client side, or the link */
-    if (strcmp(sqlstate, "SLD01") == 0) return SL_EFATAL;     /* our own: a store of another dimension */
-    if (strncmp(sqlstate, "08", 2) == 0) return SL_ERETRY;    /* connection exception */
-    if (strncmp(sqlstate, "40", 2) == 0) return SL_ERETRY;    /* serialization failure, deadlock */
-    if (strncmp(sqlstate, "57P", 3) == 0) return SL_ERETRY;   /* shutdown, crash, starting up */
-    if (strcmp(sqlstate, "57014") == 0) return SL_ERETRY;     /* query cancelled */
-    if (strcmp(sqlstate, "55P03") == 0) return SL_ERETRY;     /* lock not available */
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return SL_ERETRY;                                   /* no server verdict: client side, or the link */
+    if (strcmp(sqlstate, "SLD01") == 0) return SL_EFATAL;   /* our own: a store of another dimension */
+    if (strncmp(sqlstate, "08", 2) == 0) return SL_ERETRY;  /* connection exception */
+    if (strncmp(sqlstate, "40", 2) == 0) return SL_ERETRY;  /* serialization failure, deadlock */
+    if (strncmp(sqlstate, "57P", 3) == 0) return SL_ERETRY; /* shutdown, crash, starting up */
+    if (strcmp(sqlstate, "57014") == 0) return SL_ERETRY;   /* query cancelled */
+    if (strcmp(sqlstate, "55P03") == 0) return SL_ERETRY;   /* lock not available */
     if (strcmp(sqlstate, "53200") == 0 || strcmp(sqlstate, "53300") == 0)
-        return SL_ERETRY;                                   /* server out of memory, too many connections */
-    if (strncmp(sqlstate, "23", 2) == 0) return SL_ERETRY;  /* a concurrent writer got in between */
+        return SL_ERETRY;                                     /* server out of memory, too many connections */
+    if (strncmp(sqlstate, "23", 2) == 0) return SL_ERETRY;    /* a concurrent writer got in between */
     if (strncmp(sqlstate, "22", 2) == 0) return SL_EBADINPUT; /* data exception: this document's values */
     if (strncmp(sqlstate, "54", 2) == 0) return SL_EBADINPUT; /* program limit: a row or value too large */
     return SL_EFATAL; /* disk full, undefined table, permission, internal error, ... */
@@ -171,6 +172,8 @@ struct pg_pool {
     conn *conns;
     pg_op *qhead, *qtail;
     int queued;
+    pg_op *ended; /* failed while a plugin callback ran: answered from a timer */
+    sl_timer *answer;
     char last_error[512]; /* why the last connection attempt failed */
 };
 
@@ -284,6 +287,31 @@ static void complete(pg_op *op, int rc) {
     sl_call_done(call, rc);
 }
 
+/* Answers the ops in p->ended. */
+static void answer_ended(void *arg) {
+    pg_pool *p = arg;
+    p->answer = NULL;
+    while (p->ended) {
+        pg_op *op = p->ended;
+        p->ended = op->next;
+        complete(op, op->code);
+    }
+}
+
+/* Fails op later, from a timer: ops fail while the core is calling into
+ * the plugin (a store finding no connection fails the others waiting),
+ * and the core is not re-entered from inside its own call. */
+static void complete_later(pg_pool *p, pg_op *op) {
+    pg_op **tail = &p->ended;
+    while (*tail) tail = &(*tail)->next;
+    op->next = NULL;
+    *tail = op;
+    if (!p->answer && sl_timer_start(p->conf.inst, 0, answer_ended, p, &p->answer) != 0) {
+        p->answer = NULL;
+        answer_ended(p); /* no timer: answer now rather than never */
+    }
+}
+
 /* c is free: it takes the next waiting op, if any. */
 static void conn_next(conn *c) {
     pg_op *op = dequeue(c->pool);
@@ -392,7 +420,7 @@ static void fail_unservable(pg_pool *p) {
         pg_op_fail(op, SL_ERETRY, "%s '%s': cannot connect to %s: %s", op->what, op->subject, p->conf.where,
                    p->last_error);
         op->retry_after_ms = UNREACHABLE_RETRY_MS;
-        complete(op, SL_ERETRY);
+        complete_later(p, op);
     }
 }
 
@@ -411,9 +439,9 @@ static void conn_broken(conn *c) {
         /* whatever the op's statements said before, the connection's end
          * is the cause now, and worth another try */
         op->code = 0;
-        pg_op_fail(op, SL_ERETRY, "%s '%s': lost the connection to %s: %s", op->what, op->subject, p->conf.where,
-                   why);
-        complete(op, SL_ERETRY);
+        pg_op_fail(op, SL_ERETRY, "%s '%s': lost the connection to %s: %s", op->what, op->subject,
+                   p->conf.where, why);
+        complete_later(p, op);
     }
     if (p->queued) grow(p);
     fail_unservable(p);
@@ -445,10 +473,17 @@ static void conn_begin(conn *c, pg_op *op) {
         /* nothing of this op reached the server: it waits for a new connection */
         char why[512];
         conn_message(c, why, sizeof why, "the connection was closed");
-        sl_log(p->conf.inst, SL_LOG_INFO, "%s closed an idle connection (%s): reconnecting", p->conf.where, why);
+        sl_log(p->conf.inst, SL_LOG_INFO, "%s closed an idle connection (%s): reconnecting", p->conf.where,
+               why);
         c->op = NULL;
         conn_close(c);
-        op->attempts++;
+        if (++op->attempts > p->conf.size) {
+            /* every connection it was given had died: let the core back off */
+            pg_op_fail(op, SL_ERETRY, "%s '%s': the connections to %s keep closing: %s", op->what,
+                       op->subject, p->conf.where, why);
+            complete_later(p, op);
+            return;
+        }
         enqueue_front(p, op);
         grow(p);
         fail_unservable(p);
@@ -494,8 +529,9 @@ static void handle_result(conn *c, const PGresult *res) {
     case PGRES_FATAL_ERROR:
     case PGRES_NONFATAL_ERROR:
     case PGRES_BAD_RESPONSE: record_error(c, res); break;
-    default: pg_op_fail(op, SL_EFATAL, "%s '%s': unexpected result %s", op->what, op->subject,
-                        PQresStatus(PQresultStatus(res)));
+    default:
+        pg_op_fail(op, SL_EFATAL, "%s '%s': unexpected result %s", op->what, op->subject,
+                   PQresStatus(PQresultStatus(res)));
     }
 }
 
@@ -629,6 +665,11 @@ void pg_pool_free(pg_pool *p) {
     }
     pg_op *op;
     while ((op = dequeue(p)) != NULL) pg_op_free(op);
+    if (p->answer) sl_timer_stop(p->answer);
+    while ((op = p->ended) != NULL) {
+        p->ended = op->next;
+        pg_op_free(op);
+    }
     free(p->conns);
     free(p);
 }

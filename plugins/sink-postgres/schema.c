@@ -214,7 +214,8 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
         snprintf(where, sizeof where, "%s\x1f%s", schema, prefix);
         snprintf(key, sizeof key, "%lld", (long long)sl_hash64(where, strlen(where), 0x51u));
         const char *params[] = {key};
-        rc = run(conn, "SELECT pg_advisory_xact_lock($1::bigint)", 1, params, NULL, "advisory lock", err, errlen);
+        rc = run(conn, "SELECT pg_advisory_xact_lock($1::bigint)", 1, params, NULL, "advisory lock", err,
+                 errlen);
     }
     if (!rc && *schema) {
         char *q = PQescapeIdentifier(conn, schema, strlen(schema));
@@ -233,8 +234,8 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
     char stored_vector[16] = "";
     if (!rc) {
         PGresult *r = NULL;
-        snprintf(sql, sizeof sql, "SELECT key, value FROM %s WHERE key IN ('schema_version', 'vector', 'dimension')",
-                 n->meta);
+        snprintf(sql, sizeof sql,
+                 "SELECT key, value FROM %s WHERE key IN ('schema_version', 'vector', 'dimension')", n->meta);
         rc = run(conn, sql, 0, NULL, &r, "reading the meta table", err, errlen);
         for (int i = 0; !rc && i < PQntuples(r); i++) {
             const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);

@@ -37,7 +37,8 @@ static const sl_option options[] = {
     {.name = "host",
      .type = SL_OPT_STRING,
      .def = "",
-     .help = "server host name, address or socket folder; empty: libpq's default (PGHOST, else the local socket)",
+     .help =
+         "server host name, address or socket folder; empty: libpq's default (PGHOST, else the local socket)",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(pg_config, host)},
     {.name = "port",
@@ -97,7 +98,8 @@ static const sl_option options[] = {
     {.name = "vector",
      .type = SL_OPT_ENUM,
      .def = "auto",
-     .help = "a new store's vectors: pgvector (vector(n), HNSW), array (real[]), auto: pgvector if the server has it",
+     .help = "a new store's vectors: pgvector (vector(n), HNSW), array (real[]), auto: pgvector if the "
+             "server has it",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(pg_config, vector),
      .choices = "auto|pgvector|array"},
@@ -152,9 +154,10 @@ static int make_statements(sink *s) {
     const pg_names *n = &s->schema.names;
     s->sql[Q_BEGIN] = strdup("BEGIN");
     s->sql[Q_COMMIT] = strdup("COMMIT");
-    s->sql[Q_RUN] = format("INSERT INTO %s(run_id) VALUES ($1::bigint) ON CONFLICT (run_id) DO NOTHING", n->runs);
-    s->sql[Q_LOOKUP] =
-        format("UPDATE %s SET seen_run = $2::bigint WHERE uri = $1 RETURNING hash, fingerprint", n->documents);
+    s->sql[Q_RUN] =
+        format("INSERT INTO %s(run_id) VALUES ($1::bigint) ON CONFLICT (run_id) DO NOTHING", n->runs);
+    s->sql[Q_LOOKUP] = format(
+        "UPDATE %s SET seen_run = $2::bigint WHERE uri = $1 RETURNING hash, fingerprint", n->documents);
     s->sql[Q_UPSERT] = format(
         "INSERT INTO %s AS d(uri, hash, fingerprint, media_type, bytes, title, metadata, chunk_count,"
         " stored_at, stored_run, seen_run)"
@@ -168,14 +171,14 @@ static int make_statements(sink *s) {
         format("DELETE FROM %s WHERE doc_id = (SELECT id FROM %s WHERE uri = $1)", n->chunks, n->documents);
     /* $9 holds every vector of the batch back to back; chunk i's is the
      * slice at its offset. The slice is real[]; pgvector casts it. */
-    s->sql[Q_INSERT_CHUNKS] = format(
-        "INSERT INTO %s(doc_id, ordinal, page, line, heading, text, summary, dim, embedding)"
-        " SELECT d.id, c.ordinal, c.page, c.line, c.heading, c.text, c.summary, c.dim,"
-        " CASE WHEN c.dim > 0 THEN ($9::real[])[c.voff + 1 : c.voff + c.dim]%s END"
-        " FROM (SELECT id FROM %s WHERE uri = $1) AS d,"
-        " unnest($2::integer[], $3::integer[], $4::integer[], $5::text[], $6::text[], $7::text[],"
-        " $8::integer[], $10::integer[]) AS c(ordinal, page, line, heading, text, summary, dim, voff)",
-        n->chunks, s->schema.pgvector ? "::vector" : "", n->documents);
+    s->sql[Q_INSERT_CHUNKS] =
+        format("INSERT INTO %s(doc_id, ordinal, page, line, heading, text, summary, dim, embedding)"
+               " SELECT d.id, c.ordinal, c.page, c.line, c.heading, c.text, c.summary, c.dim,"
+               " CASE WHEN c.dim > 0 THEN ($9::real[])[c.voff + 1 : c.voff + c.dim]%s END"
+               " FROM (SELECT id FROM %s WHERE uri = $1) AS d,"
+               " unnest($2::integer[], $3::integer[], $4::integer[], $5::text[], $6::text[], $7::text[],"
+               " $8::integer[], $10::integer[]) AS c(ordinal, page, line, heading, text, summary, dim, voff)",
+               n->chunks, s->schema.pgvector ? "::vector" : "", n->documents);
     /* Under a root: the root itself, or [root/, root0): '0' follows '/',
      * and uri compares bytewise (COLLATE "C"), so the range is exactly
      * "starts with root/"; no LIKE, nothing to escape. */
@@ -201,15 +204,15 @@ static int make_statements(sink *s) {
             n->chunks, n->documents);
     else
         /* exact: the server computes every cosine; $3 is the query's norm */
-        s->sql[Q_QUERY] = format(
-            "SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score"
-            " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text,"
-            " (SELECT sum(a::float8 * b) / NULLIF(sqrt(sum(a::float8 * a)) * $3::float8, 0)"
-            " FROM unnest(c.embedding, $1::real[]) AS t(a, b)) AS score"
-            " FROM %s AS c WHERE c.embedding IS NOT NULL"
-            " ORDER BY score DESC NULLS LAST LIMIT $2::integer) AS n"
-            " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.score DESC, d.uri, n.ordinal",
-            n->chunks, n->documents);
+        s->sql[Q_QUERY] =
+            format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score"
+                   " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text,"
+                   " (SELECT sum(a::float8 * b) / NULLIF(sqrt(sum(a::float8 * a)) * $3::float8, 0)"
+                   " FROM unnest(c.embedding, $1::real[]) AS t(a, b)) AS score"
+                   " FROM %s AS c WHERE c.embedding IS NOT NULL"
+                   " ORDER BY score DESC NULLS LAST LIMIT $2::integer) AS n"
+                   " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.score DESC, d.uri, n.ordinal",
+                   n->chunks, n->documents);
     for (int i = 0; i < Q_COUNT; i++)
         if (!s->sql[i]) return SL_ENOMEM;
     return 0;
@@ -228,14 +231,14 @@ static const char *dimension_sql(sink *s, uint32_t dim) {
         pg = format("ALTER TABLE %s ALTER COLUMN embedding TYPE vector(%u);"
                     " CREATE INDEX IF NOT EXISTS %s ON %s USING hnsw (embedding vector_cosine_ops);",
                     n->chunks, dim, n->hnsw_index, n->chunks);
-    char *body =
-        format("DECLARE have text; BEGIN LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE;"
-               " SELECT value INTO have FROM %s WHERE key = 'dimension';"
-               " IF have IS NULL THEN %s INSERT INTO %s(key, value) VALUES ('dimension', '%u');"
-               " ELSIF have <> '%u' THEN RAISE EXCEPTION"
-               " 'the store holds %%-dimensional vectors; this document''s have %u (use another table_prefix)',"
-               " have USING ERRCODE = 'SLD01'; END IF; END",
-               n->meta, n->meta, pg ? pg : "", n->meta, dim, dim, dim);
+    char *body = format(
+        "DECLARE have text; BEGIN LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE;"
+        " SELECT value INTO have FROM %s WHERE key = 'dimension';"
+        " IF have IS NULL THEN %s INSERT INTO %s(key, value) VALUES ('dimension', '%u');"
+        " ELSIF have <> '%u' THEN RAISE EXCEPTION"
+        " 'the store holds %%-dimensional vectors; this document''s have %u (use another table_prefix)',"
+        " have USING ERRCODE = 'SLD01'; END IF; END",
+        n->meta, n->meta, pg ? pg : "", n->meta, dim, dim, dim);
     free(pg);
     if (!body) return NULL;
     /* a dollar-quote tag that the body (quoted names included) does not contain */
@@ -273,8 +276,8 @@ static bool one_of(const char *v, const char *const *list) {
 }
 
 static int check_options(sl_instance *inst, const pg_config *c) {
-    static const char *const sslmodes[] = {"", "disable", "allow", "prefer", "require", "verify-ca", "verify-full",
-                                           NULL};
+    static const char *const sslmodes[] = {"",        "disable",   "allow",       "prefer",
+                                           "require", "verify-ca", "verify-full", NULL};
     if (c->port < 0 || c->port > 65535)
         return sl_instance_fail(inst, SL_EFATAL, "option 'port': %lld is not a port (0 to 65535)",
                                 (long long)c->port);
@@ -364,8 +367,8 @@ static int init(sl_instance *inst, const void *config, void **state) {
         return rc;
     }
     if (PQserverVersion(conn) < 110000) {
-        rc = sl_instance_fail(inst, SL_EFATAL, "%s runs PostgreSQL %d; sink-postgres needs 11 or later", s->where,
-                              PQserverVersion(conn));
+        rc = sl_instance_fail(inst, SL_EFATAL, "%s runs PostgreSQL %d; sink-postgres needs 11 or later",
+                              s->where, PQserverVersion(conn));
         PQfinish(conn);
         sink_free(s);
         return rc;
@@ -472,8 +475,8 @@ static int lookup(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
     const char *uri = sl_doc_uri(doc);
     if (!text_ok(uri, strlen(uri)))
-        return sl_fail(call, SL_EBADINPUT, "lookup '%s': the path is not valid UTF-8, which PostgreSQL text requires",
-                       uri);
+        return sl_fail(call, SL_EBADINPUT,
+                       "lookup '%s': the path is not valid UTF-8, which PostgreSQL text requires", uri);
     pg_op *op = pg_op_new(call, "lookup", uri);
     lookup_ctx *lc = op ? pg_op_alloc(op, sizeof *lc) : NULL;
     if (!lc) {
@@ -510,7 +513,8 @@ static int add_chunk_batch(sink *s, pg_op *op, sl_doc *doc, size_t from, size_t 
         if (sl_chunk_vector(doc, i, &d) && d) nfloats += d;
         if (!sl_chunk_summary(doc, i)) summary_null = true;
     }
-    if (nfloats > INT32_MAX) return pg_op_fail(op, SL_EBADINPUT, "store '%s': too many vector values", op->subject);
+    if (nfloats > INT32_MAX)
+        return pg_op_fail(op, SL_EBADINPUT, "store '%s': too many vector values", op->subject);
     pg_array_header(&ord, PG_OID_INT4, n, false);
     pg_array_header(&page, PG_OID_INT4, n, false);
     pg_array_header(&line, PG_OID_INT4, n, false);
@@ -574,8 +578,8 @@ static void store_end(pg_op *op, int rc) {
 static int store_check(sl_call *call, sink *s, sl_doc *doc, uint32_t *dim_out) {
     const char *uri = sl_doc_uri(doc);
     if (!text_ok(uri, strlen(uri)))
-        return sl_fail(call, SL_EBADINPUT, "store '%s': the path is not valid UTF-8, which PostgreSQL text requires",
-                       uri);
+        return sl_fail(call, SL_EBADINPUT,
+                       "store '%s': the path is not valid UTF-8, which PostgreSQL text requires", uri);
     const char *title = sl_doc_meta_get(doc, "title");
     if (title && !text_ok(title, strlen(title)))
         return sl_fail(call, SL_EBADINPUT, "store '%s': the title is not valid UTF-8", uri);
@@ -588,20 +592,21 @@ static int store_check(sl_call *call, sink *s, sl_doc *doc, uint32_t *dim_out) {
         if (!text_ok(t ? t : "", t ? len : 0) || !text_ok(h ? h : "", h ? strlen(h) : 0) ||
             (sum && !text_ok(sum, strlen(sum))))
             return sl_fail(call, SL_EBADINPUT,
-                           "store '%s': chunk %zu holds bytes PostgreSQL text cannot (invalid UTF-8 or NUL)", uri,
-                           i);
+                           "store '%s': chunk %zu holds bytes PostgreSQL text cannot (invalid UTF-8 or NUL)",
+                           uri, i);
         uint32_t d = 0;
         if (!sl_chunk_vector(doc, i, &d) || d == 0) continue;
         if (dim && d != dim)
-            return sl_fail(call, SL_EBADINPUT, "store '%s': chunk %zu has a %u-dimensional vector, chunk 0 %u", uri,
-                           i, d, dim);
+            return sl_fail(call, SL_EBADINPUT,
+                           "store '%s': chunk %zu has a %u-dimensional vector, chunk 0 %u", uri, i, d, dim);
         dim = d;
     }
     if (dim && s->schema.dim && dim != s->schema.dim)
-        return sl_fail(call, SL_EFATAL,
-                       "store '%s': the store holds %u-dimensional vectors; this document's have %u (use another "
-                       "table_prefix, or drop the tables)",
-                       uri, s->schema.dim, dim);
+        return sl_fail(
+            call, SL_EFATAL,
+            "store '%s': the store holds %u-dimensional vectors; this document's have %u (use another "
+            "table_prefix, or drop the tables)",
+            uri, s->schema.dim, dim);
     *dim_out = dim;
     return 0;
 }
@@ -655,8 +660,10 @@ static int store(sl_call *call, sl_doc *doc) {
     if (del) pg_stmt_text(del, 0, uri);
     if (!del) pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", uri);
     for (size_t from = 0; from < nchunks && !op->code; from += CHUNKS_PER_INSERT)
-        add_chunk_batch(s, op, doc, from, from + CHUNKS_PER_INSERT < nchunks ? from + CHUNKS_PER_INSERT : nchunks);
-    if (!op->code && !pg_op_stmt(op, s->sql[Q_COMMIT], 0)) pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", uri);
+        add_chunk_batch(s, op, doc, from,
+                        from + CHUNKS_PER_INSERT < nchunks ? from + CHUNKS_PER_INSERT : nchunks);
+    if (!op->code && !pg_op_stmt(op, s->sql[Q_COMMIT], 0))
+        pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", uri);
     return pg_pool_submit(s->pool, op);
 }
 
@@ -735,10 +742,10 @@ static int query_result(pg_op *op, int stmt, const PGresult *res) {
         if (PQgetisnull(res, r, 6)) continue; /* a zero vector has no direction */
         double score = strtod(PQgetvalue(res, r, 6), NULL);
         if (isnan(score)) continue;
-        int rc = sl_hits_add(qc->hits, score, PQgetvalue(res, r, 0), (uint32_t)strtoul(PQgetvalue(res, r, 1), NULL, 10),
-                             (uint32_t)strtoul(PQgetvalue(res, r, 2), NULL, 10),
-                             (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10), PQgetvalue(res, r, 4),
-                             PQgetvalue(res, r, 5));
+        int rc = sl_hits_add(
+            qc->hits, score, PQgetvalue(res, r, 0), (uint32_t)strtoul(PQgetvalue(res, r, 1), NULL, 10),
+            (uint32_t)strtoul(PQgetvalue(res, r, 2), NULL, 10),
+            (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
         if (rc < 0) return pg_op_fail(op, rc, "query: cannot add a hit: %s", sl_strerror(rc));
     }
     return 0;
@@ -764,7 +771,8 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     if (!vector || dim == 0 || !hits) return sl_fail(call, SL_EINVAL, "query: no vector");
     if (k == 0) return 0;
     for (uint32_t i = 0; i < dim; i++)
-        if (!isfinite(vector[i])) return sl_fail(call, SL_EBADINPUT, "query: the vector holds NaN or infinity");
+        if (!isfinite(vector[i]))
+            return sl_fail(call, SL_EBADINPUT, "query: the vector holds NaN or infinity");
     if (s->schema.dim && s->schema.dim != dim)
         return sl_fail(call, SL_EFATAL, "query: the store holds %u-dimensional vectors; the query has %u",
                        s->schema.dim, dim);
@@ -810,7 +818,8 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
             pg_stmt_text(st, 1, num(op, limit));
             pg_stmt_text(st, 2, pg_op_strdup(op, norm));
         }
-        if (!st || !arr || !st->values[1] || !st->values[2]) pg_op_fail(op, SL_ENOMEM, "query: out of memory");
+        if (!st || !arr || !st->values[1] || !st->values[2])
+            pg_op_fail(op, SL_ENOMEM, "query: out of memory");
     }
     return pg_pool_submit(s->pool, op);
 }

@@ -103,7 +103,7 @@ struct pg_op {
     /* the pool's */
     pg_block *blocks;
     pg_op *next;
-    int attempts; /* times it was sent on a connection that then proved dead */
+    int attempts; /* times the connection it was given proved closed before it was sent */
     int code;     /* first failure, 0 if none */
     int64_t retry_after_ms;
     char msg[900];
@@ -159,9 +159,9 @@ typedef struct pg_names {
 
 typedef struct pg_schema {
     pg_names names;
-    bool pgvector;  /* vector(n) with HNSW; else real[] */
-    uint32_t dim;   /* the dimension of stored vectors; 0 until the first store with vectors */
-    int version;    /* schema version found (after migration: current) */
+    bool pgvector; /* vector(n) with HNSW; else real[] */
+    uint32_t dim;  /* the dimension of stored vectors; 0 until the first store with vectors */
+    int version;   /* schema version found (after migration: current) */
 } pg_schema;
 
 /* On the blocking init connection: creates the schema or migrates it,

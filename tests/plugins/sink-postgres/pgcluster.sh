@@ -35,9 +35,11 @@ die() {
     die "PostgreSQL's server binaries are not installed (Debian: apt-get install postgresql; scripts/deps.sh)"
 
 # as_pg CMD...: runs CMD as the cluster's owner.
+# From /, which the postgres user can always enter (the caller's folder may
+# be closed to it).
 as_pg() {
     if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi

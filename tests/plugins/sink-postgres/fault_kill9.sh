@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tests/plugins/sink-postgres/fault_kill9.sh - sluice killed with SIGKILL in
+# the middle of runs into PostgreSQL, then run again to the end, leaves the
+# same rows as a run that was never interrupted: the server rolls back the
+# transactions of the dead connections, so a document is in the store whole
+# or not at all, and the next run stores what is missing. Store A (tables
+# a_*) comes from one uninterrupted run, store B (b_*) from killed runs and
+# a last one; their digests (every document and chunk, vectors included,
+# ids, times and run numbers left out) must be equal.
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../../e2e/lib.sh"
+source "$HERE/pglib.sh"
+
+pg_start
+ndocs=1500
+bash "$SRC/bench/gen_corpus.sh" "$ndocs" docs 2500 9 >/dev/null
+write_conf pg.ini "$PG_PORT"
+
+t0=$(now_ms)
+sl_ok -c pg.ini --set store.table_prefix=a_ run --json docs
+ta=$(($(now_ms) - t0))
+check_eq "uninterrupted run: stored" "$(json .documents.stored)" "$ndocs"
+digest_a=$(pg_digest a_)
+echo "uninterrupted run took ${ta} ms"
+
+# Kill at random moments until 3 kills found sluice running with documents
+# left to store (a kill after it finished tests nothing), at most 15 tries.
+# Each resumed run has less left to do, so each delay is drawn from the
+# first 60% of the time the remaining documents took in the uninterrupted
+# run; once store B is complete there is nothing left to interrupt.
+RANDOM=$$
+landed=0
+tries=0
+partial=0
+while ((landed < 3 && tries < 15)); do
+    stored=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
+    [[ $stored -lt $ndocs ]] || break
+    tries=$((tries + 1))
+    left_ms=$((ta * (ndocs - stored) / ndocs))
+    delay=$((30 + RANDOM % (left_ms * 6 / 10 + 1)))
+    "$SLUICE" -c pg.ini --set store.table_prefix=b_ run --json docs </dev/null >/dev/null 2>&1 &
+    pid=$!
+    sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
+    state="had already exited"
+    if kill -9 "$pid" 2>/dev/null; then state=killed; fi
+    wait "$pid" 2>/dev/null || true
+    stored=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
+    if [[ $state == killed && $stored != "$ndocs" ]]; then
+        landed=$((landed + 1))
+        if [[ $stored -gt 0 ]]; then partial=$((partial + 1)); fi
+    fi
+    echo "try $tries: after ${delay} ms sluice $state; store B holds $stored documents"
+done
+check_gt "kills that found sluice running" "$landed" 1
+check_gt "kills that left store B partly written" "$partial" 0
+check_eq "store B: every stored document has all its chunks" \
+    "$(pg_sql "SELECT count(*) FROM b_documents d WHERE chunk_count <>
+               (SELECT count(*) FROM b_chunks c WHERE c.doc_id = d.id)")" 0
+
+sl_ok -c pg.ini --set store.table_prefix=b_ run --json docs
+check_eq "resumed run: failed" "$(json .documents.failed)" 0
+check_eq "resumed run: stored + skipped = all" \
+    "$(($(json .documents.stored) + $(json .documents.skipped)))" "$ndocs"
+check_gt "resumed run: skipped what the killed runs stored" "$(json .documents.skipped)" 0
+check_eq "store B (killed, resumed) = store A (uninterrupted)" "$(pg_digest b_)" "$digest_a"
+
+sl_ok -c pg.ini --set store.table_prefix=b_ run --json docs
+check_eq "run after completion: every document skipped" "$(json .documents.skipped)" "$ndocs"
+check_eq "run after completion: digest unchanged" "$(pg_digest b_)" "$digest_a"
+
+finish
