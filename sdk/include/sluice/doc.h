@@ -138,11 +138,12 @@ size_t sl_doc_page_text_chars(const sl_doc *doc, uint32_t page);
 
 /* Adds a region: a labelled box ("text", "table", "figure", ...) in page
  * coordinates with the model's score (0..1). Returns its index. */
-int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0, float y0, float x1,
-                      float y1);
+int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0, float y0,
+                      float x1, float y1);
 size_t sl_doc_region_count(const sl_doc *doc);
 /* Region i: page, label, score and box; 0, or SL_EINVAL when out of range. */
-int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score, float box[4]);
+int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score,
+                  float box[4]);
 
 /* --- query results (sinks) --- */
 
