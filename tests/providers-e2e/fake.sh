@@ -12,7 +12,8 @@ if [[ $# -lt 3 ]]; then
     echo "usage: $0 SLUICE SOURCE_DIR FAKE_PROVIDER" >&2
     exit 2
 fi
-FAKE=$(realpath "$3")
+# lib.sh has moved into $T already: a relative path is from where we started.
+FAKE=$(cd "$OLDPWD" && realpath "$3")
 [[ -x $FAKE ]] || {
     echo "FAIL: $FAKE is not an executable (the fake provider is built with the tests)" >&2
     exit 1
@@ -40,10 +41,11 @@ trap 'rc=$?; stop_fakes; (exit $rc); cleanup' EXIT
 start_fake() {
     local name=$1 out=$T/.fake-$1.out i port=
     shift
+    : >"$out"
     "$FAKE" --port 0 "$@" >"$out" 2>"$T/.fake-$name.err" &
     FAKE_PID[$name]=$!
     for ((i = 0; i < 100; i++)); do
-        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null)
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out" || true)
         [[ -n $port ]] && break
         kill -0 "${FAKE_PID[$name]}" 2>/dev/null || break
         sleep 0.05
@@ -96,4 +98,14 @@ store_once() {
     check_gt "$what: chunks stored" "$(sql "$db" 'SELECT count(*) FROM chunks;')" "$((n - 1))"
     check_eq "$what: every chunk has a vector of dim float32s" \
         "$(sql "$db" 'SELECT count(*) FROM chunks WHERE vector IS NULL OR dim <= 0 OR length(vector) != 4 * dim;')" 0
+}
+
+# tsl LABEL ARGS...: sl, and one line saying how long it ran (for people
+# reading the log; nothing asserts on it).
+tsl() {
+    local label=$1 t0
+    shift
+    t0=$(now_ms)
+    sl "$@"
+    echo "$label: sluice exited $RC after $(($(now_ms) - t0)) ms"
 }
