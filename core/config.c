@@ -268,11 +268,12 @@ static int syntax_error(parse *p, int line) {
     }
     if (!s) s = "";
     while (*s == ' ' || *s == '\t') s++;
-    size_t len = strcspn(s, "\r\n");
+    /* only the line's first word: the rest may be a secret missing its '=' */
+    size_t len = *s == '[' ? strcspn(s, "\r\n") : strcspn(s, " \t:\r\n");
     const char *why = *s == '[' ? "a section header needs its closing ']'" : "expected 'key = value'";
     p->line = line;
     return fail(p, SL_EFATAL, "syntax error (%s): %.*s%s", why, len > 80 ? 80 : (int)len, s,
-                len > 80 ? "..." : "");
+                len > 80 || s[len] == ' ' || s[len] == '\t' || s[len] == ':' ? "..." : "");
 }
 
 /* --- loading --- */
@@ -385,10 +386,10 @@ int sl_config_set(sl_ctx *ctx, sl_config *cfg, const char *assignment) {
         trim(&ss, &se);
         trim(&ks, &ke);
     }
-    if (!eq || !dot || ss == se || ks == ke)
+    if (!eq || !dot || ss == se || ks == ke) /* name only what comes before any value: it may be a secret */
         return sl_ctx_error(ctx, SL_EFATAL,
-                            "--set '%s': expected SECTION.KEY=VALUE (e.g. embedder.dimension=256)",
-                            assignment);
+                            "--set '%.*s...': expected SECTION.KEY=VALUE (e.g. embedder.dimension=256)",
+                            (int)strcspn(assignment, "=: \t"), assignment);
     char *sec_name = strndup(ss, (size_t)(se - ss)), *key = strndup(ks, (size_t)(ke - ks));
     const char *value = eq + 1;
     while (*value == ' ' || *value == '\t') value++;

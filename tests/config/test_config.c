@@ -206,8 +206,13 @@ static void test_set(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_INT(sl_config_set(ctx, cfg, bad[i]), SL_EFATAL);
         CHECK_CONTAINS(sl_ctx_errmsg(ctx), "expected SECTION.KEY=VALUE");
-        CHECK_CONTAINS(sl_ctx_errmsg(ctx), bad[i]);
+        /* the part before any value is named; a value (maybe a secret) never is */
+        char name[32];
+        snprintf(name, sizeof name, "'%.*s...'", (int)strcspn(bad[i], "=: \t"), bad[i]);
+        CHECK_CONTAINS(sl_ctx_errmsg(ctx), name);
     }
+    CHECK_INT(sl_config_set(ctx, cfg, "summarizer.api_key:sk-secret-123"), SL_EFATAL);
+    CHECK(strstr(sl_ctx_errmsg(ctx), "sk-secret-123") == NULL);
     unsetenv("SL_TEST_UNSET");
     CHECK_INT(sl_config_set(ctx, cfg, "embedder.api_key=${SL_TEST_UNSET}"), SL_EFATAL);
     snprintf(want, sizeof want,
@@ -223,7 +228,9 @@ static void test_syntax_errors(void) {
     CHECK(cfg == NULL);
     snprintf(want, sizeof want, "%s:3: syntax error", path);
     CHECK_CONTAINS(sl_ctx_errmsg(ctx), want);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "this line has no equals");
+    /* the first word locates the line; the rest may be a value and is not shown */
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), ": this...");
+    CHECK(strstr(sl_ctx_errmsg(ctx), "has no equals") == NULL);
 
     cfg = load("header", "[a]\nk = 1\n[b\n", path);
     CHECK(cfg == NULL);
