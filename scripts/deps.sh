@@ -14,6 +14,11 @@ packages=(
     libcurl4-openssl-dev libseccomp-dev
     # plugins: PostgreSQL sink, PDF and OCR, libtorch models
     libpq-dev libmupdf-dev libtesseract-dev tesseract-ocr-eng libtorch-dev
+    # libmupdf-dev ships static archives and declares none of what they link
+    libharfbuzz-dev libjbig2dec0-dev libopenjp2-7-dev libgumbo-dev libmujs-dev
+    libfreetype-dev libjpeg-dev zlib1g-dev libleptonica-dev
+    # bench: the tesseract command the OCR benchmark compares against
+    tesseract-ocr
     # tests: a real PostgreSQL server, mutool for PDF fixtures, curl for the fake provider
     postgresql mupdf-tools curl
     # tests: the store is checked with the sqlite3 CLI, reports with jq
