@@ -17,16 +17,15 @@
  * none, so it goes to OCR too.
  *
  * mupdf's rules, kept here: a document belongs to the context that opened
- * it, and each pool thread has its own context, cloned in thread_init from
- * the instance's base context, which carries the lock callbacks mupdf needs
- * to share its resource store and caches between clones. Nothing returns or
- * jumps out of an fz_try block: each step runs in a function with one
+ * it, and each pool thread has its own context (plugins/common/mupdf.h:
+ * independent by default, cloned from one base context with mupdf's lock
+ * callbacks when `shared_cache` is on). Nothing returns or jumps out of an
+ * fz_try block: each step runs in a function with one
  * fz_try, variables changed inside it are fz_var'd, and failures are
  * recorded in the job and acted on after the block.
  */
 #include <mupdf/fitz.h>
 #include <mupdf/pdf.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +34,8 @@
 #include <string.h>
 
 #include <sluice/sluice.h>
+
+#include "mupdf.h"
 
 #define MAX_LEVEL 6        /* deepest heading level an element carries */
 #define MAX_OUTLINE 100000 /* outline entries read; more are ignored */
@@ -47,15 +48,13 @@ typedef struct pp_config {
     bool outline;
     bool allow_truncated;
     uint64_t cache;
+    bool shared_cache;
 } pp_config;
 
 /* Read-only after init, except for the mutexes mupdf locks through. */
 typedef struct pp_state {
     sl_instance *inst;
-    fz_context *base;
-    struct pp_thread *base_thread; /* the base context's message target */
-    pthread_mutex_t locks[FZ_LOCK_MAX];
-    fz_locks_context lc;
+    slmu mu;
     const char *password; /* NULL: none configured */
     bool outline;
     bool allow_truncated;
@@ -80,41 +79,22 @@ static const sl_option options[] = {
     {.name = "cache",
      .type = SL_OPT_SIZE,
      .def = "64M",
-     .help = "mupdf's resource cache (fonts, images), shared by all threads",
+     .help = "mupdf's resource cache (fonts, images): per thread, or for all with shared_cache",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(pp_config, cache)},
+    {.name = "shared_cache",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .help = "threads share one mupdf cache under mupdf's locks (less memory, slower on many cores)",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(pp_config, shared_cache)},
     {0},
 };
 
-/* --- mupdf's context, locks and messages --- */
-
-static void lock_cb(void *user, int lock) { pthread_mutex_lock(&((pp_state *)user)->locks[lock]); }
-static void unlock_cb(void *user, int lock) { pthread_mutex_unlock(&((pp_state *)user)->locks[lock]); }
-
-/* Who mupdf's messages are about: the instance, and on pool threads the
- * document being read. */
-typedef struct pp_thread {
-    fz_context *ctx;
-    sl_instance *inst;
-    const char *uri; /* NULL between documents */
-} pp_thread;
-
-/* mupdf prints warnings and errors to stderr by default; they are about
- * damage it repairs, so they go to the log at debug level instead. */
-static void warn_cb(void *user, const char *message) {
-    const pp_thread *t = user;
-    sl_log(t->inst, SL_LOG_DEBUG, "mupdf: %s%s%s", t->uri ? t->uri : "", t->uri ? ": " : "", message);
-}
-
-static void quiet(pp_thread *t) {
-    fz_set_warning_callback(t->ctx, warn_cb, t);
-    fz_set_error_callback(t->ctx, warn_cb, t);
-}
+/* --- the instance and its threads --- */
 
 static void free_state(pp_state *st) {
-    if (st->base) fz_drop_context(st->base);
-    free(st->base_thread);
-    for (int i = 0; i < FZ_LOCK_MAX; i++) pthread_mutex_destroy(&st->locks[i]);
+    slmu_fini(&st->mu);
     free(st);
 }
 
@@ -126,27 +106,10 @@ static int init(sl_instance *inst, const void *config, void **state) {
     st->password = cf->password && *cf->password ? cf->password : NULL;
     st->outline = cf->outline;
     st->allow_truncated = cf->allow_truncated;
-    for (int i = 0; i < FZ_LOCK_MAX; i++) pthread_mutex_init(&st->locks[i], NULL);
-    st->lc = (fz_locks_context){.user = st, .lock = lock_cb, .unlock = unlock_cb};
-    st->base = fz_new_context(NULL, &st->lc, (size_t)cf->cache);
-    if (!st->base) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_EFATAL, "cannot create a mupdf context");
-    }
-    st->base_thread = calloc(1, sizeof *st->base_thread);
-    if (!st->base_thread) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-    }
-    *st->base_thread = (pp_thread){st->base, inst, NULL};
-    quiet(st->base_thread);
-    int failed = 0;
-    fz_var(failed);
-    fz_try(st->base) fz_register_document_handlers(st->base);
-    fz_catch(st->base) failed = 1;
-    if (failed) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_EFATAL, "cannot register mupdf's document handlers");
+    int rc = slmu_init(&st->mu, inst, (size_t)cf->cache, cf->shared_cache);
+    if (rc) {
+        free(st);
+        return rc;
     }
     *state = st;
     return 0;
@@ -156,23 +119,21 @@ static void fini(void *state) { free_state(state); }
 
 static int thread_init(void *state, void **thread_state) {
     pp_state *st = state;
-    pp_thread *t = calloc(1, sizeof *t);
+    slmu_thread *t = calloc(1, sizeof *t);
     if (!t) return SL_ENOMEM;
-    t->inst = st->inst;
-    t->ctx = fz_clone_context(st->base);
-    if (!t->ctx) {
+    int rc = slmu_thread_init(&st->mu, t);
+    if (rc) {
         free(t);
-        return SL_EFATAL;
+        return rc;
     }
-    quiet(t);
     *thread_state = t;
     return 0;
 }
 
 static void thread_fini(void *state, void *thread_state) {
-    pp_thread *t = thread_state;
-    fz_drop_context(t->ctx);
-    free(t);
+    (void)state;
+    slmu_thread_fini(thread_state);
+    free(thread_state);
 }
 
 /* --- a growable text buffer --- */
@@ -633,7 +594,7 @@ static int read_page(job *j, int pno) {
 }
 
 static int parse(sl_call *call, sl_doc *doc) {
-    pp_thread *t = sl_call_thread_state(call);
+    slmu_thread *t = sl_call_thread_state(call);
     if (!t) return sl_fail(call, SL_EFATAL, "parse-pdf called without its per-thread mupdf context");
     job j = {.call = call, .doc = doc, .ctx = t->ctx, .st = sl_call_state(call)};
     size_t len;

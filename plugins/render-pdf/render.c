@@ -11,15 +11,14 @@
  *
  * The document is opened again from its bytes (sl_doc_data): the parser's
  * mupdf document lived in another thread's context and is gone. Each pool
- * thread has its own mupdf context (cloned from the instance's, which holds
- * the lock callbacks) and keeps the last document it opened, so the pages
+ * thread has its own mupdf context (plugins/common/mupdf.h) and keeps the
+ * last document it opened, so the pages
  * of one document that land on the same thread open it once. The cache is
  * keyed by the bytes' address, length and content hash: a hit means the
  * same bytes are still mapped where the cached document reads them.
  */
 #include <math.h>
 #include <mupdf/fitz.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +27,8 @@
 #include <string.h>
 
 #include <sluice/sluice.h>
+
+#include "mupdf.h"
 
 #define MAX_DPI 1200
 #define MAX_SIDE 32768 /* pixels per side; mupdf's and most image code's comfort zone */
@@ -38,14 +39,12 @@ typedef struct rp_config {
     int64_t max_pixels;
     const char *password;
     uint64_t cache;
+    bool shared_cache;
 } rp_config;
 
 typedef struct rp_state {
     sl_instance *inst;
-    fz_context *base;
-    struct rp_thread *base_thread; /* the base context's message target */
-    pthread_mutex_t locks[FZ_LOCK_MAX];
-    fz_locks_context lc;
+    slmu mu;
     int dpi;
     size_t min_chars;
     double max_pixels;
@@ -54,9 +53,7 @@ typedef struct rp_state {
 
 /* One pool thread's context and the document it opened last. */
 typedef struct rp_thread {
-    fz_context *ctx;
-    sl_instance *inst;
-    const char *uri; /* the document mupdf's messages are about; NULL between calls */
+    slmu_thread mu;
     fz_document *fdoc;
     const char *data;
     size_t len;
@@ -87,31 +84,20 @@ static const sl_option options[] = {
     {.name = "cache",
      .type = SL_OPT_SIZE,
      .def = "64M",
-     .help = "mupdf's resource cache (fonts, images), shared by all threads",
+     .help = "mupdf's resource cache (fonts, images): per thread, or for all with shared_cache",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(rp_config, cache)},
+    {.name = "shared_cache",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .help = "threads share one mupdf cache under mupdf's locks (less memory, slower on many cores)",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(rp_config, shared_cache)},
     {0},
 };
 
-static void lock_cb(void *user, int lock) { pthread_mutex_lock(&((rp_state *)user)->locks[lock]); }
-static void unlock_cb(void *user, int lock) { pthread_mutex_unlock(&((rp_state *)user)->locks[lock]); }
-
-/* mupdf's warnings and errors (damage it repairs) go to the log at debug
- * level, naming the document, instead of to stderr. */
-static void warn_cb(void *user, const char *message) {
-    const struct rp_thread *t = user;
-    sl_log(t->inst, SL_LOG_DEBUG, "mupdf: %s%s%s", t->uri ? t->uri : "", t->uri ? ": " : "", message);
-}
-
-static void quiet(struct rp_thread *t) {
-    fz_set_warning_callback(t->ctx, warn_cb, t);
-    fz_set_error_callback(t->ctx, warn_cb, t);
-}
-
 static void free_state(rp_state *st) {
-    if (st->base) fz_drop_context(st->base);
-    free(st->base_thread);
-    for (int i = 0; i < FZ_LOCK_MAX; i++) pthread_mutex_destroy(&st->locks[i]);
+    slmu_fini(&st->mu);
     free(st);
 }
 
@@ -133,28 +119,10 @@ static int init(sl_instance *inst, const void *config, void **state) {
     st->min_chars = (size_t)cf->min_chars;
     st->max_pixels = (double)cf->max_pixels;
     st->password = cf->password && *cf->password ? cf->password : NULL;
-    for (int i = 0; i < FZ_LOCK_MAX; i++) pthread_mutex_init(&st->locks[i], NULL);
-    st->lc = (fz_locks_context){.user = st, .lock = lock_cb, .unlock = unlock_cb};
-    st->base = fz_new_context(NULL, &st->lc, (size_t)cf->cache);
-    if (!st->base) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_EFATAL, "cannot create a mupdf context");
-    }
-    st->base_thread = calloc(1, sizeof *st->base_thread);
-    if (!st->base_thread) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-    }
-    st->base_thread->ctx = st->base;
-    st->base_thread->inst = inst;
-    quiet(st->base_thread);
-    int failed = 0;
-    fz_var(failed);
-    fz_try(st->base) fz_register_document_handlers(st->base);
-    fz_catch(st->base) failed = 1;
-    if (failed) {
-        free_state(st);
-        return sl_instance_fail(inst, SL_EFATAL, "cannot register mupdf's document handlers");
+    int rc = slmu_init(&st->mu, inst, (size_t)cf->cache, cf->shared_cache);
+    if (rc) {
+        free(st);
+        return rc;
     }
     *state = st;
     return 0;
@@ -166,19 +134,17 @@ static int thread_init(void *state, void **thread_state) {
     rp_state *st = state;
     rp_thread *t = calloc(1, sizeof *t);
     if (!t) return SL_ENOMEM;
-    t->inst = st->inst;
-    t->ctx = fz_clone_context(st->base);
-    if (!t->ctx) {
+    int rc = slmu_thread_init(&st->mu, &t->mu);
+    if (rc) {
         free(t);
-        return SL_EFATAL;
+        return rc;
     }
-    quiet(t);
     *thread_state = t;
     return 0;
 }
 
 static void forget(rp_thread *t) {
-    if (t->fdoc) fz_drop_document(t->ctx, t->fdoc);
+    if (t->fdoc) fz_drop_document(t->mu.ctx, t->fdoc);
     t->fdoc = NULL;
     t->data = NULL;
     t->len = 0;
@@ -187,8 +153,9 @@ static void forget(rp_thread *t) {
 
 static void thread_fini(void *state, void *thread_state) {
     rp_thread *t = thread_state;
+    (void)state;
     forget(t);
-    fz_drop_context(t->ctx);
+    slmu_thread_fini(&t->mu);
     free(t);
 }
 
@@ -200,7 +167,7 @@ static int open_doc(sl_call *call, const rp_state *st, rp_thread *t, sl_doc *doc
     const char *hash = sl_doc_hash(doc);
     if (t->fdoc && t->data == data && t->len == len && strcmp(t->hash, hash) == 0) return 0;
     forget(t);
-    fz_context *ctx = t->ctx;
+    fz_context *ctx = t->mu.ctx;
     fz_stream *stm = NULL;
     fz_document *fdoc = NULL;
     int failed = 0, needs = 0, ok = 0;
@@ -261,7 +228,7 @@ static int render_page(sl_call *call, const rp_state *st, rp_thread *t, sl_doc *
     int rc = open_doc(call, st, t, doc);
     if (rc) return rc;
 
-    fz_context *ctx = t->ctx;
+    fz_context *ctx = t->mu.ctx;
     fz_page *page = NULL;
     fz_pixmap *pix = NULL;
     int failed = 0;
@@ -300,10 +267,10 @@ static int render(sl_call *call, sl_doc *doc, uint32_t pno) {
     if (!t) return sl_fail(call, SL_EFATAL, "render-pdf called without its per-thread state");
     if (sl_doc_page_image(doc, pno, NULL, NULL, NULL, NULL, NULL)) return 0; /* someone rendered it */
     if (sl_doc_page_text_chars(doc, pno) >= st->min_chars) return 0;         /* a real text layer */
-    t->uri = sl_doc_uri(doc);
+    t->mu.uri = sl_doc_uri(doc);
     int rc = render_page(call, st, t, doc, pno);
-    fz_flush_warnings(t->ctx);
-    t->uri = NULL;
+    fz_flush_warnings(t->mu.ctx);
+    t->mu.uri = NULL;
     return rc;
 }
 

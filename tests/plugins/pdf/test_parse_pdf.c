@@ -253,7 +253,9 @@ static void test_damaged_files_fail_with_their_reason(void) {
     free(bytes);
 }
 
-/* --- many documents at once, one mupdf context per thread --- */
+/* --- many documents at once, one mupdf context per thread ---
+ * Both ways of giving threads their contexts: independent ones (the
+ * default) and clones sharing one cache under mupdf's lock callbacks. */
 
 #define THREADS 4
 #define ROUNDS 6
@@ -267,11 +269,13 @@ typedef struct outcome {
     char *text;
 } outcome;
 
+static plug *PAR; /* the instance the parallel test runs */
+
 static outcome parse_once(void *ts, const char *name) {
     fixdoc f;
     sl_call call;
     outcome o;
-    o.rc = parse_fixture(&P, ts, name, &f, &call);
+    o.rc = parse_fixture(PAR, ts, name, &f, &call);
     o.elements = sl_doc_element_count(f.doc);
     o.text = doc_text(f.doc, 0, 0);
     fixdoc_free(&f);
@@ -284,7 +288,7 @@ static pthread_mutex_t mismatch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *worker(void *arg) {
     size_t id = (size_t)arg;
-    void *ts = plug_thread(&P);
+    void *ts = plug_thread(PAR);
     for (size_t r = 0; r < ROUNDS; r++)
         for (size_t k = 0; k < NDOCS; k++) {
             size_t i = (k + id + r) % NDOCS;
@@ -297,12 +301,14 @@ static void *worker(void *arg) {
             }
             free(o.text);
         }
-    plug_thread_free(&P, ts);
+    plug_thread_free(PAR, ts);
     return NULL;
 }
 
-static void test_parallel_parses_match_serial_ones(void) {
-    for (size_t i = 0; i < NDOCS; i++) serial[i] = parse_once(TS, parallel_docs[i]);
+static void parallel_parses_match_serial_ones(plug *p, void *main_ts) {
+    PAR = p;
+    mismatches = 0;
+    for (size_t i = 0; i < NDOCS; i++) serial[i] = parse_once(main_ts, parallel_docs[i]);
     CHECK_INT(serial[0].rc, 0);
     CHECK(serial[0].elements > 5);
     CHECK_INT(serial[3].rc, SL_EBADINPUT);
@@ -311,6 +317,18 @@ static void test_parallel_parses_match_serial_ones(void) {
     for (size_t i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     CHECK_INT(mismatches, 0);
     for (size_t i = 0; i < NDOCS; i++) free(serial[i].text);
+}
+
+static void test_parallel_parses_match_serial_ones(void) { parallel_parses_match_serial_ones(&P, TS); }
+
+static void test_parallel_parses_with_a_shared_cache_match_serial_ones(void) {
+    plug q;
+    const char *shared[] = {"shared_cache=true", NULL};
+    CHECK_INT(plug_open(&q, "parse-pdf", shared), 0);
+    void *ts = plug_thread(&q);
+    parallel_parses_match_serial_ones(&q, ts);
+    plug_thread_free(&q, ts);
+    plug_close(&q);
 }
 
 int main(void) {
@@ -324,6 +342,7 @@ int main(void) {
     test_encrypted_pdf_needs_the_right_password();
     test_damaged_files_fail_with_their_reason();
     test_parallel_parses_match_serial_ones();
+    test_parallel_parses_with_a_shared_cache_match_serial_ones();
     plug_thread_free(&P, TS);
     plug_close(&P);
     return check_done();

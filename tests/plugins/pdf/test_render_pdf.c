@@ -1,8 +1,9 @@
 /* test_render_pdf.c - render-pdf renders exactly the pages without a real
  * text layer (fewer than min_chars characters) to gray images at the
  * configured dpi, lowers the resolution to stay within max_pixels, opens
- * encrypted PDFs only with a password, and keeps each thread's cached
- * document from ever answering for other bytes. */
+ * encrypted PDFs only with a password, keeps each thread's cached
+ * document from ever answering for other bytes, and renders the same
+ * pixels whether threads share one mupdf cache or keep their own. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,6 +198,28 @@ static void test_thread_cache_never_mixes_documents(void) {
     fixdoc_free(&scan);
 }
 
+/* shared_cache = true clones every thread's context from one base under
+ * mupdf's lock callbacks; the image must not change. */
+static void test_shared_cache_renders_the_same_pixels(void) {
+    plug q;
+    const char *shared[] = {"shared_cache=true", NULL};
+    CHECK_INT(plug_open(&q, "render-pdf", shared), 0);
+    void *ts = plug_thread(&q);
+    sl_call call;
+    image a, b;
+    fixdoc one = parsed("scanned.pdf"), two = parsed("scanned.pdf");
+    CHECK_INT(run_page(&R, RTS, one.doc, 1, &call), 0);
+    CHECK_INT(run_page(&q, ts, two.doc, 1, &call), 0);
+    CHECK_INT(image_of(one.doc, 1, &a), 1);
+    CHECK_INT(image_of(two.doc, 1, &b), 1);
+    CHECK(a.w == b.w && a.h == b.h && a.stride == b.stride && memcmp(a.px, b.px, a.h * a.stride) == 0);
+    CHECK(dark_pixels(&b) > 5000);
+    fixdoc_free(&one);
+    fixdoc_free(&two);
+    plug_thread_free(&q, ts);
+    plug_close(&q);
+}
+
 int main(void) {
     CHECK_INT(plug_open(&PARSE, "parse-pdf", NULL), 0);
     CHECK_INT(plug_open(&R, "render-pdf", NULL), 0);
@@ -208,6 +231,7 @@ int main(void) {
     test_dpi_and_max_pixels();
     test_encrypted_pdf_renders_only_with_its_password();
     test_thread_cache_never_mixes_documents();
+    test_shared_cache_renders_the_same_pixels();
     plug_thread_free(&R, RTS);
     plug_thread_free(&PARSE, PTS);
     plug_close(&R);
