@@ -53,7 +53,8 @@ static const sl_option stage_options[] = {
     {.name = "call_timeout",
      .type = SL_OPT_DURATION,
      .def = "0",
-     .help = "longest a call may take; 0: no limit (a worker past it is killed, an io call retried)",
+     .help = "isolated stages: a worker busy longer on one call is killed and the document fails; "
+             "0: [sluice] worker_timeout (io plugins have their own timeout option)",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sl_stage_conf, timeout_ms)},
     {.name = "rpm",

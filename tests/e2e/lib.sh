@@ -196,3 +196,20 @@ count_files() {
 
 # now_ms: wall clock in milliseconds.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# Worker processes (`sluice __worker FD`) inherit sluice's environment:
+# mark_workers sets a marker unique to this test, and leftover_workers
+# counts the live workers that carry it, whatever else runs on the machine
+# (tools the test runs carry the marker too, hence the look at the command
+# line).
+mark_workers() {
+    WORKERS_MARK="$TEST_NAME-$$-$RANDOM"
+    export SLUICE_WORKERS_E2E=$WORKERS_MARK
+}
+leftover_workers() {
+    local n=0 f
+    while read -r f; do
+        if tr '\0' ' ' <"${f%/environ}/cmdline" 2>/dev/null | grep -q -- ' __worker '; then n=$((n + 1)); fi
+    done < <(grep -lzx "SLUICE_WORKERS_E2E=$WORKERS_MARK" /proc/[0-9]*/environ 2>/dev/null || true)
+    echo "$n"
+}

@@ -18,18 +18,7 @@ PLUGINS=$(realpath "${3:?usage: isolation.sh SLUICE SOURCE_DIR WORKERS_PLUGIN_DI
 # shellcheck source=SCRIPTDIR/../e2e/lib.sh
 source "$(dirname "$0")/../e2e/lib.sh"
 
-# Workers inherit sluice's environment: the marker finds the ones of this
-# test, whatever else runs on the machine (tools this script runs carry it
-# too, hence the look at the command line: `sluice __worker FD`).
-MARK="isolation-$$-$RANDOM"
-export SLUICE_WORKERS_E2E=$MARK
-leftover_workers() {
-    local n=0 f
-    while read -r f; do
-        if tr '\0' ' ' <"${f%/environ}/cmdline" 2>/dev/null | grep -q -- ' __worker '; then n=$((n + 1)); fi
-    done < <(grep -lzx "SLUICE_WORKERS_E2E=$MARK" /proc/[0-9]*/environ 2>/dev/null || true)
-    echo "$n"
-}
+mark_workers
 
 mkdir docs
 cp "$SRC"/examples/corpus/*.md docs/

@@ -4,7 +4,8 @@
  * line) and added with pdf_add_page; scanned pages render such a page to a
  * gray pixmap and embed it as the only thing on a page of the same size.
  * The outline is built from dictionaries, as a PDF writer would. Damaged
- * copies are made from text.pdf's bytes.
+ * copies are made from text.pdf's bytes. The hostile file is a valid PDF
+ * whose one page costs mupdf longer than anyone would wait.
  */
 #include "fixtures.h"
 
@@ -467,6 +468,102 @@ int fx_write_all(const char *dir, char *err, size_t errlen) {
     fz_drop_context(ctx);
     if (failed) return -1;
     return damaged_copies(dir, err, errlen);
+}
+
+/* --- hostile files --- */
+
+#define BOMB_LEVELS 6
+#define BOMB_FANOUT 64
+
+/* A form XObject drawing `body`, with `child` (if any) as its /X. */
+static pdf_obj *add_form(fz_context *ctx, pdf_document *doc, const char *body, pdf_obj *child) {
+    pdf_obj *dict = NULL, *form = NULL;
+    fz_buffer *buf = NULL;
+    fz_var(dict);
+    fz_var(form);
+    fz_var(buf);
+    fz_try(ctx) {
+        dict = pdf_new_dict(ctx, doc, 4);
+        pdf_dict_put(ctx, dict, PDF_NAME(Type), PDF_NAME(XObject));
+        pdf_dict_put(ctx, dict, PDF_NAME(Subtype), PDF_NAME(Form));
+        pdf_dict_put_rect(ctx, dict, PDF_NAME(BBox), fz_make_rect(0, 0, PAGE_W, PAGE_H));
+        if (child) {
+            pdf_obj *res = pdf_dict_put_dict(ctx, dict, PDF_NAME(Resources), 1);
+            pdf_obj *xo = pdf_dict_put_dict(ctx, res, PDF_NAME(XObject), 1);
+            pdf_dict_puts(ctx, xo, "X", child);
+        }
+        buf = fz_new_buffer_from_copied_data(ctx, (const unsigned char *)body, strlen(body));
+        form = pdf_add_stream(ctx, doc, buf, dict, 0);
+    }
+    fz_always(ctx) {
+        pdf_drop_obj(ctx, dict);
+        fz_drop_buffer(ctx, buf);
+    }
+    fz_catch(ctx) fz_rethrow(ctx);
+    return form;
+}
+
+/* forms-bomb.pdf: one page that draws form 0, which draws form 1
+ * BOMB_FANOUT times, and so on down BOMB_LEVELS levels to a form that
+ * fills a 1 pt square: 64^6 (about 7e10) squares from a file of a few KB.
+ * Every object is valid and no form draws itself, so mupdf has nothing to
+ * refuse: reading the page's text or rendering it runs for days. */
+static void write_forms_bomb(fz_context *ctx, const char *path) {
+    pdf_document *doc = NULL;
+    pdf_obj *form = NULL, *next = NULL, *res = NULL, *page = NULL;
+    fz_buffer *contents = NULL;
+    char fan[BOMB_FANOUT * 6 + 1];
+    for (int i = 0; i < BOMB_FANOUT; i++) memcpy(fan + i * 6, "/X Do\n", 6);
+    fan[sizeof fan - 1] = '\0';
+    fz_var(doc);
+    fz_var(form);
+    fz_var(next);
+    fz_var(res);
+    fz_var(page);
+    fz_var(contents);
+    fz_try(ctx) {
+        doc = pdf_create_document(ctx);
+        form = add_form(ctx, doc, "0 0 1 1 re f\n", NULL);
+        for (int level = 0; level < BOMB_LEVELS; level++) {
+            next = add_form(ctx, doc, fan, form);
+            pdf_drop_obj(ctx, form);
+            form = next;
+            next = NULL;
+        }
+        res = pdf_new_dict(ctx, doc, 1);
+        pdf_obj *xo = pdf_dict_put_dict(ctx, res, PDF_NAME(XObject), 1);
+        pdf_dict_puts(ctx, xo, "X", form);
+        contents = fz_new_buffer_from_copied_data(ctx, (const unsigned char *)"/X Do\n", 6);
+        page = pdf_add_page(ctx, doc, fz_make_rect(0, 0, PAGE_W, PAGE_H), 0, res, contents);
+        pdf_insert_page(ctx, doc, -1, page);
+        save(ctx, doc, path, NULL);
+    }
+    fz_always(ctx) {
+        pdf_drop_obj(ctx, page);
+        pdf_drop_obj(ctx, res);
+        pdf_drop_obj(ctx, form);
+        fz_drop_buffer(ctx, contents);
+        pdf_drop_document(ctx, doc);
+    }
+    fz_catch(ctx) fz_rethrow(ctx);
+}
+
+int fx_write_hostile(const char *dir, char *err, size_t errlen) {
+    fz_context *ctx = new_ctx();
+    char *path = join(dir, "forms-bomb.pdf");
+    int failed = !ctx || !path;
+    if (failed) snprintf(err, errlen, "out of memory");
+    fz_var(failed);
+    if (!failed) {
+        fz_try(ctx) write_forms_bomb(ctx, path);
+        fz_catch(ctx) {
+            snprintf(err, errlen, "forms-bomb.pdf: mupdf: %s", fz_caught_message(ctx));
+            failed = 1;
+        }
+    }
+    free(path);
+    if (ctx) fz_drop_context(ctx);
+    return failed ? -1 : 0;
 }
 
 /* --- benchmark corpus --- */

@@ -57,6 +57,13 @@ extern const char *const fx_secret_page;
  * Returns 0, or -1 with the reason in err. */
 int fx_write_all(const char *dir, char *err, size_t errlen);
 
+/* Hostile files, in a folder of their own (dir, which must exist) so that
+ * no test picks them up by accident:
+ *   forms-bomb.pdf: valid, but its page nests form XObjects 64 wide and 6
+ *   deep, so extracting its text or rendering it never ends in practice.
+ * Returns 0, or -1 with the reason in err. */
+int fx_write_hostile(const char *dir, char *err, size_t errlen);
+
 /* A benchmark corpus in dir: `docs` text PDFs of `pages` pages each
  * (text-NNN.pdf), and `images` PNG page images of known text at `dpi`
  * (scan-NNN.png). Pseudo-random but reproducible prose. */

@@ -1,6 +1,6 @@
 /* gen_fixtures.c - writes the PDF and image fixtures (fixtures.h) into a
  * folder, for the end-to-end test and the benchmark:
- *     gen_fixtures DIR
+ *     gen_fixtures DIR          (the hostile files go into DIR/hostile)
  *     gen_fixtures --bench DIR DOCS PAGES IMAGES DPI
  */
 #include <stdio.h>
@@ -15,6 +15,15 @@ int main(int argc, char **argv) {
     if (argc == 2) {
         mkdir(argv[1], 0777);
         rc = fx_write_all(argv[1], err, sizeof err);
+        char hostile[4096];
+        if (!rc && snprintf(hostile, sizeof hostile, "%s/hostile", argv[1]) >= (int)sizeof hostile) {
+            snprintf(err, sizeof err, "folder name too long");
+            rc = -1;
+        }
+        if (!rc) {
+            mkdir(hostile, 0777);
+            rc = fx_write_hostile(hostile, err, sizeof err);
+        }
     } else if (argc == 7 && argv[1][0] == '-') {
         mkdir(argv[2], 0777);
         rc = fx_write_bench(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), err,
