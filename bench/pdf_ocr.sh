@@ -3,16 +3,20 @@
 # cores against the single-process command-line tools on the same files.
 #
 #   bench/pdf_ocr.sh [SLUICE]       (default: build/sluice; gen_fixtures from the same build)
-#   DOCS=20 PAGES=10 IMAGES=200 DPI=150 THREADS=2 WORK=/tmp/sluice-bench-pdf bench/pdf_ocr.sh
+#   DOCS=100 PAGES=10 IMAGES=200 DPI=150 THREADS=2 WORK=/tmp/sluice-bench-pdf bench/pdf_ocr.sh
 #
 # The corpus (made by the tests' gen_fixtures, deterministic, kept in WORK):
 # DOCS text PDFs of PAGES pages of prose each (44 lines a page), and IMAGES
-# PNG page images of 20 lines of prose rendered at DPI. Four runs:
+# PNG page images of 20 lines of prose rendered at DPI. The runs:
 #
 #   text   `mutool draw -F txt` over every PDF in one process (one core)
-#   text   sluice -c conf/pdf.ini with THREADS pool threads (parse-pdf; the
-#          render and OCR stages see text on every page and pass), chunking,
-#          hash embedding and SQLite included
+#   text   sluice -c conf/pdf.ini with THREADS pool threads and the PDF route
+#          cut to `pdf chunker`: text extraction by parse-pdf, chunking and
+#          the SQLite store (the ratio is taken from this run)
+#   text   the same with conf/pdf.ini's whole PDF route (the render and OCR
+#          stages see text on every page and pass; hash embedding)
+#          Each text run is repeated RUNS times (default 3); the table
+#          shows the median wall time.
 #   OCR    `tesseract IMAGE -` once per image, one at a time, with
 #          OMP_THREAD_LIMIT=1 (one core), and also once over a list of all
 #          images in one process (the model loaded once)
@@ -30,11 +34,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 sluice=$(realpath "${1:-$src/build/sluice}")
 gen=$(dirname "$sluice")/tests/gen_fixtures
-docs=${DOCS:-20}
+docs=${DOCS:-100}
 pages=${PAGES:-10}
 images=${IMAGES:-200}
 dpi=${DPI:-150}
 threads=${THREADS:-2}
+runs=${RUNS:-3}
 work=${WORK:-/tmp/sluice-bench-pdf}
 
 for tool in jq mutool tesseract; do
@@ -60,7 +65,7 @@ if [[ ! -f $corpus/.complete ]]; then
     "$gen" --bench "$corpus/all" "$docs" "$pages" "$images" "$dpi"
     mkdir -p "$corpus/pdf" "$corpus/png"
     mv "$corpus"/all/*.pdf "$corpus/pdf/"
-    mv "$corpus"/all/*.png "$corpus/png/"
+    if ((images > 0)); then mv "$corpus"/all/*.png "$corpus/png/"; fi
     rmdir "$corpus/all"
     touch "$corpus/.complete"
 fi
@@ -83,24 +88,55 @@ row() { rows+=("$(printf '| %-4s | %-52s | %5s | %5s | %8.2f | %7.2f | %11.1f |'
 run=$work/run
 rm -rf "$run" && mkdir -p "$run"
 
+# median N...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 # --- text extraction ---
-echo "text: mutool draw -F txt, one process" >&2
-read -r mu_wall mu_rss < <(timed "$run/mutool.txt" mutool draw -F txt -o /dev/null "$corpus"/pdf/*.pdf)
+echo "text: mutool draw -F txt, one process, $runs runs" >&2
+walls=() rss=0
+for _ in $(seq "$runs"); do
+    read -r w k < <(timed "$run/mutool.txt" mutool draw -F txt -o /dev/null "$corpus"/pdf/*.pdf)
+    walls+=("$w")
+    ((k > rss)) && rss=$k
+done
+mu_wall=$(median "${walls[@]}")
 mu_rate=$(awk -v p=$pdf_pages -v w="$mu_wall" 'BEGIN { print p / w }')
-row text "mutool draw -F txt, one process" "$pdf_pages" 1 "$mu_wall" "$mu_rate" "$(awk -v k="$mu_rss" 'BEGIN { print k / 1024 }')"
+row text "mutool draw -F txt, one process" "$pdf_pages" 1 "$mu_wall" "$mu_rate" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
 
-echo "text: sluice, $threads threads" >&2
-read -r _ sl_rss < <(cd "$run" && timed "$run/sluice-text.json" "$sluice" -c "$src/conf/pdf.ini" \
-    --set "store.path=$run/text.db" --set sluice.threads="$threads" run --json "$corpus/pdf")
-r=$run/sluice-text.json
-[[ $(jq -r .documents.failed "$r") == 0 ]] || echo "warning: documents failed in $r" >&2
-sl_wall=$(jq -r .wall_s "$r")
-sl_rate=$(awk -v p=$pdf_pages -v w="$sl_wall" 'BEGIN { print p / w }')
-row text "sluice parse-pdf (+chunk, embed, store)" "$pdf_pages" "$threads" "$sl_wall" "$sl_rate" "$(awk -v k="$sl_rss" 'BEGIN { print k / 1024 }')"
+# sluice_text LABEL NAME [--set ...]: RUNS runs of conf/pdf.ini over the
+# PDFs into a fresh store each; adds a row and sets sl_rate and sl_busy
+# (parse-pdf's busy seconds in the median run).
+sluice_text() {
+    local label=$1 name=$2
+    shift 2
+    echo "text: sluice $label, $threads threads, $runs runs" >&2
+    local walls=() busys=() rss=0 k r w i
+    for i in $(seq "$runs"); do
+        rm -f "$run/$name.db"*
+        read -r _ k < <(cd "$run" && timed "$run/$name-$i.json" "$sluice" -c "$src/conf/pdf.ini" \
+            --set "store.path=$run/$name.db" --set sluice.threads="$threads" "$@" run --json "$corpus/pdf")
+        r=$run/$name-$i.json
+        [[ $(jq -r .documents.stored "$r") == "$docs" ]] || echo "warning: not every document stored in $r" >&2
+        w=$(jq -r .wall_s "$r")
+        walls+=("$w")
+        busys+=("$w $(jq -r '[.stages[] | select(.plugin == "parse-pdf") | .busy_s] | add' "$r")")
+        ((k > rss)) && rss=$k
+    done
+    local wall
+    wall=$(median "${walls[@]}")
+    sl_busy=$(printf '%s\n' "${busys[@]}" | awk -v w="$wall" '$1 == w { print $2; exit }')
+    sl_rate=$(awk -v p=$pdf_pages -v w="$wall" 'BEGIN { print p / w }')
+    row text "sluice $label" "$pdf_pages" "$threads" "$wall" "$sl_rate" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+}
+
+sluice_text "parse-pdf (+chunk, store)" text --set "route.pdf.stages=pdf chunker"
 text_ratio=$(awk -v a="$sl_rate" -v b="$mu_rate" 'BEGIN { printf "%.2f", a / b }')
-parse_busy=$(jq -r '[.stages[] | select(.plugin == "parse-pdf") | .busy_s] | add' "$r")
+parse_busy=$sl_busy
+sluice_text "conf/pdf.ini route (+render/ocr pass, embed)" full
+full_ratio=$(awk -v a="$sl_rate" -v b="$mu_rate" 'BEGIN { printf "%.2f", a / b }')
 
-# --- OCR ---
+# --- OCR --- (IMAGES=0 skips it)
+if ((images > 0)); then
 pngs=("$corpus"/png/*.png)
 echo "ocr: tesseract, one image at a time (${#pngs[@]} images)" >&2
 t0=$(date +%s.%N)
@@ -132,12 +168,16 @@ ocr_ratio=$(awk -v a="$so_rate" -v b="$ts_rate" 'BEGIN { printf "%.2f", a / b }'
 ocr_list_ratio=$(awk -v a="$so_rate" -v b="$tl_rate" 'BEGIN { printf "%.2f", a / b }')
 ocr_busy=$(jq -r '[.stages[] | select(.plugin == "ocr-tesseract") | .busy_s] | add' "$r")
 
+fi
+
 echo
 echo "| work | run                                                  | pages | cores |   wall s | pages/s | peak RSS MB |"
 echo "|------|------------------------------------------------------|------:|------:|---------:|--------:|------------:|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "text extraction: sluice on $threads threads / mutool in one process: ${text_ratio}x (parse-pdf busy ${parse_busy} s over $pdf_pages pages)"
-echo "OCR: sluice on $threads threads / tesseract one image at a time: ${ocr_ratio}x (ocr-tesseract busy ${ocr_busy} s over ${#pngs[@]} pages)"
-echo "OCR: sluice on $threads threads / tesseract over a list in one process: ${ocr_list_ratio}x"
+echo "text extraction: sluice on $threads threads / mutool in one process: ${text_ratio}x (parse-pdf busy ${parse_busy} s over $pdf_pages pages; whole PDF route: ${full_ratio}x)"
+if ((images > 0)); then
+    echo "OCR: sluice on $threads threads / tesseract one image at a time: ${ocr_ratio}x (ocr-tesseract busy ${ocr_busy} s over ${#pngs[@]} pages)"
+    echo "OCR: sluice on $threads threads / tesseract over a list in one process: ${ocr_list_ratio}x"
+fi
 echo "load average while running: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
