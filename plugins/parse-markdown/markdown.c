@@ -31,6 +31,8 @@
 
 #include <sluice/sluice.h>
 
+#include "textbuf.h"
+
 /* List items nested deeper than this are indented no further: the indent is
  * repeated on every item, so unbounded nesting would make the output grow
  * with the square of the input. */
@@ -61,46 +63,6 @@ static const sl_option options[] = {
      .choices = "fail|replace"},
     {0},
 };
-
-/* --- a growable byte buffer --- */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-/* Room for n more bytes plus a NUL; 0 or -1 on out of memory. */
-static int buf_reserve(buf *b, size_t n) {
-    if (b->cap - b->len > n) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len <= n) {
-        if (cap > SIZE_MAX / 2) return -1;
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_add(buf *b, const char *s, size_t n) {
-    if (buf_reserve(b, n)) return -1;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-static int buf_adds(buf *b, const char *s) { return buf_add(b, s, strlen(s)); }
-
-static int buf_fill(buf *b, char c, size_t n) {
-    if (buf_reserve(b, n)) return -1;
-    memset(b->p + b->len, c, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 static int put_utf8(buf *b, uint32_t cp) {
     char u[4];

@@ -36,6 +36,7 @@
 #include <sluice/sluice.h>
 
 #include "mupdf.h"
+#include "textbuf.h"
 
 #define MAX_LEVEL 6        /* deepest heading level an element carries */
 #define MAX_OUTLINE 100000 /* outline entries read; more are ignored */
@@ -134,35 +135,6 @@ static void thread_fini(void *state, void *thread_state) {
     (void)state;
     slmu_thread_fini(thread_state);
     free(thread_state);
-}
-
-/* --- a growable text buffer --- */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int buf_reserve(buf *b, size_t n) {
-    if (b->cap - b->len > n) return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->len <= n) {
-        if (cap > SIZE_MAX / 2) return -1;
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_add(buf *b, const char *s, size_t n) {
-    if (buf_reserve(b, n)) return -1;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
 }
 
 /* --- one document --- */

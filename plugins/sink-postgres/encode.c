@@ -74,67 +74,6 @@ void pg_array_int4(pg_buf *b, int32_t v) {
     pg_put_i32(b, v);
 }
 
-/* --- metadata as JSON (as sink-sqlite writes it) --- */
-
-static void json_run(pg_buf *b, const char *s, size_t len) {
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        pg_put(b, s + start, i - start);
-        char esc[8];
-        switch (c) {
-        case '"': pg_put(b, "\\\"", 2); break;
-        case '\\': pg_put(b, "\\\\", 2); break;
-        case '\n': pg_put(b, "\\n", 2); break;
-        case '\r': pg_put(b, "\\r", 2); break;
-        case '\t': pg_put(b, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            pg_put(b, esc, 6);
-            break;
-        }
-        start = i + 1;
-    }
-    pg_put(b, s + start, len - start);
-}
-
-static void json_string(pg_buf *b, const char *s) {
-    size_t len = strlen(s), i = 0;
-    pg_put(b, "\"", 1);
-    while (i < len) {
-        size_t bad = 0;
-        if (sl_utf8_valid(s + i, len - i, &bad)) {
-            json_run(b, s + i, len - i);
-            break;
-        }
-        json_run(b, s + i, bad);
-        pg_put(b, "\xEF\xBF\xBD", 3);
-        i += bad + 1;
-    }
-    pg_put(b, "\"", 1);
-}
-
-char *pg_metadata_json(const sl_doc *doc) {
-    pg_buf b = {0};
-    pg_put(&b, "{", 1);
-    size_t n = sl_doc_meta_count(doc), written = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *k, *v;
-        if (sl_doc_meta_at(doc, i, &k, &v) != 0) continue;
-        if (written++) pg_put(&b, ",", 1);
-        json_string(&b, k);
-        pg_put(&b, ":", 1);
-        json_string(&b, v);
-    }
-    pg_put(&b, "}", 1);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
-}
-
 /* --- messages --- */
 
 void pg_scrub(char *s, size_t cap, const char *secret) {

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metadata_json.h"
 #include "sink_postgres.h"
 
 static const sl_option options[] = {
@@ -622,7 +623,7 @@ static int store(sl_call *call, sl_doc *doc) {
 
     pg_op *op = pg_op_new(call, "store", uri);
     store_ctx *sc = op ? pg_op_alloc(op, sizeof *sc) : NULL;
-    char *meta = sc ? pg_metadata_json(doc) : NULL;
+    char *meta = sc ? slj_metadata(doc) : NULL;
     const char *meta_kept = meta ? pg_op_strdup(op, meta) : NULL;
     free(meta);
     if (!meta_kept) {

@@ -57,10 +57,6 @@ void pg_array_int4(pg_buf *b, int32_t v);
 #define PG_OID_TEXT 25u
 #define PG_OID_FLOAT4 700u
 
-/* The document's metadata as a JSON object (malloc'd; NULL on OOM). Bytes
- * that are not UTF-8 become U+FFFD, so the value is always valid jsonb. */
-char *pg_metadata_json(const sl_doc *doc);
-
 /* Replaces every occurrence of `secret` in s (in place) with "***" and
  * turns newlines and tabs into spaces: libpq's messages are multi-line. */
 void pg_scrub(char *s, size_t cap, const char *secret);

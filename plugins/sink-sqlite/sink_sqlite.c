@@ -32,6 +32,8 @@
 #include <sqlite3.h>
 #include <sluice/sluice.h>
 
+#include "metadata_json.h"
+
 #define SCHEMA_VERSION 1
 
 /* migrations[v] takes a store from schema version v to v + 1. */
@@ -222,92 +224,6 @@ static int db_fail(sl_call *call, sink *s, int rc, const char *what, const char 
         return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, s->path,
                        s->errmsg);
     return sl_fail(call, code, "%s '%s': %s: %s", what, uri, s->path, s->errmsg);
-}
-
-/* --- metadata as a JSON object --- */
-
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} buf;
-
-static void put(buf *b, const char *s, size_t len) {
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 64;
-        while (nc < b->n + len + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-/* Escapes a run of valid UTF-8 for a JSON string. */
-static void json_run(buf *b, const char *s, size_t len) {
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        put(b, s + start, i - start);
-        char esc[8];
-        switch (c) {
-        case '"': put(b, "\\\"", 2); break;
-        case '\\': put(b, "\\\\", 2); break;
-        case '\n': put(b, "\\n", 2); break;
-        case '\r': put(b, "\\r", 2); break;
-        case '\t': put(b, "\\t", 2); break;
-        default: put(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c)); break;
-        }
-        start = i + 1;
-    }
-    put(b, s + start, len - start);
-}
-
-/* A JSON string; bytes that are not UTF-8 become U+FFFD so the column
- * always holds valid JSON (json_extract works on it). */
-static void json_string(buf *b, const char *s) {
-    size_t len = strlen(s), i = 0;
-    put(b, "\"", 1);
-    while (i < len) {
-        size_t bad = 0;
-        if (sl_utf8_valid(s + i, len - i, &bad)) {
-            json_run(b, s + i, len - i);
-            break;
-        }
-        json_run(b, s + i, bad);
-        put(b, "\xEF\xBF\xBD", 3);
-        i += bad + 1;
-    }
-    put(b, "\"", 1);
-}
-
-/* The document's metadata as a JSON object; malloc'd, NULL on OOM. */
-static char *metadata_json(const sl_doc *doc) {
-    buf b = {0};
-    put(&b, "{", 1);
-    size_t n = sl_doc_meta_count(doc);
-    for (size_t i = 0; i < n; i++) {
-        const char *k, *v;
-        if (sl_doc_meta_at(doc, i, &k, &v) != 0) continue;
-        if (i) put(&b, ",", 1);
-        json_string(&b, k);
-        put(&b, ":", 1);
-        json_string(&b, v);
-    }
-    put(&b, "}", 1);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
 }
 
 /* --- init: folder, connection, schema, statements --- */
@@ -553,7 +469,7 @@ static int insert_chunk(sink *s, sl_doc *doc, sqlite3_int64 doc_id, size_t i) {
 static int store(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
     const char *uri = sl_doc_uri(doc);
-    char *meta = metadata_json(doc);
+    char *meta = slj_metadata(doc);
     if (!meta) return sl_fail(call, SL_ENOMEM, "store '%s': out of memory", uri);
     size_t nbytes = 0;
     sl_doc_data(doc, &nbytes);
