@@ -11,6 +11,12 @@
 #include "loop.h"
 #include "pool.h"
 
+/* "a" or "an" before a role's name, as it is read aloud ("an embedder",
+ * "an llm", "a parser"). */
+static const char *article(const char *word) {
+    return strchr("aeiou", word[0]) || strcmp(word, "llm") == 0 ? "an" : "a";
+}
+
 static const sl_option settings_options[] = {
     {"threads",
      SL_OPT_INT,
@@ -368,8 +374,9 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
         else if (role == SL_ROLE_LLM && (!r->chunker || r->llm || r->embedder))
             want = "one llm stage, after the chunker and before the embedder";
         if (want) {
-            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is a %s stage; a route takes %s",
-                              where, sec->name, names[i], sl_role_name(role), want);
+            rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is %s %s stage; a route takes %s",
+                              where, sec->name, names[i], article(sl_role_name(role)), sl_role_name(role),
+                              want);
             break;
         }
         if (role == SL_ROLE_PARSER)
@@ -396,8 +403,9 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
         return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: a route needs a chunker", where, sec->name);
     if ((rc = route_stage(rt, where, sec->name, "sink", sink, &r->sink))) return rc;
     if (r->sink->desc->role != SL_ROLE_SINK)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] sink: '%s' is a %s stage, not a sink", where,
-                            sec->name, sink, sl_role_name(r->sink->desc->role));
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] sink: '%s' is %s %s stage, not a sink", where,
+                            sec->name, sink, article(sl_role_name(r->sink->desc->role)),
+                            sl_role_name(r->sink->desc->role));
     for (size_t m = 0; m < r->nmedia; m++) {
         if (!parser_reads(r->parser, r->media[m]))
             return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] media: parser '%s' (%s) does not read %s",
@@ -426,8 +434,9 @@ static int resolve_fallbacks(sl_runtime *rt) {
                 rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: a stage cannot fall back to itself",
                                   inst->name);
             else if (f->desc->role != inst->desc->role)
-                rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: [%s] is a %s stage, not a %s stage",
-                                  inst->name, names[k], sl_role_name(f->desc->role),
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] fallback: [%s] is %s %s stage, not %s %s stage",
+                                  inst->name, names[k], article(sl_role_name(f->desc->role)),
+                                  sl_role_name(f->desc->role), article(sl_role_name(inst->desc->role)),
                                   sl_role_name(inst->desc->role));
             else if (f->desc->role != SL_ROLE_EMBEDDER && f->desc->role != SL_ROLE_LLM)
                 rc = sl_ctx_error(rt->ctx, SL_EFATAL,

@@ -199,6 +199,15 @@ static void test_config_errors_name_the_place(sl_ctx *ctx) {
     CHECK_CONTAINS(sl_ctx_errmsg(ctx), "a parser first");
     sl_config_free(cfg);
 
+    /* an embedder where the chunker belongs, read as English */
+    ini = "[route.text]\nmedia = text/markdown\nstages = markdown embedder\nsink = store\n"
+          "[markdown]\nplugin = parse-markdown\n[embedder]\nplugin = embed-hash\n"
+          "[store]\nplugin = sink-sqlite\npath = x.db\n";
+    CHECK_INT(sl_config_load_string(ctx, "embedder.ini", dir, ini, &cfg), 0);
+    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "'embedder' is an embedder stage");
+    sl_config_free(cfg);
+
     ini = "[route.text]\nmedia = application/pdf\nstages = markdown chunker\nsink = store\n"
           "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n"
           "[store]\nplugin = sink-sqlite\npath = x.db\n";
