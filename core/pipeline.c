@@ -87,6 +87,7 @@ struct unit {
     sl_completion answer;
     job *job; /* NULL for embedding batches and prune */
     uint32_t page;
+    int chained; /* a page unit past the first page stage of its route */
     ref *refs;
     size_t nrefs;
     float *out;
@@ -350,7 +351,10 @@ static void start(unit *u, sl_provider *prov) {
         return;
     }
     if (!prov->inst || prov->inst->desc->bottleneck != SL_IO) {
-        u->task.priority = priority(st->op);
+        /* A page that is further along its page stages goes first, so
+         * each page's image is recognised (and dropped) soon after it is
+         * rendered instead of every page waiting rendered at once. */
+        u->task.priority = st->op == OP_PAGE && u->chained ? priority(OP_PAGE) + 1 : priority(st->op);
         u->task.run = unit_run;
         u->task.done = unit_pool_done;
         sl_pool_submit(st->run->pool, &u->task);
@@ -881,6 +885,35 @@ static void pump_sharing(run *r, const sl_provider *prov) {
     }
 }
 
+/* A route's page stages run page by page: a page goes through all of them
+ * in order while other pages are at other stages, and the document moves
+ * on when its last page is through the last one. j->step stays on the
+ * first page stage until then. */
+static size_t last_page_step(const job *j) {
+    const route_plan *p = &j->run->plans[j->route];
+    size_t k = j->step;
+    while (k + 1 < p->n && p->steps[k + 1]->op == OP_PAGE) k++;
+    return k;
+}
+
+/* Sends a page unit that finished one page stage on to the route's next
+ * one; 0 when that was the last. */
+static int chain_page(unit *u) {
+    job *j = u->job;
+    const route_plan *p = &j->run->plans[j->route];
+    size_t k = j->step;
+    while (k < p->n && p->steps[k] != u->st) k++;
+    if (k + 1 >= p->n || p->steps[k + 1]->op != OP_PAGE) return 0;
+    u->st = p->steps[k + 1];
+    u->chained = 1;
+    u->prov = NULL;
+    u->avoid = 0;
+    u->attempts = 0;
+    u->rc = 0;
+    dispatch(u);
+    return 1;
+}
+
 static void finish_unit(unit *u, int rc) {
     stage *st = u->st;
     run *r = st->run;
@@ -948,11 +981,13 @@ static void finish_unit(unit *u, int rc) {
         break;
     case OP_PAGE:
         if (rc < 0) mark_failed(j, stage_name(st), msg);
+        if (rc >= 0 && !j->failed && chain_page(u)) break;
         release_unit(u);
         if (--j->pending == 0) {
             if (j->failed)
                 finish_job(j, FAILED);
             else {
+                j->step = last_page_step(j);
                 sl_document_sort_elements(j->doc);
                 account(j);
                 advance(j);

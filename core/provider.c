@@ -80,7 +80,9 @@ int sl_provider_done(sl_provider *p, uint64_t now, int rc, uint64_t estimate, ui
      * that the provider is down. */
     if (rc == SL_ERETRY || rc == SL_EFATAL) {
         p->failures++;
-        int64_t limit = p->inst ? p->inst->stage.breaker_failures : 5;
+        /* The breaker is for io providers, a remote service being down; a
+         * local plugin's failures (and the reader's) are only retried. */
+        int64_t limit = p->inst && p->inst->desc->bottleneck == SL_IO ? p->inst->stage.breaker_failures : 0;
         if (limit > 0 && (was_probe || p->failures >= limit)) {
             int newly = p->open_until == 0 || was_probe;
             p->open_until = now + (uint64_t)(p->inst ? p->inst->stage.breaker_cooldown_ms : 30000);

@@ -4,7 +4,9 @@
  * own document, not the others batched with it; a secret never reaches the
  * report or the log; a rerun skips what is stored; tight limits on
  * documents and bytes in flight still finish everything; a config error
- * names file, line, section and key. */
+ * names file, line, section and key; a route's page stages run page by
+ * page, so a page's image is used up soon after it is made instead of
+ * every page of a long document waiting rendered at once. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +158,10 @@ static void test_retries_isolation_and_secrets(sl_ctx *ctx) {
     free(json);
     CHECK(strstr(log, SECRET) == NULL);
     CHECK_CONTAINS(log, "connecting with key ***");
+    /* five retryable failures in a row of a cpu stage do not open a
+     * circuit breaker (that is for io providers): no pause of
+     * breaker_cooldown before the retries */
+    CHECK(strstr(log, "leaving it alone") == NULL);
     free(log);
     sl_report_free(&rep);
 
@@ -217,6 +223,87 @@ static void test_config_errors_name_the_place(sl_ctx *ctx) {
     sl_config_free(cfg);
 }
 
+/* Two page stages (plugins/test_pages.c): "render" makes each page's image,
+ * "ocr" needs it, adds the page's text and drops it. On one pool thread,
+ * the log of their calls shows how many images were alive at once. */
+static void test_page_stages_run_page_by_page(sl_ctx *ctx) {
+    char pdir[700], log[700], db[700], path[800], ini[4096];
+    snprintf(pdir, sizeof pdir, "%s/paged", dir);
+    snprintf(log, sizeof log, "%s/pages.log", dir);
+    snprintf(db, sizeof db, "%s/paged.db", dir);
+    mkdir(pdir, 0755);
+    snprintf(path, sizeof path, "%s/long.txt", pdir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "pages 40\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/short.txt", pdir);
+    f = fopen(path, "w");
+    fprintf(f, "pages 3\n");
+    fclose(f);
+    unlink(log);
+    snprintf(ini, sizeof ini,
+             "[sluice]\nthreads = 1\ninclude = *.txt\n"
+             "[route.paged]\nmedia = text/plain\nstages = parse render ocr chunker\nsink = store\n"
+             "[parse]\nplugin = test-pages-parse\n"
+             "[render]\nplugin = test-pages-step\ntag = render\nrender = true\nlog = %s\n"
+             "[ocr]\nplugin = test-pages-step\ntag = ocr\nlog = %s\n"
+             "[chunker]\nplugin = chunk-text\nsize = 100\noverlap = 0\n"
+             "[store]\nplugin = sink-sqlite\npath = %s\n",
+             log, log, db);
+    sl_config *cfg;
+    CHECK_INT(sl_config_load_string(ctx, "paged.ini", dir, ini, &cfg), 0);
+    sl_runtime *rt = NULL;
+    sl_report rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = sl_runtime_open(ctx, cfg, &rt);
+    if (!rc) rc = sl_runtime_init(rt, false);
+    if (!rc) {
+        const char *paths[1] = {pdir};
+        sl_run_opts opts = {.paths = paths, .npaths = 1};
+        rc = sl_pipeline_run(rt, &opts, &rep);
+    }
+    if (rc) fprintf(stderr, "paged run: %s\n", sl_ctx_errmsg(ctx));
+    CHECK_INT(rc, 0);
+    CHECK_INT(rep.stored, 2);
+    CHECK_INT(rep.failed, 0);
+    sl_report_free(&rep);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+
+    /* every page through both stages, render first; few images at once */
+    f = fopen(log, "r");
+    CHECK(f != NULL);
+    char tag[16];
+    unsigned page;
+    int lines = 0, alive = 0, most = 0, renders = 0, ocrs = 0, ocr_before_last_render = 0;
+    while (f && fscanf(f, "%15s %u", tag, &page) == 2) {
+        lines++;
+        if (strcmp(tag, "render") == 0) {
+            renders++;
+            most = ++alive > most ? alive : most;
+        } else {
+            ocrs++;
+            alive--;
+            if (renders < 43) ocr_before_last_render = 1;
+        }
+    }
+    if (f) fclose(f);
+    CHECK_INT(lines, 86);
+    CHECK_INT(renders, 43);
+    CHECK_INT(ocrs, 43);
+    CHECK_INT(alive, 0);
+    CHECK(ocr_before_last_render);
+    /* one thread: a page rendered, then (the loop handing it on) at most a
+     * couple more before its OCR; without page-by-page order, all 40 */
+    CHECK(most <= 4);
+    if (most > 4) {
+        fprintf(stderr, "%d page images alive at once; the calls were:\n", most);
+        char cmd[800];
+        snprintf(cmd, sizeof cmd, "tr '\\n' ' ' <'%s' >&2", log);
+        if (system(cmd) != 0) fprintf(stderr, "(cannot show %s)\n", log);
+    }
+}
+
 int main(void) {
     const char *tmp = getenv("SLUICE_TEST_TMP");
     snprintf(dir, sizeof dir, "%s/pipeline-%d", tmp ? tmp : "/tmp", (int)getpid());
@@ -233,6 +320,7 @@ int main(void) {
     test_retries_isolation_and_secrets(ctx);
     test_tight_limits_finish_everything(ctx);
     test_config_errors_name_the_place(ctx);
+    test_page_stages_run_page_by_page(ctx);
     sl_ctx_free(ctx);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
