@@ -103,6 +103,44 @@ static inline void provider_free_secret(char *s) {
     free(s);
 }
 
+/* Where a provider's requests go, and its key header's value. */
+typedef struct provider_endpoint {
+    char *url;  /* {base_url}/{path} */
+    char *auth; /* prefix + key ("Bearer KEY"), NULL without a key: no header is sent */
+} provider_endpoint;
+
+static inline void provider_endpoint_free(provider_endpoint *ep) {
+    free(ep->url);
+    provider_free_secret(ep->auth);
+    *ep = (provider_endpoint){NULL, NULL};
+}
+
+/* Fills ep from the options. Returns 0, or SL_ENOMEM after
+ * sl_instance_fail (ep then holds nothing). */
+static inline int provider_endpoint_init(sl_instance *inst, provider_endpoint *ep, const char *base_url,
+                                         const char *path, const char *prefix, const char *key) {
+    bool oom;
+    ep->url = provider_url(base_url, path);
+    ep->auth = provider_auth_value(prefix, key, &oom);
+    if (!oom && ep->url) return 0;
+    provider_endpoint_free(ep);
+    return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+}
+
+/* The options every LLM provider has: max_tokens in 1..1000000 and a
+ * temperature from 0 to the provider's max_temperature. Returns 0 or
+ * SL_EFATAL after sl_instance_fail. */
+static inline int provider_check_llm_options(sl_instance *inst, int64_t max_tokens, double temperature,
+                                             double max_temperature) {
+    if (max_tokens < 1 || max_tokens > 1000000)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
+                                (long long)max_tokens);
+    if (!(temperature >= 0 && temperature <= max_temperature))
+        return sl_instance_fail(inst, SL_EFATAL, "option 'temperature': %g is out of range (0..%g)",
+                                temperature, max_temperature);
+    return 0;
+}
+
 /* --- requests --- */
 
 /* A text as a JSON string in *out, or a failure code after sl_fail:

@@ -36,8 +36,7 @@ typedef struct embed_ollama_config {
 typedef struct embed_ollama {
     embed_ollama_config c;
     uint32_t dim;
-    char *url;  /* {base_url}/api/embed */
-    char *auth; /* "Bearer KEY", NULL without a key */
+    provider_endpoint ep; /* {base_url}/api/embed, and the key header's value */
 } embed_ollama;
 
 /* One batch in flight: sent[k] is the index in the batch (and in out) of
@@ -89,8 +88,7 @@ static const sl_option options[] = {
 static void fini(void *state) {
     embed_ollama *s = state;
     if (!s) return;
-    free(s->url);
-    provider_free_secret(s->auth);
+    provider_endpoint_free(&s->ep);
     free(s);
 }
 
@@ -100,17 +98,13 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (!rc) rc = provider_check_dimension(inst, c->dimension);
     if (rc) return rc;
     embed_ollama *s = calloc(1, sizeof *s);
-    bool oom = !s;
-    if (s) {
-        s->c = *c;
-        s->dim = (uint32_t)c->dimension;
-        s->url = provider_url(c->base_url, "api/embed");
-        s->auth = provider_auth_value("Bearer ", c->api_key, &oom);
-        oom = oom || !s->url;
-    }
-    if (oom) {
-        fini(s);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    s->c = *c;
+    s->dim = (uint32_t)c->dimension;
+    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "api/embed", "Bearer ", c->api_key);
+    if (rc) {
+        free(s);
+        return rc;
     }
     sl_instance_set_dimension(inst, s->dim);
     sl_instance_set_model(inst, c->model);
@@ -138,7 +132,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const embed_ollama *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "Ollama", s->url, s->c.model, &root);
+    int rc = provider_response(call, req, "Ollama", s->ep.url, s->c.model, &root);
     if (!rc) rc = vectors(call, s, root, p);
     json_decref(root);
     sl_http_free(req);
@@ -177,8 +171,8 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
         free(p);
         return rc;
     }
-    provider_header h[] = {{"Authorization", s->auth}};
-    rc = provider_post(call, s->url, body, h, 1, s->c.timeout_ms, on_response, p);
+    provider_header h[] = {{"Authorization", s->ep.auth}};
+    rc = provider_post(call, s->ep.url, body, h, 1, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

@@ -41,8 +41,7 @@ typedef struct embed_openai_config {
 typedef struct embed_openai {
     embed_openai_config c;
     uint32_t dim;
-    char *url;  /* {base_url}/embeddings */
-    char *auth; /* "Bearer KEY", NULL without a key */
+    provider_endpoint ep; /* {base_url}/embeddings, and the key header's value */
 } embed_openai;
 
 /* One batch in flight: sent[k] is the index in the batch (and in out) of
@@ -101,8 +100,7 @@ static const sl_option options[] = {
 static void fini(void *state) {
     embed_openai *s = state;
     if (!s) return;
-    free(s->url);
-    provider_free_secret(s->auth);
+    provider_endpoint_free(&s->ep);
     free(s);
 }
 
@@ -112,17 +110,13 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (!rc) rc = provider_check_dimension(inst, c->dimension);
     if (rc) return rc;
     embed_openai *s = calloc(1, sizeof *s);
-    bool oom = !s;
-    if (s) {
-        s->c = *c;
-        s->dim = (uint32_t)c->dimension;
-        s->url = provider_url(c->base_url, "embeddings");
-        s->auth = provider_auth_value("Bearer ", c->api_key, &oom);
-        oom = oom || !s->url;
-    }
-    if (oom) {
-        fini(s);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    s->c = *c;
+    s->dim = (uint32_t)c->dimension;
+    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "embeddings", "Bearer ", c->api_key);
+    if (rc) {
+        free(s);
+        return rc;
     }
     sl_instance_set_dimension(inst, s->dim);
     sl_instance_set_model(inst, c->model);
@@ -170,7 +164,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const embed_openai *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "OpenAI", s->url, s->c.model, &root);
+    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
     if (!rc) rc = vectors(call, s, root, p);
     json_decref(root);
     sl_http_free(req);
@@ -210,8 +204,8 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
         free(p);
         return rc;
     }
-    provider_header h[] = {{"Authorization", s->auth}};
-    rc = provider_post(call, s->url, body, h, 1, s->c.timeout_ms, on_response, p);
+    provider_header h[] = {{"Authorization", s->ep.auth}};
+    rc = provider_post(call, s->ep.url, body, h, 1, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

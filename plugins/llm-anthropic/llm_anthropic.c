@@ -36,8 +36,7 @@ typedef struct llm_anthropic_config {
 
 typedef struct llm_anthropic {
     llm_anthropic_config c;
-    char *url; /* {base_url}/messages */
-    char *key; /* x-api-key's value, NULL without a key */
+    provider_endpoint ep; /* {base_url}/messages, and the key header's value */
 } llm_anthropic;
 
 typedef struct pending {
@@ -85,32 +84,22 @@ static const sl_option options[] = {
 static void fini(void *state) {
     llm_anthropic *s = state;
     if (!s) return;
-    free(s->url);
-    provider_free_secret(s->key);
+    provider_endpoint_free(&s->ep);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const llm_anthropic_config *c = config;
     int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = provider_check_llm_options(inst, c->max_tokens, c->temperature, 1);
     if (rc) return rc;
-    if (c->max_tokens < 1 || c->max_tokens > 1000000)
-        return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
-                                (long long)c->max_tokens);
-    if (!(c->temperature >= 0 && c->temperature <= 1))
-        return sl_instance_fail(inst, SL_EFATAL, "option 'temperature': %g is out of range (0..1)",
-                                c->temperature);
     llm_anthropic *s = calloc(1, sizeof *s);
-    bool oom = !s;
-    if (s) {
-        s->c = *c;
-        s->url = provider_url(c->base_url, "messages");
-        s->key = provider_auth_value("", c->api_key, &oom);
-        oom = oom || !s->url;
-    }
-    if (oom) {
-        fini(s);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    s->c = *c;
+    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "messages", "", c->api_key);
+    if (rc) {
+        free(s);
+        return rc;
     }
     sl_instance_set_model(inst, c->model);
     *state = s;
@@ -153,7 +142,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const llm_anthropic *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "Anthropic", s->url, s->c.model, &root);
+    int rc = provider_response(call, req, "Anthropic", s->ep.url, s->c.model, &root);
     if (!rc) rc = answer(call, root, p->out);
     json_decref(root);
     sl_http_free(req);
@@ -177,8 +166,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
-    provider_header h[] = {{"x-api-key", s->key}, {"anthropic-version", ANTHROPIC_VERSION}};
-    rc = provider_post(call, s->url, body, h, 2, s->c.timeout_ms, on_response, p);
+    provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
+    rc = provider_post(call, s->ep.url, body, h, 2, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

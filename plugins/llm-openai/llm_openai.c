@@ -32,8 +32,7 @@ typedef struct llm_openai_config {
 
 typedef struct llm_openai {
     llm_openai_config c;
-    char *url;  /* {base_url}/chat/completions */
-    char *auth; /* "Bearer KEY", NULL without a key */
+    provider_endpoint ep; /* {base_url}/chat/completions, and the key header's value */
 } llm_openai;
 
 /* One completion in flight. */
@@ -82,32 +81,22 @@ static const sl_option options[] = {
 static void fini(void *state) {
     llm_openai *s = state;
     if (!s) return;
-    free(s->url);
-    provider_free_secret(s->auth);
+    provider_endpoint_free(&s->ep);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const llm_openai_config *c = config;
     int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = provider_check_llm_options(inst, c->max_tokens, c->temperature, 2);
     if (rc) return rc;
-    if (c->max_tokens < 1 || c->max_tokens > 1000000)
-        return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
-                                (long long)c->max_tokens);
-    if (!(c->temperature >= 0 && c->temperature <= 2))
-        return sl_instance_fail(inst, SL_EFATAL, "option 'temperature': %g is out of range (0..2)",
-                                c->temperature);
     llm_openai *s = calloc(1, sizeof *s);
-    bool oom = !s;
-    if (s) {
-        s->c = *c;
-        s->url = provider_url(c->base_url, "chat/completions");
-        s->auth = provider_auth_value("Bearer ", c->api_key, &oom);
-        oom = oom || !s->url;
-    }
-    if (oom) {
-        fini(s);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    s->c = *c;
+    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "chat/completions", "Bearer ", c->api_key);
+    if (rc) {
+        free(s);
+        return rc;
     }
     sl_instance_set_model(inst, c->model);
     *state = s;
@@ -139,7 +128,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const llm_openai *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "OpenAI", s->url, s->c.model, &root);
+    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
     if (!rc) rc = answer(call, s, root, p->out);
     json_decref(root);
     sl_http_free(req);
@@ -163,8 +152,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
-    provider_header h[] = {{"Authorization", s->auth}};
-    rc = provider_post(call, s->url, body, h, 1, s->c.timeout_ms, on_response, p);
+    provider_header h[] = {{"Authorization", s->ep.auth}};
+    rc = provider_post(call, s->ep.url, body, h, 1, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }
