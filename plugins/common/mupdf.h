@@ -59,6 +59,21 @@ typedef struct slmu {
     fz_locks_context lc;
 } slmu;
 
+/* The options every mupdf plugin has, for an option table whose config
+ * struct TYPE has `uint64_t cache` and `bool shared_cache`. */
+#define SLMU_OPTIONS(TYPE)                                                                                   \
+    {.name = "cache",                                                                                        \
+     .type = SL_OPT_SIZE,                                                                                    \
+     .def = "64M",                                                                                           \
+     .help = "mupdf's resource cache (fonts, images): per thread, or for all with shared_cache",             \
+     .flags = SL_OPT_NO_FINGERPRINT,                                                                         \
+     .offset = offsetof(TYPE, cache)},                                                                       \
+    {                                                                                                        \
+        .name = "shared_cache", .type = SL_OPT_BOOL, .def = "false",                                         \
+        .help = "threads share one mupdf cache under mupdf's locks (less memory, slower on many cores)",     \
+        .flags = SL_OPT_NO_FINGERPRINT, .offset = offsetof(TYPE, shared_cache)                               \
+    }
+
 static inline void slmu_lock_(void *user, int lock) { pthread_mutex_lock(&((slmu *)user)->locks[lock]); }
 static inline void slmu_unlock_(void *user, int lock) { pthread_mutex_unlock(&((slmu *)user)->locks[lock]); }
 
