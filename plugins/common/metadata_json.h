@@ -13,7 +13,6 @@
 #ifndef SLUICE_PLUGINS_COMMON_METADATA_JSON_H
 #define SLUICE_PLUGINS_COMMON_METADATA_JSON_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,86 +20,64 @@
 
 #include <sluice/sluice.h>
 
-/* A growable string; once an allocation fails, oom stays set and nothing
- * more is added. */
-typedef struct slj_buf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} slj_buf;
+#include "textbuf.h"
 
-static inline void slj_put(slj_buf *b, const char *s, size_t len) {
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + len + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    if (len) memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-/* Valid UTF-8 s[0..len), escaped for a JSON string. */
-static inline void slj_run_(slj_buf *b, const char *s, size_t len) {
+/* Valid UTF-8 s[0..len), escaped for a JSON string. 0, or -1 when out of
+ * memory. */
+static inline int slj_run_(buf *b, const char *s, size_t len) {
+    int bad = 0;
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        slj_put(b, s + start, i - start);
+        bad |= buf_add(b, s + start, i - start);
         char esc[8];
         switch (c) {
-        case '"': slj_put(b, "\\\"", 2); break;
-        case '\\': slj_put(b, "\\\\", 2); break;
-        case '\n': slj_put(b, "\\n", 2); break;
-        case '\r': slj_put(b, "\\r", 2); break;
-        case '\t': slj_put(b, "\\t", 2); break;
-        default: slj_put(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c)); break;
+        case '"': bad |= buf_adds(b, "\\\""); break;
+        case '\\': bad |= buf_adds(b, "\\\\"); break;
+        case '\n': bad |= buf_adds(b, "\\n"); break;
+        case '\r': bad |= buf_adds(b, "\\r"); break;
+        case '\t': bad |= buf_adds(b, "\\t"); break;
+        default: bad |= buf_add(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c)); break;
         }
         start = i + 1;
     }
-    slj_put(b, s + start, len - start);
+    return bad | buf_add(b, s + start, len - start);
 }
 
-/* s as a JSON string, invalid bytes as U+FFFD. */
-static inline void slj_string(slj_buf *b, const char *s) {
+/* s as a JSON string, invalid bytes as U+FFFD. 0, or -1 when out of memory. */
+static inline int slj_string(buf *b, const char *s) {
     size_t len = strlen(s), i = 0;
-    slj_put(b, "\"", 1);
+    int bad = buf_adds(b, "\"");
     while (i < len) {
-        size_t bad = 0;
-        if (sl_utf8_valid(s + i, len - i, &bad)) {
-            slj_run_(b, s + i, len - i);
+        size_t skip = 0;
+        if (sl_utf8_valid(s + i, len - i, &skip)) {
+            bad |= slj_run_(b, s + i, len - i);
             break;
         }
-        slj_run_(b, s + i, bad);
-        slj_put(b, "\xEF\xBF\xBD", 3);
-        i += bad + 1;
+        bad |= slj_run_(b, s + i, skip);
+        bad |= buf_adds(b, "\xEF\xBF\xBD");
+        i += skip + 1;
     }
-    slj_put(b, "\"", 1);
+    return bad | buf_adds(b, "\"");
 }
 
 /* The document's metadata as a JSON object ("{}" when it has none);
  * malloc'd, NULL when out of memory. */
 static inline char *slj_metadata(const sl_doc *doc) {
-    slj_buf b = {0};
-    slj_put(&b, "{", 1);
+    buf b = {0};
+    int bad = buf_adds(&b, "{");
     size_t n = sl_doc_meta_count(doc), written = 0;
     for (size_t i = 0; i < n; i++) {
         const char *k, *v;
         if (sl_doc_meta_at(doc, i, &k, &v) != 0) continue;
-        if (written++) slj_put(&b, ",", 1);
-        slj_string(&b, k);
-        slj_put(&b, ":", 1);
-        slj_string(&b, v);
+        if (written++) bad |= buf_adds(&b, ",");
+        bad |= slj_string(&b, k);
+        bad |= buf_adds(&b, ":");
+        bad |= slj_string(&b, v);
     }
-    slj_put(&b, "}", 1);
-    if (b.oom) {
+    bad |= buf_adds(&b, "}");
+    if (bad) {
         free(b.p);
         return NULL;
     }
