@@ -186,41 +186,38 @@ static void test_tight_limits_finish_everything(sl_ctx *ctx) {
     sl_report_free(&rep);
 }
 
-static void test_config_errors_name_the_place(sl_ctx *ctx) {
+/* A config sl_runtime_open refuses; its message must hold `want` (and
+ * `also`, when not NULL). */
+static void refused(sl_ctx *ctx, const char *name, const char *ini, const char *want, const char *also) {
     sl_config *cfg;
-    const char *ini = "[sluice]\nthreads = 2\nbogus = 1\n[route.text]\nmedia = text/markdown\n"
-                      "stages = markdown\nsink = store\n";
-    CHECK_INT(sl_config_load_string(ctx, "bad.ini", dir, ini, &cfg), 0);
+    CHECK_INT(sl_config_load_string(ctx, name, dir, ini, &cfg), 0);
     sl_runtime *rt = NULL;
     CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bad.ini:3");
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bogus");
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), want);
+    if (also) CHECK_CONTAINS(sl_ctx_errmsg(ctx), also);
     sl_config_free(cfg);
+}
 
-    ini = "[route.text]\nmedia = text/markdown\nstages = chunker markdown\nsink = store\n"
-          "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n"
-          "[store]\nplugin = sink-sqlite\npath = x.db\n";
-    CHECK_INT(sl_config_load_string(ctx, "order.ini", dir, ini, &cfg), 0);
-    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "a parser first");
-    sl_config_free(cfg);
+#define STORE "[store]\nplugin = sink-sqlite\npath = x.db\n"
 
+static void test_config_errors_name_the_place(sl_ctx *ctx) {
+    refused(ctx, "bad.ini",
+            "[sluice]\nthreads = 2\nbogus = 1\n[route.text]\nmedia = text/markdown\n"
+            "stages = markdown\nsink = store\n",
+            "bad.ini:3", "bogus");
+    refused(ctx, "order.ini",
+            "[route.text]\nmedia = text/markdown\nstages = chunker markdown\nsink = store\n"
+            "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n" STORE,
+            "a parser first", NULL);
     /* an embedder where the chunker belongs, read as English */
-    ini = "[route.text]\nmedia = text/markdown\nstages = markdown embedder\nsink = store\n"
-          "[markdown]\nplugin = parse-markdown\n[embedder]\nplugin = embed-hash\n"
-          "[store]\nplugin = sink-sqlite\npath = x.db\n";
-    CHECK_INT(sl_config_load_string(ctx, "embedder.ini", dir, ini, &cfg), 0);
-    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "'embedder' is an embedder stage");
-    sl_config_free(cfg);
-
-    ini = "[route.text]\nmedia = application/pdf\nstages = markdown chunker\nsink = store\n"
-          "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n"
-          "[store]\nplugin = sink-sqlite\npath = x.db\n";
-    CHECK_INT(sl_config_load_string(ctx, "media.ini", dir, ini, &cfg), 0);
-    CHECK_INT(sl_runtime_open(ctx, cfg, &rt), SL_EFATAL);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "does not read application/pdf");
-    sl_config_free(cfg);
+    refused(ctx, "embedder.ini",
+            "[route.text]\nmedia = text/markdown\nstages = markdown embedder\nsink = store\n"
+            "[markdown]\nplugin = parse-markdown\n[embedder]\nplugin = embed-hash\n" STORE,
+            "'embedder' is an embedder stage", NULL);
+    refused(ctx, "media.ini",
+            "[route.text]\nmedia = application/pdf\nstages = markdown chunker\nsink = store\n"
+            "[markdown]\nplugin = parse-markdown\n[chunker]\nplugin = chunk-text\n" STORE,
+            "does not read application/pdf", NULL);
 }
 
 /* Two page stages (plugins/test_pages.c): "render" makes each page's image,
