@@ -35,6 +35,8 @@
 
 #include <sluice/sluice.h>
 
+#include "textbuf.h"
+
 #define TOKEN_CHARS 4         /* code points per token in unit = tokens */
 #define MAX_SIZE 100000000    /* largest size accepted, in its unit */
 #define MAX_HEADING_BYTES 200 /* of one heading in a path: headings can be whole paragraphs */
@@ -71,29 +73,6 @@ static const sl_option options[] = {
 };
 
 /* --- text helpers --- */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int buf_add(buf *b, const char *s, size_t n) {
-    if (b->cap - b->len <= n) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len <= n) {
-            if (cap > SIZE_MAX / 2) return SL_ENOMEM;
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) return SL_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';

@@ -36,6 +36,8 @@
 
 #include <sluice/sluice.h>
 
+#include "textbuf.h"
+
 typedef struct ocr_config {
     const char *languages;
     const char *datapath;
@@ -223,26 +225,6 @@ static TessBaseAPI *engine(ocr_state *st, ocr_thread *t) {
 }
 
 /* --- turning tesseract's lines into elements --- */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int buf_add(buf *b, const char *s, size_t n) {
-    if (b->cap - b->len <= n) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->len <= n) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 /* The element being built: lines of one paragraph (or one line). */
 typedef struct para {
