@@ -496,6 +496,18 @@ static void advance(job *j) {
     dispatch_step(j);
 }
 
+/* One of a job's outstanding parts (pages, chunks in batches, summaries)
+ * is done; after the last, the document goes on, or fails if any did. */
+static void part_done(job *j) {
+    if (--j->pending > 0) return;
+    if (j->failed) {
+        finish_job(j, FAILED);
+        return;
+    }
+    account(j);
+    advance(j);
+}
+
 static void fatal(run *r, const char *who, const char *msg) {
     if (!r->rep->fatal) {
         r->rep->fatal = 1;
@@ -602,14 +614,7 @@ static void batch_done(unit *u) {
             else
                 mark_failed(j, stage_name(u->st), "out of memory for vectors");
         }
-        if (--j->pending == 0) {
-            if (j->failed)
-                finish_job(j, FAILED);
-            else {
-                account(j);
-                advance(j);
-            }
-        }
+        part_done(j);
     }
 }
 
@@ -815,12 +820,7 @@ static void start_summaries(stage *st, job *j) {
         }
     }
     free(text);
-    if (--j->pending == 0) {
-        if (j->failed)
-            finish_job(j, FAILED);
-        else
-            advance(j);
-    }
+    part_done(j);
 }
 
 static void summary_done(unit *u, int rc, const char *msg) {
@@ -862,14 +862,7 @@ static void summary_done(unit *u, int rc, const char *msg) {
     free(u->prompt);
     free(u->answer.text);
     release_unit(u);
-    if (--j->pending == 0) {
-        if (j->failed)
-            finish_job(j, FAILED);
-        else {
-            account(j);
-            advance(j);
-        }
-    }
+    part_done(j);
 }
 
 /* A provider freed a slot: every stage that calls it may go on (a sink's
@@ -983,16 +976,11 @@ static void finish_unit(unit *u, int rc) {
         if (rc < 0) mark_failed(j, stage_name(st), msg);
         if (rc >= 0 && !j->failed && chain_page(u)) break;
         release_unit(u);
-        if (--j->pending == 0) {
-            if (j->failed)
-                finish_job(j, FAILED);
-            else {
-                j->step = last_page_step(j);
-                sl_document_sort_elements(j->doc);
-                account(j);
-                advance(j);
-            }
+        if (j->pending == 1 && !j->failed) { /* the last page: the document goes on */
+            j->step = last_page_step(j);
+            sl_document_sort_elements(j->doc);
         }
+        part_done(j);
         break;
     default:
         if (rc < 0) {
