@@ -26,7 +26,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 
 typedef struct bench {
@@ -95,7 +95,7 @@ static int run_one(sl_instance *inst, uint32_t B, size_t items, uint64_t delay, 
     for (uint32_t y = 0; y < page; y++)
         memset(px + y * stride, y > page / 3 && y < page / 2 ? 40 : 230, stride);
     for (size_t i = 0; i < bn.inflight; i++) {
-        bn.docs[i] = sl_document_new("bench.png", NULL);
+        bn.docs[i] = sl_doc_new("bench.png", NULL);
         sl_doc_set_page_count(bn.docs[i], 1);
         sl_doc_set_page_image(bn.docs[i], 1, page, page, 3, stride, px, 96);
         slots[i] = (slot){&bn, i};
@@ -139,7 +139,7 @@ static int run_one(sl_instance *inst, uint32_t B, size_t items, uint64_t delay, 
            wall > 0 ? (double)n / wall : 0, pct(bn.lat, n, 0.50), pct(bn.lat, n, 0.95),
            batches ? (double)units / (double)batches : 0, dev_ms);
     fflush(stdout);
-    for (size_t i = 0; i < bn.inflight; i++) sl_document_free(bn.docs[i]);
+    for (size_t i = 0; i < bn.inflight; i++) sl_doc_free(bn.docs[i]);
     free(bn.docs);
     free(bn.t_submit);
     free(bn.lat);

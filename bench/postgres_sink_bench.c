@@ -32,7 +32,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -310,11 +310,11 @@ int main(int argc, char **argv) {
         snprintf(uri, sizeof uri, "bench/doc-%06d.md", i);
         snprintf(title, sizeof title, "Document %d", i);
         snprintf(content, sizeof content, "content of document %d", i);
-        sl_doc *d = sl_document_new(uri, NULL);
-        sl_document_set_data(d, sl_doc_strndup(d, content, strlen(content)), strlen(content));
-        sl_document_set_media_type(d, "text/markdown");
-        sl_document_set_fingerprint(d, "0123456789abcdef0123456789abcdef");
-        sl_document_set_run_id(d, 1);
+        sl_doc *d = sl_doc_new(uri, NULL);
+        sl_doc_set_data(d, sl_doc_strndup(d, content, strlen(content)), strlen(content));
+        sl_doc_set_media_type(d, "text/markdown");
+        sl_doc_set_fingerprint(d, "0123456789abcdef0123456789abcdef");
+        sl_doc_set_run_id(d, 1);
         sl_doc_meta_set(d, "title", title);
         for (int k = 0; k < nchunks; k++) {
             make_text(buf, (size_t)text);
@@ -323,7 +323,7 @@ int main(int argc, char **argv) {
             snprintf(heading, sizeof heading, "%s > Section %d", title, k / 10);
             sl_chunk_set_heading(d, (size_t)k, heading);
             sl_chunk_set_position(d, (size_t)k, 1, (uint32_t)(k * 7 + 1));
-            float *v = sl_document_chunk_vector(d, (size_t)k, (uint32_t)dim);
+            float *v = sl_doc_chunk_vector(d, (size_t)k, (uint32_t)dim);
             double norm = 0;
             for (int j = 0; j < dim; j++) {
                 v[j] = (float)((double)(next_rand() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
@@ -379,7 +379,7 @@ int main(int argc, char **argv) {
     sl_loop_free(loop);
     sl_registry_free(reg);
     sl_ctx_free(ctx);
-    for (int i = 0; i < ndocs; i++) sl_document_free(docs[i]);
+    for (int i = 0; i < ndocs; i++) sl_doc_free(docs[i]);
     free(docs);
     free(calls);
     return failed ? 1 : 0;

@@ -14,11 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "contract.h"
+#include "plugin_check.h"
 #include "config.h"
 #include "ctx.h"
 #include "document.h"
-#include "loader.h"
+#include "registry.h"
 #include "options.h"
 #include "pipeline.h"
 #include "query.h"

@@ -19,7 +19,7 @@ void sl_hash128_hex(const void *p, size_t len, char out[33]) {
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
 }
 
-sl_doc *sl_document_new(const char *uri, const char *path) {
+sl_doc *sl_doc_new(const char *uri, const char *path) {
     sl_doc *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     pthread_mutex_init(&d->lock, NULL);
@@ -28,7 +28,7 @@ sl_doc *sl_document_new(const char *uri, const char *path) {
     d->path = path ? sl_arena_strdup(&d->arena, path) : NULL;
     d->media_type = "application/octet-stream";
     if (!d->uri || (path && !d->path)) {
-        sl_document_free(d);
+        sl_doc_free(d);
         return NULL;
     }
     return d;
@@ -65,7 +65,7 @@ static int read_all(int fd, uint64_t max_size, char **out, size_t *outlen, char 
     return 0;
 }
 
-int sl_document_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
+int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
     int fd = open(doc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open: %s", strerror(errno));
@@ -119,31 +119,31 @@ int sl_document_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
     return rc;
 }
 
-void sl_document_set_data(sl_doc *doc, const char *data, size_t len) {
+void sl_doc_set_data(sl_doc *doc, const char *data, size_t len) {
     doc->data = data;
     doc->len = len;
     doc->mapped = 0;
     sl_hash128_hex(data, len, doc->hash);
 }
 
-void sl_document_set_media_type(sl_doc *doc, const char *mt) {
+void sl_doc_set_media_type(sl_doc *doc, const char *mt) {
     const char *c = sl_arena_strdup(&doc->arena, mt);
     if (c) doc->media_type = c;
 }
 
-void sl_document_set_fingerprint(sl_doc *doc, const char *fp) {
+void sl_doc_set_fingerprint(sl_doc *doc, const char *fp) {
     snprintf(doc->fingerprint, sizeof doc->fingerprint, "%s", fp);
 }
-void sl_document_set_run_id(sl_doc *doc, uint64_t run_id) { doc->run_id = run_id; }
+void sl_doc_set_run_id(sl_doc *doc, uint64_t run_id) { doc->run_id = run_id; }
 
-size_t sl_document_bytes(const sl_doc *doc) {
+size_t sl_doc_bytes(const sl_doc *doc) {
     size_t n = doc->arena.reserved + doc->len;
     for (size_t i = 0; i < doc->nimages; i++)
         if (doc->images[i].pixels) n += doc->images[i].stride * doc->images[i].height;
     return n;
 }
 
-void sl_document_free(sl_doc *doc) {
+void sl_doc_free(sl_doc *doc) {
     if (!doc) return;
     if (doc->mapped == 1)
         munmap((void *)doc->data, doc->len);
@@ -384,7 +384,7 @@ int sl_element_bbox(const sl_doc *doc, size_t i, float box[4]) {
     return 1;
 }
 
-void sl_document_sort_elements(sl_doc *doc) {
+void sl_doc_sort_elements(sl_doc *doc) {
     /* qsort is not stable; pages are rarely out of order, so check first
      * and do a stable insertion sort when they are. */
     size_t n = doc->nelems;
@@ -494,7 +494,7 @@ const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim) {
     return c ? c->vector : NULL;
 }
 
-float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
+float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
     float *v = NULL;
     pthread_mutex_lock(&doc->lock);
     if (i < doc->nchunks) {

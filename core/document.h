@@ -2,7 +2,7 @@
  * what the pipeline needs beyond the SDK accessors (see sluice/doc.h).
  *
  * A document owns an arena; everything plugins add lives there and is freed
- * by sl_document_free. The mutex lets page stages add elements to one
+ * by sl_doc_free. The mutex lets page stages add elements to one
  * document from several pool threads at once.
  */
 #ifndef SL_DOCUMENT_H
@@ -87,27 +87,27 @@ struct sl_doc {
 };
 
 /* A new, empty document for `uri` (copied). NULL on out of memory. */
-sl_doc *sl_document_new(const char *uri, const char *path);
+sl_doc *sl_doc_new(const char *uri, const char *path);
 /* Reads `path` (mmap for regular files, read() otherwise), up to max_size
  * bytes; fills data, len and the content hash. On failure returns a negative
  * SL_E* and writes the reason ("permission denied", "is a directory", ...)
  * to err. */
-int sl_document_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen);
+int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen);
 /* Uses caller-owned bytes (tests, `sluice check`); hashes them. The bytes
  * must outlive the document. */
-void sl_document_set_data(sl_doc *doc, const char *data, size_t len);
-void sl_document_set_media_type(sl_doc *doc, const char *media_type);
-void sl_document_set_fingerprint(sl_doc *doc, const char *fp_hex);
-void sl_document_set_run_id(sl_doc *doc, uint64_t run_id);
+void sl_doc_set_data(sl_doc *doc, const char *data, size_t len);
+void sl_doc_set_media_type(sl_doc *doc, const char *media_type);
+void sl_doc_set_fingerprint(sl_doc *doc, const char *fp_hex);
+void sl_doc_set_run_id(sl_doc *doc, uint64_t run_id);
 /* Allocates the vector of chunk i (dim floats, zeroed); NULL on OOM. */
-float *sl_document_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
+float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
 /* Orders elements by page, keeping the order within a page (after page
  * stages added elements in parallel). */
-void sl_document_sort_elements(sl_doc *doc);
+void sl_doc_sort_elements(sl_doc *doc);
 /* Bytes the document holds: arena, page images and mapped data. */
-size_t sl_document_bytes(const sl_doc *doc);
+size_t sl_doc_bytes(const sl_doc *doc);
 /* Unmaps the data, frees the arena and the document. */
-void sl_document_free(sl_doc *doc);
+void sl_doc_free(sl_doc *doc);
 
 /* Hex of XXH3-128 of the bytes (32 chars + NUL). */
 void sl_hash128_hex(const void *p, size_t len, char out[33]);

@@ -19,7 +19,7 @@
 
 #include "config.h"
 #include "ctx.h"
-#include "loader.h"
+#include "registry.h"
 
 /* Settings the core reads from every stage section, whatever the plugin. */
 typedef struct sl_stage_conf {

@@ -21,7 +21,7 @@
 #include "loop.h"
 #include "media.h"
 #include "pool.h"
-#include "provider.h"
+#include "throttle.h"
 #include "walk.h"
 #include "workers.h"
 
@@ -54,7 +54,7 @@ typedef struct stage {
     run *run;
     op op;
     sl_instance *inst;   /* NULL for read */
-    sl_provider **chain; /* inst, then its fallbacks; one NULL-instance provider for read */
+    sl_throttle **chain; /* inst, then its fallbacks; one NULL-instance provider for read */
     size_t nchain;
     int exec;
     int inflight;
@@ -77,7 +77,7 @@ struct unit {
     sl_task task; /* first: pool tasks are recovered from it */
     sl_call call;
     stage *st;
-    sl_provider *prov; /* who runs it this time */
+    sl_throttle *prov; /* who runs it this time */
     uint32_t avoid;    /* chain members that failed it since the last backoff */
     uint64_t estimate; /* tokens, for the rate limits */
     int kind;          /* OP_SUMMARIZE: SUM_* */
@@ -132,9 +132,9 @@ struct run {
     size_t nstages;
     route_plan *plans;
     stage *read;
-    sl_provider **prov;   /* [inst id], made for the instances a run uses */
+    sl_throttle **prov;   /* [inst id], made for the instances a run uses */
     sl_batcher **batcher; /* [inst id]: one dispatcher per gpu page instance */
-    sl_provider read_prov;
+    sl_throttle read_prov;
     void **tstate; /* [thread * ninst + inst id] */
     unsigned char *tinit;
     uint64_t run_id;
@@ -222,7 +222,7 @@ static int invoke(unit *u) {
     switch (st->op) {
     case OP_READ: {
         char err[512];
-        int rc = sl_document_load(doc, st->run->rt->set.max_file_size, err, sizeof err);
+        int rc = sl_doc_load(doc, st->run->rt->set.max_file_size, err, sizeof err);
         return rc ? sl_fail(&u->call, rc, "%s", err) : 0;
     }
     case OP_LOOKUP: return d->lookup(&u->call, doc);
@@ -324,10 +324,10 @@ static void worker_done(void *arg, int rc, const char *msg) {
     finish_unit(u, rc);
 }
 
-static void start(unit *u, sl_provider *prov) {
+static void start(unit *u, sl_throttle *prov) {
     stage *st = u->st;
     u->prov = prov;
-    sl_provider_take(prov, sl_now_ns() / 1000000u, u->estimate);
+    sl_throttle_take(prov, sl_now_ns() / 1000000u, u->estimate);
     st->inflight++;
     if (st->exec == EX_BATCH) {
         sl_call_init(&u->call, prov->inst, NULL);
@@ -373,16 +373,16 @@ static void start(unit *u, sl_provider *prov) {
 }
 
 /* The first provider of the chain that can take u now; else NULL and
- * *wait the milliseconds until one might (SL_PROVIDER_NEVER: only a
+ * *wait the milliseconds until one might (SL_THROTTLE_NEVER: only a
  * completion can free one). Providers that failed u are tried last. */
-static sl_provider *pick(stage *st, unit *u, uint64_t *wait) {
+static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
     uint64_t now = sl_now_ns() / 1000000u;
-    *wait = SL_PROVIDER_NEVER;
+    *wait = SL_THROTTLE_NEVER;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < st->nchain; i++) {
             int avoided = i < 32 && (u->avoid >> i) & 1u;
             if (avoided != pass) continue;
-            uint64_t w = sl_provider_wait_ms(st->chain[i], now, u->estimate);
+            uint64_t w = sl_throttle_wait_ms(st->chain[i], now, u->estimate);
             if (w == 0) return st->chain[i];
             if (w < *wait) *wait = w;
         }
@@ -401,9 +401,9 @@ static void wake_fire(uv_timer_t *t) {
 static void pump(stage *st) {
     while (st->qhead) {
         uint64_t wait;
-        sl_provider *p = pick(st, st->qhead, &wait);
+        sl_throttle *p = pick(st, st->qhead, &wait);
         if (!p) {
-            if (wait != SL_PROVIDER_NEVER && st->wake_open) {
+            if (wait != SL_THROTTLE_NEVER && st->wake_open) {
                 uv_timer_stop(&st->wake);
                 uv_timer_start(&st->wake, wake_fire, wait, 0);
                 st->wake_on = 1;
@@ -434,7 +434,7 @@ static void dispatch(unit *u) {
 /* --- documents --- */
 
 static void account(job *j) {
-    size_t now = sl_document_bytes(j->doc);
+    size_t now = sl_doc_bytes(j->doc);
     j->run->bytes_inflight += now;
     j->run->bytes_inflight -= j->accounted;
     j->accounted = now;
@@ -466,7 +466,7 @@ static void finish_job(job *j, outcome o) {
     free(j->parts);
     free(j->fail_stage);
     free(j->fail_reason);
-    sl_document_free(j->doc);
+    sl_doc_free(j->doc);
     free(j);
     admit(r);
     maybe_end(r);
@@ -608,7 +608,7 @@ static void batch_done(unit *u) {
         if (!finite)
             mark_failed(j, stage_name(u->st), "the embedder returned a non-finite value (NaN or inf)");
         else if (!j->failed) {
-            float *dst = sl_document_chunk_vector(j->doc, u->refs[i].chunk, dim);
+            float *dst = sl_doc_chunk_vector(j->doc, u->refs[i].chunk, dim);
             if (dst)
                 memcpy(dst, v, dim * sizeof *dst);
             else
@@ -867,7 +867,7 @@ static void summary_done(unit *u, int rc, const char *msg) {
 
 /* A provider freed a slot: every stage that calls it may go on (a sink's
  * lookup, store and prune share one). */
-static void pump_sharing(run *r, const sl_provider *prov) {
+static void pump_sharing(run *r, const sl_throttle *prov) {
     for (size_t i = 0; i < r->nstages; i++) {
         stage *s = r->stages[i];
         for (size_t k = 0; k < s->nchain; k++)
@@ -914,10 +914,10 @@ static void finish_unit(unit *u, int rc) {
     st->stats->calls++;
     st->stats->items += st->op == OP_EMBED ? u->nrefs : 1;
     const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
-    sl_provider *prov = u->prov;
+    sl_throttle *prov = u->prov;
     size_t pi = 0;
     while (pi < st->nchain && st->chain[pi] != prov) pi++;
-    if (sl_provider_done(prov, sl_now_ns() / 1000000u, rc, u->estimate,
+    if (sl_throttle_done(prov, sl_now_ns() / 1000000u, rc, u->estimate,
                          u->call.tokens_in + u->call.tokens_out))
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, prov->inst ? prov->inst->name : "",
                    "%s; leaving it alone for %lld ms", msg,
@@ -978,7 +978,7 @@ static void finish_unit(unit *u, int rc) {
         release_unit(u);
         if (j->pending == 1 && !j->failed) { /* the last page: the document goes on */
             j->step = last_page_step(j);
-            sl_document_sort_elements(j->doc);
+            sl_doc_sort_elements(j->doc);
         }
         part_done(j);
         break;
@@ -1063,7 +1063,7 @@ static void dispatch_step(job *j) {
 
 static void start_job(run *r, const char *path, const char *error, uint64_t est) {
     job *j = calloc(1, sizeof *j);
-    sl_doc *doc = j ? sl_document_new(path, path) : NULL;
+    sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
     if (!doc) {
         free(j);
         fatal(r, "read", "out of memory");
@@ -1075,8 +1075,8 @@ static void start_job(run *r, const char *path, const char *error, uint64_t est)
     j->accounted = est; /* until the read step knows better */
     r->bytes_inflight += est;
     const char *media = sl_media_type_for_path(path);
-    sl_document_set_media_type(doc, media);
-    sl_document_set_run_id(doc, r->run_id);
+    sl_doc_set_media_type(doc, media);
+    sl_doc_set_run_id(doc, r->run_id);
     if (error) {
         fail_job(j, r->read, error);
         return;
@@ -1090,7 +1090,7 @@ static void start_job(run *r, const char *path, const char *error, uint64_t est)
         return;
     }
     j->route = (size_t)(route - r->rt->routes);
-    sl_document_set_fingerprint(doc, route->fingerprint);
+    sl_doc_set_fingerprint(doc, route->fingerprint);
     j->step = 0;
     dispatch_step(j);
 }
@@ -1211,14 +1211,14 @@ static void heartbeat_tick(uv_timer_t *t) {
 
 /* One provider per instance, shared by every stage that calls it (a sink's
  * lookup, store and prune), so its limits hold across them. */
-static sl_provider *provider_for(run *r, sl_instance *inst) {
+static sl_throttle *provider_for(run *r, sl_instance *inst) {
     if (r->prov[inst->id]) return r->prov[inst->id];
-    sl_provider *p = calloc(1, sizeof *p);
+    sl_throttle *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     int limit = inst->stage.max_concurrency > 0 ? (int)inst->stage.max_concurrency
                 : inst->concurrency > 0         ? (int)inst->concurrency
                                                 : (int)inst->desc->max_concurrency;
-    sl_provider_init(p, inst, limit, sl_now_ns() / 1000000u);
+    sl_throttle_init(p, inst, limit, sl_now_ns() / 1000000u);
     if (inst->desc->bottleneck == SL_IO || inst->nfallbacks || inst->stage.rpm || inst->stage.tpm) {
         p->stats = sl_report_add_provider(r->rep, inst->name, inst->desc->name);
         if (p->stats) {
@@ -1294,7 +1294,7 @@ static int plan(run *r) {
     sl_runtime *rt = r->rt;
     r->prov = calloc(rt->ninst ? rt->ninst : 1, sizeof *r->prov);
     if (!r->prov) return SL_ENOMEM;
-    sl_provider_init(&r->read_prov, NULL, 0, sl_now_ns() / 1000000u);
+    sl_throttle_init(&r->read_prov, NULL, 0, sl_now_ns() / 1000000u);
     r->read = add_stage(r, OP_READ, NULL, "read");
     r->plans = calloc(rt->nroutes, sizeof *r->plans);
     if (!r->read || !r->plans) return SL_ENOMEM;
@@ -1418,7 +1418,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         /* a worker takes one call at a time: more would only wait inside */
         for (size_t i = 0; i < r->nstages; i++)
             if (r->stages[i]->exec == EX_WORKER) {
-                sl_provider *pv = r->stages[i]->chain[0];
+                sl_throttle *pv = r->stages[i]->chain[0];
                 int n = sl_workers_size(r->workers);
                 if (pv->limit == 0 || pv->limit > n) pv->limit = n;
             }

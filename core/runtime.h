@@ -21,7 +21,7 @@
 #include "config.h"
 #include "ctx.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 
 typedef struct sl_settings {
     int64_t threads;

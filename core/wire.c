@@ -524,7 +524,7 @@ static int get_chunks(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t err
         if (rc == 0 && summary) rc = sl_chunk_set_summary(doc, at, summary);
         if (rc == 0) rc = sl_chunk_set_position(doc, at, page, line);
         if (rc == 0 && dim) {
-            float *v = sl_document_chunk_vector(doc, at, dim);
+            float *v = sl_doc_chunk_vector(doc, at, dim);
             if (v)
                 memcpy(v, vec, (size_t)dim * sizeof(float));
             else

@@ -52,7 +52,7 @@
 #endif
 
 #include "document.h"
-#include "loader.h"
+#include "registry.h"
 #include "options.h"
 #include "wire.h"
 
@@ -1318,7 +1318,7 @@ static int wsend_fail(wctx *c, uint64_t seq, int rc, const char *msg) {
 static int map_data(sl_doc *doc, uint8_t kind, uint64_t len, int fd, const char *hash, char *err,
                     size_t errlen) {
     if (kind == DATA_NONE || len == 0) {
-        sl_document_set_data(doc, "", 0);
+        sl_doc_set_data(doc, "", 0);
         return 0;
     }
     int own = -1;
@@ -1368,17 +1368,17 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
     }
 #endif
     if (c->base_dirty) limit_memory(c); /* measured before this document is mapped */
-    sl_doc *doc = sl_document_new(uri, path);
+    sl_doc *doc = sl_doc_new(uri, path);
     if (!doc) return wsend_fail(c, seq, SL_ENOMEM, "out of memory for the document");
     int rc = map_data(doc, kind, len, data_fd, hash, err, sizeof err);
     if (rc == 0) {
-        sl_document_set_media_type(doc, media);
-        sl_document_set_fingerprint(doc, fp);
-        sl_document_set_run_id(doc, run_id);
+        sl_doc_set_media_type(doc, media);
+        sl_doc_set_fingerprint(doc, fp);
+        sl_doc_set_run_id(doc, run_id);
         rc = sl_wire_get_doc(r, doc, 0, err, sizeof err);
     }
     if (rc < 0) {
-        sl_document_free(doc);
+        sl_doc_free(doc);
         return wsend_fail(c, seq, rc == SL_EINVAL ? SL_EFATAL : rc, err);
     }
     result_enc e;
@@ -1446,7 +1446,7 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
             status = wsend_small(c, &e);
         }
     }
-    sl_document_free(doc);
+    sl_doc_free(doc);
     if (e.retire) _exit(0); /* no fini, no leak report: the heap is the plugin's mess */
     return status;
 }

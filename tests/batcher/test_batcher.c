@@ -19,7 +19,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 #include "plugins/test_gpu.h"
 
@@ -46,7 +46,7 @@ static test_gpu_state *state_of(sl_instance *inst) { return inst->state; }
 
 /* A document of `pages` pages, each with a white gray image of w x h (c channels). */
 static sl_doc *doc_new(const char *uri, uint32_t pages, uint32_t w, uint32_t h, uint32_t c) {
-    sl_doc *d = sl_document_new(uri, NULL);
+    sl_doc *d = sl_doc_new(uri, NULL);
     sl_doc_set_page_count(d, pages);
     unsigned char *px = malloc((size_t)w * h * c);
     memset(px, 255, (size_t)w * h * c);
@@ -169,7 +169,7 @@ static void test_full_batches_never_exceed_max_batch(void) {
     sl_batcher_free(b);
     CHECK_INT(s->thread_finis, 1);
     sl_instance_free(inst);
-    for (int i = 0; i < 3; i++) sl_document_free(d[i]);
+    for (int i = 0; i < 3; i++) sl_doc_free(d[i]);
     sl_loop_free(loop);
 }
 
@@ -194,7 +194,7 @@ static void test_partial_batch_goes_out_after_max_delay(void) {
     CHECK(st.queue_wait_ns >= delay_ms * 1000000u);
     sl_batcher_free(b);
     sl_instance_free(inst);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_loop_free(loop);
 }
 
@@ -219,7 +219,7 @@ static int shapes_run(bool group, int *mixed_batches) {
     }
     sl_batcher_free(b);
     sl_instance_free(inst);
-    for (int i = 0; i < 3; i++) sl_document_free(d[i]);
+    for (int i = 0; i < 3; i++) sl_doc_free(d[i]);
     sl_loop_free(loop);
     return ncalls;
 }
@@ -278,8 +278,8 @@ static void test_out_of_memory_splits_and_remembers_the_ceiling(void) {
     CHECK_INT(st.splits, 2);
     sl_batcher_free(b);
     sl_instance_free(inst);
-    sl_document_free(d1);
-    sl_document_free(d2);
+    sl_doc_free(d1);
+    sl_doc_free(d2);
     sl_loop_free(loop);
 }
 
@@ -323,9 +323,9 @@ static void test_a_unit_out_of_memory_alone_fails_alone_and_keeps_the_ceiling(vo
     CHECK_INT(s->sizes[before], 4);
     sl_batcher_free(b);
     sl_instance_free(inst);
-    sl_document_free(ok);
-    sl_document_free(big);
-    sl_document_free(more);
+    sl_doc_free(ok);
+    sl_doc_free(big);
+    sl_doc_free(more);
     sl_loop_free(loop);
 }
 
@@ -354,8 +354,8 @@ static void test_other_failures_fail_every_unit_of_the_batch(void) {
     CHECK_INT(st.splits, 0);
     sl_batcher_free(b);
     sl_instance_free(inst);
-    sl_document_free(good);
-    sl_document_free(bad);
+    sl_doc_free(good);
+    sl_doc_free(bad);
     sl_loop_free(loop);
 }
 
@@ -380,7 +380,7 @@ static void test_thread_state_lives_on_the_dispatcher_thread(void) {
     CHECK_INT(s->thread_finis, 1);
     CHECK_INT(s->wrong_thread_state, 0);
     sl_instance_free(inst);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_loop_free(loop);
 }
 
@@ -401,7 +401,7 @@ static void test_free_runs_what_is_queued(void) {
     check_all_ok_once();
     sl_loop_run(loop); /* closes the keeper handle */
     sl_instance_free(inst);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_loop_free(loop);
 }
 

@@ -21,7 +21,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 
 static sl_ctx *ctx;
@@ -179,7 +179,7 @@ static void test_regions_are_the_dark_rectangles(void) {
     }
     /* a: gray 512x384, fit: half size, bottom padded white. Each rectangle
      * lies in one cell of the model's 8x8 grid. */
-    sl_doc *a = sl_document_new("a.pdf", NULL);
+    sl_doc *a = sl_doc_new("a.pdf", NULL);
     sl_doc_set_page_count(a, 4);
     rect a1[] = {{70, 10, 120, 50, "wide"}, {200, 140, 250, 180, "wide"}, {300, 200, 320, 250, "tall"}};
     rect a3[] = {{450, 330, 500, 370, "wide"}};
@@ -194,7 +194,7 @@ static void test_regions_are_the_dark_rectangles(void) {
     draw(a, 4, 512, 384, 1, a4, 4, black, 72);
     /* b: RGB 256x256 (scale 1), a dark blue rectangle, and RGBA where a
      * transparent black rectangle is white over white */
-    sl_doc *b = sl_document_new("b.png", NULL);
+    sl_doc *b = sl_doc_new("b.png", NULL);
     sl_doc_set_page_count(b, 3);
     rect b1[] = {{10, 10, 20, 30, "tall"}};
     rect b2[] = {{40, 40, 60, 50, "wide"}};
@@ -217,7 +217,7 @@ static void test_regions_are_the_dark_rectangles(void) {
         free(copy);
     }
     /* c: gray 1024x1024 (a quarter), and a page with no image at all */
-    sl_doc *c = sl_document_new("c.tiff", NULL);
+    sl_doc *c = sl_doc_new("c.tiff", NULL);
     sl_doc_set_page_count(c, 2);
     rect c1[] = {{520, 260, 600, 300, "wide"}};
     draw(c, 1, 1024, 1024, 1, c1, 1, black, 300);
@@ -237,9 +237,9 @@ static void test_regions_are_the_dark_rectangles(void) {
     CHECK_INT(st.units, 9);
     CHECK(st.batches < st.units); /* pages of different documents shared batches */
     CHECK_INT(st.splits, 0);
-    sl_document_free(a);
-    sl_document_free(b);
-    sl_document_free(c);
+    sl_doc_free(a);
+    sl_doc_free(b);
+    sl_doc_free(c);
     sl_instance_free(inst);
 }
 
@@ -254,7 +254,7 @@ static void test_tuple_output_stretch_and_points(void) {
         return;
     }
     /* 512x256 stretched to 256x256: x halves, y stays; 144 dpi: points are half the pixels */
-    sl_doc *d = sl_document_new("stretch.pdf", NULL);
+    sl_doc *d = sl_doc_new("stretch.pdf", NULL);
     sl_doc_set_page_count(d, 1);
     rect r[] = {{80, 40, 120, 60, "label0"}};
     draw(d, 1, 512, 256, 1, r, 1, black, 144);
@@ -262,7 +262,7 @@ static void test_tuple_output_stretch_and_points(void) {
     run_pages(inst, &d, 1, 4, &st);
     rect pts[] = {{40, 20, 60, 30, "label0"}};
     expect_regions(d, 1, pts, 1, 1);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 
@@ -279,7 +279,7 @@ static void test_model_out_of_memory_splits_the_batch(void) {
     for (int i = 0; i < 6; i++) {
         char uri[32];
         snprintf(uri, sizeof uri, "oom%d.png", i);
-        docs[i] = sl_document_new(uri, NULL);
+        docs[i] = sl_doc_new(uri, NULL);
         sl_doc_set_page_count(docs[i], 1);
         r[i][0] = (rect){(uint32_t)(40 + 32 * i), 40, (uint32_t)(50 + 32 * i), 60, "tall"};
         draw(docs[i], 1, 256, 256, 1, r[i], 1, black, 0);
@@ -290,7 +290,7 @@ static void test_model_out_of_memory_splits_the_batch(void) {
     CHECK(st.splits >= 1);
     CHECK_INT(st.ceiling, 2);
     CHECK_INT(st.units, 6);
-    for (int i = 0; i < 6; i++) sl_document_free(docs[i]);
+    for (int i = 0; i < 6; i++) sl_doc_free(docs[i]);
     sl_instance_free(inst);
 }
 
@@ -320,14 +320,14 @@ static void test_cuda_runs_or_says_why_not(void) {
         CHECK_CONTAINS(sl_ctx_errmsg(ctx), "CUDA");
         return;
     }
-    sl_doc *d = sl_document_new("cuda.png", NULL);
+    sl_doc *d = sl_doc_new("cuda.png", NULL);
     sl_doc_set_page_count(d, 1);
     rect r[] = {{40, 40, 50, 60, "label0"}};
     draw(d, 1, 256, 256, 1, r, 1, black, 0);
     sl_batcher_stats st;
     run_pages(inst, &d, 1, 4, &st);
     expect_regions(d, 1, r, 1, 1);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 

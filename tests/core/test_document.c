@@ -33,8 +33,8 @@ static void test_arena(void) {
 }
 
 static void test_document_content(void) {
-    sl_doc *d = sl_document_new("docs/a.md", NULL);
-    sl_document_set_data(d, "abc", 3);
+    sl_doc *d = sl_doc_new("docs/a.md", NULL);
+    sl_doc_set_data(d, "abc", 3);
     CHECK_STR(sl_doc_uri(d), "docs/a.md");
     CHECK_INT(strlen(sl_doc_hash(d)), 32);
     char h[33];
@@ -63,7 +63,7 @@ static void test_document_content(void) {
     sl_elem_set_attr(d, 2, "lang", "c");
     sl_elem_set_bbox(d, 2, 1, 2, 3, 4);
     CHECK_INT(sl_elem_set_page(d, 7, 1), SL_EINVAL);
-    sl_document_sort_elements(d);
+    sl_doc_sort_elements(d);
     /* page 1 first; within page 2 the heading stays before the code */
     CHECK_STR(sl_element_text(d, 0, NULL), "p2");
     CHECK_INT(sl_element_line(d, 0), 3);
@@ -88,13 +88,13 @@ static void test_document_content(void) {
     uint32_t dim = 9;
     CHECK(sl_chunk_vector(d, 0, &dim) == NULL);
     CHECK_INT(dim, 0);
-    float *v = sl_document_chunk_vector(d, 0, 4);
+    float *v = sl_doc_chunk_vector(d, 0, 4);
     v[3] = 2.5f;
     CHECK(sl_chunk_vector(d, 0, &dim)[3] == 2.5f);
     CHECK_INT(dim, 4);
     CHECK(sl_chunk_text(d, 5, NULL) == NULL);
-    CHECK(sl_document_bytes(d) > 3);
-    sl_document_free(d);
+    CHECK(sl_doc_bytes(d) > 3);
+    sl_doc_free(d);
 }
 
 static void test_document_load(void) {
@@ -107,47 +107,47 @@ static void test_document_load(void) {
     fputs("# Title\n", f);
     fclose(f);
 
-    sl_doc *d = sl_document_new(path, path);
-    CHECK_INT(sl_document_load(d, 1 << 20, err, sizeof err), 0);
+    sl_doc *d = sl_doc_new(path, path);
+    CHECK_INT(sl_doc_load(d, 1 << 20, err, sizeof err), 0);
     size_t len;
     const char *data = sl_doc_data(d, &len);
     CHECK_INT(len, 8);
     CHECK(memcmp(data, "# Title\n", 8) == 0);
-    sl_document_free(d);
+    sl_doc_free(d);
 
-    d = sl_document_new(path, path);
-    CHECK_INT(sl_document_load(d, 4, err, sizeof err), SL_EBADINPUT);
+    d = sl_doc_new(path, path);
+    CHECK_INT(sl_doc_load(d, 4, err, sizeof err), SL_EBADINPUT);
     CHECK_CONTAINS(err, "max_file_size");
-    sl_document_free(d);
+    sl_doc_free(d);
 
-    d = sl_document_new(dir, dir);
-    CHECK_INT(sl_document_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
+    d = sl_doc_new(dir, dir);
+    CHECK_INT(sl_doc_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
     CHECK_CONTAINS(err, "directory");
-    sl_document_free(d);
+    sl_doc_free(d);
 
     char fifo[600];
     snprintf(fifo, sizeof fifo, "%s/pipe.md", dir);
     mkfifo(fifo, 0644);
-    d = sl_document_new(fifo, fifo);
-    CHECK_INT(sl_document_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
+    d = sl_doc_new(fifo, fifo);
+    CHECK_INT(sl_doc_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
     CHECK_CONTAINS(err, "not a regular file");
-    sl_document_free(d);
+    sl_doc_free(d);
 
     char missing[600];
     snprintf(missing, sizeof missing, "%s/none.md", dir);
-    d = sl_document_new(missing, missing);
-    CHECK_INT(sl_document_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
+    d = sl_doc_new(missing, missing);
+    CHECK_INT(sl_doc_load(d, 1 << 20, err, sizeof err), SL_EBADINPUT);
     CHECK_CONTAINS(err, "No such file");
-    sl_document_free(d);
+    sl_doc_free(d);
 
     char empty[600];
     snprintf(empty, sizeof empty, "%s/empty.md", dir);
     fclose(fopen(empty, "w"));
-    d = sl_document_new(empty, empty);
-    CHECK_INT(sl_document_load(d, 1 << 20, err, sizeof err), 0);
+    d = sl_doc_new(empty, empty);
+    CHECK_INT(sl_doc_load(d, 1 << 20, err, sizeof err), 0);
     sl_doc_data(d, &len);
     CHECK_INT(len, 0);
-    sl_document_free(d);
+    sl_doc_free(d);
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

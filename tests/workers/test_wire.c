@@ -16,8 +16,8 @@
 
 static sl_doc *full_doc(void) {
     static const char text[] = "# Title\n\nbody";
-    sl_doc *d = sl_document_new("a/b.md", "/x/a/b.md");
-    sl_document_set_data(d, text, sizeof text - 1);
+    sl_doc *d = sl_doc_new("a/b.md", "/x/a/b.md");
+    sl_doc_set_data(d, text, sizeof text - 1);
     sl_doc_set_page_count(d, 2);
     sl_doc_meta_set(d, "title", "Title");
     sl_doc_meta_set(d, "lang", "en");
@@ -35,7 +35,7 @@ static sl_doc *full_doc(void) {
     sl_chunk_set_heading(d, (size_t)c, "Title");
     sl_chunk_set_summary(d, (size_t)c, "sum");
     sl_chunk_set_position(d, (size_t)c, 1, 3);
-    float *v = sl_document_chunk_vector(d, (size_t)c, 3);
+    float *v = sl_doc_chunk_vector(d, (size_t)c, 3);
     v[0] = 0.25f, v[1] = -1.0f, v[2] = 3.0f;
     sl_doc_add_chunk(d, "chunk two", 9);
     unsigned char px[6 * 2 * 3];
@@ -105,7 +105,7 @@ static void test_a_document_survives_the_trip(void) {
     sl_wire_sel sel = {SL_IMAGES_ALL, 0, 0, 0, 0, 0};
     size_t len;
     unsigned char *p = encode(a, &sel, &len);
-    sl_doc *b = sl_document_new("a/b.md", NULL);
+    sl_doc *b = sl_doc_new("a/b.md", NULL);
     sl_rbuf r = {p, len, 0, 0};
     char err[256] = "";
     CHECK_INT(sl_wire_get_doc(&r, b, 0, err, sizeof err), 0);
@@ -134,7 +134,7 @@ static void test_a_document_survives_the_trip(void) {
     sl_wire_sel only2 = {SL_IMAGES_PAGE, 1, 0, 0, 0, 2};
     size_t len2;
     unsigned char *p2 = encode(a, &only2, &len2);
-    sl_doc *c = sl_document_new("c", NULL);
+    sl_doc *c = sl_doc_new("c", NULL);
     sl_rbuf r4 = {p2, len2, 0, 0};
     CHECK_INT(sl_wire_get_doc(&r4, c, 0, err, sizeof err), 0);
     CHECK_INT(sl_doc_element_count(c), 1);
@@ -143,9 +143,9 @@ static void test_a_document_survives_the_trip(void) {
     free(p);
     free(p1);
     free(p2);
-    sl_document_free(a);
-    sl_document_free(b);
-    sl_document_free(c);
+    sl_doc_free(a);
+    sl_doc_free(b);
+    sl_doc_free(c);
 }
 
 static void test_bad_encodings_are_refused(void) {
@@ -156,10 +156,10 @@ static void test_bad_encodings_are_refused(void) {
     char err[256];
     int refused = 0;
     for (size_t cut = 0; cut < len; cut++) {
-        sl_doc *b = sl_document_new("t", NULL);
+        sl_doc *b = sl_doc_new("t", NULL);
         sl_rbuf r = {p, cut, 0, 0};
         refused += sl_wire_get_doc(&r, b, 0, err, sizeof err) < 0;
-        sl_document_free(b);
+        sl_doc_free(b);
     }
     CHECK_INT(refused, len);
     /* every byte flipped in turn: refused or decoded, never a crash (ASan) */
@@ -167,10 +167,10 @@ static void test_bad_encodings_are_refused(void) {
     for (size_t i = 0; i < len; i++) {
         memcpy(q, p, len);
         q[i] ^= 0xff;
-        sl_doc *b = sl_document_new("t", NULL);
+        sl_doc *b = sl_doc_new("t", NULL);
         sl_rbuf r = {q, len, 0, 0};
         (void)sl_wire_get_doc(&r, b, 0, err, sizeof err);
-        sl_document_free(b);
+        sl_doc_free(b);
     }
     /* a string without its NUL */
     unsigned char raw[16];
@@ -181,7 +181,7 @@ static void test_bad_encodings_are_refused(void) {
     CHECK(sl_rget_str(&r, NULL) == NULL && r.bad);
     free(q);
     free(p);
-    sl_document_free(a);
+    sl_doc_free(a);
 }
 
 static void fill_frame(sl_wbuf *b, const void *arg) {

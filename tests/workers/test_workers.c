@@ -19,7 +19,7 @@
 #include "check.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 #include "workers.h"
 
@@ -56,11 +56,11 @@ static sl_instance *instance(const char *plugin, const char *name, const char *c
 }
 
 static sl_doc *text_doc(const char *uri, const char *text) {
-    sl_doc *d = sl_document_new(uri, NULL);
-    sl_document_set_data(d, text, strlen(text));
-    sl_document_set_media_type(d, "text/markdown");
-    sl_document_set_fingerprint(d, "00112233445566778899aabbccddeeff");
-    sl_document_set_run_id(d, 42);
+    sl_doc *d = sl_doc_new(uri, NULL);
+    sl_doc_set_data(d, text, strlen(text));
+    sl_doc_set_media_type(d, "text/markdown");
+    sl_doc_set_fingerprint(d, "00112233445566778899aabbccddeeff");
+    sl_doc_set_run_id(d, 42);
     return d;
 }
 
@@ -175,8 +175,8 @@ static void test_bad_documents_fail_alone(void) {
     sl_workers_free(w);
     check_no_children();
     for (int i = 0; i < NGOOD; i++) check_gone(pids[i]);
-    for (int i = 0; i < NGOOD; i++) sl_document_free(good[i]);
-    for (int i = 0; i < NBAD; i++) sl_document_free(bd[i]);
+    for (int i = 0; i < NGOOD; i++) sl_doc_free(good[i]);
+    for (int i = 0; i < NBAD; i++) sl_doc_free(bd[i]);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }
@@ -310,8 +310,8 @@ static void test_page_and_chunk_state_round_trip(void) {
 
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(d);
-    sl_document_free(c);
+    sl_doc_free(d);
+    sl_doc_free(c);
     sl_instance_free(pg);
     sl_instance_free(ck);
     sl_loop_free(loop);
@@ -362,7 +362,7 @@ static void test_seccomp_denies_network_and_writes(void) {
     CHECK_INT(sl_doc_element_count(docs[2]), 1);
     struct stat sb;
     CHECK(stat(written, &sb) != 0);
-    for (int i = 0; i < 3; i++) sl_document_free(docs[i]);
+    for (int i = 0; i < 3; i++) sl_doc_free(docs[i]);
 
     /* without the filter the same plugin does write and connect: the test can fail */
     memset(&rw, 0, sizeof rw);
@@ -374,7 +374,7 @@ static void test_seccomp_denies_network_and_writes(void) {
     CHECK(stat(written, &sb) == 0);
     CHECK_INT(rs.rc, 0);
     CHECK_STR(sl_doc_meta_get(docs[1], "socket"), "opened");
-    for (int i = 0; i < 3; i++) sl_document_free(docs[i]);
+    for (int i = 0; i < 3; i++) sl_doc_free(docs[i]);
     unlink(written);
 }
 
@@ -415,7 +415,7 @@ static void test_workers_are_recycled(void) {
     sl_workers_free(w);
     check_no_children();
     for (int i = 0; i < N; i++) check_gone(pid[i]);
-    for (int i = 0; i < N; i++) sl_document_free(d[i]);
+    for (int i = 0; i < N; i++) sl_doc_free(d[i]);
 
     /* above max_rss: the worker that grew is replaced before the next document */
     sl_loop_free(loop);
@@ -436,7 +436,7 @@ static void test_workers_are_recycled(void) {
     CHECK_INT(meta_long(g[2], "calls"), 1);
     sl_workers_free(w);
     check_no_children();
-    for (int i = 0; i < 3; i++) sl_document_free(g[i]);
+    for (int i = 0; i < 3; i++) sl_doc_free(g[i]);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }
@@ -469,8 +469,8 @@ static void test_idle_worker_death_costs_no_document(void) {
     CHECK_INT(sl_workers_started(w), 2);
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(a);
-    sl_document_free(b);
+    sl_doc_free(a);
+    sl_doc_free(b);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }
@@ -498,8 +498,8 @@ static void test_init_failures_are_fatal(void) {
     CHECK_CONTAINS(r2.msg, "[crashing] segmentation fault (SIGSEGV) while plugin test-bad-parser started");
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(d1);
-    sl_document_free(d2);
+    sl_doc_free(d1);
+    sl_doc_free(d2);
     sl_instance_free(a);
     sl_instance_free(b);
     sl_loop_free(loop);
@@ -527,8 +527,8 @@ static void test_secrets_reach_the_worker_but_never_its_messages(void) {
     CHECK_INT(meta_long(ok, "token_len"), (long)strlen("hunter2-very-secret"));
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(leak);
-    sl_document_free(ok);
+    sl_doc_free(leak);
+    sl_doc_free(ok);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }
@@ -555,10 +555,10 @@ static void test_file_bytes_are_checked_against_the_hash(void) {
     snprintf(p2, sizeof p2, "%s/workers-file-b-%d.md", tmpdir, (int)getpid());
     write_file(p1, "# From a file\n\nmapped by both processes\n");
     write_file(p2, "# Will change\n");
-    sl_doc *a = sl_document_new(p1, p1), *b = sl_document_new(p2, p2);
+    sl_doc *a = sl_doc_new(p1, p1), *b = sl_doc_new(p2, p2);
     char err[256];
-    CHECK_INT(sl_document_load(a, 1 << 20, err, sizeof err), 0);
-    CHECK_INT(sl_document_load(b, 1 << 20, err, sizeof err), 0);
+    CHECK_INT(sl_doc_load(a, 1 << 20, err, sizeof err), 0);
+    CHECK_INT(sl_doc_load(b, 1 << 20, err, sizeof err), 0);
     write_file(p2, "# Has changed\n"); /* same length, other bytes */
     result ra = {0}, rb = {0};
     CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, a, 0, on_done, &ra), 0);
@@ -571,8 +571,8 @@ static void test_file_bytes_are_checked_against_the_hash(void) {
     CHECK_CONTAINS(rb.msg, "changed since sluice read it");
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(a);
-    sl_document_free(b);
+    sl_doc_free(a);
+    sl_doc_free(b);
     unlink(p1);
     unlink(p2);
     sl_instance_free(inst);
@@ -614,7 +614,7 @@ static void test_workers_that_cannot_start_fail_the_work(void) {
     CHECK_INT(sl_workers_started(w), started);
     sl_workers_free(w);
     check_no_children();
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }

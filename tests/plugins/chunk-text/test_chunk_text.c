@@ -121,7 +121,7 @@ static void test_headings_start_chunks_and_set_paths(void) {
         CHECK_STR(sl_chunk_heading(d, 4), "Guide > Use");
         CHECK_INT(sl_chunk_line(d, 4), 19);
     }
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 /* Multi-byte text, one paragraph: every chunk within 100 code points though
@@ -157,7 +157,7 @@ static void test_size_counts_code_points(void) {
     CHECK(max_bytes > 100);
     CHECK(small <= 1); /* cuts prefer the window's second half: chunks come out full */
     check_no_loss(d, text, n);
-    sl_document_free(d);
+    sl_doc_free(d);
     free(text);
 }
 
@@ -189,7 +189,7 @@ static void test_no_split_inside_utf8_sequence(void) {
         at += len;
     }
     CHECK_INT(at, n);
-    sl_document_free(d);
+    sl_doc_free(d);
 
     /* With overlap the repeated part starts at a character boundary too. */
     d = new_doc();
@@ -203,7 +203,7 @@ static void test_no_split_inside_utf8_sequence(void) {
         CHECK(cps(t, len) <= 64);
         if (i) CHECK(cps(t, len) == 64 || i + 1 == sl_doc_chunk_count(d));
     }
-    sl_document_free(d);
+    sl_doc_free(d);
     free(text);
 }
 
@@ -232,7 +232,7 @@ static void test_overlap_repeats_whole_words(void) {
         CHECK(b[0] == 'w');
         CHECK(k == lb || b[k] == ' ');
     }
-    sl_document_free(d);
+    sl_doc_free(d);
 
     /* Overlap is not carried across a heading. */
     d = new_doc();
@@ -242,7 +242,7 @@ static void test_overlap_repeats_whole_words(void) {
     CHECK_INT(run(d, over, &call), 0);
     CHECK_INT(sl_doc_chunk_count(d), 2);
     if (sl_doc_chunk_count(d) == 2) CHECK_STR(chunk(d, 1), "Next\n\nepsilon");
-    sl_document_free(d);
+    sl_doc_free(d);
     free(text);
 }
 
@@ -264,7 +264,7 @@ static void test_packing_and_positions(void) {
         CHECK_STR(chunk(d, 1), "zeta\n\neta theta iota kappa lambda mu");
         CHECK_INT(sl_chunk_line(d, 1), 3); /* starts with the overlap from line 3 */
     }
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 static int contains_whole(const sl_doc *d, const char *text) {
@@ -296,7 +296,7 @@ static void test_tables_and_code_kept_whole_when_they_fit(void) {
     CHECK(contains_whole(d, code));
     CHECK(contains_whole(d, table));
     for (size_t i = 0; i < sl_doc_chunk_count(d); i++) CHECK(cps(chunk(d, i), strlen(chunk(d, i))) <= 400);
-    sl_document_free(d);
+    sl_doc_free(d);
 
     /* Larger than size: cut at line ends only, so every piece is whole lines. */
     char big[2000];
@@ -316,7 +316,7 @@ static void test_tables_and_code_kept_whole_when_they_fit(void) {
         CHECK(at && (at == big || at[-1] == '\n') && (at[len] == '\n' || at[len] == '\0'));
     }
     check_no_loss(d, big, n);
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 /* Long prose cuts at the biggest break in the second half of the window:
@@ -335,7 +335,7 @@ static void test_cuts_prefer_paragraphs_then_sentences(void) {
         CHECK_STR(chunk(d, 1), "Second one follows and it goes on for a bit.");
         CHECK_STR(chunk(d, 2), "Then a short tail comes after it.");
     }
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 static void test_tokens_unit(void) {
@@ -355,7 +355,7 @@ static void test_tokens_unit(void) {
     }
     CHECK(max > 90);
     CHECK(sl_doc_chunk_count(d) >= n / 100);
-    sl_document_free(d);
+    sl_doc_free(d);
     free(text);
 }
 
@@ -385,7 +385,7 @@ static void test_no_elements_is_bad_input(void) {
     CHECK_INT(run(d, NULL, &call), SL_EBADINPUT);
     CHECK_INT(call.code, SL_EBADINPUT);
     CHECK_CONTAINS(call.msg, "no text");
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 /* A 50 MB paragraph on one line: ~50M/size chunks, every one within size.
@@ -413,7 +413,7 @@ static void test_50mb_line(void) {
     CHECK_INT(bad, 0);
     CHECK(count >= n / 1001 && count <= n / 993 + 1);
     CHECK_INT(total + count - 1, n); /* each cut drops exactly one space */
-    sl_document_free(d);
+    sl_doc_free(d);
 
     /* With the default overlap, and with no spaces at all. */
     d = new_doc();
@@ -424,7 +424,7 @@ static void test_50mb_line(void) {
     for (size_t i = 0; i < count; i++) bad += strlen(chunk(d, i)) > 1000;
     CHECK_INT(bad, 0);
     CHECK(count >= n / 860 && count <= n / 800); /* each chunk brings about 1000 - 150 new */
-    sl_document_free(d);
+    sl_doc_free(d);
 
     memset(big, 'z', n);
     d = new_doc();
@@ -434,7 +434,7 @@ static void test_50mb_line(void) {
     bad = 0;
     for (size_t i = 0; i < sl_doc_chunk_count(d); i++) bad += strlen(chunk(d, i)) != 1000;
     CHECK_INT(bad, 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     free(big);
 }
 

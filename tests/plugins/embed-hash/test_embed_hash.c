@@ -12,7 +12,7 @@
 #include "../../check.h" /* the tests' check.h, not core/check.h */
 #include "ctx.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "sluice/sluice.h"
 
 static sl_ctx *ctx;

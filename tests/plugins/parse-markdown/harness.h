@@ -110,9 +110,9 @@ static void harness_close(harness *h) {
 
 /* A document over caller-owned bytes (they must outlive it). */
 static sl_doc *harness_doc(const char *uri, const char *media_type, const char *data, size_t len) {
-    sl_doc *doc = sl_document_new(uri, NULL);
-    sl_document_set_data(doc, data, len);
-    sl_document_set_media_type(doc, media_type);
+    sl_doc *doc = sl_doc_new(uri, NULL);
+    sl_doc_set_data(doc, data, len);
+    sl_doc_set_media_type(doc, media_type);
     return doc;
 }
 

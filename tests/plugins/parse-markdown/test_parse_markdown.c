@@ -132,7 +132,7 @@ static void test_markdown_blocks_become_typed_elements_with_lines(void) {
     for (size_t i = 0; i < sl_doc_element_count(d); i++) CHECK_INT(sl_element_page(d, i), 1);
     CHECK_STR(sl_doc_meta_get(d, "title"), "Guide"); /* the first level-1 heading */
 out:
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 static void test_all_heading_levels(void) {
@@ -149,7 +149,7 @@ static void test_all_heading_levels(void) {
         CHECK_INT(sl_element_level(r.doc, 6), 2);
         CHECK_INT(sl_element_line(r.doc, 6), 8);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_nested_and_loose_lists_and_tasks(void) {
@@ -166,7 +166,7 @@ static void test_nested_and_loose_lists_and_tasks(void) {
                   "- para one\n  para two\n- next\n  1. inner\n  2. inner two\n    - deepest");
         CHECK_INT(sl_element_line(r.doc, 1), 4);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_code_blocks(void) {
@@ -188,7 +188,7 @@ static void test_code_blocks(void) {
         CHECK(sl_element_attr(r.doc, 3, "lang") == NULL);
         CHECK_INT(sl_element_line(r.doc, 3), 12);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_table_cells_and_inline_markup(void) {
@@ -202,7 +202,7 @@ static void test_table_cells_and_inline_markup(void) {
         CHECK_STR(text_of(r.doc, 1), "Key | val | site\nk1 | v&1 |");
         CHECK_INT(sl_element_line(r.doc, 1), 3);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_quote_with_several_blocks(void) {
@@ -216,7 +216,7 @@ static void test_quote_with_several_blocks(void) {
         CHECK_STR(text_of(r.doc, 1), "after");
         CHECK_INT(sl_element_line(r.doc, 1), 7);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_entities_are_decoded(void) {
@@ -226,7 +226,7 @@ static void test_entities_are_decoded(void) {
     CHECK_INT(r.rc, 0);
     CHECK_INT(sl_doc_element_count(r.doc), 1);
     CHECK_STR(text_of(r.doc, 0), "Fish & chips <b> \"q\" ABC \xC2\xA9 &bogus; \xEF\xBF\xBD \xEF\xBF\xBD");
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_html_blocks(void) {
@@ -244,7 +244,7 @@ static void test_html_blocks(void) {
         CHECK_INT(sl_element_line(r.doc, 1), 7);
         CHECK_STR(text_of(r.doc, 2), "Inline html tags go.");
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static const char fm_doc[] = "---\n"
@@ -273,13 +273,13 @@ static void test_front_matter_goes_to_metadata(void) {
         CHECK_STR(text_of(r.doc, 1), "Body.");
         CHECK_INT(sl_element_line(r.doc, 1), 11);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 
     /* Without a closing line there is no front matter. */
     r = parse("text/markdown", "---\ntitle: x\n\nNot closed.\n");
     CHECK_INT(r.rc, 0);
     CHECK(sl_doc_meta_get(r.doc, "title") == NULL);
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_front_matter_off(void) {
@@ -295,7 +295,7 @@ static void test_front_matter_off(void) {
     for (size_t i = 0; i < sl_doc_element_count(r.doc); i++)
         found |= strstr(text_of(r.doc, i), "author") != NULL;
     CHECK(found);
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
     harness_close(&h);
 }
 
@@ -316,7 +316,7 @@ static void test_plain_text_paragraphs(void) {
     }
     CHECK_INT(sl_doc_page_count(r.doc), 1);
     CHECK(sl_doc_meta_get(r.doc, "title") == NULL);
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 
     /* CRLF line ends, and Markdown syntax means nothing in plain text. */
     r = parse("text/plain", "# not a heading\r\nb\r\n\r\nc");
@@ -329,7 +329,7 @@ static void test_plain_text_paragraphs(void) {
         CHECK_INT(sl_element_line(r.doc, 1), 4);
         CHECK_INT(sl_element_offset(r.doc, 1), 22);
     }
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void check_bad(const char *mt, const char *data, size_t len, const char *reason) {
@@ -337,7 +337,7 @@ static void check_bad(const char *mt, const char *data, size_t len, const char *
     CHECK_INT(r.rc, SL_EBADINPUT);
     CHECK_INT(r.call.code, SL_EBADINPUT);
     CHECK_STR(r.call.msg, reason);
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
 }
 
 static void test_bad_input_is_refused_with_the_reason(void) {
@@ -360,7 +360,7 @@ static void test_invalid_utf8_can_be_replaced(void) {
     CHECK_INT(r.rc, 0);
     CHECK_INT(sl_doc_element_count(r.doc), 1);
     CHECK_STR(text_of(r.doc, 0), "caf\xEF\xBF\xBD ok \xEF\xBF\xBD");
-    sl_document_free(r.doc);
+    sl_doc_free(r.doc);
     harness_close(&h);
 
     const char *const bad[] = {"invalid_utf8=ignore", NULL};
@@ -388,7 +388,7 @@ static void test_50mb_single_line(void) {
         CHECK(s && memcmp(s, big, n) == 0);
         CHECK_INT(sl_element_type(r.doc, 0), SL_EL_PARAGRAPH);
         CHECK_INT(sl_element_line(r.doc, 0), 1);
-        sl_document_free(r.doc);
+        sl_doc_free(r.doc);
     }
     free(big);
 }

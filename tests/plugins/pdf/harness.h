@@ -17,7 +17,7 @@
 #include "document.h"
 #include "fixtures.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 
 typedef struct plug {
     sl_ctx *ctx;
@@ -113,14 +113,14 @@ static inline fixdoc fixture_doc(const char *name) {
     fixdoc f;
     size_t len;
     f.bytes = fixture_bytes(name, &len);
-    f.doc = sl_document_new(name, NULL);
-    sl_document_set_data(f.doc, f.bytes, len);
-    sl_document_set_media_type(f.doc, media_of(name));
+    f.doc = sl_doc_new(name, NULL);
+    sl_doc_set_data(f.doc, f.bytes, len);
+    sl_doc_set_media_type(f.doc, media_of(name));
     return f;
 }
 
 static inline void fixdoc_free(fixdoc *f) {
-    sl_document_free(f->doc);
+    sl_doc_free(f->doc);
     free(f->bytes);
     f->doc = NULL;
     f->bytes = NULL;

@@ -21,7 +21,7 @@ static int pdf_through_ocr(const char *name, fixdoc *f, sl_call *call) {
     int rc = run_parse(&PARSE, PTS, f->doc, call);
     if (!rc) rc = run_pages(&RENDER, RTS, f->doc, call);
     if (!rc) rc = run_pages(&OCR, OTS, f->doc, call);
-    if (!rc) sl_document_sort_elements(f->doc); /* as the core does after page stages */
+    if (!rc) sl_doc_sort_elements(f->doc); /* as the core does after page stages */
     return rc;
 }
 
@@ -142,7 +142,7 @@ static void test_damaged_or_oversized_images_fail_with_a_reason(void) {
     CHECK_STR(call.msg, "PNG image cut short: its end marker is missing");
     fixdoc_free(&f);
     f = fixture_doc("garbage.pdf");
-    sl_document_set_media_type(f.doc, "image/png");
+    sl_doc_set_media_type(f.doc, "image/png");
     CHECK_INT(run_parse(&IMAGE, ITS, f.doc, &call), SL_EBADINPUT);
     CHECK_STR(call.msg, "not a PNG, JPEG or TIFF image");
     fixdoc_free(&f);

@@ -214,12 +214,12 @@ static void test_damaged_files_fail_with_their_reason(void) {
         fixdoc_free(&f);
     }
     /* empty */
-    sl_doc *doc = sl_document_new("empty.pdf", NULL);
-    sl_document_set_data(doc, "", 0);
+    sl_doc *doc = sl_doc_new("empty.pdf", NULL);
+    sl_doc_set_data(doc, "", 0);
     sl_call call;
     CHECK_INT(run_parse(&P, TS, doc, &call), SL_EBADINPUT);
     CHECK_STR(call.msg, "empty file");
-    sl_document_free(doc);
+    sl_doc_free(doc);
 
     /* header and trailer intact, objects overwritten: mupdf repairs what it
      * can; the pages it finds have no text, and the document says so */
@@ -245,11 +245,11 @@ static void test_damaged_files_fail_with_their_reason(void) {
     /* by default, a file without the newline after its %%EOF still opens */
     size_t len;
     char *bytes = fixture_bytes("text.pdf", &len);
-    doc = sl_document_new("text-cut.pdf", NULL);
-    sl_document_set_data(doc, bytes, len - 1);
+    doc = sl_doc_new("text-cut.pdf", NULL);
+    sl_doc_set_data(doc, bytes, len - 1);
     CHECK_INT(run_parse(&P, TS, doc, &call), 0);
     CHECK(find_element(doc, "seventeen lanterns") >= 0);
-    sl_document_free(doc);
+    sl_doc_free(doc);
     free(bytes);
 }
 

@@ -35,7 +35,7 @@
 #include "../../check.h" /* the tests' check.h */
 #include "ctx.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 #include "runtime.h"
 #include "sluice/sluice.h"

@@ -27,7 +27,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 #include "query.h"
 #include "runtime.h"
@@ -128,11 +128,11 @@ static int do_store(sl_instance *inst, sl_doc *d) { return sl_invoke(inst, call_
  * 10i+1, and when dim > 0 the vector e_(i % dim). */
 static sl_doc *mkdoc(const char *uri, const char *content, uint64_t run, const char *tag, size_t n,
                      uint32_t dim) {
-    sl_doc *d = sl_document_new(uri, NULL);
-    sl_document_set_data(d, content, strlen(content));
-    sl_document_set_fingerprint(d, "00112233445566778899aabbccddeeff");
-    sl_document_set_run_id(d, run);
-    sl_document_set_media_type(d, "text/markdown");
+    sl_doc *d = sl_doc_new(uri, NULL);
+    sl_doc_set_data(d, content, strlen(content));
+    sl_doc_set_fingerprint(d, "00112233445566778899aabbccddeeff");
+    sl_doc_set_run_id(d, run);
+    sl_doc_set_media_type(d, "text/markdown");
     sl_doc_meta_set(d, "title", tag);
     for (size_t i = 0; i < n; i++) {
         char text[128], heading[32];
@@ -141,7 +141,7 @@ static sl_doc *mkdoc(const char *uri, const char *content, uint64_t run, const c
         sl_doc_add_chunk(d, text, strlen(text));
         sl_chunk_set_heading(d, i, heading);
         sl_chunk_set_position(d, i, 1, (uint32_t)(10 * i + 1));
-        if (dim) sl_document_chunk_vector(d, i, dim)[i % dim] = 1.0f;
+        if (dim) sl_doc_chunk_vector(d, i, dim)[i % dim] = 1.0f;
     }
     return d;
 }
@@ -178,15 +178,15 @@ static void test_lookup_answers(void) {
     CHECK_INT(do_lookup(inst, d), SL_LOOKUP_UNCHANGED);
     CHECK_INT(sql_int("SELECT seen_run FROM t_documents WHERE uri = 'la/a.md'"), 7);
     CHECK_INT(sql_int("SELECT count(*) FROM t_runs WHERE run_id = 7"), 1);
-    sl_document_free(d);
+    sl_doc_free(d);
     d = mkdoc("la/a.md", "alpha, edited", 8, "alpha", 2, 0); /* another hash */
     CHECK_INT(do_lookup(inst, d), SL_LOOKUP_CHANGED);
     CHECK_INT(sql_int("SELECT seen_run FROM t_documents WHERE uri = 'la/a.md'"), 8);
-    sl_document_free(d);
+    sl_doc_free(d);
     d = mkdoc("la/a.md", "alpha", 9, "alpha", 2, 0);
-    sl_document_set_fingerprint(d, "ffffffffffffffffffffffffffffffff"); /* another pipeline */
+    sl_doc_set_fingerprint(d, "ffffffffffffffffffffffffffffffff"); /* another pipeline */
     CHECK_INT(do_lookup(inst, d), SL_LOOKUP_CHANGED);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 
@@ -196,11 +196,11 @@ static void test_store_replaces_and_rolls_back(void) {
     sl_instance *inst = sink_open(one, 1, &rc);
     sl_doc *d = mkdoc("rb/doc.md", "v1", 1, "v1", 5, 0);
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(chunks_of("rb/doc.md"), 5);
     d = mkdoc("rb/doc.md", "v2", 2, "v2", 2, 0);
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(chunks_of("rb/doc.md"), 2);
     CHECK_STR(sql("SELECT string_agg(text, ',' ORDER BY ordinal) FROM t_chunks c JOIN t_documents d "
                   "ON d.id = c.doc_id WHERE d.uri = 'rb/doc.md'"),
@@ -215,7 +215,7 @@ static void test_store_replaces_and_rolls_back(void) {
     CHECK_INT(do_store(inst, d), SL_EBADINPUT);
     CHECK_CONTAINS(last.msg, "refused by the test");
     CHECK_CONTAINS(last.msg, "rb/doc.md");
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(chunks_of("rb/doc.md"), 2);
     CHECK_INT(sql_int("SELECT stored_run FROM t_documents WHERE uri = 'rb/doc.md'"), 2);
     CHECK_STR(sql("SELECT string_agg(text, ',' ORDER BY ordinal) FROM t_chunks c JOIN t_documents d "
@@ -227,7 +227,7 @@ static void test_store_replaces_and_rolls_back(void) {
     /* the one connection was rolled back and serves the next document */
     d = mkdoc("rb/next.md", "next", 3, "next", 3, 0);
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(chunks_of("rb/next.md"), 3);
     sl_instance_free(inst);
 }
@@ -239,7 +239,7 @@ static void test_bad_text_fails_the_document(void) {
     sl_doc_add_chunk(d, "caf\xe9 au lait", 12); /* Latin-1, not UTF-8 */
     CHECK_INT(do_store(inst, d), SL_EBADINPUT);
     CHECK_CONTAINS(last.msg, "chunk 1");
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(sql_int("SELECT count(*) FROM t_documents WHERE uri = 'bad/utf8.md'"), 0);
     sl_instance_free(inst);
 }
@@ -252,7 +252,7 @@ static void test_values_are_parameters(void) {
     sl_doc_meta_set(d, "author", "O'Brien \"\\\" \xff");
     sl_chunk_set_summary(d, 0, "sum'mary");
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_INT(
         sql_int("SELECT count(*) FROM t_documents WHERE uri = 'q/it''s \"x\"; DROP TABLE t_chunks; --.md'"),
         1);
@@ -321,7 +321,7 @@ static void test_calls_share_the_pool(void) {
         usleep(50000);
     }
     CHECK_INT(conns, 3);
-    for (int i = 0; i < N; i++) sl_document_free(docs[i]);
+    for (int i = 0; i < N; i++) sl_doc_free(docs[i]);
     sl_instance_free(inst);
 }
 
@@ -340,7 +340,7 @@ static void test_connection_cut_between_calls_is_reopened(void) {
     /* nothing had been sent on the dead connection: it is reopened first */
     CHECK_INT(do_lookup(inst, d), SL_LOOKUP_UNCHANGED);
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 
@@ -373,7 +373,7 @@ static void test_connection_cut_during_a_call_is_retryable(void) {
     /* the core's retry: a new connection, the whole document */
     CHECK_INT(do_store(inst, d), 0);
     CHECK_INT(chunks_of("cut/b.md"), 2);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 
@@ -392,7 +392,7 @@ static void test_refused_connections_are_retryable(void) {
     CHECK(last.retry_after_ms >= 1000);
     sql_on(admin_pg, "ALTER DATABASE sl ALLOW_CONNECTIONS true");
     CHECK_INT(do_lookup(inst, d), SL_LOOKUP_UNCHANGED);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 
@@ -405,11 +405,11 @@ static void test_prune_by_root_and_run(void) {
     for (size_t i = 0; i < 7; i++) {
         sl_doc *d = mkdoc(uris[i], "x", 1, "x", 1, 0);
         CHECK_INT(do_store(inst, d), 0);
-        sl_document_free(d);
+        sl_doc_free(d);
     }
     sl_doc *seen = mkdoc("pr/a.md", "x", 2, "x", 1, 0);
     CHECK_INT(do_lookup(inst, seen), SL_LOOKUP_UNCHANGED); /* seen in run 2 */
-    sl_document_free(seen);
+    sl_doc_free(seen);
     const char *roots[] = {"pr"};
     prune_args a = {roots, 1, 2};
     /* "pr" and everything under "pr/" except what run 2 saw: not pr%, pr_x, prx */
@@ -431,7 +431,7 @@ static void test_query_ranks_by_cosine(void) {
     sl_instance *inst = sink_open(prefix, 1, &rc);
     sl_doc *d = mkdoc("qv/a.md", "x", 1, "a", 4, 8); /* chunk i: e_i */
     CHECK_INT(do_store(inst, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     CHECK_STR(sql("SELECT value FROM qv_meta WHERE key = 'dimension'"), "8");
     float q[8] = {0, 0, 1, 0.5f, 0, 0, 0, 0}; /* nearest e_2, then e_3 */
     sl_hits *hits = sl_hits_new(3);
@@ -459,14 +459,14 @@ static void test_query_ranks_by_cosine(void) {
     d = mkdoc("qv/b.md", "x", 1, "b", 2, 4);
     CHECK_INT(do_store(inst, d), SL_EFATAL);
     CHECK_CONTAINS(last.msg, "8-dimensional");
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 
     /* a second instance reads the dimension from the store */
     inst = sink_open(prefix, 1, &rc);
     d = mkdoc("qv/c.md", "x", 1, "c", 2, 4);
     CHECK_INT(do_store(inst, d), SL_EFATAL);
-    sl_document_free(d);
+    sl_doc_free(d);
     sl_instance_free(inst);
 }
 

@@ -25,7 +25,7 @@
 #include "ctx.h"
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "query.h"
 #include "sluice/sluice.h"
 
@@ -78,11 +78,11 @@ static int do_query(sl_instance *inst, const float *v, uint32_t dim, uint32_t k,
  * "H<i>", page 1, line 10*i+1 and, when dim > 0, vector e_(i % dim). */
 static sl_doc *mkdoc(const char *uri, const char *content, const char *fp, uint64_t run, const char *tag,
                      size_t nchunks, uint32_t dim) {
-    sl_doc *d = sl_document_new(uri, NULL);
-    sl_document_set_data(d, content, strlen(content));
-    sl_document_set_fingerprint(d, fp);
-    sl_document_set_run_id(d, run);
-    sl_document_set_media_type(d, "text/markdown");
+    sl_doc *d = sl_doc_new(uri, NULL);
+    sl_doc_set_data(d, content, strlen(content));
+    sl_doc_set_fingerprint(d, fp);
+    sl_doc_set_run_id(d, run);
+    sl_doc_set_media_type(d, "text/markdown");
     for (size_t i = 0; i < nchunks; i++) {
         char text[128], heading[32];
         snprintf(text, sizeof text, "%s chunk %zu", tag, i);
@@ -92,7 +92,7 @@ static sl_doc *mkdoc(const char *uri, const char *content, const char *fp, uint6
         sl_chunk_set_heading(d, i, heading);
         sl_chunk_set_position(d, i, 1, (uint32_t)(10 * i + 1));
         if (dim) {
-            float *v = sl_document_chunk_vector(d, i, dim);
+            float *v = sl_doc_chunk_vector(d, i, dim);
             v[i % dim] = 1.0f;
         }
     }
@@ -225,10 +225,10 @@ static void test_lookup_answers(void) {
     CHECK_INT(raw_int(path, "SELECT chunk_count FROM documents"), 2);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE stored_at LIKE '20__-__-__T__:__:__%Z'"),
               1);
-    sl_document_free(d);
-    sl_document_free(changed);
-    sl_document_free(refp);
-    sl_document_free(other);
+    sl_doc_free(d);
+    sl_doc_free(changed);
+    sl_doc_free(refp);
+    sl_doc_free(other);
     sink_close(s);
 }
 
@@ -258,9 +258,9 @@ static void test_store_replaces_chunks(void) {
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks WHERE text LIKE 'v3 chunk %' AND vector IS NULL"),
               2);
     CHECK_INT(raw_int(path, "SELECT chunk_count FROM documents"), 2);
-    sl_document_free(v1);
-    sl_document_free(v2);
-    sl_document_free(v3);
+    sl_doc_free(v1);
+    sl_doc_free(v2);
+    sl_doc_free(v3);
     sink_close(s);
 }
 
@@ -271,7 +271,7 @@ static void test_vector_blob_format(void) {
     int rc;
     sl_instance *s = sink_open(path, 1000, &rc);
     sl_doc *d = mkdoc("v.md", "v", "fp", 1, "t", 1, 0);
-    float *v = sl_document_chunk_vector(d, 0, 3);
+    float *v = sl_doc_chunk_vector(d, 0, 3);
     v[0] = 1.0f;
     v[1] = -2.5f;
     v[2] = 0.125f;
@@ -279,7 +279,7 @@ static void test_vector_blob_format(void) {
     char buf[64];
     /* 1.0 = 0x3f800000, -2.5 = 0xc0200000, 0.125 = 0x3e000000, each LE. */
     CHECK_STR(raw_text(path, "SELECT hex(vector) FROM chunks", buf, sizeof buf), "0000803F000020C00000003E");
-    sl_document_free(d);
+    sl_doc_free(d);
     sink_close(s);
 }
 
@@ -304,7 +304,7 @@ static void test_metadata_stored_as_json(void) {
               "a\\b\nc\td\x01");
     CHECK_STR(raw_text(path, "SELECT json_extract(metadata, '$.latin1') FROM documents", buf, sizeof buf),
               "caf\xef\xbf\xbd!");
-    sl_document_free(d);
+    sl_doc_free(d);
     sink_close(s);
 }
 
@@ -338,8 +338,8 @@ static void test_locked_store_retries_and_keeps_old_chunks(void) {
     CHECK_INT(do_store(s, v2), 0);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks WHERE text LIKE 'new chunk %'"), 5);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 5);
-    sl_document_free(v1);
-    sl_document_free(v2);
+    sl_doc_free(v1);
+    sl_doc_free(v2);
     sink_close(s);
 }
 
@@ -361,12 +361,12 @@ static void test_prune_by_root_and_run(void) {
     for (size_t i = 0; i < n; i++) {
         sl_doc *d = mkdoc(docs[i].uri, "x", "fp", docs[i].run, "t", 2, 0);
         CHECK_INT(do_store(s, d), 0);
-        sl_document_free(d);
+        sl_doc_free(d);
     }
     /* root3/f.md is looked up (unchanged) in run 2, so it counts as seen. */
     sl_doc *seen = mkdoc("root3/f.md", "x", "fp", 2, "t", 2, 0);
     CHECK_INT(do_lookup(s, seen), SL_LOOKUP_UNCHANGED);
-    sl_document_free(seen);
+    sl_doc_free(seen);
 
     const char *roots1[] = {"root1"};
     CHECK_INT(do_prune(s, roots1, 1, 2), 4); /* root1/a.md, root1, root1/sub/g.md, root1/100%_x.md */
@@ -389,7 +389,7 @@ static void test_prune_by_root_and_run(void) {
     for (size_t i = 0; i < 4; i++) {
         sl_doc *d = mkdoc(wild[i], "x", "fp", 1, "t", 1, 0);
         CHECK_INT(do_store(s, d), 0);
-        sl_document_free(d);
+        sl_doc_free(d);
     }
     const char *roots3[] = {"a_%"};
     CHECK_INT(do_prune(s, roots3, 1, 2), 2);
@@ -408,11 +408,11 @@ static void store_vec(sl_instance *s, const char *uri, size_t nchunks, const flo
     sl_doc *d = mkdoc(uri, uri, "fp", 1, uri, nchunks, 0);
     for (size_t i = 0; i < nchunks; i++) {
         if (!has[i]) continue;
-        float *v = sl_document_chunk_vector(d, i, 4);
+        float *v = sl_doc_chunk_vector(d, i, 4);
         memcpy(v, vecs[i], sizeof vecs[i]);
     }
     CHECK_INT(do_store(s, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 /* The nearest chunk comes first, with its document and position; scores
@@ -526,7 +526,7 @@ static void test_reopen_keeps_data(void) {
     CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "1");
     CHECK_INT(raw_int(path, "SELECT count(*) FROM meta"), 1);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 3);
-    sl_document_free(d);
+    sl_doc_free(d);
 }
 
 static void test_newer_schema_refused(void) {
@@ -584,7 +584,7 @@ static void test_kill_mid_store_leaves_whole_documents(void) {
             sl_doc *d = mkdoc(uri, contents[i % 8], "fp", i, tag, 20 + i % 7, 8);
             sl_doc_meta_set(d, "title", tag);
             if (do_store(s, d) != 0) _exit(3);
-            sl_document_free(d);
+            sl_doc_free(d);
             if (i == 20 && write(ready[1], "x", 1) != 1) _exit(4);
         }
     }
@@ -613,7 +613,7 @@ static void test_kill_mid_store_leaves_whole_documents(void) {
     CHECK_INT(rc, 0);
     sl_doc *d = mkdoc("k/0.md", "after", "fp", 99, "after", 2, 8);
     CHECK_INT(do_store(s, d), 0);
-    sl_document_free(d);
+    sl_doc_free(d);
     sink_close(s);
 }
 

@@ -1,4 +1,4 @@
-/* contract.h - `sluice check --plugin FILE.so`: what a third party runs before
+/* plugin_check.h - `sluice check --plugin FILE.so`: what a third party runs before
  * shipping a plugin.
  *
  * Loads the file the way a run would (every ABI refusal applies), builds an
@@ -8,8 +8,8 @@
  * chunker must chunk, an embedder must return finite vectors of its declared
  * dimension, a sink must store, find, query and prune a sample document.
  */
-#ifndef SL_CONTRACT_H
-#define SL_CONTRACT_H
+#ifndef SL_PLUGIN_CHECK_H
+#define SL_PLUGIN_CHECK_H
 
 #include <stdio.h>
 

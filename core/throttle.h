@@ -1,9 +1,9 @@
-/* provider.h - the policies the core applies to every io stage, whatever
+/* throttle.h - the policies the core applies to every io stage, whatever
  * the plugin: in-flight limit, token buckets for requests and tokens per
  * minute, and a circuit breaker. A stage holds a chain of providers (its
  * own instance, then its `fallback` sections) and each call goes to the
  * first one that can take it now; when none can, the call waits for the
- * earliest moment one might (sl_provider_wait_ms).
+ * earliest moment one might (sl_throttle_wait_ms).
  *
  * Buckets refill continuously at rpm/60 000 per millisecond and hold at
  * most 5 seconds' worth (at least one request), so a run starts at once
@@ -13,15 +13,15 @@
  * retryable failures, stays open for the cooldown, then lets one probe
  * through (half-open): success closes it, failure opens it again.
  */
-#ifndef SL_PROVIDER_H
-#define SL_PROVIDER_H
+#ifndef SL_THROTTLE_H
+#define SL_THROTTLE_H
 
 #include <stdint.h>
 
 #include "instance.h"
 #include "report.h"
 
-typedef struct sl_provider {
+typedef struct sl_throttle {
     sl_instance *inst;
     int limit; /* calls in flight at most; 0: no limit */
     int inflight;
@@ -32,20 +32,20 @@ typedef struct sl_provider {
     uint64_t open_until; /* breaker open until this time (ms); 0: closed */
     int probing;         /* half-open: one call is out */
     sl_provider_stats *stats;
-} sl_provider;
+} sl_throttle;
 
-#define SL_PROVIDER_NEVER UINT64_MAX /* waits for a call to complete, not for time */
+#define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */
 
-void sl_provider_init(sl_provider *p, sl_instance *inst, int limit, uint64_t now_ms);
+void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now_ms);
 /* 0 when p can take a call estimated at `tokens` now; otherwise how many
- * milliseconds until it might, or SL_PROVIDER_NEVER when only a completing
+ * milliseconds until it might, or SL_THROTTLE_NEVER when only a completing
  * call can free it. */
-uint64_t sl_provider_wait_ms(sl_provider *p, uint64_t now_ms, uint64_t tokens);
+uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now_ms, uint64_t tokens);
 /* Records a call going out (after wait_ms said 0). */
-void sl_provider_take(sl_provider *p, uint64_t now_ms, uint64_t tokens);
+void sl_throttle_take(sl_throttle *p, uint64_t now_ms, uint64_t tokens);
 /* Records a call's end: rc as the plugin returned it; the estimate and the
  * tokens actually used correct the token bucket. Returns 1 when this call
  * opened the breaker. */
-int sl_provider_done(sl_provider *p, uint64_t now_ms, int rc, uint64_t estimate, uint64_t used);
+int sl_throttle_done(sl_throttle *p, uint64_t now_ms, int rc, uint64_t estimate, uint64_t used);
 
 #endif

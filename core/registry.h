@@ -1,4 +1,4 @@
-/* loader.h - finding, opening and validating plugin shared objects.
+/* registry.h - finding, opening and validating plugin shared objects.
  *
  * A plugin is opened with dlopen(RTLD_NOW | RTLD_LOCAL) and its entry symbol
  * sluice_plugin_v1 called; the descriptor it returns is checked and copied
@@ -13,8 +13,8 @@
  * next to the executable, <exe>/../lib/sluice/plugins (after install), the
  * configured plugin_path folders, then SLUICE_PLUGIN_PATH (colon-separated).
  */
-#ifndef SL_LOADER_H
-#define SL_LOADER_H
+#ifndef SL_REGISTRY_H
+#define SL_REGISTRY_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
-/* contract.c - a plugin checked on its own (see contract.h). */
-#include "contract.h"
+/* plugin_check.c - `sluice check --plugin`: a plugin checked on its own (see plugin_check.h). */
+#include "plugin_check.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 
 #include "document.h"
 #include "instance.h"
-#include "loader.h"
+#include "registry.h"
 #include "loop.h"
 #include "options.h"
 #include "query.h"
@@ -118,34 +118,34 @@ static void check_parser(check *c, sl_instance *inst) {
                     mt[m]);
             continue;
         }
-        sl_doc *doc = sl_document_new("sluice-check:sample", NULL);
-        sl_document_set_data(doc, text, strlen(text));
-        sl_document_set_media_type(doc, mt[m]);
+        sl_doc *doc = sl_doc_new("sluice-check:sample", NULL);
+        sl_doc_set_data(doc, text, strlen(text));
+        sl_doc_set_media_type(doc, mt[m]);
         sl_call call;
         int rc = sl_invoke(inst, call_parse, doc, &call);
         if (rc)
             bad(c, "parse %s: failed on a valid sample: %s", mt[m], call.msg[0] ? call.msg : sl_strerror(rc));
         else
             check_elements(c, doc, mt[m]);
-        sl_document_free(doc);
+        sl_doc_free(doc);
 
         /* bad input must fail the document, not the process */
-        doc = sl_document_new("sluice-check:empty", NULL);
-        sl_document_set_data(doc, "", 0);
-        sl_document_set_media_type(doc, mt[m]);
+        doc = sl_doc_new("sluice-check:empty", NULL);
+        sl_doc_set_data(doc, "", 0);
+        sl_doc_set_media_type(doc, mt[m]);
         rc = sl_invoke(inst, call_parse, doc, &call);
         if (rc == SL_EFATAL)
             bad(c, "parse %s: an empty document is reported as fatal; use SL_EBADINPUT", mt[m]);
         else
             ok(c, rc ? "empty document fails as bad input" : "empty document accepted");
-        sl_document_free(doc);
+        sl_doc_free(doc);
     }
 }
 
 static void check_chunker(check *c, sl_instance *inst) {
-    sl_doc *doc = sl_document_new("sluice-check:sample", NULL);
+    sl_doc *doc = sl_doc_new("sluice-check:sample", NULL);
     const char *body = "A paragraph of sample text that a chunker should keep. ";
-    sl_document_set_data(doc, body, strlen(body));
+    sl_doc_set_data(doc, body, strlen(body));
     int h = sl_doc_add_element(doc, SL_EL_HEADING, "Sample", 6);
     sl_elem_set_level(doc, (size_t)h, 1);
     for (int i = 0; i < 40; i++) {
@@ -175,7 +175,7 @@ static void check_chunker(check *c, sl_instance *inst) {
             ok(c, msg);
         }
     }
-    sl_document_free(doc);
+    sl_doc_free(doc);
 }
 
 static int embed_texts(check *c, sl_instance *inst, const sl_text *t, size_t n, float *out) {
@@ -249,15 +249,15 @@ static void check_llm(check *c, sl_instance *inst) {
 static void check_sink(check *c, sl_instance *inst) {
     const uint32_t dim = 8;
     const char *text = "sluice check sample";
-    sl_doc *doc = sl_document_new("sluice-check:sample", NULL);
-    sl_document_set_data(doc, text, strlen(text));
-    sl_document_set_media_type(doc, "text/plain");
-    sl_document_set_fingerprint(doc, "00000000000000000000000000000000");
-    sl_document_set_run_id(doc, 1);
+    sl_doc *doc = sl_doc_new("sluice-check:sample", NULL);
+    sl_doc_set_data(doc, text, strlen(text));
+    sl_doc_set_media_type(doc, "text/plain");
+    sl_doc_set_fingerprint(doc, "00000000000000000000000000000000");
+    sl_doc_set_run_id(doc, 1);
     int e = sl_doc_add_element(doc, SL_EL_PARAGRAPH, text, strlen(text));
     (void)e;
     int k = sl_doc_add_chunk(doc, text, strlen(text));
-    float *v = sl_document_chunk_vector(doc, (size_t)k, dim);
+    float *v = sl_doc_chunk_vector(doc, (size_t)k, dim);
     for (uint32_t i = 0; i < dim; i++) v[i] = i == 0 ? 1.0f : 0.0f;
     sl_call call;
     int rc = sl_invoke(inst, call_lookup, doc, &call);
@@ -288,7 +288,7 @@ static void check_sink(check *c, sl_instance *inst) {
         bad(c, "prune: removed %d documents, expected the 1 sample", rc);
     else
         ok(c, "prune removes the sample");
-    sl_document_free(doc);
+    sl_doc_free(doc);
 }
 
 int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,

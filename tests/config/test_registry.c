@@ -1,4 +1,4 @@
-/* test_loader.c - opening plugins: every refusal names the file and the
+/* test_registry.c - opening plugins: every refusal names the file and the
  * reason, good plugins load (also from a newer ABI minor), a file opens
  * once, and folders are searched in the documented order. */
 #include <limits.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "loader.h"
+#include "registry.h"
 
 static sl_ctx *ctx;
 static char plugins[PATH_MAX];     /* $SLUICE_TEST_PLUGINS */

@@ -1,4 +1,4 @@
-/* loader.c - plugin shared objects: where they are, opening them, and
+/* registry.c - plugin shared objects: where they are, opening them, and
  * refusing the ones this core cannot run.
  *
  * A plugin is trusted code, but not trusted to be built right: everything
@@ -13,7 +13,7 @@
  * opened at most once (compared by realpath), so two sections naming the
  * same plugin share one handle and one descriptor.
  */
-#include "loader.h"
+#include "registry.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -1,9 +1,9 @@
-/* provider.c - rate limits and circuit breaker for io stages (see provider.h). */
-#include "provider.h"
+/* throttle.c - rate limits, concurrency and circuit breaker per stage instance (see throttle.h). */
+#include "throttle.h"
 
 #include "sluice/call.h"
 
-static void refill(sl_provider *p, uint64_t now) {
+static void refill(sl_throttle *p, uint64_t now) {
     if (now <= p->last_ms) return;
     double dt = (double)(now - p->last_ms);
     p->last_ms = now;
@@ -17,7 +17,7 @@ static void refill(sl_provider *p, uint64_t now) {
     }
 }
 
-void sl_provider_init(sl_provider *p, sl_instance *inst, int limit, uint64_t now) {
+void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now) {
     p->inst = inst;
     p->limit = limit;
     p->last_ms = now;
@@ -46,19 +46,19 @@ static uint64_t bucket_wait(double have, double cap, double rate, double need) {
     return (uint64_t)ms + 1;
 }
 
-uint64_t sl_provider_wait_ms(sl_provider *p, uint64_t now, uint64_t tokens) {
+uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now, uint64_t tokens) {
     refill(p, now);
     if (p->open_until) {
         if (now < p->open_until) return p->open_until - now;
-        if (p->probing) return SL_PROVIDER_NEVER; /* half-open: one probe at a time */
+        if (p->probing) return SL_THROTTLE_NEVER; /* half-open: one probe at a time */
     }
-    if (p->limit > 0 && p->inflight >= p->limit) return SL_PROVIDER_NEVER;
+    if (p->limit > 0 && p->inflight >= p->limit) return SL_THROTTLE_NEVER;
     uint64_t a = bucket_wait(p->req, p->req_cap, p->req_rate, 1.0);
     uint64_t b = bucket_wait(p->tok, p->tok_cap, p->tok_rate, (double)tokens);
     return a > b ? a : b;
 }
 
-void sl_provider_take(sl_provider *p, uint64_t now, uint64_t tokens) {
+void sl_throttle_take(sl_throttle *p, uint64_t now, uint64_t tokens) {
     refill(p, now);
     p->inflight++;
     if (p->req_rate > 0) p->req -= 1.0;
@@ -67,7 +67,7 @@ void sl_provider_take(sl_provider *p, uint64_t now, uint64_t tokens) {
     if (p->stats) p->stats->requests++;
 }
 
-int sl_provider_done(sl_provider *p, uint64_t now, int rc, uint64_t estimate, uint64_t used) {
+int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, uint64_t used) {
     p->inflight--;
     if (p->tok_rate > 0 && used > 0) {
         /* the bucket was charged the estimate: settle the difference */
