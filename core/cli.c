@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ops.h"
 #include "plugin_check.h"
 #include "config.h"
 #include "ctx.h"

@@ -90,8 +90,10 @@ struct sl_call {
     /* io completion: set by the executor before calling an io callback. */
     void (*on_done)(sl_call *call, int rc);
     void *udata;
-    int done;                       /* set once sl_call_done ran */
-    uint64_t tokens_in, tokens_out; /* sl_call_usage */
+    int done;                            /* set once sl_call_done ran */
+    const struct sl_op *op;              /* what is being called (ops.c); NULL: a caller's own function */
+    void (*then)(sl_call *call, int rc); /* ops.c: the caller's callback after normalising */
+    uint64_t tokens_in, tokens_out;      /* sl_call_usage */
 };
 
 struct sl_completion {

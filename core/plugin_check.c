@@ -8,6 +8,7 @@
 
 #include "document.h"
 #include "instance.h"
+#include "ops.h"
 #include "registry.h"
 #include "loop.h"
 #include "options.h"

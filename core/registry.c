@@ -14,6 +14,7 @@
  * same plugin share one handle and one descriptor.
  */
 #include "registry.h"
+#include "ops.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -35,28 +36,6 @@ struct sl_registry {
     sl_loaded **loaded; /* in the order opened */
     size_t nloaded;
 };
-
-const char *sl_role_name(sl_role role) {
-    switch (role) {
-    case SL_ROLE_PARSER: return "parser";
-    case SL_ROLE_PAGE: return "page";
-    case SL_ROLE_CHUNKER: return "chunker";
-    case SL_ROLE_EMBEDDER: return "embedder";
-    case SL_ROLE_LLM: return "llm";
-    case SL_ROLE_SINK: return "sink";
-    }
-    return "unknown";
-}
-
-const char *sl_bottleneck_name(sl_bottleneck b) {
-    switch (b) {
-    case SL_IO: return "io";
-    case SL_CPU: return "cpu";
-    case SL_ISOLATED: return "isolated";
-    case SL_GPU: return "gpu";
-    }
-    return "unknown";
-}
 
 /* --- search folders --- */
 
@@ -149,22 +128,6 @@ static int name_ok(const char *name) {
     return strlen(name) <= 64;
 }
 
-/* The callback a role cannot do without, or NULL when all are there. */
-static const char *missing_callback(const sl_plugin *d) {
-    switch (d->role) {
-    case SL_ROLE_PARSER: return d->parse ? NULL : "parse";
-    case SL_ROLE_PAGE:
-        if (d->bottleneck == SL_GPU) return d->pages ? NULL : "pages";
-        return d->page ? NULL : "page";
-    case SL_ROLE_CHUNKER: return d->chunk ? NULL : "chunk";
-    case SL_ROLE_EMBEDDER: return d->embed ? NULL : "embed";
-    case SL_ROLE_SINK:
-        return !d->lookup ? "lookup" : !d->store ? "store" : !d->prune ? "prune" : !d->query ? "query" : NULL;
-    case SL_ROLE_LLM: return d->complete ? NULL : "complete";
-    }
-    return NULL;
-}
-
 /* Writes why the descriptor cannot be used into err; 0 when it can. */
 static int check_descriptor(const sl_plugin *d, char *err, size_t errlen) {
     if (!d->name || !*d->name) return snprintf(err, errlen, "the descriptor has no name"), SL_EFATAL;
@@ -174,13 +137,13 @@ static int check_descriptor(const sl_plugin *d, char *err, size_t errlen) {
                SL_EFATAL;
     if (!d->version || !*d->version)
         return snprintf(err, errlen, "plugin %s declares no version", d->name), SL_EFATAL;
-    if (d->role < SL_ROLE_PARSER || d->role > SL_ROLE_SINK)
+    if (!sl_role_get(d->role))
         return snprintf(err, errlen, "role %d is not a plugin role", (int)d->role), SL_EFATAL;
     if (d->bottleneck < SL_IO || d->bottleneck > SL_GPU)
         return snprintf(err, errlen, "bottleneck %d is not one of io, cpu, isolated, gpu",
                         (int)d->bottleneck),
                SL_EFATAL;
-    const char *cb = missing_callback(d);
+    const char *cb = sl_role_missing_callback(d);
     if (cb)
         return snprintf(err, errlen, "role %s needs the '%s' callback", sl_role_name(d->role), cb), SL_EFATAL;
     if (d->thread_fini && !d->thread_init)

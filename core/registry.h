@@ -53,8 +53,4 @@ int sl_registry_load_all(sl_ctx *ctx, sl_registry *reg,
 size_t sl_registry_loaded(const sl_registry *reg, const sl_loaded *const **list);
 void sl_registry_free(sl_registry *reg);
 
-/* "parser", "page", ...; "cpu", "io", ... */
-const char *sl_role_name(sl_role role);
-const char *sl_bottleneck_name(sl_bottleneck b);
-
 #endif

@@ -241,14 +241,7 @@ static int build_instances(sl_runtime *rt) {
         if (rc) return rc;
         sl_bottleneck b = inst->desc->bottleneck;
         sl_role role = inst->desc->role;
-        const char *why = NULL;
-        if (inst->stage.isolated && b != SL_CPU && b != SL_ISOLATED)
-            why = "isolated = true is for cpu plugins (io plugins wait, they do not crash the run)";
-        else if ((inst->stage.isolated || b == SL_ISOLATED) && role != SL_ROLE_PARSER &&
-                 role != SL_ROLE_PAGE && role != SL_ROLE_CHUNKER)
-            why = "worker processes run parsers, page stages and chunkers";
-        else if (b == SL_GPU && role != SL_ROLE_PAGE)
-            why = "the gpu batcher runs page stages (their `pages` callback)";
+        const char *why = sl_role_executor_refusal(inst->desc, inst->stage.isolated);
         if (why) {
             int code = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] plugin %s (%s, bottleneck %s): %s", name,
                                     inst->desc->name, sl_role_name(role), sl_bottleneck_name(b), why);
@@ -318,6 +311,44 @@ static void route_fingerprint(sl_route *r) {
              (unsigned long long)h.low64);
 }
 
+/* Where a stage of role ri may go in a route whose stages so far reach
+ * last_order: NULL when here is fine, else what a route takes. The order
+ * comes from the role table: parser, page stages, chunker, llm, embedder;
+ * roles after a required one need it before them. */
+static const char *route_place(const sl_role_info *ri, size_t i, int *last_order) {
+    if (ri->route_order == 0) return ri->route_why;
+    if (i == 0 && ri->route_order != 1) return "a parser first";
+    if (ri->route_order < *last_order || (ri->route_order == *last_order && !ri->route_many))
+        return ri->route_why;
+    for (sl_role role = SL_ROLE_PARSER; role <= SL_ROLE_SINK; role++) {
+        const sl_role_info *req = sl_role_get(role);
+        if (req && req->route_required && req->route_order < ri->route_order &&
+            req->route_order > *last_order)
+            return ri->route_why;
+    }
+    *last_order = ri->route_order;
+    return NULL;
+}
+
+/* Puts a stage where the route keeps its role. */
+static int route_put(sl_route *r, sl_instance *inst) {
+    switch (inst->desc->role) {
+    case SL_ROLE_PARSER: r->parser = inst; break;
+    case SL_ROLE_CHUNKER: r->chunker = inst; break;
+    case SL_ROLE_EMBEDDER: r->embedder = inst; break;
+    case SL_ROLE_LLM: r->llm = inst; break;
+    case SL_ROLE_SINK: r->sink = inst; break;
+    case SL_ROLE_PAGE: {
+        sl_instance **np = realloc(r->pages, (r->npages + 1) * sizeof *np);
+        if (!np) return SL_ENOMEM;
+        r->pages = np;
+        r->pages[r->npages++] = inst;
+        break;
+    }
+    }
+    return 0;
+}
+
 static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
     char where[512];
     sl_config_where(rt->cfg, sec->line, where, sizeof where);
@@ -353,48 +384,21 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
     int rc = 0;
     /* parser, page stages..., chunker, optional embedder */
     size_t i = 0;
+    int last_order = 0;
     sl_instance *inst = NULL;
     if (n == 0) rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: empty", where, sec->name);
     for (; rc == 0 && i < n; i++) {
         if ((rc = route_stage(rt, where, sec->name, "stages", names[i], &inst))) break;
-        sl_role role = inst->desc->role;
-        const char *want = NULL;
-        if (i == 0 && role != SL_ROLE_PARSER)
-            want = "a parser first";
-        else if (i > 0 && role == SL_ROLE_PARSER)
-            want = "one parser, first";
-        else if (role == SL_ROLE_PAGE && r->chunker)
-            want = "page stages before the chunker";
-        else if (role == SL_ROLE_CHUNKER && r->chunker)
-            want = "one chunker";
-        else if (role == SL_ROLE_EMBEDDER && (!r->chunker || r->embedder))
-            want = "one embedder, after the chunker";
-        else if (role == SL_ROLE_SINK)
-            want = "the sink under 'sink', not in stages";
-        else if (role == SL_ROLE_LLM && (!r->chunker || r->llm || r->embedder))
-            want = "one llm stage, after the chunker and before the embedder";
+        const sl_role_info *ri = sl_role_get(inst->desc->role);
+        const char *want = route_place(ri, i, &last_order);
         if (want) {
             rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: '%s' is %s %s stage; a route takes %s",
-                              where, sec->name, names[i], article(sl_role_name(role)), sl_role_name(role),
-                              want);
+                              where, sec->name, names[i], article(ri->name), ri->name, want);
             break;
         }
-        if (role == SL_ROLE_PARSER)
-            r->parser = inst;
-        else if (role == SL_ROLE_CHUNKER)
-            r->chunker = inst;
-        else if (role == SL_ROLE_EMBEDDER)
-            r->embedder = inst;
-        else if (role == SL_ROLE_LLM)
-            r->llm = inst;
-        else if (role == SL_ROLE_PAGE) {
-            sl_instance **np = realloc(r->pages, (r->npages + 1) * sizeof *np);
-            if (!np) {
-                rc = sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
-                break;
-            }
-            r->pages = np;
-            r->pages[r->npages++] = inst;
+        if ((rc = route_put(r, inst))) {
+            rc = sl_ctx_error(rt->ctx, rc, "out of memory");
+            break;
         }
     }
     free_words(names, n);
@@ -595,30 +599,4 @@ const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name) {
     for (size_t i = 0; i < rt->nroutes; i++)
         if (strcmp(rt->routes[i].name, name) == 0) return &rt->routes[i];
     return NULL;
-}
-
-static void invoke_done(sl_call *call, int rc) { *(int *)call->udata = rc; }
-
-int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
-    void *ts = NULL;
-    const sl_plugin *d = inst->desc;
-    sl_call_init(call, inst, NULL);
-    if (d->thread_init) {
-        int rc = d->thread_init(inst->state, &ts);
-        if (rc) return sl_fail(call, rc < 0 ? rc : SL_EFATAL, "thread_init failed (%s)", sl_strerror(rc));
-    }
-    call->thread_state = ts;
-    int done_rc = 0;
-    call->on_done = invoke_done;
-    call->udata = &done_rc;
-    int rc = fn(call, arg);
-    if (rc == SL_PENDING) {
-        /* an io plugin: run the loop until it calls sl_call_done */
-        while (!call->done && inst->loop && uv_run(sl_loop_uv(inst->loop), UV_RUN_ONCE)) {
-        }
-        rc = call->done ? done_rc
-                        : sl_fail(call, SL_EFATAL, "answered SL_PENDING but nothing it waits for is left");
-    }
-    if (d->thread_fini) d->thread_fini(inst->state, ts);
-    return rc;
 }

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ctx.h"
 #include "instance.h"
+#include "ops.h"
 #include "registry.h"
 
 typedef struct sl_settings {
@@ -89,11 +90,5 @@ void sl_registry_add_path_list(sl_registry *reg, const char *list, const char *b
 
 const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type);
 const sl_route *sl_runtime_route_named(const sl_runtime *rt, const char *name);
-
-/* Calls one role callback synchronously on the calling thread, with
- * per-thread state made and freed around it (for `sluice query` and `sluice
- * check`). An io plugin's SL_PENDING runs the loop until sl_call_done. */
-typedef int (*sl_invoke_fn)(sl_call *call, void *arg);
-int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ops.h"
 #include "registry.h"
 
 static sl_ctx *ctx;
