@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,46 +34,48 @@ typedef struct sl_call sl_call;         /* one callback invocation */
 #define SL_PENDING 0x40000000 /* io plugins: the call completes later via sl_call_done */
 
 /* A short name for a code: "retryable", "bad input", "fatal", ... */
-const char *sl_strerror(int code);
+SL_EXPORT const char *sl_strerror(int code);
 
 /* Records why the call failed and returns `code`, so `return sl_fail(...)`
  * reads naturally. The message should say what and where. */
+SL_EXPORT
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
 int sl_fail(sl_call *call, int code, const char *fmt, ...);
 
 /* For SL_ERETRY: the earliest the core should try again, in milliseconds. */
-void sl_call_retry_after(sl_call *call, int64_t ms);
+SL_EXPORT void sl_call_retry_after(sl_call *call, int64_t ms);
 
 /* io plugins: completes a call that returned SL_PENDING, with the value the
  * callback would have returned. Must be called on the loop thread, once. */
-void sl_call_done(sl_call *call, int rc);
+SL_EXPORT void sl_call_done(sl_call *call, int rc);
 
 /* The instance state made by init, and for cpu plugins the per-thread state. */
-void *sl_call_state(sl_call *call);
-void *sl_call_thread_state(sl_call *call);
-sl_instance *sl_call_instance(sl_call *call);
+SL_EXPORT void *sl_call_state(sl_call *call);
+SL_EXPORT void *sl_call_thread_state(sl_call *call);
+SL_EXPORT sl_instance *sl_call_instance(sl_call *call);
 
 /* The instance's INI section name, e.g. "embedder". */
-const char *sl_instance_name(const sl_instance *inst);
+SL_EXPORT const char *sl_instance_name(const sl_instance *inst);
 /* Records why init failed and returns `code`. */
+SL_EXPORT
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
 int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
 /* Embedders declare, in init, the vector dimension they produce (required)
  * and the model they run (compared along fallback chains). */
-void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
-void sl_instance_set_model(sl_instance *inst, const char *model);
+SL_EXPORT void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
+SL_EXPORT void sl_instance_set_model(sl_instance *inst, const char *model);
 
 /* Tokens a call used (LLMs and remote embedders), for the run report's
  * usage and cost accounting; may be called more than once per call. (1.1) */
-void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens);
+SL_EXPORT void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens);
 
 /* An LLM's answer (1.1): the text is copied. */
 typedef struct sl_completion sl_completion;
-int sl_completion_set(sl_completion *out, const char *text, size_t len);
+SL_EXPORT int sl_completion_set(sl_completion *out, const char *text, size_t len);
 
 typedef enum sl_log_level {
     SL_LOG_ERROR = 0,
@@ -82,6 +86,7 @@ typedef enum sl_log_level {
 
 /* Logs to stderr, prefixed with the instance name, at the user's -v/-q level.
  * inst may be NULL. Safe from any thread. */
+SL_EXPORT
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -91,9 +96,9 @@ void sl_log(const sl_instance *inst, sl_log_level level, const char *fmt, ...);
 
 /* 1 if [s, s+len) is valid UTF-8; else 0 and *bad_offset (if given) is the
  * byte offset of the first invalid sequence. */
-int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+SL_EXPORT int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 /* A fast, well-distributed 64-bit hash (XXH3) of [p, p+len) with a seed. */
-uint64_t sl_hash64(const void *p, size_t len, uint64_t seed);
+SL_EXPORT uint64_t sl_hash64(const void *p, size_t len, uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,112 +46,113 @@ typedef enum sl_elem_type {
 } sl_elem_type;
 
 /* "heading", "paragraph", ... ; "unknown" for anything else. */
-const char *sl_elem_type_name(sl_elem_type type);
+SL_EXPORT const char *sl_elem_type_name(sl_elem_type type);
 
 /* --- what the core set --- */
 
 /* The source as stored and shown: the path as given on the command line, or a URI. */
-const char *sl_doc_uri(const sl_doc *doc);
+SL_EXPORT const char *sl_doc_uri(const sl_doc *doc);
 /* Media type picked by the core, e.g. "text/markdown". */
-const char *sl_doc_media_type(const sl_doc *doc);
+SL_EXPORT const char *sl_doc_media_type(const sl_doc *doc);
 /* The document's bytes (mapped read-only); valid until the document is done. */
-const char *sl_doc_data(const sl_doc *doc, size_t *len);
+SL_EXPORT const char *sl_doc_data(const sl_doc *doc, size_t *len);
 /* Content hash (hex) and pipeline fingerprint (hex) of this document's route. */
-const char *sl_doc_hash(const sl_doc *doc);
-const char *sl_doc_fingerprint(const sl_doc *doc);
+SL_EXPORT const char *sl_doc_hash(const sl_doc *doc);
+SL_EXPORT const char *sl_doc_fingerprint(const sl_doc *doc);
 /* The run this document is processed in (sinks record it as "seen"). */
-uint64_t sl_doc_run_id(const sl_doc *doc);
+SL_EXPORT uint64_t sl_doc_run_id(const sl_doc *doc);
 
 /* --- arena memory, freed with the document --- */
-void *sl_doc_alloc(sl_doc *doc, size_t size);
-char *sl_doc_strndup(sl_doc *doc, const char *s, size_t len);
+SL_EXPORT void *sl_doc_alloc(sl_doc *doc, size_t size);
+SL_EXPORT char *sl_doc_strndup(sl_doc *doc, const char *s, size_t len);
 
 /* --- metadata: string pairs; setting a key again replaces it --- */
-int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value);
-const char *sl_doc_meta_get(const sl_doc *doc, const char *key); /* NULL if absent */
-size_t sl_doc_meta_count(const sl_doc *doc);
-int sl_doc_meta_at(const sl_doc *doc, size_t i, const char **key, const char **value);
+SL_EXPORT int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value);
+SL_EXPORT const char *sl_doc_meta_get(const sl_doc *doc, const char *key); /* NULL if absent */
+SL_EXPORT size_t sl_doc_meta_count(const sl_doc *doc);
+SL_EXPORT int sl_doc_meta_at(const sl_doc *doc, size_t i, const char **key, const char **value);
 
 /* --- pages --- */
-int sl_doc_set_page_count(sl_doc *doc, uint32_t pages);
-uint32_t sl_doc_page_count(const sl_doc *doc);
+SL_EXPORT int sl_doc_set_page_count(sl_doc *doc, uint32_t pages);
+SL_EXPORT uint32_t sl_doc_page_count(const sl_doc *doc);
 
 /* --- elements --- */
 
 /* Copies the text; returns the new element's index, or a negative SL_E*. */
-int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t len);
-int sl_elem_set_level(sl_doc *doc, size_t i, int level);
-int sl_elem_set_page(sl_doc *doc, size_t i, uint32_t page);
+SL_EXPORT int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t len);
+SL_EXPORT int sl_elem_set_level(sl_doc *doc, size_t i, int level);
+SL_EXPORT int sl_elem_set_page(sl_doc *doc, size_t i, uint32_t page);
 /* Byte offset in the source and 1-based line, when the format has them. */
-int sl_elem_set_source(sl_doc *doc, size_t i, uint64_t offset, uint32_t line);
-int sl_elem_set_bbox(sl_doc *doc, size_t i, float x0, float y0, float x1, float y1);
-int sl_elem_set_confidence(sl_doc *doc, size_t i, float confidence); /* 0..100 */
-int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value);
+SL_EXPORT int sl_elem_set_source(sl_doc *doc, size_t i, uint64_t offset, uint32_t line);
+SL_EXPORT int sl_elem_set_bbox(sl_doc *doc, size_t i, float x0, float y0, float x1, float y1);
+SL_EXPORT int sl_elem_set_confidence(sl_doc *doc, size_t i, float confidence); /* 0..100 */
+SL_EXPORT int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value);
 
-size_t sl_doc_element_count(const sl_doc *doc);
-sl_elem_type sl_element_type(const sl_doc *doc, size_t i);
-const char *sl_element_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
-int sl_element_level(const sl_doc *doc, size_t i);
-uint32_t sl_element_page(const sl_doc *doc, size_t i);
-uint32_t sl_element_line(const sl_doc *doc, size_t i);
-uint64_t sl_element_offset(const sl_doc *doc, size_t i);
-const char *sl_element_attr(const sl_doc *doc, size_t i, const char *key); /* NULL if absent */
+SL_EXPORT size_t sl_doc_element_count(const sl_doc *doc);
+SL_EXPORT sl_elem_type sl_element_type(const sl_doc *doc, size_t i);
+SL_EXPORT const char *sl_element_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
+SL_EXPORT int sl_element_level(const sl_doc *doc, size_t i);
+SL_EXPORT uint32_t sl_element_page(const sl_doc *doc, size_t i);
+SL_EXPORT uint32_t sl_element_line(const sl_doc *doc, size_t i);
+SL_EXPORT uint64_t sl_element_offset(const sl_doc *doc, size_t i);
+SL_EXPORT const char *sl_element_attr(const sl_doc *doc, size_t i, const char *key); /* NULL if absent */
 /* Confidence 0..100, or a negative number when unknown. */
-float sl_element_confidence(const sl_doc *doc, size_t i);
+SL_EXPORT float sl_element_confidence(const sl_doc *doc, size_t i);
 /* 1 and the box if the element has one, else 0. */
-int sl_element_bbox(const sl_doc *doc, size_t i, float box[4]);
+SL_EXPORT int sl_element_bbox(const sl_doc *doc, size_t i, float box[4]);
 
 /* --- chunks --- */
 
 /* Copies the text; returns the new chunk's index, or a negative SL_E*. */
-int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len);
+SL_EXPORT int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len);
 /* Heading path, e.g. "Install > From source". */
-int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *heading_path);
+SL_EXPORT int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *heading_path);
 /* Where the chunk starts: page and line (0 = unknown). */
-int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line);
-int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *summary);
+SL_EXPORT int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line);
+SL_EXPORT int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *summary);
 
-size_t sl_doc_chunk_count(const sl_doc *doc);
-const char *sl_chunk_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
-const char *sl_chunk_heading(const sl_doc *doc, size_t i);           /* "" if none */
-uint32_t sl_chunk_page(const sl_doc *doc, size_t i);
-uint32_t sl_chunk_line(const sl_doc *doc, size_t i);
-const char *sl_chunk_summary(const sl_doc *doc, size_t i); /* NULL if none */
+SL_EXPORT size_t sl_doc_chunk_count(const sl_doc *doc);
+SL_EXPORT const char *sl_chunk_text(const sl_doc *doc, size_t i, size_t *len); /* NUL-terminated */
+SL_EXPORT const char *sl_chunk_heading(const sl_doc *doc, size_t i);           /* "" if none */
+SL_EXPORT uint32_t sl_chunk_page(const sl_doc *doc, size_t i);
+SL_EXPORT uint32_t sl_chunk_line(const sl_doc *doc, size_t i);
+SL_EXPORT const char *sl_chunk_summary(const sl_doc *doc, size_t i); /* NULL if none */
 /* The chunk's vector (NULL before embedding) and its dimension. */
-const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim);
+SL_EXPORT const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim);
 
 /* --- page images (ABI 1.1): rendered pages and scanned images --- */
 
 /* Sets page `page`'s image (copied): 8-bit gray (channels 1), RGB (3) or
  * RGBA (4), `stride` bytes per row, rendered at `dpi` (0: unknown). Page
  * must be within sl_doc_page_count. Safe from parallel page stages. */
-int sl_doc_set_page_image(sl_doc *doc, uint32_t page, uint32_t width, uint32_t height, uint32_t channels,
-                          size_t stride, const unsigned char *pixels, float dpi);
+SL_EXPORT int sl_doc_set_page_image(sl_doc *doc, uint32_t page, uint32_t width, uint32_t height,
+                                    uint32_t channels, size_t stride, const unsigned char *pixels, float dpi);
 /* The page's image, or NULL when it has none; the out-parameters may be NULL. */
-const unsigned char *sl_doc_page_image(const sl_doc *doc, uint32_t page, uint32_t *width, uint32_t *height,
-                                       uint32_t *channels, size_t *stride, float *dpi);
+SL_EXPORT const unsigned char *sl_doc_page_image(const sl_doc *doc, uint32_t page, uint32_t *width,
+                                                 uint32_t *height, uint32_t *channels, size_t *stride,
+                                                 float *dpi);
 /* Frees a page's image once nothing needs it (after OCR, say). */
-int sl_doc_drop_page_image(sl_doc *doc, uint32_t page);
+SL_EXPORT int sl_doc_drop_page_image(sl_doc *doc, uint32_t page);
 /* Characters of text in the elements of `page`: render stages use it to
  * decide whether a page has a real text layer. */
-size_t sl_doc_page_text_chars(const sl_doc *doc, uint32_t page);
+SL_EXPORT size_t sl_doc_page_text_chars(const sl_doc *doc, uint32_t page);
 
 /* --- layout regions (ABI 1.1): what a layout model found on a page --- */
 
 /* Adds a region: a labelled box ("text", "table", "figure", ...) in page
  * coordinates with the model's score (0..1). Returns its index. */
-int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0, float y0,
-                      float x1, float y1);
-size_t sl_doc_region_count(const sl_doc *doc);
+SL_EXPORT int sl_doc_add_region(sl_doc *doc, uint32_t page, const char *label, float score, float x0,
+                                float y0, float x1, float y1);
+SL_EXPORT size_t sl_doc_region_count(const sl_doc *doc);
 /* Region i: page, label, score and box; 0, or SL_EINVAL when out of range. */
-int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score,
-                  float box[4]);
+SL_EXPORT int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score,
+                            float box[4]);
 
 /* --- query results (sinks) --- */
 
 /* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */
-int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page, uint32_t line,
-                const char *heading, const char *text);
+SL_EXPORT int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page,
+                          uint32_t line, const char *heading, const char *text);
 
 #ifdef __cplusplus
 }

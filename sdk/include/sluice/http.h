@@ -24,28 +24,28 @@ typedef struct sl_http sl_http;
 typedef void (*sl_http_cb)(sl_http *req, void *arg);
 
 /* A new request (method "GET", "POST", ...). NULL on out of memory. */
-sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url);
+SL_EXPORT sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url);
 /* Adds "Name: value". */
-int sl_http_header(sl_http *req, const char *name, const char *value);
+SL_EXPORT int sl_http_header(sl_http *req, const char *name, const char *value);
 /* The request body (copied). */
-int sl_http_body(sl_http *req, const char *data, size_t len);
+SL_EXPORT int sl_http_body(sl_http *req, const char *data, size_t len);
 /* Connect and total timeouts in milliseconds (0: the defaults, 10 s and 120 s). */
-int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms);
+SL_EXPORT int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms);
 /* Sends; cb runs once on the loop thread when a response or an error is in.
  * Returns 0, or a negative SL_E* (then cb will not run). */
-int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
+SL_EXPORT int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
 
 /* After completion: the HTTP status (0 when no response came), the body
  * (NUL-terminated, valid until sl_http_free), a response header by name
  * (case-insensitive, last one wins; NULL if absent), and the transport
  * error ("connection refused", "timed out after 120000 ms", ...; NULL when a
  * response came). */
-long sl_http_status(const sl_http *req);
-const char *sl_http_response_body(const sl_http *req, size_t *len);
-const char *sl_http_response_header(const sl_http *req, const char *name);
-const char *sl_http_error(const sl_http *req);
+SL_EXPORT long sl_http_status(const sl_http *req);
+SL_EXPORT const char *sl_http_response_body(const sl_http *req, size_t *len);
+SL_EXPORT const char *sl_http_response_header(const sl_http *req, const char *name);
+SL_EXPORT const char *sl_http_error(const sl_http *req);
 /* Frees a request; a request still in flight is cancelled (no callback). */
-void sl_http_free(sl_http *req);
+SL_EXPORT void sl_http_free(sl_http *req);
 
 /* How a status or transport error should be treated: SL_OK for 2xx,
  * SL_ERETRY for transport errors, 408, 409, 425, 429 and 5xx (with
@@ -53,7 +53,7 @@ void sl_http_free(sl_http *req);
  * SL_EFATAL for 401 and 403 (bad credentials stop the run), SL_EBADINPUT for
  * other 4xx. Also records the failure on the call with the status and the
  * start of the body. */
-int sl_http_verdict(sl_call *call, const sl_http *req);
+SL_EXPORT int sl_http_verdict(sl_call *call, const sl_http *req);
 
 #ifdef __cplusplus
 }

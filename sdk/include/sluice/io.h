@@ -27,25 +27,27 @@ typedef struct sl_watch sl_watch;
 typedef void (*sl_watch_cb)(sl_watch *watch, int status, int events, void *arg);
 
 /* Watches fd (not owned) for `events`. Returns 0 or a negative SL_E*. */
-int sl_watch_start(sl_instance *inst, int fd, int events, sl_watch_cb cb, void *arg, sl_watch **out);
+SL_EXPORT int sl_watch_start(sl_instance *inst, int fd, int events, sl_watch_cb cb, void *arg,
+                             sl_watch **out);
 /* Changes the events watched (0 pauses the watch). */
-int sl_watch_update(sl_watch *watch, int events);
+SL_EXPORT int sl_watch_update(sl_watch *watch, int events);
 /* Stops watching and frees the watch; safe inside its own callback. */
-void sl_watch_stop(sl_watch *watch);
+SL_EXPORT void sl_watch_stop(sl_watch *watch);
 
 typedef struct sl_timer sl_timer;
 /* Calls cb(arg) once after `ms` milliseconds. The timer frees itself after
  * firing; *out (optional) may be passed to sl_timer_stop until then. */
-int sl_timer_start(sl_instance *inst, uint64_t ms, void (*cb)(void *arg), void *arg, sl_timer **out);
+SL_EXPORT int sl_timer_start(sl_instance *inst, uint64_t ms, void (*cb)(void *arg), void *arg,
+                             sl_timer **out);
 /* Cancels a timer that has not fired yet and frees it. */
-void sl_timer_stop(sl_timer *timer);
+SL_EXPORT void sl_timer_stop(sl_timer *timer);
 
 /* Milliseconds on a monotonic clock (for the plugin's own timeouts). */
-uint64_t sl_now_ms(void);
+SL_EXPORT uint64_t sl_now_ms(void);
 
 /* Plugins that hold a fixed pool of connections say how many calls they can
  * take at once (in init); the core never sends more. */
-void sl_instance_set_concurrency(sl_instance *inst, uint32_t calls);
+SL_EXPORT void sl_instance_set_concurrency(sl_instance *inst, uint32_t calls);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@
 
 #include "sluice/call.h"
 #include "sluice/doc.h"
+#include "sluice/export.h"
 #include "sluice/http.h"
 #include "sluice/io.h"
 
@@ -147,12 +148,6 @@ typedef struct sl_plugin {
 #define SL_LOOKUP_MISSING 0   /* not stored: process it */
 #define SL_LOOKUP_CHANGED 1   /* stored with another hash or fingerprint: process and replace */
 #define SL_LOOKUP_UNCHANGED 2 /* same hash and fingerprint: skip */
-
-#if defined(__GNUC__) || defined(__clang__)
-#define SL_EXPORT __attribute__((visibility("default")))
-#else
-#define SL_EXPORT
-#endif
 
 /* Fills the fields that never move. Use first in the initialiser. */
 #define SL_PLUGIN_HEADER .abi_major = SL_ABI_MAJOR, .abi_minor = SL_ABI_MINOR, .size = sizeof(sl_plugin)
