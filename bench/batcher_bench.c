@@ -48,7 +48,7 @@ static slot *slots;
 
 static void on_keep(uv_timer_t *t) {}
 
-static void on_done(void *arg, int rc, const char *msg) {
+static void on_done(void *arg, int rc, const char *msg, const sl_batch_times *times) {
     slot *s = arg;
     bench *bn = s->bn;
     if (rc) {

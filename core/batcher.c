@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops.h"
 #include "sluice/plugin.h"
 
 typedef struct unit unit;
@@ -39,6 +40,7 @@ struct unit {
     sl_batch_done done;
     void *arg;
     uint64_t t_submit;
+    sl_batch_times times; /* when its first batch started, its share of device time */
     int rc;
     char *msg; /* malloc'd on failure; NULL when out of memory for it too */
 };
@@ -118,7 +120,7 @@ static void deliver(sl_post *post) {
     unit *u = (unit *)post;
     while (u) {
         unit *next = u->next;
-        u->done(u->arg, u->rc, u->rc ? (u->msg ? u->msg : sl_strerror(u->rc)) : NULL);
+        u->done(u->arg, u->rc, u->rc ? (u->msg ? u->msg : sl_strerror(u->rc)) : NULL, &u->times);
         free(u->msg);
         free(u);
         u = next;
@@ -267,16 +269,8 @@ static void forgive(sl_batcher *b, uint32_t floor0, uint32_t best0, const attemp
 
 /* Runs the plugin on units [0, n) of b->batch, in batches no larger than
  * the ceiling, lowering it on SL_ENOMEM; fills every unit's rc and msg. */
-static void run_batch(sl_batcher *b, size_t n, void *ts, int ts_rc) {
-    const sl_plugin *d = b->inst->desc;
+static void run_batch(sl_batcher *b, size_t n, sl_tstate *ts) {
     unit **us = b->batch;
-    if (ts_rc) {
-        sl_call call;
-        sl_call_init(&call, b->inst, NULL);
-        sl_fail(&call, ts_rc < 0 ? ts_rc : SL_EFATAL, "thread_init failed (%s)", sl_strerror(ts_rc));
-        fail_units(us, n, call.code, call.msg);
-        return;
-    }
     uint64_t now = sl_now_ns(), wait = 0;
     for (size_t i = 0; i < n; i++) wait += now > us[i]->t_submit ? now - us[i]->t_submit : 0;
     pthread_mutex_lock(&b->lock);
@@ -298,14 +292,16 @@ static void run_batch(sl_batcher *b, size_t n, void *ts, int ts_rc) {
             b->pages[i] = us[done + i]->page;
         }
         sl_call call;
-        sl_call_init(&call, b->inst, ts);
+        sl_op_args args = {.docs = b->docs, .pages = b->pages, .n = k};
         uint64_t t0 = sl_now_ns();
-        int rc = d->pages(&call, b->docs, b->pages, k);
+        int rc = sl_op_call(sl_op_get(SL_OP_PAGE), b->inst, ts, &args, &call, NULL, NULL);
         uint64_t t1 = sl_now_ns();
-        if (rc == SL_PENDING)
-            rc = sl_fail(&call, SL_EFATAL, "a gpu plugin answered SL_PENDING (only io plugins may)");
-        else if (rc > 0)
-            rc = sl_fail(&call, SL_EFATAL, "plugin returned %d, not 0 or a negative SL_E* code", rc);
+        for (size_t i = 0; i < k; i++) {
+            sl_batch_times *t = &us[done + i]->times;
+            if (!t->t_start) t->t_start = t0;
+            t->busy_ns += (t1 - t0) / k;
+        }
+        us[done]->times.calls++;
         if (nlog < MAX_ATTEMPTS)
             log[nlog++] = (attempt){(uint32_t)done, (uint32_t)k, rc};
         else
@@ -343,9 +339,7 @@ static void post_batch(sl_batcher *b, size_t n) {
 
 static void *dispatcher(void *arg) {
     sl_batcher *b = arg;
-    const sl_plugin *d = b->inst->desc;
-    void *ts = NULL;
-    int ts_rc = d->thread_init ? d->thread_init(b->inst->state, &ts) : 0;
+    sl_tstate ts = {0}; /* made on the first batch, by sl_op_call */
     pthread_mutex_lock(&b->lock);
     for (;;) {
         uint64_t due = 0;
@@ -362,12 +356,12 @@ static void *dispatcher(void *arg) {
         }
         size_t n = take(b, g, ceiling(b));
         pthread_mutex_unlock(&b->lock);
-        run_batch(b, n, ts, ts_rc);
+        run_batch(b, n, &ts);
         post_batch(b, n);
         pthread_mutex_lock(&b->lock);
     }
     pthread_mutex_unlock(&b->lock);
-    if (d->thread_fini && ts_rc == 0) d->thread_fini(b->inst->state, ts);
+    sl_tstate_free(b->inst, &ts);
     return NULL;
 }
 

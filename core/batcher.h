@@ -12,8 +12,9 @@
  * A plugin that answers SL_ENOMEM must leave the documents as they were
  * (the same pages run again in smaller batches). Any other failure fails
  * every unit of the batch with the plugin's message; the pipeline decides
- * what that means for each document. The dispatcher runs the plugin's
- * thread_init/thread_fini (when declared) on its own thread, so per-thread
+ * what that means for each document. The dispatcher calls the plugin
+ * through sl_op_call (ops.c), which runs its thread_init (when declared) on
+ * the dispatcher's own thread, as thread_fini at the end, so per-thread
  * state (a CUDA stream, libtorch's thread count) lives where the model runs.
  */
 #ifndef SL_BATCHER_H
@@ -46,7 +47,17 @@ typedef struct sl_batcher_stats {
     uint32_t ceiling;             /* the largest batch size that works */
 } sl_batcher_stats;
 
-typedef void (*sl_batch_done)(void *arg, int rc, const char *msg);
+/* When a unit's first batch started (sl_now_ns), its share of the time
+ * spent inside `pages` over every batch it was in, and how many batch
+ * calls it opened (the first unit of each counts it), so the scheduler
+ * accounts queue and busy time as for every other executor. */
+typedef struct sl_batch_times {
+    uint64_t t_start;
+    uint64_t busy_ns;
+    int calls;
+} sl_batch_times;
+
+typedef void (*sl_batch_done)(void *arg, int rc, const char *msg, const sl_batch_times *times);
 
 /* The options of a gpu stage from its section: max_batch from the stage's
  * batch_size, else the plugin's declared batch_size, else 16; max_delay_ms

@@ -7,6 +7,7 @@
 
 #include "document.h"
 #include "loop.h"
+#include "scheduler.h"
 
 /* --- how each operation is invoked --- */
 
@@ -39,21 +40,30 @@ static int do_prune(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
 
 /* Priorities: a document that is further along goes first, so documents in
  * flight finish before new ones start and memory stays flat. */
+#define DOC_OPS(start, done) start, done, NULL, NULL
 static const sl_op ops[SL_OP_COUNT] = {
-    [SL_OP_READ] = {SL_OP_READ, "read", 0, "", SL_UNIT_DOC, 1, false, false, false, do_read},
+    /* id, name, role, stage suffix, unit, priority, isolatable, batchable, answers a count, invoke,
+     * scheduler: start, done, prepare, release */
+    [SL_OP_READ] = {SL_OP_READ, "read", 0, "", SL_UNIT_DOC, 1, false, false, false, do_read,
+                    DOC_OPS(op_start_doc, op_done_read)},
     [SL_OP_LOOKUP] = {SL_OP_LOOKUP, "lookup", SL_ROLE_SINK, ".lookup", SL_UNIT_DOC, 2, false, false, true,
-                      do_lookup},
-    [SL_OP_PARSE] = {SL_OP_PARSE, "parse", SL_ROLE_PARSER, "", SL_UNIT_DOC, 3, true, false, false, do_parse},
-    [SL_OP_PAGE] = {SL_OP_PAGE, "page", SL_ROLE_PAGE, "", SL_UNIT_PAGE, 4, true, true, false, do_page},
-    [SL_OP_CHUNK] = {SL_OP_CHUNK, "chunk", SL_ROLE_CHUNKER, "", SL_UNIT_DOC, 5, true, false, false, do_chunk},
+                      do_lookup, DOC_OPS(op_start_doc, op_done_lookup)},
+    [SL_OP_PARSE] = {SL_OP_PARSE, "parse", SL_ROLE_PARSER, "", SL_UNIT_DOC, 3, true, false, false, do_parse,
+                     DOC_OPS(op_start_doc, op_done_doc)},
+    [SL_OP_PAGE] = {SL_OP_PAGE, "page", SL_ROLE_PAGE, "", SL_UNIT_PAGE, 4, true, true, false, do_page,
+                    DOC_OPS(op_start_pages, op_done_page)},
+    [SL_OP_CHUNK] = {SL_OP_CHUNK, "chunk", SL_ROLE_CHUNKER, "", SL_UNIT_DOC, 5, true, false, false, do_chunk,
+                     DOC_OPS(op_start_chunk, op_done_chunk)},
     [SL_OP_SUMMARIZE] = {SL_OP_SUMMARIZE, "summarize", SL_ROLE_LLM, "", SL_UNIT_PROMPT, 6, false, false,
-                         false, do_summarize},
+                         false, do_summarize, DOC_OPS(op_start_summaries, op_done_summary)},
     [SL_OP_EMBED] = {SL_OP_EMBED, "embed", SL_ROLE_EMBEDDER, "", SL_UNIT_TEXTS, 6, false, false, false,
-                     do_embed},
-    [SL_OP_STORE] = {SL_OP_STORE, "store", SL_ROLE_SINK, "", SL_UNIT_DOC, 7, false, false, false, do_store},
+                     do_embed, op_start_embed, op_done_embed, op_prepare_embed, op_release_embed},
+    [SL_OP_STORE] = {SL_OP_STORE, "store", SL_ROLE_SINK, "", SL_UNIT_DOC, 7, false, false, false, do_store,
+                     DOC_OPS(op_start_doc, op_done_doc)},
     [SL_OP_PRUNE] = {SL_OP_PRUNE, "prune", SL_ROLE_SINK, ".prune", SL_UNIT_RUN, 7, false, false, true,
-                     do_prune},
+                     do_prune, DOC_OPS(NULL, op_done_prune)},
 };
+#undef DOC_OPS
 
 const sl_op *sl_op_get(sl_op_id id) { return id < SL_OP_COUNT ? &ops[id] : NULL; }
 

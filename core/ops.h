@@ -25,6 +25,10 @@
 #include "instance.h"
 #include "sluice/plugin.h"
 
+struct sl_job;
+struct sl_stage;
+struct sl_unit;
+
 typedef enum sl_op_id {
     SL_OP_READ = 0, /* the core's own: map and hash the file */
     SL_OP_LOOKUP,   /* sink: is this document stored unchanged? */
@@ -80,6 +84,14 @@ typedef struct sl_op {
     bool batchable;     /* a gpu instance runs it on the batcher (through `pages`) */
     bool answers_count; /* a non-negative answer is a value (lookup: SL_LOOKUP_*, prune: a count) */
     int (*invoke)(sl_call *call, const sl_plugin *d, const sl_op_args *a);
+    /* The scheduler's side (scheduler.h): how a job's step fans out into units
+     * (NULL: not a route step), what a unit's answer does, and what runs on
+     * the executing thread around the call to build and drop arguments
+     * (prepare answers why it could not, or NULL). */
+    void (*start)(struct sl_job *j, struct sl_stage *st);
+    void (*done)(struct sl_unit *u, int rc, const char *msg);
+    const char *(*prepare)(struct sl_unit *u);
+    void (*release)(struct sl_unit *u);
 } sl_op;
 
 const sl_op *sl_op_get(sl_op_id id);

@@ -127,7 +127,7 @@ static uv_timer_t keeper;
 
 static void on_keep(uv_timer_t *t) {}
 
-static void on_done(void *arg, int rc, const char *msg) {
+static void on_done(void *arg, int rc, const char *msg, const sl_batch_times *times) {
     result *r = arg;
     r->calls++;
     r->rc = rc;

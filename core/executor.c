@@ -1,0 +1,230 @@
+/* executor.c - the four executors behind one shape (scheduler.h: sl_exec_ops).
+ *
+ *   pool     thread-safe native code on one thread per core, with per-thread
+ *            plugin state; the answer is posted back to the loop.
+ *   loop     io plugins, called on the loop thread; they answer at once or
+ *            later through sl_call_done, never blocking.
+ *   workers  isolated stages in worker processes (workers.c).
+ *   batcher  gpu page stages, batched across documents (batcher.c).
+ *
+ * Each one calls the plugin through sl_op_call (ops.c) and hands every unit
+ * back through stage_complete exactly once, on the loop thread, with the
+ * moment it started (the time before that was queue time) and the time it
+ * was busy, so the report reads every executor the same way.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler.h"
+
+/* --- pool --- */
+
+static sl_tstate *tstate_of(run *r, const sl_instance *inst, int thread) {
+    return &r->tstate[(size_t)thread * r->rt->ninst + (size_t)inst->id];
+}
+
+/* Calls the plugin for u on this thread, with the operation's arguments
+ * built before and dropped after (an io plugin copies what it sends before
+ * it returns). */
+static int call_unit(unit *u, sl_tstate *ts, void (*on_done)(sl_call *, int)) {
+    const sl_op *op = u->st->op;
+    const char *why = op->prepare ? op->prepare(u) : NULL;
+    int rc;
+    if (why) {
+        sl_call_init(&u->call, u->thr->inst, NULL);
+        rc = sl_fail(&u->call, SL_ENOMEM, "%s", why);
+    } else {
+        rc = sl_op_call(op, u->thr->inst, ts, &u->args, &u->call, on_done, u);
+    }
+    if (op->release) op->release(u);
+    return rc;
+}
+
+static void pool_run(sl_task *t, int thread) {
+    unit *u = (unit *)t;
+    sl_instance *inst = u->thr->inst;
+    u->rc = call_unit(u, inst ? tstate_of(u->st->run, inst, thread) : NULL, NULL);
+}
+
+static void pool_done(sl_task *t) {
+    unit *u = (unit *)t;
+    stage_complete(u, u->rc, t->t_start, t->t_end - t->t_start, 1);
+}
+
+static void pool_submit(sl_exec *ex, unit *u) {
+    /* A page that is further along its page stages goes first, so each
+     * page's image is recognised (and dropped) soon after it is rendered
+     * instead of every page waiting rendered at once. */
+    const sl_op *op = u->st->op;
+    u->task.priority = op->unit == SL_UNIT_PAGE && u->u.pg.chained ? op->priority + 1 : op->priority;
+    u->task.run = pool_run;
+    u->task.done = pool_done;
+    sl_pool_submit(ex->run->pool, &u->task);
+}
+
+static void thread_exit(void *arg, int thread) {
+    run *r = arg;
+    for (size_t i = 0; i < r->rt->ninst; i++)
+        sl_tstate_free(r->rt->inst[i], tstate_of(r, r->rt->inst[i], thread));
+}
+
+/* --- loop --- */
+
+static void loop_done(sl_call *call, int rc) {
+    unit *u = call->udata;
+    if (u->calling) { /* sl_call_done inside the call: delivered once it returns */
+        u->rc = rc;
+        u->answered = 1;
+        return;
+    }
+    stage_complete(u, rc, u->t_start, sl_now_ns() - u->t_start, 1);
+}
+
+static void loop_submit(sl_exec *ex, unit *u) {
+    u->t_start = sl_now_ns();
+    u->calling = 1;
+    u->answered = 0;
+    int rc = call_unit(u, NULL, loop_done);
+    u->calling = 0;
+    if (rc != SL_PENDING)
+        loop_done(&u->call, rc);
+    else if (u->answered)
+        loop_done(&u->call, u->rc);
+}
+
+/* --- workers --- */
+
+static void workers_done(void *arg, int rc, const char *msg, uint64_t t_start) {
+    unit *u = arg;
+    uint64_t now = sl_now_ns();
+    if (!t_start) t_start = now; /* never reached a worker */
+    if (rc < 0 && msg && *msg) sl_fail(&u->call, rc, "%s", msg);
+    stage_complete(u, rc, t_start, now - t_start, 1);
+}
+
+static void workers_submit(sl_exec *ex, unit *u) {
+    sl_call_init(&u->call, u->thr->inst, NULL);
+    int page = u->st->op->unit == SL_UNIT_PAGE ? (int)u->u.pg.page : 0;
+    int rc = sl_workers_submit(ex->run->workers, u->thr->inst, u->st->op->id, u->args.doc, (uint32_t)page,
+                               workers_done, u);
+    if (rc) {
+        sl_fail(&u->call, rc, "cannot hand the document to a worker process (%s)", sl_strerror(rc));
+        workers_done(u, rc, NULL, 0);
+    }
+}
+
+/* --- batcher --- */
+
+static void batch_done(void *arg, int rc, const char *msg, const sl_batch_times *t) {
+    unit *u = arg;
+    if (rc && msg && *msg) sl_fail(&u->call, rc, "%s", msg);
+    uint64_t now = sl_now_ns();
+    stage_complete(u, rc, t && t->t_start ? t->t_start : now, t ? t->busy_ns : 0, t ? t->calls : 0);
+}
+
+static void batcher_submit(sl_exec *ex, unit *u) {
+    sl_call_init(&u->call, u->thr->inst, NULL);
+    int rc = sl_batcher_submit(ex->run->batcher[u->thr->inst->id], u->args.doc, u->u.pg.page, batch_done, u);
+    if (rc) {
+        sl_fail(&u->call, rc, "cannot queue page %u for the batcher", u->u.pg.page);
+        batch_done(u, rc, NULL, NULL);
+    }
+}
+
+static void batcher_stats(sl_exec *ex, const stage *st, sl_stage_stats *s) {
+    sl_batcher *b = ex->run->batcher[st->inst->id];
+    if (!b) return;
+    sl_batcher_stats bs;
+    sl_batcher_stats_get(b, &bs);
+    s->batched = 1;
+    s->batches = bs.batches;
+    memcpy(s->batch_hist, bs.hist, sizeof s->batch_hist);
+    s->splits = bs.splits;
+    s->ceiling = bs.ceiling;
+    s->queued += (int)sl_batcher_queued(b);
+}
+
+static const sl_exec_ops pool_ops = {"pool", pool_submit, NULL};
+static const sl_exec_ops loop_ops = {"loop", loop_submit, NULL};
+static const sl_exec_ops workers_ops = {"workers", workers_submit, NULL};
+static const sl_exec_ops batcher_ops = {"batcher", batcher_submit, batcher_stats};
+
+sl_exec *exec_for(run *r, const sl_op *op, const sl_instance *inst) {
+    if (!inst) return &r->ex_pool;
+    sl_bottleneck b = inst->desc->bottleneck;
+    if (b == SL_IO) return &r->ex_loop;
+    if (b == SL_ISOLATED || inst->stage.isolated) return &r->ex_workers;
+    if (b == SL_GPU && op->batchable) return &r->ex_batcher;
+    return &r->ex_pool;
+}
+
+static void exec_set(sl_exec *ex, const sl_exec_ops *ops, run *r) {
+    ex->ops = ops;
+    ex->run = r;
+}
+
+void exec_init(run *r) {
+    exec_set(&r->ex_pool, &pool_ops, r);
+    exec_set(&r->ex_loop, &loop_ops, r);
+    exec_set(&r->ex_workers, &workers_ops, r);
+    exec_set(&r->ex_batcher, &batcher_ops, r);
+}
+
+int exec_start(run *r) {
+    sl_runtime *rt = r->rt;
+    size_t ninst = rt->ninst ? rt->ninst : 1;
+    r->tstate = calloc((size_t)rt->threads * ninst, sizeof *r->tstate);
+    r->batcher = calloc(ninst, sizeof *r->batcher);
+    if (!r->tstate || !r->batcher)
+        return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
+    if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool))
+        return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
+    int isolated = 0;
+    for (size_t i = 0; i < r->nstages; i++) isolated |= r->stages[i]->ex == &r->ex_workers;
+    if (isolated) {
+        sl_workers_opts wo = {.count = (int)rt->set.workers,
+                              .memory_budget = rt->set.memory_budget,
+                              .max_documents = (uint64_t)rt->set.worker_max_documents,
+                              .max_rss = rt->set.worker_max_rss,
+                              .memory_limit = rt->set.worker_memory_limit,
+                              .timeout_ms = rt->set.worker_timeout_ms,
+                              .seccomp = rt->set.worker_seccomp};
+        if (sl_workers_new(rt->ctx, r->loop, &wo, &r->workers)) return SL_EFATAL; /* the context says why */
+        /* a worker takes one call at a time: more would only wait inside */
+        int n = sl_workers_size(r->workers);
+        for (size_t i = 0; i < r->nstages; i++)
+            if (r->stages[i]->ex == &r->ex_workers) {
+                sl_throttle *t = r->stages[i]->chain[0];
+                if (t->limit == 0 || t->limit > n) t->limit = n;
+            }
+    }
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *st = r->stages[i];
+        if (st->ex != &r->ex_batcher || r->batcher[st->inst->id]) continue;
+        sl_batcher_opts bo;
+        sl_batcher_opts_for(st->inst, &bo);
+        if (sl_batcher_new(r->loop, st->inst, &bo, &r->batcher[st->inst->id]))
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] cannot start its batcher", st->inst->name);
+    }
+    return 0;
+}
+
+void exec_stop(run *r) {
+    sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
+    r->workers = NULL;
+    sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
+    r->pool = NULL;
+    /* the batchers' counters, before they go */
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i]->stats) stage_refresh_stats(r->stages[i]);
+    /* joins each dispatcher (running the plugin's thread_fini there) */
+    for (size_t i = 0; r->batcher && i < r->rt->ninst; i++) {
+        sl_batcher_free(r->batcher[i]);
+        r->batcher[i] = NULL;
+    }
+    sl_loop_drain(r->loop);
+    free(r->batcher);
+    r->batcher = NULL;
+    free(r->tstate);
+    r->tstate = NULL;
+}

@@ -1,0 +1,270 @@
+/* job.c - a document's passage through its route, as a state machine.
+ *
+ * A job is one document in flight. Its state names the step it is at (read,
+ * lookup, parse, pages, chunk, summarize, embed, store) or how it ended
+ * (stored, skipped, failed). Every change goes through job_set, which
+ * refuses an illegal one and logs each at -vv ("doc.md: parse -> pages"),
+ * the way curl logs multistate().
+ *
+ * A step runs as parts: one unit for a document-wide operation, one per
+ * page, one per chunk in embedding batches, one per summary call. The step
+ * counts its parts (job_parts_add), each ends in job_part_done, and after
+ * the last the job moves on: to its next step, or to its end. A failure is
+ * recorded when it happens (job_mark_failed) and takes effect when the
+ * step's last part is done, so no unit is ever left pointing at a freed
+ * job.
+ *
+ * Admission is here too: documents start while they fit the run's limits
+ * (count and memory budget); a job's end frees room and admits the next.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media.h"
+#include "scheduler.h"
+
+static const char *const state_names[] = {"read",  "lookup", "parse",  "pages",   "chunk", "summarize",
+                                          "embed", "store",  "stored", "skipped", "failed"};
+
+static int is_end(job_state s) { return s >= JOB_STORED; }
+
+static job_state state_of(const sl_op *op) {
+    switch (op->id) {
+    case SL_OP_READ: return JOB_READ;
+    case SL_OP_LOOKUP: return JOB_LOOKUP;
+    case SL_OP_PARSE: return JOB_PARSE;
+    case SL_OP_PAGE: return JOB_PAGES;
+    case SL_OP_CHUNK: return JOB_CHUNK;
+    case SL_OP_SUMMARIZE: return JOB_SUMMARIZE;
+    case SL_OP_EMBED: return JOB_EMBED;
+    default: return JOB_STORE;
+    }
+}
+
+/* The one transition function. A job only moves forward along its route,
+ * or to an end; an end is final. */
+static void job_set(job *j, job_state to) {
+    SL_INVARIANT(!is_end(j->state));
+    SL_INVARIANT(is_end(to) || to >= j->state);
+    SL_INVARIANT(to != JOB_STORED || j->parts == 0);
+    sl_ctx_log(j->run->rt->ctx, SL_LOG_DEBUG, NULL, "%s: %s -> %s", sl_doc_uri(j->doc), state_names[j->state],
+               state_names[to]);
+    j->state = to;
+}
+
+void job_account(job *j) {
+    size_t now = sl_doc_bytes(j->doc);
+    SL_INVARIANT(j->run->bytes_inflight >= j->accounted);
+    j->run->bytes_inflight += now;
+    j->run->bytes_inflight -= j->accounted;
+    j->accounted = now;
+}
+
+/* The job's end: counted in the report, its memory given back, the next
+ * document admitted. */
+static void job_end(job *j, job_state end) {
+    run *r = j->run;
+    sl_report *rep = r->rep;
+    job_set(j, end);
+    if (end == JOB_STORED) {
+        rep->stored++;
+        rep->chunks += sl_doc_chunk_count(j->doc);
+    } else if (end == JOB_SKIPPED) {
+        rep->skipped++;
+    } else {
+        rep->failed++;
+        sl_report_add_failure(rep, sl_doc_uri(j->doc), j->fail_stage ? j->fail_stage : "?",
+                              j->fail_reason ? j->fail_reason : "unknown");
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s failed in %s: %s", sl_doc_uri(j->doc), j->fail_stage,
+                   j->fail_reason);
+    }
+    rep->bytes += j->doc->len;
+    r->done++;
+    SL_INVARIANT(r->docs_inflight > 0 && r->bytes_inflight >= j->accounted);
+    r->docs_inflight--;
+    r->bytes_inflight -= j->accounted;
+    for (uint32_t i = 0; i < j->nsummaries; i++) free(j->summaries[i]);
+    free(j->summaries);
+    free(j->fail_stage);
+    free(j->fail_reason);
+    sl_doc_free(j->doc);
+    free(j);
+    job_admit(r);
+    run_maybe_end(r);
+}
+
+void job_mark_failed(job *j, const stage *st, const char *reason) {
+    if (j->failed) return;
+    j->failed = 1;
+    j->fail_stage = strdup(st ? stage_name(st) : "read");
+    j->fail_reason = strdup(reason && *reason ? reason : "failed without a message");
+}
+
+/* Enters step j->step: the state follows from its operation, and the
+ * operation's start fans the document out into units. */
+static void job_enter_step(job *j) {
+    run *r = j->run;
+    stage *st = r->plans[j->route].steps[j->step];
+    job_set(j, state_of(st->op));
+    if (r->stopping && r->rep->fatal) {
+        job_mark_failed(j, st, "not processed: the run was stopped by a fatal error");
+        job_end(j, JOB_FAILED);
+        return;
+    }
+    /* the step holds the job until every part it fans out has started, so a
+     * part that completes at once cannot end the step early */
+    job_parts_add(j, 1);
+    st->op->start(j, st);
+    job_part_done(j);
+}
+
+/* Every page is through the last page stage: the step jumps past the page
+ * stages and the elements are put in page order. */
+static void job_pages_done(job *j) {
+    const route_plan *p = &j->run->plans[j->route];
+    while (j->step + 1 < p->n && p->steps[j->step + 1]->op->id == SL_OP_PAGE) j->step++;
+    if (sl_doc_page_count(j->doc)) sl_doc_sort_elements(j->doc);
+}
+
+void job_parts_add(job *j, uint32_t n) { j->parts += n; }
+
+void job_part_done(job *j) {
+    SL_INVARIANT(j->parts > 0);
+    if (--j->parts > 0) return;
+    if (j->failed) {
+        job_end(j, JOB_FAILED);
+        return;
+    }
+    if (j->skip) {
+        job_end(j, JOB_SKIPPED);
+        return;
+    }
+    const route_plan *p = &j->run->plans[j->route];
+    if (p->steps[j->step]->op->id == SL_OP_PAGE) job_pages_done(j);
+    job_account(j);
+    if (++j->step >= p->n) {
+        job_end(j, JOB_STORED);
+        return;
+    }
+    job_enter_step(j);
+}
+
+/* --- page stages: the route's page steps run page by page (pages.c) --- */
+
+stage *job_next_page_stage(const job *j, const stage *st) {
+    const route_plan *p = &j->run->plans[j->route];
+    size_t k = j->step;
+    while (k < p->n && p->steps[k] != st) k++;
+    if (k + 1 >= p->n || p->steps[k + 1]->op->id != SL_OP_PAGE) return NULL;
+    return p->steps[k + 1];
+}
+
+/* --- document-wide operations: read, lookup, parse, chunk, store --- */
+
+void op_start_doc(job *j, stage *st) {
+    unit *u = &j->unit;
+    memset(u, 0, sizeof *u);
+    u->st = st;
+    u->job = j;
+    u->args.doc = j->doc;
+    u->args.max_file_size = j->run->rt->set.max_file_size;
+    job_parts_add(j, 1);
+    stage_dispatch(u);
+}
+
+void op_done_doc(unit *u, int rc, const char *msg) {
+    if (rc < 0) job_mark_failed(u->job, u->st, msg);
+    job_part_done(u->job);
+}
+
+void op_done_read(unit *u, int rc, const char *msg) { op_done_doc(u, rc, msg); }
+
+void op_done_lookup(unit *u, int rc, const char *msg) {
+    job *j = u->job;
+    if (rc == SL_LOOKUP_UNCHANGED) {
+        j->skip = 1;
+    } else if (rc >= 0 && rc != SL_LOOKUP_MISSING && rc != SL_LOOKUP_CHANGED) {
+        char why[128];
+        snprintf(why, sizeof why, "lookup answered %d, not an SL_LOOKUP_* value", rc);
+        job_mark_failed(j, u->st, why);
+    }
+    op_done_doc(u, rc, msg);
+}
+
+void op_start_chunk(job *j, stage *st) {
+    if (sl_doc_element_count(j->doc) == 0) {
+        job_mark_failed(j, st, "no text: nothing was found to chunk");
+        return;
+    }
+    op_start_doc(j, st);
+}
+
+void op_done_chunk(unit *u, int rc, const char *msg) {
+    if (rc >= 0 && sl_doc_chunk_count(u->job->doc) == 0)
+        job_mark_failed(u->job, u->st, "the chunker made no chunks");
+    op_done_doc(u, rc, msg);
+}
+
+/* --- admission --- */
+
+static void job_start(run *r, const char *path, const char *error, uint64_t est) {
+    job *j = calloc(1, sizeof *j);
+    sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
+    if (!doc) {
+        free(j);
+        run_fatal(r, "read", "out of memory");
+        return;
+    }
+    j->run = r;
+    j->doc = doc;
+    j->state = JOB_READ;
+    r->docs_inflight++;
+    j->accounted = est; /* until the read step knows better */
+    r->bytes_inflight += est;
+    const char *media = sl_media_type_for_path(path);
+    sl_doc_set_media_type(doc, media);
+    sl_doc_set_run_id(doc, r->run_id);
+    const sl_route *route = error ? NULL : sl_runtime_route_for(r->rt, media);
+    if (error || !route) {
+        char why[256];
+        if (!error)
+            snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)",
+                     media);
+        job_mark_failed(j, r->read, error ? error : why);
+        job_end(j, JOB_FAILED);
+        return;
+    }
+    j->route = (size_t)(route - r->rt->routes);
+    sl_doc_set_fingerprint(doc, route->fingerprint);
+    j->step = 0;
+    job_enter_step(j);
+}
+
+void job_admit(run *r) {
+    /* a job that ends at once admits again: the outer loop carries on */
+    if (r->admitting) return;
+    r->admitting = 1;
+    while (!r->stopping && !r->walk_done) {
+        if (!r->have_next) {
+            sl_walk_entry e;
+            if (sl_walk_next(r->walk, &e) != 1) {
+                r->walk_done = 1;
+                break;
+            }
+            free(r->next_path);
+            free(r->next_error);
+            r->next_path = strdup(e.path);
+            r->next_error = e.error ? strdup(e.error) : NULL;
+            r->next_size = e.size;
+            r->have_next = 1;
+        }
+        /* mapped bytes plus what parsing, chunking and vectors add */
+        uint64_t est = r->next_size * 3 + 16384;
+        if (r->docs_inflight > 0 && (r->docs_inflight >= r->max_docs || r->bytes_inflight + est > r->budget))
+            break;
+        r->have_next = 0;
+        job_start(r, r->next_path, r->next_error, est);
+    }
+    r->admitting = 0;
+}

@@ -1,0 +1,307 @@
+/* scheduler.h - the scheduler's shared types: a run, its stages, the jobs (one
+ * per document in flight) and the units of work handed to executors.
+ *
+ * Private to the files that make up one run (pipeline.c, plan.c, job.c,
+ * stage.c, executor.c, pages.c, batches.c, summaries.c). Everything here
+ * lives on the loop thread, except that a unit's call, arguments and
+ * document are touched by the executor running it while it runs.
+ *
+ * Liveness. The run ends when the walker is done and no job is in flight;
+ * every place a unit or a document can wait has exactly one thing that
+ * wakes it, and that thing is always armed while something waits:
+ *   - a unit in a stage queue waits for a member of the stage's chain (a
+ *     throttle) to have a free slot, rate budget or a closed breaker. Slots
+ *     and half-open probes are freed only by a completion, which pumps every
+ *     stage sharing that throttle (stage_complete); budgets and breakers
+ *     reopen with time, and pump arms the stage's wake timer for the
+ *     earliest moment before it returns with a non-empty queue;
+ *   - a unit waiting to be retried holds its own timer, which dispatches it;
+ *   - chunks waiting for an embedding batch go out when the batch is full
+ *     or when the flush timer fires, armed whenever chunks are pending;
+ *   - a document waiting for admission waits for bytes or a slot, freed only
+ *     when a job finishes, which admits again;
+ *   - a job waiting for its parts (pages, batches, summaries) is counted in
+ *     job->parts and every part ends in job_part_done exactly once.
+ * Executors deliver every submitted unit back through stage_complete exactly
+ * once, on the loop thread. tests/core/test_liveness.c drives runs with
+ * random completion orders and fails on any stall.
+ */
+#ifndef SL_SCHEDULER_H
+#define SL_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "batcher.h"
+#include "ctx.h"
+#include "document.h"
+#include "instance.h"
+#include "ops.h"
+#include "pipeline.h"
+#include "pool.h"
+#include "report.h"
+#include "throttle.h"
+#include "walk.h"
+#include "workers.h"
+
+/* Invariants worth their cost in every build: a broken one is a bug in
+ * sluice, never bad input, so it stops the process with where it broke. */
+#define SL_INVARIANT(cond)                                                                                   \
+    do {                                                                                                     \
+        if (!(cond)) sl_invariant_failed(#cond, __FILE__, __LINE__);                                         \
+    } while (0)
+_Noreturn void sl_invariant_failed(const char *cond, const char *file, int line);
+
+typedef struct run run;
+typedef struct sl_job job;
+typedef struct sl_stage stage;
+typedef struct sl_unit unit;
+typedef struct sl_exec sl_exec;
+
+/* --- executors (executor.c) --- */
+
+/* One shape for the four executors. submit hands a unit over; the executor
+ * delivers it back through stage_complete exactly once, on the loop thread,
+ * with when it started and how long it was busy. stats adds what only the
+ * executor knows (units queued inside it, batch sizes) to a stage's stats. */
+typedef struct sl_exec_ops {
+    const char *name; /* "pool", "loop", "workers", "batcher": the report's executor column */
+    void (*submit)(sl_exec *ex, unit *u);
+    void (*stats)(sl_exec *ex, const stage *st, sl_stage_stats *s);
+} sl_exec_ops;
+
+struct sl_exec {
+    const sl_exec_ops *ops;
+    run *run;
+};
+
+/* The executor an operation of this instance runs on (inst NULL: the core's own read). */
+sl_exec *exec_for(run *r, const sl_op *op, const sl_instance *inst);
+/* Sets the four executors up, starting nothing (before planning). */
+void exec_init(run *r);
+/* Starts what the stages need (threads, worker processes, batchers); 0 or
+ * an error already in the context. exec_stop joins and reaps them all. */
+int exec_start(run *r);
+void exec_stop(run *r);
+
+/* --- units --- */
+
+/* A chunk of a job, waiting for or in an embedding batch. */
+typedef struct chunk_ref {
+    job *job;
+    uint32_t chunk;
+} chunk_ref;
+
+/* What an SL_OP_SUMMARIZE unit asks for. */
+enum { SUM_CHUNK, SUM_DOC, SUM_PART, SUM_COMBINE };
+
+/* One piece of work for one executor: a step of one job, a page, a batch of
+ * chunks from many jobs, a prompt, or the run's prune. Which member of the
+ * union is in use follows from the stage's operation (op->unit). */
+struct sl_unit {
+    sl_task task; /* first: the pool's link */
+    sl_call call;
+    sl_op_args args;
+    stage *st;
+    sl_throttle *thr; /* the chain member running it this time */
+    job *job;         /* NULL for batches and prune */
+    uint32_t avoid;   /* chain members that failed it since the last backoff */
+    uint64_t estimate;
+    int attempts;
+    int rc;       /* pool: the answer, carried back to the loop */
+    int calling;  /* loop: inside the plugin's call */
+    int answered; /* loop: sl_call_done ran inside the call; rc holds the answer */
+    int owned;    /* freed when done (all but a job's own step unit) */
+    uint64_t t_ready, t_start;
+    unit *next;
+    union {
+        struct { /* SL_UNIT_PAGE */
+            uint32_t page;
+            int chained; /* past the first page stage of its route */
+        } pg;
+        struct { /* SL_UNIT_TEXTS */
+            chunk_ref *refs;
+            size_t n;
+            float *out;
+            sl_text *texts;
+            char **joined; /* summary + text, when the route embeds summaries */
+            int solo;      /* split off a failed batch: fail, don't split again */
+        } batch;
+        struct {      /* SL_UNIT_PROMPT */
+            int kind; /* SUM_* */
+            uint32_t index;
+            char *prompt;
+            size_t len;
+            sl_text text; /* the prompt, as the plugin gets it */
+            sl_completion answer;
+        } sum;
+    } u;
+};
+
+unit *unit_new(stage *st, job *j);
+void unit_free(unit *u);
+
+/* --- stages (stage.c) --- */
+
+/* One (instance, operation) pair: its chain of throttles (the instance and
+ * its fallbacks), its queue, its executor and its statistics. */
+struct sl_stage {
+    run *run;
+    const sl_op *op;
+    sl_instance *inst; /* NULL for read */
+    sl_exec *ex;
+    sl_throttle **chain;
+    size_t nchain;
+    int inflight;
+    unit *qhead, *qtail;
+    int queued;
+    int pumping;
+    uv_timer_t wake; /* every chain member at its limit: when the first might not be */
+    int wake_open;
+    sl_stage_stats *stats;
+    size_t stat_index;
+    /* embedding: chunks waiting for a batch (batches.c) */
+    chunk_ref *pend;
+    size_t pend_head, pend_len, pend_cap;
+    uv_timer_t flush;
+    int flush_open, flush_on;
+    size_t batch_size;
+    uint64_t delay_ms;
+};
+
+/* Queues u on its stage and starts what the chain can take now. */
+void stage_dispatch(unit *u);
+/* Starts queued units while a chain member can take them. */
+void stage_pump(stage *st);
+/* The executors' completion: accounts the time, retries or falls back on
+ * a retryable failure, else hands the answer to the operation's done. */
+void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int calls);
+/* Fills the stage's live counters (in flight, queued) for the progress line and the report. */
+void stage_refresh_stats(stage *st);
+const char *stage_name(const stage *st);
+
+/* --- jobs: a document's passage through its route (job.c) --- */
+
+typedef enum job_state {
+    JOB_READ,
+    JOB_LOOKUP,
+    JOB_PARSE,
+    JOB_PAGES,
+    JOB_CHUNK,
+    JOB_SUMMARIZE,
+    JOB_EMBED,
+    JOB_STORE,
+    JOB_STORED, /* the three ends */
+    JOB_SKIPPED,
+    JOB_FAILED
+} job_state;
+
+typedef struct route_plan {
+    stage **steps;
+    size_t n;
+    int embed_summaries;
+} route_plan;
+
+struct sl_job {
+    run *run;
+    sl_doc *doc;
+    job_state state;
+    size_t route;
+    size_t step;      /* index into the route's plan */
+    size_t accounted; /* bytes counted against the memory budget */
+    uint32_t parts;   /* units of the current step not yet done */
+    int skip;         /* lookup said unchanged */
+    int failed;
+    char *fail_stage, *fail_reason;
+    unit unit;        /* the step unit of document-wide operations */
+    char **summaries; /* document summary in parts: each part's summary */
+    uint32_t nsummaries, summaries_left;
+};
+
+/* Starts as many documents as the limits allow. */
+void job_admit(run *r);
+/* Records the first failure of a job (later ones are consequences). */
+void job_mark_failed(job *j, const stage *st, const char *reason);
+/* The current step waits for n more parts. */
+void job_parts_add(job *j, uint32_t n);
+/* One part of the current step is done; after the last, the job moves on
+ * (to the next step, or to its end). */
+void job_part_done(job *j);
+/* Whether a page unit of stage st has a next page stage in the route; sets *next. */
+stage *job_next_page_stage(const job *j, const stage *st);
+/* Re-reads the bytes the document holds into the memory budget. */
+void job_account(job *j);
+
+/* --- the operations' scheduler side (named in ops.c's table) --- */
+
+void op_start_doc(job *j, stage *st); /* job.c: one unit for the whole document */
+void op_done_doc(unit *u, int rc, const char *msg);
+void op_done_read(unit *u, int rc, const char *msg);
+void op_done_lookup(unit *u, int rc, const char *msg);
+void op_start_chunk(job *j, stage *st);
+void op_done_chunk(unit *u, int rc, const char *msg);
+void op_start_pages(job *j, stage *st); /* pages.c */
+void op_done_page(unit *u, int rc, const char *msg);
+void op_start_embed(job *j, stage *st); /* batches.c */
+void op_done_embed(unit *u, int rc, const char *msg);
+const char *op_prepare_embed(unit *u); /* on the executing thread, before and after the call */
+void op_release_embed(unit *u);
+void op_start_summaries(job *j, stage *st); /* summaries.c */
+void op_done_summary(unit *u, int rc, const char *msg);
+void op_done_prune(unit *u, int rc, const char *msg); /* pipeline.c */
+
+/* batches.c: the flush timer's handler (stage setup arms it) */
+void batches_flush_timer(uv_timer_t *t);
+size_t batches_pending(const stage *st);
+
+/* --- the run (pipeline.c) --- */
+
+struct run {
+    sl_runtime *rt;
+    const sl_run_opts *opts;
+    sl_report *rep;
+    sl_loop *loop;
+    stage **stages;
+    size_t nstages;
+    route_plan *plans;
+    stage *read;
+    sl_throttle **thr; /* [inst id], made for the instances a run uses */
+    sl_throttle read_thr;
+    /* executors (executor.c) */
+    sl_exec ex_pool, ex_loop, ex_workers, ex_batcher;
+    sl_pool *pool;
+    sl_tstate *tstate;    /* [thread * ninst + inst id] */
+    sl_workers *workers;  /* made when a stage is isolated */
+    sl_batcher **batcher; /* [inst id]: one dispatcher per gpu page instance */
+    uint64_t run_id;
+    size_t max_docs;
+    uint64_t budget;
+    size_t docs_inflight;
+    uint64_t bytes_inflight;
+    uint64_t done;
+    /* lookahead from the walker */
+    sl_walk *walk;
+    int have_next, walk_done, admitting;
+    char *next_path, *next_error;
+    uint64_t next_size;
+    int stopping, ending, ended;
+    int prune_pending;
+    char **roots;
+    size_t nroots;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t progress;
+    int progress_on;
+    uint64_t t0;
+};
+
+/* Stops the run for a fatal error (the first one is reported). */
+void run_fatal(run *r, const char *who, const char *msg);
+/* Ends the run when nothing is left in flight (prunes first when asked). */
+void run_maybe_end(run *r);
+
+/* plan.c: the run's stages and each route's steps */
+int plan_run(run *r);
+void plan_free(run *r);
+
+#endif

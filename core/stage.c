@@ -1,0 +1,203 @@
+/* stage.c - stage queues: who runs a unit, when, and what a failure costs.
+ *
+ * A stage is one (instance, operation) pair. Its units wait in a FIFO until
+ * a member of its chain (the instance, then its fallbacks, each with its
+ * throttle: in-flight limit, rate buckets, circuit breaker) can take one;
+ * then the stage's executor runs it. A retryable failure goes at once to a
+ * chain member that has not failed it yet, and when every member has, it
+ * waits a backoff with full jitter (honouring Retry-After) and starts over.
+ * Every completion frees its throttle's slot and pumps each stage sharing
+ * that throttle: a sink's lookup, store and prune share one. The liveness
+ * argument is at the top of scheduler.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler.h"
+
+const char *stage_name(const stage *st) { return st->stats->name; }
+
+unit *unit_new(stage *st, job *j) {
+    unit *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->st = st;
+    u->job = j;
+    u->owned = 1;
+    if (j) u->args.doc = j->doc;
+    return u;
+}
+
+void unit_free(unit *u) {
+    if (!u || !u->owned) return;
+    if (u->st->op->unit == SL_UNIT_TEXTS) {
+        free(u->u.batch.refs);
+        free(u->u.batch.out);
+    } else if (u->st->op->unit == SL_UNIT_PROMPT) {
+        free(u->u.sum.prompt);
+        free(u->u.sum.answer.text);
+    }
+    free(u);
+}
+
+/* The first member of the chain that can take u now; else NULL and *wait
+ * the milliseconds until one might (SL_THROTTLE_NEVER: only a completion
+ * can free one). Members that failed u are tried last. */
+static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
+    uint64_t now = sl_now_ns() / 1000000u;
+    *wait = SL_THROTTLE_NEVER;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < st->nchain; i++) {
+            int avoided = i < 32 && (u->avoid >> i) & 1u;
+            if (avoided != pass) continue;
+            uint64_t w = sl_throttle_wait_ms(st->chain[i], now, u->estimate);
+            if (w == 0) return st->chain[i];
+            if (w < *wait) *wait = w;
+        }
+    }
+    return NULL;
+}
+
+static void wake_fire(uv_timer_t *t) { stage_pump(t->data); }
+
+static void start(unit *u, sl_throttle *thr) {
+    stage *st = u->st;
+    u->thr = thr;
+    sl_throttle_take(thr, sl_now_ns() / 1000000u, u->estimate);
+    st->inflight++;
+    st->ex->ops->submit(st->ex, u);
+}
+
+void stage_pump(stage *st) {
+    /* a unit that completes while it is being started pumps again: the loop
+     * below sees what that freed, so the nested call has nothing to do */
+    if (st->pumping) return;
+    st->pumping = 1;
+    while (st->qhead) {
+        uint64_t wait;
+        sl_throttle *thr = pick(st, st->qhead, &wait);
+        if (!thr) {
+            if (wait != SL_THROTTLE_NEVER && st->wake_open) {
+                uv_timer_stop(&st->wake);
+                uv_timer_start(&st->wake, wake_fire, wait, 0);
+            }
+            break;
+        }
+        unit *u = st->qhead;
+        st->qhead = u->next;
+        if (!st->qhead) st->qtail = NULL;
+        st->queued--;
+        start(u, thr);
+    }
+    st->pumping = 0;
+}
+
+void stage_dispatch(unit *u) {
+    stage *st = u->st;
+    u->t_ready = sl_now_ns();
+    u->next = NULL;
+    if (st->qtail)
+        st->qtail->next = u;
+    else
+        st->qhead = u;
+    st->qtail = u;
+    st->queued++;
+    stage_pump(st);
+}
+
+/* A throttle freed a slot: every stage that calls it may go on. */
+static void pump_sharing(run *r, const sl_throttle *thr) {
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *s = r->stages[i];
+        for (size_t k = 0; k < s->nchain; k++)
+            if (s->chain[k] == thr) {
+                stage_pump(s);
+                break;
+            }
+    }
+}
+
+static uint64_t backoff_ms(const run *r, int attempt, int64_t retry_after) {
+    /* full jitter: uniform in [0, min(max, base * 2^attempt)] */
+    uint64_t cap = (uint64_t)r->rt->set.retry_base_ms << (attempt < 20 ? attempt : 20);
+    if (cap > (uint64_t)r->rt->set.retry_max_ms) cap = (uint64_t)r->rt->set.retry_max_ms;
+    uint64_t d = cap ? (uint64_t)random() % (cap + 1) : 0;
+    if (retry_after >= 0 && (uint64_t)retry_after > d) d = (uint64_t)retry_after;
+    return d;
+}
+
+static void retry_fire(uv_timer_t *t) {
+    unit *u = t->data;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    stage_dispatch(u);
+}
+
+/* A retryable failure with attempts left: another chain member at once, or
+ * the same ones after a backoff. 0 when u could not be requeued. */
+static int retry(unit *u, size_t member, const char *msg) {
+    stage *st = u->st;
+    run *r = st->run;
+    u->attempts++;
+    st->stats->retries++;
+    if (u->thr->stats) u->thr->stats->retries++;
+    if (member < 32) u->avoid |= 1u << member;
+    int untried = 0;
+    for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((u->avoid >> i) & 1u);
+    if (untried) {
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d on a fallback: %s", u->attempts, msg);
+        stage_dispatch(u);
+        return 1;
+    }
+    u->avoid = 0;
+    uv_timer_t *t = malloc(sizeof *t);
+    if (!t) return 0;
+    uint64_t d = backoff_ms(r, u->attempts, u->call.retry_after_ms);
+    sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d in %llu ms: %s", u->attempts,
+               (unsigned long long)d, msg);
+    uv_timer_init(sl_loop_uv(r->loop), t);
+    t->data = u;
+    uv_timer_start(t, retry_fire, d, 0);
+    return 1;
+}
+
+void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int calls) {
+    stage *st = u->st;
+    run *r = st->run;
+    sl_throttle *thr = u->thr;
+    SL_INVARIANT(st->inflight > 0);
+    st->inflight--;
+    sl_stage_stats *s = st->stats;
+    s->calls += (uint64_t)calls;
+    s->items += st->op->unit == SL_UNIT_TEXTS ? u->u.batch.n : 1;
+    s->busy_ns += busy_ns;
+    s->wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
+    const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+    size_t member = 0;
+    while (member < st->nchain && st->chain[member] != thr) member++;
+    if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate,
+                         u->call.tokens_in + u->call.tokens_out))
+        sl_ctx_log(r->rt->ctx, SL_LOG_WARN, thr->inst ? thr->inst->name : "",
+                   "%s; leaving it alone for %lld ms", msg,
+                   (long long)(thr->inst ? thr->inst->stage.breaker_cooldown_ms : 0));
+    if (thr->stats) {
+        thr->stats->tokens_in += u->call.tokens_in;
+        thr->stats->tokens_out += u->call.tokens_out;
+        if (rc < 0) thr->stats->failures++;
+    }
+    if (rc == SL_ERETRY && u->attempts < r->rt->set.retries && retry(u, member, msg)) {
+        pump_sharing(r, thr);
+        return;
+    }
+    if (rc < 0) {
+        s->failures++;
+        if (rc == SL_EFATAL) run_fatal(r, stage_name(st), msg);
+    }
+    /* done may free u (and with it the job): nothing below reads it */
+    st->op->done(u, rc, msg);
+    pump_sharing(r, thr);
+}
+
+void stage_refresh_stats(stage *st) {
+    st->stats->inflight = st->inflight;
+    st->stats->queued = st->queued + (int)batches_pending(st);
+    if (st->ex->ops->stats) st->ex->ops->stats(st->ex, st, st->stats);
+}

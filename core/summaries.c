@@ -1,0 +1,178 @@
+/* summaries.c - an llm stage: summaries of chunks and of whole documents.
+ *
+ * `summaries = chunks` asks one completion per chunk (its summary lands in
+ * chunks.summary), `document` one for the whole text (metadata "summary"),
+ * `both` both. A document longer than max_input_chars is summarised in
+ * parts, cut at a line break near the limit (never inside a UTF-8
+ * sequence), and then once more over the parts' summaries (map-reduce).
+ * Prompts are templates with {title} {source} {heading} {text} filled in.
+ * Each call is one part of its job's step.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler.h"
+
+/* A prompt template with {title} {source} {heading} {text} filled in. */
+static char *fill_prompt(const char *tpl, const sl_doc *doc, const char *heading, const char *text,
+                         size_t tlen, size_t *len) {
+    const char *title = sl_doc_meta_get(doc, "title");
+    struct {
+        const char *key, *val;
+        size_t vlen;
+    } vars[] = {{"{title}", title ? title : "", 0},
+                {"{source}", sl_doc_uri(doc), 0},
+                {"{heading}", heading ? heading : "", 0},
+                {"{text}", text, tlen}};
+    for (size_t i = 0; i < 3; i++) vars[i].vlen = strlen(vars[i].val);
+    size_t cap = strlen(tpl) + 1;
+    for (const char *s = tpl; *s; s++)
+        for (size_t i = 0; i < 4; i++)
+            if (strncmp(s, vars[i].key, strlen(vars[i].key)) == 0) cap += vars[i].vlen;
+    char *out = malloc(cap), *o = out;
+    if (!out) return NULL;
+    for (const char *s = tpl; *s;) {
+        size_t i = 0;
+        while (i < 4 && strncmp(s, vars[i].key, strlen(vars[i].key)) != 0) i++;
+        if (i < 4) {
+            memcpy(o, vars[i].val, vars[i].vlen);
+            o += vars[i].vlen;
+            s += strlen(vars[i].key);
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    *len = (size_t)(o - out);
+    return out;
+}
+
+/* One completion call, as a part of j's step. */
+static void ask(stage *st, job *j, int kind, uint32_t index, const char *tpl, const char *heading,
+                const char *text, size_t len) {
+    unit *u = unit_new(st, j);
+    if (u) u->u.sum.prompt = fill_prompt(tpl, j->doc, heading, text, len, &u->u.sum.len);
+    if (!u || !u->u.sum.prompt) {
+        free(u);
+        job_mark_failed(j, st, "out of memory for a prompt");
+        return;
+    }
+    u->u.sum.kind = kind;
+    u->u.sum.index = index;
+    u->estimate = u->u.sum.len / 4 + 1;
+    u->u.sum.text = (sl_text){u->u.sum.prompt, u->u.sum.len};
+    u->args.prompt = &u->u.sum.text;
+    u->args.answer = &u->u.sum.answer;
+    job_parts_add(j, 1);
+    stage_dispatch(u);
+}
+
+/* The document's text for its summary: elements joined by blank lines. */
+static char *document_text(const sl_doc *doc, size_t *len) {
+    size_t n = sl_doc_element_count(doc), total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        sl_element_text(doc, i, &l);
+        total += l + 2;
+    }
+    char *t = malloc(total + 1), *o = t;
+    if (!t) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        const char *s = sl_element_text(doc, i, &l);
+        memcpy(o, s, l);
+        o += l;
+        if (i + 1 < n) *o++ = '\n', *o++ = '\n';
+    }
+    *o = '\0';
+    *len = (size_t)(o - t);
+    return t;
+}
+
+/* Asks for the document's summary in parts of at most max characters. */
+static void ask_parts(stage *st, job *j, const char *text, size_t len, size_t max, uint32_t nparts) {
+    j->summaries = calloc(nparts, sizeof *j->summaries);
+    if (!j->summaries) {
+        job_mark_failed(j, st, "out of memory");
+        return;
+    }
+    j->nsummaries = j->summaries_left = nparts;
+    /* parts end at a line break where one is near, else at a UTF-8 boundary */
+    size_t off = 0;
+    for (uint32_t i = 0; i < nparts && off < len; i++) {
+        size_t end = off + max < len ? off + max : len;
+        if (end < len) {
+            size_t nl = end;
+            while (nl > off + max / 2 && text[nl] != '\n') nl--;
+            if (nl > off + max / 2) end = nl;
+            while (end > off && ((unsigned char)text[end] & 0xC0) == 0x80) end--;
+        }
+        ask(st, j, SUM_PART, i, st->inst->stage.document_prompt, NULL, text + off, end - off);
+        off = end;
+    }
+}
+
+void op_start_summaries(job *j, stage *st) {
+    const sl_stage_conf *c = &st->inst->stage;
+    int chunks = strcmp(c->summaries, "chunks") == 0 || strcmp(c->summaries, "both") == 0;
+    int whole = strcmp(c->summaries, "document") == 0 || strcmp(c->summaries, "both") == 0;
+    size_t len = 0;
+    char *text = whole ? document_text(j->doc, &len) : NULL;
+    if (whole && !text) {
+        job_mark_failed(j, st, "out of memory for the document's text");
+        return;
+    }
+    size_t nchunks = chunks ? sl_doc_chunk_count(j->doc) : 0;
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t cl;
+        const char *ct = sl_chunk_text(j->doc, i, &cl);
+        ask(st, j, SUM_CHUNK, (uint32_t)i, c->chunk_prompt, sl_chunk_heading(j->doc, i), ct, cl);
+    }
+    if (whole) {
+        size_t max = c->max_input_chars > 0 ? (size_t)c->max_input_chars : SIZE_MAX;
+        if (len <= max)
+            ask(st, j, SUM_DOC, 0, c->document_prompt, NULL, text, len);
+        else
+            ask_parts(st, j, text, len, max, (uint32_t)((len + max - 1) / max));
+    }
+    free(text);
+}
+
+/* Every part is summarised: summarise the summaries. */
+static void ask_combined(stage *st, job *j) {
+    size_t total = 0;
+    for (uint32_t i = 0; i < j->nsummaries; i++) total += (j->summaries[i] ? strlen(j->summaries[i]) : 0) + 2;
+    char *all = malloc(total + 1), *o = all;
+    if (!all) {
+        job_mark_failed(j, st, "out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < j->nsummaries; i++) {
+        size_t l = j->summaries[i] ? strlen(j->summaries[i]) : 0;
+        if (l) memcpy(o, j->summaries[i], l);
+        o += l;
+        *o++ = '\n', *o++ = '\n';
+    }
+    *o = '\0';
+    ask(st, j, SUM_COMBINE, 0, st->inst->stage.document_prompt, NULL, all, (size_t)(o - all));
+    free(all);
+}
+
+void op_done_summary(unit *u, int rc, const char *msg) {
+    job *j = u->job;
+    const char *text = u->u.sum.answer.text ? u->u.sum.answer.text : "";
+    if (rc < 0) {
+        job_mark_failed(j, u->st, msg);
+    } else if (!j->failed) {
+        if (u->u.sum.kind == SUM_CHUNK) {
+            sl_chunk_set_summary(j->doc, u->u.sum.index, text);
+        } else if (u->u.sum.kind == SUM_DOC || u->u.sum.kind == SUM_COMBINE) {
+            sl_doc_meta_set(j->doc, "summary", text);
+        } else if (u->u.sum.index < j->nsummaries) {
+            j->summaries[u->u.sum.index] = strdup(text);
+            if (--j->summaries_left == 0) ask_combined(u->st, j);
+        }
+    }
+    unit_free(u);
+    job_part_done(j);
+}
