@@ -210,3 +210,10 @@ bad:
 }
 
 uint64_t sl_hash64(const void *p, size_t len, uint64_t seed) { return XXH3_64bits_withSeed(p, len, seed); }
+
+_Noreturn void sl_invariant_failed(const char *cond, const char *file, int line) {
+    fprintf(stderr,
+            "sluice: internal error: %s:%d: invariant '%s' broken (a bug in sluice: please report it)\n",
+            file, line, cond);
+    abort();
+}

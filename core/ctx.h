@@ -55,4 +55,12 @@ sl_ctx *sl_ctx_global(void);
  * redrawn; NULL to unset. */
 void sl_ctx_set_log_hook(sl_ctx *ctx, void (*before)(void *), void (*after)(void *), void *arg);
 
+/* Invariants worth their cost in every build: a broken one is a bug in
+ * sluice, never bad input, so it stops the process saying where it broke. */
+#define SL_INVARIANT(cond)                                                                                   \
+    do {                                                                                                     \
+        if (!(cond)) sl_invariant_failed(#cond, __FILE__, __LINE__);                                         \
+    } while (0)
+_Noreturn void sl_invariant_failed(const char *cond, const char *file, int line);
+
 #endif

@@ -21,13 +21,6 @@
 
 #include "scheduler.h"
 
-_Noreturn void sl_invariant_failed(const char *cond, const char *file, int line) {
-    fprintf(stderr,
-            "sluice: internal error: %s:%d: invariant '%s' broken (a bug in sluice: please report it)\n",
-            file, line, cond);
-    abort();
-}
-
 void run_fatal(run *r, const char *who, const char *msg) {
     if (!r->rep->fatal) {
         r->rep->fatal = 1;

@@ -45,14 +45,6 @@
 #include "walk.h"
 #include "workers.h"
 
-/* Invariants worth their cost in every build: a broken one is a bug in
- * sluice, never bad input, so it stops the process with where it broke. */
-#define SL_INVARIANT(cond)                                                                                   \
-    do {                                                                                                     \
-        if (!(cond)) sl_invariant_failed(#cond, __FILE__, __LINE__);                                         \
-    } while (0)
-_Noreturn void sl_invariant_failed(const char *cond, const char *file, int line);
-
 typedef struct run run;
 typedef struct sl_job job;
 typedef struct sl_stage stage;

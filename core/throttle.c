@@ -68,6 +68,7 @@ void sl_throttle_take(sl_throttle *p, uint64_t now, uint64_t tokens) {
 }
 
 int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, uint64_t used) {
+    SL_INVARIANT(p->inflight > 0);
     p->inflight--;
     if (p->tok_rate > 0 && used > 0) {
         /* the bucket was charged the estimate: settle the difference */

@@ -1,0 +1,69 @@
+/* http_request.h - the inside of an sl_http request, shared by http.c (the
+ * client: libcurl's multi interface on the loop) and http_verdict.c (what a
+ * finished request means for the call that made it). Private to the core. */
+#ifndef SL_HTTP_REQUEST_H
+#define SL_HTTP_REQUEST_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "instance.h"
+#include "sluice/http.h"
+
+/* A server's Retry-After is capped: a bogus one must not park work for days. */
+#define MAX_RETRY_AFTER_MS (24LL * 3600 * 1000)
+/* How much of an error body a message quotes. */
+#define SNIPPET_BYTES 200
+
+typedef struct http_multi http_multi;
+typedef struct sock_poll sock_poll;
+
+struct sock_poll {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    http_multi *m;
+    sock_poll *prev, *next; /* the multi's open polls (not closing ones) */
+};
+
+struct http_multi {
+    CURLM *multi;
+    uv_loop_t *uv;
+    uv_timer_t timer;
+    sock_poll *polls;
+    sl_http *running; /* requests in flight */
+    size_t inflight;
+};
+
+enum { REQ_NEW, REQ_RUNNING, REQ_DONE };
+
+struct sl_http {
+    sl_instance *inst;
+    CURL *easy;
+    http_multi *m; /* while in flight */
+    sl_http *prev, *next;
+    int state;
+    char *method;
+    char *where; /* "host/path" for messages: no credentials, no query */
+    struct curl_slist *headers;
+    char *body; /* request body, own copy */
+    size_t body_len;
+    int64_t connect_ms, total_ms;
+    sl_http_cb cb;
+    void *arg;
+    /* the response */
+    long status;
+    CURLcode result;
+    char *error;
+    char *resp;
+    size_t resp_len, resp_cap;
+    char *hbuf; /* headers of the last response, "name\0value\0" each */
+    size_t hlen, hcap;
+    int oom;
+    int no_expect; /* "Expect:" is in headers */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* "host/path" of a URL for messages: no credentials, no query (malloc'd). */
+char *sl_http_url_where(const char *url);
+
+#endif
