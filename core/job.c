@@ -1,7 +1,7 @@
 /* job.c - a document's passage through its route, as a state machine.
  *
- * A job is one document in flight. Its state names the step it is at (read,
- * lookup, parse, pages, chunk, summarize, embed, store) or how it ended
+ * A job is one document in flight. Its state names the step it is at (new,
+ * read, lookup, parse, pages, chunk, summarize, embed, store) or how it ended
  * (stored, skipped, failed). Every change goes through job_set, which
  * refuses an illegal one and logs each at -vv ("doc.md: parse -> pages"),
  * the way curl logs multistate().
@@ -24,8 +24,10 @@
 #include "media.h"
 #include "scheduler.h"
 
-static const char *const state_names[] = {"read",  "lookup", "parse",  "pages",   "chunk", "summarize",
-                                          "embed", "store",  "stored", "skipped", "failed"};
+static const char *const state_names[] = {
+    [JOB_NEW] = "new",     [JOB_READ] = "read",     [JOB_LOOKUP] = "lookup",       [JOB_PARSE] = "parse",
+    [JOB_PAGES] = "pages", [JOB_CHUNK] = "chunk",   [JOB_SUMMARIZE] = "summarize", [JOB_EMBED] = "embed",
+    [JOB_STORE] = "store", [JOB_STORED] = "stored", [JOB_SKIPPED] = "skipped",     [JOB_FAILED] = "failed"};
 
 static int is_end(job_state s) { return s >= JOB_STORED; }
 
@@ -218,7 +220,7 @@ static void job_start(run *r, const char *path, const char *error, uint64_t est)
     }
     j->run = r;
     j->doc = doc;
-    j->state = JOB_READ;
+    j->state = JOB_NEW;
     r->docs_inflight++;
     j->accounted = est; /* until the read step knows better */
     r->bytes_inflight += est;

@@ -176,6 +176,7 @@ const char *stage_name(const stage *st);
 /* --- jobs: a document's passage through its route (job.c) --- */
 
 typedef enum job_state {
+    JOB_NEW, /* admitted, no step entered yet */
     JOB_READ,
     JOB_LOOKUP,
     JOB_PARSE,
