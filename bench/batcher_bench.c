@@ -157,7 +157,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *plugin_path = NULL, *model = NULL, *device = "cpu", *batches = "1,4,16,64";
     long items = 256, input = 256, page = 512, threads = 0, delay = 5;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
         if (!strcmp(a, "--plugin"))
@@ -180,7 +180,6 @@ int main(int argc, char **argv) {
             delay = atol(v);
         else
             usage();
-        i++;
     }
     if (!plugin_path || !model || items < 1 || input < 8 || page < 8 || delay < 0) usage();
 

@@ -7,8 +7,9 @@
 set -euo pipefail
 
 packages=(
-    # toolchain
-    cmake gcc g++ make pkg-config
+    # toolchain; CI also builds with clang (its sanitizer runtimes are only a
+    # Recommends, absent where apt skips those)
+    cmake gcc g++ make pkg-config clang libclang-rt-14-dev
     # libraries the core and the plugins link
     libuv1-dev libinih-dev libmd4c-dev libsqlite3-dev libxxhash-dev libjansson-dev
     libcurl4-openssl-dev libseccomp-dev

@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
                          .chunk_words = 150,
                          .timeout_ms = 60000};
     const char *url = NULL, *key = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "--help")) {
@@ -209,7 +209,6 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
-        i++;
     }
     if (!url) {
         usage(stderr);
