@@ -73,7 +73,8 @@ struct task {
     task *next;
     size_t slot;
     sl_instance *inst;
-    sl_worker_op op;
+    sl_op_id op;
+    uint64_t t_start; /* sl_now_ns() when handed to a worker; 0 until then */
     sl_doc *doc;
     uint32_t page;
     sl_worker_done done;
@@ -171,7 +172,7 @@ static const char *plugin_of(const task *t) { return t->inst->desc->name; }
 /* Runs the caller's callback and frees the task. */
 static void finish(sl_workers *w, task *t, int rc, const char *msg) {
     w->pending--;
-    if (!w->freeing) t->done(t->arg, rc, msg ? msg : "");
+    if (!w->freeing) t->done(t->arg, rc, msg ? msg : "", t->t_start);
     free(t->msg);
     free(t);
     keep_update(w);
@@ -572,6 +573,7 @@ static void on_worker_exit(uv_process_t *proc, int64_t status, int sig) {
     if (c && !w->freeing && k->lost_output && !k->reason[0] && c->requeues < 2) {
         /* it died between documents, before this one reached it: not its fault */
         c->requeues++;
+        c->t_start = 0;
         c->next = w->qhead;
         w->qhead = c;
         if (!w->qtail) w->qtail = c;
@@ -793,7 +795,7 @@ static int send_run(worker *k) {
     /* a mapped file is opened again by the worker (shared page cache, and
      * the worker checks the hash); anything else goes as a memfd copy */
     e.kind = d->len == 0 ? DATA_NONE : d->path && d->mapped == 1 ? DATA_PATH : DATA_FD;
-    if (t->op == SL_WORK_PAGE) {
+    if (sl_op_get(t->op)->unit == SL_UNIT_PAGE) {
         e.sel.images = SL_IMAGES_PAGE;
         e.sel.page = t->page;
         e.sel.only_page = t->page;
@@ -838,9 +840,13 @@ static void start_task(worker *k, task *t) {
         k->state = W_LOADING;
         k->cur_loading = 1;
         if (t->timeout_ms > 0) start_timer(k, T_CALL, (uint64_t)t->timeout_ms);
+        t->t_start = sl_now_ns();
         return;
     }
-    if (send_run(k) == 0) return;
+    if (send_run(k) == 0) {
+        t->t_start = sl_now_ns();
+        return;
+    }
 oom:
     k->cur = NULL;
     k->state = W_READY;
@@ -989,14 +995,17 @@ int sl_workers_new(sl_ctx *ctx, sl_loop *loop, const sl_workers_opts *opts, sl_w
     return 0;
 }
 
-int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_worker_op op, sl_doc *doc, uint32_t page,
+int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_op_id op, sl_doc *doc, uint32_t page,
                       sl_worker_done done, void *arg) {
     if (!w || !inst || !doc || !done) return SL_EINVAL;
     const sl_plugin *d = inst->desc;
-    if ((op == SL_WORK_PARSE && !d->parse) || (op == SL_WORK_PAGE && (!d->page || page == 0)) ||
-        (op == SL_WORK_CHUNK && !d->chunk) || op < SL_WORK_PARSE || op > SL_WORK_CHUNK)
-        return sl_ctx_error(w->ctx, SL_EINVAL, "[%s] plugin %s cannot run operation %d in a worker",
-                            inst->name, d->name, (int)op);
+    const sl_op *o = sl_op_get(op);
+    /* the operation table says what a worker may run; the plugin's role must
+     * provide it, with its callback, and a worker must be allowed to run it */
+    if (!o || !o->isolatable || o->role != d->role || sl_role_missing_callback(d) ||
+        sl_role_executor_refusal(d, true) || (o->unit == SL_UNIT_PAGE && page == 0))
+        return sl_ctx_error(w->ctx, SL_EINVAL, "[%s] plugin %s cannot run operation %s in a worker",
+                            inst->name, d->name, o ? o->name : "(unknown)");
     size_t s;
     task *t = calloc(1, sizeof *t);
     if (!t || slot_of(w, inst, &s)) {
@@ -1390,7 +1399,7 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
     const unsigned char *px0 = NULL;
     uint64_t h0 = 0;
     uint32_t w0 = 0, hh0 = 0;
-    if (op == SL_WORK_PAGE && page >= 1 && page <= doc->nimages && doc->images[page - 1].pixels) {
+    if (op == SL_OP_PAGE && page >= 1 && page <= doc->nimages && doc->images[page - 1].pixels) {
         const sl_page_image *im = &doc->images[page - 1];
         px0 = im->pixels;
         h0 = XXH3_64bits(im->pixels, im->stride * im->height);
@@ -1403,9 +1412,9 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
     sl_call_init(&call, inst, ws->ts);
     const sl_plugin *d = inst->desc;
     switch (op) {
-    case SL_WORK_PARSE: rc = d->parse ? d->parse(&call, doc) : SL_EINVAL; break;
-    case SL_WORK_PAGE: rc = d->page ? d->page(&call, doc, page) : SL_EINVAL; break;
-    case SL_WORK_CHUNK: rc = d->chunk ? d->chunk(&call, doc) : SL_EINVAL; break;
+    case SL_OP_PARSE: rc = d->parse ? d->parse(&call, doc) : SL_EINVAL; break;
+    case SL_OP_PAGE: rc = d->page ? d->page(&call, doc, page) : SL_EINVAL; break;
+    case SL_OP_CHUNK: rc = d->chunk ? d->chunk(&call, doc) : SL_EINVAL; break;
     default: rc = SL_EINVAL;
     }
     if (rc == SL_PENDING)
@@ -1422,7 +1431,7 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
         e.doc = NULL;
         status = wsend_small(c, &e);
     } else {
-        if (op == SL_WORK_PAGE) {
+        if (op == SL_OP_PAGE) {
             e.append = 1;
             e.sel = (sl_wire_sel){SL_IMAGES_NONE, page, nel, nch, nrg, 0};
             const sl_page_image *im = page <= doc->nimages ? &doc->images[page - 1] : NULL;
@@ -1430,7 +1439,7 @@ static int w_run(wctx *c, sl_rbuf *r, int data_fd) {
                        XXH3_64bits(im->pixels, im->stride * im->height) == h0;
             int none = (!im || !im->pixels) && !px0;
             if (!same && !none) e.sel.images = SL_IMAGES_PAGE;
-        } else if (op == SL_WORK_CHUNK) {
+        } else if (op == SL_OP_CHUNK) {
             e.sel = (sl_wire_sel){SL_IMAGES_ALL, 0, nel, 0, nrg, 0};
         } else {
             e.sel = (sl_wire_sel){SL_IMAGES_ALL, 0, 0, 0, 0, 0};

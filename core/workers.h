@@ -24,6 +24,7 @@
 #include "ctx.h"
 #include "instance.h"
 #include "loop.h"
+#include "ops.h"
 #include "sluice/doc.h"
 
 typedef struct sl_workers sl_workers;
@@ -39,16 +40,20 @@ typedef struct sl_workers_opts {
     bool seccomp;           /* deny network and file writes after the plugin's init */
 } sl_workers_opts;
 
-/* The operations a worker can run; the same as the pipeline's steps. */
-typedef enum sl_worker_op { SL_WORK_PARSE = 1, SL_WORK_PAGE = 2, SL_WORK_CHUNK = 3 } sl_worker_op;
-
 /* `rc` is what the plugin returned (or SL_EBADINPUT for a crash, hang or
- * memory limit), `msg` the reason; the document already holds the results. */
-typedef void (*sl_worker_done)(void *arg, int rc, const char *msg);
+ * memory limit), `msg` the reason; the document already holds the results.
+ * `t_start_ns` is the sl_now_ns() at which the operation was handed to a
+ * worker process (after waiting in the executor's queue for a free one),
+ * or 0 if it never reached one: before it is queue time, after it busy. */
+typedef void (*sl_worker_done)(void *arg, int rc, const char *msg, uint64_t t_start_ns);
 
 int sl_workers_new(sl_ctx *ctx, sl_loop *loop, const sl_workers_opts *opts, sl_workers **out);
-/* Queues one operation; runs `done` on the loop thread later. */
-int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_worker_op op, sl_doc *doc, uint32_t page,
+/* Queues one operation: one whose row in the operation table says a worker
+ * may run it (sl_op->isolatable: parse, page, chunk), of a plugin whose role
+ * provides it; `page` (1-based) for a page operation, else 0. Runs `done`
+ * on the loop thread later. 0, or SL_EINVAL /
+ * SL_ENOMEM with the reason in the context. */
+int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_op_id op, sl_doc *doc, uint32_t page,
                       sl_worker_done done, void *arg);
 /* The number of workers it keeps (opts->count or the derived count). Use
  * it as an isolated stage's in-flight limit, so operations wait in the
@@ -61,7 +66,8 @@ uint64_t sl_workers_started(const sl_workers *w);
  * operations are not run: call it after the run's documents are done. */
 void sl_workers_free(sl_workers *w);
 
-/* The worker side: `sluice __worker FD` calls this and exits with its value. */
+/* The worker process's side (worker_main.c): `sluice __worker FD` calls
+ * this and exits with its value. */
 int sl_worker_main(int fd);
 
 #endif

@@ -33,10 +33,12 @@ typedef struct result {
     int calls;
     int rc;
     char msg[2048];
+    uint64_t t_start; /* when a worker took it; 0: none did */
 } result;
 
-static void on_done(void *arg, int rc, const char *msg) {
+static void on_done(void *arg, int rc, const char *msg, uint64_t t_start_ns) {
     result *r = arg;
+    r->t_start = t_start_ns;
     r->calls++;
     r->rc = rc;
     snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "(null)");
@@ -138,8 +140,8 @@ static void test_bad_documents_fail_alone(void) {
     for (int i = 0; i < NBAD; i++) bd[i] = text_doc(bad[i].uri, bad[i].text);
     /* bad documents in between good ones */
     for (int i = 0; i < NGOOD || i < NBAD; i++) {
-        if (i < NBAD) CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, bd[i], 0, on_done, &rb[i]), 0);
-        if (i < NGOOD) CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, good[i], 0, on_done, &rg[i]), 0);
+        if (i < NBAD) CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, bd[i], 0, on_done, &rb[i]), 0);
+        if (i < NGOOD) CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, good[i], 0, on_done, &rg[i]), 0);
     }
     sl_loop_run(loop);
 
@@ -224,7 +226,7 @@ static void test_page_and_chunk_state_round_trip(void) {
     result r[3];
     memset(r, 0, sizeof r);
     for (uint32_t p = 1; p <= 3; p++)
-        CHECK_INT(sl_workers_submit(w, pg, SL_WORK_PAGE, d, p, on_done, &r[p - 1]), 0);
+        CHECK_INT(sl_workers_submit(w, pg, SL_OP_PAGE, d, p, on_done, &r[p - 1]), 0);
     sl_loop_run(loop);
     for (int p = 0; p < 3; p++) {
         CHECK_INT(r[p].calls, 1);
@@ -277,7 +279,7 @@ static void test_page_and_chunk_state_round_trip(void) {
     /* the chunker sees every element and its chunks come back */
     result rc;
     memset(&rc, 0, sizeof rc);
-    CHECK_INT(sl_workers_submit(w, ck, SL_WORK_CHUNK, d, 0, on_done, &rc), 0);
+    CHECK_INT(sl_workers_submit(w, ck, SL_OP_CHUNK, d, 0, on_done, &rc), 0);
     sl_loop_run(loop);
     CHECK_INT(rc.calls, 1);
     CHECK_INT(rc.rc, 0);
@@ -300,7 +302,7 @@ static void test_page_and_chunk_state_round_trip(void) {
     sl_doc_set_page_count(c, 3);
     memset(r, 0, sizeof r);
     for (uint32_t p = 1; p <= 3; p++)
-        CHECK_INT(sl_workers_submit(w, pg, SL_WORK_PAGE, c, p, on_done, &r[p - 1]), 0);
+        CHECK_INT(sl_workers_submit(w, pg, SL_OP_PAGE, c, p, on_done, &r[p - 1]), 0);
     sl_loop_run(loop);
     CHECK_INT(r[0].rc, 0);
     CHECK_INT(r[1].rc, SL_EBADINPUT);
@@ -336,9 +338,9 @@ static void seccomp_run(bool on, const char *written, result *rw, result *rs, re
     docs[0] = text_doc("sec/write.md", "SLUICE_TEST_WRITE\n");
     docs[1] = text_doc("sec/socket.md", "SLUICE_TEST_SOCKET\n");
     docs[2] = text_doc("sec/good.md", "# fine\n");
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, docs[0], 0, on_done, rw), 0);
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, docs[1], 0, on_done, rs), 0);
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, docs[2], 0, on_done, rg), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, docs[0], 0, on_done, rw), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, docs[1], 0, on_done, rs), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, docs[2], 0, on_done, rg), 0);
     sl_loop_run(loop);
     sl_workers_free(w);
     check_no_children();
@@ -396,7 +398,7 @@ static void test_workers_are_recycled(void) {
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++) {
         d[i] = text_doc("r.md", "# one\n");
-        CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, d[i], 0, on_done, &r[i]), 0);
+        CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, d[i], 0, on_done, &r[i]), 0);
     }
     sl_loop_run(loop);
     long pid[N];
@@ -428,7 +430,7 @@ static void test_workers_are_recycled(void) {
     result rr[3];
     memset(rr, 0, sizeof rr);
     for (int i = 0; i < 3; i++)
-        CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, g[i], 0, on_done, &rr[i]), 0);
+        CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, g[i], 0, on_done, &rr[i]), 0);
     sl_loop_run(loop);
     for (int i = 0; i < 3; i++) CHECK_INT(rr[i].rc, 0);
     CHECK(meta_long(g[0], "pid") == meta_long(g[1], "pid"));
@@ -454,14 +456,14 @@ static void test_idle_worker_death_costs_no_document(void) {
     if (!w) return;
     sl_doc *a = text_doc("a.md", "# a\n"), *b = text_doc("b.md", "# b\n");
     result ra = {0}, rb = {0};
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, a, 0, on_done, &ra), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, a, 0, on_done, &ra), 0);
     sl_loop_run(loop);
     CHECK_INT(ra.rc, 0);
     long pid = meta_long(a, "pid");
     /* killed from outside while idle; the loop has not seen it yet */
     CHECK_INT(kill((pid_t)pid, SIGKILL), 0);
     usleep(100 * 1000);
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, b, 0, on_done, &rb), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, b, 0, on_done, &rb), 0);
     sl_loop_run(loop);
     CHECK_INT(rb.calls, 1);
     CHECK_INT(rb.rc, 0);
@@ -489,8 +491,8 @@ static void test_init_failures_are_fatal(void) {
     if (!w) return;
     sl_doc *d1 = text_doc("x.md", "# x\n"), *d2 = text_doc("y.md", "# y\n");
     result r1 = {0}, r2 = {0};
-    CHECK_INT(sl_workers_submit(w, a, SL_WORK_PARSE, d1, 0, on_done, &r1), 0);
-    CHECK_INT(sl_workers_submit(w, b, SL_WORK_PARSE, d2, 0, on_done, &r2), 0);
+    CHECK_INT(sl_workers_submit(w, a, SL_OP_PARSE, d1, 0, on_done, &r1), 0);
+    CHECK_INT(sl_workers_submit(w, b, SL_OP_PARSE, d2, 0, on_done, &r2), 0);
     sl_loop_run(loop);
     CHECK_INT(r1.rc, SL_EFATAL);
     CHECK_CONTAINS(r1.msg, "[failing] init failed: told to fail by fail_init");
@@ -517,8 +519,8 @@ static void test_secrets_reach_the_worker_but_never_its_messages(void) {
     if (!w) return;
     sl_doc *leak = text_doc("leak.md", "SLUICE_TEST_LEAK\n"), *ok = text_doc("ok.md", "# ok\n");
     result r1 = {0}, r2 = {0};
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, leak, 0, on_done, &r1), 0);
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, ok, 0, on_done, &r2), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, leak, 0, on_done, &r1), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, ok, 0, on_done, &r2), 0);
     sl_loop_run(loop);
     CHECK_INT(r1.rc, SL_EBADINPUT);
     CHECK_CONTAINS(r1.msg, "my token is ***");
@@ -561,8 +563,8 @@ static void test_file_bytes_are_checked_against_the_hash(void) {
     CHECK_INT(sl_doc_load(b, 1 << 20, err, sizeof err), 0);
     write_file(p2, "# Has changed\n"); /* same length, other bytes */
     result ra = {0}, rb = {0};
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, a, 0, on_done, &ra), 0);
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, b, 0, on_done, &rb), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, a, 0, on_done, &ra), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, b, 0, on_done, &rb), 0);
     sl_loop_run(loop);
     CHECK_INT(ra.rc, 0);
     CHECK_STR(sl_doc_meta_get(a, "hash"), sl_doc_hash(a));
@@ -599,7 +601,7 @@ static void test_workers_that_cannot_start_fail_the_work(void) {
     if (!w) return;
     sl_doc *d = text_doc("x.md", "# x\n");
     result r = {0};
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, d, 0, on_done, &r), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, d, 0, on_done, &r), 0);
     sl_loop_run(loop);
     CHECK_INT(r.calls, 1);
     CHECK_INT(r.rc, SL_EFATAL);
@@ -608,13 +610,57 @@ static void test_workers_that_cannot_start_fail_the_work(void) {
     /* later work fails the same way, without new attempts */
     uint64_t started = sl_workers_started(w);
     result r2 = {0};
-    CHECK_INT(sl_workers_submit(w, inst, SL_WORK_PARSE, d, 0, on_done, &r2), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, d, 0, on_done, &r2), 0);
     sl_loop_run(loop);
     CHECK_INT(r2.rc, SL_EFATAL);
     CHECK_INT(sl_workers_started(w), started);
     sl_workers_free(w);
     check_no_children();
     sl_doc_free(d);
+    sl_instance_free(inst);
+    sl_loop_free(loop);
+}
+
+/* --- the moment a worker took the operation: queue time before, busy time after --- */
+
+static void test_start_time_is_when_a_worker_took_it(void) {
+    sl_loop *loop;
+    CHECK_INT(sl_loop_new(&loop), 0);
+    sl_instance *inst = instance("test-bad-parser", "timed", NULL, 0);
+    sl_workers_opts o = base_opts();
+    o.count = 1;
+    o.timeout_ms = 300;
+    sl_workers *w;
+    CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
+    if (!w) return;
+    sl_doc *a = text_doc("slow.md", "# Hang\n\nSLUICE_TEST_HANG\n"), *b = text_doc("next.md", "# next\n");
+    result ra = {0}, rb = {0};
+    uint64_t t0 = sl_now_ns();
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, a, 0, on_done, &ra), 0);
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, b, 0, on_done, &rb), 0);
+    sl_loop_run(loop);
+    uint64_t t1 = sl_now_ns();
+    CHECK_INT(ra.rc, SL_EBADINPUT);
+    CHECK_INT(rb.rc, 0);
+    /* b waited in the queue while a held the one worker until its timeout */
+    CHECK(ra.t_start >= t0 && ra.t_start <= t1);
+    CHECK(rb.t_start >= ra.t_start + 300 * 1000000ull && rb.t_start <= t1);
+    sl_workers_free(w);
+    check_no_children();
+
+    /* a worker never took it: 0 */
+    o.exe = "/bin/false";
+    CHECK_INT(sl_workers_new(ctx, loop, &o, &w), 0);
+    if (!w) return;
+    result rc = {0};
+    CHECK_INT(sl_workers_submit(w, inst, SL_OP_PARSE, b, 0, on_done, &rc), 0);
+    sl_loop_run(loop);
+    CHECK_INT(rc.rc, SL_EFATAL);
+    CHECK(rc.t_start == 0);
+    sl_workers_free(w);
+    check_no_children();
+    sl_doc_free(a);
+    sl_doc_free(b);
     sl_instance_free(inst);
     sl_loop_free(loop);
 }
@@ -665,6 +711,7 @@ int main(void) {
     test_secrets_reach_the_worker_but_never_its_messages();
     test_file_bytes_are_checked_against_the_hash();
     test_workers_that_cannot_start_fail_the_work();
+    test_start_time_is_when_a_worker_took_it();
     test_worker_count_is_derived_from_cores_and_memory();
     sl_registry_free(reg);
     sl_ctx_free(ctx);
