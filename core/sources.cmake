@@ -18,6 +18,6 @@ set(SLUICE_CORE_SOURCES
   report.c
   throttle.c
   plugin_check.c
-  wire.c workers.c
+  wire.c workers.c worker.c worker_main.c sandbox.c
   io.c http.c http_verdict.c
 )

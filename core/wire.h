@@ -5,7 +5,7 @@
  * inline; a larger one is written once, straight into a memfd, and only the
  * descriptor crosses the socket (SCM_RIGHTS): a page image or the elements of
  * a long document are never pushed through the socket buffer. A frame may
- * carry one more descriptor (a document's bytes, see workers.c). Memfds are
+ * carry one more descriptor (a document's bytes, see sl_wire_data). Memfds are
  * sealed before they travel, and refused unsealed.
  *
  * Encoders run twice over the same data: once with a writer that has no
@@ -35,9 +35,14 @@ typedef enum sl_msg {
     SL_MSG_CONFIG = 2, /* core: log level, memory limit, seccomp */
     SL_MSG_LOAD = 3,   /* core: slot, plugin path, instance name, "key=value" options */
     SL_MSG_LOADED = 4, /* worker: slot, rc, message */
-    SL_MSG_RUN = 5,    /* core: one operation on one document (or page) */
+    SL_MSG_RUN = 5,    /* core: one operation (an sl_op_id) on one document (or page) */
     SL_MSG_RESULT = 6  /* worker: rc, message, what the plugin made */
 } sl_msg;
+
+/* How a RUN's document bytes travel: none (empty), as the path of the
+ * mapped file the worker opens again (and checks against the hash), or as
+ * a sealed memfd copy attached to the frame. */
+typedef enum sl_wire_data { SL_DATA_NONE = 0, SL_DATA_PATH = 1, SL_DATA_FD = 2 } sl_wire_data;
 
 #define SL_FRAME_PAYLOAD_FD 0x1u /* the payload is in an attached memfd */
 #define SL_FRAME_DATA_FD 0x2u    /* one more descriptor follows (after the payload's) */

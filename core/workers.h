@@ -51,7 +51,7 @@ int sl_workers_new(sl_ctx *ctx, sl_loop *loop, const sl_workers_opts *opts, sl_w
 /* Queues one operation: one whose row in the operation table says a worker
  * may run it (sl_op->isolatable: parse, page, chunk), of a plugin whose role
  * provides it; `page` (1-based) for a page operation, else 0. Runs `done`
- * on the loop thread later. 0, or SL_EINVAL /
+ * on the loop thread later, never inside this call. 0, or SL_EINVAL /
  * SL_ENOMEM with the reason in the context. */
 int sl_workers_submit(sl_workers *w, sl_instance *inst, sl_op_id op, sl_doc *doc, uint32_t page,
                       sl_worker_done done, void *arg);
