@@ -489,8 +489,9 @@ static void emit_page(job *j, int pno, fz_stext_page *tp) {
     while (j->hfirst < j->nheads && j->heads[j->hfirst].page < pno) j->hfirst++;
     j->hend = j->hfirst;
     while (j->hend < j->nheads && j->heads[j->hend].page == pno) j->hend++;
-    heading *first = j->heads + j->hfirst, *end = j->heads + j->hend;
-    bool place = end - first <= MAX_MATCHED;
+    /* no outline: heads is NULL, and even NULL + 0 is undefined */
+    heading *first = j->heads ? j->heads + j->hfirst : NULL, *end = j->heads ? j->heads + j->hend : NULL;
+    bool place = j->hend - j->hfirst <= MAX_MATCHED;
     uint32_t line = 1;
     size_t chars;
     bool text = usable_text(tp, &chars);
