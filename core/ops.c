@@ -201,8 +201,11 @@ void sl_tstate_free(sl_instance *inst, sl_tstate *ts) {
 
 int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc) {
     if (rc == SL_PENDING && (!inst || inst->desc->bottleneck != SL_IO))
-        return sl_fail(call, SL_EFATAL, "a %s plugin answered SL_PENDING (only io plugins may)",
-                       inst ? sl_bottleneck_name(inst->desc->bottleneck) : "core");
+        return sl_fail(call, SL_EFATAL, "%s plugin answered SL_PENDING (only io plugins may)",
+                       !inst                                   ? "a core"
+                       : inst->desc->bottleneck == SL_ISOLATED ? "an isolated"
+                       : inst->desc->bottleneck == SL_GPU      ? "a gpu"
+                                                               : "a cpu");
     if (rc > 0 && rc != SL_PENDING && op && !op->answers_count)
         return sl_fail(call, SL_EFATAL, "plugin returned %d, not 0 or a negative SL_E* code", rc);
     return rc;

@@ -89,26 +89,36 @@ static char *document_text(const sl_doc *doc, size_t *len) {
     return t;
 }
 
-/* Asks for the document's summary in parts of at most max characters. */
-static void ask_parts(stage *st, job *j, const char *text, size_t len, size_t max, uint32_t nparts) {
+/* Where the part starting at off ends: at a line break in the second half
+ * of the part where there is one, else at max, moved back to a UTF-8
+ * boundary; always past off, so every byte is in exactly one part. */
+static size_t part_end(const char *text, size_t len, size_t off, size_t max) {
+    if (len - off <= max) return len;
+    size_t end = off + max, nl = end;
+    while (nl > off + max / 2 && text[nl] != '\n') nl--;
+    if (nl > off + max / 2) return nl;
+    while (end > off && ((unsigned char)text[end] & 0xC0) == 0x80) end--;
+    if (end > off) return end;
+    end = off + 1; /* max is shorter than this character: take it whole */
+    while (end < len && ((unsigned char)text[end] & 0xC0) == 0x80) end++;
+    return end;
+}
+
+/* Asks for the document's summary in parts of about max characters each,
+ * covering the whole text. */
+static void ask_parts(stage *st, job *j, const char *text, size_t len, size_t max) {
+    uint32_t nparts = 0;
+    for (size_t off = 0; off < len; off = part_end(text, len, off, max)) nparts++;
     j->summaries = calloc(nparts, sizeof *j->summaries);
     if (!j->summaries) {
         job_mark_failed(j, st, "out of memory");
         return;
     }
     j->nsummaries = j->summaries_left = nparts;
-    /* parts end at a line break where one is near, else at a UTF-8 boundary */
-    size_t off = 0;
-    for (uint32_t i = 0; i < nparts && off < len; i++) {
-        size_t end = off + max < len ? off + max : len;
-        if (end < len) {
-            size_t nl = end;
-            while (nl > off + max / 2 && text[nl] != '\n') nl--;
-            if (nl > off + max / 2) end = nl;
-            while (end > off && ((unsigned char)text[end] & 0xC0) == 0x80) end--;
-        }
+    uint32_t i = 0;
+    for (size_t off = 0, end; off < len; off = end, i++) {
+        end = part_end(text, len, off, max);
         ask(st, j, SUM_PART, i, st->inst->stage.document_prompt, NULL, text + off, end - off);
-        off = end;
     }
 }
 
@@ -133,7 +143,7 @@ void op_start_summaries(job *j, stage *st) {
         if (len <= max)
             ask(st, j, SUM_DOC, 0, c->document_prompt, NULL, text, len);
         else
-            ask_parts(st, j, text, len, max, (uint32_t)((len + max - 1) / max));
+            ask_parts(st, j, text, len, max);
     }
     free(text);
 }

@@ -310,11 +310,10 @@ static docinfo *write_corpus(const config *c, const char *corpus, int *ndocs) {
             fprintf(f, "pages %d\n\n", pages);
         else
             fprintf(f, "# Document %d\n\n", i);
-        /* The llm's marker goes in the first paragraph: a document summarised
-         * in parts leaves out the text past its last part today (summaries.c
-         * counts the parts as if each held max_input_chars, then ends them
-         * earlier at line breaks), and that is not what this test is about. */
-        int marked = d[i].marker == MK_LLM ? 0 : d[i].marker >= 0 ? (int)rnd((uint64_t)paras) : -1;
+        /* The llm's marker goes in the last paragraph: a document summarised
+         * in parts must have every part asked, the last one too (its tail was
+         * once cut off when parts ended early at line breaks). */
+        int marked = d[i].marker == MK_LLM ? paras - 1 : d[i].marker >= 0 ? (int)rnd((uint64_t)paras) : -1;
         for (int p = 0; p < paras; p++) {
             paragraph(f, p == marked ? d[i].marker : -1);
             fputc('\n', f);
