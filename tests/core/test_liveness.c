@@ -128,7 +128,7 @@ static const char ini_breakers[] = SLUICE "memory_budget = 96K\n" ROUTE_MD("llm 
         EMBEDDER("embedder", "40") "max_concurrency = 1\n" BREAKER("2", "3ms") STORE;
 
 static const char ini_everything[] = SLUICE "max_documents = @MAXDOCS@\nmemory_budget = 64K\n" ROUTE_MD(
-    "llm embedder") ROUTE_PAGED("llm embedder") MARKDOWN PAGED OCR CHUNKER("5")
+    "llm embedder") ROUTE_PAGED("llm embedder") MARKDOWN PAGED OCR CHUNKER("25")
     LLM("llm",
         "30") "summaries = both\nmax_input_chars = 200\nmax_concurrency = 1\nfallback = llm2\n" BREAKER("3",
                                                                                                         "2ms")
