@@ -180,8 +180,6 @@ void op_done_doc(unit *u, int rc, const char *msg) {
     job_part_done(u->job);
 }
 
-void op_done_read(unit *u, int rc, const char *msg) { op_done_doc(u, rc, msg); }
-
 void op_done_lookup(unit *u, int rc, const char *msg) {
     job *j = u->job;
     if (rc == SL_LOOKUP_UNCHANGED) {

@@ -45,7 +45,7 @@ static const sl_op ops[SL_OP_COUNT] = {
     /* id, name, role, stage suffix, unit, priority, isolatable, batchable, answers a count, invoke,
      * scheduler: start, done, prepare, release */
     [SL_OP_READ] = {SL_OP_READ, "read", 0, "", SL_UNIT_DOC, 1, false, false, false, do_read,
-                    DOC_OPS(op_start_doc, op_done_read)},
+                    DOC_OPS(op_start_doc, op_done_doc)},
     [SL_OP_LOOKUP] = {SL_OP_LOOKUP, "lookup", SL_ROLE_SINK, ".lookup", SL_UNIT_DOC, 2, false, false, true,
                       do_lookup, DOC_OPS(op_start_doc, op_done_lookup)},
     [SL_OP_PARSE] = {SL_OP_PARSE, "parse", SL_ROLE_PARSER, "", SL_UNIT_DOC, 3, true, false, false, do_parse,
@@ -71,23 +71,14 @@ const sl_op *sl_op_get(sl_op_id id) { return id < SL_OP_COUNT ? &ops[id] : NULL;
 
 #define END SL_OP_COUNT
 static const sl_role_info roles[] = {
-    {SL_ROLE_PARSER, "parser", {SL_OP_PARSE, END, END}, 1, false, true, true, false, "one parser, first"},
-    {SL_ROLE_PAGE,
-     "page",
-     {SL_OP_PAGE, END, END},
-     2,
-     true,
-     false,
-     true,
-     true,
-     "page stages before the chunker"},
-    {SL_ROLE_CHUNKER, "chunker", {SL_OP_CHUNK, END, END}, 3, false, true, true, false, "one chunker"},
+    /* role, name, operations, route order, many, required, what a route takes */
+    {SL_ROLE_PARSER, "parser", {SL_OP_PARSE, END, END}, 1, false, true, "one parser, first"},
+    {SL_ROLE_PAGE, "page", {SL_OP_PAGE, END, END}, 2, true, false, "page stages before the chunker"},
+    {SL_ROLE_CHUNKER, "chunker", {SL_OP_CHUNK, END, END}, 3, false, true, "one chunker"},
     {SL_ROLE_LLM,
      "llm",
      {SL_OP_SUMMARIZE, END, END},
      4,
-     false,
-     false,
      false,
      false,
      "one llm stage, after the chunker and before the embedder"},
@@ -97,15 +88,11 @@ static const sl_role_info roles[] = {
      5,
      false,
      false,
-     false,
-     false,
      "one embedder, after the chunker"},
     {SL_ROLE_SINK,
      "sink",
      {SL_OP_LOOKUP, SL_OP_STORE, SL_OP_PRUNE},
      0,
-     false,
-     false,
      false,
      false,
      "the sink under 'sink', not in stages"},
@@ -164,13 +151,20 @@ const char *sl_role_missing_callback(const sl_plugin *d) {
     return NULL;
 }
 
+/* Whether every operation of the role is isolatable (batchable). */
+static bool role_ops_all(const sl_role_info *r, bool batchable) {
+    for (size_t i = 0; i < 3 && r->ops[i] != SL_OP_COUNT; i++)
+        if (!(batchable ? ops[r->ops[i]].batchable : ops[r->ops[i]].isolatable)) return false;
+    return true;
+}
+
 const char *sl_role_executor_refusal(const sl_plugin *d, bool isolated) {
     const sl_role_info *r = sl_role_get(d->role);
     if (isolated && d->bottleneck != SL_CPU && d->bottleneck != SL_ISOLATED)
         return "isolated = true is for cpu plugins (io plugins wait, they do not crash the run)";
-    if ((isolated || d->bottleneck == SL_ISOLATED) && r && !r->isolatable)
+    if ((isolated || d->bottleneck == SL_ISOLATED) && r && !role_ops_all(r, false))
         return "worker processes run parsers, page stages and chunkers";
-    if (d->bottleneck == SL_GPU && r && !r->gpu)
+    if (d->bottleneck == SL_GPU && r && !role_ops_all(r, true))
         return "the gpu batcher runs page stages (their `pages` callback)";
     return NULL;
 }
@@ -273,15 +267,6 @@ int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     sl_tstate ts = {0};
     int done_rc = 0;
     int rc = call_plugin(NULL, inst, &ts, fn, arg, call, sync_done, &done_rc);
-    rc = wait_sync(inst, call, rc, &done_rc);
-    sl_tstate_free(inst, &ts);
-    return rc;
-}
-
-int sl_op_call_sync(const sl_op *op, sl_instance *inst, const sl_op_args *a, sl_call *call) {
-    sl_tstate ts = {0};
-    int done_rc = 0;
-    int rc = sl_op_call(op, inst, &ts, a, call, sync_done, &done_rc);
     rc = wait_sync(inst, call, rc, &done_rc);
     sl_tstate_free(inst, &ts);
     return rc;

@@ -96,8 +96,8 @@ typedef struct sl_op {
 
 const sl_op *sl_op_get(sl_op_id id);
 
-/* A role: the operations it provides, the callbacks it cannot do without,
- * and its place in a route. */
+/* A role: the operations it provides (which say whether worker processes
+ * or the gpu batcher may run it) and its place in a route. */
 typedef struct sl_role_info {
     sl_role role;
     const char *name;      /* "parser", ... */
@@ -105,8 +105,6 @@ typedef struct sl_role_info {
     int route_order;       /* position in a route's stages (0: not in stages) */
     bool route_many;       /* several in one route (page stages) */
     bool route_required;   /* a route without one is refused */
-    bool isolatable;       /* worker processes may run it */
-    bool gpu;              /* the gpu batcher may run it */
     const char *route_why; /* what a route takes, for the error */
 } sl_role_info;
 
@@ -145,12 +143,10 @@ int sl_op_call(const sl_op *op, sl_instance *inst, sl_tstate *ts, const sl_op_ar
  * only from operations that answer one (any, when op is NULL). */
 int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc);
 
-/* The same on the calling thread, waiting for an io plugin by running the
- * loop until it completes, with per-thread state made and freed around it
- * (`sluice query`, `sluice check`). */
-int sl_op_call_sync(const sl_op *op, sl_instance *inst, const sl_op_args *a, sl_call *call);
-/* As sl_op_call_sync for a function of the caller's (tests drive plugins
- * with it); its answer is normalised as for no operation. */
+/* A function of the caller's, called on the calling thread with per-thread
+ * state made and freed around it, waiting for an io plugin by running the
+ * loop until it completes (`sluice query`, `sluice check`, tests); its
+ * answer is normalised as for no operation. */
 typedef int (*sl_invoke_fn)(sl_call *call, void *arg);
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call);
 

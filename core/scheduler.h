@@ -230,7 +230,6 @@ void job_account(job *j);
 
 void op_start_doc(job *j, stage *st); /* job.c: one unit for the whole document */
 void op_done_doc(unit *u, int rc, const char *msg);
-void op_done_read(unit *u, int rc, const char *msg);
 void op_done_lookup(unit *u, int rc, const char *msg);
 void op_start_chunk(job *j, stage *st);
 void op_done_chunk(unit *u, int rc, const char *msg);
