@@ -89,14 +89,23 @@ static char *document_text(const sl_doc *doc, size_t *len) {
     return t;
 }
 
+/* The last position in (off + max/2, off + max] holding c, or 0. */
+static size_t last_in_half(const char *text, size_t off, size_t max, char c) {
+    for (size_t i = off + max; i > off + max / 2; i--)
+        if (text[i] == c) return i;
+    return 0;
+}
+
 /* Where the part starting at off ends: at a line break in the second half
- * of the part where there is one, else at max, moved back to a UTF-8
- * boundary; always past off, so every byte is in exactly one part. */
+ * of the part where there is one, else at a space there (words are not cut
+ * in two), else at max, moved back to a UTF-8 boundary; always past off, so
+ * every byte is in exactly one part. */
 static size_t part_end(const char *text, size_t len, size_t off, size_t max) {
     if (len - off <= max) return len;
-    size_t end = off + max, nl = end;
-    while (nl > off + max / 2 && text[nl] != '\n') nl--;
-    if (nl > off + max / 2) return nl;
+    size_t end = last_in_half(text, off, max, '\n');
+    if (!end) end = last_in_half(text, off, max, ' ');
+    if (end) return end;
+    end = off + max;
     while (end > off && ((unsigned char)text[end] & 0xC0) == 0x80) end--;
     if (end > off) return end;
     end = off + 1; /* max is shorter than this character: take it whole */
