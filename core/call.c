@@ -1,6 +1,7 @@
 /* call.c - the SDK's call and instance functions: failures, retry hints,
  * io completion, state access, and sl_log for plugins. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,23 @@ void sl_call_retry_after(sl_call *call, int64_t ms) {
     if (call) call->retry_after_ms = ms < 0 ? 0 : ms;
 }
 
+/* An answer given on another thread, delivered on the loop's. */
+static void deliver(sl_post *post) {
+    sl_call *call = (sl_call *)((char *)post - offsetof(sl_call, post));
+    if (call->on_done) call->on_done(call, call->answer);
+}
+
+/* Once per call, whatever the thread: the first answer counts. On the loop
+ * thread it is delivered at once; from a pool thread or a plugin's own
+ * thread it is posted to the loop, where every caller's state lives. */
 void sl_call_done(sl_call *call, int rc) {
-    if (!call || call->done) return;
-    call->done = 1;
+    if (!call || atomic_exchange(&call->done, 1)) return;
+    if (call->loop && !sl_loop_is_current(call->loop)) {
+        call->answer = rc;
+        call->post.fn = deliver;
+        sl_loop_post(call->loop, &call->post);
+        return;
+    }
     if (call->on_done) call->on_done(call, rc);
 }
 

@@ -40,14 +40,31 @@ static int call_unit(unit *u, sl_tstate *ts, void (*on_done)(sl_call *, int)) {
     return rc;
 }
 
+/* The answer of a pool call that returned SL_PENDING (sl_call_done from any
+ * thread, brought to the loop by call.c). */
+static void pool_answer(sl_call *call, int rc) {
+    unit *u = call->udata;
+    if (!u->returned) { /* the call has not been seen to return yet */
+        u->pool_answered = 1;
+        u->answer = rc;
+        return;
+    }
+    stage_complete(u, rc, u->task.t_start, u->task.t_end - u->task.t_start, 1);
+}
+
 static void pool_run(sl_task *t, int thread) {
     unit *u = (unit *)t;
     sl_instance *inst = u->thr->inst;
-    u->rc = call_unit(u, inst ? tstate_of(u->st->run, inst, thread) : NULL, NULL);
+    u->rc = call_unit(u, inst ? tstate_of(u->st->run, inst, thread) : NULL, pool_answer);
 }
 
 static void pool_done(sl_task *t) {
     unit *u = (unit *)t;
+    if (u->rc == SL_PENDING) {
+        u->returned = 1;
+        if (u->pool_answered) stage_complete(u, u->answer, t->t_start, t->t_end - t->t_start, 1);
+        return;
+    }
     stage_complete(u, u->rc, t->t_start, t->t_end - t->t_start, 1);
 }
 
@@ -59,6 +76,7 @@ static void pool_submit(sl_exec *ex, unit *u) {
     u->task.priority = op->unit == SL_UNIT_PAGE && u->u.pg.chained ? op->priority + 1 : op->priority;
     u->task.run = pool_run;
     u->task.done = pool_done;
+    u->returned = u->pool_answered = 0;
     sl_pool_submit(ex->run->pool, &u->task);
 }
 
@@ -179,6 +197,8 @@ int exec_start(run *r) {
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
     if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool))
         return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
+    /* io plugins' responses are decoded here (sl_http_answer_on_pool) */
+    sl_loop_set_service(r->loop, SL_LOOP_POOL, r->pool, NULL);
     int isolated = 0;
     for (size_t i = 0; i < r->nstages; i++) isolated |= r->stages[i]->ex == &r->ex_workers;
     if (isolated) {
@@ -212,6 +232,7 @@ int exec_start(run *r) {
 void exec_stop(run *r) {
     sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
     r->workers = NULL;
+    sl_loop_set_service(r->loop, SL_LOOP_POOL, NULL, NULL);
     sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
     r->pool = NULL;
     /* the batchers' counters, before they go */

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@
 #include "instance.h"
 #include "loop.h"
 #include "http_request.h"
+#include "pool.h"
 #include "sluice/http.h"
 
 #define DEFAULT_CONNECT_MS 10000
@@ -130,6 +132,35 @@ static void finish(sl_http *req, CURLcode res) {
     }
 }
 
+/* A response handed to a pool thread: its callback runs there (decoding a
+ * large body off the loop thread), the task itself is freed on the loop. */
+typedef struct answer_task {
+    sl_task task;
+    sl_http *req;
+} answer_task;
+
+static void answer_run(sl_task *t, int thread) {
+    (void)thread;
+    sl_http *req = ((answer_task *)t)->req;
+    req->cb(req, req->arg);
+}
+
+static void answer_done(sl_task *t) { free(t); }
+
+static void answer(sl_http *req) {
+    sl_pool *pool = req->on_pool ? sl_loop_service(req->inst->loop, SL_LOOP_POOL) : NULL;
+    answer_task *t = pool ? calloc(1, sizeof *t) : NULL;
+    if (!t) { /* no pool (a synchronous call) or no memory: on the loop */
+        req->cb(req, req->arg);
+        return;
+    }
+    t->req = req;
+    t->task.priority = SL_POOL_PRIORITIES - 1; /* an answer ends a unit: before new work */
+    t->task.run = answer_run;
+    t->task.done = answer_done;
+    sl_pool_submit(pool, &t->task);
+}
+
 /* Hands every finished transfer to its callback. One message at a time: a
  * callback that frees another finished request removes its message too. */
 static void drain(http_multi *m) {
@@ -142,7 +173,7 @@ static void drain(http_multi *m) {
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
         sl_http *req = (sl_http *)priv;
         finish(req, res); /* msg is invalid from here */
-        req->cb(req, req->arg);
+        answer(req);
     }
 }
 
@@ -525,8 +556,23 @@ const char *sl_http_response_header(const sl_http *req, const char *name) {
 
 const char *sl_http_error(const sl_http *req) { return req && req->state == REQ_DONE ? req->error : NULL; }
 
+int sl_http_answer_on_pool(sl_http *req) {
+    if (!req || req->state == REQ_RUNNING) return SL_EINVAL;
+    req->on_pool = 1;
+    return 0;
+}
+
+static void free_posted(sl_post *p) { sl_http_free((sl_http *)((char *)p - offsetof(sl_http, post))); }
+
 void sl_http_free(sl_http *req) {
     if (!req) return;
+    /* from a pool thread (an answer decoded there): curl's handle is cleaned
+     * up on the loop thread, which owns the multi handle and its caches */
+    if (req->inst && req->inst->loop && !sl_loop_is_current(req->inst->loop)) {
+        req->post.fn = free_posted;
+        sl_loop_post(req->inst->loop, &req->post);
+        return;
+    }
     if (req->m) detach(req); /* cancelled: no callback */
     if (req->easy) curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "instance.h"
+#include "loop.h"
 #include "sluice/http.h"
 
 /* A server's Retry-After is capped: a bogus one must not park work for days. */
@@ -60,6 +61,8 @@ struct sl_http {
     size_t hlen, hcap;
     int oom;
     int no_expect; /* "Expect:" is in headers */
+    int on_pool;   /* sl_http_answer_on_pool: cb runs on a pool thread */
+    sl_post post;  /* sl_http_free off the loop thread: the cleanup is posted */
     char errbuf[CURL_ERROR_SIZE];
 };
 

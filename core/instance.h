@@ -14,10 +14,12 @@
 #ifndef SL_INSTANCE_H
 #define SL_INSTANCE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "loop.h"
 #include "ctx.h"
 #include "registry.h"
 
@@ -90,7 +92,10 @@ struct sl_call {
     /* io completion: set by the executor before calling an io callback. */
     void (*on_done)(sl_call *call, int rc);
     void *udata;
-    int done;                            /* set once sl_call_done ran */
+    atomic_int done;                     /* set once sl_call_done ran */
+    struct sl_loop *loop;                /* where the answer goes: sl_call_done from another thread posts it */
+    sl_post post;
+    int answer;                          /* the posted answer */
     const struct sl_op *op;              /* what is being called (ops.c); NULL: a caller's own function */
     void (*then)(sl_call *call, int rc); /* ops.c: the caller's callback after normalising */
     uint64_t tokens_in, tokens_out;      /* sl_call_usage */

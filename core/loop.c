@@ -16,6 +16,7 @@ struct sl_loop {
     pthread_mutex_t lock;
     sl_post *head, *tail;
     int async_open;
+    pthread_t owner; /* the thread that runs it */
     void *services[SL_LOOP_SERVICES];
     void (*service_free[SL_LOOP_SERVICES])(void *);
 };
@@ -56,6 +57,7 @@ int sl_loop_new(sl_loop **out) {
      * results (a run's signal handles, an io plugin's sockets) does. */
     uv_unref((uv_handle_t *)&loop->async);
     loop->async_open = 1;
+    loop->owner = pthread_self();
     *out = loop;
     return 0;
 }
@@ -74,7 +76,20 @@ void sl_loop_post(sl_loop *loop, sl_post *post) {
     uv_async_send(&loop->async);
 }
 
-int sl_loop_run(sl_loop *loop) { return uv_run(&loop->uv, UV_RUN_DEFAULT); }
+int sl_loop_run(sl_loop *loop) {
+    loop->owner = pthread_self();
+    return uv_run(&loop->uv, UV_RUN_DEFAULT);
+}
+
+int sl_loop_is_current(const sl_loop *loop) { return pthread_equal(loop->owner, pthread_self()); }
+
+void sl_loop_hold(sl_loop *loop, int on) {
+    if (!loop->async_open) return;
+    if (on)
+        uv_ref((uv_handle_t *)&loop->async);
+    else
+        uv_unref((uv_handle_t *)&loop->async);
+}
 
 void sl_loop_drain(sl_loop *loop) { drain(&loop->async); }
 

@@ -24,6 +24,13 @@ int sl_loop_new(sl_loop **out);
 uv_loop_t *sl_loop_uv(sl_loop *loop);
 /* Thread-safe: runs post->fn(post) on the loop thread, in posting order. */
 void sl_loop_post(sl_loop *loop, sl_post *post);
+/* Whether the calling thread is the loop's (the one that made it and runs
+ * it). sl_call_done uses it to hand answers from other threads back. */
+int sl_loop_is_current(const sl_loop *loop);
+/* Holds the loop open while an answer is awaited from another thread
+ * (sl_invoke's wait for a cpu plugin that answered SL_PENDING): on > 0
+ * references the hand-off handle, 0 releases it. */
+void sl_loop_hold(sl_loop *loop, int on);
 /* Runs until no referenced handles remain active (uv_run, UV_RUN_DEFAULT).
  * The hand-off handle is unreferenced: posts alone do not keep the loop
  * running, what waits for them must hold a handle of its own. */
@@ -35,7 +42,7 @@ void sl_loop_free(sl_loop *loop);
 
 /* Per-loop services made on first use (the HTTP client's curl multi
  * handle, say), freed by sl_loop_free before the loop closes. */
-enum { SL_LOOP_HTTP = 0, SL_LOOP_SERVICES = 4 };
+enum { SL_LOOP_HTTP = 0, SL_LOOP_POOL = 1, SL_LOOP_SERVICES = 4 };
 void sl_loop_set_service(sl_loop *loop, int id, void *svc, void (*free_fn)(void *svc));
 void *sl_loop_service(sl_loop *loop, int id);
 

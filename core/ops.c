@@ -194,12 +194,13 @@ void sl_tstate_free(sl_instance *inst, sl_tstate *ts) {
 /* --- calling a plugin --- */
 
 int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc) {
-    if (rc == SL_PENDING && (!inst || inst->desc->bottleneck != SL_IO))
-        return sl_fail(call, SL_EFATAL, "%s plugin answered SL_PENDING (only io plugins may)",
+    if (rc == SL_PENDING)
+        return sl_fail(call, SL_EFATAL, "%s plugin answered SL_PENDING (only io and cpu plugins may, and not in a worker process)",
                        !inst                                   ? "a core"
                        : inst->desc->bottleneck == SL_ISOLATED ? "an isolated"
                        : inst->desc->bottleneck == SL_GPU      ? "a gpu"
-                                                               : "a cpu");
+                       : inst->desc->bottleneck == SL_CPU      ? "a cpu"
+                                                               : "an io");
     if (rc > 0 && rc != SL_PENDING && op && !op->answers_count)
         return sl_fail(call, SL_EFATAL, "plugin returned %d, not 0 or a negative SL_E* code", rc);
     return rc;
@@ -224,11 +225,19 @@ static int call_plugin(const sl_op *op, sl_instance *inst, sl_tstate *ts, int (*
     }
     call->then = on_done;
     call->udata = udata;
-    if (on_done) call->on_done = async_done;
+    if (on_done) {
+        call->on_done = async_done;
+        call->loop = inst ? inst->loop : NULL;
+    }
     int rc = fn(call, arg);
-    if (rc == SL_PENDING && call->on_done && inst && inst->desc->bottleneck == SL_IO) return SL_PENDING;
+    /* io plugins answer later on the loop thread (or from a pool thread
+     * decoding their response); cpu plugins later from any thread (a sink's
+     * group commit). Either way sl_call_done brings the answer to the loop. */
+    if (rc == SL_PENDING && on_done && inst &&
+        (inst->desc->bottleneck == SL_IO || inst->desc->bottleneck == SL_CPU))
+        return SL_PENDING;
     /* answered at once: a later sl_call_done is ignored */
-    if (call->done && on_done) return SL_PENDING; /* sl_call_done already delivered it */
+    if (call->done && on_done) return SL_PENDING; /* sl_call_done already delivered (or posted) it */
     call->done = 1;
     return sl_op_result(op, inst, call, rc);
 }
@@ -252,22 +261,35 @@ int sl_op_call(const sl_op *op, sl_instance *inst, sl_tstate *ts, const sl_op_ar
 
 /* --- synchronous calls, for `sluice query`, `sluice check` and tests --- */
 
-static void sync_done(sl_call *call, int rc) { *(int *)call->udata = rc; }
+typedef struct sync_answer {
+    int rc;
+    int delivered;
+} sync_answer;
 
-static int wait_sync(sl_instance *inst, sl_call *call, int rc, const int *done_rc) {
+static void sync_done(sl_call *call, int rc) {
+    sync_answer *a = call->udata;
+    a->rc = rc;
+    a->delivered = 1;
+}
+
+static int wait_sync(sl_instance *inst, sl_call *call, int rc, const sync_answer *a) {
     if (rc != SL_PENDING) return rc;
-    /* an io plugin: run the loop until it calls sl_call_done */
-    while (!call->done && inst->loop && uv_run(sl_loop_uv(inst->loop), UV_RUN_ONCE)) {
+    /* an io plugin: run the loop until it calls sl_call_done. A cpu plugin
+     * answers from a thread of its own: the loop is held open for the post. */
+    int hold = inst->loop && inst->desc->bottleneck == SL_CPU;
+    if (hold) sl_loop_hold(inst->loop, 1);
+    while (!a->delivered && inst->loop && uv_run(sl_loop_uv(inst->loop), UV_RUN_ONCE)) {
     }
-    return call->done ? *done_rc
-                      : sl_fail(call, SL_EFATAL, "answered SL_PENDING but nothing it waits for is left");
+    if (hold) sl_loop_hold(inst->loop, 0);
+    return a->delivered ? a->rc
+                        : sl_fail(call, SL_EFATAL, "answered SL_PENDING but nothing it waits for is left");
 }
 
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     sl_tstate ts = {0};
-    int done_rc = 0;
-    int rc = call_plugin(NULL, inst, &ts, fn, arg, call, sync_done, &done_rc);
-    rc = wait_sync(inst, call, rc, &done_rc);
+    sync_answer a = {0};
+    int rc = call_plugin(NULL, inst, &ts, fn, arg, call, sync_done, &a);
+    rc = wait_sync(inst, call, rc, &a);
     sl_tstate_free(inst, &ts);
     return rc;
 }

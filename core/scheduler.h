@@ -104,6 +104,10 @@ struct sl_unit {
     int rc;       /* pool: the answer, carried back to the loop */
     int calling;  /* loop: inside the plugin's call */
     int answered; /* loop: sl_call_done ran inside the call; rc holds the answer */
+    /* pool, a plugin that answered SL_PENDING: the unit completes once both
+     * the call returned (pool_done) and the answer came (pool_answer), in
+     * either order, both on the loop thread. */
+    int returned, pool_answered, answer;
     int owned;    /* freed when done (all but a job's own step unit) */
     uint64_t t_ready, t_start;
     unit *next;

@@ -31,7 +31,7 @@ typedef struct sl_call sl_call;         /* one callback invocation */
 #define SL_EFATAL (-3)        /* configuration or environment is wrong: the run stops */
 #define SL_ENOMEM (-4)        /* out of memory: the document fails */
 #define SL_EINVAL (-5)        /* an SDK function was called with bad arguments */
-#define SL_PENDING 0x40000000 /* io plugins: the call completes later via sl_call_done */
+#define SL_PENDING 0x40000000 /* io and cpu plugins: the call completes later via sl_call_done */
 
 /* A short name for a code: "retryable", "bad input", "fatal", ... */
 SL_EXPORT const char *sl_strerror(int code);
@@ -47,8 +47,12 @@ int sl_fail(sl_call *call, int code, const char *fmt, ...);
 /* For SL_ERETRY: the earliest the core should try again, in milliseconds. */
 SL_EXPORT void sl_call_retry_after(sl_call *call, int64_t ms);
 
-/* io plugins: completes a call that returned SL_PENDING, with the value the
- * callback would have returned. Must be called on the loop thread, once. */
+/* Completes a call that returned SL_PENDING, with the value the callback
+ * would have returned. io plugins: on the loop thread, or on the pool thread
+ * where an answer is decoded (sl_http_answer_on_pool). cpu plugins (ABI 1.2):
+ * from any thread, e.g. a sink's own committer thread, once the work is
+ * durable. The core brings the answer to the loop thread; the first call
+ * counts and later ones are ignored. */
 SL_EXPORT void sl_call_done(sl_call *call, int rc);
 
 /* The instance state made by init, and for cpu plugins the per-thread state. */

@@ -35,6 +35,15 @@ SL_EXPORT int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_m
  * Returns 0, or a negative SL_E* (then cb will not run). */
 SL_EXPORT int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
 
+/* Asks for cb to run on one of the run's pool threads instead of the loop
+ * thread (ABI 1.2), for a callback that decodes a large body (JSON, base64
+ * vectors): the loop thread then only waits. Such a callback may read the
+ * response, call sl_http_verdict, sl_fail, sl_call_usage, sl_call_retry_after,
+ * sl_log, sl_call_done and sl_http_free (all safe there), and must not touch
+ * state another call shares without its own lock, nor send a request. Outside
+ * a run (sluice check, query) cb runs on the loop as usual. Call before
+ * sl_http_send; 0, or SL_EINVAL for a request in flight. */
+SL_EXPORT int sl_http_answer_on_pool(sl_http *req);
 /* After completion: the HTTP status (0 when no response came), the body
  * (NUL-terminated, valid until sl_http_free), a response header by name
  * (case-insensitive, last one wins; NULL if absent), and the transport

@@ -7,7 +7,9 @@
  *   test-jitter-page (JITTER_PAGE): a cpu page stage that adds the element
  *     "TAG page P" on page P.
  *   test-jitter-chunk (JITTER_CHUNK): a cpu chunker, one chunk per element.
- *   test-jitter-embed-cpu (JITTER_EMBED and JITTER_CPU): a cpu embedder.
+ *   test-jitter-embed-cpu (JITTER_EMBED and JITTER_CPU): a cpu embedder that
+ *     answers at once, through sl_call_done on the pool thread, or from a
+ *     thread of its own after a random while (1/4, 1/4, 1/2 of the calls).
  *   test-jitter-embed (JITTER_EMBED): an io embedder.
  *   test-jitter-llm (JITTER_LLM): an io llm that answers "summary of N
  *     characters".
@@ -26,6 +28,7 @@
  * normalised, `dimension` long, for model `model`.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -234,13 +237,24 @@ static const sl_plugin desc = {
 
 #else /* the embedders and the llm */
 
-#ifndef JITTER_CPU
-
-/* A call answered later, from a timer. */
+/* A call answered later, from a timer (io) or a thread of its own (cpu). */
 typedef struct later {
     sl_call *call;
     int rc;
+    state *s;
 } later;
+
+#ifdef JITTER_CPU
+
+static void *later_thread(void *arg) {
+    later *l = arg;
+    jitter(l->s);
+    sl_call_done(l->call, l->rc);
+    free(l);
+    return NULL;
+}
+
+#else
 
 static void later_fire(void *arg) {
     later *l = arg;
@@ -261,8 +275,30 @@ static int answer(state *s, sl_call *call, int rc) {
         in = s->c.usage_first;
     if (in) sl_call_usage(call, (uint64_t)in, 1);
 #ifdef JITTER_CPU
+    /* a cpu plugin may answer later too, from any thread (a sink's
+     * committer, say): at once, sl_call_done on this pool thread before
+     * returning SL_PENDING, or from a thread of its own after a while */
     jitter(s);
-    return rc;
+    uint64_t way = draw(s) % 4;
+    if (way == 0) return rc;
+    if (way == 1) {
+        sl_call_done(call, rc);
+        return SL_PENDING;
+    }
+    later *l = malloc(sizeof *l);
+    pthread_t t;
+    pthread_attr_t a;
+    if (!l) return rc;
+    *l = (later){call, rc, s};
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int started = pthread_create(&t, &a, later_thread, l) == 0;
+    pthread_attr_destroy(&a);
+    if (!started) {
+        free(l);
+        return rc;
+    }
+    return SL_PENDING;
 #else
     uint64_t r = draw(s), way = r % 8;
     switch (way) {
@@ -271,7 +307,7 @@ static int answer(state *s, sl_call *call, int rc) {
     default: {
         later *l = malloc(sizeof *l);
         if (!l) return rc;
-        *l = (later){call, rc};
+        *l = (later){call, rc, s};
         uint64_t ms = way < 4 || !s->c.delay_max ? 0 : 1 + (r >> 8) % (uint64_t)s->c.delay_max;
         if (sl_timer_start(s->inst, ms, later_fire, l, NULL) != 0) {
             free(l);
