@@ -14,7 +14,15 @@
  *   {"docs": N, "threads": T, "wall_s": x, "requests": n, "retries": n, "failed_docs": n}
  *
  * requests counts every HTTP request sent, retries included. BASE is
- * scheme://host:port (a trailing /v1 is accepted); the paths are OpenAI's. */
+ * scheme://host:port (a trailing /v1 is accepted); the paths are OpenAI's.
+ *
+ * To mirror a pipeline call for call (bench/scale.sh): --summary-parts P
+ * makes the summary P calls of --summary-words W words each (default: the
+ * chunk size), in sequence, then one more over their answers joined, as a
+ * runtime summarises a document longer than its prompt limit (map-reduce);
+ * --encoding base64 and --dimensions N ask for the embeddings the way the
+ * runtime's embedder does (by default neither is sent: floats, the model's
+ * size). */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -28,7 +36,9 @@ struct settings {
     char chat_url[512], embed_url[512];
     char auth[300];
     const char *model, *embed_model;
+    const char *encoding; /* NULL: not sent */
     long docs, threads, chunks, batch, retries, chunk_words, timeout_ms;
+    long summary_parts, summary_words, dimensions; /* dimensions 0: not sent */
 };
 
 struct shared {
@@ -60,9 +70,11 @@ static void sleep_ms(long ms) {
 }
 
 /* POSTs json to url and checks the reply has `want` (a member that must be
- * there: choices or data). Returns 0, or -1 once the retries are spent. */
+ * there: choices or data). With `content` set, a chat answer's text is
+ * returned there (malloc'd; the caller frees it). Returns 0, or -1 once the
+ * retries are spent. */
 static int call(struct shared *sh, CURL *h, struct curl_slist *headers, const char *url, const char *json,
-                const char *want, size_t want_items) {
+                const char *want, size_t want_items, char **content) {
     const struct settings *s = sh->s;
     for (long attempt = 0;; attempt++) {
         struct body b = {0};
@@ -82,6 +94,11 @@ static int call(struct shared *sh, CURL *h, struct curl_slist *headers, const ch
             json_t *j = json_loadb(b.p, b.len, 0, NULL);
             json_t *items = json_object_get(j, want);
             ok = json_is_array(items) && json_array_size(items) == want_items;
+            if (ok && content) {
+                const char *text = json_string_value(
+                    json_object_get(json_object_get(json_array_get(items, 0), "message"), "content"));
+                ok = text && (*content = strdup(text)) != NULL;
+            }
             json_decref(j);
         }
         free(b.p);
@@ -102,6 +119,59 @@ static void chunk_text(char *out, size_t n, long d, long k, long words) {
         used += (size_t)snprintf(out + used, n - used, " %s", vocab[(d * 7 + k * 3 + w * 5) % 12]);
 }
 
+/* One chat call with `text` as the user message; its answer in *answer when
+ * answer is not NULL. Returns 0 or -1. */
+static int summarise(struct shared *sh, CURL *h, struct curl_slist *headers, const char *text,
+                     char **answer) {
+    const struct settings *s = sh->s;
+    json_t *chat = json_pack("{s:s, s:b, s:[{s:s, s:s}]}", "model", s->model, "stream", 0, "messages", "role",
+                             "user", "content", text);
+    char *chat_json = json_dumps(chat, JSON_COMPACT);
+    json_decref(chat);
+    int rc = chat_json ? call(sh, h, headers, s->chat_url, chat_json, "choices", 1, answer) : -1;
+    free(chat_json);
+    return rc;
+}
+
+/* The summary of document d: one call, or (summary_parts > 1) one per part
+ * and one over the parts' answers. Returns 0 or -1. */
+static int summary(struct shared *sh, CURL *h, struct curl_slist *headers, char *text, size_t text_cap,
+                   long d) {
+    const struct settings *s = sh->s;
+    if (s->summary_parts <= 1) {
+        chunk_text(text, text_cap, d, 0, s->summary_words);
+        return summarise(sh, h, headers, text, NULL);
+    }
+    size_t cap = 1, used = 0;
+    char *joined = malloc(cap);
+    if (!joined) return -1;
+    joined[0] = '\0';
+    int rc = 0;
+    for (long p = 0; p < s->summary_parts && rc == 0; p++) {
+        char *answer = NULL;
+        chunk_text(text, text_cap, d, p, s->summary_words);
+        rc = summarise(sh, h, headers, text, &answer);
+        if (rc == 0) {
+            size_t l = strlen(answer);
+            char *grown = realloc(joined, cap + l + 2);
+            if (grown) {
+                joined = grown;
+                cap += l + 2;
+                if (used) joined[used++] = '\n', joined[used++] = '\n';
+                memcpy(joined + used, answer, l);
+                used += l;
+                joined[used] = '\0';
+            } else {
+                rc = -1;
+            }
+        }
+        free(answer);
+    }
+    if (rc == 0) rc = summarise(sh, h, headers, joined, NULL);
+    free(joined);
+    return rc;
+}
+
 static void *worker(void *arg) {
     struct shared *sh = arg;
     const struct settings *s = sh->s;
@@ -111,19 +181,14 @@ static void *worker(void *arg) {
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (s->auth[0]) headers = curl_slist_append(headers, s->auth);
-    size_t text_cap = (size_t)s->chunk_words * 12 + 64;
+    long words = s->chunk_words > s->summary_words ? s->chunk_words : s->summary_words;
+    size_t text_cap = (size_t)words * 12 + 64;
     char *text = malloc(text_cap);
     for (;;) {
         long d = atomic_fetch_add(&sh->next_doc, 1);
         if (d >= s->docs || !text) break;
         int failed = 0;
-        chunk_text(text, text_cap, d, 0, s->chunk_words);
-        json_t *chat = json_pack("{s:s, s:b, s:[{s:s, s:s}]}", "model", s->model, "stream", 0, "messages",
-                                 "role", "user", "content", text);
-        char *chat_json = json_dumps(chat, JSON_COMPACT);
-        json_decref(chat);
-        if (!chat_json || call(sh, h, headers, s->chat_url, chat_json, "choices", 1) < 0) failed = 1;
-        free(chat_json);
+        if (summary(sh, h, headers, text, text_cap, d) < 0) failed = 1;
         for (long k = 0; k < s->chunks && !failed; k += s->batch) {
             long n = s->chunks - k < s->batch ? s->chunks - k : s->batch;
             json_t *input = json_array();
@@ -132,9 +197,12 @@ static void *worker(void *arg) {
                 json_array_append_new(input, json_string(text));
             }
             json_t *req = json_pack("{s:s, s:o}", "model", s->embed_model, "input", input);
+            if (req && s->encoding) json_object_set_new(req, "encoding_format", json_string(s->encoding));
+            if (req && s->dimensions) json_object_set_new(req, "dimensions", json_integer(s->dimensions));
             char *req_json = json_dumps(req, JSON_COMPACT);
             json_decref(req);
-            if (!req_json || call(sh, h, headers, s->embed_url, req_json, "data", (size_t)n) < 0) failed = 1;
+            if (!req_json || call(sh, h, headers, s->embed_url, req_json, "data", (size_t)n, NULL) < 0)
+                failed = 1;
             free(req_json);
         }
         if (failed) atomic_fetch_add(&sh->failed_docs, 1);
@@ -149,7 +217,8 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: blocking-client --url BASE [--docs N] [--threads T] [--chunks-per-doc C] [--batch B]\n"
             "                       [--chunk-words W] [--retries R] [--timeout-ms MS] [--api-key KEY]\n"
-            "                       [--model NAME] [--embed-model NAME]\n");
+            "                       [--model NAME] [--embed-model NAME] [--summary-parts P]\n"
+            "                       [--summary-words W] [--encoding float|base64] [--dimensions N]\n");
 }
 
 static int number(const char *v, long min, long *out) {
@@ -169,7 +238,9 @@ int main(int argc, char **argv) {
                          .batch = 8,
                          .retries = 3,
                          .chunk_words = 150,
-                         .timeout_ms = 60000};
+                         .timeout_ms = 60000,
+                         .summary_parts = 1,
+                         .summary_words = 0};
     const char *url = NULL, *key = NULL;
     for (int i = 1; i < argc; i += 2) { /* --name value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -202,7 +273,16 @@ int main(int argc, char **argv) {
             bad = number(v, 0, &s.retries);
         else if (!strcmp(a, "--timeout-ms"))
             bad = number(v, 1, &s.timeout_ms);
-        else
+        else if (!strcmp(a, "--summary-parts"))
+            bad = number(v, 1, &s.summary_parts);
+        else if (!strcmp(a, "--summary-words"))
+            bad = number(v, 1, &s.summary_words);
+        else if (!strcmp(a, "--dimensions"))
+            bad = number(v, 1, &s.dimensions);
+        else if (!strcmp(a, "--encoding")) {
+            s.encoding = v;
+            bad = strcmp(v, "float") && strcmp(v, "base64");
+        } else
             bad = 1;
         if (bad) {
             fprintf(stderr, "blocking-client: bad argument %s %s\n", a, v ? v : "");
@@ -214,6 +294,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!s.summary_words) s.summary_words = s.chunk_words;
     size_t ul = strlen(url);
     while (ul && url[ul - 1] == '/') ul--;
     if (ul >= 3 && !strncmp(url + ul - 3, "/v1", 3)) ul -= 3;
