@@ -132,8 +132,12 @@ static char *embed_text(const unit *u, size_t i, sl_text *t) {
 const char *op_prepare_embed(unit *u) {
     size_t n = u->u.batch.n;
     uint32_t dim = u->thr->inst->dim;
+    sl_loop *loop = u->st->run->loop;
     free(u->u.batch.out); /* a retried batch allocated one already */
-    u->u.batch.out = malloc(n * dim * sizeof(float));
+    sl_meter_add(loop, -(long long)u->u.batch.out_bytes);
+    u->u.batch.out_bytes = n * dim * sizeof(float);
+    u->u.batch.out = malloc(u->u.batch.out_bytes);
+    sl_meter_add(loop, (long long)u->u.batch.out_bytes);
     u->u.batch.texts = malloc(n * sizeof *u->u.batch.texts);
     u->u.batch.joined = calloc(n, sizeof *u->u.batch.joined);
     if (!u->u.batch.out || !u->u.batch.texts || !u->u.batch.joined)

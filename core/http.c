@@ -310,6 +310,15 @@ static http_multi *multi_get(sl_loop *loop) {
 
 /* --- a request --- */
 
+/* What the request holds (its body and its response buffer) into the run's
+ * memory meter. */
+static void meter(sl_http *req) {
+    long long now = req->state == REQ_FREED ? 0 : (long long)(req->body_len + req->resp_cap);
+    if (now == req->metered || !req->inst) return;
+    sl_meter_add(req->inst->loop, now - req->metered);
+    req->metered = now;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
     sl_http *req = ud;
     size_t len = size * n;
@@ -323,6 +332,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
         }
         req->resp = p;
         req->resp_cap = cap;
+        meter(req);
     }
     memcpy(req->resp + req->resp_len, data, len);
     req->resp_len += len;
@@ -352,6 +362,23 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     while (end > v && is_ws(end[-1])) end--;
     size_t vlen = (size_t)(end - v);
     if (!nlen) return len;
+    /* a body of known length gets a buffer of that length, not the next
+     * power of two: what a response holds is counted in the memory budget */
+    if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0 && vlen && vlen < 12) {
+        char num[16];
+        memcpy(num, v, vlen);
+        num[vlen] = '\0';
+        char *e;
+        unsigned long long cl = strtoull(num, &e, 10);
+        if (*e == '\0' && cl + 1 > req->resp_cap && cl < (1ull << 31)) {
+            char *p = realloc(req->resp, (size_t)cl + 1);
+            if (p) {
+                req->resp = p;
+                req->resp_cap = (size_t)cl + 1;
+                meter(req);
+            }
+        }
+    }
     size_t need = req->hlen + nlen + vlen + 2;
     if (need > req->hcap) {
         size_t cap = req->hcap ? req->hcap : 1024;
@@ -466,6 +493,7 @@ int sl_http_body(sl_http *req, const char *data, size_t len) {
     free(req->body);
     req->body = b;
     req->body_len = len;
+    meter(req);
     return 0;
 }
 
@@ -574,6 +602,8 @@ void sl_http_free(sl_http *req) {
         return;
     }
     if (req->m) detach(req); /* cancelled: no callback */
+    req->state = REQ_FREED;
+    meter(req);
     if (req->easy) curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
     free(req->method);

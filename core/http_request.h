@@ -35,7 +35,7 @@ struct http_multi {
     size_t inflight;
 };
 
-enum { REQ_NEW, REQ_RUNNING, REQ_DONE };
+enum { REQ_NEW, REQ_RUNNING, REQ_DONE, REQ_FREED };
 
 struct sl_http {
     sl_instance *inst;
@@ -62,6 +62,7 @@ struct sl_http {
     int oom;
     int no_expect; /* "Expect:" is in headers */
     int on_pool;   /* sl_http_answer_on_pool: cb runs on a pool thread */
+    long long metered; /* bytes counted in the run's memory meter */
     sl_post post;  /* sl_http_free off the loop thread: the cleanup is posted */
     char errbuf[CURL_ERROR_SIZE];
 };

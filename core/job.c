@@ -55,12 +55,48 @@ static void job_set(job *j, job_state to) {
     j->state = to;
 }
 
+/* --- the memory budget ---
+ *
+ * What a document holds in flight is counted as it grows: its bytes, its
+ * arena (elements, chunks, vectors, metadata), page images and summaries
+ * (job_account, after every step), plus what its requests hold outside it
+ * (HTTP bodies, embedding batches: the run's meter, loop.h). Admission must
+ * decide before any of that exists, so it charges a document its file size
+ * times an expansion: at first one estimated from the route (plan.c), then
+ * the largest ratio of held bytes to file bytes seen in flight so far, with
+ * a margin. A document waits until it fits; one alone always goes. */
+
+uint64_t run_held(run *r) {
+    long long m = atomic_load(&r->meter.bytes);
+    uint64_t held = r->bytes_inflight + (uint64_t)(m > 0 ? m : 0) + r->docs_inflight * JOB_OVERHEAD;
+    if (held > r->peak_inflight) r->peak_inflight = held;
+    if (r->docs_inflight && r->raw_inflight) {
+        double seen = (double)(held - r->docs_inflight * JOB_OVERHEAD) / (double)r->raw_inflight;
+        if (seen > r->expand_seen) r->expand_seen = seen;
+        /* what was seen, with a margin, raises the estimate at any time; it
+         * lowers it only once many documents are in flight together (their
+         * steps then overlap in every phase, so the ratio seen is the ratio
+         * there is), never while a few could all peak at once */
+        double want = r->expand_seen * 1.15;
+        if (want > r->expand || (r->done >= 64 && r->docs_inflight >= 32 && want > 1.0)) r->expand = want;
+    }
+    return held;
+}
+
+static size_t job_bytes(const job *j) {
+    size_t n = sl_doc_bytes(j->doc);
+    for (uint32_t i = 0; i < j->nsummaries; i++)
+        if (j->summaries[i]) n += strlen(j->summaries[i]) + 1;
+    return n;
+}
+
 void job_account(job *j) {
-    size_t now = sl_doc_bytes(j->doc);
+    size_t now = job_bytes(j);
     SL_INVARIANT(j->run->bytes_inflight >= j->accounted);
     j->run->bytes_inflight += now;
     j->run->bytes_inflight -= j->accounted;
     j->accounted = now;
+    run_held(j->run);
 }
 
 /* The job's end: counted in the report, its memory given back, the next
@@ -83,9 +119,11 @@ static void job_end(job *j, job_state end) {
     }
     rep->bytes += j->doc->len;
     r->done++;
-    SL_INVARIANT(r->docs_inflight > 0 && r->bytes_inflight >= j->accounted);
+    run_held(r);
+    SL_INVARIANT(r->docs_inflight > 0 && r->bytes_inflight >= j->accounted && r->raw_inflight >= j->raw);
     r->docs_inflight--;
     r->bytes_inflight -= j->accounted;
+    r->raw_inflight -= j->raw;
     for (uint32_t i = 0; i < j->nsummaries; i++) free(j->summaries[i]);
     free(j->summaries);
     free(j->fail_stage);
@@ -208,7 +246,7 @@ void op_done_chunk(unit *u, int rc, const char *msg) {
 
 /* --- admission --- */
 
-static void job_start(run *r, const char *path, const char *error, uint64_t est) {
+static void job_start(run *r, const char *path, const char *error, uint64_t raw) {
     job *j = calloc(1, sizeof *j);
     sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
     if (!doc) {
@@ -220,8 +258,8 @@ static void job_start(run *r, const char *path, const char *error, uint64_t est)
     j->doc = doc;
     j->state = JOB_NEW;
     r->docs_inflight++;
-    j->accounted = est; /* until the read step knows better */
-    r->bytes_inflight += est;
+    j->raw = raw;
+    r->raw_inflight += raw;
     const char *media = sl_media_type_for_path(path);
     sl_doc_set_media_type(doc, media);
     sl_doc_set_run_id(doc, r->run_id);
@@ -259,12 +297,17 @@ void job_admit(run *r) {
             r->next_size = e.size;
             r->have_next = 1;
         }
-        /* mapped bytes plus what parsing, chunking and vectors add */
-        uint64_t est = r->next_size * 3 + 16384;
-        if (r->docs_inflight > 0 && (r->docs_inflight >= r->max_docs || r->bytes_inflight + est > r->budget))
+        /* what the documents in flight and this one will hold at their
+         * expansion, and, beside it, what they hold now */
+        uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
+        double want = (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
+        uint64_t held = run_held(r);
+        if (r->docs_inflight > 0 &&
+            (r->docs_inflight >= r->max_docs || want > (double)r->budget ||
+             held + (uint64_t)((double)raw * r->expand) + JOB_OVERHEAD > r->budget))
             break;
         r->have_next = 0;
-        job_start(r, r->next_path, r->next_error, est);
+        job_start(r, r->next_path, r->next_error, raw);
     }
     r->admitting = 0;
 }

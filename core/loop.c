@@ -5,6 +5,7 @@
 #include "loop.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -111,6 +112,13 @@ void sl_loop_set_service(sl_loop *loop, int id, void *svc, void (*free_fn)(void 
 }
 
 void *sl_loop_service(sl_loop *loop, int id) { return loop->services[id]; }
+
+void sl_meter_add(sl_loop *loop, long long delta) {
+    sl_meter *m = loop ? loop->services[SL_LOOP_METER] : NULL;
+    if (!m || !delta) return;
+    atomic_fetch_add(&m->bytes, delta);
+    if (delta > 0 && m->grew && sl_loop_is_current(loop)) m->grew(m->arg);
+}
 
 void sl_loop_free(sl_loop *loop) {
     if (!loop) return;

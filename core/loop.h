@@ -42,7 +42,17 @@ void sl_loop_free(sl_loop *loop);
 
 /* Per-loop services made on first use (the HTTP client's curl multi
  * handle, say), freed by sl_loop_free before the loop closes. */
-enum { SL_LOOP_HTTP = 0, SL_LOOP_POOL = 1, SL_LOOP_SERVICES = 4 };
+enum { SL_LOOP_HTTP = 0, SL_LOOP_POOL = 1, SL_LOOP_METER = 2, SL_LOOP_SERVICES = 4 };
+/* The bytes that work in flight holds outside any document (HTTP request and
+ * response bodies, embedding batches' vectors), for the memory budget: a run
+ * registers one as SL_LOOP_METER. sl_meter_add is safe from any thread;
+ * `grew` runs after an increase made on the loop thread. */
+typedef struct sl_meter {
+    _Atomic long long bytes;
+    void (*grew)(void *arg);
+    void *arg;
+} sl_meter;
+void sl_meter_add(sl_loop *loop, long long delta);
 void sl_loop_set_service(sl_loop *loop, int id, void *svc, void (*free_fn)(void *svc));
 void *sl_loop_service(sl_loop *loop, int id);
 

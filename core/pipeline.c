@@ -140,6 +140,30 @@ static size_t max_documents(const run *r) {
     return (size_t)rt->threads * 8 + largest_batch(r) + 16;
 }
 
+/* The expansion admission assumes until documents in flight show theirs
+ * (job.c): the bytes themselves, their elements and chunks, and for each
+ * embedding of D dimensions per ~700 bytes of text (chunks of 1000 with
+ * overlap) 19 bytes a dimension: the float32 vector in the document and in
+ * the batch's output, and a base64 response of 5.4 bytes a dimension held
+ * twice while it is decoded; and a prompt's copy for an LLM. */
+static double initial_expand(const run *r) {
+    double e = 4.0;
+    uint32_t dim = 0;
+    int llm = 0;
+    for (size_t i = 0; i < r->nstages; i++) {
+        const stage *st = r->stages[i];
+        for (size_t k = 0; k < st->nchain; k++) {
+            const sl_instance *inst = st->chain[k]->inst;
+            if (!inst) continue;
+            if (st->op->id == SL_OP_EMBED && inst->dim > dim) dim = inst->dim;
+            if (st->op->id == SL_OP_SUMMARIZE) llm = 1;
+        }
+    }
+    return e + llm + (double)dim * 19.0 / 700.0;
+}
+
+static void meter_grew(void *arg) { run_held(arg); }
+
 static int copy_roots(run *r) {
     const sl_run_opts *o = r->opts;
     r->roots = calloc(o->npaths ? o->npaths : 1, sizeof *r->roots);
@@ -211,6 +235,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     if (rc) rc = sl_ctx_error(rt->ctx, rc, "out of memory while planning the run");
     if (!rc) {
         r->max_docs = max_documents(r);
+        r->expand = initial_expand(r);
+        r->meter.grew = meter_grew;
+        r->meter.arg = r;
+        sl_loop_set_service(r->loop, SL_LOOP_METER, &r->meter, NULL);
         rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
         rc = exec_start(r); /* on failure, the context says why */
     }
@@ -221,6 +249,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         sl_loop_run(r->loop);
     }
     exec_stop(r);
+    sl_loop_set_service(r->loop, SL_LOOP_METER, NULL, NULL);
+    rep->peak_inflight = r->peak_inflight;
+    rep->memory_budget = r->budget;
+    rep->expansion = r->expand_seen;
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -88,6 +88,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
             "%.1f MB\n",
             (unsigned long long)r->chunks, mb, r->wall_s, r->wall_s > 0 ? (double)r->total / r->wall_s : 0.0,
             r->wall_s > 0 ? mb / r->wall_s : 0.0, r->threads, (double)r->peak_rss / (1024.0 * 1024.0));
+    if (r->memory_budget)
+        fprintf(out, "in flight: at most %.1f MB held by documents of a %.1f MB memory_budget\n",
+                (double)r->peak_inflight / (1024.0 * 1024.0), (double)r->memory_budget / (1024.0 * 1024.0));
     fprintf(out, "\n%-18s %-16s %-8s %10s %9s %10s %10s %8s %8s\n", "stage", "plugin", "executor", "items",
             "calls", "busy s", "queued s", "retries", "failed");
     for (size_t i = 0; i < r->nstages; i++) {
@@ -131,6 +134,9 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(root, "wall_s", json_real(r->wall_s));
     json_object_set_new(root, "threads", json_integer(r->threads));
     json_object_set_new(root, "peak_rss_bytes", json_integer((json_int_t)r->peak_rss));
+    json_object_set_new(root, "peak_inflight_bytes", json_integer((json_int_t)r->peak_inflight));
+    json_object_set_new(root, "memory_budget_bytes", json_integer((json_int_t)r->memory_budget));
+    json_object_set_new(root, "inflight_expansion", json_real(r->expansion));
     json_t *docs = json_object();
     json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
     json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));

@@ -60,6 +60,9 @@ typedef struct sl_report {
     double wall_s;
     int threads;
     uint64_t peak_rss;
+    uint64_t peak_inflight; /* the most that documents in flight held at once */
+    uint64_t memory_budget;
+    double expansion; /* the most bytes held in flight per byte of file seen */
     uint64_t total, stored, skipped, failed, pruned;
     uint64_t bytes, chunks;
     sl_stage_stats *stages;

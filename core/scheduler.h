@@ -120,6 +120,7 @@ struct sl_unit {
             chunk_ref *refs;
             size_t n;
             float *out;
+            size_t out_bytes; /* metered (loop.h sl_meter) */
             sl_text *texts;
             char **joined; /* summary + text, when the route embeds summaries */
             int solo;      /* split off a failed batch: fail, don't split again */
@@ -207,6 +208,7 @@ struct sl_job {
     size_t route;
     size_t step;      /* index into the route's plan */
     size_t accounted; /* bytes counted against the memory budget */
+    uint64_t raw;     /* the file's size at admission (at least JOB_MIN_RAW) */
     uint32_t parts;   /* units of the current step not yet done */
     int skip;         /* lookup said unchanged */
     int failed;
@@ -227,6 +229,12 @@ void job_parts_add(job *j, uint32_t n);
 void job_part_done(job *j);
 /* Whether a page unit of stage st has a next page stage in the route; sets *next. */
 stage *job_next_page_stage(const job *j, const stage *st);
+/* Every document in flight is charged this much beside what it holds
+ * (its job, units, queue entries). */
+#define JOB_OVERHEAD 16384
+#define JOB_MIN_RAW 4096
+/* The bytes held in flight now, and the peak and expansion it updates. */
+uint64_t run_held(run *r);
 /* Re-reads the bytes the document holds into the memory budget. */
 void job_account(job *j);
 
@@ -274,7 +282,11 @@ struct run {
     size_t max_docs;
     uint64_t budget;
     size_t docs_inflight;
-    uint64_t bytes_inflight;
+    uint64_t bytes_inflight; /* what documents in flight hold (job_account), plus... */
+    sl_meter meter;          /* ...what their HTTP bodies and batches hold */
+    uint64_t raw_inflight;   /* their file sizes */
+    double expand, expand_seen; /* in flight over file bytes: assumed at admission, largest seen */
+    uint64_t peak_inflight;  /* the most held at once (the report's peak_inflight_bytes) */
     uint64_t done;
     /* lookahead from the walker */
     sl_walk *walk;

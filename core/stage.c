@@ -32,6 +32,7 @@ void unit_free(unit *u) {
     if (u->st->op->unit == SL_UNIT_TEXTS) {
         free(u->u.batch.refs);
         free(u->u.batch.out);
+        sl_meter_add(u->st->run->loop, -(long long)u->u.batch.out_bytes);
     } else if (u->st->op->unit == SL_UNIT_PROMPT) {
         free(u->u.sum.prompt);
         free(u->u.sum.answer.text);
