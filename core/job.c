@@ -24,10 +24,19 @@
 #include "media.h"
 #include "scheduler.h"
 
-static const char *const state_names[] = {
-    [JOB_NEW] = "new",     [JOB_READ] = "read",     [JOB_LOOKUP] = "lookup",       [JOB_PARSE] = "parse",
-    [JOB_PAGES] = "pages", [JOB_CHUNK] = "chunk",   [JOB_SUMMARIZE] = "summarize", [JOB_EMBED] = "embed",
-    [JOB_STORE] = "store", [JOB_STORED] = "stored", [JOB_SKIPPED] = "skipped",     [JOB_FAILED] = "failed"};
+static const char *const state_names[] = {[JOB_NEW] = "new",
+                                          [JOB_READ] = "read",
+                                          [JOB_LOOKUP] = "lookup",
+                                          [JOB_PARSE] = "parse",
+                                          [JOB_PAGES] = "pages",
+                                          [JOB_CHUNK] = "chunk",
+                                          [JOB_SUMMARIZE] = "summarize",
+                                          [JOB_SUMMARIZE_EMBED] = "summarize+embed",
+                                          [JOB_EMBED] = "embed",
+                                          [JOB_STORE] = "store",
+                                          [JOB_STORED] = "stored",
+                                          [JOB_SKIPPED] = "skipped",
+                                          [JOB_FAILED] = "failed"};
 
 static int is_end(job_state s) { return s >= JOB_STORED; }
 
@@ -134,9 +143,20 @@ static void job_end(job *j, job_state end) {
     run_maybe_end(r);
 }
 
+static void sweep_fire(uv_timer_t *t) {
+    run *r = t->data;
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i]->qhead) stage_pump(r->stages[i]);
+}
+
 void job_mark_failed(job *j, const stage *st, const char *reason) {
     if (j->failed) return;
     j->failed = 1;
+    /* its units still queued elsewhere (embeddings beside a summary that
+     * failed) are dropped on the next loop iteration, not sent */
+    run *r = j->run;
+    r->failed_jobs++;
+    if (r->sweep_open && !uv_is_active((uv_handle_t *)&r->sweep)) uv_timer_start(&r->sweep, sweep_fire, 0, 0);
     j->fail_stage = strdup(st ? stage_name(st) : "read");
     j->fail_reason = strdup(reason && *reason ? reason : "failed without a message");
 }
@@ -145,8 +165,10 @@ void job_mark_failed(job *j, const stage *st, const char *reason) {
  * operation's start fans the document out into units. */
 static void job_enter_step(job *j) {
     run *r = j->run;
-    stage *st = r->plans[j->route].steps[j->step];
-    job_set(j, state_of(st->op));
+    const route_plan *p = &r->plans[j->route];
+    stage *st = p->steps[j->step];
+    int joint = j->step == p->joint;
+    job_set(j, joint ? JOB_SUMMARIZE_EMBED : state_of(st->op));
     if (r->stopping && r->rep->fatal) {
         job_mark_failed(j, st, "not processed: the run was stopped by a fatal error");
         job_end(j, JOB_FAILED);
@@ -156,6 +178,7 @@ static void job_enter_step(job *j) {
      * part that completes at once cannot end the step early */
     job_parts_add(j, 1);
     st->op->start(j, st);
+    if (joint) p->steps[j->step + 1]->op->start(j, p->steps[j->step + 1]);
     job_part_done(j);
 }
 
@@ -183,7 +206,8 @@ void job_part_done(job *j) {
     const route_plan *p = &j->run->plans[j->route];
     if (p->steps[j->step]->op->id == SL_OP_PAGE) job_pages_done(j);
     job_account(j);
-    if (++j->step >= p->n) {
+    j->step += j->step == p->joint ? 2 : 1;
+    if (j->step >= p->n) {
         job_end(j, JOB_STORED);
         return;
     }

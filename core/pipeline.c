@@ -72,6 +72,8 @@ static void stop_handles(run *r) {
     }
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->sweep, NULL);
+    r->sweep_open = 0;
     for (size_t i = 0; i < r->nstages; i++) {
         stage *st = r->stages[i];
         if (st->flush_open) uv_close((uv_handle_t *)&st->flush, NULL);
@@ -188,6 +190,9 @@ static void start_handles(run *r) {
         st->flush.data = st;
         st->flush_open = 1;
     }
+    uv_timer_init(uv, &r->sweep);
+    r->sweep.data = r;
+    r->sweep_open = 1;
     uv_signal_init(uv, &r->sigint);
     uv_signal_init(uv, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;

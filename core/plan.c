@@ -2,12 +2,15 @@
  *
  * Every route becomes a list of steps: read, the sink's lookup, the parser,
  * its page stages, the chunker, the llm stage, the embedder and the sink's
- * store. A step is a stage: one (instance, operation) pair, shared by every
+ * store (the llm and embed steps as one, run at once, when the embedder
+ * does not read the summaries). A step is a stage: one (instance,
+ * operation) pair, shared by every
  * route that names the instance, with the executor the instance's
  * bottleneck calls for (executor.c) and the chain of throttles it may use:
  * the instance, then its fallbacks. One throttle per instance is shared by
  * all its stages, so a sink's limit holds across lookup, store and prune.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,9 +95,11 @@ static int plan_route(run *r, const sl_route *rr, route_plan *p) {
     p->steps[p->n++] = stage_for(r, SL_OP_PARSE, rr->parser);
     for (size_t k = 0; k < rr->npages; k++) p->steps[p->n++] = stage_for(r, SL_OP_PAGE, rr->pages[k]);
     p->steps[p->n++] = stage_for(r, SL_OP_CHUNK, rr->chunker);
+    p->joint = SIZE_MAX;
     if (rr->llm) {
         p->steps[p->n++] = stage_for(r, SL_OP_SUMMARIZE, rr->llm);
         p->embed_summaries = rr->llm->stage.embed_summaries;
+        if (rr->embedder && !p->embed_summaries) p->joint = p->n - 1;
     }
     if (rr->embedder) p->steps[p->n++] = stage_for(r, SL_OP_EMBED, rr->embedder);
     p->steps[p->n++] = stage_for(r, SL_OP_STORE, rr->sink);

@@ -21,7 +21,9 @@
  *   - a document waiting for admission waits for bytes or a slot, freed only
  *     when a job finishes, which admits again;
  *   - a job waiting for its parts (pages, batches, summaries) is counted in
- *     job->parts and every part ends in job_part_done exactly once.
+ *     job->parts and every part ends in job_part_done exactly once; when a
+ *     job fails, the sweep timer pumps every queue, which ends its queued
+ *     units without calling the plugin, so it never waits on a provider.
  * Executors deliver every submitted unit back through stage_complete exactly
  * once, on the loop thread. tests/core/test_liveness.c drives runs with
  * random completion orders and fails on any stall.
@@ -154,6 +156,7 @@ struct sl_stage {
     unit *qhead, *qtail;
     int queued;
     int pumping;
+    uint64_t swept; /* the run's failed_jobs when its queue was last swept */
     uv_timer_t wake; /* every chain member at its limit: when the first might not be */
     int wake_open;
     sl_stage_stats *stats;
@@ -188,6 +191,7 @@ typedef enum job_state {
     JOB_PAGES,
     JOB_CHUNK,
     JOB_SUMMARIZE,
+    JOB_SUMMARIZE_EMBED, /* both at once: the embedder does not read summaries */
     JOB_EMBED,
     JOB_STORE,
     JOB_STORED, /* the three ends */
@@ -199,6 +203,10 @@ typedef struct route_plan {
     stage **steps;
     size_t n;
     int embed_summaries;
+    /* the llm step and the embed step after it run as one step, at once,
+     * when neither needs the other's output (embed_summaries = false):
+     * the index of the llm step, or SIZE_MAX */
+    size_t joint;
 } route_plan;
 
 struct sl_job {
@@ -295,6 +303,9 @@ struct run {
     uint64_t next_size;
     int stopping, ending, ended;
     int prune_pending;
+    uint64_t failed_jobs; /* jobs marked failed so far: queues sweep their units */
+    uv_timer_t sweep;     /* after a job fails: pumps every queue, which drops its units */
+    int sweep_open;
     char **roots;
     size_t nroots;
     uv_signal_t sigint, sigterm;

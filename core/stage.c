@@ -60,6 +60,41 @@ static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
 
 static void wake_fire(uv_timer_t *t) { stage_pump(t->data); }
 
+/* Whether u's work is no longer wanted: every document it serves has failed. */
+static int moot(const unit *u) {
+    if (u->st->op->unit == SL_UNIT_RUN) return 0;
+    if (u->st->op->unit != SL_UNIT_TEXTS) return u->job && u->job->failed;
+    for (size_t i = 0; i < u->u.batch.n; i++)
+        if (!u->u.batch.refs[i].job->failed) return 0;
+    return 1;
+}
+
+/* Takes the units whose documents have failed out of the queue and ends
+ * them without calling the plugin, so a failed document never waits for a
+ * provider (a breaker's cooldown, a rate limit) it no longer needs. */
+static void sweep(stage *st) {
+    unit *dropped = NULL, **link = &st->qhead;
+    st->qtail = NULL;
+    while (*link) {
+        unit *u = *link;
+        if (moot(u)) {
+            *link = u->next;
+            st->queued--;
+            u->next = dropped;
+            dropped = u;
+        } else {
+            st->qtail = u;
+            link = &u->next;
+        }
+    }
+    while (dropped) {
+        unit *u = dropped;
+        dropped = u->next;
+        if (u->st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* every document failed: no split */
+        st->op->done(u, SL_EBADINPUT, "not processed: the document had already failed");
+    }
+}
+
 static void start(unit *u, sl_throttle *thr) {
     stage *st = u->st;
     u->thr = thr;
@@ -73,6 +108,10 @@ void stage_pump(stage *st) {
      * below sees what that freed, so the nested call has nothing to do */
     if (st->pumping) return;
     st->pumping = 1;
+    if (st->swept != st->run->failed_jobs) {
+        st->swept = st->run->failed_jobs;
+        sweep(st);
+    }
     while (st->qhead) {
         uint64_t wait;
         sl_throttle *thr = pick(st, st->qhead, &wait);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tests/providers-e2e/overlap.sh - a document's summary and its embeddings
+# are asked at once when neither needs the other (embed_summaries = false),
+# and one after the other when the embedder reads the summaries
+# (embed_summaries = true). One document, a fake provider that holds every
+# answer for a while: its peak of requests in flight is 2 when they overlap
+# and 1 when they do not. Either way the document is stored once, with its
+# summary, and with embed_summaries the embedded text carries it.
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../e2e/lib.sh"
+source "$HERE/fake.sh"
+
+key="sk-overlap-$$-$RANDOM"
+export OPENAI_API_KEY=$key
+mkdir docs
+{
+    echo "# Rotating credentials"
+    echo
+    echo "Issue the new token, roll it out, then revoke the old one."
+} >docs/rotate.md
+
+cat >overlap.ini <<'EOF'
+[sluice]
+include = *.md
+
+[route.text]
+media = text/markdown
+stages = markdown chunker summarizer embedder
+sink = store
+
+[markdown]
+plugin = parse-markdown
+
+[chunker]
+plugin = chunk-text
+
+[summarizer]
+plugin = llm-openai
+api_key = ${OPENAI_API_KEY}
+summaries = both
+
+[embedder]
+plugin = embed-openai
+api_key = ${OPENAI_API_KEY}
+dimension = 1536
+batch_size = 64
+
+[store]
+plugin = sink-sqlite
+path = ${CWD}/.sluice/store.db
+EOF
+
+# long enough that two requests sent at the same step are surely in flight together
+start_fake p --api-key "$key" --latency-ms 1500
+url=(--set "summarizer.base_url=${URL[p]}/v1" --set "embedder.base_url=${URL[p]}/v1")
+
+for mode in false true; do
+    fake_reset p
+    rm -rf run && mkdir run && cd run
+    tsl "embed_summaries=$mode" -c ../overlap.ini "${url[@]}" --set "summarizer.embed_summaries=$mode" -vv \
+        run --json ../docs
+    cd "$T"
+    check_eq "embed_summaries=$mode: exit status" "$RC" 0
+    check_eq "embed_summaries=$mode: stored" "$(json .documents.stored)" 1
+    check_eq "embed_summaries=$mode: the document's summary is stored" \
+        "$(sql run/.sluice/store.db "SELECT count(*) FROM documents WHERE json_extract(metadata, '\$.summary') LIKE 'Summary:%';")" 1
+    check_eq "embed_summaries=$mode: every chunk has its summary and a vector" \
+        "$(sql run/.sluice/store.db "SELECT count(*) FROM chunks WHERE summary IS NULL OR vector IS NULL;")" 0
+    check_eq "embed_summaries=$mode: two completions (chunk, document) and one embedding call" \
+        "$(fake_stats p '[.by_path["/v1/chat/completions"], .by_path["/v1/embeddings"]] | map(tostring) | join(" ")')" "2 1"
+    if [[ $mode == false ]]; then
+        check_eq "embed_summaries=false: summaries and embeddings were in flight together" \
+            "$(fake_stats p .peak_concurrent)" 3
+        check_contains "embed_summaries=false: the job logs both at once" "$ERR" 'rotate.md: chunk -> summarize\+embed'
+    else
+        check_eq "embed_summaries=true: the embeddings waited for the summaries" \
+            "$(fake_stats p .peak_concurrent)" 2
+        check_contains "embed_summaries=true: the job logs summarize, then embed" "$ERR" \
+            'rotate.md: summarize -> embed'
+    fi
+done
+finish
