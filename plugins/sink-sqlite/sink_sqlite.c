@@ -1,16 +1,19 @@
 /* sink_sqlite.c - the embedded default store: documents, chunks and vectors
  * in one SQLite file, so `sluice run` needs no server.
  *
- * Durability comes from SQLite's transactions: a document is stored in one
- * BEGIN IMMEDIATE ... COMMIT that upserts its row, deletes its old chunks
- * and inserts the new ones, so a reader (or a run after kill -9) sees the
- * old document or the new one, never a mix. The file runs in WAL mode:
- * readers (`sluice query`) never block the writer, and synchronous=normal
- * costs no fsync per document while still never corrupting the file.
+ * The file runs in WAL mode, so reading never waits for writing: every
+ * pool thread has its own read connection (thread_init) on which lookup
+ * and query run while the one write connection (writer.c) stores. A
+ * lookup only reads; what it used to write, "seen in this run", is queued
+ * for the writer, which applies it with its next transaction and at the
+ * latest before prune deletes anything.
  *
- * The core calls a sink from one pool thread at a time (max_concurrency 1),
- * not always the same thread, so the connection is opened FULLMUTEX and
- * every statement is prepared once in init and reset after each use.
+ * Durability comes from SQLite's transactions. The writer puts several
+ * whole documents in one transaction (group commit), each in a savepoint of
+ * its own, and answers a store only once its transaction committed; a
+ * reader, or a run after kill -9, sees a document's old version or its new
+ * one, never a mix. synchronous=normal (the default) costs no fsync per
+ * commit and never corrupts the file; full also survives power loss.
  *
  * Queries are brute force: a cosine against every stored vector of the
  * query's dimension, the best k kept in a small heap, then only those k rows
@@ -23,16 +26,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <sqlite3.h>
-#include <sluice/sluice.h>
-
-#include "metadata_json.h"
+#include "sink_sqlite.h"
 
 #define SCHEMA_VERSION 1
 
@@ -70,6 +71,8 @@ typedef struct sink_sqlite_config {
     const char *path;
     int64_t busy_timeout; /* ms */
     const char *synchronous;
+    int64_t group_max;
+    int64_t group_ms;
 } sink_sqlite_config;
 
 static const sl_option options[] = {
@@ -91,63 +94,57 @@ static const sl_option options[] = {
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sink_sqlite_config, synchronous),
      .choices = "normal|full"},
+    {.name = "group_max",
+     .type = SL_OPT_INT,
+     .def = "64",
+     .help = "documents committed together at most; 1: one transaction per document",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, group_max)},
+    {.name = "group_ms",
+     .type = SL_OPT_DURATION,
+     .def = "50ms",
+     .help = "a group commits this long after its first document, full or not",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, group_ms)},
     {0},
 };
 
-enum {
-    ST_BEGIN_WRITE,
-    ST_BEGIN_READ,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_LOOKUP,
-    ST_UPSERT,
-    ST_DELETE_CHUNKS,
-    ST_INSERT_CHUNK,
-    ST_PRUNE,
-    ST_SCAN,
-    ST_FETCH,
-    ST_COUNT
+/* What a read connection runs. */
+enum { R_BEGIN, R_COMMIT, R_ROLLBACK, R_LOOKUP, R_SCAN, R_FETCH, R_COUNT };
+
+static const char *const read_statements[R_COUNT] = {
+    [R_BEGIN] = "BEGIN",
+    [R_COMMIT] = "COMMIT",
+    [R_ROLLBACK] = "ROLLBACK",
+    [R_LOOKUP] = "SELECT hash, fingerprint FROM documents WHERE uri = ?1",
+    [R_SCAN] = "SELECT id, dim, vector FROM chunks WHERE vector IS NOT NULL",
+    [R_FETCH] = "SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text"
+                " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
 };
 
-static const char *const statements[ST_COUNT] = {
-    [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
-    [ST_BEGIN_READ] = "BEGIN",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_LOOKUP] = "UPDATE documents SET seen_run = ?2 WHERE uri = ?1 RETURNING hash, fingerprint",
-    [ST_UPSERT] = "INSERT INTO documents(uri, hash, fingerprint, media_type, bytes, title, metadata,"
-                  " chunk_count, stored_at, seen_run)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?9)"
-                  " ON CONFLICT(uri) DO UPDATE SET hash = excluded.hash, fingerprint = excluded.fingerprint,"
-                  " media_type = excluded.media_type, bytes = excluded.bytes, title = excluded.title,"
-                  " metadata = excluded.metadata, chunk_count = excluded.chunk_count,"
-                  " stored_at = excluded.stored_at, seen_run = excluded.seen_run"
-                  " RETURNING id",
-    [ST_DELETE_CHUNKS] = "DELETE FROM chunks WHERE doc_id = ?1",
-    [ST_INSERT_CHUNK] = "INSERT INTO chunks(doc_id, ordinal, text, heading, page, line, summary, dim, vector)"
-                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    /* Under a root: the root itself, or [root/, root0): '0' follows '/', and
-     * uri compares bytewise, so this range is exactly "starts with root/"
-     * and it walks the uri index; no LIKE, nothing to escape. */
-    [ST_PRUNE] = "DELETE FROM documents WHERE (uri = ?1 OR (uri >= ?2 AND uri < ?3))"
-                 " AND (seen_run IS NULL OR seen_run <> ?4)",
-    [ST_SCAN] = "SELECT id, dim, vector FROM chunks WHERE vector IS NOT NULL",
-    [ST_FETCH] = "SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text"
-                 " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
-};
+/* A read connection: one per pool thread (thread_init), used by that
+ * thread alone, so it needs no lock. */
+typedef struct reader {
+    conn c;
+    sqlite3_stmt *st[R_COUNT];
+    float *fbuf; /* query: one stored vector, aligned */
+    size_t fcap;
+} reader;
 
 typedef struct sink {
-    sqlite3 *db;
+    sl_instance *inst;
     char *path;
-    sqlite3_stmt *st[ST_COUNT];
-    char errmsg[512]; /* SQLite's message for the last failure, kept before reset clears it */
-    float *fbuf;      /* query: one stored vector, aligned */
-    size_t fcap;
+    int busy_ms;
+    writer *w;
+    /* For a call without per-thread state (a test calling the plugin
+     * directly): one reader shared under a lock, opened on first use. */
+    pthread_mutex_t shared_mu;
+    reader *shared;
 } sink;
 
-/* --- small helpers --- */
+/* --- what sink_sqlite.h shares with writer.c --- */
 
-static bool host_is_little_endian(void) {
+bool host_is_little_endian(void) {
     const uint16_t one = 1;
     unsigned char b;
     memcpy(&b, &one, 1);
@@ -158,9 +155,7 @@ static uint32_t bswap32(uint32_t x) {
     return (x >> 24) | ((x >> 8) & 0xff00u) | ((x << 8) & 0xff0000u) | (x << 24);
 }
 
-/* Vectors are stored as float32 little-endian; this swaps in place on a
- * big-endian host (both ways: the swap is its own inverse). */
-static void floats_to_from_le(float *v, size_t n) {
+void floats_to_from_le(float *v, size_t n) {
     if (host_is_little_endian()) return;
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
@@ -170,45 +165,24 @@ static void floats_to_from_le(float *v, size_t n) {
     }
 }
 
-static int grow_fbuf(sink *s, size_t n) {
-    if (n <= s->fcap) return 0;
-    float *nb = realloc(s->fbuf, n * sizeof *nb);
-    if (!nb) return SL_ENOMEM;
-    s->fbuf = nb;
-    s->fcap = n;
-    return 0;
-}
-
-/* Remembers SQLite's message for a failing rc and passes rc on. */
-static int note(sink *s, int rc) {
+int conn_note(conn *c, int rc) {
     if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        snprintf(s->errmsg, sizeof s->errmsg, "%s", sqlite3_errmsg(s->db));
+        snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errmsg(c->db));
     return rc;
 }
 
-/* A failure found by us rather than SQLite: its standard wording. */
-static int own_error(sink *s, int rc) {
-    snprintf(s->errmsg, sizeof s->errmsg, "%s", sqlite3_errstr(rc));
+int conn_own_error(conn *c, int rc) {
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errstr(rc));
     return rc;
 }
 
-/* Runs a statement that returns no rows; SQLITE_OK or the error. */
-static int exec(sink *s, sqlite3_stmt *st) {
-    int rc = note(s, sqlite3_step(st));
+int conn_exec(conn *c, sqlite3_stmt *st) {
+    int rc = conn_note(c, sqlite3_step(st));
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void rollback(sink *s) {
-    if (!sqlite3_get_autocommit(s->db)) {
-        sqlite3_step(s->st[ST_ROLLBACK]);
-        sqlite3_reset(s->st[ST_ROLLBACK]);
-    }
-}
-
-/* The SL_E* kind of a SQLite failure: locked is worth retrying, a full
- * disk or a broken file stops the run. */
-static int error_kind(int rc) {
+int sqlite_error_kind(int rc) {
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED: return SL_ERETRY;
@@ -218,15 +192,24 @@ static int error_kind(int rc) {
     }
 }
 
-static int db_fail(sl_call *call, sink *s, int rc, const char *what, const char *uri) {
-    int code = error_kind(rc);
+int conn_fail(sl_call *call, const conn *c, int rc, const char *what, const char *uri) {
+    int code = sqlite_error_kind(rc);
     if (code == SL_ERETRY)
-        return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, s->path,
-                       s->errmsg);
-    return sl_fail(call, code, "%s '%s': %s: %s", what, uri, s->path, s->errmsg);
+        return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, c->path,
+                       c->errmsg);
+    return sl_fail(call, code, "%s '%s': %s: %s", what, uri, c->path, c->errmsg);
 }
 
-/* --- init: folder, connection, schema, statements --- */
+static int grow_fbuf(reader *r, size_t n) {
+    if (n <= r->fcap) return 0;
+    float *nb = realloc(r->fbuf, n * sizeof *nb);
+    if (!nb) return SL_ENOMEM;
+    r->fbuf = nb;
+    r->fcap = n;
+    return 0;
+}
+
+/* --- init: folder, connection, schema, writer --- */
 
 /* mkdir -p of the folder holding `path` (0755). */
 static int make_parent(const char *path, char *err, size_t errlen) {
@@ -256,22 +239,22 @@ static int make_parent(const char *path, char *err, size_t errlen) {
     return rc;
 }
 
-static int exec_sql(sink *s, const char *sql) {
+static int exec_sql(conn *c, const char *sql) {
     char *msg = NULL;
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) snprintf(s->errmsg, sizeof s->errmsg, "%s", msg ? msg : sqlite3_errstr(rc));
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) snprintf(c->errmsg, sizeof c->errmsg, "%s", msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return rc;
 }
 
 /* Reads schema_version from meta: 0 when absent, -1 when not a number. */
-static int64_t schema_version(sink *s, int *rc) {
+static int64_t schema_version(conn *c, int *rc) {
     sqlite3_stmt *st;
-    *rc = note(
-        s, sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL));
+    *rc = conn_note(
+        c, sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL));
     if (*rc != SQLITE_OK) return 0;
     int64_t v = 0;
-    int step = note(s, sqlite3_step(st));
+    int step = conn_note(c, sqlite3_step(st));
     if (step == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(st, 0);
         char *end;
@@ -286,47 +269,161 @@ static int64_t schema_version(sink *s, int *rc) {
 }
 
 /* Brings the schema to SCHEMA_VERSION in one transaction. */
-static int migrate(sink *s, sl_instance *inst) {
-    int rc = exec_sql(s, "BEGIN IMMEDIATE");
+static int migrate(conn *c, sl_instance *inst) {
+    int rc = exec_sql(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
-        return sl_instance_fail(inst, error_kind(rc) == SL_ERETRY ? SL_EFATAL : error_kind(rc),
-                                "%s: cannot open the schema: %s", s->path, s->errmsg);
-    rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    int64_t v = rc == SQLITE_OK ? schema_version(s, &rc) : 0;
+        return sl_instance_fail(inst, sqlite_error_kind(rc) == SL_ERETRY ? SL_EFATAL : sqlite_error_kind(rc),
+                                "%s: cannot open the schema: %s", c->path, c->errmsg);
+    rc = exec_sql(c, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    int64_t v = rc == SQLITE_OK ? schema_version(c, &rc) : 0;
     if (rc == SQLITE_OK && v < 0) {
-        exec_sql(s, "ROLLBACK");
-        return sl_instance_fail(inst, SL_EFATAL, "%s: meta.schema_version is not a number", s->path);
+        exec_sql(c, "ROLLBACK");
+        return sl_instance_fail(inst, SL_EFATAL, "%s: meta.schema_version is not a number", c->path);
     }
     if (rc == SQLITE_OK && v > SCHEMA_VERSION) {
-        exec_sql(s, "ROLLBACK");
+        exec_sql(c, "ROLLBACK");
         return sl_instance_fail(inst, SL_EFATAL,
                                 "%s has schema version %lld, newer than this sink-sqlite knows (%d): "
                                 "use a newer sluice, or another path",
-                                s->path, (long long)v, SCHEMA_VERSION);
+                                c->path, (long long)v, SCHEMA_VERSION);
     }
-    for (; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) rc = exec_sql(s, migrations[v]);
+    for (; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) rc = exec_sql(c, migrations[v]);
     if (rc == SQLITE_OK) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d')",
                  SCHEMA_VERSION);
-        rc = exec_sql(s, sql);
+        rc = exec_sql(c, sql);
     }
-    if (rc == SQLITE_OK) rc = exec_sql(s, "COMMIT");
+    if (rc == SQLITE_OK) rc = exec_sql(c, "COMMIT");
     if (rc != SQLITE_OK) {
-        char msg[sizeof s->errmsg];
-        memcpy(msg, s->errmsg, sizeof msg);
-        if (!sqlite3_get_autocommit(s->db)) exec_sql(s, "ROLLBACK");
-        return sl_instance_fail(inst, SL_EFATAL, "%s: cannot set up the schema: %s", s->path, msg);
+        char msg[sizeof c->errmsg];
+        memcpy(msg, c->errmsg, sizeof msg);
+        if (!sqlite3_get_autocommit(c->db)) exec_sql(c, "ROLLBACK");
+        return sl_instance_fail(inst, SL_EFATAL, "%s: cannot set up the schema: %s", c->path, msg);
     }
     return 0;
 }
 
+/* The write connection: WAL (readers never block the writer, a commit is
+ * one append), the synchronous mode asked for, foreign keys (chunks go
+ * with their document), and the schema brought up to date. Used only
+ * under the writer's lock, so it needs no mutex of SQLite's. */
+static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync, sqlite3 **out) {
+    conn k = {.path = s->path};
+    int rc = sqlite3_open_v2(c->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", c->path,
+                                    k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(k.db);
+        return code;
+    }
+    sqlite3_extended_result_codes(k.db, 1);
+    sqlite3_busy_timeout(k.db, s->busy_ms);
+
+    /* An in-memory or read-only-folder database answers another mode; it
+     * still works, only without WAL's properties. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(k.db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        if (!mode || strcmp(mode, "wal") != 0)
+            sl_log(s->inst, SL_LOG_WARN, "%s: journal mode is %s, not wal", c->path, mode ? mode : "unknown");
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) conn_note(&k, rc);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        rc = exec_sql(&k, strcmp(sync, "full") == 0 ? "PRAGMA synchronous = FULL"
+                                                    : "PRAGMA synchronous = NORMAL");
+    if (rc == SQLITE_OK) rc = exec_sql(&k, "PRAGMA foreign_keys = ON");
+    if (rc != SQLITE_OK) {
+        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", c->path, k.errmsg);
+        sqlite3_close_v2(k.db);
+        return code;
+    }
+    rc = migrate(&k, s->inst);
+    if (rc) {
+        sqlite3_close_v2(k.db);
+        return rc;
+    }
+    *out = k.db;
+    return 0;
+}
+
+/* --- readers --- */
+
+static void reader_free(reader *r) {
+    if (!r) return;
+    for (int i = 0; i < R_COUNT; i++) sqlite3_finalize(r->st[i]);
+    sqlite3_close_v2(r->c.db);
+    free(r->fbuf);
+    free(r);
+}
+
+/* A connection that only reads (query_only: a bug that tried to write
+ * would fail, not take the write lock). The file exists: init made it. */
+static int reader_new(sink *s, reader **out) {
+    *out = NULL;
+    reader *r = calloc(1, sizeof *r);
+    if (!r) return SQLITE_NOMEM;
+    r->c.path = s->path;
+    int rc = sqlite3_open_v2(s->path, &r->c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(r->c.db, 1);
+        sqlite3_busy_timeout(r->c.db, s->busy_ms);
+        rc = exec_sql(&r->c, "PRAGMA query_only = ON");
+    } else {
+        conn_own_error(&r->c, rc);
+    }
+    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++)
+        rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, read_statements[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                                 &r->st[i], NULL));
+    if (rc != SQLITE_OK) {
+        sl_log(s->inst, SL_LOG_ERROR, "%s: cannot open a read connection: %s", s->path, r->c.errmsg);
+        reader_free(r);
+        return rc;
+    }
+    *out = r;
+    return SQLITE_OK;
+}
+
+static int thread_init(void *state, void **thread_state) {
+    reader *r;
+    int rc = reader_new(state, &r);
+    if (rc != SQLITE_OK) return sqlite_error_kind(rc) == SL_ENOMEM ? SL_ENOMEM : SL_EFATAL;
+    *thread_state = r;
+    return 0;
+}
+
+static void thread_fini(void *state, void *thread_state) { reader_free(thread_state); }
+
+/* The calling thread's reader, or the shared one (locked until
+ * reader_put). NULL when it cannot be opened; the reason is logged. */
+static reader *reader_get(sl_call *call, sink *s) {
+    reader *r = sl_call_thread_state(call);
+    if (r) return r;
+    pthread_mutex_lock(&s->shared_mu);
+    if (!s->shared && reader_new(s, &s->shared) != SQLITE_OK) {
+        pthread_mutex_unlock(&s->shared_mu);
+        return NULL;
+    }
+    return s->shared;
+}
+
+static void reader_put(sl_call *call, sink *s) {
+    if (!sl_call_thread_state(call)) pthread_mutex_unlock(&s->shared_mu);
+}
+
+/* --- life --- */
+
 static void sink_free(sink *s) {
     if (!s) return;
-    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
-    sqlite3_close_v2(s->db);
+    writer_free(s->w);
+    reader_free(s->shared);
+    pthread_mutex_destroy(&s->shared_mu);
     free(s->path);
-    free(s->fbuf);
     free(s);
 }
 
@@ -338,6 +435,10 @@ static int init(sl_instance *inst, const void *config, void **state) {
         return sl_instance_fail(inst, SL_EFATAL, "option 'synchronous': '%s' is not normal or full", sync);
     if (c->busy_timeout < 0)
         return sl_instance_fail(inst, SL_EFATAL, "option 'busy_timeout': must not be negative");
+    if (c->group_max < 1 || c->group_max > 1000000)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'group_max': %lld is not between 1 and 1000000",
+                                (long long)c->group_max);
+    if (c->group_ms < 0) return sl_instance_fail(inst, SL_EFATAL, "option 'group_ms': must not be negative");
 
     char err[512];
     int rc = make_parent(c->path, err, sizeof err);
@@ -348,54 +449,18 @@ static int init(sl_instance *inst, const void *config, void **state) {
         free(s);
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
-    rc = sqlite3_open_v2(c->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                         NULL);
-    if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(inst, SL_EFATAL, "cannot open %s: %s", c->path,
-                                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        sink_free(s);
-        return code;
+    s->inst = inst;
+    s->busy_ms = c->busy_timeout > INT_MAX ? INT_MAX : (int)c->busy_timeout;
+    pthread_mutex_init(&s->shared_mu, NULL);
+    sqlite3 *db = NULL;
+    rc = open_writer_db(s, c, sync, &db);
+    if (!rc) {
+        writer_opts o = {.group_max = c->group_max, .group_ms = c->group_ms};
+        rc = writer_new(inst, db, s->path, &o, &s->w);
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, c->busy_timeout > INT_MAX ? INT_MAX : (int)c->busy_timeout);
-
-    /* WAL: readers never block the writer, and a commit is one append.
-     * An in-memory or read-only-folder database answers another mode; it
-     * still works, only without those properties. */
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        if (!mode || strcmp(mode, "wal") != 0)
-            sl_log(inst, SL_LOG_WARN, "%s: journal mode is %s, not wal", c->path, mode ? mode : "unknown");
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_OK) note(s, rc);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_OK)
-        rc = exec_sql(s, strcmp(sync, "full") == 0 ? "PRAGMA synchronous = FULL"
-                                                   : "PRAGMA synchronous = NORMAL");
-    if (rc == SQLITE_OK) rc = exec_sql(s, "PRAGMA foreign_keys = ON");
-    if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(inst, SL_EFATAL, "cannot open %s: %s", c->path, s->errmsg);
-        sink_free(s);
-        return code;
-    }
-
-    rc = migrate(s, inst);
     if (rc) {
         sink_free(s);
         return rc;
-    }
-    for (int i = 0; i < ST_COUNT; i++) {
-        int prc = sqlite3_prepare_v3(s->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
-        if (prc != SQLITE_OK) {
-            int code = sl_instance_fail(inst, SL_EFATAL, "%s: cannot prepare statement %d: %s", c->path, i,
-                                        sqlite3_errmsg(s->db));
-            sink_free(s);
-            return code;
-        }
     }
     *state = s;
     return 0;
@@ -407,118 +472,35 @@ static void fini(void *state) { sink_free(state); }
 
 static int lookup(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
-    sqlite3_stmt *st = s->st[ST_LOOKUP];
     const char *uri = sl_doc_uri(doc);
+    reader *r = reader_get(call, s);
+    if (!r) return sl_fail(call, SL_EFATAL, "lookup '%s': cannot open a read connection to %s", uri, s->path);
+    sqlite3_stmt *st = r->st[R_LOOKUP];
     sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)sl_doc_run_id(doc));
     int answer = SL_LOOKUP_MISSING;
-    int rc = note(s, sqlite3_step(st));
+    int rc = conn_note(&r->c, sqlite3_step(st));
     if (rc == SQLITE_ROW) {
         const char *hash = (const char *)sqlite3_column_text(st, 0);
         const char *fp = (const char *)sqlite3_column_text(st, 1);
         bool same =
             hash && fp && strcmp(hash, sl_doc_hash(doc)) == 0 && strcmp(fp, sl_doc_fingerprint(doc)) == 0;
         answer = same ? SL_LOOKUP_UNCHANGED : SL_LOOKUP_CHANGED;
-        rc = note(s, sqlite3_step(st)); /* uri is unique: DONE */
+        rc = conn_note(&r->c, sqlite3_step(st)); /* uri is unique: DONE */
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return db_fail(call, s, rc, "lookup", uri);
+    sqlite3_reset(st); /* ends the read: the WAL can be checkpointed past it */
+    if (rc != SQLITE_DONE) rc = conn_fail(call, &r->c, rc, "lookup", uri);
+    reader_put(call, s);
+    if (rc < 0) return rc;
+    /* A stored document whose file is still there is kept by prune, even
+     * if it is skipped or its new version fails. */
+    if (answer != SL_LOOKUP_MISSING && writer_mark_seen(s->w, uri, sl_doc_run_id(doc)))
+        return sl_fail(call, SL_ENOMEM, "lookup '%s': out of memory", uri);
     return answer;
-}
-
-static int bind_text_or_null(sqlite3_stmt *st, int i, const char *t) {
-    return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
-
-static int insert_chunk(sink *s, sl_doc *doc, sqlite3_int64 doc_id, size_t i) {
-    sqlite3_stmt *st = s->st[ST_INSERT_CHUNK];
-    size_t len;
-    const char *text = sl_chunk_text(doc, i, &len);
-    uint32_t dim = 0;
-    const float *vec = sl_chunk_vector(doc, i, &dim);
-    if (len > INT_MAX) return own_error(s, SQLITE_TOOBIG);
-    int rc = sqlite3_bind_int64(st, 1, doc_id);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, text ? text : "", (int)len, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 4, sl_chunk_heading(doc, i), -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 5, sl_chunk_page(doc, i));
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 6, sl_chunk_line(doc, i));
-    if (rc == SQLITE_OK) rc = bind_text_or_null(st, 7, sl_chunk_summary(doc, i));
-    if (!vec || dim == 0) {
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, 0);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_null(st, 9);
-    } else {
-        if ((size_t)dim > (size_t)INT_MAX / sizeof(float)) return own_error(s, SQLITE_TOOBIG);
-        const void *blob = vec;
-        if (!host_is_little_endian()) {
-            if (grow_fbuf(s, dim)) return own_error(s, SQLITE_NOMEM);
-            memcpy(s->fbuf, vec, (size_t)dim * sizeof(float));
-            floats_to_from_le(s->fbuf, dim);
-            blob = s->fbuf;
-        }
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, dim);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_blob(st, 9, blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
-    }
-    if (rc != SQLITE_OK) {
-        sqlite3_reset(st);
-        return note(s, rc);
-    }
-    return exec(s, st);
 }
 
 static int store(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
-    const char *uri = sl_doc_uri(doc);
-    char *meta = slj_metadata(doc);
-    if (!meta) return sl_fail(call, SL_ENOMEM, "store '%s': out of memory", uri);
-    size_t nbytes = 0;
-    sl_doc_data(doc, &nbytes);
-    size_t nchunks = sl_doc_chunk_count(doc);
-    const char *what = "store";
-
-    int rc = exec(s, s->st[ST_BEGIN_WRITE]);
-    if (rc != SQLITE_OK) goto fail;
-
-    sqlite3_stmt *st = s->st[ST_UPSERT];
-    rc = sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, sl_doc_hash(doc), -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, sl_doc_fingerprint(doc), -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = bind_text_or_null(st, 4, sl_doc_media_type(doc));
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)nbytes);
-    if (rc == SQLITE_OK) rc = bind_text_or_null(st, 6, sl_doc_meta_get(doc, "title"));
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 7, meta, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, (sqlite3_int64)nchunks);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 9, (sqlite3_int64)sl_doc_run_id(doc));
-    sqlite3_int64 doc_id = 0;
-    if (rc == SQLITE_OK) {
-        rc = note(s, sqlite3_step(st));
-        if (rc == SQLITE_ROW) {
-            doc_id = sqlite3_column_int64(st, 0);
-            rc = note(s, sqlite3_step(st));
-        }
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-    } else {
-        note(s, rc);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_OK) goto fail;
-
-    st = s->st[ST_DELETE_CHUNKS];
-    sqlite3_bind_int64(st, 1, doc_id);
-    rc = exec(s, st);
-    for (size_t i = 0; rc == SQLITE_OK && i < nchunks; i++) rc = insert_chunk(s, doc, doc_id, i);
-    if (rc != SQLITE_OK) goto fail;
-
-    what = "commit";
-    rc = exec(s, s->st[ST_COMMIT]);
-    if (rc != SQLITE_OK) goto fail;
-    free(meta);
-    return 0;
-
-fail:
-    free(meta);
-    rollback(s);
-    return db_fail(call, s, rc, what, uri);
+    return writer_store(s->w, call, doc);
 }
 
 static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id) {
@@ -526,42 +508,7 @@ static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_
     if (nroots && !roots) return sl_fail(call, SL_EINVAL, "prune: no roots");
     for (size_t i = 0; i < nroots; i++)
         if (!roots[i] || !*roots[i]) return sl_fail(call, SL_EINVAL, "prune: root %zu is empty", i);
-
-    int rc = exec(s, s->st[ST_BEGIN_WRITE]);
-    long long removed = 0;
-    char *lo = NULL, *hi = NULL;
-    const char *root = nroots ? roots[0] : "";
-    for (size_t i = 0; rc == SQLITE_OK && i < nroots; i++) {
-        root = roots[i];
-        size_t n = strlen(root);
-        bool slash = root[n - 1] == '/';
-        free(lo);
-        free(hi);
-        lo = malloc(n + 2);
-        hi = malloc(n + 2);
-        if (!lo || !hi) {
-            rc = own_error(s, SQLITE_NOMEM);
-            break;
-        }
-        snprintf(lo, n + 2, "%s%s", root, slash ? "" : "/");
-        memcpy(hi, lo, strlen(lo) + 1);
-        hi[strlen(hi) - 1] = '0'; /* the byte after '/' */
-        sqlite3_stmt *st = s->st[ST_PRUNE];
-        sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, lo, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, hi, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)run_id);
-        rc = exec(s, st);
-        if (rc == SQLITE_OK) removed += sqlite3_changes(s->db);
-    }
-    free(lo);
-    free(hi);
-    if (rc == SQLITE_OK) rc = exec(s, s->st[ST_COMMIT]);
-    if (rc != SQLITE_OK) {
-        rollback(s);
-        return db_fail(call, s, rc, "prune", root);
-    }
-    return removed > INT_MAX ? INT_MAX : (int)removed;
+    return writer_prune(s->w, call, roots, nroots, run_id);
 }
 
 /* --- query --- */
@@ -603,11 +550,11 @@ static int cmp_scored(const void *pa, const void *pb) {
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static int add_hits(sl_call *call, sink *s, scored *best, size_t n, sl_hits *hits) {
-    sqlite3_stmt *st = s->st[ST_FETCH];
+static int add_hits(sl_call *call, reader *r, scored *best, size_t n, sl_hits *hits) {
+    sqlite3_stmt *st = r->st[R_FETCH];
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_int64(st, 1, best[i].id);
-        int rc = note(s, sqlite3_step(st));
+        int rc = conn_note(&r->c, sqlite3_step(st));
         if (rc == SQLITE_ROW) {
             const char *uri = (const char *)sqlite3_column_text(st, 0);
             uint32_t ordinal = (uint32_t)sqlite3_column_int64(st, 1);
@@ -621,17 +568,14 @@ static int add_hits(sl_call *call, sink *s, scored *best, size_t n, sl_hits *hit
             if (arc < 0) return sl_fail(call, arc, "query: cannot add a hit: %s", sl_strerror(arc));
         } else {
             sqlite3_reset(st);
-            if (rc != SQLITE_DONE) return db_fail(call, s, rc, "query", "fetch");
+            if (rc != SQLITE_DONE) return conn_fail(call, &r->c, rc, "query", "fetch");
         }
     }
     return 0;
 }
 
-static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits) {
-    sink *s = sl_call_state(call);
-    if (!vector || dim == 0 || !hits) return sl_fail(call, SL_EINVAL, "query: no vector");
-    if (k == 0) return 0;
-    if (grow_fbuf(s, dim)) return sl_fail(call, SL_ENOMEM, "query: out of memory");
+static int query_on(sl_call *call, reader *r, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits) {
+    if (grow_fbuf(r, dim)) return sl_fail(call, SL_ENOMEM, "query: out of memory");
     double qq = 0;
     for (uint32_t j = 0; j < dim; j++) qq += (double)vector[j] * vector[j];
     double qnorm = sqrt(qq);
@@ -641,12 +585,12 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     if (!best) return sl_fail(call, SL_ENOMEM, "query: out of memory");
 
     /* One read transaction: the scan and the fetch see the same snapshot. */
-    int rc = exec(s, s->st[ST_BEGIN_READ]);
-    sqlite3_stmt *st = s->st[ST_SCAN];
+    int rc = conn_exec(&r->c, r->st[R_BEGIN]);
+    sqlite3_stmt *st = r->st[R_SCAN];
     long long matched = 0, other = 0;
     int64_t other_dim = 0;
     const size_t want = (size_t)dim * sizeof(float);
-    while (rc == SQLITE_OK && (rc = note(s, sqlite3_step(st))) == SQLITE_ROW) {
+    while (rc == SQLITE_OK && (rc = conn_note(&r->c, sqlite3_step(st))) == SQLITE_ROW) {
         rc = SQLITE_OK;
         int64_t d = sqlite3_column_int64(st, 1);
         if (d != (int64_t)dim) {
@@ -657,12 +601,12 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
         const void *blob = sqlite3_column_blob(st, 2);
         if (!blob || (size_t)sqlite3_column_bytes(st, 2) != want) continue; /* damaged row */
         matched++;
-        memcpy(s->fbuf, blob, want); /* the blob need not be aligned for float */
-        floats_to_from_le(s->fbuf, dim);
+        memcpy(r->fbuf, blob, want); /* the blob need not be aligned for float */
+        floats_to_from_le(r->fbuf, dim);
         double dot = 0, vv = 0;
         for (uint32_t j = 0; j < dim; j++) {
-            dot += (double)vector[j] * s->fbuf[j];
-            vv += (double)s->fbuf[j] * s->fbuf[j];
+            dot += (double)vector[j] * r->fbuf[j];
+            vv += (double)r->fbuf[j] * r->fbuf[j];
         }
         double score = qnorm > 0 && vv > 0 ? dot / (qnorm * sqrt(vv)) : 0.0;
         scored e = {score, sqlite3_column_int64(st, 0)};
@@ -671,7 +615,7 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
                 size_t nc = cap * 2 > k ? k : cap * 2;
                 scored *nb = realloc(best, nc * sizeof *nb);
                 if (!nb) {
-                    rc = own_error(s, SQLITE_NOMEM);
+                    rc = conn_own_error(&r->c, SQLITE_NOMEM);
                     break;
                 }
                 best = nb;
@@ -687,35 +631,55 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     sqlite3_reset(st);
     int ret = 0;
     if (rc != SQLITE_DONE) {
-        ret = db_fail(call, s, rc, "query", s->path);
+        ret = conn_fail(call, &r->c, rc, "query", r->c.path);
     } else if (matched == 0 && other > 0) {
         ret = sl_fail(call, SL_EFATAL, "query: the store holds %lld-dimensional vectors; the query has %u",
                       (long long)other_dim, dim);
     } else {
         qsort(best, n, sizeof *best, cmp_scored);
-        ret = add_hits(call, s, best, n, hits);
+        ret = add_hits(call, r, best, n, hits);
     }
     free(best);
     if (ret == 0) {
-        rc = exec(s, s->st[ST_COMMIT]);
-        if (rc != SQLITE_OK) ret = db_fail(call, s, rc, "query", s->path);
+        rc = conn_exec(&r->c, r->st[R_COMMIT]);
+        if (rc != SQLITE_OK) ret = conn_fail(call, &r->c, rc, "query", r->c.path);
     }
-    rollback(s);
+    if (!sqlite3_get_autocommit(r->c.db)) {
+        sqlite3_step(r->st[R_ROLLBACK]);
+        sqlite3_reset(r->st[R_ROLLBACK]);
+    }
     return ret;
 }
 
+static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits) {
+    sink *s = sl_call_state(call);
+    if (!vector || dim == 0 || !hits) return sl_fail(call, SL_EINVAL, "query: no vector");
+    if (k == 0) return 0;
+    reader *r = reader_get(call, s);
+    if (!r) return sl_fail(call, SL_EFATAL, "query: cannot open a read connection to %s", s->path);
+    int rc = query_on(call, r, vector, dim, k, hits);
+    reader_put(call, s);
+    return rc;
+}
+
+/* Lookups (on their readers) run on every pool thread at once, and so do
+ * stores, which wait for each other on the writer's lock: no limit here.
+ * A store holds its slot until its group commits (SL_PENDING). */
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.0.0",
-    .summary = "stores documents, chunks and vectors in one SQLite file (WAL; brute-force cosine queries)",
+    .version = "1.1.0",
+    .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; brute-force "
+               "cosine queries)",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_CPU,
     .options = options,
     .config_size = sizeof(sink_sqlite_config),
-    .max_concurrency = 1,
+    .max_concurrency = 0,
     .init = init,
     .fini = fini,
+    .thread_init = thread_init,
+    .thread_fini = thread_fini,
     .lookup = lookup,
     .store = store,
     .prune = prune,

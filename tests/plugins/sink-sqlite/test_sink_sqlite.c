@@ -2,16 +2,25 @@
  * the core's loader and configured through the core's instance API, as a
  * run would, against real SQLite files under $SLUICE_TEST_TMP: schema and
  * folder made on first use, lookup answers, all-or-nothing stores (under a
- * competing writer and under kill -9), prune by root and run, brute-force
- * queries, reopening, and refusing a newer schema.
+ * competing writer and under kill -9), group commit (a failed document
+ * alone rolled back, a failed commit failing its whole group, group_max = 1
+ * as one transaction per document, no answer before the commit), lookups
+ * that read while a write transaction is open, seen-marks that reach
+ * prune, prune by root and run, brute-force queries, reopening, and
+ * refusing a newer schema.
  *
- * A second, plain SQLite connection inspects the file and plays the other
- * writer.
+ * The test plays the core: it calls the callbacks directly, with a call
+ * whose on_done records the answer a store gives later (sl_call_done from
+ * the thread that commits its group). A second, plain SQLite connection
+ * inspects the file and plays the other writer.
  */
 #include <errno.h>
 #include <ftw.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../check.h" /* the tests' check.h, not core/check.h */
@@ -38,21 +48,77 @@ static char tmpdir[1024];
 /* --- instances and calls --- */
 
 /* An instance on `path` (NULL: no path given) from the defaults plus
- * overrides, then init. NULL if it could not be built; *rc is the first
- * failure and sl_ctx_errmsg(ctx) its message. */
-static sl_instance *sink_open(const char *path, int64_t busy_ms, int *rc) {
+ * busy_timeout and `extra` overrides ("group_max=1", ...), then init. NULL
+ * if it could not be built; *rc is the first failure and sl_ctx_errmsg(ctx)
+ * its message. */
+static sl_instance *sink_open_with(const char *path, int64_t busy_ms, const char *const *extra, size_t nextra,
+                                   int *rc) {
     char p[4200], b[64];
     snprintf(p, sizeof p, "path=%s", path ? path : "");
     snprintf(b, sizeof b, "busy_timeout=%lldms", (long long)busy_ms);
-    const char *ov[2] = {b, p};
+    const char *ov[8] = {b};
+    size_t n = 1;
+    for (size_t i = 0; i < nextra && n < 7; i++) ov[n++] = extra[i];
+    if (path) ov[n++] = p;
     sl_instance *inst = NULL;
     sl_ctx_clear_error(ctx);
-    *rc = sl_instance_new_defaults(ctx, plugin, "store", ov, path ? 2 : 1, &inst);
+    *rc = sl_instance_new_defaults(ctx, plugin, "store", ov, n, &inst);
     if (*rc == 0) *rc = sl_instance_init(ctx, inst);
     return inst;
 }
 
+static sl_instance *sink_open(const char *path, int64_t busy_ms, int *rc) {
+    return sink_open_with(path, busy_ms, NULL, 0, rc);
+}
+
 static void sink_close(sl_instance *inst) { sl_instance_free(inst); }
+
+/* A call whose answer may come later, from another thread. When `check`
+ * is set, the answer callback also counts, on its own connection, the
+ * rows of `uri` with `hash` at the moment of the answer: a document
+ * answered as stored must already be committed then. */
+typedef struct tcall {
+    sl_call call; /* first: on_done gets &call */
+    atomic_int answered;
+    atomic_int rc;
+    const char *check; /* the store's file */
+    char uri[256], hash[80];
+    atomic_int visible; /* rows seen when the answer came; -1: not checked */
+} tcall;
+
+static long long count_rows(const char *path, const char *uri, const char *hash);
+
+static void tcall_done(sl_call *call, int rc) {
+    tcall *t = (tcall *)call;
+    if (t->check) atomic_store(&t->visible, (int)count_rows(t->check, t->uri, t->hash));
+    atomic_store(&t->rc, rc);
+    atomic_store(&t->answered, 1);
+}
+
+static void tcall_init(tcall *t, sl_instance *inst, void *thread_state) {
+    sl_call_init(&t->call, inst, thread_state);
+    t->call.on_done = tcall_done;
+    atomic_store(&t->answered, 0);
+    atomic_store(&t->rc, 0);
+    atomic_store(&t->visible, -1);
+    t->check = NULL;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The store's answer: at once, or once sl_call_done came (within
+ * timeout_ms; 1 (not an SL_* code) when it never did). */
+static int tcall_wait(tcall *t, int store_rc, long timeout_ms) {
+    if (store_rc != SL_PENDING) return store_rc;
+    for (long waited = 0; !atomic_load(&t->answered); waited++) {
+        if (waited >= timeout_ms) return 1;
+        sleep_ms(1);
+    }
+    return atomic_load(&t->rc);
+}
 
 static sl_call last_call; /* the last call's failure, for messages */
 
@@ -60,9 +126,25 @@ static int do_lookup(sl_instance *inst, sl_doc *doc) {
     sl_call_init(&last_call, inst, NULL);
     return desc->lookup(&last_call, doc);
 }
+/* Stores and waits for the answer, as the core would. */
 static int do_store(sl_instance *inst, sl_doc *doc) {
+    static tcall t;
+    tcall_init(&t, inst, NULL);
+    int rc = tcall_wait(&t, desc->store(&t.call, doc), 10000);
     sl_call_init(&last_call, inst, NULL);
-    return desc->store(&last_call, doc);
+    last_call.code = t.call.code;
+    memcpy(last_call.msg, t.call.msg, sizeof last_call.msg);
+    return rc;
+}
+/* Starts a store without waiting: SL_PENDING, or the answer. */
+static int store_async(sl_instance *inst, tcall *t, sl_doc *doc, const char *check_path) {
+    tcall_init(t, inst, NULL);
+    if (check_path) {
+        t->check = check_path;
+        snprintf(t->uri, sizeof t->uri, "%s", sl_doc_uri(doc));
+        snprintf(t->hash, sizeof t->hash, "%s", sl_doc_hash(doc));
+    }
+    return desc->store(&t->call, doc);
 }
 static int do_prune(sl_instance *inst, const char *const *roots, size_t n, uint64_t run) {
     sl_call_init(&last_call, inst, NULL);
@@ -139,6 +221,64 @@ static void raw_exec(const char *path, const char *sql) {
     sqlite3_close(db);
 }
 
+/* Rows of documents with this uri and hash, on a connection of its own
+ * (safe from any thread); -1 when the file cannot be read. */
+static long long count_rows(const char *path, const char *uri, const char *hash) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM documents WHERE uri = ?1 AND hash = ?2", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* raw_int until it answers `want`, for at most timeout_ms; its last answer. */
+static long long wait_int(const char *path, const char *sql, long long want, long timeout_ms) {
+    long long v = raw_int(path, sql);
+    for (long waited = 0; v != want && waited < timeout_ms; waited += 5) {
+        sleep_ms(5);
+        v = raw_int(path, sql);
+    }
+    return v;
+}
+
+/* Everything a store decides (documents and chunks, vectors included),
+ * without row ids, timestamps and seen_run: equal for equal stores. */
+static char *store_dump(const char *path) {
+    sqlite3 *db = raw_open(path);
+    static const char *const sql[] = {
+        "SELECT uri, hash, fingerprint, media_type, bytes, title, metadata, chunk_count FROM documents "
+        "ORDER BY uri",
+        "SELECT d.uri, c.ordinal, c.text, c.heading, c.page, c.line, c.summary, c.dim, hex(c.vector)"
+        " FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY d.uri, c.ordinal"};
+    size_t len = 0, cap = 4096;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    for (size_t q = 0; q < 2; q++) {
+        sqlite3_stmt *st = NULL;
+        CHECK_INT(sqlite3_prepare_v2(db, sql[q], -1, &st, NULL), SQLITE_OK);
+        while (st && sqlite3_step(st) == SQLITE_ROW)
+            for (int i = 0; i < sqlite3_column_count(st); i++) {
+                const char *v = (const char *)sqlite3_column_text(st, i);
+                size_t n = strlen(v ? v : "NULL") + 2;
+                if (len + n + 1 > cap) out = realloc(out, cap = 2 * (len + n + 1));
+                len += (size_t)snprintf(out + len, cap - len, "%s%c", v ? v : "NULL",
+                                        i + 1 < sqlite3_column_count(st) ? '|' : '\n');
+            }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return out;
+}
+
 static void store_path(char *out, size_t outlen, const char *name) {
     snprintf(out, outlen, "%s/%s/store.db", tmpdir, name);
 }
@@ -149,15 +289,33 @@ static void test_descriptor_declares_sink(void) {
     CHECK_STR(desc->name, "sink-sqlite");
     CHECK_INT(desc->role, SL_ROLE_SINK);
     CHECK_INT(desc->bottleneck, SL_CPU);
-    CHECK_INT(desc->max_concurrency, 1);
+    /* no limit: lookups run on every pool thread while a store writes */
+    CHECK_INT(desc->max_concurrency, 0);
     CHECK(desc->lookup && desc->store && desc->prune && desc->query && desc->init && desc->fini);
-    /* path is required and, like the other two, no part of the fingerprint. */
+    CHECK(desc->thread_init && desc->thread_fini); /* a read connection per pool thread */
+    /* path is required and, like the others, no part of the fingerprint. */
     size_t n = 0;
     for (const sl_option *o = desc->options; o && o->name; o++, n++) {
         CHECK(o->flags & SL_OPT_NO_FINGERPRINT);
+        CHECK(o->help && *o->help);
         CHECK_INT(!!(o->flags & SL_OPT_REQUIRED), strcmp(o->name, "path") == 0);
+        if (strcmp(o->name, "group_max") == 0) CHECK_STR(o->def, "64");
+        if (strcmp(o->name, "group_ms") == 0) CHECK_STR(o->def, "50ms");
     }
-    CHECK_INT(n, 3);
+    CHECK_INT(n, 5);
+}
+
+static void test_bad_group_options_refused(void) {
+    char path[4096];
+    store_path(path, sizeof path, "bad-options");
+    static const char *const bad[][2] = {{"group_max=0", "group_max"}, {"group_max=-3", "group_max"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc;
+        sl_instance *s = sink_open_with(path, 1000, bad[i], 1, &rc);
+        CHECK_INT(rc, SL_EFATAL);
+        CHECK_CONTAINS(sl_ctx_errmsg(ctx), bad[i][1]);
+        sink_close(s);
+    }
 }
 
 static void test_schema_and_folder_made_on_first_use(void) {
@@ -193,7 +351,8 @@ static void test_missing_required_path_refused(void) {
 }
 
 /* Store then lookup: unchanged; other bytes or fingerprint: changed;
- * another uri: missing. A lookup records the run as seen. */
+ * another uri: missing. A lookup records the run as seen: not itself (it
+ * only reads), through the writer's next commit, here the timed one. */
 static void test_lookup_answers(void) {
     char path[4096];
     store_path(path, sizeof path, "lookup");
@@ -208,10 +367,10 @@ static void test_lookup_answers(void) {
 
     sl_doc *changed = mkdoc("docs/a.md", "# A\nalpha, edited\n", "fp1", 2, "v2", 2, 4);
     CHECK_INT(do_lookup(s, changed), SL_LOOKUP_CHANGED);
-    CHECK_INT(raw_int(path, "SELECT seen_run FROM documents WHERE uri = 'docs/a.md'"), 2);
+    CHECK_INT(wait_int(path, "SELECT seen_run FROM documents WHERE uri = 'docs/a.md'", 2, 5000), 2);
     sl_doc *refp = mkdoc("docs/a.md", "# A\nalpha\n", "fp2", 3, "v1", 2, 4);
     CHECK_INT(do_lookup(s, refp), SL_LOOKUP_CHANGED);
-    CHECK_INT(raw_int(path, "SELECT seen_run FROM documents WHERE uri = 'docs/a.md'"), 3);
+    CHECK_INT(wait_int(path, "SELECT seen_run FROM documents WHERE uri = 'docs/a.md'", 3, 5000), 3);
     sl_doc *other = mkdoc("docs/b.md", "# A\nalpha\n", "fp1", 3, "v1", 0, 0);
     CHECK_INT(do_lookup(s, other), SL_LOOKUP_MISSING);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 1);
@@ -326,7 +485,8 @@ static void test_locked_store_retries_and_keeps_old_chunks(void) {
     CHECK_INT(last_call.code, SL_ERETRY);
     CHECK_CONTAINS(last_call.msg, "a.md");
     CHECK_CONTAINS(last_call.msg, "locked");
-    CHECK_INT(do_lookup(s, v2), SL_ERETRY); /* lookup writes seen_run: it waits too */
+    /* a lookup only reads: it answers at once, from what is committed */
+    CHECK_INT(do_lookup(s, v2), SL_LOOKUP_CHANGED);
     CHECK_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
 
@@ -563,28 +723,402 @@ static void test_not_a_database_refused(void) {
     sink_close(s);
 }
 
-/* kill -9 in the middle of storing: the file is intact, and every document
- * in it is whole (its chunk rows match its chunk_count and its version). */
-static void test_kill_mid_store_leaves_whole_documents(void) {
+/* The store's open group committed now: prune with no roots commits it
+ * (and the queued seen-marks) and removes nothing. */
+static void flush(sl_instance *s) { CHECK_INT(do_prune(s, NULL, 0, 0), 0); }
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Lookups read on connections of their own: they answer at once while a
+ * write transaction is open, the sink's own group (they see what is
+ * committed, not the group) or another connection's BEGIN IMMEDIATE with
+ * uncommitted writes, and they answer on several threads at once. Before,
+ * a lookup wrote seen_run and waited up to busy_timeout behind any writer. */
+typedef struct lookup_thread {
+    sl_instance *inst;
+    sl_doc *stored, *open;
+    int wrong;
+} lookup_thread;
+
+static void *lookups(void *arg) {
+    lookup_thread *lt = arg;
+    void *ts = NULL;
+    if (desc->thread_init(lt->inst->state, &ts) != 0) {
+        lt->wrong = -1;
+        return NULL;
+    }
+    sl_call c;
+    for (int i = 0; i < 200; i++) {
+        sl_call_init(&c, lt->inst, ts);
+        lt->wrong += desc->lookup(&c, lt->stored) != SL_LOOKUP_UNCHANGED;
+        sl_call_init(&c, lt->inst, ts);
+        lt->wrong += desc->lookup(&c, lt->open) != SL_LOOKUP_MISSING;
+    }
+    desc->thread_fini(lt->inst->state, ts);
+    return NULL;
+}
+
+static void test_lookups_do_not_wait_for_writes(void) {
     char path[4096];
+    store_path(path, sizeof path, "readers");
+    const char *group[] = {"group_max=1000", "group_ms=1h"};
+    int rc;
+    sl_instance *s = sink_open_with(path, 5000, group, 2, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *a = mkdoc("a.md", "alpha", "fp", 1, "a", 2, 4);
+    tcall ta, tb;
+    CHECK_INT(store_async(s, &ta, a, NULL), SL_PENDING);
+    flush(s);
+    CHECK_INT(atomic_load(&ta.answered), 1);
+    CHECK_INT(atomic_load(&ta.rc), 0);
+
+    /* The sink's own group is open and holds b.md. */
+    sl_doc *b = mkdoc("b.md", "beta", "fp", 1, "b", 2, 4);
+    CHECK_INT(store_async(s, &tb, b, NULL), SL_PENDING);
+    void *ts = NULL;
+    CHECK_INT(desc->thread_init(s->state, &ts), 0);
+    sl_call c;
+    uint64_t t0 = mono_ms();
+    sl_call_init(&c, s, ts);
+    CHECK_INT(desc->lookup(&c, a), SL_LOOKUP_UNCHANGED);
+    sl_call_init(&c, s, ts);
+    CHECK_INT(desc->lookup(&c, b), SL_LOOKUP_MISSING); /* written, not committed: not stored yet */
+    CHECK(mono_ms() - t0 < 1000);
+    CHECK_INT(atomic_load(&tb.answered), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri = 'b.md'"), 0);
+
+    /* Four threads, each with its own read connection, while it stays open. */
+    lookup_thread lt[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        lt[i] = (lookup_thread){s, a, b, 0};
+        CHECK_INT(pthread_create(&th[i], NULL, lookups, &lt[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(lt[i].wrong, 0);
+    }
+    CHECK_INT(atomic_load(&tb.answered), 0);
+    flush(s);
+    CHECK_INT(atomic_load(&tb.answered), 1);
+    CHECK_INT(atomic_load(&tb.rc), 0);
+
+    /* Another connection holds the write lock, with a write not committed. */
+    sqlite3 *other = raw_open(path);
+    CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE; UPDATE documents SET hash = 'x' WHERE uri = 'a.md'", NULL,
+                           NULL, NULL),
+              SQLITE_OK);
+    t0 = mono_ms();
+    sl_call_init(&c, s, ts);
+    CHECK_INT(desc->lookup(&c, a), SL_LOOKUP_UNCHANGED);
+    sl_call_init(&c, s, ts);
+    CHECK_INT(desc->lookup(&c, b), SL_LOOKUP_UNCHANGED);
+    CHECK_INT(do_lookup(s, b), SL_LOOKUP_UNCHANGED); /* the shared reader of a call without thread state */
+    CHECK(mono_ms() - t0 < 1000);                    /* busy_timeout is 5 s */
+    CHECK_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    desc->thread_fini(s->state, ts);
+    sl_doc_free(a);
+    sl_doc_free(b);
+    sink_close(s);
+}
+
+/* Six documents written into one group, two refused by a trigger halfway
+ * through their chunks: those two fail at once and alone (the new one
+ * leaves no row, the replaced one keeps its old version whole), and leave
+ * the group; the four others are answered only when the last of them fills
+ * it (group_max = 4) and it commits, each in the file, every chunk, when
+ * its answer comes. */
+static void test_failed_document_rolls_back_alone(void) {
+    char path[4096];
+    store_path(path, sizeof path, "group-fail");
+    const char *group[] = {"group_max=4", "group_ms=1h"};
+    int rc;
+    sl_instance *s = sink_open_with(path, 1000, group, 2, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *old = mkdoc("keep.md", "old", "fp", 1, "old", 3, 4);
+    tcall t0;
+    CHECK_INT(store_async(s, &t0, old, NULL), SL_PENDING);
+    flush(s);
+    CHECK_INT(atomic_load(&t0.rc), 0);
+    raw_exec(path, "CREATE TRIGGER refuse BEFORE INSERT ON chunks WHEN NEW.text = 'BAD chunk 2'"
+                   " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+
+    struct {
+        const char *uri, *content, *tag;
+        bool bad;
+    } docs[6] = {{"g/0.md", "g0", "g0", false},    {"g/1.md", "g1", "g1", false},
+                 {"bad-new.md", "n", "BAD", true}, {"g/3.md", "g3", "g3", false},
+                 {"keep.md", "new", "BAD", true},  {"g/5.md", "g5", "g5", false}};
+    tcall t[6];
+    sl_doc *d[6];
+    int answers[6];
+    for (int i = 0; i < 6; i++) {
+        d[i] = mkdoc(docs[i].uri, docs[i].content, "fp", 2, docs[i].tag, 4, 4);
+        answers[i] = store_async(s, &t[i], d[i], path);
+        if (i < 5) {
+            if (docs[i].bad) {
+                CHECK_INT(answers[i], SL_EFATAL); /* a constraint: SQLite's verdict, not a busy file */
+                CHECK_CONTAINS(t[i].call.msg, docs[i].uri);
+                CHECK_CONTAINS(t[i].call.msg, "refused by the test");
+            } else {
+                CHECK_INT(answers[i], SL_PENDING);
+            }
+            /* nothing of the group is visible, nothing answered as stored */
+            CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri LIKE 'g/%'"), 0);
+            for (int k = 0; k <= i; k++) CHECK_INT(atomic_load(&t[k].answered), 0);
+        }
+    }
+    CHECK_INT(answers[5], 0); /* the fourth good one filled the group: committed, answered by its return */
+    for (int i = 0; i < 5; i++) {
+        if (docs[i].bad) continue;
+        CHECK_INT(atomic_load(&t[i].answered), 1);
+        CHECK_INT(atomic_load(&t[i].rc), 0);
+        CHECK_INT(atomic_load(&t[i].visible), 1);
+    }
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri LIKE 'g/%'"), 4);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                            " WHERE d.uri LIKE 'g/%' AND c.text LIKE 'g_ chunk %'"),
+              16);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri = 'bad-new.md'"), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks WHERE text LIKE 'BAD%'"), 0);
+    char buf[128];
+    CHECK_STR(raw_text(path, "SELECT hash FROM documents WHERE uri = 'keep.md'", buf, sizeof buf),
+              sl_doc_hash(old));
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                            " WHERE d.uri = 'keep.md' AND c.text LIKE 'old chunk %'"),
+              3);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents d WHERE chunk_count <> "
+                            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)"),
+              0);
+    for (int i = 0; i < 6; i++) sl_doc_free(d[i]);
+    sl_doc_free(old);
+    sink_close(s);
+}
+
+/* A commit that fails (a deferred foreign key the test plants, which
+ * SQLite checks only at COMMIT) fails every document of the group with
+ * the error, and none of them is stored; the next group commits. */
+static void test_failed_commit_fails_the_whole_group(void) {
+    char path[4096];
+    store_path(path, sizeof path, "commit-fail");
+    const char *group[] = {"group_max=3", "group_ms=1h"};
+    int rc;
+    sl_instance *s = sink_open_with(path, 1000, group, 2, &rc);
+    CHECK_INT(rc, 0);
+    raw_exec(path, "CREATE TABLE trap(doc INTEGER REFERENCES documents(id) DEFERRABLE INITIALLY DEFERRED);"
+                   "CREATE TRIGGER plant AFTER INSERT ON documents WHEN NEW.uri LIKE 'trap/%'"
+                   " BEGIN INSERT INTO trap VALUES(-1); END;");
+    const char *uris[3] = {"x/1.md", "trap/1.md", "x/2.md"};
+    tcall t[3];
+    sl_doc *d[3];
+    for (int i = 0; i < 3; i++) {
+        d[i] = mkdoc(uris[i], uris[i], "fp", 1, "t", 2, 4);
+        rc = store_async(s, &t[i], d[i], NULL);
+        if (i < 2) CHECK_INT(rc, SL_PENDING);
+    }
+    CHECK(rc < 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(atomic_load(&t[i].answered), 1);
+        CHECK_INT(atomic_load(&t[i].rc), rc);
+        CHECK_CONTAINS(t[i].call.msg, uris[i]);
+        CHECK_CONTAINS(t[i].call.msg, "commit failed");
+    }
+    CHECK_CONTAINS(t[2].call.msg, "x/2.md");
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 0);
+
+    /* The trap gone, the same documents go in. */
+    raw_exec(path, "DROP TRIGGER plant");
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(tcall_wait(&t[i], store_async(s, &t[i], d[i], NULL), 0), i < 2 ? 1 : 0);
+    CHECK_INT(atomic_load(&t[0].rc), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 3);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 6);
+    for (int i = 0; i < 3; i++) sl_doc_free(d[i]);
+    sink_close(s);
+}
+
+/* group_max = 1 is one transaction per document, as before group commit:
+ * every store is answered at once (never SL_PENDING) and is in the file
+ * when it returns. And the store it makes equals, byte for byte, the one
+ * the same documents make in groups. */
+static void test_group_max_1_is_one_transaction_per_document(void) {
+    char one[4096], grouped[4096];
+    store_path(one, sizeof one, "one-by-one");
+    store_path(grouped, sizeof grouped, "grouped");
+    const char *g1[] = {"group_max=1"};
+    const char *g64[] = {"group_ms=1h"};
+    int rc1, rc2;
+    sl_instance *s1 = sink_open_with(one, 1000, g1, 1, &rc1);
+    sl_instance *s2 = sink_open_with(grouped, 1000, g64, 1, &rc2);
+    CHECK_INT(rc1, 0);
+    CHECK_INT(rc2, 0);
+    static const char *const contents[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"};
+    tcall t1, t2[12];
+    sl_doc *d[12];
+    for (int i = 0; i < 12; i++) {
+        char uri[32], tag[16];
+        snprintf(uri, sizeof uri, "docs/%d.md", i < 10 ? i : i - 10); /* the last two replace 0 and 1 */
+        snprintf(tag, sizeof tag, "t%d", i);
+        d[i] = mkdoc(uri, contents[i % 10], "fp", 1, tag, (size_t)(1 + i % 4), i % 3 ? 4 : 0);
+        sl_doc_meta_set(d[i], "title", tag);
+        CHECK_INT(store_async(s1, &t1, d[i], NULL), 0);
+        CHECK_INT(count_rows(one, uri, sl_doc_hash(d[i])), 1);
+        CHECK_INT(store_async(s2, &t2[i], d[i], NULL), SL_PENDING);
+    }
+    CHECK_INT(raw_int(grouped, "SELECT count(*) FROM documents"), 0);
+    flush(s2);
+    for (int i = 0; i < 12; i++) CHECK_INT(atomic_load(&t2[i].rc), 0);
+    char *a = store_dump(one), *b = store_dump(grouped);
+    CHECK(strlen(a) > 100);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+    for (int i = 0; i < 12; i++) sl_doc_free(d[i]);
+    sink_close(s1);
+    sink_close(s2);
+}
+
+/* A group that never fills commits group_ms after its first document: its
+ * stores are answered then, not before, each in the file when its answer
+ * comes. */
+static void test_timed_commit_answers_after_commit(void) {
+    char path[4096];
+    store_path(path, sizeof path, "timed");
+    const char *group[] = {"group_max=100", "group_ms=100ms"};
+    int rc;
+    sl_instance *s = sink_open_with(path, 1000, group, 2, &rc);
+    CHECK_INT(rc, 0);
+    tcall t[3];
+    sl_doc *d[3];
+    static const char *const uris[3] = {"t/0.md", "t/1.md", "t/2.md"};
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < 3; i++) {
+        d[i] = mkdoc(uris[i], uris[i], "fp", 1, "t", 2, 4);
+        CHECK_INT(store_async(s, &t[i], d[i], path), SL_PENDING);
+    }
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(tcall_wait(&t[i], SL_PENDING, 5000), 0);
+        CHECK_INT(atomic_load(&t[i].visible), 1);
+    }
+    CHECK(mono_ms() - t0 >= 95);
+    for (int i = 0; i < 3; i++) sl_doc_free(d[i]);
+    sink_close(s);
+}
+
+/* Reruns: skipped documents are looked up, not stored, and their
+ * seen-marks wait in the writer; prune right after the lookups (long
+ * before any timed commit) applies them first. An unchanged corpus prunes
+ * nothing; a deleted file is removed, exactly; a changed document whose new
+ * version then failed is kept (its file is still there). Marks are also
+ * written at fini, and by the timed commit when nothing else writes. */
+static void test_seen_marks_reach_prune(void) {
+    char path[4096];
+    store_path(path, sizeof path, "marks");
+    const char *group[] = {"group_ms=1h"};
+    int rc;
+    sl_instance *s = sink_open_with(path, 1000, group, 1, &rc);
+    CHECK_INT(rc, 0);
+    static const char *const uris[] = {"r/a.md", "r/b.md", "r/c.md", "r/d.md", "outside.md"};
+    sl_doc *d[5];
+    tcall t[5];
+    for (int i = 0; i < 5; i++) {
+        d[i] = mkdoc(uris[i], uris[i], "fp", 1, "v1", 2, 4);
+        CHECK_INT(store_async(s, &t[i], d[i], NULL), SL_PENDING);
+    }
+    flush(s);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 5);
+
+    /* run 2, nothing changed: every document under r/ is skipped */
+    const char *roots[] = {"r"};
+    for (int i = 0; i < 4; i++) {
+        sl_doc_set_run_id(d[i], 2);
+        CHECK_INT(do_lookup(s, d[i]), SL_LOOKUP_UNCHANGED);
+    }
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE seen_run = 2"), 0); /* still queued */
+    CHECK_INT(do_prune(s, roots, 1, 2), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents"), 5);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE seen_run = 2"), 4);
+
+    /* run 3: r/c.md deleted, r/d.md changed and its new version failed */
+    for (int i = 0; i < 2; i++) {
+        sl_doc_set_run_id(d[i], 3);
+        CHECK_INT(do_lookup(s, d[i]), SL_LOOKUP_UNCHANGED);
+    }
+    sl_doc *d2 = mkdoc("r/d.md", "r/d.md, edited", "fp", 3, "v2", 2, 4);
+    CHECK_INT(do_lookup(s, d2), SL_LOOKUP_CHANGED);
+    CHECK_INT(do_prune(s, roots, 1, 3), 1);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri = 'r/c.md'"), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri IN ('r/a.md', 'r/b.md', 'r/d.md')"), 3);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM documents WHERE uri = 'outside.md'"), 1);
+    char buf[128];
+    CHECK_STR(raw_text(path, "SELECT hash FROM documents WHERE uri = 'r/d.md'", buf, sizeof buf),
+              sl_doc_hash(d[3]));
+
+    /* run 4: marks queued at fini are written by it */
+    sl_doc_set_run_id(d[0], 4);
+    CHECK_INT(do_lookup(s, d[0]), SL_LOOKUP_UNCHANGED);
+    sink_close(s);
+    CHECK_INT(raw_int(path, "SELECT seen_run FROM documents WHERE uri = 'r/a.md'"), 4);
+
+    /* run 5: with nothing stored, the timed commit writes them */
+    const char *quick[] = {"group_ms=20ms"};
+    s = sink_open_with(path, 1000, quick, 1, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc_set_run_id(d[1], 5);
+    CHECK_INT(do_lookup(s, d[1]), SL_LOOKUP_UNCHANGED);
+    CHECK_INT(wait_int(path, "SELECT seen_run FROM documents WHERE uri = 'r/b.md'", 5, 5000), 5);
+    sink_close(s);
+    for (int i = 0; i < 5; i++) sl_doc_free(d[i]);
+    sl_doc_free(d2);
+}
+
+/* kill -9 while storing in groups of 4: the file is intact, every document
+ * in it is whole (its chunk rows match its chunk_count and its version),
+ * and every version answered as stored before the kill is there, or a
+ * later one: a store is answered only once its group has committed. */
+static void test_kill_mid_store_leaves_whole_documents(void) {
+    char path[4096], log[4200];
     store_path(path, sizeof path, "kill");
+    snprintf(log, sizeof log, "%s.answered", path);
     int ready[2];
     CHECK_INT(pipe(ready), 0);
     pid_t pid = fork();
     if (pid == 0) {
         close(ready[0]);
+        const char *group[] = {"group_max=4", "group_ms=1h"};
         int rc;
-        sl_instance *s = sink_open(path, 1000, &rc);
+        sl_instance *s = sink_open_with(path, 1000, group, 2, &rc);
         if (rc) _exit(2);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+        if (fd < 0) _exit(5);
         static const char *const contents[] = {"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"};
-        for (unsigned i = 0;; i++) {
-            char uri[32], tag[16];
-            snprintf(uri, sizeof uri, "k/%u.md", i % 5);
-            snprintf(tag, sizeof tag, "v%u", i % 8);
-            sl_doc *d = mkdoc(uri, contents[i % 8], "fp", i, tag, 20 + i % 7, 8);
-            sl_doc_meta_set(d, "title", tag);
-            if (do_store(s, d) != 0) _exit(3);
-            sl_doc_free(d);
+        for (unsigned i = 0;; i += 4) {
+            tcall t[4];
+            sl_doc *d[4];
+            for (unsigned k = 0; k < 4; k++) {
+                unsigned n = i + k;
+                char uri[32], tag[16];
+                snprintf(uri, sizeof uri, "k/%u.md", n % 5);
+                snprintf(tag, sizeof tag, "v%u", n);
+                d[k] = mkdoc(uri, contents[n % 8], "fp", n, tag, 20 + n % 7, 8);
+                sl_doc_meta_set(d[k], "title", tag);
+                int src = store_async(s, &t[k], d[k], NULL);
+                if (src != (k < 3 ? SL_PENDING : 0)) _exit(3);
+            }
+            for (unsigned k = 0; k < 3; k++)
+                if (!atomic_load(&t[k].answered) || atomic_load(&t[k].rc) != 0) _exit(6);
+            for (unsigned k = 0; k < 4; k++) {
+                dprintf(fd, "%s %u\n", sl_doc_uri(d[k]), i + k);
+                sl_doc_free(d[k]);
+            }
             if (i == 20 && write(ready[1], "x", 1) != 1) _exit(4);
         }
     }
@@ -607,6 +1141,26 @@ static void test_kill_mid_store_leaves_whole_documents(void) {
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
                             "WHERE c.text NOT LIKE d.title || ' chunk %'"),
               0);
+    /* What was answered is there: each uri's stored version is at least the
+     * last one answered for it. */
+    FILE *f = fopen(log, "r");
+    CHECK(f != NULL);
+    unsigned last[5] = {0}, answered = 0;
+    char uri[64];
+    unsigned n;
+    while (f && fscanf(f, "%63s %u", uri, &n) == 2) {
+        unsigned k;
+        if (sscanf(uri, "k/%u.md", &k) == 1 && k < 5) last[k] = n;
+        answered++;
+    }
+    if (f) fclose(f);
+    CHECK(answered >= 24);
+    for (unsigned k = 0; k < 5; k++) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "SELECT CAST(substr(title, 2) AS INTEGER) FROM documents WHERE uri = 'k/%u.md'", k);
+        CHECK(raw_int(path, sql) >= (long long)last[k]);
+    }
     /* And the store opens and works again. */
     int rc;
     sl_instance *s = sink_open(path, 1000, &rc);
@@ -640,6 +1194,7 @@ int main(void) {
     test_descriptor_declares_sink();
     test_schema_and_folder_made_on_first_use();
     test_missing_required_path_refused();
+    test_bad_group_options_refused();
     test_lookup_answers();
     test_store_replaces_chunks();
     test_vector_blob_format();
@@ -651,6 +1206,12 @@ int main(void) {
     test_reopen_keeps_data();
     test_newer_schema_refused();
     test_not_a_database_refused();
+    test_lookups_do_not_wait_for_writes();
+    test_failed_document_rolls_back_alone();
+    test_failed_commit_fails_the_whole_group();
+    test_group_max_1_is_one_transaction_per_document();
+    test_timed_commit_answers_after_commit();
+    test_seen_marks_reach_prune();
     test_kill_mid_store_leaves_whole_documents();
 
     sl_registry_free(reg);

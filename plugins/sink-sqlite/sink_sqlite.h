@@ -1,0 +1,75 @@
+/* sink_sqlite.h - what the two halves of sink-sqlite share: a connection
+ * with its last error, SQLite's failures as SL_E* codes, and the writer's
+ * interface.
+ *
+ * sink_sqlite.c is the store as the core sees it: options, schema, the
+ * read connections (one per pool thread) that answer lookup and query.
+ * writer.c is the one write connection: group commit, the seen-marks that
+ * lookups queue, and prune.
+ */
+#ifndef SINK_SQLITE_H
+#define SINK_SQLITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+#include <sluice/sluice.h>
+
+/* One SQLite connection and SQLite's message for its last failure, kept
+ * before a reset clears it. */
+typedef struct conn {
+    sqlite3 *db;
+    const char *path; /* the store's file, for messages; owned by the sink */
+    char errmsg[512];
+} conn;
+
+/* Remembers SQLite's message for a failing rc and passes rc on. */
+int conn_note(conn *c, int rc);
+/* A failure found by us rather than SQLite: its standard wording. */
+int conn_own_error(conn *c, int rc);
+/* Steps a statement that returns no rows and resets it: SQLITE_OK or the error. */
+int conn_exec(conn *c, sqlite3_stmt *st);
+/* The SL_E* kind of a SQLite failure: busy or locked is worth retrying, a
+ * full disk or a broken file stops the run. */
+int sqlite_error_kind(int rc);
+/* sl_fail for a SQLite failure while doing `what` to `uri`. */
+int conn_fail(sl_call *call, const conn *c, int rc, const char *what, const char *uri);
+
+/* Vectors are stored as float32 little-endian. */
+bool host_is_little_endian(void);
+/* Swaps in place on a big-endian host (both ways: the swap is its own inverse). */
+void floats_to_from_le(float *v, size_t n);
+
+/* --- the writer (writer.c) --- */
+
+typedef struct writer writer;
+
+typedef struct writer_opts {
+    int64_t group_max; /* documents per transaction at most, >= 1 */
+    int64_t group_ms;  /* longest a group stays open after its first document, >= 0 */
+} writer_opts;
+
+/* Takes over `db` (open, schema current) and starts the committer thread.
+ * 0, or a negative code with the reason in inst; db is closed either way
+ * on failure. */
+int writer_new(sl_instance *inst, sqlite3 *db, const char *path, const writer_opts *o, writer **out);
+/* Commits what is open (answering its documents), applies the queued
+ * seen-marks, stops the thread, closes the connection. NULL is fine. */
+void writer_free(writer *w);
+
+/* Writes doc into the open group. 0 or a negative code when it was
+ * answered now (its group committed, or it failed alone); SL_PENDING when
+ * sl_call_done(call, ...) follows once its group has committed or failed. */
+int writer_store(writer *w, sl_call *call, sl_doc *doc);
+/* Queues "seen in run `run`" for a stored uri; written with the next
+ * transaction, and always before prune deletes anything. Thread-safe, and
+ * never waits for a write. */
+int writer_mark_seen(writer *w, const char *uri, uint64_t run);
+/* Commits the open group, then in one transaction applies every queued
+ * seen-mark and removes the documents under roots not seen in run_id.
+ * The number removed, or a negative code. */
+int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id);
+
+#endif
