@@ -115,6 +115,7 @@ static void job_end(job *j, job_state end) {
     sl_report *rep = r->rep;
     job_set(j, end);
     if (end == JOB_STORED) {
+        if (j->chain_ns > r->chain_max_ns) r->chain_max_ns = j->chain_ns;
         rep->stored++;
         rep->chunks += sl_doc_chunk_count(j->doc);
     } else if (end == JOB_SKIPPED) {
@@ -206,6 +207,9 @@ void job_part_done(job *j) {
     const route_plan *p = &j->run->plans[j->route];
     if (p->steps[j->step]->op->id == SL_OP_PAGE) job_pages_done(j);
     job_account(j);
+    uint64_t sum = j->sum_base_ns + j->sum_busy_ns;
+    j->chain_ns += sum > j->step_busy_ns ? sum : j->step_busy_ns;
+    j->step_busy_ns = j->sum_base_ns = j->sum_busy_ns = 0;
     j->step += j->step == p->joint ? 2 : 1;
     if (j->step >= p->n) {
         job_end(j, JOB_STORED);
@@ -326,10 +330,16 @@ void job_admit(run *r) {
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
         double want = (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
         uint64_t held = run_held(r);
-        if (r->docs_inflight > 0 &&
-            (r->docs_inflight >= r->max_docs || want > (double)r->budget ||
-             held + (uint64_t)((double)raw * r->expand) + JOB_OVERHEAD > r->budget))
+        if (r->docs_inflight > 0 && r->docs_inflight >= r->max_docs) break;
+        if (r->docs_inflight > 0 && (want > (double)r->budget ||
+                                     held + (uint64_t)((double)raw * r->expand) + JOB_OVERHEAD > r->budget)) {
+            if (!r->budget_wait_since) r->budget_wait_since = sl_now_ns();
             break;
+        }
+        if (r->budget_wait_since) {
+            r->budget_wait_ns += sl_now_ns() - r->budget_wait_since;
+            r->budget_wait_since = 0;
+        }
         r->have_next = 0;
         job_start(r, r->next_path, r->next_error, raw);
     }

@@ -166,6 +166,127 @@ static double initial_expand(const run *r) {
 
 static void meter_grew(void *arg) { run_held(arg); }
 
+static double cpu_s(int who) {
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The machine's CPU time so far, busy and in all, in ticks (/proc/stat);
+ * 0 where it cannot be read. */
+static void machine_ticks(unsigned long long *busy, unsigned long long *all) {
+    *busy = *all = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    unsigned long long v[8] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) == 8) {
+        for (int i = 0; i < 8; i++) *all += v[i];
+        *busy = *all - v[3] - v[4]; /* less idle and iowait */
+    }
+    fclose(f);
+}
+
+/* The stage of a limited io instance (rpm, tpm or a concurrency the user
+ * set) whose units waited longest in its queue, or NULL. */
+static const stage *limited_stage(const run *r, double *wait_s) {
+    const stage *best = NULL;
+    *wait_s = 0;
+    for (size_t i = 0; i < r->nstages; i++) {
+        const stage *st = r->stages[i];
+        const sl_instance *in = st->inst;
+        if (!in || in->desc->bottleneck != SL_IO) continue;
+        if (!in->stage.rpm && !in->stage.tpm && in->stage.max_concurrency <= 0) continue;
+        double w = (double)st->stats->wait_ns / 1e9;
+        if (w > *wait_s) {
+            *wait_s = w;
+            best = st;
+        }
+    }
+    return best;
+}
+
+/* After a run: what bounded it, from what it measured, and what relaxing
+ * that would buy. The first that holds, in this order: the longest
+ * document's own chain (nothing can be faster), the loop thread, the
+ * machine's CPU, the memory budget, a provider limit the user set, the
+ * store. */
+static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine) {
+    sl_report *rep = r->rep;
+    const sl_runtime *rt = r->rt;
+    int cores = sl_cpu_count();
+    double chain = (double)r->chain_max_ns / 1e9, loop = wall > 0 ? loop_cpu / wall : 0;
+    double used = wall > 0 ? proc_cpu / wall : 0, bw = (double)r->budget_wait_ns / 1e9;
+    rep->chain_s = chain;
+    rep->loop_busy = loop;
+    rep->cores_used = used;
+    rep->budget_wait_s = bw;
+    char *b = rep->binding;
+    size_t n = sizeof rep->binding;
+    double lwait;
+    const stage *lim = limited_stage(r, &lwait);
+    const stage *store = NULL;
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i]->op->id == SL_OP_STORE && (!store || r->stages[i]->stats->busy_ns > store->stats->busy_ns))
+            store = r->stages[i];
+    if (!rep->stored) {
+        rep->binding_kind = "none";
+        snprintf(b, n, "nothing was stored: no bound to speak of");
+    } else if (chain >= wall / 1.3) {
+        rep->binding_kind = "chain";
+        snprintf(b, n,
+                 "bound by the documents' own steps: the longest document chain was %.2f s of %.2f s; only "
+                 "faster providers or stages would shorten it",
+                 chain, wall);
+    } else if (loop >= 0.7) {
+        rep->binding_kind = "loop";
+        snprintf(b, n,
+                 "bound by sluice CPU: the loop thread was busy %.0f%% of the run (%.2f of %.2f s); the longest "
+                 "document chain was %.2f s",
+                 loop * 100, loop_cpu, wall, chain);
+    } else if (used >= 0.85 * cores || machine >= 0.9) {
+        rep->binding_kind = "cpu";
+        snprintf(b, n,
+                 "bound by CPU: sluice used %.1f of %d cores, and the machine's cores were %.0f%% busy; more cores "
+                 "(or cheaper stages, or fewer neighbours) would help; the longest document chain was %.2f s of "
+                 "%.2f s",
+                 used, cores, machine * 100, chain, wall);
+    } else if (r->budget && bw >= 0.3 * wall) {
+        rep->binding_kind = "memory_budget";
+        snprintf(b, n,
+                 "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
+                 "%.1fx their size in flight); a larger budget would let more documents in at once",
+                 (double)r->budget / 1048576.0, bw, wall, r->expand_seen);
+    } else if (lim && lwait / (double)(lim->stats->items ? lim->stats->items : 1) >= 0.1 * (wall - chain)) {
+        const sl_instance *in = lim->inst;
+        char what[96];
+        if (in->stage.rpm)
+            snprintf(what, sizeof what, "rpm = %lld", (long long)in->stage.rpm);
+        else if (in->stage.tpm)
+            snprintf(what, sizeof what, "tpm = %lld", (long long)in->stage.tpm);
+        else
+            snprintf(what, sizeof what, "max_concurrency = %lld", (long long)in->stage.max_concurrency);
+        rep->binding_kind = "limit";
+        snprintf(b, n,
+                 "bound by [%s] %s: %llu requests waited %.1f s in all for the limit; doubling it would save up to "
+                 "about %.1f s of %.2f s",
+                 in->name, what, (unsigned long long)lim->stats->items, lwait, (wall - chain) / 2, wall);
+    } else if (store && (double)store->stats->busy_ns / 1e9 >= 0.6 * wall) {
+        rep->binding_kind = "store";
+        snprintf(b, n,
+                 "bound by the store: [%s] was busy %.2f s of %.2f s writing one document after another",
+                 store->inst->name, (double)store->stats->busy_ns / 1e9, wall);
+    } else {
+        rep->binding_kind = "mixed";
+        snprintf(b, n,
+                 "no single bound: the longest document chain was %.2f s of %.2f s, the loop thread busy %.0f%%, "
+                 "CPU %.1f of %d cores, admission waited %.2f s for memory",
+                 chain, wall, loop * 100, used, cores, bw);
+    }
+    (void)rt;
+}
+
 static int copy_roots(run *r) {
     const sl_run_opts *o = r->opts;
     r->roots = calloc(o->npaths ? o->npaths : 1, sizeof *r->roots);
@@ -247,6 +368,9 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
         rc = exec_start(r); /* on failure, the context says why */
     }
+    double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF);
+    unsigned long long mbusy0, mall0, mbusy1, mall1;
+    machine_ticks(&mbusy0, &mall0);
     if (!rc) {
         start_handles(r);
         job_admit(r);
@@ -263,6 +387,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     getrusage(RUSAGE_SELF, &ru);
     rep->peak_rss = (uint64_t)ru.ru_maxrss * 1024u;
     rep->wall_s = (double)(sl_now_ns() - r->t0) / 1e9;
+    machine_ticks(&mbusy1, &mall1);
+    if (!rc)
+        name_binding(r, rep->wall_s, cpu_s(RUSAGE_THREAD) - loop0, cpu_s(RUSAGE_SELF) - proc0,
+                     mall1 > mall0 ? (double)(mbusy1 - mbusy0) / (double)(mall1 - mall0) : 0);
     /* the pre-count may differ if files came or went while we ran */
     if (!rc) rep->total = rep->stored + rep->skipped + rep->failed;
     free_run(r);

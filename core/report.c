@@ -123,6 +123,7 @@ void sl_report_print(const sl_report *r, FILE *out) {
             fprintf(out, "  ... and %llu more\n", (unsigned long long)(r->failed - r->nfailures));
         fprintf(out, "(run again to retry them: stored and unchanged documents are skipped)\n");
     }
+    if (r->binding_kind) fprintf(out, "\n%s\n", r->binding);
     if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");
     if (r->fatal) fprintf(out, "\nstopped: %s\n", r->fatal_msg);
 }
@@ -137,6 +138,11 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(root, "peak_inflight_bytes", json_integer((json_int_t)r->peak_inflight));
     json_object_set_new(root, "memory_budget_bytes", json_integer((json_int_t)r->memory_budget));
     json_object_set_new(root, "inflight_expansion", json_real(r->expansion));
+    if (r->binding_kind)
+        json_object_set_new(root, "binding",
+                            json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "kind", r->binding_kind, "line", r->binding,
+                                      "chain_s", r->chain_s, "loop_busy", r->loop_busy, "cores_used",
+                                      r->cores_used, "budget_wait_s", r->budget_wait_s));
     json_t *docs = json_object();
     json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
     json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));

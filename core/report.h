@@ -63,6 +63,11 @@ typedef struct sl_report {
     uint64_t peak_inflight; /* the most that documents in flight held at once */
     uint64_t memory_budget;
     double expansion; /* the most bytes held in flight per byte of file seen */
+    /* what bounded the run (pipeline.c): a kind ("chain", "loop", "cpu",
+     * "memory_budget", "limit", "store", "mixed", "none") and a sentence */
+    const char *binding_kind;
+    char binding[512];
+    double chain_s, loop_busy, cores_used, budget_wait_s;
     uint64_t total, stored, skipped, failed, pruned;
     uint64_t bytes, chunks;
     sl_stage_stats *stages;

@@ -224,6 +224,10 @@ struct sl_job {
     unit unit;        /* the step unit of document-wide operations */
     char **summaries; /* document summary in parts: each part's summary */
     uint32_t nsummaries, summaries_left;
+    /* its chain: the service time of its steps one after another (the
+     * longest part of each step; a summary in parts, its parts then their
+     * combination), for the report's binding constraint */
+    uint64_t chain_ns, step_busy_ns, sum_base_ns, sum_busy_ns;
 };
 
 /* Starts as many documents as the limits allow. */
@@ -295,6 +299,8 @@ struct run {
     uint64_t raw_inflight;   /* their file sizes */
     double expand, expand_seen; /* in flight over file bytes: assumed at admission, largest seen */
     uint64_t peak_inflight;  /* the most held at once (the report's peak_inflight_bytes) */
+    uint64_t chain_max_ns;   /* the longest chain of a stored document */
+    uint64_t budget_wait_ns, budget_wait_since; /* admission held back by the budget */
     uint64_t done;
     /* lookahead from the walker */
     sl_walk *walk;

@@ -199,6 +199,20 @@ static int retry(unit *u, size_t member, const char *msg) {
     return 1;
 }
 
+/* The unit's service time into its documents' chains (job.c). */
+static void chain_note(const unit *u, uint64_t busy_ns) {
+    if (u->st->op->unit == SL_UNIT_TEXTS) {
+        for (size_t i = 0; i < u->u.batch.n; i++) {
+            job *j = u->u.batch.refs[i].job;
+            if (busy_ns > j->step_busy_ns) j->step_busy_ns = busy_ns;
+        }
+    } else if (u->job && u->st->op->id == SL_OP_SUMMARIZE) {
+        if (busy_ns > u->job->sum_busy_ns) u->job->sum_busy_ns = busy_ns;
+    } else if (u->job) {
+        if (busy_ns > u->job->step_busy_ns) u->job->step_busy_ns = busy_ns;
+    }
+}
+
 void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int calls) {
     stage *st = u->st;
     run *r = st->run;
@@ -231,6 +245,7 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
         s->failures++;
         if (rc == SL_EFATAL) run_fatal(r, stage_name(st), msg);
     }
+    chain_note(u, busy_ns);
     /* done may free u (and with it the job): nothing below reads it */
     st->op->done(u, rc, msg);
     pump_sharing(r, thr);

@@ -159,6 +159,8 @@ void op_start_summaries(job *j, stage *st) {
 
 /* Every part is summarised: summarise the summaries. */
 static void ask_combined(stage *st, job *j) {
+    j->sum_base_ns += j->sum_busy_ns; /* the combination comes after the parts */
+    j->sum_busy_ns = 0;
     size_t total = 0;
     for (uint32_t i = 0; i < j->nsummaries; i++) total += (j->summaries[i] ? strlen(j->summaries[i]) : 0) + 2;
     char *all = malloc(total + 1), *o = all;

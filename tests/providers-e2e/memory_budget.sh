@@ -73,6 +73,9 @@ check "peak_inflight_bytes ($peak) within the 2M budget ($budget)" test "$peak" 
 # the file alone would be an expansion of 1: vectors, chunks and bodies count
 check "the expansion measured ($(json .inflight_expansion)) counts more than the file" \
     test "$(json '.inflight_expansion > 2')" = true
+check_eq "2M budget: the report says the budget bounded the run" "$(json .binding.kind)" memory_budget
+check_contains "2M budget: and how long admission waited" "$(json .binding.line)" \
+    'bound by memory_budget = 2 MB: admission waited [0-9.]+ s of [0-9.]+ s for room'
 small_peak=$(fake_stats slow .peak_concurrent)
 
 # The same corpus with room for all of it: the budget was what held back.

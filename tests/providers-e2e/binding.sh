@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# tests/providers-e2e/binding.sh - after a run the report names what bounded
+# it, from what the run measured (`binding` in --json, a line in the text
+# report):
+#   - one document and a slow provider: its own chain of steps ("chain"),
+#     and the chain it reports is at least the provider's latency;
+#   - many documents behind `rpm` on the summarizer: that limit ("limit"),
+#     named with its section and value, with what doubling it would save;
+#   - a memory budget too small for the documents: memory_budget, with the
+#     time admission waited.
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../e2e/lib.sh"
+source "$HERE/fake.sh"
+
+key="sk-binding-$$-$RANDOM"
+export OPENAI_API_KEY=$key
+
+cat >bind.ini <<'EOF'
+[sluice]
+include = *.md
+
+[route.text]
+media = text/markdown
+stages = markdown chunker summarizer embedder
+sink = store
+
+[markdown]
+plugin = parse-markdown
+
+[chunker]
+plugin = chunk-text
+
+[summarizer]
+plugin = llm-openai
+api_key = ${OPENAI_API_KEY}
+
+[embedder]
+plugin = embed-openai
+api_key = ${OPENAI_API_KEY}
+dimension = 1536
+
+[store]
+plugin = sink-sqlite
+path = ${CWD}/.sluice/store.db
+EOF
+
+# --- one document, every answer 1.5 s: its chain is the run ---
+start_fake slow --api-key "$key" --latency-ms 1500 --latency-dist fixed
+mkdir one
+printf '# Rotating keys\n\nIssue the new key, roll it out, revoke the old one.\n' >one/rotate.md
+mkdir r1 && cd r1
+sl -c ../bind.ini --set "summarizer.base_url=${URL[slow]}/v1" --set "embedder.base_url=${URL[slow]}/v1" \
+    run --json ../one
+cd "$T"
+check_eq "one slow document: exit status" "$RC" 0
+check_eq "one slow document: bound by its chain" "$(json .binding.kind)" chain
+check "one slow document: the chain ($(json .binding.chain_s) s) is at least one answer's 1.5 s" \
+    test "$(json '.binding.chain_s >= 1.5')" = true
+check "one slow document: the chain is within the wall time" test "$(json '.binding.chain_s <= .wall_s')" = true
+check_contains "one slow document: the line says so" "$(json .binding.line)" \
+    'bound by the documents.* own steps: the longest document chain was [0-9.]+ s of [0-9.]+ s'
+
+# --- 24 documents, instant answers, summaries at 120 a minute ---
+start_fake fast --api-key "$key"
+bash "$SRC/bench/gen_corpus.sh" 24 many 2000 7 >/dev/null
+mkdir r2 && cd r2
+sl -c ../bind.ini --set "summarizer.base_url=${URL[fast]}/v1" --set "embedder.base_url=${URL[fast]}/v1" \
+    --set summarizer.rpm=120 run --json ../many
+cd "$T"
+check_eq "rpm = 120: exit status" "$RC" 0
+check_eq "rpm = 120: stored" "$(json .documents.stored)" 24
+check_eq "rpm = 120: bound by the limit" "$(json .binding.kind)" limit
+check_contains "rpm = 120: the line names the section, the limit and the saving" "$(json .binding.line)" \
+    'bound by \[summarizer\] rpm = 120: [0-9]+ requests waited [0-9.]+ s in all for the limit; doubling it would save up to about [0-9.]+ s'
+
+# the text report prints the same line
+mkdir r3 && cd r3
+sl -c ../bind.ini --set "summarizer.base_url=${URL[slow]}/v1" --set "embedder.base_url=${URL[slow]}/v1" \
+    run ../one
+cd "$T"
+check_contains "the text report names the bound" "$OUT$ERR" 'bound by the documents.* own steps'
+
+finish
