@@ -1,4 +1,4 @@
-/* document.c - sl_doc: the mapped source bytes and everything plugins add to
+/* document.c - sl_doc: a copy of the source bytes and everything plugins add to
  * it, all in one arena (see document.h and sluice/doc.h). */
 #include "document.h"
 
@@ -34,18 +34,22 @@ sl_doc *sl_doc_new(const char *uri, const char *path) {
     return d;
 }
 
-static int read_all(int fd, uint64_t max_size, char **out, size_t *outlen, char *err, size_t errlen) {
-    size_t cap = 65536, len = 0;
+/* Reads the whole file into a buffer of `size` + 1 bytes (grown if the file
+ * grew), from offset 0. *outlen is what was there to read. */
+static int read_all(int fd, size_t size, uint64_t max_size, char **out, size_t *outlen, char *err,
+                    size_t errlen) {
+    size_t cap = size + 1, len = 0;
     char *buf = malloc(cap);
-    if (!buf) return snprintf(err, errlen, "out of memory"), SL_ENOMEM;
+    if (!buf) return snprintf(err, errlen, "out of memory for %zu bytes", cap), SL_ENOMEM;
     for (;;) {
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
+        if (len + 1 >= cap) {
+            size_t ncap = cap < 65536 ? 65536 : cap * 2;
+            char *nb = realloc(buf, ncap);
             if (!nb) return free(buf), snprintf(err, errlen, "out of memory"), SL_ENOMEM;
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
-        ssize_t n = read(fd, buf + len, cap - len);
+        ssize_t n = pread(fd, buf + len, cap - 1 - len, (off_t)len);
         if (n < 0) {
             if (errno == EINTR) continue;
             snprintf(err, errlen, "read failed: %s", strerror(errno));
@@ -60,11 +64,21 @@ static int read_all(int fd, uint64_t max_size, char **out, size_t *outlen, char 
             return SL_EBADINPUT;
         }
     }
+    buf[len] = '\0';
     *out = buf;
     *outlen = len;
     return 0;
 }
 
+static int same_file_state(const struct stat *a, const struct stat *b) {
+    return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ino == b->st_ino;
+}
+
+/* The document's bytes are a copy, read with read(2), never a mapping: a file
+ * truncated or rewritten while sluice works on it cannot fault (SIGBUS) the
+ * process. A file that changes while it is read (its size, its mtime) is
+ * read again, once; if it changes again the document fails, named. */
 int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
     int fd = open(doc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
@@ -87,32 +101,36 @@ int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
         close(fd);
         return SL_EBADINPUT;
     }
-    if ((uint64_t)st.st_size > max_size) {
-        snprintf(err, errlen, "%llu bytes, larger than max_file_size (%llu bytes)",
-                 (unsigned long long)st.st_size, (unsigned long long)max_size);
-        close(fd);
-        return SL_EBADINPUT;
-    }
-    int rc = 0;
-    if (st.st_size > 0) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m != MAP_FAILED) {
-            doc->data = m;
-            doc->len = (size_t)st.st_size;
-            doc->mapped = 1;
-        } else {
-            char *buf;
-            size_t len;
-            rc = read_all(fd, max_size, &buf, &len, err, errlen);
-            if (rc == 0) {
-                doc->data = buf;
-                doc->len = len;
-                doc->mapped = 2; /* malloc'd */
-            }
+    int rc = SL_EBADINPUT;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if ((uint64_t)st.st_size > max_size) {
+            snprintf(err, errlen, "%llu bytes, larger than max_file_size (%llu bytes)",
+                     (unsigned long long)st.st_size, (unsigned long long)max_size);
+            rc = SL_EBADINPUT;
+            break;
         }
-    } else {
-        doc->data = "";
-        doc->len = 0;
+        char *buf;
+        size_t len;
+        rc = read_all(fd, (size_t)st.st_size, max_size, &buf, &len, err, errlen);
+        if (rc) break;
+        struct stat after;
+        if (fstat(fd, &after) != 0) {
+            free(buf);
+            snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+            rc = SL_EBADINPUT;
+            break;
+        }
+        if (same_file_state(&st, &after) && len == (size_t)after.st_size) {
+            doc->data = buf;
+            doc->len = len;
+            doc->mapped = 2; /* malloc'd */
+            break;
+        }
+        free(buf);
+        snprintf(err, errlen, "the file changed while sluice read it (%lld bytes, then %zu read, now %lld)",
+                 (long long)st.st_size, len, (long long)after.st_size);
+        rc = SL_EBADINPUT;
+        st = after;
     }
     close(fd);
     if (rc == 0) sl_hash128_hex(doc->data, doc->len, doc->hash);

@@ -68,7 +68,7 @@ struct sl_doc {
     const char *media_type;
     const char *data;
     size_t len;
-    int mapped; /* data is an mmap of len bytes (else malloc'd or static) */
+    int mapped; /* 1: an mmap of len bytes (worker processes); 2: malloc'd; 0: the caller's */
     char hash[33];
     char fingerprint[33];
     uint64_t run_id;
@@ -88,9 +88,11 @@ struct sl_doc {
 
 /* A new, empty document for `uri` (copied). NULL on out of memory. */
 sl_doc *sl_doc_new(const char *uri, const char *path);
-/* Reads `path` (mmap for regular files, read() otherwise), up to max_size
- * bytes; fills data, len and the content hash. On failure returns a negative
- * SL_E* and writes the reason ("permission denied", "is a directory", ...)
+/* Reads `path` into a copy (never a mapping: a file truncated underneath
+ * cannot fault the process), up to max_size bytes; fills data, len and the
+ * content hash. A file that keeps changing while it is read fails. On
+ * failure returns a negative SL_E* and writes the reason ("permission
+ * denied", "is a directory", "the file changed while sluice read it", ...)
  * to err. */
 int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen);
 /* Uses caller-owned bytes (tests, `sluice check`); hashes them. The bytes
@@ -104,9 +106,9 @@ float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
 /* Orders elements by page, keeping the order within a page (after page
  * stages added elements in parallel). */
 void sl_doc_sort_elements(sl_doc *doc);
-/* Bytes the document holds: arena, page images and mapped data. */
+/* Bytes the document holds: arena, page images and its data. */
 size_t sl_doc_bytes(const sl_doc *doc);
-/* Unmaps the data, frees the arena and the document. */
+/* Frees the data, the arena and the document. */
 void sl_doc_free(sl_doc *doc);
 
 /* Hex of XXH3-128 of the bytes (32 chars + NUL). */

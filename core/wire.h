@@ -39,10 +39,11 @@ typedef enum sl_msg {
     SL_MSG_RESULT = 6  /* worker: rc, message, what the plugin made */
 } sl_msg;
 
-/* How a RUN's document bytes travel: none (empty), as the path of the
- * mapped file the worker opens again (and checks against the hash), or as
- * a sealed memfd copy attached to the frame. */
-typedef enum sl_wire_data { SL_DATA_NONE = 0, SL_DATA_PATH = 1, SL_DATA_FD = 2 } sl_wire_data;
+/* How a RUN's document bytes travel: none (empty), or as a sealed memfd
+ * copy attached to the frame (the worker checks it against the hash). 1 was
+ * a path the worker opened again: a file that changed underneath could
+ * fault it, so it is no longer used. */
+typedef enum sl_wire_data { SL_DATA_NONE = 0, SL_DATA_FD = 2 } sl_wire_data;
 
 #define SL_FRAME_PAYLOAD_FD 0x1u /* the payload is in an attached memfd */
 #define SL_FRAME_DATA_FD 0x2u    /* one more descriptor follows (after the payload's) */

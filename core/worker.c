@@ -521,7 +521,7 @@ static void enc_run(sl_wbuf *b, const void *arg) {
     sl_wire_put_doc(b, d, &e->sel);
 }
 
-/* A copy of the bytes in a memfd, for documents that are not a mapped file. */
+/* A copy of the document's bytes in a sealed memfd. */
 static int data_memfd(const sl_doc *d) {
     int fd = memfd_create("sluice-doc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
@@ -547,9 +547,9 @@ static int send_run(worker *k, task *t) {
     run_enc e;
     memset(&e, 0, sizeof e);
     e.t = t;
-    /* a mapped file is opened again by the worker (shared page cache, and
-     * the worker checks the hash); anything else goes as a memfd copy */
-    e.kind = d->len == 0 ? SL_DATA_NONE : d->path && d->mapped == 1 ? SL_DATA_PATH : SL_DATA_FD;
+    /* the bytes sluice read go as a sealed memfd copy: the file itself may
+     * change underneath, the copy cannot */
+    e.kind = d->len == 0 ? SL_DATA_NONE : SL_DATA_FD;
     if (sl_op_get(t->op)->unit == SL_UNIT_PAGE) {
         e.sel.images = SL_IMAGES_PAGE;
         e.sel.page = t->page;

@@ -185,37 +185,31 @@ static int wsend_fail(wctx *c, uint64_t seq, int rc, const char *msg) {
     return wsend_small(c, &e);
 }
 
-/* Maps the document's bytes: its file (checked against the hash sluice
- * computed: the file may have changed since) or the memfd sent along. */
+/* Maps the document's bytes: the sealed memfd copy sent along, checked
+ * against the hash sluice computed when it read the file. */
 static int map_data(sl_doc *doc, uint8_t kind, uint64_t len, int fd, const char *hash, char *err,
                     size_t errlen) {
     if (kind == SL_DATA_NONE || len == 0) {
         sl_doc_set_data(doc, "", 0);
         return 0;
     }
-    int own = -1;
-    if (kind == SL_DATA_PATH) {
-        if (!doc->path) return snprintf(err, errlen, "no path for the document's bytes"), SL_EINVAL;
-        own = fd = open(doc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) return snprintf(err, errlen, "worker cannot open it: %s", strerror(errno)), SL_EBADINPUT;
-    }
     struct stat st;
-    void *m = MAP_FAILED;
-    if (fd >= 0 && (kind == SL_DATA_PATH || sl_memfd_sealed(fd)) && fstat(fd, &st) == 0 &&
-        (uint64_t)st.st_size == len)
-        m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (own >= 0) close(own);
-    if (m == MAP_FAILED)
-        return snprintf(err, errlen,
-                        kind == SL_DATA_PATH ? "the file changed since sluice read it (size differs)"
-                                             : "the document's bytes did not arrive"),
-               SL_EBADINPUT;
+    if (fd < 0 || !sl_memfd_sealed(fd) || fstat(fd, &st) != 0 || (uint64_t)st.st_size != len)
+        return snprintf(err, errlen, "the document's bytes did not arrive whole"), SL_EBADINPUT;
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+        int e = errno;
+        return snprintf(err, errlen, "the worker cannot map the document's %llu bytes: %s%s",
+                        (unsigned long long)len, strerror(e),
+                        e == ENOMEM ? " (raise [sluice] worker_memory_limit)" : ""),
+               e == ENOMEM ? SL_ENOMEM : SL_EBADINPUT;
+    }
     doc->data = m;
     doc->len = (size_t)len;
     doc->mapped = 1;
     sl_hash128_hex(doc->data, doc->len, doc->hash);
     if (strcmp(doc->hash, hash) != 0)
-        return snprintf(err, errlen, "the file changed since sluice read it (content differs)"), SL_EBADINPUT;
+        return snprintf(err, errlen, "the document's bytes arrived changed (hash differs)"), SL_EBADINPUT;
     return 0;
 }
 
