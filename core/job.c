@@ -150,14 +150,17 @@ static void sweep_fire(uv_timer_t *t) {
         if (r->stages[i]->qhead) stage_pump(r->stages[i]);
 }
 
+void run_sweep(run *r) {
+    r->failed_jobs++;
+    if (r->sweep_open && !uv_is_active((uv_handle_t *)&r->sweep)) uv_timer_start(&r->sweep, sweep_fire, 0, 0);
+}
+
 void job_mark_failed(job *j, const stage *st, const char *reason) {
     if (j->failed) return;
     j->failed = 1;
     /* its units still queued elsewhere (embeddings beside a summary that
      * failed) are dropped on the next loop iteration, not sent */
-    run *r = j->run;
-    r->failed_jobs++;
-    if (r->sweep_open && !uv_is_active((uv_handle_t *)&r->sweep)) uv_timer_start(&r->sweep, sweep_fire, 0, 0);
+    run_sweep(j->run);
     j->fail_stage = strdup(st ? stage_name(st) : "read");
     j->fail_reason = strdup(reason && *reason ? reason : "failed without a message");
 }

@@ -28,6 +28,7 @@ void run_fatal(run *r, const char *who, const char *msg) {
         sl_ctx_log(r->rt->ctx, SL_LOG_ERROR, who, "%s (stopping the run)", msg);
     }
     r->stopping = 1;
+    run_sweep(r); /* what is queued fails now, not after a breaker's cooldown */
 }
 
 /* --- prune: after every document, when asked --- */
@@ -209,9 +210,9 @@ static const stage *limited_stage(const run *r, double *wait_s) {
 
 /* After a run: what bounded it, from what it measured, and what relaxing
  * that would buy. The first that holds, in this order: the longest
- * document's own chain (nothing can be faster), the loop thread, the
- * machine's CPU, the memory budget, a provider limit the user set, the
- * store. */
+ * document's own chain (nothing can be faster), a provider limit the user
+ * set that requests waited on for a good part of the run, the loop thread,
+ * the machine's CPU, the memory budget, the store. */
 static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine) {
     sl_report *rep = r->rep;
     const sl_runtime *rt = r->rt;
@@ -239,6 +240,20 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  "bound by the documents' own steps: the longest document chain was %.2f s of %.2f s; only "
                  "faster providers or stages would shorten it",
                  chain, wall);
+    } else if (lim && lwait / (double)(lim->stats->items ? lim->stats->items : 1) >= 0.25 * (wall - chain)) {
+        const sl_instance *in = lim->inst;
+        char what[96];
+        if (in->stage.rpm)
+            snprintf(what, sizeof what, "rpm = %lld", (long long)in->stage.rpm);
+        else if (in->stage.tpm)
+            snprintf(what, sizeof what, "tpm = %lld", (long long)in->stage.tpm);
+        else
+            snprintf(what, sizeof what, "max_concurrency = %lld", (long long)in->stage.max_concurrency);
+        rep->binding_kind = "limit";
+        snprintf(b, n,
+                 "bound by [%s] %s: %llu requests waited %.1f s in all for the limit; doubling it would save up to "
+                 "about %.1f s of %.2f s",
+                 in->name, what, (unsigned long long)lim->stats->items, lwait, (wall - chain) / 2, wall);
     } else if (loop >= 0.7) {
         rep->binding_kind = "loop";
         snprintf(b, n,
@@ -258,20 +273,6 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
                  "%.1fx their size in flight); a larger budget would let more documents in at once",
                  (double)r->budget / 1048576.0, bw, wall, r->expand_seen);
-    } else if (lim && lwait / (double)(lim->stats->items ? lim->stats->items : 1) >= 0.1 * (wall - chain)) {
-        const sl_instance *in = lim->inst;
-        char what[96];
-        if (in->stage.rpm)
-            snprintf(what, sizeof what, "rpm = %lld", (long long)in->stage.rpm);
-        else if (in->stage.tpm)
-            snprintf(what, sizeof what, "tpm = %lld", (long long)in->stage.tpm);
-        else
-            snprintf(what, sizeof what, "max_concurrency = %lld", (long long)in->stage.max_concurrency);
-        rep->binding_kind = "limit";
-        snprintf(b, n,
-                 "bound by [%s] %s: %llu requests waited %.1f s in all for the limit; doubling it would save up to "
-                 "about %.1f s of %.2f s",
-                 in->name, what, (unsigned long long)lim->stats->items, lwait, (wall - chain) / 2, wall);
     } else if (store && (double)store->stats->busy_ns / 1e9 >= 0.6 * wall) {
         rep->binding_kind = "store";
         snprintf(b, n,

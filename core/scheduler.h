@@ -322,6 +322,9 @@ struct run {
 
 /* Stops the run for a fatal error (the first one is reported). */
 void run_fatal(run *r, const char *who, const char *msg);
+/* On the next loop iteration, every queue drops the units no longer wanted
+ * (their documents failed, or the run is stopping for a fatal error). */
+void run_sweep(run *r);
 /* Ends the run when nothing is left in flight (prunes first when asked). */
 void run_maybe_end(run *r);
 

@@ -60,9 +60,11 @@ static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
 
 static void wake_fire(uv_timer_t *t) { stage_pump(t->data); }
 
-/* Whether u's work is no longer wanted: every document it serves has failed. */
+/* Whether u's work is no longer wanted: every document it serves has
+ * failed, or a fatal error is stopping the run. */
 static int moot(const unit *u) {
     if (u->st->op->unit == SL_UNIT_RUN) return 0;
+    if (u->st->run->stopping && u->st->run->rep->fatal) return 1;
     if (u->st->op->unit != SL_UNIT_TEXTS) return u->job && u->job->failed;
     for (size_t i = 0; i < u->u.batch.n; i++)
         if (!u->u.batch.refs[i].job->failed) return 0;
@@ -87,11 +89,14 @@ static void sweep(stage *st) {
             link = &u->next;
         }
     }
+    int fatal = st->run->stopping && st->run->rep->fatal;
     while (dropped) {
         unit *u = dropped;
         dropped = u->next;
         if (u->st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* every document failed: no split */
-        st->op->done(u, SL_EBADINPUT, "not processed: the document had already failed");
+        st->op->done(u, fatal ? SL_EFATAL : SL_EBADINPUT,
+                     fatal ? "not processed: the run was stopped by a fatal error"
+                           : "not processed: the document had already failed");
     }
 }
 

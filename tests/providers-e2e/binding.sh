@@ -2,7 +2,8 @@
 # tests/providers-e2e/binding.sh - after a run the report names what bounded
 # it, from what the run measured (`binding` in --json, a line in the text
 # report):
-#   - one document and a slow provider: its own chain of steps ("chain"),
+#   - one document and a slow provider (3 s an answer): its own chain of
+#     steps ("chain"),
 #     and the chain it reports is at least the provider's latency;
 #   - many documents behind `rpm` on the summarizer: that limit ("limit"),
 #     named with its section and value, with what doubling it would save;
@@ -44,8 +45,8 @@ plugin = sink-sqlite
 path = ${CWD}/.sluice/store.db
 EOF
 
-# --- one document, every answer 1.5 s: its chain is the run ---
-start_fake slow --api-key "$key" --latency-ms 1500 --latency-dist fixed
+# --- one document, every answer 3 s: its chain is the run ---
+start_fake slow --api-key "$key" --latency-ms 3000 --latency-dist fixed
 mkdir one
 printf '# Rotating keys\n\nIssue the new key, roll it out, revoke the old one.\n' >one/rotate.md
 mkdir r1 && cd r1
@@ -54,8 +55,8 @@ sl -c ../bind.ini --set "summarizer.base_url=${URL[slow]}/v1" --set "embedder.ba
 cd "$T"
 check_eq "one slow document: exit status" "$RC" 0
 check_eq "one slow document: bound by its chain" "$(json .binding.kind)" chain
-check "one slow document: the chain ($(json .binding.chain_s) s) is at least one answer's 1.5 s" \
-    test "$(json '.binding.chain_s >= 1.5')" = true
+check "one slow document: the chain ($(json .binding.chain_s) s) is at least one answer's 3 s" \
+    test "$(json '.binding.chain_s >= 3')" = true
 check "one slow document: the chain is within the wall time" test "$(json '.binding.chain_s <= .wall_s')" = true
 check_contains "one slow document: the line says so" "$(json .binding.line)" \
     'bound by the documents.* own steps: the longest document chain was [0-9.]+ s of [0-9.]+ s'
