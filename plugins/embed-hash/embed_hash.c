@@ -27,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <sluice/sluice.h>
 
 #define MAX_WORD 256   /* bytes of one word piece, not counting the edge spaces */
@@ -132,7 +135,9 @@ static void fini(void *state) { free(state); }
 /* Adds one feature: bucket from the low 32 bits (multiply-shift, no modulo
  * bias to speak of), sign from the top bit. */
 static void add_feature(float *v, uint32_t dim, const char *p, size_t len, uint64_t seed, float w) {
-    uint64_t h = sl_hash64(p, len, seed);
+    /* sl_hash64 is XXH3: the same hash, inlined, since a word of n-grams
+     * makes a few calls a character on 3 to 5 bytes each */
+    uint64_t h = XXH3_64bits_withSeed(p, len, seed);
     uint32_t bucket = (uint32_t)(((h & 0xffffffffu) * (uint64_t)dim) >> 32);
     v[bucket] += (h >> 63) ? -w : w;
 }
