@@ -236,6 +236,43 @@ static void test_requests_follow_each_wire_format(void) {
     sl_instance_free(inst);
 }
 
+/* The whole body, byte for byte (as jansson wrote it before the bodies were
+ * built by hand): texts with quotes, backslashes, control characters and
+ * multi-byte UTF-8, an empty text left out, "dimensions" last. */
+static void test_request_bodies_are_exact(void) {
+    const char *texts[] = {"a \"quoted\" \\ word", "",
+                           "line\nbreak\ttab\x01 \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e"};
+#define INPUT                                                                                                \
+    "[\"a \\\"quoted\\\" \\\\ word\",\"line\\nbreak\\ttab\\u0001 \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e\"]"
+    float v[3 * 2];
+    sl_call call;
+    canned_set(200, "{\"data\":[{\"index\":0,\"embedding\":[0.5,0.25]},{\"index\":1,\"embedding\":[1,2]}]}");
+    sl_instance *inst = canned_openai("float", "true");
+    CHECK_INT(embed(inst, texts, 3, v, &call), 0);
+    char *req = canned_request();
+    char *body = strstr(req, "\r\n\r\n");
+    CHECK_STR(body ? body + 4 : NULL, "{\"model\":\"text-embedding-3-small\",\"input\":" INPUT
+                                      ",\"encoding_format\":\"float\",\"dimensions\":2}");
+    free(req);
+    sl_instance_free(inst);
+
+    canned_set(200, "{\"embeddings\":[[0.5,0.25],[1,2]]}");
+    const char *shorten[] = {"false", "true"};
+    const char *bodies[] = {"{\"model\":\"nomic-embed-text\",\"input\":" INPUT "}",
+                            "{\"model\":\"nomic-embed-text\",\"input\":" INPUT ",\"dimensions\":2}"};
+    for (size_t i = 0; i < 2; i++) {
+        inst = inst_new("embed-ollama", "base_url", url_of(h_canned.port, ""), "dimension", "2", "shorten",
+                        shorten[i], NULL);
+        CHECK_INT(embed(inst, texts, 3, v, &call), 0);
+        req = canned_request();
+        body = strstr(req, "\r\n\r\n");
+        CHECK_STR(body ? body + 4 : NULL, bodies[i]);
+        free(req);
+        sl_instance_free(inst);
+    }
+#undef INPUT
+}
+
 /* data[] entries are placed by their index, and either encoding is read
  * whatever was asked for. [1.0, -2.5] as float32 LE is AACAPwAAIMA=. */
 static void test_vectors_placed_by_index(void) {
@@ -330,6 +367,7 @@ int main(void) {
     test_empty_and_invalid_texts_send_nothing();
     test_dimension_option_required_and_checked();
     test_requests_follow_each_wire_format();
+    test_request_bodies_are_exact();
     test_vectors_placed_by_index();
     test_garbage_answers_fail_cleanly();
 

@@ -221,6 +221,49 @@ static void test_requests_follow_each_wire_format(void) {
     sl_instance_free(inst);
 }
 
+/* The whole body, byte for byte, as each API documents it (and as jansson
+ * wrote it before the bodies were built by hand): a prompt with quotes, a
+ * backslash, every kind of control character, a NUL, DEL, multi-byte UTF-8
+ * and a slash, and a non-default temperature. */
+static void test_request_bodies_are_exact(void) {
+    static const char prompt[] =
+        "say \"hi\"\\ \n\t\r\b\f \x01\x1f\x7f \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e /\0z";
+#define ESCAPED                                                                                              \
+    "\"say \\\"hi\\\"\\\\ \\n\\t\\r\\b\\f \\u0001\\u001F\x7f \xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e "          \
+    "/\\u0000z\""
+    struct {
+        const char *plugin, *answer, *body;
+    } cases[] = {
+        {"llm-openai", "{\"choices\":[{\"message\":{\"content\":\"ok\"}}]}",
+         "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":" ESCAPED
+         "}],\"max_tokens\":512,\"temperature\":0.69999999999999996}"},
+        {"llm-anthropic", "{\"content\":[{\"type\":\"text\",\"text\":\"ok\"}]}",
+         "{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":512,\"temperature\":0.69999999999999996,"
+         "\"messages\":[{\"role\":\"user\",\"content\":" ESCAPED "}]}"},
+        {"llm-ollama", "{\"message\":{\"content\":\"ok\"}}",
+         "{\"model\":\"llama3.1\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":" ESCAPED
+         "}],\"options\":{\"num_predict\":512,\"temperature\":0.69999999999999996}}"},
+    };
+#undef ESCAPED
+    for (size_t i = 0; i < 3; i++) {
+        const char *suffix = strcmp(cases[i].plugin, "llm-ollama") == 0 ? "" : "/v1";
+        sl_instance *inst =
+            inst_new(cases[i].plugin, "base_url", url_of(h_canned.port, suffix), "temperature", "0.7", NULL);
+        CHECK(inst != NULL);
+        if (!inst) continue;
+        canned_set(200, cases[i].answer);
+        sl_completion out = {0};
+        sl_call call;
+        CHECK_INT(complete(inst, prompt, sizeof prompt - 1, &out, &call), 0);
+        char *req = canned_request();
+        char *body = strstr(req, "\r\n\r\n");
+        CHECK_STR(body ? body + 4 : NULL, cases[i].body);
+        free(req);
+        free(out.text);
+        sl_instance_free(inst);
+    }
+}
+
 /* Anthropic: text blocks joined in order, other blocks skipped; an empty
  * content array is an empty answer, not a failure. */
 static void test_anthropic_joins_text_blocks(void) {
@@ -275,6 +318,7 @@ int main(void) {
     test_invalid_utf8_prompt_is_bad_input();
     test_bad_options_refused_at_init();
     test_requests_follow_each_wire_format();
+    test_request_bodies_are_exact();
     test_anthropic_joins_text_blocks();
     test_openai_refusal_is_bad_input();
 
