@@ -1,15 +1,20 @@
 /* provider.h - what the remote provider plugins share (llm-openai,
  * llm-anthropic, llm-ollama, embed-openai, embed-ollama).
  *
- * Each of them does the same dance on the loop thread: check the options in
- * init, turn texts into a JSON request with jansson, POST it with the SDK's
- * asynchronous HTTP client, return SL_PENDING, and in the HTTP callback turn
- * the status and body into vectors or a completion and an sl_call_done. The
- * parts that do not depend on the provider's wire format live here, once:
- * endpoint URLs, option checks, UTF-8 texts as JSON strings, sending, the
- * status verdict, parsing the body (garbage never crashes: it is a
+ * Each of them does the same dance: check the options in init, write texts
+ * into a JSON request, POST it with the SDK's asynchronous HTTP client,
+ * return SL_PENDING, and in the HTTP callback turn the status and body into
+ * vectors or a completion and an sl_call_done. The parts that do not depend on the provider's wire format
+ * live here, once: endpoint URLs, option checks, request bodies, sending,
+ * the status verdict, parsing the body (garbage never crashes: it is a
  * retryable failure with a clear message), token counts, and the base64
  * float32 decoder for OpenAI's compact embedding encoding.
+ *
+ * The per-chunk work is written for speed, since a run does it for every
+ * chunk: a request is the small fixed JSON around its texts (a "frame",
+ * dumped once at init by jansson) with each text escaped straight into one
+ * buffer, and base64 vectors are decoded a quad at a time straight into the
+ * output. bench/codec_bench.c measures both against the jansson way.
  *
  * Header-only (static inline): each plugin is built as a third party would
  * build it, from its own folder, linking only the SDK and jansson.
@@ -143,23 +148,136 @@ static inline int provider_check_llm_options(sl_instance *inst, int64_t max_toke
 
 /* --- requests --- */
 
-/* A text as a JSON string in *out, or a failure code after sl_fail:
+/* A growing byte buffer for a request body. A failed allocation sets oom and
+ * makes every later add a no-op, so a body is built without a check per
+ * step and checked once at the end. */
+typedef struct provider_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} provider_buf;
+
+/* Room for `more` bytes after len; false (oom set) when there is none. */
+static inline bool provider_buf_reserve(provider_buf *b, size_t more) {
+    if (b->oom) return false;
+    if (b->cap - b->len >= more) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static inline void provider_buf_add(provider_buf *b, const char *s, size_t n) {
+    if (!provider_buf_reserve(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static inline void provider_buf_free(provider_buf *b) {
+    free(b->p);
+    *b = (provider_buf){0};
+}
+
+/* What follows a backslash for each byte JSON needs escaped ('u': \u00XX),
+ * 0 for a byte written as it is: the same escapes jansson writes, so a body
+ * is byte for byte what json_dumps made of it. */
+static inline const char *provider_json_escapes(void) {
+    static const char e[256] = {
+        'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',         'u',
+        'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', ['"'] = '"', ['\\'] = '\\',
+    };
+    return e;
+}
+
+/* True when none of the 8 bytes in x needs a look: no control character,
+ * '"', '\' or byte from 0x80 up. Each test sets a byte's top bit; a borrow
+ * between bytes can only come from a byte that already set one, so there
+ * are no false answers of "plain". */
+static inline bool provider_json_plain8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
+    uint64_t ctl = x - ones * 0x20, quote = (x ^ ones * '"') - ones, bslash = (x ^ ones * '\\') - ones;
+    return ((ctl | quote | bslash | x) & tops) == 0;
+}
+
+/* Appends s (len bytes) to b as a JSON string: quotes around it, '"' and
+ * '\' escaped, control characters as \n, \t, ... or \u00XX (NUL included),
+ * UTF-8 copied as it is. One pass, 8 bytes at a time where nothing needs
+ * escaping, checking the UTF-8 as it goes (sl_utf8_valid on each
+ * multi-byte character): a text is read once, not validated and then
+ * escaped. Returns false when s is not UTF-8, *bad at the first byte that
+ * is not (where sl_utf8_valid on the whole text says), b then unchanged;
+ * out of memory sets b->oom. */
+static inline bool provider_json_string(provider_buf *b, const char *s, size_t len, size_t *bad) {
+    static const char hex[] = "0123456789ABCDEF";
+    const char *esc = provider_json_escapes();
+    size_t start = b->len;
+    if (len > SIZE_MAX - 2 || !provider_buf_reserve(b, len + 2)) return true;
+    /* From here cap - o >= len - i + 1: room for the rest as it is and the
+     * closing quote; only an escape writes more than it reads. */
+    size_t i = 0, o = b->len;
+    b->p[o++] = '"';
+    while (i < len) {
+        uint64_t x;
+        while (len - i >= 8 && (memcpy(&x, s + i, 8), provider_json_plain8(x))) {
+            memcpy(b->p + o, &x, 8);
+            i += 8;
+            o += 8;
+        }
+        if (i == len) break;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2; /* what the lead byte promises */
+            if (n > len - i) n = len - i;
+            if (!sl_utf8_valid(s + i, n, NULL)) {
+                *bad = i;
+                b->len = start;
+                return false;
+            }
+            memcpy(b->p + o, s + i, n);
+            i += n;
+            o += n;
+        } else if (esc[c]) {
+            b->len = o;
+            if (!provider_buf_reserve(b, 6 + (len - i - 1) + 1)) return true;
+            char seq[6] = {'\\', esc[c], '0', '0', hex[c >> 4], hex[c & 15]};
+            memcpy(b->p + o, seq, 6);
+            o += esc[c] == 'u' ? 6 : 2;
+            i++;
+        } else
+            b->p[o++] = (char)s[i++];
+    }
+    b->p[o++] = '"';
+    b->len = o;
+    return true;
+}
+
+/* A text as a JSON string appended to b, or a failure code after sl_fail:
  * SL_EBADINPUT when it is not UTF-8 (JSON has no way to carry it),
  * SL_EINVAL, SL_ENOMEM. `what` names it in messages ("the prompt", "text");
  * `index`, unless SIZE_MAX, is its place in a batch. */
 static inline int provider_text(sl_call *call, const sl_text *t, const char *what, size_t index,
-                                json_t **out) {
-    const char *p = t->ptr ? t->ptr : "";
+                                provider_buf *b) {
     size_t bad = 0;
     int code = 0;
     if (!t->ptr && t->len)
         code = SL_EINVAL;
-    else if (!sl_utf8_valid(p, t->len, &bad))
+    else if (!provider_json_string(b, t->ptr ? t->ptr : "", t->len, &bad))
         code = SL_EBADINPUT;
-    else if (!(*out = json_stringn_nocheck(p, t->len)))
+    else if (b->oom)
         code = SL_ENOMEM;
     if (!code) return 0;
-    *out = NULL;
     char name[64];
     if (index == SIZE_MAX)
         snprintf(name, sizeof name, "%s", what);
@@ -168,6 +286,86 @@ static inline int provider_text(sl_call *call, const sl_text *t, const char *wha
     if (code == SL_EINVAL) return sl_fail(call, code, "%s has a length but no bytes", name);
     if (code == SL_EBADINPUT) return sl_fail(call, code, "%s is not valid UTF-8 (at byte %zu)", name, bad);
     return sl_fail(call, code, "out of memory for %s (%zu bytes)", name, t->len);
+}
+
+/* The JSON of a provider's request around its texts, made once at init:
+ * head is everything before the first text ({"model":"m","input":[), tail
+ * everything after the last (],"encoding_format":"base64"}). A call then
+ * writes head, its texts and tail into one buffer: no JSON object per text,
+ * and the small parts still written by jansson. */
+typedef struct provider_frame {
+    char *head, *tail;
+    size_t head_len, tail_len;
+} provider_frame;
+
+static inline void provider_frame_free(provider_frame *f) {
+    free(f->head);
+    free(f->tail);
+    *f = (provider_frame){0};
+}
+
+/* Fills f from two JSON objects (both released): head is `first` without
+ * its closing brace, then `open`; tail is `close`, then the members of
+ * `rest` after a comma (just "}" when rest is empty). open must start with a
+ * comma, as first is never empty: "{\"model\":\"m\"" + ",\"input\":[".
+ * Returns 0, or SL_EFATAL after sl_instance_fail (f then holds nothing):
+ * out of memory, or an option jansson refused (a string not UTF-8). */
+static inline int provider_frame_init(sl_instance *inst, provider_frame *f, json_t *first, const char *open,
+                                      const char *close, json_t *rest) {
+    *f = (provider_frame){0};
+    char *a = first ? json_dumps(first, JSON_COMPACT) : NULL;
+    char *z = rest ? json_dumps(rest, JSON_COMPACT) : NULL;
+    json_decref(first);
+    json_decref(rest);
+    size_t al = a ? strlen(a) : 0, zl = z ? strlen(z) : 0, ol = strlen(open), cl = strlen(close);
+    if (a && z && al > 2 && a[al - 1] == '}' && zl >= 2 && z[0] == '{') {
+        f->head = malloc(al - 1 + ol + 1);
+        f->tail = malloc(cl + zl + 1);
+    }
+    if (f->head && f->tail) {
+        memcpy(f->head, a, al - 1);
+        memcpy(f->head + al - 1, open, ol + 1);
+        f->head_len = al - 1 + ol;
+        memcpy(f->tail, close, cl);
+        if (zl == 2) /* {} */
+            memcpy(f->tail + cl, "}", 2);
+        else {
+            f->tail[cl] = ',';
+            memcpy(f->tail + cl + 1, z + 1, zl); /* z's members, its brace and NUL */
+        }
+        f->tail_len = strlen(f->tail);
+    }
+    free(a);
+    free(z);
+    if (f->head && f->tail) return 0;
+    provider_frame_free(f);
+    return sl_instance_fail(inst, SL_EFATAL,
+                            "cannot build the requests from the options (out of memory, or a string that is "
+                            "not UTF-8)");
+}
+
+/* The body of a request in *b: f's head, the texts as JSON strings
+ * separated by commas, f's tail. sent[0..n) are the indexes of the texts to
+ * send, named `what INDEX` in messages; with sent NULL, texts[0] alone is
+ * sent, named `what`. Returns 0, or provider_text's failure (b then holds
+ * nothing). */
+static inline int provider_request(sl_call *call, const provider_frame *f, const sl_text *texts,
+                                   const size_t *sent, size_t n, const char *what, provider_buf *b) {
+    if (!sent) n = 1;
+    size_t need = f->head_len + f->tail_len;
+    for (size_t k = 0; k < n; k++) need += texts[sent ? sent[k] : 0].len + 3;
+    provider_buf_reserve(b, need + need / 32); /* room for a few escapes: rarely a second allocation */
+    provider_buf_add(b, f->head, f->head_len);
+    int rc = 0;
+    for (size_t k = 0; !rc && k < n; k++) {
+        if (k) provider_buf_add(b, ",", 1);
+        rc = sent ? provider_text(call, &texts[sent[k]], what, sent[k], b)
+                  : provider_text(call, &texts[0], what, SIZE_MAX, b);
+    }
+    provider_buf_add(b, f->tail, f->tail_len);
+    if (!rc && b->oom) rc = sl_fail(call, SL_ENOMEM, "out of memory for a request of %zu bytes", need);
+    if (rc) provider_buf_free(b);
+    return rc;
 }
 
 /* One request header; a NULL value is skipped (an absent API key). */
@@ -179,19 +377,17 @@ typedef struct provider_header {
 /* POSTs `body` (always released) as JSON to url; cb(req, arg) runs later on
  * the loop thread and must sl_http_free(req). Returns SL_PENDING, or a
  * negative code after sl_fail (cb will then not run). */
-static inline int provider_post(sl_call *call, const char *url, json_t *body, const provider_header *hdrs,
-                                size_t nhdrs, int64_t timeout_ms, sl_http_cb cb, void *arg) {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text) return sl_fail(call, SL_ENOMEM, "out of memory building the request for %s", url);
+static inline int provider_post(sl_call *call, const char *url, provider_buf *body,
+                                const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms, sl_http_cb cb,
+                                void *arg) {
     sl_http *req = sl_http_new(sl_call_instance(call), "POST", url);
     int rc = req ? 0 : SL_ENOMEM;
     if (!rc) rc = sl_http_header(req, "Content-Type", "application/json");
     for (size_t i = 0; !rc && i < nhdrs; i++)
         if (hdrs[i].value) rc = sl_http_header(req, hdrs[i].name, hdrs[i].value);
-    if (!rc) rc = sl_http_body(req, text, strlen(text));
+    if (!rc) rc = sl_http_body(req, body->p, body->len);
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
-    free(text);
+    provider_buf_free(body);
     if (!rc) rc = sl_http_send(req, cb, arg);
     if (!rc) return SL_PENDING;
     sl_http_free(req);
@@ -301,13 +497,35 @@ static inline int provider_vector_floats(sl_call *call, const json_t *arr, float
     return 0;
 }
 
-static inline int provider_b64_value(unsigned char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+/* The value of character c in the standard base64 alphabet, `invalid`
+ * outside it ('=' included: padding is taken off before decoding). A
+ * constant expression, so the decoder's tables are made by the compiler. */
+#define PROVIDER_B64_VALUE(c, invalid)                                                                       \
+    ((c) >= 'A' && (c) <= 'Z'   ? (uint32_t)((c) - 'A')                                                      \
+     : (c) >= 'a' && (c) <= 'z' ? (uint32_t)((c) - 'a' + 26)                                                 \
+     : (c) >= '0' && (c) <= '9' ? (uint32_t)((c) - '0' + 52)                                                 \
+     : (c) == '+'               ? 62u                                                                        \
+     : (c) == '/'               ? 63u                                                                        \
+                                : (invalid))
+/* c's value shifted to its place in a quad's 24 bits; 0xff000000 (bits no
+ * valid quad has) outside the alphabet. */
+#define PROVIDER_B64_AT(c, shift) (PROVIDER_B64_VALUE(c, 0xff000000u >> (shift)) << (shift))
+#define PROVIDER_B64_4(c, s)                                                                                 \
+    PROVIDER_B64_AT(c, s), PROVIDER_B64_AT(c + 1, s), PROVIDER_B64_AT(c + 2, s), PROVIDER_B64_AT(c + 3, s)
+#define PROVIDER_B64_16(c, s)                                                                                \
+    PROVIDER_B64_4(c, s), PROVIDER_B64_4(c + 4, s), PROVIDER_B64_4(c + 8, s), PROVIDER_B64_4(c + 12, s)
+#define PROVIDER_B64_64(c, s)                                                                                \
+    PROVIDER_B64_16(c, s), PROVIDER_B64_16(c + 16, s), PROVIDER_B64_16(c + 32, s), PROVIDER_B64_16(c + 48, s)
+#define PROVIDER_B64_256(s)                                                                                  \
+    PROVIDER_B64_64(0, s), PROVIDER_B64_64(64, s), PROVIDER_B64_64(128, s), PROVIDER_B64_64(192, s)
+
+/* For each of a quad's four places, every byte's value already shifted
+ * there: a quad is four loads and three ORs, and one test of the ORed
+ * quads (bits 24 and up) finds any character outside the alphabet. */
+static inline const uint32_t (*provider_b64_tables(void))[256] {
+    static const uint32_t t[4][256] = {
+        {PROVIDER_B64_256(18)}, {PROVIDER_B64_256(12)}, {PROVIDER_B64_256(6)}, {PROVIDER_B64_256(0)}};
+    return t;
 }
 
 /* Bytes that standard base64 text s (padding optional) decodes to, or -1
@@ -319,54 +537,91 @@ static inline long provider_b64_size(const char *s, size_t len) {
     return (long)(len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0));
 }
 
-/* Decodes s straight into out, which must hold provider_b64_size(s, len)
- * bytes: no intermediate copy. Returns 0, or -1 at a byte that is not base64
- * (out is then partly written). */
-static inline int provider_b64_decode(const char *s, size_t len, unsigned char *out) {
-    if (len >= 1 && s[len - 1] == '=') len--;
-    if (len >= 1 && s[len - 1] == '=') len--;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = provider_b64_value((unsigned char)s[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *out++ = (unsigned char)(acc >> bits);
-        }
+/* Four base64 characters as 24 bits, with bits from 24 up set when one of
+ * them is outside the alphabet. */
+static inline uint32_t provider_b64_quad(const uint32_t (*t)[256], const unsigned char *p) {
+    return t[0][p[0]] | t[1][p[1]] | t[2][p[2]] | t[3][p[3]];
+}
+
+/* The float whose IEEE bits are u, stored in out; true when it is not
+ * finite (all exponent bits set: an infinity or a NaN). */
+static inline bool provider_b64_store(float *out, uint32_t u) {
+    memcpy(out, &u, 4);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* Four little-endian bytes as a number. */
+static inline uint32_t provider_le32(const unsigned char *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+#define PROVIDER_B64_INVALID (-1)   /* a character that is not base64 */
+#define PROVIDER_B64_NONFINITE (-2) /* a value that is an infinity or a NaN */
+
+/* Decodes standard base64 s (len characters, padding optional) of dim
+ * little-endian float32s straight into out: 16 characters (4 quads, 12
+ * bytes) make 3 floats, each assembled from its bytes as a number, so the
+ * host's byte order does not matter. Returns 0; PROVIDER_B64_INVALID for a
+ * character outside the alphabet or a length that is not dim floats' worth;
+ * PROVIDER_B64_NONFINITE with *bad the first value that is not finite. out
+ * is written in full or in part either way. */
+static inline int provider_b64_floats(const char *s, size_t len, float *out, uint32_t dim, uint32_t *bad) {
+    if (provider_b64_size(s, len) != (long)dim * 4) return PROVIDER_B64_INVALID;
+    const uint32_t(*t)[256] = provider_b64_tables();
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t err = 0;
+    bool nonfinite = false;
+    uint32_t j = 0;
+    for (; dim - j >= 3; j += 3, p += 16) {
+        uint32_t a = provider_b64_quad(t, p), b = provider_b64_quad(t, p + 4);
+        uint32_t c = provider_b64_quad(t, p + 8), d = provider_b64_quad(t, p + 12);
+        err |= a | b | c | d;
+        /* the 12 bytes a2 a1 a0 b2 | b1 b0 c2 c1 | c0 d2 d1 d0, each four little-endian */
+        nonfinite |= provider_b64_store(out + j, (a >> 16 & 0xff) | (a >> 8 & 0xff) << 8 | (a & 0xff) << 16 |
+                                                     (b >> 16 & 0xff) << 24);
+        nonfinite |= provider_b64_store(out + j + 1, (b >> 8 & 0xff) | (b & 0xff) << 8 |
+                                                         (c >> 16 & 0xff) << 16 | (c >> 8 & 0xff) << 24);
+        nonfinite |= provider_b64_store(out + j + 2, (c & 0xff) | (d >> 16 & 0xff) << 8 |
+                                                         (d >> 8 & 0xff) << 16 | (d & 0xff) << 24);
     }
-    return 0;
+    if (j < dim) { /* 1 or 2 floats left: 6 or 11 characters, the last quad partial */
+        unsigned char bytes[8] = {0};
+        size_t left = (size_t)(dim - j) * 4, o = 0;
+        unsigned char last[4] = {'A', 'A', 'A', 'A'}; /* zero bits for what the partial quad lacks */
+        memcpy(last, p + left / 3 * 4, left % 3 + 1);
+        for (; o < left; o += 3) {
+            uint32_t q = provider_b64_quad(t, o + 3 <= left ? p + o / 3 * 4 : last);
+            err |= q;
+            unsigned char three[3] = {(unsigned char)(q >> 16), (unsigned char)(q >> 8), (unsigned char)q};
+            memcpy(bytes + o, three, left - o < 3 ? left - o : 3);
+        }
+        nonfinite |= provider_b64_store(out + j, provider_le32(bytes));
+        if (left == 8) nonfinite |= provider_b64_store(out + j + 1, provider_le32(bytes + 4));
+    }
+    if (err >> 24) return PROVIDER_B64_INVALID;
+    if (!nonfinite) return 0;
+    j = 0;
+    while (isfinite(out[j])) j++;
+    *bad = j;
+    return PROVIDER_B64_NONFINITE;
 }
 
 /* A base64 string of dim little-endian float32s into out. SL_EFATAL on
  * another dimension, SL_ERETRY when it is not base64 of finite floats. */
-static inline int provider_vector_base64(sl_call *call, const json_t *str, float *out, uint32_t dim,
+static inline int provider_vector_base64(sl_call *call, const char *s, size_t len, float *out, uint32_t dim,
                                          const char *who, const char *model, size_t index) {
-    if (!json_is_string(str))
-        return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not a string", who, index);
-    const char *s = json_string_value(str);
-    size_t len = json_string_length(str);
     long bytes = provider_b64_size(s, len);
     if (bytes < 0 || bytes % 4)
         return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not base64 of float32 values (%zu characters)",
                        who, index, len);
     if ((size_t)bytes / 4 != dim) return provider_dim_mismatch(call, model, (size_t)bytes / 4, dim);
-    if (provider_b64_decode(s, len, (unsigned char *)out) < 0)
+    uint32_t bad = 0;
+    int rc = provider_b64_floats(s, len, out, dim, &bad);
+    if (rc == PROVIDER_B64_INVALID)
         return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not valid base64", who, index);
-    for (uint32_t j = 0; j < dim; j++) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        uint32_t u;
-        memcpy(&u, out + j, 4);
-        u = __builtin_bswap32(u);
-        memcpy(out + j, &u, 4);
-#endif
-        if (!isfinite(out[j]))
-            return sl_fail(call, SL_ERETRY,
-                           "%s: embedding %zu has a value that is not a finite number (at %u)", who, index,
-                           j);
-    }
+    if (rc == PROVIDER_B64_NONFINITE)
+        return sl_fail(call, SL_ERETRY, "%s: embedding %zu has a value that is not a finite number (at %u)",
+                       who, index, bad);
     return 0;
 }
 

@@ -37,6 +37,7 @@ typedef struct embed_ollama {
     embed_ollama_config c;
     uint32_t dim;
     provider_endpoint ep; /* {base_url}/api/embed, and the key header's value */
+    provider_frame frame; /* the request around its "input" texts */
 } embed_ollama;
 
 /* One batch in flight: sent[k] is the index in the batch (and in out) of
@@ -89,6 +90,7 @@ static void fini(void *state) {
     embed_ollama *s = state;
     if (!s) return;
     provider_endpoint_free(&s->ep);
+    provider_frame_free(&s->frame);
     free(s);
 }
 
@@ -104,6 +106,13 @@ static int init(sl_instance *inst, const void *config, void **state) {
     rc = provider_endpoint_init(inst, &s->ep, c->base_url, "api/embed", "Bearer ", c->api_key);
     if (rc) {
         free(s);
+        return rc;
+    }
+    json_t *rest = c->shorten ? json_pack("{s:I}", "dimensions", (json_int_t)s->dim) : json_object();
+    rc = provider_frame_init(inst, &s->frame, json_pack("{s:s}", "model", c->model), ",\"input\":[", "]",
+                             rest);
+    if (rc) {
+        fini(s);
         return rc;
     }
     sl_instance_set_dimension(inst, s->dim);
@@ -150,29 +159,14 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
         free(p);
         return 0;
     }
-    json_t *input = json_array();
-    int rc = input ? 0 : sl_fail(call, SL_ENOMEM, "out of memory");
-    for (size_t k = 0; !rc && k < p->nsent; k++) {
-        json_t *t;
-        rc = provider_text(call, &texts[p->sent[k]], "text", p->sent[k], &t);
-        if (!rc && json_array_append_new(input, t)) rc = sl_fail(call, SL_ENOMEM, "out of memory");
-    }
-    json_t *body = NULL;
-    if (!rc) {
-        json_error_t e;
-        body = json_pack_ex(&e, 0, "{s:s, s:O}", "model", s->c.model, "input", input);
-        if (!body) rc = sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
-    }
-    json_decref(input);
-    if (!rc && s->c.shorten && json_object_set_new(body, "dimensions", json_integer(s->dim)))
-        rc = sl_fail(call, SL_ENOMEM, "out of memory");
+    provider_buf body = {0};
+    int rc = provider_request(call, &s->frame, texts, p->sent, p->nsent, "text", &body);
     if (rc) {
-        json_decref(body);
         free(p);
         return rc;
     }
     provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, body, h, 1, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

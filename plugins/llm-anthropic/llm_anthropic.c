@@ -37,6 +37,7 @@ typedef struct llm_anthropic_config {
 typedef struct llm_anthropic {
     llm_anthropic_config c;
     provider_endpoint ep; /* {base_url}/messages, and the key header's value */
+    provider_frame frame; /* the request around its prompt */
 } llm_anthropic;
 
 typedef struct pending {
@@ -85,6 +86,7 @@ static void fini(void *state) {
     llm_anthropic *s = state;
     if (!s) return;
     provider_endpoint_free(&s->ep);
+    provider_frame_free(&s->frame);
     free(s);
 }
 
@@ -99,6 +101,14 @@ static int init(sl_instance *inst, const void *config, void **state) {
     rc = provider_endpoint_init(inst, &s->ep, c->base_url, "messages", "", c->api_key);
     if (rc) {
         free(s);
+        return rc;
+    }
+    rc = provider_frame_init(inst, &s->frame,
+                             json_pack("{s:s, s:I, s:f}", "model", c->model, "max_tokens",
+                                       (json_int_t)c->max_tokens, "temperature", c->temperature),
+                             ",\"messages\":[{\"role\":\"user\",\"content\":", "}]", json_object());
+    if (rc) {
+        fini(s);
         return rc;
     }
     sl_instance_set_model(inst, c->model);
@@ -152,22 +162,17 @@ static void on_response(sl_http *req, void *arg) {
 
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     const llm_anthropic *s = sl_call_state(call);
-    json_t *content;
-    int rc = provider_text(call, prompt, "the prompt", SIZE_MAX, &content);
+    provider_buf body = {0};
+    int rc = provider_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
     if (rc) return rc;
-    json_error_t e;
-    json_t *body = json_pack_ex(&e, 0, "{s:s, s:I, s:f, s:[{s:s, s:o}]}", "model", s->c.model, "max_tokens",
-                                (json_int_t)s->c.max_tokens, "temperature", s->c.temperature, "messages",
-                                "role", "user", "content", content);
-    if (!body) return sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
     pending *p = malloc(sizeof *p);
     if (!p) {
-        json_decref(body);
+        provider_buf_free(&body);
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
     provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
-    rc = provider_post(call, s->ep.url, body, h, 2, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 2, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

@@ -34,6 +34,7 @@ typedef struct llm_ollama_config {
 typedef struct llm_ollama {
     llm_ollama_config c;
     provider_endpoint ep; /* {base_url}/api/chat, and the key header's value */
+    provider_frame frame; /* the request around its prompt */
 } llm_ollama;
 
 typedef struct pending {
@@ -82,6 +83,7 @@ static void fini(void *state) {
     llm_ollama *s = state;
     if (!s) return;
     provider_endpoint_free(&s->ep);
+    provider_frame_free(&s->frame);
     free(s);
 }
 
@@ -96,6 +98,14 @@ static int init(sl_instance *inst, const void *config, void **state) {
     rc = provider_endpoint_init(inst, &s->ep, c->base_url, "api/chat", "Bearer ", c->api_key);
     if (rc) {
         free(s);
+        return rc;
+    }
+    rc = provider_frame_init(inst, &s->frame, json_pack("{s:s, s:b}", "model", c->model, "stream", 0),
+                             ",\"messages\":[{\"role\":\"user\",\"content\":", "}]",
+                             json_pack("{s:{s:I, s:f}}", "options", "num_predict", (json_int_t)c->max_tokens,
+                                       "temperature", c->temperature));
+    if (rc) {
+        fini(s);
         return rc;
     }
     sl_instance_set_model(inst, c->model);
@@ -127,22 +137,17 @@ static void on_response(sl_http *req, void *arg) {
 
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     const llm_ollama *s = sl_call_state(call);
-    json_t *content;
-    int rc = provider_text(call, prompt, "the prompt", SIZE_MAX, &content);
+    provider_buf body = {0};
+    int rc = provider_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
     if (rc) return rc;
-    json_error_t e;
-    json_t *body = json_pack_ex(&e, 0, "{s:s, s:b, s:[{s:s, s:o}], s:{s:I, s:f}}", "model", s->c.model,
-                                "stream", 0, "messages", "role", "user", "content", content, "options",
-                                "num_predict", (json_int_t)s->c.max_tokens, "temperature", s->c.temperature);
-    if (!body) return sl_fail(call, SL_ENOMEM, "cannot build the request: %s", e.text);
     pending *p = malloc(sizeof *p);
     if (!p) {
-        json_decref(body);
+        provider_buf_free(&body);
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
     provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, body, h, 1, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }
