@@ -11,7 +11,7 @@ packages=(
     # Recommends, absent where apt skips those)
     cmake gcc g++ make pkg-config clang libclang-rt-14-dev
     # libraries the core and the plugins link
-    libuv1-dev libinih-dev libmd4c-dev libsqlite3-dev libxxhash-dev libjansson-dev
+    libuv1-dev libinih-dev libmd4c-dev libsqlite3-dev libxxhash-dev libjansson-dev libjsmn-dev
     libcurl4-openssl-dev libseccomp-dev
     # plugins: PostgreSQL sink, PDF and OCR, libtorch models
     libpq-dev libmupdf-dev libtesseract-dev tesseract-ocr-eng libtorch-dev

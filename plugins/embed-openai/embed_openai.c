@@ -9,7 +9,9 @@
  * quarter of the bytes, no number parsing) a base64 string of little-endian
  * float32s, decoded straight into the output. Either form is accepted
  * whatever was asked for, since compatible servers differ. usage.prompt_tokens
- * is reported with sl_call_usage.
+ * is reported with sl_call_usage. response.h reads the answers: the usual
+ * base64 one with jsmn and no JSON tree (its bulk is the vectors' strings),
+ * any other with jansson, which also words every failure.
  *
  * The vector size must be known at init, before any request, so `dimension`
  * is required and every answer is checked against it: another size stops the
@@ -27,6 +29,7 @@
 #include <sluice/sluice.h>
 
 #include "provider.h"
+#include "response.h"
 
 typedef struct embed_openai_config {
     const char *base_url;
@@ -135,50 +138,29 @@ static int init(sl_instance *inst, const void *config, void **state) {
     return 0;
 }
 
-/* data[] into the batch's vectors: one entry per text sent, each index once. */
-static int vectors(sl_call *call, const embed_openai *s, json_t *root, pending *p) {
-    json_t *usage = json_object_get(root, "usage");
-    sl_call_usage(call, provider_count(usage, "prompt_tokens"), 0);
-    json_t *data = json_object_get(root, "data");
-    if (!json_is_array(data)) return sl_fail(call, SL_ERETRY, "OpenAI: the response has no data array");
-    if (json_array_size(data) != p->nsent)
-        return sl_fail(call, SL_ERETRY, "OpenAI: model %s returned %zu embeddings for %zu texts", s->c.model,
-                       json_array_size(data), p->nsent);
-    unsigned char *seen = calloc(p->nsent, 1);
-    if (!seen) return sl_fail(call, SL_ENOMEM, "out of memory");
-    int rc = 0;
-    size_t i;
-    json_t *item;
-    json_array_foreach(data, i, item) {
-        json_t *index = json_object_get(item, "index"), *emb = json_object_get(item, "embedding");
-        /* Servers that leave "index" out list the vectors in input order. */
-        json_int_t k = index ? (json_is_integer(index) ? json_integer_value(index) : -1) : (json_int_t)i;
-        if (k < 0 || (size_t)k >= p->nsent || seen[k]) {
-            rc = sl_fail(call, SL_ERETRY, "OpenAI: data[%zu] has a missing, repeated or out-of-range index",
-                         i);
-            break;
-        }
-        seen[k] = 1;
-        float *v = p->out + p->sent[k] * s->dim;
-        if (json_is_string(emb))
-            rc = provider_vector_base64(call, json_string_value(emb), json_string_length(emb), v, s->dim,
-                                        "OpenAI", s->c.model, (size_t)k);
-        else
-            rc = provider_vector_floats(call, emb, v, s->dim, "OpenAI", s->c.model, (size_t)k);
-        if (rc) break;
+/* The body read by response.h's fast way when it can (base64 vectors, the
+ * usual answer), else by jansson, which also gives every message. */
+static int read_response(sl_call *call, const embed_openai *s, const sl_http *req, const pending *p) {
+    size_t len = 0;
+    const char *body = sl_http_response_body(req, &len);
+    long status = sl_http_status(req);
+    response_batch b = {p->sent, p->nsent, s->dim, p->out};
+    uint64_t tokens = 0;
+    if (!sl_http_error(req) && status >= 200 && status <= 299 && response_read(body, len, &b, &tokens)) {
+        sl_call_usage(call, tokens, 0);
+        return 0;
     }
-    free(seen);
+    json_t *root;
+    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
+    if (!rc) rc = response_vectors(call, root, s->c.model, &b);
+    json_decref(root);
     return rc;
 }
 
 static void on_response(sl_http *req, void *arg) {
     pending *p = arg;
     sl_call *call = p->call;
-    const embed_openai *s = sl_call_state(call);
-    json_t *root;
-    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
-    if (!rc) rc = vectors(call, s, root, p);
-    json_decref(root);
+    int rc = read_response(call, sl_call_state(call), req, p);
     sl_http_free(req);
     free(p);
     sl_call_done(call, rc);
