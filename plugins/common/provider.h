@@ -3,8 +3,9 @@
  *
  * Each of them does the same dance: check the options in init, write texts
  * into a JSON request, POST it with the SDK's asynchronous HTTP client,
- * return SL_PENDING, and in the HTTP callback turn the status and body into
- * vectors or a completion and an sl_call_done. The parts that do not depend on the provider's wire format
+ * return SL_PENDING, and in the HTTP callback (on a pool thread during a
+ * run) turn the status and body into vectors or a completion and an
+ * sl_call_done. The parts that do not depend on the provider's wire format
  * live here, once: endpoint URLs, option checks, request bodies, sending,
  * the status verdict, parsing the body (garbage never crashes: it is a
  * retryable failure with a clear message), token counts, and the base64
@@ -374,9 +375,14 @@ typedef struct provider_header {
     const char *value;
 } provider_header;
 
-/* POSTs `body` (always released) as JSON to url; cb(req, arg) runs later on
- * the loop thread and must sl_http_free(req). Returns SL_PENDING, or a
- * negative code after sl_fail (cb will then not run). */
+/* POSTs `body` (always released) as JSON to url; cb(req, arg) runs later
+ * and must sl_http_free(req). cb runs on a pool thread during a run
+ * (sl_http_answer_on_pool: decoding a 300 KB answer does not hold up the
+ * loop thread every other request waits on), on the loop outside one; so
+ * it may only decode, and call sl_fail, sl_call_usage, sl_completion_set on
+ * its own call's answer, sl_http_free and sl_call_done, touching no state
+ * that another call shares. Returns SL_PENDING, or a negative code after
+ * sl_fail (cb will then not run). */
 static inline int provider_post(sl_call *call, const char *url, provider_buf *body,
                                 const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms, sl_http_cb cb,
                                 void *arg) {
@@ -387,6 +393,7 @@ static inline int provider_post(sl_call *call, const char *url, provider_buf *bo
         if (hdrs[i].value) rc = sl_http_header(req, hdrs[i].name, hdrs[i].value);
     if (!rc) rc = sl_http_body(req, body->p, body->len);
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
+    if (!rc) rc = sl_http_answer_on_pool(req);
     provider_buf_free(body);
     if (!rc) rc = sl_http_send(req, cb, arg);
     if (!rc) return SL_PENDING;

@@ -9,9 +9,9 @@
  * The answer is the text of the "text" blocks of "content", joined in order;
  * usage.input_tokens and usage.output_tokens are reported with sl_call_usage.
  * Overload (529) and rate limits (429) are retryable through the status
- * verdict, with Retry-After honoured. Runs on the loop thread: the request is
- * sent with the SDK's asynchronous HTTP client and the call completes in its
- * callback.
+ * verdict, with Retry-After honoured. The request is sent from the loop
+ * thread with the SDK's asynchronous HTTP client; the call completes in its
+ * callback, which runs on a pool thread and touches only its own call.
  */
 #include <stdbool.h>
 #include <stddef.h>

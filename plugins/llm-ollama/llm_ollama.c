@@ -9,9 +9,10 @@
  * tokens reported with sl_call_usage. Ollama needs no key; when api_key is
  * set it goes in "Authorization: Bearer KEY" (Ollama's hosted API, or a
  * proxy in front of a server). A model that is not pulled answers 404, which
- * stops the run with Ollama's own message ("model 'x' not found"). Runs on
- * the loop thread: the request is sent with the SDK's asynchronous HTTP
- * client and the call completes in its callback.
+ * stops the run with Ollama's own message ("model 'x' not found"). The
+ * request is sent from the loop thread with the SDK's asynchronous HTTP
+ * client; the call completes in its callback, which runs on a pool thread
+ * and touches only its own call.
  */
 #include <stdbool.h>
 #include <stddef.h>

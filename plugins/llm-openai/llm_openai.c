@@ -9,8 +9,9 @@
  * and the answer is choices[0].message.content; usage.prompt_tokens and
  * usage.completion_tokens are reported with sl_call_usage. The key goes in
  * "Authorization: Bearer KEY" (no header when api_key is empty, for local
- * servers). Runs on the loop thread: the request is sent with the SDK's
- * asynchronous HTTP client and the call completes in its callback.
+ * servers). The request is sent from the loop thread with the SDK's
+ * asynchronous HTTP client; the call completes in its callback, which runs
+ * on a pool thread and touches only its own call.
  */
 #include <stdbool.h>
 #include <stddef.h>
