@@ -86,8 +86,8 @@ static void maybe_flush(stage *st) {
     }
 }
 
-void op_start_embed(job *j, stage *st) {
-    size_t n = sl_doc_chunk_count(j->doc);
+/* Room in the stage's queue for n more chunks; 0, or -1 on out of memory. */
+static int pend_reserve(stage *st, size_t n) {
     if (st->pend_len + n > st->pend_cap) {
         /* compact, then grow */
         if (st->pend) memmove(st->pend, st->pend + st->pend_head, batches_pending(st) * sizeof *st->pend);
@@ -96,15 +96,31 @@ void op_start_embed(job *j, stage *st) {
         size_t cap = st->pend_cap ? st->pend_cap : 256;
         while (cap < st->pend_len + n) cap *= 2;
         chunk_ref *np = realloc(st->pend, cap * sizeof *np);
-        if (!np) {
-            job_mark_failed(j, st, "out of memory");
-            return;
-        }
+        if (!np) return -1;
         st->pend = np;
         st->pend_cap = cap;
     }
+    return 0;
+}
+
+void op_start_embed(job *j, stage *st) {
+    size_t n = sl_doc_chunk_count(j->doc);
+    if (pend_reserve(st, n)) {
+        job_mark_failed(j, st, "out of memory");
+        return;
+    }
     for (size_t i = 0; i < n; i++) st->pend[st->pend_len++] = (chunk_ref){j, (uint32_t)i};
     job_parts_add(j, (uint32_t)n);
+    maybe_flush(st);
+}
+
+void batches_add_chunk(job *j, stage *st, uint32_t chunk) {
+    if (pend_reserve(st, 1)) {
+        job_mark_failed(j, st, "out of memory");
+        job_part_done(j);
+        return;
+    }
+    st->pend[st->pend_len++] = (chunk_ref){j, chunk};
     maybe_flush(st);
 }
 

@@ -181,8 +181,11 @@ static void job_enter_step(job *j) {
     /* the step holds the job until every part it fans out has started, so a
      * part that completes at once cannot end the step early */
     job_parts_add(j, 1);
+    /* chained: one part per chunk for its embedding, sent when its summary
+     * comes (summaries.c) */
+    if (joint && p->chained) job_parts_add(j, (uint32_t)sl_doc_chunk_count(j->doc));
     st->op->start(j, st);
-    if (joint) p->steps[j->step + 1]->op->start(j, p->steps[j->step + 1]);
+    if (joint && !p->chained) p->steps[j->step + 1]->op->start(j, p->steps[j->step + 1]);
     job_part_done(j);
 }
 

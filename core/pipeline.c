@@ -260,13 +260,12 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  "bound by sluice CPU: the loop thread was busy %.0f%% of the run (%.2f of %.2f s); the longest "
                  "document chain was %.2f s",
                  loop * 100, loop_cpu, wall, chain);
-    } else if (used >= 0.85 * cores || machine >= 0.9) {
+    } else if (used >= 0.85 * cores) {
         rep->binding_kind = "cpu";
         snprintf(b, n,
-                 "bound by CPU: sluice used %.1f of %d cores, and the machine's cores were %.0f%% busy; more cores "
-                 "(or cheaper stages, or fewer neighbours) would help; the longest document chain was %.2f s of "
-                 "%.2f s",
-                 used, cores, machine * 100, chain, wall);
+                 "bound by CPU: sluice used %.1f of %d cores; more cores (or cheaper stages) would help; the "
+                 "longest document chain was %.2f s of %.2f s",
+                 used, cores, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
         rep->binding_kind = "memory_budget";
         snprintf(b, n,
@@ -282,8 +281,8 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
         rep->binding_kind = "mixed";
         snprintf(b, n,
                  "no single bound: the longest document chain was %.2f s of %.2f s, the loop thread busy %.0f%%, "
-                 "CPU %.1f of %d cores, admission waited %.2f s for memory",
-                 chain, wall, loop * 100, used, cores, bw);
+                 "CPU %.1f of %d cores (the machine's %.0f%% busy), admission waited %.2f s for memory",
+                 chain, wall, loop * 100, used, cores, machine * 100, bw);
     }
     (void)rt;
 }

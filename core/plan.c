@@ -2,8 +2,9 @@
  *
  * Every route becomes a list of steps: read, the sink's lookup, the parser,
  * its page stages, the chunker, the llm stage, the embedder and the sink's
- * store (the llm and embed steps as one, run at once, when the embedder
- * does not read the summaries). A step is a stage: one (instance,
+ * store (the llm and embed steps as one, run at once: when the embedder
+ * reads the chunks' summaries, each chunk is embedded as its summary
+ * comes). A step is a stage: one (instance,
  * operation) pair, shared by every
  * route that names the instance, with the executor the instance's
  * bottleneck calls for (executor.c) and the chain of throttles it may use:
@@ -99,7 +100,12 @@ static int plan_route(run *r, const sl_route *rr, route_plan *p) {
     if (rr->llm) {
         p->steps[p->n++] = stage_for(r, SL_OP_SUMMARIZE, rr->llm);
         p->embed_summaries = rr->llm->stage.embed_summaries;
-        if (rr->embedder && !p->embed_summaries) p->joint = p->n - 1;
+        if (rr->embedder) {
+            const char *sm = rr->llm->stage.summaries;
+            int chunk_summaries = strcmp(sm, "chunks") == 0 || strcmp(sm, "both") == 0;
+            p->joint = p->n - 1;
+            p->chained = p->embed_summaries && chunk_summaries;
+        }
     }
     if (rr->embedder) p->steps[p->n++] = stage_for(r, SL_OP_EMBED, rr->embedder);
     p->steps[p->n++] = stage_for(r, SL_OP_STORE, rr->sink);

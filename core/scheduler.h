@@ -203,10 +203,12 @@ typedef struct route_plan {
     stage **steps;
     size_t n;
     int embed_summaries;
-    /* the llm step and the embed step after it run as one step, at once,
-     * when neither needs the other's output (embed_summaries = false):
-     * the index of the llm step, or SIZE_MAX */
+    /* the llm step and the embed step after it run as one step, at once:
+     * the index of the llm step, or SIZE_MAX. When the embedder reads the
+     * chunks' summaries (embed_summaries with chunk summaries) the step is
+     * chained: each chunk goes to the embedder as its summary comes. */
     size_t joint;
+    int chained;
 } route_plan;
 
 struct sl_job {
@@ -260,6 +262,9 @@ void op_done_chunk(unit *u, int rc, const char *msg);
 void op_start_pages(job *j, stage *st); /* pages.c */
 void op_done_page(unit *u, int rc, const char *msg);
 void op_start_embed(job *j, stage *st); /* batches.c */
+/* One chunk of j into the embedder's queue, its part already counted (a
+ * chained step: its summary just came). */
+void batches_add_chunk(job *j, stage *st, uint32_t chunk);
 void op_done_embed(unit *u, int rc, const char *msg);
 const char *op_prepare_embed(unit *u); /* on the executing thread, before and after the call */
 void op_release_embed(unit *u);

@@ -48,6 +48,17 @@ static char *fill_prompt(const char *tpl, const sl_doc *doc, const char *heading
 }
 
 /* One completion call, as a part of j's step. */
+/* A chunk's summary is in, or will never be: in a chained step its
+ * embedding goes now (it reads the summary), or its part is given back. */
+static void chunk_summarised(job *j, uint32_t chunk, int ok) {
+    const route_plan *p = &j->run->plans[j->route];
+    if (!p->chained || j->step != p->joint) return;
+    if (ok && !j->failed)
+        batches_add_chunk(j, p->steps[j->step + 1], chunk);
+    else
+        job_part_done(j);
+}
+
 static void ask(stage *st, job *j, int kind, uint32_t index, const char *tpl, const char *heading,
                 const char *text, size_t len) {
     unit *u = unit_new(st, j);
@@ -55,6 +66,7 @@ static void ask(stage *st, job *j, int kind, uint32_t index, const char *tpl, co
     if (!u || !u->u.sum.prompt) {
         free(u);
         job_mark_failed(j, st, "out of memory for a prompt");
+        if (kind == SUM_CHUNK) chunk_summarised(j, index, 0);
         return;
     }
     u->u.sum.kind = kind;
@@ -137,11 +149,12 @@ void op_start_summaries(job *j, stage *st) {
     int whole = strcmp(c->summaries, "document") == 0 || strcmp(c->summaries, "both") == 0;
     size_t len = 0;
     char *text = whole ? document_text(j->doc, &len) : NULL;
+    size_t nchunks = chunks ? sl_doc_chunk_count(j->doc) : 0;
     if (whole && !text) {
         job_mark_failed(j, st, "out of memory for the document's text");
+        for (size_t i = 0; i < nchunks; i++) chunk_summarised(j, (uint32_t)i, 0);
         return;
     }
-    size_t nchunks = chunks ? sl_doc_chunk_count(j->doc) : 0;
     for (size_t i = 0; i < nchunks; i++) {
         size_t cl;
         const char *ct = sl_chunk_text(j->doc, i, &cl);
@@ -186,7 +199,7 @@ void op_done_summary(unit *u, int rc, const char *msg) {
         job_mark_failed(j, u->st, msg);
     } else if (!j->failed) {
         if (u->u.sum.kind == SUM_CHUNK) {
-            sl_chunk_set_summary(j->doc, u->u.sum.index, text);
+            sl_chunk_set_summary(j->doc, u->u.sum.index, text); /* before chunk_summarised reads it */
         } else if (u->u.sum.kind == SUM_DOC || u->u.sum.kind == SUM_COMBINE) {
             sl_doc_meta_set(j->doc, "summary", text);
         } else if (u->u.sum.index < j->nsummaries) {
@@ -194,6 +207,7 @@ void op_done_summary(unit *u, int rc, const char *msg) {
             if (--j->summaries_left == 0) ask_combined(u->st, j);
         }
     }
+    if (u->u.sum.kind == SUM_CHUNK) chunk_summarised(j, u->u.sum.index, rc >= 0);
     unit_free(u);
     job_part_done(j);
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# tests/providers-e2e/overlap.sh - a document's summary and its embeddings
-# are asked at once when neither needs the other (embed_summaries = false),
-# and one after the other when the embedder reads the summaries
-# (embed_summaries = true). One document, a fake provider that holds every
-# answer for a while: its peak of requests in flight is 2 when they overlap
-# and 1 when they do not. Either way the document is stored once, with its
-# summary, and with embed_summaries the embedded text carries it.
+# tests/providers-e2e/overlap.sh - a document's summaries and its embeddings
+# are asked at once when neither needs the other (embed_summaries = false);
+# when the embedder reads the chunks' summaries (embed_summaries = true) a
+# chunk is embedded as soon as its own summary comes, beside whatever else
+# is still asked. One document of one chunk, summaries = both, a fake
+# provider that holds every answer for a while: 3 requests in flight at
+# peak when all overlap, 2 when the embedding waits for its chunk's summary.
+# Either way the document is stored once, with its summary, and with
+# embed_summaries the embedded text carries it (its vector differs).
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
@@ -54,6 +56,7 @@ EOF
 start_fake p --api-key "$key" --latency-ms 1500
 url=(--set "summarizer.base_url=${URL[p]}/v1" --set "embedder.base_url=${URL[p]}/v1")
 
+declare -A vec=()
 for mode in false true; do
     fake_reset p
     rm -rf run && mkdir run && cd run
@@ -73,10 +76,12 @@ for mode in false true; do
             "$(fake_stats p .peak_concurrent)" 3
         check_contains "embed_summaries=false: the job logs both at once" "$ERR" 'rotate.md: chunk -> summarize\+embed'
     else
-        check_eq "embed_summaries=true: the embeddings waited for the summaries" \
+        check_eq "embed_summaries=true: the embedding waited for its chunk's summary" \
             "$(fake_stats p .peak_concurrent)" 2
-        check_contains "embed_summaries=true: the job logs summarize, then embed" "$ERR" \
-            'rotate.md: summarize -> embed'
+        check_contains "embed_summaries=true: the job logs one joint step, chained" "$ERR" \
+            'rotate.md: chunk -> summarize\+embed'
     fi
+    vec[$mode]=$(sql run/.sluice/store.db "SELECT hex(vector) FROM chunks;")
 done
+check_ne "the embedded text carried the summary: the vectors differ" "${vec[true]}" "${vec[false]}"
 finish
