@@ -112,7 +112,7 @@ static const char *lookup(const parse *p, const char *name) {
  * expanded; used when VAR is unset or empty, as in the shell) and $$. A '$'
  * followed by anything else is kept as it is. */
 static int expand(parse *p, const char *sec, const char *key, const char *s, size_t len, FILE *out) {
-    const char *end = s + len;
+    const char *start = s, *end = s + len;
     while (s < end) {
         if (*s != '$' || s + 1 == end || (s[1] != '$' && s[1] != '{')) {
             fputc(*s++, out);
@@ -140,9 +140,11 @@ static int expand(parse *p, const char *sec, const char *key, const char *s, siz
         while (n < close && is_name_char(*n, n == body)) n++;
         int has_default = close - n >= 2 && n[0] == ':' && n[1] == '-';
         if (n == body || (n != close && !has_default))
+            /* the reference is not quoted: the value around it may be a secret */
             return fail(p, SL_EFATAL,
-                        "[%s] %s: bad variable reference ${%.*s} (write ${NAME} or ${NAME:-default})", sec,
-                        key, (int)(close - body), body);
+                        "[%s] %s: bad variable reference at character %d of the value (write ${NAME} or "
+                        "${NAME:-default}, NAME of letters, digits and _; the value is not shown)",
+                        sec, key, (int)(s - start) + 1);
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(n - body), body);
         const char *val = lookup(p, name);

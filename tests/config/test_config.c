@@ -162,12 +162,20 @@ static void test_interpolation_errors(void) {
 
     cfg = load("badref", "[s]\nk = ${1X}\n", path);
     CHECK(cfg == NULL);
-    snprintf(want, sizeof want, "%s:2: [s] k: bad variable reference ${1X}", path);
+    snprintf(want, sizeof want, "%s:2: [s] k: bad variable reference at character 1 of the value", path);
     CHECK_CONTAINS(sl_ctx_errmsg(ctx), want);
 
     cfg = load("badref2", "[s]\nk = ${A-b}\n", path);
     CHECK(cfg == NULL);
-    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bad variable reference ${A-b}");
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bad variable reference at character 1");
+
+    /* a secret around a bad reference is never echoed (issue 17: a
+     * password holding "${my pass}" was printed) */
+    cfg = load("badref3", "[s]\nk = hunter2${my pass}\n", path);
+    CHECK(cfg == NULL);
+    CHECK_CONTAINS(sl_ctx_errmsg(ctx), "bad variable reference at character 8");
+    CHECK(strstr(sl_ctx_errmsg(ctx), "hunter2") == NULL);
+    CHECK(strstr(sl_ctx_errmsg(ctx), "my pass") == NULL);
 }
 
 static void test_set(void) {
