@@ -45,7 +45,7 @@ static void split_patterns(const char *s, char ***out, size_t *n) {
 
 static int matches(char **pats, size_t n, const char *name) {
     for (size_t i = 0; i < n; i++)
-        if (pats[i] && fnmatch(pats[i], name, 0) == 0) return 1;
+        if (pats[i] && fnmatch(pats[i], name, FNM_CASEFOLD) == 0) return 1;
     return 0;
 }
 

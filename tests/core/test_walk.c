@@ -50,6 +50,8 @@ int main(void) {
     touch(".git/e.md", "e");
     touch("node_modules/f.md", "f");
     touch("top.md", "top");
+    touch("docs/NOTES.TXT", "notes"); /* include globs ignore case, as media types do */
+    touch("docs/README.MD", "readme");
     link_("loop2.md", "docs/loop1.md");
     link_("loop1.md", "docs/loop2.md");
     link_("missing.md", "docs/dangling.md");
@@ -70,21 +72,24 @@ int main(void) {
         n++;
     }
     sl_walk_free(w);
-    /* sorted per folder: docs/{a.txt,b.md,dangling.md,loop1.md,loop2.md,sub/d.md}, top.md */
-    CHECK_INT(n, 7);
-    CHECK_STR(got[0], "docs/a.txt");
-    CHECK_INT(sizes[0], 2);
-    CHECK_STR(errs[0], "");
-    CHECK_STR(got[1], "docs/b.md");
-    CHECK_STR(got[2], "docs/dangling.md");
-    CHECK(errs[2][0] != '\0');
-    CHECK_STR(got[3], "docs/loop1.md");
-    CHECK_CONTAINS(errs[3], "symbolic links");
-    CHECK_STR(got[4], "docs/loop2.md");
-    CHECK_STR(got[5], "docs/sub/d.md");
-    CHECK_INT(sizes[5], 3);
-    CHECK_STR(got[6], "top.md");
-    CHECK_INT(sl_walk_count(roots, 1, "*.md *.txt", ".git node_modules"), 7);
+    /* sorted per folder (bytewise: capitals first):
+     * docs/{NOTES.TXT,README.MD,a.txt,b.md,dangling.md,loop1.md,loop2.md,sub/d.md}, top.md */
+    CHECK_INT(n, 9);
+    CHECK_STR(got[0], "docs/NOTES.TXT");
+    CHECK_STR(got[1], "docs/README.MD");
+    CHECK_STR(got[2], "docs/a.txt");
+    CHECK_INT(sizes[2], 2);
+    CHECK_STR(errs[2], "");
+    CHECK_STR(got[3], "docs/b.md");
+    CHECK_STR(got[4], "docs/dangling.md");
+    CHECK(errs[4][0] != '\0');
+    CHECK_STR(got[5], "docs/loop1.md");
+    CHECK_CONTAINS(errs[5], "symbolic links");
+    CHECK_STR(got[6], "docs/loop2.md");
+    CHECK_STR(got[7], "docs/sub/d.md");
+    CHECK_INT(sizes[7], 3);
+    CHECK_STR(got[8], "top.md");
+    CHECK_INT(sl_walk_count(roots, 1, "*.md *.txt", ".git node_modules"), 9);
 
     /* A file given directly is a candidate whatever its name; a trailing
      * slash on a folder gives the same paths as without. */
