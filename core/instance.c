@@ -249,10 +249,20 @@ static int apply(build *b, const char *where, const char *key, const char *value
     int rc = sl_option_parse(opt, value, b->base_dir, target, &inst->owned, &inst->nowned, err, sizeof err);
     if (rc < 0) return sl_ctx_error(b->ctx, rc, "%s[%s] %s: %s", where, inst->name, key, err);
     if (target == &inst->stage && opt->type == SL_OPT_INT) {
-        int64_t v;
+        /* the core's stage options have ranges: every size computed from
+         * one (a batch of batch_size vectors, say) then stays in bounds */
+        static const struct {
+            const char *name;
+            int64_t max;
+        } bounds[] = {{"max_concurrency", 1000000}, {"batch_size", 65536},      {"rpm", 1000000000},
+                      {"tpm", INT64_C(1000000000000)}, {"breaker_failures", 1000000}};
+        int64_t v, max = INT64_MAX;
         memcpy(&v, (char *)target + opt->offset, sizeof v);
-        if (v < 0)
-            return sl_ctx_error(b->ctx, SL_EFATAL, "%s[%s] %s: must be 0 or more", where, inst->name, key);
+        for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+            if (strcmp(bounds[i].name, key) == 0) max = bounds[i].max;
+        if (v < 0 || v > max)
+            return sl_ctx_error(b->ctx, SL_EFATAL, "%s[%s] %s: %lld is out of range (0 to %lld)", where,
+                                inst->name, key, (long long)v, (long long)max);
     }
     return 0;
 }

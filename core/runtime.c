@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -178,6 +179,31 @@ static void free_words(char **w, size_t n) {
     free(w);
 }
 
+/* The ranges of the integer settings: a value outside one is refused with
+ * its file and line before anything starts (a huge `workers` would fork
+ * without end; a negative count means nothing). */
+static const struct {
+    const char *name;
+    int64_t min, max;
+} settings_bounds[] = {
+    {"threads", 0, 1024},       {"max_documents", 0, 100000000}, {"retries", 0, 1000},
+    {"workers", 0, 1024},       {"worker_max_documents", 0, INT64_MAX},
+};
+
+static int check_setting_bounds(sl_runtime *rt, const char *key, const char *where) {
+    for (size_t i = 0; i < sizeof settings_bounds / sizeof settings_bounds[0]; i++) {
+        if (strcmp(settings_bounds[i].name, key) != 0) continue;
+        const sl_option *o = settings_options;
+        while (o->name && strcmp(o->name, key) != 0) o++;
+        int64_t v;
+        memcpy(&v, (char *)&rt->set + o->offset, sizeof v);
+        if (v < settings_bounds[i].min || v > settings_bounds[i].max)
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s[sluice] %s: %lld is out of range (%lld to %lld)", where, key,
+                                (long long)v, (long long)settings_bounds[i].min, (long long)settings_bounds[i].max);
+    }
+    return 0;
+}
+
 static int parse_settings(sl_runtime *rt) {
     sl_config *cfg = rt->cfg;
     char err[512], where[512];
@@ -203,12 +229,9 @@ static int parse_settings(sl_runtime *rt) {
         kv->used = 1;
         if (sl_option_parse(o, kv->value, cfg->dir, &rt->set, &rt->owned, &rt->nowned, err, sizeof err) != 0)
             return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: %s", where, kv->key, err);
+        strncat(where, ": ", sizeof where - strlen(where) - 1);
+        if (check_setting_bounds(rt, kv->key, where)) return SL_EFATAL;
     }
-    if (rt->set.threads < 0 || rt->set.threads > 1024)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "[sluice] threads: %lld is out of range (0 to 1024)",
-                            (long long)rt->set.threads);
-    if (rt->set.retries < 0)
-        return sl_ctx_error(rt->ctx, SL_EFATAL, "[sluice] retries: must not be negative");
     return 0;
 }
 
@@ -389,6 +412,15 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
     if (n == 0) rc = sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [%s] stages: empty", where, sec->name);
     for (; rc == 0 && i < n; i++) {
         if ((rc = route_stage(rt, where, sec->name, "stages", names[i], &inst))) break;
+        /* a stage named twice would be one stage the route passes twice:
+         * its page units would wait on themselves (issue 17: it hung) */
+        for (size_t k = 0; k < i && !rc; k++)
+            if (strcmp(names[k], names[i]) == 0)
+                rc = sl_ctx_error(rt->ctx, SL_EFATAL,
+                                  "%s: [%s] stages: '%s' is named twice; a route passes each stage once (make a "
+                                  "second section with the same plugin to run it again)",
+                                  where, sec->name, names[i]);
+        if (rc) break;
         const sl_role_info *ri = sl_role_get(inst->desc->role);
         const char *want = route_place(ri, i, &last_order);
         if (want) {

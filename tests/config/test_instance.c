@@ -119,7 +119,13 @@ static void test_stage_options_table(void) {
     CHECK_INT(sl_options_validate(t, sizeof(sl_stage_conf), err, sizeof err), 0);
 
     CHECK(build("[g]\nplugin = cfgtest-good\nendpoint = e\nmax_concurrency = -1\n", "g") == NULL);
-    CHECK_STR(sl_ctx_errmsg(ctx), "test.ini:4: [g] max_concurrency: must be 0 or more");
+    CHECK_STR(sl_ctx_errmsg(ctx), "test.ini:4: [g] max_concurrency: -1 is out of range (0 to 1000000)");
+    /* a batch_size whose batch would overflow an allocation (issue 17) is refused where it is written */
+    CHECK(build("[g]\nplugin = cfgtest-good\nendpoint = e\nbatch_size = 1152921504606846976\n", "g") == NULL);
+    CHECK_STR(sl_ctx_errmsg(ctx), "test.ini:4: [g] batch_size: 1152921504606846976 is out of range (0 to 65536)");
+    sl_instance *ok = build("[g]\nplugin = cfgtest-good\nendpoint = e\nbatch_size = 65536\n", "g");
+    CHECK(ok != NULL);
+    sl_instance_free(ok);
     CHECK(build("[g]\nplugin = cfgtest-good\nendpoint = e\nbatch_delay = 20\n", "g") == NULL);
     CHECK_CONTAINS(sl_ctx_errmsg(ctx), "test.ini:4: [g] batch_delay: '20' is not a duration");
 }

@@ -42,6 +42,24 @@ check_contains "PATH that does not exist: reason" \
 printf '[sluice]\nthreads = 1\nthis line is not ini\n' >bad-line.ini
 expect_usage_error "bad INI line" "bad-line\.ini:3" -c bad-line.ini run docs
 
+# Settings out of range are refused with their file and line, before any
+# worker is started or batch allocated (issue 17: workers = 100000 forked
+# 640 processes; a huge batch_size overflowed an allocation).
+printf '[sluice]\nthreads = 1\nworkers = 100000\n' >many-workers.ini
+expect_usage_error "workers = 100000" "many-workers\.ini:3: \[sluice\] workers: 100000 is out of range \(0 to 1024\)" \
+    -c many-workers.ini run docs
+expect_usage_error "--set embedder.batch_size too large" "\[embedder\] batch_size: 1152921504606846976 is out of range" \
+    --set embedder.batch_size=1152921504606846976 run docs
+
+# A stage named twice in a route (issue 17: `pdf render render ocr` passed
+# check and then never finished): refused, by check and by run.
+sed 's/^stages = pdf render ocr chunker embedder/stages = pdf render render ocr chunker embedder/' \
+    "$SRC/conf/pdf.ini" >twice.ini
+twice_line=$(grep -n '^stages = pdf render render' twice.ini | cut -d: -f1)
+check_gt "twice.ini names render twice" "${twice_line:-0}" 0
+expect_usage_error "a page stage named twice" "'render' is named twice" -c twice.ini run docs
+expect_usage_error "a page stage named twice, check" "'render' is named twice" -c twice.ini check
+
 # An option a plugin does not declare: a typo is an error, not silence.
 sed 's/^size = 1000/siez = 1000/' "$SRC/conf/default.ini" >typo.ini
 typo_line=$(grep -n '^siez' typo.ini | cut -d: -f1)
