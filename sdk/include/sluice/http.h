@@ -39,7 +39,8 @@ SL_EXPORT int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
  * thread (ABI 1.2), for a callback that decodes a large body (JSON, base64
  * vectors): the loop thread then only waits. Such a callback may read the
  * response, call sl_http_verdict, sl_fail, sl_call_usage, sl_call_retry_after,
- * sl_log, sl_call_done and sl_http_free (all safe there), and must not touch
+ * sl_call_state, sl_completion_set, sl_log, sl_call_done and sl_http_free
+ * (all safe there), and must not touch
  * state another call shares without its own lock, nor send a request. Outside
  * a run (sluice check, query) cb runs on the loop as usual. Call before
  * sl_http_send; 0, or SL_EINVAL for a request in flight. */

@@ -113,7 +113,12 @@ typedef struct sl_plugin {
     void (*thread_fini)(void *state, void *thread_state);
 
     /* Role callbacks. Each returns 0, a negative SL_E* code (after sl_fail),
-     * or, for io plugins only, SL_PENDING and later sl_call_done(). */
+     * or, for io and (ABI 1.2) cpu plugins, SL_PENDING and later
+     * sl_call_done() from any thread (a cpu plugin not run isolated: a
+     * worker process answers at once). The document and the outputs
+     * (vectors, completion) stay valid until the call is answered; the
+     * input texts and prompts only until the callback returns, so a plugin
+     * that answers later copies what it sends. */
     int (*parse)(sl_call *call, sl_doc *doc);
     int (*page)(sl_call *call, sl_doc *doc, uint32_t page);
     int (*chunk)(sl_call *call, sl_doc *doc);
