@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,7 @@ void sl_doc_free(sl_doc *doc) {
     else if (doc->mapped == 2)
         free((void *)doc->data);
     free(doc->meta);
+    free(doc->meta_index);
     for (size_t i = 0; i < doc->nelems; i++) free(doc->elems[i].attrs);
     free(doc->elems);
     free(doc->chunks);
@@ -219,24 +221,81 @@ char *sl_doc_strndup(sl_doc *doc, const char *s, size_t len) {
 
 /* --- metadata --- */
 
+/* --- metadata: a list in insertion order, with a hash index once it is
+ * long enough for a linear search to cost (a front matter of 200,000 keys
+ * took 67 s; issue 17) --- */
+
+#define META_INDEX_FROM 16
+
+static size_t meta_slot(const sl_doc *doc, const char *key, size_t *found) {
+    size_t mask = doc->meta_slots - 1, i = (size_t)XXH3_64bits(key, strlen(key)) & mask;
+    *found = SIZE_MAX;
+    while (doc->meta_index[i]) {
+        size_t at = doc->meta_index[i] - 1;
+        if (strcmp(doc->meta[at].key, key) == 0) {
+            *found = at;
+            break;
+        }
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* (Re)builds the index with room for twice the keys; 0, or -1. */
+static int meta_reindex(sl_doc *doc) {
+    size_t slots = 64;
+    while (slots < doc->nmeta * 4) slots *= 2;
+    uint32_t *idx = calloc(slots, sizeof *idx);
+    if (!idx) return -1;
+    free(doc->meta_index);
+    doc->meta_index = idx;
+    doc->meta_slots = slots;
+    for (size_t i = 0; i < doc->nmeta; i++) {
+        size_t found;
+        doc->meta_index[meta_slot(doc, doc->meta[i].key, &found)] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static size_t meta_find(const sl_doc *doc, const char *key) {
+    if (doc->meta_index) {
+        size_t found;
+        meta_slot(doc, key, &found);
+        return found;
+    }
+    for (size_t i = 0; i < doc->nmeta; i++)
+        if (strcmp(doc->meta[i].key, key) == 0) return i;
+    return SIZE_MAX;
+}
+
 int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value) {
     if (!key || !value) return SL_EINVAL;
     int rc = SL_ENOMEM;
     pthread_mutex_lock(&doc->lock);
     const char *v = sl_arena_strdup(&doc->arena, value);
     if (!v) goto out;
-    for (size_t i = 0; i < doc->nmeta; i++) {
-        if (strcmp(doc->meta[i].key, key) == 0) {
-            doc->meta[i].value = v;
-            rc = 0;
-            goto out;
-        }
+    size_t at = meta_find(doc, key);
+    if (at != SIZE_MAX) {
+        doc->meta[at].value = v;
+        rc = 0;
+        goto out;
     }
+    if (doc->nmeta >= UINT32_MAX - 1) goto out;
     const char *k = sl_arena_strdup(&doc->arena, key);
     if (!k || grow((void **)&doc->meta, &doc->cmeta, doc->nmeta, sizeof *doc->meta)) goto out;
     doc->meta[doc->nmeta].key = k;
     doc->meta[doc->nmeta].value = v;
     doc->nmeta++;
+    if (doc->nmeta >= META_INDEX_FROM && doc->nmeta * 2 > doc->meta_slots) {
+        if (meta_reindex(doc)) { /* the key is in the list; a search stays linear */
+            free(doc->meta_index);
+            doc->meta_index = NULL;
+            doc->meta_slots = 0;
+        }
+    } else if (doc->meta_index) {
+        size_t found;
+        doc->meta_index[meta_slot(doc, k, &found)] = (uint32_t)doc->nmeta;
+    }
     rc = 0;
 out:
     pthread_mutex_unlock(&doc->lock);
@@ -244,9 +303,8 @@ out:
 }
 
 const char *sl_doc_meta_get(const sl_doc *doc, const char *key) {
-    for (size_t i = 0; i < doc->nmeta; i++)
-        if (strcmp(doc->meta[i].key, key) == 0) return doc->meta[i].value;
-    return NULL;
+    size_t at = key ? meta_find(doc, key) : SIZE_MAX;
+    return at == SIZE_MAX ? NULL : doc->meta[at].value;
 }
 
 size_t sl_doc_meta_count(const sl_doc *doc) { return doc->nmeta; }

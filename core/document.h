@@ -76,6 +76,8 @@ struct sl_doc {
     uint32_t pages;
     sl_kv *meta;
     size_t nmeta, cmeta;
+    uint32_t *meta_index; /* open addressing over meta (index + 1; 0 empty), from 16 keys on */
+    size_t meta_slots;
     sl_element *elems;
     size_t nelems, celems;
     sl_chunk *chunks;

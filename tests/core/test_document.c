@@ -187,9 +187,45 @@ static void test_utf8(void) {
     CHECK_STR(sl_strerror(SL_EBADINPUT), "bad input");
 }
 
+/* 200,000 keys (a front matter of that many lines, issue 17): set, found,
+ * overwritten and listed in the order they came. With a linear search per
+ * key this took minutes; the test's size is what it checks, not a time. */
+static void test_many_metadata_keys(void) {
+    enum { N = 200000 };
+    sl_doc *d = sl_doc_new("docs/many.md", NULL);
+    char k[32], v[32];
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        bad += sl_doc_meta_set(d, k, v) != 0;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(sl_doc_meta_count(d), N);
+    for (int i = 0; i < N; i += 997) {
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        const char *got = sl_doc_meta_get(d, k);
+        bad += !got || strcmp(got, v) != 0;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(sl_doc_meta_set(d, "key-12345", "again"), 0);
+    CHECK_STR(sl_doc_meta_get(d, "key-12345"), "again");
+    CHECK_INT(sl_doc_meta_count(d), N);
+    CHECK(sl_doc_meta_get(d, "key-200000") == NULL);
+    const char *key, *val;
+    CHECK_INT(sl_doc_meta_at(d, 12345, &key, &val), 0);
+    CHECK_STR(key, "key-12345");
+    CHECK_STR(val, "again");
+    CHECK_INT(sl_doc_meta_at(d, N - 1, &key, &val), 0);
+    CHECK_STR(key, "key-199999");
+    sl_doc_free(d);
+}
+
 int main(void) {
     test_arena();
     test_document_content();
+    test_many_metadata_keys();
     test_document_load();
     test_ctx_errors_and_secrets();
     test_utf8();

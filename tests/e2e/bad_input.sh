@@ -93,4 +93,13 @@ sl run --json docs/binary.md
 check_eq "single bad file: exit status" "$RC" 1
 check_contains "single bad file: reason" "$(json '.failed[0].reason')" "NUL|binary"
 
+# A front matter of 200,000 keys (4.6 MB) is stored: the size is what is
+# checked (metadata was a linear search per key: it took minutes, issue 17).
+mkdir -p fm
+awk 'BEGIN { print "---"; for (i = 0; i < 200000; i++) printf "key%d: value %d\n", i, i;
+             print "---"; print "# Many keys"; print ""; print "A body after a huge front matter." }' >fm/many.md
+sl run --json fm
+check_eq "200,000 front matter keys: exit status" "$RC" 0
+check_eq "200,000 front matter keys: stored" "$(json .documents.stored)" 1
+
 finish
