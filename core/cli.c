@@ -28,7 +28,7 @@
 
 extern const char sl_default_ini[];
 
-enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3 };
 
 typedef struct cli {
     const char *command;
@@ -220,7 +220,12 @@ static int cmd_run(cli *c) {
                 sl_report_write_json(&rep, stdout);
             else
                 sl_report_print(&rep, stdout);
-            status = rep.fatal ? EXIT_USAGE : (rep.failed || rep.interrupted) ? EXIT_DOCS : EXIT_OK;
+            /* a run stopped by a fatal error that stored something is a
+             * partial ingestion (1), not "nothing was ingested" (2) */
+            status = rep.fatal       ? (rep.stored ? EXIT_DOCS : EXIT_USAGE)
+                     : rep.interrupted ? EXIT_INTERRUPTED
+                     : rep.failed      ? EXIT_DOCS
+                                       : EXIT_OK;
         }
         sl_report_free(&rep);
     }

@@ -101,7 +101,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     run *r = s->data;
     if (r->stopping) {
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL, "interrupted again: stopping now");
-        _exit(130);
+        _exit(3); /* interrupted (README: exit status); the store is whole, the next run resumes */
     }
     r->stopping = 1;
     r->rep->interrupted = 1;

@@ -102,4 +102,43 @@ sl -c typo.ini check
 check_eq "check of a config with a typo: exit status" "$RC" 2
 check_contains "check names the typo's line" "$ERR$OUT" "typo\.ini:$typo_line"
 
+# Interrupted: SIGINT finishes what is in flight and exits 3 (it was 1, as
+# if documents had failed, and a second SIGINT exited 130, issue 17); the
+# next run ingests the rest.
+bash "$SRC/bench/gen_corpus.sh" 6000 many 3000 9 >/dev/null
+rm -rf .sluice
+set +e
+"$SLUICE" --set sluice.threads=1 run --json many >int.json 2>int.err &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+set -e
+check_eq "SIGINT: exit status 3 (interrupted)" "$rc" 3
+check_eq "SIGINT: the report says interrupted" "$(jq -r .interrupted int.json)" true
+stored=$(jq -r .documents.stored int.json)
+check "SIGINT: part of the corpus was stored ($stored of 6000)" test "$stored" -lt 6000
+check_contains "SIGINT: it said it finishes what is in flight" "$(cat int.err)" "interrupted: finishing"
+sl run --json many
+check_eq "after SIGINT: the rerun exits 0" "$RC" 0
+check_eq "after SIGINT: the rerun stores the rest" "$(json .documents.stored)" "$((6000 - stored))"
+
+# A second SIGINT stops at once, with the same status (large documents: the
+# ones in flight take far longer to finish than the 50 ms between signals).
+bash "$SRC/bench/gen_corpus.sh" 300 big 200000 11 >/dev/null
+rm -rf .sluice
+set +e
+"$SLUICE" --set sluice.threads=1 run big >/dev/null 2>int2.err &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+sleep 0.05
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+set -e
+check_eq "second SIGINT: exit status 3" "$rc" 3
+check_contains "second SIGINT: it says it stops now" "$(cat int2.err)" "interrupted again: stopping now"
+
 finish
