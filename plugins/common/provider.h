@@ -70,14 +70,35 @@ static inline char *provider_url(const char *base, const char *path) {
     return u;
 }
 
+/* A URL for messages: with "user:password@" after the scheme dropped, since
+ * credentials in a URL are as secret as a key (into buf, always
+ * NUL-terminated). */
+static inline const char *provider_url_shown(const char *url, char *buf, size_t size) {
+    if (!url) url = "";
+    const char *auth = strstr(url, "://"), *host = auth ? auth + 3 : url;
+    const char *end = host + strcspn(host, "/?#"), *at = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == '@') at = p;
+    if (!at) {
+        snprintf(buf, size, "%s", url);
+    } else {
+        snprintf(buf, size, "%.*s%s", (int)(host - url), url, at + 1);
+    }
+    return buf;
+}
+
 /* The options every provider has: an http(s) base_url, a model, a positive
  * timeout. Returns 0 or SL_EFATAL after sl_instance_fail. */
 static inline int provider_check_options(sl_instance *inst, const char *base_url, const char *model,
                                          int64_t timeout_ms) {
     if (provider_empty(base_url) ||
-        (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0))
-        return sl_instance_fail(inst, SL_EFATAL, "option 'base_url': '%s' is not an http:// or https:// URL",
-                                base_url ? base_url : "");
+        (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
+        char shown[512];
+        return sl_instance_fail(
+            inst, SL_EFATAL,
+            "option 'base_url': '%s' is not an http:// or https:// URL (credentials in it are not shown)",
+            provider_url_shown(base_url, shown, sizeof shown));
+    }
     if (provider_empty(model)) return sl_instance_fail(inst, SL_EFATAL, "option 'model': must not be empty");
     if (timeout_ms <= 0)
         return sl_instance_fail(inst, SL_EFATAL, "option 'timeout': must be more than 0 (got %lld ms)",

@@ -152,4 +152,14 @@ sl -c "$SRC/conf/openai.ini" --set "embedder.dimension=$key" check
 check_eq "the key given as a number: exit status" "$RC" 2
 scrubbed "the key given as a number"
 
+# Credentials inside a base_url that is refused are not echoed (issue 17:
+# ftp://u:KEY@h/ printed whole); the rest of the URL still is.
+urlpass="pw-$$-$RANDOM-in-url"
+sl -c "$SRC/conf/openai.ini" --set "summarizer.base_url=ftp://user:$urlpass@host.example/v1" check
+check_eq "credentials in a refused base_url: exit status" "$RC" 2
+check_contains "credentials in a refused base_url: the URL is named without them" "$ERR" \
+    "'ftp://host\.example/v1' is not an http"
+check_lacks "credentials in a refused base_url: the password is not printed" "$OUT$ERR" "$urlpass"
+check_lacks "credentials in a refused base_url: nor the user" "$OUT$ERR" "user:"
+
 finish
