@@ -222,7 +222,7 @@ static int cmd_run(cli *c) {
                 sl_report_print(&rep, stdout);
             /* a run stopped by a fatal error that stored something is a
              * partial ingestion (1), not "nothing was ingested" (2) */
-            status = rep.fatal       ? (rep.stored ? EXIT_DOCS : EXIT_USAGE)
+            status = rep.fatal         ? (rep.stored ? EXIT_DOCS : EXIT_USAGE)
                      : rep.interrupted ? EXIT_INTERRUPTED
                      : rep.failed      ? EXIT_DOCS
                                        : EXIT_OK;

@@ -60,10 +60,10 @@ struct sl_http {
     char *hbuf; /* headers of the last response, "name\0value\0" each */
     size_t hlen, hcap;
     int oom;
-    int no_expect; /* "Expect:" is in headers */
-    int on_pool;   /* sl_http_answer_on_pool: cb runs on a pool thread */
+    int no_expect;     /* "Expect:" is in headers */
+    int on_pool;       /* sl_http_answer_on_pool: cb runs on a pool thread */
     long long metered; /* bytes counted in the run's memory meter */
-    sl_post post;  /* sl_http_free off the loop thread: the cleanup is posted */
+    sl_post post;      /* sl_http_free off the loop thread: the cleanup is posted */
     char errbuf[CURL_ERROR_SIZE];
 };
 

@@ -254,8 +254,11 @@ static int apply(build *b, const char *where, const char *key, const char *value
         static const struct {
             const char *name;
             int64_t max;
-        } bounds[] = {{"max_concurrency", 1000000}, {"batch_size", 65536},      {"rpm", 1000000000},
-                      {"tpm", INT64_C(1000000000000)}, {"breaker_failures", 1000000}};
+        } bounds[] = {{"max_concurrency", 1000000},
+                      {"batch_size", 65536},
+                      {"rpm", 1000000000},
+                      {"tpm", INT64_C(1000000000000)},
+                      {"breaker_failures", 1000000}};
         int64_t v, max = INT64_MAX;
         memcpy(&v, (char *)target + opt->offset, sizeof v);
         for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)

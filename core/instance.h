@@ -92,8 +92,8 @@ struct sl_call {
     /* io completion: set by the executor before calling an io callback. */
     void (*on_done)(sl_call *call, int rc);
     void *udata;
-    atomic_int done;                     /* set once sl_call_done ran */
-    struct sl_loop *loop;                /* where the answer goes: sl_call_done from another thread posts it */
+    atomic_int done;      /* set once sl_call_done ran */
+    struct sl_loop *loop; /* where the answer goes: sl_call_done from another thread posts it */
     sl_post post;
     int answer;                          /* the posted answer */
     const struct sl_op *op;              /* what is being called (ops.c); NULL: a caller's own function */

@@ -334,7 +334,8 @@ void job_admit(run *r) {
         /* what the documents in flight and this one will hold at their
          * expansion, and, beside it, what they hold now */
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
-        double want = (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
+        double want =
+            (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
         uint64_t held = run_held(r);
         if (r->docs_inflight > 0 && r->docs_inflight >= r->max_docs) break;
         if (r->docs_inflight > 0 && (want > (double)r->budget ||

@@ -195,12 +195,14 @@ void sl_tstate_free(sl_instance *inst, sl_tstate *ts) {
 
 int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc) {
     if (rc == SL_PENDING)
-        return sl_fail(call, SL_EFATAL, "%s plugin answered SL_PENDING (only io and cpu plugins may, and not in a worker process)",
-                       !inst                                   ? "a core"
-                       : inst->desc->bottleneck == SL_ISOLATED ? "an isolated"
-                       : inst->desc->bottleneck == SL_GPU      ? "a gpu"
-                       : inst->desc->bottleneck == SL_CPU      ? "a cpu"
-                                                               : "an io");
+        return sl_fail(
+            call, SL_EFATAL,
+            "%s plugin answered SL_PENDING (only io and cpu plugins may, and not in a worker process)",
+            !inst                                   ? "a core"
+            : inst->desc->bottleneck == SL_ISOLATED ? "an isolated"
+            : inst->desc->bottleneck == SL_GPU      ? "a gpu"
+            : inst->desc->bottleneck == SL_CPU      ? "a cpu"
+                                                    : "an io");
     if (rc > 0 && rc != SL_PENDING && op && !op->answers_count)
         return sl_fail(call, SL_EFATAL, "plugin returned %d, not 0 or a negative SL_E* code", rc);
     return rc;

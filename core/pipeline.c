@@ -181,8 +181,8 @@ static void machine_ticks(unsigned long long *busy, unsigned long long *all) {
     FILE *f = fopen("/proc/stat", "r");
     if (!f) return;
     unsigned long long v[8] = {0};
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-               &v[7]) == 8) {
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &v[6], &v[7]) == 8) {
         for (int i = 0; i < 8; i++) *all += v[i];
         *busy = *all - v[3] - v[4]; /* less idle and iowait */
     }
@@ -229,7 +229,8 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
     const stage *lim = limited_stage(r, &lwait);
     const stage *store = NULL;
     for (size_t i = 0; i < r->nstages; i++)
-        if (r->stages[i]->op->id == SL_OP_STORE && (!store || r->stages[i]->stats->busy_ns > store->stats->busy_ns))
+        if (r->stages[i]->op->id == SL_OP_STORE &&
+            (!store || r->stages[i]->stats->busy_ns > store->stats->busy_ns))
             store = r->stages[i];
     if (!rep->stored) {
         rep->binding_kind = "none";
@@ -251,15 +252,17 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             snprintf(what, sizeof what, "max_concurrency = %lld", (long long)in->stage.max_concurrency);
         rep->binding_kind = "limit";
         snprintf(b, n,
-                 "bound by [%s] %s: %llu requests waited %.1f s in all for the limit; doubling it would save up to "
+                 "bound by [%s] %s: %llu requests waited %.1f s in all for the limit; doubling it would save "
+                 "up to "
                  "about %.1f s of %.2f s",
                  in->name, what, (unsigned long long)lim->stats->items, lwait, (wall - chain) / 2, wall);
     } else if (loop >= 0.7) {
         rep->binding_kind = "loop";
-        snprintf(b, n,
-                 "bound by sluice CPU: the loop thread was busy %.0f%% of the run (%.2f of %.2f s); the longest "
-                 "document chain was %.2f s",
-                 loop * 100, loop_cpu, wall, chain);
+        snprintf(
+            b, n,
+            "bound by sluice CPU: the loop thread was busy %.0f%% of the run (%.2f of %.2f s); the longest "
+            "document chain was %.2f s",
+            loop * 100, loop_cpu, wall, chain);
     } else if (used >= 0.85 * cores) {
         rep->binding_kind = "cpu";
         snprintf(b, n,
@@ -268,10 +271,11 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  used, cores, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
         rep->binding_kind = "memory_budget";
-        snprintf(b, n,
-                 "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
-                 "%.1fx their size in flight); a larger budget would let more documents in at once",
-                 (double)r->budget / 1048576.0, bw, wall, r->expand_seen);
+        snprintf(
+            b, n,
+            "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
+            "%.1fx their size in flight); a larger budget would let more documents in at once",
+            (double)r->budget / 1048576.0, bw, wall, r->expand_seen);
     } else if (store && (double)store->stats->busy_ns / 1e9 >= 0.6 * wall) {
         rep->binding_kind = "store";
         snprintf(b, n,
@@ -279,10 +283,11 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  store->inst->name, (double)store->stats->busy_ns / 1e9, wall);
     } else {
         rep->binding_kind = "mixed";
-        snprintf(b, n,
-                 "no single bound: the longest document chain was %.2f s of %.2f s, the loop thread busy %.0f%%, "
-                 "CPU %.1f of %d cores (the machine's %.0f%% busy), admission waited %.2f s for memory",
-                 chain, wall, loop * 100, used, cores, machine * 100, bw);
+        snprintf(
+            b, n,
+            "no single bound: the longest document chain was %.2f s of %.2f s, the loop thread busy %.0f%%, "
+            "CPU %.1f of %d cores (the machine's %.0f%% busy), admission waited %.2f s for memory",
+            chain, wall, loop * 100, used, cores, machine * 100, bw);
     }
     (void)rt;
 }

@@ -186,8 +186,8 @@ static const struct {
     const char *name;
     int64_t min, max;
 } settings_bounds[] = {
-    {"threads", 0, 1024},       {"max_documents", 0, 100000000}, {"retries", 0, 1000},
-    {"workers", 0, 1024},       {"worker_max_documents", 0, INT64_MAX},
+    {"threads", 0, 1024}, {"max_documents", 0, 100000000},        {"retries", 0, 1000},
+    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX},
 };
 
 static int check_setting_bounds(sl_runtime *rt, const char *key, const char *where) {
@@ -198,8 +198,9 @@ static int check_setting_bounds(sl_runtime *rt, const char *key, const char *whe
         int64_t v;
         memcpy(&v, (char *)&rt->set + o->offset, sizeof v);
         if (v < settings_bounds[i].min || v > settings_bounds[i].max)
-            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s[sluice] %s: %lld is out of range (%lld to %lld)", where, key,
-                                (long long)v, (long long)settings_bounds[i].min, (long long)settings_bounds[i].max);
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s[sluice] %s: %lld is out of range (%lld to %lld)",
+                                where, key, (long long)v, (long long)settings_bounds[i].min,
+                                (long long)settings_bounds[i].max);
     }
     return 0;
 }
@@ -416,10 +417,11 @@ static int build_route(sl_runtime *rt, sl_conf_section *sec, sl_route *r) {
          * its page units would wait on themselves (issue 17: it hung) */
         for (size_t k = 0; k < i && !rc; k++)
             if (strcmp(names[k], names[i]) == 0)
-                rc = sl_ctx_error(rt->ctx, SL_EFATAL,
-                                  "%s: [%s] stages: '%s' is named twice; a route passes each stage once (make a "
-                                  "second section with the same plugin to run it again)",
-                                  where, sec->name, names[i]);
+                rc = sl_ctx_error(
+                    rt->ctx, SL_EFATAL,
+                    "%s: [%s] stages: '%s' is named twice; a route passes each stage once (make a "
+                    "second section with the same plugin to run it again)",
+                    where, sec->name, names[i]);
         if (rc) break;
         const sl_role_info *ri = sl_role_get(inst->desc->role);
         const char *want = route_place(ri, i, &last_order);

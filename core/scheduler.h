@@ -110,7 +110,7 @@ struct sl_unit {
      * the call returned (pool_done) and the answer came (pool_answer), in
      * either order, both on the loop thread. */
     int returned, pool_answered, answer;
-    int owned;    /* freed when done (all but a job's own step unit) */
+    int owned; /* freed when done (all but a job's own step unit) */
     uint64_t t_ready, t_start;
     unit *next;
     union {
@@ -156,7 +156,7 @@ struct sl_stage {
     unit *qhead, *qtail;
     int queued;
     int pumping;
-    uint64_t swept; /* the run's failed_jobs when its queue was last swept */
+    uint64_t swept;  /* the run's failed_jobs when its queue was last swept */
     uv_timer_t wake; /* every chain member at its limit: when the first might not be */
     int wake_open;
     sl_stage_stats *stats;
@@ -299,12 +299,12 @@ struct run {
     size_t max_docs;
     uint64_t budget;
     size_t docs_inflight;
-    uint64_t bytes_inflight; /* what documents in flight hold (job_account), plus... */
-    sl_meter meter;          /* ...what their HTTP bodies and batches hold */
-    uint64_t raw_inflight;   /* their file sizes */
+    uint64_t bytes_inflight;    /* what documents in flight hold (job_account), plus... */
+    sl_meter meter;             /* ...what their HTTP bodies and batches hold */
+    uint64_t raw_inflight;      /* their file sizes */
     double expand, expand_seen; /* in flight over file bytes: assumed at admission, largest seen */
-    uint64_t peak_inflight;  /* the most held at once (the report's peak_inflight_bytes) */
-    uint64_t chain_max_ns;   /* the longest chain of a stored document */
+    uint64_t peak_inflight;     /* the most held at once (the report's peak_inflight_bytes) */
+    uint64_t chain_max_ns;      /* the longest chain of a stored document */
     uint64_t budget_wait_ns, budget_wait_since; /* admission held back by the budget */
     uint64_t done;
     /* lookahead from the walker */

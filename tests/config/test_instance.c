@@ -122,7 +122,8 @@ static void test_stage_options_table(void) {
     CHECK_STR(sl_ctx_errmsg(ctx), "test.ini:4: [g] max_concurrency: -1 is out of range (0 to 1000000)");
     /* a batch_size whose batch would overflow an allocation (issue 17) is refused where it is written */
     CHECK(build("[g]\nplugin = cfgtest-good\nendpoint = e\nbatch_size = 1152921504606846976\n", "g") == NULL);
-    CHECK_STR(sl_ctx_errmsg(ctx), "test.ini:4: [g] batch_size: 1152921504606846976 is out of range (0 to 65536)");
+    CHECK_STR(sl_ctx_errmsg(ctx),
+              "test.ini:4: [g] batch_size: 1152921504606846976 is out of range (0 to 65536)");
     sl_instance *ok = build("[g]\nplugin = cfgtest-good\nendpoint = e\nbatch_size = 65536\n", "g");
     CHECK(ok != NULL);
     sl_instance_free(ok);
