@@ -84,17 +84,31 @@ int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *, int), vo
     p->arg = arg;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    /* Pool threads run C libraries on untrusted input, and some recurse as
+     * deep as the input nests (mupdf loads a PDF outline, and runs nested
+     * form XObjects, recursively: an outline 100,000 deep overflowed the
+     * default 8 MB stack and took the process down). The stack is address
+     * space, touched only as deep as a call goes: 256 MB holds what fits
+     * under the default max_file_size; deeper input fails in the library's
+     * own limits or faults only that far. */
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr && pthread_attr_setstacksize(&attr, SL_POOL_STACK) != 0) {
+        pthread_attr_destroy(&attr);
+        have_attr = 0;
+    }
     for (int i = 0; i < threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) break;
         wa->pool = p;
         wa->index = i;
-        if (pthread_create(&p->threads[i], NULL, worker, wa) != 0) {
+        if (pthread_create(&p->threads[i], have_attr ? &attr : NULL, worker, wa) != 0) {
             free(wa);
             break;
         }
         p->nthreads++;
     }
+    if (have_attr) pthread_attr_destroy(&attr);
     if (p->nthreads == 0) {
         sl_pool_free(p);
         return -1;

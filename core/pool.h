@@ -16,6 +16,8 @@
 #include "loop.h"
 
 #define SL_POOL_PRIORITIES 8
+/* Each pool thread's stack (address space; pages are touched as used). */
+#define SL_POOL_STACK ((size_t)256 << 20)
 
 typedef struct sl_task sl_task;
 struct sl_task {
