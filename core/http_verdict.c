@@ -161,5 +161,6 @@ int sl_http_verdict(sl_call *call, const sl_http *req) {
     sl_fail(call, SL_ERETRY, "HTTP %ld from %s %s%s%s", s, req->method, req->where, sep, body);
     int64_t ms = retry_after(req);
     if (ms >= 0) sl_call_retry_after(call, ms);
+    if (req->status == 429) call->throttled = 1; /* the limiter waits; the breaker does not count it */
     return SL_ERETRY;
 }

@@ -99,6 +99,7 @@ struct sl_call {
     const struct sl_op *op;              /* what is being called (ops.c); NULL: a caller's own function */
     void (*then)(sl_call *call, int rc); /* ops.c: the caller's callback after normalising */
     uint64_t tokens_in, tokens_out;      /* sl_call_usage */
+    int throttled;                       /* the provider said 429: pacing, not a failure */
 };
 
 struct sl_completion {

@@ -35,6 +35,7 @@ typedef struct sl_settings {
     int64_t retries;
     int64_t retry_base_ms;
     int64_t retry_max_ms;
+    int64_t retry_budget_ms; /* a unit's backoffs, Retry-After included, at most */
     int64_t workers;
     int64_t worker_max_documents;
     uint64_t worker_max_rss;

@@ -103,9 +103,10 @@ struct sl_unit {
     uint32_t avoid;   /* chain members that failed it since the last backoff */
     uint64_t estimate;
     int attempts;
-    int rc;       /* pool: the answer, carried back to the loop */
-    int calling;  /* loop: inside the plugin's call */
-    int answered; /* loop: sl_call_done ran inside the call; rc holds the answer */
+    uint64_t waited_ms; /* in backoffs so far (retry_budget) */
+    int rc;             /* pool: the answer, carried back to the loop */
+    int calling;        /* loop: inside the plugin's call */
+    int answered;       /* loop: sl_call_done ran inside the call; rc holds the answer */
     /* pool, a plugin that answered SL_PENDING: the unit completes once both
      * the call returned (pool_done) and the answer came (pool_answer), in
      * either order, both on the loop thread. */

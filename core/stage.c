@@ -178,16 +178,27 @@ static void retry_fire(uv_timer_t *t) {
 
 /* A retryable failure with attempts left: another chain member at once, or
  * the same ones after a backoff. 0 when u could not be requeued. */
-static int retry(unit *u, size_t member, const char *msg) {
+static int retry(unit *u, size_t member, const char *msg, int64_t *over_ms) {
     stage *st = u->st;
     run *r = st->run;
+    uint32_t avoid = u->avoid;
+    if (member < 32) avoid |= 1u << member;
+    int untried = 0;
+    for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((avoid >> i) & 1u);
+    /* a backoff (a provider's Retry-After included) must fit the budget */
+    uint64_t d = 0;
+    if (!untried) {
+        d = backoff_ms(r, u->attempts + 1, u->call.retry_after_ms);
+        if (u->waited_ms + d > (uint64_t)r->rt->set.retry_budget_ms) {
+            *over_ms = (int64_t)d;
+            return 0;
+        }
+    }
     u->attempts++;
     st->stats->retries++;
     if (u->thr->stats) u->thr->stats->retries++;
-    if (member < 32) u->avoid |= 1u << member;
-    int untried = 0;
-    for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((u->avoid >> i) & 1u);
     if (untried) {
+        u->avoid = avoid;
         sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d on a fallback: %s", u->attempts, msg);
         stage_dispatch(u);
         return 1;
@@ -195,7 +206,7 @@ static int retry(unit *u, size_t member, const char *msg) {
     u->avoid = 0;
     uv_timer_t *t = malloc(sizeof *t);
     if (!t) return 0;
-    uint64_t d = backoff_ms(r, u->attempts, u->call.retry_after_ms);
+    u->waited_ms += d;
     sl_ctx_log(r->rt->ctx, SL_LOG_INFO, stage_name(st), "retry %d in %llu ms: %s", u->attempts,
                (unsigned long long)d, msg);
     uv_timer_init(sl_loop_uv(r->loop), t);
@@ -232,8 +243,8 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
     size_t member = 0;
     while (member < st->nchain && st->chain[member] != thr) member++;
-    if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate,
-                         u->call.tokens_in + u->call.tokens_out))
+    if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate, u->call.tokens_in + u->call.tokens_out,
+                         u->call.throttled, u->call.retry_after_ms))
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, thr->inst ? thr->inst->name : "",
                    "%s; leaving it alone for %lld ms", msg,
                    (long long)(thr->inst ? thr->inst->stage.breaker_cooldown_ms : 0));
@@ -242,9 +253,27 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
         thr->stats->tokens_out += u->call.tokens_out;
         if (rc < 0) thr->stats->failures++;
     }
-    if (rc == SL_ERETRY && u->attempts < r->rt->set.retries && retry(u, member, msg)) {
-        pump_sharing(r, thr);
-        return;
+    char why[1200];
+    if (rc == SL_ERETRY) {
+        int64_t d = -1;
+        if (u->attempts < r->rt->set.retries) {
+            int done = retry(u, member, msg, &d);
+            if (done) {
+                pump_sharing(r, thr);
+                return;
+            }
+        }
+        /* the answer says why the document gives up here */
+        if (d >= 0)
+            snprintf(why, sizeof why,
+                     "%s (gave up: waiting %lld ms more would pass [sluice] retry_budget = %lld ms)", msg,
+                     (long long)d, (long long)r->rt->set.retry_budget_ms);
+        else if (u->attempts > 0)
+            snprintf(why, sizeof why, "%s (after %d %s)", msg, u->attempts,
+                     u->attempts == 1 ? "retry" : "retries");
+        else
+            snprintf(why, sizeof why, "%s", msg);
+        msg = why;
     }
     if (rc < 0) {
         s->failures++;

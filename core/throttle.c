@@ -48,6 +48,7 @@ static uint64_t bucket_wait(double have, double cap, double rate, double need) {
 
 uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now, uint64_t tokens) {
     refill(p, now);
+    if (now < p->hold_until) return p->hold_until - now;
     if (p->open_until) {
         if (now < p->open_until) return p->open_until - now;
         if (p->probing) return SL_THROTTLE_NEVER; /* half-open: one probe at a time */
@@ -67,7 +68,8 @@ void sl_throttle_take(sl_throttle *p, uint64_t now, uint64_t tokens) {
     if (p->stats) p->stats->requests++;
 }
 
-int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, uint64_t used) {
+int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, uint64_t used, int throttled,
+                     int64_t retry_after_ms) {
     SL_INVARIANT(p->inflight > 0);
     p->inflight--;
     if (p->tok_rate > 0 && used > 0) {
@@ -77,6 +79,13 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
     }
     int was_probe = p->probing;
     p->probing = 0;
+    if (rc == SL_ERETRY && throttled) {
+        /* the provider pacing us: everyone waits, nobody is blamed */
+        int64_t ms = retry_after_ms >= 0 ? retry_after_ms : 1000;
+        if (ms > 60000) ms = 60000;
+        if (now + (uint64_t)ms > p->hold_until) p->hold_until = now + (uint64_t)ms;
+        return 0;
+    }
     /* Only the provider's own trouble counts: a bad document is not a sign
      * that the provider is down. */
     if (rc == SL_ERETRY || rc == SL_EFATAL) {

@@ -30,6 +30,7 @@ typedef struct sl_throttle {
     uint64_t last_ms;
     int failures;        /* consecutive retryable failures */
     uint64_t open_until; /* breaker open until this time (ms); 0: closed */
+    uint64_t hold_until; /* a 429 asked every call to wait until then (ms) */
     int probing;         /* half-open: one call is out */
     sl_provider_stats *stats;
 } sl_throttle;
@@ -46,6 +47,10 @@ void sl_throttle_take(sl_throttle *p, uint64_t now_ms, uint64_t tokens);
 /* Records a call's end: rc as the plugin returned it; the estimate and the
  * tokens actually used correct the token bucket. Returns 1 when this call
  * opened the breaker. */
-int sl_throttle_done(sl_throttle *p, uint64_t now_ms, int rc, uint64_t estimate, uint64_t used);
+/* throttled: the provider answered 429, pacing us: every call waits
+ * retry_after_ms (1 s when it gave none, at most a minute) and the breaker
+ * does not count it as a failure. */
+int sl_throttle_done(sl_throttle *p, uint64_t now_ms, int rc, uint64_t estimate, uint64_t used, int throttled,
+                     int64_t retry_after_ms);
 
 #endif

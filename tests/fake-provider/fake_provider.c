@@ -36,7 +36,7 @@ struct config {
     int64_t llm_latency_ms, llm_latency_jitter_ms, embed_latency_ms, embed_latency_jitter_ms;
     int64_t rpm, tpm, max_concurrent;
     double fault_5xx, fault_reset, fault_stall, fault_truncate, fault_malformed, fault_drip;
-    int64_t drip_interval_ms, fail_first, down, seed, embed_dim, log;
+    int64_t drip_interval_ms, fail_first, retry_after_s, down, seed, embed_dim, log;
     char *api_key, *models;
 };
 
@@ -94,6 +94,8 @@ static const struct option options[] = {
     {"drip-interval-ms", OPT_INT, O(drip_interval_ms), 1, 1, 60000, "50", "pause between dripped bytes"},
     {"fail-first", OPT_INT, O(fail_first), 1, 0, INT32_MAX, "0",
      "the next N requests get 503 (counted from start, /_reset or setting it)"},
+    {"retry-after", OPT_INT, O(retry_after_s), 1, 0, INT32_MAX, "0",
+     "fail-first's 503s carry Retry-After: this many seconds (0: none), as a provider in maintenance says"},
     {"down", OPT_BOOL, O(down), 1, 0, 1, "false",
      "reset every connection's requests: a provider that is down"},
     {"seed", OPT_INT, O(seed), 1, INT64_MIN, INT64_MAX, "1", "seed of the fault and latency draws"},
@@ -622,6 +624,7 @@ static void provider(struct fake *f, const struct hs_request *req, struct hs_rep
         count_fault(f, pd, F_FAIL_FIRST);
         fp_error(&a, api, 503, NULL, "service_unavailable",
                  "The server is temporarily unavailable (fail-first)");
+        if (c->retry_after_s > 0) add_header(&h, "Retry-After: %lld", (long long)c->retry_after_s);
     } else {
         struct fp_call call = {
             .req = req, .api = api, .models = c->models, .embed_dim = (int)c->embed_dim, .id = id};
