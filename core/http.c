@@ -44,6 +44,10 @@
 
 #define DEFAULT_CONNECT_MS 10000
 #define DEFAULT_TOTAL_MS 120000
+/* A response body larger than this is cut off unless the request allows
+ * more: a provider answering 100 MB to a 512-token request must not fill
+ * the memory budget (issue 17). */
+#define DEFAULT_MAX_RESPONSE ((size_t)64 << 20)
 /* While requests are in flight the multi's timer always runs, at least at
  * this period: curl always has a deadline for a running transfer, so this
  * only guards the loop against ever sleeping with work outstanding. */
@@ -85,7 +89,11 @@ __attribute__((format(printf, 2, 3))) static void set_error(sl_http *req, const 
  * timeouts and refusals said plainly. */
 static void describe_error(sl_http *req, CURLcode res) {
     const char *detail = req->errbuf[0] ? req->errbuf : curl_easy_strerror(res);
-    if (req->oom) {
+    if (req->too_big) {
+        set_error(req,
+                  "response larger than %zu bytes: cut off (a provider answering far more than was asked)",
+                  req->max_resp ? req->max_resp : DEFAULT_MAX_RESPONSE);
+    } else if (req->oom) {
         set_error(req, "out of memory for the response (%zu bytes so far)", req->resp_len);
     } else if (res == CURLE_OPERATION_TIMEDOUT) {
         int connecting = strstr(detail, "Resolving timed out") || strstr(detail, "Connection timed out");
@@ -319,9 +327,17 @@ static void meter(sl_http *req) {
     req->metered = now;
 }
 
+static size_t max_response(const sl_http *req) {
+    return req->max_resp ? req->max_resp : DEFAULT_MAX_RESPONSE;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
     sl_http *req = ud;
     size_t len = size * n;
+    if (req->resp_len + len > max_response(req)) {
+        req->too_big = 1;
+        return 0; /* aborts the transfer */
+    }
     if (req->resp_len + len + 1 > req->resp_cap) {
         size_t cap = req->resp_cap ? req->resp_cap : 4096;
         while (cap < req->resp_len + len + 1) cap *= 2;
@@ -370,6 +386,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
         num[vlen] = '\0';
         char *e;
         unsigned long long cl = strtoull(num, &e, 10);
+        if (*e == '\0' && cl > max_response(req)) {
+            req->too_big = 1; /* said up front: not a byte of it is kept */
+            return 0;
+        }
         if (*e == '\0' && cl + 1 > req->resp_cap && cl < (1ull << 31)) {
             char *p = realloc(req->resp, (size_t)cl + 1);
             if (p) {
@@ -513,6 +533,7 @@ static void reset_response(sl_http *req) {
     if (req->resp) req->resp[0] = '\0';
     req->hlen = 0;
     req->oom = 0;
+    req->too_big = 0;
     req->errbuf[0] = '\0';
 }
 
@@ -583,6 +604,12 @@ const char *sl_http_response_header(const sl_http *req, const char *name) {
 }
 
 const char *sl_http_error(const sl_http *req) { return req && req->state == REQ_DONE ? req->error : NULL; }
+
+int sl_http_max_response(sl_http *req, size_t bytes) {
+    if (!req || req->state == REQ_RUNNING) return SL_EINVAL;
+    req->max_resp = bytes;
+    return 0;
+}
 
 int sl_http_answer_on_pool(sl_http *req) {
     if (!req || req->state == REQ_RUNNING) return SL_EINVAL;

@@ -63,6 +63,8 @@ struct sl_http {
     int no_expect;     /* "Expect:" is in headers */
     int on_pool;       /* sl_http_answer_on_pool: cb runs on a pool thread */
     long long metered; /* bytes counted in the run's memory meter */
+    size_t max_resp;   /* sl_http_max_response; 0: DEFAULT_MAX_RESPONSE */
+    int too_big;       /* the response passed max_resp: cut off */
     sl_post post;      /* sl_http_free off the loop thread: the cleanup is posted */
     char errbuf[CURL_ERROR_SIZE];
 };

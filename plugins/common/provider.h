@@ -404,9 +404,18 @@ typedef struct provider_header {
  * its own call's answer, sl_http_free and sl_call_done, touching no state
  * that another call shares. Returns SL_PENDING, or a negative code after
  * sl_fail (cb will then not run). */
+/* The most a response may hold, from what was asked: an LLM's max_tokens
+ * (32 bytes a token covers escaped Unicode and the JSON around it), or n
+ * embeddings of dim numbers (24 bytes a number as text), and 64 KB for the
+ * rest. A larger answer is cut off and retried, never stored. */
+static inline size_t provider_llm_cap(int64_t max_tokens) {
+    return (size_t)(max_tokens > 0 ? max_tokens : 4096) * 32 + 65536;
+}
+static inline size_t provider_embed_cap(size_t n, uint32_t dim) { return n * (size_t)dim * 24 + 65536; }
+
 static inline int provider_post(sl_call *call, const char *url, provider_buf *body,
-                                const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms, sl_http_cb cb,
-                                void *arg) {
+                                const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms,
+                                size_t max_response, sl_http_cb cb, void *arg) {
     sl_http *req = sl_http_new(sl_call_instance(call), "POST", url);
     int rc = req ? 0 : SL_ENOMEM;
     if (!rc) rc = sl_http_header(req, "Content-Type", "application/json");
@@ -415,6 +424,7 @@ static inline int provider_post(sl_call *call, const char *url, provider_buf *bo
     if (!rc) rc = sl_http_body(req, body->p, body->len);
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
     if (!rc) rc = sl_http_answer_on_pool(req);
+    if (!rc) rc = sl_http_max_response(req, max_response);
     provider_buf_free(body);
     if (!rc) rc = sl_http_send(req, cb, arg);
     if (!rc) return SL_PENDING;

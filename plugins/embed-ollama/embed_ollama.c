@@ -166,7 +166,8 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
         return rc;
     }
     provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_embed_cap(p->nsent, s->dim),
+                       on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

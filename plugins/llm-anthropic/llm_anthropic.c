@@ -172,7 +172,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     }
     *p = (pending){call, out};
     provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
-    rc = provider_post(call, s->ep.url, &body, h, 2, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 2, s->c.timeout_ms, provider_llm_cap(s->c.max_tokens),
+                       on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

@@ -159,7 +159,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     }
     *p = (pending){call, out};
     provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, on_response, p);
+    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_llm_cap(s->c.max_tokens),
+                       on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

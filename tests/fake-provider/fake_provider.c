@@ -36,7 +36,7 @@ struct config {
     int64_t llm_latency_ms, llm_latency_jitter_ms, embed_latency_ms, embed_latency_jitter_ms;
     int64_t rpm, tpm, max_concurrent;
     double fault_5xx, fault_reset, fault_stall, fault_truncate, fault_malformed, fault_drip;
-    int64_t drip_interval_ms, fail_first, retry_after_s, down, seed, embed_dim, log;
+    int64_t drip_interval_ms, fail_first, retry_after_s, oversize, down, seed, embed_dim, log;
     char *api_key, *models;
 };
 
@@ -94,6 +94,8 @@ static const struct option options[] = {
     {"drip-interval-ms", OPT_INT, O(drip_interval_ms), 1, 1, 60000, "50", "pause between dripped bytes"},
     {"fail-first", OPT_INT, O(fail_first), 1, 0, INT32_MAX, "0",
      "the next N requests get 503 (counted from start, /_reset or setting it)"},
+    {"oversize", OPT_INT, O(oversize), 1, 0, INT64_C(1) << 32, "0",
+     "completions carry this many bytes more than max_tokens allows (a provider gone wrong); 0: none"},
     {"retry-after", OPT_INT, O(retry_after_s), 1, 0, INT32_MAX, "0",
      "fail-first's 503s carry Retry-After: this many seconds (0: none), as a provider in maintenance says"},
     {"down", OPT_BOOL, O(down), 1, 0, 1, "false",
@@ -647,6 +649,22 @@ static void provider(struct fake *f, const struct hs_request *req, struct hs_rep
         }
     }
     rate_headers(f, &h);
+
+    /* oversize: the completion's text padded past anything max_tokens allows */
+    if (ran && a.status == 200 && c->oversize > 0 && a.body) {
+        const char *k = strstr(a.body, "\"content\":\"");
+        if (!k) k = strstr(a.body, "\"text\":\"");
+        char *nb = k ? malloc(a.len + (size_t)c->oversize + 1) : NULL;
+        if (nb) {
+            size_t pre = (size_t)(strchr(k, ':') + 2 - a.body);
+            memcpy(nb, a.body, pre);
+            memset(nb + pre, 'x', (size_t)c->oversize);
+            memcpy(nb + pre + (size_t)c->oversize, a.body + pre, a.len - pre + 1);
+            free(a.body);
+            a.body = nb;
+            a.len += (size_t)c->oversize;
+        }
+    }
 
     if (ran) {
         /* The provider worked on it: faults and latency apply. */

@@ -5,6 +5,8 @@
 #     document at once, saying so; without the budget in the way, the same
 #     provider's answer after the Retry-After is taken;
 #   - a retried failure that runs out of attempts says after how many;
+#   - a 100 MB completion for max_tokens = 512 is cut off at a bound tied
+#     to what was asked and fails the document, instead of being stored;
 #   - a 429 is the provider pacing us, not a failure: with every request
 #     over a concurrency limit answered 429, the breaker never opens and
 #     every document is stored.
@@ -77,6 +79,18 @@ sl -c b.ini --set "summarizer.base_url=${URL[down]}/v1" --set "embedder.base_url
 check_eq "500 every time: exit status" "$RC" 1
 check_contains "500 every time: the reason says after how many retries" "$(json '.failed[0].reason')" \
     'HTTP 500.*\(after 2 retries\)'
+
+# --- a 100 MB summary for max_tokens = 512 is cut off, never stored ---
+start_fake huge --api-key "$key" --oversize 100000000
+rm -rf .sluice
+sl -c b.ini --set "summarizer.base_url=${URL[huge]}/v1" --set "embedder.base_url=${URL[huge]}/v1" \
+    --set summarizer.max_tokens=512 --set sluice.retries=1 --set sluice.retry_base=10ms run --json docs
+check_eq "100 MB answer: exit status (the document failed)" "$RC" 1
+check_contains "100 MB answer: the reason says it was too large" "$(json '.failed[0].reason')" \
+    'response larger than [0-9]+ bytes: cut off'
+check "100 MB answer: memory stayed far below it ($(json '.peak_rss_bytes') bytes)" \
+    test "$(json '.peak_rss_bytes')" -lt 80000000
+check_eq "100 MB answer: nothing stored" "$(sql .sluice/store.db 'SELECT count(*) FROM documents;')" 0
 
 # --- 429s pace, they do not open the breaker ---
 # one request at a time, each 200 ms: the others are answered 429 at once

@@ -45,6 +45,11 @@ SL_EXPORT int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
  * a run (sluice check, query) cb runs on the loop as usual. Call before
  * sl_http_send; 0, or SL_EINVAL for a request in flight. */
 SL_EXPORT int sl_http_answer_on_pool(sl_http *req);
+/* The largest response body this request accepts (ABI 1.2), e.g. tied to
+ * the max_tokens asked for: a larger one is cut off and the request fails
+ * as a transport error ("response larger than N bytes"), retryable. 0: the
+ * default, 64 MB. Call before sl_http_send. */
+SL_EXPORT int sl_http_max_response(sl_http *req, size_t bytes);
 /* After completion: the HTTP status (0 when no response came), the body
  * (NUL-terminated, valid until sl_http_free), a response header by name
  * (case-insensitive, last one wins; NULL if absent), and the transport
