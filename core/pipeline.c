@@ -75,6 +75,8 @@ static void stop_handles(run *r) {
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sweep, NULL);
     r->sweep_open = 0;
+    uv_close((uv_handle_t *)&r->grace, NULL);
+    r->grace_open = 0;
     for (size_t i = 0; i < r->nstages; i++) {
         stage *st = r->stages[i];
         if (st->flush_open) uv_close((uv_handle_t *)&st->flush, NULL);
@@ -97,6 +99,24 @@ void run_maybe_end(run *r) {
     stop_handles(r);
 }
 
+/* In-flight work outlasted shutdown_grace after a signal (a plugin call that
+ * never returns, say): name where it is stuck and stop. Every store is a
+ * transaction: the next run resumes. */
+static void grace_over(uv_timer_t *t) {
+    run *r = t->data;
+    char where[512] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < r->nstages && o < sizeof where - 64; i++)
+        if (r->stages[i]->inflight)
+            o += (size_t)snprintf(where + o, sizeof where - o, "%s%s (%d)", o ? ", " : "",
+                                  stage_name(r->stages[i]), r->stages[i]->inflight);
+    sl_ctx_log(r->rt->ctx, SL_LOG_ERROR, NULL,
+               "stopping: %zu documents still in flight %lld ms after the interrupt ([sluice] "
+               "shutdown_grace), in %s",
+               r->docs_inflight, (long long)r->rt->set.shutdown_grace_ms, o ? where : "no stage");
+    _exit(3);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
     run *r = s->data;
     if (r->stopping) {
@@ -108,6 +128,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL,
                "interrupted: finishing %zu documents in flight (interrupt again to stop at once)",
                r->docs_inflight);
+    if (r->grace_open) uv_timer_start(&r->grace, grace_over, (uint64_t)r->rt->set.shutdown_grace_ms, 0);
     run_maybe_end(r);
 }
 
@@ -319,6 +340,9 @@ static void start_handles(run *r) {
     uv_timer_init(uv, &r->sweep);
     r->sweep.data = r;
     r->sweep_open = 1;
+    uv_timer_init(uv, &r->grace);
+    r->grace.data = r;
+    r->grace_open = 1;
     uv_signal_init(uv, &r->sigint);
     uv_signal_init(uv, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;

@@ -35,7 +35,8 @@ typedef struct sl_settings {
     int64_t retries;
     int64_t retry_base_ms;
     int64_t retry_max_ms;
-    int64_t retry_budget_ms; /* a unit's backoffs, Retry-After included, at most */
+    int64_t retry_budget_ms;   /* a unit's backoffs, Retry-After included, at most */
+    int64_t shutdown_grace_ms; /* after a signal, in-flight work may take this long */
     int64_t workers;
     int64_t worker_max_documents;
     uint64_t worker_max_rss;

@@ -321,6 +321,8 @@ struct run {
     char **roots;
     size_t nroots;
     uv_signal_t sigint, sigterm;
+    uv_timer_t grace; /* after a signal: stop anyway when in-flight work outlasts shutdown_grace */
+    int grace_open;
     uv_timer_t progress;
     int progress_on;
     uint64_t t0;

@@ -71,4 +71,26 @@ check_contains "hostile run: the scanned PDF was recognised after the kill" \
                             WHERE d.uri = 'corpus/scanned.pdf';" | tr '\n' ' ')" "opened the sluice gates at noon"
 check_eq "hostile run: no worker left" "$(leftover_workers)" 0
 
+# --- the same bomb in pool mode: SIGTERM does not wait for it forever ---
+# (issue 17: the first SIGTERM waited for "documents in flight" without
+# end). After [sluice] shutdown_grace the run stops, naming where it is
+# stuck, with the interrupted status.
+rm -rf pool && mkdir pool
+cp "$FIXTURES"/hostile/forms-bomb.pdf "$FIXTURES"/text.pdf pool/
+set +e
+"$SLUICE" -c "$CONF" --set "store.path=$T/pool.db" --set sluice.threads=2 --set sluice.shutdown_grace=2s \
+    run pool >pool.out 2>pool.err &
+pid=$!
+sleep 2
+kill -TERM "$pid"
+t0=$(now_ms)
+wait "$pid"
+rc=$?
+t1=$(now_ms)
+set -e
+check_eq "pool-mode bomb, SIGTERM: exit status 3 (interrupted)" "$rc" 3
+check "pool-mode bomb, SIGTERM: stopped within the grace, not never ($((t1 - t0)) ms)" test "$((t1 - t0))" -lt 15000
+check_contains "pool-mode bomb, SIGTERM: it says what is stuck where" "$(cat pool.err)" \
+    "stopping: 1 documents still in flight 2000 ms after the interrupt .* in pdf \(1\)"
+
 finish
