@@ -3,10 +3,12 @@
  *
  * The file runs in WAL mode, so reading never waits for writing: every
  * pool thread has its own read connection (thread_init) on which lookup
- * and query run while the one write connection (writer.c) stores. A
- * lookup only reads; what it used to write, "seen in this run", is queued
- * for the writer, which applies it with its next transaction and at the
- * latest before prune deletes anything.
+ * and query run, while the one write connection (writer.c) belongs to a
+ * thread of the sink's own. store only queues the document for it and
+ * answers SL_PENDING, so a pool thread never waits for SQL. A lookup only
+ * reads; what it used to write, "seen in this run", is queued for the
+ * writer, which applies it with its next transaction and at the latest
+ * before prune deletes anything.
  *
  * Durability comes from SQLite's transactions. The writer puts several
  * whole documents in one transaction (group commit), each in a savepoint of
@@ -72,7 +74,6 @@ typedef struct sink_sqlite_config {
     int64_t busy_timeout; /* ms */
     const char *synchronous;
     int64_t group_max;
-    int64_t group_ms;
 } sink_sqlite_config;
 
 static const sl_option options[] = {
@@ -100,12 +101,6 @@ static const sl_option options[] = {
      .help = "documents committed together at most; 1: one transaction per document",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sink_sqlite_config, group_max)},
-    {.name = "group_ms",
-     .type = SL_OPT_DURATION,
-     .def = "50ms",
-     .help = "a group commits this long after its first document, full or not",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(sink_sqlite_config, group_ms)},
     {0},
 };
 
@@ -306,8 +301,8 @@ static int migrate(conn *c, sl_instance *inst) {
 
 /* The write connection: WAL (readers never block the writer, a commit is
  * one append), the synchronous mode asked for, foreign keys (chunks go
- * with their document), and the schema brought up to date. Used only
- * under the writer's lock, so it needs no mutex of SQLite's. */
+ * with their document), and the schema brought up to date. Used by init,
+ * then by the writer thread alone, so it needs no mutex of SQLite's. */
 static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync, sqlite3 **out) {
     conn k = {.path = s->path};
     int rc = sqlite3_open_v2(c->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -438,7 +433,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (c->group_max < 1 || c->group_max > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "option 'group_max': %lld is not between 1 and 1000000",
                                 (long long)c->group_max);
-    if (c->group_ms < 0) return sl_instance_fail(inst, SL_EFATAL, "option 'group_ms': must not be negative");
 
     char err[512];
     int rc = make_parent(c->path, err, sizeof err);
@@ -455,7 +449,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
     sqlite3 *db = NULL;
     rc = open_writer_db(s, c, sync, &db);
     if (!rc) {
-        writer_opts o = {.group_max = c->group_max, .group_ms = c->group_ms};
+        writer_opts o = {.group_max = c->group_max};
         rc = writer_new(inst, db, s->path, &o, &s->w);
     }
     if (rc) {
@@ -498,6 +492,10 @@ static int lookup(sl_call *call, sl_doc *doc) {
     return answer;
 }
 
+/* Queues the document for the writer thread: SL_PENDING, answered by
+ * sl_call_done once its group committed (writer.c). The writer reads doc
+ * after this returns: the core keeps a document, unchanged, until its
+ * store is answered. */
 static int store(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
     return writer_store(s->w, call, doc);
@@ -662,13 +660,13 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     return rc;
 }
 
-/* Lookups (on their readers) run on every pool thread at once, and so do
- * stores, which wait for each other on the writer's lock: no limit here.
- * A store holds its slot until its group commits (SL_PENDING). */
+/* Lookups (on their readers) run on every pool thread at once, and a
+ * store only queues for the writer thread: no limit here. A store holds
+ * its slot until its group commits (SL_PENDING). */
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.1.0",
+    .version = "1.2.0",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; brute-force "
                "cosine queries)",
     .role = SL_ROLE_SINK,

@@ -4,7 +4,8 @@
  *
  * sink_sqlite.c is the store as the core sees it: options, schema, the
  * read connections (one per pool thread) that answer lookup and query.
- * writer.c is the one write connection: group commit, the seen-marks that
+ * writer.c is the one write connection, on its own thread: the documents
+ * store() queues, written and committed in groups, the seen-marks that
  * lookups queue, and prune.
  */
 #ifndef SINK_SQLITE_H
@@ -48,28 +49,31 @@ typedef struct writer writer;
 
 typedef struct writer_opts {
     int64_t group_max; /* documents per transaction at most, >= 1 */
-    int64_t group_ms;  /* longest a group stays open after its first document, >= 0 */
 } writer_opts;
 
-/* Takes over `db` (open, schema current) and starts the committer thread.
- * 0, or a negative code with the reason in inst; db is closed either way
- * on failure. */
+/* Takes over `db` (open, schema current) and starts the writer thread,
+ * which alone uses it from then on. 0, or a negative code with the reason
+ * in inst; db is closed either way on failure. */
 int writer_new(sl_instance *inst, sqlite3 *db, const char *path, const writer_opts *o, writer **out);
-/* Commits what is open (answering its documents), applies the queued
+/* Writes and answers every queued document, applies the queued
  * seen-marks, stops the thread, closes the connection. NULL is fine. */
 void writer_free(writer *w);
 
-/* Writes doc into the open group. 0 or a negative code when it was
- * answered now (its group committed, or it failed alone); SL_PENDING when
- * sl_call_done(call, ...) follows once its group has committed or failed. */
+/* Queues doc for the writer thread and answers SL_PENDING at once:
+ * sl_call_done(call, ...) follows from that thread once the document's
+ * group has committed (0) or it failed. A negative code when it fails
+ * before queueing (out of memory, a value longer than SQLite takes).
+ * doc must stay valid and unchanged until the call is answered. Never
+ * waits for SQL. */
 int writer_store(writer *w, sl_call *call, sl_doc *doc);
 /* Queues "seen in run `run`" for a stored uri; written with the next
  * transaction, and always before prune deletes anything. Thread-safe, and
  * never waits for a write. */
 int writer_mark_seen(writer *w, const char *uri, uint64_t run);
-/* Commits the open group, then in one transaction applies every queued
- * seen-mark and removes the documents under roots not seen in run_id.
- * The number removed, or a negative code. */
+/* On the writer thread, after every document queued before it: in one
+ * transaction, applies every queued seen-mark and removes the documents
+ * under roots not seen in run_id. Waits for it; the number removed, or a
+ * negative code. */
 int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id);
 
 #endif

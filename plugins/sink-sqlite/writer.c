@@ -1,35 +1,44 @@
-/* writer.c - sink-sqlite's one write connection, with group commit.
+/* writer.c - sink-sqlite's one write connection, on a thread of its own.
  *
  * SQLite lets one connection write at a time, and each COMMIT is a WAL
- * append (and with synchronous = full, an fsync): paid per document, it is
- * what ten thousand documents queue behind. So several whole documents
- * share one transaction: BEGIN IMMEDIATE, then per document a SAVEPOINT
- * around its upsert, chunk delete and chunk inserts, released when they
- * all went in. A document whose writes fail is rolled back to its
- * savepoint and fails alone; the others stay in the group.
+ * append (with synchronous = full, an fsync too). Done on the pool threads,
+ * under a lock, that held a pool thread per store while it waited for the
+ * lock and while it inserted: the other threads' parsing and embedding
+ * queued behind it. So the SQL runs here, on the writer thread, and a pool
+ * thread only queues:
  *
- * store() writes the document into the open group and answers SL_PENDING;
- * every document of the group is answered (sl_call_done, from whatever
- * thread commits) once COMMIT has returned: 0 when it succeeded, the error
- * when it did not. A document is never reported stored before its
- * transaction committed, and kill -9 loses at most unanswered groups.
+ *   store()  on a pool thread: checks what can fail the document at once
+ *            (a text or vector longer than SQLite takes), builds its
+ *            metadata JSON, queues (call, doc) and answers SL_PENDING. It
+ *            never waits for the write lock or for SQL.
+ *   writer   this thread: takes everything queued (group_max at most),
+ *            BEGIN IMMEDIATE, a SAVEPOINT per document around its upsert,
+ *            chunk delete and chunk inserts, COMMIT, and only then answers
+ *            each document (sl_call_done): 0 once committed, the error when
+ *            its own writes or the COMMIT failed. A document whose writes
+ *            fail is rolled back to its savepoint and fails alone.
  *
- * A group commits when it holds group_max documents (on the thread that
- * stores the last one, which is answered by its return value), group_ms
- * after its first document (on the committer thread: a condition variable
- * with a deadline), or when prune or fini needs the connection.
- * group_max = 1 is one transaction per document, answered at once.
+ * Groups form by themselves: what arrives while one group is written is
+ * the next group, so a busy writer commits big groups and an idle one
+ * commits each document at once, without waiting for company (waiting
+ * bought nothing measurable, and held documents in flight).
+ * group_max = 1 is one transaction per document.
+ *
+ * The document is read here, on the writer thread, through the SDK's
+ * accessors, without a copy: the core frees a document only once its store
+ * unit has completed, i.e. after sl_call_done, and no other stage touches
+ * it meanwhile (store is its last). An item is answered last, and nothing
+ * of it is read after that.
  *
  * Lookups read on their own connections and never write. The "seen in
- * this run" they used to write (what prune keeps) is queued here and
- * applied in the next transaction, and at the latest in prune's own,
- * before its DELETE: prune never sees a run without all its marks.
+ * this run" they record (what prune keeps) is queued here and applied with
+ * the next group, or on its own a little later when nothing is stored;
+ * prune runs on this thread too, after everything queued before it, and
+ * applies every queued mark before its DELETE.
  *
- * Two locks. db_mu guards the connection and the open group and is held
- * while writing; mu guards the committer's deadline and the seen-mark
- * queue and is held only to read or change them, so a lookup never waits
- * for a write. Order: db_mu, then mu. Answers are given after db_mu is
- * released.
+ * One lock, mu, guards the queues and the flags; it is never held during
+ * SQL. The connection is this thread's alone while it runs (init made it
+ * before, fini closes it after), so it needs no lock of its own.
  */
 #include <errno.h>
 #include <limits.h>
@@ -82,11 +91,29 @@ static const char *const statements[W_COUNT] = {
                 " AND (seen_run IS NULL OR seen_run <> ?4)",
 };
 
-/* A document written into the open group, not answered yet. */
-typedef struct pending {
+/* Seen-marks wait this long for a group to ride with before they are
+ * written on their own: a rerun of unchanged documents queues one per
+ * lookup, and nothing but prune (which applies them first) needs them soon. */
+#define MARKS_DELAY_MS 100
+/* A transaction of marks that failed is tried again after this pause. */
+#define MARKS_RETRY_MS 1000
+
+/* An item's answer before it has one: written into the open transaction. */
+#define WRITTEN 1
+
+/* A document queued by store(), answered by the writer thread. */
+typedef struct item {
+    struct item *next;
     sl_call *call;
-    char *uri; /* for messages */
-} pending;
+    sl_doc *doc; /* the core's, unchanged until the call is answered */
+    char *meta;  /* its metadata as JSON (store() built it on the pool thread) */
+    int rc;      /* its answer; WRITTEN while its transaction is open */
+} item;
+
+typedef struct items {
+    item *head, *tail;
+    size_t n;
+} items;
 
 /* A queued seen-mark; a list, so putting marks back never allocates. */
 typedef struct mark {
@@ -100,59 +127,93 @@ typedef struct marks {
     size_t n;
 } marks;
 
-/* Documents taken out of a group, answered once db_mu is released: code
- * is what every one of them gets (their messages are already set). */
-typedef struct answers {
-    pending *v;
-    size_t n;
-    int code;
-} answers;
+/* A prune asked of the writer thread; its caller waits for `done`. */
+typedef struct prune_req {
+    sl_call *call;
+    const char *const *roots;
+    size_t nroots;
+    uint64_t run_id;
+    int result;
+    bool done;
+} prune_req;
 
 struct writer {
     sl_instance *inst;
-    conn c;
+    conn c; /* the writer thread's alone while it runs */
     sqlite3_stmt *st[W_COUNT];
     float *fbuf; /* big-endian hosts: one vector in little-endian order */
     size_t fcap;
     writer_opts o;
+    int64_t max_len; /* SQLite's longest string or blob (SQLITE_LIMIT_LENGTH) */
 
-    pthread_mutex_t db_mu;
-    bool open; /* BEGIN IMMEDIATE issued, not committed */
-    pending *group;
-    size_t ngroup, capgroup;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t due_ms; /* when the open group or the oldest queued mark is to be committed; 0: nothing is */
+    pthread_mutex_t mu;  /* everything from here to `thread` */
+    pthread_cond_t work; /* the writer thread waits here while idle */
+    pthread_cond_t done; /* prune waits here for its answer */
+    items queue;
     marks queued;
+    uint64_t marks_due; /* when the queued marks go on their own; 0: none queued */
+    prune_req *prune;
+    bool idle; /* the writer thread is waiting: a new item must wake it */
     bool stop;
     pthread_t thread;
     bool thread_started;
+
+    /* the writer thread's own counts, logged at fini: groups tried,
+     * documents committed, time writing, the thread's CPU time */
+    uint64_t ngroups, ndocs, busy_ns, cpu_ns;
 };
 
-/* --- the deadline and the seen-marks (mu) --- */
-
-/* Sets the deadline to `at` unless an earlier one is set. mu held. */
-static void arm_locked(writer *w, uint64_t at) {
-    if (w->due_ms == 0 || at < w->due_ms) {
-        w->due_ms = at ? at : 1;
-        pthread_cond_signal(&w->cv);
-    }
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void arm(writer *w, uint64_t at) {
+static uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* --- queues (mu) --- */
+
+static void items_push(items *q, item *it) {
+    it->next = NULL;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+}
+
+/* The first `max` items of q, cut off. mu held. */
+static items items_take(items *q, size_t max) {
+    items out = {q->head, q->head, 0};
+    if (!q->head) return (items){0};
+    for (out.n = 1; out.n < max && out.tail->next; out.n++) out.tail = out.tail->next;
+    q->head = out.tail->next;
+    if (!q->head) q->tail = NULL;
+    q->n -= out.n;
+    out.tail->next = NULL;
+    return out;
+}
+
+/* Puts `rest` (a chain not yet written) back at the front of the queue. */
+static void requeue_items(writer *w, item *rest) {
+    if (!rest) return;
+    size_t n = 1;
+    item *last = rest;
+    for (; last->next; last = last->next) n++;
     pthread_mutex_lock(&w->mu);
-    arm_locked(w, at);
+    last->next = w->queue.head;
+    if (!w->queue.head) w->queue.tail = last;
+    w->queue.head = rest;
+    w->queue.n += n;
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Takes every queued mark; what is committed now clears the deadline. */
-static marks take_marks(writer *w) {
-    pthread_mutex_lock(&w->mu);
+/* Takes every queued mark. mu held. */
+static marks take_marks_locked(writer *w) {
     marks m = w->queued;
     memset(&w->queued, 0, sizeof w->queued);
-    w->due_ms = 0;
-    pthread_mutex_unlock(&w->mu);
+    w->marks_due = 0;
     return m;
 }
 
@@ -161,14 +222,12 @@ static marks take_marks(writer *w) {
 static void requeue_marks(writer *w, marks *m) {
     if (!m->n) return;
     pthread_mutex_lock(&w->mu);
-    if (w->queued.tail)
-        w->queued.tail->next = m->head;
-    else
-        w->queued.head = m->head;
-    w->queued.tail = m->tail;
+    m->tail->next = w->queued.head;
+    if (!w->queued.head) w->queued.tail = m->tail;
+    w->queued.head = m->head;
     w->queued.n += m->n;
-    int64_t pause = w->o.group_ms > 1000 ? w->o.group_ms : 1000;
-    arm_locked(w, sl_now_ms() + (uint64_t)pause);
+    uint64_t at = sl_now_ms() + MARKS_RETRY_MS;
+    if (!w->marks_due || at < w->marks_due) w->marks_due = at;
     pthread_mutex_unlock(&w->mu);
     memset(m, 0, sizeof *m);
 }
@@ -195,12 +254,75 @@ int writer_mark_seen(writer *w, const char *uri, uint64_t run) {
         w->queued.head = k;
     w->queued.tail = k;
     w->queued.n++;
-    arm_locked(w, sl_now_ms() + (uint64_t)w->o.group_ms);
+    if (!w->marks_due) {
+        w->marks_due = sl_now_ms() + MARKS_DELAY_MS;
+        if (w->idle) pthread_cond_signal(&w->work); /* it sleeps without a deadline */
+    }
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
 
-/* --- the connection (db_mu) --- */
+/* --- store (a pool thread) --- */
+
+/* What would fail at once in SQLite, found before queueing: a text or a
+ * vector longer than SQLite takes. 0 or the failure. */
+static int check_doc(writer *w, sl_call *call, sl_doc *doc, const char *meta) {
+    const char *uri = sl_doc_uri(doc);
+    size_t n = sl_doc_chunk_count(doc), len;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t dim = 0;
+        sl_chunk_text(doc, i, &len);
+        sl_chunk_vector(doc, i, &dim);
+        if (len > (uint64_t)w->max_len)
+            return sl_fail(call, SL_EBADINPUT,
+                           "store '%s': chunk %zu has %zu bytes of text, more than SQLite "
+                           "stores in one value (%lld)",
+                           uri, i, len, (long long)w->max_len);
+        if ((uint64_t)dim * sizeof(float) > (uint64_t)w->max_len)
+            return sl_fail(call, SL_EBADINPUT,
+                           "store '%s': chunk %zu has a vector of %u dimensions, more than "
+                           "SQLite stores in one value (%lld bytes)",
+                           uri, i, dim, (long long)w->max_len);
+    }
+    if (strlen(meta) > (uint64_t)w->max_len)
+        return sl_fail(call, SL_EBADINPUT,
+                       "store '%s': its metadata is more than SQLite stores in one value "
+                       "(%lld bytes)",
+                       uri, (long long)w->max_len);
+    return 0;
+}
+
+int writer_store(writer *w, sl_call *call, sl_doc *doc) {
+    const char *uri = sl_doc_uri(doc);
+    item *it = malloc(sizeof *it);
+    char *meta = slj_metadata(doc); /* here, not on the one writer thread: it is CPU the pool can share */
+    if (!it || !meta) {
+        free(it);
+        free(meta);
+        return sl_fail(call, SL_ENOMEM, "store '%s': out of memory", uri);
+    }
+    int rc = check_doc(w, call, doc, meta);
+    if (rc) {
+        free(it);
+        free(meta);
+        return rc;
+    }
+    *it = (item){.call = call, .doc = doc, .meta = meta};
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        free(it);
+        free(meta);
+        return sl_fail(call, SL_EFATAL, "store '%s': %s is being closed", uri, w->c.path);
+    }
+    items_push(&w->queue, it);
+    if (w->idle) pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    /* From here the writer thread owns `it`; call and doc are not touched again. */
+    return SL_PENDING;
+}
+
+/* --- the connection (the writer thread) --- */
 
 static int exec_st(writer *w, int i) { return conn_exec(&w->c, w->st[i]); }
 
@@ -209,7 +331,6 @@ static void rollback_all(writer *w) {
         sqlite3_step(w->st[W_ROLLBACK]);
         sqlite3_reset(w->st[W_ROLLBACK]);
     }
-    w->open = false;
 }
 
 /* Undoes what the current savepoint holds. False when that is impossible
@@ -227,146 +348,6 @@ static bool undo_one(writer *w) {
     rollback_all(w);
     return false;
 }
-
-static void detach(writer *w, answers *a, int code) {
-    a->v = w->group;
-    a->n = w->ngroup;
-    a->code = code;
-    w->group = NULL;
-    w->ngroup = w->capgroup = 0;
-}
-
-/* The group's transaction is gone (rolled back): every document in it
- * fails with rc; `why` says what took it. */
-static void fail_group(writer *w, int rc, const char *why, answers *a) {
-    detach(w, a, sqlite_error_kind(rc));
-    for (size_t i = 0; i < a->n; i++)
-        sl_fail(a->v[i].call, a->code, "store '%s': its group of %zu documents was rolled back (%s): %s: %s",
-                a->v[i].uri, a->n, why, w->c.path, w->c.errmsg);
-}
-
-static void answer(answers *a) {
-    for (size_t i = 0; i < a->n; i++) {
-        sl_call_done(a->v[i].call, a->code);
-        free(a->v[i].uri);
-    }
-    free(a->v);
-    memset(a, 0, sizeof *a);
-}
-
-/* Applies seen-marks in the open transaction. With a savepoint, a failure
- * undoes them alone (the caller puts them back in the queue). */
-static int apply_marks(writer *w, const marks *m, bool savepoint) {
-    int rc = savepoint ? exec_st(w, W_SAVEPOINT) : SQLITE_OK;
-    sqlite3_stmt *st = w->st[W_MARK_SEEN];
-    for (const mark *k = m->head; rc == SQLITE_OK && k; k = k->next) {
-        sqlite3_bind_text(st, 1, k->uri, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)k->run);
-        rc = conn_exec(&w->c, st);
-    }
-    sqlite3_clear_bindings(st);
-    if (savepoint) {
-        if (rc == SQLITE_OK)
-            rc = exec_st(w, W_RELEASE);
-        else if (undo_one(w))
-            return SQLITE_ABORT; /* undone: the group goes on without them */
-    }
-    return rc;
-}
-
-/* Commits the open group with the queued seen-marks (in a transaction of
- * their own when no group is open). The group's documents go to *a with
- * their answer. SQLITE_OK or the failure. */
-static int commit_group(writer *w, answers *a) {
-    marks m = take_marks(w);
-    if (!w->open && !m.n) return SQLITE_OK;
-    int rc = SQLITE_OK;
-    if (!w->open) {
-        rc = exec_st(w, W_BEGIN);
-        if (rc != SQLITE_OK) {
-            requeue_marks(w, &m);
-            return rc;
-        }
-        w->open = true;
-    }
-    if (m.n) {
-        rc = apply_marks(w, &m, true);
-        if (rc == SQLITE_ABORT) {
-            sl_log(w->inst, SL_LOG_WARN, "%s: %zu seen-marks not written, trying again later: %s", w->c.path,
-                   m.n, w->c.errmsg);
-            requeue_marks(w, &m);
-            rc = SQLITE_OK;
-        } else if (rc != SQLITE_OK) {
-            rollback_all(w);
-            fail_group(w, rc, "writing seen-marks failed", a);
-            requeue_marks(w, &m);
-            return rc;
-        }
-    }
-    rc = exec_st(w, W_COMMIT);
-    if (rc != SQLITE_OK) {
-        rollback_all(w);
-        fail_group(w, rc, "commit failed", a);
-        requeue_marks(w, &m);
-        return rc;
-    }
-    w->open = false;
-    detach(w, a, 0);
-    free_marks(&m);
-    return SQLITE_OK;
-}
-
-/* --- the committer thread --- */
-
-static bool is_due(writer *w) {
-    pthread_mutex_lock(&w->mu);
-    uint64_t due = w->due_ms;
-    pthread_mutex_unlock(&w->mu);
-    return due && sl_now_ms() >= due;
-}
-
-static void wait_until(writer *w, uint64_t due) {
-    uint64_t now = sl_now_ms(), ms = due - now;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-}
-
-/* Commits each group (and each batch of seen-marks) when its time is up. */
-static void *committer(void *arg) {
-    writer *w = arg;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop) {
-        if (!w->due_ms) {
-            pthread_cond_wait(&w->cv, &w->mu);
-            continue;
-        }
-        if (sl_now_ms() < w->due_ms) {
-            wait_until(w, w->due_ms);
-            continue;
-        }
-        pthread_mutex_unlock(&w->mu);
-        answers a = {0};
-        pthread_mutex_lock(&w->db_mu);
-        /* a store may have committed it meanwhile, and opened the next */
-        int rc = is_due(w) ? commit_group(w, &a) : SQLITE_OK;
-        if (rc != SQLITE_OK)
-            sl_log(w->inst, SL_LOG_INFO, "%s: timed commit failed: %s", w->c.path, w->c.errmsg);
-        pthread_mutex_unlock(&w->db_mu);
-        answer(&a);
-        pthread_mutex_lock(&w->mu);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-/* --- store --- */
 
 static int bind_text_or_null(sqlite3_stmt *st, int i, const char *t) {
     return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
@@ -455,84 +436,138 @@ static int write_doc(writer *w, sl_doc *doc, const char *meta) {
     return rc;
 }
 
-static int reserve_group(writer *w) {
-    if (w->ngroup < w->capgroup) return 0;
-    size_t cap = w->capgroup ? w->capgroup * 2 : 16;
-    pending *g = realloc(w->group, cap * sizeof *g);
-    if (!g) return SL_ENOMEM;
-    w->group = g;
-    w->capgroup = cap;
-    return 0;
+/* Applies seen-marks in the open transaction. With a savepoint, a failure
+ * undoes them alone (SQLITE_ABORT: the caller puts them back in the queue). */
+static int apply_marks(writer *w, const marks *m, bool savepoint) {
+    if (!m->n) return SQLITE_OK;
+    int rc = savepoint ? exec_st(w, W_SAVEPOINT) : SQLITE_OK;
+    sqlite3_stmt *st = w->st[W_MARK_SEEN];
+    for (const mark *k = m->head; rc == SQLITE_OK && k; k = k->next) {
+        sqlite3_bind_text(st, 1, k->uri, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)k->run);
+        rc = conn_exec(&w->c, st);
+    }
+    sqlite3_clear_bindings(st);
+    if (savepoint) {
+        if (rc == SQLITE_OK)
+            rc = exec_st(w, W_RELEASE);
+        else if (undo_one(w))
+            return SQLITE_ABORT; /* undone: the group goes on without them */
+    }
+    return rc;
 }
 
-int writer_store(writer *w, sl_call *call, sl_doc *doc) {
-    const char *uri = sl_doc_uri(doc);
-    char *meta = slj_metadata(doc);
-    char *name = strdup(uri);
-    answers a = {0};
-    pthread_mutex_lock(&w->db_mu);
-    if (!meta || !name || reserve_group(w)) {
-        pthread_mutex_unlock(&w->db_mu);
-        free(meta);
-        free(name);
-        return sl_fail(call, SL_ENOMEM, "store '%s': out of memory", uri);
-    }
-    int rc = SQLITE_OK;
-    if (!w->open) {
-        rc = exec_st(w, W_BEGIN);
-        if (rc != SQLITE_OK) goto failed; /* nothing was open: nothing else is touched */
-        w->open = true;
-        arm(w, sl_now_ms() + (uint64_t)w->o.group_ms);
-    }
-    rc = exec_st(w, W_SAVEPOINT);
-    if (rc == SQLITE_OK) rc = write_doc(w, doc, meta);
-    if (rc == SQLITE_OK) rc = exec_st(w, W_RELEASE);
-    if (rc != SQLITE_OK) {
-        if (!undo_one(w))
-            fail_group(w, rc, "another document's failure ended the transaction", &a);
-        else if (w->ngroup == 0)
-            rollback_all(w); /* nothing else in it: do not hold the write lock for nothing */
-        goto failed;
-    }
-    free(meta);
-    w->group[w->ngroup++] = (pending){call, name};
-    if (w->ngroup < (size_t)w->o.group_max) {
-        pthread_mutex_unlock(&w->db_mu);
-        return SL_PENDING;
-    }
-    /* The group is full: commit it here. This document is the last of it
-     * and is answered by the return value, the others by sl_call_done. */
-    commit_group(w, &a);
-    pthread_mutex_unlock(&w->db_mu);
-    free(a.v[--a.n].uri);
-    int code = a.code;
-    answer(&a);
-    return code;
-
-failed:
-    pthread_mutex_unlock(&w->db_mu);
-    answer(&a);
-    free(meta);
-    free(name);
-    return conn_fail(call, &w->c, rc, "store", uri);
+/* Every item of g still WRITTEN fails: its transaction was rolled back,
+ * `why` says what took it. */
+static void fail_written(writer *w, items *g, size_t written, int rc, const char *why) {
+    int code = sqlite_error_kind(rc);
+    for (item *it = g->head; it; it = it->next)
+        if (it->rc == WRITTEN)
+            it->rc =
+                sl_fail(it->call, code, "store '%s': its group of %zu documents was rolled back (%s): %s: %s",
+                        sl_doc_uri(it->doc), written, why, w->c.path, w->c.errmsg);
 }
 
-/* --- prune --- */
+/* Answers every item of g and frees them: after this the core may free
+ * their documents. */
+static void answer_items(items *g) {
+    for (item *it = g->head, *next; it; it = next) {
+        next = it->next;
+        free(it->meta);
+        sl_call_done(it->call, it->rc);
+        free(it);
+    }
+    memset(g, 0, sizeof *g);
+}
 
-int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id) {
-    answers a = {0};
-    pthread_mutex_lock(&w->db_mu);
-    /* The open group first, so this transaction starts clean; its own
-     * failure is its documents' (they are answered with it). */
-    commit_group(w, &a);
-    marks m = take_marks(w);
+/* One transaction: the documents of g, each in its savepoint, and the
+ * marks m, then COMMIT. Answers the documents it took; documents it could
+ * not reach because the transaction was lost go back to the queue. */
+static void write_group(writer *w, items *g, marks *m) {
+    uint64_t t0 = now_ns();
     int rc = exec_st(w, W_BEGIN);
-    if (rc == SQLITE_OK) rc = apply_marks(w, &m, false);
+    if (rc != SQLITE_OK) {
+        /* nothing was written: all of them fail with it (busy: retryable) */
+        for (item *it = g->head; it; it = it->next)
+            it->rc = conn_fail(it->call, &w->c, rc, "store", sl_doc_uri(it->doc));
+        if (!g->n)
+            sl_log(w->inst, SL_LOG_INFO, "%s: %zu seen-marks not written yet: %s", w->c.path, m->n,
+                   w->c.errmsg);
+        requeue_marks(w, m);
+        answer_items(g);
+        return;
+    }
+    bool lost = false;
+    size_t written = 0;
+    size_t taken = 0;
+    for (item *it = g->head; it; it = it->next) {
+        taken++;
+        rc = exec_st(w, W_SAVEPOINT);
+        if (rc == SQLITE_OK) rc = write_doc(w, it->doc, it->meta);
+        if (rc == SQLITE_OK) rc = exec_st(w, W_RELEASE);
+        if (rc == SQLITE_OK) {
+            it->rc = WRITTEN;
+            written++;
+            continue;
+        }
+        it->rc = conn_fail(it->call, &w->c, rc, "store", sl_doc_uri(it->doc));
+        if (undo_one(w)) continue; /* it fails alone */
+        /* SQLite ended the whole transaction: what was written before goes
+         * with it; what comes after is written in the next one. */
+        fail_written(w, g, written, rc, "another document's failure ended the transaction");
+        requeue_items(w, it->next);
+        it->next = NULL;
+        g->tail = it;
+        g->n = taken;
+        lost = true;
+        break;
+    }
+    if (!lost) {
+        rc = apply_marks(w, m, true);
+        if (rc == SQLITE_ABORT) {
+            sl_log(w->inst, SL_LOG_WARN, "%s: %zu seen-marks not written, trying again later: %s", w->c.path,
+                   m->n, w->c.errmsg);
+            requeue_marks(w, m);
+            rc = SQLITE_OK;
+        } else if (rc != SQLITE_OK) {
+            rollback_all(w);
+            fail_written(w, g, written, rc, "writing seen-marks failed");
+            lost = true;
+        }
+    }
+    if (!lost) {
+        rc = exec_st(w, W_COMMIT);
+        if (rc != SQLITE_OK) {
+            rollback_all(w);
+            fail_written(w, g, written, rc, "commit failed");
+            lost = true;
+            if (!g->n)
+                sl_log(w->inst, SL_LOG_INFO, "%s: seen-marks not written yet: %s", w->c.path, w->c.errmsg);
+        }
+    }
+    if (lost) {
+        requeue_marks(w, m);
+    } else {
+        free_marks(m);
+        for (item *it = g->head; it; it = it->next)
+            if (it->rc == WRITTEN) it->rc = 0;
+    }
+    w->ngroups += g->n > 0;
+    w->ndocs += lost ? 0 : written;
+    w->busy_ns += now_ns() - t0;
+    answer_items(g);
+}
+
+/* --- prune (the writer thread) --- */
+
+static int write_prune(writer *w, prune_req *p, marks *m) {
+    int rc = exec_st(w, W_BEGIN);
+    if (rc == SQLITE_OK) rc = apply_marks(w, m, false);
     long long removed = 0;
     char *lo = NULL, *hi = NULL;
-    const char *root = nroots ? roots[0] : "";
-    for (size_t i = 0; rc == SQLITE_OK && i < nroots; i++) {
-        root = roots[i];
+    const char *root = p->nroots ? p->roots[0] : "";
+    for (size_t i = 0; rc == SQLITE_OK && i < p->nroots; i++) {
+        root = p->roots[i];
         size_t n = strlen(root);
         bool slash = root[n - 1] == '/';
         free(lo);
@@ -550,7 +585,7 @@ int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroo
         sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, lo, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, hi, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)run_id);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)p->run_id);
         rc = conn_exec(&w->c, st);
         if (rc == SQLITE_OK) removed += sqlite3_changes(w->c.db);
     }
@@ -559,15 +594,91 @@ int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroo
     if (rc == SQLITE_OK) rc = exec_st(w, W_COMMIT);
     if (rc != SQLITE_OK) {
         rollback_all(w);
-        requeue_marks(w, &m);
-    } else {
-        w->open = false;
-        free_marks(&m);
+        requeue_marks(w, m);
+        return conn_fail(p->call, &w->c, rc, "prune", root);
     }
-    pthread_mutex_unlock(&w->db_mu);
-    answer(&a);
-    if (rc != SQLITE_OK) return conn_fail(call, &w->c, rc, "prune", root);
+    free_marks(m);
     return removed > INT_MAX ? INT_MAX : (int)removed;
+}
+
+int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id) {
+    prune_req p = {.call = call, .roots = roots, .nroots = nroots, .run_id = run_id};
+    pthread_mutex_lock(&w->mu);
+    while (w->prune && !w->stop) pthread_cond_wait(&w->done, &w->mu); /* another sink's prune first */
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return sl_fail(call, SL_EFATAL, "prune: %s is being closed", w->c.path);
+    }
+    w->prune = &p;
+    if (w->idle) pthread_cond_signal(&w->work);
+    while (!p.done) pthread_cond_wait(&w->done, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return p.result;
+}
+
+/* --- the writer thread --- */
+
+static void wait_until(writer *w, uint64_t due) {
+    uint64_t now = sl_now_ms(), ms = due > now ? due - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    w->idle = true;
+    pthread_cond_timedwait(&w->work, &w->mu, &ts);
+    w->idle = false;
+}
+
+/* Documents first (they hold places in the pipeline), in the order they
+ * came, then a prune (after every document queued before it), then marks
+ * whose time is up; at stop, everything left. mu is held except around
+ * SQL. */
+static void *writer_main(void *arg) {
+    writer *w = arg;
+    pthread_setname_np(pthread_self(), "sqlite-writer"); /* for top -H and perf */
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        uint64_t now = sl_now_ms();
+        if (w->queue.n) {
+            items g = items_take(&w->queue, (size_t)w->o.group_max);
+            marks m = take_marks_locked(w);
+            pthread_mutex_unlock(&w->mu);
+            write_group(w, &g, &m);
+            pthread_mutex_lock(&w->mu);
+        } else if (w->prune) {
+            prune_req *p = w->prune;
+            marks m = take_marks_locked(w);
+            pthread_mutex_unlock(&w->mu);
+            int result = write_prune(w, p, &m);
+            pthread_mutex_lock(&w->mu);
+            p->result = result;
+            p->done = true;
+            w->prune = NULL;
+            pthread_cond_broadcast(&w->done);
+        } else if (w->queued.n && (w->stop || now >= w->marks_due)) {
+            marks m = take_marks_locked(w);
+            pthread_mutex_unlock(&w->mu);
+            items none = {0};
+            write_group(w, &none, &m);
+            pthread_mutex_lock(&w->mu);
+            if (w->stop && w->queued.n) break; /* they failed again: fini logs them */
+        } else if (w->stop) {
+            break;
+        } else if (w->queued.n) {
+            wait_until(w, w->marks_due);
+        } else {
+            w->idle = true;
+            pthread_cond_wait(&w->work, &w->mu);
+            w->idle = false;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    w->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    return NULL;
 }
 
 /* --- life --- */
@@ -576,11 +687,10 @@ static void writer_close(writer *w) {
     for (int i = 0; i < W_COUNT; i++) sqlite3_finalize(w->st[i]);
     sqlite3_close_v2(w->c.db);
     free_marks(&w->queued);
-    free(w->group);
     free(w->fbuf);
-    pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->mu);
-    pthread_mutex_destroy(&w->db_mu);
     free(w);
 }
 
@@ -595,13 +705,14 @@ int writer_new(sl_instance *inst, sqlite3 *db, const char *path, const writer_op
     w->c.db = db;
     w->c.path = path;
     w->o = *o;
+    w->max_len = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
+    pthread_cond_init(&w->work, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->done, NULL);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_mutex_init(&w->db_mu, NULL);
     for (int i = 0; i < W_COUNT; i++) {
         int rc = sqlite3_prepare_v3(db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
         if (rc != SQLITE_OK) {
@@ -611,10 +722,10 @@ int writer_new(sl_instance *inst, sqlite3 *db, const char *path, const writer_op
             return code;
         }
     }
-    int rc = pthread_create(&w->thread, NULL, committer, w);
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc) {
         writer_close(w);
-        return sl_instance_fail(inst, SL_EFATAL, "cannot start the commit thread: %s", strerror(rc));
+        return sl_instance_fail(inst, SL_EFATAL, "cannot start the writer thread: %s", strerror(rc));
     }
     w->thread_started = true;
     *out = w;
@@ -624,18 +735,23 @@ int writer_new(sl_instance *inst, sqlite3 *db, const char *path, const writer_op
 void writer_free(writer *w) {
     if (!w) return;
     if (w->thread_started) {
+        /* The thread writes and answers everything queued, then the marks,
+         * and ends. */
         pthread_mutex_lock(&w->mu);
         w->stop = true;
-        pthread_cond_signal(&w->cv);
+        pthread_cond_signal(&w->work);
+        pthread_cond_broadcast(&w->done);
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
     }
-    answers a = {0};
-    pthread_mutex_lock(&w->db_mu);
-    if (commit_group(w, &a) != SQLITE_OK)
-        sl_log(w->inst, SL_LOG_WARN, "%s: the last group or seen-marks were not written: %s", w->c.path,
+    if (w->queued.n)
+        sl_log(w->inst, SL_LOG_WARN, "%s: %zu seen-marks were not written: %s", w->c.path, w->queued.n,
                w->c.errmsg);
-    pthread_mutex_unlock(&w->db_mu);
-    answer(&a);
+    if (w->ngroups)
+        sl_log(w->inst, SL_LOG_INFO,
+               "%s: %llu documents in %llu groups (%.1f a group); the writer thread wrote for %.2f s, "
+               "%.2f s of it on the CPU",
+               w->c.path, (unsigned long long)w->ndocs, (unsigned long long)w->ngroups,
+               (double)w->ndocs / (double)w->ngroups, (double)w->busy_ns / 1e9, (double)w->cpu_ns / 1e9);
     writer_close(w);
 }
