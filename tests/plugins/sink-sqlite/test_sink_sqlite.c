@@ -1,7 +1,8 @@
 /* test_sink_sqlite.c - the sink-sqlite plugin, loaded from its .so through
  * the core's loader and configured through the core's instance API, as a
  * run would, against real SQLite files under $SLUICE_TEST_TMP: schema and
- * folder made on first use, lookup answers, all-or-nothing stores (under a competing
+ * folder made on first use, 16 KB pages for a new file and an old file's
+ * own kept, lookup answers, all-or-nothing stores (under a competing
  * writer and under kill -9), stores that answer SL_PENDING at once and are
  * written by the sink's writer thread, group commit (a failed document
  * alone rolled back, a failed commit failing its whole group, group_max = 1
@@ -362,6 +363,7 @@ static void test_schema_and_folder_made_on_first_use(void) {
     char buf[64];
     CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "1");
     CHECK_STR(raw_text(path, "PRAGMA journal_mode", buf, sizeof buf), "wal");
+    CHECK_INT(raw_int(path, "PRAGMA page_size"), 16384); /* six chunk rows a page, not one */
     CHECK_INT(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                             "('meta', 'documents', 'chunks')"),
               3);
@@ -1156,6 +1158,41 @@ static void test_fini_answers_every_queued_store(void) {
     sl_doc_free(h.doc);
 }
 
+/* A store made with 4 KB pages (before 16 KB became the default) keeps
+ * them: nothing is rewritten, and it stores, looks up and answers queries
+ * as before. */
+static void test_old_page_size_kept(void) {
+    char path[4096];
+    store_path(path, sizeof path, "old-pages");
+    int rc;
+    sl_instance *s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *d = mkdoc("old.md", "old", "fp", 1, "old", 3, 4);
+    CHECK_INT(do_store(s, d), 0);
+    sink_close(s);
+    raw_exec(path,
+             "PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096; VACUUM; PRAGMA journal_mode = WAL");
+    CHECK_INT(raw_int(path, "PRAGMA page_size"), 4096);
+
+    s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    CHECK_INT(do_lookup(s, d), SL_LOOKUP_UNCHANGED);
+    sl_doc *e = mkdoc("new.md", "new", "fp", 1, "new", 40, 4);
+    CHECK_INT(do_store(s, e), 0);
+    const float q[4] = {0, 0, 1, 0};
+    sl_hits *hits = sl_hits_new(3);
+    CHECK_INT(do_query(s, q, 4, 3, hits), 0);
+    CHECK_INT(sl_hits_count(hits), 3);
+    sl_hits_free(hits);
+    sink_close(s);
+    CHECK_INT(raw_int(path, "PRAGMA page_size"), 4096);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 43);
+    char buf[16];
+    CHECK_STR(raw_text(path, "PRAGMA integrity_check", buf, sizeof buf), "ok");
+    sl_doc_free(d);
+    sl_doc_free(e);
+}
+
 /* Reruns: skipped documents are looked up, not stored, and their
  * seen-marks wait in the writer; prune right after the lookups applies
  * every one of them before it deletes. An unchanged corpus prunes
@@ -1383,6 +1420,7 @@ int main(void) {
     test_failed_commit_fails_the_whole_group();
     test_group_max_1_is_one_transaction_per_document();
     test_fini_answers_every_queued_store();
+    test_old_page_size_kept();
     test_seen_marks_reach_prune();
     test_kill_mid_store_leaves_whole_documents();
 
