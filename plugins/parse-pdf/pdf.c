@@ -16,6 +16,17 @@
  * layer is mostly glyphs without Unicode mapping (U+FFFD) counts as having
  * none, so it goes to OCR too.
  *
+ * Nesting is counted before mupdf recurses into it. mupdf loads an outline,
+ * and looks for transparency through a page's form XObjects and patterns,
+ * by recursion one frame per level (about 110 and 155 bytes of stack),
+ * and the forms' recursion checks each level against every level above it
+ * (time quadratic in the depth). Object streams pack millions of outline
+ * levels into a file under max_file_size, more than a 256 MB pool stack
+ * holds. So the outline and each page's resources are walked here first,
+ * iteratively: an outline nested deeper than MAX_OUTLINE_DEPTH is skipped,
+ * and a page whose forms nest deeper than MAX_FORM_DEPTH fails the
+ * document (mupdf cannot draw forms nested past about 85 levels anyway).
+ *
  * mupdf's rules, kept here: a document belongs to the context that opened
  * it, and each pool thread has its own context (plugins/common/mupdf.h:
  * independent by default, cloned from one base context with mupdf's lock
@@ -38,11 +49,13 @@
 #include "mupdf.h"
 #include "textbuf.h"
 
-#define MAX_LEVEL 6        /* deepest heading level an element carries */
-#define MAX_OUTLINE 100000 /* outline entries read; more are ignored */
-#define TAIL_BYTES 1024    /* where %%EOF must be, as PDF readers look for it */
-#define HEAD_BYTES 1024    /* where %PDF- must be */
-#define FFFD_SHARE_DENOM 2 /* a page with more than 1/2 U+FFFD has no usable text */
+#define MAX_LEVEL 6             /* deepest heading level an element carries */
+#define MAX_OUTLINE 100000      /* outline entries read; more are ignored */
+#define MAX_OUTLINE_DEPTH 10000 /* a deeper outline is skipped (mupdf loads it by recursion) */
+#define MAX_FORM_DEPTH 1000     /* a page with forms nested deeper fails (mupdf walks them by recursion) */
+#define TAIL_BYTES 1024         /* where %%EOF must be, as PDF readers look for it */
+#define HEAD_BYTES 1024         /* where %PDF- must be */
+#define FFFD_SHARE_DENOM 2      /* a page with more than 1/2 U+FFFD has no usable text */
 
 typedef struct pp_config {
     const char *password;
@@ -391,9 +404,71 @@ static int by_page(const void *a, const void *b) {
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* A stack of PDF objects: the path of a walk that must not recurse. */
+typedef struct objpath {
+    pdf_obj **p;
+    size_t n, cap;
+} objpath;
+
+static void path_push(fz_context *ctx, objpath *path, pdf_obj *obj) {
+    if (path->n == path->cap) {
+        size_t nc = path->cap ? path->cap * 2 : 64;
+        path->p = fz_realloc_array(ctx, path->p, nc, pdf_obj *);
+        path->cap = nc;
+    }
+    path->p[path->n++] = obj;
+}
+
+/* How deep the outline nests, walked without recursion: at most cap + 1
+ * (stops there), 0 without an outline, -1 when mupdf cannot read it (its
+ * own load then says why). Each entry is visited once: an entry met again
+ * ends its branch, as a cycle makes mupdf refuse the outline anyway. */
+static int outline_depth(job *j, int cap) {
+    fz_context *ctx = j->ctx;
+    pdf_mark_bits *seen = NULL;
+    objpath up = {0}; /* the entries whose children are being walked */
+    int depth = 0;
+    fz_var(seen);
+    fz_var(up);
+    fz_var(depth);
+    fz_try(ctx) {
+        pdf_document *pdf = pdf_specifics(ctx, j->fdoc);
+        pdf_obj *root = pdf ? pdf_dict_get(ctx, pdf_trailer(ctx, pdf), PDF_NAME(Root)) : NULL;
+        pdf_obj *node = pdf_dict_getl(ctx, root, PDF_NAME(Outlines), PDF_NAME(First), NULL);
+        seen = pdf ? pdf_new_mark_bits(ctx, pdf) : NULL;
+        while (seen && depth <= cap) {
+            if (pdf_is_dict(ctx, node) && !pdf_mark_bits_set(ctx, seen, node)) {
+                if ((int)up.n + 1 > depth) depth = (int)up.n + 1;
+                pdf_obj *first = pdf_dict_get(ctx, node, PDF_NAME(First));
+                if (first) {
+                    path_push(ctx, &up, node);
+                    node = first;
+                } else {
+                    node = pdf_dict_get(ctx, node, PDF_NAME(Next));
+                }
+            } else if (up.n > 0) {
+                node = pdf_dict_get(ctx, up.p[--up.n], PDF_NAME(Next));
+            } else {
+                break;
+            }
+        }
+    }
+    fz_always(ctx) {
+        pdf_drop_mark_bits(ctx, seen);
+        fz_free(ctx, up.p);
+    }
+    fz_catch(ctx) depth = -1;
+    return depth;
+}
+
 static void read_outline(job *j) {
     fz_context *ctx = j->ctx;
     fz_outline *ol = NULL;
+    if (outline_depth(j, MAX_OUTLINE_DEPTH) > MAX_OUTLINE_DEPTH) {
+        sl_log(j->st->inst, SL_LOG_WARN, "%s: outline skipped: nested more than %d deep", sl_doc_uri(j->doc),
+               MAX_OUTLINE_DEPTH);
+        return;
+    }
     fz_var(ol);
     fz_try(ctx) {
         ol = fz_load_outline(ctx, j->fdoc);
@@ -529,6 +604,95 @@ static void emit_page(job *j, int pno, fz_stext_page *tp) {
         if (!h->placed) add_heading(j, h, NULL, line);
 }
 
+/* A walk of a page's forms and patterns: what it has seen, and its path. */
+typedef struct form_frame {
+    pdf_obj *rdb; /* a resource dictionary */
+    int kind;     /* 0: its /Pattern entries are next, 1: its /XObject entries */
+    int i;        /* the next entry */
+} form_frame;
+
+typedef struct form_walk {
+    pdf_mark_bits *seen;
+    form_frame *stack;
+    size_t cap;
+} form_walk;
+
+/* The forms and patterns under resource dictionary rdb, walked depth first
+ * without recursion as mupdf walks them when it loads a page: the deepest
+ * nesting below rdb plus base, stopping past cap. Objects already seen
+ * (shared forms, cycles) are not walked again, as mupdf remembers what it
+ * found in them. Throws on what mupdf cannot read, and when out of memory;
+ * the caller frees w->stack. */
+static int resource_depth(fz_context *ctx, form_walk *w, pdf_obj *rdb, int base, int cap) {
+    size_t n = 0;
+    int depth = base;
+    if (!pdf_is_dict(ctx, rdb)) return depth;
+    if (!w->stack) {
+        w->stack = fz_malloc_array(ctx, 64, form_frame);
+        w->cap = 64;
+    }
+    w->stack[n++] = (form_frame){rdb, 0, 0};
+    while (n > 0 && depth <= cap) {
+        form_frame *f = &w->stack[n - 1];
+        pdf_obj *dict = pdf_dict_get(ctx, f->rdb, f->kind == 0 ? PDF_NAME(Pattern) : PDF_NAME(XObject));
+        if (f->i >= pdf_dict_len(ctx, dict)) {
+            if (++f->kind == 2) n--;
+            f->i = 0;
+            continue;
+        }
+        pdf_obj *x = pdf_dict_get_val(ctx, dict, f->i++);
+        if (!pdf_is_dict(ctx, x) || pdf_mark_bits_set(ctx, w->seen, x)) continue;
+        pdf_obj *res = pdf_dict_get(ctx, x, PDF_NAME(Resources));
+        if (!pdf_is_dict(ctx, res) || pdf_mark_bits_set(ctx, w->seen, res)) continue;
+        if (n == w->cap) {
+            w->stack = fz_realloc_array(ctx, w->stack, w->cap * 2, form_frame);
+            w->cap *= 2;
+        }
+        w->stack[n++] = (form_frame){res, 0, 0};
+        if (base + (int)n - 1 > depth) depth = base + (int)n - 1;
+    }
+    return depth;
+}
+
+/* How deep page pno's forms and patterns nest, its annotations'
+ * appearances included (mupdf walks those too): at most cap + 1, 0 when
+ * mupdf cannot read them (loading the page then says why). */
+static int page_form_depth(job *j, int pno, int cap) {
+    fz_context *ctx = j->ctx;
+    form_walk w = {0};
+    int depth = 0;
+    fz_var(w);
+    fz_var(depth);
+    fz_try(ctx) {
+        pdf_document *pdf = pdf_specifics(ctx, j->fdoc);
+        pdf_obj *page = pdf ? pdf_lookup_page_obj(ctx, pdf, pno) : NULL;
+        if (page) {
+            w.seen = pdf_new_mark_bits(ctx, pdf);
+            depth = resource_depth(ctx, &w, pdf_dict_get_inheritable(ctx, page, PDF_NAME(Resources)), 0, cap);
+            pdf_obj *annots = pdf_dict_get(ctx, page, PDF_NAME(Annots));
+            for (int a = 0; a < pdf_array_len(ctx, annots) && depth <= cap; a++) {
+                pdf_obj *ap =
+                    pdf_dict_getl(ctx, pdf_array_get(ctx, annots, a), PDF_NAME(AP), PDF_NAME(N), NULL);
+                /* one appearance stream, or a dictionary of them by state */
+                int one = pdf_is_stream(ctx, ap), ns = one ? 1 : pdf_dict_len(ctx, ap);
+                for (int s = 0; s < ns && depth <= cap; s++) {
+                    pdf_obj *form = one ? ap : pdf_dict_get_val(ctx, ap, s);
+                    pdf_obj *res = pdf_dict_get(ctx, form, PDF_NAME(Resources));
+                    if (pdf_mark_bits_set(ctx, w.seen, res)) continue;
+                    int d = resource_depth(ctx, &w, res, 1, cap);
+                    if (d > depth) depth = d;
+                }
+            }
+        }
+    }
+    fz_always(ctx) {
+        pdf_drop_mark_bits(ctx, w.seen);
+        fz_free(ctx, w.stack);
+    }
+    fz_catch(ctx) depth = 0;
+    return depth;
+}
+
 static int read_page(job *j, int pno) {
     fz_context *ctx = j->ctx;
     fz_page *page = NULL;
@@ -537,6 +701,11 @@ static int read_page(job *j, int pno) {
     fz_var(failed);
     fz_var(page);
     fz_var(tp);
+    if (page_form_depth(j, pno, MAX_FORM_DEPTH) > MAX_FORM_DEPTH) {
+        snprintf(j->why, sizeof j->why, "page %d: form XObjects nested more than %d deep", pno + 1,
+                 MAX_FORM_DEPTH);
+        return job_fail(j, SL_EBADINPUT, "cannot read the PDF's %s", j->why);
+    }
     fz_try(ctx) {
         page = fz_load_page(ctx, j->fdoc, pno);
         fz_stext_options opts = {.flags = FZ_STEXT_MEDIABOX_CLIP};
