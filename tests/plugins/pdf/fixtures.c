@@ -566,6 +566,196 @@ int fx_write_hostile(const char *dir, char *err, size_t errlen) {
     return failed ? -1 : 0;
 }
 
+/* --- deep nesting ---
+ *
+ * mupdf loads an outline, and checks a page's resources for transparency,
+ * by recursion as deep as the file nests them; the two files here nest
+ * `depth` levels. Each level is an object of its own, and the levels'
+ * object numbers are reserved at once: mupdf grows its cross-reference
+ * table one entry per new object, a copy of the whole table each time
+ * under a sanitizer's realloc (minutes for 100,000 levels). The file is
+ * saved without garbage collection, whose marking recurses as deep as the
+ * objects nest and would overflow this program's own stack. */
+
+static const char deep_page_text[] = "# Deep Outline\n"
+                                     "This page is all the text the deep outline file has.\n"
+                                     "Its outline nests one entry inside the next, all pointing here.";
+
+/* The first of n new object numbers, in one step of the table. */
+static int reserve_objects(fz_context *ctx, pdf_document *doc, int n) {
+    int first = pdf_xref_len(ctx, doc);
+    pdf_ensure_solid_xref(ctx, doc, first + n);
+    return first;
+}
+
+/* deep-outline.pdf: one text page; outline item i is the only child
+ * (/First and /Last) of item i-1, titled "Level i", pointing at page 1. */
+static void write_deep_outline(fz_context *ctx, const char *path, int depth) {
+    pdf_document *doc = NULL;
+    pdf_obj *outlines = NULL, *it = NULL, *ref = NULL;
+    fonts f = {NULL, NULL};
+    fz_var(doc);
+    fz_var(outlines);
+    fz_var(it);
+    fz_var(ref);
+    fz_var(f);
+    fz_try(ctx) {
+        doc = pdf_create_document(ctx);
+        f = add_fonts(ctx, doc);
+        add_text_page(ctx, doc, &f, deep_page_text);
+        /* each item gets a reference of its own: mupdf counts an object's
+         * references in 16 bits, and 100,000 of one would never be freed */
+        int page = pdf_to_num(ctx, pdf_lookup_page_obj(ctx, doc, 0));
+        int first = reserve_objects(ctx, doc, depth + 1); /* the /Outlines dictionary, then the items */
+        for (int i = 0; i <= depth; i++) {
+            it = pdf_new_dict(ctx, doc, 5);
+            if (i == 0) {
+                pdf_dict_put(ctx, it, PDF_NAME(Type), PDF_NAME(Outlines));
+            } else {
+                char title[32];
+                snprintf(title, sizeof title, "Level %d", i);
+                pdf_dict_put_text_string(ctx, it, PDF_NAME(Title), title);
+                pdf_dict_put_drop(ctx, it, PDF_NAME(Parent), pdf_new_indirect(ctx, doc, first + i - 1, 0));
+                pdf_obj *dest = pdf_dict_put_array(ctx, it, PDF_NAME(Dest), 2);
+                pdf_array_push_drop(ctx, dest, pdf_new_indirect(ctx, doc, page, 0));
+                pdf_array_push_name(ctx, dest, "Fit");
+            }
+            if (i < depth) {
+                ref = pdf_new_indirect(ctx, doc, first + i + 1, 0);
+                pdf_dict_put(ctx, it, PDF_NAME(First), ref);
+                pdf_dict_put(ctx, it, PDF_NAME(Last), ref);
+                pdf_drop_obj(ctx, ref);
+                ref = NULL;
+            }
+            pdf_update_object(ctx, doc, first + i, it);
+            pdf_drop_obj(ctx, it);
+            it = NULL;
+        }
+        outlines = pdf_new_indirect(ctx, doc, first, 0);
+        pdf_dict_put(ctx, pdf_dict_get(ctx, pdf_trailer(ctx, doc), PDF_NAME(Root)), PDF_NAME(Outlines),
+                     outlines);
+        pdf_save_document(ctx, doc, path, &pdf_default_write_options);
+    }
+    fz_always(ctx) {
+        pdf_drop_obj(ctx, ref);
+        pdf_drop_obj(ctx, it);
+        pdf_drop_obj(ctx, outlines);
+        drop_fonts(ctx, &f);
+        pdf_drop_document(ctx, doc);
+    }
+    fz_catch(ctx) fz_rethrow(ctx);
+}
+
+/* deep-forms.pdf: one page that writes FX_DEEP_PAGE_TEXT, then draws form
+ * 1, which draws form 2, and so on down to form `depth`, which writes
+ * FX_DEEP_FORMS_TEXT. */
+static void write_deep_forms(fz_context *ctx, const char *path, int depth) {
+    static const char draw_next[] = "/X Do\n";
+    pdf_document *doc = NULL;
+    pdf_obj *form = NULL, *res = NULL, *page = NULL;
+    fz_buffer *contents = NULL, *inner = NULL;
+    fonts f = {NULL, NULL};
+    fz_var(doc);
+    fz_var(form);
+    fz_var(res);
+    fz_var(page);
+    fz_var(contents);
+    fz_var(inner);
+    fz_var(f);
+    fz_try(ctx) {
+        doc = pdf_create_document(ctx);
+        f = add_fonts(ctx, doc);
+        inner = fz_new_buffer(ctx, 128);
+        fz_append_string(ctx, inner, "BT /F1 11 Tf 72 600 Td ");
+        put_pdf_string(ctx, inner, FX_DEEP_FORMS_TEXT, strlen(FX_DEEP_FORMS_TEXT));
+        fz_append_string(ctx, inner, " Tj ET\n");
+        contents = fz_new_buffer_from_copied_data(ctx, (const unsigned char *)draw_next, strlen(draw_next));
+        int first = reserve_objects(ctx, doc, depth);
+        for (int level = 1; level <= depth; level++) {
+            int num = first + level - 1;
+            pdf_obj *dict = pdf_new_dict(ctx, doc, 4);
+            pdf_update_object(ctx, doc, num, dict);
+            pdf_drop_obj(ctx, dict);
+            form = pdf_new_indirect(ctx, doc, num, 0);
+            pdf_dict_put(ctx, form, PDF_NAME(Type), PDF_NAME(XObject));
+            pdf_dict_put(ctx, form, PDF_NAME(Subtype), PDF_NAME(Form));
+            pdf_dict_put_rect(ctx, form, PDF_NAME(BBox), fz_make_rect(0, 0, PAGE_W, PAGE_H));
+            pdf_obj *fres = pdf_dict_put_dict(ctx, form, PDF_NAME(Resources), 1);
+            if (level < depth) {
+                pdf_dict_puts_drop(ctx, pdf_dict_put_dict(ctx, fres, PDF_NAME(XObject), 1), "X",
+                                   pdf_new_indirect(ctx, doc, num + 1, 0));
+                pdf_update_stream(ctx, doc, form, contents, 0);
+            } else {
+                pdf_dict_puts(ctx, pdf_dict_put_dict(ctx, fres, PDF_NAME(Font), 1), "F1", f.body);
+                pdf_update_stream(ctx, doc, form, inner, 0);
+            }
+            pdf_drop_obj(ctx, form);
+            form = NULL;
+        }
+        form = pdf_new_indirect(ctx, doc, first, 0);
+        res = pdf_new_dict(ctx, doc, 2);
+        pdf_dict_puts(ctx, pdf_dict_put_dict(ctx, res, PDF_NAME(Font), 1), "F1", f.body);
+        pdf_dict_puts(ctx, pdf_dict_put_dict(ctx, res, PDF_NAME(XObject), 1), "X", form);
+        fz_drop_buffer(ctx, contents);
+        contents = fz_new_buffer(ctx, 128);
+        fz_append_string(ctx, contents, "BT /F1 11 Tf 72 700 Td ");
+        put_pdf_string(ctx, contents, FX_DEEP_PAGE_TEXT, strlen(FX_DEEP_PAGE_TEXT));
+        fz_append_string(ctx, contents, " Tj ET\n/X Do\n");
+        page = pdf_add_page(ctx, doc, fz_make_rect(0, 0, PAGE_W, PAGE_H), 0, res, contents);
+        pdf_insert_page(ctx, doc, -1, page);
+        pdf_save_document(ctx, doc, path, &pdf_default_write_options);
+    }
+    fz_always(ctx) {
+        pdf_drop_obj(ctx, page);
+        pdf_drop_obj(ctx, res);
+        pdf_drop_obj(ctx, form);
+        fz_drop_buffer(ctx, contents);
+        fz_drop_buffer(ctx, inner);
+        drop_fonts(ctx, &f);
+        pdf_drop_document(ctx, doc);
+    }
+    fz_catch(ctx) fz_rethrow(ctx);
+}
+
+int fx_write_deep(const char *dir, int depth, int which, char *err, size_t errlen) {
+    static const struct {
+        int flag;
+        const char *name;
+        void (*write)(fz_context *, const char *, int);
+    } files[] = {
+        {FX_DEEP_OUTLINE, "deep-outline.pdf", write_deep_outline},
+        {FX_DEEP_FORMS, "deep-forms.pdf", write_deep_forms},
+    };
+    if (depth < 1) {
+        snprintf(err, errlen, "depth must be at least 1");
+        return -1;
+    }
+    fz_context *ctx = new_ctx();
+    if (!ctx) {
+        snprintf(err, errlen, "cannot make a mupdf context");
+        return -1;
+    }
+    int failed = 0;
+    fz_var(failed);
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !failed; i++) {
+        if (!(which & files[i].flag)) continue;
+        char *path = join(dir, files[i].name);
+        if (!path) {
+            snprintf(err, errlen, "out of memory");
+            failed = 1;
+        } else {
+            fz_try(ctx) files[i].write(ctx, path, depth);
+            fz_catch(ctx) {
+                snprintf(err, errlen, "%s: mupdf: %s", files[i].name, fz_caught_message(ctx));
+                failed = 1;
+            }
+        }
+        free(path);
+    }
+    fz_drop_context(ctx);
+    return failed ? -1 : 0;
+}
+
 /* --- benchmark corpus --- */
 
 static const char *const words[] = {

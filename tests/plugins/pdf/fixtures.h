@@ -64,6 +64,21 @@ int fx_write_all(const char *dir, char *err, size_t errlen);
  * Returns 0, or -1 with the reason in err. */
 int fx_write_hostile(const char *dir, char *err, size_t errlen);
 
+/* Deeply nested files, for the pool threads' stacks (mupdf recurses as
+ * deep as they nest), written into dir (which must exist):
+ *   deep-outline.pdf (FX_DEEP_OUTLINE): one text page and an outline of
+ *   `depth` entries, each the only child of the one before, all pointing
+ *   at page 1 (about 130 bytes a level);
+ *   deep-forms.pdf (FX_DEEP_FORMS): a page that writes FX_DEEP_PAGE_TEXT,
+ *   then draws a form XObject that draws the next, `depth` deep, the
+ *   innermost writing FX_DEEP_FORMS_TEXT (about 160 bytes a level).
+ * `which` is a mask of the two. Returns 0, or -1 with the reason in err. */
+#define FX_DEEP_OUTLINE 1
+#define FX_DEEP_FORMS 2
+#define FX_DEEP_PAGE_TEXT "This page draws its forms one inside the other."
+#define FX_DEEP_FORMS_TEXT "The innermost form writes this line."
+int fx_write_deep(const char *dir, int depth, int which, char *err, size_t errlen);
+
 /* A benchmark corpus in dir: `docs` text PDFs of `pages` pages each
  * (text-NNN.pdf), and `images` PNG page images of known text at `dpi`
  * (scan-NNN.png). Pseudo-random but reproducible prose. */
