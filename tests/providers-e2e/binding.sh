@@ -16,34 +16,7 @@ source "$HERE/fake.sh"
 key="sk-binding-$$-$RANDOM"
 export OPENAI_API_KEY=$key
 
-cat >bind.ini <<'EOF'
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-EOF
+openai_ini bind.ini
 
 # --- one document, every answer 3 s: its chain is the run ---
 start_fake slow --api-key "$key" --latency-ms 3000 --latency-dist fixed

@@ -109,3 +109,43 @@ tsl() {
     sl "$@"
     echo "$label: sluice exited $RC after $(($(now_ms) - t0)) ms"
 }
+
+# openai_ini FILE [SLUICE_LINE...]: the pipeline most provider tests run:
+# Markdown, chunk-text, llm-openai summaries of documents, embed-openai (1536
+# dimensions), sink-sqlite in ./.sluice; both providers take
+# ${OPENAI_API_KEY} and need their base_url set (--set). Extra lines go
+# into [sluice].
+openai_ini() {
+    local file=$1 l
+    shift
+    {
+        printf '[sluice]\ninclude = *.md\n'
+        for l in "$@"; do printf '%s\n' "$l"; done
+        cat <<'EOF'
+
+[route.text]
+media = text/markdown
+stages = markdown chunker summarizer embedder
+sink = store
+
+[markdown]
+plugin = parse-markdown
+
+[chunker]
+plugin = chunk-text
+
+[summarizer]
+plugin = llm-openai
+api_key = ${OPENAI_API_KEY}
+
+[embedder]
+plugin = embed-openai
+api_key = ${OPENAI_API_KEY}
+dimension = 1536
+
+[store]
+plugin = sink-sqlite
+path = ${CWD}/.sluice/store.db
+EOF
+    } >"$file"
+}

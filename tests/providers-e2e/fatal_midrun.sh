@@ -18,35 +18,7 @@ export OPENAI_API_KEY=$key
 n=200
 bash "$SRC/bench/gen_corpus.sh" "$n" corpus 3000 13 >/dev/null
 
-cat >fatal.ini <<'EOF'
-[sluice]
-include = *.md
-max_documents = 8
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-EOF
+openai_ini fatal.ini 'max_documents = 8'
 
 # 8 documents in flight, 300 ms an answer: 200 documents would take ~8 s.
 start_fake p --api-key "$key" --latency-ms 300 --latency-dist fixed

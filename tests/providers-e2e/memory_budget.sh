@@ -22,34 +22,7 @@ ndocs=40
 bash "$SRC/bench/gen_corpus.sh" "$ndocs" corpus 16000 3 >/dev/null
 check_eq "documents generated" "$(count_files corpus '*.md')" "$ndocs"
 
-cat >budget.ini <<'EOF'
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-EOF
+openai_ini budget.ini
 
 # Every answer takes 400 ms: a document admitted stays in flight that long
 # at least, so what is in flight at once is what the budget lets in.

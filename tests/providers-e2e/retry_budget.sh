@@ -19,34 +19,7 @@ export OPENAI_API_KEY=$key
 mkdir docs
 printf '# Maintenance\n\nThe provider is down for the night.\n' >docs/one.md
 
-cat >b.ini <<'EOF'
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-EOF
+openai_ini b.ini
 
 # --- Retry-After: 86400 (a day) ---
 start_fake day --api-key "$key" --fail-first 1000 --retry-after 86400
