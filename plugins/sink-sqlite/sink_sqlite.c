@@ -113,8 +113,8 @@ static const char *const read_statements[R_COUNT] = {
     [R_ROLLBACK] = "ROLLBACK",
     [R_LOOKUP] = "SELECT hash, fingerprint FROM documents WHERE uri = ?1",
     [R_SCAN] = "SELECT id, dim, vector FROM chunks WHERE vector IS NOT NULL",
-    [R_FETCH] = "SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text"
-                " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1",
+    [R_FETCH] = ("SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text"
+                 " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1"),
 };
 
 /* A read connection: one per pool thread (thread_init), used by that
