@@ -228,8 +228,9 @@ static void test_request_is_what_jansson_writes(void) {
     sl_call call;
     sl_call_init(&call, NULL, NULL);
     provider_frame f;
-    CHECK_INT(provider_frame_init(NULL, &f, json_pack("{s:s}", "model", "m\"1"), ",\"input\":[", "]",
-                                  json_pack("{s:s, s:I}", "encoding_format", "base64", "dimensions", 8)),
+    CHECK_INT(provider_frame_init(
+                  NULL, &f, json_pack("{s:s}", "model", "m\"1"), ",\"input\":[", "]",
+                  json_pack("{s:s, s:I}", "encoding_format", "base64", "dimensions", (json_int_t)8)),
               0);
     CHECK_STR(f.head, "{\"model\":\"m\\\"1\",\"input\":[");
     CHECK_STR(f.tail, "],\"encoding_format\":\"base64\",\"dimensions\":8}");
@@ -240,7 +241,7 @@ static void test_request_is_what_jansson_writes(void) {
     provider_buf b = {0};
     CHECK_INT(provider_request(&call, &f, texts, sent, 2, "text", &b), 0);
     json_t *want = json_pack("{s:s, s:[s%, s%], s:s, s:I}", "model", "m\"1", "input", buf[2], texts[2].len,
-                             buf[0], texts[0].len, "encoding_format", "base64", "dimensions", 8);
+                             buf[0], texts[0].len, "encoding_format", "base64", "dimensions", (json_int_t)8);
     char *w = json_dumps(want, JSON_COMPACT);
     CHECK(b.len == strlen(w) && memcmp(b.p, w, b.len) == 0);
     free(w);
