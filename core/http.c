@@ -386,12 +386,12 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
         num[vlen] = '\0';
         char *e;
         unsigned long long cl = strtoull(num, &e, 10);
-        if (*e == '\0' && cl > max_response(req)) {
-            req->too_big = 1; /* said up front: not a byte of it is kept */
-            return 0;
-        }
-        if (*e == '\0' && cl + 1 > req->resp_cap && cl < (1ull << 31)) {
-            char *p = realloc(req->resp, (size_t)cl + 1);
+        if (*e == '\0') {
+            if (cl > max_response(req)) {
+                req->too_big = 1; /* said up front: not a byte of it is kept */
+                return 0;
+            }
+            char *p = cl + 1 > req->resp_cap ? realloc(req->resp, (size_t)cl + 1) : NULL;
             if (p) {
                 req->resp = p;
                 req->resp_cap = (size_t)cl + 1;

@@ -151,7 +151,7 @@ static void sweep_fire(uv_timer_t *t) {
 }
 
 void run_sweep(run *r) {
-    r->failed_jobs++;
+    r->sweeps++;
     if (r->sweep_open && !uv_is_active((uv_handle_t *)&r->sweep)) uv_timer_start(&r->sweep, sweep_fire, 0, 0);
 }
 

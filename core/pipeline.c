@@ -236,7 +236,6 @@ static const stage *limited_stage(const run *r, double *wait_s) {
  * the machine's CPU, the memory budget, the store. */
 static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine) {
     sl_report *rep = r->rep;
-    const sl_runtime *rt = r->rt;
     int cores = sl_cpu_count();
     double chain = (double)r->chain_max_ns / 1e9, loop = wall > 0 ? loop_cpu / wall : 0;
     double used = wall > 0 ? proc_cpu / wall : 0, bw = (double)r->budget_wait_ns / 1e9;
@@ -310,7 +309,6 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "CPU %.1f of %d cores (the machine's %.0f%% busy), admission waited %.2f s for memory",
             chain, wall, loop * 100, used, cores, machine * 100, bw);
     }
-    (void)rt;
 }
 
 static int copy_roots(run *r) {

@@ -157,7 +157,7 @@ struct sl_stage {
     unit *qhead, *qtail;
     int queued;
     int pumping;
-    uint64_t swept;  /* the run's failed_jobs when its queue was last swept */
+    uint64_t swept;  /* the run's sweeps when its queue was last swept */
     uv_timer_t wake; /* every chain member at its limit: when the first might not be */
     int wake_open;
     sl_stage_stats *stats;
@@ -315,8 +315,8 @@ struct run {
     uint64_t next_size;
     int stopping, ending, ended;
     int prune_pending;
-    uint64_t failed_jobs; /* jobs marked failed so far: queues sweep their units */
-    uv_timer_t sweep;     /* after a job fails: pumps every queue, which drops its units */
+    uint64_t sweeps;  /* sweeps asked for (a job failed, a fatal error) */
+    uv_timer_t sweep; /* after a job fails: pumps every queue, which drops its units */
     int sweep_open;
     char **roots;
     size_t nroots;

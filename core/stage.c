@@ -113,8 +113,8 @@ void stage_pump(stage *st) {
      * below sees what that freed, so the nested call has nothing to do */
     if (st->pumping) return;
     st->pumping = 1;
-    if (st->swept != st->run->failed_jobs) {
-        st->swept = st->run->failed_jobs;
+    if (st->swept != st->run->sweeps) {
+        st->swept = st->run->sweeps;
         sweep(st);
     }
     while (st->qhead) {

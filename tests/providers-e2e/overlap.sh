@@ -21,40 +21,12 @@ mkdir docs
     echo "Issue the new token, roll it out, then revoke the old one."
 } >docs/rotate.md
 
-cat >overlap.ini <<'EOF'
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-summaries = both
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-batch_size = 64
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-EOF
+openai_ini overlap.ini
 
 # long enough that two requests sent at the same step are surely in flight together
 start_fake p --api-key "$key" --latency-ms 1500
-url=(--set "summarizer.base_url=${URL[p]}/v1" --set "embedder.base_url=${URL[p]}/v1")
+url=(--set "summarizer.base_url=${URL[p]}/v1" --set "embedder.base_url=${URL[p]}/v1"
+    --set summarizer.summaries=both --set embedder.batch_size=64)
 
 declare -A vec=()
 for mode in false true; do
