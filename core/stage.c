@@ -71,6 +71,16 @@ static int moot(const unit *u) {
     return 1;
 }
 
+/* Ends a moot unit without calling the plugin. */
+static void drop(unit *u) {
+    stage *st = u->st;
+    int fatal = st->run->stopping && st->run->rep->fatal;
+    if (st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* every document failed: no split */
+    st->op->done(u, fatal ? SL_EFATAL : SL_EBADINPUT,
+                 fatal ? "not processed: the run was stopped by a fatal error"
+                       : "not processed: the document had already failed");
+}
+
 /* Takes the units whose documents have failed out of the queue and ends
  * them without calling the plugin, so a failed document never waits for a
  * provider (a breaker's cooldown, a rate limit) it no longer needs. */
@@ -89,14 +99,10 @@ static void sweep(stage *st) {
             link = &u->next;
         }
     }
-    int fatal = st->run->stopping && st->run->rep->fatal;
     while (dropped) {
         unit *u = dropped;
         dropped = u->next;
-        if (u->st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* every document failed: no split */
-        st->op->done(u, fatal ? SL_EFATAL : SL_EBADINPUT,
-                     fatal ? "not processed: the run was stopped by a fatal error"
-                           : "not processed: the document had already failed");
+        drop(u);
     }
 }
 
@@ -138,6 +144,12 @@ void stage_pump(stage *st) {
 
 void stage_dispatch(unit *u) {
     stage *st = u->st;
+    /* a unit that comes back after its documents failed (a retry's backoff
+     * ended, say) is not queued behind a breaker for nothing */
+    if (moot(u)) {
+        drop(u);
+        return;
+    }
     u->t_ready = sl_now_ns();
     u->next = NULL;
     if (st->qtail)
