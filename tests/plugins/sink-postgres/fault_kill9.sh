@@ -25,21 +25,28 @@ echo "uninterrupted run took ${ta} ms"
 
 # Kill at random moments until 3 kills found sluice running with documents
 # left to store (a kill after it finished tests nothing), at most 15 tries.
-# Each resumed run has less left to do, so each delay is drawn from the
-# first 60% of the time the remaining documents took in the uninterrupted
-# run; once store B is complete there is nothing left to interrupt.
+# A kill lands after the run has stored something of its own (polled in the
+# store, so a slow start on a loaded machine cannot make every kill land
+# before the first commit), plus a random delay drawn from the first 40% of
+# the time the remaining documents took in the uninterrupted run.
 RANDOM=$$
 landed=0
 tries=0
 partial=0
 while ((landed < 3 && tries < 15)); do
-    stored=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
-    [[ $stored -lt $ndocs ]] || break
+    before=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
+    [[ $before -lt $ndocs ]] || break
     tries=$((tries + 1))
-    left_ms=$((ta * (ndocs - stored) / ndocs))
-    delay=$((30 + RANDOM % (left_ms * 6 / 10 + 1)))
+    left_ms=$((ta * (ndocs - before) / ndocs))
+    delay=$((RANDOM % (left_ms * 4 / 10 + 1)))
     "$SLUICE" -c pg.ini --set store.table_prefix=b_ run --json docs </dev/null >/dev/null 2>&1 &
     pid=$!
+    t0=$(now_ms)
+    while kill -0 "$pid" 2>/dev/null && (($(now_ms) - t0 < 60000)); do
+        now=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
+        [[ $now -le $before ]] || break
+        sleep 0.01
+    done
     sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
     state="had already exited"
     if kill -9 "$pid" 2>/dev/null; then state=killed; fi
@@ -47,9 +54,9 @@ while ((landed < 3 && tries < 15)); do
     stored=$(pg_sql "SELECT count(*) FROM b_documents" 2>/dev/null || echo 0)
     if [[ $state == killed && $stored != "$ndocs" ]]; then
         landed=$((landed + 1))
-        if [[ $stored -gt 0 ]]; then partial=$((partial + 1)); fi
+        if [[ $stored -gt $before ]]; then partial=$((partial + 1)); fi
     fi
-    echo "try $tries: after ${delay} ms sluice $state; store B holds $stored documents"
+    echo "try $tries: sluice $state ${delay} ms after its first commit; store B holds $stored documents"
 done
 check_gt "kills that found sluice running" "$landed" 1
 check_gt "kills that left store B partly written" "$partial" 0
