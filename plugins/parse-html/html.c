@@ -68,16 +68,16 @@ typedef struct html_state {
 
 static int html_init(sl_instance *inst, const void *config, void **state) {
     const html_config *cfg = config;
-    if (cfg->max_depth < 1 || cfg->max_nesting < 1 || cfg->max_elements < 1 || cfg->max_output < 1)
+    if (cfg->max_depth < 1 || cfg->max_nesting < 1 || cfg->max_elements < 1)
         return sl_instance_fail(inst, SL_EFATAL,
-                                "max_depth, max_nesting, max_elements and max_output must be positive");
+                                "max_depth, max_nesting and max_elements must be positive");
     html_state *st = calloc(1, sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     st->opts = (html_opts){
         .max_depth = (size_t)cfg->max_depth,
         .max_nesting = (size_t)cfg->max_nesting,
         .max_elements = (size_t)cfg->max_elements,
-        .max_output = (size_t)cfg->max_output,
+        .max_output = (size_t)cfg->max_output, /* 0: html_elements.h's default */
         .keep_boilerplate = cfg->keep_boilerplate,
         .page = 1,
     };
