@@ -29,7 +29,9 @@ static char *slurp(const char *path, size_t *len) {
     return p;
 }
 
-static int is_space(uint32_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == 0xA0; }
+static int is_space(uint32_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == 0xA0;
+}
 static int is_rule(uint32_t c) { return c == '-' || c == '=' || c == '+'; }
 
 /* UTF-8 into code points (a bad byte is itself), normalised as above. */
@@ -40,9 +42,13 @@ static uint32_t *normalise(const char *s, size_t len, size_t *out) {
         unsigned char c = (unsigned char)s[i];
         uint32_t v = c;
         size_t k = 1;
-        if (c >= 0xF0 && i + 3 < len) v = ((c & 7u) << 18) | ((s[i + 1] & 63u) << 12) | ((s[i + 2] & 63u) << 6) | (s[i + 3] & 63u), k = 4;
-        else if (c >= 0xE0 && i + 2 < len) v = ((c & 15u) << 12) | ((s[i + 1] & 63u) << 6) | (s[i + 2] & 63u), k = 3;
-        else if (c >= 0xC0 && i + 1 < len) v = ((c & 31u) << 6) | (s[i + 1] & 63u), k = 2;
+        if (c >= 0xF0 && i + 3 < len)
+            v = ((c & 7u) << 18) | ((s[i + 1] & 63u) << 12) | ((s[i + 2] & 63u) << 6) | (s[i + 3] & 63u),
+            k = 4;
+        else if (c >= 0xE0 && i + 2 < len)
+            v = ((c & 15u) << 12) | ((s[i + 1] & 63u) << 6) | (s[i + 2] & 63u), k = 3;
+        else if (c >= 0xC0 && i + 1 < len)
+            v = ((c & 31u) << 6) | (s[i + 1] & 63u), k = 2;
         cp[n++] = v;
         i += k;
     }

@@ -67,7 +67,8 @@ static int run_one(harness *h, const char *mt, const char *path, bool text_only)
         }
         status = 3;
     } else if (text_only) {
-        for (size_t i = 0; i < sl_doc_element_count(doc); i++) printf("%s\n\n", sl_element_text(doc, i, NULL));
+        for (size_t i = 0; i < sl_doc_element_count(doc); i++)
+            printf("%s\n\n", sl_element_text(doc, i, NULL));
     } else {
         json_t *meta = json_object();
         for (size_t i = 0; i < sl_doc_meta_count(doc); i++) {
@@ -81,10 +82,10 @@ static int run_one(harness *h, const char *mt, const char *path, bool text_only)
         json_decref(m);
         for (size_t i = 0; i < sl_doc_element_count(doc); i++) {
             const char *lang = sl_element_attr(doc, i, "lang");
-            json_t *e = json_pack("{s:s,s:i,s:i,s:I,s:s?,s:s}", "type", sl_elem_type_name(sl_element_type(doc, i)),
-                                  "level", sl_element_level(doc, i), "line", (int)sl_element_line(doc, i),
-                                  "offset", (json_int_t)sl_element_offset(doc, i), "lang", lang, "text",
-                                  sl_element_text(doc, i, NULL));
+            json_t *e = json_pack(
+                "{s:s,s:i,s:i,s:I,s:s?,s:s}", "type", sl_elem_type_name(sl_element_type(doc, i)), "level",
+                sl_element_level(doc, i), "line", (int)sl_element_line(doc, i), "offset",
+                (json_int_t)sl_element_offset(doc, i), "lang", lang, "text", sl_element_text(doc, i, NULL));
             s = json_dumps(e, JSON_COMPACT);
             puts(s ? s : "{\"error\": 0, \"reason\": \"element text is not UTF-8\"}");
             if (!s) status = 4;

@@ -41,31 +41,31 @@ static bool anywhere(const sl_doc *d, const char *needle) {
 }
 
 static const char page[] =
-    "<!DOCTYPE html>\n"                                                                  /* 1 */
-    "<html lang=\"en-GB\"><head><title> The   Guide </title>\n"                          /* 2 */
-    "<meta name=\"author\" content=\"Ada Lovelace\">\n"                                  /* 3 */
-    "<meta name=\"dcterms.date\" content=\"2024-05-01\">\n"                              /* 4 */
-    "<meta name=\"description\" content=\"How to use it\">\n"                            /* 5 */
-    "<style>body { color: red }</style><script>var secret = 1;</script></head>\n"        /* 6 */
-    "<body><header><a href=/>Site name</a></header><nav><ul><li>Home</li></ul></nav>\n"  /* 7 */
-    "<main><h1>Guide</h1>\n"                                                             /* 8 */
-    "<p>Intro with <a href=x>a link</a> and <b>bold</b>\n"                               /* 9 */
-    "   text &amp; more.</p>\n"                                                          /* 10 */
-    "<h2 id=i>Install</h2>\n"                                                            /* 11 */
-    "<ul><li>one</li><li>two<ul><li>nested a</li><li>nested b</li></ul></li>\n"          /* 12 */
-    "<li><p>three</p><p>more</p></li></ul>\n"                                            /* 13 */
-    "<ol start=3><li>first<li>second</ol>\n"                                             /* 14 */
-    "<pre><code class=\"language-python\">print(\"hi\")\n  x = 1\n</code></pre>\n"      /* 15-17 */
-    "<table><caption>Values</caption><tfoot><tr><td>sum<td>3</tfoot>\n"                   /* 18 */
-    "<tbody><tr><td>a</td><td>1</td></tr><tr><td>b<td></tr></tbody>\n"                   /* 19 */
-    "<thead><tr><th>Name</th><th>Value</th></tr></thead></table>\n"                      /* 20 */
-    "<blockquote><p>quoted</p><p>twice</p></blockquote>\n"                               /* 21 */
-    "<figure><img src=a.png alt=\"a chart\"><figcaption>Figure 1</figcaption></figure>\n" /* 22 */
-    "<div>loose text<br>next line</div>\n"                                               /* 23 */
-    "<div hidden>hidden one</div><p style=\"display: none\">hidden two</p>\n"            /* 24 */
+    "<!DOCTYPE html>\n"                                                                      /* 1 */
+    "<html lang=\"en-GB\"><head><title> The   Guide </title>\n"                              /* 2 */
+    "<meta name=\"author\" content=\"Ada Lovelace\">\n"                                      /* 3 */
+    "<meta name=\"dcterms.date\" content=\"2024-05-01\">\n"                                  /* 4 */
+    "<meta name=\"description\" content=\"How to use it\">\n"                                /* 5 */
+    "<style>body { color: red }</style><script>var secret = 1;</script></head>\n"            /* 6 */
+    "<body><header><a href=/>Site name</a></header><nav><ul><li>Home</li></ul></nav>\n"      /* 7 */
+    "<main><h1>Guide</h1>\n"                                                                 /* 8 */
+    "<p>Intro with <a href=x>a link</a> and <b>bold</b>\n"                                   /* 9 */
+    "   text &amp; more.</p>\n"                                                              /* 10 */
+    "<h2 id=i>Install</h2>\n"                                                                /* 11 */
+    "<ul><li>one</li><li>two<ul><li>nested a</li><li>nested b</li></ul></li>\n"              /* 12 */
+    "<li><p>three</p><p>more</p></li></ul>\n"                                                /* 13 */
+    "<ol start=3><li>first<li>second</ol>\n"                                                 /* 14 */
+    "<pre><code class=\"language-python\">print(\"hi\")\n  x = 1\n</code></pre>\n"           /* 15-17 */
+    "<table><caption>Values</caption><tfoot><tr><td>sum<td>3</tfoot>\n"                      /* 18 */
+    "<tbody><tr><td>a</td><td>1</td></tr><tr><td>b<td></tr></tbody>\n"                       /* 19 */
+    "<thead><tr><th>Name</th><th>Value</th></tr></thead></table>\n"                          /* 20 */
+    "<blockquote><p>quoted</p><p>twice</p></blockquote>\n"                                   /* 21 */
+    "<figure><img src=a.png alt=\"a chart\"><figcaption>Figure 1</figcaption></figure>\n"    /* 22 */
+    "<div>loose text<br>next line</div>\n"                                                   /* 23 */
+    "<div hidden>hidden one</div><p style=\"display: none\">hidden two</p>\n"                /* 24 */
     "<form><input value=x><textarea>typed</textarea></form><noscript>enable js</noscript>\n" /* 25 */
-    "<aside>related links</aside><article><header><h3>Post</h3></header>body</article>\n" /* 26 */
-    "</main><footer>Copyright</footer></body></html>\n";                                 /* 27 */
+    "<aside>related links</aside><article><header><h3>Post</h3></header>body</article>\n"    /* 26 */
+    "</main><footer>Copyright</footer></body></html>\n";                                     /* 27 */
 
 static void test_structure_and_lines(void) {
     result r = parse(page);
@@ -83,7 +83,8 @@ static void test_structure_and_lines(void) {
     CHECK_STR(sl_element_text(d, (size_t)p, NULL), "Intro with a link and bold text & more.");
     CHECK_INT(sl_element_line(d, (size_t)p), 9);
     long l = find(d, SL_EL_LIST, "one");
-    CHECK_STR(sl_element_text(d, (size_t)l, NULL), "- one\n- two\n  - nested a\n  - nested b\n- three\n  more");
+    CHECK_STR(sl_element_text(d, (size_t)l, NULL),
+              "- one\n- two\n  - nested a\n  - nested b\n- three\n  more");
     CHECK_INT(sl_element_line(d, (size_t)l), 12);
     CHECK_STR(sl_element_text(d, (size_t)find(d, SL_EL_LIST, "first"), NULL), "3. first\n4. second");
     long c = find(d, SL_EL_CODE, "print");
@@ -100,8 +101,8 @@ static void test_structure_and_lines(void) {
     CHECK(find(d, SL_EL_PARAGRAPH, "a chart") >= 0);
     CHECK_STR(sl_element_text(d, (size_t)find(d, SL_EL_PARAGRAPH, "loose"), NULL), "loose text\nnext line");
     CHECK(find(d, SL_EL_HEADING, "Post") >= 0); /* an article's header is content */
-    static const char *const dropped[] = {"secret", "color", "Site name", "Home", "hidden one", "hidden two",
-                                          "typed", "enable js", "related links", "Copyright"};
+    static const char *const dropped[] = {"secret",     "color", "Site name", "Home",          "hidden one",
+                                          "hidden two", "typed", "enable js", "related links", "Copyright"};
     for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++) CHECK(!anywhere(d, dropped[i]));
     CHECK_STR(sl_doc_meta_get(d, "title"), "The Guide");
     CHECK_STR(sl_doc_meta_get(d, "author"), "Ada Lovelace");
@@ -134,7 +135,8 @@ static void test_charsets(void) {
     CHECK_STR(sl_doc_meta_get(r.doc, "charset"), "iso-8859-1");
     sl_doc_free(r.doc);
     /* another charset iconv knows */
-    const char *koi = "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=koi8-r\"><p>\xF0\xD2\xC9</p>";
+    const char *koi =
+        "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=koi8-r\"><p>\xF0\xD2\xC9</p>";
     r = parse(koi);
     CHECK_INT(r.rc, 0);
     CHECK_STR(sl_element_text(r.doc, 0, NULL), "\xD0\x9F\xD1\x80\xD0\xB8"); /* При */
