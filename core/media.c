@@ -8,11 +8,25 @@ static const struct {
     const char *ext;
     const char *type;
 } table[] = {
-    {"md", "text/markdown"}, {"markdown", "text/markdown"}, {"mdown", "text/markdown"},
-    {"txt", "text/plain"},   {"text", "text/plain"},        {"csv", "text/csv"},
-    {"html", "text/html"},   {"htm", "text/html"},          {"pdf", "application/pdf"},
-    {"png", "image/png"},    {"jpg", "image/jpeg"},         {"jpeg", "image/jpeg"},
-    {"tif", "image/tiff"},   {"tiff", "image/tiff"},        {"json", "application/json"},
+    {"md", "text/markdown"},
+    {"markdown", "text/markdown"},
+    {"mdown", "text/markdown"},
+    {"txt", "text/plain"},
+    {"text", "text/plain"},
+    {"csv", "text/csv"},
+    {"html", "text/html"},
+    {"htm", "text/html"},
+    {"pdf", "application/pdf"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"tif", "image/tiff"},
+    {"tiff", "image/tiff"},
+    {"json", "application/json"},
+    {"jsonl", "application/x-ndjson"},
+    {"ndjson", "application/x-ndjson"},
+    {"tsv", "text/tab-separated-values"},
+    {"xhtml", "application/xhtml+xml"},
 };
 
 const char *sl_media_type_for_path(const char *path) {

@@ -29,6 +29,7 @@ typedef struct csv_config {
     const char *delimiter;
     bool header;
     int64_t rows_per_table;
+    uint64_t table_size;
     const char *ragged;
     int64_t max_columns;
     uint64_t max_field;
@@ -52,6 +53,12 @@ static const sl_option options[] = {
      .def = "25",
      .help = "data rows per table element",
      .offset = offsetof(csv_config, rows_per_table)},
+    {.name = "table_size",
+     .type = SL_OPT_SIZE,
+     .def = "800",
+     .help = "bytes of text per table element, header included, so each fits a chunk whole (a longer row "
+             "stands alone)",
+     .offset = offsetof(csv_config, table_size)},
     {.name = "ragged",
      .type = SL_OPT_ENUM,
      .def = "fail",
@@ -80,7 +87,7 @@ static const sl_option options[] = {
 typedef struct csv_state {
     char delim; /* 0: auto */
     bool header, pad;
-    size_t rows_per_table, max_columns, max_field, max_records;
+    size_t rows_per_table, table_size, max_columns, max_field, max_records;
 } csv_state;
 
 static int csv_init(sl_instance *inst, const void *config, void **state) {
@@ -109,6 +116,7 @@ static int csv_init(sl_instance *inst, const void *config, void **state) {
     st->header = cfg->header;
     st->pad = cfg->ragged && strcmp(cfg->ragged, "pad") == 0;
     st->rows_per_table = (size_t)cfg->rows_per_table;
+    st->table_size = cfg->table_size ? (size_t)cfg->table_size : 800;
     st->max_columns = (size_t)cfg->max_columns;
     st->max_field = cfg->max_field ? (size_t)cfg->max_field : (size_t)1 << 20;
     st->max_records = (size_t)cfg->max_records;
@@ -297,6 +305,7 @@ static int csv_parse(sl_call *call, sl_doc *doc) {
             if (rc) break;
         }
         data_rows++;
+        if (t.text.len && t.text.len + 1 + row.len > st->table_size && (rc = emit(call, doc, &t)) != 0) break;
         if (!t.text.len) {
             t.first = data_rows;
             t.line = line;

@@ -119,6 +119,10 @@ int main(void) {
     CHECK_STR(sl_media_type_for_path("x.pdf"), "application/pdf");
     CHECK_STR(sl_media_type_for_path(".md"), "application/octet-stream");
     CHECK_STR(sl_media_type_for_path("dir.md/file"), "application/octet-stream");
+    CHECK_STR(sl_media_type_for_path("page.HTM"), "text/html");
+    CHECK_STR(sl_media_type_for_path("logs.jsonl"), "application/x-ndjson");
+    CHECK_STR(sl_media_type_for_path("logs.ndjson"), "application/x-ndjson");
+    CHECK_STR(sl_media_type_for_path("t.tsv"), "text/tab-separated-values");
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
