@@ -28,6 +28,8 @@ packages=(
     clang-format
     # bench: /usr/bin/time -v for peak memory
     time
+    # tests and bench of the format parsers: fixtures and the reference extractor
+    pandoc
 )
 
 if [[ ${1:-} == --list ]]; then

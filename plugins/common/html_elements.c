@@ -1116,7 +1116,7 @@ int html_to_elements(sl_doc *doc, const char *html, size_t len, const html_opts 
     free(w.caption.p);
     free(w.lists);
     if (!w.rc && sl_doc_element_count(doc) == before) {
-        say(err, errlen, "no text");
+        say(err, errlen, "no text (none outside scripts, styles, forms, hidden parts and page boilerplate)");
         w.rc = SL_EBADINPUT;
     }
     return w.rc;

@@ -204,7 +204,7 @@ static void test_hostile(void) {
     /* nothing readable */
     r = parse("<html><head><script>x()</script></head><body> <!-- c --> </body></html>");
     CHECK_INT(r.rc, SL_EBADINPUT);
-    CHECK_STR(r.call.msg, "no text");
+    CHECK_STR(r.call.msg, "no text (none outside scripts, styles, forms, hidden parts and page boilerplate)");
     sl_doc_free(r.doc);
     r = parse_n(&H, "", 0);
     CHECK_INT(r.rc, SL_EBADINPUT);

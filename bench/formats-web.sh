@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/formats-web.sh - HTML, CSV and JSON Lines throughput of sluice on two
+# cores against a reference extractor run as a command over the same files.
+#
+#   bench/formats-web.sh [SLUICE]     (default: build/sluice)
+#   THREADS=2 CSV_FILES=200 JSONL_FILES=200 WORK=/tmp/sluice-bench-web bench/formats-web.sh
+#
+# Corpora (made in WORK, kept between runs):
+#   html   every HTML file under /usr/share/doc (real pages: Debian's
+#          manuals, changelogs, API docs) plus pandoc's HTML of
+#          examples/corpus, copied flat
+#   csv    CSV_FILES files of 1,000 rows x 6 columns, quoted fields included
+#   jsonl  JSONL_FILES files of 1,000 records of 5 fields
+# Runs, each over the whole corpus:
+#   reference  html: `pandoc -f html -t plain`; csv: `pandoc -f csv -t plain`;
+#              jsonl: `jq -r '.. | scalars'`; one process per file, run two at
+#              a time (xargs -P THREADS), so both cores are used
+#   sluice     the built-in default config (parse, chunk-text, embed-hash,
+#              SQLite store), THREADS pool threads, a fresh store
+#   sluice parse+chunk   the same with each route cut to `PARSER chunker`
+#              (no embedder): what the parser costs
+# Prints a Markdown table: files, MB, wall seconds, MB/s, docs/s, and the
+# ratio of sluice's MB/s to the reference's. Timings are for people, not CI.
+# Needs pandoc, jq.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+sluice=$(realpath "${1:-$src/build/sluice}")
+threads=${THREADS:-2}
+work=${WORK:-/tmp/sluice-bench-web}
+csv_files=${CSV_FILES:-200}
+jsonl_files=${JSONL_FILES:-200}
+mkdir -p "$work"
+cd "$work"
+
+if [[ ! -d html ]]; then
+    mkdir -p html.tmp
+    i=0
+    while IFS= read -r -d '' f; do
+        i=$((i + 1))
+        cp "$f" "html.tmp/$i-$(basename "$f")"
+    done < <(find /usr/share/doc \( -name '*.html' -o -name '*.htm' \) -type f -print0 | sort -z)
+    for md in "$src"/examples/corpus/*.md; do
+        pandoc -s --metadata pagetitle=x "$md" -o "html.tmp/corpus-$(basename "$md" .md).html"
+    done
+    mv html.tmp html
+fi
+if [[ ! -d csv ]]; then
+    mkdir -p csv.tmp
+    for f in $(seq 1 "$csv_files"); do
+        awk -v f="$f" 'BEGIN { print "id,name,city,amount,date,comment";
+            for (i = 1; i <= 1000; i++)
+                printf "%d,Customer %d,City %d,%d.%02d,2024-%02d-%02d,\"order %d of file %d, \"\"rush\"\" delivery\"\n",
+                       i, i * 7 % 991, i % 97, i * 13 % 10000, i % 100, i % 12 + 1, i % 28 + 1, i, f }' >"csv.tmp/t$f.csv"
+    done
+    mv csv.tmp csv
+fi
+if [[ ! -d jsonl ]]; then
+    mkdir -p jsonl.tmp
+    for f in $(seq 1 "$jsonl_files"); do
+        awk -v f="$f" 'BEGIN { for (i = 1; i <= 1000; i++)
+            printf "{\"id\": %d, \"title\": \"Ticket %d-%d\", \"body\": \"The printer on floor %d jams when printing invoices, case %d.\", \"user\": {\"name\": \"user%d\"}, \"tags\": [\"printer\", \"floor%d\"]}\n",
+                   i, f, i, i % 20, i, i % 300, i % 20 }' >"jsonl.tmp/r$f.jsonl"
+    done
+    mv jsonl.tmp jsonl
+fi
+
+now() { date +%s.%N; }
+mb() { du -sb "$1" | awk '{ printf "%.2f", $1 / 1e6 }'; }
+count() { find "$1" -type f | wc -l; }
+rows=()
+row() { # NAME CORPUS SECONDS
+    local files mbs
+    files=$(count "$2")
+    mbs=$(mb "$2")
+    rows+=("$(awk -v n="$1" -v c="$2" -v f="$files" -v m="$mbs" -v s="$3" \
+        'BEGIN { printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.1f |", c, n, f, m, s, m / s, f / s }')")
+}
+
+reference() { # CORPUS COMMAND...
+    local corpus=$1
+    shift
+    local t0 t1
+    t0=$(now)
+    find "$corpus" -type f -print0 | xargs -0 -n 1 -P "$threads" sh -c "$* \"\$0\" >/dev/null 2>&1 || true"
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+cut_ini() {
+    cat >cut.ini <<INI
+[sluice]
+threads = $threads
+include = *.html *.htm *.csv *.jsonl
+[route.html]
+media = text/html
+stages = html chunker
+sink = store
+[route.csv]
+media = text/csv
+stages = csv chunker
+sink = store
+[route.json]
+media = application/x-ndjson
+stages = json chunker
+sink = store
+[html]
+plugin = parse-html
+[csv]
+plugin = parse-csv
+[json]
+plugin = parse-json
+[chunker]
+plugin = chunk-text
+[store]
+plugin = sink-sqlite
+path = $work/cut/store.db
+INI
+}
+
+sluice_run() { # CORPUS [ARGS...]
+    local corpus=$1
+    shift
+    rm -rf run cut
+    mkdir -p run cut
+    local t0 t1
+    t0=$(now)
+    (cd run && "$sluice" -q "$@" --set sluice.threads="$threads" run "../$corpus" >/dev/null 2>&1) || true
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+cut_ini
+for corpus in html csv jsonl; do
+    case $corpus in
+    html) row "pandoc -f html -t plain" html "$(reference html pandoc -f html -t plain)" ;;
+    csv) row "pandoc -f csv -t plain" csv "$(reference csv pandoc -f csv -t plain)" ;;
+    jsonl) row "jq -r '.. \\| scalars'" jsonl "$(reference jsonl jq -r "'.. | scalars'")" ;;
+    esac
+    row "sluice (default: parse, chunk, embed-hash, SQLite)" "$corpus" "$(sluice_run "$corpus")"
+    row "sluice parse+chunk+store" "$corpus" "$(sluice_run "$corpus" -c "$work/cut.ini")"
+done
+
+echo "sluice: $threads threads; references: one process per file, $threads at a time"
+echo
+echo "| corpus | run | files | MB | wall s | MB/s | docs/s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${rows[@]}"
+echo
+# ratios: sluice default over the reference, per corpus
+for corpus in html csv jsonl; do
+    printf '%s\n' "${rows[@]}" | awk -F'|' -v c="$corpus" '
+        { name = $2; gsub(/ /, "", name) } name == c { v[++n] = $7 + 0 }
+        END { if (n == 3 && v[1] > 0) printf "%s: sluice default %.1fx the reference, parse+chunk+store %.1fx\n", c, v[2] / v[1], v[3] / v[1] }'
+done
