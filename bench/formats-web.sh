@@ -19,9 +19,11 @@
 #              SQLite store), THREADS pool threads, a fresh store
 #   sluice parse+chunk   the same with each route cut to `PARSER chunker`
 #              (no embedder): what the parser costs
-# Prints a Markdown table: files, MB, wall seconds, MB/s, docs/s, and the
-# ratio of sluice's MB/s to the reference's. Timings are for people, not CI.
-# Needs pandoc, jq.
+# Prints a Markdown table: files, MB, wall and CPU seconds (user + system,
+# children included: on a shared machine the CPU column is the steadier),
+# MB/s and docs/s by the wall clock, MB per CPU second, and the ratios of
+# sluice to the reference. Timings are for people, not CI. Needs pandoc, jq
+# and /usr/bin/time.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,26 +68,30 @@ if [[ ! -d jsonl ]]; then
     mv jsonl.tmp jsonl
 fi
 
-now() { date +%s.%N; }
 mb() { du -sb "$1" | awk '{ printf "%.2f", $1 / 1e6 }'; }
 count() { find "$1" -type f | wc -l; }
 rows=()
-row() { # NAME CORPUS SECONDS
+row() { # NAME CORPUS "WALL CPU" (seconds)
     local files mbs
     files=$(count "$2")
     mbs=$(mb "$2")
-    rows+=("$(awk -v n="$1" -v c="$2" -v f="$files" -v m="$mbs" -v s="$3" \
-        'BEGIN { printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.1f |", c, n, f, m, s, m / s, f / s }')")
+    read -r wall cpu <<<"$3"
+    rows+=("$(awk -v n="$1" -v c="$2" -v f="$files" -v m="$mbs" -v s="$wall" -v u="$cpu" \
+        'BEGIN { printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f |", c, n, f, m, s, u, m / s, f / s, m / u }')")
+}
+
+# timed COMMAND...: runs it, prints "WALL CPU" seconds (CPU: user + system,
+# children included), so a loaded machine still shows the work done
+timed() {
+    /usr/bin/time -f '%e %U %S' -o "$work/time.txt" "$@" >/dev/null 2>&1 || true
+    awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$work/time.txt"
 }
 
 reference() { # CORPUS COMMAND...
     local corpus=$1
     shift
-    local t0 t1
-    t0=$(now)
-    find "$corpus" -type f -print0 | xargs -0 -n 1 -P "$threads" sh -c "$* \"\$0\" >/dev/null 2>&1 || true"
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+    printf '#!/bin/sh\n%s "$1" >/dev/null 2>&1 || true\n' "$*" >"$work/ref.sh"
+    timed sh -c "find '$corpus' -type f -print0 | xargs -0 -n 1 -P '$threads' sh '$work/ref.sh'"
 }
 
 cut_ini() {
@@ -124,11 +130,7 @@ sluice_run() { # CORPUS [ARGS...]
     shift
     rm -rf run cut
     mkdir -p run cut
-    local t0 t1
-    t0=$(now)
-    (cd run && "$sluice" -q "$@" --set sluice.threads="$threads" run "../$corpus" >/dev/null 2>&1) || true
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+    (cd run && timed "$sluice" -q "$@" --set sluice.threads="$threads" run "../$corpus")
 }
 
 cut_ini
@@ -136,7 +138,7 @@ for corpus in html csv jsonl; do
     case $corpus in
     html) row "pandoc -f html -t plain" html "$(reference html pandoc -f html -t plain)" ;;
     csv) row "pandoc -f csv -t plain" csv "$(reference csv pandoc -f csv -t plain)" ;;
-    jsonl) row "jq -r '.. \\| scalars'" jsonl "$(reference jsonl jq -r "'.. | scalars'")" ;;
+    jsonl) row "jq -r scalars" jsonl "$(reference jsonl jq -r "'.. | scalars'")" ;;
     esac
     row "sluice (default: parse, chunk, embed-hash, SQLite)" "$corpus" "$(sluice_run "$corpus")"
     row "sluice parse+chunk+store" "$corpus" "$(sluice_run "$corpus" -c "$work/cut.ini")"
@@ -144,13 +146,15 @@ done
 
 echo "sluice: $threads threads; references: one process per file, $threads at a time"
 echo
-echo "| corpus | run | files | MB | wall s | MB/s | docs/s |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| corpus | run | files | MB | wall s | CPU s | MB/s | docs/s | MB per CPU s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
 echo
 # ratios: sluice default over the reference, per corpus
 for corpus in html csv jsonl; do
     printf '%s\n' "${rows[@]}" | awk -F'|' -v c="$corpus" '
-        { name = $2; gsub(/ /, "", name) } name == c { v[++n] = $7 + 0 }
-        END { if (n == 3 && v[1] > 0) printf "%s: sluice default %.1fx the reference, parse+chunk+store %.1fx\n", c, v[2] / v[1], v[3] / v[1] }'
+        { name = $2; gsub(/ /, "", name) } name == c { v[++n] = $8 + 0; u[n] = $11 + 0 }
+        END { if (n == 3 && v[1] > 0)
+            printf "%s: MB/s sluice default %.1fx the reference, parse+chunk+store %.1fx; per CPU second %.1fx and %.1fx\n",
+                   c, v[2] / v[1], v[3] / v[1], u[2] / u[1], u[3] / u[1] }'
 done
