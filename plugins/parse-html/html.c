@@ -69,8 +69,7 @@ typedef struct html_state {
 static int html_init(sl_instance *inst, const void *config, void **state) {
     const html_config *cfg = config;
     if (cfg->max_depth < 1 || cfg->max_nesting < 1 || cfg->max_elements < 1)
-        return sl_instance_fail(inst, SL_EFATAL,
-                                "max_depth, max_nesting and max_elements must be positive");
+        return sl_instance_fail(inst, SL_EFATAL, "max_depth, max_nesting and max_elements must be positive");
     html_state *st = calloc(1, sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     st->opts = (html_opts){
