@@ -84,14 +84,20 @@ row() { # NAME CORPUS "WALL CPU" (seconds)
 # children included), so a loaded machine still shows the work done
 timed() {
     /usr/bin/time -f '%e %U %S' -o "$work/time.txt" "$@" >/dev/null 2>&1 || true
-    awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$work/time.txt"
+    tail -1 "$work/time.txt" | awk '{ printf "%.3f %.3f", $1, $2 + $3 }' # after "Command exited with ..."
 }
 
 reference() { # CORPUS COMMAND...
     local corpus=$1
     shift
+    # the references are slow (pandoc: minutes): measured once per WORK,
+    # kept in ref-CORPUS.time; remove that file (or WORK) to measure again
+    if [[ -s $work/ref-$corpus.time ]]; then
+        cat "$work/ref-$corpus.time"
+        return
+    fi
     printf '#!/bin/sh\n%s "$1" >/dev/null 2>&1 || true\n' "$*" >"$work/ref.sh"
-    timed sh -c "find '$corpus' -type f -print0 | xargs -0 -n 1 -P '$threads' sh '$work/ref.sh'"
+    timed sh -c "find '$corpus' -type f -print0 | xargs -0 -n 1 -P '$threads' sh '$work/ref.sh'" | tee "$work/ref-$corpus.time"
 }
 
 cut_ini() {
@@ -153,7 +159,7 @@ echo
 # ratios: sluice default over the reference, per corpus
 for corpus in html csv jsonl; do
     printf '%s\n' "${rows[@]}" | awk -F'|' -v c="$corpus" '
-        { name = $2; gsub(/ /, "", name) } name == c { v[++n] = $8 + 0; u[n] = $11 + 0 }
+        { name = $2; gsub(/ /, "", name) } name == c { v[++n] = $8 + 0; u[n] = $10 + 0 }
         END { if (n == 3 && v[1] > 0)
             printf "%s: MB/s sluice default %.1fx the reference, parse+chunk+store %.1fx; per CPU second %.1fx and %.1fx\n",
                    c, v[2] / v[1], v[3] / v[1], u[2] / u[1], u[3] / u[1] }'
