@@ -52,3 +52,25 @@ if [[ -f $db ]]; then
         "SELECT '| ' || (SELECT count(*) FROM documents), count(*), sum(length(text)), sum(heading != ''),
                 (SELECT count(*) FROM documents WHERE title IS NOT NULL AND title != '') || ' |' FROM chunks"
 fi
+
+# Text against the reference: SAMPLE pages (default 20, every k-th stored
+# page) through `pandoc -f html -t plain` and parse-html alone
+# (tests/dump_elements), character error rate by tests/cer.
+build=$(dirname "$sluice")
+sample=${SAMPLE:-20}
+if [[ $sample -gt 0 && -x $build/tests/dump_elements && -x $build/tests/cer ]] && command -v pandoc >/dev/null; then
+    export SLUICE_PLUGIN_DIR=${SLUICE_PLUGIN_DIR:-$build/plugins}
+    sqlite3 -batch -noheader "$db" "SELECT uri FROM documents ORDER BY uri" |
+        awk -v n="$sample" '{ u[NR] = $0 } END { k = NR / n; if (k < 1) k = 1; for (i = 1; i <= NR && c < n; i += k) { print u[int(i)]; c++ } }' >sample.txt
+    while IFS= read -r f; do
+        pandoc -f html -t plain --columns=100000 "$f" >ref.txt 2>/dev/null || continue
+        "$build/tests/dump_elements" --text parse-html text/html "$f" >hyp.txt 2>/dev/null || continue
+        "$build/tests/cer" ref.txt hyp.txt | sed 's/^cer=\([0-9.]*\).*/\1/'
+    done <sample.txt | sort -n >cers.txt
+    echo
+    echo "| pages sampled | CER vs pandoc: median | mean | max | pages under 1% |"
+    echo "| ---: | ---: | ---: | ---: | ---: |"
+    awk '{ v[NR] = $1; s += $1; if ($1 < 0.01) u++ } END { if (NR) printf "| %d | %.4f | %.4f | %.4f | %d |\n", NR, v[int((NR + 1) / 2)], s / NR, v[NR], u }' cers.txt
+    echo
+    echo "(pandoc keeps nav, header and footer text that parse-html drops as boilerplate; that counts as error here)"
+fi

@@ -428,6 +428,45 @@ static bool is_boilerplate_role(const char *role) {
                     strcasecmp(role, "search") == 0);
 }
 
+/* A table used for page layout, not data: one that holds another table, a
+ * heading, preformatted text or a quote (old pages and API docs put the
+ * whole page in one). It is read as blocks. The look is bounded: the first
+ * LAYOUT_SCAN nodes, LAYOUT_DEPTH levels down; past that it is data. */
+#define LAYOUT_SCAN 5000
+#define LAYOUT_DEPTH 64
+static bool is_layout_table(const GumboNode *table) {
+    struct {
+        const GumboNode *node;
+        unsigned next;
+    } st[LAYOUT_DEPTH];
+    size_t n = 0, seen = 0;
+    st[n++].node = table, st[0].next = 0;
+    while (n && seen < LAYOUT_SCAN) {
+        const GumboVector *kids = &st[n - 1].node->v.element.children;
+        if (st[n - 1].next >= kids->length) {
+            n--;
+            continue;
+        }
+        const GumboNode *c = kids->data[st[n - 1].next++];
+        if (c->type != GUMBO_NODE_ELEMENT) continue;
+        seen++;
+        switch (c->v.element.tag) {
+        case GUMBO_TAG_TABLE:
+        case GUMBO_TAG_H1:
+        case GUMBO_TAG_H2:
+        case GUMBO_TAG_H3:
+        case GUMBO_TAG_H4:
+        case GUMBO_TAG_H5:
+        case GUMBO_TAG_H6:
+        case GUMBO_TAG_PRE:
+        case GUMBO_TAG_BLOCKQUOTE: return true;
+        default: break;
+        }
+        if (n < LAYOUT_DEPTH) st[n].node = c, st[n++].next = 0;
+    }
+    return false;
+}
+
 static kind classify(walker *w, const GumboNode *n, size_t depth) {
     if (n->type == GUMBO_NODE_TEMPLATE) return K_DROP;
     if (n->type != GUMBO_NODE_ELEMENT) return K_INLINE;
@@ -500,8 +539,9 @@ static kind classify(walker *w, const GumboNode *n, size_t depth) {
     case GUMBO_TAG_DL: k = K_LIST; break;
     case GUMBO_TAG_TABLE: {
         const char *role = attr(n, "role");
-        k = role && (strcasecmp(role, "presentation") == 0 || strcasecmp(role, "none") == 0) ? K_CONTAINER
-                                                                                             : K_TABLE;
+        bool layout = (role && (strcasecmp(role, "presentation") == 0 || strcasecmp(role, "none") == 0)) ||
+                      (!capturing(w) && is_layout_table(n));
+        k = layout ? K_CONTAINER : K_TABLE;
         break;
     }
     case GUMBO_TAG_BLOCKQUOTE: k = K_QUOTE; break;
@@ -832,6 +872,7 @@ static int enter(walker *w, frame *f, size_t depth) {
         if (w->tdepth == 1 && !w->in_cell) w->cells = 0;
         return boundary(w);
     case K_CELL:
+        if (!capturing(w)) return boundary(w); /* a cell of a layout table */
         if (w->tdepth != 1 || w->in_cell) {
             w->pend_space = true;
             return 0;
@@ -887,6 +928,7 @@ static int leave(walker *w, frame *f, size_t depth) {
     case K_TR: return boundary(w);
     case K_SPACE: w->pend_space = true; return 0;
     case K_CELL:
+        if (!capturing(w)) return boundary(w);
         if (w->tdepth == 1 && w->in_cell == 1 && !w->in_caption) {
             w->in_cell = 0;
             w->pend_space = false;

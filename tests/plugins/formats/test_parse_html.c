@@ -126,6 +126,19 @@ static void test_keep_boilerplate_and_title_from_h1(void) {
     harness_close(&h);
 }
 
+/* A table that holds headings or tables is page layout: read as blocks. */
+static void test_layout_table(void) {
+    result r = parse("<table><tr><td><h2>Menu</h2><p>links</p></td><td><h1>Main</h1>"
+                     "<p>body text</p><table><tr><th>k<th>v<tr><td>a<td>1</table></td></tr></table>");
+    CHECK_INT(r.rc, 0);
+    sl_doc *d = r.doc;
+    CHECK_INT(sl_element_level(d, (size_t)find(d, SL_EL_HEADING, "Main")), 1);
+    CHECK(find(d, SL_EL_HEADING, "Menu") >= 0);
+    CHECK_STR(sl_element_text(d, (size_t)find(d, SL_EL_PARAGRAPH, "body"), NULL), "body text");
+    CHECK_STR(sl_element_text(d, (size_t)find(d, SL_EL_TABLE, "k"), NULL), "k | v\na | 1");
+    sl_doc_free(d);
+}
+
 static void test_charsets(void) {
     /* latin-1 declared: é is 0xE9; windows-1252's 0x93/0x94 are curly quotes */
     const char *l1 = "<meta charset=\"ISO-8859-1\"><p>caf\xE9 \x93q\x94</p>";
@@ -229,6 +242,7 @@ int main(void) {
     CHECK_STR(H.desc->media_types[0], "text/html");
     test_structure_and_lines();
     test_keep_boilerplate_and_title_from_h1();
+    test_layout_table();
     test_charsets();
     test_hostile();
     harness_close(&H);
