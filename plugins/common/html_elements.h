@@ -57,13 +57,16 @@ int html_to_elements(sl_doc *doc, const char *html, size_t len, const html_opts 
  * first 4 KiB. Writes it lower-cased to out (empty when none) and returns out. */
 char *html_sniff_charset(const char *html, size_t len, char *out, size_t outlen);
 
-/* Makes html valid UTF-8. Input that is valid UTF-8 (a UTF-8 BOM stripped)
- * and declares no other charset is returned as is (*out = html, *owned =
- * NULL). Otherwise the declared charset (`fallback` when none, "windows-1252"
- * when that is NULL; ISO-8859-1 read as windows-1252 as browsers do) is
- * converted with iconv into a malloc'd copy (*out = *owned, free it).
- * Returns 0; SL_EBADINPUT with the reason (an unknown charset, bytes the
- * charset cannot hold, with their offset); SL_ENOMEM. */
+/* Makes html valid UTF-8. Input that is valid UTF-8 is used as is, whatever
+ * it declares (pages that say latin-1 and hold UTF-8 are common), a UTF-8
+ * BOM skipped (*out points into html, *owned = NULL). Otherwise the charset
+ * from a UTF-16 BOM or a <meta> (`fallback` when none; NULL fallback: fail)
+ * is converted into a malloc'd copy (*out = *owned, free it): ISO-8859-1,
+ * latin-1 and ASCII as windows-1252, as browsers do, any other through
+ * iconv. A NUL byte (outside UTF-16) is binary data. Returns 0;
+ * SL_EBADINPUT with the reason in err (binary data, invalid UTF-8 where it
+ * was declared, an unknown charset, bytes the charset cannot hold, with
+ * their offset); SL_ENOMEM. */
 int html_to_utf8(const char *html, size_t len, const char *fallback, const char **out, size_t *outlen,
                  char **owned, char *err, size_t errlen);
 
