@@ -13,6 +13,11 @@ static const struct {
     {"html", "text/html"},   {"htm", "text/html"},          {"pdf", "application/pdf"},
     {"png", "image/png"},    {"jpg", "image/jpeg"},         {"jpeg", "image/jpeg"},
     {"tif", "image/tiff"},   {"tiff", "image/tiff"},        {"json", "application/json"},
+    /* Office Open XML (ECMA-376) and EPUB, as IANA registers them */
+    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+    {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
+    {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+    {"epub", "application/epub+zip"},
 };
 
 const char *sl_media_type_for_path(const char *path) {

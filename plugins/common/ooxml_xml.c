@@ -1,0 +1,120 @@
+/* ooxml_xml.c - the guarded streaming XML reader (see ooxml_xml.h). */
+#include "ooxml_xml.h"
+
+#include <libxml/hash.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* libxml2's global set-up, once: the readers themselves are per call. */
+static void init_once(void) { xmlInitParser(); }
+
+void ox_init(void) { pthread_once(&once, init_once); }
+
+static void on_error(void *arg, xmlErrorPtr e) {
+    ox_reader *x = arg;
+    if (!e || e->level < XML_ERR_ERROR || x->failed) return;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", e->message ? e->message : "malformed XML");
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    snprintf(x->err, sizeof x->err, "%s: malformed XML at line %d: %s", x->entry, e->line, msg);
+    x->failed = 1;
+}
+
+int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int max_depth, int allow_doctype) {
+    ox_init();
+    memset(x, 0, sizeof *x);
+    x->entry = entry;
+    x->max_depth = max_depth;
+    x->allow_doctype = allow_doctype;
+    if (len > (size_t)0x7fffffff) {
+        snprintf(x->err, sizeof x->err, "%s: %zu bytes of XML, more than the parser takes (2 GiB)", entry, len);
+        return -1;
+    }
+    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_COMPACT;
+    x->r = xmlReaderForMemory(data, (int)len, entry, NULL, opts);
+    if (!x->r) {
+        snprintf(x->err, sizeof x->err, "%s: cannot start the XML reader (out of memory?)", entry);
+        return -1;
+    }
+    xmlTextReaderSetStructuredErrorHandler(x->r, on_error, x);
+    return 0;
+}
+
+void ox_close(ox_reader *x) {
+    if (x->r) xmlFreeTextReader(x->r);
+    x->r = NULL;
+}
+
+/* A DTD that declares entities: the billion-laughs shape, refused whole. */
+static int declares_entities(ox_reader *x) {
+    xmlNodePtr node = xmlTextReaderCurrentNode(x->r);
+    if (!node || node->type != XML_DTD_NODE) return 0;
+    xmlDtdPtr dtd = (xmlDtdPtr)node;
+    return (dtd->entities && xmlHashSize(dtd->entities) > 0) || (dtd->pentities && xmlHashSize(dtd->pentities) > 0);
+}
+
+int ox_next(ox_reader *x) {
+    if (x->failed) return -1;
+    int rc = xmlTextReaderRead(x->r);
+    if (x->failed) return -1;
+    if (rc < 0) {
+        snprintf(x->err, sizeof x->err, "%s: malformed XML", x->entry);
+        x->failed = 1;
+        return -1;
+    }
+    if (rc == 0) return 0;
+    int type = xmlTextReaderNodeType(x->r);
+    if (type == XML_READER_TYPE_DOCUMENT_TYPE) {
+        if (!x->allow_doctype) {
+            snprintf(x->err, sizeof x->err, "%s: a document type declaration (DTD), which this format forbids",
+                     x->entry);
+            x->failed = 1;
+            return -1;
+        }
+        if (declares_entities(x)) {
+            snprintf(x->err, sizeof x->err,
+                     "%s: the DTD declares XML entities, which are never expanded (a billion-laughs file?)",
+                     x->entry);
+            x->failed = 1;
+            return -1;
+        }
+    } else if (type == XML_READER_TYPE_ELEMENT && xmlTextReaderDepth(x->r) > x->max_depth) {
+        snprintf(x->err, sizeof x->err, "%s: elements nested deeper than max_depth (%d) at line %d", x->entry,
+                 x->max_depth, xmlTextReaderGetParserLineNumber(x->r));
+        x->failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
+static const char *find_attr(ox_reader *x, const char *local, int namespaced, char *out, size_t outlen) {
+    if (xmlTextReaderHasAttributes(x->r) != 1) return NULL;
+    const char *found = NULL;
+    if (xmlTextReaderMoveToFirstAttribute(x->r) == 1) {
+        do {
+            const char *name = (const char *)xmlTextReaderConstLocalName(x->r);
+            if (name && strcmp(name, local) == 0 && (!namespaced || xmlTextReaderConstNamespaceUri(x->r))) {
+                const char *v = (const char *)xmlTextReaderConstValue(x->r);
+                snprintf(out, outlen, "%s", v ? v : "");
+                found = out;
+                break;
+            }
+        } while (xmlTextReaderMoveToNextAttribute(x->r) == 1);
+        xmlTextReaderMoveToElement(x->r);
+    }
+    return found;
+}
+
+const char *ox_attr(ox_reader *x, const char *local, char *out, size_t outlen) {
+    return find_attr(x, local, 0, out, outlen);
+}
+
+const char *ox_attr_ns(ox_reader *x, const char *local, char *out, size_t outlen) {
+    return find_attr(x, local, 1, out, outlen);
+}
