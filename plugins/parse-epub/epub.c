@@ -300,14 +300,19 @@ typedef struct walker {
     int count[MAX_LISTS];
     int nlists; /* list nesting inside a capture (may pass MAX_LISTS) */
     int rows, cells;
-    bool body;
+    size_t keep; /* trim_end stops here: the end of the last marker written */
 } walker;
 
 static int emit(walker *w, sl_elem_type type) {
     const char *s = w->cur.p ? w->cur.p : "";
     size_t n = w->cur.len;
     w->cur.len = 0;
-    if (type == SL_EL_CODE) {
+    w->keep = 0;
+    if (type == SL_EL_TABLE) { /* a first cell may be empty: only blank lines go */
+        while (n && s[0] == '\n') s++, n--;
+        while (n && is_space(s[n - 1])) n--;
+        if (n == strspn(s, " |\n")) n = 0;
+    } else if (type == SL_EL_CODE) {
         while (n && (s[0] == '\n' || s[0] == '\r')) s++, n--;
         while (n && is_space(s[n - 1])) n--;
     } else {
@@ -367,7 +372,7 @@ static const char *const containers[] = {"div",    "section", "article", "body",
 /* Drops the spaces the last text left before a line or cell boundary. */
 static void trim_end(walker *w) {
     if (w->pre) return;
-    while (w->cur.len && (w->cur.p[w->cur.len - 1] == ' ' || w->cur.p[w->cur.len - 1] == '\t')) w->cur.len--;
+    while (w->cur.len > w->keep && (w->cur.p[w->cur.len - 1] == ' ' || w->cur.p[w->cur.len - 1] == '\t')) w->cur.len--;
     if (w->cur.p) w->cur.p[w->cur.len] = '\0';
 }
 
@@ -402,14 +407,20 @@ static int on_start(walker *w, ox_reader *x, const char *name, int depth) {
             if (w->nlists && w->ordered[lv]) snprintf(marker, sizeof marker, "%d. ", ++w->count[lv]);
             int bad = w->cur.len ? buf_adds(&w->cur, "\n") : 0;
             bad |= buf_fill(&w->cur, ' ', (size_t)(l < MAX_INDENT ? l : MAX_INDENT) * 2);
-            return bad | buf_adds(&w->cur, marker);
+            bad |= buf_adds(&w->cur, marker);
+            w->keep = w->cur.len;
+            return bad;
         } else if (strcmp(name, "tr") == 0 && w->type == SL_EL_TABLE) {
             w->cells = 0;
             trim_end(w);
-            return w->rows++ ? buf_adds(&w->cur, "\n") : 0;
+            int bad = w->rows++ ? buf_adds(&w->cur, "\n") : 0;
+            w->keep = w->cur.len;
+            return bad;
         } else if ((strcmp(name, "td") == 0 || strcmp(name, "th") == 0) && w->type == SL_EL_TABLE) {
             trim_end(w);
-            return w->cells++ ? buf_adds(&w->cur, " | ") : 0;
+            int bad = w->cells++ ? buf_adds(&w->cur, " | ") : 0;
+            w->keep = w->cur.len;
+            return bad;
         } else if (strcmp(name, "pre") == 0 && !empty) {
             w->pre++;
             return separate(w);
@@ -449,6 +460,7 @@ static int on_start(walker *w, ox_reader *x, const char *name, int depth) {
         w->type = capture;
         w->cap_depth = depth;
         w->rows = w->cells = 0;
+        w->keep = 0;
         w->nlists = 0;
         if (list) {
             w->ordered[0] = name[0] == 'o';
