@@ -28,6 +28,8 @@ packages=(
     clang-format
     # bench: /usr/bin/time -v for peak memory
     time
+    # parse-office, parse-epub; their tests make fixtures with pandoc, zip and python3
+    libzip-dev libxml2-dev pandoc zip python3
 )
 
 if [[ ${1:-} == --list ]]; then

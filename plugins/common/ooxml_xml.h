@@ -11,7 +11,8 @@
  *   - a document type declaration fails the part when the caller forbids it
  *     (Office Open XML forbids DTDs); when allowed (XHTML), one that declares
  *     any entity still fails it, so a billion-laughs file is refused before
- *     a single reference is read;
+ *     a single reference is read (and libxml2's own amplification limit
+ *     stands behind that);
  *   - elements nested deeper than max_depth fail the part.
  *
  * Every failure message names the zip entry and, for parse errors, the line.
@@ -36,7 +37,10 @@ typedef struct ox_reader {
 void ox_init(void);
 
 /* Starts reading data[0..len) (not copied: it must outlive the reader).
- * 0, or -1 with the reason in x->err. */
+ * 0, or -1 with the reason in x->err: x->failed is set when the input is
+ * refused (a forbidden DTD, entity declarations, over 2 GiB), clear when
+ * memory ran out. The prolog is checked here, before libxml2 reads a byte:
+ * its reader parses ahead of the nodes it reports. */
 int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int max_depth, int allow_doctype);
 void ox_close(ox_reader *x);
 

@@ -12,6 +12,8 @@
 #define RATIO_SLACK (1u << 20)
 /* Largest buffer made up front from an entry's declared size (which may lie). */
 #define PREALLOC_MAX (16u << 20)
+/* Bytes inflated per zip_fread: the limits are checked after each. */
+#define SLICE 65536u
 
 struct oz_zip {
     zip_t *zip;
@@ -139,10 +141,6 @@ int oz_read(oz_zip *z, const char *name, char **out, size_t *len, char *err, siz
                             : st.comp_size * z->lim.max_ratio + RATIO_SLACK;
     uint64_t left = z->lim.max_total_size > z->total ? z->lim.max_total_size - z->total : 0;
     uint64_t limit = min64(min64(z->lim.max_entry_size, by_ratio), left);
-    const char *which = limit == left                   ? "max_total_size"
-                        : limit == z->lim.max_entry_size ? "max_entry_size"
-                                                         : "max_ratio";
-
     zip_file_t *f = zip_fopen_index(z->zip, (zip_uint64_t)idx, 0);
     if (!f) {
         say(err, errlen, "%s: cannot open zip entry: %s", name, zip_strerror(z->zip));
@@ -155,16 +153,17 @@ int oz_read(oz_zip *z, const char *name, char **out, size_t *len, char *err, siz
     uint64_t n = 0;
     int rc = 0;
     while (p) {
-        if (cap - n < 65536 + 1) {
+        if (cap - n < SLICE + 1) { /* room for one more slice and the NUL */
+            size_t need = (size_t)n + SLICE + 1;
             size_t ncap = cap * 2;
-            if (ncap > limit + 65536 + 1) ncap = (size_t)limit + 65536 + 1;
-            if (ncap <= cap) ncap = cap + 65536 + 1;
+            if (ncap > limit + SLICE + 1) ncap = (size_t)limit + SLICE + 1;
+            if (ncap < need) ncap = need;
             char *q = realloc(p, ncap);
             if (!q) break;
             p = q;
             cap = ncap;
         }
-        zip_int64_t got = zip_fread(f, p + n, 65536);
+        zip_int64_t got = zip_fread(f, p + n, SLICE);
         if (got < 0) {
             say(err, errlen, "%s: damaged zip entry: %s", name, zip_file_strerror(f));
             rc = OZ_EBAD;
@@ -185,7 +184,6 @@ int oz_read(oz_zip *z, const char *name, char **out, size_t *len, char *err, siz
                     "zip bomb?",
                     name, (unsigned long long)limit, (unsigned long long)st.comp_size,
                     (unsigned long long)z->lim.max_ratio);
-            (void)which;
             rc = OZ_ELIMIT;
             break;
         }

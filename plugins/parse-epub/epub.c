@@ -100,7 +100,7 @@ static int read_entry(epub *e, const char *entry, char **data, size_t *len) {
 
 static int open_xml(epub *e, ox_reader *x, const char *data, size_t len, const char *entry) {
     if (ox_open(x, data, len, entry, (int)e->cfg->max_depth, 1) == 0) return 0;
-    return sl_fail(e->call, SL_ENOMEM, "%s", x->err);
+    return sl_fail(e->call, x->failed ? SL_EBADINPUT : SL_ENOMEM, "%s", x->err);
 }
 
 /* --- container.xml and the OPF --- */

@@ -75,7 +75,7 @@ int office_read(office *o, const char *entry, bool optional, char **data, size_t
 
 int office_xml(office *o, ox_reader *x, const char *data, size_t len, const char *entry) {
     if (ox_open(x, data, len, entry, (int)o->cfg->max_depth, 0) == 0) return 0;
-    return sl_fail(o->call, SL_ENOMEM, "%s", x->err);
+    return sl_fail(o->call, x->failed ? SL_EBADINPUT : SL_ENOMEM, "%s", x->err);
 }
 
 int office_xml_fail(office *o, ox_reader *x) { return sl_fail(o->call, SL_EBADINPUT, "%s", x->err); }
