@@ -22,7 +22,11 @@ static void on_error(void *arg, xmlErrorPtr e) {
     snprintf(msg, sizeof msg, "%s", e->message ? e->message : "malformed XML");
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
-    snprintf(x->err, sizeof x->err, "%s: malformed XML at line %d: %s", x->entry, e->line, msg);
+    if (strstr(msg, "Excessive depth")) /* libxml2's own limit, not a flag anyone should lift */
+        snprintf(x->err, sizeof x->err, "%s: elements nested deeper than 256 (libxml2's limit) at line %d",
+                 x->entry, e->line);
+    else
+        snprintf(x->err, sizeof x->err, "%s: malformed XML at line %d: %s", x->entry, e->line, msg);
     x->failed = 1;
 }
 
@@ -77,7 +81,8 @@ static int check_prolog(ox_reader *x, const char *data, size_t len) {
     const char *ent = find(open, close ? close : end, "<!ENTITY");
     if (ent) {
         snprintf(x->err, sizeof x->err,
-                 "%s: the DTD declares XML entities, which are never expanded (a billion-laughs file?)", x->entry);
+                 "%s: the DTD declares XML entities, which are never expanded (a billion-laughs file?)",
+                 x->entry);
         return -1;
     }
     return 0;
@@ -90,7 +95,8 @@ int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int m
     x->max_depth = max_depth;
     x->allow_doctype = allow_doctype;
     if (len > (size_t)0x7fffffff) {
-        snprintf(x->err, sizeof x->err, "%s: %zu bytes of XML, more than the parser takes (2 GiB)", entry, len);
+        snprintf(x->err, sizeof x->err, "%s: %zu bytes of XML, more than the parser takes (2 GiB)", entry,
+                 len);
         x->failed = 1;
         return -1;
     }
@@ -98,7 +104,8 @@ int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int m
         x->failed = 1;
         return -1;
     }
-    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_COMPACT;
+    int opts =
+        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_COMPACT;
     x->r = xmlReaderForMemory(data, (int)len, entry, NULL, opts);
     if (!x->r) {
         snprintf(x->err, sizeof x->err, "%s: cannot start the XML reader (out of memory?)", entry);
@@ -118,7 +125,8 @@ static int declares_entities(ox_reader *x) {
     xmlNodePtr node = xmlTextReaderCurrentNode(x->r);
     if (!node || node->type != XML_DTD_NODE) return 0;
     xmlDtdPtr dtd = (xmlDtdPtr)node;
-    return (dtd->entities && xmlHashSize(dtd->entities) > 0) || (dtd->pentities && xmlHashSize(dtd->pentities) > 0);
+    return (dtd->entities && xmlHashSize(dtd->entities) > 0) ||
+           (dtd->pentities && xmlHashSize(dtd->pentities) > 0);
 }
 
 int ox_next(ox_reader *x) {
@@ -134,8 +142,8 @@ int ox_next(ox_reader *x) {
     int type = xmlTextReaderNodeType(x->r);
     if (type == XML_READER_TYPE_DOCUMENT_TYPE) {
         if (!x->allow_doctype) {
-            snprintf(x->err, sizeof x->err, "%s: a document type declaration (DTD), which this format forbids",
-                     x->entry);
+            snprintf(x->err, sizeof x->err,
+                     "%s: a document type declaration (DTD), which this format forbids", x->entry);
             x->failed = 1;
             return -1;
         }

@@ -92,7 +92,8 @@ oz_zip *oz_open(const void *data, size_t len, const oz_limits *limits, int *code
         const char *why = name ? unsafe_name(name) : "no name";
         if (why) {
             char show[256];
-            say(err, errlen, "unsafe zip entry name '%s': %s", name ? shown(name, show, sizeof show) : "", why);
+            say(err, errlen, "unsafe zip entry name '%s': %s", name ? shown(name, show, sizeof show) : "",
+                why);
             zip_discard(zip);
             return NULL;
         }

@@ -129,7 +129,10 @@ static void package_free(package *p) {
 }
 
 static int unhex(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* An href as a zip entry name: fragment dropped, %XX decoded, resolved
@@ -163,8 +166,10 @@ static int find_opf(epub *e, char *opf, size_t opflen) {
     while (!rc && !opf[0]) {
         int r = ox_next(&x);
         if (r == 0) break;
-        if (r < 0) rc = sl_fail(e->call, SL_EBADINPUT, "%s", x.err);
-        else if (ox_is_start(ox_type(&x), ox_name(&x), "rootfile")) ox_attr(&x, "full-path", opf, opflen);
+        if (r < 0)
+            rc = sl_fail(e->call, SL_EBADINPUT, "%s", x.err);
+        else if (ox_is_start(ox_type(&x), ox_name(&x), "rootfile"))
+            ox_attr(&x, "full-path", opf, opflen);
     }
     ox_close(&x);
     free(data);
@@ -247,8 +252,9 @@ static int read_opf(epub *e, const char *opf, package *p) {
             } else if (strcmp(name, "itemref") == 0) {
                 if (!ox_attr(&x, "idref", id, sizeof id)) continue;
                 if ((int64_t)p->nspine >= e->cfg->max_chapters) {
-                    rc = sl_fail(e->call, SL_EBADINPUT, "%s: the spine has more than max_chapters (%lld) items",
-                                 opf, (long long)e->cfg->max_chapters);
+                    rc = sl_fail(e->call, SL_EBADINPUT,
+                                 "%s: the spine has more than max_chapters (%lld) items", opf,
+                                 (long long)e->cfg->max_chapters);
                     break;
                 }
                 if (p->nspine == p->cspine) {
@@ -364,15 +370,15 @@ static bool in_set(const char *name, const char *const *set) {
 }
 
 static const char *const skipped[] = {"head", "script", "style", "nav", "template", NULL};
-static const char *const containers[] = {"div",    "section", "article", "body",     "header", "footer",
-                                         "aside",  "main",    "figure",  "address",  "hgroup", "details",
-                                         "summary", "form",   "fieldset", "hr",      "dd",     "dt",
-                                         "center", NULL};
+static const char *const containers[] = {
+    "div",    "section", "article", "body", "header",   "footer", "aside", "main", "figure", "address",
+    "hgroup", "details", "summary", "form", "fieldset", "hr",     "dd",    "dt",   "center", NULL};
 
 /* Drops the spaces the last text left before a line or cell boundary. */
 static void trim_end(walker *w) {
     if (w->pre) return;
-    while (w->cur.len > w->keep && (w->cur.p[w->cur.len - 1] == ' ' || w->cur.p[w->cur.len - 1] == '\t')) w->cur.len--;
+    while (w->cur.len > w->keep && (w->cur.p[w->cur.len - 1] == ' ' || w->cur.p[w->cur.len - 1] == '\t'))
+        w->cur.len--;
     if (w->cur.p) w->cur.p[w->cur.len] = '\0';
 }
 
@@ -436,12 +442,12 @@ static int on_start(walker *w, ox_reader *x, const char *name, int depth) {
         return 0;
     }
     int level = heading_level(name);
-    sl_elem_type block = level                                                   ? SL_EL_HEADING
-                         : strcmp(name, "p") == 0                                ? SL_EL_PARAGRAPH
-                         : strcmp(name, "pre") == 0                              ? SL_EL_CODE
+    sl_elem_type block = level                                                         ? SL_EL_HEADING
+                         : strcmp(name, "p") == 0                                      ? SL_EL_PARAGRAPH
+                         : strcmp(name, "pre") == 0                                    ? SL_EL_CODE
                          : strcmp(name, "figcaption") == 0 || !strcmp(name, "caption") ? SL_EL_CAPTION
-                                                                                 : 0;
-    sl_elem_type capture = list                             ? SL_EL_LIST
+                                                                                       : 0;
+    sl_elem_type capture = list                              ? SL_EL_LIST
                            : strcmp(name, "table") == 0      ? SL_EL_TABLE
                            : strcmp(name, "dl") == 0         ? SL_EL_LIST
                            : strcmp(name, "blockquote") == 0 ? SL_EL_QUOTE
@@ -502,13 +508,26 @@ static int on_entity(walker *w, const char *name) {
     static const struct {
         const char *name, *text;
     } named[] = {
-        {"nbsp", "\xC2\xA0"},       {"amp", "&"},               {"lt", "<"},
-        {"gt", ">"},                {"quot", "\""},             {"apos", "'"},
-        {"copy", "\xC2\xA9"},       {"reg", "\xC2\xAE"},        {"trade", "\xE2\x84\xA2"},
-        {"mdash", "\xE2\x80\x94"},  {"ndash", "\xE2\x80\x93"},  {"hellip", "\xE2\x80\xA6"},
-        {"laquo", "\xC2\xAB"},      {"raquo", "\xC2\xBB"},      {"lsquo", "\xE2\x80\x98"},
-        {"rsquo", "\xE2\x80\x99"},  {"ldquo", "\xE2\x80\x9C"},  {"rdquo", "\xE2\x80\x9D"},
-        {"euro", "\xE2\x82\xAC"},   {"shy", ""},
+        {"nbsp", "\xC2\xA0"},
+        {"amp", "&"},
+        {"lt", "<"},
+        {"gt", ">"},
+        {"quot", "\""},
+        {"apos", "'"},
+        {"copy", "\xC2\xA9"},
+        {"reg", "\xC2\xAE"},
+        {"trade", "\xE2\x84\xA2"},
+        {"mdash", "\xE2\x80\x94"},
+        {"ndash", "\xE2\x80\x93"},
+        {"hellip", "\xE2\x80\xA6"},
+        {"laquo", "\xC2\xAB"},
+        {"raquo", "\xC2\xBB"},
+        {"lsquo", "\xE2\x80\x98"},
+        {"rsquo", "\xE2\x80\x99"},
+        {"ldquo", "\xE2\x80\x9C"},
+        {"rdquo", "\xE2\x80\x9D"},
+        {"euro", "\xE2\x82\xAC"},
+        {"shy", ""},
     };
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
         if (strcmp(named[i].name, name) == 0) return buf_adds(&w->cur, named[i].text);
@@ -564,15 +583,18 @@ static int epub_init(sl_instance *inst, const void *config, void **state) {
         return sl_instance_fail(inst, SL_EFATAL, "max_entry_size must be at least 4K, not %llu",
                                 (unsigned long long)c->max_entry_size);
     if (c->max_total_size < c->max_entry_size)
-        return sl_instance_fail(inst, SL_EFATAL, "max_total_size (%llu) must be at least max_entry_size (%llu)",
+        return sl_instance_fail(inst, SL_EFATAL,
+                                "max_total_size (%llu) must be at least max_entry_size (%llu)",
                                 (unsigned long long)c->max_total_size, (unsigned long long)c->max_entry_size);
     if (c->max_ratio < 2 || c->max_ratio > 100000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld", (long long)c->max_ratio);
+        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld",
+                                (long long)c->max_ratio);
     if (c->max_entries < 1 || c->max_entries > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "max_entries must be 1..1000000, not %lld",
                                 (long long)c->max_entries);
     if (c->max_depth < 8 || c->max_depth > 256)
-        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld", (long long)c->max_depth);
+        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld",
+                                (long long)c->max_depth);
     if (c->max_chapters < 1 || c->max_chapters > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "max_chapters must be 1..1000000, not %lld",
                                 (long long)c->max_chapters);

@@ -237,8 +237,10 @@ static void list_marker(docx *d, int num_id, int ilvl, char *out, size_t outlen)
         snprintf(out, outlen, "- ");
         return;
     }
-    if (!n->count[ilvl]) n->count[ilvl] = a->start[ilvl];
-    else n->count[ilvl]++;
+    if (!n->count[ilvl])
+        n->count[ilvl] = a->start[ilvl];
+    else
+        n->count[ilvl]++;
     for (int l = ilvl + 1; l < 9; l++) n->count[l] = 0;
     snprintf(out, outlen, "%d. ", n->count[ilvl]);
 }
@@ -247,15 +249,15 @@ static void list_marker(docx *d, int num_id, int ilvl, char *out, size_t outlen)
 
 typedef struct walk {
     docx *d;
-    buf para;       /* the paragraph being read */
-    buf block;      /* a list, code or quote run being gathered, or a table */
+    buf para;  /* the paragraph being read */
+    buf block; /* a list, code or quote run being gathered, or a table */
     sl_elem_type block_type;
-    int in_p;       /* 1 inside a top-level w:p; more inside text-box paragraphs */
+    int in_p; /* 1 inside a top-level w:p; more inside text-box paragraphs */
     int in_t, in_r;
     int skip_depth; /* inside mc:Fallback: its depth, else -1 */
     char pstyle[64];
     int outline, num_id, ilvl;
-    int tbl;        /* table nesting */
+    int tbl; /* table nesting */
     int rows, cells, cell_paras;
 } walk;
 
@@ -299,12 +301,12 @@ static int end_paragraph(walk *w) {
     if (kind == K_HEADING || kind == K_TITLE) {
         int rc = flush_block(w);
         if (rc) return rc;
-        rc = office_emit(o, kind == K_TITLE ? SL_EL_TITLE : SL_EL_HEADING, level > 6 ? 6 : level, 1, w->para.p,
-                         w->para.len);
+        rc = office_emit(o, kind == K_TITLE ? SL_EL_TITLE : SL_EL_HEADING, level > 6 ? 6 : level, 1,
+                         w->para.p, w->para.len);
         return rc < -1 ? rc : 0;
     }
-    sl_elem_type type = w->num_id > 0 ? SL_EL_LIST
-                        : kind == K_CODE ? SL_EL_CODE
+    sl_elem_type type = w->num_id > 0     ? SL_EL_LIST
+                        : kind == K_CODE  ? SL_EL_CODE
                         : kind == K_QUOTE ? SL_EL_QUOTE
                                           : SL_EL_PARAGRAPH;
     if (type != w->block_type) {
@@ -408,8 +410,10 @@ static int on_end(walk *w, ox_reader *x, const char *name) {
         if (ox_depth(x) == w->skip_depth) w->skip_depth = -1;
         return 0;
     }
-    if (strcmp(name, "t") == 0) w->in_t = 0;
-    else if (strcmp(name, "r") == 0) w->in_r = 0;
+    if (strcmp(name, "t") == 0)
+        w->in_t = 0;
+    else if (strcmp(name, "r") == 0)
+        w->in_r = 0;
     else if (strcmp(name, "p") == 0 && w->in_p) {
         if (--w->in_p == 0) return end_paragraph(w);
     } else if (strcmp(name, "tbl") == 0 && w->tbl) {

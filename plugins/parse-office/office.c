@@ -185,8 +185,8 @@ static int core_properties(office *o) {
     static const struct {
         const char *local, *key;
     } wanted[] = {
-        {"title", "title"},       {"creator", "author"},   {"created", "created"},
-        {"modified", "modified"}, {"subject", "subject"},  {"language", "language"},
+        {"title", "title"},       {"creator", "author"},          {"created", "created"},
+        {"modified", "modified"}, {"subject", "subject"},         {"language", "language"},
         {"keywords", "keywords"}, {"description", "description"},
     };
     office_rels root;
@@ -216,8 +216,10 @@ static int core_properties(office *o) {
             const char *name = ox_name(&x);
             for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
                 if (strcmp(name, wanted[i].local) == 0) want = (int)i, depth = 1, text.len = 0;
-        } else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) && want >= 0) {
-            if (office_text(&text, ox_value(&x))) rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
+        } else if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) &&
+                   want >= 0) {
+            if (office_text(&text, ox_value(&x)))
+                rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
         } else if (type == XML_READER_TYPE_END_ELEMENT && want >= 0 && ox_depth(&x) == depth) {
             const char *s = text.p ? text.p : "";
             size_t n = text.len;
@@ -245,17 +247,21 @@ static int office_init(sl_instance *inst, const void *config, void **state) {
         return sl_instance_fail(inst, SL_EFATAL, "max_entry_size must be at least 4K, not %llu",
                                 (unsigned long long)c->max_entry_size);
     if (c->max_total_size < c->max_entry_size)
-        return sl_instance_fail(inst, SL_EFATAL, "max_total_size (%llu) must be at least max_entry_size (%llu)",
+        return sl_instance_fail(inst, SL_EFATAL,
+                                "max_total_size (%llu) must be at least max_entry_size (%llu)",
                                 (unsigned long long)c->max_total_size, (unsigned long long)c->max_entry_size);
     if (c->max_ratio < 2 || c->max_ratio > 100000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld", (long long)c->max_ratio);
+        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld",
+                                (long long)c->max_ratio);
     if (c->max_entries < 1 || c->max_entries > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "max_entries must be 1..1000000, not %lld",
                                 (long long)c->max_entries);
     if (c->max_depth < 8 || c->max_depth > 256)
-        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld", (long long)c->max_depth);
+        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld",
+                                (long long)c->max_depth);
     if (c->max_rows < 1 || c->max_rows > 10000000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_rows must be 1..10000000, not %lld", (long long)c->max_rows);
+        return sl_instance_fail(inst, SL_EFATAL, "max_rows must be 1..10000000, not %lld",
+                                (long long)c->max_rows);
     office_cfg *st = malloc(sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     *st = *c;
@@ -285,22 +291,28 @@ static int office_parse(sl_call *call, sl_doc *doc) {
     if (!o.zip) return sl_fail(call, code == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", o.err);
 
     const char *mt = sl_doc_media_type(doc);
-    int kind = !mt ? 0 : strcmp(mt, MT_DOCX) == 0 ? 'd' : strcmp(mt, MT_PPTX) == 0 ? 'p' : strcmp(mt, MT_XLSX) == 0 ? 'x' : 0;
+    int kind = !mt                        ? 0
+               : strcmp(mt, MT_DOCX) == 0 ? 'd'
+               : strcmp(mt, MT_PPTX) == 0 ? 'p'
+               : strcmp(mt, MT_XLSX) == 0 ? 'x'
+                                          : 0;
     if (!kind) { /* a package under another media type: its main part decides */
-        kind = oz_has(o.zip, "word/document.xml")       ? 'd'
+        kind = oz_has(o.zip, "word/document.xml")      ? 'd'
                : oz_has(o.zip, "ppt/presentation.xml") ? 'p'
                : oz_has(o.zip, "xl/workbook.xml")      ? 'x'
-                                                        : 0;
+                                                       : 0;
     }
     size_t before = sl_doc_element_count(doc);
     int rc = 0;
-    if (!kind) rc = sl_fail(call, SL_EBADINPUT, "not an Office Open XML package (no word/, ppt/ or xl/ main part)");
+    if (!kind)
+        rc = sl_fail(call, SL_EBADINPUT, "not an Office Open XML package (no word/, ppt/ or xl/ main part)");
     if (!rc) rc = core_properties(&o);
     if (!rc) rc = kind == 'd' ? office_docx(&o) : kind == 'p' ? office_pptx(&o) : office_xlsx(&o);
     oz_close(o.zip);
     if (rc) return rc;
     if (sl_doc_element_count(doc) == before) return sl_fail(call, SL_EBADINPUT, "no text");
-    if (!sl_doc_meta_get(doc, "title")) { /* the first title or top heading */
+    if (!sl_doc_meta_get(doc, "title") &&
+        kind != 'x') { /* the first title or top heading (not a sheet name) */
         for (size_t i = before, n = sl_doc_element_count(doc); i < n; i++) {
             sl_elem_type t = sl_element_type(doc, i);
             if (t == SL_EL_TITLE || (t == SL_EL_HEADING && sl_element_level(doc, i) == 1)) {
@@ -319,8 +331,9 @@ static const sl_plugin parse_office_plugin = {
     SL_PLUGIN_HEADER,
     .name = "parse-office",
     .version = "1.0.0",
-    .summary = "Office Open XML (DOCX, PPTX, XLSX) into headings, paragraphs, lists, tables, slides, notes and "
-               "sheets",
+    .summary =
+        "Office Open XML (DOCX, PPTX, XLSX) into headings, paragraphs, lists, tables, slides, notes and "
+        "sheets",
     .role = SL_ROLE_PARSER,
     .bottleneck = SL_CPU,
     .options = options,

@@ -33,18 +33,18 @@ typedef struct pending {
 typedef struct slide {
     office *o;
     uint32_t page;
-    bool notes_only; /* reading a notes slide: only body placeholders count */
+    bool notes_only;              /* reading a notes slide: only body placeholders count */
     buf title, para, text, group; /* text: pending elements' bytes; group: a list or table being built */
     sl_elem_type group_type;
     pending *v;
     size_t n, cap;
     /* the shape being read */
-    int skip_shape;   /* this shape's text is left out */
+    int skip_shape; /* this shape's text is left out */
     bool is_title;
     bool is_body; /* a body or content placeholder: bullets come from the master */
     bool in_t, bullet, no_bullet;
     int lvl;
-    int skip_depth;   /* inside mc:Fallback: its depth, else -1 */
+    int skip_depth; /* inside mc:Fallback: its depth, else -1 */
     int tbl, rows, cells, cell_paras;
 } slide;
 
@@ -172,10 +172,14 @@ static int on_end(slide *s, ox_reader *x, const char *name) {
         if (ox_depth(x) == s->skip_depth) s->skip_depth = -1;
         return 0;
     }
-    if (strcmp(name, "t") == 0) s->in_t = false;
-    else if (strcmp(name, "p") == 0) return end_paragraph(s);
-    else if (strcmp(name, "sp") == 0) return flush_group(s);
-    else if (strcmp(name, "tbl") == 0 && s->tbl && --s->tbl == 0) return flush_group(s);
+    if (strcmp(name, "t") == 0)
+        s->in_t = false;
+    else if (strcmp(name, "p") == 0)
+        return end_paragraph(s);
+    else if (strcmp(name, "sp") == 0)
+        return flush_group(s);
+    else if (strcmp(name, "tbl") == 0 && s->tbl && --s->tbl == 0)
+        return flush_group(s);
     return 0;
 }
 
@@ -292,8 +296,8 @@ int office_pptx(office *o) {
         if (!ox_is_start(ox_type(&x), ox_name(&x), "sldId") || !ox_attr_ns(&x, "id", id, sizeof id)) continue;
         const office_rel *rel = office_rel_by_id(&rels, id);
         if (!rel || !rel->target[0]) {
-            rc = sl_fail(o->call, SL_EBADINPUT, "%s: slide %u's relationship '%s' names no part", entry, page + 1,
-                         id);
+            rc = sl_fail(o->call, SL_EBADINPUT, "%s: slide %u's relationship '%s' names no part", entry,
+                         page + 1, id);
             break;
         }
         if (buf_add(&names, rel->target, strlen(rel->target) + 1))

@@ -22,8 +22,8 @@
 #define MAX_COLUMN 16384 /* XFD, Excel's last column */
 
 typedef struct strings {
-    buf text;     /* every string, NUL-terminated, one after another */
-    size_t *off;  /* where string i starts in text */
+    buf text;    /* every string, NUL-terminated, one after another */
+    size_t *off; /* where string i starts in text */
     size_t n, cap;
 } strings;
 
@@ -50,8 +50,10 @@ static int read_strings(office *o, const char *entry, strings *ss) {
                 if (ss->n == ss->cap) {
                     size_t cap = ss->cap ? ss->cap * 2 : 256;
                     size_t *v = realloc(ss->off, cap * sizeof *v);
-                    if (!v) bad = true;
-                    else ss->off = v, ss->cap = cap;
+                    if (!v)
+                        bad = true;
+                    else
+                        ss->off = v, ss->cap = cap;
                 }
                 if (!bad) {
                     ss->off[ss->n++] = ss->text.len;
@@ -180,11 +182,16 @@ static int read_sheet(office *o, const strings *ss, const char *entry, const cha
                 s.in_t = s.in_is && !ox_empty(&x);
             }
         } else if (type == XML_READER_TYPE_END_ELEMENT) {
-            if (strcmp(el, "v") == 0) s.in_v = 0;
-            else if (strcmp(el, "t") == 0) s.in_t = 0;
-            else if (strcmp(el, "is") == 0) s.in_is = 0;
-            else if (strcmp(el, "c") == 0) rc = end_cell(&s);
-            else if (strcmp(el, "row") == 0) rc = end_row(&s);
+            if (strcmp(el, "v") == 0)
+                s.in_v = 0;
+            else if (strcmp(el, "t") == 0)
+                s.in_t = 0;
+            else if (strcmp(el, "is") == 0)
+                s.in_is = 0;
+            else if (strcmp(el, "c") == 0)
+                rc = end_cell(&s);
+            else if (strcmp(el, "row") == 0)
+                rc = end_row(&s);
         } else if (s.in_v || s.in_t) {
             if (office_text(&s.value, ox_value(&x))) rc = SL_ENOMEM;
         }
@@ -246,7 +253,8 @@ int office_xlsx(office *o) {
         if (!ox_attr(&x, "name", name, sizeof name)) snprintf(name, sizeof name, "Sheet%u", n + 1);
         const office_rel *rel = ox_attr_ns(&x, "id", id, sizeof id) ? office_rel_by_id(&rels, id) : NULL;
         if (!rel || !rel->target[0]) continue; /* a chart sheet or a dangling entry: no cells */
-        if (buf_add(&sheets, name, strlen(name) + 1) || buf_add(&sheets, rel->target, strlen(rel->target) + 1))
+        if (buf_add(&sheets, name, strlen(name) + 1) ||
+            buf_add(&sheets, rel->target, strlen(rel->target) + 1))
             rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
         n++;
     }

@@ -121,7 +121,8 @@ int main(void) {
               "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
     CHECK_STR(sl_media_type_for_path("s.pptx"),
               "application/vnd.openxmlformats-officedocument.presentationml.presentation");
-    CHECK_STR(sl_media_type_for_path("t.xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    CHECK_STR(sl_media_type_for_path("t.xlsx"),
+              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
     CHECK_STR(sl_media_type_for_path("b.epub"), "application/epub+zip");
     CHECK_STR(sl_media_type_for_path(".md"), "application/octet-stream");
     CHECK_STR(sl_media_type_for_path("dir.md/file"), "application/octet-stream");

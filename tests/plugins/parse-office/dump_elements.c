@@ -20,11 +20,16 @@ static void json_string(const char *s) {
     putchar('"');
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
     }
     putchar('"');
 }
@@ -79,7 +84,8 @@ int main(int argc, char **argv) {
         static const char *const attrs[] = {"role", "sheet", "truncated", "lang", NULL};
         for (size_t i = 0, n = sl_doc_element_count(doc); i < n; i++) {
             printf("{\"type\": \"%s\", \"level\": %d, \"page\": %u, \"attrs\": {",
-                   sl_elem_type_name(sl_element_type(doc, i)), sl_element_level(doc, i), sl_element_page(doc, i));
+                   sl_elem_type_name(sl_element_type(doc, i)), sl_element_level(doc, i),
+                   sl_element_page(doc, i));
             int na = 0;
             for (const char *const *a = attrs; *a; a++) {
                 const char *v = sl_element_attr(doc, i, *a);

@@ -187,6 +187,13 @@ check_eq("book.xlsx, max_rows=10: the long sheet keeps 10 rows",
 check_eq("book.xlsx, max_rows=10: and is marked truncated", [t["attrs"].get("truncated") for t in tables],
          [None, None, "true"])
 
+# Without docProps/core.xml a workbook has no title: a sheet name is not one.
+os.remove(os.path.join(x, "docProps/core.xml"))
+bare = os.path.join(T, "bare.xlsx")
+subprocess.run(["zip", "-q", "-X", "-r", bare, "."], cwd=x, check=True)
+head, els = dump(tool, "parse-office", XLSX, bare)
+check_eq("bare.xlsx: no title from a sheet name", head.get("meta", {}).get("title"), None)
+
 # The media type decides the reader, but a package under another type is
 # still read by its main part.
 head, els = dump(tool, "parse-office", "application/zip", book)
