@@ -7,8 +7,14 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void quiet(void *ctx, const char *fmt, ...) {
+    (void)ctx;
+    (void)fmt;
+}
 
 /* libxml2's global set-up, once: the readers themselves are per call. */
 static void init_once(void) { xmlInitParser(); }
@@ -40,11 +46,37 @@ static const char *find(const char *s, const char *end, const char *what) {
     return NULL;
 }
 
+/* An XML declaration's encoding other than the ones libxml2 decodes itself:
+ * the parts of these formats are UTF-8 or UTF-16, and anything else would
+ * go through iconv for nothing. 1 (with the reason) when refused. */
+static int bad_encoding(ox_reader *x, const char *pi, const char *end) {
+    static const char *const ok[] = {"UTF-8",    "UTF8",  "UTF-16",     "UTF-16LE", "UTF-16BE",
+                                     "US-ASCII", "ASCII", "ISO-8859-1", "LATIN1",   NULL};
+    if (end - pi < 5 || memcmp(pi, "<?xml", 5) != 0) return 0;
+    const char *e = find(pi, end, "encoding");
+    if (!e) return 0;
+    e += 8;
+    while (e < end && (*e == ' ' || *e == '=' || *e == '\t')) e++;
+    if (e >= end || (*e != '"' && *e != '\'')) return 0; /* malformed: the parser says so */
+    const char *v = e + 1, *q = memchr(v, *e, (size_t)(end - v));
+    if (!q) return 0;
+    size_t n = (size_t)(q - v);
+    for (const char *const *k = ok; *k; k++)
+        if (strlen(*k) == n && strncasecmp(v, *k, n) == 0) return 0;
+    snprintf(x->err, sizeof x->err, "%s: unsupported encoding '%.*s' (UTF-8 or UTF-16 expected)", x->entry,
+             (int)(n > 40 ? 40 : n), v);
+    return 1;
+}
+
 /* The prolog, before libxml2 sees anything: the reader parses ahead of the
  * nodes it reports, so a small file's entity references would be expanded
  * before its DOCTYPE node came back. 0, or -1 with the reason. */
 static int check_prolog(ox_reader *x, const char *data, size_t len) {
     const char *p = data, *end = data + len;
+    const char *decl = data + (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0);
+    size_t head = (size_t)(end - decl) < 512 ? (size_t)(end - decl) : 512;
+    const char *decl_end = memchr(decl, '>', head);
+    if (bad_encoding(x, decl, decl_end ? decl_end : decl + head)) return -1;
     for (;;) {
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || (unsigned char)*p == 0xEF ||
                            (unsigned char)*p == 0xBB || (unsigned char)*p == 0xBF))
@@ -104,6 +136,7 @@ int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int m
         x->failed = 1;
         return -1;
     }
+    xmlSetGenericErrorFunc(NULL, quiet); /* per thread: encoding errors bypass the reader's handler */
     int opts =
         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_COMPACT;
     x->r = xmlReaderForMemory(data, (int)len, entry, NULL, opts);

@@ -201,3 +201,41 @@ def element_tables(elements):
 
 def joined(elements, pages=None):
     return "\n".join(e["text"] for e in elements if pages is None or e["page"] in pages)
+
+
+def write_xlsx(path, sheets, workdir_):
+    """A minimal XLSX with zip(1): sheets is [(name, [[cell text, ...], ...])],
+    every cell a shared string."""
+    from xml.sax.saxutils import escape, quoteattr
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = 'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"'
+    strings, index = [], {}
+    files = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "_rels/.rels": f'<Relationships {pkg}><Relationship Id="r1" Type="{rel}/officeDocument" '
+                       'Target="xl/workbook.xml"/></Relationships>',
+    }
+    book, rels = [], [f'<Relationship Id="s" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>']
+    for i, (name, rows) in enumerate(sheets, 1):
+        book.append(f'<sheet name={quoteattr(name)} sheetId="{i}" r:id="r{i}"/>')
+        rels.append(f'<Relationship Id="r{i}" Type="{rel}/worksheet" Target="worksheets/sheet{i}.xml"/>')
+        xml = []
+        for r, row in enumerate(rows, 1):
+            cells = []
+            for c, text in enumerate(row):
+                if text not in index:
+                    index[text] = len(strings)
+                    strings.append(text)
+                cells.append(f'<c r="{chr(65 + c % 26)}{r}" t="s"><v>{index[text]}</v></c>')
+            xml.append(f'<row r="{r}">{"".join(cells)}</row>')
+        files[f"xl/worksheets/sheet{i}.xml"] = f'<worksheet {ns}><sheetData>{"".join(xml)}</sheetData></worksheet>'
+    files["xl/workbook.xml"] = f'<workbook {ns} xmlns:r="{rel}"><sheets>{"".join(book)}</sheets></workbook>'
+    files["xl/_rels/workbook.xml.rels"] = f'<Relationships {pkg}>{"".join(rels)}</Relationships>'
+    files["xl/sharedStrings.xml"] = f'<sst {ns}>' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings) + "</sst>"
+    d = tempfile.mkdtemp(dir=workdir_)
+    for p, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(d, p)) or d, exist_ok=True)
+        with open(os.path.join(d, p), "w", encoding="utf-8") as f:
+            f.write(text)
+    subprocess.run(["zip", "-q", "-X", "-r", os.path.abspath(path), "."], cwd=d, check=True)
