@@ -63,8 +63,13 @@ static int bad_encoding(ox_reader *x, const char *pi, const char *end) {
     size_t n = (size_t)(q - v);
     for (const char *const *k = ok; *k; k++)
         if (strlen(*k) == n && strncasecmp(v, *k, n) == 0) return 0;
-    snprintf(x->err, sizeof x->err, "%s: unsupported encoding '%.*s' (UTF-8 or UTF-16 expected)", x->entry,
-             (int)(n > 40 ? 40 : n), v);
+    char name[48];
+    size_t k = 0;
+    for (; k < n && k + 1 < sizeof name; k++) /* the name as ASCII: messages stay valid UTF-8 */
+        name[k] = v[k] > 0x20 && v[k] < 0x7f ? v[k] : '?';
+    name[k] = '\0';
+    snprintf(x->err, sizeof x->err, "%s: unsupported encoding '%s' (UTF-8 or UTF-16 expected)", x->entry,
+             name);
     return 1;
 }
 
@@ -204,7 +209,13 @@ static const char *find_attr(ox_reader *x, const char *local, int namespaced, ch
             const char *name = (const char *)xmlTextReaderConstLocalName(x->r);
             if (name && strcmp(name, local) == 0 && (!namespaced || xmlTextReaderConstNamespaceUri(x->r))) {
                 const char *v = (const char *)xmlTextReaderConstValue(x->r);
-                snprintf(out, outlen, "%s", v ? v : "");
+                size_t n = v ? strlen(v) : 0;
+                if (n >= outlen) { /* cut at a character boundary: values stay valid UTF-8 */
+                    n = outlen - 1;
+                    while (n && ((unsigned char)v[n] & 0xC0) == 0x80) n--;
+                }
+                memcpy(out, v ? v : "", n);
+                out[n] = '\0';
                 found = out;
                 break;
             }

@@ -46,12 +46,12 @@ static const char *unsafe_name(const char *name) {
     return NULL;
 }
 
-/* Printable form of an entry name for messages: control bytes as '?', cut
- * at 200 bytes. */
+/* Printable form of an entry name for messages: anything but printable
+ * ASCII as '?' (messages stay valid UTF-8), cut at 200 bytes. */
 static const char *shown(const char *name, char *out, size_t outlen) {
     size_t i = 0;
     for (; name[i] && i + 1 < outlen && i < 200; i++)
-        out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+        out[i] = (unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f ? '?' : name[i];
     out[i] = '\0';
     return out;
 }

@@ -67,7 +67,8 @@ def dump(tool, plugin, media_type, path, *options, rss=False):
     cmd = [tool, plugin, media_type, path, *options]
     if rss:
         cmd = ["/usr/bin/time", "-v"] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    check("dump_elements wrote valid UTF-8", "\ufffd" not in r.stdout, f"{path}: {r.stdout[:300]!r}")
     if r.returncode not in (0, 3, 4):
         print(f"FAIL: dump_elements on {path} exited {r.returncode}: {r.stderr[-2000:]}", file=sys.stderr)
         sys.exit(1)

@@ -65,8 +65,9 @@ for i in range(300):
             zout.writestr(name, bytes(data))
     plugin, mt = media[fmt]
     try:
-        r = subprocess.run([tool, plugin, mt, dst], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([tool, plugin, mt, dst], capture_output=True, text=True, errors="replace", timeout=120)
         rc = r.returncode
+        check(f"m{i}.{fmt}: output is valid UTF-8", "\ufffd" not in r.stdout, r.stdout[:300])
     except subprocess.TimeoutExpired:
         rc, r = "timeout", None
     ok = rc in (0, 3)
