@@ -289,5 +289,6 @@ text = subprocess.run(["sqlite3", db, "SELECT group_concat(c.text, ' ') FROM chu
                        "d.id = c.doc_id WHERE d.uri LIKE '%good.xlsx';"], capture_output=True, text=True).stdout
 check_in("sluice run: the sheet's cells are in the store", "high water | 6.25", text)
 
-shutil.rmtree(T) if not os.environ.get("KEEP") else None
+if not os.environ.get("KEEP"):  # KEEP=1 leaves the files for a look
+    shutil.rmtree(T)
 finish("office_hostile_files_fail_alone")
