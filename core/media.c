@@ -29,6 +29,17 @@ static const struct {
     {"xhtml", "application/xhtml+xml"},
 };
 
+/* Zip packages: Office Open XML (ECMA-376) and EPUB, as IANA registers them. */
+static const struct {
+    const char *ext;
+    const char *type;
+} packages[] = {
+    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+    {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
+    {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+    {"epub", "application/epub+zip"},
+};
+
 const char *sl_media_type_for_path(const char *path) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -36,5 +47,7 @@ const char *sl_media_type_for_path(const char *path) {
     if (!dot || dot == base) return "application/octet-stream";
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcasecmp(dot + 1, table[i].ext) == 0) return table[i].type;
+    for (size_t i = 0; i < sizeof packages / sizeof packages[0]; i++)
+        if (strcasecmp(dot + 1, packages[i].ext) == 0) return packages[i].type;
     return "application/octet-stream";
 }

@@ -28,8 +28,9 @@ packages=(
     clang-format
     # bench: /usr/bin/time -v for peak memory
     time
-    # tests and bench of the format parsers: fixtures and the reference extractor
-    pandoc
+    # parse-office, parse-epub; the format parsers' tests and benchmarks make
+    # fixtures with pandoc, zip and python3, and pandoc is their reference
+    libzip-dev libxml2-dev pandoc zip python3
 )
 
 if [[ ${1:-} == --list ]]; then

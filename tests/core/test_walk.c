@@ -117,6 +117,13 @@ int main(void) {
     CHECK_STR(sl_media_type_for_path("a/b.MD"), "text/markdown");
     CHECK_STR(sl_media_type_for_path("notes.txt"), "text/plain");
     CHECK_STR(sl_media_type_for_path("x.pdf"), "application/pdf");
+    CHECK_STR(sl_media_type_for_path("r.DOCX"),
+              "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+    CHECK_STR(sl_media_type_for_path("s.pptx"),
+              "application/vnd.openxmlformats-officedocument.presentationml.presentation");
+    CHECK_STR(sl_media_type_for_path("t.xlsx"),
+              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    CHECK_STR(sl_media_type_for_path("b.epub"), "application/epub+zip");
     CHECK_STR(sl_media_type_for_path(".md"), "application/octet-stream");
     CHECK_STR(sl_media_type_for_path("dir.md/file"), "application/octet-stream");
     CHECK_STR(sl_media_type_for_path("page.HTM"), "text/html");

@@ -1,0 +1,72 @@
+/* ooxml_xml.h - libxml2's streaming reader (xmlTextReader) set up for
+ * untrusted XML inside a zip: the parts of DOCX, PPTX, XLSX and EPUB.
+ *
+ * The reader walks the XML once, node by node, without building a tree, so
+ * memory stays flat whatever the part's size. It is opened with
+ * XML_PARSE_NONET (no network), without XML_PARSE_NOENT (entities are never
+ * substituted: a reference stays a reference node), without XML_PARSE_DTDLOAD
+ * (no external DTD is read) and without XML_PARSE_HUGE (libxml2's own limits
+ * on depth, names and text nodes stay on). On top of that:
+ *
+ *   - a document type declaration fails the part when the caller forbids it
+ *     (Office Open XML forbids DTDs); when allowed (XHTML), one that declares
+ *     any entity still fails it, so a billion-laughs file is refused before
+ *     a single reference is read (and libxml2's own amplification limit
+ *     stands behind that);
+ *   - elements nested deeper than max_depth fail the part.
+ *
+ * Every failure message names the zip entry and, for parse errors, the line.
+ */
+#ifndef SLUICE_PLUGINS_COMMON_OOXML_XML_H
+#define SLUICE_PLUGINS_COMMON_OOXML_XML_H
+
+#include <libxml/xmlreader.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef struct ox_reader {
+    xmlTextReaderPtr r;
+    const char *entry; /* the zip entry, for messages (not copied) */
+    int max_depth;
+    int allow_doctype;
+    int failed;
+    char err[512];
+} ox_reader;
+
+/* Call once per process before any reader (safe to call again). */
+void ox_init(void);
+
+/* Starts reading data[0..len) (not copied: it must outlive the reader).
+ * 0, or -1 with the reason in x->err: x->failed is set when the input is
+ * refused (a forbidden DTD, entity declarations, over 2 GiB), clear when
+ * memory ran out. The prolog is checked here, before libxml2 reads a byte:
+ * its reader parses ahead of the nodes it reports. */
+int ox_open(ox_reader *x, const char *data, size_t len, const char *entry, int max_depth, int allow_doctype);
+void ox_close(ox_reader *x);
+
+/* Moves to the next node: 1 there is one, 0 the end, -1 an error (x->err). */
+int ox_next(ox_reader *x);
+
+/* The current node: type (XML_READER_TYPE_*), local name (no prefix), depth,
+ * whether an element is empty (<a/>), and a text node's value. */
+static inline int ox_type(ox_reader *x) { return xmlTextReaderNodeType(x->r); }
+static inline const char *ox_name(ox_reader *x) { return (const char *)xmlTextReaderConstLocalName(x->r); }
+static inline int ox_depth(ox_reader *x) { return xmlTextReaderDepth(x->r); }
+static inline int ox_empty(ox_reader *x) { return xmlTextReaderIsEmptyElement(x->r) == 1; }
+static inline const char *ox_value(ox_reader *x) { return (const char *)xmlTextReaderConstValue(x->r); }
+
+/* The current element's attribute with this local name, whatever its
+ * prefix, copied into out (cut to outlen - 1 bytes); NULL when absent. */
+const char *ox_attr(ox_reader *x, const char *local, char *out, size_t outlen);
+/* The same, but only an attribute in some namespace (r:id, not id). */
+const char *ox_attr_ns(ox_reader *x, const char *local, char *out, size_t outlen);
+
+/* Whether a node of `type` named `name` is the start (or end) of element `local`. */
+static inline int ox_is_start(int type, const char *name, const char *local) {
+    return type == XML_READER_TYPE_ELEMENT && name && strcmp(name, local) == 0;
+}
+static inline int ox_is_end(int type, const char *name, const char *local) {
+    return type == XML_READER_TYPE_END_ELEMENT && name && strcmp(name, local) == 0;
+}
+
+#endif
