@@ -28,6 +28,8 @@ packages=(
     clang-format
     # bench: /usr/bin/time -v for peak memory
     time
+    # core: media detection by content; parse-email: .eml and mbox
+    libmagic-dev libgmime-3.0-dev
 )
 
 if [[ ${1:-} == --list ]]; then
