@@ -127,7 +127,7 @@ static void job_end(job *j, job_state end) {
     job_set(j, end);
     if (end == JOB_SKIPPED && j->no_route) {
         sl_report_count_ext(&rep->no_route, sl_doc_uri(j->doc));
-        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s: skipped, no route for %s (its content)", sl_doc_uri(j->doc),
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s: skipped, no route for %s", sl_doc_uri(j->doc),
                    sl_doc_media_type(j->doc));
     } else if (end == JOB_STORED) {
         if (j->chain_ns > r->chain_max_ns) r->chain_max_ns = j->chain_ns;
@@ -435,7 +435,7 @@ static void make_children(job *j) {
 void op_done_parse(unit *u, int rc, const char *msg) {
     job *j = u->job;
     sl_doc *d = j->doc;
-    if (rc >= 0 && d->child_refusal)
+    if (d->child_refusal) /* the core's reason, whatever the parser answered */
         job_mark_failed(j, u->st, d->child_refusal);
     else if (rc >= 0 && d->nchildren)
         make_children(j);

@@ -144,7 +144,7 @@ void sl_report_print(const sl_report *r, FILE *out) {
             (unsigned long long)r->total, (unsigned long long)r->stored, (unsigned long long)r->skipped,
             (unsigned long long)r->failed);
     if (r->pruned) fprintf(out, ", %llu pruned", (unsigned long long)r->pruned);
-    if (r->children) fprintf(out, "; %llu of them found inside documents", (unsigned long long)r->children);
+    if (r->children) fprintf(out, " (%llu found inside documents)", (unsigned long long)r->children);
     fprintf(out, "\n");
     print_ext_counts(&r->no_route, "skipped", "no route (-v lists them)", out);
     print_ext_counts(&r->not_included, "not included", "outside [sluice] include (-v lists them)", out);
