@@ -135,6 +135,15 @@ check_eq "deleted: nothing of it left" "$(sql "$db" "SELECT count(*) FROM docume
 check_eq "deleted: no orphaned chunks" "$(orphan_chunks "$db")" 0
 check_eq "deleted: the mailbox stays" "$(sql "$db" "SELECT count(*) FROM documents WHERE uri LIKE 'mail/list.mbox%';")" 4
 
+# --- the parser in worker processes: children cross the socket ---
+mkdir iso
+$MAKE mail iso/notes.eml "Isolated gears" plan.md=plan.md report.pdf=report.pdf
+run --set email.isolated=true --set store.path="$T/iso.db" run --json iso
+check_eq "isolated: exit 0" "$RC" 0
+check_eq "isolated: the e-mail and its two attachments stored" "$(json .documents.stored)" 3
+check_eq "isolated: children with their parent" \
+    "$(sql "$T/iso.db" "SELECT count(*) FROM documents WHERE json_extract(metadata, '\$.parent') = 'iso/notes.eml';")" 2
+
 # --- more attachments than max_children (1000): fails alone, bounded ---
 mkdir big
 $MAKE many big/many.eml 1001
