@@ -33,7 +33,15 @@ static int do_read(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
 static int do_lookup(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
     return d->lookup(call, a->doc);
 }
-static int do_parse(sl_call *call, const sl_plugin *d, const sl_op_args *a) { return d->parse(call, a->doc); }
+static int do_parse(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
+    /* a retried parse starts its children again */
+    sl_doc *doc = a->doc;
+    doc->nchildren = 0;
+    doc->child_bytes = 0;
+    free(doc->child_refusal);
+    doc->child_refusal = NULL;
+    return d->parse(call, doc);
+}
 static int do_page(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
     if (a->docs) return d->pages(call, a->docs, a->pages, a->n);
     return d->page(call, a->doc, a->page);
