@@ -101,7 +101,7 @@ struct sl_doc {
     uint64_t child_bytes;
     uint32_t max_children;
     uint64_t max_child_bytes;
-    char *child_refusal; /* malloc'd: why a child was refused (the document then fails) */
+    char *child_refusal;  /* malloc'd: why a child was refused (the document then fails) */
     uint32_t depth;       /* 0 for a file; a child's parent's depth + 1 */
     const char *detected; /* the read step: the type the content showed when the name said another */
     const char *believed; /* ...and the one believed (the name's or the content's); static strings */

@@ -105,7 +105,8 @@ static void print_ext_counts(const sl_ext_counts *c, const char *what, const cha
 
 static json_t *ext_counts_json(const sl_ext_counts *c) {
     json_t *by = json_object();
-    for (size_t i = 0; i < c->n; i++) json_object_set_new(by, c->by_ext[i].ext, json_integer((json_int_t)c->by_ext[i].n));
+    for (size_t i = 0; i < c->n; i++)
+        json_object_set_new(by, c->by_ext[i].ext, json_integer((json_int_t)c->by_ext[i].n));
     return json_pack("{s:I, s:o}", "count", (json_int_t)c->total, "by_extension", by);
 }
 
@@ -289,8 +290,9 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     for (size_t i = 0; i < r->ndetections; i++) {
         const sl_detection *d = &r->detections[i];
         json_t *uri = json_string(d->uri);
-        json_array_append_new(det, json_pack("{s:o, s:s, s:s, s:s}", "uri", uri ? uri : json_string("(not UTF-8)"),
-                                             "named", d->named, "content", d->content, "believed", d->believed));
+        json_array_append_new(det,
+                              json_pack("{s:o, s:s, s:s, s:s}", "uri", uri ? uri : json_string("(not UTF-8)"),
+                                        "named", d->named, "content", d->content, "believed", d->believed));
     }
     json_object_set_new(root, "detected", det);
     json_object_set_new(root, "interrupted", json_boolean(r->interrupted));

@@ -272,7 +272,7 @@ void op_start_chunk(job *j, stage *st);
 void op_done_chunk(unit *u, int rc, const char *msg);
 void op_done_read(unit *u, int rc, const char *msg);  /* believes the content's type, maybe another route */
 void op_done_parse(unit *u, int rc, const char *msg); /* makes the children the parser found */
-void op_start_pages(job *j, stage *st); /* pages.c */
+void op_start_pages(job *j, stage *st);               /* pages.c */
 void op_done_page(unit *u, int rc, const char *msg);
 void op_start_embed(job *j, stage *st); /* batches.c */
 /* One chunk of j into the embedder's queue, its part already counted (a

@@ -446,7 +446,6 @@ void sl_wire_put_doc(sl_wbuf *b, const sl_doc *doc, const sl_wire_sel *sel) {
     }
 }
 
-
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

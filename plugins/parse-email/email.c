@@ -253,7 +253,8 @@ static void walk_tree(sl_doc *doc, GMimeObject *root, walk *w) {
                 idx[depth++] = 0;
             } else {
                 GMimeContentType *ct = g_mime_object_get_content_type(obj);
-                char *type = ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("application/octet-stream");
+                char *type =
+                    ct ? g_mime_content_type_get_mime_type(ct) : g_strdup("application/octet-stream");
                 bool attached = is_attachment(obj) || GMIME_IS_MESSAGE_PART(obj);
                 bool named = GMIME_IS_PART(obj) && g_mime_part_get_filename(GMIME_PART(obj));
                 if (!attached && !named && GMIME_IS_TEXT_PART(obj) && ct &&
@@ -268,7 +269,8 @@ static void walk_tree(sl_doc *doc, GMimeObject *root, walk *w) {
                         char name[256];
                         part_name(obj, type, ++w->attachments, name, sizeof name);
                         /* octet-stream says nothing: the core looks at the name and the bytes */
-                        const char *given = g_ascii_strcasecmp(type, "application/octet-stream") ? type : NULL;
+                        const char *given =
+                            g_ascii_strcasecmp(type, "application/octet-stream") ? type : NULL;
                         int rc = sl_doc_add_child(doc, name, given, bytes->data, bytes->len);
                         if (rc < 0) {
                             snprintf(w->err, sizeof w->err, "attachment '%.100s' could not be kept", name);
@@ -361,8 +363,9 @@ static int parse_mbox(sl_call *call, sl_doc *doc, const char *data, size_t len) 
         GDateTime *date = g_mime_message_get_date(msg);
         char *iso = date ? g_date_time_format_iso8601(date) : NULL;
         char line[1024];
-        int m = snprintf(line, sizeof line, "%d. %s \xe2\x80\x94 %s%s%s", n, subject ? subject : "(no subject)",
-                         who && *who ? who : "(no sender)", iso ? ", " : "", iso ? iso : "");
+        int m =
+            snprintf(line, sizeof line, "%d. %s \xe2\x80\x94 %s%s%s", n, subject ? subject : "(no subject)",
+                     who && *who ? who : "(no sender)", iso ? ", " : "", iso ? iso : "");
         if (!rc && add(doc, SL_EL_PARAGRAPH, line, m < (int)sizeof line ? (size_t)m : sizeof line - 1))
             rc = SL_ENOMEM;
         g_free(who);

@@ -147,10 +147,11 @@ static const char ini_rerun[] =
  * worker process; a parent waits for its children before its store (or
  * its end), and admission, at 1-3 documents in flight and a small budget,
  * must let its children in */
-static const char ini_children[] = SLUICE "max_documents = @MAXDOCS@\nmemory_budget = 64K\nworkers = 2\n"
-    ROUTE_PAGED("embedder") JITTER("parse", "parse") "bad_text = GARBLED\nchildren = 3\nisolated = true\n"
-    JITTER("render", "page") "tag = render\n" OCR CHUNKER("0") EMBEDDER("embedder", "10")
-    "max_concurrency = @MC@\n" BREAKER("3", "2ms") STORE;
+static const char ini_children[] =
+    SLUICE "max_documents = @MAXDOCS@\nmemory_budget = 64K\nworkers = 2\n" ROUTE_PAGED("embedder")
+        JITTER("parse", "parse") "bad_text = GARBLED\nchildren = 3\nisolated = true\n" JITTER(
+            "render", "page") "tag = render\n" OCR CHUNKER("0")
+            EMBEDDER("embedder", "10") "max_concurrency = @MC@\n" BREAKER("3", "2ms") STORE;
 #define CHILD_CHUNKS 3 /* a child: one paragraph, one page through two page stages */
 
 #define MD_ALL (BIT(MK_EMBED) | BIT(MK_LLM) | BIT(MK_CHUNK))
