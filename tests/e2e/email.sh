@@ -135,6 +135,15 @@ check_eq "deleted: nothing of it left" "$(sql "$db" "SELECT count(*) FROM docume
 check_eq "deleted: no orphaned chunks" "$(orphan_chunks "$db")" 0
 check_eq "deleted: the mailbox stays" "$(sql "$db" "SELECT count(*) FROM documents WHERE uri LIKE 'mail/list.mbox%';")" 4
 
+# --- attachment names are made safe and unique ---
+mkdir names
+$MAKE mail names/m.eml "Two files, one name" "../up/x#y.md=plan.md" "../up/x#y.md=plan.md"
+run run --json names
+check_eq "names: exit 0" "$RC" 0
+check_eq "names: no '/' or '#' from the name; a repeated name numbered" \
+    "$(sql "$db" "SELECT group_concat(uri, ' ') FROM (SELECT uri FROM documents WHERE uri LIKE 'names/m.eml#%' ORDER BY uri);")" \
+    "names/m.eml#_up_x_y.md names/m.eml#_up_x_y~2.md"
+
 # --- the parser in worker processes: children cross the socket ---
 mkdir iso
 $MAKE mail iso/notes.eml "Isolated gears" plan.md=plan.md report.pdf=report.pdf
