@@ -190,11 +190,13 @@ static int make_statements(sink *s) {
                n->chunks, s->schema.pgvector ? "::vector" : "", n->documents);
     /* Under a root: the root itself, or [root/, root0): '0' follows '/',
      * and uri compares bytewise (COLLATE "C"), so the range is exactly
-     * "starts with root/"; no LIKE, nothing to escape. */
+     * "starts with root/"; no LIKE, nothing to escape. And the documents
+     * found inside the root ([root#, root$)). */
     s->sql[Q_PRUNE] = format(
         "WITH gone AS (DELETE FROM %s AS d WHERE (d.seen_run IS NULL OR d.seen_run <> $1::bigint)"
         " AND EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[]) AS r(root, lo, hi)"
-        " WHERE d.uri = r.root COLLATE \"C\" OR (d.uri >= r.lo COLLATE \"C\" AND d.uri < r.hi COLLATE \"C\"))"
+        " WHERE d.uri = r.root COLLATE \"C\" OR (d.uri >= r.lo COLLATE \"C\" AND d.uri < r.hi COLLATE \"C\")"
+        " OR (d.uri >= (r.root || '#') COLLATE \"C\" AND d.uri < (r.root || '$') COLLATE \"C\"))"
         " RETURNING 1),"
         " n AS (SELECT count(*) AS n FROM gone),"
         " rec AS (INSERT INTO %s AS r(run_id, pruned, pruned_at) SELECT $1::bigint, n, now() FROM n"

@@ -89,7 +89,8 @@ static const char *const statements[W_COUNT] = {
     [W_MARK_CHILDREN] = "UPDATE documents SET seen_run = ?2 WHERE uri >= (?1 || '#') AND uri < (?1 || '$')",
     /* Under a root: the root itself, or [root/, root0): '0' follows '/', and
      * uri compares bytewise, so this range is exactly "starts with root/"
-     * and it walks the uri index; no LIKE, nothing to escape. */
+     * and it walks the uri index; no LIKE, nothing to escape. And the
+     * documents found inside the root ([root#, root$)). */
     [W_PRUNE] = "DELETE FROM documents WHERE (uri = ?1 OR (uri >= ?2 AND uri < ?3)"
                 " OR (uri >= (?1 || '#') AND uri < (?1 || '$')))"
                 " AND (seen_run IS NULL OR seen_run <> ?4)",
