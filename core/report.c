@@ -62,17 +62,21 @@ void sl_report_count_ext(sl_ext_counts *c, const char *path) {
             if (!ch) break;
         }
     c->total++;
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->by_ext[i].ext, ext) == 0) {
-            c->by_ext[i].n++;
-            return;
-        }
-    if (c->n >= SL_REPORT_MAX_EXTS) snprintf(ext, sizeof ext, "(other)");
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->by_ext[i].ext, ext) == 0) {
-            c->by_ext[i].n++;
-            return;
-        }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < c->n; i++)
+            if (strcmp(c->by_ext[i].ext, ext) == 0) {
+                c->by_ext[i].n++;
+                /* kept in order of count, most first (ties: first seen first) */
+                for (; i > 0 && c->by_ext[i - 1].n < c->by_ext[i].n; i--) {
+                    sl_ext_count t = c->by_ext[i - 1];
+                    c->by_ext[i - 1] = c->by_ext[i];
+                    c->by_ext[i] = t;
+                }
+                return;
+            }
+        if (c->n < SL_REPORT_MAX_EXTS) break;
+        snprintf(ext, sizeof ext, "(other)");
+    }
     sl_ext_count *nv = realloc(c->by_ext, (c->n + 1) * sizeof *nv);
     if (!nv) return;
     c->by_ext = nv;
@@ -98,8 +102,13 @@ void sl_report_add_detection(sl_report *r, const char *uri, const char *named, c
 static void print_ext_counts(const sl_ext_counts *c, const char *what, const char *why, FILE *out) {
     if (!c->total) return;
     fprintf(out, "%s %llu:", what, (unsigned long long)c->total);
+    uint64_t rest = 0;
     for (size_t i = 0; i < c->n; i++)
-        fprintf(out, "%s %llu %s", i ? "," : "", (unsigned long long)c->by_ext[i].n, c->by_ext[i].ext);
+        if (i < 12)
+            fprintf(out, "%s %llu %s", i ? "," : "", (unsigned long long)c->by_ext[i].n, c->by_ext[i].ext);
+        else
+            rest += c->by_ext[i].n;
+    if (rest) fprintf(out, ", %llu more in %zu other extensions", (unsigned long long)rest, c->n - 12);
     fprintf(out, " \xe2\x80\x94 %s\n", why);
 }
 
