@@ -20,6 +20,13 @@
  *     or when the flush timer fires, armed whenever chunks are pending;
  *   - a document waiting for admission waits for bytes or a slot, freed only
  *     when a job finishes, which admits again;
+ *   - a child document (job.c, "children") waits in the run's child queue,
+ *     admitted first, and admission does not count the parents that only
+ *     wait for children: with none active a child always gets in, so a
+ *     parent never waits on a child it keeps out; a parent waiting (before
+ *     its store, or its end) is woken by its last child's end, each child
+ *     ending exactly once (stored, skipped, failed, or dropped when the run
+ *     stops);
  *   - a job waiting for its parts (pages, batches, summaries) is counted in
  *     job->parts and every part ends in job_part_done exactly once; when a
  *     job fails, the sweep timer pumps every queue, which ends its queued
