@@ -108,10 +108,10 @@ void job_account(job *j) {
     run_held(j->run);
 }
 
-/* The job's end: counted in the report, its memory given back, the next
- * document admitted. */
 static void child_ended(job *parent, job_state end);
 
+/* The job's end: counted in the report, its memory given back, its parent
+ * told, the next document admitted. */
 static void job_end(job *j, job_state end) {
     run *r = j->run;
     sl_report *rep = r->rep;
@@ -375,18 +375,18 @@ static void child_name(const char *in, const char *const *made, size_t i, char *
     }
 }
 
-static void make_children(job *j) {
+static void make_children(job *j, const stage *st) {
     run *r = j->run;
     sl_doc *d = j->doc;
     if (d->depth >= MAX_CHILD_DEPTH) {
         char why[128];
         snprintf(why, sizeof why, "documents nested more than %d deep inside each other", MAX_CHILD_DEPTH);
-        job_mark_failed(j, NULL, why);
+        job_mark_failed(j, st, why);
         return;
     }
     const char **made = calloc(d->nchildren, sizeof *made); /* arena strings */
     if (!made) {
-        job_mark_failed(j, NULL, "out of memory for its children");
+        job_mark_failed(j, st, "out of memory for its children");
         return;
     }
     size_t ulen = strlen(d->uri);
@@ -405,7 +405,7 @@ static void make_children(job *j) {
         free(uri);
         if (!cd) {
             free(k);
-            job_mark_failed(j, NULL, "out of memory for its children");
+            job_mark_failed(j, st, "out of memory for its children");
             break;
         }
         sl_doc_set_data(cd, c->data, c->len); /* the parent's arena: it outlives the child */
@@ -438,7 +438,7 @@ void op_done_parse(unit *u, int rc, const char *msg) {
     if (d->child_refusal) /* the core's reason, whatever the parser answered */
         job_mark_failed(j, u->st, d->child_refusal);
     else if (rc >= 0 && d->nchildren)
-        make_children(j);
+        make_children(j, u->st);
     op_done_doc(u, rc, msg);
     /* children wait in the queue: admit them (after the parent moved on) */
     job_admit(u->st->run);
