@@ -144,6 +144,15 @@ check_eq "names: no '/' or '#' from the name; a repeated name numbered" \
     "$(sql "$db" "SELECT group_concat(uri, ' ') FROM (SELECT uri FROM documents WHERE uri LIKE 'names/m.eml#%' ORDER BY uri);")" \
     "names/m.eml#_up_x_y.md names/m.eml#_up_x_y~2.md"
 
+# --- messages inside messages, 12 deep: the one at depth 8 fails, the rest are stored ---
+mkdir nest
+$MAKE nest nest/n.eml 12
+run run --json nest
+check_eq "nested: exit 1 (a document failed)" "$RC" 1
+check_eq "nested: the message and 7 levels inside it stored" "$(json .documents.stored)" 8
+check_eq "nested: the eighth level fails" "$(json '.failed[0].reason')" "documents nested more than 8 deep inside each other"
+check_eq "nested: the failing one is 8 deep" "$(json '.failed[0].uri' | grep -o '#' | wc -l | tr -d ' ')" 8
+
 # --- the parser in worker processes: children cross the socket ---
 mkdir iso
 $MAKE mail iso/notes.eml "Isolated gears" plan.md=plan.md report.pdf=report.pdf

@@ -7,6 +7,7 @@ RFC 2047 headers).
                                                alternatives and attachments
   make_email.py many OUT N                     a message with N small attachments
   make_email.py mbox OUT N                     a mailbox of N messages
+  make_email.py nest OUT N                     a message holding a message, N deep
 """
 import mailbox
 import mimetypes
@@ -57,6 +58,16 @@ def mbox(out, n):
     box.close()
 
 
+def nest(out, n):
+    m = base("Level 0", "The innermost message.")
+    for level in range(1, n):
+        outer = base(f"Level {level}", f"A message wrapping level {level - 1}.")
+        outer.add_attachment(m)
+        m = outer
+    with open(out, "wb") as f:
+        f.write(bytes(m))
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "mail":
@@ -65,5 +76,7 @@ if __name__ == "__main__":
         many(sys.argv[2], int(sys.argv[3]))
     elif kind == "mbox":
         mbox(sys.argv[2], int(sys.argv[3]))
+    elif kind == "nest":
+        nest(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(f"unknown kind {kind}")
