@@ -58,20 +58,28 @@ static const sl_option options[] = {
     {0},
 };
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-static void gmime_start(void) { g_mime_init(); }
+/* GMime counts its own g_mime_init and g_mime_shutdown calls; the lock
+ * keeps instances made on different threads from racing them. */
+static pthread_mutex_t gmime_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int email_init(sl_instance *inst, const void *config, void **state) {
     const email_config *cfg = config;
     email_state *st = calloc(1, sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     st->prefer_html = cfg->prefer && strcmp(cfg->prefer, "html") == 0;
-    pthread_once(&gmime_once, gmime_start);
+    pthread_mutex_lock(&gmime_lock);
+    g_mime_init();
+    pthread_mutex_unlock(&gmime_lock);
     *state = st;
     return 0;
 }
 
-static void email_fini(void *state) { free(state); }
+static void email_fini(void *state) {
+    free(state);
+    pthread_mutex_lock(&gmime_lock);
+    g_mime_shutdown();
+    pthread_mutex_unlock(&gmime_lock);
+}
 
 /* --- the body --- */
 
