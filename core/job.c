@@ -439,9 +439,10 @@ void op_done_parse(unit *u, int rc, const char *msg) {
         job_mark_failed(j, u->st, d->child_refusal);
     else if (rc >= 0 && d->nchildren)
         make_children(j, u->st);
-    op_done_doc(u, rc, msg);
+    run *r = u->st->run;
+    op_done_doc(u, rc, msg); /* may end the job, and u with it (its own step unit) */
     /* children wait in the queue: admit them (after the parent moved on) */
-    job_admit(u->st->run);
+    job_admit(r);
 }
 
 /* A child ended: the last one wakes its parent, at its store step or at
