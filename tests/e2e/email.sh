@@ -135,6 +135,17 @@ check_eq "deleted: nothing of it left" "$(sql "$db" "SELECT count(*) FROM docume
 check_eq "deleted: no orphaned chunks" "$(orphan_chunks "$db")" 0
 check_eq "deleted: the mailbox stays" "$(sql "$db" "SELECT count(*) FROM documents WHERE uri LIKE 'mail/list.mbox%';")" 4
 
+# --- prefer = html: the HTML alternative is the body, through the HTML walk ---
+mkdir html
+$MAKE mail html/h.eml "Gears in markup"
+run --set email.prefer=html --set store.path="$T/html.db" run --json html
+check_eq "prefer = html: exit 0" "$RC" 0
+t=$(sql "$T/html.db" "SELECT group_concat(c.text, ' ') FROM chunks c JOIN documents d ON d.id = c.doc_id
+                      WHERE d.uri = 'html/h.eml';" | tr '\n' ' ')
+check_contains "prefer = html: the HTML body is stored" "$t" "HTML ALTERNATIVE ONLY"
+check_lacks "prefer = html: no markup in the text" "$t" "<p>"
+check_lacks "prefer = html: the text/plain alternative is not" "$t" "quoted from Charles"
+
 # --- attachment names are made safe and unique ---
 mkdir names
 $MAKE mail names/m.eml "Two files, one name" "../up/x#y.md=plan.md" "../up/x#y.md=plan.md"
