@@ -28,6 +28,8 @@ sl_doc *sl_doc_new(const char *uri, const char *path) {
     d->uri = sl_arena_strdup(&d->arena, uri);
     d->path = path ? sl_arena_strdup(&d->arena, path) : NULL;
     d->media_type = "application/octet-stream";
+    d->max_children = 1000; /* the run sets [sluice] max_children and max_child_bytes */
+    d->max_child_bytes = 64u << 20;
     if (!d->uri || (path && !d->path)) {
         sl_doc_free(d);
         return NULL;
@@ -176,6 +178,8 @@ void sl_doc_free(sl_doc *doc) {
     for (size_t i = 0; i < doc->nimages; i++) free(doc->images[i].pixels);
     free(doc->images);
     free(doc->regions);
+    free(doc->children);
+    free(doc->child_refusal);
     sl_arena_free(&doc->arena);
     pthread_mutex_destroy(&doc->lock);
     free(doc);
@@ -688,3 +692,58 @@ int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **labe
     if (box) memcpy(box, r->box, sizeof r->box);
     return 0;
 }
+
+/* --- children: documents found inside this one --- */
+
+void sl_doc_set_child_limits(sl_doc *doc, uint32_t max_children, uint64_t max_child_bytes) {
+    doc->max_children = max_children;
+    doc->max_child_bytes = max_child_bytes;
+}
+
+static int put_child(sl_doc *doc, const char *name, const char *media_type, const void *data, size_t len) {
+    if (grow((void **)&doc->children, &doc->cchildren, doc->nchildren, sizeof *doc->children))
+        return SL_ENOMEM;
+    sl_child *c = &doc->children[doc->nchildren];
+    c->name = sl_arena_strdup(&doc->arena, name);
+    c->media_type = media_type && *media_type ? sl_arena_strdup(&doc->arena, media_type) : NULL;
+    char *copy = sl_arena_alloc(&doc->arena, len + 1);
+    if (!c->name || (media_type && *media_type && !c->media_type) || !copy) return SL_ENOMEM;
+    if (len) memcpy(copy, data, len);
+    c->data = copy;
+    c->len = len;
+    doc->child_bytes += len;
+    return (int)doc->nchildren++;
+}
+
+int sl_doc_put_child(sl_doc *doc, const char *name, const char *media_type, const void *data, size_t len) {
+    if (!doc || !name || (!data && len)) return SL_EINVAL;
+    pthread_mutex_lock(&doc->lock);
+    int rc = put_child(doc, name, media_type, data, len);
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+int sl_doc_add_child(sl_doc *doc, const char *name, const char *media_type, const void *data, size_t len) {
+    if (!doc || !name || !*name || (!data && len)) return SL_EINVAL;
+    pthread_mutex_lock(&doc->lock);
+    int rc;
+    char why[256] = "";
+    if (doc->nchildren >= doc->max_children)
+        snprintf(why, sizeof why,
+                 "more than %u documents inside it (child '%.80s' and on refused; [sluice] max_children)",
+                 doc->max_children, name);
+    else if (len > doc->max_child_bytes || doc->child_bytes + len > doc->max_child_bytes)
+        snprintf(why, sizeof why,
+                 "the documents inside it pass %llu bytes in all at child '%.80s' ([sluice] max_child_bytes)",
+                 (unsigned long long)doc->max_child_bytes, name);
+    if (*why) {
+        if (!doc->child_refusal) doc->child_refusal = strdup(why);
+        rc = SL_EBADINPUT;
+    } else {
+        rc = put_child(doc, name, media_type, data, len);
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
+size_t sl_doc_child_count(const sl_doc *doc) { return doc ? doc->nchildren : 0; }

@@ -52,6 +52,15 @@ typedef struct sl_page_image {
     float dpi;
 } sl_page_image;
 
+/* A document found inside this one (sl_doc_add_child): its name as the
+ * parser gave it, its media type (NULL: detect) and its bytes, arena-owned. */
+typedef struct sl_child {
+    const char *name;
+    const char *media_type;
+    const char *data;
+    size_t len;
+} sl_child;
+
 typedef struct sl_region {
     uint32_t page;
     const char *label;
@@ -86,6 +95,16 @@ struct sl_doc {
     size_t nimages;
     sl_region *regions;
     size_t nregions, cregions;
+    /* children (sl_doc_add_child) and the limits the core set on them */
+    sl_child *children;
+    size_t nchildren, cchildren;
+    uint64_t child_bytes;
+    uint32_t max_children;
+    uint64_t max_child_bytes;
+    char *child_refusal;  /* malloc'd: why a child was refused (the document then fails) */
+    uint32_t depth;       /* 0 for a file; a child's parent's depth + 1 */
+    const char *detected; /* the read step: the type the content showed when the name said another */
+    const char *believed; /* ...and the one believed (the name's or the content's); static strings */
 };
 
 /* A new, empty document for `uri` (copied). NULL on out of memory. */
@@ -110,6 +129,10 @@ float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
 void sl_doc_sort_elements(sl_doc *doc);
 /* Bytes the document holds: arena, page images and its data. */
 size_t sl_doc_bytes(const sl_doc *doc);
+/* The limits on children (sl_doc_add_child): how many, and their bytes in all. */
+void sl_doc_set_child_limits(sl_doc *doc, uint32_t max_children, uint64_t max_child_bytes);
+/* Adds a child without checking the limits (wire.c: a worker checked them). */
+int sl_doc_put_child(sl_doc *doc, const char *name, const char *media_type, const void *data, size_t len);
 /* Frees the data, the arena and the document. */
 void sl_doc_free(sl_doc *doc);
 

@@ -108,13 +108,28 @@ void job_account(job *j) {
     run_held(j->run);
 }
 
-/* The job's end: counted in the report, its memory given back, the next
- * document admitted. */
+static void child_ended(job *parent, job_state end);
+
+/* The job's end: counted in the report, its memory given back, its parent
+ * told, the next document admitted. */
 static void job_end(job *j, job_state end) {
     run *r = j->run;
     sl_report *rep = r->rep;
+    if (j->children_left > 0) {
+        /* its children hold its bytes: it ends after the last of them */
+        SL_INVARIANT(!j->waiting);
+        j->waiting = 2;
+        j->end_when_done = end;
+        r->parents_waiting++;
+        job_admit(r);
+        return;
+    }
     job_set(j, end);
-    if (end == JOB_STORED) {
+    if (end == JOB_SKIPPED && j->no_route) {
+        sl_report_count_ext(&rep->no_route, sl_doc_uri(j->doc));
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s: skipped, no route for %s", sl_doc_uri(j->doc),
+                   sl_doc_media_type(j->doc));
+    } else if (end == JOB_STORED) {
         if (j->chain_ns > r->chain_max_ns) r->chain_max_ns = j->chain_ns;
         rep->stored++;
         rep->chunks += sl_doc_chunk_count(j->doc);
@@ -127,7 +142,7 @@ static void job_end(job *j, job_state end) {
         sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s failed in %s: %s", sl_doc_uri(j->doc), j->fail_stage,
                    j->fail_reason);
     }
-    rep->bytes += j->doc->len;
+    if (!(end == JOB_SKIPPED && j->no_route)) rep->bytes += j->doc->len;
     r->done++;
     run_held(r);
     SL_INVARIANT(r->docs_inflight > 0 && r->bytes_inflight >= j->accounted && r->raw_inflight >= j->raw);
@@ -139,7 +154,9 @@ static void job_end(job *j, job_state end) {
     free(j->fail_stage);
     free(j->fail_reason);
     sl_doc_free(j->doc);
+    job *parent = j->parent;
     free(j);
+    if (parent) child_ended(parent, end);
     job_admit(r);
     run_maybe_end(r);
 }
@@ -206,7 +223,7 @@ void job_part_done(job *j) {
         job_end(j, JOB_FAILED);
         return;
     }
-    if (j->skip) {
+    if (j->skip || j->no_route) {
         job_end(j, JOB_SKIPPED);
         return;
     }
@@ -219,6 +236,14 @@ void job_part_done(job *j) {
     j->step += j->step == p->joint ? 2 : 1;
     if (j->step >= p->n) {
         job_end(j, JOB_STORED);
+        return;
+    }
+    if (p->steps[j->step]->op->id == SL_OP_STORE && j->children_left > 0) {
+        /* stored after its children: a parent in the store means every
+         * child of it was dealt with, so a rerun may skip them all */
+        j->waiting = 1;
+        j->run->parents_waiting++;
+        job_admit(j->run);
         return;
     }
     job_enter_step(j);
@@ -278,9 +303,238 @@ void op_done_chunk(unit *u, int rc, const char *msg) {
     op_done_doc(u, rc, msg);
 }
 
+/* --- what the content says: another type, maybe another route --- */
+
+void op_done_read(unit *u, int rc, const char *msg) {
+    job *j = u->job;
+    sl_doc *d = j->doc;
+    if (rc >= 0 && d->detected) {
+        run *r = j->run;
+        sl_report_add_detection(r->rep, sl_doc_uri(d), d->media_type, d->detected, d->believed);
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s: named %s, content %s; believing %s", sl_doc_uri(d),
+                   d->media_type, d->detected, d->believed);
+        if (strcmp(d->believed, d->media_type) != 0) {
+            /* every route starts with the same read step: the job goes on
+             * along the route of the type believed */
+            const sl_route *route = sl_runtime_route_for(r->rt, d->believed);
+            sl_doc_set_media_type(d, d->believed);
+            if (route) {
+                j->route = (size_t)(route - r->rt->routes);
+                sl_doc_set_fingerprint(d, route->fingerprint);
+            } else {
+                j->no_route = 1;
+            }
+        }
+    }
+    op_done_doc(u, rc, msg);
+}
+
+/* --- children: documents found inside a document ---
+ *
+ * A parser hands them over with sl_doc_add_child; when its parse succeeds
+ * each becomes a job of its own (uri PARENT#NAME, metadata "parent"),
+ * queued for admission ahead of new files. The child's bytes stay in the
+ * parent's arena, so the parent outlives its children: it waits before its
+ * store step, or before its end if it fails first, until children_left is
+ * 0. While it only waits it is not counted by admission, so its children
+ * always get in. A child that failed (or never ran: the run stopped) marks
+ * its parent incomplete: the parent is stored with a fingerprint no route
+ * has, so the next run parses it again and retries that child. Every
+ * child's end calls child_ended exactly once: the one wakeup of a waiting
+ * parent. */
+
+#define MAX_CHILD_DEPTH 8
+#define CHILD_NAME_MAX 120
+
+/* A name safe in a uri and unique among its siblings (made[0..i)): no
+ * '/', '#' or control bytes, no leading dots, at most CHILD_NAME_MAX bytes
+ * (cut at a UTF-8 boundary), "part" when nothing is left; a repeated name
+ * gets "~N" before its extension. */
+static void child_name(const char *in, const char *const *made, size_t i, char *out, size_t cap) {
+    size_t o = 0;
+    while (*in == '.' || *in == ' ') in++;
+    for (; *in && o + 1 < cap && o < CHILD_NAME_MAX; in++) {
+        unsigned char ch = (unsigned char)*in;
+        out[o++] = ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' || ch == '#' ? '_' : (char)ch;
+    }
+    if (*in && ((unsigned char)*in & 0xc0) == 0x80) { /* cut inside a sequence: drop its start */
+        while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0x80) o--;
+        if (o > 0) o--;
+    }
+    out[o] = 0;
+    if (!o) snprintf(out, cap, "part");
+    char base[CHILD_NAME_MAX + 1];
+    snprintf(base, sizeof base, "%s", out);
+    const char *dot = strrchr(base, '.');
+    int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    for (int n = 2; n < 1000000; n++) {
+        int taken = 0;
+        for (size_t k = 0; k < i && !taken; k++) taken = strcmp(made[k], out) == 0;
+        if (!taken) break;
+        snprintf(out, cap, "%.*s~%d%s", stem, base, n, base + stem);
+    }
+}
+
+static void make_children(job *j, const stage *st) {
+    run *r = j->run;
+    sl_doc *d = j->doc;
+    if (d->depth >= MAX_CHILD_DEPTH) {
+        char why[128];
+        snprintf(why, sizeof why, "documents nested more than %d deep inside each other", MAX_CHILD_DEPTH);
+        job_mark_failed(j, st, why);
+        return;
+    }
+    const char **made = calloc(d->nchildren, sizeof *made); /* arena strings */
+    if (!made) {
+        job_mark_failed(j, st, "out of memory for its children");
+        return;
+    }
+    size_t ulen = strlen(d->uri);
+    for (size_t i = 0; i < d->nchildren; i++) {
+        const sl_child *c = &d->children[i];
+        char name[CHILD_NAME_MAX + 16];
+        child_name(c->name, made, i, name, sizeof name);
+        made[i] = sl_arena_strdup(&d->arena, name);
+        char *uri = malloc(ulen + strlen(name) + 2);
+        job *k = calloc(1, sizeof *k);
+        sl_doc *cd = NULL;
+        if (uri && k && made[i]) {
+            snprintf(uri, ulen + strlen(name) + 2, "%s#%s", d->uri, name);
+            cd = sl_doc_new(uri, NULL);
+        }
+        free(uri);
+        if (!cd) {
+            free(k);
+            job_mark_failed(j, st, "out of memory for its children");
+            break;
+        }
+        sl_doc_set_data(cd, c->data, c->len); /* the parent's arena: it outlives the child */
+        const char *media = c->media_type;
+        if (!media || strcmp(media, "application/octet-stream") == 0) media = sl_media_type_for_path(name);
+        sl_doc_set_media_type(cd, media);
+        sl_doc_set_run_id(cd, r->run_id);
+        sl_doc_meta_set(cd, "parent", d->uri);
+        sl_doc_set_child_limits(cd, (uint32_t)r->rt->set.max_children, r->rt->set.max_child_bytes);
+        cd->depth = d->depth + 1;
+        k->run = r;
+        k->doc = cd;
+        k->state = JOB_NEW;
+        k->parent = j;
+        k->raw = c->len > JOB_MIN_RAW ? c->len : JOB_MIN_RAW;
+        j->children_left++;
+        r->rep->children++;
+        if (r->child_tail)
+            r->child_tail->next_child = k;
+        else
+            r->child_head = k;
+        r->child_tail = k;
+    }
+    free(made);
+}
+
+void op_done_parse(unit *u, int rc, const char *msg) {
+    job *j = u->job;
+    sl_doc *d = j->doc;
+    if (d->child_refusal) /* the core's reason, whatever the parser answered */
+        job_mark_failed(j, u->st, d->child_refusal);
+    else if (rc >= 0 && d->nchildren)
+        make_children(j, u->st);
+    run *r = u->st->run;
+    op_done_doc(u, rc, msg); /* may end the job, and u with it (its own step unit) */
+    /* children wait in the queue: admit them (after the parent moved on) */
+    job_admit(r);
+}
+
+/* A child ended: the last one wakes its parent, at its store step or at
+ * its end. */
+static void child_ended(job *parent, job_state end) {
+    SL_INVARIANT(parent->children_left > 0);
+    if (end == JOB_FAILED) parent->children_incomplete = 1;
+    if (--parent->children_left > 0 || !parent->waiting) return;
+    run *r = parent->run;
+    int waited = parent->waiting;
+    parent->waiting = 0;
+    SL_INVARIANT(r->parents_waiting > 0);
+    r->parents_waiting--;
+    if (waited == 2) {
+        job_end(parent, parent->end_when_done);
+        return;
+    }
+    if (parent->children_incomplete) {
+        /* no route's fingerprint ends in 'p': the next run parses it again */
+        parent->doc->fingerprint[31] = 'p';
+        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL,
+                   "%s: stored, but a document inside it failed: the next run parses it again",
+                   sl_doc_uri(parent->doc));
+    }
+    job_enter_step(parent);
+}
+
+/* A child that never ran (the run is stopping) fails, and tells its parent. */
+static void drop_children(run *r) {
+    while (r->child_head) {
+        job *k = r->child_head;
+        r->child_head = k->next_child;
+        if (!r->child_head) r->child_tail = NULL;
+        r->rep->failed++;
+        sl_report_add_failure(r->rep, sl_doc_uri(k->doc), "read", "not processed: the run was stopped");
+        job *parent = k->parent;
+        sl_doc_free(k->doc);
+        free(k);
+        child_ended(parent, JOB_FAILED);
+    }
+}
+
 /* --- admission --- */
 
-static void job_start(run *r, const char *path, const char *error, uint64_t raw) {
+/* Picks the job's route by its media type and enters its first step. A
+ * type no route takes sends the content to be looked at (media.h); still
+ * none: a PATH named on the command line fails with the reason, a file
+ * found in a folder or inside a document is skipped and counted by its
+ * extension (never silently). */
+static void job_begin(job *j, const char *error, int named) {
+    run *r = j->run;
+    sl_doc *doc = j->doc;
+    r->docs_inflight++;
+    r->raw_inflight += j->raw;
+    sl_doc_set_run_id(doc, r->run_id);
+    const char *media = sl_doc_media_type(doc);
+    const sl_route *route = error ? NULL : sl_runtime_route_for(r->rt, media);
+    if (!error && !route) {
+        const char *content = NULL, *b;
+        if (doc->path)
+            b = sl_media_believe_file(doc->path, media, &content);
+        else
+            b = sl_media_believe(media, doc->data, doc->len, &content);
+        if (content) {
+            sl_report_add_detection(r->rep, sl_doc_uri(doc), media, content, b);
+            sl_doc_set_media_type(doc, b);
+            media = sl_doc_media_type(doc);
+            route = sl_runtime_route_for(r->rt, media);
+        }
+    }
+    if (error || (!route && named)) {
+        char why[256];
+        if (!error)
+            snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)",
+                     media);
+        job_mark_failed(j, r->read, error ? error : why);
+        job_end(j, JOB_FAILED);
+        return;
+    }
+    if (!route) {
+        j->no_route = 1;
+        job_end(j, JOB_SKIPPED);
+        return;
+    }
+    j->route = (size_t)(route - r->rt->routes);
+    sl_doc_set_fingerprint(doc, route->fingerprint);
+    sl_doc_set_child_limits(doc, (uint32_t)r->rt->set.max_children, r->rt->set.max_child_bytes);
+    j->step = 0;
+    job_enter_step(j);
+}
+
+static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named) {
     job *j = calloc(1, sizeof *j);
     sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
     if (!doc) {
@@ -291,64 +545,82 @@ static void job_start(run *r, const char *path, const char *error, uint64_t raw)
     j->run = r;
     j->doc = doc;
     j->state = JOB_NEW;
-    r->docs_inflight++;
     j->raw = raw;
-    r->raw_inflight += raw;
+    sl_doc_set_media_type(doc, sl_media_type_for_path(path));
+    job_begin(j, error, named);
+}
+
+/* A file in a folder outside [sluice] include: counted, by whether a route
+ * would take it (by its name; its content is not read). */
+static void count_outside(run *r, const char *path) {
     const char *media = sl_media_type_for_path(path);
-    sl_doc_set_media_type(doc, media);
-    sl_doc_set_run_id(doc, r->run_id);
-    const sl_route *route = error ? NULL : sl_runtime_route_for(r->rt, media);
-    if (error || !route) {
-        char why[256];
-        if (!error)
-            snprintf(why, sizeof why, "no route for media type %s (add it to a [route.*] section's media)",
-                     media);
-        job_mark_failed(j, r->read, error ? error : why);
-        job_end(j, JOB_FAILED);
-        return;
+    int routed = sl_runtime_route_for(r->rt, media) != NULL;
+    sl_report_count_ext(routed ? &r->rep->not_included : &r->rep->no_route, path);
+    sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s: skipped, %s", path,
+               routed ? "outside [sluice] include" : "no route for its name's type");
+}
+
+/* Whether a document of raw bytes may start now: the documents in flight
+ * that do more than wait for their children, by count and memory budget
+ * (what they will hold at the expansion, and what they hold now). One
+ * always may when none is active. */
+static int fits(run *r, uint64_t raw) {
+    size_t active = r->docs_inflight - r->parents_waiting;
+    double want = (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
+    uint64_t held = run_held(r);
+    if (active > 0 && active >= r->max_docs) return 0;
+    if (active > 0 &&
+        (want > (double)r->budget || held + (uint64_t)((double)raw * r->expand) + JOB_OVERHEAD > r->budget)) {
+        if (!r->budget_wait_since) r->budget_wait_since = sl_now_ns();
+        return 0;
     }
-    j->route = (size_t)(route - r->rt->routes);
-    sl_doc_set_fingerprint(doc, route->fingerprint);
-    j->step = 0;
-    job_enter_step(j);
+    if (r->budget_wait_since) {
+        r->budget_wait_ns += sl_now_ns() - r->budget_wait_since;
+        r->budget_wait_since = 0;
+    }
+    return 1;
 }
 
 void job_admit(run *r) {
     /* a job that ends at once admits again: the outer loop carries on */
     if (r->admitting) return;
     r->admitting = 1;
-    while (!r->stopping && !r->walk_done) {
+    SL_INVARIANT(r->docs_inflight >= r->parents_waiting);
+    while (!r->stopping) {
+        /* children first: their parents are in flight, waiting for them */
+        if (r->child_head) {
+            job *k = r->child_head;
+            if (!fits(r, k->raw)) break;
+            r->child_head = k->next_child;
+            if (!r->child_head) r->child_tail = NULL;
+            k->next_child = NULL;
+            job_begin(k, NULL, 0);
+            continue;
+        }
+        if (r->walk_done) break;
         if (!r->have_next) {
             sl_walk_entry e;
             if (sl_walk_next(r->walk, &e) != 1) {
                 r->walk_done = 1;
                 break;
             }
+            if (e.outside) {
+                count_outside(r, e.path);
+                continue;
+            }
             free(r->next_path);
             free(r->next_error);
             r->next_path = strdup(e.path);
             r->next_error = e.error ? strdup(e.error) : NULL;
             r->next_size = e.size;
+            r->next_named = e.named;
             r->have_next = 1;
         }
-        /* what the documents in flight and this one will hold at their
-         * expansion, and, beside it, what they hold now */
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
-        double want =
-            (double)(r->raw_inflight + raw) * r->expand + (double)(r->docs_inflight + 1) * JOB_OVERHEAD;
-        uint64_t held = run_held(r);
-        if (r->docs_inflight > 0 && r->docs_inflight >= r->max_docs) break;
-        if (r->docs_inflight > 0 && (want > (double)r->budget ||
-                                     held + (uint64_t)((double)raw * r->expand) + JOB_OVERHEAD > r->budget)) {
-            if (!r->budget_wait_since) r->budget_wait_since = sl_now_ns();
-            break;
-        }
-        if (r->budget_wait_since) {
-            r->budget_wait_ns += sl_now_ns() - r->budget_wait_since;
-            r->budget_wait_since = 0;
-        }
+        if (!fits(r, raw)) break;
         r->have_next = 0;
-        job_start(r, r->next_path, r->next_error, raw);
+        job_start(r, r->next_path, r->next_error, raw, r->next_named);
     }
+    if (r->stopping) drop_children(r);
     r->admitting = 0;
 }

@@ -7,19 +7,41 @@
 
 #include "document.h"
 #include "loop.h"
+#include "media.h"
 #include "scheduler.h"
 
 /* --- how each operation is invoked --- */
 
+/* Reads the file (a child's bytes are there already) and looks at its
+ * first bytes where they may not be what the name says (media.h); the loop
+ * thread then believes them (job.c, op_done_read). */
 static int do_read(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
-    char err[512];
-    int rc = sl_doc_load(a->doc, a->max_file_size, err, sizeof err);
-    return rc ? sl_fail(call, rc, "%s", err) : 0;
+    sl_doc *doc = a->doc;
+    if (doc->path) {
+        char err[512];
+        int rc = sl_doc_load(doc, a->max_file_size, err, sizeof err);
+        if (rc) return sl_fail(call, rc, "%s", err);
+    } else if (doc->len > a->max_file_size) {
+        return sl_fail(call, SL_EBADINPUT, "%zu bytes, larger than max_file_size (%llu bytes)", doc->len,
+                       (unsigned long long)a->max_file_size);
+    }
+    const char *content;
+    doc->believed = sl_media_believe(doc->media_type, doc->data, doc->len, &content);
+    doc->detected = content;
+    return 0;
 }
 static int do_lookup(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
     return d->lookup(call, a->doc);
 }
-static int do_parse(sl_call *call, const sl_plugin *d, const sl_op_args *a) { return d->parse(call, a->doc); }
+static int do_parse(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
+    /* a retried parse starts its children again */
+    sl_doc *doc = a->doc;
+    doc->nchildren = 0;
+    doc->child_bytes = 0;
+    free(doc->child_refusal);
+    doc->child_refusal = NULL;
+    return d->parse(call, doc);
+}
 static int do_page(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
     if (a->docs) return d->pages(call, a->docs, a->pages, a->n);
     return d->page(call, a->doc, a->page);
@@ -45,11 +67,11 @@ static const sl_op ops[SL_OP_COUNT] = {
     /* id, name, role, stage suffix, unit, priority, isolatable, batchable, answers a count, invoke,
      * scheduler: start, done, prepare, release */
     [SL_OP_READ] = {SL_OP_READ, "read", 0, "", SL_UNIT_DOC, 1, false, false, false, do_read,
-                    DOC_OPS(op_start_doc, op_done_doc)},
+                    DOC_OPS(op_start_doc, op_done_read)},
     [SL_OP_LOOKUP] = {SL_OP_LOOKUP, "lookup", SL_ROLE_SINK, ".lookup", SL_UNIT_DOC, 2, false, false, true,
                       do_lookup, DOC_OPS(op_start_doc, op_done_lookup)},
     [SL_OP_PARSE] = {SL_OP_PARSE, "parse", SL_ROLE_PARSER, "", SL_UNIT_DOC, 3, true, false, false, do_parse,
-                     DOC_OPS(op_start_doc, op_done_doc)},
+                     DOC_OPS(op_start_doc, op_done_parse)},
     [SL_OP_PAGE] = {SL_OP_PAGE, "page", SL_ROLE_PAGE, "", SL_UNIT_PAGE, 4, true, true, false, do_page,
                     DOC_OPS(op_start_pages, op_done_page)},
     [SL_OP_CHUNK] = {SL_OP_CHUNK, "chunk", SL_ROLE_CHUNKER, "", SL_UNIT_DOC, 5, true, false, false, do_chunk,

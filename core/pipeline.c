@@ -86,7 +86,7 @@ static void stop_handles(run *r) {
 }
 
 void run_maybe_end(run *r) {
-    if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0) return;
+    if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0 || r->child_head) return;
     if (!r->walk_done && !r->stopping) return;
     if (!r->ending) {
         r->ending = 1;
@@ -128,6 +128,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL,
                "interrupted: finishing %zu documents in flight (interrupt again to stop at once)",
                r->docs_inflight);
+    job_admit(r); /* children not started yet fail now: their parents then finish */
     if (r->grace_open) uv_timer_start(&r->grace, grace_over, (uint64_t)r->rt->set.shutdown_grace_ms, 0);
     run_maybe_end(r);
 }
@@ -387,6 +388,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         rc = SL_ENOMEM;
     if (rc) rc = sl_ctx_error(rt->ctx, rc, "out of memory while planning the run");
     if (!rc) {
+        sl_walk_report_outside(r->walk); /* counted, never silent (job.c) */
         r->max_docs = max_documents(r);
         r->expand = initial_expand(r);
         r->meter.grew = meter_grew;

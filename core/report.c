@@ -47,6 +47,78 @@ void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, con
     f->reason = strdup(reason);
 }
 
+void sl_report_count_ext(sl_ext_counts *c, const char *path) {
+    const char *slash = strrchr(path, '/'), *hash = strrchr(path, '#');
+    const char *base = slash ? slash + 1 : path;
+    if (hash && hash + 1 > base) base = hash + 1; /* a child: its own name */
+    const char *dot = strrchr(base, '.');
+    char ext[24];
+    if (!dot || dot == base || strlen(dot) >= sizeof ext)
+        snprintf(ext, sizeof ext, "%s", dot && dot != base ? "(long)" : "(none)");
+    else
+        for (size_t i = 0; i < sizeof ext; i++) {
+            char ch = dot[i];
+            ext[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+            if (!ch) break;
+        }
+    c->total++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < c->n; i++)
+            if (strcmp(c->by_ext[i].ext, ext) == 0) {
+                c->by_ext[i].n++;
+                /* kept in order of count, most first (ties: first seen first) */
+                for (; i > 0 && c->by_ext[i - 1].n < c->by_ext[i].n; i--) {
+                    sl_ext_count t = c->by_ext[i - 1];
+                    c->by_ext[i - 1] = c->by_ext[i];
+                    c->by_ext[i] = t;
+                }
+                return;
+            }
+        if (c->n < SL_REPORT_MAX_EXTS) break;
+        snprintf(ext, sizeof ext, "(other)");
+    }
+    sl_ext_count *nv = realloc(c->by_ext, (c->n + 1) * sizeof *nv);
+    if (!nv) return;
+    c->by_ext = nv;
+    memcpy(nv[c->n].ext, ext, sizeof ext);
+    nv[c->n++].n = 1;
+}
+
+void sl_report_add_detection(sl_report *r, const char *uri, const char *named, const char *content,
+                             const char *believed) {
+    r->detected++;
+    if (r->ndetections >= SL_REPORT_MAX_DETECTIONS) return;
+    sl_detection *nd = realloc(r->detections, (r->ndetections + 1) * sizeof *nd);
+    if (!nd) return;
+    r->detections = nd;
+    sl_detection *d = &nd[r->ndetections++];
+    d->uri = strdup(uri);
+    d->named = strdup(named);
+    d->content = strdup(content);
+    d->believed = strdup(believed);
+}
+
+/* "skipped 3: 2 .xyz, 1 .bin — no route" */
+static void print_ext_counts(const sl_ext_counts *c, const char *what, const char *why, FILE *out) {
+    if (!c->total) return;
+    fprintf(out, "%s %llu:", what, (unsigned long long)c->total);
+    uint64_t rest = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (i < 12)
+            fprintf(out, "%s %llu %s", i ? "," : "", (unsigned long long)c->by_ext[i].n, c->by_ext[i].ext);
+        else
+            rest += c->by_ext[i].n;
+    if (rest) fprintf(out, ", %llu more in %zu other extensions", (unsigned long long)rest, c->n - 12);
+    fprintf(out, " \xe2\x80\x94 %s\n", why);
+}
+
+static json_t *ext_counts_json(const sl_ext_counts *c) {
+    json_t *by = json_object();
+    for (size_t i = 0; i < c->n; i++)
+        json_object_set_new(by, c->by_ext[i].ext, json_integer((json_int_t)c->by_ext[i].n));
+    return json_pack("{s:I, s:o}", "count", (json_int_t)c->total, "by_extension", by);
+}
+
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
 static const char *const batch_buckets[8] = {"1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65+"};
@@ -82,7 +154,20 @@ void sl_report_print(const sl_report *r, FILE *out) {
             (unsigned long long)r->total, (unsigned long long)r->stored, (unsigned long long)r->skipped,
             (unsigned long long)r->failed);
     if (r->pruned) fprintf(out, ", %llu pruned", (unsigned long long)r->pruned);
+    if (r->children) fprintf(out, " (%llu found inside documents)", (unsigned long long)r->children);
     fprintf(out, "\n");
+    print_ext_counts(&r->no_route, "skipped", "no route (-v lists them)", out);
+    print_ext_counts(&r->not_included, "not included", "outside [sluice] include (-v lists them)", out);
+    if (r->detected) {
+        fprintf(out, "detected by content (%llu):\n", (unsigned long long)r->detected);
+        for (size_t i = 0; i < r->ndetections; i++) {
+            const sl_detection *d = &r->detections[i];
+            fprintf(out, "  %s: named %s, content %s; believed the %s\n", d->uri, d->named, d->content,
+                    strcmp(d->believed, d->content) == 0 ? "content" : "name");
+        }
+        if (r->detected > r->ndetections)
+            fprintf(out, "  ... and %llu more\n", (unsigned long long)(r->detected - r->ndetections));
+    }
     fprintf(out,
             "chunks stored: %llu; read %.1f MB in %.2f s (%.1f docs/s, %.2f MB/s) on %d threads; peak RSS "
             "%.1f MB\n",
@@ -149,6 +234,7 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(docs, "skipped", json_integer((json_int_t)r->skipped));
     json_object_set_new(docs, "failed", json_integer((json_int_t)r->failed));
     json_object_set_new(docs, "pruned", json_integer((json_int_t)r->pruned));
+    json_object_set_new(docs, "children", json_integer((json_int_t)r->children));
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "bytes", json_integer((json_int_t)r->bytes));
     json_object_set_new(root, "chunks", json_integer((json_int_t)r->chunks));
@@ -207,6 +293,17 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_array_append_new(failed, o);
     }
     json_object_set_new(root, "failed", failed);
+    json_object_set_new(root, "no_route", ext_counts_json(&r->no_route));
+    json_object_set_new(root, "not_included", ext_counts_json(&r->not_included));
+    json_t *det = json_array();
+    for (size_t i = 0; i < r->ndetections; i++) {
+        const sl_detection *d = &r->detections[i];
+        json_t *uri = json_string(d->uri);
+        json_array_append_new(det,
+                              json_pack("{s:o, s:s, s:s, s:s}", "uri", uri ? uri : json_string("(not UTF-8)"),
+                                        "named", d->named, "content", d->content, "believed", d->believed));
+    }
+    json_object_set_new(root, "detected", det);
     json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
     if (r->fatal) json_object_set_new(root, "fatal", json_string(r->fatal_msg));
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -227,6 +324,15 @@ void sl_report_free(sl_report *r) {
         free(r->failures[i].reason);
     }
     free(r->failures);
+    free(r->no_route.by_ext);
+    free(r->not_included.by_ext);
+    for (size_t i = 0; i < r->ndetections; i++) {
+        free(r->detections[i].uri);
+        free(r->detections[i].named);
+        free(r->detections[i].content);
+        free(r->detections[i].believed);
+    }
+    free(r->detections);
     for (size_t i = 0; i < r->nproviders; i++) {
         free(r->providers[i]->name);
         free(r->providers[i]->plugin);

@@ -52,6 +52,28 @@ typedef struct sl_failure {
     char *reason;
 } sl_failure;
 
+/* Files left out, counted by extension (".xyz"; "(none)" without one). */
+typedef struct sl_ext_count {
+    char ext[24];
+    uint64_t n;
+} sl_ext_count;
+
+typedef struct sl_ext_counts {
+    uint64_t total;
+    sl_ext_count *by_ext; /* the first SL_REPORT_MAX_EXTS extensions; the rest as "(other)" */
+    size_t n;
+} sl_ext_counts;
+
+#define SL_REPORT_MAX_EXTS 64
+
+/* A document whose name and content disagreed, and the type believed. */
+typedef struct sl_detection {
+    char *uri;
+    char *named, *content, *believed;
+} sl_detection;
+
+#define SL_REPORT_MAX_DETECTIONS 10000
+
 /* Failures kept with their reasons; beyond this only counted. */
 #define SL_REPORT_MAX_FAILURES 100000
 
@@ -79,12 +101,23 @@ typedef struct sl_report {
     int interrupted;
     int fatal;
     char fatal_msg[1024];
+    /* files no route takes, and files in folders outside [sluice] include
+     * (neither is in total); documents made inside documents (children) */
+    sl_ext_counts no_route, not_included;
+    sl_detection *detections;
+    size_t ndetections;
+    uint64_t detected;
+    uint64_t children;
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);
 sl_provider_stats *sl_report_add_provider(sl_report *r, const char *name, const char *plugin);
 double sl_provider_cost(const sl_provider_stats *p);
 void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, const char *reason);
+/* Counts one file under its name's extension. */
+void sl_report_count_ext(sl_ext_counts *c, const char *path);
+void sl_report_add_detection(sl_report *r, const char *uri, const char *named, const char *content,
+                             const char *believed);
 void sl_report_print(const sl_report *r, FILE *out);
 int sl_report_write_json(const sl_report *r, FILE *out);
 void sl_report_free(sl_report *r);

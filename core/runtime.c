@@ -163,6 +163,22 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, worker_seccomp),
      NULL,
      {0}},
+    {"max_children",
+     SL_OPT_INT,
+     "1000",
+     "documents one document may hold (an email's attachments); past it the document fails",
+     0,
+     offsetof(sl_settings, max_children),
+     NULL,
+     {0}},
+    {"max_child_bytes",
+     SL_OPT_SIZE,
+     "64M",
+     "bytes of the documents one document holds, in all; past it the document fails",
+     0,
+     offsetof(sl_settings, max_child_bytes),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -203,7 +219,7 @@ static const struct {
     int64_t min, max;
 } settings_bounds[] = {
     {"threads", 0, 1024}, {"max_documents", 0, 100000000},        {"retries", 0, 1000},
-    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX},
+    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX}, {"max_children", 0, 1000000},
 };
 
 static int check_setting_bounds(sl_runtime *rt, const char *key, const char *where) {

@@ -43,6 +43,8 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
+    int64_t max_children;     /* documents a document may hold (email attachments) */
+    uint64_t max_child_bytes; /* their bytes in all */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

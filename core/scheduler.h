@@ -20,6 +20,13 @@
  *     or when the flush timer fires, armed whenever chunks are pending;
  *   - a document waiting for admission waits for bytes or a slot, freed only
  *     when a job finishes, which admits again;
+ *   - a child document (job.c, "children") waits in the run's child queue,
+ *     admitted first, and admission does not count the parents that only
+ *     wait for children: with none active a child always gets in, so a
+ *     parent never waits on a child it keeps out; a parent waiting (before
+ *     its store, or its end) is woken by its last child's end, each child
+ *     ending exactly once (stored, skipped, failed, or dropped when the run
+ *     stops);
  *   - a job waiting for its parts (pages, batches, summaries) is counted in
  *     job->parts and every part ends in job_part_done exactly once; when a
  *     job fails, the sweep timer pumps every queue, which ends its queued
@@ -231,6 +238,16 @@ struct sl_job {
      * longest part of each step; a summary in parts, its parts then their
      * combination), for the report's binding constraint */
     uint64_t chain_ns, step_busy_ns, sum_base_ns, sum_busy_ns;
+    /* children (documents found inside this one): a child knows its parent,
+     * which waits for it; a parent is stored, or ends, only after its last
+     * child ended (job.c, "children") */
+    job *parent;
+    job *next_child;         /* in the run's queue of children waiting for admission */
+    uint32_t children_left;  /* made and not yet ended */
+    int children_incomplete; /* one failed or was never processed */
+    int waiting;             /* 1: at its store step, 2: at its end, for children_left to reach 0 */
+    job_state end_when_done; /* the end it waits to take (waiting == 2) */
+    int no_route;            /* its content named a type no route takes: skipped, counted */
 };
 
 /* Starts as many documents as the limits allow. */
@@ -260,7 +277,9 @@ void op_done_doc(unit *u, int rc, const char *msg);
 void op_done_lookup(unit *u, int rc, const char *msg);
 void op_start_chunk(job *j, stage *st);
 void op_done_chunk(unit *u, int rc, const char *msg);
-void op_start_pages(job *j, stage *st); /* pages.c */
+void op_done_read(unit *u, int rc, const char *msg);  /* believes the content's type, maybe another route */
+void op_done_parse(unit *u, int rc, const char *msg); /* makes the children the parser found */
+void op_start_pages(job *j, stage *st);               /* pages.c */
 void op_done_page(unit *u, int rc, const char *msg);
 void op_start_embed(job *j, stage *st); /* batches.c */
 /* One chunk of j into the embedder's queue, its part already counted (a
@@ -313,6 +332,12 @@ struct run {
     int have_next, walk_done, admitting;
     char *next_path, *next_error;
     uint64_t next_size;
+    int next_named;
+    /* children made and not yet admitted (they go before new files), and
+     * the jobs in flight that only wait for their children: admission does
+     * not count them, so a parent never waits on a child it keeps out */
+    job *child_head, *child_tail;
+    size_t parents_waiting;
     int stopping, ending, ended;
     int prune_pending;
     uint64_t sweeps;  /* sweeps asked for (a job failed, a fatal error) */

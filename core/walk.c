@@ -25,6 +25,7 @@ struct sl_walk {
     frame *stack;
     size_t depth, cap;
     char *cur; /* the path handed out last */
+    int report_outside;
     char err[256];
 };
 
@@ -132,7 +133,11 @@ static void hand_out(sl_walk *w, sl_walk_entry *e, char *path, const char *error
     e->path = path;
     e->error = error;
     e->size = size;
+    e->named = w->depth == 0;
+    e->outside = 0;
 }
+
+void sl_walk_report_outside(sl_walk *w) { w->report_outside = 1; }
 
 int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
     for (;;) {
@@ -185,6 +190,11 @@ int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
             continue;
         }
         if (!matches(w->inc, w->ninc, name)) {
+            if (w->report_outside && S_ISREG(st.st_mode)) {
+                hand_out(w, e, path, NULL, (uint64_t)st.st_size);
+                e->outside = 1;
+                return 1;
+            }
             free(path);
             continue;
         }

@@ -21,11 +21,16 @@ typedef struct sl_walk_entry {
     const char *path;  /* valid until the next call */
     const char *error; /* NULL, or why this candidate cannot be read */
     uint64_t size;     /* st_size when known */
+    int named;         /* a PATH given on its own, not found in a folder */
+    int outside;       /* found in a folder but outside the include patterns (sl_walk_report_outside) */
 } sl_walk_entry;
 
 /* Patterns are space-separated lists ("*.md *.txt"). */
 int sl_walk_new(const char *const *roots, size_t nroots, const char *include, const char *exclude,
                 sl_walk **out);
+/* From now on, files in folders that match no include pattern are yielded
+ * too, with `outside` set, so a run can count what it left out. */
+void sl_walk_report_outside(sl_walk *w);
 /* 1 and *e filled for the next candidate, 0 at the end. */
 int sl_walk_next(sl_walk *w, sl_walk_entry *e);
 void sl_walk_free(sl_walk *w);

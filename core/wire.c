@@ -431,6 +431,19 @@ void sl_wire_put_doc(sl_wbuf *b, const sl_doc *doc, const sl_wire_sel *sel) {
         sl_wput_f32(b, g->score);
         for (int k = 0; k < 4; k++) sl_wput_f32(b, g->box[k]);
     }
+
+    /* children, all of them: the reader keeps those past its own count */
+    sl_wput_u32(b, doc->max_children);
+    sl_wput_u64(b, doc->max_child_bytes);
+    sl_wput_str(b, doc->child_refusal ? doc->child_refusal : "");
+    sl_wput_u32(b, (uint32_t)doc->nchildren);
+    for (size_t i = 0; i < doc->nchildren; i++) {
+        const sl_child *c = &doc->children[i];
+        sl_wput_str(b, c->name);
+        sl_wput_str(b, c->media_type ? c->media_type : "");
+        sl_wput_u64(b, c->len);
+        sl_wput(b, c->data, c->len);
+    }
 }
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
@@ -575,6 +588,29 @@ static int get_regions(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t er
     return 0;
 }
 
+static int get_children(sl_rbuf *r, sl_doc *doc, char *err, size_t errlen) {
+    uint32_t maxc = sl_rget_u32(r);
+    uint64_t maxb = sl_rget_u64(r);
+    const char *refusal = sl_rget_str(r, NULL);
+    uint32_t n = sl_rget_u32(r);
+    if (r->bad || !refusal) return BAD("child limits");
+    sl_doc_set_child_limits(doc, maxc, maxb);
+    if (*refusal && !doc->child_refusal && !(doc->child_refusal = strdup(refusal)))
+        return fail(err, errlen, SL_ENOMEM, "out of memory for a child's refusal");
+    if (n > maxc) return BAD("child count");
+    for (uint32_t i = 0; i < n; i++) {
+        const char *name = sl_rget_str(r, NULL), *media = sl_rget_str(r, NULL);
+        uint64_t len = sl_rget_u64(r);
+        if (r->bad || !name || !media || len > maxb) return BAD("child");
+        const void *data = sl_rget(r, (size_t)len);
+        if (!data && len) return BAD("child bytes");
+        if (i < doc->nchildren) continue; /* the reader's own, sent along */
+        if (sl_doc_put_child(doc, name, *media ? media : NULL, data, (size_t)len) < 0)
+            return fail(err, errlen, SL_ENOMEM, "out of memory for child %u", i);
+    }
+    return 0;
+}
+
 int sl_wire_get_doc(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t errlen) {
     uint32_t pages = sl_rget_u32(r);
     if (r->bad || pages > SL_WIRE_MAX_PAGES) return BAD("page count");
@@ -591,5 +627,6 @@ int sl_wire_get_doc(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t errle
     if (rc == 0) rc = get_chunks(r, doc, append, err, errlen);
     if (rc == 0) rc = get_images(r, doc, err, errlen);
     if (rc == 0) rc = get_regions(r, doc, append, err, errlen);
+    if (rc == 0) rc = get_children(r, doc, err, errlen);
     return rc;
 }

@@ -31,6 +31,8 @@ packages=(
     # parse-office, parse-epub; the format parsers' tests and benchmarks make
     # fixtures with pandoc, zip and python3, and pandoc is their reference
     libzip-dev libxml2-dev pandoc zip python3
+    # core: media detection by content; parse-email: .eml and mbox
+    libmagic-dev libgmime-3.0-dev
 )
 
 if [[ ${1:-} == --list ]]; then

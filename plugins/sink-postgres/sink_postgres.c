@@ -157,8 +157,16 @@ static int make_statements(sink *s) {
     s->sql[Q_COMMIT] = strdup("COMMIT");
     s->sql[Q_RUN] =
         format("INSERT INTO %s(run_id) VALUES ($1::bigint) ON CONFLICT (run_id) DO NOTHING", n->runs);
+    /* An unchanged document keeps the documents found inside it (uri
+     * PARENT#NAME, '$' follows '#'): they are not parsed again. A changed
+     * one is: its children mark themselves. */
     s->sql[Q_LOOKUP] = format(
-        "UPDATE %s SET seen_run = $2::bigint WHERE uri = $1 RETURNING hash, fingerprint", n->documents);
+        "WITH d AS (UPDATE %s SET seen_run = $2::bigint WHERE uri = $1 RETURNING hash, fingerprint),"
+        " k AS (UPDATE %s SET seen_run = $2::bigint WHERE uri COLLATE \"C\" >= ($1 || '#') COLLATE \"C\""
+        " AND uri COLLATE \"C\" < ($1 || '$') COLLATE \"C\""
+        " AND EXISTS (SELECT 1 FROM d WHERE d.hash = $3 AND d.fingerprint = $4) RETURNING 1)"
+        " SELECT hash, fingerprint FROM d",
+        n->documents, n->documents);
     s->sql[Q_UPSERT] = format(
         "INSERT INTO %s AS d(uri, hash, fingerprint, media_type, bytes, title, metadata, chunk_count,"
         " stored_at, stored_run, seen_run)"
@@ -182,11 +190,13 @@ static int make_statements(sink *s) {
                n->chunks, s->schema.pgvector ? "::vector" : "", n->documents);
     /* Under a root: the root itself, or [root/, root0): '0' follows '/',
      * and uri compares bytewise (COLLATE "C"), so the range is exactly
-     * "starts with root/"; no LIKE, nothing to escape. */
+     * "starts with root/"; no LIKE, nothing to escape. And the documents
+     * found inside the root ([root#, root$)). */
     s->sql[Q_PRUNE] = format(
         "WITH gone AS (DELETE FROM %s AS d WHERE (d.seen_run IS NULL OR d.seen_run <> $1::bigint)"
         " AND EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[]) AS r(root, lo, hi)"
-        " WHERE d.uri = r.root COLLATE \"C\" OR (d.uri >= r.lo COLLATE \"C\" AND d.uri < r.hi COLLATE \"C\"))"
+        " WHERE d.uri = r.root COLLATE \"C\" OR (d.uri >= r.lo COLLATE \"C\" AND d.uri < r.hi COLLATE \"C\")"
+        " OR (d.uri >= (r.root || '#') COLLATE \"C\" AND d.uri < (r.root || '$') COLLATE \"C\"))"
         " RETURNING 1),"
         " n AS (SELECT count(*) AS n FROM gone),"
         " rec AS (INSERT INTO %s AS r(run_id, pruned, pruned_at) SELECT $1::bigint, n, now() FROM n"
@@ -491,10 +501,12 @@ static int lookup(sl_call *call, sl_doc *doc) {
     op->on_end = record_run_end;
     add_run_record(s, op, sl_doc_run_id(doc));
     lc->stmt = op->nstmts;
-    pg_stmt *st = pg_op_stmt(op, s->sql[Q_LOOKUP], 2);
+    pg_stmt *st = pg_op_stmt(op, s->sql[Q_LOOKUP], 4);
     if (st) {
         pg_stmt_text(st, 0, uri);
         pg_stmt_text(st, 1, num(op, (long long)sl_doc_run_id(doc)));
+        pg_stmt_text(st, 2, sl_doc_hash(doc));
+        pg_stmt_text(st, 3, sl_doc_fingerprint(doc));
     }
     if (!st || !st->values[1]) pg_op_fail(op, SL_ENOMEM, "lookup '%s': out of memory", uri);
     return pg_pool_submit(s->pool, op);

@@ -502,8 +502,11 @@ static int lookup(sl_call *call, sl_doc *doc) {
     reader_put(call, s);
     if (rc < 0) return rc;
     /* A stored document whose file is still there is kept by prune, even
-     * if it is skipped or its new version fails. */
-    if (answer != SL_LOOKUP_MISSING && writer_mark_seen(s->w, uri, sl_doc_run_id(doc)))
+     * if it is skipped or its new version fails. An unchanged one keeps the
+     * documents found inside it (PARENT#NAME): they are not parsed again.
+     * A changed one is parsed again: its children mark themselves. */
+    if (answer != SL_LOOKUP_MISSING &&
+        writer_mark_seen(s->w, uri, sl_doc_run_id(doc), answer == SL_LOOKUP_UNCHANGED))
         return sl_fail(call, SL_ENOMEM, "lookup '%s': out of memory", uri);
     return answer;
 }

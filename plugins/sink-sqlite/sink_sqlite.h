@@ -69,7 +69,7 @@ int writer_store(writer *w, sl_call *call, sl_doc *doc);
 /* Queues "seen in run `run`" for a stored uri; written with the next
  * transaction, and always before prune deletes anything. Thread-safe, and
  * never waits for a write. */
-int writer_mark_seen(writer *w, const char *uri, uint64_t run);
+int writer_mark_seen(writer *w, const char *uri, uint64_t run, bool children);
 /* On the writer thread, after every document queued before it: in one
  * transaction, applies every queued seen-mark and removes the documents
  * under roots not seen in run_id. Waits for it; the number removed, or a

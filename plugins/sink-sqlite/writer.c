@@ -61,6 +61,7 @@ enum {
     W_DELETE_CHUNKS,
     W_INSERT_CHUNK,
     W_MARK_SEEN,
+    W_MARK_CHILDREN,
     W_PRUNE,
     W_COUNT
 };
@@ -84,10 +85,14 @@ static const char *const statements[W_COUNT] = {
     [W_INSERT_CHUNK] = "INSERT INTO chunks(doc_id, ordinal, text, heading, page, line, summary, dim, vector)"
                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [W_MARK_SEEN] = "UPDATE documents SET seen_run = ?2 WHERE uri = ?1",
+    /* the documents found inside it (uri PARENT#NAME): '$' follows '#' */
+    [W_MARK_CHILDREN] = "UPDATE documents SET seen_run = ?2 WHERE uri >= (?1 || '#') AND uri < (?1 || '$')",
     /* Under a root: the root itself, or [root/, root0): '0' follows '/', and
      * uri compares bytewise, so this range is exactly "starts with root/"
-     * and it walks the uri index; no LIKE, nothing to escape. */
-    [W_PRUNE] = "DELETE FROM documents WHERE (uri = ?1 OR (uri >= ?2 AND uri < ?3))"
+     * and it walks the uri index; no LIKE, nothing to escape. And the
+     * documents found inside the root ([root#, root$)). */
+    [W_PRUNE] = "DELETE FROM documents WHERE (uri = ?1 OR (uri >= ?2 AND uri < ?3)"
+                " OR (uri >= (?1 || '#') AND uri < (?1 || '$')))"
                 " AND (seen_run IS NULL OR seen_run <> ?4)",
 };
 
@@ -119,6 +124,7 @@ typedef struct items {
 typedef struct mark {
     struct mark *next;
     uint64_t run;
+    bool children; /* its children too: it is unchanged, so they are */
     char uri[];
 } mark;
 
@@ -240,12 +246,13 @@ static void free_marks(marks *m) {
     memset(m, 0, sizeof *m);
 }
 
-int writer_mark_seen(writer *w, const char *uri, uint64_t run) {
+int writer_mark_seen(writer *w, const char *uri, uint64_t run, bool children) {
     size_t len = strlen(uri);
     mark *k = malloc(sizeof *k + len + 1);
     if (!k) return SL_ENOMEM;
     k->next = NULL;
     k->run = run;
+    k->children = children;
     memcpy(k->uri, uri, len + 1);
     pthread_mutex_lock(&w->mu);
     if (w->queued.tail)
@@ -442,12 +449,18 @@ static int apply_marks(writer *w, const marks *m, bool savepoint) {
     if (!m->n) return SQLITE_OK;
     int rc = savepoint ? exec_st(w, W_SAVEPOINT) : SQLITE_OK;
     sqlite3_stmt *st = w->st[W_MARK_SEEN];
+    sqlite3_stmt *kids = w->st[W_MARK_CHILDREN];
     for (const mark *k = m->head; rc == SQLITE_OK && k; k = k->next) {
         sqlite3_bind_text(st, 1, k->uri, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)k->run);
         rc = conn_exec(&w->c, st);
+        if (rc != SQLITE_OK || !k->children) continue;
+        sqlite3_bind_text(kids, 1, k->uri, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(kids, 2, (sqlite3_int64)k->run);
+        rc = conn_exec(&w->c, kids);
     }
     sqlite3_clear_bindings(st);
+    sqlite3_clear_bindings(kids);
     if (savepoint) {
         if (rc == SQLITE_OK)
             rc = exec_st(w, W_RELEASE);

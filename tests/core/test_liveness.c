@@ -143,6 +143,17 @@ static const char ini_rerun[] =
     SLUICE "max_documents = 8\n" ROUTE_MD("embedder") ROUTE_PAGED("embedder") MARKDOWN PAGED OCR CHUNKER("0")
         EMBEDDER("embedder", "20") "max_concurrency = @MC@\n" BREAKER("3", "2ms") STORE;
 
+/* every paged document holds three children, found by its parser in a
+ * worker process; a parent waits for its children before its store (or
+ * its end), and admission, at 1-3 documents in flight and a small budget,
+ * must let its children in */
+static const char ini_children[] =
+    SLUICE "max_documents = @MAXDOCS@\nmemory_budget = 64K\nworkers = 2\n" ROUTE_PAGED("embedder")
+        JITTER("parse", "parse") "bad_text = GARBLED\nchildren = 3\nisolated = true\n" JITTER(
+            "render", "page") "tag = render\n" OCR CHUNKER("0")
+            EMBEDDER("embedder", "10") "max_concurrency = @MC@\n" BREAKER("3", "2ms") STORE;
+#define CHILD_CHUNKS 3 /* a child: one paragraph, one page through two page stages */
+
 #define MD_ALL (BIT(MK_EMBED) | BIT(MK_LLM) | BIT(MK_CHUNK))
 #define PAGED_ALL ((1u << NMARKERS) - 1)
 
@@ -155,6 +166,7 @@ typedef struct config {
     const char *retried;         /* stages that must have retried (space-separated) */
     const char *fallbacks;       /* providers that must have taken calls */
     int rerun;                   /* run again after changing a third of the documents */
+    int children;                /* each document's children (ini: parse children =) */
 } config;
 
 static const config configs[] = {
@@ -236,6 +248,13 @@ static const config configs[] = {
      .pg_marks = BIT(MK_PAGE) | BIT(MK_EMBED),
      .retried = "embedder",
      .rerun = 1},
+    {.name = "children",
+     .about = "three children per document from an isolated parser, 1-3 documents in flight, a 64K budget",
+     .ini = ini_children,
+     .paged = 60,
+     .pg_marks = PAGED_ALL & ~BIT(MK_LLM),
+     .retried = "ocr embedder",
+     .children = 3},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 
@@ -372,11 +391,23 @@ static int doc_index(const char *uri, const char *corpus, int n) {
     size_t cl = strlen(corpus);
     int i;
     char ext[8];
-    if (strncmp(uri, corpus, cl) != 0 || uri[cl] != '/') return -1;
+    if (strncmp(uri, corpus, cl) != 0 || uri[cl] != '/' || strchr(uri, '#')) return -1;
     if (sscanf(uri + cl + 1, "doc%4d.%7s", &i, ext) != 2 && sscanf(uri + cl + 1, "page%4d.%7s", &i, ext) != 2)
         return -1;
     return i >= 0 && i < n ? i : -1;
 }
+
+/* The parent of a child's URI ("corpus/page0003.txt#child-1.txt"), or -1. */
+static int parent_index(const char *uri, const char *corpus, int n) {
+    const char *hash = strchr(uri, '#');
+    if (!hash) return -1;
+    char parent[900];
+    snprintf(parent, sizeof parent, "%.*s", (int)(hash - uri), uri);
+    return doc_index(parent, corpus, n);
+}
+
+/* Children a document's parse makes: none when its parser refuses it. */
+static int children_of(const config *c, const docinfo *d) { return d->marker == MK_PARSE ? 0 : c->children; }
 
 /* Problems found in a round: the first few are told, all are counted. */
 static int problems;
@@ -399,6 +430,14 @@ static void check_store(const char *db, const char *corpus, const docinfo *d, in
         int i = doc_index(uri, corpus, n);
         int count = sqlite3_column_int(q, 2);
         chunks += count;
+        int p = parent_index(uri, corpus, n);
+        if (p >= 0) {
+            if (!children_of(c, &d[p]) || count != CHILD_CHUNKS || sqlite3_column_int(q, 1) != CHILD_CHUNKS ||
+                sqlite3_column_int(q, 3) != count)
+                PROBLEM("store: child %s: %d chunks, its parent %s children\n", uri, count,
+                        children_of(c, &d[p]) ? "has" : "has no");
+            continue;
+        }
         if (i < 0 || d[i].marker >= 0 || seen[i]++) {
             PROBLEM("store: %s should not be there (marked, unknown or twice)\n", uri);
             continue;
@@ -418,6 +457,8 @@ static void check_store(const char *db, const char *corpus, const docinfo *d, in
     for (int i = 0; i < n; i++) {
         want_rows += d[i].marker < 0;
         want_chunks += d[i].marker < 0 ? d[i].chunks : 0;
+        want_rows += children_of(c, &d[i]);
+        want_chunks += children_of(c, &d[i]) * CHILD_CHUNKS;
     }
     CHECK_INT(rows, want_rows);
     CHECK_INT(chunks, want_chunks);
@@ -468,10 +509,11 @@ static void change_some(const char *corpus, docinfo *d, int n) {
  * what must hold after it. 0 when the run completed. */
 static int run_pass(const config *c, const char *ini, const char *rdir, const char *corpus, const char *db,
                     const docinfo *d, int n, int pass) {
-    int marked = 0, skipped = 0;
+    int marked = 0, skipped = 0, kids = 0;
     for (int i = 0; i < n; i++) {
         marked += d[i].marker >= 0;
         skipped += pass && d[i].marker < 0 && !d[i].changed;
+        kids += children_of(c, &d[i]); /* (no configuration with children runs twice) */
     }
     sl_ctx *ctx = sl_ctx_new();
     sl_ctx_set_global(ctx);
@@ -492,13 +534,15 @@ static int run_pass(const config *c, const char *ini, const char *rdir, const ch
     CHECK_INT(rc, 0);
     CHECK_INT(rep.fatal, 0);
     CHECK_INT(rep.interrupted, 0);
-    CHECK_INT(rep.total, n);
+    CHECK_INT(rep.total, n + kids);
+    CHECK_INT(rep.children, kids);
     CHECK_INT(rep.skipped, skipped);
-    CHECK_INT(rep.stored, n - marked - skipped);
+    CHECK_INT(rep.stored, n - marked - skipped + kids);
     CHECK_INT(rep.failed, marked);
     CHECK_INT(rep.nfailures, rep.failed);
     long stored_chunks = 0;
     for (int i = 0; i < n; i++) stored_chunks += d[i].marker < 0 && (!pass || d[i].changed) ? d[i].chunks : 0;
+    stored_chunks += (long)kids * CHILD_CHUNKS;
     CHECK_INT(rep.chunks, stored_chunks);
     problems = 0;
     for (size_t i = 0; i < rep.nfailures; i++) {

@@ -148,6 +148,26 @@ SL_EXPORT size_t sl_doc_region_count(const sl_doc *doc);
 SL_EXPORT int sl_doc_region(const sl_doc *doc, size_t i, uint32_t *page, const char **label, float *score,
                             float box[4]);
 
+/* --- child documents (ABI 1.3): documents found inside a document --- */
+
+/* Hands the core a document found inside this one (an email's attachment,
+ * an archive's member), from a parser's parse callback. The bytes are
+ * copied; `name` is the child's name inside its parent (a file name: the
+ * core makes it safe and unique, and the child's uri is PARENT_URI#NAME);
+ * `media_type` NULL lets the core pick it from the name and the content.
+ * Once the parent's parse succeeds, each child becomes a document of its
+ * own, routed by its media type through its own route, stored with the
+ * metadata key "parent" naming the parent's uri; the parent is stored
+ * after its children ended. Returns the child's index, SL_EINVAL for a
+ * missing name or bytes, SL_ENOMEM, or SL_EBADINPUT once the document has
+ * more children or child bytes than [sluice] max_children and
+ * max_child_bytes allow: the document then fails with that reason (never
+ * stored with part of its children), whatever the parser answers. */
+SL_EXPORT int sl_doc_add_child(sl_doc *doc, const char *name, const char *media_type, const void *data,
+                               size_t len);
+/* Children added so far. */
+SL_EXPORT size_t sl_doc_child_count(const sl_doc *doc);
+
 /* --- query results (sinks) --- */
 
 /* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */

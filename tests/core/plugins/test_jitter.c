@@ -3,7 +3,9 @@
  *
  *   test-jitter-parse (JITTER_PARSE): a cpu parser of text/plain whose first
  *     line is "pages N" (N may be 0): the document gets N pages and one
- *     paragraph element per blank-line-separated block after that line.
+ *     paragraph element per blank-line-separated block after that line, and
+ *     `children` child documents ("pages 1" and one paragraph) when it is
+ *     no child itself.
  *   test-jitter-page (JITTER_PAGE): a cpu page stage that adds the element
  *     "TAG page P" on page P.
  *   test-jitter-chunk (JITTER_CHUNK): a cpu chunker, one chunk per element.
@@ -51,6 +53,7 @@ typedef struct conf {
     const char *model;
     int64_t usage;
     int64_t usage_first;
+    int64_t children;
 } conf;
 
 typedef struct state {
@@ -77,6 +80,8 @@ static const sl_option options[] = {
         usage),
     OPT("usage_first", SL_OPT_INT, "0", "io: input tokens reported by the instance's first call",
         usage_first),
+    OPT("children", SL_OPT_INT, "0", "parser: documents found inside each document that is no child itself",
+        children),
     {0},
 };
 
@@ -158,6 +163,15 @@ static int parse(sl_call *call, sl_doc *doc) {
         if (l && sl_doc_add_element(doc, SL_EL_PARAGRAPH, p, l) < 0)
             return sl_fail(call, SL_ENOMEM, "out of memory");
         p = q;
+    }
+    /* children: "pages 1" documents of one paragraph, routed as text/plain */
+    for (int64_t k = 0; k < s->c.children && !strchr(sl_doc_uri(doc), '#'); k++) {
+        char child[256], name[32];
+        int cl = snprintf(child, sizeof child, "pages 1\n\nnested child %lld of %s.\n", (long long)k,
+                          sl_doc_uri(doc));
+        snprintf(name, sizeof name, "child-%lld.txt", (long long)k);
+        if (sl_doc_add_child(doc, name, k % 2 ? "text/plain" : NULL, child, (size_t)cl) < 0)
+            return sl_fail(call, SL_EBADINPUT, "child %lld refused", (long long)k);
     }
     return 0;
 }
