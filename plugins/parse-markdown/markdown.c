@@ -262,6 +262,8 @@ static int close_element(walker *w) {
     int rc = sl_elem_set_page(doc, idx, 1);
     if (!rc && type == SL_EL_HEADING) rc = sl_elem_set_level(doc, idx, w->level);
     if (!rc && type == SL_EL_CODE && w->lang.len) rc = sl_elem_set_attr(doc, idx, "lang", w->lang.p);
+    /* a GitHub table always opens with its header row */
+    if (!rc && type == SL_EL_TABLE) rc = sl_elem_set_attr(doc, idx, "header", "1");
     if (!rc && w->first) {
         size_t off = (size_t)(w->first - w->data);
         uint32_t line = line_at(w, off);

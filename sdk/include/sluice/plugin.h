@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 2
+#define SL_ABI_MINOR 3
 
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
