@@ -470,6 +470,7 @@ static int add_table(chunker *c, const char *s, size_t n, bool header, const ori
     if (!n) return 0;
     int rc = add_whole(c, s, n, count_units(s, n), true, o);
     if (rc <= 0) return rc;
+    rc = 0;
     size_t pos = 0, hn = 0, hu = 0, rn;
     const char *hdr = NULL, *row;
     if (header && next_line(s, n, &pos, &hdr, &hn)) {
