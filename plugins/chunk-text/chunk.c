@@ -185,7 +185,8 @@ typedef struct chunker {
     buf heads[7]; /* the heading path: text of the last heading of each level 1..6 */
     buf path;
     buf attr;  /* an attribute's value being built */
-    buf joined; /* a unit of several elements, joined */
+    buf joined; /* a unit of several elements, joined; or a piece of a row */
+    buf piece;  /* a piece of a row under its header cells */
 } chunker;
 
 static void drop(chunker *c) {
@@ -392,25 +393,17 @@ static bool next_line(const char *s, size_t n, size_t *pos, const char **line, s
     return true;
 }
 
-/* Cell k of a row ("a | b | c"): start and length; false past the last. */
-static bool cell_at(const char *row, size_t n, size_t k, const char **cell, size_t *len) {
-    size_t i = 0;
-    for (;; k--) {
-        const char *sep = NULL;
-        for (size_t j = i; j + 3 <= n; j++)
-            if (row[j] == ' ' && row[j + 1] == '|' && row[j + 2] == ' ') {
-                sep = row + j;
-                break;
-            }
-        size_t end = sep ? (size_t)(sep - row) : n;
-        if (!k) {
-            *cell = row + i;
-            *len = end - i;
-            return true;
-        }
-        if (!sep) return false;
-        i = end + 3;
-    }
+/* The cell of a row ("a | b | c") at *pos, and *pos moved past it; false
+ * past the last cell. */
+static bool next_cell(const char *row, size_t n, size_t *pos, const char **cell, size_t *len) {
+    if (*pos > n) return false;
+    size_t j = *pos;
+    while (j + 3 <= n && !(row[j] == ' ' && row[j + 1] == '|' && row[j + 2] == ' ')) j++;
+    if (j + 3 > n) j = n;
+    *cell = row + *pos;
+    *len = j - *pos;
+    *pos = j < n ? j + 3 : n + 1;
+    return true;
 }
 
 /* Ends a part: emitted, and nothing carried into the next. */
@@ -421,43 +414,56 @@ static int end_part(chunker *c) {
 }
 
 /* A row too long for a part: cut at cell boundaries into pieces of
- * consecutive cells, each under the header cells of the same columns when
- * they fit beside them (a narrow table of its own), else without; a cell
- * too long for a chunk alone is cut as text. Each piece is a chunk. */
+ * consecutive cells, each a chunk under the header cells of the same
+ * columns when they fit beside them (a narrow table of its own), else
+ * without; a cell too long for a chunk alone is cut as text. One pass over
+ * the row; the header's cells are listed once. */
 static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr, size_t hn, const origin *o) {
     int rc = end_part(c);
-    buf *b = &c->joined;
-    const char *cell, *hc;
-    size_t len, hl;
-    for (size_t k = 0; !rc && cell_at(row, rn, k, &cell, &len);) {
-        /* the most cells from k that fit, with their header cells */
-        size_t cells = 0, hunits = 0, units = 0, take = 0;
-        bool with_head = hn > 0;
-        for (size_t j = k; cell_at(row, rn, j, &cell, &len); j++) {
-            size_t cu = count_units(cell, len) + (j > k ? 3 : 0);
-            size_t hu = hn && cell_at(hdr, hn, j, &hc, &hl) ? count_units(hc, hl) + (j > k ? 3 : 0) : 0;
+    sl_text *hcells = NULL;
+    size_t nh = 0, hpos = 0;
+    if (hn) {
+        hcells = malloc((hn / 3 + 2) * sizeof *hcells); /* a cell and its " | " take 3 bytes or more */
+        if (!hcells) return SL_ENOMEM;
+        while (next_cell(hdr, hn, &hpos, &hcells[nh].ptr, &hcells[nh].len)) nh++;
+    }
+    buf *b = &c->joined, *h = &c->piece;
+    const char *cell;
+    size_t len, pos = 0, k = 0; /* k: the index of `cell` */
+    bool have = next_cell(row, rn, &pos, &cell, &len);
+    while (!rc && have) {
+        size_t units = 0, hunits = 0, take = 0;
+        bool with_head = nh > k;
+        b->len = h->len = 0;
+        while (have) { /* the most cells from k that fit, with their header cells */
+            size_t j = k + take, cu = count_units(cell, len) + (take ? 3 : 0);
+            size_t hu = j < nh ? count_units(hcells[j].ptr, hcells[j].len) + (take ? 3 : 0) : 0;
             if (units + cu + (with_head ? hunits + hu + 1 : 0) > c->size) {
-                if (cells == 0 && with_head && units + cu <= c->size) with_head = false, take = 1;
-                break;
+                if (take || !with_head || cu > c->size) break;
+                with_head = false; /* the cell fits, but not beside its header cell */
+                hu = 0;
             }
-            units += cu, hunits += hu, cells++, take = cells;
+            if ((take && buf_add(b, " | ", 3)) || buf_add(b, cell, len)) rc = SL_ENOMEM;
+            if (with_head && j < nh && ((h->len && buf_add(h, " | ", 3)) || buf_add(h, hcells[j].ptr, hcells[j].len)))
+                rc = SL_ENOMEM;
+            units += cu, hunits += hu, take++;
+            have = next_cell(row, rn, &pos, &cell, &len);
         }
-        b->len = 0;
-        if (take == 0) { /* one cell longer than a chunk: cut as text */
-            cell_at(row, rn, k, &cell, &len);
-            if ((rc = add_split(c, cell, len, SHAPE_TEXT, true, o)) || (rc = end_part(c))) return rc;
+        if (rc) break;
+        if (!take) { /* one cell longer than a chunk: cut as text */
+            rc = add_split(c, cell, len, SHAPE_TEXT, true, o);
+            if (!rc) rc = end_part(c);
             k++;
+            have = next_cell(row, rn, &pos, &cell, &len);
             continue;
         }
-        for (size_t j = k; with_head && j < k + take && cell_at(hdr, hn, j, &hc, &hl); j++)
-            if ((j > k && buf_add(b, " | ", 3)) || buf_add(b, hc, hl)) return SL_ENOMEM;
-        if (b->len && buf_add(b, "\n", 1)) return SL_ENOMEM;
-        for (size_t j = k; j < k + take && cell_at(row, rn, j, &cell, &len); j++)
-            if ((j > k && buf_add(b, " | ", 3)) || buf_add(b, cell, len)) return SL_ENOMEM;
-        rc = append(c, "\n\n", b->p, b->len, count_units(b->p, b->len), true, o);
+        if (with_head && h->len && (buf_add(h, "\n", 1) || buf_add(h, b->p, b->len))) rc = SL_ENOMEM;
+        const buf *piece = with_head && h->len ? h : b;
+        if (!rc) rc = append(c, "\n\n", piece->p, piece->len, count_units(piece->p, piece->len), true, o);
         if (!rc) rc = end_part(c);
         k += take;
     }
+    free(hcells);
     return rc;
 }
 
@@ -625,6 +631,7 @@ static int ck_chunk(sl_call *call, sl_doc *doc) {
     free(c.path.p);
     free(c.attr.p);
     free(c.joined.p);
+    free(c.piece.p);
     for (int l = 0; l < 7; l++) free(c.heads[l].p);
     if (rc) return sl_fail(call, rc, "%s while chunking", sl_strerror(rc));
     if (sl_doc_chunk_count(doc) == before)

@@ -566,6 +566,25 @@ static void test_long_row_split_at_cells_with_their_headers(void) {
         for (const char *p = chunk(d, i); (p = strstr(p, "word")); p += 4) words++;
     CHECK_INT(words, 100);
     sl_doc_free(d);
+
+    /* A row of 300,000 cells (1.2 MB) is cut in one pass: every cell once. */
+    size_t ncells = 300000, cap = ncells * 4 + 64;
+    char *wide = malloc(cap);
+    n = (size_t)sprintf(wide, "H1 | H2\n");
+    for (size_t i = 0; i < ncells; i++) n += (size_t)sprintf(wide + n, "%s%c", i ? " | " : "", 'a' + (int)(i % 26));
+    d = new_doc();
+    add_table_el(d, wide, true);
+    CHECK_INT(run(d, over, &call), 0);
+    size_t cells = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        const char *t = chunk(d, i);
+        CHECK(strlen(t) <= 80);
+        const char *nl = strchr(t, '\n');
+        for (const char *p = nl && strncmp(t, "H", 1) == 0 ? nl + 1 : t; *p; p++) cells += *p >= 'a' && *p <= 'z';
+    }
+    CHECK_INT(cells, ncells);
+    free(wide);
+    sl_doc_free(d);
 }
 
 /* A long list is cut between top-level items (an item's nested lines stay
