@@ -291,7 +291,8 @@ static json_t *hit_json(const sl_hit *h) {
     const char *pages = sl_hit_attr(h, "pages");
     if (pages) json_object_set_new(o, "pages", json_string(pages));
     json_t *attrs = json_object();
-    for (size_t j = 0; j < h->nattrs; j++) json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
+    for (size_t j = 0; j < h->nattrs; j++)
+        json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
     json_object_set_new(o, "attrs", attrs);
     json_object_set_new(o, "text", json_string(h->text));
     return o;

@@ -150,7 +150,8 @@ static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t
     for (size_t i = wend; i > pos && i >= low; i--) {
         if (s[i] != '\n') continue;
         bool next = i + 1 < n;
-        if ((sh == SHAPE_LIST && next && !is_space(s[i + 1])) || (sh == SHAPE_CODE && next && s[i + 1] == '\n'))
+        if ((sh == SHAPE_LIST && next && !is_space(s[i + 1])) ||
+            (sh == SHAPE_CODE && next && s[i + 1] == '\n'))
             return i;
         if (!line) line = i;
     }
@@ -184,7 +185,7 @@ typedef struct chunker {
     size_t nmarks, cmarks;
     buf heads[7]; /* the heading path: text of the last heading of each level 1..6 */
     buf path;
-    buf attr;  /* an attribute's value being built */
+    buf attr;   /* an attribute's value being built */
     buf joined; /* a unit of several elements, joined; or a piece of a row */
     buf piece;  /* a piece of a row under its header cells */
 } chunker;
@@ -343,7 +344,8 @@ static int add_split(chunker *c, const char *s, size_t n, shape sh, bool body, c
         size_t avail = c->size - c->units - sl;
         size_t wend = advance(s, pos, n, avail), cut = n;
         if (wend < n)
-            cut = best_cut(s, pos, advance(s, pos, wend, avail / 4), advance(s, pos, wend, avail / 2), wend, n, sh);
+            cut = best_cut(s, pos, advance(s, pos, wend, avail / 4), advance(s, pos, wend, avail / 2), wend,
+                           n, sh);
         size_t end = cut;
         while (end > pos && is_space(s[end - 1])) end--;
         int rc = append(c, join, s + pos, end - pos, count_units(s + pos, end - pos), body, o);
@@ -444,7 +446,8 @@ static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr,
                 hu = 0;
             }
             if ((take && buf_add(b, " | ", 3)) || buf_add(b, cell, len)) rc = SL_ENOMEM;
-            if (with_head && j < nh && ((h->len && buf_add(h, " | ", 3)) || buf_add(h, hcells[j].ptr, hcells[j].len)))
+            if (with_head && j < nh &&
+                ((h->len && buf_add(h, " | ", 3)) || buf_add(h, hcells[j].ptr, hcells[j].len)))
                 rc = SL_ENOMEM;
             units += cu, hunits += hu, take++;
             have = next_cell(row, rn, &pos, &cell, &len);
@@ -481,7 +484,8 @@ static int add_table(chunker *c, const char *s, size_t n, bool header, const ori
     const char *hdr = NULL, *row;
     if (header && next_line(s, n, &pos, &hdr, &hn)) {
         hu = count_units(hdr, hn);
-        if (hu > c->size / 2) pos = 0, hn = 0, hu = 0, hdr = NULL; /* too big to repeat: rows go on without it */
+        if (hu > c->size / 2)
+            pos = 0, hn = 0, hu = 0, hdr = NULL; /* too big to repeat: rows go on without it */
     }
     if (c->body && (rc = emit(c))) return rc; /* the table starts its own chunk, after headings */
     if (c->fresh) drop(c);
@@ -558,8 +562,10 @@ static int add_group(chunker *c, const ck_plan *plan, const ck_unit *u, const or
     /* the buffer is reused by add_long_row: chunk a copy */
     char *text = sl_doc_strndup(doc, b->p, b->len);
     if (!text) return SL_ENOMEM;
-    bool table = u->regions && strncmp(u->regions, "table", 5) == 0 && (!u->regions[5] || u->regions[5] == ',');
-    return table ? add_table(c, text, strlen(text), false, o) : add_text(c, text, strlen(text), SHAPE_ROWS, true, o);
+    bool table =
+        u->regions && strncmp(u->regions, "table", 5) == 0 && (!u->regions[5] || u->regions[5] == ',');
+    return table ? add_table(c, text, strlen(text), false, o)
+                 : add_text(c, text, strlen(text), SHAPE_ROWS, true, o);
 }
 
 static int chunk_doc(chunker *c) {

@@ -116,11 +116,11 @@ static void xycut(size_t *idx, size_t n, size_t *rank) {
 /* --- one page --- */
 
 typedef struct elem_info {
-    size_t index;   /* element index */
-    size_t preg;    /* its page region, or SIZE_MAX */
-    size_t rank;    /* reading position of its node */
-    int side;       /* -1: a caption above its owner, 1: below, 0: otherwise */
-    size_t seq;     /* its position in the parser's order */
+    size_t index; /* element index */
+    size_t preg;  /* its page region, or SIZE_MAX */
+    size_t rank;  /* reading position of its node */
+    int side;     /* -1: a caption above its owner, 1: below, 0: otherwise */
+    size_t seq;   /* its position in the parser's order */
 } elem_info;
 
 static int by_rank(const void *pa, const void *pb) {
@@ -132,7 +132,8 @@ static int by_rank(const void *pa, const void *pb) {
 
 static uint32_t kind_bit(const sl_doc *doc, size_t e, const char *label) {
     for (int t = SL_EL_TITLE; label && t <= SL_EL_OTHER; t++)
-        if (t != SL_EL_PARAGRAPH && t != SL_EL_OTHER && strcmp(label, sl_elem_type_name((sl_elem_type)t)) == 0)
+        if (t != SL_EL_PARAGRAPH && t != SL_EL_OTHER &&
+            strcmp(label, sl_elem_type_name((sl_elem_type)t)) == 0)
             return 1u << t;
     return 1u << sl_element_type(doc, e);
 }
@@ -328,8 +329,8 @@ int ck_plan_make(sl_doc *doc, ck_plan *plan) {
         }
         if (refs) qsort(refs, nrefs, sizeof *refs, by_page);
     }
-    int rc = !plan->order || !plan->units || (regions && (!pc.pr || !pc.ei || !pc.nodes || !refs)) ? SL_ENOMEM
-                                                                                                    : 0;
+    int rc =
+        !plan->order || !plan->units || (regions && (!pc.pr || !pc.ei || !pc.nodes || !refs)) ? SL_ENOMEM : 0;
     for (size_t i = 0; !rc && i < n;) {
         uint32_t page = sl_element_page(doc, i);
         size_t end = i + 1;
@@ -340,7 +341,8 @@ int ck_plan_make(sl_doc *doc, ck_plan *plan) {
         } else {
             for (size_t e = i; e < end; e++) {
                 plan->order[e] = e;
-                plan->units[plan->nunits++] = (ck_unit){.first = e, .count = 1, .kinds = kind_bit(doc, e, NULL)};
+                plan->units[plan->nunits++] =
+                    (ck_unit){.first = e, .count = 1, .kinds = kind_bit(doc, e, NULL)};
             }
         }
         i = end;

@@ -199,13 +199,13 @@ static int make_statements(sink *s) {
      * the larger it is: max(k, 100), within pgvector's cap of 1000 */
     s->sql[Q_EF_SEARCH] = strdup("SELECT set_config('hnsw.ef_search', $1, true)");
     if (s->schema.pgvector)
-        s->sql[Q_QUERY] = format(
-            "SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, 1 - n.distance, n.attrs::text"
-            " FROM (SELECT doc_id, ordinal, page, line, heading, text, attrs,"
-            " embedding <=> $1::vector AS distance"
-            " FROM %s ORDER BY embedding <=> $1::vector LIMIT $2::integer) AS n"
-            " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.distance, d.uri, n.ordinal",
-            n->chunks, n->documents);
+        s->sql[Q_QUERY] =
+            format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, 1 - n.distance, n.attrs::text"
+                   " FROM (SELECT doc_id, ordinal, page, line, heading, text, attrs,"
+                   " embedding <=> $1::vector AS distance"
+                   " FROM %s ORDER BY embedding <=> $1::vector LIMIT $2::integer) AS n"
+                   " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.distance, d.uri, n.ordinal",
+                   n->chunks, n->documents);
     else
         /* exact: the server computes every cosine; $3 is the query's norm */
         s->sql[Q_QUERY] =

@@ -440,7 +440,6 @@ static void test_50mb_line(void) {
     free(big);
 }
 
-
 /* --- structure: tables by rows, lists and code by lines, chunk attributes --- */
 
 static int add_table_el(sl_doc *d, const char *text, bool header) {
@@ -469,7 +468,8 @@ static void test_big_table_split_by_rows_under_its_header(void) {
     const char *hdr = "Name | Size | Notes";
     char table[8192];
     size_t n = (size_t)sprintf(table, "%s", hdr);
-    for (int i = 0; i < 60; i++) n += (size_t)sprintf(table + n, "\nrow-%02d | %d KB | note %02d", i, i * 7, i);
+    for (int i = 0; i < 60; i++)
+        n += (size_t)sprintf(table + n, "\nrow-%02d | %d KB | note %02d", i, i * 7, i);
     sl_doc *d = new_doc();
     add(d, SL_EL_HEADING, 1, 1, "Sizes");
     add(d, SL_EL_PARAGRAPH, 0, 2, "The table below lists sizes.");
@@ -526,7 +526,8 @@ static void test_big_table_split_by_rows_under_its_header(void) {
 static void test_long_row_split_at_cells_with_their_headers(void) {
     char row[1024], table[2048];
     size_t n = 0;
-    for (int i = 0; i < 8; i++) n += (size_t)sprintf(row + n, "%scell %d has a value of %02d units", i ? " | " : "", i, i);
+    for (int i = 0; i < 8; i++)
+        n += (size_t)sprintf(row + n, "%scell %d has a value of %02d units", i ? " | " : "", i, i);
     sprintf(table, "A | B | C | D | E | F | G | H\nsmall | row | here | x | x | x | x | x\n%s", row);
     sl_doc *d = new_doc();
     add_table_el(d, table, true);
@@ -571,7 +572,8 @@ static void test_long_row_split_at_cells_with_their_headers(void) {
     size_t ncells = 300000, cap = ncells * 4 + 64;
     char *wide = malloc(cap);
     n = (size_t)sprintf(wide, "H1 | H2\n");
-    for (size_t i = 0; i < ncells; i++) n += (size_t)sprintf(wide + n, "%s%c", i ? " | " : "", 'a' + (int)(i % 26));
+    for (size_t i = 0; i < ncells; i++)
+        n += (size_t)sprintf(wide + n, "%s%c", i ? " | " : "", 'a' + (int)(i % 26));
     d = new_doc();
     add_table_el(d, wide, true);
     CHECK_INT(run(d, over, &call), 0);
@@ -580,7 +582,8 @@ static void test_long_row_split_at_cells_with_their_headers(void) {
         const char *t = chunk(d, i);
         CHECK(strlen(t) <= 80);
         const char *nl = strchr(t, '\n');
-        for (const char *p = nl && strncmp(t, "H", 1) == 0 ? nl + 1 : t; *p; p++) cells += *p >= 'a' && *p <= 'z';
+        for (const char *p = nl && strncmp(t, "H", 1) == 0 ? nl + 1 : t; *p; p++)
+            cells += *p >= 'a' && *p <= 'z';
     }
     CHECK_INT(cells, ncells);
     free(wide);
@@ -593,7 +596,8 @@ static void test_lists_cut_between_items_code_between_lines(void) {
     char list[4096];
     size_t n = 0;
     for (int i = 0; i < 30; i++)
-        n += (size_t)sprintf(list + n, "%s- item %02d says something about it\n  - detail %02d.a\n  - detail %02d.b",
+        n += (size_t)sprintf(list + n,
+                             "%s- item %02d says something about it\n  - detail %02d.a\n  - detail %02d.b",
                              i ? "\n" : "", i, i, i);
     sl_doc *d = new_doc();
     add(d, SL_EL_LIST, 0, 1, list);
@@ -614,7 +618,8 @@ static void test_lists_cut_between_items_code_between_lines(void) {
     char code[4096];
     n = 0;
     for (int i = 0; i < 20; i++)
-        n += (size_t)sprintf(code + n, "%sdef f%02d(x):\n    y = x * %d\n    return y + 1\n", i ? "\n" : "", i, i);
+        n += (size_t)sprintf(code + n, "%sdef f%02d(x):\n    y = x * %d\n    return y + 1\n", i ? "\n" : "",
+                             i, i);
     d = new_doc();
     add(d, SL_EL_CODE, 0, 1, code);
     CHECK_INT(run(d, over, &call), 0);
@@ -653,8 +658,8 @@ static void test_chunk_attrs_kinds_and_pages(void) {
 
 /* --- layout regions --- */
 
-static int add_boxed(sl_doc *d, sl_elem_type type, uint32_t page, const char *text, float x0, float y0, float x1,
-                     float y1) {
+static int add_boxed(sl_doc *d, sl_elem_type type, uint32_t page, const char *text, float x0, float y0,
+                     float x1, float y1) {
     int i = sl_doc_add_element(d, type, text, strlen(text));
     CHECK(i >= 0);
     if (i < 0) return i;
@@ -689,8 +694,8 @@ static void test_regions_order_columns_and_keep_tables_with_captions(void) {
     CHECK_INT(run(d, over, &call), 0);
     CHECK_INT(sl_doc_chunk_count(d), 1);
     const char *t = chunk(d, 0);
-    const char *order[] = {"Report title", "Left one.", "Left two.", "Right one.", "Right two.", "Name | Size",
-                           "a | 1", "Table 1: sizes"};
+    const char *order[] = {"Report title", "Left one.",   "Left two.", "Right one.",
+                           "Right two.",   "Name | Size", "a | 1",     "Table 1: sizes"};
     const char *prev = t;
     for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
         const char *at = strstr(t, order[k]);
