@@ -6,11 +6,22 @@
  * chunk whole, so paragraphs, lists, tables and code blocks are never cut
  * when they fit in a chunk of their own. One larger than `size` is cut: at
  * the largest break in the window that fits (a blank line, then a line end,
- * then a sentence end, then a space; code and tables only at line ends and
- * spaces), preferring a break in the window's second half so chunks come out
- * full, and at worst at a character boundary (never inside a UTF-8
- * sequence). Each chunk after the first repeats up to `overlap` of the text
- * before it, starting at a word.
+ * then a sentence end, then a space), preferring a break in the window's
+ * second half so chunks come out full, and at worst at a character boundary
+ * (never inside a UTF-8 sequence). Lists and code are cut between lines
+ * (list items, blank lines in code first). Each chunk after the first
+ * repeats up to `overlap` of the text before it, starting at a word.
+ *
+ * Tables are never cut inside a row: a table larger than a chunk is split
+ * between rows, every part opening with the table's header row (element
+ * attr "header" = "1"); a row longer than a chunk is cut between cells, each
+ * piece under the header cells of its columns.
+ *
+ * The order elements are read in, and which stay together, comes from
+ * layout.c: the parser's order, or on pages with layout regions their
+ * reading order, with tables and figures (and their captions) as units.
+ * Every chunk records the kinds of its elements, its regions and the pages
+ * it spans as chunk attributes (sluice/doc.h).
  *
  * Headings start sections: a heading always starts a new chunk (no overlap
  * carried across it) and sets the heading path ("Install > From source")
