@@ -659,9 +659,9 @@ static int ck_chunk(sl_call *call, sl_doc *doc) {
 static const sl_plugin chunk_text_plugin = {
     SL_PLUGIN_HEADER,
     .name = "chunk-text",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "elements into heading-aware chunks of bounded size, cut at paragraph, line, sentence or word "
-               "breaks",
+               "breaks; tables split by rows under their header; layout regions read for order",
     .role = SL_ROLE_CHUNKER,
     .bottleneck = SL_CPU,
     .options = options,

@@ -661,7 +661,7 @@ static const char *const media_types[] = {"text/markdown", "text/plain", NULL};
 static const sl_plugin parse_markdown_plugin = {
     SL_PLUGIN_HEADER,
     .name = "parse-markdown",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "Markdown (CommonMark + GitHub tables) and plain text into headings, paragraphs, lists, code, "
                "tables",
     .role = SL_ROLE_PARSER,

@@ -841,7 +841,7 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "stores documents, chunks and vectors in PostgreSQL (pgvector HNSW when present, else real[])",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_IO,

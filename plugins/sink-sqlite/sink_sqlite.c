@@ -690,7 +690,7 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.2.0",
+    .version = "1.3.0",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; brute-force "
                "cosine queries)",
     .role = SL_ROLE_SINK,
