@@ -197,7 +197,8 @@ static void attach_captions(page_region *pr, size_t n) {
     }
 }
 
-/* Chunks elements [from, to) of one page with regions into units. */
+/* Orders elements [from, to) of one page that has regions and groups them
+ * into units, appended to the plan (*nout counts them). */
 static int plan_page(page_ctx *pc, size_t from, size_t to, size_t *nout) {
     sl_doc *doc = pc->doc;
     page_region *pr = pc->pr;
