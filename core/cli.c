@@ -255,29 +255,95 @@ static int call_query(sl_call *call, void *arg) {
     return call->inst->desc->query(call, q->v, q->dim, q->k, q->hits);
 }
 
+/* A comma-separated attribute as a JSON array of its items. */
+static json_t *json_list(const char *csv) {
+    json_t *arr = json_array();
+    for (const char *p = csv; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n) json_array_append_new(arr, json_stringn(p, n));
+        p = e ? e + 1 : p + n;
+    }
+    return arr;
+}
+
+/* A hit as JSON: its place, the structure its chunk records (kinds, region,
+ * pages; each other stored attribute under "attrs") and its text. */
+static json_t *hit_json(const sl_hit *h) {
+    json_t *o = json_object();
+    json_object_set_new(o, "score", json_real(h->score));
+    json_object_set_new(o, "uri", json_string(h->uri));
+    json_object_set_new(o, "chunk", json_integer(h->chunk));
+    json_object_set_new(o, "page", json_integer(h->page));
+    json_object_set_new(o, "line", json_integer(h->line));
+    json_object_set_new(o, "heading", json_string(h->heading));
+    json_t *path = json_array(); /* the heading path, one heading an item */
+    for (const char *p = h->heading; p && *p;) {
+        const char *e = strstr(p, " > ");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        json_array_append_new(path, json_stringn(p, n));
+        p = e ? e + 3 : p + n;
+    }
+    json_object_set_new(o, "heading_path", path);
+    json_object_set_new(o, "kinds", json_list(sl_hit_attr(h, "kinds")));
+    const char *region = sl_hit_attr(h, "region");
+    json_object_set_new(o, "region", region ? json_string(region) : json_null());
+    const char *pages = sl_hit_attr(h, "pages");
+    if (pages) json_object_set_new(o, "pages", json_string(pages));
+    json_t *attrs = json_object();
+    for (size_t j = 0; j < h->nattrs; j++)
+        json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
+    json_object_set_new(o, "attrs", attrs);
+    json_object_set_new(o, "text", json_string(h->text));
+    return o;
+}
+
+/* "p. 3 · paragraph, table · Guide > Install": where the hit is and what
+ * its chunk is made of (the region only when it says more than the kinds). */
+static void print_place(const sl_hit *h) {
+    static const char dot[] = " \u00b7 ";
+    const char *pages = sl_hit_attr(h, "pages"), *kinds = sl_hit_attr(h, "kinds");
+    const char *region = sl_hit_attr(h, "region");
+    bool any = false;
+    printf("   ");
+    if (pages || h->page) {
+        if (pages)
+            printf("pp. %s", pages);
+        else
+            printf("p. %u", h->page);
+        any = true;
+    }
+    if (kinds && *kinds) {
+        printf("%s", any ? dot : "");
+        for (const char *p = kinds; *p; p++)
+            if (*p == ',')
+                printf(", ");
+            else
+                putchar(*p);
+        any = true;
+    }
+    if (region && *region && (!kinds || strcmp(region, kinds) != 0)) {
+        printf("%sregion %s", any ? dot : "", region);
+        any = true;
+    }
+    if (h->heading && *h->heading) printf("%s%s", any ? dot : "", h->heading);
+    putchar('\n');
+}
+
 static void print_hits(const sl_hits *hits, bool json) {
     size_t n = sl_hits_count(hits);
     json_t *arr = json ? json_array() : NULL;
     for (size_t i = 0; i < n; i++) {
         const sl_hit *h = sl_hits_at(hits, i);
         if (json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "score", json_real(h->score));
-            json_object_set_new(o, "uri", json_string(h->uri));
-            json_object_set_new(o, "chunk", json_integer(h->chunk));
-            json_object_set_new(o, "page", json_integer(h->page));
-            json_object_set_new(o, "line", json_integer(h->line));
-            json_object_set_new(o, "heading", json_string(h->heading));
-            json_object_set_new(o, "text", json_string(h->text));
-            json_array_append_new(arr, o);
+            json_array_append_new(arr, hit_json(h));
             continue;
         }
         printf("%zu. %.4f  %s", i + 1, h->score, h->uri);
         if (h->line) printf(":%u", h->line);
-        if (h->page > 1) printf(" (page %u)", h->page);
-        printf("  chunk %u", h->chunk);
-        if (h->heading && *h->heading) printf("  [%s]", h->heading);
-        printf("\n   ");
+        printf("  chunk %u\n", h->chunk);
+        print_place(h);
+        printf("   ");
         /* one line of text, whitespace folded, cut at ~200 characters */
         int col = 0, space = 0;
         for (const unsigned char *p = (const unsigned char *)h->text; *p && col < 200; p++) {

@@ -174,6 +174,7 @@ void sl_doc_free(sl_doc *doc) {
     free(doc->meta_index);
     for (size_t i = 0; i < doc->nelems; i++) free(doc->elems[i].attrs);
     free(doc->elems);
+    for (size_t i = 0; i < doc->nchunks; i++) free(doc->chunks[i].attrs);
     free(doc->chunks);
     for (size_t i = 0; i < doc->nimages; i++) free(doc->images[i].pixels);
     free(doc->images);
@@ -392,30 +393,35 @@ int sl_elem_set_bbox(sl_doc *doc, size_t i, float x0, float y0, float x1, float 
 }
 int sl_elem_set_confidence(sl_doc *doc, size_t i, float c) { WITH_ELEM(doc, i, e->confidence = c); }
 
+/* Sets key = value in a key/value array (copies in the arena); called
+ * under doc->lock. */
+static int kv_set(sl_doc *doc, sl_kv **attrs, size_t *nattrs, const char *key, const char *value) {
+    const char *v = sl_arena_strdup(&doc->arena, value);
+    if (!v) return SL_ENOMEM;
+    for (size_t j = 0; j < *nattrs; j++)
+        if (strcmp((*attrs)[j].key, key) == 0) {
+            (*attrs)[j].value = v;
+            return 0;
+        }
+    const char *k = sl_arena_strdup(&doc->arena, key);
+    sl_kv *na = k ? realloc(*attrs, (*nattrs + 1) * sizeof *na) : NULL;
+    if (!na) return SL_ENOMEM;
+    *attrs = na;
+    na[*nattrs].key = k;
+    na[*nattrs].value = v;
+    (*nattrs)++;
+    return 0;
+}
+
+static const char *kv_get(const sl_kv *attrs, size_t nattrs, const char *key) {
+    for (size_t j = 0; key && j < nattrs; j++)
+        if (strcmp(attrs[j].key, key) == 0) return attrs[j].value;
+    return NULL;
+}
+
 int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) {
     if (!key || !value) return SL_EINVAL;
-    WITH_ELEM(doc, i, {
-        const char *k = sl_arena_strdup(&doc->arena, key);
-        const char *v = sl_arena_strdup(&doc->arena, value);
-        size_t j;
-        for (j = 0; j < e->nattrs; j++)
-            if (strcmp(e->attrs[j].key, key) == 0) break;
-        if (!k || !v)
-            rc_ = SL_ENOMEM;
-        else if (j < e->nattrs)
-            e->attrs[j].value = v;
-        else {
-            sl_kv *na = realloc(e->attrs, (e->nattrs + 1) * sizeof *na);
-            if (!na)
-                rc_ = SL_ENOMEM;
-            else {
-                e->attrs = na;
-                na[e->nattrs].key = k;
-                na[e->nattrs].value = v;
-                e->nattrs++;
-            }
-        }
-    });
+    WITH_ELEM(doc, i, rc_ = kv_set(doc, &e->attrs, &e->nattrs, key, value));
 }
 
 size_t sl_doc_element_count(const sl_doc *doc) { return doc->nelems; }
@@ -449,9 +455,7 @@ uint64_t sl_element_offset(const sl_doc *doc, size_t i) {
 }
 const char *sl_element_attr(const sl_doc *doc, size_t i, const char *key) {
     const sl_element *e = elem(doc, i);
-    for (size_t j = 0; e && j < e->nattrs; j++)
-        if (strcmp(e->attrs[j].key, key) == 0) return e->attrs[j].value;
-    return NULL;
+    return e ? kv_get(e->attrs, e->nattrs, key) : NULL;
 }
 float sl_element_confidence(const sl_doc *doc, size_t i) {
     const sl_element *e = elem(doc, i);
@@ -532,6 +536,10 @@ int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *h) {
 int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line) {
     WITH_CHUNK(doc, i, (c->page = page, c->line = line));
 }
+int sl_chunk_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) {
+    if (!key || !*key || !value) return SL_EINVAL;
+    WITH_CHUNK(doc, i, rc_ = kv_set(doc, &c->attrs, &c->nattrs, key, value));
+}
 int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *s) {
     if (!s) return SL_EINVAL;
     WITH_CHUNK(doc, i, {
@@ -572,6 +580,22 @@ const float *sl_chunk_vector(const sl_doc *doc, size_t i, uint32_t *dim) {
     const sl_chunk *c = chunk(doc, i);
     if (dim) *dim = c ? c->dim : 0;
     return c ? c->vector : NULL;
+}
+
+const char *sl_chunk_attr(const sl_doc *doc, size_t i, const char *key) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? kv_get(c->attrs, c->nattrs, key) : NULL;
+}
+size_t sl_chunk_attr_count(const sl_doc *doc, size_t i) {
+    const sl_chunk *c = chunk(doc, i);
+    return c ? c->nattrs : 0;
+}
+int sl_chunk_attr_at(const sl_doc *doc, size_t i, size_t j, const char **key, const char **value) {
+    const sl_chunk *c = chunk(doc, i);
+    if (!c || j >= c->nattrs) return SL_EINVAL;
+    if (key) *key = c->attrs[j].key;
+    if (value) *value = c->attrs[j].value;
+    return 0;
 }
 
 float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {

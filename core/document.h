@@ -43,6 +43,8 @@ typedef struct sl_chunk {
     uint32_t line;
     float *vector; /* dim floats, arena-owned */
     uint32_t dim;
+    sl_kv *attrs; /* malloc'd array; keys and values in the arena */
+    size_t nattrs;
 } sl_chunk;
 
 typedef struct sl_page_image {

@@ -5,6 +5,7 @@
 #include "query.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ struct sl_hits {
     uint32_t k; /* 0: keep all */
     sl_hit *v;
     size_t n, cap;
+    bool fresh; /* v[n - 1] was just added: sl_hits_set_attr applies to it */
 };
 
 sl_hits *sl_hits_new(uint32_t k) {
@@ -30,6 +32,8 @@ static void hit_clear(sl_hit *hit) {
     free(hit->uri);
     free(hit->heading);
     free(hit->text);
+    for (size_t i = 0; i < 2 * hit->nattrs; i++) free(hit->attrs[i]);
+    free(hit->attrs);
 }
 
 /* Nearer first; ties broken by uri and chunk so the order is reproducible. */
@@ -44,6 +48,7 @@ static int cmp_hit(const void *pa, const void *pb) {
 
 void sl_hits_sort(sl_hits *h) {
     if (!h || h->n == 0) return;
+    h->fresh = false;
     qsort(h->v, h->n, sizeof *h->v, cmp_hit);
     if (h->k && h->n > h->k) {
         for (size_t i = h->k; i < h->n; i++) hit_clear(&h->v[i]);
@@ -53,6 +58,7 @@ void sl_hits_sort(sl_hits *h) {
 
 int sl_hits_add(sl_hits *h, double score, const char *uri, uint32_t chunk, uint32_t page, uint32_t line,
                 const char *heading, const char *text) {
+    if (h) h->fresh = false;
     if (!h || !uri || !text || isnan(score)) return SL_EINVAL;
     if (h->k && h->n >= 2 * (size_t)h->k) sl_hits_sort(h);
     if (h->n == h->cap) {
@@ -71,7 +77,40 @@ int sl_hits_add(sl_hits *h, double score, const char *uri, uint32_t chunk, uint3
         return SL_ENOMEM;
     }
     h->v[h->n++] = hit;
+    h->fresh = true;
     return 0;
+}
+
+int sl_hits_set_attr(sl_hits *h, const char *key, const char *value) {
+    if (!h || !h->fresh || !key || !*key || !value) return SL_EINVAL;
+    sl_hit *hit = &h->v[h->n - 1];
+    for (size_t i = 0; i < hit->nattrs; i++)
+        if (strcmp(hit->attrs[2 * i], key) == 0) {
+            char *v = strdup(value);
+            if (!v) return SL_ENOMEM;
+            free(hit->attrs[2 * i + 1]);
+            hit->attrs[2 * i + 1] = v;
+            return 0;
+        }
+    char **na = realloc(hit->attrs, 2 * (hit->nattrs + 1) * sizeof *na);
+    if (!na) return SL_ENOMEM;
+    hit->attrs = na;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return SL_ENOMEM;
+    }
+    na[2 * hit->nattrs] = k;
+    na[2 * hit->nattrs + 1] = v;
+    hit->nattrs++;
+    return 0;
+}
+
+const char *sl_hit_attr(const sl_hit *hit, const char *key) {
+    for (size_t i = 0; hit && key && i < hit->nattrs; i++)
+        if (strcmp(hit->attrs[2 * i], key) == 0) return hit->attrs[2 * i + 1];
+    return NULL;
 }
 
 void sl_hits_free(sl_hits *h) {

@@ -27,6 +27,8 @@ typedef struct sl_hit {
     uint32_t line;  /* 1-based, 0: unknown */
     char *heading;  /* "" if none */
     char *text;
+    char **attrs; /* key, value, key, value...: nattrs pairs (sl_hits_set_attr) */
+    size_t nattrs;
 } sl_hit;
 
 /* A list that keeps the best k hits; k = 0 keeps every hit. NULL on out of
@@ -40,6 +42,8 @@ const sl_hit *sl_hits_at(const sl_hits *hits, size_t i);
 /* Orders by descending score (ties: uri, then chunk, ascending, so the order
  * never depends on the order of adding) and drops all but the best k. */
 void sl_hits_sort(sl_hits *hits);
+/* The value of a hit's attribute, or NULL. */
+const char *sl_hit_attr(const sl_hit *hit, const char *key);
 /* Frees the list and every string in it. NULL is fine. */
 void sl_hits_free(sl_hits *hits);
 

@@ -402,6 +402,11 @@ void sl_wire_put_doc(sl_wbuf *b, const sl_doc *doc, const sl_wire_sel *sel) {
         uint32_t dim = c->vector ? c->dim : 0;
         sl_wput_u32(b, dim);
         sl_wput(b, c->vector, (size_t)dim * sizeof(float));
+        sl_wput_u32(b, (uint32_t)c->nattrs);
+        for (size_t k = 0; k < c->nattrs; k++) {
+            sl_wput_str(b, c->attrs[k].key);
+            sl_wput_str(b, c->attrs[k].value);
+        }
     }
 
     if (sel->images == SL_IMAGES_PAGE) {
@@ -469,8 +474,10 @@ static int cut(sl_doc *doc, int which, uint32_t n) {
     } else if (which == 1) {
         if (n > doc->nchunks)
             rc = SL_EINVAL;
-        else
+        else {
+            for (size_t i = n; i < doc->nchunks; i++) free(doc->chunks[i].attrs);
             doc->nchunks = n;
+        }
     } else {
         if (n > doc->nregions)
             rc = SL_EINVAL;
@@ -529,6 +536,7 @@ static int get_chunks(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t err
         const char *heading = sl_rget_str(r, NULL), *summary = sl_rget_str(r, NULL);
         uint32_t page = sl_rget_u32(r), line = sl_rget_u32(r), dim = sl_rget_u32(r);
         const void *vec = sl_rget(r, (size_t)dim * sizeof(float));
+        uint32_t nattrs = sl_rget_u32(r);
         if (r->bad || !text) return BAD("chunk");
         int idx = sl_doc_add_chunk(doc, text, len);
         if (idx < 0) return fail(err, errlen, SL_ENOMEM, "out of memory for chunks");
@@ -542,6 +550,11 @@ static int get_chunks(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t err
                 memcpy(v, vec, (size_t)dim * sizeof(float));
             else
                 rc = SL_ENOMEM;
+        }
+        for (uint32_t k = 0; rc == 0 && k < nattrs; k++) {
+            const char *key = sl_rget_str(r, NULL), *val = sl_rget_str(r, NULL);
+            if (r->bad || !key || !*key || !val) return BAD("chunk attribute");
+            rc = sl_chunk_set_attr(doc, at, key, val);
         }
         if (rc < 0) return fail(err, errlen, SL_ENOMEM, "out of memory for chunks");
     }

@@ -26,7 +26,7 @@
 
 enum {
     SL_WIRE_INLINE_MAX = 64 * 1024,
-    SL_WIRE_VERSION = 2,        /* 2: RUN names an sl_op_id (parse 2, page 3, chunk 4) */
+    SL_WIRE_VERSION = 3,        /* 2: RUN names an sl_op_id (parse 2, page 3, chunk 4); 3: chunk attributes */
     SL_WIRE_MAX_PAGES = 1 << 20 /* a page count beyond is refused (it sizes an array) */
 };
 

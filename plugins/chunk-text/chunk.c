@@ -6,11 +6,22 @@
  * chunk whole, so paragraphs, lists, tables and code blocks are never cut
  * when they fit in a chunk of their own. One larger than `size` is cut: at
  * the largest break in the window that fits (a blank line, then a line end,
- * then a sentence end, then a space; code and tables only at line ends and
- * spaces), preferring a break in the window's second half so chunks come out
- * full, and at worst at a character boundary (never inside a UTF-8
- * sequence). Each chunk after the first repeats up to `overlap` of the text
- * before it, starting at a word.
+ * then a sentence end, then a space), preferring a break in the window's
+ * second half so chunks come out full, and at worst at a character boundary
+ * (never inside a UTF-8 sequence). Lists and code are cut between lines
+ * (list items, blank lines in code first). Each chunk after the first
+ * repeats up to `overlap` of the text before it, starting at a word.
+ *
+ * Tables are never cut inside a row: a table larger than a chunk is split
+ * between rows, every part opening with the table's header row (element
+ * attr "header" = "1"); a row longer than a chunk is cut between cells, each
+ * piece under the header cells of its columns.
+ *
+ * The order elements are read in, and which stay together, comes from
+ * layout.c: the parser's order, or on pages with layout regions their
+ * reading order, with tables and figures (and their captions) as units.
+ * Every chunk records the kinds of its elements, its regions and the pages
+ * it spans as chunk attributes (sluice/doc.h).
  *
  * Headings start sections: a heading always starts a new chunk (no overlap
  * carried across it) and sets the heading path ("Install > From source")
@@ -30,11 +41,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sluice/sluice.h>
 
+#include "layout.h"
 #include "textbuf.h"
 
 #define TOKEN_CHARS 4         /* code points per token in unit = tokens */
@@ -101,13 +114,21 @@ static void trim(const char **s, size_t *n) {
 
 /* --- cutting one long text --- */
 
+/* How a text is laid out, which says where it is best cut. */
+typedef enum shape {
+    SHAPE_TEXT, /* prose: paragraphs, lines, sentences, words */
+    SHAPE_CODE, /* lines; a blank line best */
+    SHAPE_LIST, /* lines; the start of a top-level item best */
+    SHAPE_ROWS  /* lines only (a table's rows, a figure's lines) */
+} shape;
+
 enum { BREAK_PARA, BREAK_LINE, BREAK_SENTENCE, BREAK_SPACE, NBREAKS };
 
 /* Where to end the piece s[pos, ...) that may run to wend (< n): the byte
  * index of the break (the piece is [pos, cut)). Looks back from wend for
  * each kind's last break; the highest kind found in the window's second half
  * (from mid) wins, else the last break of any kind, else wend itself. */
-static size_t best_cut(const char *s, size_t pos, size_t mid, size_t wend, size_t n, bool block) {
+static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, size_t n, bool block) {
     size_t at[NBREAKS];
     bool seen[NBREAKS] = {false}, any = false;
     for (size_t i = wend; i > pos && !(i < mid && any); i--) {
@@ -129,11 +150,38 @@ static size_t best_cut(const char *s, size_t pos, size_t mid, size_t wend, size_
     return wend;
 }
 
+/* best_text_cut for prose; for line-shaped text a line end anywhere after
+ * the window's first quarter (from low) wins over any space, and the best
+ * line end (a blank line in code, the start of a top-level item in a list)
+ * over other line ends. Each piece is then at least a quarter full, which
+ * keeps the cost linear. */
+static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t wend, size_t n, shape sh) {
+    if (sh == SHAPE_TEXT) return best_text_cut(s, pos, mid, wend, n, false);
+    size_t line = 0;
+    for (size_t i = wend; i > pos && i >= low; i--) {
+        if (s[i] != '\n') continue;
+        bool next = i + 1 < n;
+        if ((sh == SHAPE_LIST && next && !is_space(s[i + 1])) ||
+            (sh == SHAPE_CODE && next && s[i + 1] == '\n'))
+            return i;
+        if (!line) line = i;
+    }
+    return line ? line : best_text_cut(s, pos, mid, wend, n, true);
+}
+
 /* --- the chunk being built --- */
+
+/* Where a text comes from: its first element's page and line, the kinds
+ * of element it holds (bit 1 << sl_elem_type) and its regions' labels. */
+typedef struct origin {
+    uint32_t page, line;
+    uint32_t kinds;
+    const char *regions; /* comma-separated, doc arena; NULL: none */
+} origin;
 
 typedef struct mark {
     size_t at; /* where an element's text starts in the chunk */
-    uint32_t page, line;
+    origin o;
 } mark;
 
 typedef struct chunker {
@@ -148,6 +196,9 @@ typedef struct chunker {
     size_t nmarks, cmarks;
     buf heads[7]; /* the heading path: text of the last heading of each level 1..6 */
     buf path;
+    buf attr;   /* an attribute's value being built */
+    buf joined; /* a unit of several elements, joined; or a piece of a row */
+    buf piece;  /* a piece of a row under its header cells */
 } chunker;
 
 static void drop(chunker *c) {
@@ -160,7 +211,7 @@ static void drop(chunker *c) {
 }
 
 static int append(chunker *c, const char *sep, const char *s, size_t n, size_t units, bool body,
-                  uint32_t page, uint32_t line) {
+                  const origin *o) {
     size_t sl = c->cur.len ? strlen(sep) : 0;
     if (c->nmarks == c->cmarks) {
         size_t cap = c->cmarks ? c->cmarks * 2 : 16;
@@ -170,7 +221,7 @@ static int append(chunker *c, const char *sep, const char *s, size_t n, size_t u
         c->cmarks = cap;
     }
     if (buf_add(&c->cur, sep, sl)) return SL_ENOMEM;
-    c->marks[c->nmarks++] = (mark){.at = c->cur.len, .page = page, .line = line};
+    c->marks[c->nmarks++] = (mark){.at = c->cur.len, .o = *o};
     if (buf_add(&c->cur, s, n)) return SL_ENOMEM;
     c->units += sl + units;
     c->fresh = false;
@@ -209,6 +260,56 @@ static const char *heading_path(chunker *c) {
     return c->path.len ? c->path.p : "";
 }
 
+/* Whether the comma-separated list l[0, n) holds item s[0, k). */
+static bool has_item(const char *l, size_t n, const char *s, size_t k) {
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && l[j] != ',') j++;
+        if (j - i == k && memcmp(l + i, s, k) == 0) return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+/* Appends the items of the comma-separated list s that c->attr lacks. */
+static int add_items(buf *b, const char *s) {
+    for (const char *p = s; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k && !has_item(b->p, b->len, p, k) && ((b->len && buf_add(b, ",", 1)) || buf_add(b, p, k)))
+            return SL_ENOMEM;
+        p += k + (e != NULL);
+    }
+    return 0;
+}
+
+/* The chunk's structure as attributes (sluice/doc.h): "kinds", "region"
+ * and, when it runs over pages, "pages". */
+static int set_attrs(chunker *c, size_t i) {
+    sl_doc *doc = c->doc;
+    buf *b = &c->attr;
+    b->len = 0;
+    uint32_t lo = 0, hi = 0;
+    for (size_t m = 0; m < c->nmarks; m++) {
+        const origin *o = &c->marks[m].o;
+        for (int t = SL_EL_TITLE; t <= SL_EL_OTHER; t++)
+            if (o->kinds & (1u << t) && add_items(b, sl_elem_type_name((sl_elem_type)t))) return SL_ENOMEM;
+        if (o->page && (!lo || o->page < lo)) lo = o->page;
+        if (o->page > hi) hi = o->page;
+    }
+    int rc = b->len ? sl_chunk_set_attr(doc, i, "kinds", b->p) : 0;
+    b->len = 0;
+    for (size_t m = 0; !rc && m < c->nmarks; m++)
+        if (add_items(b, c->marks[m].o.regions)) return SL_ENOMEM;
+    if (!rc && b->len) rc = sl_chunk_set_attr(doc, i, "region", b->p);
+    if (!rc && lo && hi > lo) {
+        char pages[32];
+        snprintf(pages, sizeof pages, "%u-%u", lo, hi);
+        rc = sl_chunk_set_attr(doc, i, "pages", pages);
+    }
+    return rc;
+}
+
 /* Adds the chunk built so far to the document, and keeps its overlap as the
  * start of the next one. */
 static int emit(chunker *c) {
@@ -219,7 +320,8 @@ static int emit(chunker *c) {
     const char *path = heading_path(c);
     if (!path) return SL_ENOMEM;
     int rc = *path ? sl_chunk_set_heading(doc, (size_t)i, path) : 0;
-    if (!rc) rc = sl_chunk_set_position(doc, (size_t)i, c->marks[0].page, c->marks[0].line);
+    if (!rc) rc = sl_chunk_set_position(doc, (size_t)i, c->marks[0].o.page, c->marks[0].o.line);
+    if (!rc) rc = set_attrs(c, (size_t)i);
     if (rc) return rc;
 
     size_t t = tail_start(c->cur.p, c->cur.len, c->overlap);
@@ -229,7 +331,7 @@ static int emit(chunker *c) {
     }
     size_t m = c->nmarks - 1; /* the element the overlap starts in */
     while (m > 0 && c->marks[m].at > t) m--;
-    c->marks[0] = (mark){.at = 0, .page = c->marks[m].page, .line = c->marks[m].line};
+    c->marks[0] = (mark){.at = 0, .o = c->marks[m].o};
     c->nmarks = 1;
     c->cur.len -= t;
     memmove(c->cur.p, c->cur.p + t, c->cur.len);
@@ -241,8 +343,7 @@ static int emit(chunker *c) {
 }
 
 /* A text larger than what is left: cut into pieces, each filling a chunk. */
-static int add_split(chunker *c, const char *s, size_t n, bool block, bool body, uint32_t page,
-                     uint32_t line) {
+static int add_split(chunker *c, const char *s, size_t n, shape sh, bool body, const origin *o) {
     const char *join = "\n\n"; /* how this piece meets the text before it */
     size_t pos = 0;
     while (pos < n) {
@@ -253,10 +354,12 @@ static int add_split(chunker *c, const char *s, size_t n, bool block, bool body,
         }
         size_t avail = c->size - c->units - sl;
         size_t wend = advance(s, pos, n, avail), cut = n;
-        if (wend < n) cut = best_cut(s, pos, advance(s, pos, wend, avail / 2), wend, n, block);
+        if (wend < n)
+            cut = best_cut(s, pos, advance(s, pos, wend, avail / 4), advance(s, pos, wend, avail / 2), wend,
+                           n, sh);
         size_t end = cut;
         while (end > pos && is_space(s[end - 1])) end--;
-        int rc = append(c, join, s + pos, end - pos, count_units(s + pos, end - pos), body, page, line);
+        int rc = append(c, join, s + pos, end - pos, count_units(s + pos, end - pos), body, o);
         if (rc) return rc;
         if (cut >= n) return 0; /* the last piece stays open: what follows may join it */
         if ((rc = emit(c))) return rc;
@@ -267,24 +370,161 @@ static int add_split(chunker *c, const char *s, size_t n, bool block, bool body,
     return 0;
 }
 
-static int add_text(chunker *c, const char *s, size_t n, bool block, bool body, uint32_t page,
-                    uint32_t line) {
-    trim(&s, &n);
-    if (!n) return 0;
-    size_t units = count_units(s, n);
+/* Adds a text that fits where it is, or in a chunk of its own; 1 when it
+ * fits in neither (nothing done), else 0 or a negative code. */
+static int add_whole(chunker *c, const char *s, size_t n, size_t units, bool body, const origin *o) {
     size_t sl = c->cur.len ? 2 : 0;
-    if (c->units + sl + units <= c->size) return append(c, "\n\n", s, n, units, body, page, line);
-    int rc;
-    if (units <= c->size) { /* fits in a chunk of its own: never cut it */
-        if ((rc = emit(c))) return rc;
-        if (c->cur.len && c->units + 2 + units > c->size) drop(c);
-        return append(c, "\n\n", s, n, units, body, page, line);
-    }
-    if (c->body && (rc = emit(c))) return rc; /* a long text starts its own chunk, after headings */
-    return add_split(c, s, n, block, body, page, line);
+    if (c->units + sl + units <= c->size) return append(c, "\n\n", s, n, units, body, o);
+    if (units > c->size) return 1;
+    int rc = emit(c); /* fits in a chunk of its own: never cut it */
+    if (rc) return rc;
+    if (c->cur.len && c->units + 2 + units > c->size) drop(c);
+    return append(c, "\n\n", s, n, units, body, o);
 }
 
-static int add_heading(chunker *c, const char *s, size_t n, int level, uint32_t page, uint32_t line) {
+static int add_text(chunker *c, const char *s, size_t n, shape sh, bool body, const origin *o) {
+    trim(&s, &n);
+    if (!n) return 0;
+    int rc = add_whole(c, s, n, count_units(s, n), body, o);
+    if (rc <= 0) return rc;
+    if (c->body && (rc = emit(c))) return rc; /* a long text starts its own chunk, after headings */
+    return add_split(c, s, n, sh, body, o);
+}
+
+/* --- tables --- */
+
+/* The next line of s[*pos, n), without its line end; false at the end. */
+static bool next_line(const char *s, size_t n, size_t *pos, const char **line, size_t *len) {
+    while (*pos < n && (s[*pos] == '\n' || s[*pos] == '\r')) (*pos)++;
+    if (*pos >= n) return false;
+    const char *e = memchr(s + *pos, '\n', n - *pos);
+    size_t end = e ? (size_t)(e - s) : n;
+    *line = s + *pos;
+    *len = end - *pos;
+    while (*len && (*line)[*len - 1] == '\r') (*len)--;
+    *pos = end;
+    return true;
+}
+
+/* The cell of a row ("a | b | c") at *pos, and *pos moved past it; false
+ * past the last cell. */
+static bool next_cell(const char *row, size_t n, size_t *pos, const char **cell, size_t *len) {
+    if (*pos > n) return false;
+    size_t j = *pos;
+    while (j + 3 <= n && !(row[j] == ' ' && row[j + 1] == '|' && row[j + 2] == ' ')) j++;
+    if (j + 3 > n) j = n;
+    *cell = row + *pos;
+    *len = j - *pos;
+    *pos = j < n ? j + 3 : n + 1;
+    return true;
+}
+
+/* Ends a part: emitted, and nothing carried into the next. */
+static int end_part(chunker *c) {
+    int rc = emit(c);
+    drop(c);
+    return rc;
+}
+
+/* A row too long for a part: cut at cell boundaries into pieces of
+ * consecutive cells, each a chunk under the header cells of the same
+ * columns when they fit beside them (a narrow table of its own), else
+ * without; a cell too long for a chunk alone is cut as text. One pass over
+ * the row; the header's cells are listed once. */
+static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr, size_t hn, const origin *o) {
+    int rc = end_part(c);
+    sl_text *hcells = NULL;
+    size_t nh = 0, hpos = 0;
+    if (hn) {
+        hcells = malloc((hn / 3 + 2) * sizeof *hcells); /* a cell and its " | " take 3 bytes or more */
+        if (!hcells) return SL_ENOMEM;
+        while (next_cell(hdr, hn, &hpos, &hcells[nh].ptr, &hcells[nh].len)) nh++;
+    }
+    buf *b = &c->joined, *h = &c->piece;
+    const char *cell;
+    size_t len, pos = 0, k = 0; /* k: the index of `cell` */
+    bool have = next_cell(row, rn, &pos, &cell, &len);
+    while (!rc && have) {
+        size_t units = 0, hunits = 0, take = 0;
+        bool with_head = nh > k;
+        b->len = h->len = 0;
+        while (have) { /* the most cells from k that fit, with their header cells */
+            size_t j = k + take, cu = count_units(cell, len) + (take ? 3 : 0);
+            size_t hu = j < nh ? count_units(hcells[j].ptr, hcells[j].len) + (take ? 3 : 0) : 0;
+            if (units + cu + (with_head ? hunits + hu + 1 : 0) > c->size) {
+                if (take || !with_head || cu > c->size) break;
+                with_head = false; /* the cell fits, but not beside its header cell */
+                hu = 0;
+            }
+            if ((take && buf_add(b, " | ", 3)) || buf_add(b, cell, len)) rc = SL_ENOMEM;
+            if (with_head && j < nh &&
+                ((h->len && buf_add(h, " | ", 3)) || buf_add(h, hcells[j].ptr, hcells[j].len)))
+                rc = SL_ENOMEM;
+            units += cu, hunits += hu, take++;
+            have = next_cell(row, rn, &pos, &cell, &len);
+        }
+        if (rc) break;
+        if (!take) { /* one cell longer than a chunk: cut as text */
+            rc = add_split(c, cell, len, SHAPE_TEXT, true, o);
+            if (!rc) rc = end_part(c);
+            k++;
+            have = next_cell(row, rn, &pos, &cell, &len);
+            continue;
+        }
+        if (with_head && h->len && (buf_add(h, "\n", 1) || buf_add(h, b->p, b->len))) rc = SL_ENOMEM;
+        const buf *piece = with_head && h->len ? h : b;
+        if (!rc) rc = append(c, "\n\n", piece->p, piece->len, count_units(piece->p, piece->len), true, o);
+        if (!rc) rc = end_part(c);
+        k += take;
+    }
+    free(hcells);
+    return rc;
+}
+
+/* A table: whole when it fits (where it is, or in a chunk of its own);
+ * else split between rows into parts, each part a chunk under the header
+ * row when the table has one (`header`) that takes at most half a chunk. A
+ * part never starts with overlap. */
+static int add_table(chunker *c, const char *s, size_t n, bool header, const origin *o) {
+    trim(&s, &n);
+    if (!n) return 0;
+    int rc = add_whole(c, s, n, count_units(s, n), true, o);
+    if (rc <= 0) return rc;
+    rc = 0;
+    size_t pos = 0, hn = 0, hu = 0, rn;
+    const char *hdr = NULL, *row;
+    if (header && next_line(s, n, &pos, &hdr, &hn)) {
+        hu = count_units(hdr, hn);
+        if (hu > c->size / 2)
+            pos = 0, hn = 0, hu = 0, hdr = NULL; /* too big to repeat: rows go on without it */
+    }
+    if (c->body && (rc = emit(c))) return rc; /* the table starts its own chunk, after headings */
+    if (c->fresh) drop(c);
+    bool open = false; /* a part is being filled */
+    while (!rc && next_line(s, n, &pos, &row, &rn)) {
+        size_t ru = count_units(row, rn);
+        if (open) {
+            if (c->units + 1 + ru <= c->size) {
+                rc = append(c, "\n", row, rn, ru, true, o);
+                continue;
+            }
+            if ((rc = end_part(c))) break;
+            open = false;
+        }
+        size_t need = (hn ? hu + 1 : 0) + ru;
+        if (c->cur.len && c->units + 2 + need > c->size && (rc = end_part(c))) break; /* headings alone */
+        if (c->units + (c->cur.len ? 2 : 0) + need <= c->size) {
+            if (hn) rc = append(c, "\n\n", hdr, hn, hu, true, o);
+            if (!rc) rc = append(c, hn ? "\n" : "\n\n", row, rn, ru, true, o);
+            open = true;
+            continue;
+        }
+        rc = add_long_row(c, row, rn, hdr, hn, o); /* one row longer than a part */
+    }
+    return rc;
+}
+
+static int add_heading(chunker *c, const char *s, size_t n, int level, const origin *o) {
     trim(&s, &n);
     if (!n) return 0;
     if (level < 1) level = 1;
@@ -303,27 +543,69 @@ static int add_heading(chunker *c, const char *s, size_t n, int level, uint32_t 
     for (char *p = c->heads[level].p; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
     for (int l = level + 1; l <= 6; l++) c->heads[l].len = 0;
-    int rc = add_text(c, s, n, false, false, page, line);
+    int rc = add_text(c, s, n, SHAPE_TEXT, false, o);
     c->head_level = level;
     return rc;
 }
 
+static shape shape_of(sl_elem_type type) {
+    switch (type) {
+    case SL_EL_CODE: return SHAPE_CODE;
+    case SL_EL_LIST: return SHAPE_LIST;
+    case SL_EL_TABLE: return SHAPE_ROWS;
+    default: return SHAPE_TEXT;
+    }
+}
+
+/* A unit of several elements (a table or figure region with its
+ * captions): their texts joined by line ends, kept whole when it fits. */
+static int add_group(chunker *c, const ck_plan *plan, const ck_unit *u, const origin *o) {
+    sl_doc *doc = c->doc;
+    buf *b = &c->joined;
+    b->len = 0;
+    for (size_t k = 0; k < u->count; k++) {
+        size_t n;
+        const char *s = sl_element_text(doc, plan->order[u->first + k], &n);
+        trim(&s, &n);
+        if (n && ((b->len && buf_add(b, "\n", 1)) || buf_add(b, s, n))) return SL_ENOMEM;
+    }
+    if (!b->len) return 0;
+    /* the buffer is reused by add_long_row: chunk a copy */
+    char *text = sl_doc_strndup(doc, b->p, b->len);
+    if (!text) return SL_ENOMEM;
+    bool table =
+        u->regions && strncmp(u->regions, "table", 5) == 0 && (!u->regions[5] || u->regions[5] == ',');
+    return table ? add_table(c, text, strlen(text), false, o)
+                 : add_text(c, text, strlen(text), SHAPE_ROWS, true, o);
+}
+
 static int chunk_doc(chunker *c) {
     sl_doc *doc = c->doc;
-    size_t count = sl_doc_element_count(doc);
-    for (size_t i = 0; i < count; i++) {
-        size_t n;
+    ck_plan plan;
+    int rc = ck_plan_make(doc, &plan);
+    for (size_t k = 0; !rc && k < plan.nunits; k++) {
+        const ck_unit *u = &plan.units[k];
+        size_t i = plan.order[u->first], n;
+        origin o = {.page = sl_element_page(doc, i),
+                    .line = sl_element_line(doc, i),
+                    .kinds = u->kinds,
+                    .regions = u->regions};
+        if (u->group) {
+            rc = add_group(c, &plan, u, &o);
+            continue;
+        }
         const char *s = sl_element_text(doc, i, &n);
-        uint32_t page = sl_element_page(doc, i), line = sl_element_line(doc, i);
         sl_elem_type type = sl_element_type(doc, i);
-        int rc;
+        const char *header = sl_element_attr(doc, i, "header");
         if (type == SL_EL_HEADING || type == SL_EL_TITLE)
-            rc = add_heading(c, s, n, type == SL_EL_TITLE ? 1 : sl_element_level(doc, i), page, line);
+            rc = add_heading(c, s, n, type == SL_EL_TITLE ? 1 : sl_element_level(doc, i), &o);
+        else if (type == SL_EL_TABLE)
+            rc = add_table(c, s, n, header && strcmp(header, "1") == 0, &o);
         else
-            rc = add_text(c, s, n, type == SL_EL_CODE || type == SL_EL_TABLE, true, page, line);
-        if (rc) return rc;
+            rc = add_text(c, s, n, shape_of(type), true, &o);
     }
-    return emit(c);
+    ck_plan_free(&plan);
+    return rc ? rc : emit(c);
 }
 
 /* --- the plugin --- */
@@ -364,6 +646,9 @@ static int ck_chunk(sl_call *call, sl_doc *doc) {
     free(c.cur.p);
     free(c.marks);
     free(c.path.p);
+    free(c.attr.p);
+    free(c.joined.p);
+    free(c.piece.p);
     for (int l = 0; l < 7; l++) free(c.heads[l].p);
     if (rc) return sl_fail(call, rc, "%s while chunking", sl_strerror(rc));
     if (sl_doc_chunk_count(doc) == before)
@@ -374,9 +659,9 @@ static int ck_chunk(sl_call *call, sl_doc *doc) {
 static const sl_plugin chunk_text_plugin = {
     SL_PLUGIN_HEADER,
     .name = "chunk-text",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "elements into heading-aware chunks of bounded size, cut at paragraph, line, sentence or word "
-               "breaks",
+               "breaks; tables split by rows under their header; layout regions read for order",
     .role = SL_ROLE_CHUNKER,
     .bottleneck = SL_CPU,
     .options = options,

@@ -262,6 +262,8 @@ static int close_element(walker *w) {
     int rc = sl_elem_set_page(doc, idx, 1);
     if (!rc && type == SL_EL_HEADING) rc = sl_elem_set_level(doc, idx, w->level);
     if (!rc && type == SL_EL_CODE && w->lang.len) rc = sl_elem_set_attr(doc, idx, "lang", w->lang.p);
+    /* a GitHub table always opens with its header row */
+    if (!rc && type == SL_EL_TABLE) rc = sl_elem_set_attr(doc, idx, "header", "1");
     if (!rc && w->first) {
         size_t off = (size_t)(w->first - w->data);
         uint32_t line = line_at(w, off);
@@ -659,7 +661,7 @@ static const char *const media_types[] = {"text/markdown", "text/plain", NULL};
 static const sl_plugin parse_markdown_plugin = {
     SL_PLUGIN_HEADER,
     .name = "parse-markdown",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "Markdown (CommonMark + GitHub tables) and plain text into headings, paragraphs, lists, code, "
                "tables",
     .role = SL_ROLE_PARSER,

@@ -58,6 +58,10 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " dim integer NOT NULL DEFAULT 0,"
     " embedding {vector},"
     " PRIMARY KEY (doc_id, ordinal));",
+    /* 2: what each chunk is made of (chunk attributes: kinds, region,
+     * pages); chunks stored before keep '{}' until their document is
+     * stored again */
+    "ALTER TABLE {chunks} ADD COLUMN attrs jsonb NOT NULL DEFAULT '{}';",
 };
 
 /* "schema"."name" (or "name"), quoted; malloc'd. */

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk_attrs.h"
 #include "metadata_json.h"
 #include "sink_postgres.h"
 
@@ -181,12 +182,13 @@ static int make_statements(sink *s) {
     /* $9 holds every vector of the batch back to back; chunk i's is the
      * slice at its offset. The slice is real[]; pgvector casts it. */
     s->sql[Q_INSERT_CHUNKS] =
-        format("INSERT INTO %s(doc_id, ordinal, page, line, heading, text, summary, dim, embedding)"
+        format("INSERT INTO %s(doc_id, ordinal, page, line, heading, text, summary, dim, embedding, attrs)"
                " SELECT d.id, c.ordinal, c.page, c.line, c.heading, c.text, c.summary, c.dim,"
-               " CASE WHEN c.dim > 0 THEN ($9::real[])[c.voff + 1 : c.voff + c.dim]%s END"
+               " CASE WHEN c.dim > 0 THEN ($9::real[])[c.voff + 1 : c.voff + c.dim]%s END, c.attrs::jsonb"
                " FROM (SELECT id FROM %s WHERE uri = $1) AS d,"
                " unnest($2::integer[], $3::integer[], $4::integer[], $5::text[], $6::text[], $7::text[],"
-               " $8::integer[], $10::integer[]) AS c(ordinal, page, line, heading, text, summary, dim, voff)",
+               " $8::integer[], $10::integer[], $11::text[])"
+               " AS c(ordinal, page, line, heading, text, summary, dim, voff, attrs)",
                n->chunks, s->schema.pgvector ? "::vector" : "", n->documents);
     /* Under a root: the root itself, or [root/, root0): '0' follows '/',
      * and uri compares bytewise (COLLATE "C"), so the range is exactly
@@ -207,17 +209,18 @@ static int make_statements(sink *s) {
      * the larger it is: max(k, 100), within pgvector's cap of 1000 */
     s->sql[Q_EF_SEARCH] = strdup("SELECT set_config('hnsw.ef_search', $1, true)");
     if (s->schema.pgvector)
-        s->sql[Q_QUERY] = format(
-            "SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, 1 - n.distance"
-            " FROM (SELECT doc_id, ordinal, page, line, heading, text, embedding <=> $1::vector AS distance"
-            " FROM %s ORDER BY embedding <=> $1::vector LIMIT $2::integer) AS n"
-            " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.distance, d.uri, n.ordinal",
-            n->chunks, n->documents);
+        s->sql[Q_QUERY] =
+            format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, 1 - n.distance, n.attrs::text"
+                   " FROM (SELECT doc_id, ordinal, page, line, heading, text, attrs,"
+                   " embedding <=> $1::vector AS distance"
+                   " FROM %s ORDER BY embedding <=> $1::vector LIMIT $2::integer) AS n"
+                   " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.distance, d.uri, n.ordinal",
+                   n->chunks, n->documents);
     else
         /* exact: the server computes every cosine; $3 is the query's norm */
         s->sql[Q_QUERY] =
-            format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score"
-                   " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text,"
+            format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score, n.attrs::text"
+                   " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text, c.attrs,"
                    " (SELECT sum(a::float8 * b) / NULLIF(sqrt(sum(a::float8 * a)) * $3::float8, 0)"
                    " FROM unnest(c.embedding, $1::real[]) AS t(a, b)) AS score"
                    " FROM %s AS c WHERE c.embedding IS NOT NULL"
@@ -517,7 +520,7 @@ static int lookup(sl_call *call, sl_doc *doc) {
 /* The columns of chunks [from, to) as array parameters. */
 static int add_chunk_batch(sink *s, pg_op *op, sl_doc *doc, size_t from, size_t to) {
     pg_buf ord = {0}, page = {0}, line = {0}, heading = {0}, text = {0}, summary = {0}, dim = {0}, voff = {0},
-           vec = {0};
+           vec = {0}, attrs = {0};
     int32_t n = (int32_t)(to - from);
     bool summary_null = false;
     size_t nfloats = 0;
@@ -537,6 +540,7 @@ static int add_chunk_batch(sink *s, pg_op *op, sl_doc *doc, size_t from, size_t 
     pg_array_header(&dim, PG_OID_INT4, n, false);
     pg_array_header(&voff, PG_OID_INT4, n, false);
     pg_array_header(&vec, PG_OID_FLOAT4, (int32_t)nfloats, false);
+    pg_array_header(&attrs, PG_OID_TEXT, n, false);
     int32_t off = 0;
     for (size_t i = from; i < to; i++) {
         size_t len;
@@ -556,20 +560,27 @@ static int add_chunk_batch(sink *s, pg_op *op, sl_doc *doc, size_t from, size_t 
         pg_array_int4(&voff, off);
         for (uint32_t k = 0; k < d; k++) pg_array_float4(&vec, v[k]);
         off += (int32_t)d;
+        char *a = slj_chunk_attrs(doc, i); /* valid UTF-8 JSON whatever the attributes hold */
+        if (!a) attrs.oom = true;
+        pg_array_elem(&attrs, a ? a : "{}", a ? (int32_t)strlen(a) : 2);
+        free(a);
     }
-    pg_stmt *st = pg_op_stmt(op, s->sql[Q_INSERT_CHUNKS], 10);
-    if (!st) return pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", op->subject);
+    pg_buf *bufs[] = {&ord, &page, &line, &heading, &text, &summary, &dim, &vec, &voff, &attrs};
+    enum { NBUFS = sizeof bufs / sizeof *bufs };
+    pg_stmt *st = pg_op_stmt(op, s->sql[Q_INSERT_CHUNKS], NBUFS + 1);
+    if (!st) {
+        for (int j = 0; j < NBUFS; j++) free(bufs[j]->p);
+        return pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", op->subject);
+    }
     pg_stmt_text(st, 0, sl_doc_uri(doc));
-    pg_buf *bufs[] = {&ord, &page, &line, &heading, &text, &summary, &dim, &vec, &voff};
-    int params[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < NBUFS; k++) {
         int len = 0;
         const char *p = adopt(op, bufs[k], &len);
         if (!p) {
-            for (int j = k + 1; j < 9; j++) free(bufs[j]->p);
+            for (int j = k + 1; j < NBUFS; j++) free(bufs[j]->p);
             return pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", op->subject);
         }
-        pg_stmt_binary(st, params[k], p, len);
+        pg_stmt_binary(st, k + 1, p, len);
     }
     return 0;
 }
@@ -759,6 +770,8 @@ static int query_result(pg_op *op, int stmt, const PGresult *res) {
             qc->hits, score, PQgetvalue(res, r, 0), (uint32_t)strtoul(PQgetvalue(res, r, 1), NULL, 10),
             (uint32_t)strtoul(PQgetvalue(res, r, 2), NULL, 10),
             (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+        if (rc == 0 && !PQgetisnull(res, r, 7))
+            rc = slj_hit_attrs(qc->hits, PQgetvalue(res, r, 7), (size_t)PQgetlength(res, r, 7));
         if (rc < 0) return pg_op_fail(op, rc, "query: cannot add a hit: %s", sl_strerror(rc));
     }
     return 0;
@@ -840,7 +853,7 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "stores documents, chunks and vectors in PostgreSQL (pgvector HNSW when present, else real[])",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_IO,

@@ -166,6 +166,6 @@ typedef struct pg_schema {
 int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen);
 void pg_schema_free(pg_schema *s);
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 #endif

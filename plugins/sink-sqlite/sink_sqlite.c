@@ -35,9 +35,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chunk_attrs.h"
 #include "sink_sqlite.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* migrations[v] takes a store from schema version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -67,6 +68,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " text TEXT NOT NULL,"
     " summary TEXT,"
     " UNIQUE(doc_id, ordinal));",
+    /* 2: what each chunk is made of (chunk attributes: kinds, region,
+     * pages), a JSON object of strings; chunks stored before stay "{}"
+     * until their document is stored again */
+    "ALTER TABLE chunks ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';",
 };
 
 typedef struct sink_sqlite_config {
@@ -113,7 +118,7 @@ static const char *const read_statements[R_COUNT] = {
     [R_ROLLBACK] = "ROLLBACK",
     [R_LOOKUP] = "SELECT hash, fingerprint FROM documents WHERE uri = ?1",
     [R_SCAN] = "SELECT id, dim, vector FROM chunks WHERE vector IS NOT NULL",
-    [R_FETCH] = ("SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text"
+    [R_FETCH] = ("SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text, c.attrs"
                  " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1"),
 };
 
@@ -581,6 +586,9 @@ static int add_hits(sl_call *call, reader *r, scored *best, size_t n, sl_hits *h
             const char *text = (const char *)sqlite3_column_text(st, 5);
             int arc = sl_hits_add(hits, best[i].score, uri ? uri : "", ordinal, page, line, heading,
                                   text ? text : "");
+            if (arc == 0)
+                arc = slj_hit_attrs(hits, (const char *)sqlite3_column_text(st, 6),
+                                    (size_t)sqlite3_column_bytes(st, 6));
             sqlite3_reset(st);
             if (arc < 0) return sl_fail(call, arc, "query: cannot add a hit: %s", sl_strerror(arc));
         } else {
@@ -685,7 +693,7 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.2.0",
+    .version = "1.3.0",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; brute-force "
                "cosine queries)",
     .role = SL_ROLE_SINK,

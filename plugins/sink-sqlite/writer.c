@@ -47,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chunk_attrs.h"
 #include "metadata_json.h"
 #include "sink_sqlite.h"
 
@@ -82,8 +83,8 @@ static const char *const statements[W_COUNT] = {
                  " stored_at = excluded.stored_at, seen_run = excluded.seen_run"
                  " RETURNING id",
     [W_DELETE_CHUNKS] = "DELETE FROM chunks WHERE doc_id = ?1",
-    [W_INSERT_CHUNK] = "INSERT INTO chunks(doc_id, ordinal, text, heading, page, line, summary, dim, vector)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [W_INSERT_CHUNK] = "INSERT INTO chunks(doc_id, ordinal, text, heading, page, line, summary, dim, vector,"
+                       " attrs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_MARK_SEEN] = "UPDATE documents SET seen_run = ?2 WHERE uri = ?1",
     /* the documents found inside it (uri PARENT#NAME): '$' follows '#' */
     [W_MARK_CHILDREN] = "UPDATE documents SET seen_run = ?2 WHERE uri >= (?1 || '#') AND uri < (?1 || '$')",
@@ -399,11 +400,18 @@ static int insert_chunk(writer *w, sl_doc *doc, sqlite3_int64 doc_id, size_t i) 
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, dim);
         if (rc == SQLITE_OK) rc = sqlite3_bind_blob(st, 9, blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
     }
+    char *attrs = rc == SQLITE_OK ? slj_chunk_attrs(doc, i) : NULL;
+    if (rc == SQLITE_OK && !attrs) rc = SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 10, attrs, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
         sqlite3_reset(st);
+        free(attrs);
         return conn_note(&w->c, rc);
     }
-    return conn_exec(&w->c, st);
+    rc = conn_exec(&w->c, st);
+    sqlite3_clear_bindings(st); /* attrs is freed now: nothing may point at it */
+    free(attrs);
+    return rc;
 }
 
 /* The document's row (inserted or replaced) and its chunks, replacing the

@@ -19,6 +19,11 @@
  *   rects-oom   `rects`, but a batch of more than 2 images raises "CUDA out of
  *               memory", as a GPU that is too small would.
  *   bad-output  answers one tensor: breaks the contract on purpose.
+ *   boxes       answers the same detections for every image, whatever it
+ *               shows: the boxes given on the command line
+ *               (torch-make-model boxes OUT.pt "x0,y0,x1,y1,label;..."; x and y
+ *               normalised to the input), each scored 1. For tests of what
+ *               reads the regions (the chunker), where the boxes must be known.
  *   conv        for the benchmark: three stride-2 3x3 convolutions (3->16->32
  *               ->32 channels, fixed random weights), pooled to an 8x8 grid,
  *               a 1x1 convolution scoring each cell; boxes are the cells.
@@ -30,6 +35,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -85,6 +91,40 @@ def forward(self, x: Tensor) -> Dict[str, Tensor]:
     return {"boxes": boxes, "scores": scores, "labels": labels}
 )TS";
 
+const char *const boxes_src = R"TS(
+def forward(self, x: Tensor) -> Dict[str, Tensor]:
+    n = x.size(0)
+    k = self.fixed_boxes.size(0)
+    boxes = self.fixed_boxes.to(x.device).view(1, k, 4).expand(n, k, 4).contiguous()
+    labels = self.fixed_labels.to(x.device).view(1, k).expand(n, k).contiguous()
+    scores = torch.ones([n, k], device=x.device)
+    return {"boxes": boxes, "scores": scores, "labels": labels}
+)TS";
+
+/* "x0,y0,x1,y1,label;..." into the boxes model's buffers; false when malformed. */
+bool boxes_buffers(torch::jit::Module &m, const std::string &spec) {
+    std::vector<float> b;
+    std::vector<int64_t> l;
+    size_t pos = 0;
+    while (pos < spec.size()) {
+        size_t end = spec.find(';', pos);
+        if (end == std::string::npos) end = spec.size();
+        float v[4];
+        long label;
+        if (std::sscanf(spec.substr(pos, end - pos).c_str(), "%f,%f,%f,%f,%ld", &v[0], &v[1], &v[2], &v[3],
+                        &label) != 5)
+            return false;
+        b.insert(b.end(), v, v + 4);
+        l.push_back(label);
+        pos = end + 1;
+    }
+    if (l.empty()) return false;
+    auto k = static_cast<int64_t>(l.size());
+    m.register_buffer("fixed_boxes", torch::tensor(b).view({k, 4}));
+    m.register_buffer("fixed_labels", torch::tensor(l, torch::kLong));
+    return true;
+}
+
 const char *const bad_src = R"TS(
 def forward(self, x: Tensor) -> Tensor:
     return x.mean()
@@ -124,6 +164,7 @@ void conv_weights(torch::jit::Module &m) {
 
 int usage() {
     std::fprintf(stderr, "usage: torch-make-model rects|rects-tuple|rects-oom|bad-output|conv OUT.pt\n"
+                         "       torch-make-model boxes OUT.pt \"x0,y0,x1,y1,label;...\"\n"
                          "       torch-make-model --all DIR   (every model, as DIR/NAME.pt)\n");
     return 2;
 }
@@ -131,12 +172,15 @@ int usage() {
 const char *const names[] = {"rects", "rects-tuple", "rects-oom", "bad-output", "conv"};
 
 /* 0, 1 when libtorch failed, 2 for an unknown name. */
-int make(const std::string &name, const std::string &path) {
+int make(const std::string &name, const std::string &path, const std::string &spec = "") {
     try {
         torch::jit::Module m("__torch__.SluiceTest");
         if (name == "rects" || name == "rects-tuple" || name == "rects-oom") {
             m.define(detect_src);
             m.define(name == "rects" ? rects_src : name == "rects-tuple" ? tuple_src : oom_src);
+        } else if (name == "boxes") {
+            if (!boxes_buffers(m, spec)) return usage();
+            m.define(boxes_src);
         } else if (name == "bad-output") {
             m.define(bad_src);
         } else if (name == "conv") {
@@ -156,6 +200,7 @@ int make(const std::string &name, const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 4 && std::strcmp(argv[1], "boxes") == 0) return make(argv[1], argv[2], argv[3]);
     if (argc != 3) return usage();
     if (std::strcmp(argv[1], "--all") != 0) return make(argv[1], argv[2]);
     for (const char *name : names) {

@@ -93,6 +93,22 @@ static void test_document_content(void) {
     CHECK(sl_chunk_vector(d, 0, &dim)[3] == 2.5f);
     CHECK_INT(dim, 4);
     CHECK(sl_chunk_text(d, 5, NULL) == NULL);
+    /* chunk attributes: set, replaced, listed in first-set order; bad calls refused */
+    CHECK(sl_chunk_attr(d, 0, "kinds") == NULL);
+    CHECK_INT(sl_chunk_set_attr(d, 0, "kinds", "paragraph"), 0);
+    CHECK_INT(sl_chunk_set_attr(d, 0, "region", "text"), 0);
+    CHECK_INT(sl_chunk_set_attr(d, 0, "kinds", "paragraph,table"), 0);
+    CHECK_STR(sl_chunk_attr(d, 0, "kinds"), "paragraph,table");
+    CHECK_INT(sl_chunk_attr_count(d, 0), 2);
+    const char *k = NULL, *val = NULL;
+    CHECK_INT(sl_chunk_attr_at(d, 0, 0, &k, &val), 0);
+    CHECK_STR(k, "kinds");
+    CHECK_STR(val, "paragraph,table");
+    CHECK_INT(sl_chunk_attr_at(d, 0, 2, &k, &val), SL_EINVAL);
+    CHECK_INT(sl_chunk_set_attr(d, 1, "kinds", "x"), SL_EINVAL);
+    CHECK_INT(sl_chunk_set_attr(d, 0, "", "x"), SL_EINVAL);
+    CHECK_INT(sl_chunk_set_attr(d, 0, "kinds", NULL), SL_EINVAL);
+    CHECK_INT(sl_chunk_attr_count(d, 7), 0);
     CHECK(sl_doc_bytes(d) > 3);
     sl_doc_free(d);
 }

@@ -89,7 +89,34 @@ static void test_bad_arguments_refused(void) {
     sl_hits_free(NULL);
 }
 
+/* Attributes go to the hit just added, survive sorting and trimming with
+ * it, and need a hit just added. */
+static void test_attrs_follow_their_hit(void) {
+    sl_hits *h = sl_hits_new(2);
+    CHECK_INT(sl_hits_set_attr(h, "kinds", "table"), SL_EINVAL); /* no hit yet */
+    CHECK_INT(sl_hits_add(h, 0.2, "low", 0, 0, 0, "", "t"), 0);
+    CHECK_INT(sl_hits_set_attr(h, "kinds", "paragraph"), 0);
+    CHECK_INT(sl_hits_add(h, 0.9, "high", 0, 0, 0, "", "t"), 0);
+    CHECK_INT(sl_hits_set_attr(h, "kinds", "list"), 0);
+    CHECK_INT(sl_hits_set_attr(h, "kinds", "table"), 0); /* replaced */
+    CHECK_INT(sl_hits_set_attr(h, "region", "table"), 0);
+    CHECK_INT(sl_hits_set_attr(h, "", "x"), SL_EINVAL);
+    CHECK_INT(sl_hits_set_attr(h, "k", NULL), SL_EINVAL);
+    for (int i = 0; i < 10; i++) CHECK_INT(sl_hits_add(h, 0.1, "drop", (uint32_t)i, 0, 0, "", "t"), 0);
+    sl_hits_sort(h);
+    CHECK_INT(sl_hits_set_attr(h, "kinds", "code"), SL_EINVAL); /* sorted: no hit is "just added" */
+    CHECK_INT(sl_hits_count(h), 2);
+    CHECK_STR(sl_hits_at(h, 0)->uri, "high");
+    CHECK_STR(sl_hit_attr(sl_hits_at(h, 0), "kinds"), "table");
+    CHECK_STR(sl_hit_attr(sl_hits_at(h, 0), "region"), "table");
+    CHECK_INT(sl_hits_at(h, 0)->nattrs, 2);
+    CHECK_STR(sl_hit_attr(sl_hits_at(h, 1), "kinds"), "paragraph");
+    CHECK(sl_hit_attr(sl_hits_at(h, 1), "region") == NULL);
+    sl_hits_free(h);
+}
+
 int main(void) {
+    test_attrs_follow_their_hit();
     test_keeps_best_k_sorted();
     test_many_adds_keep_true_best();
     test_ties_ordered_by_uri_then_chunk();

@@ -35,6 +35,8 @@ static sl_doc *full_doc(void) {
     sl_chunk_set_heading(d, (size_t)c, "Title");
     sl_chunk_set_summary(d, (size_t)c, "sum");
     sl_chunk_set_position(d, (size_t)c, 1, 3);
+    sl_chunk_set_attr(d, (size_t)c, "kinds", "heading,table");
+    sl_chunk_set_attr(d, (size_t)c, "region", "table");
     float *v = sl_doc_chunk_vector(d, (size_t)c, 3);
     v[0] = 0.25f, v[1] = -1.0f, v[2] = 3.0f;
     sl_doc_add_chunk(d, "chunk two", 9);
@@ -81,6 +83,10 @@ static void check_same(const sl_doc *a, const sl_doc *b) {
     CHECK_STR(sl_chunk_summary(b, 0), "sum");
     CHECK(sl_chunk_summary(b, 1) == NULL);
     CHECK_INT(sl_chunk_line(b, 0), 3);
+    CHECK_INT(sl_chunk_attr_count(b, 0), 2);
+    CHECK_STR(sl_chunk_attr(b, 0, "kinds"), "heading,table");
+    CHECK_STR(sl_chunk_attr(b, 0, "region"), "table");
+    CHECK_INT(sl_chunk_attr_count(b, 1), 0);
     uint32_t dim = 0;
     const float *v = sl_chunk_vector(b, 0, &dim);
     CHECK_INT(dim, 3);

@@ -38,7 +38,8 @@ typedef enum sl_elem_type {
     SL_EL_HEADING = 2, /* level 1..6 */
     SL_EL_PARAGRAPH = 3,
     SL_EL_LIST = 4,  /* a whole list; items on their own lines */
-    SL_EL_TABLE = 5, /* rows on their own lines, cells separated by " | " */
+    SL_EL_TABLE = 5, /* rows on their own lines, cells separated by " | "; attr "header" = "1":
+                      * the first row is a header row (chunkers repeat it when they split) */
     SL_EL_CODE = 6,  /* attr "lang" may name the language */
     SL_EL_CAPTION = 7,
     SL_EL_QUOTE = 8,
@@ -167,12 +168,36 @@ SL_EXPORT int sl_doc_add_child(sl_doc *doc, const char *name, const char *media_
                                size_t len);
 /* Children added so far. */
 SL_EXPORT size_t sl_doc_child_count(const sl_doc *doc);
+/* --- chunk attributes (ABI 1.3): what a chunk is made of --- */
+
+/* Sets a string attribute of chunk i (both copied); setting a key again
+ * replaces it. Sinks store every attribute and queries answer them. Keys the
+ * project's chunker sets:
+ *   "kinds"  the element types in the chunk, in order of first appearance,
+ *            comma-separated, as sl_elem_type_name names them
+ *            ("heading,paragraph,table")
+ *   "region" the layout region labels (sl_doc_region) its elements lie in,
+ *            comma-separated, in order ("table", "figure,caption"); absent
+ *            when the page had no regions
+ *   "pages"  "3-4" when the chunk runs over more than one page (its start
+ *            page is sl_chunk_page) */
+SL_EXPORT int sl_chunk_set_attr(sl_doc *doc, size_t i, const char *key, const char *value);
+/* The attribute's value, or NULL when chunk i does not have it. */
+SL_EXPORT const char *sl_chunk_attr(const sl_doc *doc, size_t i, const char *key);
+/* Chunk i's attributes, in the order they were first set: count, and the
+ * j-th (0, or SL_EINVAL out of range). */
+SL_EXPORT size_t sl_chunk_attr_count(const sl_doc *doc, size_t i);
+SL_EXPORT int sl_chunk_attr_at(const sl_doc *doc, size_t i, size_t j, const char **key, const char **value);
 
 /* --- query results (sinks) --- */
 
 /* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */
 SL_EXPORT int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page,
                           uint32_t line, const char *heading, const char *text);
+/* Sets an attribute (a chunk attribute as stored: "kinds", "region", ...)
+ * of the hit added last; call it right after sl_hits_add. Strings are
+ * copied. SL_EINVAL when no hit was just added. (ABI 1.3) */
+SL_EXPORT int sl_hits_set_attr(sl_hits *hits, const char *key, const char *value);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
  * tables and code whole when they fit, records heading paths and positions,
  * refuses overlap >= size, and stays linear on a 50 MB line. Runs the built
  * plugin through its descriptor (harness.h, shared with parse-markdown). */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,6 +440,296 @@ static void test_50mb_line(void) {
     free(big);
 }
 
+/* --- structure: tables by rows, lists and code by lines, chunk attributes --- */
+
+static int add_table_el(sl_doc *d, const char *text, bool header) {
+    int i = sl_doc_add_element(d, SL_EL_TABLE, text, strlen(text));
+    CHECK(i >= 0);
+    if (i < 0) return i;
+    sl_elem_set_page(d, (size_t)i, 1);
+    if (header) CHECK_INT(sl_elem_set_attr(d, (size_t)i, "header", "1"), 0);
+    return i;
+}
+
+/* Whether line (with its length) is one of the lines of text. */
+static bool is_line_of(const char *text, const char *line, size_t len) {
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == len && memcmp(p, line, len) == 0) return true;
+        p = e ? e + 1 : p + n;
+    }
+    return false;
+}
+
+/* A table larger than a chunk: parts of whole rows, each opening with the
+ * header row; every row in exactly one part, in order. */
+static void test_big_table_split_by_rows_under_its_header(void) {
+    const char *hdr = "Name | Size | Notes";
+    char table[8192];
+    size_t n = (size_t)sprintf(table, "%s", hdr);
+    for (int i = 0; i < 60; i++)
+        n += (size_t)sprintf(table + n, "\nrow-%02d | %d KB | note %02d", i, i * 7, i);
+    sl_doc *d = new_doc();
+    add(d, SL_EL_HEADING, 1, 1, "Sizes");
+    add(d, SL_EL_PARAGRAPH, 0, 2, "The table below lists sizes.");
+    add_table_el(d, table, true);
+    add(d, SL_EL_PARAGRAPH, 0, 70, "After the table.");
+    const char *const over[] = {"size=200", "overlap=50", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    int next_row = 0, parts = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        size_t len;
+        const char *t = sl_chunk_text(d, i, &len);
+        CHECK(cps(t, len) <= 200);
+        const char *kinds = sl_chunk_attr(d, i, "kinds");
+        if (!kinds || !strstr(kinds, "table")) continue;
+        parts++;
+        const char *h = strstr(t, hdr);
+        CHECK(h != NULL); /* the header opens every part (after the section's heading, in the first) */
+        if (!h) continue;
+        CHECK(h == t || (h[-1] == '\n' && h[-2] == '\n'));
+        /* every line after the header is a whole row of the table, the next one */
+        for (const char *p = h + strlen(hdr); *p == '\n';) {
+            p++;
+            const char *e = strchr(p, '\n');
+            size_t ln = e ? (size_t)(e - p) : strlen(p);
+            if (ln == 0) break; /* a blank line: what follows the table */
+            CHECK(is_line_of(table, p, ln));
+            char want[32];
+            snprintf(want, sizeof want, "row-%02d |", next_row);
+            if (strncmp(p, want, strlen(want)) == 0) next_row++;
+            p += ln;
+        }
+        CHECK_STR(sl_chunk_heading(d, i), "Sizes");
+    }
+    CHECK_INT(next_row, 60); /* every row once, in order, none cut */
+    CHECK(parts >= 10);
+    /* the first part starts after the section's text: "Sizes" and the paragraph stay together */
+    CHECK(sl_doc_chunk_count(d) > 0 && strstr(chunk(d, 0), "The table below") != NULL);
+    sl_doc_free(d);
+
+    /* Without the header attribute: rows are split the same way, nothing repeated. */
+    d = new_doc();
+    add_table_el(d, table, false);
+    CHECK_INT(run(d, over, &call), 0);
+    size_t with_hdr = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) with_hdr += strstr(chunk(d, i), hdr) != NULL;
+    CHECK_INT(with_hdr, 1);
+    check_no_loss(d, table, strlen(table));
+    sl_doc_free(d);
+}
+
+/* A row longer than a chunk: cut at cell boundaries, each piece under the
+ * header cells of its columns; a cell longer than a chunk is cut as text. */
+static void test_long_row_split_at_cells_with_their_headers(void) {
+    char row[1024], table[2048];
+    size_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n += (size_t)sprintf(row + n, "%scell %d has a value of %02d units", i ? " | " : "", i, i);
+    sprintf(table, "A | B | C | D | E | F | G | H\nsmall | row | here | x | x | x | x | x\n%s", row);
+    sl_doc *d = new_doc();
+    add_table_el(d, table, true);
+    const char *const over[] = {"size=80", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    int seen[8] = {0};
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        const char *t = chunk(d, i);
+        CHECK(cps(t, strlen(t)) <= 80);
+        for (int k = 0; k < 8; k++) {
+            char cell[64], head[2] = {(char)('A' + k), 0};
+            snprintf(cell, sizeof cell, "cell %d has a value of %02d units", k, k);
+            const char *at = strstr(t, cell);
+            if (!at) continue;
+            seen[k]++;
+            /* its header cell is in the piece's first line */
+            const char *nl = strchr(t, '\n');
+            CHECK(nl && memchr(t, head[0], (size_t)(nl - t)) != NULL);
+            CHECK(at == t || at[-1] == '\n' || (at[-1] == ' ' && at[-2] == '|')); /* whole cells */
+        }
+    }
+    for (int k = 0; k < 8; k++) CHECK_INT(seen[k], 1);
+    sl_doc_free(d);
+
+    /* One cell longer than the chunk: cut as text, nothing lost. */
+    char huge[600];
+    memset(huge, 0, sizeof huge);
+    for (int i = 0; i < 100; i++) strcat(huge, "word ");
+    sprintf(table, "H1 | H2\nshort | %s", huge);
+    d = new_doc();
+    add_table_el(d, table, true);
+    CHECK_INT(run(d, over, &call), 0);
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) CHECK(strlen(chunk(d, i)) <= 80);
+    size_t words = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++)
+        for (const char *p = chunk(d, i); (p = strstr(p, "word")); p += 4) words++;
+    CHECK_INT(words, 100);
+    sl_doc_free(d);
+
+    /* A row of 300,000 cells (1.2 MB) is cut in one pass: every cell once. */
+    size_t ncells = 300000, cap = ncells * 4 + 64;
+    char *wide = malloc(cap);
+    n = (size_t)sprintf(wide, "H1 | H2\n");
+    for (size_t i = 0; i < ncells; i++)
+        n += (size_t)sprintf(wide + n, "%s%c", i ? " | " : "", 'a' + (int)(i % 26));
+    d = new_doc();
+    add_table_el(d, wide, true);
+    CHECK_INT(run(d, over, &call), 0);
+    size_t cells = 0;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        const char *t = chunk(d, i);
+        CHECK(strlen(t) <= 80);
+        const char *nl = strchr(t, '\n');
+        for (const char *p = nl && strncmp(t, "H", 1) == 0 ? nl + 1 : t; *p; p++)
+            cells += *p >= 'a' && *p <= 'z';
+    }
+    CHECK_INT(cells, ncells);
+    free(wide);
+    sl_doc_free(d);
+}
+
+/* A long list is cut between top-level items (an item's nested lines stay
+ * with it when they fit), code between lines, a blank line preferred. */
+static void test_lists_cut_between_items_code_between_lines(void) {
+    char list[4096];
+    size_t n = 0;
+    for (int i = 0; i < 30; i++)
+        n += (size_t)sprintf(list + n,
+                             "%s- item %02d says something about it\n  - detail %02d.a\n  - detail %02d.b",
+                             i ? "\n" : "", i, i, i);
+    sl_doc *d = new_doc();
+    add(d, SL_EL_LIST, 0, 1, list);
+    const char *const over[] = {"size=300", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK(sl_doc_chunk_count(d) > 3);
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        const char *t = chunk(d, i);
+        CHECK(strncmp(t, "- item ", 7) == 0); /* every piece starts at a top-level item */
+        size_t len = strlen(t);
+        CHECK(len <= 300 && len >= 2 && strcmp(t + len - 2, ".b") == 0); /* and ends after its last detail */
+        CHECK_STR(sl_chunk_attr(d, i, "kinds"), "list");
+    }
+    check_no_loss(d, list, n);
+    sl_doc_free(d);
+
+    char code[4096];
+    n = 0;
+    for (int i = 0; i < 20; i++)
+        n += (size_t)sprintf(code + n, "%sdef f%02d(x):\n    y = x * %d\n    return y + 1\n", i ? "\n" : "",
+                             i, i);
+    d = new_doc();
+    add(d, SL_EL_CODE, 0, 1, code);
+    CHECK_INT(run(d, over, &call), 0);
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        const char *t = chunk(d, i);
+        CHECK(strncmp(t, "def f", 5) == 0); /* cut at the blank lines between functions */
+        CHECK_STR(sl_chunk_attr(d, i, "kinds"), "code");
+    }
+    sl_doc_free(d);
+}
+
+/* Each chunk records the kinds of its elements, in order, and the pages it
+ * runs over. */
+static void test_chunk_attrs_kinds_and_pages(void) {
+    sl_doc *d = new_doc();
+    add(d, SL_EL_HEADING, 1, 1, "Guide");
+    add(d, SL_EL_HEADING, 2, 2, "Install");
+    add(d, SL_EL_PARAGRAPH, 0, 3, "Run the installer.");
+    add_table_el(d, "OS | Command\nDebian | apt install sluice", true);
+    int i = sl_doc_add_element(d, SL_EL_CODE, "make install", 12);
+    sl_elem_set_page(d, (size_t)i, 2);
+    add(d, SL_EL_HEADING, 2, 9, "Use");
+    add(d, SL_EL_PARAGRAPH, 0, 10, "Run it.");
+    const char *const over[] = {"size=1000", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 2);
+    CHECK_STR(sl_chunk_attr(d, 0, "kinds"), "heading,paragraph,table,code");
+    CHECK_STR(sl_chunk_attr(d, 0, "pages"), "1-2");
+    CHECK_STR(sl_chunk_heading(d, 0), "Guide > Install");
+    CHECK(sl_chunk_attr(d, 0, "region") == NULL); /* no layout: no region */
+    CHECK_STR(sl_chunk_attr(d, 1, "kinds"), "heading,paragraph");
+    CHECK(sl_chunk_attr(d, 1, "pages") == NULL);
+    sl_doc_free(d);
+}
+
+/* --- layout regions --- */
+
+static int add_boxed(sl_doc *d, sl_elem_type type, uint32_t page, const char *text, float x0, float y0,
+                     float x1, float y1) {
+    int i = sl_doc_add_element(d, type, text, strlen(text));
+    CHECK(i >= 0);
+    if (i < 0) return i;
+    sl_elem_set_page(d, (size_t)i, page);
+    sl_elem_set_bbox(d, (size_t)i, x0, y0, x1, y1);
+    return i;
+}
+
+/* Two columns under a full-width title, given in a scrambled order: read
+ * title, left column, right column; a table region's blocks are one unit
+ * with its caption (below it), kept whole; chunks record the regions. */
+static void test_regions_order_columns_and_keep_tables_with_captions(void) {
+    sl_doc *d = new_doc();
+    sl_doc_set_page_count(d, 1);
+    /* the parser's order: right column first, then the title, left column,
+     * the caption, then the table's two blocks */
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Right one.", 320, 100, 580, 150);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Right two.", 320, 160, 580, 210);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Report title", 20, 20, 580, 60);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Left one.", 20, 100, 280, 150);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Left two.", 20, 160, 280, 210);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Table 1: sizes", 20, 420, 580, 440);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Name | Size", 20, 300, 580, 320);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "a | 1", 20, 330, 580, 400);
+    sl_doc_add_region(d, 1, "title", 0.9f, 15, 15, 585, 65);
+    sl_doc_add_region(d, 1, "text", 0.9f, 15, 95, 285, 215);
+    sl_doc_add_region(d, 1, "text", 0.9f, 315, 95, 585, 215);
+    sl_doc_add_region(d, 1, "table", 0.9f, 15, 295, 585, 405);
+    sl_doc_add_region(d, 1, "caption", 0.9f, 15, 415, 585, 445);
+    const char *const over[] = {"size=1000", "overlap=0", NULL};
+    sl_call call;
+    CHECK_INT(run(d, over, &call), 0);
+    CHECK_INT(sl_doc_chunk_count(d), 1);
+    const char *t = chunk(d, 0);
+    const char *order[] = {"Report title", "Left one.",   "Left two.", "Right one.",
+                           "Right two.",   "Name | Size", "a | 1",     "Table 1: sizes"};
+    const char *prev = t;
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        const char *at = strstr(t, order[k]);
+        CHECK(at != NULL && at >= prev);
+        if (at) prev = at;
+    }
+    /* the table's blocks and its caption are one text, lines apart */
+    CHECK(strstr(t, "Name | Size\na | 1\nTable 1: sizes") != NULL);
+    CHECK_STR(sl_chunk_attr(d, 0, "region"), "title,text,table,caption");
+    CHECK_STR(sl_chunk_attr(d, 0, "kinds"), "title,paragraph,table,caption");
+    sl_doc_free(d);
+
+    /* Small chunks: the table with its caption is never cut, and its chunk
+     * records the table region; the text before it is chunks of its own. */
+    d = new_doc();
+    sl_doc_set_page_count(d, 1);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Some text above the table that fills a chunk.", 20, 20, 580, 60);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Figure 2: the caption sits above", 20, 80, 580, 95);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "pixels and pixels", 20, 100, 580, 300);
+    add_boxed(d, SL_EL_PARAGRAPH, 1, "Text after.", 20, 320, 580, 340);
+    sl_doc_add_region(d, 1, "figure", 0.9f, 15, 98, 585, 305);
+    sl_doc_add_region(d, 1, "caption", 0.9f, 15, 78, 585, 97);
+    const char *const small[] = {"size=60", "overlap=0", NULL};
+    CHECK_INT(run(d, small, &call), 0);
+    bool found = false;
+    for (size_t i = 0; i < sl_doc_chunk_count(d); i++) {
+        if (strcmp(chunk(d, i), "Figure 2: the caption sits above\npixels and pixels") != 0) continue;
+        found = true;
+        CHECK_STR(sl_chunk_attr(d, i, "region"), "figure,caption");
+    }
+    CHECK(found);
+    sl_doc_free(d);
+}
+
 int main(void) {
     test_descriptor();
     test_headings_start_chunks_and_set_paths();
@@ -451,5 +743,10 @@ int main(void) {
     test_bad_options_refused_at_init();
     test_no_elements_is_bad_input();
     test_50mb_line();
+    test_big_table_split_by_rows_under_its_header();
+    test_long_row_split_at_cells_with_their_headers();
+    test_lists_cut_between_items_code_between_lines();
+    test_chunk_attrs_kinds_and_pages();
+    test_regions_order_columns_and_keep_tables_with_captions();
     return check_done();
 }

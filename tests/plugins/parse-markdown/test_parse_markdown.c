@@ -113,6 +113,7 @@ static void test_markdown_blocks_become_typed_elements_with_lines(void) {
 
     CHECK_INT(sl_element_type(d, 6), SL_EL_TABLE);
     CHECK_STR(text_of(d, 6), "Name | Value\na | 1\nb | 2");
+    CHECK_STR(sl_element_attr(d, 6, "header"), "1"); /* the first row is the header: chunkers repeat it */
     CHECK_INT(sl_element_line(d, 6), 21);
 
     CHECK_INT(sl_element_type(d, 7), SL_EL_QUOTE);

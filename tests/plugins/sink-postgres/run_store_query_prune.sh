@@ -22,7 +22,7 @@ sl_ok -c pg.ini run --json docs
 check_eq "first run: stored" "$(json .documents.stored)" "$ndocs"
 check_eq "first run: failed" "$(json .documents.failed)" 0
 chunks=$(json .chunks // .documents.chunks)
-check_eq "schema version" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 1
+check_eq "schema version" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 2
 check_eq "vectors kept as" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'vector'")" array
 check_eq "dimension recorded" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'dimension'")" 384
 check_eq "embedding column type" \
