@@ -1,7 +1,8 @@
-/* cli.c - the sluice command: run, query, plugins, check.
+/* cli.c - the sluice command: run, serve, query, plugins, check.
  *
  * Exit status: 0 all went well, 1 some documents failed (or a plugin broke
- * its contract), 2 usage or configuration errors. Logs and the progress line
+ * its contract), 2 usage or configuration errors, 3 interrupted, 4 the
+ * store is held by another sluice process (run, serve). Logs and the progress line
  * go to stderr; results (report, hits, listings) to stdout. Without -c the
  * built-in copy of conf/default.ini is used: SQLite under ./.sluice/.
  */
@@ -24,11 +25,12 @@
 #include "pipeline.h"
 #include "query.h"
 #include "runtime.h"
+#include "serve.h"
 #include "workers.h"
 
 extern const char sl_default_ini[];
 
-enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3 };
+enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3, EXIT_BUSY = 4 };
 
 typedef struct cli {
     const char *command;
@@ -61,7 +63,8 @@ static const char *usage_main =
     "  -h, --help          help for sluice or for a command\n"
     "  --version           print the version\n"
     "\n"
-    "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error\n";
+    "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error,\n"
+    "3 interrupted, 4 the store is in use by another sluice process\n";
 
 static const char *usage_run =
     "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [-v|-q] PATH...\n"
@@ -94,6 +97,19 @@ static const char *usage_check =
     "and prints the routes. The second checks one plugin file the way a third party\n"
     "needs before shipping it: descriptor, options, init and fini with the defaults\n"
     "(and the --set overrides), and its role's contract on sample input.\n";
+
+static const char *usage_serve =
+    "usage: sluice serve [-c FILE] [--set S.K=V]... [-v|-q] [PATH...]\n"
+    "\n"
+    "Ingests the folders of [sluice] watch (or PATH...), then follows them: a file created or\n"
+    "changed is ingested once it has been steady for [sluice] watch_debounce, a deleted one is\n"
+    "removed from the store, and every [sluice] rescan all folders are walked again. Logs go to\n"
+    "stderr (-q: errors only), with the counters every [sluice] report_interval.\n"
+    "  SIGTERM, SIGINT  finish the documents in flight (up to [sluice] shutdown_grace), exit 0;\n"
+    "                   a second signal stops at once (exit 3)\n"
+    "  SIGHUP           reload the config: a bad one is refused (logged) and the old one kept;\n"
+    "                   a good one replaces it once the current pass is done, then all is rescanned\n"
+    "Exit status: 0 stopped by a signal, 2 config error, 4 the store is in use by another process.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "sluice: ");
@@ -205,6 +221,12 @@ static int cmd_run(cli *c) {
     sl_runtime *rt;
     int status = open_runtime(c, true, false, &cfg, &rt);
     if (status) return status;
+    if (sl_runtime_claim(rt)) {
+        status = fail(c, EXIT_BUSY);
+        sl_runtime_free(rt);
+        sl_config_free(cfg);
+        return status;
+    }
     {
         sl_run_opts opts = {.paths = c->args,
                             .npaths = c->nargs,
@@ -232,6 +254,40 @@ static int cmd_run(cli *c) {
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
+}
+
+/* --- serve --- */
+
+static int serve_open(void *arg, sl_config **cfg, sl_runtime **rt) {
+    cli *c = arg;
+    *cfg = NULL;
+    *rt = NULL;
+    int rc = load_config(c, cfg);
+    if (!rc) rc = sl_runtime_open(c->ctx, *cfg, rt);
+    if (!rc) rc = sl_runtime_init(*rt, false);
+    if (rc) {
+        sl_runtime_free(*rt);
+        sl_config_free(*cfg);
+        *rt = NULL;
+        *cfg = NULL;
+    }
+    return rc;
+}
+
+static int cmd_serve(cli *c) {
+    /* a service's log is all it says: what each pass did is worth a line */
+    if (c->verbosity == SL_LOG_WARN) sl_ctx_set_log_level(c->ctx, SL_LOG_INFO);
+    sl_config *cfg;
+    sl_runtime *rt;
+    if (serve_open(c, &cfg, &rt)) return fail(c, EXIT_USAGE);
+    if (sl_runtime_claim(rt)) {
+        sl_runtime_free(rt);
+        sl_config_free(cfg);
+        return fail(c, EXIT_BUSY);
+    }
+    sl_serve_opts opts = {.paths = c->args, .npaths = c->nargs, .open = serve_open, .open_arg = c};
+    if (sl_serve(c->ctx, cfg, rt, &opts)) return fail(c, EXIT_USAGE);
+    return EXIT_OK;
 }
 
 /* --- query --- */
@@ -523,6 +579,8 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_plugins, stdout), EXIT_OK) : cmd_plugins(&c);
     } else if (strcmp(cmd, "check") == 0) {
         status = c.help ? (fputs(usage_check, stdout), EXIT_OK) : cmd_check(&c);
+    } else if (strcmp(cmd, "serve") == 0) {
+        status = c.help ? (fputs(usage_serve, stdout), EXIT_OK) : cmd_serve(&c);
     } else if (strcmp(cmd, "__worker") == 0) {
         status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {

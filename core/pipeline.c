@@ -313,12 +313,14 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
 
 static int copy_roots(run *r) {
     const sl_run_opts *o = r->opts;
-    r->roots = calloc(o->npaths ? o->npaths : 1, sizeof *r->roots);
+    size_t n = o->npaths + o->nprune_only;
+    r->roots = calloc(n ? n : 1, sizeof *r->roots);
     if (!r->roots) return SL_ENOMEM;
-    for (size_t i = 0; i < o->npaths; i++) {
-        size_t l = strlen(o->paths[i]);
-        while (l > 1 && o->paths[i][l - 1] == '/') l--;
-        if (!(r->roots[r->nroots++] = strndup(o->paths[i], l))) return SL_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = i < o->npaths ? o->paths[i] : o->prune_only[i - o->npaths];
+        size_t l = strlen(p);
+        while (l > 1 && p[l - 1] == '/') l--;
+        if (!(r->roots[r->nroots++] = strndup(p, l))) return SL_ENOMEM;
     }
     return 0;
 }

@@ -24,6 +24,10 @@ typedef struct sl_run_opts {
     size_t npaths;
     int prune;    /* remove stored documents under paths that were not seen */
     int progress; /* draw the live progress line on stderr */
+    /* with prune: more roots to prune under, not walked (`sluice serve`:
+     * paths that were deleted) */
+    const char *const *prune_only;
+    size_t nprune_only;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.

@@ -163,6 +163,38 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, worker_seccomp),
      NULL,
      {0}},
+    {"watch",
+     SL_OPT_STRING,
+     "",
+     "serve: folders to ingest and follow, space-separated (relative ones from the current directory)",
+     0,
+     offsetof(sl_settings, watch),
+     NULL,
+     {0}},
+    {"watch_debounce",
+     SL_OPT_DURATION,
+     "500ms",
+     "serve: a changed file is ingested once it has been quiet and its size and mtime steady this long",
+     0,
+     offsetof(sl_settings, watch_debounce_ms),
+     NULL,
+     {0}},
+    {"rescan",
+     SL_OPT_DURATION,
+     "5m",
+     "serve: walk every watched folder again this often, in case an event was missed; 0: never",
+     0,
+     offsetof(sl_settings, rescan_ms),
+     NULL,
+     {0}},
+    {"report_interval",
+     SL_OPT_DURATION,
+     "60s",
+     "serve: log the cumulative counters this often; 0: never",
+     0,
+     offsetof(sl_settings, report_interval_ms),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -636,6 +668,24 @@ void sl_runtime_free(sl_runtime *rt) {
     sl_registry_free(rt->reg);
     sl_loop_free(rt->loop);
     free(rt);
+}
+
+static int call_claim(sl_call *call, void *arg) {
+    (void)arg;
+    return call->inst->desc->claim(call);
+}
+
+int sl_runtime_claim(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        sl_instance *sink = rt->routes[i].sink;
+        int seen = 0;
+        for (size_t j = 0; j < i; j++) seen |= rt->routes[j].sink == sink;
+        if (seen || !sink->desc->claim) continue;
+        sl_call call;
+        int rc = sl_invoke(sink, call_claim, NULL, &call);
+        if (rc) return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+    }
+    return 0;
 }
 
 const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type) {

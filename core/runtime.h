@@ -43,6 +43,10 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
+    const char *watch;          /* serve: folders to follow, space-separated */
+    int64_t watch_debounce_ms;  /* serve: quiet time before a changed path is ingested */
+    int64_t rescan_ms;          /* serve: full rescan every this long; 0: never */
+    int64_t report_interval_ms; /* serve: a counters line in the log every this long; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
@@ -85,6 +89,10 @@ int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
  * what only init can tell (dimensions along shared sinks). */
 int sl_runtime_init(sl_runtime *rt, bool all);
 void sl_runtime_free(sl_runtime *rt);
+/* Makes this process the one writer of every store the routes use (the
+ * sinks' claim callback), for `run` and `serve`. SL_EFATAL, with the
+ * holder named in the context's message, when another process has one. */
+int sl_runtime_claim(sl_runtime *rt);
 
 /* Adds each folder of a space-separated list to the registry, relative ones
  * resolved against base (the INI file's folder): [sluice] plugin_path. */
