@@ -258,12 +258,12 @@ static int cmd_run(cli *c) {
 
 /* --- serve --- */
 
-static int serve_open(void *arg, sl_config **cfg, sl_runtime **rt) {
+static int serve_open(void *arg, struct sl_loop *loop, sl_config **cfg, sl_runtime **rt) {
     cli *c = arg;
     *cfg = NULL;
     *rt = NULL;
     int rc = load_config(c, cfg);
-    if (!rc) rc = sl_runtime_open(c->ctx, *cfg, rt);
+    if (!rc) rc = sl_runtime_open_on(c->ctx, *cfg, loop, rt);
     if (!rc) rc = sl_runtime_init(*rt, false);
     if (rc) {
         sl_runtime_free(*rt);
@@ -277,16 +277,9 @@ static int serve_open(void *arg, sl_config **cfg, sl_runtime **rt) {
 static int cmd_serve(cli *c) {
     /* a service's log is all it says: what each pass did is worth a line */
     if (c->verbosity == SL_LOG_WARN) sl_ctx_set_log_level(c->ctx, SL_LOG_INFO);
-    sl_config *cfg;
-    sl_runtime *rt;
-    if (serve_open(c, &cfg, &rt)) return fail(c, EXIT_USAGE);
-    if (sl_runtime_claim(rt)) {
-        sl_runtime_free(rt);
-        sl_config_free(cfg);
-        return fail(c, EXIT_BUSY);
-    }
     sl_serve_opts opts = {.paths = c->args, .npaths = c->nargs, .open = serve_open, .open_arg = c};
-    if (sl_serve(c->ctx, cfg, rt, &opts)) return fail(c, EXIT_USAGE);
+    int busy = 0;
+    if (sl_serve(c->ctx, &opts, &busy)) return fail(c, busy ? EXIT_BUSY : EXIT_USAGE);
     return EXIT_OK;
 }
 

@@ -562,14 +562,21 @@ static int build_routes(sl_runtime *rt) {
 }
 
 int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
+    return sl_runtime_open_on(ctx, cfg, NULL, out);
+}
+
+int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, sl_loop *loop, sl_runtime **out) {
     sl_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return sl_ctx_error(ctx, SL_ENOMEM, "out of memory");
     rt->ctx = ctx;
     rt->cfg = cfg;
+    rt->loop = loop;
+    rt->loop_borrowed = loop != NULL;
     int rc = parse_settings(rt);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
     if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
-    if (!rc && sl_loop_new(&rt->loop) != 0) rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
+    if (!rc && !rt->loop && sl_loop_new(&rt->loop) != 0)
+        rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
     if (!rc) rc = resolve_fallbacks(rt);
@@ -665,8 +672,10 @@ void sl_runtime_free(sl_runtime *rt) {
     for (size_t i = rt->ninst; i-- > 0;) sl_instance_free(rt->inst[i]);
     free(rt->inst);
     sl_options_free_owned(rt->owned, rt->nowned);
+    /* a borrowed loop finishes the closes the plugins began while their code is still loaded */
+    if (rt->loop_borrowed && rt->loop) uv_run(sl_loop_uv(rt->loop), UV_RUN_NOWAIT);
     sl_registry_free(rt->reg);
-    sl_loop_free(rt->loop);
+    if (!rt->loop_borrowed) sl_loop_free(rt->loop);
     free(rt);
 }
 

@@ -79,11 +79,16 @@ typedef struct sl_runtime {
     size_t nroutes;
     int threads;          /* resolved: set.threads or the core count */
     struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
+    int loop_borrowed;    /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
 } sl_runtime;
 
 /* Loads every plugin the config names and builds all instances and routes
  * (no init yet). Errors are SL_EFATAL with file, line, section and key. */
 int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
+/* The same on a loop that outlives the runtime (`sluice serve` keeps one
+ * loop across reloads); freeing the runtime then only runs the loop once,
+ * without waiting, so the handles its plugins closed finish closing. */
+int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, struct sl_loop *loop, sl_runtime **out);
 /* Inits the instances used by routes (all of them when `all`; isolated
  * ones only then: a run leaves them to its worker processes), then checks
  * what only init can tell (dimensions along shared sinks). */

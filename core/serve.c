@@ -53,7 +53,9 @@ struct serve {
     sl_config *cfg;
     sl_runtime *rt;
     const sl_serve_opts *opts;
-    uv_loop_t loop;
+    sl_loop *sl; /* the one loop: serve's handles, every pass and the plugins' io */
+    uv_loop_t *uv;
+    int in_pass; /* a pass runs the loop: serve's handles are unreferenced and never stop it */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t debounce, rescan, report;
     char **roots;
@@ -67,6 +69,13 @@ struct serve {
     uint64_t passes, stored, skipped, failed, pruned, events;
     uint64_t t0;
 };
+
+/* Asks the main loop of sl_serve to look at the flags: between passes
+ * it waits in the loop, which this stops; during a pass the run owns the
+ * loop and the flags are read when it ends. */
+static void wake(serve *s) {
+    if (!s->in_pass) uv_stop(s->uv);
+}
 
 static char *join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
@@ -162,7 +171,7 @@ static void add_watch(serve *s, const char *dir) {
         return;
     }
     w->sv = s;
-    uv_fs_event_init(&s->loop, &w->h);
+    uv_fs_event_init(s->uv, &w->h);
     w->h.data = w;
     int rc = uv_fs_event_start(&w->h, on_fs_event, dir, 0);
     if (rc) {
@@ -175,6 +184,7 @@ static void add_watch(serve *s, const char *dir) {
         uv_close((uv_handle_t *)&w->h, watch_closed);
         return;
     }
+    if (s->in_pass) uv_unref((uv_handle_t *)&w->h);
     s->w[s->nw++] = w;
 }
 
@@ -276,6 +286,7 @@ static void add_pending(serve *s, const char *path, const struct stat *st) {
                    MAX_PENDING);
         clear_pending(s);
         s->rescan_due = 1;
+        wake(s);
         return;
     }
     if (s->np == s->pcap) {
@@ -318,6 +329,7 @@ static void on_debounce(uv_timer_t *t) {
         }
     }
     if (waiting) arm_debounce(s);
+    if (s->ready_due) wake(s);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
@@ -327,10 +339,12 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     if (status < 0) {
         sl_ctx_log(s->ctx, SL_LOG_WARN, "serve", "watching %s: %s; rescanning", w->dir, uv_strerror(status));
         s->rescan_due = 1;
+        wake(s);
         return;
     }
     if (!filename || !*filename) {
         s->rescan_due = 1;
+        wake(s);
         return;
     }
     const sl_settings *set = &s->rt->set;
@@ -366,12 +380,26 @@ static uint64_t rss_bytes(void) {
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Whether serve's handles keep the loop running: between passes they do
+ * (it waits for them), during a pass they must not (the run ends when its
+ * own handles are closed). */
+static void set_refs(serve *s, int on) {
+    uv_handle_t *h[] = {(uv_handle_t *)&s->sigint, (uv_handle_t *)&s->sigterm, (uv_handle_t *)&s->sighup,
+                        (uv_handle_t *)&s->debounce, (uv_handle_t *)&s->rescan, (uv_handle_t *)&s->report};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) on ? uv_ref(h[i]) : uv_unref(h[i]);
+    for (size_t i = 0; i < s->nw; i++) on ? uv_ref((uv_handle_t *)&s->w[i]->h) : uv_unref((uv_handle_t *)&s->w[i]->h);
+}
+
 static void pass(serve *s, const char *const *walk, size_t nwalk, const char *const *gone, size_t ngone,
                  const char *why) {
     sl_run_opts o = {.paths = walk, .npaths = nwalk, .prune = 1, .prune_only = gone, .nprune_only = ngone};
     sl_report rep;
     memset(&rep, 0, sizeof rep);
+    set_refs(s, 0);
+    s->in_pass = 1;
     int rc = sl_pipeline_run(s->rt, &o, &rep);
+    s->in_pass = 0;
+    set_refs(s, 1);
     s->passes++;
     s->stored += rep.stored;
     s->skipped += rep.skipped;
@@ -433,6 +461,7 @@ static void ready_pass(serve *s) {
 static void on_rescan(uv_timer_t *t) {
     serve *s = t->data;
     s->rescan_due = 1;
+    wake(s);
 }
 
 static void on_report(uv_timer_t *t) {
@@ -459,13 +488,11 @@ static void start_timers(serve *s) {
 
 static void on_signal(uv_signal_t *h, int signum) {
     serve *s = h->data;
-    if (signum == SIGHUP) {
+    if (signum == SIGHUP)
         s->reload = 1;
-        return;
-    }
-    /* during a pass the run's own handler has already begun finishing
-     * what is in flight; here, between passes, nothing is */
-    s->stop = 1;
+    else
+        s->stop = 1; /* during a pass, the run's own handler finishes what is in flight */
+    wake(s);
 }
 
 /* SIGHUP, between passes: the new configuration is loaded, validated and
@@ -475,7 +502,7 @@ static void reload(serve *s) {
     sl_ctx_log(s->ctx, SL_LOG_INFO, "serve", "SIGHUP: reloading %s", s->cfg->path);
     sl_config *cfg = NULL;
     sl_runtime *rt = NULL;
-    if (s->opts->open(s->opts->open_arg, &cfg, &rt) != 0) {
+    if (s->opts->open(s->opts->open_arg, s->sl, &cfg, &rt) != 0) {
         sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "reload refused, the running configuration stays: %s",
                    sl_ctx_errmsg(s->ctx));
         return;
@@ -489,10 +516,13 @@ static void reload(serve *s) {
         sl_config_free(cfg);
         return;
     }
-    sl_runtime_free(s->rt);
-    sl_config_free(s->cfg);
+    /* callbacks that run while the old one is freed read the new one */
+    sl_runtime *old_rt = s->rt;
+    sl_config *old_cfg = s->cfg;
     s->rt = rt;
     s->cfg = cfg;
+    sl_runtime_free(old_rt);
+    sl_config_free(old_cfg);
     unwatch_all(s);
     free_roots(s);
     s->roots = roots;
@@ -511,36 +541,42 @@ static void reload(serve *s) {
 
 /* --- the whole --- */
 
-int sl_serve(sl_ctx *ctx, sl_config *cfg, sl_runtime *rt, const sl_serve_opts *opts) {
+int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
     serve S, *s = &S;
     memset(s, 0, sizeof S);
+    *busy = 0;
     s->ctx = ctx;
-    s->cfg = cfg;
-    s->rt = rt;
     s->opts = opts;
     s->t0 = sl_now_ns();
-    int rc = make_roots(s, rt, &s->roots, &s->nroots);
+    if (sl_loop_new(&s->sl) != 0) return sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
+    s->uv = sl_loop_uv(s->sl);
+    int rc = opts->open(opts->open_arg, s->sl, &s->cfg, &s->rt);
+    if (!rc && sl_runtime_claim(s->rt) != 0) {
+        *busy = 1;
+        rc = SL_EFATAL;
+    }
+    if (!rc) rc = make_roots(s, s->rt, &s->roots, &s->nroots);
     if (rc) {
-        sl_runtime_free(rt);
-        sl_config_free(cfg);
+        sl_runtime_free(s->rt);
+        sl_config_free(s->cfg);
+        sl_loop_free(s->sl);
         return rc;
     }
-    uv_loop_init(&s->loop);
-    uv_timer_init(&s->loop, &s->debounce);
-    uv_timer_init(&s->loop, &s->rescan);
-    uv_timer_init(&s->loop, &s->report);
+    uv_timer_init(s->uv, &s->debounce);
+    uv_timer_init(s->uv, &s->rescan);
+    uv_timer_init(s->uv, &s->report);
     s->debounce.data = s->rescan.data = s->report.data = s;
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_signal_init(&s->loop, &s->sighup);
+    uv_signal_init(s->uv, &s->sigint);
+    uv_signal_init(s->uv, &s->sigterm);
+    uv_signal_init(s->uv, &s->sighup);
     s->sigint.data = s->sigterm.data = s->sighup.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
     start_timers(s);
     sl_ctx_log(ctx, SL_LOG_INFO, "serve", "serving %s (PID %ld): %zu folders, debounce %lld ms, rescan %lld ms",
-               cfg->path, (long)getpid(), s->nroots, (long long)rt->set.watch_debounce_ms,
-               (long long)rt->set.rescan_ms);
+               s->cfg->path, (long)getpid(), s->nroots, (long long)s->rt->set.watch_debounce_ms,
+               (long long)s->rt->set.rescan_ms);
 
     /* the first pass watches first, so nothing made during it is missed */
     full_pass(s, "initial");
@@ -555,7 +591,7 @@ int sl_serve(sl_ctx *ctx, sl_config *cfg, sl_runtime *rt, const sl_serve_opts *o
             s->ready_due = 0;
             ready_pass(s);
         } else {
-            uv_run(&s->loop, UV_RUN_ONCE);
+            sl_loop_run(s->sl); /* until a callback has something to do (wake) */
         }
     }
     on_report(&s->report);
@@ -568,13 +604,12 @@ int sl_serve(sl_ctx *ctx, sl_config *cfg, sl_runtime *rt, const sl_serve_opts *o
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&s->loop);
+    sl_runtime_free(s->rt);
+    sl_config_free(s->cfg);
+    sl_loop_free(s->sl); /* finishes every close */
     free(s->w);
     clear_pending(s);
     free(s->p);
     free_roots(s);
-    sl_runtime_free(s->rt);
-    sl_config_free(s->cfg);
     return s->status;
 }

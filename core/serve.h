@@ -7,8 +7,13 @@
  * ordinary run (pipeline.c) over those paths, pruning what was deleted. A
  * periodic rescan of every folder catches what events missed (an overflowed
  * inotify queue, a folder not yet watched). Passes run one after another,
- * so a path is never in two jobs at once; events that come during a pass
- * wait in the kernel's queue and are read when it ends.
+ * so a path is never in two jobs at once; paths that become ready during
+ * a pass go into the next one.
+ *
+ * serve's handles share one loop with the passes: during a pass they are
+ * unreferenced (the run ends when its own handles close) but still answer,
+ * so events are read and debounced while a pass runs, and whatever else
+ * lives on the loop (an HTTP service) keeps answering between passes.
  *
  * Signals are handled at the boundaries of passes: SIGTERM or SIGINT during
  * a pass finishes its documents in flight (the run's shutdown_grace), then
@@ -26,10 +31,11 @@
 #include "ctx.h"
 #include "runtime.h"
 
-/* Loads and validates a configuration and builds an initialised runtime
- * (the CLI's load with its --set overrides): 0, or an error in ctx with
- * nothing left allocated. */
-typedef int (*sl_serve_open_fn)(void *arg, sl_config **cfg, sl_runtime **rt);
+struct sl_loop;
+/* Loads and validates a configuration and builds an initialised runtime on
+ * serve's loop (sl_runtime_open_on; the CLI's load with its --set
+ * overrides): 0, or an error in ctx with nothing left allocated. */
+typedef int (*sl_serve_open_fn)(void *arg, struct sl_loop *loop, sl_config **cfg, sl_runtime **rt);
 
 typedef struct sl_serve_opts {
     const char *const *paths; /* folders or files to follow; none: [sluice] watch */
@@ -38,10 +44,10 @@ typedef struct sl_serve_opts {
     void *open_arg;
 } sl_serve_opts;
 
-/* Runs until SIGTERM or SIGINT. Takes ownership of cfg and rt (already
- * claimed: sl_runtime_claim). Returns 0 after a signal, SL_EFATAL when
- * nothing can be watched or a reloaded store cannot be claimed (message
- * in ctx). */
-int sl_serve(sl_ctx *ctx, sl_config *cfg, sl_runtime *rt, const sl_serve_opts *opts);
+/* Opens the configuration, claims its stores (sl_runtime_claim) and runs
+ * until SIGTERM or SIGINT. Returns 0 after a signal, or SL_EFATAL with the
+ * message in ctx: a configuration that does not load, nothing to watch, or
+ * a store another process holds (then *busy is 1). */
+int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy);
 
 #endif
