@@ -47,6 +47,10 @@ void sl_report_add_failure(sl_report *r, const char *uri, const char *stage, con
     f->reason = strdup(reason);
 }
 
+const char *sl_breaker_name(int state) {
+    return state == SL_BREAKER_OPEN ? "open" : state == SL_BREAKER_HALF_OPEN ? "half-open" : "closed";
+}
+
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
 static const char *const batch_buckets[8] = {"1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65+"};
@@ -193,6 +197,9 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_object_set_new(o, "tokens_out", json_integer((json_int_t)p->tokens_out));
         json_object_set_new(o, "breaker_opens", json_integer((json_int_t)p->breaker_opens));
         json_object_set_new(o, "cost", json_real(sl_provider_cost(p)));
+        json_object_set_new(o, "throttled", json_integer((json_int_t)p->throttled));
+        json_object_set_new(o, "limit_wait_s", json_real(secs(p->limit_wait_ns)));
+        json_object_set_new(o, "breaker", json_string(sl_breaker_name(p->breaker_state)));
         json_array_append_new(provs, o);
     }
     json_object_set_new(root, "providers", provs);
@@ -207,6 +214,7 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_array_append_new(failed, o);
     }
     json_object_set_new(root, "failed", failed);
+    json_object_set_new(root, "worker_restarts", json_integer((json_int_t)r->worker_restarts));
     json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
     if (r->fatal) json_object_set_new(root, "fatal", json_string(r->fatal_msg));
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

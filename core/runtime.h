@@ -43,6 +43,8 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
+    const char *listen;       /* HOST:PORT of the HTTP service (httpd.h); "" off */
+    int64_t listen_linger_ms; /* `run`: keep serving this long after the run ended */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
