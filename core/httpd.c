@@ -59,6 +59,8 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
+    const sl_httpd *h = (const sl_httpd *)((const char *)req->conn->ctx - offsetof(sl_httpd, ctx));
+    if (h->stopping) req->http1_is_persistent = 0;
     add_header(req, H2O_TOKEN_CONTENT_TYPE, type);
     add_header(req, H2O_TOKEN_CACHE_CONTROL, "no-store");
     h2o_send_inline(req, body, len);
@@ -471,27 +473,34 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
 
 /* --- connections --- */
 
-static void conn_closed(uv_handle_t *conn) {
-    sl_httpd *h = conn->data;
-    h->nconns--;
-    free(conn);
+/* h2o's socket takes the handle's data field: the service is found from
+ * the handle's place in a conn. */
+typedef struct conn {
+    uv_tcp_t tcp;
+    sl_httpd *h;
+} conn;
+
+static void conn_closed(uv_handle_t *hd) {
+    conn *c = (conn *)hd;
+    c->h->nconns--;
+    free(c);
 }
 
 static void on_accept(uv_stream_t *listener, int status) {
     sl_httpd *h = listener->data;
     if (status != 0) return;
-    uv_tcp_t *conn = calloc(1, sizeof *conn);
-    if (!conn) return;
-    uv_tcp_init(listener->loop, conn);
-    uv_unref((uv_handle_t *)conn);
-    conn->data = h;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    uv_tcp_init(listener->loop, &c->tcp);
+    uv_unref((uv_handle_t *)&c->tcp);
+    c->h = h;
     h->nconns++;
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0 || h->nconns > SL_HTTPD_MAX_CONNS || h->stopping) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || h->nconns > SL_HTTPD_MAX_CONNS || h->stopping) {
         /* over the bound: closed at once, before h2o reads a byte */
-        uv_close((uv_handle_t *)conn, conn_closed);
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, conn_closed);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_closed);
     h2o_accept(&h->accept_ctx, sock);
 }
 
@@ -583,8 +592,7 @@ static void listener_closed(uv_handle_t *hd) {
 
 void sl_httpd_stop(sl_httpd *h) {
     if (!h || h->stopping) return;
-    h->stopping = 1;
-    h2o_context_request_shutdown(&h->ctx);
+    h->stopping = 1;                  /* answers from now on close their connection (respond) */
     uv_ref((uv_handle_t *)&h->drain); /* the loop runs until the last connection is gone */
     uv_close((uv_handle_t *)&h->listener, listener_closed);
 }

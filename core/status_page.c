@@ -13,7 +13,7 @@ const char sl_status_page[] =
     "h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.2em 0 .4em}\n"
     "table{border-collapse:collapse;background:#fff}td,th{padding:.25em .7em;border-bottom:1px solid #ddd;"
     "text-align:right}\n"
-    "td:first-child,th:first-child,td.l{text-align:left}th{background:#eee}\n"
+    "td:first-child,th:nth-child(-n+2),td.l{text-align:left}th{background:#eee}\n"
     ".pill{display:inline-block;padding:.1em .6em;border-radius:1em;background:#ddd;margin-right:.5em}\n"
     ".run{background:#cfe8ff}.done{background:#d4f5d4}.bad{background:#ffd6d6}\n"
     "#bar{height:10px;background:#ddd;width:420px;border-radius:5px;overflow:hidden}"
