@@ -136,12 +136,12 @@ static void acall_after(uv_work_t *w, int status) {
 static void acall_start(uv_loop_t *loop, acall *a) {
     memset(&a->ts, 0, sizeof a->ts);
     a->returned = a->answered = 0;
+    a->work.data = a;
     if (a->inst->desc->bottleneck == SL_IO) {
         a->rc = sl_invoke_start(a->inst, NULL, a->fn, a->arg, &a->call, acall_answer, a);
         acall_after(&a->work, 0);
         return;
     }
-    a->work.data = a;
     if (uv_queue_work(loop, &a->work, acall_work, acall_after)) {
         a->returned = 1;
         acall_finish(a, sl_fail(&a->call, SL_EFATAL, "cannot queue the call on a work thread"));

@@ -56,7 +56,7 @@ static void provider_labels(FILE *f, const sl_provider_stats *p, const char *ext
     label(f, p->name);
     fputs("\",plugin=\"", f);
     label(f, p->plugin);
-    fprintf(f, "\"%s}", extra ? extra : "");
+    fprintf(f, "\"%s}", extra ? extra : ""); /* extra: ,name="value" */
 }
 
 /* One metric per stage: its value read by `field`. */
@@ -181,10 +181,10 @@ char *sl_metrics_text(const sl_report *r, int running, size_t *len) {
     for (size_t i = 0; i < r->nproviders; i++) {
         const sl_provider_stats *p = r->providers[i];
         fputs("sluice_provider_tokens_total", f);
-        provider_labels(f, p, ",direction=\"input");
+        provider_labels(f, p, ",direction=\"input\"");
         fprintf(f, " %llu\n", (unsigned long long)p->tokens_in);
         fputs("sluice_provider_tokens_total", f);
-        provider_labels(f, p, ",direction=\"output");
+        provider_labels(f, p, ",direction=\"output\"");
         fprintf(f, " %llu\n", (unsigned long long)p->tokens_out);
     }
     per_provider(f, r, "sluice_provider_cost_total", "counter",
