@@ -20,6 +20,8 @@
 #include "config.h"
 #include "ctx.h"
 #include "document.h"
+#include "httpd.h"
+#include "loop.h"
 #include "registry.h"
 #include "options.h"
 #include "pipeline.h"
@@ -45,13 +47,14 @@ typedef struct cli {
     const char *route;
     const char *plugin;
     sl_ctx *ctx;
+    char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
 } cli;
 
 static const char *usage_main =
     "usage: sluice [-c FILE] [--set SECTION.KEY=VALUE]... [-v|-q] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run [--prune] [--json] PATH...   ingest files and folders into the store\n"
+    "  run [--prune] [--json] [--listen ADDR] PATH...  ingest files and folders into the store\n"
     "  query [-k N] [--json] TEXT       the N chunks nearest TEXT (default 5)\n"
     "  plugins [--json]                 every plugin found, with its options\n"
     "  check [--plugin FILE.so]         validate the config and its plugins, or one plugin file\n"
@@ -67,12 +70,14 @@ static const char *usage_main =
     "3 interrupted, 4 the store is in use by another sluice process\n";
 
 static const char *usage_run =
-    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [-v|-q] PATH...\n"
+    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--listen ADDR] [-v|-q] PATH...\n"
     "\n"
     "Ingests the files and folders given (folders recursively, by [sluice] include/exclude).\n"
     "Unchanged documents (same content hash, same pipeline) are skipped; changed ones replaced.\n"
     "  --prune   also remove stored documents under PATH... that no longer exist\n"
     "  --json    print the run report as JSON on stdout instead of the table\n"
+    "  --listen HOST:PORT  serve /metrics, /health, /ready, /query and a status page at / while\n"
+    "            it runs (as [sluice] listen; [sluice] listen_linger keeps serving after the end)\n"
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
 static const char *usage_query =
@@ -164,6 +169,13 @@ static int parse_args(cli *c, int argc, char **argv) {
         } else if (strcmp(a, "--route") == 0) {
             if (!more) return usage_error("%s needs a NAME", a);
             c->route = argv[++i];
+        } else if (strcmp(a, "--listen") == 0) {
+            if (!more) return usage_error("%s needs HOST:PORT (for example 127.0.0.1:9464)", a);
+            free(c->listen_set);
+            size_t n = strlen(argv[++i]) + sizeof "sluice.listen=";
+            if (!(c->listen_set = malloc(n))) return usage_error("%s", "out of memory");
+            snprintf(c->listen_set, n, "sluice.listen=%s", argv[i]);
+            c->sets[c->nsets++] = c->listen_set;
         } else if (strcmp(a, "--plugin") == 0) {
             if (!more) return usage_error("%s needs a FILE.so", a);
             c->plugin = argv[++i];
@@ -215,6 +227,36 @@ static int open_runtime(cli *c, bool init, bool all, sl_config **cfg, sl_runtime
 
 /* --- run --- */
 
+/* [sluice] listen_linger: after the run, serve until the time is up or a
+ * signal comes. */
+typedef struct after_run {
+    uv_timer_t timer;
+    uv_signal_t sigint, sigterm;
+} after_run;
+
+static void linger_end(after_run *l) {
+    uv_close((uv_handle_t *)&l->timer, NULL);
+    uv_close((uv_handle_t *)&l->sigint, NULL);
+    uv_close((uv_handle_t *)&l->sigterm, NULL);
+}
+static void linger_timeout(uv_timer_t *t) { linger_end(t->data); }
+static void linger_signal(uv_signal_t *s, int signum) { linger_end(s->data); }
+
+static void serve_after_run(sl_runtime *rt, uint64_t ms) {
+    uv_loop_t *uv = sl_loop_uv(rt->loop);
+    after_run l;
+    uv_timer_init(uv, &l.timer);
+    uv_signal_init(uv, &l.sigint);
+    uv_signal_init(uv, &l.sigterm);
+    l.timer.data = l.sigint.data = l.sigterm.data = &l;
+    uv_timer_start(&l.timer, linger_timeout, ms, 0);
+    uv_signal_start(&l.sigint, linger_signal, SIGINT);
+    uv_signal_start(&l.sigterm, linger_signal, SIGTERM);
+    sl_ctx_log(rt->ctx, SL_LOG_INFO, NULL, "run ended: still serving for %llu ms ([sluice] listen_linger)",
+               (unsigned long long)ms);
+    sl_loop_run(rt->loop);
+}
+
 static int cmd_run(cli *c) {
     if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
     sl_config *cfg;
@@ -234,6 +276,23 @@ static int cmd_run(cli *c) {
                             .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
+        sl_httpd_run_view view = {.rt = rt, .rep = &rep};
+        sl_httpd *httpd = NULL;
+        if (rt->set.listen[0]) {
+            sl_httpd_source src;
+            char err[512];
+            sl_httpd_source_for_run(&src, &view);
+            httpd = sl_httpd_start(sl_loop_uv(rt->loop), rt->set.listen, &src, err, sizeof err);
+            if (!httpd) {
+                fprintf(stderr, "sluice: [sluice] listen: %s\n", err);
+                sl_runtime_free(rt);
+                sl_config_free(cfg);
+                return EXIT_USAGE;
+            }
+            sl_ctx_log(c->ctx, SL_LOG_INFO, NULL, "serving http://%s/ (/metrics /health /ready /query)",
+                       sl_httpd_address(httpd));
+            opts.live = &view.live;
+        }
         int rc = sl_pipeline_run(rt, &opts, &rep);
         if (rc && !rep.fatal) {
             status = fail(c, EXIT_USAGE);
@@ -249,6 +308,11 @@ static int cmd_run(cli *c) {
                      : rep.failed      ? EXIT_DOCS
                                        : EXIT_OK;
         }
+        fflush(stdout);
+        if (httpd && rt->set.listen_linger_ms > 0 && !rep.interrupted)
+            serve_after_run(rt, (uint64_t)rt->set.listen_linger_ms);
+        sl_httpd_stop(httpd);
+        sl_loop_run(rt->loop); /* until its last connection closed */
         sl_report_free(&rep);
     }
     sl_runtime_free(rt);
@@ -306,21 +370,9 @@ static int call_query(sl_call *call, void *arg) {
 
 static void print_hits(const sl_hits *hits, bool json) {
     size_t n = sl_hits_count(hits);
-    json_t *arr = json ? json_array() : NULL;
-    for (size_t i = 0; i < n; i++) {
+    json_t *arr = json ? sl_hits_json(hits) : NULL;
+    for (size_t i = 0; !json && i < n; i++) {
         const sl_hit *h = sl_hits_at(hits, i);
-        if (json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "score", json_real(h->score));
-            json_object_set_new(o, "uri", json_string(h->uri));
-            json_object_set_new(o, "chunk", json_integer(h->chunk));
-            json_object_set_new(o, "page", json_integer(h->page));
-            json_object_set_new(o, "line", json_integer(h->line));
-            json_object_set_new(o, "heading", json_string(h->heading));
-            json_object_set_new(o, "text", json_string(h->text));
-            json_array_append_new(arr, o);
-            continue;
-        }
         printf("%zu. %.4f  %s", i + 1, h->score, h->uri);
         if (h->line) printf(":%u", h->line);
         if (h->page > 1) printf(" (page %u)", h->page);
@@ -585,5 +637,6 @@ out:
     sl_ctx_free(c.ctx);
     free(c.args);
     free(c.sets);
+    free(c.listen_set);
     return status;
 }

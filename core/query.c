@@ -80,3 +80,20 @@ void sl_hits_free(sl_hits *h) {
     free(h->v);
     free(h);
 }
+
+json_t *sl_hits_json(const sl_hits *hits) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < sl_hits_count(hits); i++) {
+        const sl_hit *h = sl_hits_at(hits, i);
+        json_t *o = json_object();
+        json_object_set_new(o, "score", json_real(h->score));
+        json_object_set_new(o, "uri", json_string(h->uri));
+        json_object_set_new(o, "chunk", json_integer(h->chunk));
+        json_object_set_new(o, "page", json_integer(h->page));
+        json_object_set_new(o, "line", json_integer(h->line));
+        json_object_set_new(o, "heading", json_string(h->heading));
+        json_object_set_new(o, "text", json_string(h->text));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "httpd.h"
 #include "options.h"
 #include "loop.h"
 #include "pool.h"
@@ -195,6 +196,24 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, report_interval_ms),
      NULL,
      {0}},
+    {"listen",
+     SL_OPT_STRING,
+     "",
+     "HOST:PORT to serve /metrics, /health, /ready, /query and a status page on (127.0.0.1:9464); "
+     "empty: off",
+     0,
+     offsetof(sl_settings, listen),
+     NULL,
+     {0}},
+    {"listen_linger",
+     SL_OPT_DURATION,
+     "0",
+     "`sluice run`: keep serving this long after the run ended (SIGINT or SIGTERM ends it sooner), so the "
+     "final numbers can be scraped",
+     0,
+     offsetof(sl_settings, listen_linger_ms),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -280,6 +299,10 @@ static int parse_settings(sl_runtime *rt) {
             return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: %s", where, kv->key, err);
         strncat(where, ": ", sizeof where - strlen(where) - 1);
         if (check_setting_bounds(rt, kv->key, where)) return SL_EFATAL;
+        struct sockaddr_storage ss;
+        if (strcmp(kv->key, "listen") == 0 && rt->set.listen[0] &&
+            sl_httpd_parse_listen(rt->set.listen, &ss, err, sizeof err))
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s[sluice] listen: %s", where, err);
     }
     return 0;
 }

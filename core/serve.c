@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "httpd.h"
 #include "loop.h"
 #include "pipeline.h"
 #include "report.h"
@@ -68,7 +69,16 @@ struct serve {
     int watch_warned;
     uint64_t passes, stored, skipped, failed, pruned, events;
     uint64_t t0;
+    /* [sluice] listen: the HTTP service reads one report over every pass
+     * (cum), plus the pass in progress (cur, live) while one runs */
+    sl_httpd *httpd;
+    sl_report cum, view;
+    sl_report *cur;
+    struct run *live;
 };
+
+/* Failures the HTTP service's report keeps (the latest). */
+#define KEEP_FAILURES 100
 
 /* Asks the main loop of sl_serve to look at the flags: between passes
  * it waits in the loop, which this stops; during a pass the run owns the
@@ -392,14 +402,22 @@ static void set_refs(serve *s, int on) {
 
 static void pass(serve *s, const char *const *walk, size_t nwalk, const char *const *gone, size_t ngone,
                  const char *why) {
-    sl_run_opts o = {.paths = walk, .npaths = nwalk, .prune = 1, .prune_only = gone, .nprune_only = ngone};
+    sl_run_opts o = {.paths = walk,
+                     .npaths = nwalk,
+                     .prune = 1,
+                     .prune_only = gone,
+                     .nprune_only = ngone,
+                     .live = &s->live};
     sl_report rep;
     memset(&rep, 0, sizeof rep);
     set_refs(s, 0);
     s->in_pass = 1;
+    s->cur = &rep;
     int rc = sl_pipeline_run(s->rt, &o, &rep);
+    s->cur = NULL;
     s->in_pass = 0;
     set_refs(s, 1);
+    sl_report_accumulate(&s->cum, &rep, KEEP_FAILURES);
     s->passes++;
     s->stored += rep.stored;
     s->skipped += rep.skipped;
@@ -539,6 +557,38 @@ static void reload(serve *s) {
                "reloaded %s: rescanning; documents whose pipeline changed are stored again", cfg->path);
 }
 
+/* --- the HTTP service's view --- */
+
+static const sl_report *view_report(void *arg, int *running) {
+    serve *s = arg;
+    *running = 1; /* a service: its counters never end */
+    sl_report_free(&s->view);
+    sl_report_accumulate(&s->view, &s->cum, KEEP_FAILURES);
+    if (s->live && s->cur) {
+        sl_pipeline_refresh(s->live);
+        sl_report_accumulate(&s->view, s->cur, KEEP_FAILURES);
+        s->view.inflight_bytes = s->cur->inflight_bytes;
+        s->view.docs_inflight = s->cur->docs_inflight;
+    }
+    s->view.started_ns = s->t0;
+    s->view.wall_s = (double)(sl_now_ns() - s->t0) / 1e9;
+    return &s->view;
+}
+
+static sl_runtime *view_runtime(void *arg) { return ((serve *)arg)->rt; }
+
+static int start_httpd(serve *s) {
+    const char *listen = s->rt->set.listen;
+    if (!listen || !*listen) return 0;
+    sl_httpd_source src = {.arg = s, .report = view_report, .runtime = view_runtime, .ctx = s->ctx};
+    char err[512];
+    s->httpd = sl_httpd_start(s->uv, listen, &src, err, sizeof err);
+    if (!s->httpd) return sl_ctx_error(s->ctx, SL_EFATAL, "[sluice] listen: %s", err);
+    sl_ctx_log(s->ctx, SL_LOG_INFO, "serve", "serving http://%s/ (/metrics /health /ready /query)",
+               sl_httpd_address(s->httpd));
+    return 0;
+}
+
 /* --- the whole --- */
 
 int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
@@ -556,6 +606,8 @@ int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
         rc = SL_EFATAL;
     }
     if (!rc) rc = make_roots(s, s->rt, &s->roots, &s->nroots);
+    s->cum.started_ns = s->t0;
+    if (!rc) rc = start_httpd(s);
     if (rc) {
         sl_runtime_free(s->rt);
         sl_config_free(s->cfg);
@@ -604,9 +656,15 @@ int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
+    if (s->httpd) {
+        sl_httpd_stop(s->httpd);
+        sl_loop_run(s->sl); /* until its last connection closed */
+    }
     sl_runtime_free(s->rt);
     sl_config_free(s->cfg);
-    sl_loop_free(s->sl); /* finishes every close */
+    sl_loop_free(s->sl); /* finishes every close, the HTTP service's last connections too */
+    sl_report_free(&s->cum);
+    sl_report_free(&s->view);
     free(s->w);
     clear_pending(s);
     free(s->p);

@@ -21,4 +21,5 @@ set(SLUICE_CORE_SOURCES
   wire.c workers.c worker.c worker_main.c sandbox.c
   io.c http.c http_verdict.c
   serve.c
+  httpd.c metrics.c status_page.c
 )

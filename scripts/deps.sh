@@ -28,6 +28,9 @@ packages=(
     clang-format
     # bench: /usr/bin/time -v for peak memory
     time
+    # the HTTP service (libh2o on libuv); its tests: promtool parses /metrics,
+    # headless chromium renders the status page
+    libh2o-dev prometheus chromium
 )
 
 if [[ ${1:-} == --list ]]; then
