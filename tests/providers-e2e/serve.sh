@@ -10,7 +10,9 @@
 #     every document again (new pipeline fingerprint);
 #   - SIGTERM with work in flight exits 0, and a `run` after it stores
 #     nothing new and skips everything: nothing was lost;
-#   - a holder killed with SIGKILL leaves a lock that does not block.
+#   - a holder killed with SIGKILL leaves a lock that does not block;
+#   - [sluice] listen: /metrics counts over every pass, passes promtool, and
+#     answers while a pass runs.
 # Every wait polls for a state with a deadline; no sleep assumes a speed.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
@@ -25,7 +27,7 @@ start_fake p --api-key "$OPENAI_API_KEY" --embed-dim 8
 overrides=(--set "summarizer.base_url=${URL[p]}/v1" --set "embedder.base_url=${URL[p]}/v1"
     --set embedder.dimension=8)
 serve_ini() { # FILE CHUNK_SIZE: the rescan is an hour away, so events alone must do
-    openai_ini "$1" 'watch = w' 'watch_debounce = 200ms' 'rescan = 1h' 'report_interval = 1s'
+    openai_ini "$1" 'watch = w' 'watch_debounce = 200ms' 'rescan = 1h' 'report_interval = 1s' 'listen = 127.0.0.1:0'
     sed -i "s/^plugin = chunk-text$/plugin = chunk-text\nsize = $2\noverlap = 10/" "$1"
 }
 
@@ -101,6 +103,13 @@ wait_for "a deleted subfolder's documents leave the store" uris_are "w/a.md w/c.
 check_eq "no duplicate chunks" "$(duplicate_chunks "$DB")" 0
 check_eq "no orphan chunks" "$(orphan_chunks "$DB")" 0
 wait_for "the periodic counters line" log_has "serve: up [0-9]+ s: [0-9]+ passes; [0-9]+ stored"
+# /metrics counts over every pass: as many stored as the passes said
+addr=$(sed -n 's|.*serving http://\([^/]*\)/.*|\1|p' serve.err | head -1)
+metric() { curl -sf --max-time 10 "http://$addr/metrics" | sed -n "s/^$1 //p"; }
+passes_stored=$(sed -n 's/.* pass over [0-9]* paths: \([0-9]*\) stored.*/\1/p' serve.err | paste -sd+ | bc)
+check_eq "/metrics: stored over every pass = the passes' sum" "$(metric 'sluice_documents_total{outcome="stored"}')" "$passes_stored"
+curl -sf --max-time 10 "http://$addr/metrics" >metrics.txt || true
+check "/metrics passes promtool check metrics" promtool check metrics <metrics.txt
 
 # --- SIGHUP with a broken config: refused, the old one keeps ingesting ---
 cp serve.ini good.ini
@@ -132,6 +141,7 @@ for i in $(seq 1 12); do printf '# Batch %d\n\nDocument %d of a batch.\n' "$i" "
 mv staging w/batch # one event: the folder arrives whole
 in_flight() { (($(fake_stats p .in_flight) > 0)); }
 wait_for "requests of the batch reach the provider" in_flight
+check_gt "/metrics answers during a pass, with documents in flight" "$(metric sluice_documents_in_flight)" 0
 stop_serve
 check_eq "serve exits 0 after SIGTERM with work in flight" "$SRC_RC" 0
 check_contains "the log says it finishes what is in flight" "$(cat serve.err)" "interrupted: finishing [0-9]+ documents in flight"
