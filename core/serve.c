@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,9 @@ typedef struct watch {
 /* A path an event named, waiting until it is steady. */
 typedef struct pending {
     char *path;
+    uint64_t due_ms; /* its last event plus the debounce */
     int exists, is_dir, ready;
+    int taken; /* in the pass running now (an event since puts it back) */
     off_t size;
     struct timespec mtime;
 } pending;
@@ -276,9 +279,19 @@ static int same(const pending *e, const struct stat *st) {
            e->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
+static uint64_t debounce_ms(const serve *s) {
+    return s->rt->set.watch_debounce_ms > 0 ? (uint64_t)s->rt->set.watch_debounce_ms : 1;
+}
+
+/* Each path waits for its own quiet time: events of other paths never push
+ * it back (files arriving all the time must not starve the first one).
+ * The timer is set for the earliest due path. */
 static void arm_debounce(serve *s) {
-    uint64_t ms = s->rt->set.watch_debounce_ms > 0 ? (uint64_t)s->rt->set.watch_debounce_ms : 1;
-    uv_timer_start(&s->debounce, on_debounce, ms, 0);
+    uint64_t now = uv_now(s->uv), first = UINT64_MAX;
+    for (size_t i = 0; i < s->np; i++)
+        if (!s->p[i].ready && s->p[i].due_ms < first) first = s->p[i].due_ms;
+    if (first == UINT64_MAX) return;
+    uv_timer_start(&s->debounce, on_debounce, first > now ? first - now : 0, 0);
 }
 
 /* A path changed (st: what it is now, NULL when it is gone). */
@@ -288,13 +301,15 @@ static void add_pending(serve *s, const char *path, const struct stat *st) {
         if (strcmp(s->p[i].path, path) == 0) {
             note(&s->p[i], st);
             s->p[i].ready = 0;
-            arm_debounce(s);
+            s->p[i].taken = 0;
+            s->p[i].due_ms = uv_now(s->uv) + debounce_ms(s);
+            if (!uv_is_active((uv_handle_t *)&s->debounce)) arm_debounce(s);
             return;
         }
     if (s->np >= MAX_PENDING) {
         sl_ctx_log(s->ctx, SL_LOG_WARN, "serve", "more than %d changed paths waiting: rescanning everything",
                    MAX_PENDING);
-        clear_pending(s);
+        if (!s->in_pass) clear_pending(s); /* a pass still reads the paths it took */
         s->rescan_due = 1;
         wake(s);
         return;
@@ -316,29 +331,33 @@ static void add_pending(serve *s, const char *path, const struct stat *st) {
         return;
     }
     note(e, st);
+    e->due_ms = uv_now(s->uv) + debounce_ms(s);
     s->np++;
-    arm_debounce(s);
+    if (!uv_is_active((uv_handle_t *)&s->debounce)) arm_debounce(s);
 }
 
-/* The debounce is over: a path whose size and mtime did not move since its
- * last event is ready; the others wait another round (still being written). */
+/* The debounce of some paths is over: one whose size and mtime did not
+ * move since its last event is ready; the others wait another round
+ * (still being written). */
 static void on_debounce(uv_timer_t *t) {
     serve *s = t->data;
-    int waiting = 0;
+    uint64_t now = uv_now(s->uv);
     for (size_t i = 0; i < s->np; i++) {
         pending *e = &s->p[i];
-        if (e->ready) continue;
+        if (e->ready || e->due_ms > now) continue;
         struct stat st;
         int ok = stat(e->path, &st) == 0;
-        if (same(e, ok ? &st : NULL)) {
+        /* a folder's mtime moves with every file put in it: those files
+         * have events of their own, so a new folder waits only once */
+        if (same(e, ok ? &st : NULL) || (e->is_dir && ok && S_ISDIR(st.st_mode))) {
             e->ready = 1;
             s->ready_due = 1;
         } else {
             note(e, ok ? &st : NULL);
-            waiting++;
+            e->due_ms = now + debounce_ms(s);
         }
     }
-    if (waiting) arm_debounce(s);
+    arm_debounce(s);
     if (s->ready_due) wake(s);
 }
 
@@ -456,6 +475,7 @@ static void ready_pass(serve *s) {
     }
     for (size_t i = 0; i < s->np; i++) {
         if (!s->p[i].ready) continue;
+        s->p[i].taken = 1;
         if (s->p[i].exists)
             walk[nwalk++] = s->p[i].path;
         else
@@ -464,9 +484,10 @@ static void ready_pass(serve *s) {
     if (nwalk + ngone) pass(s, walk, nwalk, gone, ngone, "change");
     free(walk);
     free(gone);
+    /* what became ready during the pass goes into the next one */
     size_t k = 0;
     for (size_t i = 0; i < s->np; i++) {
-        if (s->p[i].ready)
+        if (s->p[i].taken)
             free(s->p[i].path);
         else
             s->p[k++] = s->p[i];
