@@ -715,7 +715,9 @@ int sl_runtime_claim(sl_runtime *rt) {
         if (seen || !sink->desc->claim) continue;
         sl_call call;
         int rc = sl_invoke(sink, call_claim, NULL, &call);
-        if (rc) return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+        if (rc)
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name,
+                                call.msg[0] ? call.msg : sl_strerror(rc));
     }
     return 0;
 }

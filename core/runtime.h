@@ -47,8 +47,8 @@ typedef struct sl_settings {
     int64_t watch_debounce_ms;  /* serve: quiet time before a changed path is ingested */
     int64_t rescan_ms;          /* serve: full rescan every this long; 0: never */
     int64_t report_interval_ms; /* serve: a counters line in the log every this long; 0: never */
-    const char *listen;       /* HOST:PORT of the HTTP service (httpd.h); "" off */
-    int64_t listen_linger_ms; /* `run`: keep serving this long after the run ended */
+    const char *listen;         /* HOST:PORT of the HTTP service (httpd.h); "" off */
+    int64_t listen_linger_ms;   /* `run`: keep serving this long after the run ended */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

@@ -413,10 +413,11 @@ static uint64_t rss_bytes(void) {
  * (it waits for them), during a pass they must not (the run ends when its
  * own handles are closed). */
 static void set_refs(serve *s, int on) {
-    uv_handle_t *h[] = {(uv_handle_t *)&s->sigint, (uv_handle_t *)&s->sigterm, (uv_handle_t *)&s->sighup,
-                        (uv_handle_t *)&s->debounce, (uv_handle_t *)&s->rescan, (uv_handle_t *)&s->report};
+    uv_handle_t *h[] = {(uv_handle_t *)&s->sigint,   (uv_handle_t *)&s->sigterm, (uv_handle_t *)&s->sighup,
+                        (uv_handle_t *)&s->debounce, (uv_handle_t *)&s->rescan,  (uv_handle_t *)&s->report};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) on ? uv_ref(h[i]) : uv_unref(h[i]);
-    for (size_t i = 0; i < s->nw; i++) on ? uv_ref((uv_handle_t *)&s->w[i]->h) : uv_unref((uv_handle_t *)&s->w[i]->h);
+    for (size_t i = 0; i < s->nw; i++)
+        on ? uv_ref((uv_handle_t *)&s->w[i]->h) : uv_unref((uv_handle_t *)&s->w[i]->h);
 }
 
 static void pass(serve *s, const char *const *walk, size_t nwalk, const char *const *gone, size_t ngone,
@@ -647,8 +648,9 @@ int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
     start_timers(s);
-    sl_ctx_log(ctx, SL_LOG_INFO, "serve", "serving %s (PID %ld): %zu folders, debounce %lld ms, rescan %lld ms",
-               s->cfg->path, (long)getpid(), s->nroots, (long long)s->rt->set.watch_debounce_ms,
+    sl_ctx_log(ctx, SL_LOG_INFO, "serve",
+               "serving %s (PID %ld): %zu folders, debounce %lld ms, rescan %lld ms", s->cfg->path,
+               (long)getpid(), s->nroots, (long long)s->rt->set.watch_debounce_ms,
                (long long)s->rt->set.rescan_ms);
 
     /* the first pass watches first, so nothing made during it is missed */

@@ -136,8 +136,8 @@ typedef struct sink {
     uint64_t run_recorded; /* the run whose row is in the runs table */
     char *dim_sql;         /* the statement fixing dim_sql_dim, kept for the next stores */
     uint32_t dim_sql_dim;
-    char *lock_key;   /* claim: "SCHEMA.PREFIX", what the advisory lock is keyed on */
-    PGconn *lock_pg;  /* claim: the session holding the advisory lock */
+    char *lock_key;  /* claim: "SCHEMA.PREFIX", what the advisory lock is keyed on */
+    PGconn *lock_pg; /* claim: the session holding the advisory lock */
 } sink;
 
 /* Chunks per INSERT: bounds one statement's parameters (arrays of at most
@@ -482,10 +482,11 @@ static int claim(sl_call *call) {
     }
     PQclear(res);
     PQfinish(pg);
-    return sl_fail(call, SL_EFATAL,
-                   "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one process "
-                   "writes a store at a time; stop that one first",
-                   s->where, s->lock_key, holder);
+    return sl_fail(
+        call, SL_EFATAL,
+        "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one process "
+        "writes a store at a time; stop that one first",
+        s->where, s->lock_key, holder);
 }
 
 /* --- helpers for building operations --- */

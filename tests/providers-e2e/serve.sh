@@ -100,6 +100,18 @@ doc 'Epsilon Later in the subfolder.' >w/sub/e.md
 wait_for "a file added to the new subfolder is stored" uris_are "w/a.md w/c.md w/sub/d.md w/sub/e.md"
 rm -r w/sub
 wait_for "a deleted subfolder's documents leave the store" uris_are "w/a.md w/c.md"
+# files arriving faster than the debounce, for longer than a pass: each
+# waits for its own quiet time, and those ready during a pass go into the
+# next one (both once lost files until the rescan)
+mkdir w/stream
+for i in $(seq 1 30); do
+    doc "Stream $i" >"w/stream/s$i.md"
+    sleep 0.05
+done
+streamed() { [[ $(q "SELECT count(*) FROM documents WHERE uri LIKE 'w/stream/%';") == 30 ]]; }
+wait_for "30 files arriving one after another are all stored" streamed
+rm -r w/stream
+wait_for "the streamed folder leaves the store when deleted" uris_are "w/a.md w/c.md"
 check_eq "no duplicate chunks" "$(duplicate_chunks "$DB")" 0
 check_eq "no orphan chunks" "$(orphan_chunks "$DB")" 0
 wait_for "the periodic counters line" log_has "serve: up [0-9]+ s: [0-9]+ passes; [0-9]+ stored"
