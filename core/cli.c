@@ -312,8 +312,10 @@ static int cmd_run(cli *c) {
         fflush(stdout);
         if (httpd && rt->set.listen_linger_ms > 0 && !rep.interrupted)
             serve_after_run(rt, (uint64_t)rt->set.listen_linger_ms);
-        sl_httpd_stop(httpd);
-        sl_loop_run(rt->loop); /* until its last connection closed */
+        if (httpd) {
+            sl_httpd_stop(httpd);
+            sl_loop_run(rt->loop); /* until its last connection closed */
+        }
         sl_report_free(&rep);
     }
     sl_runtime_free(rt);
