@@ -127,7 +127,7 @@ done
         mkdir -p "$d"
         mv "$f" "$d/"
         n=$((n + 1))
-        echo "$n" >arrived.count
+        echo "$n" >arrived.tmp && mv arrived.tmp arrived.count # never read half-written
         # keep to the schedule: file n is due at n / RATE seconds
         due=$((t0 + n * 1000000000 / rate))
         now=$(date +%s%N)
