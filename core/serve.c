@@ -464,6 +464,19 @@ static void full_pass(serve *s, const char *why) {
     pass(s, (const char *const *)s->roots, s->nroots, NULL, 0, why);
 }
 
+/* Whether a ready folder of this pass holds path: its walk finds the file,
+ * which as a root of its own would be a second job for one document (a
+ * new folder and the files moved into it are often ready together). */
+static int under_ready_folder(const serve *s, const char *path) {
+    for (size_t i = 0; i < s->np; i++) {
+        const pending *d = &s->p[i];
+        if (!d->ready || !d->exists || !d->is_dir) continue;
+        size_t l = strlen(d->path);
+        if (strncmp(path, d->path, l) == 0 && path[l] == '/') return 1;
+    }
+    return 0;
+}
+
 static void ready_pass(serve *s) {
     const char **walk = calloc(s->np ? s->np : 1, sizeof *walk);
     const char **gone = calloc(s->np ? s->np : 1, sizeof *gone);
@@ -477,10 +490,10 @@ static void ready_pass(serve *s) {
     for (size_t i = 0; i < s->np; i++) {
         if (!s->p[i].ready) continue;
         s->p[i].taken = 1;
-        if (s->p[i].exists)
-            walk[nwalk++] = s->p[i].path;
-        else
+        if (!s->p[i].exists)
             gone[ngone++] = s->p[i].path;
+        else if (!under_ready_folder(s, s->p[i].path))
+            walk[nwalk++] = s->p[i].path;
     }
     if (nwalk + ngone) pass(s, walk, nwalk, gone, ngone, "change");
     free(walk);
