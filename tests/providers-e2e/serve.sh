@@ -118,7 +118,7 @@ wait_for "the periodic counters line" log_has "serve: up [0-9]+ s: [0-9]+ passes
 # /metrics counts over every pass: as many stored as the passes said
 addr=$(sed -n 's|.*serving http://\([^/]*\)/.*|\1|p' serve.err | head -1)
 metric() { curl -sf --max-time 10 "http://$addr/metrics" | sed -n "s/^$1 //p"; }
-passes_stored=$(sed -n 's/.* pass over [0-9]* paths: \([0-9]*\) stored.*/\1/p' serve.err | paste -sd+ | bc)
+passes_stored=$(sed -n 's/.* pass over [0-9]* paths: \([0-9]*\) stored.*/\1/p' serve.err | awk '{ s += $1 } END { print s + 0 }')
 check_eq "/metrics: stored over every pass = the passes' sum" "$(metric 'sluice_documents_total{outcome="stored"}')" "$passes_stored"
 curl -sf --max-time 10 "http://$addr/metrics" >metrics.txt || true
 check "/metrics passes promtool check metrics" promtool check metrics <metrics.txt
