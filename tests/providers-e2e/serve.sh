@@ -176,7 +176,7 @@ check_eq "run after the holder was killed with SIGKILL: exit status" "$RC" 0
 check_eq "run after SIGKILL: nothing new stored" "$(json .documents.stored)" 0
 
 # --- two runs: the second is refused while the first writes ---
-fake_config p '{"latency-ms": 1000, "latency-dist": "fixed"}'
+fake_config p '{"latency-ms": 3000, "latency-dist": "fixed"}'
 "$SLUICE" -c serve.ini "${overrides[@]}" --set store.path="$T/two.db" run w </dev/null >/dev/null 2>run1.err &
 rpid=$!
 lock_is_run() { [[ $(cat "$T/two.db.lock" 2>/dev/null) == "$rpid" ]]; }
