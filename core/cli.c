@@ -1,7 +1,8 @@
-/* cli.c - the sluice command: run, query, plugins, check.
+/* cli.c - the sluice command: run, serve, query, plugins, check.
  *
  * Exit status: 0 all went well, 1 some documents failed (or a plugin broke
- * its contract), 2 usage or configuration errors. Logs and the progress line
+ * its contract), 2 usage or configuration errors, 3 interrupted, 4 the
+ * store is held by another sluice process (run, serve). Logs and the progress line
  * go to stderr; results (report, hits, listings) to stdout. Without -c the
  * built-in copy of conf/default.ini is used: SQLite under ./.sluice/.
  */
@@ -19,16 +20,19 @@
 #include "config.h"
 #include "ctx.h"
 #include "document.h"
+#include "httpd.h"
+#include "loop.h"
 #include "registry.h"
 #include "options.h"
 #include "pipeline.h"
 #include "query.h"
 #include "runtime.h"
+#include "serve.h"
 #include "workers.h"
 
 extern const char sl_default_ini[];
 
-enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3 };
+enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3, EXIT_BUSY = 4 };
 
 typedef struct cli {
     const char *command;
@@ -43,13 +47,14 @@ typedef struct cli {
     const char *route;
     const char *plugin;
     sl_ctx *ctx;
+    char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
 } cli;
 
 static const char *usage_main =
     "usage: sluice [-c FILE] [--set SECTION.KEY=VALUE]... [-v|-q] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run [--prune] [--json] PATH...   ingest files and folders into the store\n"
+    "  run [--prune] [--json] [--listen ADDR] PATH...  ingest files and folders into the store\n"
     "  query [-k N] [--json] TEXT       the N chunks nearest TEXT (default 5)\n"
     "  plugins [--json]                 every plugin found, with its options\n"
     "  check [--plugin FILE.so]         validate the config and its plugins, or one plugin file\n"
@@ -61,15 +66,18 @@ static const char *usage_main =
     "  -h, --help          help for sluice or for a command\n"
     "  --version           print the version\n"
     "\n"
-    "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error\n";
+    "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error,\n"
+    "3 interrupted, 4 the store is in use by another sluice process\n";
 
 static const char *usage_run =
-    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [-v|-q] PATH...\n"
+    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--listen ADDR] [-v|-q] PATH...\n"
     "\n"
     "Ingests the files and folders given (folders recursively, by [sluice] include/exclude).\n"
     "Unchanged documents (same content hash, same pipeline) are skipped; changed ones replaced.\n"
     "  --prune   also remove stored documents under PATH... that no longer exist\n"
     "  --json    print the run report as JSON on stdout instead of the table\n"
+    "  --listen HOST:PORT  serve /metrics, /health, /ready, /query and a status page at / while\n"
+    "            it runs (as [sluice] listen; [sluice] listen_linger keeps serving after the end)\n"
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
 static const char *usage_query =
@@ -94,6 +102,20 @@ static const char *usage_check =
     "and prints the routes. The second checks one plugin file the way a third party\n"
     "needs before shipping it: descriptor, options, init and fini with the defaults\n"
     "(and the --set overrides), and its role's contract on sample input.\n";
+
+static const char *usage_serve =
+    "usage: sluice serve [-c FILE] [--set S.K=V]... [-v|-q] [PATH...]\n"
+    "\n"
+    "Ingests the folders of [sluice] watch (or PATH...), then follows them: a file created or\n"
+    "changed is ingested once it has been steady for [sluice] watch_debounce, a deleted one is\n"
+    "removed from the store, and every [sluice] rescan all folders are walked again. Logs go to\n"
+    "stderr (-q: errors only), with the counters every [sluice] report_interval; with\n"
+    "[sluice] listen (or --listen HOST:PORT) it serves /metrics, /health, /ready, /query and /.\n"
+    "  SIGTERM, SIGINT  finish the documents in flight (up to [sluice] shutdown_grace), exit 0;\n"
+    "                   a second signal stops at once (exit 3)\n"
+    "  SIGHUP           reload the config: a bad one is refused (logged) and the old one kept;\n"
+    "                   a good one replaces it once the current pass is done, then all is rescanned\n"
+    "Exit status: 0 stopped by a signal, 2 config error, 4 the store is in use by another process.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "sluice: ");
@@ -148,6 +170,13 @@ static int parse_args(cli *c, int argc, char **argv) {
         } else if (strcmp(a, "--route") == 0) {
             if (!more) return usage_error("%s needs a NAME", a);
             c->route = argv[++i];
+        } else if (strcmp(a, "--listen") == 0) {
+            if (!more) return usage_error("%s needs HOST:PORT (for example 127.0.0.1:9464)", a);
+            free(c->listen_set);
+            size_t n = strlen(argv[++i]) + sizeof "sluice.listen=";
+            if (!(c->listen_set = malloc(n))) return usage_error("%s", "out of memory");
+            snprintf(c->listen_set, n, "sluice.listen=%s", argv[i]);
+            c->sets[c->nsets++] = c->listen_set;
         } else if (strcmp(a, "--plugin") == 0) {
             if (!more) return usage_error("%s needs a FILE.so", a);
             c->plugin = argv[++i];
@@ -199,12 +228,48 @@ static int open_runtime(cli *c, bool init, bool all, sl_config **cfg, sl_runtime
 
 /* --- run --- */
 
+/* [sluice] listen_linger: after the run, serve until the time is up or a
+ * signal comes. */
+typedef struct after_run {
+    uv_timer_t timer;
+    uv_signal_t sigint, sigterm;
+} after_run;
+
+static void linger_end(after_run *l) {
+    uv_close((uv_handle_t *)&l->timer, NULL);
+    uv_close((uv_handle_t *)&l->sigint, NULL);
+    uv_close((uv_handle_t *)&l->sigterm, NULL);
+}
+static void linger_timeout(uv_timer_t *t) { linger_end(t->data); }
+static void linger_signal(uv_signal_t *s, int signum) { linger_end(s->data); }
+
+static void serve_after_run(sl_runtime *rt, uint64_t ms) {
+    uv_loop_t *uv = sl_loop_uv(rt->loop);
+    after_run l;
+    uv_timer_init(uv, &l.timer);
+    uv_signal_init(uv, &l.sigint);
+    uv_signal_init(uv, &l.sigterm);
+    l.timer.data = l.sigint.data = l.sigterm.data = &l;
+    uv_timer_start(&l.timer, linger_timeout, ms, 0);
+    uv_signal_start(&l.sigint, linger_signal, SIGINT);
+    uv_signal_start(&l.sigterm, linger_signal, SIGTERM);
+    sl_ctx_log(rt->ctx, SL_LOG_INFO, NULL, "run ended: still serving for %llu ms ([sluice] listen_linger)",
+               (unsigned long long)ms);
+    sl_loop_run(rt->loop);
+}
+
 static int cmd_run(cli *c) {
     if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
     sl_config *cfg;
     sl_runtime *rt;
     int status = open_runtime(c, true, false, &cfg, &rt);
     if (status) return status;
+    if (sl_runtime_claim(rt)) {
+        status = fail(c, EXIT_BUSY);
+        sl_runtime_free(rt);
+        sl_config_free(cfg);
+        return status;
+    }
     {
         sl_run_opts opts = {.paths = c->args,
                             .npaths = c->nargs,
@@ -212,6 +277,23 @@ static int cmd_run(cli *c) {
                             .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
+        sl_httpd_run_view view = {.rt = rt, .rep = &rep};
+        sl_httpd *httpd = NULL;
+        if (rt->set.listen[0]) {
+            sl_httpd_source src;
+            char err[512];
+            sl_httpd_source_for_run(&src, &view);
+            httpd = sl_httpd_start(sl_loop_uv(rt->loop), rt->set.listen, &src, err, sizeof err);
+            if (!httpd) {
+                fprintf(stderr, "sluice: [sluice] listen: %s\n", err);
+                sl_runtime_free(rt);
+                sl_config_free(cfg);
+                return EXIT_USAGE;
+            }
+            sl_ctx_log(c->ctx, SL_LOG_INFO, NULL, "serving http://%s/ (/metrics /health /ready /query)",
+                       sl_httpd_address(httpd));
+            opts.live = &view.live;
+        }
         int rc = sl_pipeline_run(rt, &opts, &rep);
         if (rc && !rep.fatal) {
             status = fail(c, EXIT_USAGE);
@@ -227,11 +309,45 @@ static int cmd_run(cli *c) {
                      : rep.failed      ? EXIT_DOCS
                                        : EXIT_OK;
         }
+        fflush(stdout);
+        if (httpd && rt->set.listen_linger_ms > 0 && !rep.interrupted)
+            serve_after_run(rt, (uint64_t)rt->set.listen_linger_ms);
+        if (httpd) {
+            sl_httpd_stop(httpd);
+            sl_loop_run(rt->loop); /* until its last connection closed */
+        }
         sl_report_free(&rep);
     }
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
+}
+
+/* --- serve --- */
+
+static int serve_open(void *arg, struct sl_loop *loop, sl_config **cfg, sl_runtime **rt) {
+    cli *c = arg;
+    *cfg = NULL;
+    *rt = NULL;
+    int rc = load_config(c, cfg);
+    if (!rc) rc = sl_runtime_open_on(c->ctx, *cfg, loop, rt);
+    if (!rc) rc = sl_runtime_init(*rt, false);
+    if (rc) {
+        sl_runtime_free(*rt);
+        sl_config_free(*cfg);
+        *rt = NULL;
+        *cfg = NULL;
+    }
+    return rc;
+}
+
+static int cmd_serve(cli *c) {
+    /* a service's log is all it says: what each pass did is worth a line */
+    if (c->verbosity == SL_LOG_WARN) sl_ctx_set_log_level(c->ctx, SL_LOG_INFO);
+    sl_serve_opts opts = {.paths = c->args, .npaths = c->nargs, .open = serve_open, .open_arg = c};
+    int busy = 0;
+    if (sl_serve(c->ctx, &opts, &busy)) return fail(c, busy ? EXIT_BUSY : EXIT_USAGE);
+    return EXIT_OK;
 }
 
 /* --- query --- */
@@ -253,49 +369,6 @@ typedef struct query_args {
 static int call_query(sl_call *call, void *arg) {
     query_args *q = arg;
     return call->inst->desc->query(call, q->v, q->dim, q->k, q->hits);
-}
-
-/* A comma-separated attribute as a JSON array of its items. */
-static json_t *json_list(const char *csv) {
-    json_t *arr = json_array();
-    for (const char *p = csv; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n) json_array_append_new(arr, json_stringn(p, n));
-        p = e ? e + 1 : p + n;
-    }
-    return arr;
-}
-
-/* A hit as JSON: its place, the structure its chunk records (kinds, region,
- * pages; each other stored attribute under "attrs") and its text. */
-static json_t *hit_json(const sl_hit *h) {
-    json_t *o = json_object();
-    json_object_set_new(o, "score", json_real(h->score));
-    json_object_set_new(o, "uri", json_string(h->uri));
-    json_object_set_new(o, "chunk", json_integer(h->chunk));
-    json_object_set_new(o, "page", json_integer(h->page));
-    json_object_set_new(o, "line", json_integer(h->line));
-    json_object_set_new(o, "heading", json_string(h->heading));
-    json_t *path = json_array(); /* the heading path, one heading an item */
-    for (const char *p = h->heading; p && *p;) {
-        const char *e = strstr(p, " > ");
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        json_array_append_new(path, json_stringn(p, n));
-        p = e ? e + 3 : p + n;
-    }
-    json_object_set_new(o, "heading_path", path);
-    json_object_set_new(o, "kinds", json_list(sl_hit_attr(h, "kinds")));
-    const char *region = sl_hit_attr(h, "region");
-    json_object_set_new(o, "region", region ? json_string(region) : json_null());
-    const char *pages = sl_hit_attr(h, "pages");
-    if (pages) json_object_set_new(o, "pages", json_string(pages));
-    json_t *attrs = json_object();
-    for (size_t j = 0; j < h->nattrs; j++)
-        json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
-    json_object_set_new(o, "attrs", attrs);
-    json_object_set_new(o, "text", json_string(h->text));
-    return o;
 }
 
 /* "p. 3 · paragraph, table · Guide > Install": where the hit is and what
@@ -332,13 +405,9 @@ static void print_place(const sl_hit *h) {
 
 static void print_hits(const sl_hits *hits, bool json) {
     size_t n = sl_hits_count(hits);
-    json_t *arr = json ? json_array() : NULL;
-    for (size_t i = 0; i < n; i++) {
+    json_t *arr = json ? sl_hits_json(hits) : NULL;
+    for (size_t i = 0; !json && i < n; i++) {
         const sl_hit *h = sl_hits_at(hits, i);
-        if (json) {
-            json_array_append_new(arr, hit_json(h));
-            continue;
-        }
         printf("%zu. %.4f  %s", i + 1, h->score, h->uri);
         if (h->line) printf(":%u", h->line);
         printf("  chunk %u\n", h->chunk);
@@ -589,6 +658,8 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_plugins, stdout), EXIT_OK) : cmd_plugins(&c);
     } else if (strcmp(cmd, "check") == 0) {
         status = c.help ? (fputs(usage_check, stdout), EXIT_OK) : cmd_check(&c);
+    } else if (strcmp(cmd, "serve") == 0) {
+        status = c.help ? (fputs(usage_serve, stdout), EXIT_OK) : cmd_serve(&c);
     } else if (strcmp(cmd, "__worker") == 0) {
         status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {
@@ -600,5 +671,6 @@ out:
     sl_ctx_free(c.ctx);
     free(c.args);
     free(c.sets);
+    free(c.listen_set);
     return status;
 }

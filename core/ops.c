@@ -317,3 +317,8 @@ int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     sl_tstate_free(inst, &ts);
     return rc;
 }
+
+int sl_invoke_start(sl_instance *inst, sl_tstate *ts, sl_invoke_fn fn, void *arg, sl_call *call,
+                    void (*on_done)(sl_call *call, int rc), void *udata) {
+    return call_plugin(NULL, inst, ts, fn, arg, call, on_done, udata);
+}

@@ -149,5 +149,12 @@ int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc);
  * answer is normalised as for no operation. */
 typedef int (*sl_invoke_fn)(sl_call *call, void *arg);
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call);
+/* The same call without waiting, for callers that must not block the loop
+ * (the HTTP service): on the loop thread for an io plugin (ts NULL), on a
+ * thread of its own otherwise (ts that thread's state, freed by the
+ * caller). As sl_op_call: the answer, or SL_PENDING and on_done runs once
+ * on the loop thread (perhaps before this returns). */
+int sl_invoke_start(sl_instance *inst, sl_tstate *ts, sl_invoke_fn fn, void *arg, sl_call *call,
+                    void (*on_done)(sl_call *call, int rc), void *udata);
 
 #endif

@@ -12,6 +12,7 @@
 #include "pipeline.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,22 @@ static void on_signal(uv_signal_t *s, int signum) {
     job_admit(r); /* children not started yet fail now: their parents then finish */
     if (r->grace_open) uv_timer_start(&r->grace, grace_over, (uint64_t)r->rt->set.shutdown_grace_ms, 0);
     run_maybe_end(r);
+}
+
+void sl_pipeline_refresh(run *r) {
+    sl_report *rep = r->rep;
+    for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
+    uint64_t now = sl_now_ns() / 1000000u;
+    for (size_t i = 0; r->thr && i < r->rt->ninst; i++)
+        if (r->thr[i] && r->thr[i]->stats)
+            r->thr[i]->stats->breaker_state = sl_throttle_breaker(r->thr[i], now);
+    long long m = atomic_load(&r->meter.bytes);
+    rep->inflight_bytes = r->bytes_inflight + (uint64_t)(m > 0 ? m : 0) + r->docs_inflight * JOB_OVERHEAD;
+    rep->docs_inflight = r->docs_inflight;
+    if (r->workers) {
+        uint64_t started = sl_workers_started(r->workers), size = (uint64_t)sl_workers_size(r->workers);
+        rep->worker_restarts = started > size ? started - size : 0;
+    }
 }
 
 static void progress_tick(uv_timer_t *t) {
@@ -314,12 +331,14 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
 
 static int copy_roots(run *r) {
     const sl_run_opts *o = r->opts;
-    r->roots = calloc(o->npaths ? o->npaths : 1, sizeof *r->roots);
+    size_t n = o->npaths + o->nprune_only;
+    r->roots = calloc(n ? n : 1, sizeof *r->roots);
     if (!r->roots) return SL_ENOMEM;
-    for (size_t i = 0; i < o->npaths; i++) {
-        size_t l = strlen(o->paths[i]);
-        while (l > 1 && o->paths[i][l - 1] == '/') l--;
-        if (!(r->roots[r->nroots++] = strndup(o->paths[i], l))) return SL_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = i < o->npaths ? o->paths[i] : o->prune_only[i - o->npaths];
+        size_t l = strlen(p);
+        while (l > 1 && p[l - 1] == '/') l--;
+        if (!(r->roots[r->nroots++] = strndup(p, l))) return SL_ENOMEM;
     }
     return 0;
 }
@@ -379,6 +398,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     rep->run_id = r->run_id;
     rep->threads = rt->threads;
     r->t0 = sl_now_ns();
+    rep->started_ns = r->t0;
     r->budget = rt->set.memory_budget;
 
     exec_init(r);
@@ -402,10 +422,13 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     machine_ticks(&mbusy0, &mall0);
     if (!rc) {
         start_handles(r);
+        if (opts->live) *opts->live = r;
         job_admit(r);
         run_maybe_end(r);
         sl_loop_run(r->loop);
     }
+    if (!rc) sl_pipeline_refresh(r); /* the final breakers and worker restarts, before the executors go */
+    if (opts->live) *opts->live = NULL;
     exec_stop(r);
     sl_loop_set_service(r->loop, SL_LOOP_METER, NULL, NULL);
     rep->peak_inflight = r->peak_inflight;

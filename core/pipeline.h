@@ -24,11 +24,25 @@ typedef struct sl_run_opts {
     size_t npaths;
     int prune;    /* remove stored documents under paths that were not seen */
     int progress; /* draw the live progress line on stderr */
+    /* with prune: more roots to prune under, not walked (`sluice serve`:
+     * paths that were deleted) */
+    const char *const *prune_only;
+    size_t nprune_only;
+    /* Where the run in progress is published for readers on the loop
+     * thread (the HTTP service, httpd.h): set when the run starts, NULL
+     * again when it ends. NULL: not published. */
+    struct run **live;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.
  * Returns 0 when the run completed (documents may have failed: see rep),
  * or a negative code when it could not start or was stopped. */
 int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep);
+
+/* Brings the live numbers of a run in progress (published in opts->live)
+ * into its report: queues, in-flight units and bytes, breakers, batch
+ * sizes, worker restarts. Loop thread only; the counters the report keeps
+ * as the run goes need no refresh. */
+void sl_pipeline_refresh(struct run *r);
 
 #endif

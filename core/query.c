@@ -119,3 +119,52 @@ void sl_hits_free(sl_hits *h) {
     free(h->v);
     free(h);
 }
+
+/* A comma-separated attribute as a JSON array of its items. */
+static json_t *json_list(const char *csv) {
+    json_t *arr = json_array();
+    for (const char *p = csv; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n) json_array_append_new(arr, json_stringn(p, n));
+        p = e ? e + 1 : p + n;
+    }
+    return arr;
+}
+
+/* A hit as JSON: its place, the structure its chunk records (kinds, region,
+ * pages; each other stored attribute under "attrs") and its text. */
+static json_t *hit_json(const sl_hit *h) {
+    json_t *o = json_object();
+    json_object_set_new(o, "score", json_real(h->score));
+    json_object_set_new(o, "uri", json_string(h->uri));
+    json_object_set_new(o, "chunk", json_integer(h->chunk));
+    json_object_set_new(o, "page", json_integer(h->page));
+    json_object_set_new(o, "line", json_integer(h->line));
+    json_object_set_new(o, "heading", json_string(h->heading));
+    json_t *path = json_array(); /* the heading path, one heading an item */
+    for (const char *p = h->heading; p && *p;) {
+        const char *e = strstr(p, " > ");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        json_array_append_new(path, json_stringn(p, n));
+        p = e ? e + 3 : p + n;
+    }
+    json_object_set_new(o, "heading_path", path);
+    json_object_set_new(o, "kinds", json_list(sl_hit_attr(h, "kinds")));
+    const char *region = sl_hit_attr(h, "region");
+    json_object_set_new(o, "region", region ? json_string(region) : json_null());
+    const char *pages = sl_hit_attr(h, "pages");
+    if (pages) json_object_set_new(o, "pages", json_string(pages));
+    json_t *attrs = json_object();
+    for (size_t j = 0; j < h->nattrs; j++)
+        json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
+    json_object_set_new(o, "attrs", attrs);
+    json_object_set_new(o, "text", json_string(h->text));
+    return o;
+}
+
+json_t *sl_hits_json(const sl_hits *hits) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < sl_hits_count(hits); i++) json_array_append_new(arr, hit_json(sl_hits_at(hits, i)));
+    return arr;
+}

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "sluice/doc.h"
 
 /* One hit. The strings are malloc'd copies owned by the list: they live
@@ -46,5 +48,8 @@ void sl_hits_sort(sl_hits *hits);
 const char *sl_hit_attr(const sl_hit *hit, const char *key);
 /* Frees the list and every string in it. NULL is fine. */
 void sl_hits_free(sl_hits *hits);
+/* The hits as `sluice query --json` prints them (and /query answers): an
+ * array of {score, uri, chunk, page, line, heading, text}. New reference. */
+json_t *sl_hits_json(const sl_hits *hits);
 
 #endif

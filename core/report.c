@@ -119,6 +119,10 @@ static json_t *ext_counts_json(const sl_ext_counts *c) {
     return json_pack("{s:I, s:o}", "count", (json_int_t)c->total, "by_extension", by);
 }
 
+const char *sl_breaker_name(int state) {
+    return state == SL_BREAKER_OPEN ? "open" : state == SL_BREAKER_HALF_OPEN ? "half-open" : "closed";
+}
+
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
 static const char *const batch_buckets[8] = {"1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65+"};
@@ -279,6 +283,9 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_object_set_new(o, "tokens_out", json_integer((json_int_t)p->tokens_out));
         json_object_set_new(o, "breaker_opens", json_integer((json_int_t)p->breaker_opens));
         json_object_set_new(o, "cost", json_real(sl_provider_cost(p)));
+        json_object_set_new(o, "throttled", json_integer((json_int_t)p->throttled));
+        json_object_set_new(o, "limit_wait_s", json_real(secs(p->limit_wait_ns)));
+        json_object_set_new(o, "breaker", json_string(sl_breaker_name(p->breaker_state)));
         json_array_append_new(provs, o);
     }
     json_object_set_new(root, "providers", provs);
@@ -304,6 +311,7 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
                                         "named", d->named, "content", d->content, "believed", d->believed));
     }
     json_object_set_new(root, "detected", det);
+    json_object_set_new(root, "worker_restarts", json_integer((json_int_t)r->worker_restarts));
     json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
     if (r->fatal) json_object_set_new(root, "fatal", json_string(r->fatal_msg));
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -366,4 +374,72 @@ void sl_progress_draw(const sl_report *r, double elapsed, uint64_t done) {
 void sl_progress_clear(void) {
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
+}
+
+void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_failures) {
+    dst->run_id = src->run_id;
+    dst->threads = src->threads;
+    dst->memory_budget = src->memory_budget;
+    dst->total += src->total;
+    dst->stored += src->stored;
+    dst->skipped += src->skipped;
+    dst->failed += src->failed;
+    dst->pruned += src->pruned;
+    dst->bytes += src->bytes;
+    dst->chunks += src->chunks;
+    dst->worker_restarts += src->worker_restarts;
+    if (src->peak_rss > dst->peak_rss) dst->peak_rss = src->peak_rss;
+    if (src->peak_inflight > dst->peak_inflight) dst->peak_inflight = src->peak_inflight;
+    if (src->expansion > dst->expansion) dst->expansion = src->expansion;
+    for (size_t i = 0; i < src->nstages; i++) {
+        const sl_stage_stats *a = &src->stages[i];
+        sl_stage_stats *b = NULL;
+        for (size_t k = 0; k < dst->nstages && !b; k++)
+            if (strcmp(dst->stages[k].name, a->name) == 0 && strcmp(dst->stages[k].plugin, a->plugin) == 0)
+                b = &dst->stages[k];
+        if (!b && !(b = sl_report_add_stage(dst, a->name, a->plugin, a->executor))) continue;
+        b->items += a->items;
+        b->calls += a->calls;
+        b->busy_ns += a->busy_ns;
+        b->wait_ns += a->wait_ns;
+        b->failures += a->failures;
+        b->retries += a->retries;
+        b->batched |= a->batched;
+        b->batches += a->batches;
+        for (size_t h = 0; h < 8; h++) b->batch_hist[h] += a->batch_hist[h];
+        b->splits += a->splits;
+        b->ceiling = a->ceiling;
+        b->inflight = a->inflight;
+        b->queued = a->queued;
+    }
+    for (size_t i = 0; i < src->nproviders; i++) {
+        const sl_provider_stats *a = src->providers[i];
+        sl_provider_stats *b = NULL;
+        for (size_t k = 0; k < dst->nproviders && !b; k++)
+            if (strcmp(dst->providers[k]->name, a->name) == 0) b = dst->providers[k];
+        if (!b && !(b = sl_report_add_provider(dst, a->name, a->plugin))) continue;
+        b->requests += a->requests;
+        b->retries += a->retries;
+        b->failures += a->failures;
+        b->tokens_in += a->tokens_in;
+        b->tokens_out += a->tokens_out;
+        b->breaker_opens += a->breaker_opens;
+        b->price_input = a->price_input;
+        b->price_output = a->price_output;
+        b->throttled += a->throttled;
+        b->limit_wait_ns += a->limit_wait_ns;
+        b->breaker_state = a->breaker_state;
+    }
+    for (size_t i = 0; i < src->nfailures; i++)
+        sl_report_add_failure(dst, src->failures[i].uri, src->failures[i].stage, src->failures[i].reason);
+    if (dst->nfailures > keep_failures) {
+        size_t drop = dst->nfailures - keep_failures;
+        for (size_t i = 0; i < drop; i++) {
+            free(dst->failures[i].uri);
+            free(dst->failures[i].stage);
+            free(dst->failures[i].reason);
+        }
+        memmove(dst->failures, dst->failures + drop, keep_failures * sizeof *dst->failures);
+        dst->nfailures = keep_failures;
+    }
 }

@@ -44,7 +44,13 @@ typedef struct sl_provider_stats {
     uint64_t tokens_in, tokens_out;
     uint64_t breaker_opens;
     double price_input, price_output; /* per million tokens */
+    uint64_t throttled;               /* answers 429: the provider paced us */
+    uint64_t limit_wait_ns; /* time its calls queued for a slot, a rate budget or a closed breaker */
+    int breaker_state;      /* live: SL_BREAKER_* */
 } sl_provider_stats;
+
+enum { SL_BREAKER_CLOSED = 0, SL_BREAKER_HALF_OPEN = 1, SL_BREAKER_OPEN = 2 };
+const char *sl_breaker_name(int state);
 
 typedef struct sl_failure {
     char *uri;
@@ -108,6 +114,11 @@ typedef struct sl_report {
     size_t ndetections;
     uint64_t detected;
     uint64_t children;
+    /* live while a run goes (sl_pipeline_refresh), final after it */
+    uint64_t started_ns;      /* sl_now_ns() at the start */
+    uint64_t inflight_bytes;  /* what documents in flight hold now */
+    uint64_t worker_restarts; /* worker processes started beyond the first of each slot */
+    uint64_t docs_inflight;
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);
@@ -121,6 +132,11 @@ void sl_report_add_detection(sl_report *r, const char *uri, const char *named, c
 void sl_report_print(const sl_report *r, FILE *out);
 int sl_report_write_json(const sl_report *r, FILE *out);
 void sl_report_free(sl_report *r);
+/* Adds src's counters to dst (`sluice serve`: one report over all its
+ * passes): documents, bytes and chunks; stages and providers matched by
+ * name, their counters added and their live state taken; peaks kept; at
+ * most keep_failures of the latest failures kept. */
+void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_failures);
 
 /* The progress line on stderr: "[ 120/1000] 12% 45.2 docs/s ETA 0:19 | parse 4 embed 37". */
 void sl_progress_draw(const sl_report *r, double elapsed_s, uint64_t done);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "httpd.h"
 #include "options.h"
 #include "loop.h"
 #include "pool.h"
@@ -179,6 +180,56 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, max_child_bytes),
      NULL,
      {0}},
+    {"watch",
+     SL_OPT_STRING,
+     "",
+     "serve: folders to ingest and follow, space-separated (relative ones from the current directory)",
+     0,
+     offsetof(sl_settings, watch),
+     NULL,
+     {0}},
+    {"watch_debounce",
+     SL_OPT_DURATION,
+     "500ms",
+     "serve: a changed file is ingested once it has been quiet and its size and mtime steady this long",
+     0,
+     offsetof(sl_settings, watch_debounce_ms),
+     NULL,
+     {0}},
+    {"rescan",
+     SL_OPT_DURATION,
+     "5m",
+     "serve: walk every watched folder again this often, in case an event was missed; 0: never",
+     0,
+     offsetof(sl_settings, rescan_ms),
+     NULL,
+     {0}},
+    {"report_interval",
+     SL_OPT_DURATION,
+     "60s",
+     "serve: log the cumulative counters this often; 0: never",
+     0,
+     offsetof(sl_settings, report_interval_ms),
+     NULL,
+     {0}},
+    {"listen",
+     SL_OPT_STRING,
+     "",
+     "HOST:PORT to serve /metrics, /health, /ready, /query and a status page on (127.0.0.1:9464); "
+     "empty: off",
+     0,
+     offsetof(sl_settings, listen),
+     NULL,
+     {0}},
+    {"listen_linger",
+     SL_OPT_DURATION,
+     "0",
+     "`sluice run`: keep serving this long after the run ended (SIGINT or SIGTERM ends it sooner), so the "
+     "final numbers can be scraped",
+     0,
+     offsetof(sl_settings, listen_linger_ms),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -264,6 +315,10 @@ static int parse_settings(sl_runtime *rt) {
             return sl_ctx_error(rt->ctx, SL_EFATAL, "%s: [sluice] %s: %s", where, kv->key, err);
         strncat(where, ": ", sizeof where - strlen(where) - 1);
         if (check_setting_bounds(rt, kv->key, where)) return SL_EFATAL;
+        struct sockaddr_storage ss;
+        if (strcmp(kv->key, "listen") == 0 && rt->set.listen[0] &&
+            sl_httpd_parse_listen(rt->set.listen, &ss, err, sizeof err))
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "%s[sluice] listen: %s", where, err);
     }
     return 0;
 }
@@ -546,14 +601,21 @@ static int build_routes(sl_runtime *rt) {
 }
 
 int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out) {
+    return sl_runtime_open_on(ctx, cfg, NULL, out);
+}
+
+int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, sl_loop *loop, sl_runtime **out) {
     sl_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return sl_ctx_error(ctx, SL_ENOMEM, "out of memory");
     rt->ctx = ctx;
     rt->cfg = cfg;
+    rt->loop = loop;
+    rt->loop_borrowed = loop != NULL;
     int rc = parse_settings(rt);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
     if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
-    if (!rc && sl_loop_new(&rt->loop) != 0) rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
+    if (!rc && !rt->loop && sl_loop_new(&rt->loop) != 0)
+        rc = sl_ctx_error(ctx, SL_ENOMEM, "cannot start the event loop");
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
     if (!rc) rc = resolve_fallbacks(rt);
@@ -649,9 +711,31 @@ void sl_runtime_free(sl_runtime *rt) {
     for (size_t i = rt->ninst; i-- > 0;) sl_instance_free(rt->inst[i]);
     free(rt->inst);
     sl_options_free_owned(rt->owned, rt->nowned);
+    /* a borrowed loop finishes the closes the plugins began while their code is still loaded */
+    if (rt->loop_borrowed && rt->loop) uv_run(sl_loop_uv(rt->loop), UV_RUN_NOWAIT);
     sl_registry_free(rt->reg);
-    sl_loop_free(rt->loop);
+    if (!rt->loop_borrowed) sl_loop_free(rt->loop);
     free(rt);
+}
+
+static int call_claim(sl_call *call, void *arg) {
+    (void)arg;
+    return call->inst->desc->claim(call);
+}
+
+int sl_runtime_claim(sl_runtime *rt) {
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        sl_instance *sink = rt->routes[i].sink;
+        int seen = 0;
+        for (size_t j = 0; j < i; j++) seen |= rt->routes[j].sink == sink;
+        if (seen || !sink->desc->claim) continue;
+        sl_call call;
+        int rc = sl_invoke(sink, call_claim, NULL, &call);
+        if (rc)
+            return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name,
+                                call.msg[0] ? call.msg : sl_strerror(rc));
+    }
+    return 0;
 }
 
 const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type) {

@@ -45,6 +45,12 @@ typedef struct sl_settings {
     bool worker_seccomp;
     int64_t max_children;     /* documents a document may hold (email attachments) */
     uint64_t max_child_bytes; /* their bytes in all */
+    const char *watch;          /* serve: folders to follow, space-separated */
+    int64_t watch_debounce_ms;  /* serve: quiet time before a changed path is ingested */
+    int64_t rescan_ms;          /* serve: full rescan every this long; 0: never */
+    int64_t report_interval_ms; /* serve: a counters line in the log every this long; 0: never */
+    const char *listen;         /* HOST:PORT of the HTTP service (httpd.h); "" off */
+    int64_t listen_linger_ms;   /* `run`: keep serving this long after the run ended */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
@@ -77,16 +83,25 @@ typedef struct sl_runtime {
     size_t nroutes;
     int threads;          /* resolved: set.threads or the core count */
     struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
+    int loop_borrowed;    /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
 } sl_runtime;
 
 /* Loads every plugin the config names and builds all instances and routes
  * (no init yet). Errors are SL_EFATAL with file, line, section and key. */
 int sl_runtime_open(sl_ctx *ctx, sl_config *cfg, sl_runtime **out);
+/* The same on a loop that outlives the runtime (`sluice serve` keeps one
+ * loop across reloads); freeing the runtime then only runs the loop once,
+ * without waiting, so the handles its plugins closed finish closing. */
+int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, struct sl_loop *loop, sl_runtime **out);
 /* Inits the instances used by routes (all of them when `all`; isolated
  * ones only then: a run leaves them to its worker processes), then checks
  * what only init can tell (dimensions along shared sinks). */
 int sl_runtime_init(sl_runtime *rt, bool all);
 void sl_runtime_free(sl_runtime *rt);
+/* Makes this process the one writer of every store the routes use (the
+ * sinks' claim callback), for `run` and `serve`. SL_EFATAL, with the
+ * holder named in the context's message, when another process has one. */
+int sl_runtime_claim(sl_runtime *rt);
 
 /* Adds each folder of a space-separated list to the registry, relative ones
  * resolved against base (the INI file's folder): [sluice] plugin_path. */

@@ -264,6 +264,8 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
         thr->stats->tokens_in += u->call.tokens_in;
         thr->stats->tokens_out += u->call.tokens_out;
         if (rc < 0) thr->stats->failures++;
+        if (u->call.throttled) thr->stats->throttled++;
+        thr->stats->limit_wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
     }
     char why[1200];
     if (rc == SL_ERETRY) {

@@ -105,3 +105,8 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
     }
     return 0;
 }
+
+int sl_throttle_breaker(const sl_throttle *p, uint64_t now) {
+    if (!p->open_until) return SL_BREAKER_CLOSED;
+    return now < p->open_until && !p->probing ? SL_BREAKER_OPEN : SL_BREAKER_HALF_OPEN;
+}

@@ -52,5 +52,8 @@ void sl_throttle_take(sl_throttle *p, uint64_t now_ms, uint64_t tokens);
  * does not count it as a failure. */
 int sl_throttle_done(sl_throttle *p, uint64_t now_ms, int rc, uint64_t estimate, uint64_t used, int throttled,
                      int64_t retry_after_ms);
+/* The breaker's state now: SL_BREAKER_CLOSED, _HALF_OPEN (cooldown over,
+ * the next call is a probe) or _OPEN (report.h). */
+int sl_throttle_breaker(const sl_throttle *p, uint64_t now_ms);
 
 #endif

@@ -226,3 +226,13 @@ uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *incl
     sl_walk_free(w);
     return n;
 }
+
+int sl_walk_name_matches(const char *patterns, const char *name) {
+    char **pats;
+    size_t n;
+    split_patterns(patterns, &pats, &n);
+    int m = matches(pats, n, name);
+    for (size_t i = 0; i < n; i++) free(pats[i]);
+    free(pats);
+    return m;
+}

@@ -35,6 +35,11 @@ void sl_walk_report_outside(sl_walk *w);
 int sl_walk_next(sl_walk *w, sl_walk_entry *e);
 void sl_walk_free(sl_walk *w);
 
+/* Whether a base name matches one of a space-separated list of patterns,
+ * as the walk matches include and exclude (`sluice serve` filters its
+ * events with it). */
+int sl_walk_name_matches(const char *patterns, const char *name);
+
 /* Counts the candidates a fresh walk would yield (for the progress line). */
 uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude);
 

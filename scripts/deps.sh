@@ -33,6 +33,9 @@ packages=(
     libzip-dev libxml2-dev pandoc zip python3
     # core: media detection by content; parse-email: .eml and mbox
     libmagic-dev libgmime-3.0-dev
+    # the HTTP service (libh2o on libuv); its tests: promtool parses /metrics,
+    # headless chromium renders the status page
+    libh2o-dev prometheus chromium
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chunk_attrs.h"
 #include "metadata_json.h"
@@ -136,6 +137,8 @@ typedef struct sink {
     uint64_t run_recorded; /* the run whose row is in the runs table */
     char *dim_sql;         /* the statement fixing dim_sql_dim, kept for the next stores */
     uint32_t dim_sql_dim;
+    char *lock_key;  /* claim: "SCHEMA.PREFIX", what the advisory lock is keyed on */
+    PGconn *lock_pg; /* claim: the session holding the advisory lock */
 } sink;
 
 /* Chunks per INSERT: bounds one statement's parameters (arrays of at most
@@ -280,6 +283,8 @@ static void sink_free(sink *s) {
         free(s->password);
     }
     free(s->dim_sql);
+    PQfinish(s->lock_pg); /* ends the session: the advisory lock goes with it */
+    free(s->lock_key);
     free(s);
 }
 
@@ -413,6 +418,11 @@ static int init(sl_instance *inst, const void *config, void **state) {
         sink_free(s);
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
+    s->lock_key = format("%s.%s", c->schema ? c->schema : "", c->table_prefix ? c->table_prefix : "");
+    if (!s->lock_key) {
+        sink_free(s);
+        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+    }
     sl_instance_set_concurrency(inst, (uint32_t)c->pool_size);
     sl_log(inst, SL_LOG_DEBUG, "%s: schema version %d, vectors as %s%s", s->where, s->schema.version,
            s->schema.pgvector ? "pgvector" : "real[]", s->schema.dim ? "" : " (dimension not fixed yet)");
@@ -421,6 +431,76 @@ static int init(sl_instance *inst, const void *config, void **state) {
 }
 
 static void fini(void *state) { sink_free(state); }
+
+/* One writer process per store (schema and table prefix, in one database):
+ * a session-level advisory lock on a connection of its own, apart from the
+ * pool (whose connections come and go). Keyed on two int4s: a constant of
+ * sluice's and hashtext of the key, so pg_locks shows it as (classid,
+ * objid), and the holder's application_name says its PID. The server drops
+ * the lock when the holder's session ends, a killed process included. A
+ * blocking call, as init is: the core claims before the run starts. */
+#define LOCK_CLASS 1397310533 /* "SLUE" */
+static int claim(sl_call *call) {
+    sink *s = sl_call_state(call);
+    if (s->lock_pg) return 0;
+    const char *keys[18], *values[18];
+    char app[64];
+    snprintf(app, sizeof app, "sluice writer pid %ld", (long)getpid());
+    int n = 0;
+    for (; s->keys[n] && n < 16; n++) {
+        keys[n] = s->keys[n];
+        values[n] = s->values[n];
+    }
+    keys[n] = "application_name";
+    values[n++] = app;
+    keys[n] = values[n] = NULL;
+    PGconn *pg = PQconnectdbParams(keys, values, 0);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", pg ? PQerrorMessage(pg) : "out of memory");
+        pg_scrub(msg, sizeof msg, s->password);
+        PQfinish(pg);
+        return sl_fail(call, SL_EFATAL, "cannot connect to %s to lock the store: %s", s->where, msg);
+    }
+    char cls[24];
+    snprintf(cls, sizeof cls, "%d", LOCK_CLASS);
+    const char *params[2] = {cls, s->lock_key};
+    PGresult *res = PQexecParams(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", 2, NULL, params,
+                                 NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    int got = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (got) {
+        s->lock_pg = pg;
+        return 0;
+    }
+    if (!ok) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
+        pg_scrub(msg, sizeof msg, s->password);
+        PQfinish(pg);
+        return sl_fail(call, SL_EFATAL, "%s: cannot take the store's advisory lock: %s", s->where, msg);
+    }
+    res = PQexecParams(pg,
+                       "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a "
+                       "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                       "AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid LIMIT 1",
+                       2, NULL, params, NULL, NULL, 0);
+    char holder[128] = "unknown";
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *an = PQgetvalue(res, 0, 0), *addr = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+        const char *pid = strncmp(an, "sluice writer pid ", 18) == 0 ? an + 18 : NULL;
+        snprintf(holder, sizeof holder, "PID %s%s%s", pid ? pid : "unknown", addr ? " on " : "",
+                 addr ? addr : "");
+    }
+    PQclear(res);
+    PQfinish(pg);
+    return sl_fail(
+        call, SL_EFATAL,
+        "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one process "
+        "writes a store at a time; stop that one first",
+        s->where, s->lock_key, holder);
+}
 
 /* --- helpers for building operations --- */
 
@@ -865,6 +945,7 @@ static const sl_plugin desc = {
     .store = store,
     .prune = prune,
     .query = query,
+    .claim = claim,
 };
 
 SL_PLUGIN_EXPORT(desc)

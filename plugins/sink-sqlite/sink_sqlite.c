@@ -33,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "chunk_attrs.h"
 #include "sink_sqlite.h"
@@ -140,6 +143,7 @@ typedef struct sink {
      * directly): one reader shared under a lock, opened on first use. */
     pthread_mutex_t shared_mu;
     reader *shared;
+    int lock_fd; /* claim: PATH.lock, flock'd while this process writes the store; -1 */
 } sink;
 
 /* --- what sink_sqlite.h shares with writer.c --- */
@@ -439,6 +443,7 @@ static void sink_free(sink *s) {
     writer_free(s->w);
     reader_free(s->shared);
     pthread_mutex_destroy(&s->shared_mu);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
     free(s->path);
     free(s);
 }
@@ -465,6 +470,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
     s->inst = inst;
+    s->lock_fd = -1;
     s->busy_ms = c->busy_timeout > INT_MAX ? INT_MAX : (int)c->busy_timeout;
     pthread_mutex_init(&s->shared_mu, NULL);
     sqlite3 *db = NULL;
@@ -482,6 +488,49 @@ static int init(sl_instance *inst, const void *config, void **state) {
 }
 
 static void fini(void *state) { sink_free(state); }
+
+/* One writer process per store: an flock on PATH.lock, which holds the
+ * holder's PID for the message a second process prints. The kernel drops
+ * an flock when its holder dies, so a killed run never blocks the next;
+ * the file itself stays (unlinking it would race with a new holder).
+ * O_CLOEXEC: worker processes exec'd from this one must not inherit it. */
+static int claim(sl_call *call) {
+    sink *s = sl_call_state(call);
+    if (s->lock_fd >= 0) return 0;
+    size_t n = strlen(s->path) + sizeof ".lock";
+    char *lp = malloc(n);
+    if (!lp) return sl_fail(call, SL_ENOMEM, "out of memory");
+    snprintf(lp, n, "%s.lock", s->path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int code = sl_fail(call, SL_EFATAL, "cannot open the lock file %s: %s", lp, strerror(errno));
+        free(lp);
+        return code;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? got : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        int code = e == EWOULDBLOCK
+                       ? sl_fail(call, SL_EFATAL,
+                                 "%s is in use by another sluice process (PID %s, lock %s): one process "
+                                 "writes a store at a time; stop that one first",
+                                 s->path, *pid ? pid : "unknown", lp)
+                       : sl_fail(call, SL_EFATAL, "cannot lock %s: %s", lp, strerror(e));
+        free(lp);
+        return code;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        sl_log(s->inst, SL_LOG_WARN, "%s: cannot write the PID: %s", lp, strerror(errno));
+    free(lp);
+    s->lock_fd = fd;
+    return 0;
+}
 
 /* --- lookup, store, prune --- */
 
@@ -709,6 +758,7 @@ static const sl_plugin desc = {
     .store = store,
     .prune = prune,
     .query = query,
+    .claim = claim,
 };
 
 SL_PLUGIN_EXPORT(desc)

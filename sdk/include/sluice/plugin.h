@@ -143,6 +143,15 @@ typedef struct sl_plugin {
      * (docs[i], pages[i]). SL_ENOMEM makes the batcher split the batch in
      * half and retry. Required instead of `page` for gpu page stages. */
     int (*pages)(sl_call *call, sl_doc *const *docs, const uint32_t *pages, size_t n);
+
+    /* --- ABI 1.3 --- */
+    /* Sinks (optional): makes this process the store's one writer until
+     * fini. The core calls it after init for `run` and `serve` (never for
+     * `query` or `check`, which may read while a writer runs). A store
+     * another process holds answers SL_EFATAL with a message naming the
+     * holder (its PID); a lock must die with its holder (flock, a database
+     * session), so a killed process never blocks the next one. */
+    int (*claim)(sl_call *call);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
