@@ -24,6 +24,10 @@ typedef struct sl_run_opts {
     size_t npaths;
     int prune;    /* remove stored documents under paths that were not seen */
     int progress; /* draw the live progress line on stderr */
+    /* dead letters (failures.c): uris sorted by strcmp, passed over and
+     * counted as parked; may be NULL */
+    const char *const *parked;
+    size_t nparked;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.

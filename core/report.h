@@ -79,6 +79,7 @@ typedef struct sl_report {
     int interrupted;
     int fatal;
     char fatal_msg[1024];
+    uint64_t parked; /* dead letters passed over: failed [sluice] max_attempts runs (`sluice failed`) */
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);

@@ -43,6 +43,7 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
+    int64_t max_attempts; /* failed this many runs: a dead letter, not retried by `run`; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
