@@ -663,16 +663,22 @@ static int cmd_check(cli *c) {
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
         return EXIT_OK;
     }
+    if (c->json && !c->connect) return usage_error("%s", "check: --json goes with --connect");
     sl_config *cfg;
     sl_runtime *rt;
     /* --connect inits each instance itself: one that fails is a row of the table */
     int status = open_runtime(c, !c->connect, true, &cfg, &rt);
     if (status) return status;
+    /* the probes first (they init the instances), their table after the routes */
+    char *table = NULL;
+    size_t table_len = 0;
     if (c->connect) {
-        int failed = sl_probe_all(rt, c->json, stdout);
+        FILE *mem = c->json ? stdout : open_memstream(&table, &table_len);
+        int failed = mem ? sl_probe_all(rt, c->json, mem) : sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
+        if (mem && mem != stdout) fclose(mem);
         if (failed) status = failed < 0 ? fail(c, EXIT_USAGE) : EXIT_USAGE;
     }
-    if (!c->json) {
+    if (!c->json || !c->connect) {
         printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes,
                rt->threads);
         for (size_t i = 0; i < rt->nroutes; i++) {
@@ -693,6 +699,8 @@ static int cmd_check(cli *c) {
                    s->plugin->path);
         }
     }
+    if (table) fputs(table, stdout);
+    free(table);
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
