@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,10 +128,34 @@ static const char *usage_check =
     "short embedding, which checks the dimension) and opens a session with each sink, and prints\n"
     "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n";
 
+/* An error line on stderr: "sluice: MESSAGE", or with --log-format json a
+ * JSON log line of level error (scrubbed either way). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static void say_error(const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sl_ctx *ctx = sl_ctx_global();
+    if (sl_ctx_log_json(ctx)) {
+        sl_ctx_log(ctx, SL_LOG_ERROR, NULL, "%s", msg);
+    } else {
+        char clean[4096];
+        fprintf(stderr, "sluice: %s\n", sl_ctx_scrub(ctx, msg, clean, sizeof clean));
+    }
+}
+
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "sluice: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try 'sluice --help')\n");
+    char msg[1024];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(msg, sizeof msg, fmt, arg);
+#pragma GCC diagnostic pop
+    say_error("%s", msg);
+    if (!sl_ctx_log_json(sl_ctx_global())) fprintf(stderr, "(try 'sluice --help')\n");
     return EXIT_USAGE;
 }
 
@@ -219,10 +244,7 @@ static int load_config(cli *c, sl_config **cfg) {
 }
 
 static int fail(cli *c, int code) {
-    if (sl_ctx_log_json(c->ctx))
-        sl_ctx_log(c->ctx, SL_LOG_ERROR, NULL, "%s", sl_ctx_errmsg(c->ctx));
-    else
-        fprintf(stderr, "sluice: %s\n", sl_ctx_errmsg(c->ctx));
+    say_error("%s", sl_ctx_errmsg(c->ctx));
     return code;
 }
 
@@ -280,12 +302,7 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
         } else {
             /* the failure list: before the report, so a list that cannot be
              * written is said next to it */
-            if (sl_failures_record(rt, &rep)) {
-                if (sl_ctx_log_json(c->ctx))
-                    sl_ctx_log(c->ctx, SL_LOG_ERROR, NULL, "%s", sl_ctx_errmsg(c->ctx));
-                else
-                    fprintf(stderr, "sluice: %s\n", sl_ctx_errmsg(c->ctx));
-            }
+            if (sl_failures_record(rt, &rep)) say_error("%s", sl_ctx_errmsg(c->ctx));
             if (c->json)
                 sl_report_write_json(&rep, stdout);
             else
@@ -520,7 +537,7 @@ static int cmd_query(cli *c) {
         goto out;
     }
     if (!r->embedder) {
-        fprintf(stderr, "sluice: [route.%s] has no embedder: its chunks have no vectors to query\n", r->name);
+        say_error("[route.%s] has no embedder: its chunks have no vectors to query", r->name);
         status = EXIT_USAGE;
         goto out;
     }
@@ -534,7 +551,7 @@ static int cmd_query(cli *c) {
     sl_call call;
     int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
     if (rc) {
-        fprintf(stderr, "sluice: [%s] embedding the query failed: %s\n", r->embedder->name,
+        say_error("[%s] embedding the query failed: %s", r->embedder->name,
                 call.msg[0] ? call.msg : sl_strerror(rc));
         status = EXIT_USAGE;
     } else {
@@ -542,7 +559,7 @@ static int cmd_query(cli *c) {
         query_args q = {v, dim, (uint32_t)c->k, hits};
         rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
         if (rc) {
-            fprintf(stderr, "sluice: [%s] query failed: %s\n", r->sink->name,
+            say_error("[%s] query failed: %s", r->sink->name,
                     call.msg[0] ? call.msg : sl_strerror(rc));
             status = EXIT_USAGE;
         } else {
@@ -593,7 +610,7 @@ static json_t *options_json(const sl_option *o) {
 static void bad_plugin(void *arg, const char *path, const char *msg) {
     int *nbad = arg;
     (*nbad)++;
-    fprintf(stderr, "sluice: warning: %s\n", msg);
+    sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, NULL, "%s", msg);
 }
 
 static int cmd_plugins(cli *c) {
