@@ -69,7 +69,8 @@ static const char *usage_main =
     "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
     "  --set S.K=V         override key K of section [S] (repeatable)\n"
     "  -v, -vv / -q        more / less logging on stderr\n"
-    "  --log-format F      text (default) or json: one object per line (time, level, stage, document, message)\n"
+    "  --log-format F      text (default) or json: one object per line (time, level, stage, document, "
+    "message)\n"
     "  -h, --help          help for sluice or for a command\n"
     "  --version           print the version\n"
     "\n"
@@ -133,7 +134,8 @@ static const char *usage_check =
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static void say_error(const char *fmt, ...) {
+static void
+say_error(const char *fmt, ...) {
     char msg[4096];
     va_list ap;
     va_start(ap, fmt);
@@ -279,8 +281,8 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
         sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
         status = fail(c, EXIT_USAGE);
     } else if (c->dry_run) {
-        sl_run_opts opts = {.paths = paths, .npaths = npaths, .prune = c->prune, .parked = parked,
-                            .nparked = nparked};
+        sl_run_opts opts = {
+            .paths = paths, .npaths = npaths, .prune = c->prune, .parked = parked, .nparked = nparked};
         uint64_t failed = 0;
         if (sl_dry_run(rt, &opts, c->json, stdout, &failed))
             status = fail(c, EXIT_USAGE);
@@ -377,13 +379,13 @@ static int cmd_failed(cli *c) {
             json_array_append_new(
                 arr, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:s}", "uri", e->uri, "stage", e->stage,
                                "reason", e->reason, "attempts", (json_int_t)e->attempts, "first_failed",
-                               when(e->first_at, t1, sizeof t1), "last_failed", when(e->last_at, t2, sizeof t2),
-                               "dead_letter", e->dead, "sink", e->sink));
+                               when(e->first_at, t1, sizeof t1), "last_failed",
+                               when(e->last_at, t2, sizeof t2), "dead_letter", e->dead, "sink", e->sink));
         }
         for (size_t i = 0; i < fl.nno_list; i++) json_array_append_new(nol, json_string(fl.no_list[i]));
         json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:o}", "failures", arr, "count", (json_int_t)fl.n,
-                                 "dead_letters", (json_int_t)ndead, "max_attempts", (json_int_t)fl.max_attempts,
-                                 "sinks_without_failure_list", nol);
+                                 "dead_letters", (json_int_t)ndead, "max_attempts",
+                                 (json_int_t)fl.max_attempts, "sinks_without_failure_list", nol);
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(root);
@@ -394,11 +396,12 @@ static int cmd_failed(cli *c) {
                ndead, (long long)fl.max_attempts);
         for (size_t i = 0; i < fl.n; i++) {
             const sl_failure_entry *e = &fl.rows[i];
-            printf("  %s%s [%s] attempts %lld, first %s, last %s: %s\n", e->dead ? "DEAD LETTER " : "", e->uri,
-                   e->stage, (long long)e->attempts, when(e->first_at, t1, sizeof t1),
+            printf("  %s%s [%s] attempts %lld, first %s, last %s: %s\n", e->dead ? "DEAD LETTER " : "",
+                   e->uri, e->stage, (long long)e->attempts, when(e->first_at, t1, sizeof t1),
                    when(e->last_at, t2, sizeof t2), e->reason);
         }
-        printf("('sluice retry' runs them again%s)\n", ndead ? "; 'sluice retry --all' the dead letters too" : "");
+        printf("('sluice retry' runs them again%s)\n",
+               ndead ? "; 'sluice retry --all' the dead letters too" : "");
     }
     sl_failure_list_free(&fl);
 out:
@@ -426,7 +429,8 @@ static int cmd_retry(cli *c) {
         /* the rows are sorted; the uris of all, distinct, in that order */
         if (k < nall && strcmp(all[k], fl.rows[i].uri) == 0) {
             bool dead = false;
-            for (size_t j = i; j < fl.n && strcmp(fl.rows[j].uri, all[k]) == 0; j++) dead |= fl.rows[j].dead != 0;
+            for (size_t j = i; j < fl.n && strcmp(fl.rows[j].uri, all[k]) == 0; j++)
+                dead |= fl.rows[j].dead != 0;
             if (c->all || !dead) paths[n++] = all[k];
             k++;
         }
@@ -435,8 +439,8 @@ static int cmd_retry(cli *c) {
         sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
         status = fail(c, EXIT_USAGE);
     } else if (n == 0) {
-        printf("nothing to retry: %s\n", fl.n ? "every failed document is a dead letter (sluice retry --all)"
-                                              : "no failed documents");
+        printf("nothing to retry: %s\n",
+               fl.n ? "every failed document is a dead letter (sluice retry --all)" : "no failed documents");
     } else {
         status = run_paths(c, rt, paths, n, c->all);
     }
@@ -552,15 +556,14 @@ static int cmd_query(cli *c) {
     int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
     if (rc) {
         say_error("[%s] embedding the query failed: %s", r->embedder->name,
-                call.msg[0] ? call.msg : sl_strerror(rc));
+                  call.msg[0] ? call.msg : sl_strerror(rc));
         status = EXIT_USAGE;
     } else {
         sl_hits *hits = sl_hits_new((uint32_t)c->k);
         query_args q = {v, dim, (uint32_t)c->k, hits};
         rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
         if (rc) {
-            say_error("[%s] query failed: %s", r->sink->name,
-                    call.msg[0] ? call.msg : sl_strerror(rc));
+            say_error("[%s] query failed: %s", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
             status = EXIT_USAGE;
         } else {
             sl_hits_sort(hits);

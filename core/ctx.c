@@ -17,7 +17,7 @@ struct sl_ctx {
     int errcode;
     char errmsg[CTX_MSG_MAX];
     int log_level;
-    int log_json; /* --log-format json: one object per line */
+    int log_json;         /* --log-format json: one object per line */
     pthread_mutex_t lock; /* guards secrets and stderr writes */
     char **secrets;
     size_t nsecrets;

@@ -124,7 +124,8 @@ static void job_end(job *j, job_state end) {
         rep->failed++;
         sl_report_add_failure(rep, sl_doc_uri(j->doc), j->fail_stage ? j->fail_stage : "?",
                               j->fail_reason ? j->fail_reason : "unknown");
-        sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, j->fail_stage, sl_doc_uri(j->doc), "failed: %s", j->fail_reason);
+        sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, j->fail_stage, sl_doc_uri(j->doc), "failed: %s",
+                       j->fail_reason);
     }
     rep->bytes += j->doc->len;
     r->done++;

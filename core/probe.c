@@ -115,12 +115,12 @@ int sl_probe_all(sl_runtime *rt, int json, FILE *out) {
         for (size_t i = 0; i < n; i++) {
             const probe_row *r = &rows[i];
             sl_ctx_scrub(rt->ctx, r->msg, clean, sizeof clean);
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:b, s:b, s:s}", "instance", r->inst->name,
-                               "plugin", r->inst->desc->name, "role", sl_role_name(r->inst->desc->role),
-                               "request", r->what, "latency_ms", r->ms, "http_status", (json_int_t)r->status,
-                               "ok", r->ok, "auth_failed", r->status == 401 || r->status == 403, "result",
-                               clean));
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:b, s:b, s:s}", "instance",
+                                                 r->inst->name, "plugin", r->inst->desc->name, "role",
+                                                 sl_role_name(r->inst->desc->role), "request", r->what,
+                                                 "latency_ms", r->ms, "http_status", (json_int_t)r->status,
+                                                 "ok", r->ok, "auth_failed",
+                                                 r->status == 401 || r->status == 403, "result", clean));
         }
         json_t *root = json_pack("{s:o, s:b}", "connections", arr, "ok", failed == 0);
         json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

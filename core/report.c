@@ -124,7 +124,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
             fprintf(out, "  %s [%s]: %s\n", r->failures[i].uri, r->failures[i].stage, r->failures[i].reason);
         if (r->failed > r->nfailures)
             fprintf(out, "  ... and %llu more\n", (unsigned long long)(r->failed - r->nfailures));
-        fprintf(out, "(run again, or 'sluice retry', to retry them: stored and unchanged documents are skipped)\n");
+        fprintf(
+            out,
+            "(run again, or 'sluice retry', to retry them: stored and unchanged documents are skipped)\n");
     }
     if (r->binding_kind) fprintf(out, "\n%s\n", r->binding);
     if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");

@@ -211,8 +211,7 @@ static const struct {
     int64_t min, max;
 } settings_bounds[] = {
     {"threads", 0, 1024}, {"max_documents", 0, 100000000},        {"retries", 0, 1000},
-    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX},
-    {"max_attempts", 0, 1000000},
+    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX}, {"max_attempts", 0, 1000000},
 };
 
 static int check_setting_bounds(sl_runtime *rt, const char *key, const char *where) {

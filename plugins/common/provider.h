@@ -726,8 +726,8 @@ static inline void provider_probe_answer(sl_http *req, void *arg) {
             if (json_is_string(name) && provider_model_named(json_string_value(name), p->model)) found = true;
         }
         if (!json_is_array(arr))
-            rc = sl_fail(call, SL_EFATAL, "%s: GET %s answered HTTP %ld without a \"%s\" list", p->who, p->url,
-                         status, p->list);
+            rc = sl_fail(call, SL_EFATAL, "%s: GET %s answered HTTP %ld without a \"%s\" list", p->who,
+                         p->url, status, p->list);
         else if (!found)
             rc = sl_fail(call, SL_EFATAL, "%s: model '%s' is not among the %zu models %s lists", p->who,
                          p->model, n, p->url);

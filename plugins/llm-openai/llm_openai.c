@@ -179,8 +179,7 @@ static const sl_plugin desc = {
     .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
     .options = options,   .config_size = sizeof(llm_openai_config),
     .init = init,         .fini = fini,
-    .complete = complete,
-    .probe = probe,
+    .complete = complete, .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

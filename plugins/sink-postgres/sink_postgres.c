@@ -223,17 +223,16 @@ static int make_statements(sink *s) {
     /* a dry run's lookup (run id 0) only reads */
     s->sql[Q_LOOKUP_DRY] = format("SELECT hash, fingerprint FROM %s WHERE uri = $1", n->documents);
     s->sql[Q_CLEAR_FAILURE] = format("DELETE FROM %s WHERE uri = $1", n->failures);
-    s->sql[Q_RECORD_FAILURES] = format(
-        "INSERT INTO %s AS f(uri, stage, reason, attempts, first_at, last_at)"
-        " SELECT DISTINCT ON (t.u) t.u, t.s, t.r, 1, now(), now()"
-        " FROM unnest($1::text[], $2::text[], $3::text[]) AS t(u, s, r)"
-        " ON CONFLICT (uri) DO UPDATE SET stage = excluded.stage, reason = excluded.reason,"
-        " attempts = f.attempts + 1, last_at = excluded.last_at",
-        n->failures);
-    s->sql[Q_FAILURES] =
-        format("SELECT uri, stage, reason, attempts, extract(epoch FROM first_at)::bigint,"
-               " extract(epoch FROM last_at)::bigint FROM %s ORDER BY uri",
+    s->sql[Q_RECORD_FAILURES] =
+        format("INSERT INTO %s AS f(uri, stage, reason, attempts, first_at, last_at)"
+               " SELECT DISTINCT ON (t.u) t.u, t.s, t.r, 1, now(), now()"
+               " FROM unnest($1::text[], $2::text[], $3::text[]) AS t(u, s, r)"
+               " ON CONFLICT (uri) DO UPDATE SET stage = excluded.stage, reason = excluded.reason,"
+               " attempts = f.attempts + 1, last_at = excluded.last_at",
                n->failures);
+    s->sql[Q_FAILURES] = format("SELECT uri, stage, reason, attempts, extract(epoch FROM first_at)::bigint,"
+                                " extract(epoch FROM last_at)::bigint FROM %s ORDER BY uri",
+                                n->failures);
     s->sql[Q_URIS] = format("SELECT uri FROM %s ORDER BY uri", n->documents);
     s->sql[Q_PROBE] = format("SELECT count(*) FROM %s", n->documents);
     for (int i = 0; i < Q_COUNT; i++)
