@@ -166,8 +166,11 @@ int sl_failures_record(sl_runtime *rt, const sl_report *rep) {
         for (size_t i = 0; i < rep->nfailures; i++) {
             const sl_failure *f = &rep->failures[i];
             if (sink_of(rt, f->uri) != s) continue;
-            /* not the document's fault: the run stopped around it */
-            if (rep->fatal && strncmp(f->reason, "not processed:", 14) == 0) continue;
+            /* not the document's fault: the run stopped around it, or the
+             * fatal error itself (a rejected key, a wrong dimension) */
+            if (rep->fatal && (strncmp(f->reason, "not processed:", 14) == 0 ||
+                               (*f->reason && strstr(rep->fatal_msg, f->reason))))
+                continue;
             if (!reasons[i]) {
                 size_t len = strlen(f->reason) + 1;
                 if (!(reasons[i] = malloc(len))) {

@@ -40,8 +40,8 @@ void sl_failure_list_free(sl_failure_list *l);
  * into l. The caller frees the array only. */
 const char **sl_failures_uris(const sl_failure_list *l, int dead, size_t *n);
 /* Records the run's failures in their routes' sinks. Documents that failed
- * only because a fatal error stopped the run are not counted against
- * them. 0, or a negative code with the context's message. */
+ * only because a fatal error stopped the run, or with the fatal error
+ * itself, are not counted against them. 0, or a negative code with the context's message. */
 int sl_failures_record(sl_runtime *rt, const sl_report *rep);
 
 #endif

@@ -160,4 +160,14 @@ conf postgres p.ini
 sl_ok -c p.ini failed
 check_eq "an old PostgreSQL store gets its failures table on open" "$(pg_sql "SELECT count(*) FROM pg_tables WHERE tablename = 'sluice_failures'")" 1
 
+# A run stopped by a fatal error (a rejected key) counts no attempt against
+# its documents: the configuration failed, not they.
+start_fake keyed --api-key "$key"
+printf '# Keyed\n\nMet a rejected key.\n' >docs/keyed.md
+OPENAI_API_KEY="sk-wrong-$$" sl -c s.ini --set "embedder.base_url=${URL[keyed]}/v1" run --json docs
+check_ne "rejected key: the run did not succeed" "$RC" 0
+check_contains "rejected key: the report says why it stopped" "$(json .fatal)" '401|key'
+sl_ok -c s.ini failed --json
+check_eq "rejected key: nothing recorded" "$(json .count)" 0
+
 finish
