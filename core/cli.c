@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -22,6 +24,9 @@
 #include "document.h"
 #include "httpd.h"
 #include "loop.h"
+#include "dryrun.h"
+#include "failures.h"
+#include "probe.h"
 #include "registry.h"
 #include "options.h"
 #include "pipeline.h"
@@ -48,21 +53,29 @@ typedef struct cli {
     const char *plugin;
     sl_ctx *ctx;
     char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
+    bool dry_run, connect, all;
+    const char *log_format; /* "text" (default) or "json" */
 } cli;
 
 static const char *usage_main =
-    "usage: sluice [-c FILE] [--set SECTION.KEY=VALUE]... [-v|-q] COMMAND [ARGS]\n"
+    "usage: sluice [-c FILE] [--set SECTION.KEY=VALUE]... [-v|-q] [--log-format text|json] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
     "  run [--prune] [--json] [--listen ADDR] PATH...  ingest files and folders into the store\n"
     "  query [-k N] [--json] TEXT       the N chunks nearest TEXT (default 5)\n"
     "  plugins [--json]                 every plugin found, with its options\n"
     "  check [--plugin FILE.so]         validate the config and its plugins, or one plugin file\n"
+    "  check --connect [--json]         ... and one real request to each provider and database\n"
+    "  run --dry-run [--prune] PATH...  what a run would store, replace, skip and prune; no writes\n"
+    "  failed [--json]                  the documents that failed, kept in the store\n"
+    "  retry [--all]                    run the failed documents again (--all: dead letters too)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
     "  --set S.K=V         override key K of section [S] (repeatable)\n"
     "  -v, -vv / -q        more / less logging on stderr\n"
+    "  --log-format F      text (default) or json: one object per line (time, level, stage, document, "
+    "message)\n"
     "  -h, --help          help for sluice or for a command\n"
     "  --version           print the version\n"
     "\n"
@@ -70,7 +83,8 @@ static const char *usage_main =
     "3 interrupted, 4 the store is in use by another sluice process\n";
 
 static const char *usage_run =
-    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--listen ADDR] [-v|-q] PATH...\n"
+    "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--dry-run] [--listen ADDR] [-v|-q]\n"
+    "                  PATH...\n"
     "\n"
     "Ingests the files and folders given (folders recursively, by [sluice] include/exclude).\n"
     "Unchanged documents (same content hash, same pipeline) are skipped; changed ones replaced.\n"
@@ -78,6 +92,10 @@ static const char *usage_run =
     "  --json    print the run report as JSON on stdout instead of the table\n"
     "  --listen HOST:PORT  serve /metrics, /health, /ready, /query and a status page at / while\n"
     "            it runs (as [sluice] listen; [sluice] listen_linger keeps serving after the end)\n"
+    "  --dry-run walk, hash and look up only: print what would be stored (new), replaced, skipped\n"
+    "            and (with --prune) pruned; no provider is called and nothing is written\n"
+    "Failed documents are kept in the store ('sluice failed'); one that failed [sluice] max_attempts\n"
+    "runs is a dead letter, passed over until 'sluice retry --all'.\n"
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
 static const char *usage_query =
@@ -94,14 +112,52 @@ static const char *usage_plugins =
     "in SLUICE_PLUGIN_PATH): name, version, role, bottleneck and options with type,\n"
     "default and help, plus the settings every stage section accepts.\n";
 
+static const char *usage_failed =
+    "usage: sluice failed [-c FILE] [--json]\n"
+    "\n"
+    "Lists the failed documents the store keeps: uri, stage, reason, attempts (runs that failed\n"
+    "it), first and last time; those that failed [sluice] max_attempts runs are dead letters.\n"
+    "A document leaves the list when it is stored. A sink whose plugin keeps no failure list\n"
+    "(a third-party sink without failures_record/failures_list) is named.\n";
+
+static const char *usage_retry =
+    "usage: sluice retry [-c FILE] [--set S.K=V]... [--all] [--json]\n"
+    "\n"
+    "Runs exactly the documents of 'sluice failed' again (their uris are the paths), dead\n"
+    "letters passed over unless --all. Exit status as for run.\n";
+
 static const char *usage_check =
-    "usage: sluice check [-c FILE] [--set S.K=V]...\n"
+    "usage: sluice check [-c FILE] [--set S.K=V]... [--connect [--json]]\n"
     "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
     "\n"
     "The first form loads the config and every plugin it names, runs init and fini,\n"
     "and prints the routes. The second checks one plugin file the way a third party\n"
     "needs before shipping it: descriptor, options, init and fini with the defaults\n"
-    "(and the --set overrides), and its role's contract on sample input.\n";
+    "(and the --set overrides), and its role's contract on sample input.\n"
+    "--connect also makes one minimal real request to each provider (its model list, or one\n"
+    "short embedding, which checks the dimension) and opens a session with each sink, and prints\n"
+    "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n";
+
+/* An error line on stderr: "sluice: MESSAGE", or with --log-format json a
+ * JSON log line of level error (scrubbed either way). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static void
+say_error(const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sl_ctx *ctx = sl_ctx_global();
+    if (sl_ctx_log_json(ctx)) {
+        sl_ctx_log(ctx, SL_LOG_ERROR, NULL, "%s", msg);
+    } else {
+        char clean[4096];
+        fprintf(stderr, "sluice: %s\n", sl_ctx_scrub(ctx, msg, clean, sizeof clean));
+    }
+}
 
 static const char *usage_serve =
     "usage: sluice serve [-c FILE] [--set S.K=V]... [-v|-q] [PATH...]\n"
@@ -118,9 +174,13 @@ static const char *usage_serve =
     "Exit status: 0 stopped by a signal, 2 config error, 4 the store is in use by another process.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "sluice: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try 'sluice --help')\n");
+    char msg[1024];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(msg, sizeof msg, fmt, arg);
+#pragma GCC diagnostic pop
+    say_error("%s", msg);
+    if (!sl_ctx_log_json(sl_ctx_global())) fprintf(stderr, "(try 'sluice --help')\n");
     return EXIT_USAGE;
 }
 
@@ -160,6 +220,17 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->json = true;
         } else if (strcmp(a, "--prune") == 0) {
             c->prune = true;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            c->dry_run = true;
+        } else if (strcmp(a, "--connect") == 0) {
+            c->connect = true;
+        } else if (strcmp(a, "--all") == 0) {
+            c->all = true;
+        } else if (strcmp(a, "--log-format") == 0 || strncmp(a, "--log-format=", 13) == 0) {
+            if (a[12] != '=' && !more) return usage_error("%s needs text or json", a);
+            c->log_format = a[12] == '=' ? a + 13 : argv[++i];
+            if (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)
+                return usage_error("--log-format: '%s' is not text or json", c->log_format);
         } else if (strcmp(a, "-k") == 0 || strcmp(a, "--top") == 0) {
             char *end;
             if (!more) return usage_error("%s needs a number", a);
@@ -205,7 +276,7 @@ static int load_config(cli *c, sl_config **cfg) {
 }
 
 static int fail(cli *c, int code) {
-    fprintf(stderr, "sluice: %s\n", sl_ctx_errmsg(c->ctx));
+    say_error("%s", sl_ctx_errmsg(c->ctx));
     return code;
 }
 
@@ -258,23 +329,34 @@ static void serve_after_run(sl_runtime *rt, uint64_t ms) {
     sl_loop_run(rt->loop);
 }
 
-static int cmd_run(cli *c) {
-    if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
-    sl_config *cfg;
-    sl_runtime *rt;
-    int status = open_runtime(c, true, false, &cfg, &rt);
-    if (status) return status;
-    if (sl_runtime_claim(rt)) {
-        status = fail(c, EXIT_BUSY);
-        sl_runtime_free(rt);
-        sl_config_free(cfg);
-        return status;
-    }
-    {
-        sl_run_opts opts = {.paths = c->args,
-                            .npaths = c->nargs,
+/* A run of `paths` with the dead letters passed over (none with `all`),
+ * its failures recorded in the store after it. */
+static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t npaths, bool all) {
+    if (!c->dry_run && sl_runtime_claim(rt)) return fail(c, EXIT_BUSY); /* one writer per store */
+    sl_failure_list fl;
+    if (sl_failures_load(rt, &fl)) return fail(c, EXIT_USAGE);
+    size_t nparked = 0;
+    const char **parked = all ? NULL : sl_failures_uris(&fl, 1, &nparked);
+    int status = EXIT_OK;
+    if (!all && !parked) {
+        sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
+        status = fail(c, EXIT_USAGE);
+    } else if (c->dry_run) {
+        sl_run_opts opts = {
+            .paths = paths, .npaths = npaths, .prune = c->prune, .parked = parked, .nparked = nparked};
+        uint64_t failed = 0;
+        if (sl_dry_run(rt, &opts, c->json, stdout, &failed))
+            status = fail(c, EXIT_USAGE);
+        else
+            status = failed ? EXIT_DOCS : EXIT_OK;
+    } else {
+        sl_run_opts opts = {.paths = paths,
+                            .npaths = npaths,
                             .prune = c->prune,
-                            .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
+                            .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN &&
+                                        !sl_ctx_log_json(c->ctx),
+                            .parked = parked,
+                            .nparked = nparked};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
         sl_httpd_run_view view = {.rt = rt, .rep = &rep};
@@ -286,8 +368,8 @@ static int cmd_run(cli *c) {
             httpd = sl_httpd_start(sl_loop_uv(rt->loop), rt->set.listen, &src, err, sizeof err);
             if (!httpd) {
                 fprintf(stderr, "sluice: [sluice] listen: %s\n", err);
-                sl_runtime_free(rt);
-                sl_config_free(cfg);
+                free(parked);
+                sl_failure_list_free(&fl);
                 return EXIT_USAGE;
             }
             sl_ctx_log(c->ctx, SL_LOG_INFO, NULL, "serving http://%s/ (/metrics /health /ready /query)",
@@ -298,6 +380,9 @@ static int cmd_run(cli *c) {
         if (rc && !rep.fatal) {
             status = fail(c, EXIT_USAGE);
         } else {
+            /* the failure list: before the report, so a list that cannot be
+             * written is said next to it */
+            if (sl_failures_record(rt, &rep)) say_error("%s", sl_ctx_errmsg(c->ctx));
             if (c->json)
                 sl_report_write_json(&rep, stdout);
             else
@@ -318,6 +403,136 @@ static int cmd_run(cli *c) {
         }
         sl_report_free(&rep);
     }
+    free(parked);
+    sl_failure_list_free(&fl);
+    return status;
+}
+
+static int cmd_run(cli *c) {
+    if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
+    sl_config *cfg;
+    sl_runtime *rt;
+    /* a dry run starts no stage but the sinks (dryrun.c) */
+    int status = open_runtime(c, !c->dry_run, false, &cfg, &rt);
+    if (status) return status;
+    status = run_paths(c, rt, c->args, c->nargs, false);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+/* --- failed, retry --- */
+
+static void say_no_list(const sl_runtime *rt, const sl_failure_list *fl) {
+    for (size_t i = 0; i < fl->nno_list; i++) {
+        const char *name = fl->no_list[i];
+        const sl_instance *s = NULL;
+        for (size_t k = 0; k < rt->ninst && !s; k++)
+            if (strcmp(rt->inst[k]->name, name) == 0) s = rt->inst[k];
+        sl_ctx_log(rt->ctx, SL_LOG_WARN, name,
+                   "plugin %s keeps no failure list (it does not implement failures_record and "
+                   "failures_list, ABI 1.3): its failed documents are only in each run's report",
+                   s ? s->desc->name : "?");
+    }
+}
+
+static char *when(int64_t t, char *buf, size_t size) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(buf, size, "?");
+    return buf;
+}
+
+static int cmd_failed(cli *c) {
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, false, false, &cfg, &rt);
+    if (status) return status;
+    sl_failure_list fl;
+    if (sl_failures_load(rt, &fl)) {
+        status = fail(c, EXIT_USAGE);
+        goto out;
+    }
+    say_no_list(rt, &fl);
+    size_t ndead = 0;
+    for (size_t i = 0; i < fl.n; i++) ndead += (size_t)fl.rows[i].dead;
+    char t1[32], t2[32];
+    if (c->json) {
+        json_t *arr = json_array(), *nol = json_array();
+        for (size_t i = 0; i < fl.n; i++) {
+            const sl_failure_entry *e = &fl.rows[i];
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:s}", "uri", e->uri, "stage", e->stage,
+                               "reason", e->reason, "attempts", (json_int_t)e->attempts, "first_failed",
+                               when(e->first_at, t1, sizeof t1), "last_failed",
+                               when(e->last_at, t2, sizeof t2), "dead_letter", e->dead, "sink", e->sink));
+        }
+        for (size_t i = 0; i < fl.nno_list; i++) json_array_append_new(nol, json_string(fl.no_list[i]));
+        json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:o}", "failures", arr, "count", (json_int_t)fl.n,
+                                 "dead_letters", (json_int_t)ndead, "max_attempts",
+                                 (json_int_t)fl.max_attempts, "sinks_without_failure_list", nol);
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(root);
+    } else if (fl.n == 0) {
+        printf("no failed documents%s\n", fl.nno_list ? " recorded (see the warning above)" : "");
+    } else {
+        printf("%zu failed documents, %zu of them dead letters (failed max_attempts = %lld runs):\n", fl.n,
+               ndead, (long long)fl.max_attempts);
+        for (size_t i = 0; i < fl.n; i++) {
+            const sl_failure_entry *e = &fl.rows[i];
+            printf("  %s%s [%s] attempts %lld, first %s, last %s: %s\n", e->dead ? "DEAD LETTER " : "",
+                   e->uri, e->stage, (long long)e->attempts, when(e->first_at, t1, sizeof t1),
+                   when(e->last_at, t2, sizeof t2), e->reason);
+        }
+        printf("('sluice retry' runs them again%s)\n",
+               ndead ? "; 'sluice retry --all' the dead letters too" : "");
+    }
+    sl_failure_list_free(&fl);
+out:
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+static int cmd_retry(cli *c) {
+    if (c->nargs) return usage_error("retry: takes no PATH ('%s'): it runs the failed documents", c->args[0]);
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, true, false, &cfg, &rt);
+    if (status) return status;
+    sl_failure_list fl;
+    if (sl_failures_load(rt, &fl)) {
+        status = fail(c, EXIT_USAGE);
+        goto out;
+    }
+    say_no_list(rt, &fl);
+    size_t n = 0, nall = 0;
+    const char **all = sl_failures_uris(&fl, 0, &nall);
+    const char **paths = all ? calloc(nall ? nall : 1, sizeof *paths) : NULL;
+    for (size_t i = 0, k = 0; paths && i < fl.n; i++) {
+        /* the rows are sorted; the uris of all, distinct, in that order */
+        if (k < nall && strcmp(all[k], fl.rows[i].uri) == 0) {
+            bool dead = false;
+            for (size_t j = i; j < fl.n && strcmp(fl.rows[j].uri, all[k]) == 0; j++)
+                dead |= fl.rows[j].dead != 0;
+            if (c->all || !dead) paths[n++] = all[k];
+            k++;
+        }
+    }
+    if (!paths) {
+        sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
+        status = fail(c, EXIT_USAGE);
+    } else if (n == 0) {
+        printf("nothing to retry: %s\n",
+               fl.n ? "every failed document is a dead letter (sluice retry --all)" : "no failed documents");
+    } else {
+        status = run_paths(c, rt, paths, n, c->all);
+    }
+    free(paths);
+    free(all);
+    sl_failure_list_free(&fl);
+out:
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
@@ -457,7 +672,7 @@ static int cmd_query(cli *c) {
         goto out;
     }
     if (!r->embedder) {
-        fprintf(stderr, "sluice: [route.%s] has no embedder: its chunks have no vectors to query\n", r->name);
+        say_error("[route.%s] has no embedder: its chunks have no vectors to query", r->name);
         status = EXIT_USAGE;
         goto out;
     }
@@ -471,16 +686,15 @@ static int cmd_query(cli *c) {
     sl_call call;
     int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
     if (rc) {
-        fprintf(stderr, "sluice: [%s] embedding the query failed: %s\n", r->embedder->name,
-                call.msg[0] ? call.msg : sl_strerror(rc));
+        say_error("[%s] embedding the query failed: %s", r->embedder->name,
+                  call.msg[0] ? call.msg : sl_strerror(rc));
         status = EXIT_USAGE;
     } else {
         sl_hits *hits = sl_hits_new((uint32_t)c->k);
         query_args q = {v, dim, (uint32_t)c->k, hits};
         rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
         if (rc) {
-            fprintf(stderr, "sluice: [%s] query failed: %s\n", r->sink->name,
-                    call.msg[0] ? call.msg : sl_strerror(rc));
+            say_error("[%s] query failed: %s", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
             status = EXIT_USAGE;
         } else {
             sl_hits_sort(hits);
@@ -530,7 +744,7 @@ static json_t *options_json(const sl_option *o) {
 static void bad_plugin(void *arg, const char *path, const char *msg) {
     int *nbad = arg;
     (*nbad)++;
-    fprintf(stderr, "sluice: warning: %s\n", msg);
+    sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, NULL, "%s", msg);
 }
 
 static int cmd_plugins(cli *c) {
@@ -600,11 +814,22 @@ static int cmd_check(cli *c) {
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
         return EXIT_OK;
     }
+    if (c->json && !c->connect) return usage_error("%s", "check: --json goes with --connect");
     sl_config *cfg;
     sl_runtime *rt;
-    int status = open_runtime(c, true, true, &cfg, &rt);
+    /* --connect inits each instance itself: one that fails is a row of the table */
+    int status = open_runtime(c, !c->connect, true, &cfg, &rt);
     if (status) return status;
-    {
+    /* the probes first (they init the instances), their table after the routes */
+    char *table = NULL;
+    size_t table_len = 0;
+    if (c->connect) {
+        FILE *mem = c->json ? stdout : open_memstream(&table, &table_len);
+        int failed = mem ? sl_probe_all(rt, c->json, mem) : sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
+        if (mem && mem != stdout) fclose(mem);
+        if (failed) status = failed < 0 ? fail(c, EXIT_USAGE) : EXIT_USAGE;
+    }
+    if (!c->json || !c->connect) {
         printf("config %s: ok (%zu stages, %zu routes, %d threads)\n", cfg->path, rt->ninst, rt->nroutes,
                rt->threads);
         for (size_t i = 0; i < rt->nroutes; i++) {
@@ -625,6 +850,8 @@ static int cmd_check(cli *c) {
                    s->plugin->path);
         }
     }
+    if (table) fputs(table, stdout);
+    free(table);
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
@@ -643,6 +870,10 @@ int main(int argc, char **argv) {
     /* a provider or database hanging up mid-write must fail a call, not kill the run */
     signal(SIGPIPE, SIG_IGN);
     sl_ctx_set_log_level(c.ctx, c.verbosity);
+    if (c.log_format && strcmp(c.log_format, "json") == 0) {
+        sl_ctx_set_log_json(c.ctx, 1);
+        setenv("SLUICE_LOG_FORMAT", "json", 1); /* worker processes log the same way (worker_main.c) */
+    }
     sl_ctx_set_global(c.ctx);
     const char *cmd = c.command;
     if (!cmd) {
@@ -660,6 +891,10 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_check, stdout), EXIT_OK) : cmd_check(&c);
     } else if (strcmp(cmd, "serve") == 0) {
         status = c.help ? (fputs(usage_serve, stdout), EXIT_OK) : cmd_serve(&c);
+    } else if (strcmp(cmd, "failed") == 0) {
+        status = c.help ? (fputs(usage_failed, stdout), EXIT_OK) : cmd_failed(&c);
+    } else if (strcmp(cmd, "retry") == 0) {
+        status = c.help ? (fputs(usage_retry, stdout), EXIT_OK) : cmd_retry(&c);
     } else if (strcmp(cmd, "__worker") == 0) {
         status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {

@@ -3,10 +3,12 @@
  * sl_hash64). */
 #include "ctx.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #define CTX_MSG_MAX 2048
@@ -15,6 +17,7 @@ struct sl_ctx {
     int errcode;
     char errmsg[CTX_MSG_MAX];
     int log_level;
+    int log_json;         /* --log-format json: one object per line */
     pthread_mutex_t lock; /* guards secrets and stderr writes */
     char **secrets;
     size_t nsecrets;
@@ -139,19 +142,68 @@ static const char *level_name(int level) {
     }
 }
 
-void sl_ctx_vlog(const sl_ctx *ctx, int level, const char *who, const char *fmt, va_list ap) {
+void sl_ctx_set_log_json(sl_ctx *ctx, int on) { ctx->log_json = on; }
+int sl_ctx_log_json(const sl_ctx *ctx) { return ctx ? ctx->log_json : 0; }
+
+/* One line of JSON: {"time", "level", "stage", "document", "message"},
+ * every string already scrubbed; a stage or document not known is null.
+ * jansson escapes what the text holds (an invalid UTF-8 path is dropped to
+ * null rather than making the line unparseable). */
+static void write_json_line(int level, const char *stage, const char *doc, const char *msg) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    json_t *o = json_object();
+    if (!o) return;
+    json_object_set_new(o, "time", json_string(when));
+    json_object_set_new(o, "level", json_string(level_name(level)));
+    json_t *st = stage && *stage ? json_string(stage) : NULL;
+    json_object_set_new(o, "stage", st ? st : json_null());
+    json_t *d = doc && *doc ? json_string(doc) : NULL;
+    json_object_set_new(o, "document", d ? d : json_null());
+    json_t *m = json_string(msg);
+    json_object_set_new(o, "message", m ? m : json_string("(a message that is not valid UTF-8)"));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (line) fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+void sl_ctx_vlog_doc(const sl_ctx *ctx, int level, const char *who, const char *doc, const char *fmt,
+                     va_list ap) {
     if (level > sl_ctx_log_level(ctx)) return;
-    char raw[CTX_MSG_MAX], clean[CTX_MSG_MAX];
+    char raw[CTX_MSG_MAX], clean[CTX_MSG_MAX], cdoc[CTX_MSG_MAX] = "", cwho[256] = "";
     vsnprintf(raw, sizeof raw, fmt, ap);
     if (ctx) pthread_mutex_lock((pthread_mutex_t *)&ctx->lock);
     scrub_locked(ctx, raw, clean, sizeof clean);
+    if (doc) scrub_locked(ctx, doc, cdoc, sizeof cdoc);
+    if (who) scrub_locked(ctx, who, cwho, sizeof cwho);
     if (ctx && ctx->hook_before) ctx->hook_before(ctx->hook_arg);
-    if (who && *who)
-        fprintf(stderr, "sluice: %s: %s: %s\n", level_name(level), who, clean);
+    if (ctx && ctx->log_json)
+        write_json_line(level, cwho, cdoc, clean);
+    else if (*cwho && *cdoc)
+        fprintf(stderr, "sluice: %s: %s: %s: %s\n", level_name(level), cwho, cdoc, clean);
+    else if (*cwho || *cdoc)
+        fprintf(stderr, "sluice: %s: %s: %s\n", level_name(level), *cwho ? cwho : cdoc, clean);
     else
         fprintf(stderr, "sluice: %s: %s\n", level_name(level), clean);
     if (ctx && ctx->hook_after) ctx->hook_after(ctx->hook_arg);
     if (ctx) pthread_mutex_unlock((pthread_mutex_t *)&ctx->lock);
+}
+
+void sl_ctx_log_doc(const sl_ctx *ctx, int level, const char *who, const char *doc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sl_ctx_vlog_doc(ctx, level, who, doc, fmt, ap);
+    va_end(ap);
+}
+
+void sl_ctx_vlog(const sl_ctx *ctx, int level, const char *who, const char *fmt, va_list ap) {
+    sl_ctx_vlog_doc(ctx, level, who, NULL, fmt, ap);
 }
 
 void sl_ctx_log(const sl_ctx *ctx, int level, const char *who, const char *fmt, ...) {

@@ -46,6 +46,18 @@ __attribute__((format(printf, 4, 5)))
 #endif
 void sl_ctx_log(const sl_ctx *ctx, int level, const char *who, const char *fmt, ...);
 void sl_ctx_vlog(const sl_ctx *ctx, int level, const char *who, const char *fmt, va_list ap);
+/* The same about one document: "sluice: LEVEL: WHO: DOC: message", or in
+ * JSON its "document" field. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+void sl_ctx_log_doc(const sl_ctx *ctx, int level, const char *who, const char *doc, const char *fmt, ...);
+void sl_ctx_vlog_doc(const sl_ctx *ctx, int level, const char *who, const char *doc, const char *fmt,
+                     va_list ap);
+/* --log-format json: every log line one JSON object {"time" (RFC 3339,
+ * UTC), "level", "stage", "document", "message"}, scrubbed as ever. */
+void sl_ctx_set_log_json(sl_ctx *ctx, int on);
+int sl_ctx_log_json(const sl_ctx *ctx);
 
 /* The process-wide context that sl_log() uses for plugins (set by the CLI). */
 void sl_ctx_set_global(sl_ctx *ctx);

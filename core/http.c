@@ -134,6 +134,7 @@ static void finish(sl_http *req, CURLcode res) {
     req->result = res;
     if (res == CURLE_OK && !req->oom) {
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+        if (req->inst) req->inst->last_http_status = req->status;
     } else {
         req->status = 0; /* a half-received response is no response */
         describe_error(req, res);

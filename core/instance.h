@@ -68,6 +68,7 @@ struct sl_instance {
     size_t nfallbacks;
     int errcode;
     char errmsg[1024];
+    long last_http_status; /* the status of its latest HTTP response, 0 if none (check --connect) */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */

@@ -59,8 +59,8 @@ static void job_set(job *j, job_state to) {
     SL_INVARIANT(!is_end(j->state));
     SL_INVARIANT(is_end(to) || to >= j->state);
     SL_INVARIANT(to != JOB_STORED || j->parts == 0);
-    sl_ctx_log(j->run->rt->ctx, SL_LOG_DEBUG, NULL, "%s: %s -> %s", sl_doc_uri(j->doc), state_names[j->state],
-               state_names[to]);
+    sl_ctx_log_doc(j->run->rt->ctx, SL_LOG_DEBUG, NULL, sl_doc_uri(j->doc), "%s -> %s", state_names[j->state],
+                   state_names[to]);
     j->state = to;
 }
 
@@ -139,8 +139,8 @@ static void job_end(job *j, job_state end) {
         rep->failed++;
         sl_report_add_failure(rep, sl_doc_uri(j->doc), j->fail_stage ? j->fail_stage : "?",
                               j->fail_reason ? j->fail_reason : "unknown");
-        sl_ctx_log(r->rt->ctx, SL_LOG_INFO, NULL, "%s failed in %s: %s", sl_doc_uri(j->doc), j->fail_stage,
-                   j->fail_reason);
+        sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, j->fail_stage, sl_doc_uri(j->doc), "failed: %s",
+                       j->fail_reason);
     }
     if (!(end == JOB_SKIPPED && j->no_route)) rep->bytes += j->doc->len;
     r->done++;
@@ -534,6 +534,21 @@ static void job_begin(job *j, const char *error, int named) {
     job_enter_step(j);
 }
 
+static int cmp_uri(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A dead letter (failed [sluice] max_attempts runs) waits for `sluice retry
+ * --all`: it is counted, not read. */
+static int job_parked(run *r, const char *path) {
+    const sl_run_opts *o = r->opts;
+    if (!o->nparked || !bsearch(&path, o->parked, o->nparked, sizeof *o->parked, cmp_uri)) return 0;
+    r->rep->parked++;
+    sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, NULL, path,
+                   "a dead letter (failed max_attempts runs): passed over until 'sluice retry --all'");
+    return 1;
+}
+
 static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named) {
     job *j = calloc(1, sizeof *j);
     sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
@@ -619,6 +634,7 @@ void job_admit(run *r) {
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
         if (!fits(r, raw)) break;
         r->have_next = 0;
+        if (job_parked(r, r->next_path)) continue;
         job_start(r, r->next_path, r->next_error, raw, r->next_named);
     }
     if (r->stopping) drop_children(r);

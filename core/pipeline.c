@@ -444,7 +444,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         name_binding(r, rep->wall_s, cpu_s(RUSAGE_THREAD) - loop0, cpu_s(RUSAGE_SELF) - proc0,
                      mall1 > mall0 ? (double)(mbusy1 - mbusy0) / (double)(mall1 - mall0) : 0);
     /* the pre-count may differ if files came or went while we ran */
-    if (!rc) rep->total = rep->stored + rep->skipped + rep->failed;
+    if (!rc) rep->total = rep->stored + rep->skipped + rep->failed + rep->parked;
     free_run(r);
     if (rc) return rc;
     return rep->fatal ? SL_EFATAL : 0;

@@ -32,6 +32,10 @@ typedef struct sl_run_opts {
      * thread (the HTTP service, httpd.h): set when the run starts, NULL
      * again when it ends. NULL: not published. */
     struct run **live;
+    /* dead letters (failures.c): uris sorted by strcmp, passed over and
+     * counted as parked; may be NULL */
+    const char *const *parked;
+    size_t nparked;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.

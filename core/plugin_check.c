@@ -247,6 +247,51 @@ static void check_llm(check *c, sl_instance *inst) {
     free(a.out.text);
 }
 
+/* The failure list (ABI 1.3, optional): recorded twice, listed with two
+ * attempts; storing the document clears it (checked after the store). */
+typedef struct find_arg {
+    const char *uri;
+    int64_t attempts;
+    int found;
+} find_arg;
+static void find_row(void *arg, const sl_failure_row *r) {
+    find_arg *f = arg;
+    if (r->uri && strcmp(r->uri, f->uri) == 0) f->found = 1, f->attempts = r->attempts;
+}
+static int call_record(sl_call *call, void *arg) { return call->inst->desc->failures_record(call, arg, 1); }
+static int call_list(sl_call *call, void *arg) {
+    return call->inst->desc->failures_list(call, find_row, arg);
+}
+
+static void check_failure_list(check *c, sl_instance *inst, const char *uri, int after_store) {
+    const sl_plugin *d = inst->desc;
+    if (!d->failures_record != !d->failures_list) {
+        bad(c, "failures_record and failures_list: one without the other");
+        return;
+    }
+    if (!d->failures_record) return;
+    sl_call call;
+    int rc = 0;
+    sl_failure_row row = {.uri = uri, .stage = "check", .reason = "sluice check --plugin"};
+    for (int i = 0; !after_store && !rc && i < 2; i++) rc = sl_invoke(inst, call_record, &row, &call);
+    if (rc) {
+        bad(c, "failures_record: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+        return;
+    }
+    find_arg f = {uri, 0, 0};
+    if ((rc = sl_invoke(inst, call_list, &f, &call)) < 0)
+        bad(c, "failures_list: %s", call.msg[0] ? call.msg : sl_strerror(rc));
+    else if (after_store && f.found)
+        bad(c, "store did not clear the document's failure row (attempts %lld)", (long long)f.attempts);
+    else if (after_store)
+        ok(c, "store clears the document's failure row");
+    else if (!f.found || f.attempts != 2)
+        bad(c, "failures_list after two failures_record: %s (attempts %lld, expected 2)",
+            f.found ? "listed" : "not listed", (long long)f.attempts);
+    else
+        ok(c, "failures_record twice, failures_list: 2 attempts");
+}
+
 static void check_sink(check *c, sl_instance *inst) {
     const uint32_t dim = 8;
     const char *text = "sluice check sample";
@@ -264,12 +309,14 @@ static void check_sink(check *c, sl_instance *inst) {
     int rc = sl_invoke(inst, call_lookup, doc, &call);
     if (rc != SL_LOOKUP_MISSING && rc != SL_LOOKUP_CHANGED && rc != SL_LOOKUP_UNCHANGED)
         bad(c, "lookup: answered %d (%s)", rc, call.msg);
-    else if ((rc = sl_invoke(inst, call_store, doc, &call)) != 0)
+    else if ((check_failure_list(c, inst, "sluice-check:sample", 0),
+              rc = sl_invoke(inst, call_store, doc, &call)) != 0)
         bad(c, "store: %s", call.msg[0] ? call.msg : sl_strerror(rc));
     else if ((rc = sl_invoke(inst, call_lookup, doc, &call)) != SL_LOOKUP_UNCHANGED)
         bad(c, "lookup after store: answered %d, expected unchanged (%d)", rc, SL_LOOKUP_UNCHANGED);
     else {
         ok(c, "lookup, store, lookup again: unchanged");
+        check_failure_list(c, inst, "sluice-check:sample", 1);
         sl_hits *hits = sl_hits_new(3);
         query_args q = {v, dim, hits};
         rc = sl_invoke(inst, call_query, &q, &call);

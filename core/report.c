@@ -159,6 +159,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
             (unsigned long long)r->failed);
     if (r->pruned) fprintf(out, ", %llu pruned", (unsigned long long)r->pruned);
     if (r->children) fprintf(out, " (%llu found inside documents)", (unsigned long long)r->children);
+    if (r->parked)
+        fprintf(out, ", %llu dead letters passed over (sluice failed; sluice retry --all)",
+                (unsigned long long)r->parked);
     fprintf(out, "\n");
     print_ext_counts(&r->no_route, "skipped", "no route (-v lists them)", out);
     print_ext_counts(&r->not_included, "not included", "outside [sluice] include (-v lists them)", out);
@@ -210,7 +213,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
             fprintf(out, "  %s [%s]: %s\n", r->failures[i].uri, r->failures[i].stage, r->failures[i].reason);
         if (r->failed > r->nfailures)
             fprintf(out, "  ... and %llu more\n", (unsigned long long)(r->failed - r->nfailures));
-        fprintf(out, "(run again to retry them: stored and unchanged documents are skipped)\n");
+        fprintf(
+            out,
+            "(run again, or 'sluice retry', to retry them: stored and unchanged documents are skipped)\n");
     }
     if (r->binding_kind) fprintf(out, "\n%s\n", r->binding);
     if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");
@@ -239,6 +244,7 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(docs, "failed", json_integer((json_int_t)r->failed));
     json_object_set_new(docs, "pruned", json_integer((json_int_t)r->pruned));
     json_object_set_new(docs, "children", json_integer((json_int_t)r->children));
+    json_object_set_new(docs, "parked", json_integer((json_int_t)r->parked));
     json_object_set_new(root, "documents", docs);
     json_object_set_new(root, "bytes", json_integer((json_int_t)r->bytes));
     json_object_set_new(root, "chunks", json_integer((json_int_t)r->chunks));

@@ -230,6 +230,14 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, listen_linger_ms),
      NULL,
      {0}},
+    {"max_attempts",
+     SL_OPT_INT,
+     "5",
+     "a document that failed this many runs is parked as a dead letter until `sluice retry --all`; 0: never",
+     0,
+     offsetof(sl_settings, max_attempts),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -271,6 +279,7 @@ static const struct {
 } settings_bounds[] = {
     {"threads", 0, 1024}, {"max_documents", 0, 100000000},        {"retries", 0, 1000},
     {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX}, {"max_children", 0, 1000000},
+    {"max_attempts", 0, 1000000},
 };
 
 static int check_setting_bounds(sl_runtime *rt, const char *key, const char *where) {

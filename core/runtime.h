@@ -51,6 +51,7 @@ typedef struct sl_settings {
     int64_t report_interval_ms; /* serve: a counters line in the log every this long; 0: never */
     const char *listen;         /* HOST:PORT of the HTTP service (httpd.h); "" off */
     int64_t listen_linger_ms;   /* `run`: keep serving this long after the run ended */
+    int64_t max_attempts; /* failed this many runs: a dead letter, not retried by `run`; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

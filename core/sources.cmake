@@ -22,4 +22,5 @@ set(SLUICE_CORE_SOURCES
   io.c http.c http_verdict.c
   serve.c
   httpd.c metrics.c status_page.c
+  failures.c dryrun.c probe.c
 )

@@ -406,6 +406,9 @@ int sl_worker_main(int fd) {
         return 1;
     }
     sl_ctx_set_global(c.ctx);
+    /* --log-format json reaches workers through their environment (cli.c) */
+    const char *lf = getenv("SLUICE_LOG_FORMAT");
+    sl_ctx_set_log_json(c.ctx, lf && strcmp(lf, "json") == 0);
     int status = w_hello(&c) ? 1 : 0;
     while (status == 0) {
         sl_frame_in f;

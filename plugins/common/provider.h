@@ -687,4 +687,81 @@ static inline int provider_check_dimension(sl_instance *inst, int64_t dim) {
     return 0;
 }
 
+/* --- probes (ABI 1.3: `sluice check --connect`) --- */
+
+/* One GET of a provider's model list ({base_url}/models, /api/tags, ...):
+ * the server is there, the key is accepted, and the configured model is
+ * listed. `list` and `field` say where the names are (OpenAI and
+ * Anthropic: data[].id; Ollama: models[].name, where "m" also matches
+ * "m:latest"). */
+typedef struct provider_probe {
+    sl_call *call;
+    char *url;
+    const char *who, *model, *list, *field;
+} provider_probe;
+
+static inline bool provider_model_named(const char *name, const char *model) {
+    size_t ml = strlen(model);
+    if (strcmp(name, model) == 0) return true;
+    return strncmp(name, model, ml) == 0 && strcmp(name + ml, ":latest") == 0;
+}
+
+static inline void provider_probe_answer(sl_http *req, void *arg) {
+    provider_probe *p = arg;
+    sl_call *call = p->call;
+    long status = sl_http_status(req);
+    size_t len = 0;
+    const char *body = sl_http_response_body(req, &len);
+    int rc;
+    if (sl_http_error(req) || status < 200 || status > 299) {
+        rc = sl_http_verdict(call, req);
+    } else {
+        json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+        json_t *arr = json_is_object(root) ? json_object_get(root, p->list) : NULL;
+        size_t i, n = json_array_size(arr);
+        json_t *m;
+        bool found = false;
+        json_array_foreach(arr, i, m) {
+            json_t *name = json_object_get(m, p->field);
+            if (json_is_string(name) && provider_model_named(json_string_value(name), p->model)) found = true;
+        }
+        if (!json_is_array(arr))
+            rc = sl_fail(call, SL_EFATAL, "%s: GET %s answered HTTP %ld without a \"%s\" list", p->who,
+                         p->url, status, p->list);
+        else if (!found)
+            rc = sl_fail(call, SL_EFATAL, "%s: model '%s' is not among the %zu models %s lists", p->who,
+                         p->model, n, p->url);
+        else
+            rc = 0;
+        json_decref(root);
+    }
+    sl_http_free(req);
+    free(p->url);
+    free(p);
+    sl_call_done(call, rc);
+}
+
+/* GETs {base_url}/{path} with the key header; SL_PENDING, or a failure. */
+static inline int provider_probe_models(sl_call *call, const char *base_url, const char *path,
+                                        const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms,
+                                        const char *who, const char *model, const char *list,
+                                        const char *field) {
+    provider_probe *p = calloc(1, sizeof *p);
+    char *url = provider_url(base_url, path);
+    sl_http *req = url && p ? sl_http_new(sl_call_instance(call), "GET", url) : NULL;
+    int rc = req ? 0 : SL_ENOMEM;
+    for (size_t i = 0; !rc && i < nhdrs; i++)
+        if (hdrs[i].value) rc = sl_http_header(req, hdrs[i].name, hdrs[i].value);
+    if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
+    if (!rc) {
+        *p = (provider_probe){call, url, who, model, list, field};
+        rc = sl_http_send(req, provider_probe_answer, p);
+        if (!rc) return SL_PENDING;
+    }
+    sl_http_free(req);
+    free(url);
+    free(p);
+    return sl_fail(call, rc, "%s: cannot send the probe (%s)", who, sl_strerror(rc));
+}
+
 #endif

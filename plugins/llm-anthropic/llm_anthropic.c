@@ -178,13 +178,21 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     return rc;
 }
 
+/* check --connect: the model list, with the key (ABI 1.3). */
+static int probe(sl_call *call) {
+    const llm_anthropic *s = sl_call_state(call);
+    provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
+    return provider_probe_models(call, s->c.base_url, "models", h, 2, s->c.timeout_ms, "Anthropic",
+                                 s->c.model, "data", "id");
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,     .name = "llm-anthropic",
     .version = "1.0.0",   .summary = "LLM through Anthropic's Messages API",
     .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
     .options = options,   .config_size = sizeof(llm_anthropic_config),
     .init = init,         .fini = fini,
-    .complete = complete,
+    .complete = complete, .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

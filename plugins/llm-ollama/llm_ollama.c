@@ -154,13 +154,21 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     return rc;
 }
 
+/* check --connect: the local model list, /api/tags (ABI 1.3). */
+static int probe(sl_call *call) {
+    const llm_ollama *s = sl_call_state(call);
+    provider_header h[] = {{"Authorization", s->ep.auth}};
+    return provider_probe_models(call, s->c.base_url, "api/tags", h, 1, s->c.timeout_ms, "Ollama", s->c.model,
+                                 "models", "name");
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,     .name = "llm-ollama",
     .version = "1.0.0",   .summary = "LLM served by Ollama (/api/chat)",
     .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
     .options = options,   .config_size = sizeof(llm_ollama_config),
     .init = init,         .fini = fini,
-    .complete = complete,
+    .complete = complete, .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

@@ -144,6 +144,7 @@ void pg_schema_free(pg_schema *s) {
     free(s->names.documents);
     free(s->names.chunks);
     free(s->names.hnsw_index);
+    free(s->names.failures);
     memset(s, 0, sizeof *s);
 }
 
@@ -196,6 +197,7 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
     n->runs = qualified(conn, schema, prefix, "runs");
     n->documents = qualified(conn, schema, prefix, "documents");
     n->chunks = qualified(conn, schema, prefix, "chunks");
+    n->failures = qualified(conn, schema, prefix, "failures");
     char idx[128];
     snprintf(idx, sizeof idx, "%schunks_embedding_idx", prefix);
     n->hnsw_index = PQescapeIdentifier(conn, idx, strlen(idx));
@@ -205,7 +207,7 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
         PQfreemem(n->hnsw_index);
         n->hnsw_index = copy;
     }
-    if (!n->meta || !n->runs || !n->documents || !n->chunks || !n->hnsw_index) {
+    if (!n->meta || !n->runs || !n->documents || !n->chunks || !n->hnsw_index || !n->failures) {
         snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
@@ -290,6 +292,15 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
         snprintf(what, sizeof what, "migrating to schema version %ld", v + 1);
         rc = run(conn, m, 0, NULL, NULL, what, err, errlen);
         free(m);
+    }
+    if (!rc) {
+        /* the failure list: its own table, made for a store that lacks it */
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE IF NOT EXISTS %s(uri text COLLATE \"C\" PRIMARY KEY, stage text NOT NULL,"
+                 " reason text NOT NULL, attempts integer NOT NULL, first_at timestamptz NOT NULL,"
+                 " last_at timestamptz NOT NULL)",
+                 n->failures);
+        rc = run(conn, sql, 0, NULL, NULL, "creating the failures table", err, errlen);
     }
     if (!rc) {
         char ver[16];

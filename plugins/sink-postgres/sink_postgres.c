@@ -121,6 +121,12 @@ enum {
     Q_PRUNE,
     Q_EF_SEARCH,
     Q_QUERY,
+    Q_LOOKUP_DRY,
+    Q_CLEAR_FAILURE,
+    Q_RECORD_FAILURES,
+    Q_FAILURES,
+    Q_URIS,
+    Q_PROBE,
     Q_COUNT
 };
 
@@ -230,6 +236,21 @@ static int make_statements(sink *s) {
                    " ORDER BY score DESC NULLS LAST LIMIT $2::integer) AS n"
                    " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.score DESC, d.uri, n.ordinal",
                    n->chunks, n->documents);
+    /* a dry run's lookup (run id 0) only reads */
+    s->sql[Q_LOOKUP_DRY] = format("SELECT hash, fingerprint FROM %s WHERE uri = $1", n->documents);
+    s->sql[Q_CLEAR_FAILURE] = format("DELETE FROM %s WHERE uri = $1", n->failures);
+    s->sql[Q_RECORD_FAILURES] =
+        format("INSERT INTO %s AS f(uri, stage, reason, attempts, first_at, last_at)"
+               " SELECT DISTINCT ON (t.u) t.u, t.s, t.r, 1, now(), now()"
+               " FROM unnest($1::text[], $2::text[], $3::text[]) AS t(u, s, r)"
+               " ON CONFLICT (uri) DO UPDATE SET stage = excluded.stage, reason = excluded.reason,"
+               " attempts = f.attempts + 1, last_at = excluded.last_at",
+               n->failures);
+    s->sql[Q_FAILURES] = format("SELECT uri, stage, reason, attempts, extract(epoch FROM first_at)::bigint,"
+                                " extract(epoch FROM last_at)::bigint FROM %s ORDER BY uri",
+                                n->failures);
+    s->sql[Q_URIS] = format("SELECT uri FROM %s ORDER BY uri", n->documents);
+    s->sql[Q_PROBE] = format("SELECT count(*) FROM %s", n->documents);
     for (int i = 0; i < Q_COUNT; i++)
         if (!s->sql[i]) return SL_ENOMEM;
     return 0;
@@ -581,6 +602,15 @@ static int lookup(sl_call *call, sl_doc *doc) {
     lc->doc = doc;
     op->arg = lc;
     op->on_result = lookup_result;
+    lc->stmt = op->nstmts;
+    if (!sl_doc_run_id(doc)) { /* a dry run: nothing recorded */
+        pg_stmt *st = pg_op_stmt(op, s->sql[Q_LOOKUP_DRY], 1);
+        if (st)
+            pg_stmt_text(st, 0, uri);
+        else
+            pg_op_fail(op, SL_ENOMEM, "lookup '%s': out of memory", uri);
+        return pg_pool_submit(s->pool, op);
+    }
     op->on_end = record_run_end;
     add_run_record(s, op, sl_doc_run_id(doc));
     lc->stmt = op->nstmts;
@@ -766,7 +796,10 @@ static int store(sl_call *call, sl_doc *doc) {
     for (size_t from = 0; from < nchunks && !op->code; from += CHUNKS_PER_INSERT)
         add_chunk_batch(s, op, doc, from,
                         from + CHUNKS_PER_INSERT < nchunks ? from + CHUNKS_PER_INSERT : nchunks);
-    if (!op->code && !pg_op_stmt(op, s->sql[Q_COMMIT], 0))
+    /* stored: off the failure list, in the same transaction */
+    pg_stmt *clear = op->code ? NULL : pg_op_stmt(op, s->sql[Q_CLEAR_FAILURE], 1);
+    if (clear) pg_stmt_text(clear, 0, uri);
+    if (!op->code && (!clear || !pg_op_stmt(op, s->sql[Q_COMMIT], 0)))
         pg_op_fail(op, SL_ENOMEM, "store '%s': out of memory", uri);
     return pg_pool_submit(s->pool, op);
 }
@@ -830,6 +863,112 @@ static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_
         pg_stmt_binary(st, 3, p3, l3);
     }
     return pg_pool_submit(s->pool, op);
+}
+
+/* --- the failure list, stored uris, probe (ABI 1.3) --- */
+
+static int failures_record(sl_call *call, const sl_failure_row *rows, size_t n) {
+    sink *s = sl_call_state(call);
+    if (n > INT32_MAX) return sl_fail(call, SL_EINVAL, "recording failures: too many rows");
+    pg_buf u = {0}, st = {0}, r = {0};
+    int32_t k = 0;
+    for (size_t i = 0; i < n; i++) /* a uri PostgreSQL text cannot hold was never looked up either */
+        if (rows[i].uri && text_ok(rows[i].uri, strlen(rows[i].uri))) k++;
+    if (k == 0) return 0;
+    pg_array_header(&u, PG_OID_TEXT, k, false);
+    pg_array_header(&st, PG_OID_TEXT, k, false);
+    pg_array_header(&r, PG_OID_TEXT, k, false);
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].uri || !text_ok(rows[i].uri, strlen(rows[i].uri))) continue;
+        const char *stage = rows[i].stage ? rows[i].stage : "";
+        const char *why = rows[i].reason ? rows[i].reason : "";
+        if (!text_ok(stage, strlen(stage))) stage = "?";
+        if (!text_ok(why, strlen(why))) why = "(the reason is not valid UTF-8)";
+        pg_array_elem(&u, rows[i].uri, (int32_t)strlen(rows[i].uri));
+        pg_array_elem(&st, stage, (int32_t)strlen(stage));
+        pg_array_elem(&r, why, (int32_t)strlen(why));
+    }
+    pg_op *op = pg_op_new(call, "record failures", s->where);
+    pg_stmt *q = op ? pg_op_stmt(op, s->sql[Q_RECORD_FAILURES], 3) : NULL;
+    int l1 = 0, l2 = 0, l3 = 0;
+    const char *p1 = q ? adopt(op, &u, &l1) : NULL;
+    const char *p2 = p1 ? adopt(op, &st, &l2) : NULL;
+    const char *p3 = p2 ? adopt(op, &r, &l3) : NULL;
+    if (!p3) {
+        free(u.p);
+        free(st.p);
+        free(r.p);
+        if (!op) return sl_fail(call, SL_ENOMEM, "recording failures: out of memory");
+        pg_op_fail(op, SL_ENOMEM, "recording failures: out of memory");
+    } else {
+        pg_stmt_binary(q, 0, p1, l1);
+        pg_stmt_binary(q, 1, p2, l2);
+        pg_stmt_binary(q, 2, p3, l3);
+    }
+    return pg_pool_submit(s->pool, op);
+}
+
+typedef struct each_ctx {
+    sl_failure_fn each_failure;
+    sl_uri_fn each_uri;
+    void *arg;
+} each_ctx;
+
+static int failures_result(pg_op *op, int stmt, const PGresult *res) {
+    each_ctx *ec = op->arg;
+    for (int i = 0; i < PQntuples(res); i++) {
+        sl_failure_row row = {
+            .uri = PQgetvalue(res, i, 0),
+            .stage = PQgetvalue(res, i, 1),
+            .reason = PQgetvalue(res, i, 2),
+            .attempts = strtoll(PQgetvalue(res, i, 3), NULL, 10),
+            .first_at = strtoll(PQgetvalue(res, i, 4), NULL, 10),
+            .last_at = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+        };
+        ec->each_failure(ec->arg, &row);
+    }
+    return 0;
+}
+
+static int uris_result(pg_op *op, int stmt, const PGresult *res) {
+    each_ctx *ec = op->arg;
+    for (int i = 0; i < PQntuples(res); i++) ec->each_uri(ec->arg, PQgetvalue(res, i, 0));
+    return 0;
+}
+
+/* One read statement whose rows go to `on_result`. */
+static int read_op(sl_call *call, const char *what, int q, int (*on_result)(pg_op *, int, const PGresult *),
+                   const each_ctx *ec) {
+    sink *s = sl_call_state(call);
+    pg_op *op = pg_op_new(call, what, s->where);
+    each_ctx *kept = op ? pg_op_alloc(op, sizeof *kept) : NULL;
+    if (!kept) {
+        pg_op_free(op);
+        return sl_fail(call, SL_ENOMEM, "%s: out of memory", what);
+    }
+    *kept = *ec;
+    op->arg = kept;
+    op->on_result = on_result;
+    if (!pg_op_stmt(op, s->sql[q], 0)) pg_op_fail(op, SL_ENOMEM, "%s: out of memory", what);
+    return pg_pool_submit(s->pool, op);
+}
+
+static int failures_list(sl_call *call, sl_failure_fn each, void *arg) {
+    each_ctx ec = {.each_failure = each, .arg = arg};
+    return read_op(call, "list failures", Q_FAILURES, failures_result, &ec);
+}
+
+static int documents(sl_call *call, sl_uri_fn each, void *arg) {
+    each_ctx ec = {.each_uri = each, .arg = arg};
+    return read_op(call, "list documents", Q_URIS, uris_result, &ec);
+}
+
+static int probe_result(pg_op *op, int stmt, const PGresult *res) { return 0; }
+
+/* A statement on a connection of the pool: a session, and the tables. */
+static int probe(sl_call *call) {
+    each_ctx ec = {0};
+    return read_op(call, "probe", Q_PROBE, probe_result, &ec);
 }
 
 /* --- query --- */
@@ -946,6 +1085,10 @@ static const sl_plugin desc = {
     .prune = prune,
     .query = query,
     .claim = claim,
+    .failures_record = failures_record,
+    .failures_list = failures_list,
+    .documents = documents,
+    .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

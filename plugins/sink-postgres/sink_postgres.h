@@ -151,6 +151,7 @@ typedef struct pg_names {
     /* quoted, schema-qualified identifiers, e.g. "public"."sluice_chunks" */
     char *meta, *runs, *documents, *chunks;
     char *hnsw_index; /* the index's own name: not qualified (CREATE INDEX names no schema) */
+    char *failures;   /* the failure list (sluice failed): made on open, outside the versioned schema */
 } pg_names;
 
 typedef struct pg_schema {

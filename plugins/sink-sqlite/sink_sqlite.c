@@ -37,6 +37,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "chunk_attrs.h"
 #include "sink_sqlite.h"
@@ -77,6 +78,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "ALTER TABLE chunks ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';",
 };
 
+/* The failure list (sluice failed, sluice retry): a table of its own,
+ * outside the versioned schema, made when a store is opened without it. A
+ * stored document's row is deleted in its store transaction (writer.c). */
+#define FAILURES_TABLE                                                                                       \
+    "CREATE TABLE IF NOT EXISTS failures("                                                                   \
+    " uri TEXT PRIMARY KEY,"                                                                                 \
+    " stage TEXT NOT NULL,"                                                                                  \
+    " reason TEXT NOT NULL,"                                                                                 \
+    " attempts INTEGER NOT NULL,"                                                                            \
+    " first_at INTEGER NOT NULL,"                                                                            \
+    " last_at INTEGER NOT NULL)"
+
 typedef struct sink_sqlite_config {
     const char *path;
     int64_t busy_timeout; /* ms */
@@ -113,7 +126,7 @@ static const sl_option options[] = {
 };
 
 /* What a read connection runs. */
-enum { R_BEGIN, R_COMMIT, R_ROLLBACK, R_LOOKUP, R_SCAN, R_FETCH, R_COUNT };
+enum { R_BEGIN, R_COMMIT, R_ROLLBACK, R_LOOKUP, R_SCAN, R_FETCH, R_FAILURES, R_URIS, R_COUNT };
 
 static const char *const read_statements[R_COUNT] = {
     [R_BEGIN] = "BEGIN",
@@ -123,6 +136,8 @@ static const char *const read_statements[R_COUNT] = {
     [R_SCAN] = "SELECT id, dim, vector FROM chunks WHERE vector IS NOT NULL",
     [R_FETCH] = ("SELECT d.uri, c.ordinal, c.page, c.line, c.heading, c.text, c.attrs"
                  " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?1"),
+    [R_FAILURES] = "SELECT uri, stage, reason, attempts, first_at, last_at FROM failures ORDER BY uri",
+    [R_URIS] = "SELECT uri FROM documents ORDER BY uri",
 };
 
 /* A read connection: one per pool thread (thread_init), used by that
@@ -291,8 +306,11 @@ static int migrate(conn *c, sl_instance *inst) {
                                 "use a newer sluice, or another path",
                                 c->path, (long long)v, SCHEMA_VERSION);
     }
+    /* an up-to-date store is not written to: a dry run leaves it byte-identical */
+    bool changed = v < SCHEMA_VERSION;
     for (; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) rc = exec_sql(c, migrations[v]);
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK) rc = exec_sql(c, FAILURES_TABLE);
+    if (rc == SQLITE_OK && changed) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d')",
                  SCHEMA_VERSION);
@@ -558,8 +576,9 @@ static int lookup(sl_call *call, sl_doc *doc) {
     /* A stored document whose file is still there is kept by prune, even
      * if it is skipped or its new version fails. An unchanged one keeps the
      * documents found inside it (PARENT#NAME): they are not parsed again.
-     * A changed one is parsed again: its children mark themselves. */
-    if (answer != SL_LOOKUP_MISSING &&
+     * A changed one is parsed again: its children mark themselves. A lookup
+     * with run id 0 (a dry run) records nothing. */
+    if (answer != SL_LOOKUP_MISSING && sl_doc_run_id(doc) &&
         writer_mark_seen(s->w, uri, sl_doc_run_id(doc), answer == SL_LOOKUP_UNCHANGED))
         return sl_fail(call, SL_ENOMEM, "lookup '%s': out of memory", uri);
     return answer;
@@ -580,6 +599,98 @@ static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_
     for (size_t i = 0; i < nroots; i++)
         if (!roots[i] || !*roots[i]) return sl_fail(call, SL_EINVAL, "prune: root %zu is empty", i);
     return writer_prune(s->w, call, roots, nroots, run_id);
+}
+
+/* --- the failure list, stored uris, probe --- */
+
+/* On a connection of its own: the writer thread's is busy with stores, and
+ * this runs once at a run's end (busy_timeout waits for the writer). */
+static int failures_record(sl_call *call, const sl_failure_row *rows, size_t n) {
+    sink *s = sl_call_state(call);
+    conn k = {.path = s->path};
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(s->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(k.db, s->busy_ms);
+        rc = exec_sql(&k, "BEGIN IMMEDIATE");
+    } else {
+        conn_own_error(&k, rc);
+    }
+    if (rc == SQLITE_OK)
+        rc = conn_note(&k, sqlite3_prepare_v2(k.db,
+                                              "INSERT INTO failures(uri, stage, reason, attempts, first_at, "
+                                              "last_at) VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(uri) DO "
+                                              "UPDATE SET stage = excluded.stage, reason = excluded.reason, "
+                                              "attempts = attempts + 1, last_at = excluded.last_at",
+                                              -1, &st, NULL));
+    sqlite3_int64 now = (sqlite3_int64)time(NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        sqlite3_bind_text(st, 1, rows[i].uri, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rows[i].stage ? rows[i].stage : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, rows[i].reason ? rows[i].reason : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        rc = conn_exec(&k, st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) rc = exec_sql(&k, "COMMIT");
+    int code = 0;
+    if (rc != SQLITE_OK) {
+        code = conn_fail(call, &k, rc, "recording failures", s->path);
+        if (k.db && !sqlite3_get_autocommit(k.db)) exec_sql(&k, "ROLLBACK");
+    }
+    sqlite3_close_v2(k.db);
+    return code;
+}
+
+static int failures_list(sl_call *call, sl_failure_fn each, void *arg) {
+    sink *s = sl_call_state(call);
+    reader *r = reader_get(call, s);
+    if (!r) return sl_fail(call, SL_EFATAL, "cannot open a read connection to %s", s->path);
+    sqlite3_stmt *st = r->st[R_FAILURES];
+    int rc;
+    while ((rc = conn_note(&r->c, sqlite3_step(st))) == SQLITE_ROW) {
+        sl_failure_row row = {
+            .uri = (const char *)sqlite3_column_text(st, 0),
+            .stage = (const char *)sqlite3_column_text(st, 1),
+            .reason = (const char *)sqlite3_column_text(st, 2),
+            .attempts = sqlite3_column_int64(st, 3),
+            .first_at = sqlite3_column_int64(st, 4),
+            .last_at = sqlite3_column_int64(st, 5),
+        };
+        if (row.uri) each(arg, &row);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) rc = conn_fail(call, &r->c, rc, "listing failures", s->path);
+    reader_put(call, s);
+    return rc < 0 ? rc : 0;
+}
+
+static int documents(sl_call *call, sl_uri_fn each, void *arg) {
+    sink *s = sl_call_state(call);
+    reader *r = reader_get(call, s);
+    if (!r) return sl_fail(call, SL_EFATAL, "cannot open a read connection to %s", s->path);
+    sqlite3_stmt *st = r->st[R_URIS];
+    int rc;
+    while ((rc = conn_note(&r->c, sqlite3_step(st))) == SQLITE_ROW) {
+        const char *uri = (const char *)sqlite3_column_text(st, 0);
+        if (uri) each(arg, uri);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) rc = conn_fail(call, &r->c, rc, "listing documents", s->path);
+    reader_put(call, s);
+    return rc < 0 ? rc : 0;
+}
+
+/* A read of the store on a read connection: the file opens and its tables
+ * answer. */
+static int probe(sl_call *call) {
+    sink *s = sl_call_state(call);
+    reader *r = reader_get(call, s);
+    if (!r) return sl_fail(call, SL_EFATAL, "cannot open a read connection to %s", s->path);
+    int rc = exec_sql(&r->c, "SELECT count(*) FROM documents");
+    if (rc != SQLITE_OK) rc = conn_fail(call, &r->c, rc, "probe", s->path);
+    reader_put(call, s);
+    return rc < 0 ? rc : 0;
 }
 
 /* --- query --- */
@@ -759,6 +870,10 @@ static const sl_plugin desc = {
     .prune = prune,
     .query = query,
     .claim = claim,
+    .failures_record = failures_record,
+    .failures_list = failures_list,
+    .documents = documents,
+    .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

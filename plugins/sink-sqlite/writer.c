@@ -64,6 +64,7 @@ enum {
     W_MARK_SEEN,
     W_MARK_CHILDREN,
     W_PRUNE,
+    W_CLEAR_FAILURE,
     W_COUNT
 };
 
@@ -95,6 +96,8 @@ static const char *const statements[W_COUNT] = {
     [W_PRUNE] = "DELETE FROM documents WHERE (uri = ?1 OR (uri >= ?2 AND uri < ?3)"
                 " OR (uri >= (?1 || '#') AND uri < (?1 || '$')))"
                 " AND (seen_run IS NULL OR seen_run <> ?4)",
+    /* a document stored is off the failure list, in the same transaction */
+    [W_CLEAR_FAILURE] = "DELETE FROM failures WHERE uri = ?1",
 };
 
 /* Seen-marks wait this long for a group to ride with before they are
@@ -448,6 +451,11 @@ static int write_doc(writer *w, sl_doc *doc, const char *meta) {
     sqlite3_bind_int64(st, 1, doc_id);
     rc = conn_exec(&w->c, st);
     for (size_t i = 0; rc == SQLITE_OK && i < nchunks; i++) rc = insert_chunk(w, doc, doc_id, i);
+    if (rc == SQLITE_OK) {
+        st = w->st[W_CLEAR_FAILURE];
+        sqlite3_bind_text(st, 1, sl_doc_uri(doc), -1, SQLITE_STATIC);
+        rc = conn_exec(&w->c, st);
+    }
     return rc;
 }
 

@@ -107,4 +107,15 @@ check_lacks "typo next to a secret: stderr" "$ERR" "$secret"
 check_lacks "typo next to a secret: stdout" "$OUT" "$secret"
 
 
+# The same with --log-format json: every stderr line one JSON object, and
+# the secret in none of them.
+rm -rf .sluice
+sl -vv --log-format json -c set.ini --set "secret.api_key=$secret" run --json docs
+check_eq "run --log-format json: exit status" "$RC" 1
+expect_scrubbed "run --log-format json -vv"
+check_eq "run --log-format json: every stderr line is a JSON object" \
+    "$(jq -Rc 'fromjson? | objects | 1' <<<"$ERR" | wc -l)" "$(grep -c . <<<"$ERR")"
+check_contains "run --log-format json: the key logged in init shows as *** in a message" \
+    "$(jq -r '.message' <<<"$ERR")" 'key \*\*\*'
+
 finish

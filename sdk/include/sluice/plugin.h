@@ -32,6 +32,25 @@ extern "C" {
 #define SL_ABI_MAJOR 1
 #define SL_ABI_MINOR 3
 
+/* One row of a sink's failure list (ABI 1.3): a document that failed, and
+ * where and why the last time. failures_record reads uri, stage and reason;
+ * failures_list fills every field. The strings live only as long as the
+ * call that passes them. */
+typedef struct sl_failure_row {
+    const char *uri;
+    const char *stage;  /* the stage it failed in: "embedder", "read", ... */
+    const char *reason; /* scrubbed by the core before the sink sees it */
+    int64_t attempts;   /* runs that failed it since it was last stored */
+    int64_t first_at;   /* unix seconds: its first recorded failure */
+    int64_t last_at;    /* unix seconds: its latest */
+} sl_failure_row;
+
+/* What failures_list and documents call once per row, on the thread that
+ * answers the call (for io sinks: the loop thread), before the call is
+ * answered. */
+typedef void (*sl_failure_fn)(void *arg, const sl_failure_row *row);
+typedef void (*sl_uri_fn)(void *arg, const char *uri);
+
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
     SL_ROLE_PARSER = 1,   /* bytes -> pages, elements, metadata; needs parse */
@@ -152,13 +171,32 @@ typedef struct sl_plugin {
      * holder (its PID); a lock must die with its holder (flock, a database
      * session), so a killed process never blocks the next one. */
     int (*claim)(sl_call *call);
+    /* Sinks (optional): the failure list kept in the store, for `sluice
+     * failed` and `sluice retry`. failures_record adds one attempt to each
+     * row's document (a row made at 1 when absent; stage, reason and last_at
+     * replaced); failures_list calls `each` once per recorded document. A
+     * sink that implements them also deletes a document's row in the
+     * transaction that stores it. A sink without them keeps no failure
+     * list: the core says so and carries on. */
+    int (*failures_record)(sl_call *call, const sl_failure_row *rows, size_t n);
+    int (*failures_list)(sl_call *call, sl_failure_fn each, void *arg);
+    /* Sinks (optional): calls `each` with the uri of every stored document
+     * (`sluice run --dry-run --prune` names what prune would remove). */
+    int (*documents)(sl_call *call, sl_uri_fn each, void *arg);
+    /* Any io plugin or sink (optional): one minimal real request for `sluice
+     * check --connect` (a provider's model list, a database session); 0 when
+     * the other side answers as configured, else a failure saying why. No
+     * document is involved. Embedders without it are probed by embedding
+     * one short text. */
+    int (*probe)(sl_call *call);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
  * plugin reads as having no 1.1 callbacks. */
 #define SL_PLUGIN_MIN_SIZE_1_0 (offsetof(sl_plugin, query) + sizeof(void (*)(void)))
 
-/* lookup's answers. */
+/* lookup's answers. A document whose run id is 0 is looked up by a dry run
+ * (`sluice run --dry-run`, ABI 1.3): answer, but record nothing. */
 #define SL_LOOKUP_MISSING 0   /* not stored: process it */
 #define SL_LOOKUP_CHANGED 1   /* stored with another hash or fingerprint: process and replace */
 #define SL_LOOKUP_UNCHANGED 2 /* same hash and fingerprint: skip */
