@@ -25,10 +25,12 @@
 #include "query.h"
 #include "runtime.h"
 #include "workers.h"
+#include "guard.h"
 
 extern const char sl_default_ini[];
 
 enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3 };
+/* 4 (SL_EXIT_CRASH, guard.h): a plugin crashed or called exit() inside a call */
 
 typedef struct cli {
     const char *command;
@@ -510,6 +512,9 @@ int main(int argc, char **argv) {
     sl_ctx_set_log_level(c.ctx, c.verbosity);
     sl_ctx_set_global(c.ctx);
     const char *cmd = c.command;
+    /* a crash inside a plugin names it (guard.h); a worker process's own
+     * death is reported by its supervisor instead */
+    if (cmd && strcmp(cmd, "__worker") != 0) sl_guard_install(cmd);
     if (!cmd) {
         fputs(usage_main, c.help ? stdout : stderr);
         status = c.help ? EXIT_OK : EXIT_USAGE;

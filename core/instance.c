@@ -53,8 +53,9 @@ static const sl_option stage_options[] = {
     {.name = "call_timeout",
      .type = SL_OPT_DURATION,
      .def = "0",
-     .help = "isolated stages: a worker busy longer on one call is killed and the document fails; "
-             "0: [sluice] worker_timeout (io plugins have their own timeout option)",
+     .help = "isolated stages: a worker busy longer on one call is killed and the document fails "
+             "(0: [sluice] worker_timeout); io stages: a call not answered by then fails its document "
+             "(0: [sluice] call_deadline); refused on stages that run on the thread pool",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sl_stage_conf, timeout_ms)},
     {.name = "rpm",

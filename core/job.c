@@ -108,6 +108,12 @@ void job_account(job *j) {
     run_held(j->run);
 }
 
+static void job_free_parked(void *p) {
+    job *j = p;
+    sl_doc_free(j->doc);
+    free(j);
+}
+
 /* The job's end: counted in the report, its memory given back, the next
  * document admitted. */
 static void job_end(job *j, job_state end) {
@@ -138,8 +144,10 @@ static void job_end(job *j, job_state end) {
     free(j->summaries);
     free(j->fail_stage);
     free(j->fail_reason);
-    sl_doc_free(j->doc);
-    free(j);
+    if (j->abandoned)
+        sl_runtime_park(r->rt, j, job_free_parked); /* a plugin may still answer into it */
+    else
+        job_free_parked(j);
     job_admit(r);
     run_maybe_end(r);
 }

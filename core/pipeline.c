@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "scheduler.h"
+#include "guard.h"
 
 void run_fatal(run *r, const char *who, const char *msg) {
     if (!r->rep->fatal) {
@@ -380,6 +381,9 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     r->t0 = sl_now_ns();
     r->budget = rt->set.memory_budget;
 
+    uint64_t late0, extra0;
+    sl_call_answers_ignored(&late0, &extra0);
+    sl_guard_set_report(rep);
     exec_init(r);
     int rc = plan_run(r);
     if (!rc) rc = copy_roots(r);
@@ -405,6 +409,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         sl_loop_run(r->loop);
     }
     exec_stop(r);
+    sl_guard_set_report(NULL);
+    sl_call_answers_ignored(&rep->late_answers, &rep->extra_answers);
+    rep->late_answers -= late0;
+    rep->extra_answers -= extra0;
     sl_loop_set_service(r->loop, SL_LOOP_METER, NULL, NULL);
     rep->peak_inflight = r->peak_inflight;
     rep->memory_budget = r->budget;

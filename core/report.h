@@ -79,6 +79,9 @@ typedef struct sl_report {
     int interrupted;
     int fatal;
     char fatal_msg[1024];
+    /* sl_call_done calls ignored: after the call's deadline, or a second
+     * one on a call already answered (a plugin bug) */
+    uint64_t late_answers, extra_answers;
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);

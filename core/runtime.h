@@ -43,6 +43,8 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
+    int64_t call_deadline_ms; /* a call answering SL_PENDING gets this long, unless its stage says */
+    int64_t slow_call_ms;     /* a pool call running longer is logged; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
@@ -75,7 +77,13 @@ typedef struct sl_runtime {
     size_t nroutes;
     int threads;          /* resolved: set.threads or the core count */
     struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
+    struct sl_parked *parked; /* memory a late plugin answer may still write: freed last */
 } sl_runtime;
+
+/* Keeps p until the runtime is freed (after every instance's fini and the
+ * loop), then calls fn(p): the memory of a call abandoned at its deadline,
+ * which the plugin may still answer into. */
+void sl_runtime_park(sl_runtime *rt, void *p, void (*fn)(void *));
 
 /* Loads every plugin the config names and builds all instances and routes
  * (no init yet). Errors are SL_EFATAL with file, line, section and key. */

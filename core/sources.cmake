@@ -20,4 +20,5 @@ set(SLUICE_CORE_SOURCES
   plugin_check.c
   wire.c workers.c worker.c worker_main.c sandbox.c
   io.c http.c http_verdict.c
+  guard.c
 )

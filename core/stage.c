@@ -27,17 +27,29 @@ unit *unit_new(stage *st, job *j) {
     return u;
 }
 
-void unit_free(unit *u) {
-    if (!u || !u->owned) return;
-    if (u->st->op->unit == SL_UNIT_TEXTS) {
+static void unit_free_parked(void *p) {
+    unit *u = p;
+    if (u->kind == SL_UNIT_TEXTS) {
         free(u->u.batch.refs);
         free(u->u.batch.out);
-        sl_meter_add(u->st->run->loop, -(long long)u->u.batch.out_bytes);
-    } else if (u->st->op->unit == SL_UNIT_PROMPT) {
+    } else if (u->kind == SL_UNIT_PROMPT) {
         free(u->u.sum.prompt);
         free(u->u.sum.answer.text);
     }
     free(u);
+}
+
+void unit_free(unit *u) {
+    if (!u || !u->owned) return;
+    u->kind = u->st->op->unit;
+    if (u->kind == SL_UNIT_TEXTS) sl_meter_add(u->st->run->loop, -(long long)u->u.batch.out_bytes);
+    /* past its deadline, the plugin may still answer into it (executor.c);
+     * unit_free_parked then runs when the runtime is freed, after the
+     * stages: it reads the kind kept above, never u->st */
+    if (u->abandoned)
+        sl_runtime_park(u->st->run->rt, u, unit_free_parked);
+    else
+        unit_free_parked(u);
 }
 
 /* The first member of the chain that can take u now; else NULL and *wait
