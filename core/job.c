@@ -207,6 +207,18 @@ static void job_pages_done(job *j) {
 
 void job_parts_add(job *j, uint32_t n) { j->parts += n; }
 
+/* `sluice inspect`: the document as the step just left it. */
+static void observe_step(job *j, const route_plan *p) {
+    const sl_run_opts *o = j->run->opts;
+    const stage *st = p->steps[j->step];
+    uint64_t sum = j->sum_base_ns + j->sum_busy_ns;
+    if (j->step == p->joint) {
+        o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)sum / 1e9);
+        st = p->steps[j->step + 1];
+    }
+    o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)j->step_busy_ns / 1e9);
+}
+
 void job_part_done(job *j) {
     SL_INVARIANT(j->parts > 0);
     if (--j->parts > 0) return;
@@ -221,6 +233,7 @@ void job_part_done(job *j) {
     const route_plan *p = &j->run->plans[j->route];
     if (p->steps[j->step]->op->id == SL_OP_PAGE) job_pages_done(j);
     job_account(j);
+    if (j->run->opts->observe) observe_step(j, p);
     uint64_t sum = j->sum_base_ns + j->sum_busy_ns;
     j->chain_ns += sum > j->step_busy_ns ? sum : j->step_busy_ns;
     j->step_busy_ns = j->sum_base_ns = j->sum_busy_ns = 0;

@@ -24,6 +24,14 @@ typedef struct sl_run_opts {
     size_t npaths;
     int prune;    /* remove stored documents under paths that were not seen */
     int progress; /* draw the live progress line on stderr */
+    /* `sluice inspect`: no lookup and no store (the sink is never called);
+     * each route ends after the stage named stop_after (a section name, or
+     * "read") when it has one; observe sees the document after each step,
+     * on the loop thread, with the step's stage, operation and busy time */
+    int inspect;
+    const char *stop_after;
+    void (*observe)(void *arg, const char *stage, const char *op, const sl_doc *doc, double busy_s);
+    void *observe_arg;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.
