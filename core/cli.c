@@ -484,9 +484,9 @@ static int cmd_plugins(cli *c) {
 /* --- inspect: one document through its route, nothing stored --- */
 
 typedef struct inspect_state {
-    json_t *stages;     /* one object per step, in order */
-    size_t elements;    /* elements already shown */
-    bool embedded;      /* vectors shown */
+    json_t *stages;  /* one object per step, in order */
+    size_t elements; /* elements already shown */
+    bool embedded;   /* vectors shown */
 } inspect_state;
 
 static json_t *json_text(const char *s) {
@@ -533,7 +533,8 @@ static void inspect_observe(void *arg, const char *stage, const char *op, const 
             json_object_set_new(c, "page", json_integer(sl_chunk_page(doc, i)));
             json_object_set_new(c, "line", json_integer(sl_chunk_line(doc, i)));
             json_object_set_new(c, "heading", json_text(sl_chunk_heading(doc, i)));
-            if (strcmp(op, "chunk") == 0) json_object_set_new(c, "text", json_text(sl_chunk_text(doc, i, NULL)));
+            if (strcmp(op, "chunk") == 0)
+                json_object_set_new(c, "text", json_text(sl_chunk_text(doc, i, NULL)));
             const char *sum = sl_chunk_summary(doc, i);
             if (strcmp(op, "summarize") == 0 && sum) json_object_set_new(c, "summary", json_text(sum));
             uint32_t dim = 0;
@@ -655,18 +656,19 @@ static int inspect_run(cli *c, sl_runtime *rt, const char *file) {
     const char *media = sl_media_type_for_path(file);
     const sl_route *r = sl_runtime_route_for(rt, media);
     if (!r) {
-        fprintf(stderr, "sluice: no route for %s (media type %s): add it to a [route.*] section's media\n", file,
-                media);
+        fprintf(stderr, "sluice: no route for %s (media type %s): add it to a [route.*] section's media\n",
+                file, media);
         return EXIT_USAGE;
     }
     if (c->stage) {
         bool found = strcmp(c->stage, "read") == 0 || strcmp(c->stage, r->parser->name) == 0 ||
-                     strcmp(c->stage, r->chunker->name) == 0 || (r->llm && strcmp(c->stage, r->llm->name) == 0) ||
+                     strcmp(c->stage, r->chunker->name) == 0 ||
+                     (r->llm && strcmp(c->stage, r->llm->name) == 0) ||
                      (r->embedder && strcmp(c->stage, r->embedder->name) == 0);
         for (size_t i = 0; i < r->npages; i++) found |= strcmp(c->stage, r->pages[i]->name) == 0;
         if (!found) {
-            fprintf(stderr, "sluice: inspect --stage %s: [route.%s] has no such stage (its stages: read %s", c->stage,
-                    r->name, r->parser->name);
+            fprintf(stderr, "sluice: inspect --stage %s: [route.%s] has no such stage (its stages: read %s",
+                    c->stage, r->name, r->parser->name);
             for (size_t i = 0; i < r->npages; i++) fprintf(stderr, " %s", r->pages[i]->name);
             fprintf(stderr, " %s%s%s%s%s)\n", r->chunker->name, r->llm ? " " : "", r->llm ? r->llm->name : "",
                     r->embedder ? " " : "", r->embedder ? r->embedder->name : "");
@@ -704,8 +706,7 @@ static int inspect_run(cli *c, sl_runtime *rt, const char *file) {
         } else {
             printf("%s: [route.%s], nothing stored\n", file, r->name);
             inspect_print(json_object_get(root, "stages"));
-            if (rep.nfailures)
-                printf("FAILED in %s: %s\n", rep.failures[0].stage, rep.failures[0].reason);
+            if (rep.nfailures) printf("FAILED in %s: %s\n", rep.failures[0].stage, rep.failures[0].reason);
         }
         json_decref(root);
         status = rep.fatal ? EXIT_USAGE : rep.failed ? EXIT_DOCS : EXIT_OK;
@@ -716,7 +717,8 @@ static int inspect_run(cli *c, sl_runtime *rt, const char *file) {
 }
 
 static int cmd_inspect(cli *c) {
-    if (c->nargs != 1) return usage_error("%s", "inspect: give one FILE (for example: sluice inspect README.md)");
+    if (c->nargs != 1)
+        return usage_error("%s", "inspect: give one FILE (for example: sluice inspect README.md)");
     sl_config *cfg;
     sl_runtime *rt;
     int status = open_runtime(c, false, false, &cfg, &rt);
@@ -754,10 +756,11 @@ static int check_input(cli *c) {
     case SL_ROLE_LLM:
     case SL_ROLE_EMBEDDER: stages = "markdown chunker inspected"; break;
     default:
-        fprintf(stderr,
-                "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
-                "test store instead\n",
-                name, sl_role_name(role));
+        fprintf(
+            stderr,
+            "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
+            "test store instead\n",
+            name, sl_role_name(role));
         return EXIT_USAGE;
     }
     /* the built-in config, the plugin as stage [inspected], and the
@@ -776,7 +779,8 @@ static int check_input(cli *c) {
                      role == SL_ROLE_PARSER ? "" : " text/markdown text/plain") < 0)
             status = usage_error("%s", "out of memory");
         for (size_t i = 0; !status && i < n; i++)
-            if (asprintf(&owned[k++], "inspected.%s", c->sets[i]) < 0) status = usage_error("%s", "out of memory");
+            if (asprintf(&owned[k++], "inspected.%s", c->sets[i]) < 0)
+                status = usage_error("%s", "out of memory");
     }
     if (!status) {
         for (size_t i = 0; i < k; i++) sets[i] = owned[i];

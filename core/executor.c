@@ -70,10 +70,11 @@ static void deadline_fire(uv_timer_t *t) {
     if (u->job) u->job->abandoned = 1;
     sl_instance *inst = u->thr->inst;
     int64_t ms = inst->stage.timeout_ms > 0 ? inst->stage.timeout_ms : u->st->run->rt->set.call_deadline_ms;
-    sl_fail(&u->call, SL_EBADINPUT,
-            "no answer from %s within %.3g s (it answered SL_PENDING and did not call sl_call_done in time; %s)",
-            inst->desc->name, (double)ms / 1000.0,
-            inst->stage.timeout_ms > 0 ? "the stage's call_timeout" : "[sluice] call_deadline");
+    sl_fail(
+        &u->call, SL_EBADINPUT,
+        "no answer from %s within %.3g s (it answered SL_PENDING and did not call sl_call_done in time; %s)",
+        inst->desc->name, (double)ms / 1000.0,
+        inst->stage.timeout_ms > 0 ? "the stage's call_timeout" : "[sluice] call_deadline");
     uint64_t t0 = u->st->ex == &u->st->run->ex_pool ? u->task.t_start : u->t_start;
     stage_complete(u, SL_EBADINPUT, t0, sl_now_ns() - t0, 1);
 }

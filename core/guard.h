@@ -32,12 +32,12 @@ struct sl_instance;
 
 /* One thread's current call. The fields are written by their own thread. */
 typedef struct sl_guard_call {
-    const char *inst;  /* the stage's section name */
+    const char *inst; /* the stage's section name */
     const char *plugin;
-    const char *op;    /* "parse", ...; NULL: a caller's own function */
-    const char *doc;   /* the document's URI, or NULL (a batch, the run) */
-    int bottleneck;    /* sl_bottleneck */
-    uint64_t t_start;  /* sl_now_ns() when it began */
+    const char *op;              /* "parse", ...; NULL: a caller's own function */
+    const char *doc;             /* the document's URI, or NULL (a batch, the run) */
+    int bottleneck;              /* sl_bottleneck */
+    uint64_t t_start;            /* sl_now_ns() when it began */
     struct sl_guard_call *outer; /* the call this one is nested in, if any */
 } sl_guard_call;
 

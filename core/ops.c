@@ -218,8 +218,8 @@ static void async_done(sl_call *call, int rc) {
 /* The body shared by every way of calling: fn is the operation's invoke or
  * a caller's own function (sl_invoke). */
 static int call_plugin(const sl_op *op, const sl_op_args *a, sl_instance *inst, sl_tstate *ts,
-                       int (*fn)(sl_call *, void *), void *arg, sl_call *call, void (*on_done)(sl_call *, int),
-                       void *udata) {
+                       int (*fn)(sl_call *, void *), void *arg, sl_call *call,
+                       void (*on_done)(sl_call *, int), void *udata) {
     sl_call_init(call, inst, NULL);
     call->op = op;
     if (ts && inst) {
@@ -237,7 +237,9 @@ static int call_plugin(const sl_op *op, const sl_op_args *a, sl_instance *inst, 
     sl_guard_call wc = {.inst = inst ? inst->name : NULL,
                         .plugin = inst ? inst->desc->name : NULL,
                         .op = op ? op->name : NULL,
-                        .doc = a && a->doc ? sl_doc_uri(a->doc) : a && a->docs && a->n ? sl_doc_uri(a->docs[0]) : NULL,
+                        .doc = a && a->doc            ? sl_doc_uri(a->doc)
+                               : a && a->docs && a->n ? sl_doc_uri(a->docs[0])
+                                                      : NULL,
                         .bottleneck = inst ? (int)inst->desc->bottleneck : SL_CPU};
     sl_guard_enter(&wc);
     int rc = fn(call, arg);

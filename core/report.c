@@ -99,7 +99,8 @@ void sl_report_print(const sl_report *r, FILE *out) {
                 s->executor, (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns),
                 secs(s->wait_ns), (unsigned long long)s->retries, (unsigned long long)s->failures);
     }
-    fprintf(out, "(* queued s is summed over the stage's items: it can exceed the run's %.2f s)\n", r->wall_s);
+    fprintf(out, "(* queued s is summed over the stage's items: it can exceed the run's %.2f s)\n",
+            r->wall_s);
     print_batching(r, out);
     if (r->nproviders) {
         double total = 0;

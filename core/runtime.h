@@ -75,8 +75,8 @@ typedef struct sl_runtime {
     size_t ninst;
     sl_route *routes;
     size_t nroutes;
-    int threads;          /* resolved: set.threads or the core count */
-    struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
+    int threads;              /* resolved: set.threads or the core count */
+    struct sl_loop *loop;     /* the loop thread's loop: runs and io services use it */
     struct sl_parked *parked; /* memory a late plugin answer may still write: freed last */
 } sl_runtime;
 

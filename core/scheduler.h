@@ -103,12 +103,12 @@ struct sl_unit {
     uint32_t avoid;   /* chain members that failed it since the last backoff */
     uint64_t estimate;
     int attempts;
-    uint64_t waited_ms; /* in backoffs so far (retry_budget) */
+    uint64_t waited_ms;  /* in backoffs so far (retry_budget) */
     uint64_t t_first_ms; /* first queued in this step: an open breaker's waits count from here */
     char gave_up[384];   /* why retry() gave up on an open breaker, or "" */
-    int rc;             /* pool: the answer, carried back to the loop */
-    int calling;        /* loop: inside the plugin's call */
-    int answered;       /* loop: sl_call_done ran inside the call; rc holds the answer */
+    int rc;              /* pool: the answer, carried back to the loop */
+    int calling;         /* loop: inside the plugin's call */
+    int answered;        /* loop: sl_call_done ran inside the call; rc holds the answer */
     /* pool, a plugin that answered SL_PENDING: the unit completes once both
      * the call returned (pool_done) and the answer came (pool_answer), in
      * either order, both on the loop thread. */
@@ -120,7 +120,7 @@ struct sl_unit {
     uv_timer_t *deadline;
     int abandoned;
     sl_op_unit kind; /* u->st->op->unit, kept for unit_free_parked */
-    sl_post later; /* loop: an answer completes on the loop's next turn */
+    sl_post later;   /* loop: an answer completes on the loop's next turn */
     uint64_t t_ready, t_start;
     unit *next;
     union {

@@ -141,12 +141,13 @@ static int unavailable(const unit *u, uint64_t now, char *why, size_t n) {
     uint64_t spent = u->t_first_ms && now > u->t_first_ms ? now - u->t_first_ms : 0;
     if (!bw || spent + bw <= budget) return 0;
     const sl_instance *inst = st->chain[0]->inst;
-    snprintf(why, n,
-             "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open %llu ms more%s; "
-             "[sluice] retry_budget = %lld ms)",
-             inst ? inst->name : stage_name(st), u->attempts, u->attempts == 1 ? "retry" : "retries",
-             (double)spent / 1000.0, (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "",
-             (long long)budget);
+    snprintf(
+        why, n,
+        "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open %llu ms more%s; "
+        "[sluice] retry_budget = %lld ms)",
+        inst ? inst->name : stage_name(st), u->attempts, u->attempts == 1 ? "retry" : "retries",
+        (double)spent / 1000.0, (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "",
+        (long long)budget);
     return 1;
 }
 

@@ -63,4 +63,10 @@ check_eq "check --input on a chunker: exit status" "$RC" 0
 check_contains "check --input on a chunker: after the default parser" "$OUT" "== markdown \(parse\)"
 check_contains "check --input on a chunker: its chunks" "$OUT" "chunk 1 page 1 line 5 \[Guide > Install\]"
 
+# small truths: a missing required option is a FAIL row and says how to set it
+sl check --plugin "$BUILD/plugins/sink-sqlite.so"
+check_eq "check --plugin without a required option: exit status" "$RC" 2
+check_contains "missing option: a FAIL row" "$OUT" "FAIL  options: .*path: required by plugin sink-sqlite"
+check_contains "missing option: suggests --set" "$ERR" "--set sink-sqlite\.path=VALUE"
+
 finish
