@@ -223,6 +223,16 @@ static int open_runtime(cli *c, bool init, bool all, sl_config **cfg, sl_runtime
 
 /* --- run --- */
 
+/* The report of a run stopped without unwinding (pipeline.h: last_report). */
+static void print_last_report(const sl_report *rep, void *arg) {
+    const cli *c = arg;
+    if (c->json)
+        sl_report_write_json(rep, stdout);
+    else
+        sl_report_print(rep, stdout);
+    fflush(stdout);
+}
+
 static int cmd_run(cli *c) {
     if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
     sl_config *cfg;
@@ -233,7 +243,9 @@ static int cmd_run(cli *c) {
         sl_run_opts opts = {.paths = c->args,
                             .npaths = c->nargs,
                             .prune = c->prune,
-                            .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN};
+                            .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN,
+                            .last_report = print_last_report,
+                            .last_report_arg = c};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
         int rc = sl_pipeline_run(rt, &opts, &rep);

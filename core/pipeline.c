@@ -100,6 +100,17 @@ void run_maybe_end(run *r) {
     stop_handles(r);
 }
 
+/* Stops now, with the report as it stands: what was stored is whole. */
+static _Noreturn void stop_now(run *r) {
+    r->rep->interrupted = 1;
+    r->rep->wall_s = (double)(sl_now_ns() - r->t0) / 1e9;
+    r->rep->total = r->rep->stored + r->rep->skipped + r->rep->failed;
+    for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
+    if (r->progress_on) sl_progress_clear();
+    if (r->opts->last_report) r->opts->last_report(r->rep, r->opts->last_report_arg);
+    _exit(3);
+}
+
 /* In-flight work outlasted shutdown_grace after a signal (a plugin call that
  * never returns, say): name where it is stuck and stop. Every store is a
  * transaction: the next run resumes. */
@@ -115,14 +126,14 @@ static void grace_over(uv_timer_t *t) {
                "stopping: %zu documents still in flight %lld ms after the interrupt ([sluice] "
                "shutdown_grace), in %s",
                r->docs_inflight, (long long)r->rt->set.shutdown_grace_ms, o ? where : "no stage");
-    _exit(3);
+    stop_now(r);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
     run *r = s->data;
     if (r->stopping) {
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL, "interrupted again: stopping now");
-        _exit(3); /* interrupted (README: exit status); the store is whole, the next run resumes */
+        stop_now(r); /* interrupted (README: exit status); the store is whole, the next run resumes */
     }
     r->stopping = 1;
     r->rep->interrupted = 1;

@@ -32,6 +32,10 @@ typedef struct sl_run_opts {
     const char *stop_after;
     void (*observe)(void *arg, const char *stage, const char *op, const sl_doc *doc, double busy_s);
     void *observe_arg;
+    /* called with the report as it stands when sluice stops without
+     * unwinding (a second interrupt, shutdown_grace over), then it exits 3 */
+    void (*last_report)(const sl_report *rep, void *arg);
+    void *last_report_arg;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.

@@ -82,4 +82,23 @@ check_contains "a failure with no message: the code and the plugin" "$(json '.fa
 io --set parser.plugin=test-misbehave --set parser.mode=fail --set parser.code=-77
 check_contains "an unknown code: shown" "$(json '.failed[0].reason')" "unknown error \(-77\)"
 
+# SIGTERM: in-flight work gets shutdown_grace, then sluice stops with the report
+rm -f store.db
+"$SLUICE" -c w.ini --set parser.mode=never --set sluice.call_deadline=10m --set sluice.shutdown_grace=1s \
+    run --json docs >term.json 2>term.err &
+pid=$!
+for _ in $(seq 300); do # until the three good documents are stored
+    [[ $(sqlite3 store.db 'SELECT count(*) FROM documents;' 2>/dev/null) == 3 ]] && break
+    sleep 0.1
+done
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+check_eq "SIGTERM with a call stuck: status 3 after the grace" "$rc" 3
+check_contains "SIGTERM: names where it was stuck" "$(cat term.err)" "still in flight .* in parser \(1\)"
+check_eq "SIGTERM: the report is printed" "$(jq -r '.documents.stored' term.json)" 3
+check_eq "SIGTERM: the report says interrupted" "$(jq -r '.interrupted' term.json)" true
+
 finish
