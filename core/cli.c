@@ -460,6 +460,10 @@ static int cmd_plugins(cli *c) {
             json_object_set_new(o, "summary", json_string(d->summary ? d->summary : ""));
             json_object_set_new(o, "path", json_string(list[i]->path));
             json_object_set_new(o, "options", options_json(d->options));
+            json_t *applies = json_array();
+            for (const sl_option *so = sl_stage_options(); so->name; so++)
+                if (sl_stage_option_applies(so, d)) json_array_append_new(applies, json_string(so->name));
+            json_object_set_new(o, "stage_settings", applies);
             json_array_append_new(arr, o);
         }
         json_object_set_new(root, "plugins", arr);
@@ -482,6 +486,10 @@ static int cmd_plugins(cli *c) {
                 printf("  options:\n");
                 print_options(d->options, "    ");
             }
+            printf("  stage settings that apply:");
+            for (const sl_option *o = sl_stage_options(); o->name; o++)
+                if (sl_stage_option_applies(o, d)) printf(" %s", o->name);
+            printf("\n");
         }
         printf("\nsettings every stage section accepts:\n");
         print_options(sl_stage_options(), "    ");

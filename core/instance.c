@@ -131,6 +131,23 @@ static const sl_option stage_options[] = {
 
 const sl_option *sl_stage_options(void) { return stage_options; }
 
+bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
+    static const char *const io_only[] = {
+        "rpm",         "tpm",          "fallback", "breaker_failures", "breaker_cooldown",
+        "price_input", "price_output", NULL};
+    static const char *const llm_only[] = {"summaries",       "document_prompt", "chunk_prompt",
+                                           "max_input_chars", "embed_summaries", NULL};
+    for (size_t i = 0; io_only[i]; i++)
+        if (strcmp(o->name, io_only[i]) == 0) return d->bottleneck == SL_IO;
+    for (size_t i = 0; llm_only[i]; i++)
+        if (strcmp(o->name, llm_only[i]) == 0) return d->role == SL_ROLE_LLM;
+    if (strcmp(o->name, "batch_size") == 0 || strcmp(o->name, "batch_delay") == 0)
+        return d->role == SL_ROLE_EMBEDDER;
+    if (strcmp(o->name, "isolated") == 0) return d->bottleneck == SL_CPU || d->bottleneck == SL_ISOLATED;
+    if (strcmp(o->name, "call_timeout") == 0) return d->bottleneck != SL_GPU;
+    return true;
+}
+
 static const sl_option *find_option(const sl_option *table, const char *name) {
     for (size_t i = 0; table && table[i].name; i++)
         if (strcmp(table[i].name, name) == 0) return &table[i];
@@ -222,7 +239,9 @@ static int unknown_key(build *b, const char *where, const char *key) {
     }
     append(known, sizeof known, &used, "%s", "and the core's: plugin");
     consider(key, "plugin", &best, &bestd);
+    /* only the core's settings that apply to this plugin's role and bottleneck */
     for (const sl_option *opt = stage_options; opt->name; opt++) {
+        if (!sl_stage_option_applies(opt, inst->desc)) continue;
         append(known, sizeof known, &used, ", %s", opt->name);
         consider(key, opt->name, &best, &bestd);
     }

@@ -46,6 +46,9 @@ typedef struct sl_stage_conf {
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */
 const sl_option *sl_stage_options(void);
+/* Whether stage setting o means anything for a plugin of d's role and
+ * bottleneck (rpm for io plugins, summaries for llm stages, ...). */
+bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d);
 
 struct sl_instance {
     sl_ctx *ctx;

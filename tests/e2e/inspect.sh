@@ -69,4 +69,19 @@ check_eq "check --plugin without a required option: exit status" "$RC" 2
 check_contains "missing option: a FAIL row" "$OUT" "FAIL  options: .*path: required by plugin sink-sqlite"
 check_contains "missing option: suggests --set" "$ERR" "--set sink-sqlite\.path=VALUE"
 
+# small truths: a parser's unknown-key error lists only the settings that
+# apply to it (no rpm, fallback or summaries); a plugin found in two
+# folders is named with the one that wins
+sl --set markdown.rpmx=3 inspect guide.md
+check_eq "unknown key: a config error" "$RC" 2
+check_contains "unknown key: the parser's own settings listed" "$ERR" "known: .*max_concurrency, isolated"
+check_lacks "unknown key: no io-only settings for a parser" "$ERR" "fallback"
+check_lacks "unknown key: no llm-only settings for a parser" "$ERR" "summaries"
+mkdir dup
+cp "$BUILD/plugins/parse-markdown.so" dup/
+sl --set sluice.plugin_path="$T/dup" inspect --stage markdown guide.md
+check_eq "plugin in two folders: still runs" "$RC" 0
+check_contains "plugin in two folders: says which wins" "$ERR" \
+    "plugin 'parse-markdown' is in two folders: .* is used, .* is not"
+
 finish
