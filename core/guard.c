@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "instance.h"
 #include "loop.h"
 #include "report.h"
 
@@ -79,6 +80,16 @@ void sl_guard_enter(sl_guard_call *c) {
     s->cur = c;
     s->seq++;
     pthread_mutex_unlock(&s->lock);
+}
+
+void sl_guard_enter_callback(sl_guard_call *c, const struct sl_instance *inst, const char *what) {
+    memset(c, 0, sizeof *c);
+    const sl_plugin *d = inst ? inst->desc : NULL; /* a unit test's bare instance has none */
+    c->inst = inst && inst->name ? inst->name : "?";
+    c->plugin = d ? d->name : "?";
+    c->op = what;
+    c->bottleneck = d ? (int)d->bottleneck : SL_IO;
+    sl_guard_enter(c);
 }
 
 void sl_guard_leave(sl_guard_call *c) {

@@ -41,6 +41,11 @@ typedef struct sl_guard_call {
     struct sl_guard_call *outer; /* the call this one is nested in, if any */
 } sl_guard_call;
 
+/* Marks the calling thread as inside a callback of inst's plugin (`what`:
+ * "a timer", "an HTTP answer") until sl_guard_leave(c): an io plugin's code
+ * runs there too, outside any sl_op_call. */
+void sl_guard_enter_callback(sl_guard_call *c, const struct sl_instance *inst, const char *what);
+
 /* Marks the calling thread as inside c until sl_guard_leave(c). */
 void sl_guard_enter(sl_guard_call *c);
 void sl_guard_leave(sl_guard_call *c);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "options.h"
 
 static const sl_option stage_options[] = {
@@ -452,7 +453,10 @@ int sl_instance_init(sl_ctx *ctx, sl_instance *inst) {
     inst->errmsg[0] = '\0';
     if (d->init) {
         void *state = NULL;
+        sl_guard_call gc;
+        sl_guard_enter_callback(&gc, inst, "init");
         int rc = d->init(inst, inst->config, &state);
+        sl_guard_leave(&gc);
         if (rc != 0) { /* a positive return (SL_PENDING) is no answer for init */
             int code = rc < 0 ? rc : SL_EFATAL;
             return sl_ctx_error(ctx, code, "[%s] init failed: %s", inst->name,

@@ -175,7 +175,10 @@ const char *sl_role_executor_refusal(const sl_plugin *d, bool isolated) {
 int sl_tstate_make(sl_instance *inst, sl_tstate *ts, sl_call *call) {
     if (ts->made) return 0;
     if (inst->desc->thread_init) {
+        sl_guard_call gc;
+        sl_guard_enter_callback(&gc, inst, "thread_init");
         int rc = inst->desc->thread_init(inst->state, &ts->state);
+        sl_guard_leave(&gc);
         if (rc) {
             ts->state = NULL;
             return sl_fail(call, rc < 0 ? rc : SL_EFATAL, "[%s] thread_init failed (%s)", inst->name,

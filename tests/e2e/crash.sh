@@ -54,6 +54,12 @@ check_contains "io crash: names plugin and document" "$ERR" "in plugin test-misb
 check_contains "io crash: its executor cannot isolate it" "$ERR" "cannot isolate it"
 check_lacks "io crash: no isolated=true suggestion" "$ERR" "--set parser.isolated=true"
 
+# a crash in an io plugin's own callback (a timer), outside any core call
+sl -c c.ini --set parser.plugin=test-misbehave-io --set parser.mode=segv_later run docs
+check_eq "segv in an io plugin's timer callback: exit status" "$RC" 4
+check_contains "callback crash: names the plugin and where" "$ERR" \
+    "in plugin test-misbehave-io \(stage \[parser\], a timer callback\)"
+
 # a rerun resumes: every document stored exactly once
 sl -c c.ini run --json docs
 check_eq "rerun after the crashes: exit status" "$RC" 0

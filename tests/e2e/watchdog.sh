@@ -66,6 +66,12 @@ check_eq "blocking the loop: documents stored" "$(json .documents.stored)" 4
 check_contains "blocking the loop: logged with the plugin and document" "$ERR" \
     "plugin test-misbehave-io has blocked the loop thread for [0-9]+ ms in parse on docs/bad\.txt"
 
+# a pool call running past [sluice] slow_call is logged with plugin and document
+io --set parser.plugin=test-misbehave --set parser.mode=block --set parser.delay=1500 --set sluice.slow_call=300ms
+check_eq "slow pool call: documents stored" "$(json .documents.stored)" 4
+check_contains "slow pool call: logged with plugin and document" "$ERR" \
+    "plugin test-misbehave has been running [0-9]+ ms in parse on docs/bad\.txt \(\[sluice\] slow_call = 300 ms\)"
+
 # call_timeout cannot stop a pool call: refused with the reason
 sl -c w.ini --set parser.plugin=test-misbehave --set parser.call_timeout=5s run docs
 check_eq "call_timeout on a pool stage: a config error" "$RC" 2

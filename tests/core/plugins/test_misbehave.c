@@ -13,6 +13,7 @@
  *   never  answers SL_PENDING and never calls sl_call_done (io)
  *   twice  answers through sl_call_done twice, on a timer (io)
  *   late   answers SL_PENDING and calls sl_call_done `delay` ms later (io)
+ *   segv_later  answers SL_PENDING and dereferences NULL in its timer callback (io)
  *   block  sleeps `delay` ms inside the call, then parses
  *   fail   fails as bad input with no message, or returns `code` when set
  */
@@ -35,7 +36,7 @@ static const sl_option options[] = {
     {.name = "mode",
      .type = SL_OPT_ENUM,
      .def = "none",
-     .choices = "none|segv|abort|exit|never|twice|late|block|fail",
+     .choices = "none|segv|abort|exit|never|twice|late|block|fail|segv_later",
      .help = "what to do on a triggering document",
      .offset = offsetof(conf, mode)},
     {.name = "trigger",
@@ -84,10 +85,15 @@ typedef struct later {
     sl_call *call;
     sl_doc *doc;
     int twice;
+    int crash;
 } later;
 
 static void answer(void *arg) {
     later *l = arg;
+    if (l->crash) {
+        volatile int *volatile p = NULL;
+        l->twice = *p;
+    }
     int rc = parse_now(l->call, l->doc);
     sl_call_done(l->call, rc);
     if (l->twice) sl_call_done(l->call, rc);
@@ -117,13 +123,14 @@ static int parse(sl_call *call, sl_doc *doc) {
         return parse_now(call, doc);
     }
     if (strcmp(m, "fail") == 0) return s->c.code ? (int)s->c.code : SL_EBADINPUT;
-    if (strcmp(m, "twice") == 0 || strcmp(m, "late") == 0) {
+    if (strcmp(m, "twice") == 0 || strcmp(m, "late") == 0 || strcmp(m, "segv_later") == 0) {
         later *l = calloc(1, sizeof *l);
         if (!l) return sl_fail(call, SL_ENOMEM, "out of memory");
         l->call = call;
         l->doc = doc;
         l->twice = m[0] == 't';
-        if (sl_timer_start(s->inst, m[0] == 't' ? 0 : (uint64_t)s->c.delay, answer, l, NULL) != 0) {
+        l->crash = m[0] == 's';
+        if (sl_timer_start(s->inst, m[0] == 'l' ? (uint64_t)s->c.delay : 0, answer, l, NULL) != 0) {
             free(l);
             return sl_fail(call, SL_ENOMEM, "no timer");
         }
