@@ -297,10 +297,11 @@ static int check_required(build *b, const char *where) {
         const sl_option *o = &inst->desc->options[i];
         if ((o->flags & SL_OPT_REQUIRED) && !b->given[i])
             return sl_ctx_error(b->ctx, SL_EFATAL,
-                                "%s[%s] %s: required by plugin %s (%s; set it in the file, or with --set "
-                                "%s.%s=VALUE)",
-                                where, inst->name, o->name, inst->desc->name, o->help ? o->help : "no help",
-                                inst->name, o->name);
+                                "%s[%s] %s: required by plugin %s; set it in the file, or with --set "
+                                "%s.%s=VALUE%s%s%s",
+                                where, inst->name, o->name, inst->desc->name, inst->name, o->name,
+                                o->help && *o->help ? " (" : "", o->help ? o->help : "",
+                                o->help && *o->help ? ")" : "");
     }
     return 0;
 }
