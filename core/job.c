@@ -216,6 +216,18 @@ static void observe_step(job *j, const route_plan *p) {
         o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)sum / 1e9);
         st = p->steps[j->step + 1];
     }
+    if (st->op->id == SL_OP_PAGE) { /* the page stages ran page by page, together: one entry */
+        char names[512] = "";
+        size_t f = j->step, used = 0;
+        while (f > 0 && p->steps[f - 1]->op->id == SL_OP_PAGE) f--;
+        for (size_t k = f; k <= j->step && used + 1 < sizeof names; k++) {
+            int n = snprintf(names + used, sizeof names - used, "%s%s", k > f ? " + " : "",
+                             stage_name(p->steps[k]));
+            if (n > 0) used += (size_t)n;
+        }
+        o->observe(o->observe_arg, names, st->op->name, j->doc, (double)j->step_busy_ns / 1e9);
+        return;
+    }
     o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)j->step_busy_ns / 1e9);
 }
 

@@ -43,6 +43,8 @@ check_eq "inspect PDF: parsed on page 1" "$(json '.stages[] | select(.stage == "
 check_contains "inspect PDF: its text" "$(json '.stages[] | select(.stage == "pdf") | .elements[0].text')" \
     "Quarterly results were strong"
 check_eq "inspect PDF: page count metadata" "$(json '.stages[-1].metadata.pages')" 1
+check_eq "inspect PDF: every step shown, the page stages as one" "$(json '[.stages[].stage] | join(",")')" \
+    "read,pdf,render + ocr,chunker,embedder"
 
 # the example CSV plugin: in a config, and alone with check --input
 csvso=$BUILD/tests/plugins/example/parse-csv.so
