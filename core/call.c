@@ -41,8 +41,44 @@ static void deliver(sl_post *post) {
 /* Once per call, whatever the thread: the first answer counts. On the loop
  * thread it is delivered at once; from a pool thread or a plugin's own
  * thread it is posted to the loop, where every caller's state lives. */
+/* Answers that came when none was awaited, for the run report. */
+static atomic_ullong late_answers, extra_answers;
+
+void sl_call_answers_ignored(uint64_t *late, uint64_t *extra) {
+    *late = atomic_load(&late_answers);
+    *extra = atomic_load(&extra_answers);
+}
+
+/* A second answer, or one after the call's deadline: ignored, counted and
+ * said. A second one is a plugin bug: an error in every build (debug builds
+ * with SLUICE_STRICT_CALLS set in the environment also abort, so a
+ * debugger stops there). */
+static void answer_ignored(sl_call *call, int state) {
+    const sl_instance *inst = call->inst;
+    const char *name = inst ? inst->name : "?", *plugin = inst ? inst->desc->name : "?";
+    if (state == SL_CALL_ABANDONED) {
+        atomic_fetch_add(&late_answers, 1);
+        sl_ctx_log(inst ? inst->ctx : sl_ctx_global(), SL_LOG_WARN, name,
+                   "plugin %s answered a call after its deadline: the answer is ignored", plugin);
+        return;
+    }
+    atomic_fetch_add(&extra_answers, 1);
+    sl_ctx_log(inst ? inst->ctx : sl_ctx_global(), SL_LOG_ERROR, name,
+               "plugin %s called sl_call_done on a call already answered (twice, or after returning its "
+               "answer): the second answer is ignored; this is a bug in the plugin",
+               plugin);
+#ifndef NDEBUG
+    if (getenv("SLUICE_STRICT_CALLS")) abort();
+#endif
+}
+
 void sl_call_done(sl_call *call, int rc) {
-    if (!call || atomic_exchange(&call->done, 1)) return;
+    if (!call) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&call->done, &expected, 1)) {
+        answer_ignored(call, expected);
+        return;
+    }
     if (call->loop && !sl_loop_is_current(call->loop)) {
         call->answer = rc;
         call->post.fn = deliver;

@@ -2,12 +2,14 @@
  *
  * Exit status: 0 all went well, 1 some documents failed (or a plugin broke
  * its contract), 2 usage or configuration errors, 3 interrupted, 4 the
- * store is held by another sluice process (run, serve). Logs and the progress line
+ * store is held by another sluice process (run, serve), 5 a plugin crashed
+ * or called exit() inside a call. Logs and the progress line
  * go to stderr; results (report, hits, listings) to stdout. Without -c the
  * built-in copy of conf/default.ini is used: SQLite under ./.sluice/.
  */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,10 +36,13 @@
 #include "runtime.h"
 #include "serve.h"
 #include "workers.h"
+#include "media.h"
+#include "guard.h"
 
 extern const char sl_default_ini[];
 
 enum { EXIT_OK = 0, EXIT_DOCS = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 3, EXIT_BUSY = 4 };
+/* 5 (SL_EXIT_CRASH, guard.h): a plugin crashed or called exit() inside a call */
 
 typedef struct cli {
     const char *command;
@@ -55,6 +60,8 @@ typedef struct cli {
     char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
     bool dry_run, connect, all;
     const char *log_format; /* "text" (default) or "json" */
+    const char *stage; /* inspect --stage */
+    const char *input; /* check --plugin X.so --input FILE */
 } cli;
 
 static const char *usage_main =
@@ -69,6 +76,7 @@ static const char *usage_main =
     "  run --dry-run [--prune] PATH...  what a run would store, replace, skip and prune; no writes\n"
     "  failed [--json]                  the documents that failed, kept in the store\n"
     "  retry [--all]                    run the failed documents again (--all: dead letters too)\n"
+    "  inspect [--stage NAME] FILE      what each stage makes of FILE, nothing stored\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
@@ -80,7 +88,8 @@ static const char *usage_main =
     "  --version           print the version\n"
     "\n"
     "exit status: 0 all went well, 1 some documents failed, 2 usage or configuration error,\n"
-    "3 interrupted, 4 the store is in use by another sluice process\n";
+    "3 interrupted, 4 the store is in use by another sluice process, 5 a plugin crashed (or called\n"
+    "exit) inside a call\n";
 
 static const char *usage_run =
     "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--dry-run] [--listen ADDR] [-v|-q]\n"
@@ -173,6 +182,16 @@ static const char *usage_serve =
     "                   a good one replaces it once the current pass is done, then all is rescanned\n"
     "Exit status: 0 stopped by a signal, 2 config error, 4 the store is in use by another process.\n";
 
+static const char *usage_inspect =
+    "usage: sluice inspect [-c FILE] [--set S.K=V]... [--stage NAME] [--json] FILE\n"
+    "       sluice check --plugin X.so --input FILE [--set KEY=VALUE]... [--json]\n"
+    "\n"
+    "Runs FILE through its route (up to the stage named by --stage) and prints what each\n"
+    "stage made: elements (kind, level, page, line, text), chunks (heading path, text),\n"
+    "summaries, vector dimensions and norms, metadata and each stage's busy time. Nothing\n"
+    "is stored: the sink is never called. The second form puts plugin X.so into the\n"
+    "built-in pipeline in its role's place and inspects FILE up to it.\n";
+
 static int usage_error(const char *fmt, const char *arg) {
     char msg[1024];
 #pragma GCC diagnostic push
@@ -251,6 +270,12 @@ static int parse_args(cli *c, int argc, char **argv) {
         } else if (strcmp(a, "--plugin") == 0) {
             if (!more) return usage_error("%s needs a FILE.so", a);
             c->plugin = argv[++i];
+        } else if (strcmp(a, "--stage") == 0) {
+            if (!more) return usage_error("%s needs a NAME", a);
+            c->stage = argv[++i];
+        } else if (strcmp(a, "--input") == 0) {
+            if (!more) return usage_error("%s needs a FILE", a);
+            c->input = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!c->command) {
@@ -329,6 +354,16 @@ static void serve_after_run(sl_runtime *rt, uint64_t ms) {
     sl_loop_run(rt->loop);
 }
 
+/* The report of a run stopped without unwinding (pipeline.h: last_report). */
+static void print_last_report(const sl_report *rep, void *arg) {
+    const cli *c = arg;
+    if (c->json)
+        sl_report_write_json(rep, stdout);
+    else
+        sl_report_print(rep, stdout);
+    fflush(stdout);
+}
+
 /* A run of `paths` with the dead letters passed over (none with `all`),
  * its failures recorded in the store after it. */
 static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t npaths, bool all) {
@@ -356,7 +391,9 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
                             .progress = isatty(STDERR_FILENO) && c->verbosity >= SL_LOG_WARN &&
                                         !sl_ctx_log_json(c->ctx),
                             .parked = parked,
-                            .nparked = nparked};
+                            .nparked = nparked,
+                            .last_report = print_last_report,
+                            .last_report_arg = c};
         sl_report rep;
         memset(&rep, 0, sizeof rep);
         sl_httpd_run_view view = {.rt = rt, .rep = &rep};
@@ -773,6 +810,10 @@ static int cmd_plugins(cli *c) {
             json_object_set_new(o, "summary", json_string(d->summary ? d->summary : ""));
             json_object_set_new(o, "path", json_string(list[i]->path));
             json_object_set_new(o, "options", options_json(d->options));
+            json_t *applies = json_array();
+            for (const sl_option *so = sl_stage_options(); so->name; so++)
+                if (sl_stage_option_applies(so, d)) json_array_append_new(applies, json_string(so->name));
+            json_object_set_new(o, "stage_settings", applies);
             json_array_append_new(arr, o);
         }
         json_object_set_new(root, "plugins", arr);
@@ -795,6 +836,10 @@ static int cmd_plugins(cli *c) {
                 printf("  options:\n");
                 print_options(d->options, "    ");
             }
+            printf("  stage settings that apply:");
+            for (const sl_option *o = sl_stage_options(); o->name; o++)
+                if (sl_stage_option_applies(o, d)) printf(" %s", o->name);
+            printf("\n");
         }
         printf("\nsettings every stage section accepts:\n");
         print_options(sl_stage_options(), "    ");
@@ -806,9 +851,340 @@ static int cmd_plugins(cli *c) {
     return n == 0 ? EXIT_USAGE : EXIT_OK;
 }
 
+/* --- inspect: one document through its route, nothing stored --- */
+
+typedef struct inspect_state {
+    json_t *stages;  /* one object per step, in order */
+    size_t elements; /* elements already shown */
+    bool embedded;   /* vectors shown */
+} inspect_state;
+
+static json_t *json_text(const char *s) {
+    json_t *j = json_string(s ? s : "");
+    /* element text is not always valid UTF-8: say so instead of dropping it */
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static void inspect_observe(void *arg, const char *stage, const char *op, const sl_doc *doc, double busy_s) {
+    inspect_state *is = arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "stage", json_string(stage));
+    json_object_set_new(o, "operation", json_string(op));
+    json_object_set_new(o, "busy_s", json_real(busy_s));
+    if (strcmp(op, "read") == 0) {
+        size_t len = 0;
+        sl_doc_data(doc, &len);
+        json_object_set_new(o, "bytes", json_integer((json_int_t)len));
+        json_object_set_new(o, "media_type", json_string(sl_doc_media_type(doc)));
+        json_object_set_new(o, "hash", json_string(sl_doc_hash(doc) ? sl_doc_hash(doc) : ""));
+    }
+    size_t ne = sl_doc_element_count(doc);
+    if (ne > is->elements) { /* what this step added */
+        json_t *arr = json_array();
+        for (size_t i = is->elements; i < ne; i++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "index", json_integer((json_int_t)i));
+            json_object_set_new(e, "kind", json_string(sl_elem_type_name(sl_element_type(doc, i))));
+            json_object_set_new(e, "level", json_integer(sl_element_level(doc, i)));
+            json_object_set_new(e, "page", json_integer(sl_element_page(doc, i)));
+            json_object_set_new(e, "line", json_integer(sl_element_line(doc, i)));
+            json_object_set_new(e, "text", json_text(sl_element_text(doc, i, NULL)));
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(o, "elements", arr);
+        is->elements = ne;
+    }
+    size_t nc = sl_doc_chunk_count(doc);
+    if (strcmp(op, "chunk") == 0 || strcmp(op, "summarize") == 0 || strcmp(op, "embed") == 0) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nc; i++) {
+            json_t *c = json_object();
+            json_object_set_new(c, "index", json_integer((json_int_t)i));
+            json_object_set_new(c, "page", json_integer(sl_chunk_page(doc, i)));
+            json_object_set_new(c, "line", json_integer(sl_chunk_line(doc, i)));
+            json_object_set_new(c, "heading", json_text(sl_chunk_heading(doc, i)));
+            if (strcmp(op, "chunk") == 0)
+                json_object_set_new(c, "text", json_text(sl_chunk_text(doc, i, NULL)));
+            const char *sum = sl_chunk_summary(doc, i);
+            if (strcmp(op, "summarize") == 0 && sum) json_object_set_new(c, "summary", json_text(sum));
+            uint32_t dim = 0;
+            const float *v = sl_chunk_vector(doc, i, &dim);
+            if (strcmp(op, "embed") == 0 && v) {
+                double n2 = 0;
+                for (uint32_t k = 0; k < dim; k++) n2 += (double)v[k] * v[k];
+                json_object_set_new(c, "dimension", json_integer(dim));
+                json_object_set_new(c, "norm", json_real(sqrt(n2)));
+                json_t *head = json_array();
+                for (uint32_t k = 0; k < dim && k < 4; k++) json_array_append_new(head, json_real(v[k]));
+                json_object_set_new(c, "first", head);
+            }
+            json_array_append_new(arr, c);
+        }
+        json_object_set_new(o, "chunks", arr);
+    }
+    json_t *meta = json_object();
+    for (size_t i = 0; i < sl_doc_meta_count(doc); i++) {
+        const char *k, *v;
+        if (sl_doc_meta_at(doc, i, &k, &v) == 0) json_object_set_new(meta, k, json_text(v));
+    }
+    json_object_set_new(o, "metadata", meta);
+    json_array_append_new(is->stages, o);
+}
+
+/* One line of text, whitespace folded, cut at `max` characters. */
+static void print_folded(const char *s, int max) {
+    int col = 0, space = 0;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && col < max; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+            space = 1;
+            continue;
+        }
+        if (space && col) putchar(' '), col++;
+        space = 0;
+        putchar(*p);
+        if ((*p & 0xC0) != 0x80) col++;
+    }
+    printf("%s\n", col >= max ? " ..." : "");
+}
+
+static void inspect_print(json_t *stages) {
+    size_t i;
+    json_t *st;
+    json_array_foreach(stages, i, st) {
+        printf("== %s (%s) %.6f s\n", json_string_value(json_object_get(st, "stage")),
+               json_string_value(json_object_get(st, "operation")),
+               json_real_value(json_object_get(st, "busy_s")));
+        json_t *b = json_object_get(st, "bytes");
+        if (b)
+            printf("  %lld bytes, %s, hash %.16s\n", (long long)json_integer_value(b),
+                   json_string_value(json_object_get(st, "media_type")),
+                   json_string_value(json_object_get(st, "hash")));
+        size_t k;
+        json_t *e;
+        json_array_foreach(json_object_get(st, "elements"), k, e) {
+            printf("  element %lld %s", (long long)json_integer_value(json_object_get(e, "index")),
+                   json_string_value(json_object_get(e, "kind")));
+            if (json_integer_value(json_object_get(e, "level")))
+                printf(" level %lld", (long long)json_integer_value(json_object_get(e, "level")));
+            if (json_integer_value(json_object_get(e, "page")))
+                printf(" page %lld", (long long)json_integer_value(json_object_get(e, "page")));
+            if (json_integer_value(json_object_get(e, "line")))
+                printf(" line %lld", (long long)json_integer_value(json_object_get(e, "line")));
+            printf(": ");
+            print_folded(json_string_value(json_object_get(e, "text")), 100);
+        }
+        json_array_foreach(json_object_get(st, "chunks"), k, e) {
+            printf("  chunk %lld", (long long)json_integer_value(json_object_get(e, "index")));
+            if (json_integer_value(json_object_get(e, "page")))
+                printf(" page %lld", (long long)json_integer_value(json_object_get(e, "page")));
+            if (json_integer_value(json_object_get(e, "line")))
+                printf(" line %lld", (long long)json_integer_value(json_object_get(e, "line")));
+            const char *h = json_string_value(json_object_get(e, "heading"));
+            if (h && *h) printf(" [%s]", h);
+            if (json_object_get(e, "dimension"))
+                printf(": vector of %lld dimensions, norm %.4f\n",
+                       (long long)json_integer_value(json_object_get(e, "dimension")),
+                       json_real_value(json_object_get(e, "norm")));
+            else if (json_object_get(e, "summary"))
+                printf(": summary: "), print_folded(json_string_value(json_object_get(e, "summary")), 200);
+            else if (json_object_get(e, "text"))
+                printf(": "), print_folded(json_string_value(json_object_get(e, "text")), 100);
+            else
+                printf("\n");
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(st, "metadata"), key, v) {
+            if (i + 1 == json_array_size(stages)) printf("  metadata %s = %s\n", key, json_string_value(v));
+        }
+    }
+}
+
+/* Inits what the route of `media` calls, the sink excepted (it is never called). */
+static int init_route(cli *c, sl_runtime *rt, const sl_route *r) {
+    sl_instance *list[64];
+    size_t n = 0;
+    list[n++] = r->parser;
+    for (size_t i = 0; i < r->npages && n < 60; i++) list[n++] = r->pages[i];
+    list[n++] = r->chunker;
+    if (r->llm) list[n++] = r->llm;
+    if (r->embedder) list[n++] = r->embedder;
+    for (size_t i = 0; i < n; i++) {
+        sl_instance *in = list[i];
+        /* isolated stages are initialised in their worker processes */
+        if (in->stage.isolated || in->desc->bottleneck == SL_ISOLATED) continue;
+        if (sl_instance_init(c->ctx, in)) return -1;
+        for (size_t f = 0; f < in->nfallbacks; f++)
+            if (sl_instance_init(c->ctx, in->fallbacks[f])) return -1;
+    }
+    (void)rt;
+    return 0;
+}
+
+/* Runs FILE through its route in rt (up to c->stage), prints what each step made. */
+static int inspect_run(cli *c, sl_runtime *rt, const char *file) {
+    const char *media = sl_media_type_for_path(file);
+    const sl_route *r = sl_runtime_route_for(rt, media);
+    if (!r) {
+        fprintf(stderr, "sluice: no route for %s (media type %s): add it to a [route.*] section's media\n",
+                file, media);
+        return EXIT_USAGE;
+    }
+    if (c->stage) {
+        bool found = strcmp(c->stage, "read") == 0 || strcmp(c->stage, r->parser->name) == 0 ||
+                     strcmp(c->stage, r->chunker->name) == 0 ||
+                     (r->llm && strcmp(c->stage, r->llm->name) == 0) ||
+                     (r->embedder && strcmp(c->stage, r->embedder->name) == 0);
+        for (size_t i = 0; i < r->npages; i++) found |= strcmp(c->stage, r->pages[i]->name) == 0;
+        if (!found) {
+            fprintf(stderr, "sluice: inspect --stage %s: [route.%s] has no such stage (its stages: read %s",
+                    c->stage, r->name, r->parser->name);
+            for (size_t i = 0; i < r->npages; i++) fprintf(stderr, " %s", r->pages[i]->name);
+            fprintf(stderr, " %s%s%s%s%s)\n", r->chunker->name, r->llm ? " " : "", r->llm ? r->llm->name : "",
+                    r->embedder ? " " : "", r->embedder ? r->embedder->name : "");
+            return EXIT_USAGE;
+        }
+    }
+    if (init_route(c, rt, r)) return fail(c, EXIT_USAGE);
+    inspect_state is = {.stages = json_array()};
+    const char *paths[1] = {file};
+    sl_run_opts opts = {.paths = paths,
+                        .npaths = 1,
+                        .inspect = 1,
+                        .stop_after = c->stage,
+                        .observe = inspect_observe,
+                        .observe_arg = &is};
+    sl_report rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = sl_pipeline_run(rt, &opts, &rep);
+    int status = EXIT_OK;
+    if (rc && !rep.fatal) {
+        status = fail(c, EXIT_USAGE);
+    } else {
+        json_t *root = json_object();
+        json_object_set_new(root, "file", json_string(file));
+        json_object_set_new(root, "route", json_string(r->name));
+        json_object_set_new(root, "stages", is.stages);
+        is.stages = NULL;
+        if (rep.nfailures) {
+            json_object_set_new(root, "failed_in", json_string(rep.failures[0].stage));
+            json_object_set_new(root, "reason", json_text(rep.failures[0].reason));
+        }
+        if (c->json) {
+            json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            putchar('\n');
+        } else {
+            printf("%s: [route.%s], nothing stored\n", file, r->name);
+            inspect_print(json_object_get(root, "stages"));
+            if (rep.nfailures) printf("FAILED in %s: %s\n", rep.failures[0].stage, rep.failures[0].reason);
+        }
+        json_decref(root);
+        status = rep.fatal ? EXIT_USAGE : rep.failed ? EXIT_DOCS : EXIT_OK;
+    }
+    json_decref(is.stages);
+    sl_report_free(&rep);
+    return status;
+}
+
+static int cmd_inspect(cli *c) {
+    if (c->nargs != 1)
+        return usage_error("%s", "inspect: give one FILE (for example: sluice inspect README.md)");
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, false, false, &cfg, &rt);
+    if (status) return status;
+    status = inspect_run(c, rt, c->args[0]);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+/* `check --plugin X.so --input FILE`: FILE through the built-in pipeline
+ * with X in its role's place, up to X, nothing stored. */
+static int check_input(cli *c) {
+    sl_registry *reg = NULL;
+    const sl_loaded *p = NULL;
+    if (sl_registry_new(c->ctx, &reg) || sl_registry_open(c->ctx, reg, c->plugin, &p)) {
+        sl_registry_free(reg);
+        return fail(c, EXIT_USAGE);
+    }
+    char name[256], dir[4096], *slash;
+    snprintf(name, sizeof name, "%s", p->desc.name);
+    sl_role role = p->desc.role;
+    snprintf(dir, sizeof dir, "%s", p->path);
+    slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    sl_registry_free(reg);
+    const char *stages = NULL;
+    switch (role) {
+    case SL_ROLE_PARSER: stages = "inspected chunker embedder"; break;
+    case SL_ROLE_PAGE: stages = "markdown inspected chunker embedder"; break;
+    case SL_ROLE_CHUNKER: stages = "markdown inspected embedder"; break;
+    case SL_ROLE_LLM:
+    case SL_ROLE_EMBEDDER: stages = "markdown chunker inspected"; break;
+    default:
+        fprintf(
+            stderr,
+            "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
+            "test store instead\n",
+            name, sl_role_name(role));
+        return EXIT_USAGE;
+    }
+    /* the built-in config, the plugin as stage [inspected], and the
+     * plugin's own --set KEY=VALUE as inspected.KEY=VALUE */
+    const char *media = sl_media_type_for_path(c->input);
+    size_t n = c->nsets;
+    char **owned = calloc(n + 5, sizeof *owned);
+    const char **sets = calloc(n + 5, sizeof *sets);
+    int status = owned && sets ? EXIT_OK : EXIT_USAGE;
+    size_t k = 0;
+    if (!status) {
+        if (asprintf(&owned[k++], "sluice.plugin_path=%s", dir) < 0 ||
+            asprintf(&owned[k++], "inspected.plugin=%s", name) < 0 ||
+            asprintf(&owned[k++], "route.text.stages=%s", stages) < 0 ||
+            asprintf(&owned[k++], "route.text.media=%s%s", media,
+                     role == SL_ROLE_PARSER ? "" : " text/markdown text/plain") < 0)
+            status = usage_error("%s", "out of memory");
+        for (size_t i = 0; !status && i < n; i++)
+            if (asprintf(&owned[k++], "inspected.%s", c->sets[i]) < 0)
+                status = usage_error("%s", "out of memory");
+    }
+    if (!status) {
+        for (size_t i = 0; i < k; i++) sets[i] = owned[i];
+        const char **user_sets = c->sets;
+        const char *user_config = c->config;
+        size_t user_n = c->nsets;
+        c->sets = sets;
+        c->nsets = k;
+        c->config = NULL;
+        const char *user_stage = c->stage;
+        c->stage = "inspected";
+        sl_config *cfg;
+        sl_runtime *rt;
+        status = open_runtime(c, false, false, &cfg, &rt);
+        if (!status) {
+            status = inspect_run(c, rt, c->input);
+            sl_runtime_free(rt);
+            sl_config_free(cfg);
+        }
+        c->sets = user_sets;
+        c->nsets = user_n;
+        c->config = user_config;
+        c->stage = user_stage;
+    }
+    for (size_t i = 0; owned && i < k; i++) free(owned[i]);
+    free(owned);
+    free(sets);
+    return status;
+}
+
 /* --- check --- */
 
 static int cmd_check(cli *c) {
+    if (c->plugin && c->input) return check_input(c);
     if (c->plugin) {
         int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, stdout);
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
@@ -876,6 +1252,9 @@ int main(int argc, char **argv) {
     }
     sl_ctx_set_global(c.ctx);
     const char *cmd = c.command;
+    /* a crash inside a plugin names it (guard.h); a worker process's own
+     * death is reported by its supervisor instead */
+    if (cmd && strcmp(cmd, "__worker") != 0) sl_guard_install(cmd);
     if (!cmd) {
         fputs(usage_main, c.help ? stdout : stderr);
         status = c.help ? EXIT_OK : EXIT_USAGE;
@@ -895,6 +1274,8 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_failed, stdout), EXIT_OK) : cmd_failed(&c);
     } else if (strcmp(cmd, "retry") == 0) {
         status = c.help ? (fputs(usage_retry, stdout), EXIT_OK) : cmd_retry(&c);
+    } else if (strcmp(cmd, "inspect") == 0) {
+        status = c.help ? (fputs(usage_inspect, stdout), EXIT_OK) : cmd_inspect(&c);
     } else if (strcmp(cmd, "__worker") == 0) {
         status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {

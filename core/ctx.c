@@ -224,7 +224,12 @@ const char *sl_strerror(int code) {
     case SL_ENOMEM: return "out of memory";
     case SL_EINVAL: return "invalid argument";
     case SL_PENDING: return "pending";
-    default: return "unknown error";
+    default: {
+        /* the code itself, so a plugin's stray -77 can be found in its source */
+        static _Thread_local char unknown[40];
+        snprintf(unknown, sizeof unknown, "unknown error (%d)", code);
+        return unknown;
+    }
     }
 }
 

@@ -12,10 +12,12 @@
  * moment it started (the time before that was queue time) and the time it
  * was busy, so the report reads every executor the same way.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scheduler.h"
+#include "guard.h"
 
 /* --- pool --- */
 
@@ -40,6 +42,56 @@ static int call_unit(unit *u, sl_tstate *ts, void (*on_done)(sl_call *, int)) {
     return rc;
 }
 
+/* --- deadlines of calls that answered SL_PENDING ---
+ *
+ * A plugin that answers SL_PENDING promises an sl_call_done. If none comes
+ * within the stage's call_timeout (else [sluice] call_deadline), the unit
+ * fails its documents with "no answer from PLUGIN within T s". The call is
+ * marked abandoned (call.c ignores and counts a late sl_call_done) and the
+ * unit's memory, with its job's, is kept until the run is freed, so the
+ * plugin's late answer writes into memory that is still there. */
+
+static void deadline_closed(uv_handle_t *h) { free(h); }
+
+static void deadline_disarm(unit *u) {
+    if (!u->deadline) return;
+    uv_timer_stop(u->deadline);
+    uv_close((uv_handle_t *)u->deadline, deadline_closed);
+    u->deadline = NULL;
+}
+
+static void deadline_fire(uv_timer_t *t) {
+    unit *u = t->data;
+    deadline_disarm(u);
+    int expected = 0;
+    /* the answer is already on its way to the loop: it decides */
+    if (!atomic_compare_exchange_strong(&u->call.done, &expected, SL_CALL_ABANDONED)) return;
+    u->abandoned = 1;
+    if (u->job) u->job->abandoned = 1;
+    sl_instance *inst = u->thr->inst;
+    int64_t ms = inst->stage.timeout_ms > 0 ? inst->stage.timeout_ms : u->st->run->rt->set.call_deadline_ms;
+    sl_fail(
+        &u->call, SL_EBADINPUT,
+        "no answer from %s within %.3g s (it answered SL_PENDING and did not call sl_call_done in time; %s)",
+        inst->desc->name, (double)ms / 1000.0,
+        inst->stage.timeout_ms > 0 ? "the stage's call_timeout" : "[sluice] call_deadline");
+    uint64_t t0 = u->st->ex == &u->st->run->ex_pool ? u->task.t_start : u->t_start;
+    stage_complete(u, SL_EBADINPUT, t0, sl_now_ns() - t0, 1);
+}
+
+static void deadline_arm(unit *u) {
+    sl_instance *inst = u->thr->inst;
+    if (!inst) return;
+    int64_t ms = inst->stage.timeout_ms > 0 ? inst->stage.timeout_ms : u->st->run->rt->set.call_deadline_ms;
+    if (ms <= 0) return;
+    uv_timer_t *t = malloc(sizeof *t);
+    if (!t) return;
+    uv_timer_init(sl_loop_uv(u->st->run->loop), t);
+    t->data = u;
+    u->deadline = t;
+    uv_timer_start(t, deadline_fire, (uint64_t)ms, 0);
+}
+
 /* The answer of a pool call that returned SL_PENDING (sl_call_done from any
  * thread, brought to the loop by call.c). */
 static void pool_answer(sl_call *call, int rc) {
@@ -49,6 +101,7 @@ static void pool_answer(sl_call *call, int rc) {
         u->answer = rc;
         return;
     }
+    deadline_disarm(u);
     stage_complete(u, rc, u->task.t_start, u->task.t_end - u->task.t_start, 1);
 }
 
@@ -62,7 +115,10 @@ static void pool_done(sl_task *t) {
     unit *u = (unit *)t;
     if (u->rc == SL_PENDING) {
         u->returned = 1;
-        if (u->pool_answered) stage_complete(u, u->answer, t->t_start, t->t_end - t->t_start, 1);
+        if (u->pool_answered)
+            stage_complete(u, u->answer, t->t_start, t->t_end - t->t_start, 1);
+        else
+            deadline_arm(u);
         return;
     }
     stage_complete(u, u->rc, t->t_start, t->t_end - t->t_start, 1);
@@ -88,6 +144,11 @@ static void thread_exit(void *arg, int thread) {
 
 /* --- loop --- */
 
+static void loop_later(sl_post *p) {
+    unit *u = (unit *)((char *)p - offsetof(unit, later));
+    stage_complete(u, u->rc, u->t_start, sl_now_ns() - u->t_start, 1);
+}
+
 static void loop_done(sl_call *call, int rc) {
     unit *u = call->udata;
     if (u->calling) { /* sl_call_done inside the call: delivered once it returns */
@@ -95,7 +156,13 @@ static void loop_done(sl_call *call, int rc) {
         u->answered = 1;
         return;
     }
-    stage_complete(u, rc, u->t_start, sl_now_ns() - u->t_start, 1);
+    deadline_disarm(u);
+    /* completed on the loop's next turn, not inside sl_call_done: a plugin
+     * that calls sl_call_done twice in a row finds the call still marked
+     * done (call.c counts it) rather than a unit already reused */
+    u->rc = rc;
+    u->later.fn = loop_later;
+    sl_loop_post(u->st->run->loop, &u->later);
 }
 
 static void loop_submit(sl_exec *ex, unit *u) {
@@ -105,9 +172,11 @@ static void loop_submit(sl_exec *ex, unit *u) {
     int rc = call_unit(u, NULL, loop_done);
     u->calling = 0;
     if (rc != SL_PENDING)
-        loop_done(&u->call, rc);
+        stage_complete(u, rc, u->t_start, sl_now_ns() - u->t_start, 1);
     else if (u->answered)
-        loop_done(&u->call, u->rc);
+        stage_complete(u, u->rc, u->t_start, sl_now_ns() - u->t_start, 1);
+    else
+        deadline_arm(u);
 }
 
 /* --- workers --- */
@@ -197,6 +266,9 @@ int exec_start(run *r) {
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
     if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool))
         return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
+    /* the watchdogs (guard.h): the loop blocked past 100 ms, a pool call past [sluice] slow_call */
+    sl_guard_set_loop_thread();
+    sl_guard_start(100, (uint64_t)(rt->set.slow_call_ms > 0 ? rt->set.slow_call_ms : 0));
     /* io plugins' responses are decoded here (sl_http_answer_on_pool) */
     sl_loop_set_service(r->loop, SL_LOOP_POOL, r->pool, NULL);
     int isolated = 0;
@@ -230,6 +302,7 @@ int exec_start(run *r) {
 }
 
 void exec_stop(run *r) {
+    sl_guard_stop();
     sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
     r->workers = NULL;
     sl_loop_set_service(r->loop, SL_LOOP_POOL, NULL, NULL);

@@ -36,6 +36,7 @@
 
 #include <curl/curl.h>
 
+#include "guard.h"
 #include "instance.h"
 #include "loop.h"
 #include "http_request.h"
@@ -148,10 +149,17 @@ typedef struct answer_task {
     sl_http *req;
 } answer_task;
 
+/* The plugin's answer callback, marked as its call for a crash report (guard.h). */
+static void call_back(sl_http *req) {
+    sl_guard_call gc;
+    sl_guard_enter_callback(&gc, req->inst, "an HTTP answer callback");
+    req->cb(req, req->arg);
+    sl_guard_leave(&gc);
+}
+
 static void answer_run(sl_task *t, int thread) {
     (void)thread;
-    sl_http *req = ((answer_task *)t)->req;
-    req->cb(req, req->arg);
+    call_back(((answer_task *)t)->req);
 }
 
 static void answer_done(sl_task *t) { free(t); }
@@ -160,7 +168,7 @@ static void answer(sl_http *req) {
     sl_pool *pool = req->on_pool ? sl_loop_service(req->inst->loop, SL_LOOP_POOL) : NULL;
     answer_task *t = pool ? calloc(1, sizeof *t) : NULL;
     if (!t) { /* no pool (a synchronous call) or no memory: on the loop */
-        req->cb(req, req->arg);
+        call_back(req);
         return;
     }
     t->req = req;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "options.h"
 
 static const sl_option stage_options[] = {
@@ -53,8 +54,9 @@ static const sl_option stage_options[] = {
     {.name = "call_timeout",
      .type = SL_OPT_DURATION,
      .def = "0",
-     .help = "isolated stages: a worker busy longer on one call is killed and the document fails; "
-             "0: [sluice] worker_timeout (io plugins have their own timeout option)",
+     .help = "isolated stages: a worker busy longer on one call is killed and the document fails "
+             "(0: [sluice] worker_timeout); io stages: a call not answered by then fails its document "
+             "(0: [sluice] call_deadline); refused on stages that run on the thread pool",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sl_stage_conf, timeout_ms)},
     {.name = "rpm",
@@ -129,6 +131,23 @@ static const sl_option stage_options[] = {
 };
 
 const sl_option *sl_stage_options(void) { return stage_options; }
+
+bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
+    static const char *const io_only[] = {
+        "rpm",         "tpm",          "fallback", "breaker_failures", "breaker_cooldown",
+        "price_input", "price_output", NULL};
+    static const char *const llm_only[] = {"summaries",       "document_prompt", "chunk_prompt",
+                                           "max_input_chars", "embed_summaries", NULL};
+    for (size_t i = 0; io_only[i]; i++)
+        if (strcmp(o->name, io_only[i]) == 0) return d->bottleneck == SL_IO;
+    for (size_t i = 0; llm_only[i]; i++)
+        if (strcmp(o->name, llm_only[i]) == 0) return d->role == SL_ROLE_LLM;
+    if (strcmp(o->name, "batch_size") == 0 || strcmp(o->name, "batch_delay") == 0)
+        return d->role == SL_ROLE_EMBEDDER;
+    if (strcmp(o->name, "isolated") == 0) return d->bottleneck == SL_CPU || d->bottleneck == SL_ISOLATED;
+    if (strcmp(o->name, "call_timeout") == 0) return d->bottleneck != SL_GPU;
+    return true;
+}
 
 static const sl_option *find_option(const sl_option *table, const char *name) {
     for (size_t i = 0; table && table[i].name; i++)
@@ -221,7 +240,9 @@ static int unknown_key(build *b, const char *where, const char *key) {
     }
     append(known, sizeof known, &used, "%s", "and the core's: plugin");
     consider(key, "plugin", &best, &bestd);
+    /* only the core's settings that apply to this plugin's role and bottleneck */
     for (const sl_option *opt = stage_options; opt->name; opt++) {
+        if (!sl_stage_option_applies(opt, inst->desc)) continue;
         append(known, sizeof known, &used, ", %s", opt->name);
         consider(key, opt->name, &best, &bestd);
     }
@@ -275,8 +296,12 @@ static int check_required(build *b, const char *where) {
     for (size_t i = 0; inst->desc->options && inst->desc->options[i].name; i++) {
         const sl_option *o = &inst->desc->options[i];
         if ((o->flags & SL_OPT_REQUIRED) && !b->given[i])
-            return sl_ctx_error(b->ctx, SL_EFATAL, "%s[%s] %s: required by plugin %s", where, inst->name,
-                                o->name, inst->desc->name);
+            return sl_ctx_error(b->ctx, SL_EFATAL,
+                                "%s[%s] %s: required by plugin %s; set it in the file, or with --set "
+                                "%s.%s=VALUE%s%s%s",
+                                where, inst->name, o->name, inst->desc->name, inst->name, o->name,
+                                o->help && *o->help ? " (" : "", o->help ? o->help : "",
+                                o->help && *o->help ? ")" : "");
     }
     return 0;
 }
@@ -429,7 +454,10 @@ int sl_instance_init(sl_ctx *ctx, sl_instance *inst) {
     inst->errmsg[0] = '\0';
     if (d->init) {
         void *state = NULL;
+        sl_guard_call gc;
+        sl_guard_enter_callback(&gc, inst, "init");
         int rc = d->init(inst, inst->config, &state);
+        sl_guard_leave(&gc);
         if (rc != 0) { /* a positive return (SL_PENDING) is no answer for init */
             int code = rc < 0 ? rc : SL_EFATAL;
             return sl_ctx_error(ctx, code, "[%s] init failed: %s", inst->name,

@@ -46,6 +46,9 @@ typedef struct sl_stage_conf {
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */
 const sl_option *sl_stage_options(void);
+/* Whether stage setting o means anything for a plugin of d's role and
+ * bottleneck (rpm for io plugins, summaries for llm stages, ...). */
+bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d);
 
 struct sl_instance {
     sl_ctx *ctx;
@@ -93,7 +96,7 @@ struct sl_call {
     /* io completion: set by the executor before calling an io callback. */
     void (*on_done)(sl_call *call, int rc);
     void *udata;
-    atomic_int done;      /* set once sl_call_done ran */
+    atomic_int done;      /* set once sl_call_done ran (SL_CALL_ABANDONED: its deadline passed) */
     struct sl_loop *loop; /* where the answer goes: sl_call_done from another thread posts it */
     sl_post post;
     int answer;                          /* the posted answer */
@@ -103,11 +106,16 @@ struct sl_call {
     int throttled;                       /* the provider said 429: pacing, not a failure */
 };
 
+#define SL_CALL_ABANDONED 2
+
 struct sl_completion {
     char *text; /* malloc'd, NUL-terminated */
     size_t len;
 };
 
 void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state);
+/* sl_call_done calls ignored so far in this process: after a call's
+ * deadline (late) and on a call already answered (extra). */
+void sl_call_answers_ignored(uint64_t *late, uint64_t *extra);
 
 #endif

@@ -11,12 +11,14 @@
  */
 #include <stdlib.h>
 
+#include "guard.h"
 #include "instance.h"
 #include "loop.h"
 #include "sluice/io.h"
 
 struct sl_watch {
     uv_poll_t poll;
+    const sl_instance *inst;
     sl_watch_cb cb;
     void *arg;
     int stopped; /* sl_watch_stop ran: a pending event must not call back */
@@ -24,6 +26,7 @@ struct sl_watch {
 
 struct sl_timer {
     uv_timer_t timer;
+    const sl_instance *inst;
     void (*cb)(void *arg);
     void *arg;
 };
@@ -39,12 +42,15 @@ static void watch_cb(uv_poll_t *poll, int status, int uvev) {
     if (w->stopped) return;
     /* libuv reports a socket error (POLLERR) as a negative errno and has
      * already stopped the handle; plugins see the SDK's one convention. */
+    sl_guard_call gc; /* a crash in the plugin's callback names it (guard.h) */
+    sl_guard_enter_callback(&gc, w->inst, "a socket callback");
     if (status < 0) {
         w->cb(w, SL_ERETRY, 0, w->arg);
-        return;
+    } else {
+        int events = (uvev & UV_READABLE ? SL_READABLE : 0) | (uvev & UV_WRITABLE ? SL_WRITABLE : 0);
+        w->cb(w, 0, events, w->arg);
     }
-    int events = (uvev & UV_READABLE ? SL_READABLE : 0) | (uvev & UV_WRITABLE ? SL_WRITABLE : 0);
-    w->cb(w, 0, events, w->arg);
+    sl_guard_leave(&gc);
 }
 
 int sl_watch_start(sl_instance *inst, int fd, int events, sl_watch_cb cb, void *arg, sl_watch **out) {
@@ -60,6 +66,7 @@ int sl_watch_start(sl_instance *inst, int fd, int events, sl_watch_cb cb, void *
         return rc == UV_ENOMEM ? SL_ENOMEM : SL_EINVAL;
     }
     w->poll.data = w;
+    w->inst = inst;
     w->cb = cb;
     w->arg = arg;
     if (events && uv_poll_start(&w->poll, uv_events(events), watch_cb) != 0) {
@@ -88,7 +95,10 @@ static void timer_cb(uv_timer_t *t) {
     /* closed before the callback, which may then start new timers or call
      * sl_timer_stop on this one harmlessly; freed after it returns */
     uv_close((uv_handle_t *)&tm->timer, free_handle);
+    sl_guard_call gc;
+    sl_guard_enter_callback(&gc, tm->inst, "a timer callback");
     tm->cb(tm->arg);
+    sl_guard_leave(&gc);
 }
 
 int sl_timer_start(sl_instance *inst, uint64_t ms, void (*cb)(void *arg), void *arg, sl_timer **out) {
@@ -98,6 +108,7 @@ int sl_timer_start(sl_instance *inst, uint64_t ms, void (*cb)(void *arg), void *
     if (!tm) return SL_ENOMEM;
     uv_timer_init(sl_loop_uv(inst->loop), &tm->timer); /* cannot fail */
     tm->timer.data = tm;
+    tm->inst = inst;
     tm->cb = cb;
     tm->arg = arg;
     uv_timer_start(&tm->timer, timer_cb, ms, 0);

@@ -110,6 +110,12 @@ void job_account(job *j) {
 
 static void child_ended(job *parent, job_state end);
 
+static void job_free_parked(void *p) {
+    job *j = p;
+    sl_doc_free(j->doc);
+    free(j);
+}
+
 /* The job's end: counted in the report, its memory given back, its parent
  * told, the next document admitted. */
 static void job_end(job *j, job_state end) {
@@ -153,9 +159,11 @@ static void job_end(job *j, job_state end) {
     free(j->summaries);
     free(j->fail_stage);
     free(j->fail_reason);
-    sl_doc_free(j->doc);
     job *parent = j->parent;
-    free(j);
+    if (j->abandoned)
+        sl_runtime_park(r->rt, j, job_free_parked); /* a plugin may still answer into it */
+    else
+        job_free_parked(j);
     if (parent) child_ended(parent, end);
     job_admit(r);
     run_maybe_end(r);
@@ -216,6 +224,30 @@ static void job_pages_done(job *j) {
 
 void job_parts_add(job *j, uint32_t n) { j->parts += n; }
 
+/* `sluice inspect`: the document as the step just left it. */
+static void observe_step(job *j, const route_plan *p) {
+    const sl_run_opts *o = j->run->opts;
+    const stage *st = p->steps[j->step];
+    uint64_t sum = j->sum_base_ns + j->sum_busy_ns;
+    if (j->step == p->joint) {
+        o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)sum / 1e9);
+        st = p->steps[j->step + 1];
+    }
+    if (st->op->id == SL_OP_PAGE) { /* the page stages ran page by page, together: one entry */
+        char names[512] = "";
+        size_t f = j->step, used = 0;
+        while (f > 0 && p->steps[f - 1]->op->id == SL_OP_PAGE) f--;
+        for (size_t k = f; k <= j->step && used + 1 < sizeof names; k++) {
+            int n = snprintf(names + used, sizeof names - used, "%s%s", k > f ? " + " : "",
+                             stage_name(p->steps[k]));
+            if (n > 0) used += (size_t)n;
+        }
+        o->observe(o->observe_arg, names, st->op->name, j->doc, (double)j->step_busy_ns / 1e9);
+        return;
+    }
+    o->observe(o->observe_arg, stage_name(st), st->op->name, j->doc, (double)j->step_busy_ns / 1e9);
+}
+
 void job_part_done(job *j) {
     SL_INVARIANT(j->parts > 0);
     if (--j->parts > 0) return;
@@ -230,6 +262,7 @@ void job_part_done(job *j) {
     const route_plan *p = &j->run->plans[j->route];
     if (p->steps[j->step]->op->id == SL_OP_PAGE) job_pages_done(j);
     job_account(j);
+    if (j->run->opts->observe) observe_step(j, p);
     uint64_t sum = j->sum_base_ns + j->sum_busy_ns;
     j->chain_ns += sum > j->step_busy_ns ? sum : j->step_busy_ns;
     j->step_busy_ns = j->sum_base_ns = j->sum_busy_ns = 0;

@@ -9,6 +9,7 @@
 #include "loop.h"
 #include "media.h"
 #include "scheduler.h"
+#include "guard.h"
 
 /* --- how each operation is invoked --- */
 
@@ -196,7 +197,10 @@ const char *sl_role_executor_refusal(const sl_plugin *d, bool isolated) {
 int sl_tstate_make(sl_instance *inst, sl_tstate *ts, sl_call *call) {
     if (ts->made) return 0;
     if (inst->desc->thread_init) {
+        sl_guard_call gc;
+        sl_guard_enter_callback(&gc, inst, "thread_init");
         int rc = inst->desc->thread_init(inst->state, &ts->state);
+        sl_guard_leave(&gc);
         if (rc) {
             ts->state = NULL;
             return sl_fail(call, rc < 0 ? rc : SL_EFATAL, "[%s] thread_init failed (%s)", inst->name,
@@ -238,8 +242,9 @@ static void async_done(sl_call *call, int rc) {
 
 /* The body shared by every way of calling: fn is the operation's invoke or
  * a caller's own function (sl_invoke). */
-static int call_plugin(const sl_op *op, sl_instance *inst, sl_tstate *ts, int (*fn)(sl_call *, void *),
-                       void *arg, sl_call *call, void (*on_done)(sl_call *, int), void *udata) {
+static int call_plugin(const sl_op *op, const sl_op_args *a, sl_instance *inst, sl_tstate *ts,
+                       int (*fn)(sl_call *, void *), void *arg, sl_call *call,
+                       void (*on_done)(sl_call *, int), void *udata) {
     sl_call_init(call, inst, NULL);
     call->op = op;
     if (ts && inst) {
@@ -253,7 +258,17 @@ static int call_plugin(const sl_op *op, sl_instance *inst, sl_tstate *ts, int (*
         call->on_done = async_done;
         call->loop = inst ? inst->loop : NULL;
     }
+    /* the thread's current call, for a crash report and the watchdogs (guard.h) */
+    sl_guard_call wc = {.inst = inst ? inst->name : NULL,
+                        .plugin = inst ? inst->desc->name : NULL,
+                        .op = op ? op->name : NULL,
+                        .doc = a && a->doc            ? sl_doc_uri(a->doc)
+                               : a && a->docs && a->n ? sl_doc_uri(a->docs[0])
+                                                      : NULL,
+                        .bottleneck = inst ? (int)inst->desc->bottleneck : SL_CPU};
+    sl_guard_enter(&wc);
     int rc = fn(call, arg);
+    sl_guard_leave(&wc);
     /* io plugins answer later on the loop thread (or from a pool thread
      * decoding their response); cpu plugins later from any thread (a sink's
      * group commit). Either way sl_call_done brings the answer to the loop. */
@@ -280,7 +295,7 @@ static int invoke_op(sl_call *call, void *arg) {
 int sl_op_call(const sl_op *op, sl_instance *inst, sl_tstate *ts, const sl_op_args *a, sl_call *call,
                void (*on_done)(sl_call *call, int rc), void *udata) {
     op_arg oa = {op, a};
-    return call_plugin(op, inst, ts, invoke_op, &oa, call, on_done, udata);
+    return call_plugin(op, a, inst, ts, invoke_op, &oa, call, on_done, udata);
 }
 
 /* --- synchronous calls, for `sluice query`, `sluice check` and tests --- */
@@ -312,7 +327,7 @@ static int wait_sync(sl_instance *inst, sl_call *call, int rc, const sync_answer
 int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
     sl_tstate ts = {0};
     sync_answer a = {0};
-    int rc = call_plugin(NULL, inst, &ts, fn, arg, call, sync_done, &a);
+    int rc = call_plugin(NULL, NULL, inst, &ts, fn, arg, call, sync_done, &a);
     rc = wait_sync(inst, call, rc, &a);
     sl_tstate_free(inst, &ts);
     return rc;
@@ -320,5 +335,5 @@ int sl_invoke(sl_instance *inst, sl_invoke_fn fn, void *arg, sl_call *call) {
 
 int sl_invoke_start(sl_instance *inst, sl_tstate *ts, sl_invoke_fn fn, void *arg, sl_call *call,
                     void (*on_done)(sl_call *call, int rc), void *udata) {
-    return call_plugin(NULL, inst, ts, fn, arg, call, on_done, udata);
+    return call_plugin(NULL, NULL, inst, ts, fn, arg, call, on_done, udata);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "scheduler.h"
+#include "guard.h"
 
 void run_fatal(run *r, const char *who, const char *msg) {
     if (!r->rep->fatal) {
@@ -100,6 +101,17 @@ void run_maybe_end(run *r) {
     stop_handles(r);
 }
 
+/* Stops now, with the report as it stands: what was stored is whole. */
+static _Noreturn void stop_now(run *r) {
+    r->rep->interrupted = 1;
+    r->rep->wall_s = (double)(sl_now_ns() - r->t0) / 1e9;
+    r->rep->total = r->rep->stored + r->rep->skipped + r->rep->failed;
+    for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
+    if (r->progress_on) sl_progress_clear();
+    if (r->opts->last_report) r->opts->last_report(r->rep, r->opts->last_report_arg);
+    _exit(3);
+}
+
 /* In-flight work outlasted shutdown_grace after a signal (a plugin call that
  * never returns, say): name where it is stuck and stop. Every store is a
  * transaction: the next run resumes. */
@@ -115,14 +127,14 @@ static void grace_over(uv_timer_t *t) {
                "stopping: %zu documents still in flight %lld ms after the interrupt ([sluice] "
                "shutdown_grace), in %s",
                r->docs_inflight, (long long)r->rt->set.shutdown_grace_ms, o ? where : "no stage");
-    _exit(3);
+    stop_now(r);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
     run *r = s->data;
     if (r->stopping) {
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, NULL, "interrupted again: stopping now");
-        _exit(3); /* interrupted (README: exit status); the store is whole, the next run resumes */
+        stop_now(r); /* interrupted (README: exit status); the store is whole, the next run resumes */
     }
     r->stopping = 1;
     r->rep->interrupted = 1;
@@ -401,6 +413,9 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     rep->started_ns = r->t0;
     r->budget = rt->set.memory_budget;
 
+    uint64_t late0, extra0;
+    sl_call_answers_ignored(&late0, &extra0);
+    sl_guard_set_report(rep);
     exec_init(r);
     int rc = plan_run(r);
     if (!rc) rc = copy_roots(r);
@@ -430,6 +445,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     if (!rc) sl_pipeline_refresh(r); /* the final breakers and worker restarts, before the executors go */
     if (opts->live) *opts->live = NULL;
     exec_stop(r);
+    sl_guard_set_report(NULL);
+    sl_call_answers_ignored(&rep->late_answers, &rep->extra_answers);
+    rep->late_answers -= late0;
+    rep->extra_answers -= extra0;
     sl_loop_set_service(r->loop, SL_LOOP_METER, NULL, NULL);
     rep->peak_inflight = r->peak_inflight;
     rep->memory_budget = r->budget;

@@ -36,6 +36,18 @@ typedef struct sl_run_opts {
      * counted as parked; may be NULL */
     const char *const *parked;
     size_t nparked;
+    /* `sluice inspect`: no lookup and no store (the sink is never called);
+     * each route ends after the stage named stop_after (a section name, or
+     * "read") when it has one; observe sees the document after each step,
+     * on the loop thread, with the step's stage, operation and busy time */
+    int inspect;
+    const char *stop_after;
+    void (*observe)(void *arg, const char *stage, const char *op, const sl_doc *doc, double busy_s);
+    void *observe_arg;
+    /* called with the report as it stands when sluice stops without
+     * unwinding (a second interrupt, shutdown_grace over), then it exits 3 */
+    void (*last_report)(const sl_report *rep, void *arg);
+    void *last_report_arg;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.

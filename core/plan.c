@@ -91,8 +91,9 @@ static stage *stage_for(run *r, sl_op_id id, sl_instance *inst) {
 static int plan_route(run *r, const sl_route *rr, route_plan *p) {
     p->steps = calloc(7 + rr->npages, sizeof *p->steps);
     if (!p->steps) return SL_ENOMEM;
+    int inspect = r->opts->inspect;
     p->steps[p->n++] = r->read;
-    p->steps[p->n++] = stage_for(r, SL_OP_LOOKUP, rr->sink);
+    if (!inspect) p->steps[p->n++] = stage_for(r, SL_OP_LOOKUP, rr->sink);
     p->steps[p->n++] = stage_for(r, SL_OP_PARSE, rr->parser);
     for (size_t k = 0; k < rr->npages; k++) p->steps[p->n++] = stage_for(r, SL_OP_PAGE, rr->pages[k]);
     p->steps[p->n++] = stage_for(r, SL_OP_CHUNK, rr->chunker);
@@ -108,10 +109,22 @@ static int plan_route(run *r, const sl_route *rr, route_plan *p) {
         }
     }
     if (rr->embedder) p->steps[p->n++] = stage_for(r, SL_OP_EMBED, rr->embedder);
-    p->steps[p->n++] = stage_for(r, SL_OP_STORE, rr->sink);
+    if (!inspect) p->steps[p->n++] = stage_for(r, SL_OP_STORE, rr->sink);
     for (size_t k = 0; k < p->n; k++)
         if (!p->steps[k]) return SL_ENOMEM;
-    if (r->opts->prune && !stage_for(r, SL_OP_PRUNE, rr->sink)) return SL_ENOMEM;
+    if (!inspect && r->opts->prune && !stage_for(r, SL_OP_PRUNE, rr->sink)) return SL_ENOMEM;
+    /* inspect up to a stage: the route ends after it (an llm step cut from
+     * its embedder is a step of its own again) */
+    const char *stop = r->opts->stop_after;
+    for (size_t k = 0; stop && k < p->n; k++) {
+        if (strcmp(r->rep->stages[p->steps[k]->stat_index].name, stop) != 0) continue;
+        p->n = k + 1;
+        if (p->joint != SIZE_MAX && p->joint + 1 >= p->n) {
+            p->joint = SIZE_MAX;
+            p->chained = 0;
+        }
+        break;
+    }
     return 0;
 }
 

@@ -357,6 +357,8 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     ok(&c, "descriptor and option table are valid");
     sl_instance *inst;
     if ((rc = sl_instance_new_defaults(ctx, p, d->name, overrides, noverrides, &inst))) {
+        bad(&c, "options: %s", sl_ctx_errmsg(ctx));
+        fprintf(out, "%s: %d check(s) failed\n", path, c.failures);
         sl_registry_free(reg);
         return rc;
     }
@@ -369,6 +371,8 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     }
     inst->loop = loop;
     if ((rc = sl_instance_init(ctx, inst))) {
+        bad(&c, "init: %s", sl_ctx_errmsg(ctx)); /* a FAIL row, as every other check */
+        fprintf(out, "%s: %d check(s) failed\n", path, c.failures);
         sl_instance_free(inst);
         sl_loop_free(loop);
         sl_registry_free(reg);

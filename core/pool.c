@@ -4,6 +4,7 @@
  * sized by an environment variable and anonymous, and we need a known
  * thread index for per-thread plugin state plus priorities. */
 #include "pool.h"
+#include "guard.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ static void *worker(void *arg) {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     sl_pool *p = wa.pool;
+    sl_guard_thread_begin(); /* a stack overflow in a plugin is reported too (guard.h) */
     for (;;) {
         pthread_mutex_lock(&p->lock);
         sl_task *t;
@@ -67,6 +69,7 @@ static void *worker(void *arg) {
         sl_loop_post(p->loop, &t->post);
     }
     if (p->thread_exit) p->thread_exit(p->arg, wa.index);
+    sl_guard_thread_end();
     return NULL;
 }
 

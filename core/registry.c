@@ -292,7 +292,19 @@ int sl_registry_find(sl_ctx *ctx, sl_registry *reg, const char *name, const sl_l
     char file[PATH_MAX];
     for (size_t i = 0; i < reg->ndirs; i++) {
         snprintf(file, sizeof file, "%s/%s.so", reg->dirs[i], name);
-        if (is_file(file)) return open_file(ctx, reg, file, name, out);
+        if (!is_file(file)) continue;
+        /* the same name further on the path is never loaded: say so, or an
+         * author rebuilding the other copy waits for a change that never comes */
+        char other[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+        for (size_t j = i + 1; j < reg->ndirs; j++) {
+            snprintf(other, sizeof other, "%s/%s.so", reg->dirs[j], name);
+            if (!is_file(other) || !realpath(file, a) || !realpath(other, b) || strcmp(a, b) == 0) continue;
+            sl_ctx_log(ctx, SL_LOG_WARN, NULL,
+                       "plugin '%s' is in two folders: %s is used, %s is not (the earlier folder on the "
+                       "search path wins; `sluice plugins` lists the order)",
+                       name, file, other);
+        }
+        return open_file(ctx, reg, file, name, out);
     }
     char looked[1536] = "";
     size_t o = 0;

@@ -184,13 +184,15 @@ void sl_report_print(const sl_report *r, FILE *out) {
         fprintf(out, "in flight: at most %.1f MB held by documents of a %.1f MB memory_budget\n",
                 (double)r->peak_inflight / (1024.0 * 1024.0), (double)r->memory_budget / (1024.0 * 1024.0));
     fprintf(out, "\n%-18s %-16s %-8s %10s %9s %10s %10s %8s %8s\n", "stage", "plugin", "executor", "items",
-            "calls", "busy s", "queued s", "retries", "failed");
+            "calls", "busy s", "queued s*", "retries", "failed");
     for (size_t i = 0; i < r->nstages; i++) {
         const sl_stage_stats *s = &r->stages[i];
         fprintf(out, "%-18s %-16s %-8s %10llu %9llu %10.3f %10.3f %8llu %8llu\n", s->name, s->plugin,
                 s->executor, (unsigned long long)s->items, (unsigned long long)s->calls, secs(s->busy_ns),
                 secs(s->wait_ns), (unsigned long long)s->retries, (unsigned long long)s->failures);
     }
+    fprintf(out, "(* queued s is summed over the stage's items: it can exceed the run's %.2f s)\n",
+            r->wall_s);
     print_batching(r, out);
     if (r->nproviders) {
         double total = 0;
@@ -220,6 +222,11 @@ void sl_report_print(const sl_report *r, FILE *out) {
     if (r->binding_kind) fprintf(out, "\n%s\n", r->binding);
     if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");
     if (r->fatal) fprintf(out, "\nstopped: %s\n", r->fatal_msg);
+    if (r->late_answers || r->extra_answers)
+        fprintf(out,
+                "\nsl_call_done calls ignored: %llu after their call's deadline, %llu on calls already "
+                "answered (a plugin bug: see the log)\n",
+                (unsigned long long)r->late_answers, (unsigned long long)r->extra_answers);
 }
 
 int sl_report_write_json(const sl_report *r, FILE *out) {
@@ -320,6 +327,10 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(root, "worker_restarts", json_integer((json_int_t)r->worker_restarts));
     json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
     if (r->fatal) json_object_set_new(root, "fatal", json_string(r->fatal_msg));
+    json_t *ign = json_object();
+    json_object_set_new(ign, "late", json_integer((json_int_t)r->late_answers));
+    json_object_set_new(ign, "already_answered", json_integer((json_int_t)r->extra_answers));
+    json_object_set_new(root, "answers_ignored", ign);
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', out);
     json_decref(root);

@@ -120,6 +120,9 @@ typedef struct sl_report {
     uint64_t worker_restarts; /* worker processes started beyond the first of each slot */
     uint64_t docs_inflight;
     uint64_t parked; /* dead letters passed over: failed [sluice] max_attempts runs (`sluice failed`) */
+    /* sl_call_done calls ignored: after the call's deadline, or a second
+     * one on a call already answered (a plugin bug) */
+    uint64_t late_answers, extra_answers;
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);

@@ -238,6 +238,23 @@ static const sl_option settings_options[] = {
      offsetof(sl_settings, max_attempts),
      NULL,
      {0}},
+    {"call_deadline",
+     SL_OPT_DURATION,
+     "10m",
+     "a plugin call that answered SL_PENDING and has not called sl_call_done after this long fails its "
+     "document (a stage's call_timeout sets its own)",
+     0,
+     offsetof(sl_settings, call_deadline_ms),
+     NULL,
+     {0}},
+    {"slow_call",
+     SL_OPT_DURATION,
+     "60s",
+     "a plugin call on the thread pool running longer is logged with its plugin and document; 0: never",
+     0,
+     offsetof(sl_settings, slow_call_ms),
+     NULL,
+     {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
 };
 
@@ -365,6 +382,19 @@ static int build_instances(sl_runtime *rt) {
         if (why) {
             int code = sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] plugin %s (%s, bottleneck %s): %s", name,
                                     inst->desc->name, sl_role_name(role), sl_bottleneck_name(b), why);
+            sl_instance_free(inst);
+            return code;
+        }
+        /* a thread of the pool (or the batcher) cannot be taken back from a
+         * plugin mid-call: a limit there would be a promise not kept */
+        if (inst->stage.timeout_ms > 0 && !inst->stage.isolated && (b == SL_CPU || b == SL_GPU)) {
+            int code = sl_ctx_error(
+                rt->ctx, SL_EFATAL,
+                "[%s] call_timeout: plugin %s runs on the %s, where a call cannot be stopped once it has "
+                "started; set %s.isolated=true to run it in worker processes, where a call past "
+                "call_timeout kills the worker and fails the document (or remove call_timeout; "
+                "[sluice] slow_call logs long calls)",
+                name, inst->desc->name, b == SL_GPU ? "gpu batcher" : "thread pool", name);
             sl_instance_free(inst);
             return code;
         }
@@ -708,6 +738,12 @@ int sl_runtime_init(sl_runtime *rt, bool all) {
     return 0;
 }
 
+struct sl_parked {
+    void *p;
+    void (*fn)(void *);
+    struct sl_parked *next;
+};
+
 void sl_runtime_free(sl_runtime *rt) {
     if (!rt) return;
     for (size_t i = 0; i < rt->nroutes; i++) {
@@ -724,7 +760,22 @@ void sl_runtime_free(sl_runtime *rt) {
     if (rt->loop_borrowed && rt->loop) uv_run(sl_loop_uv(rt->loop), UV_RUN_NOWAIT);
     sl_registry_free(rt->reg);
     if (!rt->loop_borrowed) sl_loop_free(rt->loop);
+    while (rt->parked) {
+        struct sl_parked *p = rt->parked;
+        rt->parked = p->next;
+        p->fn(p->p);
+        free(p);
+    }
     free(rt);
+}
+
+void sl_runtime_park(sl_runtime *rt, void *p, void (*fn)(void *)) {
+    struct sl_parked *k = malloc(sizeof *k);
+    if (!k) return; /* kept for good: safer than freed under a plugin */
+    k->p = p;
+    k->fn = fn;
+    k->next = rt->parked;
+    rt->parked = k;
 }
 
 static int call_claim(sl_call *call, void *arg) {

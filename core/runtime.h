@@ -52,6 +52,8 @@ typedef struct sl_settings {
     const char *listen;         /* HOST:PORT of the HTTP service (httpd.h); "" off */
     int64_t listen_linger_ms;   /* `run`: keep serving this long after the run ended */
     int64_t max_attempts; /* failed this many runs: a dead letter, not retried by `run`; 0: never */
+    int64_t call_deadline_ms; /* a call answering SL_PENDING gets this long, unless its stage says */
+    int64_t slow_call_ms;     /* a pool call running longer is logged; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */
@@ -82,10 +84,16 @@ typedef struct sl_runtime {
     size_t ninst;
     sl_route *routes;
     size_t nroutes;
-    int threads;          /* resolved: set.threads or the core count */
-    struct sl_loop *loop; /* the loop thread's loop: runs and io services use it */
-    int loop_borrowed;    /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
+    int threads;              /* resolved: set.threads or the core count */
+    struct sl_loop *loop;     /* the loop thread's loop: runs and io services use it */
+    int loop_borrowed;        /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
+    struct sl_parked *parked; /* memory a late plugin answer may still write: freed last */
 } sl_runtime;
+
+/* Keeps p until the runtime is freed (after every instance's fini and the
+ * loop), then calls fn(p): the memory of a call abandoned at its deadline,
+ * which the plugin may still answer into. */
+void sl_runtime_park(sl_runtime *rt, void *p, void (*fn)(void *));
 
 /* Loads every plugin the config names and builds all instances and routes
  * (no init yet). Errors are SL_EFATAL with file, line, section and key. */

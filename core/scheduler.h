@@ -110,15 +110,24 @@ struct sl_unit {
     uint32_t avoid;   /* chain members that failed it since the last backoff */
     uint64_t estimate;
     int attempts;
-    uint64_t waited_ms; /* in backoffs so far (retry_budget) */
-    int rc;             /* pool: the answer, carried back to the loop */
-    int calling;        /* loop: inside the plugin's call */
-    int answered;       /* loop: sl_call_done ran inside the call; rc holds the answer */
+    uint64_t waited_ms;  /* in backoffs so far (retry_budget) */
+    uint64_t t_first_ms; /* first queued in this step: an open breaker's waits count from here */
+    char gave_up[384];   /* why retry() gave up on an open breaker, or "" */
+    int rc;              /* pool: the answer, carried back to the loop */
+    int calling;         /* loop: inside the plugin's call */
+    int answered;        /* loop: sl_call_done ran inside the call; rc holds the answer */
     /* pool, a plugin that answered SL_PENDING: the unit completes once both
      * the call returned (pool_done) and the answer came (pool_answer), in
      * either order, both on the loop thread. */
     int returned, pool_answered, answer;
     int owned; /* freed when done (all but a job's own step unit) */
+    /* a call that answered SL_PENDING: its deadline (call_timeout, else
+     * [sluice] call_deadline), and whether it passed: the unit's memory
+     * then stays until the run's end, so a late sl_call_done finds it */
+    uv_timer_t *deadline;
+    int abandoned;
+    sl_op_unit kind; /* u->st->op->unit, kept for unit_free_parked */
+    sl_post later;   /* loop: an answer completes on the loop's next turn */
     uint64_t t_ready, t_start;
     unit *next;
     union {
@@ -230,6 +239,7 @@ struct sl_job {
     uint32_t parts;   /* units of the current step not yet done */
     int skip;         /* lookup said unchanged */
     int failed;
+    int abandoned; /* a unit of it passed its deadline: kept until the runtime is freed */
     char *fail_stage, *fail_reason;
     unit unit;        /* the step unit of document-wide operations */
     char **summaries; /* document summary in parts: each part's summary */

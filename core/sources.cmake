@@ -23,4 +23,5 @@ set(SLUICE_CORE_SOURCES
   serve.c
   httpd.c metrics.c status_page.c
   failures.c dryrun.c probe.c
+  guard.c
 )

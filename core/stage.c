@@ -10,6 +10,7 @@
  * that throttle: a sink's lookup, store and prune share one. The liveness
  * argument is at the top of scheduler.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,17 +28,29 @@ unit *unit_new(stage *st, job *j) {
     return u;
 }
 
-void unit_free(unit *u) {
-    if (!u || !u->owned) return;
-    if (u->st->op->unit == SL_UNIT_TEXTS) {
+static void unit_free_parked(void *p) {
+    unit *u = p;
+    if (u->kind == SL_UNIT_TEXTS) {
         free(u->u.batch.refs);
         free(u->u.batch.out);
-        sl_meter_add(u->st->run->loop, -(long long)u->u.batch.out_bytes);
-    } else if (u->st->op->unit == SL_UNIT_PROMPT) {
+    } else if (u->kind == SL_UNIT_PROMPT) {
         free(u->u.sum.prompt);
         free(u->u.sum.answer.text);
     }
     free(u);
+}
+
+void unit_free(unit *u) {
+    if (!u || !u->owned) return;
+    u->kind = u->st->op->unit;
+    if (u->kind == SL_UNIT_TEXTS) sl_meter_add(u->st->run->loop, -(long long)u->u.batch.out_bytes);
+    /* past its deadline, the plugin may still answer into it (executor.c);
+     * unit_free_parked then runs when the runtime is freed, after the
+     * stages: it reads the kind kept above, never u->st */
+    if (u->abandoned)
+        sl_runtime_park(u->st->run->rt, u, unit_free_parked);
+    else
+        unit_free_parked(u);
 }
 
 /* The first member of the chain that can take u now; else NULL and *wait
@@ -106,6 +119,68 @@ static void sweep(stage *st) {
     }
 }
 
+/* How long until a member of the chain has a closed breaker: 0 when one
+ * has now (or is half-open), else the shortest remaining cooldown. */
+static uint64_t breaker_wait_ms(const stage *st, uint64_t now) {
+    uint64_t w = UINT64_MAX;
+    for (size_t i = 0; i < st->nchain; i++) {
+        const sl_throttle *t = st->chain[i];
+        if (!t->open_until || now >= t->open_until) return 0;
+        if (t->open_until - now < w) w = t->open_until - now;
+    }
+    return w == UINT64_MAX ? 0 : w;
+}
+
+/* Says why u gives up on a chain whose breakers are all open, or returns 0
+ * while its wait still fits [sluice] retry_budget counted from when it
+ * first queued: no document waits out cooldown after cooldown. */
+static int unavailable(const unit *u, uint64_t now, char *why, size_t n) {
+    const stage *st = u->st;
+    uint64_t bw = breaker_wait_ms(st, now);
+    uint64_t budget = (uint64_t)st->run->rt->set.retry_budget_ms;
+    uint64_t spent = u->t_first_ms && now > u->t_first_ms ? now - u->t_first_ms : 0;
+    if (!bw || spent + bw <= budget) return 0;
+    const sl_instance *inst = st->chain[0]->inst;
+    snprintf(
+        why, n,
+        "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open %llu ms more%s; "
+        "[sluice] retry_budget = %lld ms)",
+        inst ? inst->name : stage_name(st), u->attempts, u->attempts == 1 ? "retry" : "retries",
+        (double)spent / 1000.0, (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "",
+        (long long)budget);
+    return 1;
+}
+
+/* Fails the queued units that an open breaker would keep past their budget. */
+static void expire_blocked(stage *st) {
+    uint64_t now = sl_now_ns() / 1000000u;
+    if (!breaker_wait_ms(st, now)) return;
+    unit *gone = NULL, **link = &st->qhead;
+    st->qtail = NULL;
+    while (*link) {
+        unit *u = *link;
+        char why[512];
+        if (u->st->op->unit != SL_UNIT_RUN && unavailable(u, now, why, sizeof why)) {
+            *link = u->next;
+            st->queued--;
+            u->next = gone;
+            gone = u;
+        } else {
+            st->qtail = u;
+            link = &u->next;
+        }
+    }
+    while (gone) {
+        unit *u = gone;
+        gone = u->next;
+        char why[512];
+        unavailable(u, now, why, sizeof why);
+        st->stats->failures++;
+        if (st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* no split: the provider is down */
+        st->op->done(u, SL_EBADINPUT, why);
+    }
+}
+
 static void start(unit *u, sl_throttle *thr) {
     stage *st = u->st;
     u->thr = thr;
@@ -127,6 +202,8 @@ void stage_pump(stage *st) {
         uint64_t wait;
         sl_throttle *thr = pick(st, st->qhead, &wait);
         if (!thr) {
+            expire_blocked(st);
+            if (!st->qhead) break;
             if (wait != SL_THROTTLE_NEVER && st->wake_open) {
                 uv_timer_stop(&st->wake);
                 uv_timer_start(&st->wake, wake_fire, wait, 0);
@@ -151,6 +228,7 @@ void stage_dispatch(unit *u) {
         return;
     }
     u->t_ready = sl_now_ns();
+    if (!u->t_first_ms) u->t_first_ms = u->t_ready / 1000000u;
     u->next = NULL;
     if (st->qtail)
         st->qtail->next = u;
@@ -199,6 +277,7 @@ static int retry(unit *u, size_t member, const char *msg, int64_t *over_ms) {
     for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((avoid >> i) & 1u);
     /* a backoff (a provider's Retry-After included) must fit the budget */
     uint64_t d = 0;
+    if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up)) return 0;
     if (!untried) {
         d = backoff_ms(r, u->attempts + 1, u->call.retry_after_ms);
         if (u->waited_ms + d > (uint64_t)r->rt->set.retry_budget_ms) {
@@ -253,6 +332,16 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     s->busy_ns += busy_ns;
     s->wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
     const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+    char bare[256];
+    if (rc < 0 && !u->call.msg[0]) { /* a failure with no message: at least the code and the plugin */
+        const sl_instance *in = thr->inst;
+        const char *what = in ? in->desc->name : stage_name(st), *code = sl_strerror(rc);
+        if (strncmp(code, "unknown", 7) == 0)
+            snprintf(bare, sizeof bare, "%s failed with %s and no message", what, code);
+        else
+            snprintf(bare, sizeof bare, "%s failed with %s (%d) and no message", what, code, rc);
+        msg = bare;
+    }
     size_t member = 0;
     while (member < st->nchain && st->chain[member] != thr) member++;
     if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate, u->call.tokens_in + u->call.tokens_out,
@@ -278,7 +367,9 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
             }
         }
         /* the answer says why the document gives up here */
-        if (d >= 0)
+        if (u->gave_up[0])
+            snprintf(why, sizeof why, "%.380s: %.700s", u->gave_up, msg);
+        else if (d >= 0)
             snprintf(why, sizeof why,
                      "%s (gave up: waiting %lld ms more would pass [sluice] retry_budget = %lld ms)", msg,
                      (long long)d, (long long)r->rt->set.retry_budget_ms);
