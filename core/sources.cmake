@@ -19,5 +19,5 @@ set(SLUICE_CORE_SOURCES
   throttle.c
   plugin_check.c
   wire.c workers.c worker.c worker_main.c sandbox.c
-  io.c http.c http_verdict.c
+  io.c http.c http_verdict.c remote.c
 )
