@@ -1,4 +1,4 @@
-/* sluice/remote.h - helpers for io plugins that call a remote HTTP API
+/* sluice/remote.h (ABI 1.3) - helpers for io plugins that call a remote HTTP API
  * (an LLM or an embedding provider). The in-tree providers (llm-openai,
  * llm-anthropic, llm-ollama, embed-openai, embed-ollama) are built on
  * exactly these functions; a third-party provider gets the same ones.
