@@ -1,13 +1,13 @@
 /* codec_bench.c - what the remote providers' byte work costs per call, old
- * way against new (plugins/common/provider.h):
+ * way against new (the SDK's sluice/remote.h, core/remote.c):
  *
  *   1. decoding one base64 embedding (384 and 1536 float32s): the old
  *      bit-at-a-time decoder and its separate finiteness pass, against
- *      provider_b64_floats;
+ *      sl_b64_floats;
  *   2. building a request body: an embeddings request of 128 texts of about
  *      1000 characters and an LLM request with one 40 KB document, with one
  *      jansson string per text and json_dumps (as before), against the
- *      frame and escaper (provider_request); UTF-8 validation is in both;
+ *      frame and escaper (sl_json_request); UTF-8 validation is in both;
  *   3. reading an embeddings response of 128 base64 vectors of 384 (as
  *      tests/fake-provider writes them): json_loadb alone, json_loadb and
  *      the decoding (before and after the new decoder), jsmn's tokenizer
@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "instance.h"
-#include "provider.h"
+#include <sluice/remote.h>
 #include "response.h"
 
 static double now_ns(void) {
@@ -67,7 +67,7 @@ static uint32_t rnd(void) {
     return (uint32_t)(rng >> 16);
 }
 
-/* --- before: provider.h's decoder as it was --- */
+/* --- before: the providers' decoder as it was --- */
 
 static int old_b64_value(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -96,10 +96,10 @@ static int old_b64_decode(const char *s, size_t len, unsigned char *out) {
     return 0;
 }
 
-/* The old provider_vector_base64 less its messages: size, decode, then a
+/* The old sl_vector_base64 less its messages: size, decode, then a
  * pass for byte order and finiteness. */
 static int old_vector_base64(const char *s, size_t len, float *out, uint32_t dim) {
-    long bytes = provider_b64_size(s, len);
+    long bytes = sl_b64_size(s, len);
     if (bytes < 0 || bytes % 4 || (size_t)bytes / 4 != dim) return -1;
     if (old_b64_decode(s, len, (unsigned char *)out) < 0) return -1;
     for (uint32_t j = 0; j < dim; j++) {
@@ -145,7 +145,7 @@ static void run_old_vector(void *arg) {
 static void run_new_vector(void *arg) {
     vec_case *c = arg;
     uint32_t bad;
-    sink += (uint64_t)provider_b64_floats(c->b64, c->len, c->out, c->dim, &bad);
+    sink += (uint64_t)sl_b64_floats(c->b64, c->len, c->out, c->dim, &bad);
 }
 
 static vec_case vec_new(uint32_t dim) {
@@ -186,12 +186,12 @@ typedef struct req_case {
     size_t *sent;
     size_t n;
     const char *model;
-    provider_frame frame;
+    sl_json_frame frame;
     bool llm;
 } req_case;
 
-/* The old way: provider_text made a jansson string per text, json_pack the
- * object, provider_post dumped it. */
+/* The old way: sl_json_text made a jansson string per text, json_pack the
+ * object, sl_post_json dumped it. */
 static void run_old_request(void *arg) {
     req_case *c = arg;
     json_t *body;
@@ -218,12 +218,12 @@ static void run_old_request(void *arg) {
 
 static void run_new_request(void *arg) {
     req_case *c = arg;
-    provider_buf b = {0};
-    if (provider_request(&c->call, &c->frame, c->texts, c->llm ? NULL : c->sent, c->n,
-                         c->llm ? "the prompt" : "text", &b))
+    sl_buf b = {0};
+    if (sl_json_request(&c->call, &c->frame, c->texts, c->llm ? NULL : c->sent, c->n,
+                        c->llm ? "the prompt" : "text", &b))
         abort();
     sink += b.len;
-    provider_buf_free(&b);
+    sl_buf_free(&b);
 }
 
 /* --- responses --- */
@@ -270,14 +270,14 @@ static void run_loadb_decode(void *arg, bool old) {
     json_t *data = json_object_get(root, "data");
     size_t i;
     json_t *item;
-    sink += (uint64_t)provider_count(json_object_get(root, "usage"), "prompt_tokens");
+    sink += (uint64_t)sl_json_count(json_object_get(root, "usage"), "prompt_tokens");
     json_array_foreach(data, i, item) {
         json_int_t k = json_integer_value(json_object_get(item, "index"));
         json_t *emb = json_object_get(item, "embedding");
         float *v = c->out + (size_t)k * c->dim;
         uint32_t bad;
         int rc = old ? old_vector_base64(json_string_value(emb), json_string_length(emb), v, c->dim)
-                     : provider_b64_floats(json_string_value(emb), json_string_length(emb), v, c->dim, &bad);
+                     : sl_b64_floats(json_string_value(emb), json_string_length(emb), v, c->dim, &bad);
         if (rc) abort();
     }
     json_decref(root);
@@ -338,18 +338,18 @@ int main(void) {
             c.sent[i] = i;
         }
         json_t *first = json_pack("{s:s}", "model", c.model);
-        int rc = c.llm ? provider_frame_init(
+        int rc = c.llm ? sl_json_frame_init(
                              NULL, &c.frame, first, ",\"messages\":[{\"role\":\"user\",\"content\":", "}]",
                              json_pack("{s:I, s:f}", "max_tokens", (json_int_t)512, "temperature", 0.0))
-                       : provider_frame_init(NULL, &c.frame, first, ",\"input\":[", "]",
-                                             json_pack("{s:s}", "encoding_format", "base64"));
+                       : sl_json_frame_init(NULL, &c.frame, first, ",\"input\":[", "]",
+                                            json_pack("{s:s}", "encoding_format", "base64"));
         if (rc) abort();
-        provider_buf b = {0};
-        provider_request(&c.call, &c.frame, c.texts, c.llm ? NULL : c.sent, c.n, "text", &b);
+        sl_buf b = {0};
+        sl_json_request(&c.call, &c.frame, c.texts, c.llm ? NULL : c.sent, c.n, "text", &b);
         double a = bench(run_old_request, &c), n = bench(run_new_request, &c);
         printf("| %s | %zu | %.1f | %.1f | %.1fx |\n", reqs[r].name, b.len, a / 1e3, n / 1e3, a / n);
-        provider_buf_free(&b);
-        provider_frame_free(&c.frame);
+        sl_buf_free(&b);
+        sl_json_frame_free(&c.frame);
         for (size_t i = 0; i < c.n; i++) free((char *)c.texts[i].ptr);
         free(c.texts);
         free(c.sent);

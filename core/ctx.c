@@ -237,6 +237,9 @@ int sl_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        uint64_t x; /* ASCII runs 8 bytes at a time: most text is */
+        while (len - i >= 8 && (memcpy(&x, p + i, 8), (x & 0x8080808080808080u) == 0)) i += 8;
+        if (i == len) break;
         unsigned c = p[i];
         if (c < 0x80) {
             i++;

@@ -273,10 +273,39 @@ static size_t meta_find(const sl_doc *doc, const char *key) {
     return SIZE_MAX;
 }
 
+/* Text from a plugin must be UTF-8: the sinks store it as text and
+ * `query --json` prints it as JSON. Records the first offence in
+ * doc->bad_text (under doc->lock) and returns SL_EBADINPUT; 0 when valid. */
+static int check_text(sl_doc *doc, const char *what, size_t index, const char *kind, const char *s,
+                      size_t len) {
+    size_t bad = 0;
+    if (!s || sl_utf8_valid(s, len, &bad)) return 0;
+    if (!doc->bad_text[0]) {
+        if (index == SIZE_MAX)
+            snprintf(doc->bad_text, sizeof doc->bad_text, "%s: not valid UTF-8 at byte %zu", what, bad);
+        else
+            snprintf(doc->bad_text, sizeof doc->bad_text, "%s %zu%s%s%s: not valid UTF-8 at byte %zu", what,
+                     index, kind ? " (" : "", kind ? kind : "", kind ? ")" : "", bad);
+    }
+    return SL_EBADINPUT;
+}
+
+int sl_doc_text_verdict(sl_doc *doc, sl_call *call, int rc) {
+    if (!doc || !doc->bad_text[0]) return rc;
+    return sl_fail(call, SL_EBADINPUT, "the plugin gave %s; element, chunk and metadata text must be UTF-8",
+                   doc->bad_text);
+}
+
 int sl_doc_meta_set(sl_doc *doc, const char *key, const char *value) {
     if (!key || !value) return SL_EINVAL;
     int rc = SL_ENOMEM;
     pthread_mutex_lock(&doc->lock);
+    if ((rc = check_text(doc, "metadata", SIZE_MAX, NULL, key, strlen(key))) ||
+        (rc = check_text(doc, "metadata value", SIZE_MAX, NULL, value, strlen(value)))) {
+        pthread_mutex_unlock(&doc->lock);
+        return rc;
+    }
+    rc = SL_ENOMEM;
     const char *v = sl_arena_strdup(&doc->arena, value);
     if (!v) goto out;
     size_t at = meta_find(doc, key);
@@ -351,6 +380,10 @@ int sl_doc_add_element(sl_doc *doc, sl_elem_type type, const char *text, size_t 
     if (type < SL_EL_TITLE || type > SL_EL_OTHER) return SL_EINVAL;
     int rc;
     pthread_mutex_lock(&doc->lock);
+    if ((rc = check_text(doc, "element", doc->nelems, sl_elem_type_name(type), text, len))) {
+        pthread_mutex_unlock(&doc->lock);
+        return rc;
+    }
     char *t = sl_arena_strndup(&doc->arena, text ? text : "", len);
     if (!t || doc->nelems >= (size_t)INT32_MAX ||
         grow((void **)&doc->elems, &doc->celems, doc->nelems, sizeof *doc->elems)) {
@@ -421,7 +454,10 @@ static const char *kv_get(const sl_kv *attrs, size_t nattrs, const char *key) {
 
 int sl_elem_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) {
     if (!key || !value) return SL_EINVAL;
-    WITH_ELEM(doc, i, rc_ = kv_set(doc, &e->attrs, &e->nattrs, key, value));
+    WITH_ELEM(doc, i, {
+        if (!(rc_ = check_text(doc, "attribute of element", i, NULL, value, strlen(value))))
+            rc_ = kv_set(doc, &e->attrs, &e->nattrs, key, value);
+    });
 }
 
 size_t sl_doc_element_count(const sl_doc *doc) { return doc->nelems; }
@@ -493,6 +529,10 @@ int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len) {
     if (!text && len) return SL_EINVAL;
     int rc;
     pthread_mutex_lock(&doc->lock);
+    if ((rc = check_text(doc, "chunk", doc->nchunks, NULL, text, len))) {
+        pthread_mutex_unlock(&doc->lock);
+        return rc;
+    }
     char *t = sl_arena_strndup(&doc->arena, text ? text : "", len);
     if (!t || doc->nchunks >= (size_t)INT32_MAX ||
         grow((void **)&doc->chunks, &doc->cchunks, doc->nchunks, sizeof *doc->chunks)) {
@@ -526,11 +566,13 @@ int sl_doc_add_chunk(sl_doc *doc, const char *text, size_t len) {
 int sl_chunk_set_heading(sl_doc *doc, size_t i, const char *h) {
     if (!h) return SL_EINVAL;
     WITH_CHUNK(doc, i, {
-        const char *v = sl_arena_strdup(&doc->arena, h);
-        if (v)
-            c->heading = v;
-        else
-            rc_ = SL_ENOMEM;
+        if (!(rc_ = check_text(doc, "heading of chunk", i, NULL, h, strlen(h)))) {
+            const char *v = sl_arena_strdup(&doc->arena, h);
+            if (v)
+                c->heading = v;
+            else
+                rc_ = SL_ENOMEM;
+        }
     });
 }
 int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line) {
@@ -538,16 +580,21 @@ int sl_chunk_set_position(sl_doc *doc, size_t i, uint32_t page, uint32_t line) {
 }
 int sl_chunk_set_attr(sl_doc *doc, size_t i, const char *key, const char *value) {
     if (!key || !*key || !value) return SL_EINVAL;
-    WITH_CHUNK(doc, i, rc_ = kv_set(doc, &c->attrs, &c->nattrs, key, value));
+    WITH_CHUNK(doc, i, {
+        if (!(rc_ = check_text(doc, "attribute of chunk", i, NULL, value, strlen(value))))
+            rc_ = kv_set(doc, &c->attrs, &c->nattrs, key, value);
+    });
 }
 int sl_chunk_set_summary(sl_doc *doc, size_t i, const char *s) {
     if (!s) return SL_EINVAL;
     WITH_CHUNK(doc, i, {
-        const char *v = sl_arena_strdup(&doc->arena, s);
-        if (v)
-            c->summary = v;
-        else
-            rc_ = SL_ENOMEM;
+        if (!(rc_ = check_text(doc, "summary of chunk", i, NULL, s, strlen(s)))) {
+            const char *v = sl_arena_strdup(&doc->arena, s);
+            if (v)
+                c->summary = v;
+            else
+                rc_ = SL_ENOMEM;
+        }
     });
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "sluice/call.h"
 #include "sluice/doc.h"
 
 typedef struct sl_kv {
@@ -107,7 +108,17 @@ struct sl_doc {
     uint32_t depth;       /* 0 for a file; a child's parent's depth + 1 */
     const char *detected; /* the read step: the type the content showed when the name said another */
     const char *believed; /* ...and the one believed (the name's or the content's); static strings */
+    /* The first text a plugin gave that is not UTF-8 ("element 3
+     * (paragraph): not valid UTF-8 at byte 17"); empty while all were. The
+     * text is refused (SL_EBADINPUT) and sl_op_call fails the document with
+     * this, whatever the plugin then answered. */
+    char bad_text[160];
 };
+
+/* After a plugin's call on doc: when it gave text that is not UTF-8,
+ * fails `call` with SL_EBADINPUT and the place (doc->bad_text), replacing
+ * rc; else returns rc. */
+int sl_doc_text_verdict(sl_doc *doc, sl_call *call, int rc);
 
 /* A new, empty document for `uri` (copied). NULL on out of memory. */
 sl_doc *sl_doc_new(const char *uri, const char *path);

@@ -104,6 +104,7 @@ struct sl_call {
     void (*then)(sl_call *call, int rc); /* ops.c: the caller's callback after normalising */
     uint64_t tokens_in, tokens_out;      /* sl_call_usage */
     int throttled;                       /* the provider said 429: pacing, not a failure */
+    struct sl_doc *doc;                  /* the document an operation works on (ops.c), or NULL */
 };
 
 #define SL_CALL_ABANDONED 2

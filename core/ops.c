@@ -236,7 +236,7 @@ int sl_op_result(const sl_op *op, sl_instance *inst, sl_call *call, int rc) {
 
 /* Runs on sl_call_done: the answer normalised, then the caller's callback. */
 static void async_done(sl_call *call, int rc) {
-    rc = sl_op_result(call->op, call->inst, call, rc);
+    rc = sl_doc_text_verdict(call->doc, call, sl_op_result(call->op, call->inst, call, rc));
     call->then(call, rc);
 }
 
@@ -278,7 +278,7 @@ static int call_plugin(const sl_op *op, const sl_op_args *a, sl_instance *inst, 
     /* answered at once: a later sl_call_done is ignored */
     if (call->done && on_done) return SL_PENDING; /* sl_call_done already delivered (or posted) it */
     call->done = 1;
-    return sl_op_result(op, inst, call, rc);
+    return sl_doc_text_verdict(call->doc, call, sl_op_result(op, inst, call, rc));
 }
 
 typedef struct op_arg {
@@ -288,6 +288,7 @@ typedef struct op_arg {
 
 static int invoke_op(sl_call *call, void *arg) {
     op_arg *oa = arg;
+    call->doc = oa->a ? oa->a->doc : NULL;
     const sl_plugin *d = call->inst ? call->inst->desc : NULL;
     return oa->op->invoke(call, d, oa->a);
 }

@@ -19,7 +19,7 @@ set(SLUICE_CORE_SOURCES
   throttle.c
   plugin_check.c
   wire.c workers.c worker.c worker_main.c sandbox.c
-  io.c http.c http_verdict.c
+  io.c http.c http_verdict.c remote.c
   serve.c
   httpd.c metrics.c status_page.c
   failures.c dryrun.c probe.c

@@ -1,4 +1,4 @@
-/* parse_csv.c - parse-csv, an out-of-tree sluice parser for CSV files.
+/* parse_csv.c - example-csv, an out-of-tree sluice parser for CSV files.
  *
  * Reads RFC 4180 CSV (quoted fields, "" for a quote inside quotes, line
  * breaks inside quoted fields, LF or CRLF line ends) and emits one table
@@ -256,7 +256,7 @@ static int csv_parse(sl_call *call, sl_doc *doc) {
 static const char *const media_types[] = {"text/csv", NULL};
 
 static const sl_plugin parse_csv = {
-    SL_PLUGIN_HEADER,           .name = "parse-csv",
+    SL_PLUGIN_HEADER,           .name = "example-csv",
     .version = "1.0.0",         .summary = "CSV files as tables of rows_per_table rows, header repeated",
     .role = SL_ROLE_PARSER,     .bottleneck = SL_CPU,
     .options = options,         .config_size = sizeof(csv_config),

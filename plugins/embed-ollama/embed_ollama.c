@@ -22,7 +22,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 
 typedef struct embed_ollama_config {
     const char *base_url;
@@ -36,8 +36,8 @@ typedef struct embed_ollama_config {
 typedef struct embed_ollama {
     embed_ollama_config c;
     uint32_t dim;
-    provider_endpoint ep; /* {base_url}/api/embed, and the key header's value */
-    provider_frame frame; /* the request around its "input" texts */
+    sl_endpoint ep;      /* {base_url}/api/embed, and the key header's value */
+    sl_json_frame frame; /* the request around its "input" texts */
 } embed_ollama;
 
 /* One batch in flight: sent[k] is the index in the batch (and in out) of
@@ -89,28 +89,28 @@ static const sl_option options[] = {
 static void fini(void *state) {
     embed_ollama *s = state;
     if (!s) return;
-    provider_endpoint_free(&s->ep);
-    provider_frame_free(&s->frame);
+    sl_endpoint_free(&s->ep);
+    sl_json_frame_free(&s->frame);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const embed_ollama_config *c = config;
-    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
-    if (!rc) rc = provider_check_dimension(inst, c->dimension);
+    int rc = sl_remote_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = sl_check_dimension(inst, c->dimension);
     if (rc) return rc;
     embed_ollama *s = calloc(1, sizeof *s);
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *c;
     s->dim = (uint32_t)c->dimension;
-    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "api/embed", "Bearer ", c->api_key);
+    rc = sl_endpoint_init(inst, &s->ep, c->base_url, "api/embed", "Bearer ", c->api_key);
     if (rc) {
         free(s);
         return rc;
     }
     json_t *rest = c->shorten ? json_pack("{s:I}", "dimensions", (json_int_t)s->dim) : json_object();
-    rc = provider_frame_init(inst, &s->frame, json_pack("{s:s}", "model", c->model), ",\"input\":[", "]",
-                             rest);
+    rc =
+        sl_json_frame_init(inst, &s->frame, json_pack("{s:s}", "model", c->model), ",\"input\":[", "]", rest);
     if (rc) {
         fini(s);
         return rc;
@@ -122,15 +122,15 @@ static int init(sl_instance *inst, const void *config, void **state) {
 }
 
 static int vectors(sl_call *call, const embed_ollama *s, json_t *root, pending *p) {
-    sl_call_usage(call, provider_count(root, "prompt_eval_count"), 0);
+    sl_call_usage(call, sl_json_count(root, "prompt_eval_count"), 0);
     json_t *embs = json_object_get(root, "embeddings");
     if (!json_is_array(embs)) return sl_fail(call, SL_ERETRY, "Ollama: the response has no embeddings array");
     if (json_array_size(embs) != p->nsent)
         return sl_fail(call, SL_ERETRY, "Ollama: model %s returned %zu embeddings for %zu texts", s->c.model,
                        json_array_size(embs), p->nsent);
     for (size_t k = 0; k < p->nsent; k++) {
-        int rc = provider_vector_floats(call, json_array_get(embs, k), p->out + p->sent[k] * s->dim, s->dim,
-                                        "Ollama", s->c.model, k);
+        int rc = sl_vector_json(call, json_array_get(embs, k), p->out + p->sent[k] * s->dim, s->dim, "Ollama",
+                                s->c.model, k);
         if (rc) return rc;
     }
     return 0;
@@ -141,7 +141,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const embed_ollama *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "Ollama", s->ep.url, s->c.model, &root);
+    int rc = sl_json_response(call, req, "Ollama", s->ep.url, s->c.model, &root);
     if (!rc) rc = vectors(call, s, root, p);
     json_decref(root);
     sl_http_free(req);
@@ -154,20 +154,20 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
     pending *p = malloc(sizeof *p + n * sizeof p->sent[0]);
     if (!p) return sl_fail(call, SL_ENOMEM, "out of memory for a batch of %zu texts", n);
     *p = (pending){.call = call, .out = out};
-    provider_nonempty(texts, n, out, s->dim, p->sent, &p->nsent);
+    sl_nonempty_texts(texts, n, out, s->dim, p->sent, &p->nsent);
     if (!p->nsent) {
         free(p);
         return 0;
     }
-    provider_buf body = {0};
-    int rc = provider_request(call, &s->frame, texts, p->sent, p->nsent, "text", &body);
+    sl_buf body = {0};
+    int rc = sl_json_request(call, &s->frame, texts, p->sent, p->nsent, "text", &body);
     if (rc) {
         free(p);
         return rc;
     }
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_embed_cap(p->nsent, s->dim),
-                       on_response, p);
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    rc = sl_post_json(call, s->ep.url, &body, h, 1, s->c.timeout_ms, sl_embed_response_cap(p->nsent, s->dim),
+                      on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

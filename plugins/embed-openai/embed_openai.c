@@ -28,7 +28,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 #include "response.h"
 
 typedef struct embed_openai_config {
@@ -44,8 +44,8 @@ typedef struct embed_openai_config {
 typedef struct embed_openai {
     embed_openai_config c;
     uint32_t dim;
-    provider_endpoint ep; /* {base_url}/embeddings, and the key header's value */
-    provider_frame frame; /* the request around its "input" texts */
+    sl_endpoint ep;      /* {base_url}/embeddings, and the key header's value */
+    sl_json_frame frame; /* the request around its "input" texts */
 } embed_openai;
 
 /* One batch in flight: sent[k] is the index in the batch (and in out) of
@@ -104,21 +104,21 @@ static const sl_option options[] = {
 static void fini(void *state) {
     embed_openai *s = state;
     if (!s) return;
-    provider_endpoint_free(&s->ep);
-    provider_frame_free(&s->frame);
+    sl_endpoint_free(&s->ep);
+    sl_json_frame_free(&s->frame);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const embed_openai_config *c = config;
-    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
-    if (!rc) rc = provider_check_dimension(inst, c->dimension);
+    int rc = sl_remote_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = sl_check_dimension(inst, c->dimension);
     if (rc) return rc;
     embed_openai *s = calloc(1, sizeof *s);
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *c;
     s->dim = (uint32_t)c->dimension;
-    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "embeddings", "Bearer ", c->api_key);
+    rc = sl_endpoint_init(inst, &s->ep, c->base_url, "embeddings", "Bearer ", c->api_key);
     if (rc) {
         free(s);
         return rc;
@@ -126,8 +126,8 @@ static int init(sl_instance *inst, const void *config, void **state) {
     json_t *rest =
         c->shorten ? json_pack("{s:s, s:I}", "encoding_format", c->encoding, "dimensions", (json_int_t)s->dim)
                    : json_pack("{s:s}", "encoding_format", c->encoding);
-    rc = provider_frame_init(inst, &s->frame, json_pack("{s:s}", "model", c->model), ",\"input\":[", "]",
-                             rest);
+    rc =
+        sl_json_frame_init(inst, &s->frame, json_pack("{s:s}", "model", c->model), ",\"input\":[", "]", rest);
     if (rc) {
         fini(s);
         return rc;
@@ -151,7 +151,7 @@ static int read_response(sl_call *call, const embed_openai *s, const sl_http *re
         return 0;
     }
     json_t *root;
-    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
+    int rc = sl_json_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
     if (!rc) rc = response_vectors(call, root, s->c.model, &b);
     json_decref(root);
     return rc;
@@ -171,20 +171,20 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
     pending *p = malloc(sizeof *p + n * sizeof p->sent[0]);
     if (!p) return sl_fail(call, SL_ENOMEM, "out of memory for a batch of %zu texts", n);
     *p = (pending){.call = call, .out = out};
-    provider_nonempty(texts, n, out, s->dim, p->sent, &p->nsent);
+    sl_nonempty_texts(texts, n, out, s->dim, p->sent, &p->nsent);
     if (!p->nsent) {
         free(p);
         return 0;
     }
-    provider_buf body = {0};
-    int rc = provider_request(call, &s->frame, texts, p->sent, p->nsent, "text", &body);
+    sl_buf body = {0};
+    int rc = sl_json_request(call, &s->frame, texts, p->sent, p->nsent, "text", &body);
     if (rc) {
         free(p);
         return rc;
     }
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_embed_cap(p->nsent, s->dim),
-                       on_response, p);
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    rc = sl_post_json(call, s->ep.url, &body, h, 1, s->c.timeout_ms, sl_embed_response_cap(p->nsent, s->dim),
+                      on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }

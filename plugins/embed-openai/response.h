@@ -17,8 +17,7 @@
  * which gives the answer and the messages it always gave. Declining is
  * always safe; accepting is only allowed for bodies jansson reads the same.
  *
- * Header-only and static, like provider.h: the plugin and its tests include
- * it.
+ * Header-only and static: the plugin and its tests include it.
  */
 #ifndef SLUICE_EMBED_OPENAI_RESPONSE_H
 #define SLUICE_EMBED_OPENAI_RESPONSE_H
@@ -32,7 +31,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 
 #define JSMN_STATIC       /* this file's own copy */
 #define JSMN_STRICT       /* primitives are numbers, true, false, null */
@@ -230,11 +229,11 @@ static inline bool response_item(jreader *r, const response_batch *b, unsigned c
     seen[k] = 1;
     const jsmntok_t *e = &r->t[emb];
     uint32_t bad;
-    return provider_b64_floats(r->js + e->start, (size_t)(e->end - e->start), b->out + b->sent[k] * b->dim,
-                               b->dim, &bad) == 0;
+    return sl_b64_floats(r->js + e->start, (size_t)(e->end - e->start), b->out + b->sent[k] * b->dim, b->dim,
+                         &bad) == 0;
 }
 
-/* usage: {"prompt_tokens": N, ...}; N as provider_count reads it. */
+/* usage: {"prompt_tokens": N, ...}; N as sl_json_count reads it. */
 static inline bool response_usage(jreader *r, uint64_t *tokens) {
     *tokens = 0;
     if (r->t[r->i].type != JSMN_OBJECT) return json_skip(r, 1);
@@ -332,7 +331,7 @@ static inline bool response_read(const char *body, size_t len, const response_ba
  * vectors of another dimension. */
 static inline int response_vectors(sl_call *call, json_t *root, const char *model, const response_batch *b) {
     json_t *usage = json_object_get(root, "usage");
-    sl_call_usage(call, provider_count(usage, "prompt_tokens"), 0);
+    sl_call_usage(call, sl_json_count(usage, "prompt_tokens"), 0);
     json_t *data = json_object_get(root, "data");
     if (!json_is_array(data)) return sl_fail(call, SL_ERETRY, "OpenAI: the response has no data array");
     if (json_array_size(data) != b->nsent)
@@ -355,10 +354,10 @@ static inline int response_vectors(sl_call *call, json_t *root, const char *mode
         seen[k] = 1;
         float *v = b->out + b->sent[k] * b->dim;
         if (json_is_string(emb))
-            rc = provider_vector_base64(call, json_string_value(emb), json_string_length(emb), v, b->dim,
-                                        "OpenAI", model, (size_t)k);
+            rc = sl_vector_base64(call, json_string_value(emb), json_string_length(emb), v, b->dim, "OpenAI",
+                                  model, (size_t)k);
         else
-            rc = provider_vector_floats(call, emb, v, b->dim, "OpenAI", model, (size_t)k);
+            rc = sl_vector_json(call, emb, v, b->dim, "OpenAI", model, (size_t)k);
         if (rc) break;
     }
     free(seen);

@@ -21,7 +21,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 
 #define ANTHROPIC_VERSION "2023-06-01"
 
@@ -36,8 +36,8 @@ typedef struct llm_anthropic_config {
 
 typedef struct llm_anthropic {
     llm_anthropic_config c;
-    provider_endpoint ep; /* {base_url}/messages, and the key header's value */
-    provider_frame frame; /* the request around its prompt */
+    sl_endpoint ep;      /* {base_url}/messages, and the key header's value */
+    sl_json_frame frame; /* the request around its prompt */
 } llm_anthropic;
 
 typedef struct pending {
@@ -85,28 +85,28 @@ static const sl_option options[] = {
 static void fini(void *state) {
     llm_anthropic *s = state;
     if (!s) return;
-    provider_endpoint_free(&s->ep);
-    provider_frame_free(&s->frame);
+    sl_endpoint_free(&s->ep);
+    sl_json_frame_free(&s->frame);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const llm_anthropic_config *c = config;
-    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
-    if (!rc) rc = provider_check_llm_options(inst, c->max_tokens, c->temperature, 1);
+    int rc = sl_remote_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = sl_check_llm_options(inst, c->max_tokens, c->temperature, 1);
     if (rc) return rc;
     llm_anthropic *s = calloc(1, sizeof *s);
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *c;
-    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "messages", "", c->api_key);
+    rc = sl_endpoint_init(inst, &s->ep, c->base_url, "messages", "", c->api_key);
     if (rc) {
         free(s);
         return rc;
     }
-    rc = provider_frame_init(inst, &s->frame,
-                             json_pack("{s:s, s:I, s:f}", "model", c->model, "max_tokens",
-                                       (json_int_t)c->max_tokens, "temperature", c->temperature),
-                             ",\"messages\":[{\"role\":\"user\",\"content\":", "}]", json_object());
+    rc = sl_json_frame_init(inst, &s->frame,
+                            json_pack("{s:s, s:I, s:f}", "model", c->model, "max_tokens",
+                                      (json_int_t)c->max_tokens, "temperature", c->temperature),
+                            ",\"messages\":[{\"role\":\"user\",\"content\":", "}]", json_object());
     if (rc) {
         fini(s);
         return rc;
@@ -121,7 +121,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
 static int answer(sl_call *call, json_t *root, sl_completion *out) {
     json_t *content = json_object_get(root, "content");
     json_t *usage = json_object_get(root, "usage");
-    sl_call_usage(call, provider_count(usage, "input_tokens"), provider_count(usage, "output_tokens"));
+    sl_call_usage(call, sl_json_count(usage, "input_tokens"), sl_json_count(usage, "output_tokens"));
     if (!json_is_array(content))
         return sl_fail(call, SL_ERETRY, "Anthropic: the response has no content array");
     size_t total = 0, i;
@@ -152,7 +152,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const llm_anthropic *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "Anthropic", s->ep.url, s->c.model, &root);
+    int rc = sl_json_response(call, req, "Anthropic", s->ep.url, s->c.model, &root);
     if (!rc) rc = answer(call, root, p->out);
     json_decref(root);
     sl_http_free(req);
@@ -162,18 +162,18 @@ static void on_response(sl_http *req, void *arg) {
 
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     const llm_anthropic *s = sl_call_state(call);
-    provider_buf body = {0};
-    int rc = provider_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
+    sl_buf body = {0};
+    int rc = sl_json_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
     if (rc) return rc;
     pending *p = malloc(sizeof *p);
     if (!p) {
-        provider_buf_free(&body);
+        sl_buf_free(&body);
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
-    provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
-    rc = provider_post(call, s->ep.url, &body, h, 2, s->c.timeout_ms, provider_llm_cap(s->c.max_tokens),
-                       on_response, p);
+    sl_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
+    rc = sl_post_json(call, s->ep.url, &body, h, 2, s->c.timeout_ms, sl_llm_response_cap(s->c.max_tokens),
+                      on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }
@@ -181,8 +181,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
 /* check --connect: the model list, with the key (ABI 1.3). */
 static int probe(sl_call *call) {
     const llm_anthropic *s = sl_call_state(call);
-    provider_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
-    return provider_probe_models(call, s->c.base_url, "models", h, 2, s->c.timeout_ms, "Anthropic",
+    sl_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
+    return sl_probe_models(call, s->c.base_url, "models", h, 2, s->c.timeout_ms, "Anthropic",
                                  s->c.model, "data", "id");
 }
 

@@ -21,7 +21,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 
 typedef struct llm_ollama_config {
     const char *base_url;
@@ -34,8 +34,8 @@ typedef struct llm_ollama_config {
 
 typedef struct llm_ollama {
     llm_ollama_config c;
-    provider_endpoint ep; /* {base_url}/api/chat, and the key header's value */
-    provider_frame frame; /* the request around its prompt */
+    sl_endpoint ep;      /* {base_url}/api/chat, and the key header's value */
+    sl_json_frame frame; /* the request around its prompt */
 } llm_ollama;
 
 typedef struct pending {
@@ -83,28 +83,28 @@ static const sl_option options[] = {
 static void fini(void *state) {
     llm_ollama *s = state;
     if (!s) return;
-    provider_endpoint_free(&s->ep);
-    provider_frame_free(&s->frame);
+    sl_endpoint_free(&s->ep);
+    sl_json_frame_free(&s->frame);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const llm_ollama_config *c = config;
-    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
-    if (!rc) rc = provider_check_llm_options(inst, c->max_tokens, c->temperature, 2);
+    int rc = sl_remote_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = sl_check_llm_options(inst, c->max_tokens, c->temperature, 2);
     if (rc) return rc;
     llm_ollama *s = calloc(1, sizeof *s);
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *c;
-    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "api/chat", "Bearer ", c->api_key);
+    rc = sl_endpoint_init(inst, &s->ep, c->base_url, "api/chat", "Bearer ", c->api_key);
     if (rc) {
         free(s);
         return rc;
     }
-    rc = provider_frame_init(inst, &s->frame, json_pack("{s:s, s:b}", "model", c->model, "stream", 0),
-                             ",\"messages\":[{\"role\":\"user\",\"content\":", "}]",
-                             json_pack("{s:{s:I, s:f}}", "options", "num_predict", (json_int_t)c->max_tokens,
-                                       "temperature", c->temperature));
+    rc = sl_json_frame_init(inst, &s->frame, json_pack("{s:s, s:b}", "model", c->model, "stream", 0),
+                            ",\"messages\":[{\"role\":\"user\",\"content\":", "}]",
+                            json_pack("{s:{s:I, s:f}}", "options", "num_predict", (json_int_t)c->max_tokens,
+                                      "temperature", c->temperature));
     if (rc) {
         fini(s);
         return rc;
@@ -116,7 +116,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
 
 static int answer(sl_call *call, json_t *root, sl_completion *out) {
     json_t *content = json_object_get(json_object_get(root, "message"), "content");
-    sl_call_usage(call, provider_count(root, "prompt_eval_count"), provider_count(root, "eval_count"));
+    sl_call_usage(call, sl_json_count(root, "prompt_eval_count"), sl_json_count(root, "eval_count"));
     if (!json_is_string(content))
         return sl_fail(call, SL_ERETRY, "Ollama: the response has no message.content string");
     int rc = sl_completion_set(out, json_string_value(content), json_string_length(content));
@@ -128,7 +128,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const llm_ollama *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "Ollama", s->ep.url, s->c.model, &root);
+    int rc = sl_json_response(call, req, "Ollama", s->ep.url, s->c.model, &root);
     if (!rc) rc = answer(call, root, p->out);
     json_decref(root);
     sl_http_free(req);
@@ -138,18 +138,18 @@ static void on_response(sl_http *req, void *arg) {
 
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     const llm_ollama *s = sl_call_state(call);
-    provider_buf body = {0};
-    int rc = provider_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
+    sl_buf body = {0};
+    int rc = sl_json_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
     if (rc) return rc;
     pending *p = malloc(sizeof *p);
     if (!p) {
-        provider_buf_free(&body);
+        sl_buf_free(&body);
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_llm_cap(s->c.max_tokens),
-                       on_response, p);
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    rc = sl_post_json(call, s->ep.url, &body, h, 1, s->c.timeout_ms, sl_llm_response_cap(s->c.max_tokens),
+                      on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }
@@ -157,8 +157,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
 /* check --connect: the local model list, /api/tags (ABI 1.3). */
 static int probe(sl_call *call) {
     const llm_ollama *s = sl_call_state(call);
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    return provider_probe_models(call, s->c.base_url, "api/tags", h, 1, s->c.timeout_ms, "Ollama", s->c.model,
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    return sl_probe_models(call, s->c.base_url, "api/tags", h, 1, s->c.timeout_ms, "Ollama", s->c.model,
                                  "models", "name");
 }
 

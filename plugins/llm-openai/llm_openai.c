@@ -20,7 +20,7 @@
 
 #include <sluice/sluice.h>
 
-#include "provider.h"
+#include <sluice/remote.h>
 
 typedef struct llm_openai_config {
     const char *base_url;
@@ -33,8 +33,8 @@ typedef struct llm_openai_config {
 
 typedef struct llm_openai {
     llm_openai_config c;
-    provider_endpoint ep; /* {base_url}/chat/completions, and the key header's value */
-    provider_frame frame; /* the request around its prompt */
+    sl_endpoint ep;      /* {base_url}/chat/completions, and the key header's value */
+    sl_json_frame frame; /* the request around its prompt */
 } llm_openai;
 
 /* One completion in flight. */
@@ -83,25 +83,25 @@ static const sl_option options[] = {
 static void fini(void *state) {
     llm_openai *s = state;
     if (!s) return;
-    provider_endpoint_free(&s->ep);
-    provider_frame_free(&s->frame);
+    sl_endpoint_free(&s->ep);
+    sl_json_frame_free(&s->frame);
     free(s);
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
     const llm_openai_config *c = config;
-    int rc = provider_check_options(inst, c->base_url, c->model, c->timeout_ms);
-    if (!rc) rc = provider_check_llm_options(inst, c->max_tokens, c->temperature, 2);
+    int rc = sl_remote_check_options(inst, c->base_url, c->model, c->timeout_ms);
+    if (!rc) rc = sl_check_llm_options(inst, c->max_tokens, c->temperature, 2);
     if (rc) return rc;
     llm_openai *s = calloc(1, sizeof *s);
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *c;
-    rc = provider_endpoint_init(inst, &s->ep, c->base_url, "chat/completions", "Bearer ", c->api_key);
+    rc = sl_endpoint_init(inst, &s->ep, c->base_url, "chat/completions", "Bearer ", c->api_key);
     if (rc) {
         free(s);
         return rc;
     }
-    rc = provider_frame_init(
+    rc = sl_json_frame_init(
         inst, &s->frame, json_pack("{s:s}", "model", c->model),
         ",\"messages\":[{\"role\":\"user\",\"content\":", "}]",
         json_pack("{s:I, s:f}", "max_tokens", (json_int_t)c->max_tokens, "temperature", c->temperature));
@@ -120,7 +120,7 @@ static int answer(sl_call *call, const llm_openai *s, json_t *root, sl_completio
     json_t *msg = json_object_get(json_array_get(choices, 0), "message");
     json_t *content = json_object_get(msg, "content");
     json_t *usage = json_object_get(root, "usage");
-    sl_call_usage(call, provider_count(usage, "prompt_tokens"), provider_count(usage, "completion_tokens"));
+    sl_call_usage(call, sl_json_count(usage, "prompt_tokens"), sl_json_count(usage, "completion_tokens"));
     if (json_is_string(content)) {
         int rc = sl_completion_set(out, json_string_value(content), json_string_length(content));
         return rc ? sl_fail(call, rc, "out of memory for a %zu-byte answer", json_string_length(content)) : 0;
@@ -139,7 +139,7 @@ static void on_response(sl_http *req, void *arg) {
     sl_call *call = p->call;
     const llm_openai *s = sl_call_state(call);
     json_t *root;
-    int rc = provider_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
+    int rc = sl_json_response(call, req, "OpenAI", s->ep.url, s->c.model, &root);
     if (!rc) rc = answer(call, s, root, p->out);
     json_decref(root);
     sl_http_free(req);
@@ -149,18 +149,18 @@ static void on_response(sl_http *req, void *arg) {
 
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     const llm_openai *s = sl_call_state(call);
-    provider_buf body = {0};
-    int rc = provider_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
+    sl_buf body = {0};
+    int rc = sl_json_request(call, &s->frame, prompt, NULL, 1, "the prompt", &body);
     if (rc) return rc;
     pending *p = malloc(sizeof *p);
     if (!p) {
-        provider_buf_free(&body);
+        sl_buf_free(&body);
         return sl_fail(call, SL_ENOMEM, "out of memory");
     }
     *p = (pending){call, out};
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    rc = provider_post(call, s->ep.url, &body, h, 1, s->c.timeout_ms, provider_llm_cap(s->c.max_tokens),
-                       on_response, p);
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    rc = sl_post_json(call, s->ep.url, &body, h, 1, s->c.timeout_ms, sl_llm_response_cap(s->c.max_tokens),
+                      on_response, p);
     if (rc != SL_PENDING) free(p);
     return rc;
 }
@@ -168,8 +168,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
 /* check --connect: the model list, with the key (ABI 1.3). */
 static int probe(sl_call *call) {
     const llm_openai *s = sl_call_state(call);
-    provider_header h[] = {{"Authorization", s->ep.auth}};
-    return provider_probe_models(call, s->c.base_url, "models", h, 1, s->c.timeout_ms, "OpenAI", s->c.model,
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    return sl_probe_models(call, s->c.base_url, "models", h, 1, s->c.timeout_ms, "OpenAI", s->c.model,
                                  "data", "id");
 }
 

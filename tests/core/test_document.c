@@ -13,6 +13,7 @@
 #include "check.h"
 #include "ctx.h"
 #include "document.h"
+#include "instance.h"
 
 static void test_arena(void) {
     sl_arena a;
@@ -203,6 +204,39 @@ static void test_utf8(void) {
     CHECK_STR(sl_strerror(SL_EBADINPUT), "bad input");
 }
 
+/* Text a plugin gives must be UTF-8: refused with SL_EBADINPUT, nothing
+ * added, and the first offence kept with its place for the verdict that
+ * fails the document even when the plugin answered 0. */
+static void test_plugin_text_must_be_utf8(void) {
+    sl_doc *d = sl_doc_new("docs/bad.txt", NULL);
+    CHECK_INT(sl_doc_add_element(d, SL_EL_PARAGRAPH, "fine \xc3\xa9", 7), 0);
+    CHECK_INT(sl_doc_add_element(d, SL_EL_HEADING, "ab\xff" "cd", 5), SL_EBADINPUT);
+    CHECK_INT((int)sl_doc_element_count(d), 1);
+    CHECK_INT(sl_doc_add_chunk(d, "\xc3", 1), SL_EBADINPUT); /* truncated: later offences keep the first */
+    CHECK_INT((int)sl_doc_chunk_count(d), 0);
+    sl_call call;
+    sl_call_init(&call, NULL, NULL);
+    CHECK_INT(sl_doc_text_verdict(d, &call, 0), SL_EBADINPUT);
+    CHECK(strstr(call.msg, "element 1 (heading): not valid UTF-8 at byte 2") != NULL);
+    sl_doc_free(d);
+
+    d = sl_doc_new("docs/meta.txt", NULL);
+    CHECK_INT(sl_doc_meta_set(d, "title", "caf\xe9"), SL_EBADINPUT);
+    CHECK(sl_doc_meta_get(d, "title") == NULL);
+    CHECK_INT(sl_doc_add_chunk(d, "ok", 2), 0);
+    CHECK_INT(sl_chunk_set_heading(d, 0, "A > \x80"), SL_EBADINPUT);
+    sl_call_init(&call, NULL, NULL);
+    CHECK_INT(sl_doc_text_verdict(d, &call, SL_ENOMEM), SL_EBADINPUT);
+    CHECK(strstr(call.msg, "metadata value: not valid UTF-8 at byte 3") != NULL);
+    sl_doc_free(d);
+
+    d = sl_doc_new("docs/good.txt", NULL); /* valid text: the plugin's own answer stands */
+    CHECK_INT(sl_doc_add_element(d, SL_EL_PARAGRAPH, "plain", 5), 0);
+    CHECK_INT(sl_doc_text_verdict(d, &call, 0), 0);
+    CHECK_INT(sl_doc_text_verdict(d, &call, SL_ERETRY), SL_ERETRY);
+    sl_doc_free(d);
+}
+
 /* 200,000 keys (a front matter of that many lines, issue 17): set, found,
  * overwritten and listed in the order they came. With a linear search per
  * key this took minutes; the test's size is what it checks, not a time. */
@@ -245,5 +279,6 @@ int main(void) {
     test_document_load();
     test_ctx_errors_and_secrets();
     test_utf8();
+    test_plugin_text_must_be_utf8();
     return check_done();
 }

@@ -47,7 +47,7 @@ check_eq "inspect PDF: every step shown, the page stages as one" "$(json '[.stag
     "read,pdf,render + ocr,chunker,embedder"
 
 # the example CSV plugin: in a config, and alone with check --input
-csvso=$BUILD/tests/plugins/example/parse-csv.so
+csvso=$BUILD/tests/plugins/example/example-csv.so
 check "the example plugin is built" test -f "$csvso"
 csv=$(ls "$SRC"/examples/plugin/data/*.csv | head -1)
 sl -c "$SRC/examples/plugin/csv.ini" --set sluice.plugin_path="$(dirname "$csvso")" --stage csv inspect --json "$csv"

@@ -11,6 +11,44 @@
  * A document is used by one stage at a time, except that page stages may run
  * on several pages of one document at once: the adding functions are safe
  * for that.
+ *
+ * Conventions the core, the chunker (chunk-text) and the sinks rely on:
+ *
+ *   Text is UTF-8. Element and chunk text, headings, summaries, attribute
+ *   and metadata keys and values must be valid UTF-8 (NUL bytes allowed in
+ *   element and chunk text, which have lengths). Anything else is refused
+ *   with SL_EBADINPUT, and the core then fails the document with the place
+ *   ("element 3 (paragraph): not valid UTF-8 at byte 17"), whatever the
+ *   plugin answers. A parser decodes its format's charset itself.
+ *
+ *   Metadata keys with a meaning:
+ *     "title"    the document's title: the sinks store it in its own column,
+ *                `query` shows it, and summary prompts name it. Set it
+ *                from the format's own title (<title>, docProps, a front
+ *                matter `title:`), else leave it out.
+ *     "format"   the source format when the media type does not say it.
+ *   Any other key is stored as it is in the document's metadata JSON
+ *   (author, date, language, ...: lower case, no spaces, by convention).
+ *
+ *   How chunk-text reads elements:
+ *     - SL_EL_HEADING starts a section at its level (1..6, clamped); the
+ *       heading path of a chunk is the text of the last heading of each
+ *       level above it ("Install > From source").
+ *     - SL_EL_TITLE counts as a level-1 heading. Emit a TITLE only when
+ *       the format has a title separate from its headings: a TITLE next to
+ *       an <h1> with the same words makes a heading with nothing under it.
+ *     - Paragraphs, lists, tables, code, captions and quotes are the body;
+ *       a chunk is cut between elements where it can, inside one only when
+ *       it is longer than the chunk size. Tables: rows on their own lines,
+ *       cells separated by " | ", the header row first. Lists: one item a
+ *       line. Code: the text exactly, attr "lang" for the language.
+ *     - An element's page (sl_elem_set_page) and line (sl_elem_set_source)
+ *       become the position of the chunk it starts.
+ *
+ * Lifetimes: sl_doc_data's bytes and everything the sl_doc_* and
+ * sl_element_* / sl_chunk_* getters return live until the document is done.
+ * Across SL_PENDING (plugin.h) the document stays valid until the call is
+ * answered with sl_call_done; other arguments follow plugin.h's rules.
  */
 #ifndef SLUICE_DOC_H
 #define SLUICE_DOC_H

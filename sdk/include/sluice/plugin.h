@@ -12,6 +12,20 @@
  * and where the parsed value goes (an offset into the plugin's config struct,
  * which the core allocates, fills and passes to init). The same table
  * rejects INI keys the plugin does not declare and drives `sluice plugins`.
+ *
+ * Files and names: a plugin named NAME ([a-z0-9-]+) lives in the file
+ * NAME.so, and a config's `plugin = NAME` finds it by that file name alone.
+ * The core refuses a file whose descriptor declares another name ("declares
+ * plugin 'x', but its file name says 'y'"). Folders are searched in this
+ * order, the first NAME.so found wins: the installed plugin folder (next
+ * to the sluice executable: ../lib/sluice/plugins), then [sluice]
+ * plugin_path, then SLUICE_PLUGIN_PATH. So a third-party plugin takes a
+ * name of its own (a prefix: "acme-parse-csv"), never an installed one.
+ * `plugin = ./path/to/file.so` (any name with a slash) loads that file.
+ *
+ * Arguments across SL_PENDING: see the role callbacks below. In short, the
+ * document and the outputs (vectors, completion) stay valid until the call
+ * is answered; input texts and prompts only until the callback returns.
  */
 #ifndef SLUICE_PLUGIN_H
 #define SLUICE_PLUGIN_H

@@ -1,6 +1,6 @@
 /* test_openai_response.c - embed-openai's fast reading of an embeddings
  * response (plugins/embed-openai/response.h) against the jansson reading it
- * stands in for (json_loadb, the checks provider_response makes on a 2xx
+ * stands in for (json_loadb, the checks sl_json_response makes on a 2xx
  * body, then response_vectors).
  *
  * The rule under test: the fast way may decline anything, but what it

@@ -1,62 +1,23 @@
-/* provider.h - what the remote provider plugins share (llm-openai,
- * llm-anthropic, llm-ollama, embed-openai, embed-ollama).
- *
- * Each of them does the same dance: check the options in init, write texts
- * into a JSON request, POST it with the SDK's asynchronous HTTP client,
- * return SL_PENDING, and in the HTTP callback (on a pool thread during a
- * run) turn the status and body into vectors or a completion and an
- * sl_call_done. The parts that do not depend on the provider's wire format
- * live here, once: endpoint URLs, option checks, request bodies, sending,
- * the status verdict, parsing the body (garbage never crashes: it is a
- * retryable failure with a clear message), token counts, and the base64
- * float32 decoder for OpenAI's compact embedding encoding.
- *
- * The per-chunk work is written for speed, since a run does it for every
- * chunk: a request is the small fixed JSON around its texts (a "frame",
- * dumped once at init by jansson) with each text escaped straight into one
- * buffer, and base64 vectors are decoded a quad at a time straight into the
- * output. bench/codec_bench.c measures both against the jansson way.
- *
- * Header-only (static inline): each plugin is built as a third party would
- * build it, from its own folder, linking only the SDK and jansson.
- *
- * Failure kinds, the same for every provider:
- *   - non-2xx status or transport error: sl_http_verdict (retryable for
- *     transport errors, 408, 409, 425, 429 and 5xx with Retry-After; fatal for
- *     401 and 403; bad input for other 4xx), except 404, which is fatal here:
- *     it means a wrong base_url or an unknown model, never a bad document;
- *   - a 2xx whose body is not the JSON the provider documents (malformed,
- *     truncated, fields missing or of the wrong type, a wrong number of
- *     vectors): SL_ERETRY, because providers and the proxies in front of them
- *     do glitch, and the core bounds the retries;
- *   - vectors of another dimension than the config declares: SL_EFATAL, since
- *     every later call would fail the same way;
- *   - texts that are not UTF-8 (JSON cannot carry them): SL_EBADINPUT.
- * API keys go only into request headers, never into a message or a log.
+/* remote.c - the SDK's helpers for io plugins that call remote HTTP APIs
+ * (sdk/include/sluice/remote.h documents each). The in-tree providers are
+ * built on these; the hot paths (JSON escaping of texts, base64 vectors)
+ * are written for speed since a run does them for every chunk, and
+ * bench/codec_bench.c measures them against the jansson way.
  */
-#ifndef SLUICE_PLUGINS_PROVIDER_H
-#define SLUICE_PLUGINS_PROVIDER_H
-
-#include <jansson.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sluice/sluice.h>
-
-#define PROVIDER_MAX_DIM 65536 /* largest `dimension` an embedder accepts */
+#include "sluice/remote.h"
 
 /* --- init --- */
 
-static inline bool provider_empty(const char *s) { return !s || !*s; }
+static bool empty(const char *s) { return !s || !*s; }
 
 /* base + path without a doubled or missing slash, malloc'd (NULL: out of
  * memory). "http://h:1/v1/" + "/embeddings" -> "http://h:1/v1/embeddings". */
-static inline char *provider_url(const char *base, const char *path) {
+char *sl_url_join(const char *base, const char *path) {
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/') bl--;
     while (*path == '/') path++;
@@ -73,7 +34,7 @@ static inline char *provider_url(const char *base, const char *path) {
 /* A URL for messages: with "user:password@" after the scheme dropped, since
  * credentials in a URL are as secret as a key (into buf, always
  * NUL-terminated). */
-static inline const char *provider_url_shown(const char *url, char *buf, size_t size) {
+const char *sl_url_shown(const char *url, char *buf, size_t size) {
     if (!url) url = "";
     const char *auth = strstr(url, "://"), *host = auth ? auth + 3 : url;
     const char *end = host + strcspn(host, "/?#"), *at = NULL;
@@ -89,17 +50,15 @@ static inline const char *provider_url_shown(const char *url, char *buf, size_t 
 
 /* The options every provider has: an http(s) base_url, a model, a positive
  * timeout. Returns 0 or SL_EFATAL after sl_instance_fail. */
-static inline int provider_check_options(sl_instance *inst, const char *base_url, const char *model,
-                                         int64_t timeout_ms) {
-    if (provider_empty(base_url) ||
-        (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
+int sl_remote_check_options(sl_instance *inst, const char *base_url, const char *model, int64_t timeout_ms) {
+    if (empty(base_url) || (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
         char shown[512];
         return sl_instance_fail(
             inst, SL_EFATAL,
             "option 'base_url': '%s' is not an http:// or https:// URL (credentials in it are not shown)",
-            provider_url_shown(base_url, shown, sizeof shown));
+            sl_url_shown(base_url, shown, sizeof shown));
     }
-    if (provider_empty(model)) return sl_instance_fail(inst, SL_EFATAL, "option 'model': must not be empty");
+    if (empty(model)) return sl_instance_fail(inst, SL_EFATAL, "option 'model': must not be empty");
     if (timeout_ms <= 0)
         return sl_instance_fail(inst, SL_EFATAL, "option 'timeout': must be more than 0 (got %lld ms)",
                                 (long long)timeout_ms);
@@ -108,9 +67,9 @@ static inline int provider_check_options(sl_instance *inst, const char *base_url
 
 /* prefix + secret, malloc'd, for an auth header value; NULL when there is no
  * secret (no header is then sent) or out of memory (*oom set). */
-static inline char *provider_auth_value(const char *prefix, const char *secret, bool *oom) {
+static char *auth_value(const char *prefix, const char *secret, bool *oom) {
     *oom = false;
-    if (provider_empty(secret)) return NULL;
+    if (empty(secret)) return NULL;
     size_t pl = strlen(prefix), sl = strlen(secret);
     char *v = malloc(pl + sl + 1);
     if (!v) {
@@ -124,41 +83,35 @@ static inline char *provider_auth_value(const char *prefix, const char *secret, 
 
 /* Frees a string that held a secret, wiping it first so it does not linger
  * in freed memory (core dumps, later allocations). */
-static inline void provider_free_secret(char *s) {
+void sl_free_secret(char *s) {
     if (!s) return;
     explicit_bzero(s, strlen(s));
     free(s);
 }
 
 /* Where a provider's requests go, and its key header's value. */
-typedef struct provider_endpoint {
-    char *url;  /* {base_url}/{path} */
-    char *auth; /* prefix + key ("Bearer KEY"), NULL without a key: no header is sent */
-} provider_endpoint;
-
-static inline void provider_endpoint_free(provider_endpoint *ep) {
+void sl_endpoint_free(sl_endpoint *ep) {
     free(ep->url);
-    provider_free_secret(ep->auth);
-    *ep = (provider_endpoint){NULL, NULL};
+    sl_free_secret(ep->auth);
+    *ep = (sl_endpoint){NULL, NULL};
 }
 
 /* Fills ep from the options. Returns 0, or SL_ENOMEM after
  * sl_instance_fail (ep then holds nothing). */
-static inline int provider_endpoint_init(sl_instance *inst, provider_endpoint *ep, const char *base_url,
-                                         const char *path, const char *prefix, const char *key) {
+int sl_endpoint_init(sl_instance *inst, sl_endpoint *ep, const char *base_url, const char *path,
+                     const char *prefix, const char *key) {
     bool oom;
-    ep->url = provider_url(base_url, path);
-    ep->auth = provider_auth_value(prefix, key, &oom);
+    ep->url = sl_url_join(base_url, path);
+    ep->auth = auth_value(prefix, key, &oom);
     if (!oom && ep->url) return 0;
-    provider_endpoint_free(ep);
+    sl_endpoint_free(ep);
     return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
 }
 
 /* The options every LLM provider has: max_tokens in 1..1000000 and a
  * temperature from 0 to the provider's max_temperature. Returns 0 or
  * SL_EFATAL after sl_instance_fail. */
-static inline int provider_check_llm_options(sl_instance *inst, int64_t max_tokens, double temperature,
-                                             double max_temperature) {
+int sl_check_llm_options(sl_instance *inst, int64_t max_tokens, double temperature, double max_temperature) {
     if (max_tokens < 1 || max_tokens > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "option 'max_tokens': %lld is out of range (1..1000000)",
                                 (long long)max_tokens);
@@ -173,14 +126,8 @@ static inline int provider_check_llm_options(sl_instance *inst, int64_t max_toke
 /* A growing byte buffer for a request body. A failed allocation sets oom and
  * makes every later add a no-op, so a body is built without a check per
  * step and checked once at the end. */
-typedef struct provider_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} provider_buf;
-
 /* Room for `more` bytes after len; false (oom set) when there is none. */
-static inline bool provider_buf_reserve(provider_buf *b, size_t more) {
+bool sl_buf_reserve(sl_buf *b, size_t more) {
     if (b->oom) return false;
     if (b->cap - b->len >= more) return true;
     size_t cap = b->cap ? b->cap : 256;
@@ -201,21 +148,21 @@ static inline bool provider_buf_reserve(provider_buf *b, size_t more) {
     return true;
 }
 
-static inline void provider_buf_add(provider_buf *b, const char *s, size_t n) {
-    if (!provider_buf_reserve(b, n)) return;
+void sl_buf_add(sl_buf *b, const char *s, size_t n) {
+    if (!sl_buf_reserve(b, n)) return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
-static inline void provider_buf_free(provider_buf *b) {
+void sl_buf_free(sl_buf *b) {
     free(b->p);
-    *b = (provider_buf){0};
+    *b = (sl_buf){0};
 }
 
 /* What follows a backslash for each byte JSON needs escaped ('u': \u00XX),
  * 0 for a byte written as it is: the same escapes jansson writes, so a body
  * is byte for byte what json_dumps made of it. */
-static inline const char *provider_json_escapes(void) {
+static const char *json_escapes(void) {
     static const char e[256] = {
         'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',         'u',
         'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', ['"'] = '"', ['\\'] = '\\',
@@ -227,7 +174,7 @@ static inline const char *provider_json_escapes(void) {
  * '"', '\' or byte from 0x80 up. Each test sets a byte's top bit; a borrow
  * between bytes can only come from a byte that already set one, so there
  * are no false answers of "plain". */
-static inline bool provider_json_plain8(uint64_t x) {
+static bool json_plain8(uint64_t x) {
     const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
     uint64_t ctl = x - ones * 0x20, quote = (x ^ ones * '"') - ones, bslash = (x ^ ones * '\\') - ones;
     return ((ctl | quote | bslash | x) & tops) == 0;
@@ -241,18 +188,18 @@ static inline bool provider_json_plain8(uint64_t x) {
  * escaped. Returns false when s is not UTF-8, *bad at the first byte that
  * is not (where sl_utf8_valid on the whole text says), b then unchanged;
  * out of memory sets b->oom. */
-static inline bool provider_json_string(provider_buf *b, const char *s, size_t len, size_t *bad) {
+bool sl_json_string(sl_buf *b, const char *s, size_t len, size_t *bad) {
     static const char hex[] = "0123456789ABCDEF";
-    const char *esc = provider_json_escapes();
+    const char *esc = json_escapes();
     size_t start = b->len;
-    if (len > SIZE_MAX - 2 || !provider_buf_reserve(b, len + 2)) return true;
+    if (len > SIZE_MAX - 2 || !sl_buf_reserve(b, len + 2)) return true;
     /* From here cap - o >= len - i + 1: room for the rest as it is and the
      * closing quote; only an escape writes more than it reads. */
     size_t i = 0, o = b->len;
     b->p[o++] = '"';
     while (i < len) {
         uint64_t x;
-        while (len - i >= 8 && (memcpy(&x, s + i, 8), provider_json_plain8(x))) {
+        while (len - i >= 8 && (memcpy(&x, s + i, 8), json_plain8(x))) {
             memcpy(b->p + o, &x, 8);
             i += 8;
             o += 8;
@@ -272,7 +219,7 @@ static inline bool provider_json_string(provider_buf *b, const char *s, size_t l
             o += n;
         } else if (esc[c]) {
             b->len = o;
-            if (!provider_buf_reserve(b, 6 + (len - i - 1) + 1)) return true;
+            if (!sl_buf_reserve(b, 6 + (len - i - 1) + 1)) return true;
             char seq[6] = {'\\', esc[c], '0', '0', hex[c >> 4], hex[c & 15]};
             memcpy(b->p + o, seq, 6);
             o += esc[c] == 'u' ? 6 : 2;
@@ -289,13 +236,12 @@ static inline bool provider_json_string(provider_buf *b, const char *s, size_t l
  * SL_EBADINPUT when it is not UTF-8 (JSON has no way to carry it),
  * SL_EINVAL, SL_ENOMEM. `what` names it in messages ("the prompt", "text");
  * `index`, unless SIZE_MAX, is its place in a batch. */
-static inline int provider_text(sl_call *call, const sl_text *t, const char *what, size_t index,
-                                provider_buf *b) {
+int sl_json_text(sl_call *call, const sl_text *t, const char *what, size_t index, sl_buf *b) {
     size_t bad = 0;
     int code = 0;
     if (!t->ptr && t->len)
         code = SL_EINVAL;
-    else if (!provider_json_string(b, t->ptr ? t->ptr : "", t->len, &bad))
+    else if (!sl_json_string(b, t->ptr ? t->ptr : "", t->len, &bad))
         code = SL_EBADINPUT;
     else if (b->oom)
         code = SL_ENOMEM;
@@ -315,15 +261,10 @@ static inline int provider_text(sl_call *call, const sl_text *t, const char *wha
  * everything after the last (],"encoding_format":"base64"}). A call then
  * writes head, its texts and tail into one buffer: no JSON object per text,
  * and the small parts still written by jansson. */
-typedef struct provider_frame {
-    char *head, *tail;
-    size_t head_len, tail_len;
-} provider_frame;
-
-static inline void provider_frame_free(provider_frame *f) {
+void sl_json_frame_free(sl_json_frame *f) {
     free(f->head);
     free(f->tail);
-    *f = (provider_frame){0};
+    *f = (sl_json_frame){0};
 }
 
 /* Fills f from two JSON objects (both released): head is `first` without
@@ -332,9 +273,9 @@ static inline void provider_frame_free(provider_frame *f) {
  * comma, as first is never empty: "{\"model\":\"m\"" + ",\"input\":[".
  * Returns 0, or SL_EFATAL after sl_instance_fail (f then holds nothing):
  * out of memory, or an option jansson refused (a string not UTF-8). */
-static inline int provider_frame_init(sl_instance *inst, provider_frame *f, json_t *first, const char *open,
-                                      const char *close, json_t *rest) {
-    *f = (provider_frame){0};
+int sl_json_frame_init(sl_instance *inst, sl_json_frame *f, json_t *first, const char *open,
+                       const char *close, json_t *rest) {
+    *f = (sl_json_frame){0};
     char *a = first ? json_dumps(first, JSON_COMPACT) : NULL;
     char *z = rest ? json_dumps(rest, JSON_COMPACT) : NULL;
     json_decref(first);
@@ -360,7 +301,7 @@ static inline int provider_frame_init(sl_instance *inst, provider_frame *f, json
     free(a);
     free(z);
     if (f->head && f->tail) return 0;
-    provider_frame_free(f);
+    sl_json_frame_free(f);
     return sl_instance_fail(inst, SL_EFATAL,
                             "cannot build the requests from the options (out of memory, or a string that is "
                             "not UTF-8)");
@@ -369,33 +310,28 @@ static inline int provider_frame_init(sl_instance *inst, provider_frame *f, json
 /* The body of a request in *b: f's head, the texts as JSON strings
  * separated by commas, f's tail. sent[0..n) are the indexes of the texts to
  * send, named `what INDEX` in messages; with sent NULL, texts[0] alone is
- * sent, named `what`. Returns 0, or provider_text's failure (b then holds
+ * sent, named `what`. Returns 0, or sl_json_text's failure (b then holds
  * nothing). */
-static inline int provider_request(sl_call *call, const provider_frame *f, const sl_text *texts,
-                                   const size_t *sent, size_t n, const char *what, provider_buf *b) {
+int sl_json_request(sl_call *call, const sl_json_frame *f, const sl_text *texts, const size_t *sent, size_t n,
+                    const char *what, sl_buf *b) {
     if (!sent) n = 1;
     size_t need = f->head_len + f->tail_len;
     for (size_t k = 0; k < n; k++) need += texts[sent ? sent[k] : 0].len + 3;
-    provider_buf_reserve(b, need + need / 32); /* room for a few escapes: rarely a second allocation */
-    provider_buf_add(b, f->head, f->head_len);
+    sl_buf_reserve(b, need + need / 32); /* room for a few escapes: rarely a second allocation */
+    sl_buf_add(b, f->head, f->head_len);
     int rc = 0;
     for (size_t k = 0; !rc && k < n; k++) {
-        if (k) provider_buf_add(b, ",", 1);
-        rc = sent ? provider_text(call, &texts[sent[k]], what, sent[k], b)
-                  : provider_text(call, &texts[0], what, SIZE_MAX, b);
+        if (k) sl_buf_add(b, ",", 1);
+        rc = sent ? sl_json_text(call, &texts[sent[k]], what, sent[k], b)
+                  : sl_json_text(call, &texts[0], what, SIZE_MAX, b);
     }
-    provider_buf_add(b, f->tail, f->tail_len);
+    sl_buf_add(b, f->tail, f->tail_len);
     if (!rc && b->oom) rc = sl_fail(call, SL_ENOMEM, "out of memory for a request of %zu bytes", need);
-    if (rc) provider_buf_free(b);
+    if (rc) sl_buf_free(b);
     return rc;
 }
 
 /* One request header; a NULL value is skipped (an absent API key). */
-typedef struct provider_header {
-    const char *name;
-    const char *value;
-} provider_header;
-
 /* POSTs `body` (always released) as JSON to url; cb(req, arg) runs later
  * and must sl_http_free(req). cb runs on a pool thread during a run
  * (sl_http_answer_on_pool: decoding a 300 KB answer does not hold up the
@@ -408,14 +344,13 @@ typedef struct provider_header {
  * (32 bytes a token covers escaped Unicode and the JSON around it), or n
  * embeddings of dim numbers (24 bytes a number as text), and 64 KB for the
  * rest. A larger answer is cut off and retried, never stored. */
-static inline size_t provider_llm_cap(int64_t max_tokens) {
+size_t sl_llm_response_cap(int64_t max_tokens) {
     return (size_t)(max_tokens > 0 ? max_tokens : 4096) * 32 + 65536;
 }
-static inline size_t provider_embed_cap(size_t n, uint32_t dim) { return n * (size_t)dim * 24 + 65536; }
+size_t sl_embed_response_cap(size_t n, uint32_t dim) { return n * (size_t)dim * 24 + 65536; }
 
-static inline int provider_post(sl_call *call, const char *url, provider_buf *body,
-                                const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms,
-                                size_t max_response, sl_http_cb cb, void *arg) {
+int sl_post_json(sl_call *call, const char *url, sl_buf *body, const sl_header *hdrs, size_t nhdrs,
+                 int64_t timeout_ms, size_t max_response, sl_http_cb cb, void *arg) {
     sl_http *req = sl_http_new(sl_call_instance(call), "POST", url);
     int rc = req ? 0 : SL_ENOMEM;
     if (!rc) rc = sl_http_header(req, "Content-Type", "application/json");
@@ -425,7 +360,7 @@ static inline int provider_post(sl_call *call, const char *url, provider_buf *bo
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
     if (!rc) rc = sl_http_answer_on_pool(req);
     if (!rc) rc = sl_http_max_response(req, max_response);
-    provider_buf_free(body);
+    sl_buf_free(body);
     if (!rc) rc = sl_http_send(req, cb, arg);
     if (!rc) return SL_PENDING;
     sl_http_free(req);
@@ -438,7 +373,7 @@ static inline int provider_post(sl_call *call, const char *url, provider_buf *bo
  * Ollama writes it, {"error": {"message": "..."}} as OpenAI and Anthropic
  * do), else the start of the body; printable ASCII only, at most cap-1
  * bytes. */
-static inline void provider_error_text(const char *body, size_t len, char *buf, size_t cap) {
+void sl_error_text(const char *body, size_t len, char *buf, size_t cap) {
     const char *src = body ? body : "";
     size_t n = body ? len : 0;
     json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL;
@@ -461,15 +396,15 @@ static inline void provider_error_text(const char *body, size_t len, char *buf, 
  * status verdict for transport errors and non-2xx (404 made fatal: a wrong
  * base_url or model), SL_ERETRY for a 2xx body that is not a JSON object or
  * that carries an "error". `who` names the provider in messages. */
-static inline int provider_response(sl_call *call, const sl_http *req, const char *who, const char *url,
-                                    const char *model, json_t **out) {
+int sl_json_response(sl_call *call, const sl_http *req, const char *who, const char *url, const char *model,
+                     json_t **out) {
     *out = NULL;
     long status = sl_http_status(req);
     size_t len = 0;
     const char *body = sl_http_response_body(req, &len);
     if (status == 404) {
         char why[200];
-        provider_error_text(body, len, why, sizeof why);
+        sl_error_text(body, len, why, sizeof why);
         return sl_fail(call, SL_EFATAL, "%s: HTTP 404 from %s (check base_url and model '%s'): %s", who, url,
                        model, why);
     }
@@ -490,7 +425,7 @@ static inline int provider_response(sl_call *call, const sl_http *req, const cha
     json_t *err = json_object_get(root, "error");
     if (err && !json_is_null(err)) {
         char why[200];
-        provider_error_text(body, len, why, sizeof why);
+        sl_error_text(body, len, why, sizeof why);
         json_decref(root);
         return sl_fail(call, SL_ERETRY, "%s: HTTP %ld but the body reports an error: %s", who, status, why);
     }
@@ -500,7 +435,7 @@ static inline int provider_response(sl_call *call, const sl_http *req, const cha
 
 /* A token count from obj[key]: a non-negative integer, else 0 (providers
  * leave usage out under load; accounting is best effort, not a failure). */
-static inline uint64_t provider_count(const json_t *obj, const char *key) {
+uint64_t sl_json_count(const json_t *obj, const char *key) {
     json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
     return n > 0 ? (uint64_t)n : 0;
@@ -509,7 +444,7 @@ static inline uint64_t provider_count(const json_t *obj, const char *key) {
 /* --- vectors --- */
 
 /* The failure for vectors of the wrong size: fatal, the config is wrong. */
-static inline int provider_dim_mismatch(sl_call *call, const char *model, size_t got, uint32_t dim) {
+int sl_dim_mismatch(sl_call *call, const char *model, size_t got, uint32_t dim) {
     return sl_fail(call, SL_EFATAL,
                    "model %s returned %zu-dimensional vectors; the config says %u (set dimension = %zu)",
                    model, got, dim, got);
@@ -517,11 +452,11 @@ static inline int provider_dim_mismatch(sl_call *call, const char *model, size_t
 
 /* A JSON array of dim numbers into out. SL_EFATAL on another length,
  * SL_ERETRY when it is not an array of finite numbers. */
-static inline int provider_vector_floats(sl_call *call, const json_t *arr, float *out, uint32_t dim,
-                                         const char *who, const char *model, size_t index) {
+int sl_vector_json(sl_call *call, const json_t *arr, float *out, uint32_t dim, const char *who,
+                   const char *model, size_t index) {
     if (!json_is_array(arr)) return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not an array", who, index);
     size_t n = json_array_size(arr);
-    if (n != dim) return provider_dim_mismatch(call, model, n, dim);
+    if (n != dim) return sl_dim_mismatch(call, model, n, dim);
     for (size_t j = 0; j < n; j++) {
         json_t *v = json_array_get(arr, j);
         double d = json_is_number(v) ? json_number_value(v) : NAN;
@@ -538,7 +473,7 @@ static inline int provider_vector_floats(sl_call *call, const json_t *arr, float
 /* The value of character c in the standard base64 alphabet, `invalid`
  * outside it ('=' included: padding is taken off before decoding). A
  * constant expression, so the decoder's tables are made by the compiler. */
-#define PROVIDER_B64_VALUE(c, invalid)                                                                       \
+#define B64_VALUE(c, invalid)                                                                                \
     ((c) >= 'A' && (c) <= 'Z'   ? (uint32_t)((c) - 'A')                                                      \
      : (c) >= 'a' && (c) <= 'z' ? (uint32_t)((c) - 'a' + 26)                                                 \
      : (c) >= '0' && (c) <= '9' ? (uint32_t)((c) - '0' + 52)                                                 \
@@ -547,28 +482,23 @@ static inline int provider_vector_floats(sl_call *call, const json_t *arr, float
                                 : (invalid))
 /* c's value shifted to its place in a quad's 24 bits; 0xff000000 (bits no
  * valid quad has) outside the alphabet. */
-#define PROVIDER_B64_AT(c, shift) (PROVIDER_B64_VALUE(c, 0xff000000u >> (shift)) << (shift))
-#define PROVIDER_B64_4(c, s)                                                                                 \
-    PROVIDER_B64_AT(c, s), PROVIDER_B64_AT(c + 1, s), PROVIDER_B64_AT(c + 2, s), PROVIDER_B64_AT(c + 3, s)
-#define PROVIDER_B64_16(c, s)                                                                                \
-    PROVIDER_B64_4(c, s), PROVIDER_B64_4(c + 4, s), PROVIDER_B64_4(c + 8, s), PROVIDER_B64_4(c + 12, s)
-#define PROVIDER_B64_64(c, s)                                                                                \
-    PROVIDER_B64_16(c, s), PROVIDER_B64_16(c + 16, s), PROVIDER_B64_16(c + 32, s), PROVIDER_B64_16(c + 48, s)
-#define PROVIDER_B64_256(s)                                                                                  \
-    PROVIDER_B64_64(0, s), PROVIDER_B64_64(64, s), PROVIDER_B64_64(128, s), PROVIDER_B64_64(192, s)
+#define B64_AT(c, shift) (B64_VALUE(c, 0xff000000u >> (shift)) << (shift))
+#define B64_4(c, s) B64_AT(c, s), B64_AT(c + 1, s), B64_AT(c + 2, s), B64_AT(c + 3, s)
+#define B64_16(c, s) B64_4(c, s), B64_4(c + 4, s), B64_4(c + 8, s), B64_4(c + 12, s)
+#define B64_64(c, s) B64_16(c, s), B64_16(c + 16, s), B64_16(c + 32, s), B64_16(c + 48, s)
+#define B64_256(s) B64_64(0, s), B64_64(64, s), B64_64(128, s), B64_64(192, s)
 
 /* For each of a quad's four places, every byte's value already shifted
  * there: a quad is four loads and three ORs, and one test of the ORed
  * quads (bits 24 and up) finds any character outside the alphabet. */
-static inline const uint32_t (*provider_b64_tables(void))[256] {
-    static const uint32_t t[4][256] = {
-        {PROVIDER_B64_256(18)}, {PROVIDER_B64_256(12)}, {PROVIDER_B64_256(6)}, {PROVIDER_B64_256(0)}};
+static const uint32_t (*b64_tables(void))[256] {
+    static const uint32_t t[4][256] = {{B64_256(18)}, {B64_256(12)}, {B64_256(6)}, {B64_256(0)}};
     return t;
 }
 
 /* Bytes that standard base64 text s (padding optional) decodes to, or -1
  * when its length cannot be base64. */
-static inline long provider_b64_size(const char *s, size_t len) {
+long sl_b64_size(const char *s, size_t len) {
     if (len >= 1 && s[len - 1] == '=') len--;
     if (len >= 1 && s[len - 1] == '=') len--;
     if (len % 4 == 1) return -1;
@@ -577,50 +507,47 @@ static inline long provider_b64_size(const char *s, size_t len) {
 
 /* Four base64 characters as 24 bits, with bits from 24 up set when one of
  * them is outside the alphabet. */
-static inline uint32_t provider_b64_quad(const uint32_t (*t)[256], const unsigned char *p) {
+static uint32_t b64_quad(const uint32_t (*t)[256], const unsigned char *p) {
     return t[0][p[0]] | t[1][p[1]] | t[2][p[2]] | t[3][p[3]];
 }
 
 /* The float whose IEEE bits are u, stored in out; true when it is not
  * finite (all exponent bits set: an infinity or a NaN). */
-static inline bool provider_b64_store(float *out, uint32_t u) {
+static bool b64_store(float *out, uint32_t u) {
     memcpy(out, &u, 4);
     return (u & 0x7f800000u) == 0x7f800000u;
 }
 
 /* Four little-endian bytes as a number. */
-static inline uint32_t provider_le32(const unsigned char *b) {
+static uint32_t le32(const unsigned char *b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
-
-#define PROVIDER_B64_INVALID (-1)   /* a character that is not base64 */
-#define PROVIDER_B64_NONFINITE (-2) /* a value that is an infinity or a NaN */
 
 /* Decodes standard base64 s (len characters, padding optional) of dim
  * little-endian float32s straight into out: 16 characters (4 quads, 12
  * bytes) make 3 floats, each assembled from its bytes as a number, so the
- * host's byte order does not matter. Returns 0; PROVIDER_B64_INVALID for a
+ * host's byte order does not matter. Returns 0; SL_B64_INVALID for a
  * character outside the alphabet or a length that is not dim floats' worth;
- * PROVIDER_B64_NONFINITE with *bad the first value that is not finite. out
+ * SL_B64_NONFINITE with *bad the first value that is not finite. out
  * is written in full or in part either way. */
-static inline int provider_b64_floats(const char *s, size_t len, float *out, uint32_t dim, uint32_t *bad) {
-    if (provider_b64_size(s, len) != (long)dim * 4) return PROVIDER_B64_INVALID;
-    const uint32_t(*t)[256] = provider_b64_tables();
+int sl_b64_floats(const char *s, size_t len, float *out, uint32_t dim, uint32_t *bad) {
+    if (sl_b64_size(s, len) != (long)dim * 4) return SL_B64_INVALID;
+    const uint32_t(*t)[256] = b64_tables();
     const unsigned char *p = (const unsigned char *)s;
     uint32_t err = 0;
     bool nonfinite = false;
     uint32_t j = 0;
     for (; dim - j >= 3; j += 3, p += 16) {
-        uint32_t a = provider_b64_quad(t, p), b = provider_b64_quad(t, p + 4);
-        uint32_t c = provider_b64_quad(t, p + 8), d = provider_b64_quad(t, p + 12);
+        uint32_t a = b64_quad(t, p), b = b64_quad(t, p + 4);
+        uint32_t c = b64_quad(t, p + 8), d = b64_quad(t, p + 12);
         err |= a | b | c | d;
         /* the 12 bytes a2 a1 a0 b2 | b1 b0 c2 c1 | c0 d2 d1 d0, each four little-endian */
-        nonfinite |= provider_b64_store(out + j, (a >> 16 & 0xff) | (a >> 8 & 0xff) << 8 | (a & 0xff) << 16 |
-                                                     (b >> 16 & 0xff) << 24);
-        nonfinite |= provider_b64_store(out + j + 1, (b >> 8 & 0xff) | (b & 0xff) << 8 |
-                                                         (c >> 16 & 0xff) << 16 | (c >> 8 & 0xff) << 24);
-        nonfinite |= provider_b64_store(out + j + 2, (c & 0xff) | (d >> 16 & 0xff) << 8 |
-                                                         (d >> 8 & 0xff) << 16 | (d & 0xff) << 24);
+        nonfinite |= b64_store(out + j, (a >> 16 & 0xff) | (a >> 8 & 0xff) << 8 | (a & 0xff) << 16 |
+                                            (b >> 16 & 0xff) << 24);
+        nonfinite |= b64_store(out + j + 1, (b >> 8 & 0xff) | (b & 0xff) << 8 | (c >> 16 & 0xff) << 16 |
+                                                (c >> 8 & 0xff) << 24);
+        nonfinite |= b64_store(out + j + 2,
+                               (c & 0xff) | (d >> 16 & 0xff) << 8 | (d >> 8 & 0xff) << 16 | (d & 0xff) << 24);
     }
     if (j < dim) { /* 1 or 2 floats left: 6 or 11 characters, the last quad partial */
         unsigned char bytes[8] = {0};
@@ -628,36 +555,36 @@ static inline int provider_b64_floats(const char *s, size_t len, float *out, uin
         unsigned char last[4] = {'A', 'A', 'A', 'A'}; /* zero bits for what the partial quad lacks */
         memcpy(last, p + left / 3 * 4, left % 3 + 1);
         for (; o < left; o += 3) {
-            uint32_t q = provider_b64_quad(t, o + 3 <= left ? p + o / 3 * 4 : last);
+            uint32_t q = b64_quad(t, o + 3 <= left ? p + o / 3 * 4 : last);
             err |= q;
             unsigned char three[3] = {(unsigned char)(q >> 16), (unsigned char)(q >> 8), (unsigned char)q};
             memcpy(bytes + o, three, left - o < 3 ? left - o : 3);
         }
-        nonfinite |= provider_b64_store(out + j, provider_le32(bytes));
-        if (left == 8) nonfinite |= provider_b64_store(out + j + 1, provider_le32(bytes + 4));
+        nonfinite |= b64_store(out + j, le32(bytes));
+        if (left == 8) nonfinite |= b64_store(out + j + 1, le32(bytes + 4));
     }
-    if (err >> 24) return PROVIDER_B64_INVALID;
+    if (err >> 24) return SL_B64_INVALID;
     if (!nonfinite) return 0;
     j = 0;
     while (isfinite(out[j])) j++;
     *bad = j;
-    return PROVIDER_B64_NONFINITE;
+    return SL_B64_NONFINITE;
 }
 
 /* A base64 string of dim little-endian float32s into out. SL_EFATAL on
  * another dimension, SL_ERETRY when it is not base64 of finite floats. */
-static inline int provider_vector_base64(sl_call *call, const char *s, size_t len, float *out, uint32_t dim,
-                                         const char *who, const char *model, size_t index) {
-    long bytes = provider_b64_size(s, len);
+int sl_vector_base64(sl_call *call, const char *s, size_t len, float *out, uint32_t dim, const char *who,
+                     const char *model, size_t index) {
+    long bytes = sl_b64_size(s, len);
     if (bytes < 0 || bytes % 4)
         return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not base64 of float32 values (%zu characters)",
                        who, index, len);
-    if ((size_t)bytes / 4 != dim) return provider_dim_mismatch(call, model, (size_t)bytes / 4, dim);
+    if ((size_t)bytes / 4 != dim) return sl_dim_mismatch(call, model, (size_t)bytes / 4, dim);
     uint32_t bad = 0;
-    int rc = provider_b64_floats(s, len, out, dim, &bad);
-    if (rc == PROVIDER_B64_INVALID)
+    int rc = sl_b64_floats(s, len, out, dim, &bad);
+    if (rc == SL_B64_INVALID)
         return sl_fail(call, SL_ERETRY, "%s: embedding %zu is not valid base64", who, index);
-    if (rc == PROVIDER_B64_NONFINITE)
+    if (rc == SL_B64_NONFINITE)
         return sl_fail(call, SL_ERETRY, "%s: embedding %zu has a value that is not a finite number (at %u)",
                        who, index, bad);
     return 0;
@@ -667,8 +594,8 @@ static inline int provider_vector_base64(sl_call *call, const char *s, size_t le
  * has no meaning to embed): empties get the zero vector, as embed-hash
  * gives them. Fills sent[0..*nsent) with the indexes of the texts to send
  * and zeroes the empties' vectors. */
-static inline void provider_nonempty(const sl_text *texts, size_t n, float *out, uint32_t dim, size_t *sent,
-                                     size_t *nsent) {
+void sl_nonempty_texts(const sl_text *texts, size_t n, float *out, uint32_t dim, size_t *sent,
+                       size_t *nsent) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (texts[i].len)
@@ -679,35 +606,35 @@ static inline void provider_nonempty(const sl_text *texts, size_t n, float *out,
     *nsent = k;
 }
 
-/* The `dimension` option of an embedder: required, 1..PROVIDER_MAX_DIM. */
-static inline int provider_check_dimension(sl_instance *inst, int64_t dim) {
-    if (dim < 1 || dim > PROVIDER_MAX_DIM)
+/* The `dimension` option of an embedder: required, 1..SL_MAX_DIM. */
+int sl_check_dimension(sl_instance *inst, int64_t dim) {
+    if (dim < 1 || dim > SL_MAX_DIM)
         return sl_instance_fail(inst, SL_EFATAL, "option 'dimension': %lld is out of range (1..%d)",
-                                (long long)dim, PROVIDER_MAX_DIM);
+                                (long long)dim, SL_MAX_DIM);
     return 0;
 }
 
-/* --- probes (ABI 1.3: `sluice check --connect`) --- */
+/* --- probes (`sluice check --connect`) --- */
 
 /* One GET of a provider's model list ({base_url}/models, /api/tags, ...):
  * the server is there, the key is accepted, and the configured model is
  * listed. `list` and `field` say where the names are (OpenAI and
  * Anthropic: data[].id; Ollama: models[].name, where "m" also matches
  * "m:latest"). */
-typedef struct provider_probe {
+typedef struct probe {
     sl_call *call;
     char *url;
     const char *who, *model, *list, *field;
-} provider_probe;
+} probe;
 
-static inline bool provider_model_named(const char *name, const char *model) {
+static bool model_named(const char *name, const char *model) {
     size_t ml = strlen(model);
     if (strcmp(name, model) == 0) return true;
     return strncmp(name, model, ml) == 0 && strcmp(name + ml, ":latest") == 0;
 }
 
-static inline void provider_probe_answer(sl_http *req, void *arg) {
-    provider_probe *p = arg;
+static void probe_answer(sl_http *req, void *arg) {
+    probe *p = arg;
     sl_call *call = p->call;
     long status = sl_http_status(req);
     size_t len = 0;
@@ -723,7 +650,7 @@ static inline void provider_probe_answer(sl_http *req, void *arg) {
         bool found = false;
         json_array_foreach(arr, i, m) {
             json_t *name = json_object_get(m, p->field);
-            if (json_is_string(name) && provider_model_named(json_string_value(name), p->model)) found = true;
+            if (json_is_string(name) && model_named(json_string_value(name), p->model)) found = true;
         }
         if (!json_is_array(arr))
             rc = sl_fail(call, SL_EFATAL, "%s: GET %s answered HTTP %ld without a \"%s\" list", p->who,
@@ -742,20 +669,20 @@ static inline void provider_probe_answer(sl_http *req, void *arg) {
 }
 
 /* GETs {base_url}/{path} with the key header; SL_PENDING, or a failure. */
-static inline int provider_probe_models(sl_call *call, const char *base_url, const char *path,
-                                        const provider_header *hdrs, size_t nhdrs, int64_t timeout_ms,
+int sl_probe_models(sl_call *call, const char *base_url, const char *path,
+                    const sl_header *hdrs, size_t nhdrs, int64_t timeout_ms,
                                         const char *who, const char *model, const char *list,
                                         const char *field) {
-    provider_probe *p = calloc(1, sizeof *p);
-    char *url = provider_url(base_url, path);
+    probe *p = calloc(1, sizeof *p);
+    char *url = sl_url_join(base_url, path);
     sl_http *req = url && p ? sl_http_new(sl_call_instance(call), "GET", url) : NULL;
     int rc = req ? 0 : SL_ENOMEM;
     for (size_t i = 0; !rc && i < nhdrs; i++)
         if (hdrs[i].value) rc = sl_http_header(req, hdrs[i].name, hdrs[i].value);
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
     if (!rc) {
-        *p = (provider_probe){call, url, who, model, list, field};
-        rc = sl_http_send(req, provider_probe_answer, p);
+        *p = (probe){call, url, who, model, list, field};
+        rc = sl_http_send(req, probe_answer, p);
         if (!rc) return SL_PENDING;
     }
     sl_http_free(req);
@@ -763,5 +690,3 @@ static inline int provider_probe_models(sl_call *call, const char *base_url, con
     free(p);
     return sl_fail(call, rc, "%s: cannot send the probe (%s)", who, sl_strerror(rc));
 }
-
-#endif
