@@ -1118,24 +1118,47 @@ static int check_input(cli *c) {
     else
         snprintf(dir, sizeof dir, ".");
     sl_registry_free(reg);
-    const char *stages = NULL;
-    switch (role) {
-    case SL_ROLE_PARSER: stages = "inspected chunker embedder"; break;
-    case SL_ROLE_PAGE: stages = "markdown inspected chunker embedder"; break;
-    case SL_ROLE_CHUNKER: stages = "markdown inspected embedder"; break;
-    case SL_ROLE_LLM:
-    case SL_ROLE_EMBEDDER: stages = "markdown chunker inspected"; break;
-    default:
-        fprintf(
-            stderr,
-            "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
-            "test store instead\n",
-            name, sl_role_name(role));
+    if (role != SL_ROLE_PARSER && role != SL_ROLE_PAGE && role != SL_ROLE_CHUNKER && role != SL_ROLE_LLM &&
+        role != SL_ROLE_EMBEDDER) {
+        fprintf(stderr,
+                "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
+                "test store instead\n",
+                name, sl_role_name(role));
         return EXIT_USAGE;
     }
-    /* the built-in config, the plugin as stage [inspected], and the
-     * plugin's own --set KEY=VALUE as inspected.KEY=VALUE */
+    /* The built-in config with the plugin as stage [inspected] in the route
+     * that takes FILE's type (route.text when none does), and the plugin's
+     * own --set KEY=VALUE as inspected.KEY=VALUE. */
     const char *media = sl_media_type_for_path(c->input);
+    char route[128] = "route.text", first[64] = "markdown";
+    int owned_route = 0;
+    sl_config *builtin = NULL;
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) &&
+        sl_config_load_string(c->ctx, "conf/default.ini (built in)", cwd, sl_default_ini, &builtin) == 0) {
+        size_t ml = strlen(media);
+        for (size_t i = 0; !owned_route && i < builtin->nsections; i++) {
+            const sl_conf_section *sec = &builtin->sections[i];
+            if (strncmp(sec->name, "route.", 6) != 0) continue;
+            const sl_conf_kv *m = sl_config_get(builtin, sec->name, "media");
+            const sl_conf_kv *st = sl_config_get(builtin, sec->name, "stages");
+            for (const char *q = m ? strstr(m->value, media) : NULL; q && st; q = strstr(q + 1, media))
+                if ((q == m->value || q[-1] == ' ') && (q[ml] == '\0' || q[ml] == ' ')) {
+                    snprintf(route, sizeof route, "%s", sec->name);
+                    snprintf(first, sizeof first, "%.*s", (int)strcspn(st->value, " "), st->value);
+                    owned_route = 1;
+                    break;
+                }
+        }
+    }
+    sl_config_free(builtin);
+    char stages[256];
+    switch (role) {
+    case SL_ROLE_PARSER: snprintf(stages, sizeof stages, "inspected chunker embedder"); break;
+    case SL_ROLE_PAGE: snprintf(stages, sizeof stages, "%s inspected chunker embedder", first); break;
+    case SL_ROLE_CHUNKER: snprintf(stages, sizeof stages, "%s inspected embedder", first); break;
+    default: snprintf(stages, sizeof stages, "%s chunker inspected", first); break;
+    }
     size_t n = c->nsets;
     char **owned = calloc(n + 5, sizeof *owned);
     const char **sets = calloc(n + 5, sizeof *sets);
@@ -1144,9 +1167,11 @@ static int check_input(cli *c) {
     if (!status) {
         if (asprintf(&owned[k++], "sluice.plugin_path=%s", dir) < 0 ||
             asprintf(&owned[k++], "inspected.plugin=%s", name) < 0 ||
-            asprintf(&owned[k++], "route.text.stages=%s", stages) < 0 ||
-            asprintf(&owned[k++], "route.text.media=%s%s", media,
-                     role == SL_ROLE_PARSER ? "" : " text/markdown text/plain") < 0)
+            asprintf(&owned[k++], "%s.stages=%s", route, stages) < 0 ||
+            (!owned_route && asprintf(&owned[k++], "route.text.media=%s%s", media,
+                                      role == SL_ROLE_PARSER ? "" : " text/markdown text/plain") < 0) ||
+            /* the plugin need not read the route's other types */
+            (owned_route && role == SL_ROLE_PARSER && asprintf(&owned[k++], "%s.media=%s", route, media) < 0))
             status = usage_error("%s", "out of memory");
         for (size_t i = 0; !status && i < n; i++)
             if (asprintf(&owned[k++], "inspected.%s", c->sets[i]) < 0)

@@ -145,6 +145,10 @@ char *sl_metrics_text(const sl_report *r, int running, size_t *len) {
     fprintf(f, "sluice_documents_total{outcome=\"skipped\"} %llu\n", (unsigned long long)r->skipped);
     fprintf(f, "sluice_documents_total{outcome=\"failed\"} %llu\n", (unsigned long long)r->failed);
     fprintf(f, "sluice_documents_total{outcome=\"pruned\"} %llu\n", (unsigned long long)r->pruned);
+    fprintf(f, "sluice_documents_total{outcome=\"parked\"} %llu\n", (unsigned long long)r->parked);
+    one(f, "sluice_documents_found_inside_total", "counter",
+        "documents found inside documents (email attachments), counted in the outcomes too",
+        (unsigned long long)r->children);
     one(f, "sluice_documents_in_flight", "gauge", "documents admitted and not ended",
         (unsigned long long)r->docs_inflight);
     one(f, "sluice_chunks_stored_total", "counter", "chunks of stored documents",

@@ -108,8 +108,9 @@ expect() { # lines "METRIC{LABELS} VALUE" from the report
     jq -r '
       def s: "stage=\"\(.name)\",plugin=\"\(.plugin)\",executor=\"\(.executor)\"";
       def p: "provider=\"\(.name)\",plugin=\"\(.plugin)\"";
-      (.documents | to_entries[] | select(.key != "total")
+      (.documents | to_entries[] | select(.key != "total" and .key != "children")
         | "sluice_documents_total{outcome=\"\(.key)\"} \(.value)"),
+      "sluice_documents_found_inside_total \(.documents.children)",
       "sluice_run_documents \(.documents.total)",
       "sluice_chunks_stored_total \(.chunks)",
       "sluice_read_bytes_total \(.bytes)",

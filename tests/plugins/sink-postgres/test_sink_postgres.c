@@ -236,11 +236,12 @@ static void test_bad_text_fails_the_document(void) {
     int rc;
     sl_instance *inst = sink_open(NULL, 0, &rc);
     sl_doc *d = mkdoc("bad/utf8.md", "x", 1, "ok", 1, 0);
-    sl_doc_add_chunk(d, "caf\xe9 au lait", 12); /* Latin-1, not UTF-8 */
-    CHECK_INT(do_store(inst, d), SL_EBADINPUT);
-    CHECK_CONTAINS(last.msg, "chunk 1");
+    /* Latin-1, not UTF-8: the core refuses it before a sink sees it, and
+     * the document, stored, holds only its valid chunk */
+    CHECK_INT(sl_doc_add_chunk(d, "caf\xe9 au lait", 12), SL_EBADINPUT);
+    CHECK_INT((int)sl_doc_chunk_count(d), 1);
     sl_doc_free(d);
-    CHECK_INT(sql_int("SELECT count(*) FROM t_documents WHERE uri = 'bad/utf8.md'"), 0);
+    CHECK_INT(sql_int("SELECT count(*) FROM t_documents WHERE uri = 'bad/utf8.md'"), 0); /* never stored */
     sl_instance_free(inst);
 }
 
@@ -249,7 +250,7 @@ static void test_values_are_parameters(void) {
     sl_instance *inst = sink_open(NULL, 0, &rc);
     const char *uri = "q/it's \"x\"; DROP TABLE t_chunks; --.md";
     sl_doc *d = mkdoc(uri, "x", 1, "a'b\"c\\d; DROP TABLE t_documents; --", 1, 0);
-    sl_doc_meta_set(d, "author", "O'Brien \"\\\" \xff");
+    sl_doc_meta_set(d, "author", "O'Brien \"\\\" \xc3\xbf");
     sl_chunk_set_summary(d, 0, "sum'mary");
     CHECK_INT(do_store(inst, d), 0);
     sl_doc_free(d);
@@ -259,7 +260,7 @@ static void test_values_are_parameters(void) {
     CHECK_STR(sql("SELECT title FROM t_documents WHERE uri LIKE 'q/%'"),
               "a'b\"c\\d; DROP TABLE t_documents; --");
     CHECK_STR(sql("SELECT metadata->>'author' FROM t_documents WHERE uri LIKE 'q/%'"),
-              "O'Brien \"\\\" \xef\xbf\xbd");
+              "O'Brien \"\\\" \xc3\xbf");
     CHECK_STR(
         sql("SELECT summary FROM t_chunks c JOIN t_documents d ON d.id = c.doc_id WHERE uri LIKE 'q/%'"),
         "sum'mary");

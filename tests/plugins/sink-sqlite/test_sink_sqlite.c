@@ -481,7 +481,8 @@ static void test_metadata_stored_as_json(void) {
     sl_doc *d = mkdoc("m.md", "m", "fp", 1, "t", 1, 0);
     sl_doc_meta_set(d, "title", "Caf\xc3\xa9 \"quoted\"");
     sl_doc_meta_set(d, "author", "a\\b\nc\td\x01");
-    sl_doc_meta_set(d, "latin1", "caf\xe9!");
+    /* the core refuses text that is not UTF-8 before a sink sees it */
+    CHECK_INT(sl_doc_meta_set(d, "latin1", "caf\xe9!"), SL_EBADINPUT);
     CHECK_INT(do_store(s, d), 0);
     char buf[256];
     CHECK_STR(raw_text(path, "SELECT title FROM documents", buf, sizeof buf), "Caf\xc3\xa9 \"quoted\"");
@@ -490,8 +491,7 @@ static void test_metadata_stored_as_json(void) {
               "Caf\xc3\xa9 \"quoted\"");
     CHECK_STR(raw_text(path, "SELECT json_extract(metadata, '$.author') FROM documents", buf, sizeof buf),
               "a\\b\nc\td\x01");
-    CHECK_STR(raw_text(path, "SELECT json_extract(metadata, '$.latin1') FROM documents", buf, sizeof buf),
-              "caf\xef\xbf\xbd!");
+    CHECK_INT(raw_int(path, "SELECT json_extract(metadata, '$.latin1') IS NULL FROM documents"), 1);
     sl_doc_free(d);
     sink_close(s);
 }
