@@ -60,8 +60,8 @@ typedef struct cli {
     char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
     bool dry_run, connect, all;
     const char *log_format; /* "text" (default) or "json" */
-    const char *stage; /* inspect --stage */
-    const char *input; /* check --plugin X.so --input FILE */
+    const char *stage;      /* inspect --stage */
+    const char *input;      /* check --plugin X.so --input FILE */
 } cli;
 
 static const char *usage_main =
@@ -1120,10 +1120,11 @@ static int check_input(cli *c) {
     sl_registry_free(reg);
     if (role != SL_ROLE_PARSER && role != SL_ROLE_PAGE && role != SL_ROLE_CHUNKER && role != SL_ROLE_LLM &&
         role != SL_ROLE_EMBEDDER) {
-        fprintf(stderr,
-                "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
-                "test store instead\n",
-                name, sl_role_name(role));
+        fprintf(
+            stderr,
+            "sluice: check --input: %s is a %s; inspecting never calls a sink: run 'sluice run' against a "
+            "test store instead\n",
+            name, sl_role_name(role));
         return EXIT_USAGE;
     }
     /* The built-in config with the plugin as stage [inspected] in the route

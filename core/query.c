@@ -165,6 +165,7 @@ static json_t *hit_json(const sl_hit *h) {
 
 json_t *sl_hits_json(const sl_hits *hits) {
     json_t *arr = json_array();
-    for (size_t i = 0; i < sl_hits_count(hits); i++) json_array_append_new(arr, hit_json(sl_hits_at(hits, i)));
+    for (size_t i = 0; i < sl_hits_count(hits); i++)
+        json_array_append_new(arr, hit_json(sl_hits_at(hits, i)));
     return arr;
 }

@@ -669,10 +669,9 @@ static void probe_answer(sl_http *req, void *arg) {
 }
 
 /* GETs {base_url}/{path} with the key header; SL_PENDING, or a failure. */
-int sl_probe_models(sl_call *call, const char *base_url, const char *path,
-                    const sl_header *hdrs, size_t nhdrs, int64_t timeout_ms,
-                                        const char *who, const char *model, const char *list,
-                                        const char *field) {
+int sl_probe_models(sl_call *call, const char *base_url, const char *path, const sl_header *hdrs,
+                    size_t nhdrs, int64_t timeout_ms, const char *who, const char *model, const char *list,
+                    const char *field) {
     probe *p = calloc(1, sizeof *p);
     char *url = sl_url_join(base_url, path);
     sl_http *req = url && p ? sl_http_new(sl_call_instance(call), "GET", url) : NULL;

@@ -294,8 +294,8 @@ static const struct {
     const char *name;
     int64_t min, max;
 } settings_bounds[] = {
-    {"threads", 0, 1024}, {"max_documents", 0, 100000000},        {"retries", 0, 1000},
-    {"workers", 0, 1024}, {"worker_max_documents", 0, INT64_MAX}, {"max_children", 0, 1000000},
+    {"threads", 0, 1024},         {"max_documents", 0, 100000000},        {"retries", 0, 1000},
+    {"workers", 0, 1024},         {"worker_max_documents", 0, INT64_MAX}, {"max_children", 0, 1000000},
     {"max_attempts", 0, 1000000},
 };
 

@@ -43,17 +43,17 @@ typedef struct sl_settings {
     uint64_t worker_memory_limit;
     int64_t worker_timeout_ms;
     bool worker_seccomp;
-    int64_t max_children;     /* documents a document may hold (email attachments) */
-    uint64_t max_child_bytes; /* their bytes in all */
+    int64_t max_children;       /* documents a document may hold (email attachments) */
+    uint64_t max_child_bytes;   /* their bytes in all */
     const char *watch;          /* serve: folders to follow, space-separated */
     int64_t watch_debounce_ms;  /* serve: quiet time before a changed path is ingested */
     int64_t rescan_ms;          /* serve: full rescan every this long; 0: never */
     int64_t report_interval_ms; /* serve: a counters line in the log every this long; 0: never */
     const char *listen;         /* HOST:PORT of the HTTP service (httpd.h); "" off */
     int64_t listen_linger_ms;   /* `run`: keep serving this long after the run ended */
-    int64_t max_attempts; /* failed this many runs: a dead letter, not retried by `run`; 0: never */
-    int64_t call_deadline_ms; /* a call answering SL_PENDING gets this long, unless its stage says */
-    int64_t slow_call_ms;     /* a pool call running longer is logged; 0: never */
+    int64_t max_attempts;       /* failed this many runs: a dead letter, not retried by `run`; 0: never */
+    int64_t call_deadline_ms;   /* a call answering SL_PENDING gets this long, unless its stage says */
+    int64_t slow_call_ms;       /* a pool call running longer is logged; 0: never */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

@@ -182,8 +182,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
 static int probe(sl_call *call) {
     const llm_anthropic *s = sl_call_state(call);
     sl_header h[] = {{"x-api-key", s->ep.auth}, {"anthropic-version", ANTHROPIC_VERSION}};
-    return sl_probe_models(call, s->c.base_url, "models", h, 2, s->c.timeout_ms, "Anthropic",
-                                 s->c.model, "data", "id");
+    return sl_probe_models(call, s->c.base_url, "models", h, 2, s->c.timeout_ms, "Anthropic", s->c.model,
+                           "data", "id");
 }
 
 static const sl_plugin desc = {

@@ -159,7 +159,7 @@ static int probe(sl_call *call) {
     const llm_ollama *s = sl_call_state(call);
     sl_header h[] = {{"Authorization", s->ep.auth}};
     return sl_probe_models(call, s->c.base_url, "api/tags", h, 1, s->c.timeout_ms, "Ollama", s->c.model,
-                                 "models", "name");
+                           "models", "name");
 }
 
 static const sl_plugin desc = {

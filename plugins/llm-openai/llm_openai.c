@@ -169,8 +169,8 @@ static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
 static int probe(sl_call *call) {
     const llm_openai *s = sl_call_state(call);
     sl_header h[] = {{"Authorization", s->ep.auth}};
-    return sl_probe_models(call, s->c.base_url, "models", h, 1, s->c.timeout_ms, "OpenAI", s->c.model,
-                                 "data", "id");
+    return sl_probe_models(call, s->c.base_url, "models", h, 1, s->c.timeout_ms, "OpenAI", s->c.model, "data",
+                           "id");
 }
 
 static const sl_plugin desc = {

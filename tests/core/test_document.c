@@ -210,7 +210,11 @@ static void test_utf8(void) {
 static void test_plugin_text_must_be_utf8(void) {
     sl_doc *d = sl_doc_new("docs/bad.txt", NULL);
     CHECK_INT(sl_doc_add_element(d, SL_EL_PARAGRAPH, "fine \xc3\xa9", 7), 0);
-    CHECK_INT(sl_doc_add_element(d, SL_EL_HEADING, "ab\xff" "cd", 5), SL_EBADINPUT);
+    CHECK_INT(sl_doc_add_element(d, SL_EL_HEADING,
+                                 "ab\xff"
+                                 "cd",
+                                 5),
+              SL_EBADINPUT);
     CHECK_INT((int)sl_doc_element_count(d), 1);
     CHECK_INT(sl_doc_add_chunk(d, "\xc3", 1), SL_EBADINPUT); /* truncated: later offences keep the first */
     CHECK_INT((int)sl_doc_chunk_count(d), 0);
