@@ -181,6 +181,7 @@ static void conn_cb(sl_watch *w, int status, int events, void *arg);
 static void conn_begin(conn *c, pg_op *op);
 static void grow(pg_pool *p);
 static void fail_unservable(pg_pool *p);
+static void dispatch(pg_pool *p);
 
 static void notice(void *arg, const char *message) {
     pg_pool *p = arg;
@@ -424,6 +425,15 @@ static void fail_unservable(pg_pool *p) {
     }
 }
 
+/* Waiting ops go to idle connections. An idle connection has no event of
+ * its own to wake it, so whoever queues an op, or sees connections die,
+ * hands the queue to the idle ones: else, with the server restarted, ops
+ * waited in the queue beside idle connections for ever. */
+static void dispatch(pg_pool *p) {
+    for (int i = 0; i < p->conf.size && p->qhead; i++)
+        if (p->conns[i].state == C_IDLE) conn_next(&p->conns[i]);
+}
+
 /* --- running an op --- */
 
 /* The connection died under c->op: the op fails as retryable. */
@@ -443,6 +453,7 @@ static void conn_broken(conn *c) {
                    p->conf.where, why);
         complete_later(p, op);
     }
+    dispatch(p);
     if (p->queued) grow(p);
     fail_unservable(p);
 }
@@ -485,6 +496,7 @@ static void conn_begin(conn *c, pg_op *op) {
             return;
         }
         enqueue_front(p, op);
+        dispatch(p); /* another idle connection may take it (its socket is checked the same way) */
         grow(p);
         fail_unservable(p);
         return;
@@ -632,15 +644,11 @@ int pg_pool_submit(pg_pool *p, pg_op *op) {
         pg_op_free(op);
         return code;
     }
-    if (!p->qhead) {
-        for (int i = 0; i < p->conf.size; i++) {
-            if (p->conns[i].state == C_IDLE) {
-                conn_begin(&p->conns[i], op);
-                return SL_PENDING;
-            }
-        }
-    }
     enqueue(p, op);
+    dispatch(p);
+    bool waiting = false;
+    for (pg_op *q = p->qhead; q && !waiting; q = q->next) waiting = q == op;
+    if (!waiting) return SL_PENDING; /* a connection took it (or failed it, answering later) */
     grow(p);
     if (servable(p)) return SL_PENDING;
     /* nothing can run it now: this call is answered at once, the others
