@@ -280,6 +280,8 @@ class Pass:
                         why = "a rejected config stored %d documents" % stored
                     if not re.search(r"c\.ini:\d+", err_c):
                         norefline += 1
+                        with open(os.path.join(self.out, "no-file-line.txt"), "a") as f:
+                            f.write(err_c.strip()[:300] + "\n")
             elif not why and rc_r not in (0, 1):
                 why = "check accepted but run exited %d: %s" % (rc_r, err_r.strip()[-200:])
             tried += 1
