@@ -1281,6 +1281,10 @@ int main(int argc, char **argv) {
     /* a crash inside a plugin names it (guard.h); a worker process's own
      * death is reported by its supervisor instead */
     if (cmd && strcmp(cmd, "__worker") != 0) sl_guard_install(cmd);
+    /* an interrupt while the configuration and plugins load ends the run
+     * with exit 3 once it starts, rather than killing it mid-initialisation */
+    if (cmd && (!strcmp(cmd, "run") || !strcmp(cmd, "retry") || !strcmp(cmd, "serve")))
+        sl_guard_hold_interrupts();
     if (!cmd) {
         fputs(usage_main, c.help ? stdout : stderr);
         status = c.help ? EXIT_OK : EXIT_USAGE;
