@@ -335,6 +335,7 @@ static void linger_end(after_run *l) {
     uv_close((uv_handle_t *)&l->timer, NULL);
     uv_close((uv_handle_t *)&l->sigint, NULL);
     uv_close((uv_handle_t *)&l->sigterm, NULL);
+    sl_guard_rehold_interrupts();
 }
 static void linger_timeout(uv_timer_t *t) { linger_end(t->data); }
 static void linger_signal(uv_signal_t *s, int signum) { linger_end(s->data); }

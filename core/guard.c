@@ -356,6 +356,7 @@ void sl_guard_stop(void) {
 /* --- interrupts before the loop listens --- */
 
 static volatile sig_atomic_t held_interrupts;
+static int holding; /* this command holds interrupts (cli.c) */
 
 static void on_early_interrupt(int sig) {
     (void)sig;
@@ -363,6 +364,7 @@ static void on_early_interrupt(int sig) {
 }
 
 void sl_guard_hold_interrupts(void) {
+    holding = 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_early_interrupt;
@@ -376,4 +378,12 @@ int sl_guard_take_interrupts(void) {
     int n = (int)held_interrupts;
     held_interrupts = 0;
     return n;
+}
+
+void sl_guard_rehold_interrupts(void) {
+    if (!holding) return;
+    struct sigaction cur;
+    /* libuv sets the default back when the last handle for a signal
+     * closes; where another handle still listens (serve), it stays */
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) sl_guard_hold_interrupts();
 }

@@ -70,6 +70,11 @@ void sl_guard_set_loop_thread(void);
  * document (exit 3), two stop it at once. Only `run`, `retry` and `serve`
  * hold interrupts; every other command keeps the default. */
 void sl_guard_hold_interrupts(void);
+/* Holds them again once the loop has stopped listening (libuv restores the
+ * default when its last signal handle closes), so the end of a run (report,
+ * plugin fini, store close) is not killed halfway either. A no-op unless
+ * the command holds interrupts, or while a loop handle still listens. */
+void sl_guard_rehold_interrupts(void);
 /* How many interrupts arrived while held (and clears the count). */
 int sl_guard_take_interrupts(void);
 

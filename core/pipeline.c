@@ -75,6 +75,7 @@ static void stop_handles(run *r) {
     }
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    sl_guard_rehold_interrupts();
     uv_close((uv_handle_t *)&r->sweep, NULL);
     r->sweep_open = 0;
     uv_close((uv_handle_t *)&r->grace, NULL);
