@@ -9,8 +9,8 @@
 #
 # The corpus, kept in WORK and reused: pandoc writes one DOCX, PPTX and EPUB
 # per Markdown file of examples/corpus plus one "book" of all of them; an
-# XLSX per file (one sheet, a row per line, a cell per word, shared strings)
-# is written by python3 and zip. Each format's folder holds DOCS files,
+# XLSX per file (one sheet, a row per line, a cell per word, shared strings,
+# the content types xlsx2csv needs) is written by python3 and zip. Each format's folder holds DOCS files,
 # copies of those round-robin (sluice processes each: the store is fresh
 # every run, and each file is its own URI).
 #
@@ -82,7 +82,13 @@ for name in sorted(os.listdir(os.path.join(seeds, "md"))):
         rows.append(f'<row r="{r}">{cells}</row>')
     d = tempfile.mkdtemp()
     files = {
-        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+            '</Types>',
         "_rels/.rels": f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" Type="{R}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
         "xl/workbook.xml": f'<workbook {NS} xmlns:r="{R}"><sheets><sheet name="{escape(stem)}" sheetId="1" r:id="r1"/></sheets></workbook>',
         "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" Type="{R}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="r2" Type="{R}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',

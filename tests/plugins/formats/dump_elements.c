@@ -68,8 +68,8 @@ static json_t *element_json(const sl_doc *doc, size_t i) {
     const char *lang = sl_element_attr(doc, i, "lang");
     return json_pack("{s:s,s:i,s:i,s:I,s:i,s:s?,s:o,s:s}", "type", sl_elem_type_name(sl_element_type(doc, i)),
                      "level", sl_element_level(doc, i), "line", (int)sl_element_line(doc, i), "offset",
-                     (json_int_t)sl_element_offset(doc, i), "page", (int)sl_element_page(doc, i), "lang", lang,
-                     "attrs", attrs, "text", sl_element_text(doc, i, NULL));
+                     (json_int_t)sl_element_offset(doc, i), "page", (int)sl_element_page(doc, i), "lang",
+                     lang, "attrs", attrs, "text", sl_element_text(doc, i, NULL));
 }
 
 static int run_one(harness *h, const char *mt, const char *path, bool text_only) {
@@ -91,7 +91,8 @@ static int run_one(harness *h, const char *mt, const char *path, bool text_only)
             put_line(json_pack("{s:s,s:i}", "error", call.msg, "code", rc));
         status = DUMP_REFUSED;
     } else if (text_only) {
-        for (size_t i = 0; i < sl_doc_element_count(doc); i++) printf("%s\n\n", sl_element_text(doc, i, NULL));
+        for (size_t i = 0; i < sl_doc_element_count(doc); i++)
+            printf("%s\n\n", sl_element_text(doc, i, NULL));
     } else {
         json_t *meta = json_object();
         for (size_t i = 0; i < sl_doc_meta_count(doc); i++) {
