@@ -105,6 +105,7 @@ struct sl_call {
     uint64_t tokens_in, tokens_out;      /* sl_call_usage */
     int throttled;                       /* the provider said 429: pacing, not a failure */
     struct sl_doc *doc;                  /* the document an operation works on (ops.c), or NULL */
+    int query;                           /* embedding a search query (sl_call_is_query) */
 };
 
 #define SL_CALL_ABANDONED 2

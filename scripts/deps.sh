@@ -36,6 +36,9 @@ packages=(
     # the HTTP service (libh2o on libuv); its tests: promtool parses /metrics,
     # headless chromium renders the status page
     libh2o-dev prometheus chromium
+    # embed-torch and chunk-text's tokenizers (plugins/common/tokenizer.c):
+    # SentencePiece models, ICU for Unicode classes and sentence breaks
+    libsentencepiece-dev libicu-dev
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -59,6 +59,11 @@ SL_EXPORT void sl_call_done(sl_call *call, int rc);
 SL_EXPORT void *sl_call_state(sl_call *call);
 SL_EXPORT void *sl_call_thread_state(sl_call *call);
 SL_EXPORT sl_instance *sl_call_instance(sl_call *call);
+/* Embedders (ABI 1.4): 1 when the texts of this embed call are a search
+ * query (`sluice query`, serve's /query), 0 when they are chunks being
+ * stored. Models trained with prefixes (E5's "query: " / "passage: ")
+ * embed the two differently. */
+SL_EXPORT int sl_call_is_query(const sl_call *call);
 
 /* The instance's INI section name, e.g. "embedder". */
 SL_EXPORT const char *sl_instance_name(const sl_instance *inst);

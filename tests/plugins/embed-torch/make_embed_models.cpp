@@ -1,0 +1,101 @@
+/* make_embed_models.cpp - test fixtures for embed-torch and token-exact
+ * chunking, made at test time: tiny TorchScript encoders compiled from
+ * source by libtorch (no Python, no model files in the repository), and a
+ * SentencePiece model trained by libsentencepiece on a text given.
+ *
+ *   embed-make-model DIR                 every model, as DIR/NAME.pt
+ *   embed-make-model --spm TEXT PREFIX   trains PREFIX.model (unigram, 300 pieces)
+ *   embed-make-model --spm-ids MODEL TEXT  prints the library's own ids, one a line
+ *
+ * The encoders answer a hidden state whose values the tests compute on
+ * their own: for token id i at any position, dimension d (0..7),
+ *   sin((i + 1) * (d + 1) * 0.37) + 100 * token_type_id
+ * so mean pooling, [CLS] pooling and padding can be checked numerically.
+ *   sin       forward(input_ids, attention_mask, token_type_ids) ->
+ *             (last_hidden_state, pooler_output): a tuple, as Hugging Face
+ *             models traced with return_dict=False answer
+ *   sin2      forward(input_ids, attention_mask) -> {"last_hidden_state": ...}
+ *   sin-oom   `sin`, but a batch of more than 2 texts raises "CUDA out of
+ *             memory", as a GPU that is too small would
+ *   bad       answers a number, not a hidden state
+ */
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+#include <torch/script.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+namespace {
+
+const char *const hidden_src = R"TS(
+def hidden(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
+    d = (torch.arange(8, device=input_ids.device) + 1).float() * 0.37
+    return torch.sin((input_ids.float() + 1.0).unsqueeze(-1) * d) + token_type_ids.float().unsqueeze(-1) * 100.0
+)TS";
+
+const char *const sin_src = R"TS(
+def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tuple[Tensor, Tensor]:
+    h = self.hidden(input_ids, token_type_ids)
+    return h, h[:, 0]
+)TS";
+
+const char *const sin2_src = R"TS(
+def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Dict[str, Tensor]:
+    return {"last_hidden_state": self.hidden(input_ids, torch.zeros_like(input_ids))}
+)TS";
+
+const char *const oom_src = R"TS(
+def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tuple[Tensor, Tensor]:
+    assert input_ids.size(0) <= 2, "CUDA out of memory (test model: batches above 2 do not fit)"
+    h = self.hidden(input_ids, token_type_ids)
+    return h, h[:, 0]
+)TS";
+
+const char *const bad_src = R"TS(
+def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    return input_ids.float().sum()
+)TS";
+
+int make(const std::string &dir, const char *name, const char *src, bool hidden) {
+    try {
+        torch::jit::Module m("__torch__.SluiceEmbedTest");
+        if (hidden) m.define(hidden_src);
+        m.define(src);
+        m.save(dir + "/" + name + ".pt");
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "embed-make-model %s: %s\n", name, e.what());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    if (argc == 4 && std::strcmp(argv[1], "--spm") == 0) {
+        std::string args = std::string("--input=") + argv[2] + " --model_prefix=" + argv[3] +
+                           " --vocab_size=300 --model_type=unigram --character_coverage=1.0"
+                           " --minloglevel=2 --num_threads=1";
+        auto st = sentencepiece::SentencePieceTrainer::Train(args);
+        if (!st.ok()) {
+            std::fprintf(stderr, "embed-make-model --spm: %s\n", st.ToString().c_str());
+            return 1;
+        }
+        return 0;
+    }
+    if (argc == 4 && std::strcmp(argv[1], "--spm-ids") == 0) {
+        sentencepiece::SentencePieceProcessor sp;
+        if (!sp.Load(argv[2]).ok()) return 1;
+        for (int id : sp.EncodeAsIds(argv[3])) std::printf("%d\n", id);
+        return 0;
+    }
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: embed-make-model DIR | --spm TEXT PREFIX | --spm-ids MODEL TEXT\n");
+        return 2;
+    }
+    return make(argv[1], "sin", sin_src, true) || make(argv[1], "sin2", sin2_src, true) ||
+           make(argv[1], "sin-oom", oom_src, true) || make(argv[1], "bad", bad_src, false);
+}
