@@ -78,6 +78,7 @@ typedef struct ck_config {
     bool lowercase;
     const char *strip_accents;
     const char *prefix;
+    const char *locale;
 } ck_config;
 
 /* Read-only after init: every pool thread may use it at once (the
@@ -85,6 +86,7 @@ typedef struct ck_config {
 typedef struct ck_state {
     size_t size, overlap; /* in code points, or tokens with a tokenizer */
     tok *tk;
+    const char *locale; /* ICU's, for sentence breaks */
 } ck_state;
 
 static const sl_option options[] = {
@@ -130,6 +132,11 @@ static const sl_option options[] = {
      .def = "",
      .help = "the embedder's passage_prefix: its tokens count against size",
      .offset = offsetof(ck_config, prefix)},
+    {.name = "locale",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "the text's language for ICU's sentence ends (\"el\": Greek ';' ends a question); \"\": any",
+     .offset = offsetof(ck_config, locale)},
     {0},
 };
 
@@ -175,11 +182,11 @@ enum { BREAK_PARA, BREAK_LINE, BREAK_SENTENCE, BREAK_SPACE, NBREAKS };
 /* The last sentence boundary ICU's break iterator finds inside
  * s[pos, wend), moved back over the spaces before it (so the cut lands on
  * them), or 0. *bi is opened on first use and kept for the document. */
-static size_t icu_sentence(UBreakIterator **bi, const char *s, size_t pos, size_t wend) {
+static size_t icu_sentence(UBreakIterator **bi, const char *locale, const char *s, size_t pos, size_t wend) {
     if (wend - pos > INT32_MAX) return 0;
     UErrorCode e = U_ZERO_ERROR;
     if (!*bi) {
-        *bi = ubrk_open(UBRK_SENTENCE, "", NULL, 0, &e);
+        *bi = ubrk_open(UBRK_SENTENCE, locale ? locale : "", NULL, 0, &e);
         if (U_FAILURE(e)) {
             *bi = NULL;
             return 0;
@@ -202,10 +209,10 @@ static size_t icu_sentence(UBreakIterator **bi, const char *s, size_t pos, size_
  * (from mid) wins, else the last break of any kind, else wend itself.
  * Sentence ends are ASCII's and, for prose, ICU's. */
 static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, size_t n, bool block,
-                            UBreakIterator **bi) {
+                            UBreakIterator **bi, const char *locale) {
     size_t at[NBREAKS] = {0};
     bool seen[NBREAKS] = {false}, any = false;
-    size_t sb = block ? 0 : icu_sentence(bi, s, pos, wend), early = 0;
+    size_t sb = block ? 0 : icu_sentence(bi, locale, s, pos, wend), early = 0;
     if (sb && sb >= mid) seen[BREAK_SENTENCE] = any = true, at[BREAK_SENTENCE] = sb;
     for (size_t i = wend; i > pos && !(i < mid && any); i--) {
         char c = s[i];
@@ -236,8 +243,8 @@ static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, 
  * over other line ends. Each piece is then at least a quarter full, which
  * keeps the cost linear. */
 static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t wend, size_t n, shape sh,
-                       UBreakIterator **bi) {
-    if (sh == SHAPE_TEXT) return best_text_cut(s, pos, mid, wend, n, false, bi);
+                       UBreakIterator **bi, const char *locale) {
+    if (sh == SHAPE_TEXT) return best_text_cut(s, pos, mid, wend, n, false, bi, locale);
     size_t line = 0;
     for (size_t i = wend; i > pos && i >= low; i--) {
         if (s[i] != '\n') continue;
@@ -247,7 +254,7 @@ static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t
             return i;
         if (!line) line = i;
     }
-    return line ? line : best_text_cut(s, pos, mid, wend, n, true, bi);
+    return line ? line : best_text_cut(s, pos, mid, wend, n, true, bi, locale);
 }
 
 /* --- the chunk being built --- */
@@ -282,6 +289,7 @@ typedef struct chunker {
     buf piece;  /* a piece of a row under its header cells */
     const tok *tk;      /* counts tokens; NULL: code points */
     UBreakIterator *bi; /* ICU sentence breaks, opened on first use */
+    const char *locale;
 } chunker;
 
 /* --- measuring: code points, or the embedder's tokens --- */
@@ -517,7 +525,7 @@ static int add_split(chunker *c, const char *s, size_t n, shape sh, bool body, c
         size_t wend = advance(c, s, pos, n, avail), cut = n;
         if (wend < n)
             cut = best_cut(s, pos, advance(c, s, pos, wend, avail / 4), advance(c, s, pos, wend, avail / 2),
-                           wend, n, sh, &c->bi);
+                           wend, n, sh, &c->bi, c->locale);
         size_t end = cut;
         while (end > pos && is_space(s[end - 1])) end--;
         int rc = append(c, join, s + pos, end - pos, units_of(c, s + pos, end - pos), body, o);
@@ -795,6 +803,7 @@ static int ck_init(sl_instance *inst, const void *config, void **state) {
     size_t scale = tokens && !(vocab || spm) ? TOKEN_CHARS : 1;
     st->size = (size_t)cfg->size * scale;
     st->overlap = (size_t)cfg->overlap * scale;
+    st->locale = cfg->locale ? cfg->locale : "";
     if (vocab || spm) {
         char err[1024];
         bool strip = strcmp(cfg->strip_accents, "auto") == 0 ? cfg->lowercase : strcmp(cfg->strip_accents, "yes") == 0;
@@ -831,7 +840,7 @@ static int ck_chunk(sl_call *call, sl_doc *doc) {
     if (!st) return sl_fail(call, SL_EFATAL, "chunk-text was not initialised");
     if (!sl_doc_element_count(doc)) return sl_fail(call, SL_EBADINPUT, "no text to chunk (no elements)");
     size_t before = sl_doc_chunk_count(doc);
-    chunker c = {.doc = doc, .size = st->size, .overlap = st->overlap, .tk = st->tk};
+    chunker c = {.doc = doc, .size = st->size, .overlap = st->overlap, .tk = st->tk, .locale = st->locale};
     int rc = chunk_doc(&c);
     if (c.bi) ubrk_close(c.bi);
     free(c.cur.p);

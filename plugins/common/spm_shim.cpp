@@ -63,4 +63,10 @@ int32_t spm_pad(const spm_model *m) { return m->sp.pad_id(); }
 int32_t spm_unk(const spm_model *m) { return m->sp.unk_id(); }
 size_t spm_size(const spm_model *m) { return static_cast<size_t>(m->sp.GetPieceSize()); }
 
+__attribute__((visibility("default"))) const spm_api *sluice_spm_api(void) {
+    static const spm_api api = {spm_open, spm_free, spm_encode, spm_piece_id, spm_bos,
+                                spm_eos,  spm_pad,  spm_unk,    spm_size};
+    return &api;
+}
+
 } // extern "C"

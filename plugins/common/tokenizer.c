@@ -15,7 +15,9 @@
  */
 #include "tokenizer.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,36 @@ struct tok {
     spm_model *spm;
     int32_t cls, sep, pad, unk;
 };
+
+/* --- SentencePiece, from its own module (spm_shim.h says why) --- */
+
+static const spm_api *spm;
+static pthread_once_t spm_once = PTHREAD_ONCE_INIT;
+static char spm_err[1024];
+
+static void spm_load(void) {
+    char path[4096];
+    const char *dirs[2] = {NULL, getenv("SLUICE_PLUGIN_DIR")};
+    Dl_info info;
+    char self[4096] = "";
+    if (dladdr((void *)spm_load, &info) && info.dli_fname) {
+        snprintf(self, sizeof self, "%s", info.dli_fname);
+        char *slash = strrchr(self, '/');
+        if (slash) *slash = '\0', dirs[0] = self;
+    }
+    snprintf(spm_err, sizeof spm_err, "sluice-spm.shim not found next to the plugin");
+    for (int i = 0; i < 2 && !spm; i++) {
+        if (!dirs[i] || !*dirs[i]) continue;
+        snprintf(path, sizeof path, "%s/sluice-spm.shim", dirs[i]);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+        if (!h) {
+            snprintf(spm_err, sizeof spm_err, "%s", dlerror());
+            continue;
+        }
+        const spm_api *(*entry)(void) = (const spm_api *(*)(void))dlsym(h, "sluice_spm_api");
+        if (entry) spm = entry();
+    }
+}
 
 /* --- the vocabulary --- */
 
@@ -170,24 +202,30 @@ int tok_open_spm(const char *path, tok **out, char *err, size_t errlen) {
         return -1;
     }
     t->kind = 1;
-    if (spm_open(path, &t->spm, err, errlen)) {
+    pthread_once(&spm_once, spm_load);
+    if (!spm) {
+        snprintf(err, errlen, "SentencePiece is not available: %s", spm_err);
         free(t);
         return -1;
     }
-    t->cls = spm_piece_id(t->spm, "[CLS]");
-    if (t->cls < 0) t->cls = spm_bos(t->spm);
-    t->sep = spm_piece_id(t->spm, "[SEP]");
-    if (t->sep < 0) t->sep = spm_eos(t->spm);
-    t->pad = spm_pad(t->spm);
+    if (spm->open(path, &t->spm, err, errlen)) {
+        free(t);
+        return -1;
+    }
+    t->cls = spm->piece_id(t->spm, "[CLS]");
+    if (t->cls < 0) t->cls = spm->bos(t->spm);
+    t->sep = spm->piece_id(t->spm, "[SEP]");
+    if (t->sep < 0) t->sep = spm->eos(t->spm);
+    t->pad = spm->pad(t->spm);
     if (t->pad < 0) t->pad = 0;
-    t->unk = spm_unk(t->spm);
+    t->unk = spm->unk(t->spm);
     *out = t;
     return 0;
 }
 
 void tok_free(tok *t) {
     if (!t) return;
-    spm_free(t->spm);
+    if (t->spm) spm->free(t->spm);
     free(t->v.piece);
     free(t->v.slot);
     free(t->blob);
@@ -199,10 +237,10 @@ int32_t tok_sep(const tok *t) { return t->sep; }
 int32_t tok_pad(const tok *t) { return t->pad; }
 int32_t tok_unk(const tok *t) { return t->unk; }
 size_t tok_specials(const tok *t) { return (size_t)(t->cls >= 0) + (size_t)(t->sep >= 0); }
-size_t tok_vocab_size(const tok *t) { return t->kind ? spm_size(t->spm) : t->v.n; }
+size_t tok_vocab_size(const tok *t) { return t->kind ? spm->size(t->spm) : t->v.n; }
 const char *tok_kind(const tok *t) { return t->kind ? "sentencepiece" : "wordpiece"; }
 int32_t tok_id(const tok *t, const char *piece) {
-    return t->kind ? spm_piece_id(t->spm, piece) : vocab_find(&t->v, piece, strlen(piece));
+    return t->kind ? spm->piece_id(t->spm, piece) : vocab_find(&t->v, piece, strlen(piece));
 }
 
 /* --- ids --- */
@@ -473,7 +511,7 @@ static int encode_wordpiece(const tok *t, const char *s, size_t n, size_t limit,
 int tok_encode(const tok *t, const char *text, size_t len, size_t limit, tok_ids *out) {
     if (len > UINT32_MAX) len = UINT32_MAX; /* offsets are 32 bits; callers pass windows, not files */
     if (t->kind) {
-        int rc = spm_encode(t->spm, text, len, spm_push, out);
+        int rc = spm->encode(t->spm, text, len, spm_push, out);
         if (limit && out->n > limit) out->n = limit;
         return rc;
     }

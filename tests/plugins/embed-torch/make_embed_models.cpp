@@ -1,11 +1,10 @@
 /* make_embed_models.cpp - test fixtures for embed-torch and token-exact
  * chunking, made at test time: tiny TorchScript encoders compiled from
- * source by libtorch (no Python, no model files in the repository), and a
- * SentencePiece model trained by libsentencepiece on a text given.
+ * source by libtorch (no Python, no model files in the repository). The
+ * SentencePiece fixtures are make_spm.cpp's (a program of its own: libtorch
+ * and libsentencepiece each bring a protobuf, and do not share a process).
  *
  *   embed-make-model DIR                 every model, as DIR/NAME.pt
- *   embed-make-model --spm TEXT PREFIX   trains PREFIX.model (unigram, 300 pieces)
- *   embed-make-model --spm-ids MODEL TEXT  prints the library's own ids, one a line
  *
  * The encoders answer a hidden state whose values the tests compute on
  * their own: for token id i at any position, dimension d (0..7),
@@ -19,8 +18,6 @@
  *             memory", as a GPU that is too small would
  *   bad       answers a number, not a hidden state
  */
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 #include <torch/script.h>
 
 #include <cstdio>
@@ -75,25 +72,8 @@ int make(const std::string &dir, const char *name, const char *src, bool hidden)
 } // namespace
 
 int main(int argc, char **argv) {
-    if (argc == 4 && std::strcmp(argv[1], "--spm") == 0) {
-        std::string args = std::string("--input=") + argv[2] + " --model_prefix=" + argv[3] +
-                           " --vocab_size=300 --model_type=unigram --character_coverage=1.0"
-                           " --minloglevel=2 --num_threads=1";
-        auto st = sentencepiece::SentencePieceTrainer::Train(args);
-        if (!st.ok()) {
-            std::fprintf(stderr, "embed-make-model --spm: %s\n", st.ToString().c_str());
-            return 1;
-        }
-        return 0;
-    }
-    if (argc == 4 && std::strcmp(argv[1], "--spm-ids") == 0) {
-        sentencepiece::SentencePieceProcessor sp;
-        if (!sp.Load(argv[2]).ok()) return 1;
-        for (int id : sp.EncodeAsIds(argv[3])) std::printf("%d\n", id);
-        return 0;
-    }
     if (argc != 2) {
-        std::fprintf(stderr, "usage: embed-make-model DIR | --spm TEXT PREFIX | --spm-ids MODEL TEXT\n");
+        std::fprintf(stderr, "usage: embed-make-model DIR\n");
         return 2;
     }
     return make(argv[1], "sin", sin_src, true) || make(argv[1], "sin2", sin2_src, true) ||

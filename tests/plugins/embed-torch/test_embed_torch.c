@@ -144,7 +144,7 @@ static void test_sentencepiece_ids_are_the_librarys(void) {
     char prefix[4200], model[4300], cmd[9000];
     snprintf(prefix, sizeof prefix, "%s/spm", dir);
     snprintf(model, sizeof model, "%s.model", prefix);
-    snprintf(cmd, sizeof cmd, "'%s' --spm '%s' '%s'", MAKE_MODEL, corpus, prefix);
+    snprintf(cmd, sizeof cmd, "'%s' --spm '%s' '%s'", MAKE_SPM, corpus, prefix);
     CHECK_INT(system(cmd), 0);
     char err[512];
     tok *t = NULL;
@@ -157,7 +157,7 @@ static void test_sentencepiece_ids_are_the_librarys(void) {
     tok_ids ids = {0};
     CHECK_INT(tok_encode(t, text, strlen(text), 0, &ids), 0);
     CHECK(ids.n > 5);
-    snprintf(cmd, sizeof cmd, "'%s' --spm-ids '%s' '%s'", MAKE_MODEL, model, text);
+    snprintf(cmd, sizeof cmd, "'%s' --spm-ids '%s' '%s'", MAKE_SPM, model, text);
     FILE *p = popen(cmd, "r");
     CHECK(p != NULL);
     size_t k = 0;
