@@ -174,7 +174,10 @@ static int thread_init(void *st, void **ts) {
 /* The text's ids, framed and cut to max_seq_len, into ids; its count. */
 static int tokenize(const state *s, const char *prefix, const sl_text *t, tok_ids *ids, char **join,
                     size_t *cap) {
+    /* an INI value cannot end in a space: "query:" is joined to the text
+     * with one, as E5's "query: " */
     size_t pl = strlen(prefix), room = (size_t)s->c.max_seq_len - tok_specials(s->tk);
+    bool space = pl && prefix[pl - 1] != ' ';
     /* a window of the text is enough for `room` tokens: SentencePiece
      * encodes whole strings, and a chunk can be megabytes */
     size_t len = t->len, most = room * 64 + 64;
@@ -182,13 +185,14 @@ static int tokenize(const state *s, const char *prefix, const sl_text *t, tok_id
         len = most;
         while (len && ((unsigned char)t->ptr[len] & 0xC0) == 0x80) len--;
     }
-    if (pl + len + 1 > *cap) {
-        char *nj = realloc(*join, pl + len + 1);
+    if (pl + 1 + len + 1 > *cap) {
+        char *nj = realloc(*join, pl + 1 + len + 1);
         if (!nj) return -1;
         *join = nj;
-        *cap = pl + len + 1;
+        *cap = pl + 1 + len + 1;
     }
     memcpy(*join, prefix, pl);
+    if (space) (*join)[pl++] = ' ';
     memcpy(*join + pl, t->ptr, len);
     (*join)[pl + len] = '\0';
     tok_ids_clear(ids);

@@ -46,7 +46,7 @@ model = models/sin.pt
 vocab = vocab.txt
 device = cpu
 threads = 1
-query_prefix = "query: "
+query_prefix = query:    ; joined to the question with a space: "query: zebra"
 batch_size = 4
 batch_delay = 60s        ; only full batches go: 8 chunks, two batches of 4
 
