@@ -142,7 +142,8 @@ static group *group_for(sl_batcher *b, const unit *u) {
     for (size_t i = 0; i < b->ngroups; i++) {
         group *g = &b->groups[i];
         if (g->texts != (u->texts != NULL)) continue;
-        if (g->texts || !b->opts.group_by_shape || (g->w == u->w && g->h == u->h && g->channels == u->channels))
+        if (g->texts || !b->opts.group_by_shape ||
+            (g->w == u->w && g->h == u->h && g->channels == u->channels))
             return g;
     }
     if (b->ngroups == b->cgroups) {

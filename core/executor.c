@@ -218,8 +218,8 @@ static void batcher_submit(sl_exec *ex, unit *u) {
     if (op->unit == SL_UNIT_TEXTS) { /* an embedding batch: its texts are gathered here, on the loop */
         const char *why = op->prepare ? op->prepare(u) : NULL;
         int rc = why ? SL_ENOMEM
-                     : sl_batcher_submit_texts(b, u->args.texts, u->args.n, u->args.vectors, u->thr->inst->dim,
-                                               batch_done, u);
+                     : sl_batcher_submit_texts(b, u->args.texts, u->args.n, u->args.vectors,
+                                               u->thr->inst->dim, batch_done, u);
         if (rc) {
             sl_fail(&u->call, rc, "%s", why ? why : "cannot queue an embedding batch for the batcher");
             batch_done(u, rc, NULL, NULL);

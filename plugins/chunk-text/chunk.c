@@ -284,9 +284,9 @@ typedef struct chunker {
     size_t nmarks, cmarks;
     buf heads[7]; /* the heading path: text of the last heading of each level 1..6 */
     buf path;
-    buf attr;   /* an attribute's value being built */
-    buf joined; /* a unit of several elements, joined; or a piece of a row */
-    buf piece;  /* a piece of a row under its header cells */
+    buf attr;           /* an attribute's value being built */
+    buf joined;         /* a unit of several elements, joined; or a piece of a row */
+    buf piece;          /* a piece of a row under its header cells */
     const tok *tk;      /* counts tokens; NULL: code points */
     UBreakIterator *bi; /* ICU sentence breaks, opened on first use */
     const char *locale;
@@ -359,8 +359,10 @@ static size_t tail_start(const chunker *c, const char *s, size_t len, size_t ove
     size_t t = len;
     if (c->tk) {
         tok_ids ids = {0};
-        if (tok_encode(c->tk, s, len, 0, &ids)) t = len; /* out of memory: no overlap */
-        else t = ids.n > overlap ? ids.begin[ids.n - overlap] : 0;
+        if (tok_encode(c->tk, s, len, 0, &ids))
+            t = len; /* out of memory: no overlap */
+        else
+            t = ids.n > overlap ? ids.begin[ids.n - overlap] : 0;
         tok_ids_free(&ids);
     }
     for (size_t k = overlap; !c->tk && t > 0 && k; k--) {
@@ -470,7 +472,8 @@ static int emit_over(chunker *c) {
     size_t m = 0, keep = 1;
     while (m + 1 < c->nmarks && c->marks[m + 1].at <= start) m++;
     c->marks[0] = (mark){.at = 0, .o = c->marks[m].o};
-    for (size_t j = m + 1; j < c->nmarks; j++) c->marks[keep++] = (mark){.at = c->marks[j].at - start, .o = c->marks[j].o};
+    for (size_t j = m + 1; j < c->nmarks; j++)
+        c->marks[keep++] = (mark){.at = c->marks[j].at - start, .o = c->marks[j].o};
     c->nmarks = keep;
     c->cur.len -= start;
     memmove(c->cur.p, c->cur.p + start, c->cur.len);
@@ -806,7 +809,8 @@ static int ck_init(sl_instance *inst, const void *config, void **state) {
     st->locale = cfg->locale ? cfg->locale : "";
     if (vocab || spm) {
         char err[1024];
-        bool strip = strcmp(cfg->strip_accents, "auto") == 0 ? cfg->lowercase : strcmp(cfg->strip_accents, "yes") == 0;
+        bool strip =
+            strcmp(cfg->strip_accents, "auto") == 0 ? cfg->lowercase : strcmp(cfg->strip_accents, "yes") == 0;
         if (vocab ? tok_open_wordpiece(cfg->vocab, cfg->lowercase, strip, &st->tk, err, sizeof err)
                   : tok_open_spm(cfg->spm, &st->tk, err, sizeof err)) {
             free(st);
@@ -818,10 +822,11 @@ static int ck_init(sl_instance *inst, const void *config, void **state) {
         if (pre == (size_t)-1 || st->size <= fixed + st->overlap) {
             tok_free(st->tk);
             free(st);
-            return sl_instance_fail(inst, SL_EFATAL,
-                                    "size (%lld tokens) leaves no room: [CLS], [SEP] and the prefix take %zu, "
-                                    "overlap %lld",
-                                    (long long)cfg->size, fixed, (long long)cfg->overlap);
+            return sl_instance_fail(
+                inst, SL_EFATAL,
+                "size (%lld tokens) leaves no room: [CLS], [SEP] and the prefix take %zu, "
+                "overlap %lld",
+                (long long)cfg->size, fixed, (long long)cfg->overlap);
         }
         st->size -= fixed;
     }

@@ -111,9 +111,10 @@ int et_model_load(const char *path, const char *device, et_model **out) {
             if (torch::cuda::is_available()) d = torch::Device(torch::kCUDA, 0);
         } else if (dev == "cuda" || dev.rfind("cuda:", 0) == 0) {
             if (!torch::cuda::is_available())
-                return fail(ET_ENODEV, "device '" + dev +
-                                           "' asked for, but this libtorch sees no CUDA device (a CPU build, or "
-                                           "no GPU or driver here)");
+                return fail(ET_ENODEV,
+                            "device '" + dev +
+                                "' asked for, but this libtorch sees no CUDA device (a CPU build, or "
+                                "no GPU or driver here)");
             d = torch::Device(dev == "cuda" ? std::string("cuda:0") : dev);
         } else if (dev != "cpu") {
             return fail(ET_EINVAL, "device '" + dev + "': expected auto, cpu, cuda or cuda:N");
@@ -164,7 +165,8 @@ int et_forward(et_model *m, const int64_t *ids, const int64_t *mask, const int64
         torch::Tensor hs;
         int rc = hidden_of(y, &hs);
         if (rc) return rc;
-        if (!hs.is_floating_point()) return fail(ET_ERROR, "the model's output is not a floating-point tensor");
+        if (!hs.is_floating_point())
+            return fail(ET_ERROR, "the model's output is not a floating-point tensor");
         if (hs.dim() == 3 && hs.size(0) == b && hs.size(1) == t) {
             *pooled = 0;
         } else if (hs.dim() == 2 && hs.size(0) == b) {

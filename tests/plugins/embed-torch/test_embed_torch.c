@@ -37,9 +37,9 @@ static char dir[4096], vocab[4200];
 
 /* The hand-written vocabulary: its line number is the id. */
 static const char *const words[] = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "quick", "brown", "fox", ",", ".", /* 0-9 */
-    "un", "##aff", "##able", "cafe", "中", "国", "!", "hello", "##s", "οδος",    /* 10-19 */
-    "αθηναι", "query", ":", "passage", "zebra", "Café",                           /* 20-25 */
+    "[PAD]",  "[UNK]", "[CLS]",  "[SEP]",   "the",   "quick", "brown", "fox",   ",",   ".",    /* 0-9 */
+    "un",     "##aff", "##able", "cafe",    "中",    "国",    "!",     "hello", "##s", "οδος", /* 10-19 */
+    "αθηναι", "query", ":",      "passage", "zebra", "Café",                                   /* 20-25 */
 };
 #define NWORDS (sizeof words / sizeof *words)
 
@@ -92,12 +92,11 @@ static void test_wordpiece_matches_the_hand_worked_ids(void) {
     CHECK_INT(tok_unk(t), 1);
     CHECK_INT(tok_specials(t), 2);
     /* lowercased, punctuation split off, byte ranges in the input */
-    expect_tokens(t, "The Quick, brown fox.", (tokw[]){{4, 0, 3}, {5, 4, 9}, {8, 9, 10}, {6, 11, 16},
-                                                        {7, 17, 20}, {9, 20, 21}},
-                  6);
+    expect_tokens(t, "The Quick, brown fox.",
+                  (tokw[]){{4, 0, 3}, {5, 4, 9}, {8, 9, 10}, {6, 11, 16}, {7, 17, 20}, {9, 20, 21}}, 6);
     /* continuation pieces: un ##aff ##able; hello ##s */
-    expect_tokens(t, "unaffable hellos", (tokw[]){{10, 0, 2}, {11, 2, 5}, {12, 5, 9}, {17, 10, 15}, {18, 15, 16}},
-                  5);
+    expect_tokens(t, "unaffable hellos",
+                  (tokw[]){{10, 0, 2}, {11, 2, 5}, {12, 5, 9}, {17, 10, 15}, {18, 15, 16}}, 5);
     /* accents stripped: Café (é is 2 bytes) is cafe; CJK ideographs and a
      * full-width '!' (U+FF01, punctuation) each a token */
     expect_tokens(t, "Café 中国！", (tokw[]){{13, 0, 5}, {14, 6, 9}, {15, 9, 12}, {1, 12, 15}}, 4);
@@ -106,7 +105,10 @@ static void test_wordpiece_matches_the_hand_worked_ids(void) {
      * breathing and accent marks stripped (Ἀθῆναι -> αθηναι) */
     expect_tokens(t, "ΟΔΟΣ Ἀθῆναι", (tokw[]){{19, 0, 8}, {20, 9, 23}}, 2);
     /* a control character is dropped (the word joins), a no-break space splits */
-    expect_tokens(t, "hel\x01lo the\xc2\xa0" "fox", (tokw[]){{17, 0, 6}, {4, 7, 10}, {7, 12, 15}}, 3);
+    expect_tokens(t,
+                  "hel\x01lo the\xc2\xa0"
+                  "fox",
+                  (tokw[]){{17, 0, 6}, {4, 7, 10}, {7, 12, 15}}, 3);
     /* a word the vocabulary cannot spell, and one over 100 characters: [UNK] */
     char longw[160];
     memset(longw, 'a', 120);
@@ -153,7 +155,8 @@ static void test_sentencepiece_ids_are_the_librarys(void) {
         fprintf(stderr, "%s\n", err);
         return;
     }
-    const char *text = "The licenses for most software are designed to take away your freedom; Ünïcödé 日本語.";
+    const char *text =
+        "The licenses for most software are designed to take away your freedom; Ünïcödé 日本語.";
     tok_ids ids = {0};
     CHECK_INT(tok_encode(t, text, strlen(text), 0, &ids), 0);
     CHECK(ids.n > 5);
