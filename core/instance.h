@@ -71,7 +71,8 @@ struct sl_instance {
     size_t nfallbacks;
     int errcode;
     char errmsg[1024];
-    long last_http_status; /* the status of its latest HTTP response, 0 if none (check --connect) */
+    long last_http_status;       /* the status of its latest HTTP response, 0 if none (check --connect) */
+    const struct sl_config *cfg; /* the INI it was built from (NULL: defaults); for sl_instance_peer_value */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */

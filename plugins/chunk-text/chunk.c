@@ -79,6 +79,7 @@ typedef struct ck_config {
     const char *strip_accents;
     const char *prefix;
     const char *locale;
+    const char *tokenizer;
 } ck_config;
 
 /* Read-only after init: every pool thread may use it at once (the
@@ -132,6 +133,11 @@ static const sl_option options[] = {
      .def = "",
      .help = "the embedder's passage_prefix: its tokens count against size",
      .offset = offsetof(ck_config, prefix)},
+    {.name = "tokenizer",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "an embedder section (embed-torch): count its tokens, within its max_seq_len and passage_prefix",
+     .offset = offsetof(ck_config, tokenizer)},
     {.name = "locale",
      .type = SL_OPT_STRING,
      .def = "",
@@ -782,8 +788,44 @@ static int chunk_doc(chunker *c) {
 
 /* --- the plugin --- */
 
+#define EMBED_TORCH_MAX_SEQ "256" /* embed-torch's max_seq_len when its section gives none */
+
+static bool truthy(const char *v) {
+    return !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1");
+}
+
+/* tokenizer = SECTION: the embedder section's vocab or spm, lowercase,
+ * strip_accents and passage_prefix, and size capped at its max_seq_len. */
+static int from_section(sl_instance *inst, ck_config *cfg) {
+    const char *sec = cfg->tokenizer;
+    const char *vocab = sl_instance_peer_value(inst, sec, "vocab", 1);
+    const char *spm = sl_instance_peer_value(inst, sec, "spm", 1);
+    if (!(vocab && *vocab) && !(spm && *spm))
+        return sl_instance_fail(inst, SL_EFATAL, "tokenizer = %s: section [%s] gives no vocab or spm", sec,
+                                sec);
+    if ((cfg->vocab && *cfg->vocab) || (cfg->spm && *cfg->spm))
+        return sl_instance_fail(inst, SL_EFATAL, "give tokenizer or vocab/spm, not both");
+    cfg->vocab = vocab && *vocab ? vocab : "";
+    cfg->spm = spm && *spm ? spm : "";
+    const char *lower = sl_instance_peer_value(inst, sec, "lowercase", 0);
+    const char *strip = sl_instance_peer_value(inst, sec, "strip_accents", 0);
+    const char *prefix = sl_instance_peer_value(inst, sec, "passage_prefix", 0);
+    const char *max = sl_instance_peer_value(inst, sec, "max_seq_len", 0);
+    cfg->lowercase = lower ? truthy(lower) : true;
+    cfg->strip_accents = strip ? strip : "auto";
+    if (prefix) cfg->prefix = prefix;
+    long long window = atoll(max ? max : EMBED_TORCH_MAX_SEQ);
+    if (window > 0 && window < cfg->size) cfg->size = window;
+    cfg->unit = "tokens";
+    return 0;
+}
+
 static int ck_init(sl_instance *inst, const void *config, void **state) {
-    const ck_config *cfg = config;
+    ck_config given = *(const ck_config *)config, *cfg = &given;
+    if (cfg->tokenizer && *cfg->tokenizer) {
+        int rc = from_section(inst, cfg);
+        if (rc) return rc;
+    }
     const char *unit = cfg->unit ? cfg->unit : "chars";
     bool tokens = strcmp(unit, "tokens") == 0;
     if (!tokens && strcmp(unit, "chars") != 0)

@@ -72,4 +72,22 @@ check_eq "its score is 1" "$(json 'hits[0].score * 10000 | round')" 10000
 check_eq "the plain 'zebra' comes second" "$(json 'hits[1].uri')" docs/b.md
 check_gt "and scores less" 10000 "$(json 'hits[1].score * 10000 | round')"
 
+# chunk-text counting the embedder's own tokens (tokenizer = embedder): a
+# paragraph of 60 words, each one token of the vocabulary or [UNK], with a
+# window of 10 tokens ([CLS] and [SEP] take 2): no chunk over 8 words.
+mkdir long
+for i in $(seq 60); do printf '%s ' the quick brown fox zebra unknownword; done | cut -d' ' -f1-60 >long/long.md
+sed -e 's/^plugin = chunk-text$/plugin = chunk-text\ntokenizer = embedder\noverlap = 2/' \
+    -e 's/^batch_size = 4$/batch_size = 4\nmax_seq_len = 10/' -e 's/^batch_delay = 60s.*$/batch_delay = 0/' \
+    -e 's/store.db/window.db/' sluice.ini >window.ini
+sl_ok -c window.ini run --json long
+check_eq "the long paragraph is stored" "$(json .documents.stored)" 1
+check_gt "in several chunks" "$(sql window.db "SELECT count(*) FROM chunks")" 7
+most=$(sql window.db "SELECT text FROM chunks" | awk '{ if (NF > m) m = NF } END { print m }')
+check_eq "no chunk is over the window (8 tokens of text)" "$((most <= 8))" 1
+check_eq "chunks fill the window" "$most" 8
+sed -i 's/^tokenizer = embedder$/tokenizer = nosuch/' window.ini
+sl -c window.ini run long
+check_contains "a tokenizer section that is not there is named" "$ERR" "tokenizer = nosuch"
+
 finish

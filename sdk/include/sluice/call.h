@@ -77,6 +77,14 @@ int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
  * and the model they run (compared along fallback chains). */
 SL_EXPORT void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
 SL_EXPORT void sl_instance_set_model(sl_instance *inst, const char *model);
+/* Another INI section's value of `key` (ABI 1.4), for a plugin that must
+ * agree with a neighbour (chunk-text counts the tokens of the embedder
+ * section it names). The value as written, interpolated; with `path`
+ * nonzero, a relative path resolved against the INI file's folder. NULL
+ * when the section or key is absent, or the instance was not built from an
+ * INI file. The string lives as long as the instance; call it from init. */
+SL_EXPORT const char *sl_instance_peer_value(sl_instance *inst, const char *section, const char *key,
+                                             int path);
 
 /* Tokens a call used (LLMs and remote embedders), for the run report's
  * usage and cost accounting; may be called more than once per call. (1.1) */
