@@ -48,6 +48,20 @@ struct tok {
 
 /* --- SentencePiece, from its own module (spm_shim.h says why) --- */
 
+/* RTLD_DEEPBIND makes the module's own references bind inside it first;
+ * the sanitizers' runtime refuses it, and there RTLD_LOCAL alone keeps the
+ * module out of the scope libprotobuf binds in. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPM_DLOPEN_FLAGS (RTLD_NOW | RTLD_LOCAL)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPM_DLOPEN_FLAGS (RTLD_NOW | RTLD_LOCAL)
+#endif
+#endif
+#ifndef SPM_DLOPEN_FLAGS
+#define SPM_DLOPEN_FLAGS (RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)
+#endif
+
 static const spm_api *spm;
 static pthread_once_t spm_once = PTHREAD_ONCE_INIT;
 static char spm_err[1024];
@@ -66,7 +80,7 @@ static void spm_load(void) {
     for (int i = 0; i < 2 && !spm; i++) {
         if (!dirs[i] || !*dirs[i]) continue;
         snprintf(path, sizeof path, "%s/sluice-spm.shim", dirs[i]);
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+        void *h = dlopen(path, SPM_DLOPEN_FLAGS);
         if (!h) {
             snprintf(spm_err, sizeof spm_err, "%s", dlerror());
             continue;

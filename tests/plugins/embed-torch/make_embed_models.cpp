@@ -17,9 +17,15 @@
  *   sin-oom   `sin`, but a batch of more than 2 texts raises "CUDA out of
  *             memory", as a GPU that is too small would
  *   bad       answers a number, not a hidden state
+ *
+ *   embed-make-model --bench OUT.pt      for bench/embed_torch.sh: a BERT
+ *             encoder of all-MiniLM-L6-v2's shape (vocabulary 30522, 6 layers,
+ *             hidden 384, 12 heads, feed-forward 1536) with fixed random
+ *             weights: the work of the real model, not its answers
  */
 #include <torch/script.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -56,6 +62,50 @@ def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     return input_ids.float().sum()
 )TS";
 
+const char *const bench_src = R"TS(
+def layer(self, x: Tensor, mask: Tensor, i: int) -> Tensor:
+    b = x.size(0)
+    t = x.size(1)
+    h = x.size(2)
+    nh = 12
+    d = h // nh
+    q = torch.matmul(x, self.wq[i]).view(b, t, nh, d).transpose(1, 2)
+    k = torch.matmul(x, self.wk[i]).view(b, t, nh, d).transpose(1, 2)
+    v = torch.matmul(x, self.wv[i]).view(b, t, nh, d).transpose(1, 2)
+    a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / (d ** 0.5) + mask, dim=-1)
+    o = torch.matmul(a, v).transpose(1, 2).reshape(b, t, h)
+    x = torch.layer_norm(x + torch.matmul(o, self.wo[i]), [h])
+    f = torch.matmul(torch.gelu(torch.matmul(x, self.w1[i])), self.w2[i])
+    return torch.layer_norm(x + f, [h])
+
+def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tuple[Tensor, Tensor]:
+    x = torch.layer_norm(self.emb[input_ids] + self.pos[: input_ids.size(1)], [self.emb.size(1)])
+    mask = (1.0 - attention_mask.float()).unsqueeze(1).unsqueeze(1) * -10000.0
+    for i in range(6):
+        x = self.layer(x, mask, i)
+    return x, x[:, 0]
+)TS";
+
+int make_bench(const std::string &path) {
+    try {
+        torch::manual_seed(7);
+        torch::jit::Module m("__torch__.SluiceEmbedBench");
+        const int64_t v = 30522, h = 384, f = 1536, l = 6;
+        m.register_buffer("emb", torch::randn({v, h}) * 0.05);
+        m.register_buffer("pos", torch::randn({512, h}) * 0.05);
+        for (const char *w : {"wq", "wk", "wv", "wo"})
+            m.register_buffer(w, torch::randn({l, h, h}) / std::sqrt(h));
+        m.register_buffer("w1", torch::randn({l, h, f}) / std::sqrt(h));
+        m.register_buffer("w2", torch::randn({l, f, h}) / std::sqrt(f));
+        m.define(bench_src);
+        m.save(path);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "embed-make-model --bench: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
+
 int make(const std::string &dir, const char *name, const char *src, bool hidden) {
     try {
         torch::jit::Module m("__torch__.SluiceEmbedTest");
@@ -72,6 +122,7 @@ int make(const std::string &dir, const char *name, const char *src, bool hidden)
 } // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 3 && std::strcmp(argv[1], "--bench") == 0) return make_bench(argv[2]);
     if (argc != 2) {
         std::fprintf(stderr, "usage: embed-make-model DIR\n");
         return 2;
