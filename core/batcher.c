@@ -19,6 +19,12 @@
  * Completions travel back without allocating: a finished batch's units are
  * linked together and the first one's embedded sl_post carries them all to
  * the loop thread in one hand-off.
+ *
+ * Embedding units (sl_batcher_submit_texts) arrive already batched across
+ * documents by the embed stage (batches.c): each is one group of its own
+ * kind, goes out as soon as the dispatcher is free, and its texts are the
+ * items the ceiling counts, so a batch of texts that runs out of memory is
+ * split and retried exactly like a batch of pages.
  */
 #include "batcher.h"
 
@@ -37,6 +43,10 @@ struct unit {
     sl_doc *doc;
     uint32_t page;
     uint32_t w, h, channels; /* the page image's shape (0 when it has none) */
+    const sl_text *texts;    /* an embedding unit: its texts (NULL for a page) */
+    size_t ntexts;
+    float *out; /* ntexts * dim floats */
+    uint32_t dim;
     sl_batch_done done;
     void *arg;
     uint64_t t_submit;
@@ -48,6 +58,7 @@ struct unit {
 /* Units of one shape, oldest first. */
 typedef struct group {
     uint32_t w, h, channels;
+    bool texts; /* a group of embedding units */
     unit *head, *tail;
     uint32_t count;
 } group;
@@ -130,7 +141,10 @@ static void deliver(sl_post *post) {
 static group *group_for(sl_batcher *b, const unit *u) {
     for (size_t i = 0; i < b->ngroups; i++) {
         group *g = &b->groups[i];
-        if (!b->opts.group_by_shape || (g->w == u->w && g->h == u->h && g->channels == u->channels)) return g;
+        if (g->texts != (u->texts != NULL)) continue;
+        if (g->texts || !b->opts.group_by_shape ||
+            (g->w == u->w && g->h == u->h && g->channels == u->channels))
+            return g;
     }
     if (b->ngroups == b->cgroups) {
         size_t nc = b->cgroups ? b->cgroups * 2 : 4;
@@ -144,20 +158,11 @@ static group *group_for(sl_batcher *b, const unit *u) {
     g->w = u->w;
     g->h = u->h;
     g->channels = u->channels;
+    g->texts = u->texts != NULL;
     return g;
 }
 
-int sl_batcher_submit(sl_batcher *b, sl_doc *doc, uint32_t page, sl_batch_done done, void *arg) {
-    if (!b || !doc || !done) return SL_EINVAL;
-    unit *u = calloc(1, sizeof *u);
-    if (!u) return SL_ENOMEM;
-    u->doc = doc;
-    u->page = page;
-    u->done = done;
-    u->arg = arg;
-    /* The image is read here, on the loop thread that owns the document,
-     * and only its shape is kept. */
-    sl_doc_page_image(doc, page, &u->w, &u->h, &u->channels, NULL, NULL);
+static int enqueue(sl_batcher *b, unit *u) {
     u->t_submit = sl_now_ns();
     pthread_mutex_lock(&b->lock);
     group *g = b->stopping ? NULL : group_for(b, u);
@@ -177,6 +182,34 @@ int sl_batcher_submit(sl_batcher *b, sl_doc *doc, uint32_t page, sl_batch_done d
     pthread_cond_signal(&b->cond);
     pthread_mutex_unlock(&b->lock);
     return 0;
+}
+
+int sl_batcher_submit(sl_batcher *b, sl_doc *doc, uint32_t page, sl_batch_done done, void *arg) {
+    if (!b || !doc || !done || !b->inst->desc->pages) return SL_EINVAL;
+    unit *u = calloc(1, sizeof *u);
+    if (!u) return SL_ENOMEM;
+    u->doc = doc;
+    u->page = page;
+    u->done = done;
+    u->arg = arg;
+    /* The image is read here, on the loop thread that owns the document,
+     * and only its shape is kept. */
+    sl_doc_page_image(doc, page, &u->w, &u->h, &u->channels, NULL, NULL);
+    return enqueue(b, u);
+}
+
+int sl_batcher_submit_texts(sl_batcher *b, const sl_text *texts, size_t n, float *out, uint32_t dim,
+                            sl_batch_done done, void *arg) {
+    if (!b || !texts || !out || !done || !dim || !b->inst->desc->embed) return SL_EINVAL;
+    unit *u = calloc(1, sizeof *u);
+    if (!u) return SL_ENOMEM;
+    u->texts = texts;
+    u->ntexts = n;
+    u->out = out;
+    u->dim = dim;
+    u->done = done;
+    u->arg = arg;
+    return enqueue(b, u);
 }
 
 uint32_t sl_batcher_queued(sl_batcher *b) {
@@ -202,7 +235,7 @@ static group *pick(sl_batcher *b, uint64_t now, uint64_t *due) {
     for (size_t i = 0; i < b->ngroups; i++) {
         group *g = &b->groups[i];
         if (!g->head) continue;
-        if (g->count >= limit) return g;
+        if (g->count >= limit || g->texts) return g; /* texts come batched: no wait */
         if (!oldest || g->head->t_submit < oldest->head->t_submit) oldest = g;
     }
     if (!oldest) return NULL;
@@ -247,8 +280,10 @@ typedef struct attempt {
 /* A unit that ran out of memory on its own (a batch of one) explains every
  * failed batch it was part of: those failures say nothing about batch size,
  * and one oversized page must not drag the ceiling down for the rest of the
- * run. So the ceiling is worked out again from the attempts without them. */
-static void forgive(sl_batcher *b, uint32_t floor0, uint32_t best0, const attempt *log, size_t nlog) {
+ * run. So the ceiling is worked out again from the attempts without them.
+ * alone_text: for an embedding unit, the text that ran out alone (else -1). */
+static void forgive(sl_batcher *b, uint32_t floor0, uint32_t best0, const attempt *log, size_t nlog,
+                    long alone_text) {
     unit **us = b->batch;
     pthread_mutex_lock(&b->lock);
     b->oom_floor = floor0;
@@ -258,7 +293,9 @@ static void forgive(sl_batcher *b, uint32_t floor0, uint32_t best0, const attemp
             raise_best(b, log[i].k);
         } else if (log[i].rc == SL_ENOMEM && log[i].k > 1) {
             int explained = 0;
-            for (uint32_t j = log[i].start; j < log[i].start + log[i].k && !explained; j++)
+            if (alone_text >= 0)
+                explained = alone_text >= (long)log[i].start && alone_text < (long)(log[i].start + log[i].k);
+            for (uint32_t j = log[i].start; alone_text < 0 && j < log[i].start + log[i].k && !explained; j++)
                 explained = us[j]->rc == SL_ENOMEM;
             if (!explained) lower(b, log[i].k);
         }
@@ -327,7 +364,66 @@ static void run_batch(sl_batcher *b, size_t n, sl_tstate *ts) {
         alone |= rc == SL_ENOMEM;
         done += k;
     }
-    if (alone && !overflow) forgive(b, floor0, best0, log, nlog);
+    if (alone && !overflow) forgive(b, floor0, best0, log, nlog, -1);
+}
+
+/* Runs the plugin's `embed` on the texts of one embedding unit, at most the
+ * ceiling at a time, lowering it on SL_ENOMEM; the first failure that is
+ * not a split fails the unit (the embed stage then retries its documents
+ * one by one, batches.c). */
+static void run_texts(sl_batcher *b, unit *u, sl_tstate *ts) {
+    uint64_t now = sl_now_ns();
+    pthread_mutex_lock(&b->lock);
+    b->stats.queue_wait_ns += now > u->t_submit ? (now - u->t_submit) * u->ntexts : 0;
+    b->stats.units += u->ntexts;
+    uint32_t floor0 = b->oom_floor, best0 = b->best;
+    pthread_mutex_unlock(&b->lock);
+
+    attempt log[MAX_ATTEMPTS];
+    size_t nlog = 0, done = 0, n = u->ntexts;
+    int overflow = 0;
+    long alone = -1;
+    u->rc = 0;
+    while (done < n) {
+        pthread_mutex_lock(&b->lock);
+        size_t k = n - done, lim = ceiling(b);
+        pthread_mutex_unlock(&b->lock);
+        if (k > lim) k = lim;
+        sl_call call;
+        sl_op_args args = {.texts = u->texts + done, .n = k, .vectors = u->out + done * u->dim};
+        uint64_t t0 = sl_now_ns();
+        int rc = sl_op_call(sl_op_get(SL_OP_EMBED), b->inst, ts, &args, &call, NULL, NULL);
+        uint64_t t1 = sl_now_ns();
+        if (!u->times.t_start) u->times.t_start = t0;
+        u->times.busy_ns += t1 - t0;
+        u->times.calls++;
+        if (nlog < MAX_ATTEMPTS)
+            log[nlog++] = (attempt){(uint32_t)done, (uint32_t)k, rc};
+        else
+            overflow = 1;
+        int split = rc == SL_ENOMEM && k > 1;
+        pthread_mutex_lock(&b->lock);
+        b->stats.batches++;
+        b->stats.hist[bucket(k)]++;
+        b->stats.device_ns += t1 - t0;
+        if (split) {
+            lower(b, (uint32_t)k);
+            b->stats.splits++;
+        } else if (rc == 0) {
+            raise_best(b, (uint32_t)k);
+        }
+        b->stats.ceiling = ceiling(b);
+        pthread_mutex_unlock(&b->lock);
+        if (split) continue;
+        if (rc) {
+            u->rc = rc;
+            u->msg = call.msg[0] ? strdup(call.msg) : NULL;
+            if (rc == SL_ENOMEM) alone = (long)done;
+            break;
+        }
+        done += k;
+    }
+    if (alone >= 0 && !overflow) forgive(b, floor0, best0, log, nlog, alone);
 }
 
 static void post_batch(sl_batcher *b, size_t n) {
@@ -354,9 +450,12 @@ static void *dispatcher(void *arg) {
             }
             continue;
         }
-        size_t n = take(b, g, ceiling(b));
+        size_t n = take(b, g, g->texts ? 1 : ceiling(b));
         pthread_mutex_unlock(&b->lock);
-        run_batch(b, n, &ts);
+        if (b->batch[0]->texts)
+            run_texts(b, b->batch[0], &ts);
+        else
+            run_batch(b, n, &ts);
         post_batch(b, n);
         pthread_mutex_lock(&b->lock);
     }
@@ -379,7 +478,8 @@ static void destroy(sl_batcher *b) {
 
 int sl_batcher_new(sl_loop *loop, sl_instance *inst, const sl_batcher_opts *opts, sl_batcher **out) {
     *out = NULL;
-    if (!loop || !inst || !opts || opts->max_batch == 0 || !inst->desc->pages) return SL_EINVAL;
+    if (!loop || !inst || !opts || opts->max_batch == 0 || !(inst->desc->pages || inst->desc->embed))
+        return SL_EINVAL;
     sl_batcher *b = calloc(1, sizeof *b);
     if (!b) return SL_ENOMEM;
     b->loop = loop;

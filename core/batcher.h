@@ -26,6 +26,7 @@
 #include "instance.h"
 #include "loop.h"
 #include "sluice/doc.h"
+#include "sluice/plugin.h"
 
 typedef struct sl_batcher sl_batcher;
 
@@ -65,7 +66,8 @@ typedef void (*sl_batch_done)(void *arg, int rc, const char *msg, const sl_batch
  * once); no grouping by shape (the SDK has no way to declare it yet). */
 void sl_batcher_opts_for(const sl_instance *inst, sl_batcher_opts *out);
 
-/* Starts the dispatcher thread of `inst` (whose plugin must have `pages`).
+/* Starts the dispatcher thread of `inst` (whose plugin must have `pages`,
+ * or `embed` for a gpu embedder).
  * SL_EINVAL for a max_batch of 0 or a plugin without `pages`, SL_ENOMEM or
  * SL_EFATAL (no thread) otherwise; the context is not touched. */
 int sl_batcher_new(sl_loop *loop, sl_instance *inst, const sl_batcher_opts *opts, sl_batcher **out);
@@ -73,6 +75,13 @@ int sl_batcher_new(sl_loop *loop, sl_instance *inst, const sl_batcher_opts *opts
  * with msg NULL on success (rc 0) and the plugin's message on failure.
  * The document must stay alive and untouched by others until then. */
 int sl_batcher_submit(sl_batcher *b, sl_doc *doc, uint32_t page, sl_batch_done done, void *arg);
+/* Loop thread: queues an embedding batch (a gpu embedder): n texts, already
+ * gathered across documents, whose vectors go to out (n * dim floats).
+ * The batcher calls the plugin's `embed` with at most its ceiling of them
+ * at a time, halving on SL_ENOMEM; texts and out must stay alive until
+ * `done`, which reports the first failure that was not a split. */
+int sl_batcher_submit_texts(sl_batcher *b, const sl_text *texts, size_t n, float *out, uint32_t dim,
+                            sl_batch_done done, void *arg);
 /* Units queued and not yet handed to the plugin (for the progress line). */
 uint32_t sl_batcher_queued(sl_batcher *b);
 /* Batch sizes are bucketed as 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65+;

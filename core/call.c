@@ -91,6 +91,7 @@ void sl_call_done(sl_call *call, int rc) {
 void *sl_call_state(sl_call *call) { return call && call->inst ? call->inst->state : NULL; }
 void *sl_call_thread_state(sl_call *call) { return call ? call->thread_state : NULL; }
 sl_instance *sl_call_instance(sl_call *call) { return call ? call->inst : NULL; }
+int sl_call_is_query(const sl_call *call) { return call ? call->query : 0; }
 
 const char *sl_instance_name(const sl_instance *inst) { return inst ? inst->name : ""; }
 

@@ -611,6 +611,7 @@ typedef struct embed_one {
 } embed_one;
 static int call_embed_one(sl_call *call, void *arg) {
     embed_one *e = arg;
+    call->query = 1; /* the query prefix, for models that have one */
     return call->inst->desc->embed(call, &e->text, 1, e->out);
 }
 

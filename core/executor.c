@@ -5,7 +5,8 @@
  *   loop     io plugins, called on the loop thread; they answer at once or
  *            later through sl_call_done, never blocking.
  *   workers  isolated stages in worker processes (workers.c).
- *   batcher  gpu page stages, batched across documents (batcher.c).
+ *   batcher  gpu page stages and gpu embedders, batched across documents
+ *            (batcher.c).
  *
  * Each one calls the plugin through sl_op_call (ops.c) and hands every unit
  * back through stage_complete exactly once, on the loop thread, with the
@@ -205,13 +206,27 @@ static void workers_submit(sl_exec *ex, unit *u) {
 static void batch_done(void *arg, int rc, const char *msg, const sl_batch_times *t) {
     unit *u = arg;
     if (rc && msg && *msg) sl_fail(&u->call, rc, "%s", msg);
+    if (u->st->op->release) u->st->op->release(u); /* before a retry prepares again */
     uint64_t now = sl_now_ns();
     stage_complete(u, rc, t && t->t_start ? t->t_start : now, t ? t->busy_ns : 0, t ? t->calls : 0);
 }
 
 static void batcher_submit(sl_exec *ex, unit *u) {
     sl_call_init(&u->call, u->thr->inst, NULL);
-    int rc = sl_batcher_submit(ex->run->batcher[u->thr->inst->id], u->args.doc, u->u.pg.page, batch_done, u);
+    sl_batcher *b = ex->run->batcher[u->thr->inst->id];
+    const sl_op *op = u->st->op;
+    if (op->unit == SL_UNIT_TEXTS) { /* an embedding batch: its texts are gathered here, on the loop */
+        const char *why = op->prepare ? op->prepare(u) : NULL;
+        int rc = why ? SL_ENOMEM
+                     : sl_batcher_submit_texts(b, u->args.texts, u->args.n, u->args.vectors,
+                                               u->thr->inst->dim, batch_done, u);
+        if (rc) {
+            sl_fail(&u->call, rc, "%s", why ? why : "cannot queue an embedding batch for the batcher");
+            batch_done(u, rc, NULL, NULL);
+        }
+        return;
+    }
+    int rc = sl_batcher_submit(b, u->args.doc, u->u.pg.page, batch_done, u);
     if (rc) {
         sl_fail(&u->call, rc, "cannot queue page %u for the batcher", u->u.pg.page);
         batch_done(u, rc, NULL, NULL);

@@ -191,6 +191,7 @@ typedef struct query {
 static int call_embed(sl_call *call, void *arg) {
     query *q = arg;
     sl_text t = {q->text, strlen(q->text)};
+    call->query = 1; /* the query prefix, for models that have one */
     return call->inst->desc->embed(call, &t, 1, q->v);
 }
 

@@ -410,7 +410,25 @@ int sl_instance_new(sl_ctx *ctx, sl_registry *reg, const sl_config *cfg, const c
         snprintf(where, sizeof where, "%s: ", sl_config_where(cfg, sec->line, path, sizeof path));
         rc = finish(&b, where);
     }
-    return end(&b, rc, out);
+    rc = end(&b, rc, out);
+    if (rc == 0) (*out)->cfg = cfg; /* sl_instance_peer_value reads its neighbours */
+    return rc;
+}
+
+const char *sl_instance_peer_value(sl_instance *inst, const char *section, const char *key, int path) {
+    if (!inst || !inst->cfg || !section || !key) return NULL;
+    sl_conf_section *sec = sl_config_section(inst->cfg, section);
+    for (size_t i = 0; sec && i < sec->n; i++) {
+        if (strcmp(sec->kv[i].key, key) != 0) continue;
+        static const sl_option as_path = {.type = SL_OPT_PATH}, as_string = {.type = SL_OPT_STRING};
+        const char *value = NULL;
+        char err[256];
+        if (sl_option_parse(path ? &as_path : &as_string, sec->kv[i].value, inst->cfg->dir, &value,
+                            &inst->owned, &inst->nowned, err, sizeof err))
+            return NULL;
+        return value; /* owned by the instance */
+    }
+    return NULL;
 }
 
 static void trim(const char **s, const char **e) {

@@ -71,7 +71,8 @@ struct sl_instance {
     size_t nfallbacks;
     int errcode;
     char errmsg[1024];
-    long last_http_status; /* the status of its latest HTTP response, 0 if none (check --connect) */
+    long last_http_status;       /* the status of its latest HTTP response, 0 if none (check --connect) */
+    const struct sl_config *cfg; /* the INI it was built from (NULL: defaults); for sl_instance_peer_value */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */
@@ -105,6 +106,7 @@ struct sl_call {
     uint64_t tokens_in, tokens_out;      /* sl_call_usage */
     int throttled;                       /* the provider said 429: pacing, not a failure */
     struct sl_doc *doc;                  /* the document an operation works on (ops.c), or NULL */
+    int query;                           /* embedding a search query (sl_call_is_query) */
 };
 
 #define SL_CALL_ABANDONED 2

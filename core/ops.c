@@ -79,7 +79,7 @@ static const sl_op ops[SL_OP_COUNT] = {
                      DOC_OPS(op_start_chunk, op_done_chunk)},
     [SL_OP_SUMMARIZE] = {SL_OP_SUMMARIZE, "summarize", SL_ROLE_LLM, "", SL_UNIT_PROMPT, 6, false, false,
                          false, do_summarize, DOC_OPS(op_start_summaries, op_done_summary)},
-    [SL_OP_EMBED] = {SL_OP_EMBED, "embed", SL_ROLE_EMBEDDER, "", SL_UNIT_TEXTS, 6, false, false, false,
+    [SL_OP_EMBED] = {SL_OP_EMBED, "embed", SL_ROLE_EMBEDDER, "", SL_UNIT_TEXTS, 6, false, true, false,
                      do_embed, op_start_embed, op_done_embed, op_prepare_embed, op_release_embed},
     [SL_OP_STORE] = {SL_OP_STORE, "store", SL_ROLE_SINK, "", SL_UNIT_DOC, 7, false, false, false, do_store,
                      DOC_OPS(op_start_doc, op_done_doc)},
@@ -188,7 +188,7 @@ const char *sl_role_executor_refusal(const sl_plugin *d, bool isolated) {
     if ((isolated || d->bottleneck == SL_ISOLATED) && r && !role_ops_all(r, false))
         return "worker processes run parsers, page stages and chunkers";
     if (d->bottleneck == SL_GPU && r && !role_ops_all(r, true))
-        return "the gpu batcher runs page stages (their `pages` callback)";
+        return "the gpu batcher runs page stages (their `pages` callback) and embedders";
     return NULL;
 }
 

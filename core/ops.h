@@ -81,7 +81,7 @@ typedef struct sl_op {
     sl_op_unit unit;    /* what one call works on */
     int priority;       /* pool priority: later operations first, so documents finish before new start */
     bool isolatable;    /* a worker process may run it (isolated = true) */
-    bool batchable;     /* a gpu instance runs it on the batcher (through `pages`) */
+    bool batchable;     /* a gpu instance runs it on the batcher (through `pages`, or `embed`) */
     bool answers_count; /* a non-negative answer is a value (lookup: SL_LOOKUP_*, prune: a count) */
     int (*invoke)(sl_call *call, const sl_plugin *d, const sl_op_args *a);
     /* The scheduler's side (scheduler.h): how a job's step fans out into units

@@ -38,6 +38,9 @@ packages=(
     libh2o-dev prometheus chromium
     # bench/formats-office.sh: the XLSX reference extractor
     xlsx2csv
+    # embed-torch and chunk-text's tokenizers (plugins/common/tokenizer.c):
+    # SentencePiece models, ICU for Unicode classes and sentence breaks
+    libsentencepiece-dev libicu-dev
 )
 
 if [[ ${1:-} == --list ]]; then

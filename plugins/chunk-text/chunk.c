@@ -32,7 +32,18 @@
  * level) stays a chunk of its own.
  *
  * Sizes count Unicode code points; unit = tokens multiplies them by four
- * (about one token per four characters of English for BPE tokenizers).
+ * (about one token per four characters of English for BPE tokenizers),
+ * unless the embedder's own tokenizer is given (vocab or spm: the shared
+ * plugins/common/tokenizer.h), when they count its tokens exactly: `size`
+ * is then the model's window, and the text of a chunk gets what is left of
+ * it after [CLS], [SEP] and the prefix. Token counts do not quite add up
+ * where pieces join (a word cut in two, SentencePiece's context), so every
+ * chunk is counted whole before it is stored and one that is still over
+ * is cut at a token boundary (emit): no chunk exceeds the window.
+ *
+ * Sentence ends are ASCII's ('.', '!', '?' before a space) and those of
+ * ICU's sentence break iterator, so Japanese 。, Hindi । and Greek ;
+ * end sentences too.
  *
  * Linear on any input: each cut looks at most one window of text, each chunk
  * is copied once, and the overlap is measured back from a chunk's end, so a
@@ -47,8 +58,12 @@
 
 #include <sluice/sluice.h>
 
+#include <unicode/ubrk.h>
+#include <unicode/utext.h>
+
 #include "layout.h"
 #include "textbuf.h"
+#include "tokenizer.h"
 
 #define TOKEN_CHARS 4         /* code points per token in unit = tokens */
 #define MAX_SIZE 100000000    /* largest size accepted, in its unit */
@@ -58,11 +73,21 @@ typedef struct ck_config {
     int64_t size;
     int64_t overlap;
     const char *unit;
+    const char *vocab;
+    const char *spm;
+    bool lowercase;
+    const char *strip_accents;
+    const char *prefix;
+    const char *locale;
+    const char *tokenizer;
 } ck_config;
 
-/* Read-only after init: every pool thread may use it at once. */
+/* Read-only after init: every pool thread may use it at once (the
+ * tokenizer too). */
 typedef struct ck_state {
-    size_t size, overlap; /* in code points */
+    size_t size, overlap; /* in code points, or tokens with a tokenizer */
+    tok *tk;
+    const char *locale; /* ICU's, for sentence breaks */
 } ck_state;
 
 static const sl_option options[] = {
@@ -82,6 +107,42 @@ static const sl_option options[] = {
      .help = "what size and overlap count: Unicode characters, or tokens (4 characters each)",
      .offset = offsetof(ck_config, unit),
      .choices = "chars|tokens"},
+    {.name = "vocab",
+     .type = SL_OPT_PATH,
+     .def = "",
+     .help = "unit = tokens: count with this WordPiece vocab.txt (the embedder's), size being its window",
+     .offset = offsetof(ck_config, vocab)},
+    {.name = "spm",
+     .type = SL_OPT_PATH,
+     .def = "",
+     .help = "unit = tokens: count with this SentencePiece .model (the embedder's)",
+     .offset = offsetof(ck_config, spm)},
+    {.name = "lowercase",
+     .type = SL_OPT_BOOL,
+     .def = "true",
+     .help = "vocab: lowercase as the embedder does",
+     .offset = offsetof(ck_config, lowercase)},
+    {.name = "strip_accents",
+     .type = SL_OPT_ENUM,
+     .def = "auto",
+     .help = "vocab: strip accents as the embedder does (auto: when lowercasing)",
+     .offset = offsetof(ck_config, strip_accents),
+     .choices = "auto|yes|no"},
+    {.name = "prefix",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "the embedder's passage_prefix: its tokens count against size",
+     .offset = offsetof(ck_config, prefix)},
+    {.name = "tokenizer",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "an embedder section (embed-torch): count its tokens, within its max_seq_len and passage_prefix",
+     .offset = offsetof(ck_config, tokenizer)},
+    {.name = "locale",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "the text's language for ICU's sentence ends (\"el\": Greek ';' ends a question); \"\": any",
+     .offset = offsetof(ck_config, locale)},
     {0},
 };
 
@@ -92,14 +153,14 @@ static bool is_space(char c) {
 }
 static bool is_cont(char c) { return ((unsigned char)c & 0xC0) == 0x80; } /* a UTF-8 continuation byte */
 
-static size_t count_units(const char *s, size_t n) {
+static size_t count_cps(const char *s, size_t n) {
     size_t u = 0;
     for (size_t i = 0; i < n; i++) u += !is_cont(s[i]);
     return u;
 }
 
 /* The byte index k code points after pos (or n). */
-static size_t advance(const char *s, size_t pos, size_t n, size_t k) {
+static size_t advance_cps(const char *s, size_t pos, size_t n, size_t k) {
     for (; pos < n && k; k--) {
         pos++;
         while (pos < n && is_cont(s[pos])) pos++;
@@ -124,13 +185,41 @@ typedef enum shape {
 
 enum { BREAK_PARA, BREAK_LINE, BREAK_SENTENCE, BREAK_SPACE, NBREAKS };
 
+/* The last sentence boundary ICU's break iterator finds inside
+ * s[pos, wend), moved back over the spaces before it (so the cut lands on
+ * them), or 0. *bi is opened on first use and kept for the document. */
+static size_t icu_sentence(UBreakIterator **bi, const char *locale, const char *s, size_t pos, size_t wend) {
+    if (wend - pos > INT32_MAX) return 0;
+    UErrorCode e = U_ZERO_ERROR;
+    if (!*bi) {
+        *bi = ubrk_open(UBRK_SENTENCE, locale ? locale : "", NULL, 0, &e);
+        if (U_FAILURE(e)) {
+            *bi = NULL;
+            return 0;
+        }
+    }
+    UText *ut = utext_openUTF8(NULL, s + pos, (int64_t)(wend - pos), &e);
+    if (U_FAILURE(e)) return 0;
+    ubrk_setUText(*bi, ut, &e);
+    int32_t b = U_SUCCESS(e) ? ubrk_preceding(*bi, (int32_t)(wend - pos)) : UBRK_DONE;
+    utext_close(ut);
+    if (b == UBRK_DONE || b <= 0) return 0;
+    size_t at = pos + (size_t)b;
+    while (at > pos && is_space(s[at - 1])) at--;
+    return at > pos ? at : 0;
+}
+
 /* Where to end the piece s[pos, ...) that may run to wend (< n): the byte
  * index of the break (the piece is [pos, cut)). Looks back from wend for
  * each kind's last break; the highest kind found in the window's second half
- * (from mid) wins, else the last break of any kind, else wend itself. */
-static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, size_t n, bool block) {
-    size_t at[NBREAKS];
+ * (from mid) wins, else the last break of any kind, else wend itself.
+ * Sentence ends are ASCII's and, for prose, ICU's. */
+static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, size_t n, bool block,
+                            UBreakIterator **bi, const char *locale) {
+    size_t at[NBREAKS] = {0};
     bool seen[NBREAKS] = {false}, any = false;
+    size_t sb = block ? 0 : icu_sentence(bi, locale, s, pos, wend), early = 0;
+    if (sb && sb >= mid) seen[BREAK_SENTENCE] = any = true, at[BREAK_SENTENCE] = sb;
     for (size_t i = wend; i > pos && !(i < mid && any); i--) {
         char c = s[i];
         int kind;
@@ -141,10 +230,14 @@ static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, 
                                                                                      : BREAK_SPACE;
         else
             continue;
-        if (i < mid) return i; /* nothing in the second half: the last break there is */
+        if (i < mid) { /* nothing in the second half: the last break there is */
+            early = i;
+            break;
+        }
         if (kind == BREAK_PARA) return i;
-        if (!seen[kind]) seen[kind] = any = true, at[kind] = i;
+        if (!seen[kind] || i > at[kind]) seen[kind] = any = true, at[kind] = i;
     }
+    if (!any) return early || sb ? (early > sb ? early : sb) : wend;
     for (int k = 0; k < NBREAKS; k++)
         if (seen[k]) return at[k];
     return wend;
@@ -155,8 +248,9 @@ static size_t best_text_cut(const char *s, size_t pos, size_t mid, size_t wend, 
  * line end (a blank line in code, the start of a top-level item in a list)
  * over other line ends. Each piece is then at least a quarter full, which
  * keeps the cost linear. */
-static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t wend, size_t n, shape sh) {
-    if (sh == SHAPE_TEXT) return best_text_cut(s, pos, mid, wend, n, false);
+static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t wend, size_t n, shape sh,
+                       UBreakIterator **bi, const char *locale) {
+    if (sh == SHAPE_TEXT) return best_text_cut(s, pos, mid, wend, n, false, bi, locale);
     size_t line = 0;
     for (size_t i = wend; i > pos && i >= low; i--) {
         if (s[i] != '\n') continue;
@@ -166,7 +260,7 @@ static size_t best_cut(const char *s, size_t pos, size_t low, size_t mid, size_t
             return i;
         if (!line) line = i;
     }
-    return line ? line : best_text_cut(s, pos, mid, wend, n, true);
+    return line ? line : best_text_cut(s, pos, mid, wend, n, true, bi, locale);
 }
 
 /* --- the chunk being built --- */
@@ -196,10 +290,42 @@ typedef struct chunker {
     size_t nmarks, cmarks;
     buf heads[7]; /* the heading path: text of the last heading of each level 1..6 */
     buf path;
-    buf attr;   /* an attribute's value being built */
-    buf joined; /* a unit of several elements, joined; or a piece of a row */
-    buf piece;  /* a piece of a row under its header cells */
+    buf attr;           /* an attribute's value being built */
+    buf joined;         /* a unit of several elements, joined; or a piece of a row */
+    buf piece;          /* a piece of a row under its header cells */
+    const tok *tk;      /* counts tokens; NULL: code points */
+    UBreakIterator *bi; /* ICU sentence breaks, opened on first use */
+    const char *locale;
 } chunker;
+
+/* --- measuring: code points, or the embedder's tokens --- */
+
+static size_t units_of(const chunker *c, const char *s, size_t n) {
+    if (!c->tk) return count_cps(s, n);
+    size_t k = tok_count(c->tk, s, n);
+    return k == (size_t)-1 ? n : k; /* out of memory: bytes, more than its tokens */
+}
+
+/* The byte index k units after pos (or n): for tokens, where the token
+ * after the k-th begins. Only a window of the text is tokenized, grown
+ * until it holds k + 1 tokens or reaches n. */
+static size_t advance(const chunker *c, const char *s, size_t pos, size_t n, size_t k) {
+    if (!c->tk) return advance_cps(s, pos, n, k);
+    if (k == 0 || pos >= n) return pos;
+    size_t win = k * 16 + 64, r;
+    for (;;) {
+        size_t end = n - pos > win ? pos + win : n;
+        while (end < n && end > pos && is_cont(s[end])) end--;
+        tok_ids ids = {0};
+        int rc = tok_encode(c->tk, s + pos, end - pos, k + 1, &ids);
+        bool more = rc == 0 && ids.n <= k && end < n;
+        r = rc ? advance_cps(s, pos, n, k) : ids.n > k ? pos + ids.begin[k] : n;
+        tok_ids_free(&ids);
+        if (!more) break;
+        win *= 4;
+    }
+    return r > pos ? r : advance_cps(s, pos, n, 1);
+}
 
 static void drop(chunker *c) {
     c->cur.len = 0;
@@ -223,20 +349,29 @@ static int append(chunker *c, const char *sep, const char *s, size_t n, size_t u
     if (buf_add(&c->cur, sep, sl)) return SL_ENOMEM;
     c->marks[c->nmarks++] = (mark){.at = c->cur.len, .o = *o};
     if (buf_add(&c->cur, s, n)) return SL_ENOMEM;
-    c->units += sl + units;
+    /* tokens do not add up across a join: counted again, whole */
+    c->units = c->tk ? units_of(c, c->cur.p, c->cur.len) : c->units + sl + units;
     c->fresh = false;
     c->body |= body;
     return 0;
 }
 
-/* Where the overlap starts in s[0, len): at most `overlap` code points from
- * the end, moved forward to the start of a word. Text with no space in that
+/* Where the overlap starts in s[0, len): at most `overlap` units from the
+ * end, moved forward to the start of a word. Text with no space in that
  * stretch (one long word, or scripts written without spaces) overlaps from
- * a character boundary instead. */
-static size_t tail_start(const char *s, size_t len, size_t overlap) {
+ * a character (or token) boundary instead. */
+static size_t tail_start(const chunker *c, const char *s, size_t len, size_t overlap) {
     if (!overlap) return len;
     size_t t = len;
-    for (size_t k = overlap; t > 0 && k; k--) {
+    if (c->tk) {
+        tok_ids ids = {0};
+        if (tok_encode(c->tk, s, len, 0, &ids))
+            t = len; /* out of memory: no overlap */
+        else
+            t = ids.n > overlap ? ids.begin[ids.n - overlap] : 0;
+        tok_ids_free(&ids);
+    }
+    for (size_t k = overlap; !c->tk && t > 0 && k; k--) {
         t--;
         while (t > 0 && is_cont(s[t])) t--;
     }
@@ -310,21 +445,64 @@ static int set_attrs(chunker *c, size_t i) {
     return rc;
 }
 
-/* Adds the chunk built so far to the document, and keeps its overlap as the
- * start of the next one. */
-static int emit(chunker *c) {
-    if (!c->cur.len || c->fresh) return 0;
+/* Adds cur[0, len) to the document as a chunk. */
+static int store_chunk(chunker *c, size_t len) {
     sl_doc *doc = c->doc;
-    int i = sl_doc_add_chunk(doc, c->cur.p, c->cur.len);
+    int i = sl_doc_add_chunk(doc, c->cur.p, len);
     if (i < 0) return i;
     const char *path = heading_path(c);
     if (!path) return SL_ENOMEM;
     int rc = *path ? sl_chunk_set_heading(doc, (size_t)i, path) : 0;
     if (!rc) rc = sl_chunk_set_position(doc, (size_t)i, c->marks[0].o.page, c->marks[0].o.line);
     if (!rc) rc = set_attrs(c, (size_t)i);
+    return rc;
+}
+
+/* Tokens only: the chunk is over the window once counted whole (its
+ * pieces' counts did not add up). Stores the most of it that fits, cut at
+ * a token boundary, and keeps the rest as the start of the next chunk. */
+static int emit_over(chunker *c) {
+    tok_ids ids = {0};
+    if (tok_encode(c->tk, c->cur.p, c->cur.len, c->size + 1, &ids)) return SL_ENOMEM;
+    size_t k = ids.n > c->size ? c->size : ids.n;
+    size_t cut = k < ids.n ? ids.begin[k] : c->cur.len;
+    while (cut > 0 && units_of(c, c->cur.p, cut) > c->size) cut = --k > 0 ? ids.begin[k] : 0;
+    tok_ids_free(&ids);
+    if (cut == 0) cut = advance_cps(c->cur.p, 0, c->cur.len, 1);
+    size_t end = cut;
+    while (end > 0 && is_space(c->cur.p[end - 1])) end--;
+    int rc = store_chunk(c, end ? end : cut);
+    if (rc) return rc;
+    size_t start = cut;
+    while (start < c->cur.len && is_space(c->cur.p[start])) start++;
+    size_t m = 0, keep = 1;
+    while (m + 1 < c->nmarks && c->marks[m + 1].at <= start) m++;
+    c->marks[0] = (mark){.at = 0, .o = c->marks[m].o};
+    for (size_t j = m + 1; j < c->nmarks; j++)
+        c->marks[keep++] = (mark){.at = c->marks[j].at - start, .o = c->marks[j].o};
+    c->nmarks = keep;
+    c->cur.len -= start;
+    memmove(c->cur.p, c->cur.p + start, c->cur.len);
+    c->units = units_of(c, c->cur.p, c->cur.len);
+    return 0;
+}
+
+/* Adds the chunk built so far to the document, and keeps its overlap as the
+ * start of the next one. */
+static int emit(chunker *c) {
+    if (!c->cur.len || c->fresh) return 0;
+    while (c->tk && c->units > c->size && c->cur.len) {
+        int rc = emit_over(c);
+        if (rc) return rc;
+    }
+    if (!c->cur.len) {
+        drop(c);
+        return 0;
+    }
+    int rc = store_chunk(c, c->cur.len);
     if (rc) return rc;
 
-    size_t t = tail_start(c->cur.p, c->cur.len, c->overlap);
+    size_t t = tail_start(c, c->cur.p, c->cur.len, c->overlap);
     if (t >= c->cur.len) {
         drop(c);
         return 0;
@@ -335,7 +513,7 @@ static int emit(chunker *c) {
     c->nmarks = 1;
     c->cur.len -= t;
     memmove(c->cur.p, c->cur.p + t, c->cur.len);
-    c->units = count_units(c->cur.p, c->cur.len);
+    c->units = units_of(c, c->cur.p, c->cur.len);
     c->fresh = true;
     c->body = false;
     c->head_level = 0;
@@ -353,13 +531,13 @@ static int add_split(chunker *c, const char *s, size_t n, shape sh, bool body, c
             sl = 0;
         }
         size_t avail = c->size - c->units - sl;
-        size_t wend = advance(s, pos, n, avail), cut = n;
+        size_t wend = advance(c, s, pos, n, avail), cut = n;
         if (wend < n)
-            cut = best_cut(s, pos, advance(s, pos, wend, avail / 4), advance(s, pos, wend, avail / 2), wend,
-                           n, sh);
+            cut = best_cut(s, pos, advance(c, s, pos, wend, avail / 4), advance(c, s, pos, wend, avail / 2),
+                           wend, n, sh, &c->bi, c->locale);
         size_t end = cut;
         while (end > pos && is_space(s[end - 1])) end--;
-        int rc = append(c, join, s + pos, end - pos, count_units(s + pos, end - pos), body, o);
+        int rc = append(c, join, s + pos, end - pos, units_of(c, s + pos, end - pos), body, o);
         if (rc) return rc;
         if (cut >= n) return 0; /* the last piece stays open: what follows may join it */
         if ((rc = emit(c))) return rc;
@@ -385,7 +563,7 @@ static int add_whole(chunker *c, const char *s, size_t n, size_t units, bool bod
 static int add_text(chunker *c, const char *s, size_t n, shape sh, bool body, const origin *o) {
     trim(&s, &n);
     if (!n) return 0;
-    int rc = add_whole(c, s, n, count_units(s, n), body, o);
+    int rc = add_whole(c, s, n, units_of(c, s, n), body, o);
     if (rc <= 0) return rc;
     if (c->body && (rc = emit(c))) return rc; /* a long text starts its own chunk, after headings */
     return add_split(c, s, n, sh, body, o);
@@ -449,8 +627,8 @@ static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr,
         bool with_head = nh > k;
         b->len = h->len = 0;
         while (have) { /* the most cells from k that fit, with their header cells */
-            size_t j = k + take, cu = count_units(cell, len) + (take ? 3 : 0);
-            size_t hu = j < nh ? count_units(hcells[j].ptr, hcells[j].len) + (take ? 3 : 0) : 0;
+            size_t j = k + take, cu = units_of(c, cell, len) + (take ? 3 : 0);
+            size_t hu = j < nh ? units_of(c, hcells[j].ptr, hcells[j].len) + (take ? 3 : 0) : 0;
             if (units + cu + (with_head ? hunits + hu + 1 : 0) > c->size) {
                 if (take || !with_head || cu > c->size) break;
                 with_head = false; /* the cell fits, but not beside its header cell */
@@ -473,7 +651,7 @@ static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr,
         }
         if (with_head && h->len && (buf_add(h, "\n", 1) || buf_add(h, b->p, b->len))) rc = SL_ENOMEM;
         const buf *piece = with_head && h->len ? h : b;
-        if (!rc) rc = append(c, "\n\n", piece->p, piece->len, count_units(piece->p, piece->len), true, o);
+        if (!rc) rc = append(c, "\n\n", piece->p, piece->len, units_of(c, piece->p, piece->len), true, o);
         if (!rc) rc = end_part(c);
         k += take;
     }
@@ -488,13 +666,13 @@ static int add_long_row(chunker *c, const char *row, size_t rn, const char *hdr,
 static int add_table(chunker *c, const char *s, size_t n, bool header, const origin *o) {
     trim(&s, &n);
     if (!n) return 0;
-    int rc = add_whole(c, s, n, count_units(s, n), true, o);
+    int rc = add_whole(c, s, n, units_of(c, s, n), true, o);
     if (rc <= 0) return rc;
     rc = 0;
     size_t pos = 0, hn = 0, hu = 0, rn;
     const char *hdr = NULL, *row;
     if (header && next_line(s, n, &pos, &hdr, &hn)) {
-        hu = count_units(hdr, hn);
+        hu = units_of(c, hdr, hn);
         if (hu > c->size / 2)
             pos = 0, hn = 0, hu = 0, hdr = NULL; /* too big to repeat: rows go on without it */
     }
@@ -502,7 +680,7 @@ static int add_table(chunker *c, const char *s, size_t n, bool header, const ori
     if (c->fresh) drop(c);
     bool open = false; /* a part is being filled */
     while (!rc && next_line(s, n, &pos, &row, &rn)) {
-        size_t ru = count_units(row, rn);
+        size_t ru = units_of(c, row, rn);
         if (open) {
             if (c->units + 1 + ru <= c->size) {
                 rc = append(c, "\n", row, rn, ru, true, o);
@@ -530,7 +708,7 @@ static int add_heading(chunker *c, const char *s, size_t n, int level, const ori
     if (level < 1) level = 1;
     if (level > 6) level = 6;
     bool merge = c->cur.len && !c->fresh && !c->body && level > c->head_level &&
-                 c->units + 2 + count_units(s, n) <= c->size;
+                 c->units + 2 + units_of(c, s, n) <= c->size;
     if (!merge) {
         int rc = emit(c);
         if (rc) return rc;
@@ -610,8 +788,44 @@ static int chunk_doc(chunker *c) {
 
 /* --- the plugin --- */
 
+#define EMBED_TORCH_MAX_SEQ "256" /* embed-torch's max_seq_len when its section gives none */
+
+static bool truthy(const char *v) {
+    return !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1");
+}
+
+/* tokenizer = SECTION: the embedder section's vocab or spm, lowercase,
+ * strip_accents and passage_prefix, and size capped at its max_seq_len. */
+static int from_section(sl_instance *inst, ck_config *cfg) {
+    const char *sec = cfg->tokenizer;
+    const char *vocab = sl_instance_peer_value(inst, sec, "vocab", 1);
+    const char *spm = sl_instance_peer_value(inst, sec, "spm", 1);
+    if (!(vocab && *vocab) && !(spm && *spm))
+        return sl_instance_fail(inst, SL_EFATAL, "tokenizer = %s: section [%s] gives no vocab or spm", sec,
+                                sec);
+    if ((cfg->vocab && *cfg->vocab) || (cfg->spm && *cfg->spm))
+        return sl_instance_fail(inst, SL_EFATAL, "give tokenizer or vocab/spm, not both");
+    cfg->vocab = vocab && *vocab ? vocab : "";
+    cfg->spm = spm && *spm ? spm : "";
+    const char *lower = sl_instance_peer_value(inst, sec, "lowercase", 0);
+    const char *strip = sl_instance_peer_value(inst, sec, "strip_accents", 0);
+    const char *prefix = sl_instance_peer_value(inst, sec, "passage_prefix", 0);
+    const char *max = sl_instance_peer_value(inst, sec, "max_seq_len", 0);
+    cfg->lowercase = lower ? truthy(lower) : true;
+    cfg->strip_accents = strip ? strip : "auto";
+    if (prefix) cfg->prefix = prefix;
+    long long window = atoll(max ? max : EMBED_TORCH_MAX_SEQ);
+    if (window > 0 && window < cfg->size) cfg->size = window;
+    cfg->unit = "tokens";
+    return 0;
+}
+
 static int ck_init(sl_instance *inst, const void *config, void **state) {
-    const ck_config *cfg = config;
+    ck_config given = *(const ck_config *)config, *cfg = &given;
+    if (cfg->tokenizer && *cfg->tokenizer) {
+        int rc = from_section(inst, cfg);
+        if (rc) return rc;
+    }
     const char *unit = cfg->unit ? cfg->unit : "chars";
     bool tokens = strcmp(unit, "tokens") == 0;
     if (!tokens && strcmp(unit, "chars") != 0)
@@ -625,24 +839,57 @@ static int ck_init(sl_instance *inst, const void *config, void **state) {
     if (cfg->overlap >= cfg->size)
         return sl_instance_fail(inst, SL_EFATAL, "overlap (%lld) must be smaller than size (%lld)",
                                 (long long)cfg->overlap, (long long)cfg->size);
+    bool vocab = cfg->vocab && *cfg->vocab, spm = cfg->spm && *cfg->spm;
+    if ((vocab || spm) && !tokens)
+        return sl_instance_fail(inst, SL_EFATAL, "vocab and spm count tokens: set unit = tokens");
+    if (vocab && spm) return sl_instance_fail(inst, SL_EFATAL, "give vocab or spm, not both");
     ck_state *st = calloc(1, sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-    size_t scale = tokens ? TOKEN_CHARS : 1;
+    size_t scale = tokens && !(vocab || spm) ? TOKEN_CHARS : 1;
     st->size = (size_t)cfg->size * scale;
     st->overlap = (size_t)cfg->overlap * scale;
+    st->locale = cfg->locale ? cfg->locale : "";
+    if (vocab || spm) {
+        char err[1024];
+        bool strip =
+            strcmp(cfg->strip_accents, "auto") == 0 ? cfg->lowercase : strcmp(cfg->strip_accents, "yes") == 0;
+        if (vocab ? tok_open_wordpiece(cfg->vocab, cfg->lowercase, strip, &st->tk, err, sizeof err)
+                  : tok_open_spm(cfg->spm, &st->tk, err, sizeof err)) {
+            free(st);
+            return sl_instance_fail(inst, SL_EFATAL, "%s", err);
+        }
+        /* size is the model's window: the text gets what [CLS], [SEP] and the prefix leave */
+        size_t pre = cfg->prefix ? tok_count(st->tk, cfg->prefix, strlen(cfg->prefix)) : 0;
+        size_t fixed = tok_specials(st->tk) + pre;
+        if (pre == (size_t)-1 || st->size <= fixed + st->overlap) {
+            tok_free(st->tk);
+            free(st);
+            return sl_instance_fail(
+                inst, SL_EFATAL,
+                "size (%lld tokens) leaves no room: [CLS], [SEP] and the prefix take %zu, "
+                "overlap %lld",
+                (long long)cfg->size, fixed, (long long)cfg->overlap);
+        }
+        st->size -= fixed;
+    }
     *state = st;
     return 0;
 }
 
-static void ck_fini(void *state) { free(state); }
+static void ck_fini(void *state) {
+    ck_state *st = state;
+    if (st) tok_free(st->tk);
+    free(st);
+}
 
 static int ck_chunk(sl_call *call, sl_doc *doc) {
     const ck_state *st = sl_call_state(call);
     if (!st) return sl_fail(call, SL_EFATAL, "chunk-text was not initialised");
     if (!sl_doc_element_count(doc)) return sl_fail(call, SL_EBADINPUT, "no text to chunk (no elements)");
     size_t before = sl_doc_chunk_count(doc);
-    chunker c = {.doc = doc, .size = st->size, .overlap = st->overlap};
+    chunker c = {.doc = doc, .size = st->size, .overlap = st->overlap, .tk = st->tk, .locale = st->locale};
     int rc = chunk_doc(&c);
+    if (c.bi) ubrk_close(c.bi);
     free(c.cur.p);
     free(c.marks);
     free(c.path.p);

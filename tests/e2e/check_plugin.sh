@@ -38,6 +38,13 @@ for p in "$BUILD"/plugins/*.so; do
         check "torch-make-model wrote a model" test -s "$T/rects.pt"
         sets+=(--set "model=$T/rects.pt")
         ;;
+    embed-torch)
+        # a tiny encoder compiled from source and a vocabulary written here
+        mkdir -p "$T/embed-torch"
+        "$BUILD/tests/embed-make-model" "$T/embed-torch" >/dev/null
+        printf '%s\n' '[PAD]' '[UNK]' '[CLS]' '[SEP]' probe >"$T/embed-torch/vocab.txt"
+        sets+=(--set "model=$T/embed-torch/sin.pt" --set "vocab=$T/embed-torch/vocab.txt")
+        ;;
     llm-openai | llm-anthropic | embed-openai) sets+=(--set "base_url=http://127.0.0.1:$port/v1") ;;
     llm-ollama | embed-ollama) sets+=(--set "base_url=http://127.0.0.1:$port") ;;
     esac

@@ -59,6 +59,11 @@ SL_EXPORT void sl_call_done(sl_call *call, int rc);
 SL_EXPORT void *sl_call_state(sl_call *call);
 SL_EXPORT void *sl_call_thread_state(sl_call *call);
 SL_EXPORT sl_instance *sl_call_instance(sl_call *call);
+/* Embedders (ABI 1.4): 1 when the texts of this embed call are a search
+ * query (`sluice query`, serve's /query), 0 when they are chunks being
+ * stored. Models trained with prefixes (E5's "query: " / "passage: ")
+ * embed the two differently. */
+SL_EXPORT int sl_call_is_query(const sl_call *call);
 
 /* The instance's INI section name, e.g. "embedder". */
 SL_EXPORT const char *sl_instance_name(const sl_instance *inst);
@@ -72,6 +77,14 @@ int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...);
  * and the model they run (compared along fallback chains). */
 SL_EXPORT void sl_instance_set_dimension(sl_instance *inst, uint32_t dim);
 SL_EXPORT void sl_instance_set_model(sl_instance *inst, const char *model);
+/* Another INI section's value of `key` (ABI 1.4), for a plugin that must
+ * agree with a neighbour (chunk-text counts the tokens of the embedder
+ * section it names). The value as written, interpolated; with `path`
+ * nonzero, a relative path resolved against the INI file's folder. NULL
+ * when the section or key is absent, or the instance was not built from an
+ * INI file. The string lives as long as the instance; call it from init. */
+SL_EXPORT const char *sl_instance_peer_value(sl_instance *inst, const char *section, const char *key,
+                                             int path);
 
 /* Tokens a call used (LLMs and remote embedders), for the run report's
  * usage and cost accounting; may be called more than once per call. (1.1) */

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 3
+#define SL_ABI_MINOR 4
 
 /* One row of a sink's failure list (ABI 1.3): a document that failed, and
  * where and why the last time. failures_record reads uri, stage and reason;
@@ -155,7 +155,10 @@ typedef struct sl_plugin {
     int (*parse)(sl_call *call, sl_doc *doc);
     int (*page)(sl_call *call, sl_doc *doc, uint32_t page);
     int (*chunk)(sl_call *call, sl_doc *doc);
-    /* Writes n * dimension floats to out; texts[i] belongs to out[i*dim..]. */
+    /* Writes n * dimension floats to out; texts[i] belongs to out[i*dim..].
+     * A gpu embedder (ABI 1.4) runs on the batcher: texts come from many
+     * documents at once, and SL_ENOMEM makes the batcher split the texts in
+     * half and retry (the outputs of a failed call are written again). */
     int (*embed)(sl_call *call, const sl_text *texts, size_t n, float *out);
 
     /* Sinks. lookup answers SL_LOOKUP_* for a document whose uri, hash and
