@@ -113,6 +113,7 @@ struct sl_unit {
     uint64_t waited_ms;  /* in backoffs so far (retry_budget) */
     uint64_t t_first_ms; /* first queued in this step: an open breaker's waits count from here */
     char gave_up[384];   /* why retry() gave up on an open breaker, or "" */
+    char last_err[256];  /* its latest retryable failure in this step, or "" */
     int rc;              /* pool: the answer, carried back to the loop */
     int calling;         /* loop: inside the plugin's call */
     int answered;        /* loop: sl_call_done ran inside the call; rc holds the answer */

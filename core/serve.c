@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "failures.h"
 #include "httpd.h"
 #include "loop.h"
 #include "pipeline.h"
@@ -420,6 +421,30 @@ static void set_refs(serve *s, int on) {
         on ? uv_ref((uv_handle_t *)&s->w[i]->h) : uv_unref((uv_handle_t *)&s->w[i]->h);
 }
 
+/* The dead letters a pass passes over (failures.h), sorted, pointers into
+ * fl: those whose file did not change since their last failure. A file
+ * whose status changed (ctime: a write, a rename or a copy into place,
+ * which no tool can set back) at or after its last failure gets one more
+ * attempt: a fixed file is stored by the next pass that sees it, with no
+ * `retry --all`; if it fails again it is a dead letter again at once. NULL
+ * when out of memory. */
+static const char **dead_letters(const sl_failure_list *fl, size_t *n) {
+    size_t nd = 0;
+    const char **u = sl_failures_uris(fl, 1, &nd);
+    *n = 0;
+    if (!u) return NULL;
+    for (size_t i = 0, k = 0; i < nd; i++) {
+        while (k < fl->n && strcmp(fl->rows[k].uri, u[i]) != 0) k++;
+        int64_t last = 0; /* the latest failure among its rows (one per sink) */
+        for (size_t j = k; j < fl->n && strcmp(fl->rows[j].uri, u[i]) == 0; j++)
+            if (fl->rows[j].last_at > last) last = fl->rows[j].last_at;
+        struct stat st;
+        if (stat(u[i], &st) == 0 && (int64_t)st.st_ctim.tv_sec >= last) continue;
+        u[(*n)++] = u[i];
+    }
+    return u;
+}
+
 static void pass(serve *s, const char *const *walk, size_t nwalk, const char *const *gone, size_t ngone,
                  const char *why) {
     sl_run_opts o = {.paths = walk,
@@ -428,6 +453,17 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
                      .prune_only = gone,
                      .nprune_only = ngone,
                      .live = &s->live};
+    /* the failure list, as `run` keeps it: read before each pass (dead
+     * letters passed over), the pass's failures recorded after it */
+    sl_failure_list fl;
+    const char **parked = NULL;
+    int have_list = sl_failures_load(s->rt, &fl) == 0;
+    if (!have_list)
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass runs without the failure list: %s", why,
+                   sl_ctx_errmsg(s->ctx));
+    else if (!(parked = dead_letters(&fl, &o.nparked)))
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "out of memory: the %s pass retries dead letters too", why);
+    o.parked = parked;
     sl_report rep;
     memset(&rep, 0, sizeof rep);
     set_refs(s, 0);
@@ -437,6 +473,11 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     s->cur = NULL;
     s->in_pass = 0;
     set_refs(s, 1);
+    if ((!rc || rep.fatal) && sl_failures_record(s->rt, &rep))
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass's failures are not in the failure list: %s", why,
+                   sl_ctx_errmsg(s->ctx));
+    free(parked);
+    if (have_list) sl_failure_list_free(&fl);
     sl_report_accumulate(&s->cum, &rep, KEEP_FAILURES);
     s->passes++;
     s->stored += rep.stored;
@@ -450,9 +491,11 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
         sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass could not start: %s", why,
                    sl_ctx_errmsg(s->ctx));
     sl_ctx_log(s->ctx, SL_LOG_INFO, "serve",
-               "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned in %.2f s", why,
-               nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
-               (unsigned long long)rep.failed, (unsigned long long)rep.pruned, rep.wall_s);
+               "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned, %llu dead letters "
+               "passed over in %.2f s",
+               why, nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
+               (unsigned long long)rep.failed, (unsigned long long)rep.pruned, (unsigned long long)rep.parked,
+               rep.wall_s);
     if (rep.interrupted) s->stop = 1;
     sl_report_free(&rep);
 }
