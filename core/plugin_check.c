@@ -229,10 +229,13 @@ static int call_complete(sl_call *call, void *arg) {
 static void check_llm(check *c, sl_instance *inst) {
     const char *p =
         "Summarise in one sentence: sluice turns documents into chunks with summaries and vectors.";
-    complete_args a = {{p, strlen(p)}, {NULL, 0}};
+    complete_args a = {{p, strlen(p)}, {NULL, 0, 0, 0}};
     sl_call call;
     int rc = sl_invoke(inst, call_complete, &a, &call);
-    if (rc)
+    if (a.out.bad)
+        bad(c, "complete: the answer is not valid UTF-8 at byte %zu (sl_completion_set refused it)",
+            a.out.bad_at);
+    else if (rc)
         bad(c, "complete: %s", call.msg[0] ? call.msg : sl_strerror(rc));
     else if (!a.out.text || a.out.len == 0)
         bad(c, "complete: succeeded without an answer (sl_completion_set)");
