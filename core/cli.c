@@ -137,7 +137,8 @@ static const char *usage_retry =
 
 static const char *usage_check =
     "usage: sluice check [-c FILE] [--set S.K=V]... [--connect [--json]]\n"
-    "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
+    "       sluice check --plugin FILE.so [--set KEY=VALUE]... [--connect]\n"
+    "       sluice check --plugin FILE.so --input FILE [--set KEY=VALUE]... [--json]\n"
     "\n"
     "The first form loads the config and every plugin it names, runs init and fini,\n"
     "and prints the routes. The second checks one plugin file the way a third party\n"
@@ -145,7 +146,12 @@ static const char *usage_check =
     "(and the --set overrides), and its role's contract on sample input.\n"
     "--connect also makes one minimal real request to each provider (its model list, or one\n"
     "short embedding, which checks the dimension) and opens a session with each sink, and prints\n"
-    "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n";
+    "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n"
+    "With --plugin it probes that one plugin the same way (a FAIL row, exit 1, if it fails); a\n"
+    "plugin with nothing to connect to (a local parser, chunker...) is refused with exit 2.\n"
+    "--input FILE puts the plugin into the built-in route that owns FILE's type, in its role's\n"
+    "place, runs FILE through it and prints what each stage made (as 'sluice inspect'); nothing\n"
+    "is stored.\n";
 
 /* An error line on stderr: "sluice: MESSAGE", or with --log-format json a
  * JSON log line of level error (scrubbed either way). */
@@ -1210,9 +1216,13 @@ static int check_input(cli *c) {
 /* --- check --- */
 
 static int cmd_check(cli *c) {
+    if (c->input && !c->plugin)
+        return usage_error("%s", "check: --input goes with --plugin X.so (a config's own route: sluice inspect FILE)");
+    if (c->input && c->connect)
+        return usage_error("%s", "check: --input reads a document and --connect reads none: run them apart");
     if (c->plugin && c->input) return check_input(c);
     if (c->plugin) {
-        int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, stdout);
+        int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, c->connect, stdout);
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
         return EXIT_OK;
     }

@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "loop.h"
 #include "options.h"
+#include "probe.h"
 #include "query.h"
 #include "runtime.h"
 
@@ -343,7 +344,7 @@ static void check_sink(check *c, sl_instance *inst) {
 }
 
 int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,
-                    FILE *out) {
+                    int connect, FILE *out) {
     sl_registry *reg;
     const sl_loaded *p;
     int rc = sl_registry_new(ctx, &reg);
@@ -353,6 +354,14 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
         return rc;
     }
     const sl_plugin *d = &p->desc;
+    if (connect && !sl_probe_applies(d)) {
+        rc = sl_ctx_error(ctx, SL_EINVAL,
+                          "check --plugin %s --connect: %s is a %s %s plugin without a probe: it connects to "
+                          "nothing (--connect is for providers, io plugins and sinks)",
+                          path, d->name, sl_bottleneck_name(d->bottleneck), sl_role_name(d->role));
+        sl_registry_free(reg);
+        return rc;
+    }
     fprintf(out, "%s: %s %s, role %s, bottleneck %s, ABI %u.%u (%u-byte descriptor)\n", p->path, d->name,
             d->version, sl_role_name(d->role), sl_bottleneck_name(d->bottleneck), d->abi_major, d->abi_minor,
             p->declared_size);
@@ -389,6 +398,13 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     case SL_ROLE_SINK: check_sink(&c, inst); break;
     case SL_ROLE_LLM: check_llm(&c, inst); break;
     default: fprintf(out, "  note  no sample contract for role %s yet\n", sl_role_name(d->role)); break;
+    }
+    if (connect) {
+        char line[1400];
+        if (sl_probe_instance(ctx, inst, line, sizeof line))
+            ok(&c, line);
+        else
+            bad(&c, "%s", line);
     }
     sl_instance_free(inst);
     sl_loop_free(loop);
