@@ -1251,6 +1251,7 @@ static int cmd_check(cli *c) {
             printf(": %s", r->parser->name);
             for (size_t p = 0; p < r->npages; p++) printf(" -> %s", r->pages[p]->name);
             printf(" -> %s", r->chunker->name);
+            if (r->llm) printf(" -> %s (summaries)", r->llm->name);
             if (r->embedder) printf(" -> %s (%u dimensions)", r->embedder->name, r->embedder->dim);
             printf(" -> %s  fingerprint %.12s\n", r->sink->name, r->fingerprint);
         }

@@ -32,6 +32,8 @@ export OPENAI_API_KEY=$right
 sl "${ok_args[@]}" check --connect
 check_eq "working fake: exit 0" "$RC" 0
 check_contains "working fake: the routes are printed as by check" "$OUT" 'route\.text'
+check_contains "working fake: the route names every stage, the summarizer too" "$OUT" \
+    'route\.text\] text/markdown: markdown -> chunker -> summarizer \(summaries\) -> embedder \(1536 dimensions\) -> store'
 check_contains "working fake: the summarizer's probe row" "$OUT" 'summarizer +llm-openai +llm +probe +[0-9.]+ms +200 +ok'
 check_contains "working fake: the embedder's probe row" "$OUT" 'embedder +embed-openai +embedder +embed 1 text +[0-9.]+ms +200 +ok'
 check_contains "working fake: the store's session row" "$OUT" 'store +sink-sqlite +sink +session .* ok'
