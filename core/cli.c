@@ -1214,7 +1214,8 @@ static int check_input(cli *c) {
 
 static int cmd_check(cli *c) {
     if (c->input && !c->plugin)
-        return usage_error("%s", "check: --input goes with --plugin X.so (a config's own route: sluice inspect FILE)");
+        return usage_error(
+            "%s", "check: --input goes with --plugin X.so (a config's own route: sluice inspect FILE)");
     if (c->input && c->connect)
         return usage_error("%s", "check: --input reads a document and --connect reads none: run them apart");
     if (c->plugin && c->input) return check_input(c);

@@ -149,6 +149,7 @@ int sl_probe_instance(sl_ctx *ctx, sl_instance *s, char *line, size_t n) {
     char status[24] = "";
     if (r.status) snprintf(status, sizeof status, ", HTTP %ld", r.status);
     char clean[sizeof r.msg];
-    snprintf(line, n, "connect: %s in %.1f ms%s: %s", r.what, r.ms, status, sl_ctx_scrub(ctx, r.msg, clean, sizeof clean));
+    snprintf(line, n, "connect: %s in %.1f ms%s: %s", r.what, r.ms, status,
+             sl_ctx_scrub(ctx, r.msg, clean, sizeof clean));
     return r.ok;
 }

@@ -474,8 +474,8 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     s->in_pass = 0;
     set_refs(s, 1);
     if ((!rc || rep.fatal) && sl_failures_record(s->rt, &rep))
-        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass's failures are not in the failure list: %s", why,
-                   sl_ctx_errmsg(s->ctx));
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass's failures are not in the failure list: %s",
+                   why, sl_ctx_errmsg(s->ctx));
     free(parked);
     if (have_list) sl_failure_list_free(&fl);
     sl_report_accumulate(&s->cum, &rep, KEEP_FAILURES);
@@ -490,12 +490,13 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     else if (rc)
         sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass could not start: %s", why,
                    sl_ctx_errmsg(s->ctx));
-    sl_ctx_log(s->ctx, SL_LOG_INFO, "serve",
-               "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned, %llu dead letters "
-               "passed over in %.2f s",
-               why, nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
-               (unsigned long long)rep.failed, (unsigned long long)rep.pruned, (unsigned long long)rep.parked,
-               rep.wall_s);
+    sl_ctx_log(
+        s->ctx, SL_LOG_INFO, "serve",
+        "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned, %llu dead letters "
+        "passed over in %.2f s",
+        why, nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
+        (unsigned long long)rep.failed, (unsigned long long)rep.pruned, (unsigned long long)rep.parked,
+        rep.wall_s);
     if (rep.interrupted) s->stop = 1;
     sl_report_free(&rep);
 }

@@ -8,7 +8,9 @@
  * periodic rescan of every folder catches what events missed (an overflowed
  * inotify queue, a folder not yet watched). Passes run one after another,
  * so a path is never in two jobs at once; paths that become ready during
- * a pass go into the next one.
+ * a pass go into the next one. Each pass keeps the failure list as `run`
+ * does (failures.h): read before it, its dead letters passed over unless
+ * their file changed since their last failure, its failures recorded after.
  *
  * serve's handles share one loop with the passes: during a pass they are
  * unreferenced (the run ends when its own handles close) but still answer,

@@ -180,8 +180,8 @@ static void expire_blocked(stage *st) {
         const char *last = u->last_err;
         for (size_t i = 0; !*last && i < st->nchain; i++) last = st->chain[i]->last_err;
         if (*last)
-            snprintf(why, sizeof why, "%s: %s%s", base, u->last_err[0] ? "" : "the provider's last error: ",
-                     last);
+            snprintf(why, sizeof why, "%s: %s%s", base,
+                     u->last_err[0] ? "" : "the provider's last error: ", last);
         else
             snprintf(why, sizeof why, "%s", base);
         st->stats->failures++;

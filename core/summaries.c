@@ -201,7 +201,8 @@ void op_done_summary(unit *u, int rc, const char *msg) {
         snprintf(why, sizeof why,
                  "[%s] %s answered text that is not valid UTF-8 at byte %zu (sl_completion_set refused it; "
                  "an LLM plugin's answer must be UTF-8)",
-                 in ? in->name : stage_name(u->st), in ? in->desc->name : "the plugin", u->u.sum.answer.bad_at);
+                 in ? in->name : stage_name(u->st), in ? in->desc->name : "the plugin",
+                 u->u.sum.answer.bad_at);
         rc = SL_EBADINPUT;
         msg = why;
     }

@@ -20,17 +20,15 @@
 static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
     (void)prompt;
     static const char answer[] = "R\xe9sum\xe9 in Latin-1";
-    if (sl_completion_set(out, answer, sizeof answer - 1) != 0) return sl_fail(call, SL_ENOMEM, "out of memory");
+    if (sl_completion_set(out, answer, sizeof answer - 1) != 0)
+        return sl_fail(call, SL_ENOMEM, "out of memory");
     return 0;
 }
 
 static const sl_plugin desc = {
-    SL_PLUGIN_HEADER,
-    .name = "test-badtext-llm",
-    .version = "1.0.0",
-    .summary = "an LLM that answers in Latin-1 (tests)",
-    .role = SL_ROLE_LLM,
-    .bottleneck = SL_IO,
+    SL_PLUGIN_HEADER,     .name = "test-badtext-llm",
+    .version = "1.0.0",   .summary = "an LLM that answers in Latin-1 (tests)",
+    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
     .complete = complete,
 };
 #else
