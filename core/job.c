@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "media.h"
 #include "scheduler.h"
@@ -645,11 +646,28 @@ void job_admit(run *r) {
             job_begin(k, NULL, 0);
             continue;
         }
-        if (r->walk_done) break;
+        if (!r->have_next && r->extra_next < r->nextra) { /* a file added since (sl_pipeline_add) */
+            char *path = r->extra[r->extra_next];
+            r->extra[r->extra_next++] = NULL;
+            struct stat st;
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) { /* gone again: the next pass sees to it */
+                free(path);
+                continue;
+            }
+            free(r->next_path);
+            free(r->next_error);
+            r->next_path = path;
+            r->next_error = NULL;
+            r->next_size = (uint64_t)st.st_size;
+            r->next_named = 1;
+            r->have_next = 1;
+        }
+        if (!r->have_next && r->walk_done) break;
         if (!r->have_next) {
             sl_walk_entry e;
             if (sl_walk_next(r->walk, &e) != 1) {
                 r->walk_done = 1;
+                if (r->extra_next < r->nextra) continue;
                 break;
             }
             if (e.outside) {

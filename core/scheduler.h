@@ -344,6 +344,10 @@ struct run {
     char *next_path, *next_error;
     uint64_t next_size;
     int next_named;
+    /* files added while the run goes on (sl_pipeline_add): admitted after
+     * the walk's lookahead, before the run may end */
+    char **extra;
+    size_t nextra, extra_next, extra_cap;
     /* children made and not yet admitted (they go before new files), and
      * the jobs in flight that only wait for their children: admission does
      * not count them, so a parent never waits on a child it keeps out */

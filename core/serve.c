@@ -48,7 +48,8 @@ typedef struct pending {
     char *path;
     uint64_t due_ms; /* its last event plus the debounce */
     int exists, is_dir, ready;
-    int taken; /* in the pass running now (an event since puts it back) */
+    int taken;  /* in the pass running now (an event since puts it back) */
+    int passed; /* in the pass running now, even after an event since: never given to it twice */
     off_t size;
     struct timespec mtime;
 } pending;
@@ -60,7 +61,8 @@ struct serve {
     const sl_serve_opts *opts;
     sl_loop *sl; /* the one loop: serve's handles, every pass and the plugins' io */
     uv_loop_t *uv;
-    int in_pass; /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    int in_pass;     /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    int change_pass; /* ... and it is a pass over changed paths (files ready meanwhile may join it) */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t debounce, rescan, report;
     char **roots;
@@ -71,7 +73,7 @@ struct serve {
     size_t np, pcap;
     int stop, reload, rescan_due, ready_due, status;
     int watch_warned;
-    uint64_t passes, stored, skipped, failed, pruned, events;
+    uint64_t passes, stored, skipped, failed, pruned, events, joined;
     uint64_t t0;
     /* [sluice] listen: the HTTP service reads one report over every pass
      * (cum), plus the pass in progress (cur, live) while one runs */
@@ -337,6 +339,8 @@ static void add_pending(serve *s, const char *path, const struct stat *st) {
     if (!uv_is_active((uv_handle_t *)&s->debounce)) arm_debounce(s);
 }
 
+static void join_ready(serve *s);
+
 /* The debounce of some paths is over: one whose size and mtime did not
  * move since its last event is ready; the others wait another round
  * (still being written). */
@@ -359,6 +363,7 @@ static void on_debounce(uv_timer_t *t) {
         }
     }
     arm_debounce(s);
+    if (s->ready_due && s->in_pass && s->change_pass && s->live) join_ready(s);
     if (s->ready_due) wake(s);
 }
 
@@ -521,6 +526,35 @@ static int under_ready_folder(const serve *s, const char *path) {
     return 0;
 }
 
+/* Whether a folder of the pass running now holds path: its walk finds the
+ * file, which given to the pass again would be a second job for it. */
+static int under_pass_folder(const serve *s, const char *path) {
+    for (size_t i = 0; i < s->np; i++) {
+        const pending *d = &s->p[i];
+        if (!d->passed || !d->exists || !d->is_dir) continue;
+        size_t l = strlen(d->path);
+        if (strncmp(path, d->path, l) == 0 && path[l] == '/') return 1;
+    }
+    return 0;
+}
+
+/* A pass over changed paths is running: files that became ready since join
+ * it at once (sl_pipeline_add) instead of waiting for it to end, unless it
+ * holds them already (named by it, or under a folder it walks). Folders and
+ * deletions wait for the next pass, which walks and prunes them; so does
+ * everything during a full pass (its walk may not have reached the file). */
+static void join_ready(serve *s) {
+    for (size_t i = 0; i < s->np; i++) {
+        pending *e = &s->p[i];
+        if (!e->ready || e->taken || e->passed || !e->exists || e->is_dir) continue;
+        if (under_pass_folder(s, e->path)) continue;
+        if (!sl_pipeline_add(s->live, e->path)) return; /* the pass is ending: the next one */
+        e->taken = e->passed = 1;
+        s->joined++;
+        sl_ctx_log_doc(s->ctx, SL_LOG_INFO, "serve", e->path, "joins the change pass in progress");
+    }
+}
+
 static void ready_pass(serve *s) {
     const char **walk = calloc(s->np ? s->np : 1, sizeof *walk);
     const char **gone = calloc(s->np ? s->np : 1, sizeof *gone);
@@ -533,22 +567,28 @@ static void ready_pass(serve *s) {
     }
     for (size_t i = 0; i < s->np; i++) {
         if (!s->p[i].ready) continue;
-        s->p[i].taken = 1;
+        s->p[i].taken = s->p[i].passed = 1;
         if (!s->p[i].exists)
             gone[ngone++] = s->p[i].path;
         else if (!under_ready_folder(s, s->p[i].path))
             walk[nwalk++] = s->p[i].path;
     }
-    if (nwalk + ngone) pass(s, walk, nwalk, gone, ngone, "change");
+    if (nwalk + ngone) {
+        s->change_pass = 1;
+        pass(s, walk, nwalk, gone, ngone, "change");
+        s->change_pass = 0;
+    }
     free(walk);
     free(gone);
-    /* what became ready during the pass goes into the next one */
+    /* what became ready during the pass and did not join it goes into the next one */
     size_t k = 0;
     for (size_t i = 0; i < s->np; i++) {
-        if (s->p[i].taken)
+        if (s->p[i].taken) {
             free(s->p[i].path);
-        else
+        } else {
+            s->p[i].passed = 0;
             s->p[k++] = s->p[i];
+        }
     }
     s->np = k;
 }
