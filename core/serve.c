@@ -605,11 +605,11 @@ static void on_report(uv_timer_t *t) {
     serve *s = t->data;
     sl_ctx_log(s->ctx, SL_LOG_INFO, "serve",
                "up %.0f s: %llu passes; %llu stored, %llu skipped, %llu failed, %llu pruned; %llu events, "
-               "%zu paths waiting, %zu folders watched; RSS %.1f MB",
+               "%zu paths waiting, %zu folders watched; RSS %.1f MB; %llu files joined a pass in progress",
                (double)(sl_now_ns() - s->t0) / 1e9, (unsigned long long)s->passes,
                (unsigned long long)s->stored, (unsigned long long)s->skipped, (unsigned long long)s->failed,
                (unsigned long long)s->pruned, (unsigned long long)s->events, s->np, s->nw,
-               (double)rss_bytes() / 1048576.0);
+               (double)rss_bytes() / 1048576.0, (unsigned long long)s->joined);
 }
 
 static void start_timers(serve *s) {
