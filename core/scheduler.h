@@ -239,6 +239,7 @@ struct sl_job {
     uint64_t raw;     /* the file's size at admission (at least JOB_MIN_RAW) */
     uint32_t parts;   /* units of the current step not yet done */
     int skip;         /* lookup said unchanged */
+    int parked;       /* a dead letter: looked up (so prune keeps what is stored of it), then passed over */
     int failed;
     int abandoned; /* a unit of it passed its deadline: kept until the runtime is freed */
     char *fail_stage, *fail_reason;

@@ -8,6 +8,8 @@
 #     reader is not a second writer);
 #   - after [sluice] max_attempts passes it is a dead letter: later rescans
 #     pass it over (attempts stay, the log and /metrics say "parked");
+#   - a dead letter that was stored before it broke keeps its stored
+#     version through the rescans' prune (the file is there);
 #   - the file fixed in place is stored by the next pass (a changed file is
 #     not kept a dead letter) and its entry leaves the list;
 #   - a new file that fails while serve runs is recorded too.
@@ -56,10 +58,15 @@ no_entry() { failed_json && [[ $(entry "$1" uri) == none ]]; }
 
 mkdir w
 printf '# Good\n\nA document that is stored at once.\n' >w/good.md
+printf '# Was good\n\nStored once, broken later.\n' >w/was.md
+sl -c serve.ini "${overrides[@]}" run --json w
+check_eq "a first run stores was.md and good.md" "$(json .documents.stored)" 2
+was_hash=$(q "SELECT hash FROM documents WHERE uri = 'w/was.md';")
 printf '# Bad\n\nThese bytes are not UTF-8: \xff\xfe here.\n' >w/bad.md
-# every failure is recorded in a later second than the file's last change,
+printf '# Was good\n\nBroken now: \xe9t\xe9 in Latin-1.\n' >w/was.md
+# every failure is recorded in a later second than the files' last change,
 # so a dead letter's "changed since its last failure" is plainly false
-t_made=$(stat -c %Z w/bad.md)
+t_made=$(stat -c %Z w/bad.md w/was.md | sort -n | tail -1)
 until (($(date +%s) > t_made)); do sleep 0.1; done
 
 "$SLUICE" -c serve.ini "${overrides[@]}" serve </dev/null >serve.out 2>serve.err &
@@ -80,16 +87,20 @@ check "serve still running alongside the readers" serving
 wait_for "attempts reach max_attempts over the rescans" attempts_at_least w/bad.md "$MAX"
 check_eq "after max_attempts passes: attempts" "$(entry w/bad.md attempts)" "$MAX"
 check_eq "after max_attempts passes: a dead letter" "$(entry w/bad.md dead_letter)" true
-check_eq "failed --json counts it as a dead letter" "$(jq -r .dead_letters failed.json)" 1
+wait_for "the broken stored file reaches max_attempts too" attempts_at_least w/was.md "$MAX"
+check_eq "failed --json counts both as dead letters" "$(jq -r .dead_letters failed.json)" 2
 # two more rescans: it is passed over, not tried again
 seen=$(rescans)
 wait_for "two more rescans" rescans_past $((seen + 2))
 failed_json
 check_eq "a dead letter is not retried by rescans: attempts" "$(entry w/bad.md attempts)" "$MAX"
+check_eq "the other dead letter is not retried either" "$(entry w/was.md attempts)" "$MAX"
+check_eq "a dead letter stored before it broke keeps its stored version through the rescans" \
+    "$(q "SELECT hash FROM documents WHERE uri = 'w/was.md';")" "$was_hash"
 check_contains "the log says it is passed over" "$(cat serve.err)" \
     "w/bad.md.*a dead letter \(failed max_attempts runs\): passed over"
 check_contains "a rescan counts it passed over" "$(cat serve.err)" \
-    "rescan pass over [0-9]+ paths: 0 stored, [0-9]+ skipped, 0 failed, 0 pruned, 1 dead letters passed over"
+    "rescan pass over [0-9]+ paths: 0 stored, [0-9]+ skipped, 0 failed, 0 pruned, 2 dead letters passed over"
 addr=$(sed -n 's|.*serving http://\([^/]*\)/.*|\1|p' serve.err | head -1)
 metric() { curl -sf --max-time 10 "http://$addr/metrics" | sed -n "s/^$1 //p"; }
 check_gt "/metrics counts parked documents" "$(metric 'sluice_documents_total{outcome="parked"}')" 0
@@ -99,6 +110,10 @@ check_eq "the dead letter is not in the store" "$(q "SELECT count(*) FROM docume
 printf '# Bad no more\n\nFixed: every byte is UTF-8 now.\n' >w/bad.md
 wait_for "the fixed dead letter is stored" stored w/bad.md
 wait_for "the stored file's entry leaves the failure list" no_entry w/bad.md
+printf '# Was good\n\nGood again.\n' >w/was.md
+was_stored_again() { [[ $(q "SELECT hash FROM documents WHERE uri = 'w/was.md';") != "$was_hash" ]]; }
+wait_for "the other fixed dead letter is stored again" was_stored_again
+wait_for "its entry leaves the list too" no_entry w/was.md
 check_eq "failed --json: nothing left" "$(jq -r .count failed.json)" 0
 check_eq "the failures table is empty" "$(q 'SELECT count(*) FROM failures;')" 0
 
