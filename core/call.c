@@ -134,6 +134,12 @@ void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens)
 
 int sl_completion_set(sl_completion *out, const char *text, size_t len) {
     if (!out || (!text && len)) return SL_EINVAL;
+    size_t bad = 0;
+    if (len && !sl_utf8_valid(text, len, &bad)) {
+        out->bad = 1;
+        out->bad_at = bad;
+        return SL_EBADINPUT;
+    }
     char *t = malloc(len + 1);
     if (!t) return SL_ENOMEM;
     if (len) memcpy(t, text, len);
@@ -141,6 +147,7 @@ int sl_completion_set(sl_completion *out, const char *text, size_t len) {
     free(out->text);
     out->text = t;
     out->len = len;
+    out->bad = 0;
     return 0;
 }
 

@@ -137,7 +137,8 @@ static const char *usage_retry =
 
 static const char *usage_check =
     "usage: sluice check [-c FILE] [--set S.K=V]... [--connect [--json]]\n"
-    "       sluice check --plugin FILE.so [--set KEY=VALUE]...\n"
+    "       sluice check --plugin FILE.so [--set KEY=VALUE]... [--connect]\n"
+    "       sluice check --plugin FILE.so --input FILE [--set KEY=VALUE]... [--json]\n"
     "\n"
     "The first form loads the config and every plugin it names, runs init and fini,\n"
     "and prints the routes. The second checks one plugin file the way a third party\n"
@@ -145,7 +146,12 @@ static const char *usage_check =
     "(and the --set overrides), and its role's contract on sample input.\n"
     "--connect also makes one minimal real request to each provider (its model list, or one\n"
     "short embedding, which checks the dimension) and opens a session with each sink, and prints\n"
-    "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n";
+    "latency, HTTP status and the result of each; exit status 2 if any fails. No document is read.\n"
+    "With --plugin it probes that one plugin the same way (a FAIL row, exit 1, if it fails); a\n"
+    "plugin with nothing to connect to (a local parser, chunker...) is refused with exit 2.\n"
+    "--input FILE puts the plugin into the built-in route that owns FILE's type, in its role's\n"
+    "place, runs FILE through it and prints what each stage made (as 'sluice inspect'); nothing\n"
+    "is stored.\n";
 
 /* An error line on stderr: "sluice: MESSAGE", or with --log-format json a
  * JSON log line of level error (scrubbed either way). */
@@ -1129,32 +1135,42 @@ static int check_input(cli *c) {
             name, sl_role_name(role));
         return EXIT_USAGE;
     }
-    /* The built-in config with the plugin as stage [inspected] in the route
-     * that takes FILE's type (route.text when none does), and the plugin's
-     * own --set KEY=VALUE as inspected.KEY=VALUE. */
+    /* The built-in config, loaded once: the plugin goes in as stage
+     * [inspected] in the route that takes FILE's type (route.text when none
+     * does; matched by whole words, as sl_runtime_route_for matches), and
+     * the plugin's own --set KEY=VALUE become inspected.KEY=VALUE. */
     const char *media = sl_media_type_for_path(c->input);
     char route[128] = "route.text", first[64] = "markdown";
     int owned_route = 0;
-    sl_config *builtin = NULL;
-    char cwd[4096];
-    if (getcwd(cwd, sizeof cwd) &&
-        sl_config_load_string(c->ctx, "conf/default.ini (built in)", cwd, sl_default_ini, &builtin) == 0) {
-        size_t ml = strlen(media);
-        for (size_t i = 0; !owned_route && i < builtin->nsections; i++) {
-            const sl_conf_section *sec = &builtin->sections[i];
-            if (strncmp(sec->name, "route.", 6) != 0) continue;
-            const sl_conf_kv *m = sl_config_get(builtin, sec->name, "media");
-            const sl_conf_kv *st = sl_config_get(builtin, sec->name, "stages");
-            for (const char *q = m ? strstr(m->value, media) : NULL; q && st; q = strstr(q + 1, media))
-                if ((q == m->value || q[-1] == ' ') && (q[ml] == '\0' || q[ml] == ' ')) {
-                    snprintf(route, sizeof route, "%s", sec->name);
-                    snprintf(first, sizeof first, "%.*s", (int)strcspn(st->value, " "), st->value);
-                    owned_route = 1;
-                    break;
-                }
+    sl_config *cfg = NULL;
+    const char *user_config = c->config;
+    size_t user_n = c->nsets;
+    c->config = NULL;
+    c->nsets = 0;
+    int lrc = load_config(c, &cfg);
+    c->config = user_config;
+    c->nsets = user_n;
+    if (lrc) {
+        sl_config_free(cfg);
+        return fail(c, EXIT_USAGE);
+    }
+    size_t ml = strlen(media);
+    for (size_t i = 0; !owned_route && i < cfg->nsections; i++) {
+        const sl_conf_section *sec = &cfg->sections[i];
+        if (strncmp(sec->name, "route.", 6) != 0) continue;
+        const sl_conf_kv *m = sl_config_get(cfg, sec->name, "media");
+        const sl_conf_kv *st = sl_config_get(cfg, sec->name, "stages");
+        for (const char *q = m && st ? m->value : NULL; q && *q && !owned_route;) {
+            q += strspn(q, " \t");
+            size_t wl = strcspn(q, " \t");
+            if (wl == ml && strncmp(q, media, ml) == 0) {
+                snprintf(route, sizeof route, "%s", sec->name);
+                snprintf(first, sizeof first, "%.*s", (int)strcspn(st->value, " \t"), st->value);
+                owned_route = 1;
+            }
+            q += wl;
         }
     }
-    sl_config_free(builtin);
     char stages[256];
     switch (role) {
     case SL_ROLE_PARSER: snprintf(stages, sizeof stages, "inspected chunker embedder"); break;
@@ -1164,8 +1180,7 @@ static int check_input(cli *c) {
     }
     size_t n = c->nsets;
     char **owned = calloc(n + 5, sizeof *owned);
-    const char **sets = calloc(n + 5, sizeof *sets);
-    int status = owned && sets ? EXIT_OK : EXIT_USAGE;
+    int status = owned ? EXIT_OK : EXIT_USAGE;
     size_t k = 0;
     if (!status) {
         if (asprintf(&owned[k++], "sluice.plugin_path=%s", dir) < 0 ||
@@ -1180,41 +1195,34 @@ static int check_input(cli *c) {
             if (asprintf(&owned[k++], "inspected.%s", c->sets[i]) < 0)
                 status = usage_error("%s", "out of memory");
     }
+    for (size_t i = 0; !status && i < k; i++)
+        if (sl_config_set(c->ctx, cfg, owned[i])) status = fail(c, EXIT_USAGE);
+    sl_runtime *rt = NULL;
+    if (!status && sl_runtime_open(c->ctx, cfg, &rt)) status = fail(c, EXIT_USAGE);
     if (!status) {
-        for (size_t i = 0; i < k; i++) sets[i] = owned[i];
-        const char **user_sets = c->sets;
-        const char *user_config = c->config;
-        size_t user_n = c->nsets;
-        c->sets = sets;
-        c->nsets = k;
-        c->config = NULL;
         const char *user_stage = c->stage;
         c->stage = "inspected";
-        sl_config *cfg;
-        sl_runtime *rt;
-        status = open_runtime(c, false, false, &cfg, &rt);
-        if (!status) {
-            status = inspect_run(c, rt, c->input);
-            sl_runtime_free(rt);
-            sl_config_free(cfg);
-        }
-        c->sets = user_sets;
-        c->nsets = user_n;
-        c->config = user_config;
+        status = inspect_run(c, rt, c->input);
         c->stage = user_stage;
     }
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
     for (size_t i = 0; owned && i < k; i++) free(owned[i]);
     free(owned);
-    free(sets);
     return status;
 }
 
 /* --- check --- */
 
 static int cmd_check(cli *c) {
+    if (c->input && !c->plugin)
+        return usage_error(
+            "%s", "check: --input goes with --plugin X.so (a config's own route: sluice inspect FILE)");
+    if (c->input && c->connect)
+        return usage_error("%s", "check: --input reads a document and --connect reads none: run them apart");
     if (c->plugin && c->input) return check_input(c);
     if (c->plugin) {
-        int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, stdout);
+        int rc = sl_check_plugin(c->ctx, c->plugin, c->sets, c->nsets, c->connect, stdout);
         if (rc) return fail(c, rc == SL_EBADINPUT ? EXIT_DOCS : EXIT_USAGE);
         return EXIT_OK;
     }
@@ -1243,6 +1251,7 @@ static int cmd_check(cli *c) {
             printf(": %s", r->parser->name);
             for (size_t p = 0; p < r->npages; p++) printf(" -> %s", r->pages[p]->name);
             printf(" -> %s", r->chunker->name);
+            if (r->llm) printf(" -> %s (summaries)", r->llm->name);
             if (r->embedder) printf(" -> %s (%u dimensions)", r->embedder->name, r->embedder->dim);
             printf(" -> %s  fingerprint %.12s\n", r->sink->name, r->fingerprint);
         }

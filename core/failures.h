@@ -6,8 +6,10 @@
  * deletes a document's row when it stores it. `sluice failed` lists the
  * rows, `sluice retry` runs their uris again, and a document that failed
  * [sluice] max_attempts runs is a dead letter: `run` and `retry` pass it
- * over until `retry --all`. A third-party sink without the callbacks keeps
- * no list: it is named, and nothing else changes.
+ * over until `retry --all`. `sluice serve` does the same around each pass
+ * (serve.c), except that a dead letter whose file changed since its last
+ * failure gets one more attempt. A third-party sink without the callbacks
+ * keeps no list: it is named, and nothing else changes.
  */
 #ifndef SL_FAILURES_H
 #define SL_FAILURES_H

@@ -114,6 +114,10 @@ struct sl_call {
 struct sl_completion {
     char *text; /* malloc'd, NUL-terminated */
     size_t len;
+    /* sl_completion_set refused text that is not UTF-8: the first bad
+     * byte's offset, for a failure that names the LLM plugin and its stage */
+    int bad;
+    size_t bad_at;
 };
 
 void sl_call_init(sl_call *call, sl_instance *inst, void *thread_state);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "media.h"
 #include "scheduler.h"
@@ -139,6 +140,10 @@ static void job_end(job *j, job_state end) {
         if (j->chain_ns > r->chain_max_ns) r->chain_max_ns = j->chain_ns;
         rep->stored++;
         rep->chunks += sl_doc_chunk_count(j->doc);
+    } else if (end == JOB_SKIPPED && j->parked) {
+        rep->parked++;
+        sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, NULL, sl_doc_uri(j->doc),
+                       "a dead letter (failed max_attempts runs): passed over until 'sluice retry --all'");
     } else if (end == JOB_SKIPPED) {
         rep->skipped++;
     } else {
@@ -312,7 +317,7 @@ void op_done_doc(unit *u, int rc, const char *msg) {
 
 void op_done_lookup(unit *u, int rc, const char *msg) {
     job *j = u->job;
-    if (rc == SL_LOOKUP_UNCHANGED) {
+    if (rc == SL_LOOKUP_UNCHANGED || (j->parked && (rc == SL_LOOKUP_MISSING || rc == SL_LOOKUP_CHANGED))) {
         j->skip = 1;
     } else if (rc >= 0 && rc != SL_LOOKUP_MISSING && rc != SL_LOOKUP_CHANGED) {
         char why[128];
@@ -572,17 +577,14 @@ static int cmp_uri(const void *a, const void *b) {
 }
 
 /* A dead letter (failed [sluice] max_attempts runs) waits for `sluice retry
- * --all`: it is counted, not read. */
+ * --all`: it is read and looked up only, so that a prune keeps what the
+ * store holds of it (the file is there), then counted as parked (job_end). */
 static int job_parked(run *r, const char *path) {
     const sl_run_opts *o = r->opts;
-    if (!o->nparked || !bsearch(&path, o->parked, o->nparked, sizeof *o->parked, cmp_uri)) return 0;
-    r->rep->parked++;
-    sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, NULL, path,
-                   "a dead letter (failed max_attempts runs): passed over until 'sluice retry --all'");
-    return 1;
+    return o->nparked && bsearch(&path, o->parked, o->nparked, sizeof *o->parked, cmp_uri);
 }
 
-static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named) {
+static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named, int parked) {
     job *j = calloc(1, sizeof *j);
     sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
     if (!doc) {
@@ -594,6 +596,7 @@ static void job_start(run *r, const char *path, const char *error, uint64_t raw,
     j->doc = doc;
     j->state = JOB_NEW;
     j->raw = raw;
+    j->parked = parked;
     sl_doc_set_media_type(doc, sl_media_type_for_path(path));
     job_begin(j, error, named);
 }
@@ -645,11 +648,28 @@ void job_admit(run *r) {
             job_begin(k, NULL, 0);
             continue;
         }
-        if (r->walk_done) break;
+        if (!r->have_next && r->extra_next < r->nextra) { /* a file added since (sl_pipeline_add) */
+            char *path = r->extra[r->extra_next];
+            r->extra[r->extra_next++] = NULL;
+            struct stat st;
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) { /* gone again: the next pass sees to it */
+                free(path);
+                continue;
+            }
+            free(r->next_path);
+            free(r->next_error);
+            r->next_path = path;
+            r->next_error = NULL;
+            r->next_size = (uint64_t)st.st_size;
+            r->next_named = 1;
+            r->have_next = 1;
+        }
+        if (!r->have_next && r->walk_done) break;
         if (!r->have_next) {
             sl_walk_entry e;
             if (sl_walk_next(r->walk, &e) != 1) {
                 r->walk_done = 1;
+                if (r->extra_next < r->nextra) continue;
                 break;
             }
             if (e.outside) {
@@ -667,8 +687,7 @@ void job_admit(run *r) {
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
         if (!fits(r, raw)) break;
         r->have_next = 0;
-        if (job_parked(r, r->next_path)) continue;
-        job_start(r, r->next_path, r->next_error, raw, r->next_named);
+        job_start(r, r->next_path, r->next_error, raw, r->next_named, job_parked(r, r->next_path));
     }
     if (r->stopping) drop_children(r);
     r->admitting = 0;

@@ -49,6 +49,7 @@ static int do_page(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
 }
 static int do_chunk(sl_call *call, const sl_plugin *d, const sl_op_args *a) { return d->chunk(call, a->doc); }
 static int do_summarize(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
+    a->answer->bad = 0; /* a retry's answer is judged on its own */
     return d->complete(call, a->prompt, a->answer);
 }
 /* an io embedder keeps `texts` only until it returns: it must copy what it

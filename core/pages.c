@@ -35,6 +35,7 @@ static int chain_page(unit *u) {
     u->thr = NULL;
     u->avoid = 0;
     u->attempts = 0;
+    u->last_err[0] = '\0';
     u->rc = 0;
     stage_dispatch(u);
     return 1;

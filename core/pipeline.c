@@ -90,7 +90,7 @@ static void stop_handles(run *r) {
 
 void run_maybe_end(run *r) {
     if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0 || r->child_head) return;
-    if (!r->walk_done && !r->stopping) return;
+    if ((!r->walk_done || r->have_next || r->extra_next < r->nextra) && !r->stopping) return;
     if (!r->ending) {
         r->ending = 1;
         if (r->opts->prune && !r->stopping && !r->rep->fatal) {
@@ -394,6 +394,8 @@ static void free_run(run *r) {
     free(r->roots);
     free(r->next_path);
     free(r->next_error);
+    for (size_t i = r->extra_next; i < r->nextra; i++) free(r->extra[i]);
+    free(r->extra);
     sl_walk_free(r->walk);
 }
 
@@ -473,4 +475,20 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     free_run(r);
     if (rc) return rc;
     return rep->fatal ? SL_EFATAL : 0;
+}
+
+int sl_pipeline_add(struct run *r, const char *path) {
+    if (!r || r->ending || r->ended || r->stopping || r->rep->fatal) return 0;
+    if (r->nextra == r->extra_cap) {
+        size_t cap = r->extra_cap ? r->extra_cap * 2 : 16;
+        char **g = realloc(r->extra, cap * sizeof *g);
+        if (!g) return 0;
+        r->extra = g;
+        r->extra_cap = cap;
+    }
+    if (!(r->extra[r->nextra] = strdup(path))) return 0;
+    r->nextra++;
+    job_admit(r);
+    run_maybe_end(r); /* had it ended at once (gone again), the run may end */
+    return 1;
 }

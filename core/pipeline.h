@@ -61,4 +61,12 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep);
  * as the run goes need no refresh. */
 void sl_pipeline_refresh(struct run *r);
 
+/* `sluice serve`: a file that became ready while the run (published in
+ * opts->live) goes on joins it, read and stored like the files it was
+ * given, without waiting for it to end; its roots and prune do not change.
+ * Loop thread only. The caller makes sure the run does not hold the path
+ * already. 1 when taken, 0 when the run no longer admits (it is ending,
+ * stopping or stopped by a fatal error) or out of memory. */
+int sl_pipeline_add(struct run *r, const char *path);
+
 #endif

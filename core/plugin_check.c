@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "loop.h"
 #include "options.h"
+#include "probe.h"
 #include "query.h"
 #include "runtime.h"
 
@@ -229,10 +230,13 @@ static int call_complete(sl_call *call, void *arg) {
 static void check_llm(check *c, sl_instance *inst) {
     const char *p =
         "Summarise in one sentence: sluice turns documents into chunks with summaries and vectors.";
-    complete_args a = {{p, strlen(p)}, {NULL, 0}};
+    complete_args a = {{p, strlen(p)}, {NULL, 0, 0, 0}};
     sl_call call;
     int rc = sl_invoke(inst, call_complete, &a, &call);
-    if (rc)
+    if (a.out.bad)
+        bad(c, "complete: the answer is not valid UTF-8 at byte %zu (sl_completion_set refused it)",
+            a.out.bad_at);
+    else if (rc)
         bad(c, "complete: %s", call.msg[0] ? call.msg : sl_strerror(rc));
     else if (!a.out.text || a.out.len == 0)
         bad(c, "complete: succeeded without an answer (sl_completion_set)");
@@ -340,7 +344,7 @@ static void check_sink(check *c, sl_instance *inst) {
 }
 
 int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,
-                    FILE *out) {
+                    int connect, FILE *out) {
     sl_registry *reg;
     const sl_loaded *p;
     int rc = sl_registry_new(ctx, &reg);
@@ -350,6 +354,14 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
         return rc;
     }
     const sl_plugin *d = &p->desc;
+    if (connect && !sl_probe_applies(d)) {
+        rc = sl_ctx_error(ctx, SL_EINVAL,
+                          "check --plugin %s --connect: %s is a %s %s plugin without a probe: it connects to "
+                          "nothing (--connect is for providers, io plugins and sinks)",
+                          path, d->name, sl_bottleneck_name(d->bottleneck), sl_role_name(d->role));
+        sl_registry_free(reg);
+        return rc;
+    }
     fprintf(out, "%s: %s %s, role %s, bottleneck %s, ABI %u.%u (%u-byte descriptor)\n", p->path, d->name,
             d->version, sl_role_name(d->role), sl_bottleneck_name(d->bottleneck), d->abi_major, d->abi_minor,
             p->declared_size);
@@ -386,6 +398,13 @@ int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides,
     case SL_ROLE_SINK: check_sink(&c, inst); break;
     case SL_ROLE_LLM: check_llm(&c, inst); break;
     default: fprintf(out, "  note  no sample contract for role %s yet\n", sl_role_name(d->role)); break;
+    }
+    if (connect) {
+        char line[1400];
+        if (sl_probe_instance(ctx, inst, line, sizeof line))
+            ok(&c, line);
+        else
+            bad(&c, "%s", line);
     }
     sl_instance_free(inst);
     sl_loop_free(loop);

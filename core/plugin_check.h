@@ -18,7 +18,9 @@
 /* Returns 0 when the plugin passes; SL_EFATAL when it cannot be loaded,
  * configured or initialised; SL_EBADINPUT when it breaks its role's
  * contract. Progress and findings go to out. */
+/* connect: then also one real request (probe.h); a plugin with nothing to
+ * connect to is refused with SL_EINVAL before any check. */
 int sl_check_plugin(sl_ctx *ctx, const char *path, const char *const *overrides, size_t noverrides,
-                    FILE *out);
+                    int connect, FILE *out);
 
 #endif

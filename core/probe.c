@@ -57,19 +57,18 @@ static void verdict(probe_row *r, int rc, const sl_call *call) {
         snprintf(r->msg, sizeof r->msg, "%s", m);
 }
 
-static int probed(const sl_instance *s) {
-    const sl_plugin *d = s->desc;
+int sl_probe_applies(const sl_plugin *d) {
     return d->probe || d->role == SL_ROLE_EMBEDDER || d->role == SL_ROLE_SINK || d->bottleneck == SL_IO;
 }
 
-static void probe_one(sl_runtime *rt, sl_instance *s, probe_row *r) {
+static void probe_one(sl_ctx *ctx, sl_instance *s, probe_row *r) {
     const sl_plugin *d = s->desc;
     r->inst = s;
     uint64_t t0 = sl_now_ns();
-    if (sl_instance_init(rt->ctx, s)) {
+    if (sl_instance_init(ctx, s)) {
         r->what = "init";
         r->ms = (double)(sl_now_ns() - t0) / 1e6;
-        snprintf(r->msg, sizeof r->msg, "%s", sl_ctx_errmsg(rt->ctx));
+        snprintf(r->msg, sizeof r->msg, "%s", sl_ctx_errmsg(ctx));
         return;
     }
     sl_call call;
@@ -104,9 +103,9 @@ int sl_probe_all(sl_runtime *rt, int json, FILE *out) {
     int failed = 0;
     for (size_t i = 0; i < rt->ninst; i++) {
         sl_instance *s = rt->inst[i];
-        if (!probed(s)) continue;
+        if (!sl_probe_applies(s->desc)) continue;
         probe_row *r = &rows[n++];
-        probe_one(rt, s, r);
+        probe_one(rt->ctx, s, r);
         if (!r->ok) failed++;
     }
     char clean[sizeof rows[0].msg];
@@ -141,4 +140,16 @@ int sl_probe_all(sl_runtime *rt, int json, FILE *out) {
     }
     free(rows);
     return failed;
+}
+
+int sl_probe_instance(sl_ctx *ctx, sl_instance *s, char *line, size_t n) {
+    probe_row r;
+    memset(&r, 0, sizeof r);
+    probe_one(ctx, s, &r);
+    char status[24] = "";
+    if (r.status) snprintf(status, sizeof status, ", HTTP %ld", r.status);
+    char clean[sizeof r.msg];
+    snprintf(line, n, "connect: %s in %.1f ms%s: %s", r.what, r.ms, status,
+             sl_ctx_scrub(ctx, r.msg, clean, sizeof clean));
+    return r.ok;
 }

@@ -402,6 +402,7 @@ void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_fail
     dst->skipped += src->skipped;
     dst->failed += src->failed;
     dst->pruned += src->pruned;
+    dst->parked += src->parked;
     dst->bytes += src->bytes;
     dst->chunks += src->chunks;
     dst->worker_restarts += src->worker_restarts;

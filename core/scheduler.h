@@ -113,6 +113,7 @@ struct sl_unit {
     uint64_t waited_ms;  /* in backoffs so far (retry_budget) */
     uint64_t t_first_ms; /* first queued in this step: an open breaker's waits count from here */
     char gave_up[384];   /* why retry() gave up on an open breaker, or "" */
+    char last_err[256];  /* its latest retryable failure in this step, or "" */
     int rc;              /* pool: the answer, carried back to the loop */
     int calling;         /* loop: inside the plugin's call */
     int answered;        /* loop: sl_call_done ran inside the call; rc holds the answer */
@@ -238,6 +239,7 @@ struct sl_job {
     uint64_t raw;     /* the file's size at admission (at least JOB_MIN_RAW) */
     uint32_t parts;   /* units of the current step not yet done */
     int skip;         /* lookup said unchanged */
+    int parked;       /* a dead letter: looked up (so prune keeps what is stored of it), then passed over */
     int failed;
     int abandoned; /* a unit of it passed its deadline: kept until the runtime is freed */
     char *fail_stage, *fail_reason;
@@ -343,6 +345,10 @@ struct run {
     char *next_path, *next_error;
     uint64_t next_size;
     int next_named;
+    /* files added while the run goes on (sl_pipeline_add): admitted after
+     * the walk's lookahead, before the run may end */
+    char **extra;
+    size_t nextra, extra_next, extra_cap;
     /* children made and not yet admitted (they go before new files), and
      * the jobs in flight that only wait for their children: admission does
      * not count them, so a parent never waits on a child it keeps out */

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "guard.h"
+#include "failures.h"
 #include "httpd.h"
 #include "loop.h"
 #include "pipeline.h"
@@ -48,7 +49,8 @@ typedef struct pending {
     char *path;
     uint64_t due_ms; /* its last event plus the debounce */
     int exists, is_dir, ready;
-    int taken; /* in the pass running now (an event since puts it back) */
+    int taken;  /* in the pass running now (an event since puts it back) */
+    int passed; /* in the pass running now, even after an event since: never given to it twice */
     off_t size;
     struct timespec mtime;
 } pending;
@@ -60,7 +62,8 @@ struct serve {
     const sl_serve_opts *opts;
     sl_loop *sl; /* the one loop: serve's handles, every pass and the plugins' io */
     uv_loop_t *uv;
-    int in_pass; /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    int in_pass;     /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    int change_pass; /* ... and it is a pass over changed paths (files ready meanwhile may join it) */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t debounce, rescan, report;
     char **roots;
@@ -71,7 +74,7 @@ struct serve {
     size_t np, pcap;
     int stop, reload, rescan_due, ready_due, status;
     int watch_warned;
-    uint64_t passes, stored, skipped, failed, pruned, events;
+    uint64_t passes, stored, skipped, failed, pruned, events, joined;
     uint64_t t0;
     /* [sluice] listen: the HTTP service reads one report over every pass
      * (cum), plus the pass in progress (cur, live) while one runs */
@@ -337,6 +340,8 @@ static void add_pending(serve *s, const char *path, const struct stat *st) {
     if (!uv_is_active((uv_handle_t *)&s->debounce)) arm_debounce(s);
 }
 
+static void join_ready(serve *s);
+
 /* The debounce of some paths is over: one whose size and mtime did not
  * move since its last event is ready; the others wait another round
  * (still being written). */
@@ -359,6 +364,7 @@ static void on_debounce(uv_timer_t *t) {
         }
     }
     arm_debounce(s);
+    if (s->ready_due && s->in_pass && s->change_pass && s->live) join_ready(s);
     if (s->ready_due) wake(s);
 }
 
@@ -421,6 +427,30 @@ static void set_refs(serve *s, int on) {
         on ? uv_ref((uv_handle_t *)&s->w[i]->h) : uv_unref((uv_handle_t *)&s->w[i]->h);
 }
 
+/* The dead letters a pass passes over (failures.h), sorted, pointers into
+ * fl: those whose file did not change since their last failure. A file
+ * whose status changed (ctime: a write, a rename or a copy into place,
+ * which no tool can set back) at or after its last failure gets one more
+ * attempt: a fixed file is stored by the next pass that sees it, with no
+ * `retry --all`; if it fails again it is a dead letter again at once. NULL
+ * when out of memory. */
+static const char **dead_letters(const sl_failure_list *fl, size_t *n) {
+    size_t nd = 0;
+    const char **u = sl_failures_uris(fl, 1, &nd);
+    *n = 0;
+    if (!u) return NULL;
+    for (size_t i = 0, k = 0; i < nd; i++) {
+        while (k < fl->n && strcmp(fl->rows[k].uri, u[i]) != 0) k++;
+        int64_t last = 0; /* the latest failure among its rows (one per sink) */
+        for (size_t j = k; j < fl->n && strcmp(fl->rows[j].uri, u[i]) == 0; j++)
+            if (fl->rows[j].last_at > last) last = fl->rows[j].last_at;
+        struct stat st;
+        if (stat(u[i], &st) == 0 && (int64_t)st.st_ctim.tv_sec >= last) continue;
+        u[(*n)++] = u[i];
+    }
+    return u;
+}
+
 static void pass(serve *s, const char *const *walk, size_t nwalk, const char *const *gone, size_t ngone,
                  const char *why) {
     sl_run_opts o = {.paths = walk,
@@ -429,6 +459,17 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
                      .prune_only = gone,
                      .nprune_only = ngone,
                      .live = &s->live};
+    /* the failure list, as `run` keeps it: read before each pass (dead
+     * letters passed over), the pass's failures recorded after it */
+    sl_failure_list fl;
+    const char **parked = NULL;
+    int have_list = sl_failures_load(s->rt, &fl) == 0;
+    if (!have_list)
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass runs without the failure list: %s", why,
+                   sl_ctx_errmsg(s->ctx));
+    else if (!(parked = dead_letters(&fl, &o.nparked)))
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "out of memory: the %s pass retries dead letters too", why);
+    o.parked = parked;
     sl_report rep;
     memset(&rep, 0, sizeof rep);
     set_refs(s, 0);
@@ -438,6 +479,11 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     s->cur = NULL;
     s->in_pass = 0;
     set_refs(s, 1);
+    if ((!rc || rep.fatal) && sl_failures_record(s->rt, &rep))
+        sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass's failures are not in the failure list: %s",
+                   why, sl_ctx_errmsg(s->ctx));
+    free(parked);
+    if (have_list) sl_failure_list_free(&fl);
     sl_report_accumulate(&s->cum, &rep, KEEP_FAILURES);
     s->passes++;
     s->stored += rep.stored;
@@ -450,10 +496,13 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     else if (rc)
         sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve", "the %s pass could not start: %s", why,
                    sl_ctx_errmsg(s->ctx));
-    sl_ctx_log(s->ctx, SL_LOG_INFO, "serve",
-               "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned in %.2f s", why,
-               nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
-               (unsigned long long)rep.failed, (unsigned long long)rep.pruned, rep.wall_s);
+    sl_ctx_log(
+        s->ctx, SL_LOG_INFO, "serve",
+        "%s pass over %zu paths: %llu stored, %llu skipped, %llu failed, %llu pruned, %llu dead letters "
+        "passed over in %.2f s",
+        why, nwalk + ngone, (unsigned long long)rep.stored, (unsigned long long)rep.skipped,
+        (unsigned long long)rep.failed, (unsigned long long)rep.pruned, (unsigned long long)rep.parked,
+        rep.wall_s);
     if (rep.interrupted) s->stop = 1;
     sl_report_free(&rep);
 }
@@ -478,6 +527,35 @@ static int under_ready_folder(const serve *s, const char *path) {
     return 0;
 }
 
+/* Whether a folder of the pass running now holds path: its walk finds the
+ * file, which given to the pass again would be a second job for it. */
+static int under_pass_folder(const serve *s, const char *path) {
+    for (size_t i = 0; i < s->np; i++) {
+        const pending *d = &s->p[i];
+        if (!d->passed || !d->exists || !d->is_dir) continue;
+        size_t l = strlen(d->path);
+        if (strncmp(path, d->path, l) == 0 && path[l] == '/') return 1;
+    }
+    return 0;
+}
+
+/* A pass over changed paths is running: files that became ready since join
+ * it at once (sl_pipeline_add) instead of waiting for it to end, unless it
+ * holds them already (named by it, or under a folder it walks). Folders and
+ * deletions wait for the next pass, which walks and prunes them; so does
+ * everything during a full pass (its walk may not have reached the file). */
+static void join_ready(serve *s) {
+    for (size_t i = 0; i < s->np; i++) {
+        pending *e = &s->p[i];
+        if (!e->ready || e->taken || e->passed || !e->exists || e->is_dir) continue;
+        if (under_pass_folder(s, e->path)) continue;
+        if (!sl_pipeline_add(s->live, e->path)) return; /* the pass is ending: the next one */
+        e->taken = e->passed = 1;
+        s->joined++;
+        sl_ctx_log_doc(s->ctx, SL_LOG_INFO, "serve", e->path, "joins the change pass in progress");
+    }
+}
+
 static void ready_pass(serve *s) {
     const char **walk = calloc(s->np ? s->np : 1, sizeof *walk);
     const char **gone = calloc(s->np ? s->np : 1, sizeof *gone);
@@ -490,22 +568,28 @@ static void ready_pass(serve *s) {
     }
     for (size_t i = 0; i < s->np; i++) {
         if (!s->p[i].ready) continue;
-        s->p[i].taken = 1;
+        s->p[i].taken = s->p[i].passed = 1;
         if (!s->p[i].exists)
             gone[ngone++] = s->p[i].path;
         else if (!under_ready_folder(s, s->p[i].path))
             walk[nwalk++] = s->p[i].path;
     }
-    if (nwalk + ngone) pass(s, walk, nwalk, gone, ngone, "change");
+    if (nwalk + ngone) {
+        s->change_pass = 1;
+        pass(s, walk, nwalk, gone, ngone, "change");
+        s->change_pass = 0;
+    }
     free(walk);
     free(gone);
-    /* what became ready during the pass goes into the next one */
+    /* what became ready during the pass and did not join it goes into the next one */
     size_t k = 0;
     for (size_t i = 0; i < s->np; i++) {
-        if (s->p[i].taken)
+        if (s->p[i].taken) {
             free(s->p[i].path);
-        else
+        } else {
+            s->p[i].passed = 0;
             s->p[k++] = s->p[i];
+        }
     }
     s->np = k;
 }
@@ -522,11 +606,11 @@ static void on_report(uv_timer_t *t) {
     serve *s = t->data;
     sl_ctx_log(s->ctx, SL_LOG_INFO, "serve",
                "up %.0f s: %llu passes; %llu stored, %llu skipped, %llu failed, %llu pruned; %llu events, "
-               "%zu paths waiting, %zu folders watched; RSS %.1f MB",
+               "%zu paths waiting, %zu folders watched; RSS %.1f MB; %llu files joined a pass in progress",
                (double)(sl_now_ns() - s->t0) / 1e9, (unsigned long long)s->passes,
                (unsigned long long)s->stored, (unsigned long long)s->skipped, (unsigned long long)s->failed,
                (unsigned long long)s->pruned, (unsigned long long)s->events, s->np, s->nw,
-               (double)rss_bytes() / 1048576.0);
+               (double)rss_bytes() / 1048576.0, (unsigned long long)s->joined);
 }
 
 static void start_timers(serve *s) {

@@ -7,8 +7,12 @@
  * ordinary run (pipeline.c) over those paths, pruning what was deleted. A
  * periodic rescan of every folder catches what events missed (an overflowed
  * inotify queue, a folder not yet watched). Passes run one after another,
- * so a path is never in two jobs at once; paths that become ready during
- * a pass go into the next one.
+ * so a path is never in two jobs at once; files that become ready during
+ * a pass over changed paths join it (sl_pipeline_add) unless it holds them
+ * already, and the other paths that become ready during a pass (folders,
+ * deletions, anything during a full pass) go into the next one. Each pass keeps the failure list as `run`
+ * does (failures.h): read before it, its dead letters passed over unless
+ * their file changed since their last failure, its failures recorded after.
  *
  * serve's handles share one loop with the passes: during a pass they are
  * unreferenced (the run ends when its own handles close) but still answer,

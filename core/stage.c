@@ -173,8 +173,17 @@ static void expire_blocked(stage *st) {
     while (gone) {
         unit *u = gone;
         gone = u->next;
-        char why[512];
-        unavailable(u, now, why, sizeof why);
+        /* each document keeps the error it gave up on: its own last one, or
+         * (never sent: the breaker opened first) its provider's last one */
+        char why[1024], base[512];
+        unavailable(u, now, base, sizeof base);
+        const char *last = u->last_err;
+        for (size_t i = 0; !*last && i < st->nchain; i++) last = st->chain[i]->last_err;
+        if (*last)
+            snprintf(why, sizeof why, "%s: %s%s", base,
+                     u->last_err[0] ? "" : "the provider's last error: ", last);
+        else
+            snprintf(why, sizeof why, "%s", base);
         st->stats->failures++;
         if (st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* no split: the provider is down */
         st->op->done(u, SL_EBADINPUT, why);
@@ -357,7 +366,9 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
         thr->stats->limit_wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
     }
     char why[1200];
-    if (rc == SL_ERETRY) {
+    if (rc == SL_ERETRY) { /* the kind of failure that opens a breaker */
+        snprintf(thr->last_err, sizeof thr->last_err, "%.255s", msg);
+        snprintf(u->last_err, sizeof u->last_err, "%.255s", msg);
         int64_t d = -1;
         if (u->attempts < r->rt->set.retries) {
             int done = retry(u, member, msg, &d);

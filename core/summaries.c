@@ -195,6 +195,17 @@ static void ask_combined(stage *st, job *j) {
 void op_done_summary(unit *u, int rc, const char *msg) {
     job *j = u->job;
     const char *text = u->u.sum.answer.text ? u->u.sum.answer.text : "";
+    char why[512];
+    if (u->u.sum.answer.bad) { /* whatever the plugin made of sl_completion_set's refusal */
+        const sl_instance *in = u->thr && u->thr->inst ? u->thr->inst : u->st->inst;
+        snprintf(why, sizeof why,
+                 "[%s] %s answered text that is not valid UTF-8 at byte %zu (sl_completion_set refused it; "
+                 "an LLM plugin's answer must be UTF-8)",
+                 in ? in->name : stage_name(u->st), in ? in->desc->name : "the plugin",
+                 u->u.sum.answer.bad_at);
+        rc = SL_EBADINPUT;
+        msg = why;
+    }
     if (rc < 0) {
         job_mark_failed(j, u->st, msg);
     } else if (!j->failed) {

@@ -33,6 +33,9 @@ typedef struct sl_throttle {
     uint64_t hold_until; /* a 429 asked every call to wait until then (ms) */
     int probing;         /* half-open: one call is out */
     sl_provider_stats *stats;
+    /* the latest failed call's message: what a unit that never got a call
+     * out (its breaker opened first) says it gave up on */
+    char last_err[256];
 } sl_throttle;
 
 #define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */

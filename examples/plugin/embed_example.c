@@ -4,7 +4,7 @@
  * /v1 routes, LiteLLM, ...).
  *
  * It is the io counterpart of parse_csv.c and the walk-through of
- * share/doc/sluice/plugin-guide.md: every step that does not depend on the
+ * share/doc/sluice/docs/plugin-guide.md: every step that does not depend on the
  * wire format comes from the SDK's <sluice/remote.h>, the same helpers the
  * in-tree providers are built on.
  *

@@ -64,6 +64,11 @@ sl check --plugin "$BUILD/plugins/chunk-text.so" --input guide.md
 check_eq "check --input on a chunker: exit status" "$RC" 0
 check_contains "check --input on a chunker: after the default parser" "$OUT" "== markdown \(parse\)"
 check_contains "check --input on a chunker: its chunks" "$OUT" "chunk 1 page 1 line 5 \[Guide > Install\]"
+# the route that owns FILE's type in the built-in config: a CSV goes
+# through [csv] (parse-csv), then the chunker being checked
+sl check --plugin "$BUILD/plugins/chunk-text.so" --input "$csv" --json
+check_eq "check --input on a chunker with a CSV: the built-in csv route's parser first" \
+    "$(json '[.stages[].stage] | join(" ")')" "read csv inspected"
 
 # small truths: a missing required option is a FAIL row and says how to set it
 sl check --plugin "$BUILD/plugins/sink-sqlite.so"

@@ -32,6 +32,8 @@ export OPENAI_API_KEY=$right
 sl "${ok_args[@]}" check --connect
 check_eq "working fake: exit 0" "$RC" 0
 check_contains "working fake: the routes are printed as by check" "$OUT" 'route\.text'
+check_contains "working fake: the route names every stage, the summarizer too" "$OUT" \
+    'route\.text\] text/markdown: markdown -> chunker -> summarizer \(summaries\) -> embedder \(1536 dimensions\) -> store'
 check_contains "working fake: the summarizer's probe row" "$OUT" 'summarizer +llm-openai +llm +probe +[0-9.]+ms +200 +ok'
 check_contains "working fake: the embedder's probe row" "$OUT" 'embedder +embed-openai +embedder +embed 1 text +[0-9.]+ms +200 +ok'
 check_contains "working fake: the store's session row" "$OUT" 'store +sink-sqlite +sink +session .* ok'
@@ -100,5 +102,29 @@ pg_start
 sl -c pg.ini --set "store.port=$PG_PORT" check --connect
 check_eq "PostgreSQL running: exit 0" "$RC" 0
 check_contains "PostgreSQL running: a session" "$OUT" 'store +sink-postgres +sink +session .* ok'
+
+# One plugin file: `check --plugin X.so --connect` probes it after its
+# contract; a dead port is a FAIL row; a plugin with nothing to connect to
+# is refused (it used to accept --connect and never probe).
+llm=$BUILD/plugins/llm-openai.so
+models_before=$(fake_stats good '.by_path["/v1/models"]')
+sl check --plugin "$llm" --set "base_url=$u/v1" --set "api_key=$right" --connect
+check_eq "check --plugin --connect, working fake: exit 0" "$RC" 0
+check_contains "check --plugin --connect: the probe row" "$OUT" 'ok +connect: probe in [0-9.]+ ms, HTTP 200: ok'
+check_eq "check --plugin --connect: one model list request" \
+    "$(fake_stats good '.by_path["/v1/models"]')" $((models_before + 1))
+check_lacks "check --plugin --connect: the key is never printed" "$OUT$ERR" "$right"
+sl check --plugin "$llm" --set "base_url=$dead/v1" --set "api_key=$right" --connect
+check_eq "check --plugin --connect, dead port: exit 1 (failed checks)" "$RC" 1
+check_contains "check --plugin --connect, dead port: a FAIL row" "$OUT" 'FAIL +connect: probe in [0-9.]+ ms: .*connection refused'
+sl check --plugin "$BUILD/plugins/parse-markdown.so" --connect
+check_eq "check --plugin PARSER --connect: refused, exit 2" "$RC" 2
+check_contains "check --plugin PARSER --connect: says why" "$ERR" 'parse-markdown is a cpu parser plugin without a probe: it connects to nothing'
+sl check --input docs/a.md
+check_eq "check --input without --plugin: refused, exit 2" "$RC" 2
+check_contains "check --input without --plugin: says what goes with it" "$ERR" '--input goes with --plugin'
+sl check --help
+check_contains "check --help lists --input" "$OUT" 'check --plugin FILE.so --input FILE'
+check_contains "check --help: --plugin takes --connect" "$OUT" 'check --plugin FILE.so \[--set KEY=VALUE\]\.\.\. \[--connect\]'
 
 finish

@@ -8,6 +8,7 @@
 #   - SIGHUP with a broken config is refused with the reason in the log and
 #     the old config keeps ingesting; SIGHUP with another chunk size stores
 #     every document again (new pipeline fingerprint);
+#   - a file that arrives while a change pass runs joins that pass;
 #   - SIGTERM with work in flight exits 0, and a `run` after it stores
 #     nothing new and skips everything: nothing was lost;
 #   - a holder killed with SIGKILL leaves a lock that does not block;
@@ -145,6 +146,21 @@ wait_for "after a reload with chunker size 40, every document has the new finger
 wait_for "the reload is logged" log_has "reloaded .*serve.ini"
 check_gt "smaller chunks: more chunks than before ($chunks_old)" "$(q 'SELECT count(*) FROM chunks;')" "$chunks_old"
 check_eq "no duplicate chunks after the reload" "$(duplicate_chunks "$DB")" 0
+
+# --- a file ready during a change pass joins it, not waiting for its end ---
+fake_config p '{"latency-ms": 2000, "latency-dist": "fixed"}'
+doc 'Eta Slow to store.' >w/slow.md
+provider_busy() { (($(fake_stats p .in_flight) > 0)); }
+wait_for "the slow file's requests reach the provider" provider_busy
+doc 'Theta Arrives while the pass runs.' >w/joiner.md
+wait_for "the file arriving during the pass joins it" log_has "w/joiner.md: joins the change pass in progress"
+wait_for "both are stored" uris_are "w/a.md w/c.md w/f.md w/joiner.md w/slow.md"
+check_contains "one change pass over one path stored both" "$(cat serve.err)" \
+    "change pass over 1 paths: 2 stored, 0 skipped, 0 failed"
+check_eq "no duplicate chunks after a file joined a pass" "$(duplicate_chunks "$DB")" 0
+fake_config p '{"latency-ms": 0}'
+rm w/slow.md w/joiner.md
+wait_for "the two leave the store" uris_are "w/a.md w/c.md w/f.md"
 
 # --- SIGTERM with work in flight: exit 0, nothing lost ---
 fake_config p '{"latency-ms": 1500, "latency-dist": "fixed"}'

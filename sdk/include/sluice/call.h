@@ -90,7 +90,10 @@ SL_EXPORT const char *sl_instance_peer_value(sl_instance *inst, const char *sect
  * usage and cost accounting; may be called more than once per call. (1.1) */
 SL_EXPORT void sl_call_usage(sl_call *call, uint64_t input_tokens, uint64_t output_tokens);
 
-/* An LLM's answer (1.1): the text is copied. */
+/* An LLM's answer (1.1): the text is copied. It must be UTF-8: otherwise
+ * nothing is kept, SL_EBADINPUT is returned, and the core fails the
+ * document in the LLM's stage with the plugin's name and the byte offset,
+ * whatever the plugin then returns. */
 typedef struct sl_completion sl_completion;
 SL_EXPORT int sl_completion_set(sl_completion *out, const char *text, size_t len);
 

@@ -4,6 +4,11 @@
  * UTF-8 and fail the document with the place, whatever the plugin returns
  * (tests/e2e/bad_text.sh). With `title = true` it also sets the first line
  * as the `title` metadata, unchecked too.
+ *
+ * Built with BADTEXT_LLM it is test-badtext-llm, an LLM that answers in
+ * Latin-1 and, as careless plugins do, calls any failure of
+ * sl_completion_set "out of memory": the core must name the plugin, its
+ * stage and the byte offset, not blame the sink later.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,6 +16,22 @@
 
 #include <sluice/sluice.h>
 
+#ifdef BADTEXT_LLM
+static int complete(sl_call *call, const sl_text *prompt, sl_completion *out) {
+    (void)prompt;
+    static const char answer[] = "R\xe9sum\xe9 in Latin-1";
+    if (sl_completion_set(out, answer, sizeof answer - 1) != 0)
+        return sl_fail(call, SL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static const sl_plugin desc = {
+    SL_PLUGIN_HEADER,     .name = "test-badtext-llm",
+    .version = "1.0.0",   .summary = "an LLM that answers in Latin-1 (tests)",
+    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
+    .complete = complete,
+};
+#else
 typedef struct opts {
     bool title;
 } opts;
@@ -68,4 +89,5 @@ static const sl_plugin desc = {
     .init = init,
     .parse = parse,
 };
+#endif
 SL_PLUGIN_EXPORT(desc)
