@@ -8,7 +8,7 @@
 
 /* --- the minute window --- */
 
-static void window_init(sl_window *w, double limit, uint64_t now) {
+void sl_window_init(sl_window *w, double limit, uint64_t now) {
     memset(w, 0, sizeof *w);
     w->limit = limit;
     w->slot = (int64_t)(now / SL_WINDOW_SLOT_MS);
@@ -90,8 +90,8 @@ void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now
     p->inst = inst;
     p->limit = limit;
     int64_t rpm = inst ? inst->stage.rpm : 0, tpm = inst ? inst->stage.tpm : 0;
-    window_init(&p->reqs, rpm > 0 ? (double)rpm : 0, now);
-    window_init(&p->toks, tpm > 0 ? (double)tpm : 0, now);
+    sl_window_init(&p->reqs, rpm > 0 ? (double)rpm : 0, now);
+    sl_window_init(&p->toks, tpm > 0 ? (double)tpm : 0, now);
     p->resends_seen = inst ? atomic_load_explicit(&inst->resends, memory_order_relaxed) : 0;
 }
 

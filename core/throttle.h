@@ -59,6 +59,8 @@ typedef struct sl_throttle {
 
 void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now_ms);
 
+/* An empty window of `limit` per minute (0: no limit) at now_ms. */
+void sl_window_init(sl_window *w, double limit, uint64_t now_ms);
 /* A window: 0 when `need` more fits the last minute now (a need above the
  * limit fits an empty window), else the milliseconds until it does. */
 uint64_t sl_window_wait_ms(sl_window *w, uint64_t now_ms, double need);
