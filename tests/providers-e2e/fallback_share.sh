@@ -6,6 +6,8 @@
 #     the primary answers every summary, the fallback none;
 #   - the primary's limiter has had no room for `fallback_after` (rpm = 5,
 #     fallback_after = 1s): the primary takes its 5, the fallback the rest;
+#   - the primary answering 429 (a concurrency limit): a 429 paces, the
+#     unit comes back to the primary, the fallback is not asked;
 #   - the primary down (every connection reset): the fallback takes over
 #     and every document is stored.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -78,6 +80,22 @@ check_eq "rpm 5, fallback_after 1s: exit status" "$RC" 0
 check_eq "rpm 5, fallback_after 1s: stored" "$(json .documents.stored)" 20
 check_eq "rpm 5, fallback_after 1s: the primary took the 5 its minute allows" "$(fake_stats prim "$chats")" 5
 check_eq "rpm 5, fallback_after 1s: the fallback took the other 15" "$(fake_stats fb "$chats")" 15
+
+# --- the primary answers 429 (two at a time, Retry-After: 1): it paces,
+# the unit backs off and comes back to it; the fallback is not asked ---
+start_fake busy --api-key "$key" --max-concurrent 2 --llm-latency-ms 100
+fake_reset fb
+mkdir paced && cd paced
+sl -c ../share.ini --set "summarizer.base_url=${URL[busy]}/v1" --set "backup.base_url=${URL[fb]}/v1" \
+    --set "embedder.base_url=${URL[emb]}/v1" --set summarizer.max_concurrency=8 --set sluice.retries=100 \
+    run --json ../docs
+cd "$T"
+check_eq "429s: exit status" "$RC" 0
+check_eq "429s: stored" "$(json .documents.stored)" 20
+check_gt "429s: the primary did answer 429" "$(fake_stats busy '.status["429"] // 0')" 0
+check_eq "429s: the primary answered every summary" "$(fake_stats busy '.status["200"] // 0')" 20
+check_eq "429s: the fallback was not asked" "$(fake_stats fb "$chats")" 0
+check_eq "429s: the primary's breaker never opened" "$(provider breaker_opens summarizer)" 0
 
 # --- the primary down: the fallback takes over ---
 fake_reset fb
