@@ -81,7 +81,7 @@ static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
             uint64_t w = sl_throttle_wait_ms(t, now, u->estimate);
             if (w == 0) return t;
             if (w < *wait) *wait = w;
-            if (!spill && !member_down(t)) {
+            if (st->nchain > 1 && !spill && !member_down(t)) {
                 /* healthy and busy: the members after it wait their turn */
                 if (after - waited < *wait) *wait = after - waited;
                 break;
