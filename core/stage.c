@@ -2,10 +2,15 @@
  *
  * A stage is one (instance, operation) pair. Its units wait in a FIFO until
  * a member of its chain (the instance, then its fallbacks, each with its
- * throttle: in-flight limit, rate buckets, circuit breaker) can take one;
- * then the stage's executor runs it. A retryable failure goes at once to a
- * chain member that has not failed it yet, and when every member has, it
- * waits a backoff with full jitter (honouring Retry-After) and starts over.
+ * throttle: in-flight limit, rate windows, circuit breaker) can take one;
+ * then the stage's executor runs it. The chain is an order of preference:
+ * a fallback takes a unit only when the members before it are down or
+ * have had no room for it for `fallback_after` (pick). A retryable failure
+ * goes at once to a chain member that has not failed it yet, and when every
+ * member has, it waits a backoff with full jitter (honouring Retry-After)
+ * and starts over; a 429 always backs off to the same chain, and a member
+ * whose answers cannot be used (vectors of another dimension) is passed by
+ * for the rest of the run.
  * Every completion frees its throttle's slot and pumps each stage sharing
  * that throttle: a sink's lookup, store and prune share one. The liveness
  * argument is at the top of scheduler.h.
