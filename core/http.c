@@ -24,6 +24,7 @@
  * they must not hold the loop).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <limits.h>
@@ -365,6 +366,24 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
     return len;
 }
 
+/* Called by libcurl each time it is about to send the request, a resend
+ * included: when a reused connection turns out dead before any answer,
+ * libcurl sends the request again on a fresh one by itself. The provider
+ * may well have read the first one (a server that reads a request and then
+ * drops the connection), so every send counts: the run's report adds the
+ * resends to the provider's requests and to its rpm window (throttle.c).
+ * Counting keeps libcurl's resend, which is right for the usual case (an
+ * idle connection closed by the server as we reused it); sluice cannot
+ * tell the two apart, and a request it cannot show was unseen is counted. */
+#if LIBCURL_VERSION_NUM >= 0x075000
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port) {
+    (void)remote_ip, (void)local_ip, (void)remote_port, (void)local_port;
+    sl_http *req = ud;
+    if (req->sends++ && req->inst) atomic_fetch_add_explicit(&req->inst->resends, 1, memory_order_relaxed);
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 /* Keeps the headers of the last response only: a status line (after a
@@ -482,6 +501,10 @@ sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url) {
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding curl decodes */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);   /* long LLM calls behind NATs */
     curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
+#endif
     /* Redirects are not followed: curl would carry custom headers such as
      * x-api-key to whatever host the Location names. */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -544,6 +567,7 @@ static void reset_response(sl_http *req) {
     req->oom = 0;
     req->too_big = 0;
     req->errbuf[0] = '\0';
+    req->sends = 0;
 }
 
 int sl_http_send(sl_http *req, sl_http_cb cb, void *arg) {

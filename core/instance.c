@@ -127,15 +127,29 @@ static const sl_option stage_options[] = {
      .def = "false",
      .help = "llm stages: embed each chunk's summary together with its text",
      .offset = offsetof(sl_stage_conf, embed_summaries)},
+    {.name = "fallback_after",
+     .type = SL_OPT_DURATION,
+     .def = "30s",
+     .help = "io stages with a fallback: how long a call waits for this provider's limits (rpm, tpm, "
+             "concurrency, a 429) before a fallback with room takes it; a provider that is down passes "
+             "its work on at once",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sl_stage_conf, fallback_after_ms)},
     {.name = NULL},
 };
 
 const sl_option *sl_stage_options(void) { return stage_options; }
 
 bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
-    static const char *const io_only[] = {
-        "rpm",         "tpm",          "fallback", "breaker_failures", "breaker_cooldown",
-        "price_input", "price_output", NULL};
+    static const char *const io_only[] = {"rpm",
+                                          "tpm",
+                                          "fallback",
+                                          "breaker_failures",
+                                          "breaker_cooldown",
+                                          "price_input",
+                                          "price_output",
+                                          "fallback_after",
+                                          NULL};
     static const char *const llm_only[] = {"summaries",       "document_prompt", "chunk_prompt",
                                            "max_input_chars", "embed_summaries", NULL};
     for (size_t i = 0; io_only[i]; i++)

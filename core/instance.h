@@ -40,8 +40,9 @@ typedef struct sl_stage_conf {
     const char *summaries; /* llm stages: none|document|chunks|both */
     const char *document_prompt;
     const char *chunk_prompt;
-    int64_t max_input_chars; /* llm stages: longer documents are summarised in parts */
-    bool embed_summaries;    /* llm stages: chunk summaries are embedded with their text */
+    int64_t max_input_chars;   /* llm stages: longer documents are summarised in parts */
+    bool embed_summaries;      /* llm stages: chunk summaries are embedded with their text */
+    int64_t fallback_after_ms; /* io stages with fallbacks: how long a call waits for this one's limits */
 } sl_stage_conf;
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */
@@ -73,6 +74,10 @@ struct sl_instance {
     char errmsg[1024];
     long last_http_status;       /* the status of its latest HTTP response, 0 if none (check --connect) */
     const struct sl_config *cfg; /* the INI it was built from (NULL: defaults); for sl_instance_peer_value */
+    /* HTTP requests libcurl sent again by itself (a reused connection found
+     * dead before any answer): the provider saw them (http.c counts, the
+     * throttle reports) */
+    _Atomic uint64_t resends;
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */
@@ -107,6 +112,7 @@ struct sl_call {
     int throttled;                       /* the provider said 429: pacing, not a failure */
     struct sl_doc *doc;                  /* the document an operation works on (ops.c), or NULL */
     int query;                           /* embedding a search query (sl_call_is_query) */
+    int unusable; /* the failure says the provider's answers cannot be used (sl_dim_mismatch) */
 };
 
 #define SL_CALL_ABANDONED 2

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instance.h"
 #include "sluice/remote.h"
 
 /* --- init --- */
@@ -443,8 +444,12 @@ uint64_t sl_json_count(const json_t *obj, const char *key) {
 
 /* --- vectors --- */
 
-/* The failure for vectors of the wrong size: fatal, the config is wrong. */
+/* The failure for vectors of the wrong size. SL_EFATAL, but marked as the
+ * provider's own: in a run the core passes this provider by for the rest
+ * of it, its fallbacks take the work, and with none left the documents
+ * fail with this reason; the run goes on (stage.c). */
 int sl_dim_mismatch(sl_call *call, const char *model, size_t got, uint32_t dim) {
+    if (call) call->unusable = 1;
     return sl_fail(call, SL_EFATAL,
                    "model %s returned %zu-dimensional vectors; the config says %u (set dimension = %zu)",
                    model, got, dim, got);

@@ -299,6 +299,7 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_object_set_new(o, "throttled", json_integer((json_int_t)p->throttled));
         json_object_set_new(o, "limit_wait_s", json_real(secs(p->limit_wait_ns)));
         json_object_set_new(o, "breaker", json_string(sl_breaker_name(p->breaker_state)));
+        json_object_set_new(o, "resends", json_integer((json_int_t)p->resends));
         json_array_append_new(provs, o);
     }
     json_object_set_new(root, "providers", provs);
@@ -447,6 +448,7 @@ void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_fail
         b->throttled += a->throttled;
         b->limit_wait_ns += a->limit_wait_ns;
         b->breaker_state = a->breaker_state;
+        b->resends += a->resends;
     }
     for (size_t i = 0; i < src->nfailures; i++)
         sl_report_add_failure(dst, src->failures[i].uri, src->failures[i].stage, src->failures[i].reason);

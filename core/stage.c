@@ -2,10 +2,15 @@
  *
  * A stage is one (instance, operation) pair. Its units wait in a FIFO until
  * a member of its chain (the instance, then its fallbacks, each with its
- * throttle: in-flight limit, rate buckets, circuit breaker) can take one;
- * then the stage's executor runs it. A retryable failure goes at once to a
- * chain member that has not failed it yet, and when every member has, it
- * waits a backoff with full jitter (honouring Retry-After) and starts over.
+ * throttle: in-flight limit, rate windows, circuit breaker) can take one;
+ * then the stage's executor runs it. The chain is an order of preference:
+ * a fallback takes a unit only when the members before it are down or
+ * have had no room for it for `fallback_after` (pick). A retryable failure
+ * goes at once to a chain member that has not failed it yet, and when every
+ * member has, it waits a backoff with full jitter (honouring Retry-After)
+ * and starts over; a 429 always backs off to the same chain, and a member
+ * whose answers cannot be used (vectors of another dimension) is passed by
+ * for the rest of the run.
  * Every completion frees its throttle's slot and pumps each stage sharing
  * that throttle: a sink's lookup, store and prune share one. The liveness
  * argument is at the top of scheduler.h.
@@ -53,22 +58,50 @@ void unit_free(unit *u) {
         unit_free_parked(u);
 }
 
-/* The first member of the chain that can take u now; else NULL and *wait
- * the milliseconds until one might (SL_THROTTLE_NEVER: only a completion
- * can free one). Members that failed u are tried last. */
+/* Whether a chain member is down: its breaker open (or probing), or its
+ * answers unusable. A member that is merely at its limits is not. */
+static int member_down(const sl_throttle *t) { return t->open_until != 0 || t->unusable[0]; }
+
+/* The member of the chain that takes u now; else NULL and *wait the
+ * milliseconds until one might (SL_THROTTLE_NEVER: only a completion can
+ * free one). Members that failed u are tried last. The chain is an order
+ * of preference, not a pool: a fallback takes u only when every member
+ * before it is down, or has had no room for u for the primary's
+ * `fallback_after` (its rpm, tpm, concurrency or a 429's Retry-After);
+ * until then u waits for the first (issue 17: with everyone healthy the
+ * primary answered 4 of 90 and the fallback 86). */
 static sl_throttle *pick(stage *st, unit *u, uint64_t *wait) {
     uint64_t now = sl_now_ns() / 1000000u;
     *wait = SL_THROTTLE_NEVER;
+    const sl_instance *first = st->chain[0]->inst;
+    uint64_t after =
+        first && first->stage.fallback_after_ms > 0 ? (uint64_t)first->stage.fallback_after_ms : 0;
+    uint64_t queued = u->t_ready / 1000000u, waited = now > queued ? now - queued : 0;
+    int spill = waited >= after;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < st->nchain; i++) {
             int avoided = i < 32 && (u->avoid >> i) & 1u;
             if (avoided != pass) continue;
-            uint64_t w = sl_throttle_wait_ms(st->chain[i], now, u->estimate);
-            if (w == 0) return st->chain[i];
+            sl_throttle *t = st->chain[i];
+            uint64_t w = sl_throttle_wait_ms(t, now, u->estimate);
+            if (w == 0) return t;
             if (w < *wait) *wait = w;
+            if (st->nchain > 1 && !spill && !member_down(t)) {
+                /* healthy and busy: the members after it wait their turn */
+                if (after - waited < *wait) *wait = after - waited;
+                break;
+            }
         }
     }
     return NULL;
+}
+
+/* Whether every member of the chain has answered in a way that cannot be
+ * used (vectors of another dimension): then nothing is sent again. */
+static const char *chain_unusable(const stage *st) {
+    for (size_t i = 0; i < st->nchain; i++)
+        if (!st->chain[i]->unusable[0]) return NULL;
+    return st->nchain ? st->chain[0]->unusable : NULL;
 }
 
 static void wake_fire(uv_timer_t *t) { stage_pump(t->data); }
@@ -151,9 +184,29 @@ static int unavailable(const unit *u, uint64_t now, char *why, size_t n) {
     return 1;
 }
 
+/* Fails the queued units no member of the chain can take any more. */
+static void expire_unusable(stage *st, const char *why) {
+    while (st->qhead) {
+        unit *u = st->qhead;
+        st->qhead = u->next;
+        st->queued--;
+        st->stats->failures++;
+        if (st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* every document fails the same way */
+        st->op->done(u, SL_EBADINPUT, why);
+    }
+    st->qtail = NULL;
+}
+
 /* Fails the queued units that an open breaker would keep past their budget. */
 static void expire_blocked(stage *st) {
     uint64_t now = sl_now_ns() / 1000000u;
+    const char *none_left = chain_unusable(st);
+    if (none_left) {
+        char copy[sizeof st->chain[0]->unusable];
+        snprintf(copy, sizeof copy, "%s", none_left);
+        expire_unusable(st, copy);
+        return;
+    }
     if (!breaker_wait_ms(st, now)) return;
     unit *gone = NULL, **link = &st->qhead;
     st->qtail = NULL;
@@ -281,9 +334,12 @@ static int retry(unit *u, size_t member, const char *msg, int64_t *over_ms) {
     stage *st = u->st;
     run *r = st->run;
     uint32_t avoid = u->avoid;
-    if (member < 32) avoid |= 1u << member;
+    /* a 429 is the provider pacing us, not failing: the unit backs off
+     * (its Retry-After) and comes back to the same chain, where a fallback
+     * takes it only as it takes any unit that waited long (pick) */
+    if (member < 32 && !u->call.throttled) avoid |= 1u << member;
     int untried = 0;
-    for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((avoid >> i) & 1u);
+    for (size_t i = 0; i < st->nchain && i < 32 && !u->call.throttled; i++) untried |= !((avoid >> i) & 1u);
     /* a backoff (a provider's Retry-After included) must fit the budget */
     uint64_t d = 0;
     if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up)) return 0;
@@ -353,6 +409,23 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     }
     size_t member = 0;
     while (member < st->nchain && st->chain[member] != thr) member++;
+    char named[1024];
+    if (rc < 0 && u->call.unusable) {
+        /* the provider's answers cannot be used (vectors of another
+         * dimension): it fails, not the run; the chain passes it by from
+         * now on, and with no member left the documents fail saying why */
+        snprintf(named, sizeof named, "provider %.80s: %.900s", thr->inst ? thr->inst->name : stage_name(st),
+                 msg);
+        msg = named;
+        if (!thr->unusable[0]) {
+            snprintf(thr->unusable, sizeof thr->unusable, "%.500s", msg);
+            sl_ctx_log(r->rt->ctx, SL_LOG_WARN, thr->inst ? thr->inst->name : stage_name(st),
+                       "%s: no more calls to it in this run%s", u->call.msg,
+                       chain_unusable(st) ? "" : "; its fallbacks take the work");
+        }
+        rc = chain_unusable(st) ? SL_EBADINPUT : SL_ERETRY;
+        if (rc == SL_EBADINPUT && st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1;
+    }
     if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate, u->call.tokens_in + u->call.tokens_out,
                          u->call.throttled, u->call.retry_after_ms))
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, thr->inst ? thr->inst->name : "",

@@ -1,69 +1,119 @@
 /* throttle.c - rate limits, concurrency and circuit breaker per stage instance (see throttle.h). */
 #include "throttle.h"
 
+#include <stdatomic.h>
+#include <string.h>
+
 #include "sluice/call.h"
 
-static void refill(sl_throttle *p, uint64_t now) {
-    if (now <= p->last_ms) return;
-    double dt = (double)(now - p->last_ms);
-    p->last_ms = now;
-    if (p->req_rate > 0) {
-        p->req += dt * p->req_rate;
-        if (p->req > p->req_cap) p->req = p->req_cap;
+/* --- the minute window --- */
+
+void sl_window_init(sl_window *w, double limit, uint64_t now) {
+    memset(w, 0, sizeof *w);
+    w->limit = limit;
+    w->slot = (int64_t)(now / SL_WINDOW_SLOT_MS);
+}
+
+/* Moves to now's slot: the slots that left the window are emptied. */
+static void window_advance(sl_window *w, uint64_t now) {
+    int64_t s = (int64_t)(now / SL_WINDOW_SLOT_MS);
+    if (s <= w->slot) return;
+    if (s - w->slot >= SL_WINDOW_SLOTS) {
+        memset(w->used, 0, sizeof w->used);
+        w->sum = 0;
+    } else {
+        for (int64_t k = w->slot + 1; k <= s; k++) {
+            double *u = &w->used[k % SL_WINDOW_SLOTS];
+            w->sum -= *u;
+            *u = 0;
+        }
+        if (w->sum < 0) w->sum = 0; /* rounding */
     }
-    if (p->tok_rate > 0) {
-        p->tok += dt * p->tok_rate;
-        if (p->tok > p->tok_cap) p->tok = p->tok_cap;
+    w->slot = s;
+}
+
+uint64_t sl_window_wait_ms(sl_window *w, uint64_t now, double need) {
+    if (w->limit <= 0) return 0;
+    window_advance(w, now);
+    if (need > w->limit) need = w->limit;
+    const double eps = 1e-9;
+    if (w->sum + need <= w->limit + eps) return 0;
+    /* the oldest slots leave first: slot k leaves when slot k + SLOTS begins */
+    double left = w->sum;
+    for (int64_t k = w->slot - SL_WINDOW_SLOTS + 1; k <= w->slot; k++) {
+        left -= w->used[((k % SL_WINDOW_SLOTS) + SL_WINDOW_SLOTS) % SL_WINDOW_SLOTS];
+        if (left + need <= w->limit + eps) {
+            uint64_t at = (uint64_t)(k + SL_WINDOW_SLOTS) * SL_WINDOW_SLOT_MS;
+            return at > now ? at - now : 1;
+        }
+    }
+    return (uint64_t)SL_WINDOW_SLOTS * SL_WINDOW_SLOT_MS; /* not reached: an empty window fits */
+}
+
+void sl_window_add(sl_window *w, uint64_t now, double amount) {
+    if (w->limit <= 0) return;
+    window_advance(w, now);
+    if (amount >= 0) {
+        w->used[w->slot % SL_WINDOW_SLOTS] += amount;
+        w->sum += amount;
+        return;
+    }
+    double back = -amount;
+    for (int64_t k = w->slot; k > w->slot - SL_WINDOW_SLOTS && back > 0; k--) {
+        double *u = &w->used[((k % SL_WINDOW_SLOTS) + SL_WINDOW_SLOTS) % SL_WINDOW_SLOTS];
+        double x = *u < back ? *u : back;
+        *u -= x;
+        w->sum -= x;
+        back -= x;
+    }
+    if (w->sum < 0) w->sum = 0;
+}
+
+/* --- the throttle --- */
+
+/* The resends libcurl made for this instance since the last look (http.c
+ * counts them): requests the provider saw, in the report and the window. */
+static void count_resends(sl_throttle *p, uint64_t now) {
+    if (!p->inst) return;
+    uint64_t n = atomic_load_explicit(&p->inst->resends, memory_order_relaxed);
+    if (n == p->resends_seen) return;
+    uint64_t d = n - p->resends_seen;
+    p->resends_seen = n;
+    sl_window_add(&p->reqs, now, (double)d);
+    if (p->stats) {
+        p->stats->requests += d;
+        p->stats->resends += d;
     }
 }
 
 void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now) {
     p->inst = inst;
     p->limit = limit;
-    p->last_ms = now;
     int64_t rpm = inst ? inst->stage.rpm : 0, tpm = inst ? inst->stage.tpm : 0;
-    if (rpm > 0) {
-        p->req_rate = (double)rpm / 60000.0;
-        p->req_cap = p->req_rate * 5000.0;
-        if (p->req_cap < 1.0) p->req_cap = 1.0;
-        p->req = p->req_cap;
-    }
-    if (tpm > 0) {
-        p->tok_rate = (double)tpm / 60000.0;
-        p->tok_cap = p->tok_rate * 5000.0;
-        if (p->tok_cap < 1.0) p->tok_cap = 1.0;
-        p->tok = p->tok_cap;
-    }
-}
-
-/* Milliseconds until a bucket holds `need` (which may exceed its capacity:
- * then a full bucket is enough, or a large call could never go). */
-static uint64_t bucket_wait(double have, double cap, double rate, double need) {
-    if (rate <= 0) return 0;
-    if (need > cap) need = cap;
-    if (have >= need) return 0;
-    double ms = (need - have) / rate;
-    return (uint64_t)ms + 1;
+    sl_window_init(&p->reqs, rpm > 0 ? (double)rpm : 0, now);
+    sl_window_init(&p->toks, tpm > 0 ? (double)tpm : 0, now);
+    p->resends_seen = inst ? atomic_load_explicit(&inst->resends, memory_order_relaxed) : 0;
 }
 
 uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now, uint64_t tokens) {
-    refill(p, now);
+    count_resends(p, now);
+    if (p->unusable[0]) return SL_THROTTLE_NEVER;
     if (now < p->hold_until) return p->hold_until - now;
     if (p->open_until) {
         if (now < p->open_until) return p->open_until - now;
         if (p->probing) return SL_THROTTLE_NEVER; /* half-open: one probe at a time */
     }
     if (p->limit > 0 && p->inflight >= p->limit) return SL_THROTTLE_NEVER;
-    uint64_t a = bucket_wait(p->req, p->req_cap, p->req_rate, 1.0);
-    uint64_t b = bucket_wait(p->tok, p->tok_cap, p->tok_rate, (double)tokens);
+    uint64_t a = sl_window_wait_ms(&p->reqs, now, 1.0);
+    uint64_t b = sl_window_wait_ms(&p->toks, now, (double)tokens);
     return a > b ? a : b;
 }
 
 void sl_throttle_take(sl_throttle *p, uint64_t now, uint64_t tokens) {
-    refill(p, now);
+    count_resends(p, now);
     p->inflight++;
-    if (p->req_rate > 0) p->req -= 1.0;
-    if (p->tok_rate > 0) p->tok -= (double)tokens > p->tok_cap ? p->tok_cap : (double)tokens;
+    sl_window_add(&p->reqs, now, 1.0);
+    sl_window_add(&p->toks, now, (double)tokens > p->toks.limit ? p->toks.limit : (double)tokens);
     if (p->open_until && now >= p->open_until) p->probing = 1;
     if (p->stats) p->stats->requests++;
 }
@@ -72,10 +122,11 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
                      int64_t retry_after_ms) {
     SL_INVARIANT(p->inflight > 0);
     p->inflight--;
-    if (p->tok_rate > 0 && used > 0) {
-        /* the bucket was charged the estimate: settle the difference */
-        p->tok -= (double)used - (double)estimate;
-        if (p->tok > p->tok_cap) p->tok = p->tok_cap;
+    count_resends(p, now);
+    if (p->toks.limit > 0 && used > 0) {
+        /* the window was charged the estimate: settle the difference */
+        double charged = (double)estimate > p->toks.limit ? p->toks.limit : (double)estimate;
+        sl_window_add(&p->toks, now, (double)used - charged);
     }
     int was_probe = p->probing;
     p->probing = 0;

@@ -1,17 +1,24 @@
 /* throttle.h - the policies the core applies to every io stage, whatever
- * the plugin: in-flight limit, token buckets for requests and tokens per
+ * the plugin: in-flight limit, windows for requests and tokens per
  * minute, and a circuit breaker. A stage holds a chain of providers (its
  * own instance, then its `fallback` sections) and each call goes to the
  * first one that can take it now; when none can, the call waits for the
  * earliest moment one might (sl_throttle_wait_ms).
  *
- * Buckets refill continuously at rpm/60 000 per millisecond and hold at
- * most 5 seconds' worth (at least one request), so a run starts at once
- * and settles at the allowed rate without bursting past a provider's
- * per-minute window. Token estimates are corrected by the usage the
- * provider reports. The breaker opens after `breaker_failures` consecutive
- * retryable failures, stays open for the cooldown, then lets one probe
- * through (half-open): success closes it, failure opens it again.
+ * rpm and tpm are kept as windows, not buckets: whatever went out in the
+ * last minute counts against the limit, so no 60 s window ever holds more
+ * than the provider allows, and a run may start with all of it at once
+ * (as a provider's own bucket or window allows). A bucket with a head
+ * start sent 65 s' worth in the first minute and drew 429s from providers
+ * that count per minute (issue 17). Each send counts from its 250 ms slot
+ * for 60.25 to 60.5 s: the quarter second is margin for the provider's
+ * clock and for delivery. Token estimates are corrected by the usage the
+ * provider reports; the resends libcurl makes on its own (a kept-alive
+ * connection found dead) count as requests too. The breaker opens after
+ * `breaker_failures` consecutive retryable failures, stays open for the
+ * cooldown, then lets one probe through (half-open): success closes it,
+ * failure opens it again. A 429 is the provider pacing us: it holds every
+ * call for its Retry-After and is not a failure to the breaker.
  */
 #ifndef SL_THROTTLE_H
 #define SL_THROTTLE_H
@@ -21,26 +28,47 @@
 #include "instance.h"
 #include "report.h"
 
+#define SL_WINDOW_SLOT_MS 250
+#define SL_WINDOW_SLOTS 242 /* 60 s and one slot of margin */
+
+/* What went out in the last minute, per slot of SL_WINDOW_SLOT_MS. */
+typedef struct sl_window {
+    double limit; /* per minute; 0: none */
+    double sum;   /* what the slots hold */
+    int64_t slot; /* the current slot: now / SL_WINDOW_SLOT_MS */
+    double used[SL_WINDOW_SLOTS];
+} sl_window;
+
 typedef struct sl_throttle {
     sl_instance *inst;
     int limit; /* calls in flight at most; 0: no limit */
     int inflight;
-    double req, req_cap, req_rate; /* request bucket: tokens, capacity, refill per ms */
-    double tok, tok_cap, tok_rate; /* token bucket */
-    uint64_t last_ms;
-    int failures;        /* consecutive retryable failures */
-    uint64_t open_until; /* breaker open until this time (ms); 0: closed */
-    uint64_t hold_until; /* a 429 asked every call to wait until then (ms) */
-    int probing;         /* half-open: one call is out */
+    sl_window reqs, toks;  /* rpm and tpm */
+    uint64_t resends_seen; /* inst->resends already counted */
+    int failures;          /* consecutive retryable failures */
+    uint64_t open_until;   /* breaker open until this time (ms); 0: closed */
+    uint64_t hold_until;   /* a 429 asked every call to wait until then (ms) */
+    int probing;           /* half-open: one call is out */
     sl_provider_stats *stats;
     /* the latest failed call's message: what a unit that never got a call
      * out (its breaker opened first) says it gave up on */
     char last_err[256];
+    /* Set when the provider's answers cannot be used at all (vectors of
+     * another dimension): the chain passes it by for the rest of the run. */
+    char unusable[512];
 } sl_throttle;
 
 #define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */
 
 void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now_ms);
+
+/* An empty window of `limit` per minute (0: no limit) at now_ms. */
+void sl_window_init(sl_window *w, double limit, uint64_t now_ms);
+/* A window: 0 when `need` more fits the last minute now (a need above the
+ * limit fits an empty window), else the milliseconds until it does. */
+uint64_t sl_window_wait_ms(sl_window *w, uint64_t now_ms, double need);
+/* Adds what went out now (a negative amount takes back from the newest). */
+void sl_window_add(sl_window *w, uint64_t now_ms, double amount);
 /* 0 when p can take a call estimated at `tokens` now; otherwise how many
  * milliseconds until it might, or SL_THROTTLE_NEVER when only a completing
  * call can free it. */

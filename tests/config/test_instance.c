@@ -108,7 +108,9 @@ static void test_values_parsed(void) {
 
 static void test_stage_options_table(void) {
     const sl_option *t = sl_stage_options();
-    CHECK_INT(sl_options_count(t), 17);
+    CHECK_INT(sl_options_count(t), 18);
+    CHECK_STR(t[17].name, "fallback_after"); /* appended: io stages with a fallback */
+    CHECK_INT(t[17].type, SL_OPT_DURATION);
     CHECK_STR(t[0].name, "max_concurrency");
     CHECK_STR(t[1].name, "batch_size");
     CHECK_STR(t[2].name, "batch_delay");

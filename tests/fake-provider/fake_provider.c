@@ -34,8 +34,9 @@ struct config {
     int64_t port, backlog;
     int64_t latency_ms, latency_jitter_ms, latency_dist;
     int64_t llm_latency_ms, llm_latency_jitter_ms, embed_latency_ms, embed_latency_jitter_ms;
-    int64_t rpm, tpm, max_concurrent;
+    int64_t rpm, rpm_window, tpm, max_concurrent;
     double fault_5xx, fault_reset, fault_stall, fault_truncate, fault_malformed, fault_drip;
+    double fault_close_reused;
     int64_t drip_interval_ms, fail_first, retry_after_s, oversize, down, seed, embed_dim, log;
     char *api_key, *models;
 };
@@ -78,6 +79,8 @@ static const struct option options[] = {
      "jitter for embeddings; -1: latency-jitter-ms"},
     {"rpm", OPT_INT, O(rpm), 1, 0, INT32_MAX, "0",
      "requests per minute (token bucket, burst = rpm); 0: no limit"},
+    {"rpm-window", OPT_BOOL, O(rpm_window), 1, 0, 1, "false",
+     "enforce rpm as at most rpm requests in any 60 s (a sliding window) instead of a bucket"},
     {"tpm", OPT_INT, O(tpm), 1, 0, INT32_MAX, "0", "input tokens per minute (token bucket); 0: no limit"},
     {"max-concurrent", OPT_INT, O(max_concurrent), 1, 0, INT32_MAX, "0",
      "answer 429 while this many requests are in flight; 0: no limit"},
@@ -91,6 +94,9 @@ static const struct option options[] = {
      "probability of a 200 whose body is invalid JSON"},
     {"fault-drip", OPT_PROB, O(fault_drip), 1, 0, 0, "0",
      "probability of sending the body one byte at a time"},
+    {"fault-close-reused", OPT_PROB, O(fault_close_reused), 1, 0, 0, "0",
+     "probability that a request on a kept-alive connection is read, counted, and its connection "
+     "closed without an answer (drawn apart from the other faults)"},
     {"drip-interval-ms", OPT_INT, O(drip_interval_ms), 1, 1, 60000, "50", "pause between dripped bytes"},
     {"fail-first", OPT_INT, O(fail_first), 1, 0, INT32_MAX, "0",
      "the next N requests get 503 (counted from start, /_reset or setting it)"},
@@ -105,9 +111,20 @@ static const struct option options[] = {
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-enum fault { F_5XX, F_RESET, F_STALL, F_TRUNCATE, F_MALFORMED, F_DRIP, F_FAIL_FIRST, F_DOWN, F_NONE };
-static const char *const fault_names[] = {"5xx",       "reset", "stall",      "truncate",
-                                          "malformed", "drip",  "fail_first", "down"};
+enum fault {
+    F_5XX,
+    F_RESET,
+    F_STALL,
+    F_TRUNCATE,
+    F_MALFORMED,
+    F_DRIP,
+    F_FAIL_FIRST,
+    F_DOWN,
+    F_CLOSE_REUSED,
+    F_NONE
+};
+static const char *const fault_names[] = {"5xx",  "reset",      "stall", "truncate",    "malformed",
+                                          "drip", "fail_first", "down",  "close_reused"};
 
 struct bucket {
     double level;
@@ -121,6 +138,13 @@ struct counters {
     uint64_t faults[F_NONE];
     uint64_t status[600];
     uint64_t tokens_in, tokens_out;
+    uint64_t peak_minute; /* rpm-window: the most requests accepted in any 60 s */
+};
+
+/* rpm-window: when the requests of the last 60 s were accepted (a ring, oldest first). */
+struct window {
+    uint64_t *at;
+    size_t cap, head, n;
 };
 
 struct fake {
@@ -130,6 +154,7 @@ struct fake {
     struct config cfg;
     int64_t fail_left;
     struct bucket rpm, tpm;
+    struct window win;
     uint64_t rng_fault, rng_latency;
     uint64_t next_id;
     struct counters st;
@@ -334,6 +359,38 @@ static uint64_t wait_ms(const struct bucket *b, double need, int64_t per_minute)
     return missing <= 0 ? 0 : (uint64_t)ceil(missing * 60000.0 / (double)per_minute);
 }
 
+/* rpm-window: forgets what left the 60 s window; 0 when a request may
+ * go now, else the milliseconds until one may. */
+static uint64_t window_wait(struct fake *f, int64_t limit) {
+    struct window *w = &f->win;
+    uint64_t now = now_ms(f);
+    while (w->n && w->at[w->head] + 60000 <= now) {
+        w->head = (w->head + 1) % w->cap;
+        w->n--;
+    }
+    if ((int64_t)w->n < limit) return 0;
+    return w->at[w->head] + 60000 - now;
+}
+
+/* rpm-window: records an accepted request; -1 out of memory. */
+static int window_add(struct fake *f) {
+    struct window *w = &f->win;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        uint64_t *at = malloc(cap * sizeof *at);
+        if (!at) return -1;
+        for (size_t i = 0; i < w->n; i++) at[i] = w->at[(w->head + i) % w->cap];
+        free(w->at);
+        w->at = at;
+        w->cap = cap;
+        w->head = 0;
+    }
+    w->at[(w->head + w->n) % w->cap] = now_ms(f);
+    w->n++;
+    if (w->n > f->st.peak_minute) f->st.peak_minute = w->n;
+    return 0;
+}
+
 static uint64_t pick_latency(struct fake *f, enum fp_kind kind) {
     const struct config *c = &f->cfg;
     int64_t base = c->latency_ms, jitter = c->latency_jitter_ms;
@@ -419,12 +476,13 @@ static json_t *stats_json(struct fake *f) {
     }
     struct hs_stats cs;
     hs_server_stats(f->srv, &cs);
-    return json_pack("{s:I, s:O, s:I, s:I, s:o, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I}}", "requests",
+    return json_pack("{s:I, s:O, s:I, s:I, s:o, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:I}", "requests",
                      (json_int_t)f->st.requests, "by_path", f->st.by_path, "in_flight",
                      (json_int_t)f->st.in_flight, "peak_concurrent", (json_int_t)f->st.peak, "faults", faults,
                      "status", status, "tokens", "input", (json_int_t)f->st.tokens_in, "output",
                      (json_int_t)f->st.tokens_out, "connections", "open", (json_int_t)cs.open, "peak",
-                     (json_int_t)cs.peak, "total", (json_int_t)cs.total);
+                     (json_int_t)cs.peak, "total", (json_int_t)cs.total, "peak_minute",
+                     (json_int_t)f->st.peak_minute);
 }
 
 static void reset_state(struct fake *f) {
@@ -437,6 +495,7 @@ static void reset_state(struct fake *f) {
     f->fail_left = f->cfg.fail_first;
     fill(f, &f->rpm, f->cfg.rpm);
     fill(f, &f->tpm, f->cfg.tpm);
+    f->win.n = 0;
     reseed(f);
 }
 
@@ -471,6 +530,9 @@ static int apply_config(struct fake *f, json_t *body, char *err, size_t errn) {
     config_free(&f->cfg);
     f->cfg = next;
     if (json_object_get(body, "rpm")) fill(f, &f->rpm, f->cfg.rpm);
+    if (json_object_get(body, "rpm") || json_object_get(body, "rpm-window") ||
+        json_object_get(body, "rpm_window"))
+        f->win.n = 0;
     if (json_object_get(body, "tpm")) fill(f, &f->tpm, f->cfg.tpm);
     if (json_object_get(body, "fail-first") || json_object_get(body, "fail_first"))
         f->fail_left = f->cfg.fail_first;
@@ -545,9 +607,10 @@ static void rate_headers(struct fake *f, char **h) {
     }
 }
 
-/* Takes one request from the rpm bucket; 0 when it is empty. */
+/* Takes one request from the rpm bucket (or window); 0 when it is empty. */
 static int take_request(struct fake *f) {
     if (f->cfg.rpm <= 0) return 1;
+    if (f->cfg.rpm_window) return window_wait(f, f->cfg.rpm) == 0 && window_add(f) == 0;
     refill(f, &f->rpm, f->cfg.rpm);
     if (f->rpm.level < 1) return 0;
     f->rpm.level -= 1;
@@ -595,6 +658,14 @@ static void provider(struct fake *f, const struct hs_request *req, struct hs_rep
         r->mode = HS_RESET;
         return;
     }
+    /* drawn apart from the other faults, and only for a request that
+     * reuses a connection: the server saw it, the client sees a kept-alive
+     * connection closed under it (and libcurl resends it) */
+    if (c->fault_close_reused > 0 && req->seq > 0 && rng_unit(&f->rng_fault) < c->fault_close_reused) {
+        count_fault(f, pd, F_CLOSE_REUSED);
+        r->mode = HS_CLOSE;
+        return;
+    }
     int wrong_method;
     const struct fp_route *route = fp_route_find(req->method, req->path, &wrong_method);
     enum fp_api api = fp_api_of(route, req);
@@ -616,7 +687,7 @@ static void provider(struct fake *f, const struct hs_request *req, struct hs_rep
                  (long long)c->max_concurrent);
         retry_after(&h, 1000);
     } else if (!take_request(f)) {
-        uint64_t ms = wait_ms(&f->rpm, 1, c->rpm);
+        uint64_t ms = c->rpm_window ? window_wait(f, c->rpm) : wait_ms(&f->rpm, 1, c->rpm);
         fp_error(&a, api, 429, api == FP_OPENAI ? "requests" : NULL, "rate_limit_exceeded",
                  "Rate limit reached for requests: limit %lld per minute. Please try again in %llums.",
                  (long long)c->rpm, (unsigned long long)ms);
@@ -708,7 +779,7 @@ static void provider(struct fake *f, const struct hs_request *req, struct hs_rep
     r->body_len = a.len;
     r->content_type = a.content_type;
     r->headers = h;
-    if (r->mode != HS_RESET && r->mode != HS_STALL) count_status(f, pd, a.status);
+    if (r->mode != HS_RESET && r->mode != HS_STALL && r->mode != HS_CLOSE) count_status(f, pd, a.status);
 }
 
 static void on_request(void *ud, const struct hs_request *req, struct hs_reply *r) {
@@ -839,6 +910,7 @@ int main(int argc, char **argv) {
     uv_run(&f.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&f.loop);
     json_decref(f.st.by_path);
+    free(f.win.at);
     config_free(&f.cfg);
     return rc == 0 ? 0 : 1;
 }

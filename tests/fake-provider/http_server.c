@@ -47,7 +47,8 @@ struct conn {
     size_t len, cap;
     struct hs_reply reply; /* the reply waiting to go out while busy */
     size_t drip_pos;
-    int handles; /* open libuv handles: freed at 0 */
+    int handles;     /* open libuv handles: freed at 0 */
+    unsigned served; /* requests parsed on this connection */
     unsigned busy : 1, closing : 1, doomed : 1, reading : 1, continue_sent : 1;
 };
 
@@ -231,9 +232,12 @@ static void deliver(struct conn *c) {
     struct hs_reply *r = &c->reply;
     switch (r->mode) {
     case HS_RESET:
+    case HS_CLOSE: {
+        int reset = r->mode == HS_RESET;
         drop_reply(c);
-        conn_close(c, 1);
+        conn_close(c, reset);
         return;
+    }
     case HS_STALL: return; /* stays busy until the client closes */
     case HS_DRIP:
         if (r->body_len > 0) {
@@ -526,6 +530,7 @@ static void process(struct conn *c) {
             break;
         }
         struct hs_reply r = {.status = 200};
+        req.seq = c->served++;
         srv->handle(srv->ud, &req, &r);
         free(owned);
         consume(c, used);

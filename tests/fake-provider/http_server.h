@@ -31,6 +31,7 @@ struct hs_request {
     char path[2048];   /* target without the query string */
     const char *query; /* after '?', or "" */
     int keep_alive;
+    unsigned seq; /* requests before this one on its connection: 0 on a fresh one */
     int nheaders;
     struct hs_header headers[HS_MAX_HEADERS];
     const char *body;
@@ -43,6 +44,7 @@ enum hs_mode {
     HS_TRUNCATE, /* Content-Length of the whole body, half of it sent, then close */
     HS_RESET,    /* no reply: the connection is reset (RST) */
     HS_STALL,    /* no reply ever; the connection stays open until the client leaves */
+    HS_CLOSE,    /* no reply: the connection is closed (FIN), as an idle keep-alive one is */
 };
 
 /* What the handler fills in. headers and body are malloc'd and taken over by

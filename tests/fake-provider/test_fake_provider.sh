@@ -367,6 +367,24 @@ ok "429 says x-ratelimit-remaining-requests: 0" grep -qi '^x-ratelimit-remaining
 eq "429 in OpenAI's shape" "$(jq -r '.error.code' "$T/body")" rate_limit_exceeded
 eq "/_stats counts the 429" "$(stats "$U" | jq '.status["429"]')" 1
 
+start window --rpm 2 --rpm-window
+U=$URL
+statuses=$(for _ in 1 2 3; do curl -sS -o /dev/null -w '%{http_code} ' -H 'Content-Type: application/json' \
+    --data-binary "$E" "$U/v1/embeddings"; done)
+eq "--rpm 2 --rpm-window: two answers, then 429" "$statuses" "200 200 429 "
+eq "--rpm-window: /_stats peak_minute is 2" "$(stats "$U" | jq .peak_minute)" 2
+
+# close-reused: the second request on a kept-alive connection is read,
+# counted and its connection closed; curl resends it on a fresh one
+start closer --fault-close-reused 1
+U=$URL
+statuses=$(curl -sS -o /dev/null -w '%{http_code} ' -H 'Content-Type: application/json' --data-binary "$E" \
+    "$U/v1/embeddings" --next -sS -o /dev/null -w '%{http_code} ' -H 'Content-Type: application/json' \
+    --data-binary "$E" "$U/v1/embeddings" 2>"$T/curl.err")
+eq "--fault-close-reused 1: both answered (the second after curl's resend)" "$statuses" "200 200 "
+eq "--fault-close-reused 1: three requests seen, one dropped" \
+    "$(stats "$U" | jq -c '[.requests, .faults.close_reused, .status["200"]]')" "[3,1,2]"
+
 start failfirst --fail-first 2
 U=$URL
 statuses=$(for _ in 1 2 3; do curl -sS -o /dev/null -w '%{http_code} ' "$U/v1/models"; done)

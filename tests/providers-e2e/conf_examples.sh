@@ -146,10 +146,12 @@ dims "$db" mixed 1536
 doc_summaries "$db" mixed
 check_eq "mixed: every document summarised once, by Anthropic or the local model" \
     "$(($(fake_stats cloud '.by_path["/v1/messages"] // 0') + $(fake_stats local '.by_path["/api/chat"] // 0')))" "$nfiles"
-# 50 rpm lets Anthropic take a 5-second burst (4 requests); the rest is
-# over its limit and goes to the fallback at once.
-check_gt "mixed: Anthropic summarised some" "$(provider requests summarizer)" 0
-check_gt "mixed: over Anthropic's rate, local-llm took the rest" "$(provider requests local-llm)" 0
+# 50 rpm covers the corpus's summaries in its first minute, and a healthy
+# primary keeps its work: the local fallback takes none (issue 17: it took
+# 86 of 90 when the primary was merely at its limit).
+check_eq "mixed: Anthropic, healthy and within its rpm, summarised every document" \
+    "$(provider requests summarizer)" "$nfiles"
+check_eq "mixed: the local fallback was not needed" "$(provider requests local-llm)" 0
 check_gt "mixed: embeddings from OpenAI" "$(fake_stats cloud '.by_path["/v1/embeddings"] // 0')" 0
 check_eq "mixed: the backup embedder was not needed" "$(fake_stats backup .requests)" 0
 check_eq "mixed: report lists all four providers" \

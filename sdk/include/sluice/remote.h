@@ -213,7 +213,9 @@ SL_EXPORT uint64_t sl_json_count(const json_t *obj, const char *key);
 
 /* The failure for vectors of the wrong size, after sl_fail: SL_EFATAL,
  * "model M returned N-dimensional vectors; the config says D (set
- * dimension = N)". */
+ * dimension = N)". In a run it fails this provider, not the run: the
+ * stage's fallbacks take the work, and with none left the documents fail
+ * with this reason. */
 SL_EXPORT int sl_dim_mismatch(sl_call *call, const char *model, size_t got, uint32_t dim);
 
 /* A JSON array of dim finite numbers into out. SL_EFATAL on another
