@@ -36,6 +36,8 @@ packages=(
     # the HTTP service (libh2o on libuv); its tests: promtool parses /metrics,
     # headless chromium renders the status page
     libh2o-dev prometheus chromium
+    # sink-sqlite: the approximate vector index (header-only C++)
+    libhnswlib-dev
 )
 
 if [[ ${1:-} == --list ]]; then
