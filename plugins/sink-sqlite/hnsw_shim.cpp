@@ -17,6 +17,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -156,6 +157,50 @@ int sl_hnsw_add(sl_hnsw *h, int64_t label, const float *v) {
         if (g.label_lookup_.find((hnswlib::labeltype)label) == g.label_lookup_.end())
             reserve(g, g.cur_element_count + 1);
         g.addPoint(unit(v, h->dim), (hnswlib::labeltype)label);
+        return SL_HNSW_OK;
+    } catch (...) {
+        return catch_all("add");
+    }
+}
+
+int sl_hnsw_add_batch(sl_hnsw *h, const int64_t *labels, const float *vecs, size_t n, unsigned threads) {
+    last_error.clear();
+    if (!h || (n && (!labels || !vecs))) return fail(SL_HNSW_EINVAL, "bad arguments");
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] < 0) return fail(SL_HNSW_EINVAL, "bad arguments");
+    try {
+        graph &g = *h->g;
+        reserve(g, g.cur_element_count + n); // before any thread starts: resizing is not thread-safe
+        size_t i = 0;
+        if (g.cur_element_count == 0 && n) { // the entry point, alone
+            g.addPoint(unit(vecs, h->dim), (hnswlib::labeltype)labels[0]);
+            i = 1;
+        }
+        if (threads < 1) threads = 1;
+        if (threads > 64) threads = 64;
+        if (threads == 1 || n - i < 2 * (size_t)threads) {
+            for (; i < n; i++) g.addPoint(unit(vecs + i * h->dim, h->dim), (hnswlib::labeltype)labels[i]);
+            return SL_HNSW_OK;
+        }
+        // each thread takes every threads-th point; the first failure is kept
+        std::vector<std::thread> pool;
+        std::vector<std::string> errs(threads);
+        std::vector<int> codes(threads, SL_HNSW_OK);
+        const size_t first = i;
+        for (unsigned t = 0; t < threads; t++) {
+            pool.emplace_back([&, t] {
+                try {
+                    for (size_t j = first + t; j < n; j += threads)
+                        g.addPoint(unit(vecs + j * h->dim, h->dim), (hnswlib::labeltype)labels[j]);
+                } catch (...) {
+                    codes[t] = catch_all("add");
+                    errs[t] = last_error;
+                }
+            });
+        }
+        for (auto &th : pool) th.join();
+        for (unsigned t = 0; t < threads; t++)
+            if (codes[t] != SL_HNSW_OK) return fail(codes[t], errs[t]);
         return SL_HNSW_OK;
     } catch (...) {
         return catch_all("add");

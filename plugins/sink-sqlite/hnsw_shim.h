@@ -56,6 +56,10 @@ size_t sl_hnsw_removed(const sl_hnsw *h);
 /* Adds `v` (dim floats; normalised here, a zero vector stays zero) under
  * `label`; a label already there, removed or not, gets the new vector. */
 int sl_hnsw_add(sl_hnsw *h, int64_t label, const float *v);
+/* Adds n vectors (vecs: n rows of dim floats) under labels[], as
+ * sl_hnsw_add does, on `threads` threads at once (hnswlib links points
+ * concurrently): how a whole store is indexed. */
+int sl_hnsw_add_batch(sl_hnsw *h, const int64_t *labels, const float *vecs, size_t n, unsigned threads);
 /* Removes `label` from what searches return: 1 if it was there, 0 if it
  * was not (absent or already removed). */
 int sl_hnsw_remove(sl_hnsw *h, int64_t label);

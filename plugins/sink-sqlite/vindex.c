@@ -422,25 +422,41 @@ void vindex_after_scan(vindex_set *vs, sqlite3 *db, uint32_t dim, long long matc
            matched, dim);
     double t0 = now_s();
     sqlite3_stmt *st = prep(db, "SELECT id, vector FROM chunks WHERE dim = ?1 AND vector IS NOT NULL");
-    float *v = malloc((size_t)dim * sizeof *v);
-    int rc = st && v && sl_hnsw_new(dim, (size_t)vs->o.m, (size_t)vs->o.ef_construction, &x->h) == SL_HNSW_OK
+    /* read in batches, each linked on every core */
+    enum { BATCH = 8192 };
+    float *v = malloc((size_t)BATCH * dim * sizeof *v);
+    int64_t *ids = malloc(BATCH * sizeof *ids);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
+    int rc = st && v && ids &&
+                     sl_hnsw_new(dim, (size_t)vs->o.m, (size_t)vs->o.ef_construction, &x->h) == SL_HNSW_OK
                  ? 0
                  : -1;
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, dim);
-        int step;
+        int step = SQLITE_DONE;
         const size_t want = (size_t)dim * sizeof(float);
-        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-            const void *blob = sqlite3_column_blob(st, 1);
-            if (!blob || (size_t)sqlite3_column_bytes(st, 1) != want) continue; /* as the scan skips it */
-            memcpy(v, blob, want);
-            floats_to_from_le(v, dim);
-            if (sl_hnsw_add(x->h, sqlite3_column_int64(st, 0), v) != SL_HNSW_OK) rc = -1;
+        size_t nb = 0;
+        while (rc == 0) {
+            step = sqlite3_step(st);
+            if (step == SQLITE_ROW) {
+                const void *blob = sqlite3_column_blob(st, 1);
+                if (!blob || (size_t)sqlite3_column_bytes(st, 1) != want) continue; /* as the scan skips it */
+                memcpy(v + nb * dim, blob, want);
+                floats_to_from_le(v + nb * dim, dim);
+                ids[nb++] = sqlite3_column_int64(st, 0);
+            }
+            if (nb == BATCH || (step != SQLITE_ROW && nb)) {
+                if (sl_hnsw_add_batch(x->h, ids, v, nb, threads) != SL_HNSW_OK) rc = -1;
+                nb = 0;
+            }
+            if (step != SQLITE_ROW) break;
         }
         if (rc == 0 && step != SQLITE_DONE) rc = -1;
     }
     sqlite3_finalize(st);
     free(v);
+    free(ids);
     if (rc == 0) {
         x->seq = head;
         x->dirty = true;
