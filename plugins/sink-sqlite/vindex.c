@@ -449,6 +449,11 @@ void vindex_after_scan(vindex_set *vs, sqlite3 *db, uint32_t dim, long long matc
             if (nb == BATCH || (step != SQLITE_ROW && nb)) {
                 if (sl_hnsw_add_batch(x->h, ids, v, nb, threads) != SL_HNSW_OK) rc = -1;
                 nb = 0;
+                /* a million vectors take minutes: say how far, every tenth */
+                long long linked = (long long)sl_hnsw_live(x->h);
+                if (rc == 0 && step == SQLITE_ROW && linked * 10 / matched > (linked - BATCH) * 10 / matched)
+                    sl_log(vs->inst, SL_LOG_INFO, "vector index %s: %lld of %lld vectors linked (%.0fs)",
+                           file, linked, matched, now_s() - t0);
             }
             if (step != SQLITE_ROW) break;
         }
