@@ -41,6 +41,8 @@ packages=(
     # embed-torch and chunk-text's tokenizers (plugins/common/tokenizer.c):
     # SentencePiece models, ICU for Unicode classes and sentence breaks
     libsentencepiece-dev libicu-dev
+    # sink-sqlite: the approximate vector index (header-only C++)
+    libhnswlib-dev
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -17,10 +17,12 @@
  * one, never a mix. synchronous=normal (the default) costs no fsync per
  * commit and never corrupts the file; full also survives power loss.
  *
- * Queries are brute force: a cosine against every stored vector of the
- * query's dimension, the best k kept in a small heap, then only those k rows
- * are read back in full. Fine up to a few hundred thousand chunks; beyond
- * that, use a store with a vector index.
+ * A small store is queried by brute force: a cosine against every stored
+ * vector of the query's dimension, the best k kept in a small heap, then
+ * only those k rows are read back in full. Once a scan finds
+ * vector_index_min vectors of a dimension, an HNSW index of them is built
+ * next to the store (vindex.c) and later queries take their k candidates
+ * from it; vector_index = exact keeps every query brute force.
  *
  * The schema is versioned in the `meta` table; init migrates an older file
  * step by step and refuses a newer one rather than guess at it.
@@ -41,6 +43,7 @@
 
 #include "chunk_attrs.h"
 #include "sink_sqlite.h"
+#include "vindex.h"
 
 #define SCHEMA_VERSION 2
 
@@ -95,6 +98,9 @@ typedef struct sink_sqlite_config {
     int64_t busy_timeout; /* ms */
     const char *synchronous;
     int64_t group_max;
+    const char *vector_index;
+    int64_t vector_index_min;
+    int64_t vector_index_ef;
 } sink_sqlite_config;
 
 static const sl_option options[] = {
@@ -122,6 +128,26 @@ static const sl_option options[] = {
      .help = "documents committed together at most; 1: one transaction per document",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sink_sqlite_config, group_max)},
+    {.name = "vector_index",
+     .type = SL_OPT_ENUM,
+     .def = "auto",
+     .help = "auto: an HNSW index (PATH.DIM.hnsw) once vector_index_min vectors are stored; exact: "
+             "always brute force",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, vector_index),
+     .choices = "auto|exact"},
+    {.name = "vector_index_min",
+     .type = SL_OPT_INT,
+     .def = "20000",
+     .help = "vectors of one dimension from which queries use the index; fewer are scanned",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, vector_index_min)},
+    {.name = "vector_index_ef",
+     .type = SL_OPT_INT,
+     .def = "100",
+     .help = "candidates an index search keeps: more is slower and finds more of the true nearest",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, vector_index_ef)},
     {0},
 };
 
@@ -158,7 +184,8 @@ typedef struct sink {
      * directly): one reader shared under a lock, opened on first use. */
     pthread_mutex_t shared_mu;
     reader *shared;
-    int lock_fd; /* claim: PATH.lock, flock'd while this process writes the store; -1 */
+    int lock_fd;    /* claim: PATH.lock, flock'd while this process writes the store; -1 */
+    vindex_set *vi; /* NULL: vector_index = exact */
 } sink;
 
 /* --- what sink_sqlite.h shares with writer.c --- */
@@ -310,6 +337,7 @@ static int migrate(conn *c, sl_instance *inst) {
     bool changed = v < SCHEMA_VERSION;
     for (; rc == SQLITE_OK && v < SCHEMA_VERSION; v++) rc = exec_sql(c, migrations[v]);
     if (rc == SQLITE_OK) rc = exec_sql(c, FAILURES_TABLE);
+    if (rc == SQLITE_OK) rc = exec_sql(c, VINDEX_LOG_SQL);
     if (rc == SQLITE_OK && changed) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d')",
@@ -459,6 +487,7 @@ static void reader_put(sl_call *call, sink *s) {
 static void sink_free(sink *s) {
     if (!s) return;
     writer_free(s->w);
+    vindex_set_free(s->vi);
     reader_free(s->shared);
     pthread_mutex_destroy(&s->shared_mu);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
@@ -478,6 +507,15 @@ static int init(sl_instance *inst, const void *config, void **state) {
         return sl_instance_fail(inst, SL_EFATAL, "option 'group_max': %lld is not between 1 and 1000000",
                                 (long long)c->group_max);
 
+    const char *vi = c->vector_index ? c->vector_index : "auto";
+    if (strcmp(vi, "auto") != 0 && strcmp(vi, "exact") != 0)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'vector_index': '%s' is not auto or exact", vi);
+    if (c->vector_index_min < 1)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'vector_index_min': must be at least 1");
+    if (c->vector_index_ef < 1 || c->vector_index_ef > 100000)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'vector_index_ef': %lld is not between 1 and 100000",
+                                (long long)c->vector_index_ef);
+
     char err[512];
     int rc = make_parent(c->path, err, sizeof err);
     if (rc) return sl_instance_fail(inst, rc, "option 'path': %s", err);
@@ -496,6 +534,12 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (!rc) {
         writer_opts o = {.group_max = c->group_max};
         rc = writer_new(inst, db, s->path, &o, &s->w);
+    }
+    if (!rc && strcmp(vi, "auto") == 0) {
+        vindex_opts vo = {
+            .min_vectors = c->vector_index_min, .ef = c->vector_index_ef, .m = 16, .ef_construction = 100};
+        if (!(s->vi = vindex_set_new(inst, s->path, &vo)))
+            rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
     if (rc) {
         sink_free(s);
@@ -773,6 +817,23 @@ static int query_on(sl_call *call, reader *r, const float *vector, uint32_t dim,
     int rc = conn_exec(&r->c, r->st[R_BEGIN]);
     sqlite3_stmt *st = r->st[R_SCAN];
     long long matched = 0, other = 0;
+    /* the index's candidates instead of the scan, when it has them */
+    vindex_hit *vh = NULL;
+    size_t nvh = 0;
+    bool indexed = false;
+    sink *s = sl_call_state(call);
+    if (rc == SQLITE_OK && vindex_query(s->vi, r->c.db, vector, dim, k, &vh, &nvh) > 0) {
+        scored *nb = nvh > cap ? realloc(best, nvh * sizeof *nb) : best;
+        if (nb) {
+            best = nb;
+            cap = nvh > cap ? nvh : cap;
+            for (n = 0; n < nvh; n++) best[n] = (scored){vh[n].score, vh[n].id};
+            matched = (long long)nvh;
+            indexed = true;
+            rc = SQLITE_DONE; /* no scan */
+        }
+        free(vh);
+    }
     int64_t other_dim = 0;
     const size_t want = (size_t)dim * sizeof(float);
     while (rc == SQLITE_OK && (rc = conn_note(&r->c, sqlite3_step(st))) == SQLITE_ROW) {
@@ -814,6 +875,7 @@ static int query_on(sl_call *call, reader *r, const float *vector, uint32_t dim,
         }
     }
     sqlite3_reset(st);
+    if (rc == SQLITE_DONE && !indexed) vindex_after_scan(s->vi, r->c.db, dim, matched);
     int ret = 0;
     if (rc != SQLITE_DONE) {
         ret = conn_fail(call, &r->c, rc, "query", r->c.path);
@@ -822,6 +884,7 @@ static int query_on(sl_call *call, reader *r, const float *vector, uint32_t dim,
                       (long long)other_dim, dim);
     } else {
         qsort(best, n, sizeof *best, cmp_scored);
+        if (n > k) n = k; /* the index gives a few more candidates */
         ret = add_hits(call, r, best, n, hits);
     }
     free(best);
@@ -854,8 +917,8 @@ static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
     .version = "1.3.0",
-    .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; brute-force "
-               "cosine queries)",
+    .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; cosine "
+               "queries, brute force or through an HNSW index)",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_CPU,
     .options = options,

@@ -330,7 +330,7 @@ static void test_descriptor_declares_sink(void) {
         if (strcmp(o->name, "group_max") == 0) CHECK_STR(o->def, "64");
         CHECK(strcmp(o->name, "group_ms") != 0); /* groups form by themselves now */
     }
-    CHECK_INT(n, 4);
+    CHECK_INT(n, 7); /* path, busy_timeout, synchronous, group_max, vector_index{,_min,_ef} */
 }
 
 static void test_bad_group_options_refused(void) {
