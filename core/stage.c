@@ -131,23 +131,51 @@ static uint64_t breaker_wait_ms(const stage *st, uint64_t now) {
     return w == UINT64_MAX ? 0 : w;
 }
 
+/* Whether every member of the chain has failed `retries` probes in a row
+ * (at least one): the provider, or the database, is gone, not blinking. A
+ * probe stands for every call waiting behind its breaker, so those calls
+ * have had their retries; they fail now rather than at the budget's end
+ * (a PostgreSQL that never came back held a run for the whole budget). */
+static int chain_gone(const stage *st) {
+    int need = st->run->rt->set.retries > 0 ? st->run->rt->set.retries : 1;
+    for (size_t i = 0; i < st->nchain; i++)
+        if (st->chain[i]->failed_probes < need) return 0;
+    return st->nchain > 0;
+}
+
 /* Says why u gives up on a chain whose breakers are all open, or returns 0
  * while its wait still fits [sluice] retry_budget counted from when it
- * first queued: no document waits out cooldown after cooldown. */
-static int unavailable(const unit *u, uint64_t now, char *why, size_t n) {
+ * first queued and the breakers' probes have not failed `retries` times in
+ * a row: no document waits out cooldown after cooldown. The reason ends
+ * with the last failure the breaker saw (which server, what it said). */
+static int unavailable(const unit *u, uint64_t now, char *why, size_t n, int with_last) {
     const stage *st = u->st;
     uint64_t bw = breaker_wait_ms(st, now);
     uint64_t budget = (uint64_t)st->run->rt->set.retry_budget_ms;
     uint64_t spent = u->t_first_ms && now > u->t_first_ms ? now - u->t_first_ms : 0;
-    if (!bw || spent + bw <= budget) return 0;
-    const sl_instance *inst = st->chain[0]->inst;
-    snprintf(
-        why, n,
-        "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open %llu ms more%s; "
-        "[sluice] retry_budget = %lld ms)",
-        inst ? inst->name : stage_name(st), u->attempts, u->attempts == 1 ? "retry" : "retries",
-        (double)spent / 1000.0, (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "",
-        (long long)budget);
+    if (!bw) return 0;
+    int gone = chain_gone(st);
+    if (!gone && spent + bw <= budget) return 0;
+    const sl_throttle *first = st->chain[0];
+    const sl_instance *inst = first->inst;
+    const char *name = inst ? inst->name : stage_name(st);
+    size_t o;
+    if (gone)
+        o = (size_t)snprintf(why, n,
+                             "provider %s unavailable: its circuit breaker's last %d probe%s failed%s, "
+                             "after %d %s over %.1f s",
+                             name, first->failed_probes, first->failed_probes == 1 ? "" : "s",
+                             st->nchain > 1 ? " (and its fallbacks')" : "", u->attempts,
+                             u->attempts == 1 ? "retry" : "retries", (double)spent / 1000.0);
+    else
+        o = (size_t)snprintf(
+            why, n,
+            "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open "
+            "%llu ms more%s; [sluice] retry_budget = %lld ms)",
+            name, u->attempts, u->attempts == 1 ? "retry" : "retries", (double)spent / 1000.0,
+            (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "", (long long)budget);
+    if (with_last && first->last_error[0] && o < n)
+        snprintf(why + o, n - o, "; last failure: %s", first->last_error);
     return 1;
 }
 
@@ -160,7 +188,7 @@ static void expire_blocked(stage *st) {
     while (*link) {
         unit *u = *link;
         char why[512];
-        if (u->st->op->unit != SL_UNIT_RUN && unavailable(u, now, why, sizeof why)) {
+        if (u->st->op->unit != SL_UNIT_RUN && unavailable(u, now, why, sizeof why, 1)) {
             *link = u->next;
             st->queued--;
             u->next = gone;
@@ -174,7 +202,7 @@ static void expire_blocked(stage *st) {
         unit *u = gone;
         gone = u->next;
         char why[512];
-        unavailable(u, now, why, sizeof why);
+        unavailable(u, now, why, sizeof why, 1);
         st->stats->failures++;
         if (st->op->unit == SL_UNIT_TEXTS) u->u.batch.solo = 1; /* no split: the provider is down */
         st->op->done(u, SL_EBADINPUT, why);
@@ -277,7 +305,7 @@ static int retry(unit *u, size_t member, const char *msg, int64_t *over_ms) {
     for (size_t i = 0; i < st->nchain && i < 32; i++) untried |= !((avoid >> i) & 1u);
     /* a backoff (a provider's Retry-After included) must fit the budget */
     uint64_t d = 0;
-    if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up)) return 0;
+    if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up, 0)) return 0;
     if (!untried) {
         d = backoff_ms(r, u->attempts + 1, u->call.retry_after_ms);
         if (u->waited_ms + d > (uint64_t)r->rt->set.retry_budget_ms) {
@@ -344,6 +372,8 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     }
     size_t member = 0;
     while (member < st->nchain && st->chain[member] != thr) member++;
+    if ((rc == SL_ERETRY || rc == SL_EFATAL) && !u->call.throttled)
+        snprintf(thr->last_error, sizeof thr->last_error, "%.*s", (int)sizeof thr->last_error - 1, msg);
     if (sl_throttle_done(thr, sl_now_ns() / 1000000u, rc, u->estimate, u->call.tokens_in + u->call.tokens_out,
                          u->call.throttled, u->call.retry_after_ms))
         sl_ctx_log(r->rt->ctx, SL_LOG_WARN, thr->inst ? thr->inst->name : "",

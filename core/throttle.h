@@ -33,6 +33,8 @@ typedef struct sl_throttle {
     uint64_t hold_until; /* a 429 asked every call to wait until then (ms) */
     int probing;         /* half-open: one call is out */
     sl_provider_stats *stats;
+    int failed_probes;    /* half-open probes that failed in a row (the provider stays away) */
+    char last_error[256]; /* the last retryable failure's message, for the reasons of those it blocks */
 } sl_throttle;
 
 #define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */
