@@ -439,6 +439,13 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
                                        : EXIT_OK;
         }
         fflush(stdout);
+        if (rep.calls_left) {
+            /* a pool thread is still inside a call left at [sluice]
+             * call_deadline: it cannot be joined, and unloading the plugins
+             * would pull its code from under it. The store is whole. */
+            fflush(stderr);
+            _exit(status);
+        }
         if (httpd && rt->set.listen_linger_ms > 0 && !rep.interrupted)
             serve_after_run(rt, (uint64_t)rt->set.listen_linger_ms);
         if (httpd) {

@@ -359,9 +359,11 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     s->items += st->op->unit == SL_UNIT_TEXTS ? u->u.batch.n : 1;
     s->busy_ns += busy_ns;
     s->wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
-    const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+    /* a pool call left at its deadline: its thread may still write u->call */
+    const char *msg = u->pool_left ? u->left_msg : u->call.msg[0] ? u->call.msg : sl_strerror(rc);
     char bare[256];
-    if (rc < 0 && !u->call.msg[0]) { /* a failure with no message: at least the code and the plugin */
+    if (rc < 0 && !u->pool_left &&
+        !u->call.msg[0]) { /* a failure with no message: at least the code and the plugin */
         const sl_instance *in = thr->inst;
         const char *what = in ? in->desc->name : stage_name(st), *code = sl_strerror(rc);
         if (strncmp(code, "unknown", 7) == 0)
