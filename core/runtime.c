@@ -244,7 +244,8 @@ static const sl_option settings_options[] = {
      SL_OPT_DURATION,
      "10m",
      "a plugin call that answered SL_PENDING and has not called sl_call_done after this long fails its "
-     "document (a stage's call_timeout sets its own)",
+     "document (a stage's call_timeout sets its own); so does a pool call still running, whose thread is "
+     "then left to it",
      0,
      offsetof(sl_settings, call_deadline_ms),
      NULL,
