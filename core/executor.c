@@ -160,7 +160,9 @@ static void pool_watch_fire(uv_timer_t *t) {
     while (u) {
         unit *next = u->pool_next; /* pool_leave unlinks u, and may end its job */
         uint64_t since = atomic_load(&u->pool_since);
-        if (since && now > since && now - since >= limit) pool_leave(u, since, now);
+        /* a document's call; the run's own (prune) is waited for */
+        if (since && now > since && now - since >= limit && u->st->op->unit != SL_UNIT_RUN)
+            pool_leave(u, since, now);
         u = next;
     }
 }
