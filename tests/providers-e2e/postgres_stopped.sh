@@ -24,7 +24,7 @@ trap 'rc=$?; stop_fakes; (exit $rc); pg_cleanup' EXIT
 
 key="sk-pgstop-$$-$RANDOM"
 export OPENAI_API_KEY=$key
-start_fake f --api-key "$key" --llm-latency-ms 30 --embed-latency-ms 10
+start_fake f --api-key "$key" --llm-latency-ms 60 --embed-latency-ms 10
 pg_start
 ndocs=400
 bash "$SRC/bench/gen_corpus.sh" "$ndocs" docs 1500 5 >/dev/null
