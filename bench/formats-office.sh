@@ -9,18 +9,23 @@
 #
 # The corpus, kept in WORK and reused: pandoc writes one DOCX, PPTX and EPUB
 # per Markdown file of examples/corpus plus one "book" of all of them; an
-# XLSX per file (one sheet, a row per line, a cell per word, shared strings)
-# is written by python3 and zip. Each format's folder holds DOCS files,
+# XLSX per file (one sheet, a row per line, a cell per word, shared strings,
+# the content types xlsx2csv needs) is written by python3 and zip. Each format's folder holds DOCS files,
 # copies of those round-robin (sluice processes each: the store is fresh
 # every run, and each file is its own URI).
 #
 # sluice: the built-in default config with --set sluice.threads=THREADS, a
 # fresh store per run, RUNS runs, the median wall time (from the report).
-# pandoc: `pandoc -t plain` once per file, THREADS at a time (xargs -P), the
-# median of RUNS. pandoc cannot read PPTX or XLSX: those rows say so.
+# The references, each THREADS at a time (xargs -P), the median of RUNS:
+#   DOCX, EPUB  `pandoc -t plain`, once per file;
+#   XLSX        `xlsx2csv` (Debian: xlsx2csv), once per file, every sheet;
+#   PPTX        bench/ref_pptx_text.py, a Python stdlib zipfile + ElementTree
+#               extractor (slides in order, their text runs, speaker notes),
+#               100 files per process: pandoc cannot read PPTX and Debian
+#               packages no PPTX-to-text command.
 # The table: documents, MB, wall seconds, documents/s, MB/s, and sluice over
-# pandoc. Not run in CI; timings are for people. Needs pandoc, zip, python3,
-# jq.
+# the reference. Not run in CI; timings are for people. Needs pandoc, zip,
+# python3, xlsx2csv, jq.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +36,7 @@ threads=${THREADS:-2}
 runs=${RUNS:-3}
 work=${WORK:-/tmp/sluice-bench-office}
 
-for tool in pandoc zip python3 jq; do
+for tool in pandoc zip python3 xlsx2csv jq; do
     command -v "$tool" >/dev/null || {
         echo "bench/formats-office.sh needs $tool (scripts/deps.sh installs it)" >&2
         exit 2
@@ -77,7 +82,13 @@ for name in sorted(os.listdir(os.path.join(seeds, "md"))):
         rows.append(f'<row r="{r}">{cells}</row>')
     d = tempfile.mkdtemp()
     files = {
-        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+            '</Types>',
         "_rels/.rels": f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" Type="{R}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
         "xl/workbook.xml": f'<workbook {NS} xmlns:r="{R}"><sheets><sheet name="{escape(stem)}" sheetId="1" r:id="r1"/></sheets></workbook>',
         "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" Type="{R}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="r2" Type="{R}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
@@ -134,28 +145,29 @@ for f in docx pptx xlsx epub; do
     sd=$(awk -v n="$n" -v w="$sw" 'BEGIN { print n / w }')
     row "$f" "sluice run, $threads threads" "$n" "$mb" "$sw" "$sd" "$(awk -v m="$mb" -v w="$sw" 'BEGIN { print m / w }')" ""
 
-    if [[ $f == docx || $f == epub ]]; then
-        echo "$f: pandoc -t plain, $threads at a time, $runs runs" >&2
-        walls=()
-        for i in $(seq "$runs"); do
-            t0=$(date +%s.%N)
-            ls "$corpus/$f"/*."$f" | xargs -P "$threads" -n 1 pandoc -t plain -o /dev/null
-            t1=$(date +%s.%N)
-            walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-        done
-        pw=$(median "${walls[@]}")
-        pd=$(awk -v n="$n" -v w="$pw" 'BEGIN { print n / w }')
-        row "$f" "pandoc -t plain, $threads at a time" "$n" "$mb" "$pw" "$pd" \
-            "$(awk -v m="$mb" -v w="$pw" 'BEGIN { print m / w }')" \
-            "$(awk -v s="$sw" -v p="$pw" 'BEGIN { printf "%.1fx", p / s }')"
-    else
-        rows+=("| $f | pandoc -t plain                  |     - |      - |       - |        - |       - | pandoc cannot read $f |")
-    fi
+    case $f in
+    docx | epub) ref="pandoc -t plain" cmd=(xargs -P "$threads" -n 1 pandoc -t plain -o /dev/null) ;;
+    xlsx) ref="xlsx2csv --all" cmd=(xargs -P "$threads" -n 1 sh -c 'xlsx2csv --all "$0" >/dev/null') ;;
+    pptx) ref="ref_pptx_text.py, 100 a process" cmd=(xargs -P "$threads" -n 100 python3 "$here/ref_pptx_text.py") ;;
+    esac
+    echo "$f: $ref, $threads at a time, $runs runs" >&2
+    walls=()
+    for i in $(seq "$runs"); do
+        t0=$(date +%s.%N)
+        ls "$corpus/$f"/*."$f" | "${cmd[@]}" >/dev/null
+        t1=$(date +%s.%N)
+        walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    done
+    pw=$(median "${walls[@]}")
+    pd=$(awk -v n="$n" -v w="$pw" 'BEGIN { print n / w }')
+    row "$f" "$ref, $threads at a time" "$n" "$mb" "$pw" "$pd" \
+        "$(awk -v m="$mb" -v w="$pw" 'BEGIN { print m / w }')" \
+        "$(awk -v s="$sw" -v p="$pw" 'BEGIN { printf "%.1fx", p / s }')"
 done
 
 echo
-echo "| fmt  | run                              |  docs |     MB |  wall s |   docs/s |    MB/s | sluice/pandoc |"
+echo "| fmt  | run                              |  docs |     MB |  wall s |   docs/s |    MB/s | sluice/reference |"
 echo "| ---- | -------------------------------- | ----: | -----: | ------: | -------: | ------: | --------: |"
 printf '%s\n' "${rows[@]}"
 echo
-echo "sluice: parse, chunk (1000 chars), embed-hash (384), SQLite store; pandoc: text out only."
+echo "sluice: parse, chunk (1000 chars), embed-hash (384), SQLite store; references: text out only."

@@ -341,6 +341,7 @@ static void linger_end(after_run *l) {
     uv_close((uv_handle_t *)&l->timer, NULL);
     uv_close((uv_handle_t *)&l->sigint, NULL);
     uv_close((uv_handle_t *)&l->sigterm, NULL);
+    sl_guard_rehold_interrupts();
 }
 static void linger_timeout(uv_timer_t *t) { linger_end(t->data); }
 static void linger_signal(uv_signal_t *s, int signum) { linger_end(s->data); }
@@ -1296,6 +1297,10 @@ int main(int argc, char **argv) {
     /* a crash inside a plugin names it (guard.h); a worker process's own
      * death is reported by its supervisor instead */
     if (cmd && strcmp(cmd, "__worker") != 0) sl_guard_install(cmd);
+    /* an interrupt while the configuration and plugins load ends the run
+     * with exit 3 once it starts, rather than killing it mid-initialisation */
+    if (cmd && (!strcmp(cmd, "run") || !strcmp(cmd, "retry") || !strcmp(cmd, "serve")))
+        sl_guard_hold_interrupts();
     if (!cmd) {
         fputs(usage_main, c.help ? stdout : stderr);
         status = c.help ? EXIT_OK : EXIT_USAGE;

@@ -352,3 +352,38 @@ void sl_guard_stop(void) {
     pthread_join(dog, NULL);
     dog_running = 0;
 }
+
+/* --- interrupts before the loop listens --- */
+
+static volatile sig_atomic_t held_interrupts;
+static int holding; /* this command holds interrupts (cli.c) */
+
+static void on_early_interrupt(int sig) {
+    (void)sig;
+    if (held_interrupts < 1000) held_interrupts = held_interrupts + 1;
+}
+
+void sl_guard_hold_interrupts(void) {
+    holding = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_early_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int sl_guard_take_interrupts(void) {
+    int n = (int)held_interrupts;
+    held_interrupts = 0;
+    return n;
+}
+
+void sl_guard_rehold_interrupts(void) {
+    if (!holding) return;
+    struct sigaction cur;
+    /* libuv sets the default back when the last handle for a signal
+     * closes; where another handle still listens (serve), it stays */
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) sl_guard_hold_interrupts();
+}

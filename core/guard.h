@@ -62,6 +62,22 @@ void sl_guard_set_report(const struct sl_report *rep);
 /* The loop thread (its long calls block every io request). */
 void sl_guard_set_loop_thread(void);
 
+/* SIGINT and SIGTERM before the run's loop listens for them: from process
+ * start until the pipeline (or serve) starts its own handlers, an interrupt
+ * is counted instead of killing the process by default (an exit status
+ * outside the README's table, with plugins half initialised). The pipeline
+ * takes the count when it starts: one interrupt ends the run before any
+ * document (exit 3), two stop it at once. Only `run`, `retry` and `serve`
+ * hold interrupts; every other command keeps the default. */
+void sl_guard_hold_interrupts(void);
+/* Holds them again once the loop has stopped listening (libuv restores the
+ * default when its last signal handle closes), so the end of a run (report,
+ * plugin fini, store close) is not killed halfway either. A no-op unless
+ * the command holds interrupts, or while a loop handle still listens. */
+void sl_guard_rehold_interrupts(void);
+/* How many interrupts arrived while held (and clears the count). */
+int sl_guard_take_interrupts(void);
+
 /* The watchdog thread: logs a loop-thread call past loop_ms and any other
  * call past slow_ms (0: never), once per call. */
 int sl_guard_start(uint64_t loop_ms, uint64_t slow_ms);

@@ -75,6 +75,7 @@ static void stop_handles(run *r) {
     }
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    sl_guard_rehold_interrupts();
     uv_close((uv_handle_t *)&r->sweep, NULL);
     r->sweep_open = 0;
     uv_close((uv_handle_t *)&r->grace, NULL);
@@ -440,6 +441,11 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     machine_ticks(&mbusy0, &mall0);
     if (!rc) {
         start_handles(r);
+        if (sl_guard_take_interrupts()) { /* before the loop listened: nothing has started */
+            r->stopping = 1;
+            rep->interrupted = 1;
+            sl_ctx_log(rt->ctx, SL_LOG_WARN, NULL, "interrupted before the first document: stopping");
+        }
         if (opts->live) *opts->live = r;
         job_admit(r);
         run_maybe_end(r);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "guard.h"
 #include "httpd.h"
 #include "loop.h"
 #include "pipeline.h"
@@ -662,6 +663,7 @@ int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
+    if (sl_guard_take_interrupts()) s->stop = 1; /* interrupted while starting */
     start_timers(s);
     sl_ctx_log(ctx, SL_LOG_INFO, "serve",
                "serving %s (PID %ld): %zu folders, debounce %lld ms, rescan %lld ms", s->cfg->path,

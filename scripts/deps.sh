@@ -36,6 +36,8 @@ packages=(
     # the HTTP service (libh2o on libuv); its tests: promtool parses /metrics,
     # headless chromium renders the status page
     libh2o-dev prometheus chromium
+    # bench/formats-office.sh: the XLSX reference extractor
+    xlsx2csv
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -232,3 +232,63 @@ const char *ox_attr(ox_reader *x, const char *local, char *out, size_t outlen) {
 const char *ox_attr_ns(ox_reader *x, const char *local, char *out, size_t outlen) {
     return find_attr(x, local, 1, out, outlen);
 }
+
+/* --- the package --- */
+
+int ox_bounds_check(sl_instance *inst, const ox_bounds *b) {
+    if (b->max_entry_size < 4096)
+        return sl_instance_fail(inst, SL_EFATAL, "max_entry_size must be at least 4K, not %llu",
+                                (unsigned long long)b->max_entry_size);
+    if (b->max_total_size < b->max_entry_size)
+        return sl_instance_fail(inst, SL_EFATAL,
+                                "max_total_size (%llu) must be at least max_entry_size (%llu)",
+                                (unsigned long long)b->max_total_size, (unsigned long long)b->max_entry_size);
+    if (b->max_ratio < 2 || b->max_ratio > 100000)
+        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld",
+                                (long long)b->max_ratio);
+    if (b->max_entries < 1 || b->max_entries > 1000000)
+        return sl_instance_fail(inst, SL_EFATAL, "max_entries must be 1..1000000, not %lld",
+                                (long long)b->max_entries);
+    if (b->max_depth < 8 || b->max_depth > 256)
+        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld",
+                                (long long)b->max_depth);
+    ox_init();
+    return 0;
+}
+
+int ox_package_open(ox_package *p, sl_call *call, sl_doc *doc, const ox_bounds *b, int allow_doctype) {
+    memset(p, 0, sizeof *p);
+    p->call = call;
+    p->max_depth = (int)b->max_depth;
+    p->allow_doctype = allow_doctype;
+    size_t len;
+    const char *data = sl_doc_data(doc, &len);
+    if (!data || !len) return sl_fail(call, SL_EBADINPUT, "empty file");
+    oz_limits lim = {.max_entry_size = b->max_entry_size,
+                     .max_total_size = b->max_total_size,
+                     .max_ratio = (uint64_t)b->max_ratio,
+                     .max_entries = (uint64_t)b->max_entries};
+    int code;
+    p->zip = oz_open(data, len, &lim, &code, p->err, sizeof p->err);
+    if (!p->zip) return sl_fail(call, code == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", p->err);
+    return 0;
+}
+
+void ox_package_close(ox_package *p) {
+    if (p->zip) oz_close(p->zip);
+    p->zip = NULL;
+}
+
+int ox_package_read(ox_package *p, const char *entry, bool optional, char **data, size_t *len) {
+    int rc = oz_read(p->zip, entry, data, len, p->err, sizeof p->err);
+    if (rc == 0) return 0;
+    if (rc == OZ_ENOTFOUND && optional) return 1;
+    return sl_fail(p->call, rc == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", p->err);
+}
+
+int ox_package_xml(ox_package *p, ox_reader *x, const char *data, size_t len, const char *entry) {
+    if (ox_open(x, data, len, entry, p->max_depth, p->allow_doctype) == 0) return 0;
+    return sl_fail(p->call, x->failed ? SL_EBADINPUT : SL_ENOMEM, "%s", x->err);
+}
+
+int ox_package_xml_fail(ox_package *p, ox_reader *x) { return sl_fail(p->call, SL_EBADINPUT, "%s", x->err); }

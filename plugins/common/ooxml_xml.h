@@ -69,4 +69,89 @@ static inline int ox_is_end(int type, const char *name, const char *local) {
     return type == XML_READER_TYPE_END_ELEMENT && name && strcmp(name, local) == 0;
 }
 
+/* --- the package: a zip of XML parts, as parse-office and parse-epub read it ---
+ *
+ * Both plugins declare the same bounds (the first fields of their config
+ * structs, by these names), check them the same way at init, and read a
+ * part the same way: inflate it within the bounds, then open the guarded
+ * reader on it. What differs is passed in: the default for one entry's
+ * size, the word for the whole file in the help text ("file", "book"), and
+ * whether a DOCTYPE is allowed (XHTML: yes; Office Open XML: no). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sluice/sluice.h>
+
+#include "ooxml_zip.h"
+
+typedef struct ox_bounds {
+    uint64_t max_entry_size;
+    uint64_t max_total_size;
+    int64_t max_ratio;
+    int64_t max_entries;
+    int64_t max_depth;
+} ox_bounds;
+
+/* The bounds of a config struct that has those five fields. */
+#define OX_BOUNDS_OF(cfg)                                                                                    \
+    ((ox_bounds){(cfg)->max_entry_size, (cfg)->max_total_size, (cfg)->max_ratio, (cfg)->max_entries,         \
+                 (cfg)->max_depth})
+
+/* Their five option table entries, for config struct `cfg_type`. */
+#define OX_BOUNDS_OPTIONS(cfg_type, entry_default, whole)                                                    \
+    {.name = "max_entry_size",                                                                               \
+     .type = SL_OPT_SIZE,                                                                                    \
+     .def = entry_default,                                                                                   \
+     .help = "bytes one zip entry may inflate to (counted while inflating)",                                 \
+     .flags = SL_OPT_NO_FINGERPRINT,                                                                         \
+     .offset = offsetof(cfg_type, max_entry_size)},                                                          \
+        {.name = "max_total_size",                                                                           \
+         .type = SL_OPT_SIZE,                                                                                \
+         .def = "512M",                                                                                      \
+         .help = "bytes all entries read from one " whole " may inflate to",                                 \
+         .flags = SL_OPT_NO_FINGERPRINT,                                                                     \
+         .offset = offsetof(cfg_type, max_total_size)},                                                      \
+        {.name = "max_ratio",                                                                                \
+         .type = SL_OPT_INT,                                                                                 \
+         .def = "100",                                                                                       \
+         .help = "inflated bytes per compressed byte of one entry (beyond 1 MiB), 2..100000",                \
+         .flags = SL_OPT_NO_FINGERPRINT,                                                                     \
+         .offset = offsetof(cfg_type, max_ratio)},                                                           \
+        {.name = "max_entries",                                                                              \
+         .type = SL_OPT_INT,                                                                                 \
+         .def = "10000",                                                                                     \
+         .help = "entries a zip may hold, 1..1000000",                                                       \
+         .flags = SL_OPT_NO_FINGERPRINT,                                                                     \
+         .offset = offsetof(cfg_type, max_entries)},                                                         \
+    {                                                                                                        \
+        .name = "max_depth", .type = SL_OPT_INT, .def = "256",                                               \
+        .help = "XML elements nested deeper than this fail the " whole ", 8..256",                           \
+        .flags = SL_OPT_NO_FINGERPRINT, .offset = offsetof(cfg_type, max_depth)                              \
+    }
+
+/* At init: 0 when the bounds make sense, else the instance fails saying why. */
+int ox_bounds_check(sl_instance *inst, const ox_bounds *b);
+
+/* One document's open package. */
+typedef struct ox_package {
+    sl_call *call;
+    oz_zip *zip;
+    int max_depth;
+    int allow_doctype;
+    char err[600];
+} ox_package;
+
+/* Opens the document's bytes as a zip within the bounds: 0, or the document
+ * fails (empty, not a zip, a bound crossed). Close with ox_package_close. */
+int ox_package_open(ox_package *p, sl_call *call, sl_doc *doc, const ox_bounds *b, int allow_doctype);
+void ox_package_close(ox_package *p);
+/* Inflates a part (the caller frees *data): 0; 1 when it is absent and
+ * `optional` (nothing recorded); or the document fails. */
+int ox_package_read(ox_package *p, const char *entry, bool optional, char **data, size_t *len);
+/* Opens the guarded reader on a part's bytes: 0, or the document fails. */
+int ox_package_xml(ox_package *p, ox_reader *x, const char *data, size_t len, const char *entry);
+/* Fails the document with the reader's reason (after ox_next gave -1). */
+int ox_package_xml_fail(ox_package *p, ox_reader *x);
+
 #endif

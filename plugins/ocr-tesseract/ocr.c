@@ -15,14 +15,18 @@
  * tesseract's rules, kept here: one engine per pool thread, made the first
  * time the thread meets an image and reused for every page after (loading
  * a language model costs more than a page); text it returns is freed with
- * TessDeleteText. The
- * engine's own OpenMP threads are switched off around each recognition, on
- * the calling thread, so the pool alone decides how many cores OCR uses:
+ * TessDeleteText. Nothing of tesseract starts before that first image: init
+ * only checks the options, so a run whose documents all have a text layer
+ * (the built-in default routes every PDF through this stage) never loads a
+ * language model. A language that cannot be loaded is therefore found on
+ * the first page that needs OCR, and stops the run there (SL_EFATAL).
+ * The engine's own OpenMP threads are switched off around each recognition,
+ * on the calling thread, so the pool alone decides how many cores OCR uses:
  * parallel engines that each spread over every core run many times slower.
  * (Setting OMP_THREAD_LIMIT in the environment would come too late: libgomp
  * reads it once, when the dynamic loader brings it in with this plugin.)
- * debug_file, a process-wide tesseract parameter, is set once, in init,
- * before any engine runs.
+ * debug_file, a process-wide tesseract parameter, is set once per process,
+ * before the first engine is made.
  */
 #include <omp.h>
 #include <pthread.h>
@@ -55,9 +59,6 @@ typedef struct ocr_state {
     float min_confidence;
     bool per_line;
     bool keep_image;
-    /* the engine init made to check the languages, handed to the first thread */
-    pthread_mutex_t lock;
-    TessBaseAPI *spare;
 } ocr_state;
 
 static const sl_option options[] = {
@@ -119,8 +120,20 @@ static int language_list(const char *in, char *out, size_t cap) {
     return n ? 0 : -1;
 }
 
+/* tesseract's diagnostics go to debug_file, a process-wide parameter: set
+ * once, before any engine runs (setting it again while another thread's
+ * engine prints would race on the string). */
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+static void quiet_tesseract(void) {
+    TessBaseAPI *api = TessBaseAPICreate();
+    if (!api) return;
+    TessBaseAPISetVariable(api, "debug_file", "/dev/null");
+    TessBaseAPIDelete(api);
+}
+
 /* A ready engine, or NULL. */
 static TessBaseAPI *new_engine(const ocr_state *st) {
+    pthread_once(&quiet_once, quiet_tesseract);
     TessBaseAPI *api = TessBaseAPICreate();
     if (!api) return NULL;
     if (TessBaseAPIInit2(api, st->datapath, st->lang, OEM_LSTM_ONLY) != 0) {
@@ -138,8 +151,6 @@ static void free_engine(TessBaseAPI *api) {
 }
 
 static void free_state(ocr_state *st) {
-    free_engine(st->spare);
-    pthread_mutex_destroy(&st->lock);
     free(st->datapath);
     free(st);
 }
@@ -155,7 +166,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
                                 cf->min_confidence);
     ocr_state *st = calloc(1, sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-    pthread_mutex_init(&st->lock, NULL);
     st->inst = inst;
     st->psm = (int)cf->psm;
     st->min_confidence = (float)cf->min_confidence;
@@ -171,22 +181,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
         free_state(st);
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
-    /* One engine now, on the loop thread before any pool thread runs: it
-     * proves the languages load (a typo fails the run at start, not on every
-     * page) and silences tesseract's diagnostics, a process-wide setting. */
-    TessBaseAPI *api = TessBaseAPICreate();
-    if (api) TessBaseAPISetVariable(api, "debug_file", "/dev/null");
-    if (!api || TessBaseAPIInit2(api, st->datapath, st->lang, OEM_LSTM_ONLY) != 0) {
-        if (api) TessBaseAPIDelete(api);
-        int rc = sl_instance_fail(inst, SL_EFATAL,
-                                  "tesseract cannot load languages \"%s\" from %s: is LANG.traineddata there "
-                                  "(Debian: tesseract-ocr-LANG)?",
-                                  st->lang, st->datapath ? st->datapath : "its default data folder");
-        free_state(st);
-        return rc;
-    }
-    TessBaseAPISetPageSegMode(api, (TessPageSegMode)st->psm);
-    st->spare = api;
     *state = st;
     return 0;
 }
@@ -213,14 +207,13 @@ static void thread_fini(void *state, void *thread_state) {
     free(t);
 }
 
-/* The thread's engine: init's spare if no thread took it yet, else a new one. */
+/* The thread's engine, made on its first image; NULL when the languages
+ * cannot be loaded. */
 static TessBaseAPI *engine(ocr_state *st, ocr_thread *t) {
     if (t->api) return t->api;
-    pthread_mutex_lock(&st->lock);
-    t->api = st->spare;
-    st->spare = NULL;
-    pthread_mutex_unlock(&st->lock);
-    if (!t->api) t->api = new_engine(st);
+    t->api = new_engine(st);
+    if (t->api)
+        sl_log(st->inst, SL_LOG_INFO, "tesseract engine started (languages %s) on a pool thread", st->lang);
     return t->api;
 }
 
@@ -327,7 +320,10 @@ static int recognise(sl_call *call, sl_doc *doc, uint32_t page) {
     if (!img) return 0;
     TessBaseAPI *api = engine(st, t);
     if (!api)
-        return sl_fail(call, SL_EFATAL, "tesseract: cannot start an engine for languages \"%s\"", st->lang);
+        return sl_fail(call, SL_EFATAL,
+                       "tesseract cannot load languages \"%s\" from %s: is LANG.traineddata there "
+                       "(Debian: tesseract-ocr-LANG)?",
+                       st->lang, st->datapath ? st->datapath : "its default data folder");
     if (w > INT32_MAX || h > INT32_MAX || stride > INT32_MAX || (ch != 1 && ch != 3 && ch != 4))
         return sl_fail(call, SL_EBADINPUT, "page %u: image of %ux%u with %u channels cannot be recognised",
                        page, w, h, ch);

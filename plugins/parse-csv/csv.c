@@ -23,6 +23,7 @@
 
 #include <sluice/sluice.h>
 
+#include "text_input.h"
 #include "textbuf.h"
 
 typedef struct csv_config {
@@ -75,11 +76,7 @@ static const sl_option options[] = {
      .def = "1M",
      .help = "bytes in one field; more fails the file",
      .offset = offsetof(csv_config, max_field)},
-    {.name = "max_records",
-     .type = SL_OPT_INT,
-     .def = "1000000",
-     .help = "records in one file; more fails the file",
-     .offset = offsetof(csv_config, max_records)},
+    TEXT_OPT_MAX_RECORDS(csv_config),
     {0},
 };
 
@@ -242,18 +239,10 @@ static bool has_suffix(const char *s, const char *suffix) {
 
 static int csv_parse(sl_call *call, sl_doc *doc) {
     const csv_state *st = sl_call_state(call);
-    size_t len;
-    const char *data = sl_doc_data(doc, &len);
-    if (!data || !len) return sl_fail(call, SL_EBADINPUT, "empty file");
-    const char *nul = memchr(data, '\0', len);
-    if (nul) return sl_fail(call, SL_EBADINPUT, "binary data: NUL byte at offset %zu", (size_t)(nul - data));
-    size_t bad;
-    if (!sl_utf8_valid(data, len, &bad)) {
-        uint32_t line = 1;
-        for (size_t i = 0; i < bad; i++) line += data[i] == '\n';
-        return sl_fail(call, SL_EBADINPUT, "invalid UTF-8 at byte %zu (line %u)", bad, line);
-    }
-    size_t bom = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* spreadsheets write one */
+    const char *data = NULL;
+    size_t len = 0, bom = 0;
+    int in = text_input(call, doc, &data, &len, &bom);
+    if (in) return in;
 
     char delim = st->delim;
     if (!delim) {

@@ -43,36 +43,7 @@ typedef struct epub_cfg {
 } epub_cfg;
 
 static const sl_option options[] = {
-    {.name = "max_entry_size",
-     .type = SL_OPT_SIZE,
-     .def = "64M",
-     .help = "bytes one zip entry may inflate to (counted while inflating)",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(epub_cfg, max_entry_size)},
-    {.name = "max_total_size",
-     .type = SL_OPT_SIZE,
-     .def = "512M",
-     .help = "bytes all entries read from one book may inflate to",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(epub_cfg, max_total_size)},
-    {.name = "max_ratio",
-     .type = SL_OPT_INT,
-     .def = "100",
-     .help = "inflated bytes per compressed byte of one entry (beyond 1 MiB), 2..100000",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(epub_cfg, max_ratio)},
-    {.name = "max_entries",
-     .type = SL_OPT_INT,
-     .def = "10000",
-     .help = "entries a zip may hold, 1..1000000",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(epub_cfg, max_entries)},
-    {.name = "max_depth",
-     .type = SL_OPT_INT,
-     .def = "256",
-     .help = "XML elements nested deeper than this fail the book, 8..256",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(epub_cfg, max_depth)},
+    OX_BOUNDS_OPTIONS(epub_cfg, "64M", "book"),
     {.name = "max_chapters",
      .type = SL_OPT_INT,
      .def = "10000",
@@ -85,22 +56,18 @@ static const sl_option options[] = {
 typedef struct epub {
     sl_call *call;
     sl_doc *doc;
-    oz_zip *zip;
+    ox_package pkg; /* the zip, its bounds, and the reason of its last failure */
     const epub_cfg *cfg;
-    char err[600];
 } epub;
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
 static int read_entry(epub *e, const char *entry, char **data, size_t *len) {
-    int rc = oz_read(e->zip, entry, data, len, e->err, sizeof e->err);
-    if (!rc) return 0;
-    return sl_fail(e->call, rc == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", e->err);
+    return ox_package_read(&e->pkg, entry, false, data, len);
 }
 
 static int open_xml(epub *e, ox_reader *x, const char *data, size_t len, const char *entry) {
-    if (ox_open(x, data, len, entry, (int)e->cfg->max_depth, 1) == 0) return 0;
-    return sl_fail(e->call, x->failed ? SL_EBADINPUT : SL_ENOMEM, "%s", x->err);
+    return ox_package_xml(&e->pkg, x, data, len, entry);
 }
 
 /* --- container.xml and the OPF --- */
@@ -167,7 +134,7 @@ static int find_opf(epub *e, char *opf, size_t opflen) {
         int r = ox_next(&x);
         if (r == 0) break;
         if (r < 0)
-            rc = sl_fail(e->call, SL_EBADINPUT, "%s", x.err);
+            rc = ox_package_xml_fail(&e->pkg, &x);
         else if (ox_is_start(ox_type(&x), ox_name(&x), "rootfile"))
             ox_attr(&x, "full-path", opf, opflen);
     }
@@ -207,7 +174,7 @@ static int read_opf(epub *e, const char *opf, package *p) {
         int r = ox_next(&x);
         if (r == 0) break;
         if (r < 0) {
-            rc = sl_fail(e->call, SL_EBADINPUT, "%s", x.err);
+            rc = ox_package_xml_fail(&e->pkg, &x);
             break;
         }
         int t = ox_type(&x);
@@ -546,7 +513,7 @@ static int read_chapter(epub *e, const char *entry, uint32_t page) {
         int r = ox_next(&x);
         if (r == 0) break;
         if (r < 0) {
-            rc = sl_fail(e->call, SL_EBADINPUT, "%s", x.err);
+            rc = ox_package_xml_fail(&e->pkg, &x);
             break;
         }
         int t = ox_type(&x);
@@ -579,29 +546,15 @@ static int read_chapter(epub *e, const char *entry, uint32_t page) {
 
 static int epub_init(sl_instance *inst, const void *config, void **state) {
     const epub_cfg *c = config;
-    if (c->max_entry_size < 4096)
-        return sl_instance_fail(inst, SL_EFATAL, "max_entry_size must be at least 4K, not %llu",
-                                (unsigned long long)c->max_entry_size);
-    if (c->max_total_size < c->max_entry_size)
-        return sl_instance_fail(inst, SL_EFATAL,
-                                "max_total_size (%llu) must be at least max_entry_size (%llu)",
-                                (unsigned long long)c->max_total_size, (unsigned long long)c->max_entry_size);
-    if (c->max_ratio < 2 || c->max_ratio > 100000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld",
-                                (long long)c->max_ratio);
-    if (c->max_entries < 1 || c->max_entries > 1000000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_entries must be 1..1000000, not %lld",
-                                (long long)c->max_entries);
-    if (c->max_depth < 8 || c->max_depth > 256)
-        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld",
-                                (long long)c->max_depth);
+    ox_bounds b = OX_BOUNDS_OF(c);
+    int rc = ox_bounds_check(inst, &b);
+    if (rc) return rc;
     if (c->max_chapters < 1 || c->max_chapters > 1000000)
         return sl_instance_fail(inst, SL_EFATAL, "max_chapters must be 1..1000000, not %lld",
                                 (long long)c->max_chapters);
     epub_cfg *st = malloc(sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     *st = *c;
-    ox_init();
     *state = st;
     return 0;
 }
@@ -614,17 +567,10 @@ static bool is_xhtml(const char *type) {
 
 static int epub_parse(sl_call *call, sl_doc *doc) {
     const epub_cfg *cfg = sl_call_state(call);
-    size_t len;
-    const char *data = sl_doc_data(doc, &len);
-    if (!data || !len) return sl_fail(call, SL_EBADINPUT, "empty file");
     epub e = {.call = call, .doc = doc, .cfg = cfg};
-    oz_limits lim = {.max_entry_size = cfg->max_entry_size,
-                     .max_total_size = cfg->max_total_size,
-                     .max_ratio = (uint64_t)cfg->max_ratio,
-                     .max_entries = (uint64_t)cfg->max_entries};
-    int code;
-    e.zip = oz_open(data, len, &lim, &code, e.err, sizeof e.err);
-    if (!e.zip) return sl_fail(call, code == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", e.err);
+    ox_bounds b = OX_BOUNDS_OF(cfg);
+    int open = ox_package_open(&e.pkg, call, doc, &b, 1);
+    if (open) return open;
     char opf[1024];
     package p = {0};
     size_t before = sl_doc_element_count(doc);
@@ -647,7 +593,7 @@ static int epub_parse(sl_call *call, sl_doc *doc) {
         rc = read_chapter(&e, it->href, ++page);
     }
     package_free(&p);
-    oz_close(e.zip);
+    ox_package_close(&e.pkg);
     if (rc) return rc;
     if (!page) return sl_fail(call, SL_EBADINPUT, "%s: the spine has no XHTML chapter", opf);
     if (sl_doc_element_count(doc) == before) return sl_fail(call, SL_EBADINPUT, "no text");

@@ -28,6 +28,7 @@
 
 #include <sluice/sluice.h>
 
+#include "text_input.h"
 #include "textbuf.h"
 
 #define MAX_FIELDS 32
@@ -64,11 +65,7 @@ static const sl_option options[] = {
      .help = "dotted path of the array that holds the records in a JSON document (empty: a top-level array, "
              "else the document is one record)",
      .offset = offsetof(json_config, records)},
-    {.name = "max_records",
-     .type = SL_OPT_INT,
-     .def = "1000000",
-     .help = "records in one file; more fails the file",
-     .offset = offsetof(json_config, max_records)},
+    TEXT_OPT_MAX_RECORDS(json_config),
     {.name = "max_output",
      .type = SL_OPT_SIZE,
      .def = "256M",
@@ -328,12 +325,6 @@ static int record(ctx *c, json_t *rec, uint32_t line, uint64_t offset) {
     return 0;
 }
 
-static uint32_t line_of(const char *s, size_t off) {
-    uint32_t line = 1;
-    for (const char *p = s, *end = s + off; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) line++;
-    return line;
-}
-
 static bool is_lines(const sl_doc *doc) {
     const char *mt = sl_doc_media_type(doc), *uri = sl_doc_uri(doc);
     if (mt && (strcmp(mt, "application/x-ndjson") == 0 || strcmp(mt, "application/jsonl") == 0 ||
@@ -400,7 +391,7 @@ static int parse_document(ctx *c, const char *data, size_t len, size_t skip) {
         }
     } else {
         c->single = true;
-        rc = record(c, root, line_of(data, skip), skip);
+        rc = record(c, root, text_line_of(data, skip), skip);
         if (rc == -1) rc = 0;
     }
     json_decref(root);
@@ -409,15 +400,10 @@ static int parse_document(ctx *c, const char *data, size_t len, size_t skip) {
 
 static int json_parse_doc(sl_call *call, sl_doc *doc) {
     const json_state *st = sl_call_state(call);
-    size_t len;
-    const char *data = sl_doc_data(doc, &len);
-    if (!data || !len) return sl_fail(call, SL_EBADINPUT, "empty file");
-    const char *nul = memchr(data, '\0', len);
-    if (nul) return sl_fail(call, SL_EBADINPUT, "binary data: NUL byte at offset %zu", (size_t)(nul - data));
-    size_t bad;
-    if (!sl_utf8_valid(data, len, &bad))
-        return sl_fail(call, SL_EBADINPUT, "invalid UTF-8 at byte %zu (line %u)", bad, line_of(data, bad));
-    size_t bom = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    const char *data = NULL;
+    size_t len = 0, bom = 0;
+    int in = text_input(call, doc, &data, &len, &bom);
+    if (in) return in;
     ctx c = {.call = call, .doc = doc, .st = st};
     size_t before = sl_doc_element_count(doc);
     int rc = is_lines(doc) ? parse_lines(&c, data, len, bom) : parse_document(&c, data, len, bom);

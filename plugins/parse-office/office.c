@@ -21,36 +21,7 @@
 #include "office.h"
 
 static const sl_option options[] = {
-    {.name = "max_entry_size",
-     .type = SL_OPT_SIZE,
-     .def = "128M",
-     .help = "bytes one zip entry may inflate to (counted while inflating)",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(office_cfg, max_entry_size)},
-    {.name = "max_total_size",
-     .type = SL_OPT_SIZE,
-     .def = "512M",
-     .help = "bytes all entries read from one file may inflate to",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(office_cfg, max_total_size)},
-    {.name = "max_ratio",
-     .type = SL_OPT_INT,
-     .def = "100",
-     .help = "inflated bytes per compressed byte of one entry (beyond 1 MiB), 2..100000",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(office_cfg, max_ratio)},
-    {.name = "max_entries",
-     .type = SL_OPT_INT,
-     .def = "10000",
-     .help = "entries a zip may hold, 1..1000000",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(office_cfg, max_entries)},
-    {.name = "max_depth",
-     .type = SL_OPT_INT,
-     .def = "256",
-     .help = "XML elements nested deeper than this fail the document, 8..256",
-     .flags = SL_OPT_NO_FINGERPRINT,
-     .offset = offsetof(office_cfg, max_depth)},
+    OX_BOUNDS_OPTIONS(office_cfg, "128M", "file"),
     {.name = "max_rows",
      .type = SL_OPT_INT,
      .def = "10000",
@@ -65,20 +36,6 @@ static const sl_option options[] = {
 };
 
 /* --- package plumbing --- */
-
-int office_read(office *o, const char *entry, bool optional, char **data, size_t *len) {
-    int rc = oz_read(o->zip, entry, data, len, o->err, sizeof o->err);
-    if (rc == 0) return 0;
-    if (rc == OZ_ENOTFOUND && optional) return 1;
-    return sl_fail(o->call, rc == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", o->err);
-}
-
-int office_xml(office *o, ox_reader *x, const char *data, size_t len, const char *entry) {
-    if (ox_open(x, data, len, entry, (int)o->cfg->max_depth, 0) == 0) return 0;
-    return sl_fail(o->call, x->failed ? SL_EBADINPUT : SL_ENOMEM, "%s", x->err);
-}
-
-int office_xml_fail(office *o, ox_reader *x) { return sl_fail(o->call, SL_EBADINPUT, "%s", x->err); }
 
 static const char *last_segment(const char *s) {
     const char *slash = strrchr(s, '/');
@@ -243,29 +200,15 @@ static int core_properties(office *o) {
 
 static int office_init(sl_instance *inst, const void *config, void **state) {
     const office_cfg *c = config;
-    if (c->max_entry_size < 4096)
-        return sl_instance_fail(inst, SL_EFATAL, "max_entry_size must be at least 4K, not %llu",
-                                (unsigned long long)c->max_entry_size);
-    if (c->max_total_size < c->max_entry_size)
-        return sl_instance_fail(inst, SL_EFATAL,
-                                "max_total_size (%llu) must be at least max_entry_size (%llu)",
-                                (unsigned long long)c->max_total_size, (unsigned long long)c->max_entry_size);
-    if (c->max_ratio < 2 || c->max_ratio > 100000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_ratio must be 2..100000, not %lld",
-                                (long long)c->max_ratio);
-    if (c->max_entries < 1 || c->max_entries > 1000000)
-        return sl_instance_fail(inst, SL_EFATAL, "max_entries must be 1..1000000, not %lld",
-                                (long long)c->max_entries);
-    if (c->max_depth < 8 || c->max_depth > 256)
-        return sl_instance_fail(inst, SL_EFATAL, "max_depth must be 8..256, not %lld",
-                                (long long)c->max_depth);
+    ox_bounds b = OX_BOUNDS_OF(c);
+    int rc = ox_bounds_check(inst, &b);
+    if (rc) return rc;
     if (c->max_rows < 1 || c->max_rows > 10000000)
         return sl_instance_fail(inst, SL_EFATAL, "max_rows must be 1..10000000, not %lld",
                                 (long long)c->max_rows);
     office_cfg *st = malloc(sizeof *st);
     if (!st) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     *st = *c;
-    ox_init();
     *state = st;
     return 0;
 }
@@ -278,17 +221,10 @@ static void office_fini(void *state) { free(state); }
 
 static int office_parse(sl_call *call, sl_doc *doc) {
     const office_cfg *cfg = sl_call_state(call);
-    size_t len;
-    const char *data = sl_doc_data(doc, &len);
-    if (!data || !len) return sl_fail(call, SL_EBADINPUT, "empty file");
     office o = {.call = call, .doc = doc, .cfg = cfg};
-    oz_limits lim = {.max_entry_size = cfg->max_entry_size,
-                     .max_total_size = cfg->max_total_size,
-                     .max_ratio = (uint64_t)cfg->max_ratio,
-                     .max_entries = (uint64_t)cfg->max_entries};
-    int code;
-    o.zip = oz_open(data, len, &lim, &code, o.err, sizeof o.err);
-    if (!o.zip) return sl_fail(call, code == OZ_ENOMEM ? SL_ENOMEM : SL_EBADINPUT, "%s", o.err);
+    ox_bounds b = OX_BOUNDS_OF(cfg);
+    int open = ox_package_open(&o.pkg, call, doc, &b, 0);
+    if (open) return open;
 
     const char *mt = sl_doc_media_type(doc);
     int kind = !mt                        ? 0
@@ -297,10 +233,10 @@ static int office_parse(sl_call *call, sl_doc *doc) {
                : strcmp(mt, MT_XLSX) == 0 ? 'x'
                                           : 0;
     if (!kind) { /* a package under another media type: its main part decides */
-        kind = oz_has(o.zip, "word/document.xml")      ? 'd'
-               : oz_has(o.zip, "ppt/presentation.xml") ? 'p'
-               : oz_has(o.zip, "xl/workbook.xml")      ? 'x'
-                                                       : 0;
+        kind = oz_has(o.pkg.zip, "word/document.xml")      ? 'd'
+               : oz_has(o.pkg.zip, "ppt/presentation.xml") ? 'p'
+               : oz_has(o.pkg.zip, "xl/workbook.xml")      ? 'x'
+                                                           : 0;
     }
     size_t before = sl_doc_element_count(doc);
     int rc = 0;
@@ -308,7 +244,7 @@ static int office_parse(sl_call *call, sl_doc *doc) {
         rc = sl_fail(call, SL_EBADINPUT, "not an Office Open XML package (no word/, ppt/ or xl/ main part)");
     if (!rc) rc = core_properties(&o);
     if (!rc) rc = kind == 'd' ? office_docx(&o) : kind == 'p' ? office_pptx(&o) : office_xlsx(&o);
-    oz_close(o.zip);
+    ox_package_close(&o.pkg);
     if (rc) return rc;
     if (sl_doc_element_count(doc) == before) return sl_fail(call, SL_EBADINPUT, "no text");
     if (!sl_doc_meta_get(doc, "title") &&

@@ -30,9 +30,8 @@ typedef struct office_cfg {
 typedef struct office {
     sl_call *call;
     sl_doc *doc;
-    oz_zip *zip;
+    ox_package pkg; /* the zip, its bounds, and the reason of its last failure */
     const office_cfg *cfg;
-    char err[600];
 } office;
 
 /* One relationship of a part: Id, Type (its last path segment, e.g.
@@ -51,11 +50,15 @@ typedef struct office_rels {
 
 /* Reads a zip entry (the caller frees *data). 0; 1 when the entry is absent
  * and `optional` (nothing recorded); or a failure. */
-int office_read(office *o, const char *entry, bool optional, char **data, size_t *len);
+static inline int office_read(office *o, const char *entry, bool optional, char **data, size_t *len) {
+    return ox_package_read(&o->pkg, entry, optional, data, len);
+}
 /* Opens an XML reader on a part's bytes with the configured depth limit. */
-int office_xml(office *o, ox_reader *x, const char *data, size_t len, const char *entry);
+static inline int office_xml(office *o, ox_reader *x, const char *data, size_t len, const char *entry) {
+    return ox_package_xml(&o->pkg, x, data, len, entry);
+}
 /* Fails the document with the reader's reason. */
-int office_xml_fail(office *o, ox_reader *x);
+static inline int office_xml_fail(office *o, ox_reader *x) { return ox_package_xml_fail(&o->pkg, x); }
 /* Reads the relationships of `part` (from its _rels/NAME.rels; none when
  * that is absent). Free with office_rels_free. */
 int office_rels_read(office *o, const char *part, office_rels *rels);

@@ -141,4 +141,37 @@ set -e
 check_eq "second SIGINT: exit status 3" "$rc" 3
 check_contains "second SIGINT: it says it stops now" "$(cat int2.err)" "interrupted again: stopping now"
 
+# SIGTERM while sluice is still starting (here: reading its configuration
+# from a pipe nobody has written yet) is held until the run begins, which
+# then stops before any document with exit 3. It used to kill the process
+# by default (143, outside the table), as the adversarial pass found.
+rm -rf .sluice
+mkfifo slow.ini
+set +e
+"$SLUICE" -c slow.ini run --json docs >early.json 2>early.err &
+pid=$!
+set -e
+caught=0
+for _ in $(seq 1 200); do
+    # bit 15 of SigCgt: sluice has its own SIGTERM handler now
+    mask=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null || true)
+    if [[ -n $mask ]] && (((0x$mask >> 14) & 1)); then
+        caught=1
+        break
+    fi
+    sleep 0.05
+done
+check_eq "early SIGTERM: sluice catches SIGTERM while it starts" "$caught" 1
+kill -TERM "$pid"
+sleep 0.2
+cat "$SRC/conf/default.ini" >slow.ini
+set +e
+wait "$pid"
+rc=$?
+set -e
+check_eq "early SIGTERM: exit status 3 (interrupted)" "$rc" 3
+check_eq "early SIGTERM: the report says interrupted" "$(jq -r .interrupted early.json)" true
+check_eq "early SIGTERM: nothing stored" "$(jq -r .documents.stored early.json)" 0
+check_contains "early SIGTERM: it says so" "$(cat early.err)" "interrupted before the first document"
+
 finish

@@ -17,7 +17,7 @@ dump() {
     set -e
 }
 el() { jq -rs "$1" <<<"$OUT"; }
-reason() { el '.[0].reason'; }
+reason() { el '.[0].error'; }
 
 # --- CSV ---
 printf '\xef\xbb\xbfname,age,"note"\r\nann,31,"likes ""quotes"", commas\r\nand newlines"\r\nbob,40,\r\n\r\ncy,5,x\r\n' >a.csv

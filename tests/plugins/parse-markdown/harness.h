@@ -4,7 +4,8 @@
  *
  * The core's own option parser and instance builder are not used on purpose:
  * this test checks the plugin, not them. Only the option types the plugins
- * under test declare are understood (int, bool, enum, string, double).
+ * under test declare are understood (int, bool, enum, string, double, size).
+ * Shared by the parser tests and tests/plugins/formats/dump_elements.c.
  */
 #ifndef SL_TEST_HARNESS_H
 #define SL_TEST_HARNESS_H
@@ -45,6 +46,13 @@ static int harness_set(const sl_option *opt, void *config, const char *text) {
     case SL_OPT_BOOL: {
         bool v = text &&
                  (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on") || !strcmp(text, "1"));
+        memcpy(at, &v, sizeof v);
+        return 0;
+    }
+    case SL_OPT_SIZE: {
+        char *end;
+        uint64_t v = text ? strtoull(text, &end, 10) : 0;
+        if (text && *end) v <<= *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
         memcpy(at, &v, sizeof v);
         return 0;
     }

@@ -2,7 +2,8 @@
  * scanned images of known text with a character error rate under 2%,
  * gives every element its confidence, box and page, frees the image it
  * read, leaves pages with a text layer alone, answers the same on every
- * engine and thread, and refuses bad settings at init; parse-image loads
+ * engine and thread, refuses bad settings at init and a missing language on
+ * the first image (tesseract starts lazily); parse-image loads
  * PNG, JPEG and (multi-page) TIFF scans and refuses damaged ones. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -187,18 +188,36 @@ static void test_unit_line_and_min_confidence(void) {
 }
 
 static void test_bad_settings_fail_at_init(void) {
-    static const char *const lang[] = {"languages=xx-missing", NULL};
     static const char *const junk[] = {"languages=eng;rm", NULL};
     static const char *const psm[] = {"psm=0", NULL};
     plug q;
-    CHECK_INT(plug_open(&q, "ocr-tesseract", lang), SL_EFATAL);
-    CHECK_CONTAINS(q.err, "tesseract cannot load languages \"xx-missing\"");
-    plug_close(&q);
     CHECK_INT(plug_open(&q, "ocr-tesseract", junk), SL_EFATAL);
     CHECK_CONTAINS(q.err, "expected names such as");
     plug_close(&q);
     CHECK_INT(plug_open(&q, "ocr-tesseract", psm), SL_EFATAL);
     CHECK_CONTAINS(q.err, "psm = 0");
+    plug_close(&q);
+}
+
+/* tesseract starts on the first image, not at init: a missing language
+ * opens fine, leaves text pages alone, and stops the run (SL_EFATAL) with
+ * its reason on the first page that needs OCR. */
+static void test_missing_language_fails_on_the_first_image(void) {
+    static const char *const lang[] = {"languages=xx-missing", NULL};
+    plug q;
+    sl_call call;
+    fixdoc f;
+    CHECK_INT(plug_open(&q, "ocr-tesseract", lang), 0);
+    void *ts = plug_thread(&q);
+    f = fixture_doc("text.pdf");
+    CHECK_INT(run_parse(&PARSE, PTS, f.doc, &call), 0);
+    CHECK_INT(run_pages(&RENDER, RTS, f.doc, &call), 0);
+    CHECK_INT(run_pages(&q, ts, f.doc, &call), 0);
+    fixdoc_free(&f);
+    CHECK_INT(image_through_ocr(&q, ts, "image.png", &f, &call), SL_EFATAL);
+    CHECK_CONTAINS(call.msg, "tesseract cannot load languages \"xx-missing\"");
+    fixdoc_free(&f);
+    plug_thread_free(&q, ts);
     plug_close(&q);
 }
 
@@ -266,6 +285,7 @@ int main(void) {
     test_damaged_or_oversized_images_fail_with_a_reason();
     test_unit_line_and_min_confidence();
     test_bad_settings_fail_at_init();
+    test_missing_language_fails_on_the_first_image();
     test_engines_agree_alone_and_in_parallel();
     plug_thread_free(&IMAGE, ITS);
     plug_thread_free(&OCR, OTS);
