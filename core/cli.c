@@ -375,7 +375,8 @@ static void print_last_report(const sl_report *rep, void *arg) {
  * its failures recorded in the store after it. */
 static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t npaths, bool all) {
     rt->claim_wait = c->wait;
-    if (!c->dry_run && sl_runtime_claim(rt)) return fail(c, EXIT_BUSY); /* one writer per store */
+    if (!c->dry_run && sl_runtime_claim(rt)) /* one writer per store */
+        return fail(c, rt->claim_interrupted ? EXIT_INTERRUPTED : EXIT_BUSY);
     sl_failure_list fl;
     if (sl_failures_load(rt, &fl)) return fail(c, EXIT_USAGE);
     size_t nparked = 0;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "guard.h"
 #include "httpd.h"
 #include "options.h"
 #include "loop.h"
@@ -814,6 +815,11 @@ int sl_runtime_claim(sl_runtime *rt) {
             if (!tries)
                 sl_ctx_log(rt->ctx, SL_LOG_WARN, sink->name, "waiting (--wait): %s",
                            call.msg[0] ? call.msg : sl_strerror(rc));
+            if (sl_guard_take_interrupts()) { /* SIGINT/SIGTERM while waiting: nothing was started */
+                rt->claim_interrupted = 1;
+                return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] interrupted while waiting for the store: %s",
+                                    sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+            }
             struct timespec ts = {0, CLAIM_POLL_MS * 1000000L};
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
             }

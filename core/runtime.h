@@ -89,6 +89,7 @@ typedef struct sl_runtime {
     int loop_borrowed;        /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
     struct sl_parked *parked; /* memory a late plugin answer may still write: freed last */
     int claim_wait;           /* --wait: sl_runtime_claim waits for a store another process holds */
+    int claim_interrupted;    /* ... and SIGINT or SIGTERM ended that wait (exit 3, not 4) */
 } sl_runtime;
 
 /* Keeps p until the runtime is freed (after every instance's fini and the

@@ -90,6 +90,32 @@ check_eq "--wait: the store is complete" \
     "$(sql "$db" "SELECT count(*), count(DISTINCT uri) FROM documents;")" "$ndocs|$ndocs"
 check_eq "--wait: chunk counts" "$(chunk_count_mismatches "$db")" 0
 
+# --- SIGTERM while waiting: exit 3 (interrupted), nothing started ---
+rm -rf .sluice
+start_holder
+"$SLUICE" run --json --prune --wait docs </dev/null >term.json 2>term.err &
+waiter=$!
+for _ in $(seq 1 600); do
+    grep -q "waiting (--wait)" term.err && break
+    kill -0 "$waiter" 2>/dev/null || break
+    sleep 0.05
+done
+kill -TERM "$waiter" 2>/dev/null || true
+end=$(($(date +%s) + 30))
+while kill -0 "$waiter" 2>/dev/null && (($(date +%s) < end)); do sleep 0.1; done
+check "SIGTERM while waiting: the waiter ends (the holder still holds the store)" test ! -d "/proc/$waiter"
+kill -9 "$waiter" 2>/dev/null || true
+set +e
+wait "$waiter"
+wrc=$?
+set -e
+check_eq "SIGTERM while waiting: exit status 3 (interrupted)" "$wrc" 3
+check_contains "SIGTERM while waiting: says so" "$(cat term.err)" "interrupted while waiting for the store"
+end_holder
+check_eq "SIGTERM while waiting: the holder went on, exit status" "$HOLDER_RC" 0
+check_eq "SIGTERM while waiting: the store is complete" \
+    "$(sql "$db" "SELECT count(*), count(DISTINCT uri) FROM documents;")" "$ndocs|$ndocs"
+
 # and a file that is really gone is still pruned by the waiting run's kind
 rm docs/d000/doc-00000.md
 sl_ok run --json --prune --wait docs
