@@ -62,6 +62,7 @@ typedef struct cli {
     const char *log_format; /* "text" (default) or "json" */
     const char *stage;      /* inspect --stage */
     const char *input;      /* check --plugin X.so --input FILE */
+    bool wait;              /* run/serve --wait: wait for a store another process holds */
 } cli;
 
 static const char *usage_main =
@@ -93,7 +94,7 @@ static const char *usage_main =
 
 static const char *usage_run =
     "usage: sluice run [-c FILE] [--set S.K=V]... [--prune] [--json] [--dry-run] [--listen ADDR] [-v|-q]\n"
-    "                  PATH...\n"
+    "                  [--wait] PATH...\n"
     "\n"
     "Ingests the files and folders given (folders recursively, by [sluice] include/exclude).\n"
     "Unchanged documents (same content hash, same pipeline) are skipped; changed ones replaced.\n"
@@ -103,6 +104,8 @@ static const char *usage_run =
     "            it runs (as [sluice] listen; [sluice] listen_linger keeps serving after the end)\n"
     "  --dry-run walk, hash and look up only: print what would be stored (new), replaced, skipped\n"
     "            and (with --prune) pruned; no provider is called and nothing is written\n"
+    "  --wait    when another sluice process holds the store, wait until it is done (without\n"
+    "            --wait: exit 4, naming the holder's PID, host and start time)\n"
     "Failed documents are kept in the store ('sluice failed'); one that failed [sluice] max_attempts\n"
     "runs is a dead letter, passed over until 'sluice retry --all'.\n"
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
@@ -175,7 +178,7 @@ say_error(const char *fmt, ...) {
 }
 
 static const char *usage_serve =
-    "usage: sluice serve [-c FILE] [--set S.K=V]... [-v|-q] [PATH...]\n"
+    "usage: sluice serve [-c FILE] [--set S.K=V]... [-v|-q] [--wait] [PATH...]\n"
     "\n"
     "Ingests the folders of [sluice] watch (or PATH...), then follows them: a file created or\n"
     "changed is ingested once it has been steady for [sluice] watch_debounce, a deleted one is\n"
@@ -184,6 +187,7 @@ static const char *usage_serve =
     "[sluice] listen (or --listen HOST:PORT) it serves /metrics, /health, /ready, /query and /.\n"
     "  SIGTERM, SIGINT  finish the documents in flight (up to [sluice] shutdown_grace), exit 0;\n"
     "                   a second signal stops at once (exit 3)\n"
+    "  --wait           when another sluice process holds the store, wait for it (else exit 4)\n"
     "  SIGHUP           reload the config: a bad one is refused (logged) and the old one kept;\n"
     "                   a good one replaces it once the current pass is done, then all is rescanned\n"
     "Exit status: 0 stopped by a signal, 2 config error, 4 the store is in use by another process.\n";
@@ -251,6 +255,8 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->connect = true;
         } else if (strcmp(a, "--all") == 0) {
             c->all = true;
+        } else if (strcmp(a, "--wait") == 0) {
+            c->wait = true;
         } else if (strcmp(a, "--log-format") == 0 || strncmp(a, "--log-format=", 13) == 0) {
             if (a[12] != '=' && !more) return usage_error("%s needs text or json", a);
             c->log_format = a[12] == '=' ? a + 13 : argv[++i];
@@ -374,7 +380,9 @@ static void print_last_report(const sl_report *rep, void *arg) {
 /* A run of `paths` with the dead letters passed over (none with `all`),
  * its failures recorded in the store after it. */
 static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t npaths, bool all) {
-    if (!c->dry_run && sl_runtime_claim(rt)) return fail(c, EXIT_BUSY); /* one writer per store */
+    rt->claim_wait = c->wait;
+    if (!c->dry_run && sl_runtime_claim(rt)) /* one writer per store */
+        return fail(c, rt->claim_interrupted ? EXIT_INTERRUPTED : EXIT_BUSY);
     sl_failure_list fl;
     if (sl_failures_load(rt, &fl)) return fail(c, EXIT_USAGE);
     size_t nparked = 0;
@@ -439,6 +447,13 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
                                        : EXIT_OK;
         }
         fflush(stdout);
+        if (rep.calls_left) {
+            /* a pool thread is still inside a call left at [sluice]
+             * call_deadline: it cannot be joined, and unloading the plugins
+             * would pull its code from under it. The store is whole. */
+            fflush(stderr);
+            _exit(status);
+        }
         if (httpd && rt->set.listen_linger_ms > 0 && !rep.interrupted)
             serve_after_run(rt, (uint64_t)rt->set.listen_linger_ms);
         if (httpd) {
@@ -591,6 +606,7 @@ static int serve_open(void *arg, struct sl_loop *loop, sl_config **cfg, sl_runti
     int rc = load_config(c, cfg);
     if (!rc) rc = sl_runtime_open_on(c->ctx, *cfg, loop, rt);
     if (!rc) rc = sl_runtime_init(*rt, false);
+    if (!rc) (*rt)->claim_wait = c->wait;
     if (rc) {
         sl_runtime_free(*rt);
         sl_config_free(*cfg);

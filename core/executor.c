@@ -93,6 +93,97 @@ static void deadline_arm(unit *u) {
     uv_timer_start(t, deadline_fire, (uint64_t)ms, 0);
 }
 
+/* --- pool calls past [sluice] call_deadline ---
+ *
+ * A call on a pool thread cannot be stopped (a thread cannot be killed
+ * safely), but it need not hold the run: a call still running past
+ * [sluice] call_deadline (a PDF that sends mupdf into a loop for days)
+ * fails its document, its memory is kept as for an abandoned SL_PENDING
+ * call, and a new thread takes the stuck one's place. The run then ends
+ * without waiting for it; sluice exits without joining that thread or
+ * unloading the plugins (cli.c), so the call runs into memory that stays.
+ * The failure list keeps the document; after [sluice] max_attempts runs it
+ * is a dead letter, passed over. */
+
+static void pool_link(unit *u) {
+    run *r = u->st->run;
+    u->pool_prev = NULL;
+    u->pool_next = r->pool_units;
+    if (r->pool_units) r->pool_units->pool_prev = u;
+    r->pool_units = u;
+}
+
+static void pool_unlink(unit *u) {
+    run *r = u->st->run;
+    if (u->pool_prev)
+        u->pool_prev->pool_next = u->pool_next;
+    else if (r->pool_units == u)
+        r->pool_units = u->pool_next;
+    if (u->pool_next) u->pool_next->pool_prev = u->pool_prev;
+    u->pool_prev = u->pool_next = NULL;
+}
+
+/* Leaves u's call to its thread and fails its documents now. */
+static void pool_leave(unit *u, uint64_t since, uint64_t now) {
+    run *r = u->st->run;
+    int expected = 0;
+    /* an answer already on its way (SL_PENDING, then sl_call_done) decides */
+    if (!atomic_compare_exchange_strong(&u->call.done, &expected, SL_CALL_ABANDONED)) return;
+    pool_unlink(u);
+    u->pool_left = 1;
+    u->abandoned = 1; /* the unit, and the jobs below, are kept until the runtime is freed */
+    if (u->job) u->job->abandoned = 1;
+    if (u->st->op->unit == SL_UNIT_TEXTS)
+        for (size_t i = 0; i < u->u.batch.n; i++) u->u.batch.refs[i].job->abandoned = 1;
+    r->pool_left++;
+    sl_instance *inst = u->thr->inst;
+    const char *plugin = inst ? inst->desc->name : stage_name(u->st);
+    double s = (double)(now - since) / 1e9;
+    snprintf(u->left_msg, sizeof u->left_msg,
+             "no answer from %s within %.3g s ([sluice] call_deadline): the call goes on in its pool thread, "
+             "which cannot be stopped (isolated = true with call_timeout kills such a call)",
+             plugin, s);
+    const char *uri = u->job ? sl_doc_uri(u->job->doc) : NULL;
+    sl_ctx_log_doc(r->rt->ctx, SL_LOG_WARN, stage_name(u->st), uri,
+                   "plugin %s still running after %.3g s ([sluice] call_deadline): its document fails, and a "
+                   "new pool thread takes its place",
+                   plugin, s);
+    if (r->pool_spare > 0 && sl_pool_add_thread(r->pool) >= 0) r->pool_spare--;
+    stage_complete(u, SL_EBADINPUT, since, now - since, 1);
+}
+
+static void pool_watch_fire(uv_timer_t *t) {
+    run *r = t->data;
+    int64_t ms = r->rt->set.call_deadline_ms;
+    if (ms <= 0) return;
+    uint64_t now = sl_now_ns(), limit = (uint64_t)ms * 1000000u;
+    unit *u = r->pool_units;
+    while (u) {
+        unit *next = u->pool_next; /* pool_leave unlinks u, and may end its job */
+        uint64_t since = atomic_load(&u->pool_since);
+        /* a document's call; the run's own (prune) is waited for */
+        if (since && now > since && now - since >= limit && u->st->op->unit != SL_UNIT_RUN)
+            pool_leave(u, since, now);
+        u = next;
+    }
+}
+
+/* The documents of pool calls running now, for the message of a run that
+ * stops with them in flight: "URI (PLUGIN, 12.5 s), ...". */
+size_t exec_pool_running(run *r, char *out, size_t cap) {
+    size_t o = 0;
+    uint64_t now = sl_now_ns();
+    if (cap) out[0] = '\0';
+    for (unit *u = r->pool_units; u && o + 64 < cap; u = u->pool_next) {
+        uint64_t since = atomic_load(&u->pool_since);
+        if (!since || !u->job) continue;
+        const sl_instance *inst = u->thr->inst;
+        o += (size_t)snprintf(out + o, cap - o, "%s%s (%s, %.1f s)", o ? ", " : "", sl_doc_uri(u->job->doc),
+                              inst ? inst->desc->name : stage_name(u->st), (double)(now - since) / 1e9);
+    }
+    return o;
+}
+
 /* The answer of a pool call that returned SL_PENDING (sl_call_done from any
  * thread, brought to the loop by call.c). */
 static void pool_answer(sl_call *call, int rc) {
@@ -108,12 +199,19 @@ static void pool_answer(sl_call *call, int rc) {
 
 static void pool_run(sl_task *t, int thread) {
     unit *u = (unit *)t;
+    atomic_store(&u->pool_since, sl_now_ns());
     sl_instance *inst = u->thr->inst;
     u->rc = call_unit(u, inst ? tstate_of(u->st->run, inst, thread) : NULL, pool_answer);
 }
 
 static void pool_done(sl_task *t) {
     unit *u = (unit *)t;
+    if (u->pool_left) { /* failed at its deadline: the late answer is dropped */
+        u->st->run->pool_left--;
+        return;
+    }
+    pool_unlink(u);
+    atomic_store(&u->pool_since, 0);
     if (u->rc == SL_PENDING) {
         u->returned = 1;
         if (u->pool_answered)
@@ -134,6 +232,9 @@ static void pool_submit(sl_exec *ex, unit *u) {
     u->task.run = pool_run;
     u->task.done = pool_done;
     u->returned = u->pool_answered = 0;
+    atomic_store(&u->pool_since, 0);
+    u->pool_left = 0;
+    pool_link(u);
     sl_pool_submit(ex->run->pool, &u->task);
 }
 
@@ -275,12 +376,26 @@ void exec_init(run *r) {
 int exec_start(run *r) {
     sl_runtime *rt = r->rt;
     size_t ninst = rt->ninst ? rt->ninst : 1;
-    r->tstate = calloc((size_t)rt->threads * ninst, sizeof *r->tstate);
+    /* room for as many threads again: each may be replaced once when a call
+     * passes [sluice] call_deadline (pool_leave) */
+    r->tstate = calloc((size_t)rt->threads * 2 * ninst, sizeof *r->tstate);
+    r->pool_spare = rt->threads;
     r->batcher = calloc(ninst, sizeof *r->batcher);
     if (!r->tstate || !r->batcher)
         return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory while starting the run");
     if (sl_pool_new(r->loop, rt->threads, thread_exit, r, &r->pool))
         return sl_ctx_error(rt->ctx, SL_EFATAL, "cannot start %d pool threads", rt->threads);
+    /* pool calls against [sluice] call_deadline, each second (unref'd: it
+     * never keeps the loop alive by itself) */
+    if (rt->set.call_deadline_ms > 0 && (r->pool_watch = malloc(sizeof *r->pool_watch)) != NULL) {
+        uint64_t every = (uint64_t)rt->set.call_deadline_ms / 4;
+        if (every > 1000) every = 1000;
+        if (every < 10) every = 10;
+        uv_timer_init(sl_loop_uv(r->loop), r->pool_watch);
+        r->pool_watch->data = r;
+        uv_timer_start(r->pool_watch, pool_watch_fire, every, every);
+        uv_unref((uv_handle_t *)r->pool_watch);
+    }
     /* the watchdogs (guard.h): the loop blocked past 100 ms, a pool call past [sluice] slow_call */
     sl_guard_set_loop_thread();
     sl_guard_start(100, (uint64_t)(rt->set.slow_call_ms > 0 ? rt->set.slow_call_ms : 0));
@@ -321,7 +436,17 @@ void exec_stop(run *r) {
     sl_workers_free(r->workers); /* stops and reaps every worker: none is left behind */
     r->workers = NULL;
     sl_loop_set_service(r->loop, SL_LOOP_POOL, NULL, NULL);
-    sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
+    if (r->pool_watch) {
+        uv_timer_stop(r->pool_watch);
+        uv_close((uv_handle_t *)r->pool_watch, deadline_closed); /* frees it */
+        r->pool_watch = NULL;
+    }
+    r->rep->calls_left = (uint64_t)r->pool_left;
+    int stuck = r->pool_left > 0;
+    if (stuck)
+        sl_pool_abandon(r->pool); /* a thread is still in a call left at its deadline: no join */
+    else
+        sl_pool_free(r->pool); /* joins; thread_exit frees per-thread plugin state */
     r->pool = NULL;
     /* the batchers' counters, before they go */
     for (size_t i = 0; i < r->nstages; i++)
@@ -334,6 +459,6 @@ void exec_stop(run *r) {
     sl_loop_drain(r->loop);
     free(r->batcher);
     r->batcher = NULL;
-    free(r->tstate);
+    if (!stuck) free(r->tstate); /* else the stuck thread's plugin state, kept */
     r->tstate = NULL;
 }

@@ -124,10 +124,13 @@ static void grace_over(uv_timer_t *t) {
         if (r->stages[i]->inflight)
             o += (size_t)snprintf(where + o, sizeof where - o, "%s%s (%d)", o ? ", " : "",
                                   stage_name(r->stages[i]), r->stages[i]->inflight);
+    char running[1024];
+    size_t n = exec_pool_running(r, running, sizeof running);
     sl_ctx_log(r->rt->ctx, SL_LOG_ERROR, NULL,
                "stopping: %zu documents still in flight %lld ms after the interrupt ([sluice] "
-               "shutdown_grace), in %s",
-               r->docs_inflight, (long long)r->rt->set.shutdown_grace_ms, o ? where : "no stage");
+               "shutdown_grace), in %s%s%s",
+               r->docs_inflight, (long long)r->rt->set.shutdown_grace_ms, o ? where : "no stage",
+               n ? "; still running on the thread pool: " : "", n ? running : "");
     stop_now(r);
 }
 

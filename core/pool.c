@@ -17,7 +17,7 @@ struct sl_pool {
     sl_task *head[SL_POOL_PRIORITIES], *tail[SL_POOL_PRIORITIES];
     int queued;
     int stopping;
-    int nthreads;
+    int nthreads, cap;
     pthread_t *threads;
     void (*thread_exit)(void *, int);
     void *arg;
@@ -56,10 +56,12 @@ static void *worker(void *arg) {
     free(arg);
     sl_pool *p = wa.pool;
     sl_guard_thread_begin(); /* a stack overflow in a plugin is reported too (guard.h) */
+    void (*thread_exit)(void *, int) = NULL;
     for (;;) {
         pthread_mutex_lock(&p->lock);
         sl_task *t;
         while (!(t = take(p)) && !p->stopping) pthread_cond_wait(&p->cond, &p->lock);
+        thread_exit = p->thread_exit; /* read under the lock: sl_pool_abandon clears it */
         pthread_mutex_unlock(&p->lock);
         if (!t) break; /* stopping and nothing left */
         t->t_start = sl_now_ns();
@@ -68,7 +70,7 @@ static void *worker(void *arg) {
         t->post.fn = post_done;
         sl_loop_post(p->loop, &t->post);
     }
-    if (p->thread_exit) p->thread_exit(p->arg, wa.index);
+    if (thread_exit) thread_exit(p->arg, wa.index);
     sl_guard_thread_end();
     return NULL;
 }
@@ -78,6 +80,7 @@ int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *, int), vo
     sl_pool *p = calloc(1, sizeof *p);
     if (!p) return -1;
     p->threads = calloc((size_t)threads, sizeof *p->threads);
+    p->cap = threads;
     if (!p->threads) {
         free(p);
         return -1;
@@ -121,6 +124,55 @@ int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *, int), vo
 }
 
 int sl_pool_threads(const sl_pool *p) { return p->nthreads; }
+
+int sl_pool_add_thread(sl_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    if (p->nthreads == p->cap) {
+        int nc = p->cap * 2;
+        pthread_t *nt = realloc(p->threads, (size_t)nc * sizeof *nt);
+        if (!nt) {
+            pthread_mutex_unlock(&p->lock);
+            return -1;
+        }
+        p->threads = nt;
+        p->cap = nc;
+    }
+    int index = p->nthreads;
+    pthread_mutex_unlock(&p->lock);
+    worker_arg *wa = malloc(sizeof *wa);
+    if (!wa) return -1;
+    wa->pool = p;
+    wa->index = index;
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr && pthread_attr_setstacksize(&attr, SL_POOL_STACK) != 0) {
+        pthread_attr_destroy(&attr);
+        have_attr = 0;
+    }
+    pthread_t t;
+    int rc = pthread_create(&t, have_attr ? &attr : NULL, worker, wa);
+    if (have_attr) pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(wa);
+        return -1;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->threads[p->nthreads++] = t;
+    pthread_mutex_unlock(&p->lock);
+    return index;
+}
+
+void sl_pool_abandon(sl_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    /* the threads that end now must not run thread_exit: its argument (the
+     * run) is freed while they end, and the process exits soon after */
+    p->thread_exit = NULL;
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->cond);
+    for (int i = 0; i < p->nthreads; i++) pthread_detach(p->threads[i]);
+    pthread_mutex_unlock(&p->lock);
+}
 
 void sl_pool_submit(sl_pool *p, sl_task *t) {
     int pr = t->priority;

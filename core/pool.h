@@ -38,12 +38,20 @@ int sl_pool_new(sl_loop *loop, int threads, void (*thread_exit)(void *arg, int t
 int sl_pool_threads(const sl_pool *pool);
 /* Thread-safe. The task must stay valid until its done callback ran. */
 void sl_pool_submit(sl_pool *pool, sl_task *task);
+/* One more thread, with the next index (a thread left to a call that
+ * passed its deadline is replaced): the new index, or -1. Loop thread. */
+int sl_pool_add_thread(sl_pool *pool);
 /* Tasks queued, not yet started (for the progress line). */
 int sl_pool_queued(sl_pool *pool);
 /* Lets running and queued tasks finish, runs thread_exit on each thread,
  * joins them and frees the pool. Their done callbacks are posted to the
  * loop, which must run again to deliver them. */
 void sl_pool_free(sl_pool *pool);
+/* For a pool with a thread still inside a call that will not return:
+ * asks every thread to end once idle and detaches them all, joining none;
+ * the pool's memory is kept (the stuck thread still reads it). The process
+ * is expected to exit soon: sluice then exits without unloading plugins. */
+void sl_pool_abandon(sl_pool *pool);
 
 /* Number of online cores (at least 1). */
 int sl_cpu_count(void);

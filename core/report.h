@@ -124,6 +124,9 @@ typedef struct sl_report {
     /* sl_call_done calls ignored: after the call's deadline, or a second
      * one on a call already answered (a plugin bug) */
     uint64_t late_answers, extra_answers;
+    /* pool calls left running past [sluice] call_deadline: their threads
+     * cannot be joined, so sluice exits without unloading its plugins */
+    uint64_t calls_left;
 } sl_report;
 
 sl_stage_stats *sl_report_add_stage(sl_report *r, const char *name, const char *plugin, const char *executor);

@@ -1,13 +1,16 @@
 /* runtime.c - settings, instances and routes from a config (see runtime.h). */
 #include "runtime.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
+#include "guard.h"
 #include "httpd.h"
 #include "options.h"
 #include "loop.h"
@@ -242,7 +245,8 @@ static const sl_option settings_options[] = {
      SL_OPT_DURATION,
      "10m",
      "a plugin call that answered SL_PENDING and has not called sl_call_done after this long fails its "
-     "document (a stage's call_timeout sets its own)",
+     "document (a stage's call_timeout sets its own); so does a pool call still running, whose thread is "
+     "then left to it",
      0,
      offsetof(sl_settings, call_deadline_ms),
      NULL,
@@ -783,17 +787,43 @@ static int call_claim(sl_call *call, void *arg) {
     return call->inst->desc->claim(call);
 }
 
+/* --wait: how often a held store is asked again. A lock has no queue to
+ * wait in (flock would, an advisory lock would, but not both alike and not
+ * with a message on the way), so the waiter polls; half a second is
+ * nothing beside a run. */
+#define CLAIM_POLL_MS 500
+
 int sl_runtime_claim(sl_runtime *rt) {
     for (size_t i = 0; i < rt->nroutes; i++) {
         sl_instance *sink = rt->routes[i].sink;
         int seen = 0;
         for (size_t j = 0; j < i; j++) seen |= rt->routes[j].sink == sink;
         if (seen || !sink->desc->claim) continue;
-        sl_call call;
-        int rc = sl_invoke(sink, call_claim, NULL, &call);
-        if (rc)
-            return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name,
-                                call.msg[0] ? call.msg : sl_strerror(rc));
+        uint64_t t0 = sl_now_ns();
+        for (int tries = 0;; tries++) {
+            sl_call call;
+            int rc = sl_invoke(sink, call_claim, NULL, &call);
+            if (!rc) {
+                if (tries)
+                    sl_ctx_log(rt->ctx, SL_LOG_INFO, sink->name, "the store is ours after waiting %.1f s",
+                               (double)(sl_now_ns() - t0) / 1e9);
+                break;
+            }
+            if (rc != SL_ERETRY || !rt->claim_wait)
+                return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] %s", sink->name,
+                                    call.msg[0] ? call.msg : sl_strerror(rc));
+            if (!tries)
+                sl_ctx_log(rt->ctx, SL_LOG_WARN, sink->name, "waiting (--wait): %s",
+                           call.msg[0] ? call.msg : sl_strerror(rc));
+            if (sl_guard_take_interrupts()) { /* SIGINT/SIGTERM while waiting: nothing was started */
+                rt->claim_interrupted = 1;
+                return sl_ctx_error(rt->ctx, SL_EFATAL, "[%s] interrupted while waiting for the store: %s",
+                                    sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+            }
+            struct timespec ts = {0, CLAIM_POLL_MS * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
     }
     return 0;
 }

@@ -88,6 +88,8 @@ typedef struct sl_runtime {
     struct sl_loop *loop;     /* the loop thread's loop: runs and io services use it */
     int loop_borrowed;        /* opened on a loop of the caller's (sl_runtime_open_on): not freed here */
     struct sl_parked *parked; /* memory a late plugin answer may still write: freed last */
+    int claim_wait;           /* --wait: sl_runtime_claim waits for a store another process holds */
+    int claim_interrupted;    /* ... and SIGINT or SIGTERM ended that wait (exit 3, not 4) */
 } sl_runtime;
 
 /* Keeps p until the runtime is freed (after every instance's fini and the
@@ -109,7 +111,9 @@ int sl_runtime_init(sl_runtime *rt, bool all);
 void sl_runtime_free(sl_runtime *rt);
 /* Makes this process the one writer of every store the routes use (the
  * sinks' claim callback), for `run` and `serve`. SL_EFATAL, with the
- * holder named in the context's message, when another process has one. */
+ * holder named in the context's message, when another process has one;
+ * with rt->claim_wait (`--wait`) it waits instead, polling, until the
+ * holder is gone (a sink answers SL_ERETRY for a store that is held). */
 int sl_runtime_claim(sl_runtime *rt);
 
 /* Adds each folder of a space-separated list to the registry, relative ones

@@ -81,6 +81,9 @@ struct sl_exec {
 sl_exec *exec_for(run *r, const sl_op *op, const sl_instance *inst);
 /* Sets the four executors up, starting nothing (before planning). */
 void exec_init(run *r);
+/* The documents of the pool calls running now, "URI (PLUGIN, T s), ..."
+ * into out; the length written. */
+size_t exec_pool_running(run *r, char *out, size_t cap);
 /* Starts what the stages need (threads, worker processes, batchers); 0 or
  * an error already in the context. exec_stop joins and reaps them all. */
 int exec_start(run *r);
@@ -131,6 +134,13 @@ struct sl_unit {
     sl_post later;   /* loop: an answer completes on the loop's next turn */
     uint64_t t_ready, t_start;
     unit *next;
+    /* pool: the calls in flight (run->pool_units), when this one began on
+     * its thread (0: still queued), and, past [sluice] call_deadline, the
+     * reason it failed with while its thread went on (executor.c) */
+    unit *pool_prev, *pool_next;
+    _Atomic uint64_t pool_since;
+    int pool_left;
+    char left_msg[320];
     union {
         struct { /* SL_UNIT_PAGE */
             uint32_t page;
@@ -367,6 +377,12 @@ struct run {
     uv_timer_t progress;
     int progress_on;
     uint64_t t0;
+    /* pool calls in flight, checked each second against [sluice]
+     * call_deadline; calls left running past it, and the threads that may
+     * still be started to take their place (executor.c) */
+    unit *pool_units;
+    uv_timer_t *pool_watch; /* freed by its close callback: it may close after the loop's last turn */
+    int pool_left, pool_spare;
 };
 
 /* Stops the run for a fatal error (the first one is reported). */

@@ -62,8 +62,10 @@ struct serve {
     const sl_serve_opts *opts;
     sl_loop *sl; /* the one loop: serve's handles, every pass and the plugins' io */
     uv_loop_t *uv;
-    int in_pass;     /* a pass runs the loop: serve's handles are unreferenced and never stop it */
-    int change_pass; /* ... and it is a pass over changed paths (files ready meanwhile may join it) */
+    int in_pass;         /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    int change_pass;     /* ... and it is a pass over changed paths (files ready meanwhile may join it) */
+    int in_pass;         /* a pass runs the loop: serve's handles are unreferenced and never stop it */
+    uint64_t calls_left; /* pool calls left running at call_deadline: no plugin is unloaded after */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t debounce, rescan, report;
     char **roots;
@@ -490,6 +492,7 @@ static void pass(serve *s, const char *const *walk, size_t nwalk, const char *co
     s->skipped += rep.skipped;
     s->failed += rep.failed;
     s->pruned += rep.pruned;
+    s->calls_left += rep.calls_left;
     if (rep.fatal)
         sl_ctx_log(s->ctx, SL_LOG_ERROR, "serve",
                    "the %s pass stopped: %s; the next change or rescan tries again", why, rep.fatal_msg);
@@ -659,7 +662,7 @@ static void reload(serve *s) {
     sl_config *old_cfg = s->cfg;
     s->rt = rt;
     s->cfg = cfg;
-    sl_runtime_free(old_rt);
+    if (!s->calls_left) sl_runtime_free(old_rt); /* else a pool thread may still run its plugin's code */
     sl_config_free(old_cfg);
     unwatch_all(s);
     free_roots(s);
@@ -781,6 +784,14 @@ int sl_serve(sl_ctx *ctx, const sl_serve_opts *opts, int *busy) {
     if (s->httpd) {
         sl_httpd_stop(s->httpd);
         sl_loop_run(s->sl); /* until its last connection closed */
+    }
+    if (s->calls_left) {
+        /* a pool thread is still inside a call left at [sluice]
+         * call_deadline: no unloading from under it (cli.c does the same) */
+        if (s->status) fprintf(stderr, "sluice: %s\n", sl_ctx_errmsg(s->ctx));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(s->status ? 2 : 0);
     }
     sl_runtime_free(s->rt);
     sl_config_free(s->cfg);

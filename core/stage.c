@@ -164,23 +164,51 @@ static uint64_t breaker_wait_ms(const stage *st, uint64_t now) {
     return w == UINT64_MAX ? 0 : w;
 }
 
+/* Whether every member of the chain has failed `retries` probes in a row
+ * (at least one): the provider, or the database, is gone, not blinking. A
+ * probe stands for every call waiting behind its breaker, so those calls
+ * have had their retries; they fail now rather than at the budget's end
+ * (a PostgreSQL that never came back held a run for the whole budget). */
+static int chain_gone(const stage *st) {
+    int need = st->run->rt->set.retries > 0 ? st->run->rt->set.retries : 1;
+    for (size_t i = 0; i < st->nchain; i++)
+        if (st->chain[i]->failed_probes < need) return 0;
+    return st->nchain > 0;
+}
+
 /* Says why u gives up on a chain whose breakers are all open, or returns 0
  * while its wait still fits [sluice] retry_budget counted from when it
- * first queued: no document waits out cooldown after cooldown. */
-static int unavailable(const unit *u, uint64_t now, char *why, size_t n) {
+ * first queued and the breakers' probes have not failed `retries` times in
+ * a row: no document waits out cooldown after cooldown. The reason ends
+ * with the last failure the breaker saw (which server, what it said). */
+static int unavailable(const unit *u, uint64_t now, char *why, size_t n, int with_last) {
     const stage *st = u->st;
     uint64_t bw = breaker_wait_ms(st, now);
     uint64_t budget = (uint64_t)st->run->rt->set.retry_budget_ms;
     uint64_t spent = u->t_first_ms && now > u->t_first_ms ? now - u->t_first_ms : 0;
-    if (!bw || spent + bw <= budget) return 0;
-    const sl_instance *inst = st->chain[0]->inst;
-    snprintf(
-        why, n,
-        "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open %llu ms more%s; "
-        "[sluice] retry_budget = %lld ms)",
-        inst ? inst->name : stage_name(st), u->attempts, u->attempts == 1 ? "retry" : "retries",
-        (double)spent / 1000.0, (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "",
-        (long long)budget);
+    if (!bw) return 0;
+    int gone = chain_gone(st);
+    if (!gone && spent + bw <= budget) return 0;
+    const sl_throttle *first = st->chain[0];
+    const sl_instance *inst = first->inst;
+    const char *name = inst ? inst->name : stage_name(st);
+    size_t o;
+    if (gone)
+        o = (size_t)snprintf(why, n,
+                             "provider %s unavailable: its circuit breaker's last %d probe%s failed%s, "
+                             "after %d %s over %.1f s",
+                             name, first->failed_probes, first->failed_probes == 1 ? "" : "s",
+                             st->nchain > 1 ? " (and its fallbacks')" : "", u->attempts,
+                             u->attempts == 1 ? "retry" : "retries", (double)spent / 1000.0);
+    else
+        o = (size_t)snprintf(
+            why, n,
+            "provider %s unavailable after %d %s over %.1f s (its circuit breaker stays open "
+            "%llu ms more%s; [sluice] retry_budget = %lld ms)",
+            name, u->attempts, u->attempts == 1 ? "retry" : "retries", (double)spent / 1000.0,
+            (unsigned long long)bw, st->nchain > 1 ? ", and its fallbacks'" : "", (long long)budget);
+    if (with_last && first->last_err[0] && o < n)
+        snprintf(why + o, n - o, "; last failure: %s", first->last_err);
     return 1;
 }
 
@@ -213,7 +241,7 @@ static void expire_blocked(stage *st) {
     while (*link) {
         unit *u = *link;
         char why[512];
-        if (u->st->op->unit != SL_UNIT_RUN && unavailable(u, now, why, sizeof why)) {
+        if (u->st->op->unit != SL_UNIT_RUN && unavailable(u, now, why, sizeof why, 1)) {
             *link = u->next;
             st->queued--;
             u->next = gone;
@@ -229,7 +257,7 @@ static void expire_blocked(stage *st) {
         /* each document keeps the error it gave up on: its own last one, or
          * (never sent: the breaker opened first) its provider's last one */
         char why[1024], base[512];
-        unavailable(u, now, base, sizeof base);
+        unavailable(u, now, base, sizeof base, 0);
         const char *last = u->last_err;
         for (size_t i = 0; !*last && i < st->nchain; i++) last = st->chain[i]->last_err;
         if (*last)
@@ -342,7 +370,7 @@ static int retry(unit *u, size_t member, const char *msg, int64_t *over_ms) {
     for (size_t i = 0; i < st->nchain && i < 32 && !u->call.throttled; i++) untried |= !((avoid >> i) & 1u);
     /* a backoff (a provider's Retry-After included) must fit the budget */
     uint64_t d = 0;
-    if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up)) return 0;
+    if (!untried && unavailable(u, sl_now_ns() / 1000000u, u->gave_up, sizeof u->gave_up, 0)) return 0;
     if (!untried) {
         d = backoff_ms(r, u->attempts + 1, u->call.retry_after_ms);
         if (u->waited_ms + d > (uint64_t)r->rt->set.retry_budget_ms) {
@@ -396,9 +424,11 @@ void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int cal
     s->items += st->op->unit == SL_UNIT_TEXTS ? u->u.batch.n : 1;
     s->busy_ns += busy_ns;
     s->wait_ns += t_start > u->t_ready ? t_start - u->t_ready : 0;
-    const char *msg = u->call.msg[0] ? u->call.msg : sl_strerror(rc);
+    /* a pool call left at its deadline: its thread may still write u->call */
+    const char *msg = u->pool_left ? u->left_msg : u->call.msg[0] ? u->call.msg : sl_strerror(rc);
     char bare[256];
-    if (rc < 0 && !u->call.msg[0]) { /* a failure with no message: at least the code and the plugin */
+    if (rc < 0 && !u->pool_left &&
+        !u->call.msg[0]) { /* a failure with no message: at least the code and the plugin */
         const sl_instance *in = thr->inst;
         const char *what = in ? in->desc->name : stage_name(st), *code = sl_strerror(rc);
         if (strncmp(code, "unknown", 7) == 0)

@@ -144,6 +144,7 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
         /* The breaker is for io providers, a remote service being down; a
          * local plugin's failures (and the reader's) are only retried. */
         int64_t limit = p->inst && p->inst->desc->bottleneck == SL_IO ? p->inst->stage.breaker_failures : 0;
+        if (was_probe) p->failed_probes++;
         if (limit > 0 && (was_probe || p->failures >= limit)) {
             int newly = p->open_until == 0 || was_probe;
             p->open_until = now + (uint64_t)(p->inst ? p->inst->stage.breaker_cooldown_ms : 30000);
@@ -152,6 +153,7 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
         }
     } else if (rc >= 0) {
         p->failures = 0;
+        p->failed_probes = 0;
         p->open_until = 0;
     }
     return 0;

@@ -56,6 +56,7 @@ typedef struct sl_throttle {
     /* Set when the provider's answers cannot be used at all (vectors of
      * another dimension): the chain passes it by for the rest of the run. */
     char unusable[512];
+    int failed_probes; /* half-open probes that failed in a row (the provider stays away) */
 } sl_throttle;
 
 #define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */

@@ -457,16 +457,22 @@ static void fini(void *state) { sink_free(state); }
  * a session-level advisory lock on a connection of its own, apart from the
  * pool (whose connections come and go). Keyed on two int4s: a constant of
  * sluice's and hashtext of the key, so pg_locks shows it as (classid,
- * objid), and the holder's application_name says its PID. The server drops
- * the lock when the holder's session ends, a killed process included. A
- * blocking call, as init is: the core claims before the run starts. */
+ * objid), and the holder's application_name says its PID and host (its
+ * session's backend_start, when it took the lock). The server drops the
+ * lock when the holder's session ends, a killed process included. A held
+ * store answers SL_ERETRY (`--wait` asks again). A blocking call, as init
+ * is: the core claims before the run starts. */
 #define LOCK_CLASS 1397310533 /* "SLUE" */
 static int claim(sl_call *call) {
     sink *s = sl_call_state(call);
     if (s->lock_pg) return 0;
     const char *keys[18], *values[18];
-    char app[64];
-    snprintf(app, sizeof app, "sluice writer pid %ld", (long)getpid());
+    /* "sluice writer pid PID on HOST": application_name holds 63 bytes, so
+     * a long host name is cut (the PID, first, never is) */
+    char app[64], host[64] = "";
+    if (gethostname(host, sizeof host) != 0 || !host[0]) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    snprintf(app, sizeof app, "sluice writer pid %ld on %s", (long)getpid(), host);
     int n = 0;
     for (; s->keys[n] && n < 16; n++) {
         keys[n] = s->keys[n];
@@ -503,24 +509,29 @@ static int claim(sl_call *call) {
         return sl_fail(call, SL_EFATAL, "%s: cannot take the store's advisory lock: %s", s->where, msg);
     }
     res = PQexecParams(pg,
-                       "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a "
+                       "SELECT a.application_name, a.client_addr, "
+                       "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+                       "FROM pg_locks l JOIN pg_stat_activity a "
                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
                        "AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid LIMIT 1",
                        2, NULL, params, NULL, NULL, 0);
-    char holder[128] = "unknown";
+    char holder[256] = "PID unknown";
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *an = PQgetvalue(res, 0, 0), *addr = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+        const char *since = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
         const char *pid = strncmp(an, "sluice writer pid ", 18) == 0 ? an + 18 : NULL;
-        snprintf(holder, sizeof holder, "PID %s%s%s", pid ? pid : "unknown", addr ? " on " : "",
-                 addr ? addr : "");
+        char pidv[24] = "unknown", hostv[64] = "";
+        if (pid) sscanf(pid, "%23s on %63s", pidv, hostv); /* an older holder names no host */
+        snprintf(holder, sizeof holder, "PID %s%s%s%s%s%s%s%s", pidv, hostv[0] ? " on host " : "", hostv,
+                 addr ? " from " : "", addr ? addr : "", since ? ", started " : "", since ? since : "",
+                 since ? " UTC" : "");
     }
     PQclear(res);
     PQfinish(pg);
-    return sl_fail(
-        call, SL_EFATAL,
-        "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one process "
-        "writes a store at a time; stop that one first",
-        s->where, s->lock_key, holder);
+    return sl_fail(call, SL_ERETRY,
+                   "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one "
+                   "process writes a store at a time; wait for it (--wait) or stop it first",
+                   s->where, s->lock_key, holder);
 }
 
 /* --- helpers for building operations --- */

@@ -314,8 +314,34 @@ static int64_t schema_version(conn *c, int *rc) {
     return v;
 }
 
-/* Brings the schema to SCHEMA_VERSION in one transaction. */
+/* Whether the store is at SCHEMA_VERSION with every table made: read
+ * only, so it never waits for another process's write transaction. */
+static bool schema_current(conn *c) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), "
+                           "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'failures')",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return false; /* no meta table: a new store */
+    }
+    bool current = false;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        char want[16];
+        snprintf(want, sizeof want, "%d", SCHEMA_VERSION);
+        current = v && strcmp(v, want) == 0 && sqlite3_column_int(st, 1) == 1;
+    }
+    sqlite3_finalize(st);
+    return current;
+}
+
+/* Brings the schema to SCHEMA_VERSION in one transaction. An up-to-date
+ * store is only read: a second sluice on a store that another one writes
+ * is then refused by claim, naming the holder, instead of failing on the
+ * holder's write lock ("database is locked") before it gets that far. */
 static int migrate(conn *c, sl_instance *inst) {
+    if (schema_current(c)) return 0;
     int rc = exec_sql(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
         return sl_instance_fail(inst, sqlite_error_kind(rc) == SL_ERETRY ? SL_EFATAL : sqlite_error_kind(rc),
@@ -552,10 +578,31 @@ static int init(sl_instance *inst, const void *config, void **state) {
 static void fini(void *state) { sink_free(state); }
 
 /* One writer process per store: an flock on PATH.lock, which holds the
- * holder's PID for the message a second process prints. The kernel drops
- * an flock when its holder dies, so a killed run never blocks the next;
- * the file itself stays (unlinking it would race with a new holder).
- * O_CLOEXEC: worker processes exec'd from this one must not inherit it. */
+ * holder's PID, host and start time (one line: "PID HOST UNIXTIME") for
+ * the message a second process prints. The kernel drops an flock when its
+ * holder dies, so a killed run never blocks the next; the file itself stays
+ * (unlinking it would race with a new holder). A held store answers
+ * SL_ERETRY: `--wait` asks again until it is free. O_CLOEXEC: worker
+ * processes exec'd from this one must not inherit it. */
+static void describe_holder(const char *line, char *out, size_t cap) {
+    char pid[32] = "", host[256] = "";
+    long long since = 0;
+    int n = sscanf(line, "%31s %255s %lld", pid, host, &since);
+    if (n < 1) {
+        snprintf(out, cap, "PID unknown");
+        return;
+    }
+    size_t o = (size_t)snprintf(out, cap, "PID %s", pid);
+    if (n >= 2 && o < cap) o += (size_t)snprintf(out + o, cap - o, " on host %s", host);
+    if (n >= 3 && since > 0 && o < cap) {
+        time_t t = (time_t)since;
+        struct tm tm;
+        char when[64];
+        if (gmtime_r(&t, &tm) && strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm))
+            snprintf(out + o, cap - o, ", started %s", when);
+    }
+}
+
 static int claim(sl_call *call) {
     sink *s = sl_call_state(call);
     if (s->lock_fd >= 0) return 0;
@@ -571,24 +618,31 @@ static int claim(sl_call *call) {
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        char pid[32] = "";
-        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? got : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
+        char line[320] = "", holder[400];
+        ssize_t got = pread(fd, line, sizeof line - 1, 0);
+        line[got > 0 ? got : 0] = '\0';
+        line[strcspn(line, "\n")] = '\0';
+        describe_holder(line, holder, sizeof holder);
         close(fd);
         int code = e == EWOULDBLOCK
-                       ? sl_fail(call, SL_EFATAL,
-                                 "%s is in use by another sluice process (PID %s, lock %s): one process "
-                                 "writes a store at a time; stop that one first",
-                                 s->path, *pid ? pid : "unknown", lp)
+                       ? sl_fail(call, SL_ERETRY,
+                                 "%s is in use by another sluice process (%s; lock %s): one process "
+                                 "writes a store at a time; wait for it (--wait) or stop it first",
+                                 s->path, holder, lp)
                        : sl_fail(call, SL_EFATAL, "cannot lock %s: %s", lp, strerror(e));
         free(lp);
         return code;
     }
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-        sl_log(s->inst, SL_LOG_WARN, "%s: cannot write the PID: %s", lp, strerror(errno));
+    char host[256] = "";
+    if (gethostname(host, sizeof host) != 0 || !host[0]) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    for (char *h = host; *h; h++)
+        if (*h == ' ' || *h == '\n') *h = '_';
+    char line[320];
+    int len = snprintf(line, sizeof line, "%ld %s %lld\n", (long)getpid(), host, (long long)time(NULL));
+    if (len < 0 || (size_t)len >= sizeof line) len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
+        sl_log(s->inst, SL_LOG_WARN, "%s: cannot write the holder's PID: %s", lp, strerror(errno));
     free(lp);
     s->lock_fd = fd;
     return 0;

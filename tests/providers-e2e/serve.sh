@@ -183,7 +183,7 @@ check_eq "run after serve: nothing failed" "$(json .documents.failed)" 0
 
 # --- a killed holder does not block ---
 start_serve
-lock_is_serve() { [[ $(cat "$DB.lock" 2>/dev/null) == "$spid" ]] && log_has "initial pass"; }
+lock_is_serve() { [[ $(cut -d" " -f1 "$DB.lock" 2>/dev/null) == "$spid" ]] && log_has "initial pass"; }
 wait_for "the new serve holds the lock" lock_is_serve
 kill -9 "$spid"
 wait "$spid" 2>/dev/null || true
@@ -195,7 +195,7 @@ check_eq "run after SIGKILL: nothing new stored" "$(json .documents.stored)" 0
 fake_config p '{"latency-ms": 3000, "latency-dist": "fixed"}'
 "$SLUICE" -c serve.ini "${overrides[@]}" --set store.path="$T/two.db" run w </dev/null >/dev/null 2>run1.err &
 rpid=$!
-lock_is_run() { [[ $(cat "$T/two.db.lock" 2>/dev/null) == "$rpid" ]]; }
+lock_is_run() { [[ $(cut -d" " -f1 "$T/two.db.lock" 2>/dev/null) == "$rpid" ]]; }
 wait_for "the first run holds the lock" lock_is_run
 sl -c serve.ini "${overrides[@]}" --set store.path="$T/two.db" run --json w
 check_eq "a second run on the same store: exit status" "$RC" 4

@@ -184,9 +184,11 @@ typedef struct sl_plugin {
     /* Sinks (optional): makes this process the store's one writer until
      * fini. The core calls it after init for `run` and `serve` (never for
      * `query` or `check`, which may read while a writer runs). A store
-     * another process holds answers SL_EFATAL with a message naming the
-     * holder (its PID); a lock must die with its holder (flock, a database
-     * session), so a killed process never blocks the next one. */
+     * another process holds answers SL_ERETRY (`--wait` calls again until
+     * it is free; SL_EFATAL is never waited for) with a message naming the
+     * holder: its PID, host and start time; a lock must die with its
+     * holder (flock, a database session), so a killed process never blocks
+     * the next one. */
     int (*claim)(sl_call *call);
     /* Sinks (optional): the failure list kept in the store, for `sluice
      * failed` and `sluice retry`. failures_record adds one attempt to each

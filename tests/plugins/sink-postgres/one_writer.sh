@@ -28,7 +28,7 @@ wait_for() {
     done
 }
 holders() { pg_sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                    WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'sluice writer pid $1'"; }
+                    WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'sluice writer pid $1 on %'"; }
 held_by() { [[ $(holders "$1") == 1 ]]; }
 stored() { [[ $(pg_sql "SELECT count(*) FROM sluice_documents" 2>/dev/null) == 3 ]]; }
 

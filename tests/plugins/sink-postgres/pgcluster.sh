@@ -6,6 +6,8 @@
 #
 #   pgcluster.sh start DIR [trust|scram PASSWORD]   prints the port
 #   pgcluster.sh restart DIR                        pg_ctl restart -m fast
+#   pgcluster.sh halt DIR                           pg_ctl stop -m fast, DIR kept
+#   pgcluster.sh resume DIR                         starts a halted cluster again
 #   pgcluster.sh stop DIR                           stops it and removes DIR
 #   pgcluster.sh psql DIR [PSQL ARGS...]            psql as the superuser
 #
@@ -49,7 +51,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 cmd=${1:-}
 dir=${2:-}
-[[ -n $cmd && -n $dir ]] || die "usage: $0 start|restart|stop|psql DIR ..."
+[[ -n $cmd && -n $dir ]] || die "usage: $0 start|restart|halt|resume|stop|psql DIR ..."
 
 case $cmd in
 start)
@@ -90,6 +92,17 @@ start)
 restart)
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 -m fast restart >/dev/null 2>&1 ||
         die "restart failed: $(tail -5 "$dir/server.log")"
+    ;;
+halt)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 -m fast stop >/dev/null 2>&1 ||
+        die "stop failed: $(tail -5 "$dir/server.log")"
+    ;;
+resume)
+    # the port and options it was started with
+    port=$(cat "$dir/port")
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PGCLUSTER_FSYNC:-off} -c max_connections=60" \
+        >/dev/null 2>&1 || die "start failed: $(tail -5 "$dir/server.log")"
     ;;
 stop)
     if [[ -d $dir/data ]]; then

@@ -49,6 +49,10 @@ pg_start() {
 }
 
 pg_restart() { bash "$PGCLUSTER" restart "$PG_DIR"; }
+# pg_halt / pg_resume: stop the server (connections cut, new ones refused)
+# and start it again on the same port, with the same data.
+pg_halt() { bash "$PGCLUSTER" halt "$PG_DIR"; }
+pg_resume() { bash "$PGCLUSTER" resume "$PG_DIR"; }
 
 # pg_sql SQL...: psql as the superuser; unaligned rows, '|' between columns.
 pg_sql() {
