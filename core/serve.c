@@ -64,7 +64,6 @@ struct serve {
     uv_loop_t *uv;
     int in_pass;         /* a pass runs the loop: serve's handles are unreferenced and never stop it */
     int change_pass;     /* ... and it is a pass over changed paths (files ready meanwhile may join it) */
-    int in_pass;         /* a pass runs the loop: serve's handles are unreferenced and never stop it */
     uint64_t calls_left; /* pool calls left running at call_deadline: no plugin is unloaded after */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t debounce, rescan, report;
