@@ -72,6 +72,7 @@ struct sl_instance {
     int errcode;
     char errmsg[1024];
     long last_http_status; /* the status of its latest HTTP response, 0 if none (check --connect) */
+    bool read_only;        /* made only to read (`sluice query`): sl_instance_read_only */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */
