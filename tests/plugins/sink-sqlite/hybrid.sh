@@ -12,8 +12,8 @@
 #   - The index follows the chunks: a replaced document's old words and a
 #     pruned document's words are no longer found, and FTS5's
 #     integrity-check against the chunks table passes.
-#   - A schema-2 store (the schema before the keyword index: this store with
-#     the index and its triggers dropped, version set back to 2) answers a
+#   - A schema-2 store (made with the DDL of the schema before the keyword
+#     index, filled with the rows of the store above) answers a
 #     read-only `sluice query` by vector alone, says so, and is not written;
 #     --mode keyword on it is an error saying why; the next `sluice run`
 #     migrates it, building the index from the chunks already stored (an
@@ -96,10 +96,30 @@ check_eq "after prune: the other notes are" "$(json '[hits[].uri] | unique | len
 check_eq "FTS5 integrity-check against the chunks" \
     "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
 
-# A schema-2 store: the keyword index and its triggers dropped, version 2.
-sql $db "DROP TRIGGER chunks_fts_insert; DROP TRIGGER chunks_fts_delete; DROP TRIGGER chunks_fts_update;
-         DROP TABLE chunks_fts; UPDATE meta SET value = '2' WHERE key = 'schema_version';" >/dev/null
+# A schema-2 store, as the sink made it before the keyword index: version
+# 2's DDL (migrations 1 and 2 of sink_sqlite.c at that version, and the
+# failure list), filled with this store's rows through ATTACH.
+rm -f old.db
+sql old.db "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents( id INTEGER PRIMARY KEY, uri TEXT UNIQUE NOT NULL, hash TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, media_type TEXT, bytes INTEGER, title TEXT, metadata TEXT NOT NULL DEFAULT '{}',
+  chunk_count INTEGER NOT NULL DEFAULT 0, stored_at TEXT NOT NULL, seen_run INTEGER);
+CREATE TABLE chunks( id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+  ordinal INTEGER NOT NULL, dim INTEGER NOT NULL DEFAULT 0, vector BLOB, page INTEGER NOT NULL DEFAULT 0,
+  line INTEGER NOT NULL DEFAULT 0, heading TEXT NOT NULL DEFAULT '', text TEXT NOT NULL, summary TEXT,
+  UNIQUE(doc_id, ordinal));
+ALTER TABLE chunks ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS failures( uri TEXT PRIMARY KEY, stage TEXT NOT NULL, reason TEXT NOT NULL,
+  attempts INTEGER NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL);
+INSERT INTO meta VALUES('schema_version', '2');
+ATTACH '$db' AS cur;
+INSERT INTO documents SELECT * FROM cur.documents;
+INSERT INTO chunks SELECT * FROM cur.chunks;" >/dev/null
+rm -f $db $db-wal $db-shm
+mv old.db $db
 check_eq "schema-2 store made" "$(sql $db "SELECT count(*) FROM sqlite_master WHERE name LIKE 'chunks_fts%';")" 0
+check_gt "schema-2 store holds the chunks" "$(sql $db "SELECT count(*) FROM chunks;")" 8
 before=$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")
 sl_ok query --json -k 3 calibrator
 check_eq "old store, read-only query: answers" "$(json 'hits | length')" 3
