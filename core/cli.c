@@ -63,6 +63,7 @@ typedef struct cli {
     const char *stage;      /* inspect --stage */
     const char *input;      /* check --plugin X.so --input FILE */
     const char *mode;       /* query --mode hybrid|vector|keyword */
+    long rrf_k;             /* query --rrf-k N */
 } cli;
 
 static const char *usage_main =
@@ -109,13 +110,14 @@ static const char *usage_run =
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
 static const char *usage_query =
-    "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--mode hybrid|vector|keyword] [--route NAME]\n"
-    "                    [--json] TEXT\n"
+    "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--mode hybrid|vector|keyword] [--rrf-k N]\n"
+    "                    [--route NAME] [--json] TEXT\n"
     "\n"
     "Prints the N stored chunks that best answer TEXT: score, source:line, heading path\n"
     "and text. --mode vector ranks by the route's embedder (cosine), keyword by the\n"
     "store's text index (BM25), and hybrid (the default) fuses the two rankings by\n"
-    "reciprocal rank fusion (k = 60); --json shows each hit's rank and score in both.\n"
+    "reciprocal rank fusion: 1 / (N + rank) summed, N = 60 unless --rrf-k says; --json\n"
+    "shows each hit's rank and score in both.\n"
     "A store without a keyword index answers by vector alone, and says so. The first\n"
     "route is used unless --route names another.\n";
 
@@ -211,6 +213,7 @@ static int usage_error(const char *fmt, const char *arg) {
 static int parse_args(cli *c, int argc, char **argv) {
     c->verbosity = SL_LOG_WARN;
     c->k = 5;
+    c->rrf_k = SL_RRF_K;
     c->args = calloc((size_t)argc, sizeof *c->args);
     c->sets = calloc((size_t)argc, sizeof *c->sets);
     if (!c->args || !c->sets) return usage_error("%s", "out of memory");
@@ -262,6 +265,13 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->k = strtol(argv[++i], &end, 10);
             if (errno || *end || c->k < 1 || c->k > 10000)
                 return usage_error("-k: '%s' is not a number from 1 to 10000", argv[i]);
+        } else if (strcmp(a, "--rrf-k") == 0) {
+            char *end;
+            if (!more) return usage_error("%s needs a number", a);
+            errno = 0;
+            c->rrf_k = strtol(argv[++i], &end, 10);
+            if (errno || *end || c->rrf_k < 1 || c->rrf_k > SL_RRF_K_MAX)
+                return usage_error("--rrf-k: '%s' is not a number from 1 to 10000", argv[i]);
         } else if (strcmp(a, "--mode") == 0) {
             if (!more) return usage_error("%s needs hybrid, vector or keyword", a);
             c->mode = argv[++i];
@@ -820,7 +830,7 @@ static int cmd_query(cli *c) {
     }
     if (!status) {
         if (vec && kw) {
-            fused = sl_hits_fuse(vec, kw, k);
+            fused = sl_hits_fuse(vec, kw, k, (uint32_t)c->rrf_k);
             if (!fused) {
                 say_error("%s", "query: out of memory");
                 status = EXIT_USAGE;

@@ -182,7 +182,7 @@ typedef struct query {
     uv_loop_t *loop;
     sl_instance *embedder, *sink;
     char *text;
-    uint32_t k, depth, dim;
+    uint32_t k, depth, dim, rrf_k;
     bool want_vec, want_kw;
     float *v;
     sl_hits *hits;    /* the ranking being asked for now */
@@ -230,7 +230,7 @@ static void query_end(query *q, int status, const char *reason, json_t *body) {
 static void query_answer(query *q) {
     sl_hits *fused = NULL, *one = q->vec ? q->vec : q->kw;
     if (q->vec && q->kw) {
-        fused = sl_hits_fuse(q->vec, q->kw, q->k);
+        fused = sl_hits_fuse(q->vec, q->kw, q->k, q->rrf_k);
         if (!fused) {
             snprintf(q->err, sizeof q->err, "out of memory");
             query_end(q, 500, "Internal Server Error", NULL);
@@ -355,7 +355,7 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     char text[SL_HTTPD_MAX_TARGET], kbuf[32], route[256], mbuf[16];
     if (query_param(qs, "q", text, sizeof text) != 1 || !text[0] || strlen(text) == 0)
         return respond_error(req, 400, "Bad Request",
-                             "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword)");
+                             "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N)");
     long k = 5;
     int has_k = query_param(qs, "k", kbuf, sizeof kbuf);
     if (has_k) {
@@ -364,6 +364,15 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
         k = has_k > 0 ? strtol(kbuf, &end, 10) : 0;
         if (has_k < 0 || errno || *end || k < 1 || k > 10000)
             return respond_error(req, 400, "Bad Request", "k must be a number from 1 to 10000");
+    }
+    long rrf_k = SL_RRF_K;
+    int has_rrf_k = query_param(qs, "rrf_k", kbuf, sizeof kbuf);
+    if (has_rrf_k) {
+        char *end;
+        errno = 0;
+        rrf_k = has_rrf_k > 0 ? strtol(kbuf, &end, 10) : 0;
+        if (has_rrf_k < 0 || errno || *end || rrf_k < 1 || rrf_k > SL_RRF_K_MAX)
+            return respond_error(req, 400, "Bad Request", "rrf_k must be a number from 1 to 10000");
     }
     sl_query_mode mode = SL_QUERY_HYBRID;
     int has_mode = query_param(qs, "mode", mbuf, sizeof mbuf);
@@ -394,6 +403,7 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     q->embedder = want_vec ? r->embedder : NULL;
     q->sink = r->sink;
     q->k = (uint32_t)k;
+    q->rrf_k = (uint32_t)rrf_k;
     q->depth = want_vec && want_kw ? sl_query_depth(q->k) : q->k;
     q->dim = want_vec ? r->embedder->dim : 0;
     q->want_vec = want_vec;

@@ -63,11 +63,14 @@ typedef enum sl_query_mode { SL_QUERY_HYBRID = 0, SL_QUERY_VECTOR = 1, SL_QUERY_
 int sl_query_mode_parse(const char *s, sl_query_mode *out);
 const char *sl_query_mode_name(sl_query_mode mode);
 
-/* Reciprocal rank fusion's constant: a hit at rank r in a ranking adds
- * 1 / (SL_RRF_K + r). 60 is the value of Cormack et al. (SIGIR 2009): it
- * damps the difference between the very first ranks, so one ranking's
- * favourite does not drown what both rankings agree on. */
+/* Reciprocal rank fusion's constant, by default: a hit at rank r in a
+ * ranking adds 1 / (rrf_k + r). 60 is the value of Cormack et al. (SIGIR
+ * 2009): it damps the difference between the very first ranks, so one
+ * ranking's favourite does not drown what both rankings agree on. A
+ * smaller one (`--rrf-k`) trusts each ranking's first places more: better
+ * when one ranking is much weaker than the other (bench/retrieval.sh). */
 #define SL_RRF_K 60
+#define SL_RRF_K_MAX 10000
 /* How many candidates a hybrid query asks each ranking for, to answer k:
  * max(50, 2k). A chunk below that depth in both rankings cannot make the
  * fused top k unless fewer than k chunks were found at all. */
@@ -79,10 +82,10 @@ void sl_hits_rank(sl_hits *hits, bool vector);
 /* Keeps the best k (sorted); k = 0 keeps every hit. */
 void sl_hits_truncate(sl_hits *hits, uint32_t k);
 /* A new list of the best k of vec and kw fused: each chunk (uri, chunk)
- * scores the sum of 1 / (SL_RRF_K + rank) over the rankings that hold it,
+ * scores the sum of 1 / (rrf_k + rank) over the rankings that hold it,
  * and keeps its rank and score in each. Both lists must have been ranked
  * (sl_hits_rank); either may be NULL or empty. NULL on out of memory. */
-sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k);
+sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k);
 
 /* The hits as `sluice query --json` prints them (and /query answers): an
  * array of {score, uri, chunk, page, line, heading, ..., vector, keyword,
