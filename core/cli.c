@@ -809,8 +809,8 @@ static int cmd_query(cli *c) {
             status = EXIT_USAGE;
             goto out;
         }
-        sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, NULL,
-                   "[route.%s] has no embedder: ranking by keyword alone", r->name);
+        sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, NULL, "[route.%s] has no embedder: ranking by keyword alone",
+                   r->name);
         want_vec = false;
     }
     r->sink->read_only = true; /* a query writes nothing, not even a migration */

@@ -185,7 +185,7 @@ typedef struct query {
     uint32_t k, depth, dim, rrf_k;
     bool want_vec, want_kw;
     float *v;
-    sl_hits *hits;    /* the ranking being asked for now */
+    sl_hits *hits;     /* the ranking being asked for now */
     sl_hits *vec, *kw; /* the rankings answered */
     char err[1200];
 } query;
@@ -237,7 +237,8 @@ static void query_answer(query *q) {
             return;
         }
     } else if (!one) {
-        snprintf(q->err, sizeof q->err, "[%s] has no keyword index to search: use mode=vector", q->sink->name);
+        snprintf(q->err, sizeof q->err, "[%s] has no keyword index to search: use mode=vector",
+                 q->sink->name);
         query_end(q, 400, "Bad Request", NULL);
         return;
     } else {
@@ -354,8 +355,9 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     if (!rt) return respond_error(req, 503, "Service Unavailable", "no configuration is loaded yet");
     char text[SL_HTTPD_MAX_TARGET], kbuf[32], route[256], mbuf[16];
     if (query_param(qs, "q", text, sizeof text) != 1 || !text[0] || strlen(text) == 0)
-        return respond_error(req, 400, "Bad Request",
-                             "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N)");
+        return respond_error(
+            req, 400, "Bad Request",
+            "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N)");
     long k = 5;
     int has_k = query_param(qs, "k", kbuf, sizeof kbuf);
     if (has_k) {
@@ -384,7 +386,8 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     if (!r) return respond_error(req, 404, "Not Found", "no such route");
     bool want_vec = mode != SL_QUERY_KEYWORD, want_kw = mode != SL_QUERY_VECTOR && r->sink->desc->keyword;
     if (mode == SL_QUERY_KEYWORD && !want_kw)
-        return respond_error(req, 400, "Bad Request", "the route's sink has no keyword search: use mode=vector");
+        return respond_error(req, 400, "Bad Request",
+                             "the route's sink has no keyword search: use mode=vector");
     if (want_vec && !r->embedder) {
         if (!want_kw)
             return respond_error(req, 400, "Bad Request",

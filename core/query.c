@@ -163,7 +163,8 @@ void sl_hits_truncate(sl_hits *h, uint32_t k) {
 
 /* Adds a copy of `from` (text, place, attributes, ranks) with a new score. */
 static int add_copy(sl_hits *to, const sl_hit *from, double score) {
-    int rc = sl_hits_add(to, score, from->uri, from->chunk, from->page, from->line, from->heading, from->text);
+    int rc =
+        sl_hits_add(to, score, from->uri, from->chunk, from->page, from->line, from->heading, from->text);
     for (size_t j = 0; rc == 0 && j < from->nattrs; j++)
         rc = sl_hits_set_attr(to, from->attrs[2 * j], from->attrs[2 * j + 1]);
     if (rc == 0) {

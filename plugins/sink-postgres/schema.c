@@ -201,7 +201,8 @@ static int choose_vectors(PGconn *conn, const pg_config *c, bool *pgvector, char
     return 0;
 }
 
-int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err, size_t errlen) {
+int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
+                   size_t errlen) {
     memset(out, 0, sizeof *out);
     const char *prefix = c->table_prefix ? c->table_prefix : "";
     const char *schema = c->schema ? c->schema : "";

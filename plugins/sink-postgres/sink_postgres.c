@@ -1087,10 +1087,11 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
     sink *s = sl_call_state(call);
     if (!text || !hits) return sl_fail(call, SL_EINVAL, "keyword: no text");
     if (s->schema.version < PG_SCHEMA_TSV)
-        return sl_fail(call, SL_KEYWORD_NO_INDEX,
-                       "the store %s has schema version %d, from before the keyword index: it is built the next "
-                       "time sluice writes the store (sluice run)",
-                       s->schema.names.chunks, s->schema.version);
+        return sl_fail(
+            call, SL_KEYWORD_NO_INDEX,
+            "the store %s has schema version %d, from before the keyword index: it is built the next "
+            "time sluice writes the store (sluice run)",
+            s->schema.names.chunks, s->schema.version);
     if (k == 0) return 0;
     pg_op *op = pg_op_new(call, "keyword", s->where);
     query_ctx *qc = op ? pg_op_alloc(op, sizeof *qc) : NULL;

@@ -167,7 +167,8 @@ typedef struct pg_schema {
  * (`sluice query`): a store at PG_SCHEMA_READABLE or later is left as it is
  * (out->version says which). On failure returns SL_EFATAL with a message
  * in err. */
-int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err, size_t errlen);
+int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
+                   size_t errlen);
 void pg_schema_free(pg_schema *s);
 
 #define PG_SCHEMA_VERSION 3

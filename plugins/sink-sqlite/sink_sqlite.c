@@ -96,7 +96,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, summary, content='chunks',"
     " content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
     "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
-    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, new.summary);"
+    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, "
+    "new.summary);"
     " END;"
     "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
     " INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary)"
@@ -105,7 +106,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text, heading, summary ON chunks BEGIN"
     " INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary)"
     " VALUES ('delete', old.id, old.text, old.heading, old.summary);"
-    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, new.summary);"
+    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, "
+    "new.summary);"
     " END;"
     "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');",
 };
@@ -114,7 +116,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
  * and the summary (a chunk whose heading names the subject is about it).
  * FTS5's bm25() is lower for better matches: negated, higher is better. */
 #define KEYWORD_SQL                                                                                          \
-    "SELECT rowid, -bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ?1"     \
+    "SELECT rowid, -bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ?1"      \
     " ORDER BY score DESC, rowid LIMIT ?2"
 
 /* The failure list (sluice failed, sluice retry): a table of its own,
@@ -185,7 +187,7 @@ typedef struct reader {
     conn c;
     sqlite3_stmt *st[R_COUNT];
     sqlite3_stmt *keyword; /* KEYWORD_SQL; NULL when the store has no keyword index */
-    float *fbuf; /* query: one stored vector, aligned */
+    float *fbuf;           /* query: one stored vector, aligned */
     size_t fcap;
 } reader;
 
@@ -198,7 +200,7 @@ typedef struct sink {
      * directly): one reader shared under a lock, opened on first use. */
     pthread_mutex_t shared_mu;
     reader *shared;
-    int lock_fd; /* claim: PATH.lock, flock'd while this process writes the store; -1 */
+    int lock_fd;     /* claim: PATH.lock, flock'd while this process writes the store; -1 */
     int64_t version; /* the store's schema version: SCHEMA_VERSION unless opened read-only */
 } sink;
 
@@ -451,7 +453,8 @@ static int peek_version(sink *s, int64_t *version) {
     sqlite3_busy_timeout(k.db, s->busy_ms);
     sqlite3_stmt *st = NULL;
     bool has_meta = false;
-    rc = conn_note(&k, sqlite3_prepare_v2(k.db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &st, NULL));
+    rc = conn_note(
+        &k, sqlite3_prepare_v2(k.db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &st, NULL));
     if (rc == SQLITE_OK) {
         rc = conn_note(&k, sqlite3_step(st));
         has_meta = rc == SQLITE_ROW;
@@ -461,7 +464,8 @@ static int peek_version(sink *s, int64_t *version) {
     int64_t v = rc == SQLITE_OK && has_meta ? schema_version(&k, &rc) : 0;
     sqlite3_close_v2(k.db);
     if (rc != SQLITE_OK) return sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
-    if (v < 0) return sl_instance_fail(s->inst, SL_EFATAL, "%s: meta.schema_version is not a number", s->path);
+    if (v < 0)
+        return sl_instance_fail(s->inst, SL_EFATAL, "%s: meta.schema_version is not a number", s->path);
     if (v > SCHEMA_VERSION)
         return sl_instance_fail(s->inst, SL_EFATAL,
                                 "%s has schema version %lld, newer than this sink-sqlite knows (%d): "
@@ -1046,7 +1050,8 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    int ret = rc == SQLITE_DONE ? add_hits(call, r, best, n, hits) : conn_fail(call, &r->c, rc, "keyword", s->path);
+    int ret =
+        rc == SQLITE_DONE ? add_hits(call, r, best, n, hits) : conn_fail(call, &r->c, rc, "keyword", s->path);
     if (ret == 0) {
         rc = conn_exec(&r->c, r->st[R_COMMIT]);
         if (rc != SQLITE_OK) ret = conn_fail(call, &r->c, rc, "keyword", s->path);
