@@ -63,6 +63,8 @@ typedef struct cli {
     const char *stage;      /* inspect --stage */
     const char *input;      /* check --plugin X.so --input FILE */
     bool wait;              /* run/serve --wait: wait for a store another process holds */
+    const char *mode;       /* query --mode hybrid|vector|keyword */
+    long rrf_k;             /* query --rrf-k N */
 } cli;
 
 static const char *usage_main =
@@ -70,7 +72,7 @@ static const char *usage_main =
     "\n"
     "commands:\n"
     "  run [--prune] [--json] [--listen ADDR] PATH...  ingest files and folders into the store\n"
-    "  query [-k N] [--json] TEXT       the N chunks nearest TEXT (default 5)\n"
+    "  query [-k N] [--mode M] [--json] TEXT  the N chunks nearest TEXT (default 5, hybrid)\n"
     "  plugins [--json]                 every plugin found, with its options\n"
     "  check [--plugin FILE.so]         validate the config and its plugins, or one plugin file\n"
     "  check --connect [--json]         ... and one real request to each provider and database\n"
@@ -111,11 +113,16 @@ static const char *usage_run =
     "Exit status: 0 all stored or skipped, 1 some documents failed (listed in the report), 2 config error.\n";
 
 static const char *usage_query =
-    "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--route NAME] [--json] TEXT\n"
+    "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--mode hybrid|vector|keyword] [--rrf-k N]\n"
+    "                    [--route NAME] [--json] TEXT\n"
     "\n"
-    "Embeds TEXT with the route's embedder and prints the N nearest stored chunks:\n"
-    "score, source:line, heading path and text. The first route is used unless\n"
-    "--route names another.\n";
+    "Prints the N stored chunks that best answer TEXT: score, source:line, heading path\n"
+    "and text. --mode vector ranks by the route's embedder (cosine), keyword by the\n"
+    "store's text index (BM25), and hybrid (the default) fuses the two rankings by\n"
+    "reciprocal rank fusion: 1 / (N + rank) summed, N = 60 unless --rrf-k says; --json\n"
+    "shows each hit's rank and score in both.\n"
+    "A store without a keyword index answers by vector alone, and says so. The first\n"
+    "route is used unless --route names another.\n";
 
 static const char *usage_plugins =
     "usage: sluice plugins [-c FILE] [--json]\n"
@@ -216,6 +223,7 @@ static int usage_error(const char *fmt, const char *arg) {
 static int parse_args(cli *c, int argc, char **argv) {
     c->verbosity = SL_LOG_WARN;
     c->k = 5;
+    c->rrf_k = SL_RRF_K;
     c->args = calloc((size_t)argc, sizeof *c->args);
     c->sets = calloc((size_t)argc, sizeof *c->sets);
     if (!c->args || !c->sets) return usage_error("%s", "out of memory");
@@ -269,6 +277,16 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->k = strtol(argv[++i], &end, 10);
             if (errno || *end || c->k < 1 || c->k > 10000)
                 return usage_error("-k: '%s' is not a number from 1 to 10000", argv[i]);
+        } else if (strcmp(a, "--rrf-k") == 0) {
+            char *end;
+            if (!more) return usage_error("%s needs a number", a);
+            errno = 0;
+            c->rrf_k = strtol(argv[++i], &end, 10);
+            if (errno || *end || c->rrf_k < 1 || c->rrf_k > SL_RRF_K_MAX)
+                return usage_error("--rrf-k: '%s' is not a number from 1 to 10000", argv[i]);
+        } else if (strcmp(a, "--mode") == 0) {
+            if (!more) return usage_error("%s needs hybrid, vector or keyword", a);
+            c->mode = argv[++i];
         } else if (strcmp(a, "--route") == 0) {
             if (!more) return usage_error("%s needs a NAME", a);
             c->route = argv[++i];
@@ -641,10 +659,15 @@ typedef struct query_args {
     const float *v;
     uint32_t dim, k;
     sl_hits *hits;
+    const char *text; /* keyword */
 } query_args;
 static int call_query(sl_call *call, void *arg) {
     query_args *q = arg;
     return call->inst->desc->query(call, q->v, q->dim, q->k, q->hits);
+}
+static int call_keyword(sl_call *call, void *arg) {
+    query_args *q = arg;
+    return call->inst->desc->keyword(call, q->text, q->k, q->hits);
 }
 
 /* "p. 3 · paragraph, table · Guide > Install": where the hit is and what
@@ -679,14 +702,19 @@ static void print_place(const sl_hit *h) {
     putchar('\n');
 }
 
-static void print_hits(const sl_hits *hits, bool json) {
+static void print_hits(const sl_hits *hits, bool json, bool fused) {
     size_t n = sl_hits_count(hits);
     json_t *arr = json ? sl_hits_json(hits) : NULL;
     for (size_t i = 0; !json && i < n; i++) {
         const sl_hit *h = sl_hits_at(hits, i);
         printf("%zu. %.4f  %s", i + 1, h->score, h->uri);
         if (h->line) printf(":%u", h->line);
-        printf("  chunk %u\n", h->chunk);
+        printf("  chunk %u", h->chunk);
+        if (h->vrank && h->krank) /* fused: where each ranking put it */
+            printf("  (vector #%u %.4f, keyword #%u %.4f)", h->vrank, h->vscore, h->krank, h->kscore);
+        else if (fused) /* hybrid: one ranking alone found it */
+            printf("  (%s #%u only)", h->vrank ? "vector" : "keyword", h->vrank ? h->vrank : h->krank);
+        putchar('\n');
         print_place(h);
         printf("   ");
         /* one line of text, whitespace folded, cut at ~200 characters */
@@ -713,9 +741,63 @@ static void print_hits(const sl_hits *hits, bool json) {
     }
 }
 
+/* The vector ranking: embeds text and asks the sink for the `depth`
+ * nearest chunks, ranked. 0 or an exit status (the error said). */
+static int vector_ranking(const sl_route *r, const char *text, uint32_t depth, sl_hits **out) {
+    uint32_t dim = r->embedder->dim;
+    float *v = calloc(dim ? dim : 1, sizeof *v);
+    embed_one e = {{text, strlen(text)}, v};
+    sl_call call;
+    int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
+    if (rc) {
+        say_error("[%s] embedding the query failed: %s", r->embedder->name,
+                  call.msg[0] ? call.msg : sl_strerror(rc));
+        free(v);
+        return EXIT_USAGE;
+    }
+    sl_hits *hits = sl_hits_new(depth);
+    query_args q = {v, dim, depth, hits, text};
+    rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
+    free(v);
+    if (rc) {
+        say_error("[%s] query failed: %s", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+        sl_hits_free(hits);
+        return EXIT_USAGE;
+    }
+    sl_hits_rank(hits, true);
+    *out = hits;
+    return 0;
+}
+
+/* The keyword ranking. *out stays NULL (and a note says why) when the
+ * store keeps no keyword index. 0 or an exit status. */
+static int keyword_ranking(const sl_route *r, const char *text, uint32_t depth, sl_hits **out) {
+    sl_hits *hits = sl_hits_new(depth);
+    query_args q = {NULL, 0, depth, hits, text};
+    sl_call call;
+    int rc = hits ? sl_invoke(r->sink, call_keyword, &q, &call) : SL_ENOMEM;
+    if (rc == SL_KEYWORD_NO_INDEX) {
+        sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, r->sink->name, "no keyword ranking: %s",
+                   call.msg[0] ? call.msg : "the store has no keyword index");
+        sl_hits_free(hits);
+        return 0;
+    }
+    if (rc) {
+        say_error("[%s] keyword query failed: %s", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
+        sl_hits_free(hits);
+        return EXIT_USAGE;
+    }
+    sl_hits_rank(hits, false);
+    *out = hits;
+    return 0;
+}
+
 static int cmd_query(cli *c) {
     if (c->nargs == 0)
         return usage_error("%s", "query: no TEXT given (for example: sluice query \"how to install\")");
+    sl_query_mode mode = SL_QUERY_HYBRID;
+    if (c->mode && sl_query_mode_parse(c->mode, &mode))
+        return usage_error("--mode: '%s' is not hybrid, vector or keyword", c->mode);
     size_t len = 0;
     for (size_t i = 0; i < c->nargs; i++) len += strlen(c->args[i]) + 1;
     char *text = calloc(1, len + 1);
@@ -725,6 +807,7 @@ static int cmd_query(cli *c) {
     }
     sl_config *cfg = NULL;
     sl_runtime *rt = NULL;
+    sl_hits *vec = NULL, *kw = NULL, *fused = NULL;
     int status = text ? open_runtime(c, false, false, &cfg, &rt) : EXIT_USAGE;
     if (status) goto out;
     const sl_route *r = c->route ? sl_runtime_route_named(rt, c->route) : &rt->routes[0];
@@ -732,39 +815,59 @@ static int cmd_query(cli *c) {
         status = usage_error("query: no route named '%s'", c->route);
         goto out;
     }
-    if (!r->embedder) {
-        say_error("[route.%s] has no embedder: its chunks have no vectors to query", r->name);
-        status = EXIT_USAGE;
-        goto out;
+    bool want_vec = mode != SL_QUERY_KEYWORD, want_kw = mode != SL_QUERY_VECTOR;
+    if (want_kw && !r->sink->desc->keyword) {
+        if (mode == SL_QUERY_KEYWORD) {
+            say_error("[%s] (plugin %s) has no keyword search: use --mode vector", r->sink->name,
+                      r->sink->desc->name);
+            status = EXIT_USAGE;
+            goto out;
+        }
+        sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, r->sink->name,
+                   "plugin %s has no keyword search: ranking by vector alone", r->sink->desc->name);
+        want_kw = false;
     }
-    if (sl_instance_init(c->ctx, r->embedder) || sl_instance_init(c->ctx, r->sink)) {
+    if (want_vec && !r->embedder) {
+        if (mode == SL_QUERY_VECTOR || !want_kw) {
+            say_error("[route.%s] has no embedder: its chunks have no vectors to query", r->name);
+            status = EXIT_USAGE;
+            goto out;
+        }
+        sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, NULL, "[route.%s] has no embedder: ranking by keyword alone",
+                   r->name);
+        want_vec = false;
+    }
+    r->sink->read_only = true; /* a query writes nothing, not even a migration */
+    if ((want_vec && sl_instance_init(c->ctx, r->embedder)) || sl_instance_init(c->ctx, r->sink)) {
         status = fail(c, EXIT_USAGE);
         goto out;
     }
-    uint32_t dim = r->embedder->dim;
-    float *v = calloc(dim, sizeof *v);
-    embed_one e = {{text, strlen(text)}, v};
-    sl_call call;
-    int rc = v ? sl_invoke(r->embedder, call_embed_one, &e, &call) : SL_ENOMEM;
-    if (rc) {
-        say_error("[%s] embedding the query failed: %s", r->embedder->name,
-                  call.msg[0] ? call.msg : sl_strerror(rc));
+    /* one ranking alone answers k; two are fused from deeper lists */
+    uint32_t k = (uint32_t)c->k, depth = want_vec && want_kw ? sl_query_depth(k) : k;
+    if (want_vec) status = vector_ranking(r, text, depth, &vec);
+    if (!status && want_kw) status = keyword_ranking(r, text, depth, &kw);
+    if (!status && mode == SL_QUERY_KEYWORD && !kw) {
+        say_error("[%s] has no keyword index to search: use --mode vector, or run 'sluice run' once to "
+                  "build it",
+                  r->sink->name);
         status = EXIT_USAGE;
-    } else {
-        sl_hits *hits = sl_hits_new((uint32_t)c->k);
-        query_args q = {v, dim, (uint32_t)c->k, hits};
-        rc = hits ? sl_invoke(r->sink, call_query, &q, &call) : SL_ENOMEM;
-        if (rc) {
-            say_error("[%s] query failed: %s", r->sink->name, call.msg[0] ? call.msg : sl_strerror(rc));
-            status = EXIT_USAGE;
-        } else {
-            sl_hits_sort(hits);
-            print_hits(hits, c->json);
-        }
-        sl_hits_free(hits);
     }
-    free(v);
+    if (!status) {
+        if (vec && kw) {
+            fused = sl_hits_fuse(vec, kw, k, (uint32_t)c->rrf_k);
+            if (!fused) {
+                say_error("%s", "query: out of memory");
+                status = EXIT_USAGE;
+            }
+        }
+        sl_hits *one = vec ? vec : kw; /* the other ranking was not there: cut to k */
+        if (!fused) sl_hits_truncate(one, k);
+        if (!status) print_hits(fused ? fused : one, c->json, fused != NULL);
+    }
 out:
+    sl_hits_free(vec);
+    sl_hits_free(kw);
+    sl_hits_free(fused);
     free(text);
     sl_runtime_free(rt);
     sl_config_free(cfg);

@@ -182,9 +182,11 @@ typedef struct query {
     uv_loop_t *loop;
     sl_instance *embedder, *sink;
     char *text;
-    uint32_t k, dim;
+    uint32_t k, depth, dim, rrf_k;
+    bool want_vec, want_kw;
     float *v;
-    sl_hits *hits;
+    sl_hits *hits;     /* the ranking being asked for now */
+    sl_hits *vec, *kw; /* the rankings answered */
     char err[1200];
 } query;
 
@@ -197,13 +199,20 @@ static int call_embed(sl_call *call, void *arg) {
 
 static int call_query(sl_call *call, void *arg) {
     query *q = arg;
-    return call->inst->desc->query(call, q->v, q->dim, q->k, q->hits);
+    return call->inst->desc->query(call, q->v, q->dim, q->depth, q->hits);
+}
+
+static int call_keyword(sl_call *call, void *arg) {
+    query *q = arg;
+    return call->inst->desc->keyword(call, q->text, q->depth, q->hits);
 }
 
 static void query_free(query *q) {
     free(q->text);
     free(q->v);
     sl_hits_free(q->hits);
+    sl_hits_free(q->vec);
+    sl_hits_free(q->kw);
     free(q);
 }
 
@@ -218,6 +227,70 @@ static void query_end(query *q, int status, const char *reason, json_t *body) {
     query_free(q);
 }
 
+/* Both rankings asked for are in: fused, or the one there cut to k. */
+static void query_answer(query *q) {
+    sl_hits *fused = NULL, *one = q->vec ? q->vec : q->kw;
+    if (q->vec && q->kw) {
+        fused = sl_hits_fuse(q->vec, q->kw, q->k, q->rrf_k);
+        if (!fused) {
+            snprintf(q->err, sizeof q->err, "out of memory");
+            query_end(q, 500, "Internal Server Error", NULL);
+            return;
+        }
+    } else if (!one) {
+        snprintf(q->err, sizeof q->err, "[%s] has no keyword index to search: use mode=vector",
+                 q->sink->name);
+        query_end(q, 400, "Bad Request", NULL);
+        return;
+    } else {
+        sl_hits_truncate(one, q->k);
+    }
+    json_t *body = sl_hits_json(fused ? fused : one);
+    sl_hits_free(fused);
+    query_end(q, 200, "OK", body);
+}
+
+static void query_keyword_answered(acall *a, int rc) {
+    query *q = (query *)((char *)a - offsetof(query, a));
+    if (rc == SL_KEYWORD_NO_INDEX) {
+        sl_ctx_log(q->sink->ctx, SL_LOG_WARN, q->sink->name, "no keyword ranking: %s",
+                   a->call.msg[0] ? a->call.msg : "the store has no keyword index");
+        query_answer(q);
+        return;
+    }
+    if (rc) {
+        snprintf(q->err, sizeof q->err, "[%s] keyword query failed: %s", q->sink->name,
+                 a->call.msg[0] ? a->call.msg : sl_strerror(rc));
+        query_end(q, 502, "Bad Gateway", NULL);
+        return;
+    }
+    sl_hits_rank(q->hits, false);
+    q->kw = q->hits;
+    q->hits = NULL;
+    query_answer(q);
+}
+
+static void query_answered(acall *a, int rc);
+
+/* Asks the sink for one ranking into a new q->hits. */
+static void query_ask(query *q, bool vector) {
+    if (!q->pend.req) { /* the client is gone: no need to ask the sink */
+        query_free(q);
+        return;
+    }
+    q->hits = sl_hits_new(q->depth);
+    if (!q->hits) {
+        snprintf(q->err, sizeof q->err, "out of memory");
+        query_end(q, 500, "Internal Server Error", NULL);
+        return;
+    }
+    acall *a = &q->a;
+    a->inst = q->sink;
+    a->fn = vector ? call_query : call_keyword;
+    a->then = vector ? query_answered : query_keyword_answered;
+    acall_start(q->loop, a);
+}
+
 static void query_answered(acall *a, int rc) {
     query *q = (query *)((char *)a - offsetof(query, a));
     if (rc) {
@@ -226,8 +299,13 @@ static void query_answered(acall *a, int rc) {
         query_end(q, 502, "Bad Gateway", NULL);
         return;
     }
-    sl_hits_sort(q->hits);
-    query_end(q, 200, "OK", sl_hits_json(q->hits));
+    sl_hits_rank(q->hits, true);
+    q->vec = q->hits;
+    q->hits = NULL;
+    if (q->want_kw)
+        query_ask(q, false);
+    else
+        query_answer(q);
 }
 
 static void query_embedded(acall *a, int rc) {
@@ -238,20 +316,7 @@ static void query_embedded(acall *a, int rc) {
         query_end(q, 502, "Bad Gateway", NULL);
         return;
     }
-    if (!q->pend.req) { /* the client is gone: no need to ask the sink */
-        query_free(q);
-        return;
-    }
-    q->hits = sl_hits_new(q->k);
-    if (!q->hits) {
-        snprintf(q->err, sizeof q->err, "out of memory");
-        query_end(q, 500, "Internal Server Error", NULL);
-        return;
-    }
-    a->inst = q->sink;
-    a->fn = call_query;
-    a->then = query_answered;
-    acall_start(q->loop, a);
+    query_ask(q, true);
 }
 
 /* The value of key in a query string, percent-decoded into out: 1, 0 when
@@ -289,9 +354,11 @@ static int query_param(h2o_iovec_t qs, const char *key, char *out, size_t n) {
 static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     sl_runtime *rt = h->src.runtime ? h->src.runtime(h->src.arg) : NULL;
     if (!rt) return respond_error(req, 503, "Service Unavailable", "no configuration is loaded yet");
-    char text[SL_HTTPD_MAX_TARGET], kbuf[32], route[256];
+    char text[SL_HTTPD_MAX_TARGET], kbuf[32], route[256], mbuf[16];
     if (query_param(qs, "q", text, sizeof text) != 1 || !text[0] || strlen(text) == 0)
-        return respond_error(req, 400, "Bad Request", "/query needs q=TEXT (and optionally k=N, route=NAME)");
+        return respond_error(
+            req, 400, "Bad Request",
+            "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N)");
     long k = 5;
     int has_k = query_param(qs, "k", kbuf, sizeof kbuf);
     if (has_k) {
@@ -301,30 +368,55 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
         if (has_k < 0 || errno || *end || k < 1 || k > 10000)
             return respond_error(req, 400, "Bad Request", "k must be a number from 1 to 10000");
     }
+    long rrf_k = SL_RRF_K;
+    int has_rrf_k = query_param(qs, "rrf_k", kbuf, sizeof kbuf);
+    if (has_rrf_k) {
+        char *end;
+        errno = 0;
+        rrf_k = has_rrf_k > 0 ? strtol(kbuf, &end, 10) : 0;
+        if (has_rrf_k < 0 || errno || *end || rrf_k < 1 || rrf_k > SL_RRF_K_MAX)
+            return respond_error(req, 400, "Bad Request", "rrf_k must be a number from 1 to 10000");
+    }
+    sl_query_mode mode = SL_QUERY_HYBRID;
+    int has_mode = query_param(qs, "mode", mbuf, sizeof mbuf);
+    if (has_mode && (has_mode < 0 || sl_query_mode_parse(mbuf, &mode)))
+        return respond_error(req, 400, "Bad Request", "mode must be hybrid, vector or keyword");
     const sl_route *r = rt->nroutes ? &rt->routes[0] : NULL;
     int has_route = query_param(qs, "route", route, sizeof route);
     if (has_route) r = has_route > 0 ? sl_runtime_route_named(rt, route) : NULL;
     if (!r) return respond_error(req, 404, "Not Found", "no such route");
-    if (!r->embedder)
+    bool want_vec = mode != SL_QUERY_KEYWORD, want_kw = mode != SL_QUERY_VECTOR && r->sink->desc->keyword;
+    if (mode == SL_QUERY_KEYWORD && !want_kw)
         return respond_error(req, 400, "Bad Request",
-                             "the route has no embedder: its chunks have no vectors to query");
-    if (sl_instance_init(rt->ctx, r->embedder) || sl_instance_init(rt->ctx, r->sink))
+                             "the route's sink has no keyword search: use mode=vector");
+    if (want_vec && !r->embedder) {
+        if (!want_kw)
+            return respond_error(req, 400, "Bad Request",
+                                 "the route has no embedder: its chunks have no vectors to query");
+        want_vec = false; /* hybrid without vectors: the keyword ranking alone */
+    }
+    if ((want_vec && sl_instance_init(rt->ctx, r->embedder)) || sl_instance_init(rt->ctx, r->sink))
         return respond_error(req, 503, "Service Unavailable", sl_ctx_errmsg(rt->ctx));
     query *q = calloc(1, sizeof *q);
     if (!q || !(q->text = strdup(text)) ||
-        !(q->v = calloc(r->embedder->dim ? r->embedder->dim : 1, sizeof(float)))) {
+        (want_vec && !(q->v = calloc(r->embedder->dim ? r->embedder->dim : 1, sizeof(float))))) {
         if (q) query_free(q);
         return respond_error(req, 500, "Internal Server Error", "out of memory");
     }
     q->loop = h->loop;
-    q->embedder = r->embedder;
+    q->embedder = want_vec ? r->embedder : NULL;
     q->sink = r->sink;
     q->k = (uint32_t)k;
-    q->dim = r->embedder->dim;
+    q->rrf_k = (uint32_t)rrf_k;
+    q->depth = want_vec && want_kw ? sl_query_depth(q->k) : q->k;
+    q->dim = want_vec ? r->embedder->dim : 0;
+    q->want_vec = want_vec;
+    q->want_kw = want_kw;
     pending_watch(&q->pend, req);
+    q->a.arg = q;
+    if (!want_vec) return query_ask(q, false);
     q->a.inst = q->embedder;
     q->a.fn = call_embed;
-    q->a.arg = q;
     q->a.then = query_embedded;
     acall_start(h->loop, &q->a);
 }

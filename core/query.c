@@ -120,6 +120,106 @@ void sl_hits_free(sl_hits *h) {
     free(h);
 }
 
+/* --- hybrid retrieval --- */
+
+int sl_query_mode_parse(const char *s, sl_query_mode *out) {
+    static const struct {
+        const char *name;
+        sl_query_mode mode;
+    } modes[] = {{"hybrid", SL_QUERY_HYBRID}, {"vector", SL_QUERY_VECTOR}, {"keyword", SL_QUERY_KEYWORD}};
+    for (size_t i = 0; s && i < sizeof modes / sizeof *modes; i++)
+        if (strcmp(s, modes[i].name) == 0) {
+            *out = modes[i].mode;
+            return 0;
+        }
+    return -1;
+}
+
+const char *sl_query_mode_name(sl_query_mode mode) {
+    return mode == SL_QUERY_VECTOR ? "vector" : mode == SL_QUERY_KEYWORD ? "keyword" : "hybrid";
+}
+
+uint32_t sl_query_depth(uint32_t k) { return k > UINT32_MAX / 2 ? UINT32_MAX : k * 2 < 50 ? 50 : k * 2; }
+
+void sl_hits_rank(sl_hits *h, bool vector) {
+    sl_hits_sort(h);
+    for (size_t i = 0; h && i < h->n; i++) {
+        sl_hit *hit = &h->v[i];
+        if (vector) {
+            hit->vrank = (uint32_t)(i + 1);
+            hit->vscore = hit->score;
+        } else {
+            hit->krank = (uint32_t)(i + 1);
+            hit->kscore = hit->score;
+        }
+    }
+}
+
+void sl_hits_truncate(sl_hits *h, uint32_t k) {
+    if (!h) return;
+    h->k = k;
+    sl_hits_sort(h);
+}
+
+/* Adds a copy of `from` (text, place, attributes, ranks) with a new score. */
+static int add_copy(sl_hits *to, const sl_hit *from, double score) {
+    int rc =
+        sl_hits_add(to, score, from->uri, from->chunk, from->page, from->line, from->heading, from->text);
+    for (size_t j = 0; rc == 0 && j < from->nattrs; j++)
+        rc = sl_hits_set_attr(to, from->attrs[2 * j], from->attrs[2 * j + 1]);
+    if (rc == 0) {
+        sl_hit *hit = &to->v[to->n - 1];
+        hit->vrank = from->vrank;
+        hit->vscore = from->vscore;
+        hit->krank = from->krank;
+        hit->kscore = from->kscore;
+    }
+    return rc;
+}
+
+static double rrf(uint32_t rrf_k, uint32_t rank) { return rank ? 1.0 / ((double)rrf_k + rank) : 0.0; }
+
+/* The two lists are at most a few thousand hits (sl_query_depth): a
+ * linear search for each keyword hit's vector twin costs less than a hash
+ * table would to build. */
+sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k) {
+    size_t nv = sl_hits_count(vec), nk = sl_hits_count(kw);
+    sl_hits *out = sl_hits_new(0);
+    bool *paired = calloc(nk ? nk : 1, sizeof *paired);
+    int rc = out && paired ? 0 : SL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nv; i++) {
+        const sl_hit *v = &vec->v[i];
+        const sl_hit *twin = NULL;
+        for (size_t j = 0; j < nk && !twin; j++)
+            if (!paired[j] && kw->v[j].chunk == v->chunk && strcmp(kw->v[j].uri, v->uri) == 0) {
+                twin = &kw->v[j];
+                paired[j] = true;
+            }
+        rc = add_copy(out, v, rrf(rrf_k, v->vrank) + (twin ? rrf(rrf_k, twin->krank) : 0.0));
+        if (rc == 0 && twin) {
+            sl_hit *hit = &out->v[out->n - 1];
+            hit->krank = twin->krank;
+            hit->kscore = twin->kscore;
+        }
+    }
+    for (size_t j = 0; rc == 0 && j < nk; j++)
+        if (!paired[j]) rc = add_copy(out, &kw->v[j], rrf(rrf_k, kw->v[j].krank));
+    free(paired);
+    if (rc) {
+        sl_hits_free(out);
+        return NULL;
+    }
+    out->k = k;
+    sl_hits_sort(out);
+    return out;
+}
+
+/* {rank, score} of a hit in one ranking, or null when it is not in it. */
+static json_t *rank_json(uint32_t rank, double score) {
+    if (!rank) return json_null();
+    return json_pack("{s:i, s:f}", "rank", (json_int_t)rank, "score", score);
+}
+
 /* A comma-separated attribute as a JSON array of its items. */
 static json_t *json_list(const char *csv) {
     json_t *arr = json_array();
@@ -159,6 +259,8 @@ static json_t *hit_json(const sl_hit *h) {
     for (size_t j = 0; j < h->nattrs; j++)
         json_object_set_new(attrs, h->attrs[2 * j], json_string(h->attrs[2 * j + 1]));
     json_object_set_new(o, "attrs", attrs);
+    json_object_set_new(o, "vector", rank_json(h->vrank, h->vscore));
+    json_object_set_new(o, "keyword", rank_json(h->krank, h->kscore));
     json_object_set_new(o, "text", json_string(h->text));
     return o;
 }

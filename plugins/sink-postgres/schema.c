@@ -62,6 +62,17 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
      * pages); chunks stored before keep '{}' until their document is
      * stored again */
     "ALTER TABLE {chunks} ADD COLUMN attrs jsonb NOT NULL DEFAULT '{}';",
+    /* 3: the keyword index of hybrid retrieval: a tsvector of each chunk's
+     * heading path (weight A), text (B) and summary (C), a generated column
+     * the server keeps in the statement that writes the chunk, with a GIN
+     * index. Adding it computes it for every chunk an older store holds.
+     * The text is indexed up to its first 200,000 characters: a tsvector
+     * holds at most 1 MB, and a larger one would fail the document. */
+    "ALTER TABLE {chunks} ADD COLUMN tsv tsvector GENERATED ALWAYS AS ("
+    " setweight(to_tsvector('english'::regconfig, heading), 'A') ||"
+    " setweight(to_tsvector('english'::regconfig, left(text, 200000)), 'B') ||"
+    " setweight(to_tsvector('english'::regconfig, left(coalesce(summary, ''), 200000)), 'C')) STORED;"
+    "CREATE INDEX {tsv_index} ON {chunks} USING gin (tsv);",
 };
 
 /* "schema"."name" (or "name"), quoted; malloc'd. */
@@ -92,9 +103,10 @@ static char *expand(const char *tpl, const pg_names *n, const char *vector_type)
     for (const char *p = tpl; *p;) {
         const char *rep = NULL;
         size_t skip = 0;
-        static const char *const keys[] = {"{meta}", "{runs}", "{documents}", "{chunks}", "{vector}"};
-        const char *vals[] = {n->meta, n->runs, n->documents, n->chunks, vector_type};
-        for (size_t k = 0; k < 5 && *p == '{'; k++) {
+        static const char *const keys[] = {"{meta}",   "{runs}",   "{documents}",
+                                           "{chunks}", "{vector}", "{tsv_index}"};
+        const char *vals[] = {n->meta, n->runs, n->documents, n->chunks, vector_type, n->tsv_index};
+        for (size_t k = 0; k < sizeof keys / sizeof *keys && *p == '{'; k++) {
             size_t kl = strlen(keys[k]);
             if (strncmp(p, keys[k], kl) == 0) {
                 rep = vals[k];
@@ -144,6 +156,7 @@ void pg_schema_free(pg_schema *s) {
     free(s->names.documents);
     free(s->names.chunks);
     free(s->names.hnsw_index);
+    free(s->names.tsv_index);
     free(s->names.failures);
     memset(s, 0, sizeof *s);
 }
@@ -188,7 +201,8 @@ static int choose_vectors(PGconn *conn, const pg_config *c, bool *pgvector, char
     return 0;
 }
 
-int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen) {
+int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
+                   size_t errlen) {
     memset(out, 0, sizeof *out);
     const char *prefix = c->table_prefix ? c->table_prefix : "";
     const char *schema = c->schema ? c->schema : "";
@@ -207,7 +221,15 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
         PQfreemem(n->hnsw_index);
         n->hnsw_index = copy;
     }
-    if (!n->meta || !n->runs || !n->documents || !n->chunks || !n->hnsw_index || !n->failures) {
+    snprintf(idx, sizeof idx, "%schunks_tsv_idx", prefix);
+    n->tsv_index = PQescapeIdentifier(conn, idx, strlen(idx));
+    if (n->tsv_index) {
+        char *copy = strdup(n->tsv_index);
+        PQfreemem(n->tsv_index);
+        n->tsv_index = copy;
+    }
+    if (!n->meta || !n->runs || !n->documents || !n->chunks || !n->hnsw_index || !n->failures ||
+        !n->tsv_index) {
         snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
@@ -281,7 +303,10 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
             rc = SL_EFATAL;
         }
     }
-    for (long v = version; !rc && v < PG_SCHEMA_VERSION; v++) {
+    /* a read-only open (`sluice query`) answers from a readable store as
+     * it is: no migration, nothing written */
+    bool as_is = read_only && version >= PG_SCHEMA_READABLE;
+    for (long v = version; !rc && !as_is && v < PG_SCHEMA_VERSION; v++) {
         char *m = expand(migrations[v], n, out->pgvector ? "vector" : "real[]");
         if (!m) {
             snprintf(err, errlen, "out of memory");
@@ -302,7 +327,7 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
                  n->failures);
         rc = run(conn, sql, 0, NULL, NULL, "creating the failures table", err, errlen);
     }
-    if (!rc) {
+    if (!rc && !as_is) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", PG_SCHEMA_VERSION);
         const char *params[] = {ver, out->pgvector ? "pgvector" : "array"};
@@ -318,6 +343,6 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
         PQclear(r);
         return rc;
     }
-    out->version = PG_SCHEMA_VERSION;
+    out->version = as_is ? (int)version : PG_SCHEMA_VERSION;
     return 0;
 }

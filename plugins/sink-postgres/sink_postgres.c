@@ -127,6 +127,7 @@ enum {
     Q_FAILURES,
     Q_URIS,
     Q_PROBE,
+    Q_KEYWORD,
     Q_COUNT
 };
 
@@ -251,6 +252,19 @@ static int make_statements(sink *s) {
                                 n->failures);
     s->sql[Q_URIS] = format("SELECT uri FROM %s ORDER BY uri", n->documents);
     s->sql[Q_PROBE] = format("SELECT count(*) FROM %s", n->documents);
+    /* The keyword ranking: the words of $1 (plainto_tsquery: plain text, no
+     * syntax to get wrong), any of them (its '&'s made '|'s: lexemes are
+     * quoted and hold no spaces, so only the operators match ' & '),
+     * ranked by ts_rank with the heading's weight A over the text's B. */
+    s->sql[Q_KEYWORD] =
+        format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score, n.attrs::text"
+               " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text, c.attrs,"
+               " ts_rank(c.tsv, q.q) AS score"
+               " FROM %s AS c, (SELECT replace(plainto_tsquery('english'::regconfig, $1)::text, ' & ', ' | ')"
+               "::tsquery AS q) AS q"
+               " WHERE c.tsv @@ q.q ORDER BY score DESC LIMIT $2::integer) AS n"
+               " JOIN %s AS d ON d.id = n.doc_id ORDER BY n.score DESC, d.uri, n.ordinal",
+               n->chunks, n->documents);
     for (int i = 0; i < Q_COUNT; i++)
         if (!s->sql[i]) return SL_ENOMEM;
     return 0;
@@ -415,7 +429,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
     }
 
     char err[800];
-    rc = pg_schema_open(conn, c, &s->schema, err, sizeof err);
+    rc = pg_schema_open(conn, c, sl_instance_read_only(inst), &s->schema, err, sizeof err);
     if (!rc) rc = make_statements(s) ? SL_ENOMEM : 0;
     if (rc) {
         pg_scrub(err, sizeof err, s->password);
@@ -1080,11 +1094,41 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     return pg_pool_submit(s->pool, op);
 }
 
+static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
+    sink *s = sl_call_state(call);
+    if (!text || !hits) return sl_fail(call, SL_EINVAL, "keyword: no text");
+    if (s->schema.version < PG_SCHEMA_TSV)
+        return sl_fail(
+            call, SL_KEYWORD_NO_INDEX,
+            "the store %s has schema version %d, from before the keyword index: it is built the next "
+            "time sluice writes the store (sluice run)",
+            s->schema.names.chunks, s->schema.version);
+    if (k == 0) return 0;
+    pg_op *op = pg_op_new(call, "keyword", s->where);
+    query_ctx *qc = op ? pg_op_alloc(op, sizeof *qc) : NULL;
+    if (!qc) {
+        pg_op_free(op);
+        return sl_fail(call, SL_ENOMEM, "keyword: out of memory");
+    }
+    qc->hits = hits;
+    qc->stmt = 0;
+    op->arg = qc;
+    op->on_result = query_result;
+    pg_stmt *st = pg_op_stmt(op, s->sql[Q_KEYWORD], 2);
+    if (st) {
+        pg_stmt_text(st, 0, pg_op_strdup(op, text));
+        pg_stmt_text(st, 1, num(op, k > INT32_MAX ? INT32_MAX : k));
+    }
+    if (!st || !st->values[0] || !st->values[1]) pg_op_fail(op, SL_ENOMEM, "keyword: out of memory");
+    return pg_pool_submit(s->pool, op);
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
-    .version = "1.1.0",
-    .summary = "stores documents, chunks and vectors in PostgreSQL (pgvector HNSW when present, else real[])",
+    .version = "1.2.0",
+    .summary = "stores documents, chunks and vectors in PostgreSQL (pgvector HNSW when present, else real[]; "
+               "tsvector keyword search)",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_IO,
     .options = options,
@@ -1100,6 +1144,7 @@ static const sl_plugin desc = {
     .failures_list = failures_list,
     .documents = documents,
     .probe = probe,
+    .keyword = keyword,
 };
 
 SL_PLUGIN_EXPORT(desc)

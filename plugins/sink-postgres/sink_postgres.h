@@ -152,6 +152,7 @@ typedef struct pg_names {
     char *meta, *runs, *documents, *chunks;
     char *hnsw_index; /* the index's own name: not qualified (CREATE INDEX names no schema) */
     char *failures;   /* the failure list (sluice failed): made on open, outside the versioned schema */
+    char *tsv_index;  /* the keyword index's own name, like hnsw_index */
 } pg_names;
 
 typedef struct pg_schema {
@@ -162,11 +163,16 @@ typedef struct pg_schema {
 } pg_schema;
 
 /* On the blocking init connection: creates the schema or migrates it,
- * decides pgvector or real[], reads the stored dimension. On failure returns
- * SL_EFATAL with a message in err. */
-int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen);
+ * decides pgvector or real[], reads the stored dimension. read_only
+ * (`sluice query`): a store at PG_SCHEMA_READABLE or later is left as it is
+ * (out->version says which). On failure returns SL_EFATAL with a message
+ * in err. */
+int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
+                   size_t errlen);
 void pg_schema_free(pg_schema *s);
 
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_READABLE 2 /* the oldest a read-only open answers from as it is */
+#define PG_SCHEMA_TSV 3      /* the first with the keyword index (chunks.tsv) */
 
 #endif

@@ -23,6 +23,9 @@
  * vector_index_min vectors of a dimension, an HNSW index of them is built
  * next to the store (vindex.c) and later queries take their k candidates
  * from it; vector_index = exact keeps every query brute force.
+ * Keyword queries (hybrid retrieval's other ranking) use an FTS5 index of
+ * each chunk's text, heading path and summary, kept by triggers in the
+ * transaction that writes the chunk (schema 3).
  *
  * The schema is versioned in the `meta` table; init migrates an older file
  * step by step and refuses a newer one rather than guess at it.
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -45,7 +49,12 @@
 #include "sink_sqlite.h"
 #include "vindex.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+/* The oldest schema a read-only open (sl_instance_read_only: `sluice
+ * query`) answers from as it is; an older store is migrated first. */
+#define SCHEMA_READABLE 2
+/* The first schema with the keyword index (chunks_fts). */
+#define SCHEMA_FTS 3
 
 /* migrations[v] takes a store from schema version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -79,7 +88,39 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * pages), a JSON object of strings; chunks stored before stay "{}"
      * until their document is stored again */
     "ALTER TABLE chunks ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';",
+    /* 3: the keyword index of hybrid retrieval: FTS5 over each chunk's
+     * text, heading path and summary. External content (the text lives in
+     * chunks only); triggers keep it in step with every insert and delete,
+     * in the statement's own transaction, including the deletes that a
+     * document's replacement and prune (ON DELETE CASCADE) make. Porter
+     * stemming over unicode61 (diacritics folded): "installing" finds
+     * "install". The last statement builds the index from the chunks an
+     * older store already holds. */
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, summary, content='chunks',"
+    " content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, "
+    "new.summary);"
+    " END;"
+    "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN"
+    " INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary)"
+    " VALUES ('delete', old.id, old.text, old.heading, old.summary);"
+    " END;"
+    "CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text, heading, summary ON chunks BEGIN"
+    " INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary)"
+    " VALUES ('delete', old.id, old.text, old.heading, old.summary);"
+    " INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, "
+    "new.summary);"
+    " END;"
+    "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');",
 };
+
+/* The keyword ranking: BM25 with the heading path weighted twice the text
+ * and the summary (a chunk whose heading names the subject is about it).
+ * FTS5's bm25() is lower for better matches: negated, higher is better. */
+#define KEYWORD_SQL                                                                                          \
+    "SELECT rowid, -bm25(chunks_fts, 1.0, 2.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ?1"      \
+    " ORDER BY score DESC, rowid LIMIT ?2"
 
 /* The failure list (sluice failed, sluice retry): a table of its own,
  * outside the versioned schema, made when a store is opened without it. A
@@ -171,7 +212,8 @@ static const char *const read_statements[R_COUNT] = {
 typedef struct reader {
     conn c;
     sqlite3_stmt *st[R_COUNT];
-    float *fbuf; /* query: one stored vector, aligned */
+    sqlite3_stmt *keyword; /* KEYWORD_SQL; NULL when the store has no keyword index */
+    float *fbuf;           /* query: one stored vector, aligned */
     size_t fcap;
 } reader;
 
@@ -184,8 +226,9 @@ typedef struct sink {
      * directly): one reader shared under a lock, opened on first use. */
     pthread_mutex_t shared_mu;
     reader *shared;
-    int lock_fd;    /* claim: PATH.lock, flock'd while this process writes the store; -1 */
-    vindex_set *vi; /* NULL: vector_index = exact */
+    int lock_fd;     /* claim: PATH.lock, flock'd while this process writes the store; -1 */
+    vindex_set *vi;  /* NULL: vector_index = exact */
+    int64_t version; /* the store's schema version: SCHEMA_VERSION unless opened read-only */
 } sink;
 
 /* --- what sink_sqlite.h shares with writer.c --- */
@@ -444,11 +487,54 @@ static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync
     return 0;
 }
 
+/* A read-only open (`sluice query`): a store at SCHEMA_READABLE or later
+ * is answered from as it is, without a write connection or a migration, so
+ * a query never takes the write lock, waits for a writer, or spends minutes
+ * building an index. *version: the store's schema version; 0 when there is
+ * no store yet or it is older than SCHEMA_READABLE (the caller then opens
+ * it for writing, which makes or migrates it). */
+static int peek_version(sink *s, int64_t *version) {
+    *version = 0;
+    if (access(s->path, F_OK) != 0) return 0;
+    conn k = {.path = s->path};
+    int rc = sqlite3_open_v2(s->path, &k.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", s->path,
+                                    k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(k.db);
+        return code;
+    }
+    sqlite3_busy_timeout(k.db, s->busy_ms);
+    sqlite3_stmt *st = NULL;
+    bool has_meta = false;
+    rc = conn_note(
+        &k, sqlite3_prepare_v2(k.db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &st, NULL));
+    if (rc == SQLITE_OK) {
+        rc = conn_note(&k, sqlite3_step(st));
+        has_meta = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    int64_t v = rc == SQLITE_OK && has_meta ? schema_version(&k, &rc) : 0;
+    sqlite3_close_v2(k.db);
+    if (rc != SQLITE_OK) return sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
+    if (v < 0)
+        return sl_instance_fail(s->inst, SL_EFATAL, "%s: meta.schema_version is not a number", s->path);
+    if (v > SCHEMA_VERSION)
+        return sl_instance_fail(s->inst, SL_EFATAL,
+                                "%s has schema version %lld, newer than this sink-sqlite knows (%d): "
+                                "use a newer sluice, or another path",
+                                s->path, (long long)v, SCHEMA_VERSION);
+    *version = v >= SCHEMA_READABLE ? v : 0;
+    return 0;
+}
+
 /* --- readers --- */
 
 static void reader_free(reader *r) {
     if (!r) return;
     for (int i = 0; i < R_COUNT; i++) sqlite3_finalize(r->st[i]);
+    sqlite3_finalize(r->keyword);
     sqlite3_close_v2(r->c.db);
     free(r->fbuf);
     free(r);
@@ -472,6 +558,9 @@ static int reader_new(sink *s, reader **out) {
     for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++)
         rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, read_statements[i], -1, SQLITE_PREPARE_PERSISTENT,
                                                  &r->st[i], NULL));
+    if (rc == SQLITE_OK && s->version >= SCHEMA_FTS)
+        rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, KEYWORD_SQL, -1, SQLITE_PREPARE_PERSISTENT,
+                                                 &r->keyword, NULL));
     if (rc != SQLITE_OK) {
         sl_log(s->inst, SL_LOG_ERROR, "%s: cannot open a read connection: %s", s->path, r->c.errmsg);
         reader_free(r);
@@ -555,6 +644,23 @@ static int init(sl_instance *inst, const void *config, void **state) {
     s->lock_fd = -1;
     s->busy_ms = c->busy_timeout > INT_MAX ? INT_MAX : (int)c->busy_timeout;
     pthread_mutex_init(&s->shared_mu, NULL);
+    if (sl_instance_read_only(inst)) {
+        rc = peek_version(s, &s->version);
+        if (rc || s->version) {
+            if (rc) {
+                sink_free(s);
+                return rc;
+            }
+            if (s->version < SCHEMA_FTS)
+                sl_log(inst, SL_LOG_INFO,
+                       "%s has schema version %lld: read as it is; it gets its keyword index the next "
+                       "time sluice writes it",
+                       s->path, (long long)s->version);
+            *state = s;
+            return 0;
+        }
+    }
+    s->version = SCHEMA_VERSION;
     sqlite3 *db = NULL;
     rc = open_writer_db(s, c, sync, &db);
     if (!rc) {
@@ -603,8 +709,14 @@ static void describe_holder(const char *line, char *out, size_t cap) {
     }
 }
 
+/* A read-only open (peek_version) has no writer. */
+static int refuse_read_only(sl_call *call, const sink *s, const char *what) {
+    return sl_fail(call, SL_EFATAL, "%s: %s was opened read-only", what, s->path);
+}
+
 static int claim(sl_call *call) {
     sink *s = sl_call_state(call);
+    if (!s->w) return refuse_read_only(call, s, "claim");
     if (s->lock_fd >= 0) return 0;
     size_t n = strlen(s->path) + sizeof ".lock";
     char *lp = malloc(n);
@@ -676,7 +788,7 @@ static int lookup(sl_call *call, sl_doc *doc) {
      * documents found inside it (PARENT#NAME): they are not parsed again.
      * A changed one is parsed again: its children mark themselves. A lookup
      * with run id 0 (a dry run) records nothing. */
-    if (answer != SL_LOOKUP_MISSING && sl_doc_run_id(doc) &&
+    if (answer != SL_LOOKUP_MISSING && sl_doc_run_id(doc) && s->w &&
         writer_mark_seen(s->w, uri, sl_doc_run_id(doc), answer == SL_LOOKUP_UNCHANGED))
         return sl_fail(call, SL_ENOMEM, "lookup '%s': out of memory", uri);
     return answer;
@@ -688,11 +800,13 @@ static int lookup(sl_call *call, sl_doc *doc) {
  * store is answered. */
 static int store(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
+    if (!s->w) return refuse_read_only(call, s, "store");
     return writer_store(s->w, call, doc);
 }
 
 static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id) {
     sink *s = sl_call_state(call);
+    if (!s->w) return refuse_read_only(call, s, "prune");
     if (nroots && !roots) return sl_fail(call, SL_EINVAL, "prune: no roots");
     for (size_t i = 0; i < nroots; i++)
         if (!roots[i] || !*roots[i]) return sl_fail(call, SL_EINVAL, "prune: root %zu is empty", i);
@@ -705,6 +819,7 @@ static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_
  * this runs once at a run's end (busy_timeout waits for the writer). */
 static int failures_record(sl_call *call, const sl_failure_row *rows, size_t n) {
     sink *s = sl_call_state(call);
+    if (!s->w) return refuse_read_only(call, s, "recording failures");
     conn k = {.path = s->path};
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_open_v2(s->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -964,15 +1079,119 @@ static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, s
     return rc;
 }
 
+/* --- keyword --- */
+
+/* Words of a query at most: a longer question adds little to BM25 and
+ * costs a posting-list merge per word. */
+#define KEYWORD_MAX_WORDS 64
+
+/* The user's text as an FTS5 query that cannot be a syntax error: each
+ * word (a run of ASCII letters and digits, or of UTF-8 bytes) becomes a
+ * quoted string, so AND, OR, NOT and NEAR are words like any other, and
+ * the quotes, stars, minus signs, colons and brackets FTS5 would read as
+ * syntax are only what separates words. The strings are joined by OR:
+ * BM25 ranks chunks holding more of the words higher, and a word the store
+ * has never seen does not empty the answer. Repeated words count once.
+ * Returns a malloc'd query, "" when the text holds no word, NULL on out
+ * of memory. */
+static char *keyword_query(const char *text) {
+    /* a word of n bytes costs n + 6 with its quotes and " OR ", and words
+     * are at least one byte apart: at most 4 * len + 3 in all */
+    size_t len = strlen(text), cap = len * 4 + 16, o = 0, words = 0;
+    char *q = malloc(cap + 1);
+    if (!q) return NULL;
+    q[0] = '\0';
+    for (const unsigned char *p = (const unsigned char *)text; *p && words < KEYWORD_MAX_WORDS;) {
+        const unsigned char *w = p;
+        while (*p && ((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || *p >= 0x80))
+            p++;
+        size_t n = (size_t)(p - w);
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        /* already asked for? (case-insensitive, as the tokenizer folds case) */
+        bool seen = false;
+        for (const char *h = q; (h = strchr(h, '"')) && !seen; h += 1) {
+            const char *e = strchr(h + 1, '"');
+            seen = e && (size_t)(e - h - 1) == n && strncasecmp(h + 1, (const char *)w, n) == 0;
+            h = e ? e : h;
+        }
+        if (seen) continue;
+        o += (size_t)snprintf(q + o, cap + 1 - o, "%s\"%.*s\"", words ? " OR " : "", (int)n, (const char *)w);
+        words++;
+    }
+    return q;
+}
+
+static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
+    sink *s = sl_call_state(call);
+    if (!text || !hits) return sl_fail(call, SL_EINVAL, "keyword: no text");
+    if (s->version < SCHEMA_FTS)
+        return sl_fail(call, SL_KEYWORD_NO_INDEX,
+                       "%s has schema version %lld, from before the keyword index: it is built the next time "
+                       "sluice writes the store (sluice run)",
+                       s->path, (long long)s->version);
+    if (k == 0) return 0;
+    char *match = keyword_query(text);
+    if (!match) return sl_fail(call, SL_ENOMEM, "keyword: out of memory");
+    if (!*match) { /* no word to look for */
+        free(match);
+        return 0;
+    }
+    reader *r = reader_get(call, s);
+    if (!r) {
+        free(match);
+        return sl_fail(call, SL_EFATAL, "keyword: cannot open a read connection to %s", s->path);
+    }
+    size_t n = 0, cap = k < 1024 ? k : 1024;
+    scored *best = malloc(cap * sizeof *best);
+    int rc = best ? conn_exec(&r->c, r->st[R_BEGIN]) : conn_own_error(&r->c, SQLITE_NOMEM);
+    sqlite3_stmt *st = r->keyword;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)k);
+    }
+    while (rc == SQLITE_OK && (rc = conn_note(&r->c, sqlite3_step(st))) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (n == cap) {
+            scored *nb = realloc(best, 2 * cap * sizeof *nb);
+            if (!nb) {
+                rc = conn_own_error(&r->c, SQLITE_NOMEM);
+                break;
+            }
+            best = nb;
+            cap *= 2;
+        }
+        best[n++] = (scored){sqlite3_column_double(st, 1), sqlite3_column_int64(st, 0)};
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    int ret =
+        rc == SQLITE_DONE ? add_hits(call, r, best, n, hits) : conn_fail(call, &r->c, rc, "keyword", s->path);
+    if (ret == 0) {
+        rc = conn_exec(&r->c, r->st[R_COMMIT]);
+        if (rc != SQLITE_OK) ret = conn_fail(call, &r->c, rc, "keyword", s->path);
+    }
+    if (!sqlite3_get_autocommit(r->c.db)) {
+        sqlite3_step(r->st[R_ROLLBACK]);
+        sqlite3_reset(r->st[R_ROLLBACK]);
+    }
+    reader_put(call, s);
+    free(best);
+    free(match);
+    return ret;
+}
+
 /* Lookups (on their readers) run on every pool thread at once, and a
  * store only queues for the writer thread: no limit here. A store holds
  * its slot until its group commits (SL_PENDING). */
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.3.0",
+    .version = "1.4.0",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; cosine "
-               "queries, brute force or through an HNSW index)",
+               "queries, brute force or through an HNSW index; FTS5 keyword queries)",
     .role = SL_ROLE_SINK,
     .bottleneck = SL_CPU,
     .options = options,
@@ -991,6 +1210,7 @@ static const sl_plugin desc = {
     .failures_list = failures_list,
     .documents = documents,
     .probe = probe,
+    .keyword = keyword,
 };
 
 SL_PLUGIN_EXPORT(desc)

@@ -115,7 +115,74 @@ static void test_attrs_follow_their_hit(void) {
     sl_hits_free(h);
 }
 
+/* Reciprocal rank fusion: a chunk in both rankings sums 1 / (rrf_k + rank)
+ * of each, one in a single ranking gets that one's share; each keeps its
+ * ranks and scores, and attributes come along. */
+static void test_fuse_sums_reciprocal_ranks(void) {
+    sl_hits *vec = sl_hits_new(10), *kw = sl_hits_new(10);
+    /* vector: a.md#0 (0.9), b.md#0 (0.8), c.md#1 (0.7); keyword: c.md#1 (12), d.md#2 (7), a.md#0 (3) */
+    CHECK_INT(sl_hits_add(vec, 0.8, "b.md", 0, 1, 1, "", "b"), 0);
+    CHECK_INT(sl_hits_add(vec, 0.9, "a.md", 0, 1, 1, "", "a"), 0);
+    CHECK_INT(sl_hits_set_attr(vec, "kinds", "paragraph"), 0);
+    CHECK_INT(sl_hits_add(vec, 0.7, "c.md", 1, 1, 1, "", "c"), 0);
+    CHECK_INT(sl_hits_add(kw, 7.0, "d.md", 2, 1, 1, "", "d"), 0);
+    CHECK_INT(sl_hits_add(kw, 12.0, "c.md", 1, 1, 1, "", "c"), 0);
+    CHECK_INT(sl_hits_add(kw, 3.0, "a.md", 0, 1, 1, "", "a"), 0);
+    sl_hits_rank(vec, true);
+    sl_hits_rank(kw, false);
+    sl_hits *f = sl_hits_fuse(vec, kw, 3, 60);
+    CHECK(f != NULL);
+    CHECK_INT(sl_hits_count(f), 3);
+    /* c: 1/63 + 1/61; a: 1/61 + 1/63 (a tie: uri orders it first); b: 1/62; d: 1/62 */
+    const sl_hit *h0 = sl_hits_at(f, 0), *h1 = sl_hits_at(f, 1), *h2 = sl_hits_at(f, 2);
+    CHECK_STR(h0->uri, "a.md");
+    CHECK(fabs(h0->score - (1.0 / 61 + 1.0 / 63)) < 1e-12);
+    CHECK_INT(h0->vrank, 1);
+    CHECK_INT(h0->krank, 3);
+    CHECK(fabs(h0->vscore - 0.9) < 1e-12 && fabs(h0->kscore - 3.0) < 1e-12);
+    CHECK_STR(sl_hit_attr(h0, "kinds"), "paragraph");
+    CHECK_STR(h1->uri, "c.md");
+    CHECK_INT(h1->vrank, 3);
+    CHECK_INT(h1->krank, 1);
+    CHECK_STR(h2->uri, "b.md"); /* b and d tie at 1/62: b.md first */
+    CHECK_INT(h2->krank, 0);
+    CHECK(fabs(h2->score - 1.0 / 62) < 1e-12);
+    sl_hits_free(f);
+    /* a smaller constant: the same order here, the larger scores */
+    f = sl_hits_fuse(vec, kw, 10, 1);
+    CHECK_INT(sl_hits_count(f), 4);
+    CHECK(fabs(sl_hits_at(f, 0)->score - (1.0 / 2 + 1.0 / 4)) < 1e-12);
+    sl_hits_free(f);
+    /* one ranking missing: the other alone, by its ranks */
+    f = sl_hits_fuse(NULL, kw, 2, 60);
+    CHECK_INT(sl_hits_count(f), 2);
+    CHECK_STR(sl_hits_at(f, 0)->uri, "c.md");
+    CHECK_INT(sl_hits_at(f, 0)->vrank, 0);
+    sl_hits_free(f);
+    /* truncation keeps the best, sorted */
+    sl_hits_truncate(vec, 1);
+    CHECK_INT(sl_hits_count(vec), 1);
+    CHECK_STR(sl_hits_at(vec, 0)->uri, "a.md");
+    sl_hits_free(vec);
+    sl_hits_free(kw);
+}
+
+static void test_query_modes_parse(void) {
+    sl_query_mode m = SL_QUERY_VECTOR;
+    CHECK_INT(sl_query_mode_parse("hybrid", &m), 0);
+    CHECK_INT(m, SL_QUERY_HYBRID);
+    CHECK_INT(sl_query_mode_parse("keyword", &m), 0);
+    CHECK_INT(m, SL_QUERY_KEYWORD);
+    CHECK_INT(sl_query_mode_parse("Vector", &m), -1);
+    CHECK_INT(sl_query_mode_parse(NULL, &m), -1);
+    CHECK_STR(sl_query_mode_name(SL_QUERY_VECTOR), "vector");
+    CHECK_INT(sl_query_depth(5), 50);
+    CHECK_INT(sl_query_depth(100), 200);
+}
+
 int main(void) {
+    test_fuse_sums_reciprocal_ranks();
+    test_query_modes_parse();
     test_attrs_follow_their_hit();
     test_keeps_best_k_sorted();
     test_many_adds_keep_true_best();

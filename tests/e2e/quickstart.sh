@@ -50,7 +50,8 @@ check_gt "chunks of markdown files carry headings" \
 sl_ok query -k 4 --json "how do I restore the data directory from a backup"
 check_eq "query: k hits" "$(json 'hits | length')" 4
 check_eq "query: scores descending" "$(json '[hits[].score] as $s | $s == ($s | sort | reverse)')" true
-check_eq "query: scores are cosines" "$(json '[hits[].score | select(. > 1.0001 or . < -1.0001)] | length')" 0
+check_eq "query: vector scores are cosines" \
+    "$(json '[hits[].vector.score // empty | select(. > 1.0001 or . < -1.0001)] | length')" 0
 check_eq "query: every hit's uri is a corpus file" \
     "$(jqo --arg c "$corpus/" '[hits[].uri | select(startswith($c) | not)] | length')" 0
 check_eq "query: backups question finds backup-restore.md first" \

@@ -172,6 +172,18 @@ check_eq "/query has 3 hits" "$(jq length query.json)" 3
 check "/query answers the same bytes as sluice query --json" cmp -s query.json .out
 check_eq "/query without q is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query")" 400
 check_eq "/query with k=0 is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&k=0")" 400
+# mode= and rrf_k= as `sluice query --mode` and `--rrf-k`
+for m in keyword vector; do
+    curl -s -o "query-$m.json" "$base/query?q=rotating%20keys&k=3&mode=$m"
+    sl -c run.ini "${sets[@]}" query --json -k 3 --mode "$m" "rotating keys"
+    check "/query mode=$m answers the same bytes as sluice query --mode $m" cmp -s "query-$m.json" .out
+done
+check_eq "/query mode=keyword: keyword ranks only" "$(jq '[.[] | select(.vector != null)] | length' query-keyword.json)" 0
+curl -s -o query-k1.json "$base/query?q=rotating%20keys&k=3&rrf_k=1"
+sl -c run.ini "${sets[@]}" query --json -k 3 --rrf-k 1 "rotating keys"
+check "/query rrf_k=1 answers the same bytes as sluice query --rrf-k 1" cmp -s query-k1.json .out
+check_eq "/query with mode=fuzzy is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&mode=fuzzy")" 400
+check_eq "/query with rrf_k=0 is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&rrf_k=0")" 400
 
 # what is not served
 check_eq "unknown path: 404" "$(curl -s -o /dev/null -w '%{http_code}' "$base/admin")" 404

@@ -229,7 +229,8 @@ SL_EXPORT int sl_chunk_attr_at(const sl_doc *doc, size_t i, size_t j, const char
 
 /* --- query results (sinks) --- */
 
-/* Adds one hit; strings are copied. score: cosine similarity, higher is nearer. */
+/* Adds one hit; strings are copied. score: higher is nearer (a vector query:
+ * the cosine similarity; a keyword query: the sink's text relevance). */
 SL_EXPORT int sl_hits_add(sl_hits *hits, double score, const char *uri, uint32_t chunk, uint32_t page,
                           uint32_t line, const char *heading, const char *text);
 /* Sets an attribute (a chunk attribute as stored: "kinds", "region", ...)

@@ -208,6 +208,18 @@ typedef struct sl_plugin {
      * document is involved. Embedders without it are probed by embedding
      * one short text. */
     int (*probe)(sl_call *call);
+
+    /* --- ABI 1.4 --- */
+    /* Sinks (optional): keyword search, the other half of hybrid retrieval
+     * (`sluice query --mode hybrid|keyword`). Adds up to k chunks that
+     * match the words of `text` (plain text as the user typed it: the sink
+     * quotes it for its own query language, so no input is a syntax error),
+     * best first, each scored by the sink's text relevance (BM25, ts_rank:
+     * higher is better). Answers SL_KEYWORD_NO_INDEX, with the reason in
+     * sl_fail's message, when this store has no keyword index (yet): the
+     * core then answers by vectors alone and says so. A sink without it is
+     * queried by vectors alone. */
+    int (*keyword)(sl_call *call, const char *text, uint32_t k, sl_hits *hits);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
@@ -219,6 +231,10 @@ typedef struct sl_plugin {
 #define SL_LOOKUP_MISSING 0   /* not stored: process it */
 #define SL_LOOKUP_CHANGED 1   /* stored with another hash or fingerprint: process and replace */
 #define SL_LOOKUP_UNCHANGED 2 /* same hash and fingerprint: skip */
+
+/* keyword's answer for a store without a keyword index (an old store opened
+ * read-only): not a failure, the query goes on by vectors alone. (ABI 1.4) */
+#define SL_KEYWORD_NO_INDEX 1
 
 /* Fills the fields that never move. Use first in the initialiser. */
 #define SL_PLUGIN_HEADER .abi_major = SL_ABI_MAJOR, .abi_minor = SL_ABI_MINOR, .size = sizeof(sl_plugin)

@@ -41,10 +41,15 @@ check_contains "a nearest-neighbour query walks the HNSW index" "$plan" "Index S
 probe_uri=docs/d000/doc-00004.md
 probe=$(pglite_sql "SELECT c.text FROM sluice_chunks c JOIN sluice_documents d ON d.id = c.doc_id
                     WHERE d.uri = '$probe_uri' AND c.ordinal = 2")
-sl_ok -c pg.ini query -k 5 --json "$probe"
+sl_ok -c pg.ini query --mode vector -k 5 --json "$probe"
 check_eq "query: top hit is the chunk itself" "$(json 'hits[0].uri') $(json 'hits[0].chunk')" "$probe_uri 2"
 check_eq "query: its score is 1" "$(json 'hits[0].score * 1000 | round')" 1000
 check_eq "query: k hits" "$(json 'hits | length')" 5
+# hybrid (the default) on PGlite: the tsvector ranking fused with HNSW's
+sl_ok -c pg.ini query -k 5 --json "$probe"
+check_eq "hybrid: top hit is the chunk itself" "$(json 'hits[0].uri') $(json 'hits[0].chunk')" "$probe_uri 2"
+check_eq "hybrid: first in the vector ranking" "$(json 'hits[0].vector.rank')" 1
+check_gt "hybrid: found by keyword too" "$(json 'hits[0].keyword.rank')" 0
 
 sl_ok -c pg.ini run --json docs
 check_eq "rerun: all skipped" "$(json .documents.skipped)" "$ndocs"

@@ -22,7 +22,7 @@ sl_ok -c pg.ini run --json docs
 check_eq "first run: stored" "$(json .documents.stored)" "$ndocs"
 check_eq "first run: failed" "$(json .documents.failed)" 0
 chunks=$(json .chunks // .documents.chunks)
-check_eq "schema version" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 2
+check_eq "schema version" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 3
 check_eq "vectors kept as" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'vector'")" array
 check_eq "dimension recorded" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'dimension'")" 384
 check_eq "embedding column type" \
@@ -47,7 +47,7 @@ digest1=$(pg_digest sluice_)
 probe_uri=docs/d000/doc-00007.md
 probe=$(pg_sql "SELECT c.text FROM sluice_chunks c JOIN sluice_documents d ON d.id = c.doc_id
                 WHERE d.uri = '$probe_uri' AND c.ordinal = 1")
-sl_ok -c pg.ini query -k 3 --json "$probe"
+sl_ok -c pg.ini query --mode vector -k 3 --json "$probe"
 check_eq "query: top hit is the chunk itself" "$(json 'hits[0].uri')" "$probe_uri"
 check_eq "query: its score is 1" "$(json 'hits[0].score * 1000 | round')" 1000
 check_eq "query: k hits" "$(json 'hits | length')" 3

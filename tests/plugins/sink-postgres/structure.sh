@@ -35,7 +35,7 @@ write_conf pg.ini "$PG_PORT"
 
 sl_ok -c pg.ini run --json --set chunker.size=300 --set chunker.overlap=0 docs
 check_eq "stored" "$(json .documents.stored)" 1
-check_eq "schema upgraded to version 2" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 2
+check_eq "schema upgraded to version 3" "$(pg_sql "SELECT value FROM sluice_meta WHERE key = 'schema_version'")" 3
 check_eq "attrs is jsonb" "$(pg_sql "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
                                      WHERE attrelid = 'sluice_chunks'::regclass AND attname = 'attrs'")" jsonb
 check_eq "the old chunk is kept, with no attributes" \

@@ -163,7 +163,7 @@ static void test_schema_made_at_init(void) {
     CHECK_INT(sql_int("SELECT count(*) FROM pg_tables WHERE tablename IN "
                       "('t_meta', 't_runs', 't_documents', 't_chunks')"),
               4);
-    CHECK_STR(sql("SELECT value FROM t_meta WHERE key = 'schema_version'"), "2");
+    CHECK_STR(sql("SELECT value FROM t_meta WHERE key = 'schema_version'"), "3");
     CHECK_STR(sql("SELECT value FROM t_meta WHERE key = 'vector'"), "array");
     CHECK_INT(inst ? inst->concurrency : 0, 4); /* pool_size's default, told to the core */
     sl_instance_free(inst);

@@ -361,7 +361,7 @@ static void test_schema_and_folder_made_on_first_use(void) {
     CHECK_INT(st.st_mode & 0777, 0755 & ~mask);
     CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode));
     char buf[64];
-    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
+    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
     CHECK_STR(raw_text(path, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     CHECK_INT(raw_int(path, "PRAGMA page_size"), 16384); /* six chunk rows a page, not one */
     CHECK_INT(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
@@ -712,7 +712,7 @@ static void test_reopen_keeps_data(void) {
     sl_hits_free(hits);
     sink_close(s);
     char buf[32];
-    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
+    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
     CHECK_INT(raw_int(path, "SELECT count(*) FROM meta"), 1);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 3);
     sl_doc_free(d);
