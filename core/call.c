@@ -94,6 +94,10 @@ sl_instance *sl_call_instance(sl_call *call) { return call ? call->inst : NULL; 
 
 const char *sl_instance_name(const sl_instance *inst) { return inst ? inst->name : ""; }
 
+int sl_instance_store_mode(const sl_instance *inst) {
+    return inst && inst->desc->role == SL_ROLE_SINK ? inst->store_mode : SL_STORE_WRITE;
+}
+
 int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...) {
     if (!inst) return code;
     char raw[sizeof inst->errmsg];

@@ -72,6 +72,7 @@ struct sl_instance {
     int errcode;
     char errmsg[1024];
     long last_http_status; /* the status of its latest HTTP response, 0 if none (check --connect) */
+    int store_mode;        /* sinks: SL_STORE_* (sl_instance_store_mode), set before init */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */

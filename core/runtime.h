@@ -111,6 +111,9 @@ void sl_runtime_free(sl_runtime *rt);
  * sinks' claim callback), for `run` and `serve`. SL_EFATAL, with the
  * holder named in the context's message, when another process has one. */
 int sl_runtime_claim(sl_runtime *rt);
+/* Says how every sink instance is to be opened (SL_STORE_*, read by the
+ * plugin through sl_instance_store_mode); before their init. */
+void sl_runtime_set_store_mode(sl_runtime *rt, int mode);
 
 /* Adds each folder of a space-separated list to the registry, relative ones
  * resolved against base (the INI file's folder): [sluice] plugin_path. */
