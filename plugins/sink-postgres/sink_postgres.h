@@ -166,6 +166,11 @@ typedef struct pg_schema {
  * SL_EFATAL with a message in err. */
 int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen);
 void pg_schema_free(pg_schema *s);
+/* The read-only commands' open (SL_STORE_READ, PEEK, SALVAGE): reads the
+ * schema version, vector kind and dimension, creates and migrates nothing.
+ * Tables that are absent set *missing (with the words in err) and return 0;
+ * a store of another schema version is SL_EFATAL. */
+int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err, size_t errlen);
 
 #define PG_SCHEMA_VERSION 2
 

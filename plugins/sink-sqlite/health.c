@@ -118,8 +118,14 @@ int header_problem(sqlite3 *db, char *why, size_t cap) {
     if ((uint64_t)size % page)
         return snprintf(why, cap, "%lld bytes is not a whole number of %u-byte pages", (long long)size, page), 1;
     uint32_t pages = be32(h + 28);
-    /* the page count is valid when its "valid for" counter matches */
-    if (pages && be32(h + 92) == be32(h + 24) && (uint64_t)pages * page > (uint64_t)size)
+    /* the page count is valid when its "valid for" counter matches; with
+     * frames in the WAL the file may be mid-checkpoint (page 1 written
+     * first), and the WAL holds the pages it lacks */
+    const char *name = sqlite3_db_filename(db, "main");
+    char *wal = name && *name ? side_path(name, "-wal") : NULL;
+    bool frames = wal && file_size(wal) > 0;
+    free(wal);
+    if (!frames && pages && be32(h + 92) == be32(h + 24) && (uint64_t)pages * page > (uint64_t)size)
         return snprintf(why, cap, "the header says %u pages but the file holds %lld (truncated)", pages,
                         (long long)(size / page)),
                1;
@@ -213,7 +219,11 @@ int run_check(sqlite3 *db, const char *pragma, void (*each)(void *, const char *
         rc = SQLITE_OK;
         const char *line = (const char *)sqlite3_column_text(st, 0);
         if (line && strcmp(line, "ok") == 0) continue;
-        if (!bad && first) snprintf(first, cap, "%s", line ? line : "?");
+        if (!bad && first) {
+            snprintf(first, cap, "%s", line ? line : "?");
+            for (char *q = first; *q; q++) /* one line: its rows are joined with newlines */
+                if (*q == '\n') *q = ' ';
+        }
         bad++;
         if (each) each(arg, line ? line : "?");
     }

@@ -191,10 +191,11 @@ void floats_to_from_le(float *v, size_t n) {
 int conn_note(conn *c, int rc) {
     if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
     int prim = rc & 0xff;
-    if (prim == SQLITE_FULL || (prim == SQLITE_IOERR && sqlite3_system_errno(c->db) == ENOSPC))
+    c->nospace = prim == SQLITE_FULL || (prim == SQLITE_IOERR && sqlite3_system_errno(c->db) == ENOSPC);
+    if (c->nospace)
         snprintf(c->errmsg, sizeof c->errmsg,
-                 "no space left on device (SQLite: %s): free some space, then run again; what was stored "
-                 "is kept",
+                 "SQLite: %s: free some space, then run again; what was stored is kept and the rest is "
+                 "stored then",
                  sqlite3_errmsg(c->db));
     else if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
         snprintf(c->errmsg, sizeof c->errmsg,
@@ -207,6 +208,7 @@ int conn_note(conn *c, int rc) {
 }
 
 int conn_own_error(conn *c, int rc) {
+    c->nospace = false;
     snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errstr(rc));
     return rc;
 }
@@ -229,6 +231,9 @@ int sqlite_error_kind(int rc) {
 
 int conn_fail(sl_call *call, const conn *c, int rc, const char *what, const char *uri) {
     int code = sqlite_error_kind(rc);
+    if (c->nospace)
+        return sl_fail(call, SL_EFATAL, "no space left on device for %s (%s '%s' failed): %s", c->path, what, uri,
+                       c->errmsg);
     if (code == SL_ERETRY)
         return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, c->path,
                        c->errmsg);

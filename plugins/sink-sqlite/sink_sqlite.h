@@ -24,6 +24,7 @@ typedef struct conn {
     sqlite3 *db;
     const char *path; /* the store's file, for messages; owned by the sink */
     char errmsg[512];
+    bool nospace; /* the last failure was a full disk: messages lead with it */
 } conn;
 
 /* Remembers SQLite's message for a failing rc and passes rc on. */
