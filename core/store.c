@@ -119,11 +119,11 @@ int sl_store_check(sl_runtime *rt, int json, FILE *out, int *damaged) {
             if (json) {
                 json_t *p = json_array();
                 for (size_t k = 0; k < problems.n; k++) json_array_append_new(p, json_string(problems.v[k]));
-                json_array_append_new(
-                    arr, json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}", "sink", s->name, "plugin",
-                                   s->desc->name, "healthy", !h.damaged, "documents", count_json(h.documents),
-                                   "chunks", count_json(h.chunks), "vectors", count_json(h.vectors),
-                                   "orphans", count_json(h.orphans), "problems", p));
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}", "sink",
+                                                     s->name, "plugin", s->desc->name, "healthy", !h.damaged,
+                                                     "documents", count_json(h.documents), "chunks",
+                                                     count_json(h.chunks), "vectors", count_json(h.vectors),
+                                                     "orphans", count_json(h.orphans), "problems", p));
             } else {
                 fprintf(out, "[%s] %s: %s\n", s->name, s->desc->name, h.damaged ? "DAMAGED" : "healthy");
                 fputs("  ", out);

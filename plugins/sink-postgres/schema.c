@@ -332,7 +332,8 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
     return 0;
 }
 
-int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err, size_t errlen) {
+int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err,
+                   size_t errlen) {
     *missing = false;
     int rc = make_names(conn, c, out, err, errlen);
     if (rc) return rc;
@@ -343,25 +344,30 @@ int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missi
     for (size_t i = 0; !rc && i < 4; i++) {
         PGresult *r = NULL;
         const char *params[] = {tables[i]};
-        rc = run(conn, "SELECT to_regclass($1) IS NULL", 1, params, &r, "looking for the tables", err, errlen);
+        rc =
+            run(conn, "SELECT to_regclass($1) IS NULL", 1, params, &r, "looking for the tables", err, errlen);
         if (!rc && one_row(r) && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
             *missing = true;
-            snprintf(err, errlen, "there is no store here (no table %s): nothing has been stored with this "
-                     "schema and table_prefix yet ('sluice run PATH...' makes it)", tables[i]);
+            snprintf(err, errlen,
+                     "there is no store here (no table %s): nothing has been stored with this "
+                     "schema and table_prefix yet ('sluice run PATH...' makes it)",
+                     tables[i]);
         }
         PQclear(r);
         if (*missing) return 0;
     }
     char sql[512];
     PGresult *r = NULL;
-    snprintf(sql, sizeof sql, "SELECT key, value FROM %s WHERE key IN ('schema_version', 'vector', 'dimension')",
-             n->meta);
+    snprintf(sql, sizeof sql,
+             "SELECT key, value FROM %s WHERE key IN ('schema_version', 'vector', 'dimension')", n->meta);
     if (!rc) rc = run(conn, sql, 0, NULL, &r, "reading the meta table", err, errlen);
     long version = 0;
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
-        if (strcmp(k, "schema_version") == 0) version = strtol(v, NULL, 10);
-        else if (strcmp(k, "vector") == 0) out->pgvector = strcmp(v, "pgvector") == 0;
+        if (strcmp(k, "schema_version") == 0)
+            version = strtol(v, NULL, 10);
+        else if (strcmp(k, "vector") == 0)
+            out->pgvector = strcmp(v, "pgvector") == 0;
         else {
             unsigned long d = strtoul(v, NULL, 10);
             if (d > 0 && d < 1000000) out->dim = (uint32_t)d;

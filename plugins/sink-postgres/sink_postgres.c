@@ -995,8 +995,9 @@ static int probe(sl_call *call) {
  * and no chunk lacks its document. */
 static int64_t pg_count(PGconn *pg, const char *sql) {
     PGresult *r = PQexec(pg, sql);
-    int64_t n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
-                                                                           : -1;
+    int64_t n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : -1;
     PQclear(r);
     return n;
 }
@@ -1020,7 +1021,8 @@ static int check(sl_call *call, sl_store_health *out, sl_line_fn problem, void *
     out->chunks = pg_count(pg, sql);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE embedding IS NOT NULL", n->chunks);
     out->vectors = pg_count(pg, sql);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s c WHERE NOT EXISTS (SELECT 1 FROM %s d WHERE d.id = c.doc_id)",
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM %s c WHERE NOT EXISTS (SELECT 1 FROM %s d WHERE d.id = c.doc_id)",
              n->chunks, n->documents);
     out->orphans = pg_count(pg, sql);
     char line[1200];
@@ -1031,7 +1033,8 @@ static int check(sl_call *call, sl_store_health *out, sl_line_fn problem, void *
         out->damaged = 1;
     }
     if (out->orphans > 0) {
-        snprintf(line, sizeof line, "%lld chunks in %s belong to no document", (long long)out->orphans, n->chunks);
+        snprintf(line, sizeof line, "%lld chunks in %s belong to no document", (long long)out->orphans,
+                 n->chunks);
         problem(arg, line);
         out->damaged = 1;
     }

@@ -65,21 +65,21 @@ void explain_open(const char *path, bool write, int sys_errno, char *out, size_t
     struct statvfs vfs;
     bool rofs = statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
     if (stat(dir, &st) != 0) {
-        snprintf(out, cap, "the folder %s %s", dir,
-                 errno == ENOENT ? "does not exist" : strerror(errno));
+        snprintf(out, cap, "the folder %s %s", dir, errno == ENOENT ? "does not exist" : strerror(errno));
     } else if (!S_ISDIR(st.st_mode)) {
         snprintf(out, cap, "%s is not a folder", dir);
     } else if (stat(path, &st) == 0 && access(path, write ? R_OK | W_OK : R_OK) != 0) {
         int e = errno;
         snprintf(out, cap, "%s: %s%s", path, e == EROFS || rofs ? "read-only file system" : strerror(e),
-                 e == EACCES ? write ? " (the file is not writable by this user)" : " (not readable by this user)"
-                             : "");
+                 e == EACCES
+                     ? write ? " (the file is not writable by this user)" : " (not readable by this user)"
+                     : "");
     } else if (write && rofs) {
         snprintf(out, cap, "%s is on a read-only file system", dir);
     } else if (write && access(dir, W_OK | X_OK) != 0) {
         int e = errno;
-        snprintf(out, cap, "the folder %s: %s (SQLite makes the store and its -wal and -shm files there)", dir,
-                 e == EACCES ? "permission denied: not writable by this user" : strerror(e));
+        snprintf(out, cap, "the folder %s: %s (SQLite makes the store and its -wal and -shm files there)",
+                 dir, e == EACCES ? "permission denied: not writable by this user" : strerror(e));
     } else if (sys_errno) {
         snprintf(out, cap, "%s", strerror(sys_errno));
     } else {
@@ -98,34 +98,41 @@ int header_problem(sqlite3 *db, char *why, size_t cap) {
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods)
         return 0; /* not a file (in memory): nothing to check */
     sqlite3_int64 size = 0;
-    if (f->pMethods->xFileSize(f, &size) != SQLITE_OK) return snprintf(why, cap, "its size cannot be read"), 1;
+    if (f->pMethods->xFileSize(f, &size) != SQLITE_OK)
+        return snprintf(why, cap, "its size cannot be read"), 1;
     if (size == 0) return 0; /* empty: a new store */
     unsigned char h[100];
     if (size < 100) return snprintf(why, cap, "%lld bytes, too short for an SQLite file", (long long)size), 1;
-    if (f->pMethods->xRead(f, h, 100, 0) != SQLITE_OK) return snprintf(why, cap, "its header cannot be read"), 1;
-    if (memcmp(h, "SQLite format 3", 16) != 0) return snprintf(why, cap, "not an SQLite file (bad header)"), 1;
+    if (f->pMethods->xRead(f, h, 100, 0) != SQLITE_OK)
+        return snprintf(why, cap, "its header cannot be read"), 1;
+    if (memcmp(h, "SQLite format 3", 16) != 0)
+        return snprintf(why, cap, "not an SQLite file (bad header)"), 1;
     uint32_t page = (uint32_t)h[16] << 8 | h[17];
     if (page == 1) page = 65536;
     if (page < 512 || (page & (page - 1)))
         return snprintf(why, cap, "header: page size %u is not a power of two from 512", page), 1;
-    if (h[18] < 1 || h[18] > 2 || h[19] < 1 || h[19] > 2)
-        return snprintf(why, cap, "header: file format versions %u/%u", h[18], h[19]), 1;
-    if (h[21] != 64 || h[22] != 32 || h[23] != 32)
-        return snprintf(why, cap, "header: payload fractions %u/%u/%u are not 64/32/32", h[21], h[22], h[23]), 1;
-    uint32_t enc = be32(h + 56), fmt = be32(h + 44);
-    if (enc < 1 || enc > 3) return snprintf(why, cap, "header: text encoding %u", enc), 1;
-    if (fmt > 4) return snprintf(why, cap, "header: schema format %u", fmt), 1;
-    if ((uint64_t)size % page)
-        return snprintf(why, cap, "%lld bytes is not a whole number of %u-byte pages", (long long)size, page), 1;
-    uint32_t pages = be32(h + 28);
-    /* the page count is valid when its "valid for" counter matches; with
-     * frames in the WAL the file may be mid-checkpoint (page 1 written
-     * first), and the WAL holds the pages it lacks */
+    /* with frames in the WAL the file's page 1 may be older than the
+     * store's (a new store's header is complete only in the WAL): the
+     * rest of the header is the WAL's to say, and quick_check's */
     const char *name = sqlite3_db_filename(db, "main");
     char *wal = name && *name ? side_path(name, "-wal") : NULL;
     bool frames = wal && file_size(wal) > 0;
     free(wal);
-    if (!frames && pages && be32(h + 92) == be32(h + 24) && (uint64_t)pages * page > (uint64_t)size)
+    if (frames) return 0;
+    if (h[18] < 1 || h[18] > 2 || h[19] < 1 || h[19] > 2)
+        return snprintf(why, cap, "header: file format versions %u/%u", h[18], h[19]), 1;
+    if (h[21] != 64 || h[22] != 32 || h[23] != 32)
+        return snprintf(why, cap, "header: payload fractions %u/%u/%u are not 64/32/32", h[21], h[22], h[23]),
+               1;
+    uint32_t enc = be32(h + 56), fmt = be32(h + 44);
+    if (enc > 3) return snprintf(why, cap, "header: text encoding %u", enc), 1; /* 0: not set yet */
+    if (fmt > 4) return snprintf(why, cap, "header: schema format %u", fmt), 1;
+    if ((uint64_t)size % page)
+        return snprintf(why, cap, "%lld bytes is not a whole number of %u-byte pages", (long long)size, page),
+               1;
+    uint32_t pages = be32(h + 28);
+    /* the page count is valid when its "valid for" counter matches */
+    if (pages && be32(h + 92) == be32(h + 24) && (uint64_t)pages * page > (uint64_t)size)
         return snprintf(why, cap, "the header says %u pages but the file holds %lld (truncated)", pages,
                         (long long)(size / page)),
                1;
@@ -193,7 +200,8 @@ bool closed_cleanly(const char *path, char *why, size_t cap) {
         got[n > 0 ? n : 0] = '\0';
         marker_of(&st, want, sizeof want);
         if (fd < 0)
-            snprintf(why, cap, "it was not closed cleanly (no %s: a writer was stopped, or an older sluice wrote it)",
+            snprintf(why, cap,
+                     "it was not closed cleanly (no %s: a writer was stopped, or an older sluice wrote it)",
                      m);
         else if (strcmp(got, want) != 0)
             snprintf(why, cap, "it changed after its last clean close (by something other than sluice?)");

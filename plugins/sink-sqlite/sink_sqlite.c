@@ -151,10 +151,10 @@ typedef struct reader {
 
 typedef struct sink {
     sl_instance *inst;
-    char *path; /* the store, as configured */
-    char *file; /* what SQLite opens: path; PATH.rebuild (SL_STORE_REBUILD); an empty in-memory store */
-    int mode;   /* SL_STORE_* */
-    int rflags; /* how read connections open `file` */
+    char *path;    /* the store, as configured */
+    char *file;    /* what SQLite opens: path; PATH.rebuild (SL_STORE_REBUILD); an empty in-memory store */
+    int mode;      /* SL_STORE_* */
+    int rflags;    /* how read connections open `file` */
     sqlite3 *keep; /* an empty in-memory store (SL_STORE_PEEK, no file): kept open so it lives */
     int busy_ms;
     writer *w;
@@ -232,8 +232,8 @@ int sqlite_error_kind(int rc) {
 int conn_fail(sl_call *call, const conn *c, int rc, const char *what, const char *uri) {
     int code = sqlite_error_kind(rc);
     if (c->nospace)
-        return sl_fail(call, SL_EFATAL, "no space left on device for %s (%s '%s' failed): %s", c->path, what, uri,
-                       c->errmsg);
+        return sl_fail(call, SL_EFATAL, "no space left on device for %s (%s '%s' failed): %s", c->path, what,
+                       uri, c->errmsg);
     if (code == SL_ERETRY)
         return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, c->path,
                        c->errmsg);
@@ -353,24 +353,26 @@ static int migrate(conn *c, sl_instance *inst) {
 static int damaged(sink *s, sqlite3 *db, bool deep) {
     char why[512], how[512] = "";
     if (header_problem(db, why, sizeof why))
-        return sl_instance_fail(s->inst, SL_EFATAL,
-                                "%s is damaged (%s): nothing was written to it. 'sluice store check' shows the "
-                                "damage; 'sluice store rebuild' re-ingests the documents it lists into a fresh "
-                                "store and keeps this file as a backup",
-                                s->path, why);
+        return sl_instance_fail(
+            s->inst, SL_EFATAL,
+            "%s is damaged (%s): nothing was written to it. 'sluice store check' shows the "
+            "damage; 'sluice store rebuild' re-ingests the documents it lists into a fresh "
+            "store and keeps this file as a backup",
+            s->path, why);
     if (!deep || closed_cleanly(s->path, how, sizeof how)) return 0;
     sl_log(s->inst, SL_LOG_INFO, "%s: %s: running PRAGMA quick_check", s->path, how);
     if (run_check(db, "PRAGMA quick_check(10)", NULL, NULL, why, sizeof why) == 0) return 0;
-    return sl_instance_fail(s->inst, SL_EFATAL,
-                            "%s is damaged (PRAGMA quick_check: %s; %s): nothing was written to it. 'sluice "
-                            "store check' shows the damage; 'sluice store rebuild' re-ingests the documents it "
-                            "lists into a fresh store and keeps this file as a backup",
-                            s->path, why, how);
+    return sl_instance_fail(
+        s->inst, SL_EFATAL,
+        "%s is damaged (PRAGMA quick_check: %s; %s): nothing was written to it. 'sluice "
+        "store check' shows the damage; 'sluice store rebuild' re-ingests the documents it "
+        "lists into a fresh store and keeps this file as a backup",
+        s->path, why, how);
 }
 
 /* Read-only modes (SL_STORE_READ, PEEK, SALVAGE): the store as it is,
- * opened read-only to see that it is one, never made, never written, never
- * migrated. A store that does not exist is refused, or with PEEK read as
+ * opened without CREATE and query_only to see that it is one, never made,
+ * never written, never migrated. A store that does not exist is refused, or with PEEK read as
  * an empty one in memory. */
 static int open_for_reading(sink *s) {
     struct stat st;
@@ -396,9 +398,15 @@ static int open_for_reading(sink *s) {
                                 sqlite3_errstr(rc));
     }
     s->file = s->path;
-    s->rflags = SQLITE_OPEN_READONLY;
+    /* Never SQLITE_OPEN_CREATE, and every connection query_only: nothing
+     * is made or written. READWRITE (where the file allows it) lets the
+     * last connection to close remove the -wal and -shm it found absent,
+     * as a writer would: a dry run leaves the folder as it was. A damaged
+     * store (SALVAGE) is opened strictly read-only. */
+    s->rflags = s->mode == SL_STORE_SALVAGE ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     conn k = {.path = s->path};
     int rc = sqlite3_open_v2(s->file, &k.db, s->rflags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = exec_sql(&k, "PRAGMA query_only = ON");
     if (rc != SQLITE_OK) {
         char why[600];
         explain_open(s->file, false, k.db ? sqlite3_system_errno(k.db) : 0, why, sizeof why);
@@ -420,20 +428,21 @@ static int open_for_reading(sink *s) {
             sqlite3_close_v2(k.db); /* check says what is wrong with it */
             return 0;
         }
-        int code = (rc & 0xff) == SQLITE_ERROR
-                       ? sl_instance_fail(s->inst, SL_EFATAL,
-                                          "%s holds no sluice store (it has no meta table): another path?",
-                                          s->path)
-                       : sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
+        int code =
+            (rc & 0xff) == SQLITE_ERROR
+                ? sl_instance_fail(s->inst, SL_EFATAL,
+                                   "%s holds no sluice store (it has no meta table): another path?", s->path)
+                : sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
         sqlite3_close_v2(k.db);
         return code;
     }
     sqlite3_close_v2(k.db);
     if (v > SCHEMA_VERSION)
-        return sl_instance_fail(s->inst, SL_EFATAL,
-                                "%s has schema version %lld, newer than this sink-sqlite knows (%d): use a newer "
-                                "sluice, or another path",
-                                s->path, (long long)v, SCHEMA_VERSION);
+        return sl_instance_fail(
+            s->inst, SL_EFATAL,
+            "%s has schema version %lld, newer than this sink-sqlite knows (%d): use a newer "
+            "sluice, or another path",
+            s->path, (long long)v, SCHEMA_VERSION);
     if (v < SCHEMA_VERSION && s->mode != SL_STORE_SALVAGE)
         return sl_instance_fail(s->inst, SL_EFATAL,
                                 "%s has schema version %lld, older than this sink-sqlite's (%d): a read-only "
@@ -454,10 +463,9 @@ static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync
     if (rc != SQLITE_OK || sqlite3_db_readonly(k.db, "main") == 1) {
         char why[600];
         explain_open(s->file, true, k.db ? sqlite3_system_errno(k.db) : 0, why, sizeof why);
-        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s for writing: %s (SQLite: %s)", s->file,
-                                    why,
-                                    rc != SQLITE_OK ? (k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc))
-                                                    : "opened read-only");
+        int code = sl_instance_fail(
+            s->inst, SL_EFATAL, "cannot open %s for writing: %s (SQLite: %s)", s->file, why,
+            rc != SQLITE_OK ? (k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc)) : "opened read-only");
         sqlite3_close_v2(k.db);
         return code;
     }
@@ -629,13 +637,15 @@ static int init(sl_instance *inst, const void *config, void **state) {
         if (rc) rc = sl_instance_fail(inst, rc, "option 'path': %s", err);
         if (!rc && s->mode == SL_STORE_REBUILD) {
             /* a fresh store beside the real one; what an earlier rebuild left goes */
-            if (!(s->file = side_path(s->path, ".rebuild"))) rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+            if (!(s->file = side_path(s->path, ".rebuild")))
+                rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
             static const char *const sides[] = {"", "-wal", "-shm", "-journal"};
             for (size_t i = 0; !rc && i < 4; i++) {
                 char *f = side_path(s->file, sides[i]);
                 if (f && unlink(f) != 0 && errno != ENOENT)
-                    rc = sl_instance_fail(inst, SL_EFATAL, "cannot remove %s (left by an earlier rebuild): %s", f,
-                                          strerror(errno));
+                    rc =
+                        sl_instance_fail(inst, SL_EFATAL, "cannot remove %s (left by an earlier rebuild): %s",
+                                         f, strerror(errno));
                 free(f);
             }
         }
@@ -921,7 +931,8 @@ static int check(sl_call *call, sl_store_health *out, sl_line_fn problem, void *
         out->documents = count_of(db, "SELECT count(*) FROM documents");
         out->chunks = count_of(db, "SELECT count(*) FROM chunks");
         out->vectors = count_of(db, "SELECT count(*) FROM chunks WHERE vector IS NOT NULL");
-        out->orphans = count_of(db, "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)");
+        out->orphans =
+            count_of(db, "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)");
         if (out->orphans > 0) {
             snprintf(line, sizeof line, "%lld chunks belong to no document", (long long)out->orphans);
             problem(arg, line);
