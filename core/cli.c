@@ -630,7 +630,12 @@ static int store_rebuild(cli *c) {
     if (sl_store_salvage(rt, &paths, &n)) status = fail(c, EXIT_USAGE);
     sl_runtime_free(rt);
     sl_config_free(cfg);
-    if (!status) {
+    if (!status && n == 0) {
+        say_error("%s",
+                  "store rebuild: the store lists no document it can still read, so there is nothing to "
+                  "re-ingest; move the file away and run 'sluice run PATH...' over your folders");
+        status = EXIT_USAGE;
+    } else if (!status) {
         sl_ctx_log(c->ctx, SL_LOG_WARN, NULL,
                    "rebuilding: %zu documents listed by the store are ingested into a fresh store", n);
         status = open_runtime(c, SL_STORE_REBUILD, true, false, &cfg, &rt);

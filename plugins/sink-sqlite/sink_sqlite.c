@@ -563,6 +563,12 @@ static int reader_new(sink *s, reader **out) {
 }
 
 static int thread_init(void *state, void **thread_state) {
+    /* a damaged store is read by check and salvage on connections of
+     * their own: a reader's prepared statements may not even compile */
+    if (((sink *)state)->mode == SL_STORE_SALVAGE) {
+        *thread_state = NULL;
+        return 0;
+    }
     reader *r;
     int rc = reader_new(state, &r);
     if (rc != SQLITE_OK) return sqlite_error_kind(rc) == SL_ENOMEM ? SL_ENOMEM : SL_EFATAL;

@@ -120,6 +120,19 @@ check "no rebuild file is left" test ! -e "$DB.rebuild"
 sl_ok run --json docs
 check_eq "a run after the rebuild skips everything" "$(json .documents.skipped)" 20
 
+# --- a destroyed header: refused, checked, and nothing to rebuild from ---
+cp "$DB" hdr.db
+printf 'XXXXXXXX' | dd of=hdr.db bs=1 conv=notrunc status=none
+sl --set store.path="$T/hdr.db" run docs
+check_eq "run on a store whose header is gone: exit status" "$RC" 2
+check_contains "run on a store whose header is gone: damaged, names it" "$ERR" "$T/hdr\.db is damaged \(not an SQLite file"
+sl --set store.path="$T/hdr.db" store check
+check_eq "store check on a store whose header is gone: exit status" "$RC" 1
+check_contains "store check on a store whose header is gone: says so" "$OUT" "DAMAGED.*|not an SQLite file"
+sl --set store.path="$T/hdr.db" store rebuild
+check_eq "store rebuild with nothing readable: exit status" "$RC" 2
+check_contains "store rebuild with nothing readable: says so" "$ERR" "nothing to re-ingest"
+
 # --- a store that cannot be opened says where and why ---
 : >afile
 sl --set store.path="$T/afile/store.db" run docs
