@@ -242,19 +242,20 @@ typedef struct sl_plugin {
 /* How the core opens a sink (ABI 1.4): what sl_instance_store_mode answers
  * during init. A sink built for an older ABI never asks, and opens every
  * store as SL_STORE_WRITE did. */
-#define SL_STORE_WRITE 0 /* run, serve, retry: open or create the store, and write */
-#define SL_STORE_READ                                                                                        \
-    1 /* query, failed: only read; create nothing, write nothing; a store that \
-                              does not exist fails init ("there is no store at ...") */
-#define SL_STORE_PEEK                                                                                        \
-    2 /* check, run --dry-run: as READ, but a store that does not exist reads \
-                              as empty (it is not made) */
-#define SL_STORE_SALVAGE                                                                                     \
-    3 /* store check, and store rebuild reading what the old store lists: as \
-                              READ, but a damaged store opens, to be checked or read as far as it can be */
-#define SL_STORE_REBUILD                                                                                     \
-    4 /* store rebuild: write into a fresh store beside the real one, which \
-                              rebuild_swap then puts in its place */
+/* run, serve, retry: open or create the store, and write. */
+#define SL_STORE_WRITE 0
+/* query, failed: only read; create nothing, write nothing; a store that
+ * does not exist fails init ("there is no store at ..."). */
+#define SL_STORE_READ 1
+/* check, run --dry-run, inspect: as READ, but a store that does not exist
+ * reads as empty (and is not made). */
+#define SL_STORE_PEEK 2
+/* store check, and store rebuild listing what the old store holds: as
+ * READ, but a damaged store opens, to be checked or read as far as it can. */
+#define SL_STORE_SALVAGE 3
+/* store rebuild's run: write into a fresh store beside the real one, which
+ * rebuild_swap then puts in its place. */
+#define SL_STORE_REBUILD 4
 
 /* The mode the core opens this sink instance in: SL_STORE_*. Any role may
  * ask; for anything but a sink it is SL_STORE_WRITE. (1.4) */
