@@ -342,6 +342,15 @@ int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missi
      * only partly): nothing is created here */
     const char *const tables[] = {n->meta, n->documents, n->chunks, n->failures};
     for (size_t i = 0; !rc && i < 4; i++) {
+        if (i == 3) { /* a store from before the failure list: its list is empty */
+            PGresult *r = NULL;
+            const char *params[] = {n->failures};
+            rc = run(conn, "SELECT to_regclass($1) IS NULL", 1, params, &r, "looking for the tables", err,
+                     errlen);
+            out->no_failures = !rc && one_row(r) && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+            PQclear(r);
+            break;
+        }
         PGresult *r = NULL;
         const char *params[] = {tables[i]};
         rc =

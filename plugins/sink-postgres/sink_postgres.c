@@ -966,7 +966,8 @@ static int read_op(sl_call *call, const char *what, int q, int (*on_result)(pg_o
 }
 
 static int failures_list(sl_call *call, sl_failure_fn each, void *arg) {
-    if (((sink *)sl_call_state(call))->empty) return 0;
+    const sink *s = sl_call_state(call);
+    if (s->empty || s->schema.no_failures) return 0;
     each_ctx ec = {.each_failure = each, .arg = arg};
     return read_op(call, "list failures", Q_FAILURES, failures_result, &ec);
 }

@@ -156,9 +156,10 @@ typedef struct pg_names {
 
 typedef struct pg_schema {
     pg_names names;
-    bool pgvector; /* vector(n) with HNSW; else real[] */
-    uint32_t dim;  /* the dimension of stored vectors; 0 until the first store with vectors */
-    int version;   /* schema version found (after migration: current) */
+    bool pgvector;    /* vector(n) with HNSW; else real[] */
+    uint32_t dim;     /* the dimension of stored vectors; 0 until the first store with vectors */
+    int version;      /* schema version found (after migration: current) */
+    bool no_failures; /* read-only open of a store from before the failure list (no table) */
 } pg_schema;
 
 /* On the blocking init connection: creates the schema or migrates it,

@@ -550,9 +550,15 @@ static int reader_new(sink *s, reader **out) {
     } else {
         conn_own_error(&r->c, rc);
     }
-    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++)
+    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++) {
         rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, read_statements[i], -1, SQLITE_PREPARE_PERSISTENT,
                                                  &r->st[i], NULL));
+        /* a store from before the failure list, opened by a read-only
+         * command (which makes no table): its list is empty */
+        if (rc == SQLITE_ERROR && i == R_FAILURES && !s->w)
+            rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, "SELECT '', '', '', 0, 0, 0 WHERE 0", -1,
+                                                     SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL));
+    }
     if (rc != SQLITE_OK) {
         sl_log(s->inst, SL_LOG_ERROR, "%s: cannot open a read connection: %s", s->path, r->c.errmsg);
         reader_free(r);
