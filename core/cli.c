@@ -662,6 +662,8 @@ static int cmd_store(cli *c) {
     if (c->nargs != 1 || (strcmp(sub, "check") != 0 && strcmp(sub, "rebuild") != 0))
         return usage_error("store: '%s' is not check or rebuild (sluice store check | sluice store rebuild)",
                            sub);
+    if (c->dry_run || c->prune)
+        return usage_error("store: %s does not apply", c->dry_run ? "--dry-run" : "--prune");
     return strcmp(sub, "check") == 0 ? store_check(c) : store_rebuild(c);
 }
 
