@@ -95,7 +95,9 @@ int sl_call_is_query(const sl_call *call) { return call ? call->query : 0; }
 
 const char *sl_instance_name(const sl_instance *inst) { return inst ? inst->name : ""; }
 
-bool sl_instance_read_only(const sl_instance *inst) { return inst && inst->read_only; }
+int sl_instance_store_mode(const sl_instance *inst) {
+    return inst && inst->desc->role == SL_ROLE_SINK ? inst->store_mode : SL_STORE_WRITE;
+}
 
 int sl_instance_fail(sl_instance *inst, int code, const char *fmt, ...) {
     if (!inst) return code;

@@ -38,6 +38,7 @@
 #include "workers.h"
 #include "media.h"
 #include "guard.h"
+#include "store.h"
 
 extern const char sl_default_ini[];
 
@@ -65,6 +66,7 @@ typedef struct cli {
     bool wait;              /* run/serve --wait: wait for a store another process holds */
     const char *mode;       /* query --mode hybrid|vector|keyword */
     long rrf_k;             /* query --rrf-k N */
+    bool run_stopped;       /* the last run_paths ended by a fatal error or a signal */
 } cli;
 
 static const char *usage_main =
@@ -80,6 +82,8 @@ static const char *usage_main =
     "  failed [--json]                  the documents that failed, kept in the store\n"
     "  retry [--all]                    run the failed documents again (--all: dead letters too)\n"
     "  inspect [--stage NAME] FILE      what each stage makes of FILE, nothing stored\n"
+    "  store check [--json]             is the store healthy? counts documents, chunks, vectors\n"
+    "  store rebuild                    re-ingest what a (damaged) store lists into a fresh one\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
@@ -144,6 +148,21 @@ static const char *usage_retry =
     "\n"
     "Runs exactly the documents of 'sluice failed' again (their uris are the paths), dead\n"
     "letters passed over unless --all. Exit status as for run.\n";
+
+static const char *usage_store =
+    "usage: sluice store check [-c FILE] [--set S.K=V]... [--json]\n"
+    "       sluice store rebuild [-c FILE] [--set S.K=V]... [--json]\n"
+    "\n"
+    "check verifies the store of every route (SQLite: PRAGMA integrity_check) without writing\n"
+    "to it, and prints its counts of documents, chunks, vectors and orphaned chunks.\n"
+    "Exit status: 0 healthy, 1 damaged, 2 no store there, or a configuration error.\n"
+    "\n"
+    "rebuild re-ingests every document the store lists (as far as a damaged file can still be\n"
+    "read; the uris are paths, so run it from the folder the runs ran in) into a fresh store,\n"
+    "then puts the fresh store in place in one step and keeps the old one as a backup, named\n"
+    "in the output. Documents that fail are listed and kept in the new store's failure list\n"
+    "('sluice retry'). A rebuild that stops (a fatal error, a signal) replaces nothing.\n"
+    "Exit status as for run.\n";
 
 static const char *usage_check =
     "usage: sluice check [-c FILE] [--set S.K=V]... [--connect [--json]]\n"
@@ -335,14 +354,20 @@ static int fail(cli *c, int code) {
     return code;
 }
 
-/* Loads the config and builds the runtime; with `init`, inits the stages
- * routes use (or all of them when `all`). On failure everything is freed. */
-static int open_runtime(cli *c, bool init, bool all, sl_config **cfg, sl_runtime **rt) {
+/* Loads the config and builds the runtime, its sinks to be opened in `mode`
+ * (SL_STORE_*: read-only commands never create or write a store); with
+ * `init`, inits the stages routes use (or all of them when `all`). On
+ * failure everything is freed. */
+static int open_runtime(cli *c, int mode, bool init, bool all, sl_config **cfg, sl_runtime **rt) {
     *cfg = NULL;
     *rt = NULL;
     int status = 0;
-    if (load_config(c, cfg) || sl_runtime_open(c->ctx, *cfg, rt) || (init && sl_runtime_init(*rt, all)))
+    if (load_config(c, cfg) || sl_runtime_open(c->ctx, *cfg, rt)) {
         status = fail(c, EXIT_USAGE);
+    } else {
+        sl_runtime_set_store_mode(*rt, mode); /* before any sink's init */
+        if (init && sl_runtime_init(*rt, all)) status = fail(c, EXIT_USAGE);
+    }
     if (status) {
         sl_runtime_free(*rt);
         sl_config_free(*cfg);
@@ -406,6 +431,7 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
     size_t nparked = 0;
     const char **parked = all ? NULL : sl_failures_uris(&fl, 1, &nparked);
     int status = EXIT_OK;
+    c->run_stopped = false;
     if (!all && !parked) {
         sl_ctx_error(c->ctx, SL_ENOMEM, "out of memory");
         status = fail(c, EXIT_USAGE);
@@ -447,6 +473,7 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
             opts.live = &view.live;
         }
         int rc = sl_pipeline_run(rt, &opts, &rep);
+        c->run_stopped = rc || rep.fatal || rep.interrupted;
         if (rc && !rep.fatal) {
             status = fail(c, EXIT_USAGE);
         } else {
@@ -490,7 +517,7 @@ static int cmd_run(cli *c) {
     sl_config *cfg;
     sl_runtime *rt;
     /* a dry run starts no stage but the sinks (dryrun.c) */
-    int status = open_runtime(c, !c->dry_run, false, &cfg, &rt);
+    int status = open_runtime(c, c->dry_run ? SL_STORE_PEEK : SL_STORE_WRITE, !c->dry_run, false, &cfg, &rt);
     if (status) return status;
     status = run_paths(c, rt, c->args, c->nargs, false);
     sl_runtime_free(rt);
@@ -523,7 +550,7 @@ static char *when(int64_t t, char *buf, size_t size) {
 static int cmd_failed(cli *c) {
     sl_config *cfg;
     sl_runtime *rt;
-    int status = open_runtime(c, false, false, &cfg, &rt);
+    int status = open_runtime(c, SL_STORE_READ, false, false, &cfg, &rt);
     if (status) return status;
     sl_failure_list fl;
     if (sl_failures_load(rt, &fl)) {
@@ -576,7 +603,7 @@ static int cmd_retry(cli *c) {
     if (c->nargs) return usage_error("retry: takes no PATH ('%s'): it runs the failed documents", c->args[0]);
     sl_config *cfg;
     sl_runtime *rt;
-    int status = open_runtime(c, true, false, &cfg, &rt);
+    int status = open_runtime(c, SL_STORE_WRITE, true, false, &cfg, &rt);
     if (status) return status;
     sl_failure_list fl;
     if (sl_failures_load(rt, &fl)) {
@@ -613,6 +640,71 @@ out:
     sl_runtime_free(rt);
     sl_config_free(cfg);
     return status;
+}
+
+/* --- store check, store rebuild --- */
+
+static int store_check(cli *c) {
+    sl_config *cfg;
+    sl_runtime *rt;
+    /* salvage: read-only, and a damaged store opens, to be checked */
+    int status = open_runtime(c, SL_STORE_SALVAGE, false, false, &cfg, &rt);
+    if (status) return status;
+    int damaged = 0;
+    if (sl_store_check(rt, c->json, stdout, &damaged))
+        status = fail(c, EXIT_USAGE);
+    else
+        status = damaged ? EXIT_DOCS : EXIT_OK;
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+static int store_rebuild(cli *c) {
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, SL_STORE_SALVAGE, false, false, &cfg, &rt);
+    if (status) return status;
+    char **paths = NULL;
+    size_t n = 0;
+    if (sl_store_salvage(rt, &paths, &n)) status = fail(c, EXIT_USAGE);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    if (!status && n == 0) {
+        say_error("%s",
+                  "store rebuild: the store lists no document it can still read, so there is nothing to "
+                  "re-ingest; move the file away and run 'sluice run PATH...' over your folders");
+        status = EXIT_USAGE;
+    } else if (!status) {
+        sl_ctx_log(c->ctx, SL_LOG_WARN, NULL,
+                   "rebuilding: %zu documents listed by the store are ingested into a fresh store", n);
+        status = open_runtime(c, SL_STORE_REBUILD, true, false, &cfg, &rt);
+        if (!status) {
+            status = run_paths(c, rt, (const char *const *)paths, n, true);
+            if (c->run_stopped || (status != EXIT_OK && status != EXIT_DOCS)) {
+                say_error("%s", "store rebuild did not finish: the store was not replaced (run 'sluice store "
+                                "rebuild' again)");
+                if (status == EXIT_OK) status = EXIT_DOCS;
+            } else if (sl_store_swap(rt, stdout)) {
+                status = fail(c, EXIT_USAGE);
+            }
+            sl_runtime_free(rt);
+            sl_config_free(cfg);
+        }
+    }
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    return status;
+}
+
+static int cmd_store(cli *c) {
+    const char *sub = c->nargs ? c->args[0] : "";
+    if (c->nargs != 1 || (strcmp(sub, "check") != 0 && strcmp(sub, "rebuild") != 0))
+        return usage_error("store: '%s' is not check or rebuild (sluice store check | sluice store rebuild)",
+                           sub);
+    if (c->dry_run || c->prune)
+        return usage_error("store: %s does not apply", c->dry_run ? "--dry-run" : "--prune");
+    return strcmp(sub, "check") == 0 ? store_check(c) : store_rebuild(c);
 }
 
 /* --- serve --- */
@@ -808,7 +900,7 @@ static int cmd_query(cli *c) {
     sl_config *cfg = NULL;
     sl_runtime *rt = NULL;
     sl_hits *vec = NULL, *kw = NULL, *fused = NULL;
-    int status = text ? open_runtime(c, false, false, &cfg, &rt) : EXIT_USAGE;
+    int status = text ? open_runtime(c, SL_STORE_READ, false, false, &cfg, &rt) : EXIT_USAGE;
     if (status) goto out;
     const sl_route *r = c->route ? sl_runtime_route_named(rt, c->route) : &rt->routes[0];
     if (!r) {
@@ -837,7 +929,6 @@ static int cmd_query(cli *c) {
                    r->name);
         want_vec = false;
     }
-    r->sink->read_only = true; /* a query writes nothing, not even a migration */
     if ((want_vec && sl_instance_init(c->ctx, r->embedder)) || sl_instance_init(c->ctx, r->sink)) {
         status = fail(c, EXIT_USAGE);
         goto out;
@@ -1218,7 +1309,7 @@ static int cmd_inspect(cli *c) {
         return usage_error("%s", "inspect: give one FILE (for example: sluice inspect README.md)");
     sl_config *cfg;
     sl_runtime *rt;
-    int status = open_runtime(c, false, false, &cfg, &rt);
+    int status = open_runtime(c, SL_STORE_PEEK, false, false, &cfg, &rt);
     if (status) return status;
     status = inspect_run(c, rt, c->args[0]);
     sl_runtime_free(rt);
@@ -1318,6 +1409,7 @@ static int check_input(cli *c) {
         if (sl_config_set(c->ctx, cfg, owned[i])) status = fail(c, EXIT_USAGE);
     sl_runtime *rt = NULL;
     if (!status && sl_runtime_open(c->ctx, cfg, &rt)) status = fail(c, EXIT_USAGE);
+    if (!status) sl_runtime_set_store_mode(rt, SL_STORE_PEEK); /* the sink is never written */
     if (!status) {
         const char *user_stage = c->stage;
         c->stage = "inspected";
@@ -1349,7 +1441,7 @@ static int cmd_check(cli *c) {
     sl_config *cfg;
     sl_runtime *rt;
     /* --connect inits each instance itself: one that fails is a row of the table */
-    int status = open_runtime(c, !c->connect, true, &cfg, &rt);
+    int status = open_runtime(c, SL_STORE_PEEK, !c->connect, true, &cfg, &rt);
     if (status) return status;
     /* the probes first (they init the instances), their table after the routes */
     char *table = NULL;
@@ -1434,6 +1526,8 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_failed, stdout), EXIT_OK) : cmd_failed(&c);
     } else if (strcmp(cmd, "retry") == 0) {
         status = c.help ? (fputs(usage_retry, stdout), EXIT_OK) : cmd_retry(&c);
+    } else if (strcmp(cmd, "store") == 0) {
+        status = c.help ? (fputs(usage_store, stdout), EXIT_OK) : cmd_store(&c);
     } else if (strcmp(cmd, "inspect") == 0) {
         status = c.help ? (fputs(usage_inspect, stdout), EXIT_OK) : cmd_inspect(&c);
     } else if (strcmp(cmd, "__worker") == 0) {

@@ -78,7 +78,7 @@ struct sl_instance {
      * dead before any answer): the provider saw them (http.c counts, the
      * throttle reports) */
     _Atomic uint64_t resends;
-    bool read_only; /* made only to read (`sluice query`): sl_instance_read_only */
+    int store_mode; /* sinks: SL_STORE_* (sl_instance_store_mode), set before init */
 };
 
 /* Builds an instance from section `section` of cfg (does not call init). */

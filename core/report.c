@@ -221,7 +221,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
     }
     if (r->binding_kind) fprintf(out, "\n%s\n", r->binding);
     if (r->interrupted) fprintf(out, "\ninterrupted: documents not reached are left for the next run\n");
-    if (r->fatal) fprintf(out, "\nstopped: %s\n", r->fatal_msg);
+    if (r->fatal)
+        fprintf(out, "\nstopped after %llu documents stored: %s\n", (unsigned long long)r->stored,
+                r->fatal_msg);
     if (r->late_answers || r->extra_answers)
         fprintf(out,
                 "\nsl_call_done calls ignored: %llu after their call's deadline, %llu on calls already "

@@ -828,6 +828,11 @@ int sl_runtime_claim(sl_runtime *rt) {
     return 0;
 }
 
+void sl_runtime_set_store_mode(sl_runtime *rt, int mode) {
+    for (size_t i = 0; i < rt->ninst; i++)
+        if (rt->inst[i]->desc->role == SL_ROLE_SINK) rt->inst[i]->store_mode = mode;
+}
+
 const sl_route *sl_runtime_route_for(const sl_runtime *rt, const char *media_type) {
     for (size_t i = 0; i < rt->nroutes; i++)
         for (size_t m = 0; m < rt->routes[i].nmedia; m++)

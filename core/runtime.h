@@ -115,6 +115,9 @@ void sl_runtime_free(sl_runtime *rt);
  * with rt->claim_wait (`--wait`) it waits instead, polling, until the
  * holder is gone (a sink answers SL_ERETRY for a store that is held). */
 int sl_runtime_claim(sl_runtime *rt);
+/* Says how every sink instance is to be opened (SL_STORE_*, read by the
+ * plugin through sl_instance_store_mode); before their init. */
+void sl_runtime_set_store_mode(sl_runtime *rt, int mode);
 
 /* Adds each folder of a space-separated list to the registry, relative ones
  * resolved against base (the INI file's folder): [sluice] plugin_path. */

@@ -23,5 +23,6 @@ set(SLUICE_CORE_SOURCES
   serve.c
   httpd.c metrics.c status_page.c
   failures.c dryrun.c probe.c
+  store.c
   guard.c
 )

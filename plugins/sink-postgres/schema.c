@@ -201,8 +201,8 @@ static int choose_vectors(PGconn *conn, const pg_config *c, bool *pgvector, char
     return 0;
 }
 
-int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
-                   size_t errlen) {
+/* The quoted table names, from the options. */
+static int make_names(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     const char *prefix = c->table_prefix ? c->table_prefix : "";
     const char *schema = c->schema ? c->schema : "";
@@ -233,6 +233,15 @@ int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *
         snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
+    return 0;
+}
+
+int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen) {
+    const char *prefix = c->table_prefix ? c->table_prefix : "";
+    const char *schema = c->schema ? c->schema : "";
+    pg_names *n = &out->names;
+    int make = make_names(conn, c, out, err, errlen);
+    if (make) return make;
 
     int rc = run(conn, "SET client_min_messages = warning", 0, NULL, NULL, "session", err, errlen);
     if (!rc) rc = run(conn, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
@@ -303,10 +312,7 @@ int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *
             rc = SL_EFATAL;
         }
     }
-    /* a read-only open (`sluice query`) answers from a readable store as
-     * it is: no migration, nothing written */
-    bool as_is = read_only && version >= PG_SCHEMA_READABLE;
-    for (long v = version; !rc && !as_is && v < PG_SCHEMA_VERSION; v++) {
+    for (long v = version; !rc && v < PG_SCHEMA_VERSION; v++) {
         char *m = expand(migrations[v], n, out->pgvector ? "vector" : "real[]");
         if (!m) {
             snprintf(err, errlen, "out of memory");
@@ -327,7 +333,7 @@ int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *
                  n->failures);
         rc = run(conn, sql, 0, NULL, NULL, "creating the failures table", err, errlen);
     }
-    if (!rc && !as_is) {
+    if (!rc) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", PG_SCHEMA_VERSION);
         const char *params[] = {ver, out->pgvector ? "pgvector" : "array"};
@@ -343,6 +349,71 @@ int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *
         PQclear(r);
         return rc;
     }
-    out->version = as_is ? (int)version : PG_SCHEMA_VERSION;
+    out->version = PG_SCHEMA_VERSION;
     return 0;
+}
+
+int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err,
+                   size_t errlen) {
+    *missing = false;
+    int rc = make_names(conn, c, out, err, errlen);
+    if (rc) return rc;
+    const pg_names *n = &out->names;
+    /* every table the sink reads: a store lacking one was never made (or
+     * only partly): nothing is created here */
+    const char *const tables[] = {n->meta, n->documents, n->chunks, n->failures};
+    for (size_t i = 0; !rc && i < 4; i++) {
+        if (i == 3) { /* a store from before the failure list: its list is empty */
+            PGresult *r = NULL;
+            const char *params[] = {n->failures};
+            rc = run(conn, "SELECT to_regclass($1) IS NULL", 1, params, &r, "looking for the tables", err,
+                     errlen);
+            out->no_failures = !rc && one_row(r) && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+            PQclear(r);
+            break;
+        }
+        PGresult *r = NULL;
+        const char *params[] = {tables[i]};
+        rc =
+            run(conn, "SELECT to_regclass($1) IS NULL", 1, params, &r, "looking for the tables", err, errlen);
+        if (!rc && one_row(r) && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+            *missing = true;
+            snprintf(err, errlen,
+                     "there is no store here (no table %s): nothing has been stored with this "
+                     "schema and table_prefix yet ('sluice run PATH...' makes it)",
+                     tables[i]);
+        }
+        PQclear(r);
+        if (*missing) return 0;
+    }
+    char sql[512];
+    PGresult *r = NULL;
+    snprintf(sql, sizeof sql,
+             "SELECT key, value FROM %s WHERE key IN ('schema_version', 'vector', 'dimension')", n->meta);
+    if (!rc) rc = run(conn, sql, 0, NULL, &r, "reading the meta table", err, errlen);
+    long version = 0;
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
+        if (strcmp(k, "schema_version") == 0)
+            version = strtol(v, NULL, 10);
+        else if (strcmp(k, "vector") == 0)
+            out->pgvector = strcmp(v, "pgvector") == 0;
+        else {
+            unsigned long d = strtoul(v, NULL, 10);
+            if (d > 0 && d < 1000000) out->dim = (uint32_t)d;
+        }
+    }
+    PQclear(r);
+    /* a store from PG_SCHEMA_READABLE on is read as it is (out->version
+     * says which: before PG_SCHEMA_TSV it has no keyword index) */
+    if (!rc && (version < PG_SCHEMA_READABLE || version > PG_SCHEMA_VERSION)) {
+        snprintf(err, errlen,
+                 "the store %s has schema version %ld and this sink-postgres reads versions %d to %d: %s",
+                 n->meta, version, PG_SCHEMA_READABLE, PG_SCHEMA_VERSION,
+                 version < PG_SCHEMA_VERSION ? "a read-only command does not migrate it; 'sluice run' does"
+                                             : "use a newer sluice");
+        rc = SL_EFATAL;
+    }
+    if (!rc) out->version = (int)version;
+    return rc;
 }

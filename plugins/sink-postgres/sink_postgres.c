@@ -146,6 +146,8 @@ typedef struct sink {
     uint32_t dim_sql_dim;
     char *lock_key;  /* claim: "SCHEMA.PREFIX", what the advisory lock is keyed on */
     PGconn *lock_pg; /* claim: the session holding the advisory lock */
+    int mode;        /* SL_STORE_* */
+    bool empty;      /* SL_STORE_PEEK on a store never made: it reads as empty */
 } sink;
 
 /* Chunks per INSERT: bounds one statement's parameters (arrays of at most
@@ -429,7 +431,16 @@ static int init(sl_instance *inst, const void *config, void **state) {
     }
 
     char err[800];
-    rc = pg_schema_open(conn, c, sl_instance_read_only(inst), &s->schema, err, sizeof err);
+    s->mode = sl_instance_store_mode(inst);
+    if (s->mode == SL_STORE_WRITE || s->mode == SL_STORE_REBUILD) {
+        rc = pg_schema_open(conn, c, &s->schema, err, sizeof err);
+    } else {
+        /* read-only commands: no schema is made or migrated */
+        bool missing = false;
+        rc = pg_schema_read(conn, c, &s->schema, &missing, err, sizeof err);
+        if (!rc && missing && s->mode != SL_STORE_PEEK) rc = SL_EFATAL;
+        s->empty = missing;
+    }
     if (!rc) rc = make_statements(s) ? SL_ENOMEM : 0;
     if (rc) {
         pg_scrub(err, sizeof err, s->password);
@@ -614,6 +625,7 @@ static void record_run_end(pg_op *op, int rc) {
 static int lookup(sl_call *call, sl_doc *doc) {
     sink *s = sl_call_state(call);
     const char *uri = sl_doc_uri(doc);
+    if (s->empty) return SL_LOOKUP_MISSING; /* a dry run before the first run */
     if (!text_ok(uri, strlen(uri)))
         return sl_fail(call, SL_EBADINPUT,
                        "lookup '%s': the path is not valid UTF-8, which PostgreSQL text requires", uri);
@@ -979,11 +991,14 @@ static int read_op(sl_call *call, const char *what, int q, int (*on_result)(pg_o
 }
 
 static int failures_list(sl_call *call, sl_failure_fn each, void *arg) {
+    const sink *s = sl_call_state(call);
+    if (s->empty || s->schema.no_failures) return 0;
     each_ctx ec = {.each_failure = each, .arg = arg};
     return read_op(call, "list failures", Q_FAILURES, failures_result, &ec);
 }
 
 static int documents(sl_call *call, sl_uri_fn each, void *arg) {
+    if (((sink *)sl_call_state(call))->empty) return 0;
     each_ctx ec = {.each_uri = each, .arg = arg};
     return read_op(call, "list documents", Q_URIS, uris_result, &ec);
 }
@@ -992,8 +1007,65 @@ static int probe_result(pg_op *op, int stmt, const PGresult *res) { return 0; }
 
 /* A statement on a connection of the pool: a session, and the tables. */
 static int probe(sl_call *call) {
+    if (((sink *)sl_call_state(call))->empty) return 0; /* init connected: no tables to read yet */
     each_ctx ec = {0};
     return read_op(call, "probe", Q_PROBE, probe_result, &ec);
+}
+
+/* --- store check --- */
+
+/* `sluice store check`: on a blocking session of its own (as claim), the
+ * schema version read at init, then the counts. PostgreSQL guards its own
+ * pages (WAL, and checksums when the cluster has them); what is checked
+ * here is what sluice relies on: the tables are there, of this version,
+ * and no chunk lacks its document. */
+static int64_t pg_count(PGconn *pg, const char *sql) {
+    PGresult *r = PQexec(pg, sql);
+    int64_t n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : -1;
+    PQclear(r);
+    return n;
+}
+
+static int check(sl_call *call, sl_store_health *out, sl_line_fn problem, void *arg) {
+    sink *s = sl_call_state(call);
+    if (s->empty) return 0;
+    PGconn *pg = PQconnectdbParams(s->keys, s->values, 0);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", pg ? PQerrorMessage(pg) : "out of memory");
+        pg_scrub(msg, sizeof msg, s->password);
+        PQfinish(pg);
+        return sl_fail(call, SL_EFATAL, "cannot connect to %s: %s", s->where, msg);
+    }
+    const pg_names *n = &s->schema.names;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", n->documents);
+    out->documents = pg_count(pg, sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", n->chunks);
+    out->chunks = pg_count(pg, sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE embedding IS NOT NULL", n->chunks);
+    out->vectors = pg_count(pg, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM %s c WHERE NOT EXISTS (SELECT 1 FROM %s d WHERE d.id = c.doc_id)",
+             n->chunks, n->documents);
+    out->orphans = pg_count(pg, sql);
+    char line[1200];
+    if (out->documents < 0 || out->chunks < 0 || out->vectors < 0 || out->orphans < 0) {
+        snprintf(line, sizeof line, "%s: the tables cannot be counted: %s", s->where, PQerrorMessage(pg));
+        pg_scrub(line, sizeof line, s->password);
+        problem(arg, line);
+        out->damaged = 1;
+    }
+    if (out->orphans > 0) {
+        snprintf(line, sizeof line, "%lld chunks in %s belong to no document", (long long)out->orphans,
+                 n->chunks);
+        problem(arg, line);
+        out->damaged = 1;
+    }
+    PQfinish(pg);
+    return 0;
 }
 
 /* --- query --- */
@@ -1038,6 +1110,7 @@ static char *vector_text(pg_op *op, const float *v, uint32_t dim) {
 
 static int query(sl_call *call, const float *vector, uint32_t dim, uint32_t k, sl_hits *hits) {
     sink *s = sl_call_state(call);
+    if (s->empty) return 0;
     if (!vector || dim == 0 || !hits) return sl_fail(call, SL_EINVAL, "query: no vector");
     if (k == 0) return 0;
     for (uint32_t i = 0; i < dim; i++)
@@ -1145,6 +1218,7 @@ static const sl_plugin desc = {
     .documents = documents,
     .probe = probe,
     .keyword = keyword,
+    .check = check,
 };
 
 SL_PLUGIN_EXPORT(desc)

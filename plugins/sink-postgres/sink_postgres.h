@@ -157,22 +157,26 @@ typedef struct pg_names {
 
 typedef struct pg_schema {
     pg_names names;
-    bool pgvector; /* vector(n) with HNSW; else real[] */
-    uint32_t dim;  /* the dimension of stored vectors; 0 until the first store with vectors */
-    int version;   /* schema version found (after migration: current) */
+    bool pgvector;    /* vector(n) with HNSW; else real[] */
+    uint32_t dim;     /* the dimension of stored vectors; 0 until the first store with vectors */
+    int version;      /* schema version found (after migration: current) */
+    bool no_failures; /* read-only open of a store from before the failure list (no table) */
 } pg_schema;
 
 /* On the blocking init connection: creates the schema or migrates it,
- * decides pgvector or real[], reads the stored dimension. read_only
- * (`sluice query`): a store at PG_SCHEMA_READABLE or later is left as it is
- * (out->version says which). On failure returns SL_EFATAL with a message
- * in err. */
-int pg_schema_open(PGconn *conn, const pg_config *c, bool read_only, pg_schema *out, char *err,
-                   size_t errlen);
+ * decides pgvector or real[], reads the stored dimension. On failure
+ * returns SL_EFATAL with a message in err. */
+int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, size_t errlen);
 void pg_schema_free(pg_schema *s);
+/* The read-only commands' open (SL_STORE_READ, PEEK, SALVAGE): reads the
+ * schema version, vector kind and dimension, creates and migrates nothing.
+ * Tables that are absent set *missing (with the words in err) and return 0;
+ * a store from PG_SCHEMA_READABLE on is read as it is (out->version), an
+ * older or newer one is SL_EFATAL. */
+int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err, size_t errlen);
 
 #define PG_SCHEMA_VERSION 3
-#define PG_SCHEMA_READABLE 2 /* the oldest a read-only open answers from as it is */
+#define PG_SCHEMA_READABLE 2 /* the oldest a read-only command answers from as it is */
 #define PG_SCHEMA_TSV 3      /* the first with the keyword index (chunks.tsv) */
 
 #endif

@@ -50,8 +50,9 @@
 #include "vindex.h"
 
 #define SCHEMA_VERSION 3
-/* The oldest schema a read-only open (sl_instance_read_only: `sluice
- * query`) answers from as it is; an older store is migrated first. */
+/* The oldest schema a read-only command (SL_STORE_READ: `sluice query`,
+ * `failed`) answers from as it is; an older store is refused until a
+ * `sluice run` migrates it. */
 #define SCHEMA_READABLE 2
 /* The first schema with the keyword index (chunks_fts). */
 #define SCHEMA_FTS 3
@@ -219,7 +220,11 @@ typedef struct reader {
 
 typedef struct sink {
     sl_instance *inst;
-    char *path;
+    char *path;    /* the store, as configured */
+    char *file;    /* what SQLite opens: path; PATH.rebuild (SL_STORE_REBUILD); an empty in-memory store */
+    int mode;      /* SL_STORE_* */
+    int rflags;    /* how read connections open `file` */
+    sqlite3 *keep; /* an empty in-memory store (SL_STORE_PEEK, no file): kept open so it lives */
     int busy_ms;
     writer *w;
     /* For a call without per-thread state (a test calling the plugin
@@ -255,12 +260,26 @@ void floats_to_from_le(float *v, size_t n) {
 }
 
 int conn_note(conn *c, int rc) {
-    if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
+    int prim = rc & 0xff;
+    c->nospace = prim == SQLITE_FULL || (prim == SQLITE_IOERR && sqlite3_system_errno(c->db) == ENOSPC);
+    if (c->nospace)
+        snprintf(c->errmsg, sizeof c->errmsg,
+                 "SQLite: %s: free some space, then run again; what was stored is kept and the rest is "
+                 "stored then",
+                 sqlite3_errmsg(c->db));
+    else if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+        snprintf(c->errmsg, sizeof c->errmsg,
+                 "the store is damaged (SQLite: %s): 'sluice store check' shows the damage, 'sluice store "
+                 "rebuild' re-ingests its documents into a fresh store",
+                 sqlite3_errmsg(c->db));
+    else
         snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errmsg(c->db));
     return rc;
 }
 
 int conn_own_error(conn *c, int rc) {
+    c->nospace = false;
     snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errstr(rc));
     return rc;
 }
@@ -283,6 +302,9 @@ int sqlite_error_kind(int rc) {
 
 int conn_fail(sl_call *call, const conn *c, int rc, const char *what, const char *uri) {
     int code = sqlite_error_kind(rc);
+    if (c->nospace)
+        return sl_fail(call, SL_EFATAL, "no space left on device for %s (%s '%s' failed): %s", c->path, what,
+                       uri, c->errmsg);
     if (code == SL_ERETRY)
         return sl_fail(call, code, "%s '%s': %s is locked by another writer (%s)", what, uri, c->path,
                        c->errmsg);
@@ -423,6 +445,118 @@ static int migrate(conn *c, sl_instance *inst) {
     return 0;
 }
 
+/* The damage check on open (health.c): the header always; PRAGMA
+ * quick_check too when `deep` and the file was not closed cleanly. A damaged
+ * store is refused with what to do. */
+static int damaged(sink *s, sqlite3 *db, bool deep) {
+    char why[512], how[512] = "";
+    if (header_problem(db, why, sizeof why))
+        return sl_instance_fail(
+            s->inst, SL_EFATAL,
+            "%s is damaged (%s): nothing was written to it. 'sluice store check' shows the "
+            "damage; 'sluice store rebuild' re-ingests the documents it lists into a fresh "
+            "store and keeps this file as a backup",
+            s->path, why);
+    if (!deep || closed_cleanly(s->path, how, sizeof how)) return 0;
+    sl_log(s->inst, SL_LOG_INFO, "%s: %s: running PRAGMA quick_check", s->path, how);
+    if (run_check(db, "PRAGMA quick_check(10)", NULL, NULL, why, sizeof why) == 0) return 0;
+    return sl_instance_fail(
+        s->inst, SL_EFATAL,
+        "%s is damaged (PRAGMA quick_check: %s; %s): nothing was written to it. 'sluice "
+        "store check' shows the damage; 'sluice store rebuild' re-ingests the documents it "
+        "lists into a fresh store and keeps this file as a backup",
+        s->path, why, how);
+}
+
+/* Read-only modes (SL_STORE_READ, PEEK, SALVAGE): the store as it is,
+ * opened without CREATE and query_only to see that it is one, never made,
+ * never written, never migrated. A store that does not exist is refused, or with PEEK read as
+ * an empty one in memory. */
+static int open_for_reading(sink *s) {
+    struct stat st;
+    if (stat(s->path, &st) != 0 && errno == ENOENT) {
+        if (s->mode != SL_STORE_PEEK)
+            return sl_instance_fail(s->inst, SL_EFATAL,
+                                    "there is no store at %s: nothing has been stored there yet ('sluice run "
+                                    "PATH...' makes it; -c FILE or --set %s.path=... names another)",
+                                    s->path, sl_instance_name(s->inst));
+        /* PEEK: an empty store of the current schema, in memory, shared by
+         * this sink's connections and gone when they close */
+        char uri[96];
+        snprintf(uri, sizeof uri, "file:sluice-empty-%p?mode=memory&cache=shared", (void *)s);
+        if (!(s->file = strdup(uri))) return sl_instance_fail(s->inst, SL_ENOMEM, "out of memory");
+        s->rflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI;
+        conn k = {.path = s->path};
+        int rc = sqlite3_open_v2(s->file, &k.db, s->rflags | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK) {
+            s->keep = k.db;
+            s->version = SCHEMA_VERSION;
+            return migrate(&k, s->inst);
+        }
+        return sl_instance_fail(s->inst, SL_EFATAL, "cannot make an empty store in memory: %s",
+                                sqlite3_errstr(rc));
+    }
+    s->file = s->path;
+    /* Never SQLITE_OPEN_CREATE, and every connection query_only: nothing
+     * is made or written. READWRITE (where the file allows it) lets the
+     * last connection to close remove the -wal and -shm it found absent,
+     * as a writer would: a dry run leaves the folder as it was. A damaged
+     * store (SALVAGE) is opened strictly read-only. */
+    s->rflags = s->mode == SL_STORE_SALVAGE ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    conn k = {.path = s->path};
+    int rc = sqlite3_open_v2(s->file, &k.db, s->rflags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = exec_sql(&k, "PRAGMA query_only = ON");
+    if (rc != SQLITE_OK) {
+        char why[600];
+        explain_open(s->file, false, k.db ? sqlite3_system_errno(k.db) : 0, why, sizeof why);
+        rc = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s for reading: %s (SQLite: %s)", s->path, why,
+                              k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(k.db);
+        return rc;
+    }
+    sqlite3_extended_result_codes(k.db, 1);
+    sqlite3_busy_timeout(k.db, s->busy_ms);
+    /* SALVAGE opens a damaged store on purpose: check or rebuild reads it */
+    if (s->mode != SL_STORE_SALVAGE && (rc = damaged(s, k.db, true))) {
+        sqlite3_close_v2(k.db);
+        return rc;
+    }
+    int64_t v = schema_version(&k, &rc);
+    if (rc != SQLITE_OK) {
+        if (s->mode == SL_STORE_SALVAGE) {
+            sqlite3_close_v2(k.db); /* check says what is wrong with it */
+            return 0;
+        }
+        int code =
+            (rc & 0xff) == SQLITE_ERROR
+                ? sl_instance_fail(s->inst, SL_EFATAL,
+                                   "%s holds no sluice store (it has no meta table): another path?", s->path)
+                : sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
+        sqlite3_close_v2(k.db);
+        return code;
+    }
+    sqlite3_close_v2(k.db);
+    if (v > SCHEMA_VERSION)
+        return sl_instance_fail(
+            s->inst, SL_EFATAL,
+            "%s has schema version %lld, newer than this sink-sqlite knows (%d): use a newer "
+            "sluice, or another path",
+            s->path, (long long)v, SCHEMA_VERSION);
+    if (v < SCHEMA_READABLE && s->mode != SL_STORE_SALVAGE)
+        return sl_instance_fail(
+            s->inst, SL_EFATAL,
+            "%s has schema version %lld, older than this sink-sqlite reads as it is (%d): a "
+            "read-only command does not migrate it; 'sluice run' does",
+            s->path, (long long)v, SCHEMA_READABLE);
+    s->version = v;
+    if (v < SCHEMA_FTS && s->mode != SL_STORE_SALVAGE)
+        sl_log(s->inst, SL_LOG_INFO,
+               "%s has schema version %lld: read as it is; it gets its keyword index the next time sluice "
+               "writes it",
+               s->path, (long long)v);
+    return 0;
+}
+
 /* The write connection: 16 KB pages for a new file, WAL (readers never
  * block the writer, a commit is one append), the synchronous mode asked
  * for, foreign keys (chunks go with their document), the savepoints'
@@ -430,16 +564,26 @@ static int migrate(conn *c, sl_instance *inst) {
  * by the writer thread alone, so it needs no mutex of SQLite's. */
 static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync, sqlite3 **out) {
     conn k = {.path = s->path};
-    int rc = sqlite3_open_v2(c->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    int rc = sqlite3_open_v2(s->file, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
-    if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", c->path,
-                                    k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc));
+    if (rc != SQLITE_OK || sqlite3_db_readonly(k.db, "main") == 1) {
+        char why[600];
+        explain_open(s->file, true, k.db ? sqlite3_system_errno(k.db) : 0, why, sizeof why);
+        int code = sl_instance_fail(
+            s->inst, SL_EFATAL, "cannot open %s for writing: %s (SQLite: %s)", s->file, why,
+            rc != SQLITE_OK ? (k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc)) : "opened read-only");
         sqlite3_close_v2(k.db);
         return code;
     }
     sqlite3_extended_result_codes(k.db, 1);
     sqlite3_busy_timeout(k.db, s->busy_ms);
+    rc = damaged(s, k.db, s->mode != SL_STORE_REBUILD);
+    if (rc) {
+        sqlite3_close_v2(k.db);
+        return rc;
+    }
+    /* a writer is at work: the file is not "closed cleanly" until it is */
+    if (s->mode == SL_STORE_WRITE) clean_forget(s->path);
 
     /* Before the first table is made: 16 KB pages hold six ~2.5 KB chunk
      * rows (a vector of 384 float32s and its text) where 4 KB ones held one
@@ -447,7 +591,7 @@ static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync
      * store that exists keeps its page size (this is then a no-op). */
     rc = exec_sql(&k, "PRAGMA page_size = 16384");
     if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", c->path, k.errmsg);
+        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", s->file, k.errmsg);
         sqlite3_close_v2(k.db);
         return code;
     }
@@ -474,7 +618,7 @@ static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync
      * time. */
     if (rc == SQLITE_OK) rc = exec_sql(&k, "PRAGMA temp_store = MEMORY");
     if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", c->path, k.errmsg);
+        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", s->file, k.errmsg);
         sqlite3_close_v2(k.db);
         return code;
     }
@@ -484,48 +628,6 @@ static int open_writer_db(sink *s, const sink_sqlite_config *c, const char *sync
         return rc;
     }
     *out = k.db;
-    return 0;
-}
-
-/* A read-only open (`sluice query`): a store at SCHEMA_READABLE or later
- * is answered from as it is, without a write connection or a migration, so
- * a query never takes the write lock, waits for a writer, or spends minutes
- * building an index. *version: the store's schema version; 0 when there is
- * no store yet or it is older than SCHEMA_READABLE (the caller then opens
- * it for writing, which makes or migrates it). */
-static int peek_version(sink *s, int64_t *version) {
-    *version = 0;
-    if (access(s->path, F_OK) != 0) return 0;
-    conn k = {.path = s->path};
-    int rc = sqlite3_open_v2(s->path, &k.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        int code = sl_instance_fail(s->inst, SL_EFATAL, "cannot open %s: %s", s->path,
-                                    k.db ? sqlite3_errmsg(k.db) : sqlite3_errstr(rc));
-        sqlite3_close_v2(k.db);
-        return code;
-    }
-    sqlite3_busy_timeout(k.db, s->busy_ms);
-    sqlite3_stmt *st = NULL;
-    bool has_meta = false;
-    rc = conn_note(
-        &k, sqlite3_prepare_v2(k.db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'", -1, &st, NULL));
-    if (rc == SQLITE_OK) {
-        rc = conn_note(&k, sqlite3_step(st));
-        has_meta = rc == SQLITE_ROW;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(st);
-    int64_t v = rc == SQLITE_OK && has_meta ? schema_version(&k, &rc) : 0;
-    sqlite3_close_v2(k.db);
-    if (rc != SQLITE_OK) return sl_instance_fail(s->inst, SL_EFATAL, "cannot read %s: %s", s->path, k.errmsg);
-    if (v < 0)
-        return sl_instance_fail(s->inst, SL_EFATAL, "%s: meta.schema_version is not a number", s->path);
-    if (v > SCHEMA_VERSION)
-        return sl_instance_fail(s->inst, SL_EFATAL,
-                                "%s has schema version %lld, newer than this sink-sqlite knows (%d): "
-                                "use a newer sluice, or another path",
-                                s->path, (long long)v, SCHEMA_VERSION);
-    *version = v >= SCHEMA_READABLE ? v : 0;
     return 0;
 }
 
@@ -547,7 +649,7 @@ static int reader_new(sink *s, reader **out) {
     reader *r = calloc(1, sizeof *r);
     if (!r) return SQLITE_NOMEM;
     r->c.path = s->path;
-    int rc = sqlite3_open_v2(s->path, &r->c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(s->file, &r->c.db, s->rflags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(r->c.db, 1);
         sqlite3_busy_timeout(r->c.db, s->busy_ms);
@@ -555,9 +657,15 @@ static int reader_new(sink *s, reader **out) {
     } else {
         conn_own_error(&r->c, rc);
     }
-    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++)
+    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++) {
         rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, read_statements[i], -1, SQLITE_PREPARE_PERSISTENT,
                                                  &r->st[i], NULL));
+        /* a store from before the failure list, opened by a read-only
+         * command (which makes no table): its list is empty */
+        if (rc == SQLITE_ERROR && i == R_FAILURES && !s->w)
+            rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, "SELECT '', '', '', 0, 0, 0 WHERE 0", -1,
+                                                     SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL));
+    }
     if (rc == SQLITE_OK && s->version >= SCHEMA_FTS)
         rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, KEYWORD_SQL, -1, SQLITE_PREPARE_PERSISTENT,
                                                  &r->keyword, NULL));
@@ -571,6 +679,12 @@ static int reader_new(sink *s, reader **out) {
 }
 
 static int thread_init(void *state, void **thread_state) {
+    /* a damaged store is read by check and salvage on connections of
+     * their own: a reader's prepared statements may not even compile */
+    if (((sink *)state)->mode == SL_STORE_SALVAGE) {
+        *thread_state = NULL;
+        return 0;
+    }
     reader *r;
     int rc = reader_new(state, &r);
     if (rc != SQLITE_OK) return sqlite_error_kind(rc) == SL_ENOMEM ? SL_ENOMEM : SL_EFATAL;
@@ -601,11 +715,16 @@ static void reader_put(sl_call *call, sink *s) {
 
 static void sink_free(sink *s) {
     if (!s) return;
+    bool wrote = s->w != NULL && s->mode == SL_STORE_WRITE;
     writer_free(s->w);
     vindex_set_free(s->vi);
     reader_free(s->shared);
+    sqlite3_close_v2(s->keep);
+    /* the last connection closed: the WAL is checkpointed away, the file is whole */
+    if (wrote) clean_record(s->path);
     pthread_mutex_destroy(&s->shared_mu);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
+    if (s->file != s->path) free(s->file);
     free(s->path);
     free(s);
 }
@@ -630,11 +749,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (c->vector_index_ef < 1 || c->vector_index_ef > 100000)
         return sl_instance_fail(inst, SL_EFATAL, "option 'vector_index_ef': %lld is not between 1 and 100000",
                                 (long long)c->vector_index_ef);
-
-    char err[512];
-    int rc = make_parent(c->path, err, sizeof err);
-    if (rc) return sl_instance_fail(inst, rc, "option 'path': %s", err);
-
     sink *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(c->path))) {
         free(s);
@@ -642,30 +756,39 @@ static int init(sl_instance *inst, const void *config, void **state) {
     }
     s->inst = inst;
     s->lock_fd = -1;
+    s->mode = sl_instance_store_mode(inst);
+    s->file = s->path;
+    s->rflags = SQLITE_OPEN_READWRITE;
     s->busy_ms = c->busy_timeout > INT_MAX ? INT_MAX : (int)c->busy_timeout;
     pthread_mutex_init(&s->shared_mu, NULL);
-    if (sl_instance_read_only(inst)) {
-        rc = peek_version(s, &s->version);
-        if (rc || s->version) {
-            if (rc) {
-                sink_free(s);
-                return rc;
+    int rc;
+    if (s->mode == SL_STORE_WRITE || s->mode == SL_STORE_REBUILD) {
+        char err[512];
+        rc = make_parent(c->path, err, sizeof err);
+        if (rc) rc = sl_instance_fail(inst, rc, "option 'path': %s", err);
+        if (!rc && s->mode == SL_STORE_REBUILD) {
+            /* a fresh store beside the real one; what an earlier rebuild left goes */
+            if (!(s->file = side_path(s->path, ".rebuild")))
+                rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+            static const char *const sides[] = {"", "-wal", "-shm", "-journal"};
+            for (size_t i = 0; !rc && i < 4; i++) {
+                char *f = side_path(s->file, sides[i]);
+                if (f && unlink(f) != 0 && errno != ENOENT)
+                    rc =
+                        sl_instance_fail(inst, SL_EFATAL, "cannot remove %s (left by an earlier rebuild): %s",
+                                         f, strerror(errno));
+                free(f);
             }
-            if (s->version < SCHEMA_FTS)
-                sl_log(inst, SL_LOG_INFO,
-                       "%s has schema version %lld: read as it is; it gets its keyword index the next "
-                       "time sluice writes it",
-                       s->path, (long long)s->version);
-            *state = s;
-            return 0;
         }
-    }
-    s->version = SCHEMA_VERSION;
-    sqlite3 *db = NULL;
-    rc = open_writer_db(s, c, sync, &db);
-    if (!rc) {
-        writer_opts o = {.group_max = c->group_max};
-        rc = writer_new(inst, db, s->path, &o, &s->w);
+        sqlite3 *db = NULL;
+        if (!rc) rc = open_writer_db(s, c, sync, &db);
+        if (!rc) {
+            writer_opts o = {.group_max = c->group_max};
+            rc = writer_new(inst, db, s->file, &o, &s->w);
+        }
+        s->version = SCHEMA_VERSION;
+    } else {
+        rc = open_for_reading(s);
     }
     if (!rc && strcmp(vi, "auto") == 0) {
         vindex_opts vo = {
@@ -709,7 +832,7 @@ static void describe_holder(const char *line, char *out, size_t cap) {
     }
 }
 
-/* A read-only open (peek_version) has no writer. */
+/* A read-only open (SL_STORE_READ, PEEK, SALVAGE) has no writer. */
 static int refuse_read_only(sl_call *call, const sink *s, const char *what) {
     return sl_fail(call, SL_EFATAL, "%s: %s was opened read-only", what, s->path);
 }
@@ -728,7 +851,14 @@ static int claim(sl_call *call) {
         free(lp);
         return code;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* a reader's open probes the lock for a moment (health.c: a live
+     * writer?): a few short tries before the store counts as held */
+    int locked = flock(fd, LOCK_EX | LOCK_NB);
+    for (int i = 0; locked != 0 && errno == EWOULDBLOCK && i < 20; i++) {
+        nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
+        locked = flock(fd, LOCK_EX | LOCK_NB);
+    }
+    if (locked != 0) {
         int e = errno;
         char line[320] = "", holder[400];
         ssize_t got = pread(fd, line, sizeof line - 1, 0);
@@ -822,7 +952,7 @@ static int failures_record(sl_call *call, const sl_failure_row *rows, size_t n) 
     if (!s->w) return refuse_read_only(call, s, "recording failures");
     conn k = {.path = s->path};
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_open_v2(s->path, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(s->file, &k.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(k.db, s->busy_ms);
         rc = exec_sql(&k, "BEGIN IMMEDIATE");
@@ -878,8 +1008,31 @@ static int failures_list(sl_call *call, sl_failure_fn each, void *arg) {
     return rc < 0 ? rc : 0;
 }
 
+/* SL_STORE_SALVAGE (store rebuild): as many uris as a damaged file still
+ * gives, on a connection of its own (health.c). */
+static int salvage_documents(sl_call *call, sink *s, sl_uri_fn each, void *arg) {
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int code = sl_fail(call, SL_EFATAL, "cannot open %s: %s", s->path,
+                           db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(db);
+        return code;
+    }
+    char err[512];
+    int whole = salvage_uris(db, each, arg, err, sizeof err);
+    sqlite3_close_v2(db);
+    if (whole < 4)
+        sl_log(s->inst, SL_LOG_WARN,
+               "%s: the documents table is damaged (%s): the uris before and after the damage were read, "
+               "those inside it are lost",
+               s->path, err);
+    return 0;
+}
+
 static int documents(sl_call *call, sl_uri_fn each, void *arg) {
     sink *s = sl_call_state(call);
+    if (s->mode == SL_STORE_SALVAGE) return salvage_documents(call, s, each, arg);
     reader *r = reader_get(call, s);
     if (!r) return sl_fail(call, SL_EFATAL, "cannot open a read connection to %s", s->path);
     sqlite3_stmt *st = r->st[R_URIS];
@@ -904,6 +1057,109 @@ static int probe(sl_call *call) {
     if (rc != SQLITE_OK) rc = conn_fail(call, &r->c, rc, "probe", s->path);
     reader_put(call, s);
     return rc < 0 ? rc : 0;
+}
+
+/* --- store check, store rebuild --- */
+
+typedef struct problems {
+    sl_line_fn fn;
+    void *arg;
+} problems;
+static void say_problem(void *arg, const char *line) {
+    problems *p = arg;
+    p->fn(p->arg, line);
+}
+
+static int64_t count_of(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* `sluice store check`: the header, PRAGMA integrity_check (every page,
+ * every index entry) and the counts, on a read-only connection. */
+static int check(sl_call *call, sl_store_health *out, sl_line_fn problem, void *arg) {
+    sink *s = sl_call_state(call);
+    if (s->keep) return 0; /* PEEK on no file: nothing to check */
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        char why[600];
+        explain_open(s->path, false, db ? sqlite3_system_errno(db) : 0, why, sizeof why);
+        int code = sl_fail(call, SL_EFATAL, "cannot open %s: %s", s->path, why);
+        sqlite3_close_v2(db);
+        return code;
+    }
+    sqlite3_busy_timeout(db, s->busy_ms);
+    char why[512], line[700];
+    if (header_problem(db, why, sizeof why)) {
+        snprintf(line, sizeof line, "%s: %s", s->path, why);
+        problem(arg, line);
+        out->damaged = 1;
+    } else {
+        problems p = {problem, arg};
+        if (run_check(db, "PRAGMA integrity_check(100)", say_problem, &p, NULL, 0)) out->damaged = 1;
+        out->documents = count_of(db, "SELECT count(*) FROM documents");
+        out->chunks = count_of(db, "SELECT count(*) FROM chunks");
+        out->vectors = count_of(db, "SELECT count(*) FROM chunks WHERE vector IS NOT NULL");
+        out->orphans =
+            count_of(db, "SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)");
+        if (out->orphans > 0) {
+            snprintf(line, sizeof line, "%lld chunks belong to no document", (long long)out->orphans);
+            problem(arg, line);
+            out->damaged = 1;
+        }
+        if (out->documents < 0 || out->chunks < 0) {
+            snprintf(line, sizeof line, "the tables cannot be counted: %s", sqlite3_errmsg(db));
+            problem(arg, line);
+            out->damaged = 1;
+        }
+    }
+    sqlite3_close_v2(db);
+    return 0;
+}
+
+/* `sluice store rebuild`, last step: the fresh store (PATH.rebuild, written
+ * by this sink in SL_STORE_REBUILD) is closed, its WAL checkpointed away,
+ * and renamed over PATH; the old file is kept under a backup name. */
+static int rebuild_swap(sl_call *call, sl_line_fn say, void *arg) {
+    sink *s = sl_call_state(call);
+    if (s->mode != SL_STORE_REBUILD || !s->w)
+        return sl_fail(call, SL_EINVAL, "rebuild_swap: %s was not opened for a rebuild", s->path);
+    writer_free(s->w); /* writes what is queued, closes the write connection */
+    s->w = NULL;
+    reader_free(s->shared);
+    s->shared = NULL;
+    /* this call's own read connection (sl_invoke made one) closes too:
+     * thread_fini frees what is left of it */
+    reader *own = sl_call_thread_state(call);
+    if (own) {
+        for (int i = 0; i < R_COUNT; i++) {
+            sqlite3_finalize(own->st[i]);
+            own->st[i] = NULL;
+        }
+        sqlite3_close_v2(own->c.db);
+        own->c.db = NULL;
+    }
+    char err[700], backup[PATH_MAX + 64], line[PATH_MAX * 2 + 128];
+    char *wal = side_path(s->file, "-wal");
+    struct stat st;
+    bool open_elsewhere = wal && stat(wal, &st) == 0;
+    free(wal);
+    if (open_elsewhere)
+        return sl_fail(call, SL_EFATAL,
+                       "%s still has a WAL: a connection to it is open; the store was not replaced", s->file);
+    if (swap_in(s->file, s->path, backup, sizeof backup, err, sizeof err) != 0)
+        return sl_fail(call, SL_EFATAL, "%s; the store was not replaced", err);
+    if (backup[0])
+        snprintf(line, sizeof line, "%s is the rebuilt store; the old one is kept as %s", s->path, backup);
+    else
+        snprintf(line, sizeof line, "%s is the rebuilt store", s->path);
+    say(arg, line);
+    return 0;
 }
 
 /* --- query --- */
@@ -1211,6 +1467,8 @@ static const sl_plugin desc = {
     .documents = documents,
     .probe = probe,
     .keyword = keyword,
+    .check = check,
+    .rebuild_swap = rebuild_swap,
 };
 
 SL_PLUGIN_EXPORT(desc)

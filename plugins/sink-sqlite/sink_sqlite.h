@@ -24,6 +24,7 @@ typedef struct conn {
     sqlite3 *db;
     const char *path; /* the store's file, for messages; owned by the sink */
     char errmsg[512];
+    bool nospace; /* the last failure was a full disk: messages lead with it */
 } conn;
 
 /* Remembers SQLite's message for a failing rc and passes rc on. */
@@ -75,5 +76,34 @@ int writer_mark_seen(writer *w, const char *uri, uint64_t run, bool children);
  * under roots not seen in run_id. Waits for it; the number removed, or a
  * negative code. */
 int writer_prune(writer *w, sl_call *call, const char *const *roots, size_t nroots, uint64_t run_id);
+
+/* --- the file's health (health.c) --- */
+
+/* PATH followed by suffix ("-wal", ".lock"); malloc'd, NULL when out of memory. */
+char *side_path(const char *path, const char *suffix);
+/* Why `path` cannot be opened (for writing when `write`), in words: a
+ * folder that does not exist, permission, a read-only file system. */
+void explain_open(const char *path, bool write, int sys_errno, char *out, size_t cap);
+/* SQLite's 100-byte header of db's main file, read through SQLite's own
+ * handle: 0 when sound (or the file is empty), else 1 and `why`. */
+int header_problem(sqlite3 *db, char *why, size_t cap);
+/* Whether the store at path was closed cleanly and not changed since (or a
+ * live sluice writes it now); when not, `why` says how it was left. */
+bool closed_cleanly(const char *path, char *why, size_t cap);
+/* The clean-close marker: removed before a writer's first write, written
+ * when the last connection has closed with the WAL checkpointed away. */
+void clean_forget(const char *path);
+void clean_record(const char *path);
+/* Runs PRAGMA quick_check or integrity_check; the number of problems
+ * (0: ok), each passed to `each` (may be NULL), the first in `first`. */
+int run_check(sqlite3 *db, const char *pragma, void (*each)(void *, const char *), void *arg, char *first,
+              size_t cap);
+/* The uris a damaged documents table still gives, from both ends of the
+ * table and of its uri index (repeats possible). The number of scans that
+ * read to the end (4 on a sound file); the first error in err. */
+int salvage_uris(sqlite3 *db, sl_uri_fn each, void *arg, char *err, size_t cap);
+/* Puts the closed file `fresh` in place of `path` in one rename, the old
+ * file (with its -wal and -shm) kept as `backup` (PATH.damaged-STAMP). */
+int swap_in(const char *fresh, const char *path, char *backup, size_t bcap, char *err, size_t cap);
 
 #endif

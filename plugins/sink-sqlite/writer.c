@@ -491,7 +491,12 @@ static int apply_marks(writer *w, const marks *m, bool savepoint) {
 static void fail_written(writer *w, items *g, size_t written, int rc, const char *why) {
     int code = sqlite_error_kind(rc);
     for (item *it = g->head; it; it = it->next)
-        if (it->rc == WRITTEN)
+        if (it->rc == WRITTEN && w->c.nospace)
+            it->rc = sl_fail(it->call, SL_EFATAL,
+                             "no space left on device for %s (store '%s': its group of %zu documents was "
+                             "rolled back): %s",
+                             w->c.path, sl_doc_uri(it->doc), written, w->c.errmsg);
+        else if (it->rc == WRITTEN)
             it->rc =
                 sl_fail(it->call, code, "store '%s': its group of %zu documents was rolled back (%s): %s: %s",
                         sl_doc_uri(it->doc), written, why, w->c.path, w->c.errmsg);

@@ -68,10 +68,6 @@ SL_EXPORT int sl_call_is_query(const sl_call *call);
 
 /* The instance's INI section name, e.g. "embedder". */
 SL_EXPORT const char *sl_instance_name(const sl_instance *inst);
-/* True when the core made this instance only to read (`sluice query`): a
- * sink then writes nothing, not even a schema migration, and answers from
- * what the store holds as it is. Valid from init on. (ABI 1.4) */
-SL_EXPORT bool sl_instance_read_only(const sl_instance *inst);
 /* Records why init failed and returns `code`. */
 SL_EXPORT
 #if defined(__GNUC__)

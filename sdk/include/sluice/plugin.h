@@ -64,6 +64,20 @@ typedef struct sl_failure_row {
  * answered. */
 typedef void (*sl_failure_fn)(void *arg, const sl_failure_row *row);
 typedef void (*sl_uri_fn)(void *arg, const char *uri);
+/* One line of text for the user (ABI 1.4): a problem `check` found, the
+ * name of the backup `rebuild_swap` kept. Lives as long as the call. */
+typedef void (*sl_line_fn)(void *arg, const char *line);
+
+/* What a sink's `check` found (ABI 1.4, `sluice store check`). The core
+ * fills every count with -1 (unknown) before the call; the sink sets what
+ * it could count. Only grows by appending. */
+typedef struct sl_store_health {
+    int64_t documents; /* document rows */
+    int64_t chunks;    /* chunk rows */
+    int64_t vectors;   /* chunks that have a vector */
+    int64_t orphans;   /* chunks whose document row is gone */
+    int32_t damaged;   /* nonzero: the store is damaged (the lines passed to `problem` say how) */
+} sl_store_health;
 
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
@@ -220,11 +234,47 @@ typedef struct sl_plugin {
      * core then answers by vectors alone and says so. A sink without it is
      * queried by vectors alone. */
     int (*keyword)(sl_call *call, const char *text, uint32_t k, sl_hits *hits);
+    /* Sinks (optional): `sluice store check`. Verifies the store as deeply
+     * as the sink can (SQLite: PRAGMA integrity_check), calls `problem` once
+     * per problem found, and fills the counts it can. 0 when the check ran
+     * (damaged or not: see out->damaged), a failure when it could not run.
+     * The sink was opened with SL_STORE_SALVAGE, so a damaged store opens. */
+    int (*check)(sl_call *call, sl_store_health *out, sl_line_fn problem, void *arg);
+    /* Sinks (optional): the last step of `sluice store rebuild`. The sink was
+     * opened with SL_STORE_REBUILD, so everything the rebuild stored went
+     * into a fresh store beside the real one; this puts the fresh store in
+     * its place in one atomic step, keeps the old one as a backup, and calls
+     * `say` with a line naming the backup. Called once, after the run; no
+     * other callback follows but fini. A sink without it cannot rebuild:
+     * the core refuses `store rebuild` and names it. */
+    int (*rebuild_swap)(sl_call *call, sl_line_fn say, void *arg);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
  * plugin reads as having no 1.1 callbacks. */
 #define SL_PLUGIN_MIN_SIZE_1_0 (offsetof(sl_plugin, query) + sizeof(void (*)(void)))
+
+/* How the core opens a sink (ABI 1.4): what sl_instance_store_mode answers
+ * during init. A sink built for an older ABI never asks, and opens every
+ * store as SL_STORE_WRITE did. */
+/* run, serve, retry: open or create the store, and write. */
+#define SL_STORE_WRITE 0
+/* query, failed: only read; create nothing, write nothing; a store that
+ * does not exist fails init ("there is no store at ..."). */
+#define SL_STORE_READ 1
+/* check, run --dry-run, inspect: as READ, but a store that does not exist
+ * reads as empty (and is not made). */
+#define SL_STORE_PEEK 2
+/* store check, and store rebuild listing what the old store holds: as
+ * READ, but a damaged store opens, to be checked or read as far as it can. */
+#define SL_STORE_SALVAGE 3
+/* store rebuild's run: write into a fresh store beside the real one, which
+ * rebuild_swap then puts in its place. */
+#define SL_STORE_REBUILD 4
+
+/* The mode the core opens this sink instance in: SL_STORE_*. Any role may
+ * ask; for anything but a sink it is SL_STORE_WRITE. (1.4) */
+SL_EXPORT int sl_instance_store_mode(const sl_instance *inst);
 
 /* lookup's answers. A document whose run id is 0 is looked up by a dry run
  * (`sluice run --dry-run`, ABI 1.3): answer, but record nothing. */
