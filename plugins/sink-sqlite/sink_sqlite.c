@@ -1141,6 +1141,8 @@ static int rebuild_swap(sl_call *call, sl_line_fn say, void *arg) {
             sqlite3_finalize(own->st[i]);
             own->st[i] = NULL;
         }
+        sqlite3_finalize(own->keyword);
+        own->keyword = NULL;
         sqlite3_close_v2(own->c.db);
         own->c.db = NULL;
     }
