@@ -1,10 +1,10 @@
 /* docx.c - WordprocessingML (DOCX) into elements.
  *
- * Three parts are read, each once with the streaming reader: styles.xml
+ * Parts are read each once with the streaming reader: styles.xml
  * (which paragraph styles are headings: a name "heading N" or "Title", or an
  * outline level, followed through basedOn), numbering.xml (which lists are
- * numbered and where they start) and the main document part named by the
- * package's officeDocument relationship.
+ * numbered and where they start), the main document part named by the
+ * package's officeDocument relationship, then its notes, headers and footers.
  *
  * The document is a flat run of paragraphs and tables. A paragraph becomes a
  * heading (level from its style or its own outline level, 1..6; deeper ones
@@ -20,6 +20,20 @@
  * elements and so left out), tabs as tabs, breaks as newlines, hyperlinks as
  * their text. mc:Fallback content is skipped: it repeats its mc:Choice.
  * Word has no fixed pages, so every element is on page 1.
+ *
+ * After the body come the parts around it, read the same way, each element
+ * with attr role: the footnotes part (role=footnote) and the endnotes part
+ * (role=endnote), each note's elements with attr note = its w:id (the id
+ * the body's w:footnoteReference names; separators and continuation notices
+ * are left out); then the header parts (role=header) and the footer parts
+ * (role=footer) the body's sections reference (w:headerReference,
+ * w:footerReference through the document's relationships), in the order
+ * they are first referenced. A part referenced by several sections is read
+ * once, and a header or footer element whose text and type repeat an
+ * earlier one of the same role (the same header written again for the first
+ * page or another section) is left out. Notes go after the body rather than
+ * where they are referenced so that a paragraph's text stays whole for the
+ * chunker; the note id links them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +72,7 @@ typedef struct docx {
     num *nums;
     size_t nnums;
     size_t hf_kept; /* header and footer elements added */
+    size_t hf_from; /* the index of the first of them */
 } docx;
 
 static int grow(void **v, size_t n, size_t *cap, size_t size) {
@@ -279,10 +294,10 @@ static bool ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 /* Whether text s[0..n) repeats an earlier header/footer element of the same
  * role and type (a header written again for another section or the first
  * page), whitespace at either end aside. */
-static bool repeated(office *o, sl_elem_type type, const char *role, const char *s, size_t n) {
+static bool repeated(office *o, size_t from, sl_elem_type type, const char *role, const char *s, size_t n) {
     while (n && ws(*s)) s++, n--;
     while (n && ws(s[n - 1])) n--;
-    for (size_t j = 0, count = sl_doc_element_count(o->doc); j < count; j++) {
+    for (size_t j = from, count = sl_doc_element_count(o->doc); j < count; j++) {
         const char *r = sl_element_attr(o->doc, j, "role");
         if (!r || strcmp(r, role) != 0 || sl_element_type(o->doc, j) != type) continue;
         size_t m;
@@ -299,7 +314,7 @@ static bool repeated(office *o, sl_elem_type type, const char *role, const char 
 static int emit(walk *w, sl_elem_type type, int level, const char *s, size_t n) {
     office *o = w->d->o;
     bool hf = w->role && (strcmp(w->role, "header") == 0 || strcmp(w->role, "footer") == 0);
-    if (hf && (w->d->hf_kept >= MAX_HF_ELEMENTS || repeated(o, type, w->role, s, n))) return 0;
+    if (hf && (w->d->hf_kept >= MAX_HF_ELEMENTS || repeated(o, w->d->hf_from, type, w->role, s, n))) return 0;
     int i = office_emit(o, type, level, 1, s, n);
     if (i < 0 || !w->role) return i < -1 ? i : 0;
     if (hf) w->d->hf_kept++;
@@ -555,6 +570,7 @@ int office_docx(office *o) {
     const office_rel *en = office_rel_by_type(&rels, "endnotes");
     if (!rc && fn) rc = read_part(&d, fn->target, true, "footnote", NULL);
     if (!rc && en) rc = read_part(&d, en->target, true, "endnote", NULL);
+    d.hf_from = sl_doc_element_count(o->doc);
     for (int pass = 0; pass < 2 && !rc; pass++) {
         char want = pass == 0 ? 'h' : 'f';
         for (size_t at = 0; !rc && at < refs.len; at += strlen(refs.p + at) + 1) {

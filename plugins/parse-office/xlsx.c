@@ -6,9 +6,16 @@
  * as empty cells so columns line up, empty rows and trailing empty cells
  * left out. Values are as the file stores them: shared strings (the
  * sharedStrings part, phonetic runs left out), inline strings, formula
- * string results, numbers and dates as the written number (no number
- * formats are applied), booleans as TRUE/FALSE, errors as written
- * (#DIV/0!). A shared-string index past the table's end is an empty cell.
+ * string results, numbers as written, booleans as TRUE/FALSE, errors as
+ * written (#DIV/0!). A shared-string index past the table's end is an empty
+ * cell. A number whose cell style (its s attribute, an index into
+ * styles.xml's cellXfs) has a date or time number format (built-in 14..22,
+ * 45..47, or a custom numFmt with d, m, y, h or s outside quotes, brackets
+ * and escapes) is shown in ISO 8601: 2024-02-29 for a date format,
+ * 2024-02-29T09:30:15 when the format has a time part, 09:30:15 for a time
+ * format's value under one day; serials count from 1900 (with Excel's
+ * phantom 1900-02-29) or from 1904 when workbookPr says date1904. Other
+ * number formats are not applied.
  *
  * At most `max_rows` non-empty rows are read per sheet; the table of a
  * longer sheet carries attr truncated=true.
