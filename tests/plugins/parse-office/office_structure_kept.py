@@ -135,6 +135,35 @@ check_eq("orphan.docx: only the headers and footers the remaining section names"
          [(e["attrs"]["role"], e["text"]) for e in els if e["attrs"].get("role") in ("header", "footer")],
          [("header", "Harbour Office Header"), ("footer", "Tide tables are advisory")])
 
+# 400 sections, each naming its own header part, all with the same text: the
+# references read are bounded and the text comes once.
+many = os.path.join(T, "many_sections.docx")
+with zipfile.ZipFile(full) as zin, zipfile.ZipFile(many, "w", zipfile.ZIP_DEFLATED) as zout:
+    for info in zin.infolist():
+        s = zin.read(info.filename).decode()
+        if info.filename == "word/document.xml":
+            s = s.replace(sect1, "".join("<w:p><w:pPr><w:sectPr>" + refs(("header", "default", f"rIdH{i}"))
+                                         + "</w:sectPr></w:pPr></w:p>" for i in range(400)))
+        elif info.filename == "word/_rels/document.xml.rels":
+            s = s.replace("</Relationships>", "".join(
+                f'<Relationship Type="{REL}header" Id="rIdH{i}" Target="h{i}.xml"/>' for i in range(400))
+                + "</Relationships>")
+        zout.writestr(info, s)
+    for i in range(400):
+        zout.writestr(f"word/h{i}.xml", hf("hdr", "Harbour Office Header"))
+head, els = dump(tool, "parse-office", DOCX, many)
+check_eq("many_sections.docx: 400 header parts of one text give one header element",
+         [e["text"] for e in els if e["attrs"].get("role") == "header"], ["Harbour Office Header"])
+
+# A damaged notes part fails the document with a reason naming it.
+broken = os.path.join(T, "broken_notes.docx")
+with zipfile.ZipFile(full) as zin, zipfile.ZipFile(broken, "w", zipfile.ZIP_DEFLATED) as zout:
+    for info in zin.infolist():
+        data = zin.read(info.filename)
+        zout.writestr(info, data[: len(data) // 2] if info.filename == "word/endnotes.xml" else data)
+head, els = dump(tool, "parse-office", DOCX, broken)
+check("broken_notes.docx: fails naming word/endnotes.xml", "word/endnotes.xml" in head.get("error", ""), str(head))
+
 # --- XLSX: dates from cell styles, in both date systems ---
 # cellXfs: 0 General, 1 built-in 14 (date), 2 built-in 22 (date-time), 3 built-in 20 (h:mm),
 # 4 custom 164 dd/mm/yyyy, 5 custom 165 yyyy-mm-dd hh:mm, 6 custom 166 with d and y only in quotes
