@@ -1,10 +1,10 @@
 /* docx.c - WordprocessingML (DOCX) into elements.
  *
- * Three parts are read, each once with the streaming reader: styles.xml
+ * Parts are read each once with the streaming reader: styles.xml
  * (which paragraph styles are headings: a name "heading N" or "Title", or an
  * outline level, followed through basedOn), numbering.xml (which lists are
- * numbered and where they start) and the main document part named by the
- * package's officeDocument relationship.
+ * numbered and where they start), the main document part named by the
+ * package's officeDocument relationship, then its notes, headers and footers.
  *
  * The document is a flat run of paragraphs and tables. A paragraph becomes a
  * heading (level from its style or its own outline level, 1..6; deeper ones
@@ -20,6 +20,20 @@
  * elements and so left out), tabs as tabs, breaks as newlines, hyperlinks as
  * their text. mc:Fallback content is skipped: it repeats its mc:Choice.
  * Word has no fixed pages, so every element is on page 1.
+ *
+ * After the body come the parts around it, read the same way, each element
+ * with attr role: the footnotes part (role=footnote) and the endnotes part
+ * (role=endnote), each note's elements with attr note = its w:id (the id
+ * the body's w:footnoteReference names; separators and continuation notices
+ * are left out); then the header parts (role=header) and the footer parts
+ * (role=footer) the body's sections reference (w:headerReference,
+ * w:footerReference through the document's relationships), in the order
+ * they are first referenced. A part referenced by several sections is read
+ * once, and a header or footer element whose text and type repeat an
+ * earlier one of the same role (the same header written again for the first
+ * page or another section) is left out. Notes go after the body rather than
+ * where they are referenced so that a paragraph's text stays whole for the
+ * chunker; the note id links them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +71,8 @@ typedef struct docx {
     size_t nabs;
     num *nums;
     size_t nnums;
+    size_t hf_kept; /* header and footer elements added */
+    size_t hf_from; /* the index of the first of them */
 } docx;
 
 static int grow(void **v, size_t n, size_t *cap, size_t size) {
@@ -259,14 +275,57 @@ typedef struct walk {
     int outline, num_id, ilvl;
     int tbl; /* table nesting */
     int rows, cells, cell_paras;
+    const char *role; /* NULL in the body; "footnote", "endnote", "header", "footer" */
+    char note[32];    /* the footnote or endnote being read: its w:id */
+    buf *refs;        /* the body's header and footer references, in order: "h"/"f" + r:id, NUL after each */
+    int nrefs;
 } walk;
+
+/* Header and footer references gathered (each section names up to six);
+ * past this many, the rest are left out. */
+#define MAX_REFS 256
+
+/* Header and footer elements kept (the rest are left out): the check that
+ * each text comes once compares with every one kept before. */
+#define MAX_HF_ELEMENTS 4096
+
+static bool ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Whether text s[0..n) repeats an earlier header/footer element of the same
+ * role and type (a header written again for another section or the first
+ * page), whitespace at either end aside. */
+static bool repeated(office *o, size_t from, sl_elem_type type, const char *role, const char *s, size_t n) {
+    while (n && ws(*s)) s++, n--;
+    while (n && ws(s[n - 1])) n--;
+    for (size_t j = from, count = sl_doc_element_count(o->doc); j < count; j++) {
+        const char *r = sl_element_attr(o->doc, j, "role");
+        if (!r || strcmp(r, role) != 0 || sl_element_type(o->doc, j) != type) continue;
+        size_t m;
+        const char *u = sl_element_text(o->doc, j, &m);
+        while (m && ws(*u)) u++, m--;
+        while (m && ws(u[m - 1])) m--;
+        if (m == n && memcmp(s, u, n) == 0) return true;
+    }
+    return false;
+}
+
+/* office_emit, with the element's role (and note id) outside the body; a
+ * header or footer text already kept is not added again. 0, or a failure. */
+static int emit(walk *w, sl_elem_type type, int level, const char *s, size_t n) {
+    office *o = w->d->o;
+    bool hf = w->role && (strcmp(w->role, "header") == 0 || strcmp(w->role, "footer") == 0);
+    if (hf && (w->d->hf_kept >= MAX_HF_ELEMENTS || repeated(o, w->d->hf_from, type, w->role, s, n))) return 0;
+    int i = office_emit(o, type, level, 1, s, n);
+    if (i < 0 || !w->role) return i < -1 ? i : 0;
+    if (hf) w->d->hf_kept++;
+    int rc = sl_elem_set_attr(o->doc, (size_t)i, "role", w->role);
+    if (!rc && w->note[0]) rc = sl_elem_set_attr(o->doc, (size_t)i, "note", w->note);
+    return rc ? sl_fail(o->call, rc, "%s", sl_strerror(rc)) : 0;
+}
 
 static int flush_block(walk *w) {
     int rc = 0;
-    if (w->block_type && w->block.len) {
-        rc = office_emit(w->d->o, w->block_type, 0, 1, w->block.p, w->block.len);
-        rc = rc < -1 ? rc : 0;
-    }
+    if (w->block_type && w->block.len) rc = emit(w, w->block_type, 0, w->block.p, w->block.len);
     w->block.len = 0;
     w->block_type = 0;
     return rc;
@@ -292,7 +351,6 @@ static int cell_paragraph(walk *w) {
 }
 
 static int end_paragraph(walk *w) {
-    office *o = w->d->o;
     if (w->tbl) return cell_paragraph(w) ? SL_ENOMEM : 0;
     if (blank(&w->para)) return 0;
     int level = 0;
@@ -301,9 +359,8 @@ static int end_paragraph(walk *w) {
     if (kind == K_HEADING || kind == K_TITLE) {
         int rc = flush_block(w);
         if (rc) return rc;
-        rc = office_emit(o, kind == K_TITLE ? SL_EL_TITLE : SL_EL_HEADING, level > 6 ? 6 : level, 1,
-                         w->para.p, w->para.len);
-        return rc < -1 ? rc : 0;
+        return emit(w, kind == K_TITLE ? SL_EL_TITLE : SL_EL_HEADING, level > 6 ? 6 : level, w->para.p,
+                    w->para.len);
     }
     sl_elem_type type = w->num_id > 0     ? SL_EL_LIST
                         : kind == K_CODE  ? SL_EL_CODE
@@ -313,10 +370,7 @@ static int end_paragraph(walk *w) {
         int rc = flush_block(w);
         if (rc) return rc;
     }
-    if (type == SL_EL_PARAGRAPH) {
-        int rc = office_emit(o, SL_EL_PARAGRAPH, 0, 1, w->para.p, w->para.len);
-        return rc < -1 ? rc : 0;
-    }
+    if (type == SL_EL_PARAGRAPH) return emit(w, SL_EL_PARAGRAPH, 0, w->para.p, w->para.len);
     w->block_type = type;
     int bad = w->block.len ? buf_adds(&w->block, "\n") : 0;
     if (type == SL_EL_LIST) {
@@ -401,6 +455,33 @@ static int on_element(walk *w, ox_reader *x, const char *name) {
     case 'F':
         if (strcmp(name, "Fallback") == 0 && !empty) w->skip_depth = ox_depth(x);
         return 0;
+    case 'f':
+    case 'e':
+        if (w->role && (strcmp(name, "footnote") == 0 || strcmp(name, "endnote") == 0)) {
+            /* Word's separator lines and continuation notices are no note. */
+            const char *t = ox_attr(x, "type", v, sizeof v);
+            if (t && strcmp(t, "normal") != 0) {
+                if (!empty) w->skip_depth = ox_depth(x);
+                return 0;
+            }
+            if (!ox_attr(x, "id", w->note, sizeof w->note)) w->note[0] = '\0';
+            return 0;
+        }
+        if (w->refs && w->nrefs < MAX_REFS && strcmp(name, "footerReference") == 0 &&
+            ox_attr_ns(x, "id", v + 1, sizeof v - 1)) {
+            v[0] = 'f';
+            w->nrefs++;
+            return buf_add(w->refs, v, strlen(v) + 1) ? SL_ENOMEM : 0;
+        }
+        return 0;
+    case 'h':
+        if (w->refs && w->nrefs < MAX_REFS && strcmp(name, "headerReference") == 0 &&
+            ox_attr_ns(x, "id", v + 1, sizeof v - 1)) {
+            v[0] = 'h';
+            w->nrefs++;
+            return buf_add(w->refs, v, strlen(v) + 1) ? SL_ENOMEM : 0;
+        }
+        return 0;
     default: return 0;
     }
 }
@@ -419,19 +500,26 @@ static int on_end(walk *w, ox_reader *x, const char *name) {
     } else if (strcmp(name, "tbl") == 0 && w->tbl) {
         if (--w->tbl == 0) return flush_block(w);
         if (w->in_p == 0 && buf_adds(&w->block, " ")) return SL_ENOMEM;
+    } else if (w->role && (strcmp(name, "footnote") == 0 || strcmp(name, "endnote") == 0)) {
+        int rc = flush_block(w); /* one note's list is not the next one's */
+        w->note[0] = '\0';
+        return rc;
     }
     return 0;
 }
 
-static int read_document(docx *d, const char *entry) {
+/* Reads a part of paragraphs and tables: the main document (role NULL; it
+ * gathers the header and footer references into refs), or a footnotes,
+ * endnotes, header or footer part whose elements get attr role. */
+static int read_part(docx *d, const char *entry, bool optional, const char *role, buf *refs) {
     office *o = d->o;
     char *data;
     size_t len;
-    int rc = office_read(o, entry, false, &data, &len);
-    if (rc) return rc;
+    int rc = office_read(o, entry, optional, &data, &len);
+    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
     rc = office_xml(o, &x, data, len, entry);
-    walk w = {.d = d, .skip_depth = -1};
+    walk w = {.d = d, .skip_depth = -1, .role = role, .refs = refs};
     while (!rc) {
         int r = ox_next(&x);
         if (r == 0) break;
@@ -474,8 +562,32 @@ int office_docx(office *o) {
     docx d = {.o = o};
     rc = st ? read_styles(&d, st->target) : 0;
     if (!rc && nb) rc = read_numbering(&d, nb->target);
+    buf refs = {0};
+    if (!rc) rc = read_part(&d, entry, false, NULL, &refs);
+    /* After the body: footnotes, endnotes, then each header and each footer
+     * part once, in the order the body's sections first name them. */
+    const office_rel *fn = office_rel_by_type(&rels, "footnotes");
+    const office_rel *en = office_rel_by_type(&rels, "endnotes");
+    if (!rc && fn) rc = read_part(&d, fn->target, true, "footnote", NULL);
+    if (!rc && en) rc = read_part(&d, en->target, true, "endnote", NULL);
+    d.hf_from = sl_doc_element_count(o->doc);
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        char want = pass == 0 ? 'h' : 'f';
+        for (size_t at = 0; !rc && at < refs.len; at += strlen(refs.p + at) + 1) {
+            const char *ref = refs.p + at;
+            if (ref[0] != want) continue;
+            const office_rel *rel = office_rel_by_id(&rels, ref + 1);
+            if (!rel || !rel->target[0] || strcmp(rel->type, pass == 0 ? "header" : "footer") != 0) continue;
+            bool seen = false; /* an earlier reference to the same part */
+            for (size_t b = 0; !seen && b < at; b += strlen(refs.p + b) + 1) {
+                const office_rel *r = refs.p[b] == want ? office_rel_by_id(&rels, refs.p + b + 1) : NULL;
+                seen = r && strcmp(r->target, rel->target) == 0;
+            }
+            if (!seen) rc = read_part(&d, rel->target, true, pass == 0 ? "header" : "footer", NULL);
+        }
+    }
+    free(refs.p);
     office_rels_free(&rels);
-    if (!rc) rc = read_document(&d, entry);
     free(d.styles);
     free(d.abs);
     free(d.nums);

@@ -7,7 +7,7 @@
  *
  * prints one JSON object a line: first {"meta": {...}, "pages": N}, then one
  * {"type", "level", "line", "offset", "page", "lang", "attrs", "text"} per
- * element ("lang" only when set; "attrs" holds role, sheet, truncated and
+ * element ("lang" only when set; "attrs" holds role, sheet, truncated, note and
  * lang where set). A document the plugin refuses prints {"error": "reason",
  * "code": CODE} and exits 3; options init refuses print {"init_error":
  * "reason"} and exit 4; element text that is not UTF-8 exits 5.
@@ -59,7 +59,7 @@ static int put_line(json_t *o) {
 }
 
 static json_t *element_json(const sl_doc *doc, size_t i) {
-    static const char *const names[] = {"role", "sheet", "truncated", "lang", NULL};
+    static const char *const names[] = {"role", "sheet", "truncated", "lang", "note", NULL};
     json_t *attrs = json_object();
     for (const char *const *a = names; *a; a++) {
         const char *v = sl_element_attr(doc, i, *a);
