@@ -8,6 +8,7 @@
  * memory").
  */
 #include "embed_shim.h"
+#include "torch_guard.hpp"
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -30,35 +31,7 @@ struct et_model {
 
 namespace {
 
-thread_local std::string last_error;
-
-int fail(int code, const std::string &msg) {
-    last_error = msg;
-    return code;
-}
-
-bool says_out_of_memory(const std::string &msg) {
-    return msg.find("out of memory") != std::string::npos || msg.find("Out of memory") != std::string::npos;
-}
-
-template <typename F> int guarded(F &&f) {
-    last_error.clear();
-    try {
-        return f();
-    } catch (const std::bad_alloc &) {
-        return fail(ET_ENOMEM, "out of host memory");
-    } catch (const c10::OutOfMemoryError &e) {
-        return fail(ET_ENOMEM, e.what_without_backtrace());
-    } catch (const c10::Error &e) {
-        std::string msg = e.what_without_backtrace();
-        return fail(says_out_of_memory(msg) ? ET_ENOMEM : ET_ERROR, msg);
-    } catch (const std::exception &e) {
-        std::string msg = e.what();
-        return fail(says_out_of_memory(msg) ? ET_ENOMEM : ET_ERROR, msg);
-    } catch (...) {
-        return fail(ET_ERROR, "libtorch threw something that is not a std::exception");
-    }
-}
+template <typename F> int guarded(F &&f) { return guarded_as<ET_ENOMEM, ET_ERROR>(static_cast<F &&>(f)); }
 
 /* The last hidden state among the model's outputs. */
 int hidden_of(const torch::IValue &y, torch::Tensor *out) {

@@ -11,6 +11,7 @@
  * the C side reads their memory through plain pointers.
  */
 #include "torch_shim.h"
+#include "torch_guard.hpp"
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -37,35 +38,8 @@ struct sl_torch_outputs {
 
 namespace {
 
-thread_local std::string last_error;
-
-int fail(int code, const std::string &msg) {
-    last_error = msg;
-    return code;
-}
-
-bool says_out_of_memory(const std::string &msg) {
-    return msg.find("out of memory") != std::string::npos || msg.find("Out of memory") != std::string::npos;
-}
-
-/* Runs f, turning every exception into a code and a message. */
 template <typename F> int guarded(F &&f) {
-    last_error.clear();
-    try {
-        return f();
-    } catch (const std::bad_alloc &) {
-        return fail(SL_TORCH_ENOMEM, "out of host memory");
-    } catch (const c10::OutOfMemoryError &e) {
-        return fail(SL_TORCH_ENOMEM, e.what_without_backtrace());
-    } catch (const c10::Error &e) {
-        std::string msg = e.what_without_backtrace();
-        return fail(says_out_of_memory(msg) ? SL_TORCH_ENOMEM : SL_TORCH_ERROR, msg);
-    } catch (const std::exception &e) {
-        std::string msg = e.what();
-        return fail(says_out_of_memory(msg) ? SL_TORCH_ENOMEM : SL_TORCH_ERROR, msg);
-    } catch (...) {
-        return fail(SL_TORCH_ERROR, "libtorch threw something that is not a std::exception");
-    }
+    return guarded_as<SL_TORCH_ENOMEM, SL_TORCH_ERROR>(static_cast<F &&>(f));
 }
 
 /* Moves one output to the host as float32 or int64 and adds its view. */

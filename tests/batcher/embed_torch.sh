@@ -4,7 +4,7 @@
 # chunk-text -> embed-torch (a tiny TorchScript encoder and a vocabulary
 # made here) into SQLite. The embedder is a gpu plugin: its chunks go to the
 # batcher in batches of 4 texts, each from 4 documents (the run report's
-# batch sizes). Then `sluice query` embeds the question with the same
+# batch sizes). Then `sluice query --mode vector` embeds the question with the same
 # plugin and its query prefix: "zebra" is asked as "query: zebra", so the
 # document whose text is exactly "query: zebra" is the exact match (score
 # 1), ahead of the one that says only "zebra", which would win without it.
@@ -66,7 +66,7 @@ check_eq "two batches of 3-4 texts" \
 check_eq "no other batch size" \
     "$(json '.stages[] | select(.name == "embedder") | .batching.batches')" 2
 
-sl_ok -c sluice.ini query --json -k 3 zebra
+sl_ok -c sluice.ini query --mode vector --json -k 3 zebra
 check_eq "the query prefix: 'query: zebra' is the exact match" "$(json 'hits[0].uri')" docs/a.md
 check_eq "its score is 1" "$(json 'hits[0].score * 10000 | round')" 10000
 check_eq "the plain 'zebra' comes second" "$(json 'hits[1].uri')" docs/b.md
