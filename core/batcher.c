@@ -304,6 +304,32 @@ static void forgive(sl_batcher *b, uint32_t floor0, uint32_t best0, const attemp
     pthread_mutex_unlock(&b->lock);
 }
 
+/* Records one call of k items from `done` on: its attempt (for forgive),
+ * the batch statistics, and the ceiling it teaches (lowered on SL_ENOMEM,
+ * raised on success). Returns whether the batch is to be split and run
+ * again: out of memory with more than one item. */
+static int account(sl_batcher *b, size_t done, size_t k, int rc, uint64_t ns, attempt *log, size_t *nlog,
+                   int *overflow) {
+    if (*nlog < MAX_ATTEMPTS)
+        log[(*nlog)++] = (attempt){(uint32_t)done, (uint32_t)k, rc};
+    else
+        *overflow = 1;
+    int split = rc == SL_ENOMEM && k > 1;
+    pthread_mutex_lock(&b->lock);
+    b->stats.batches++;
+    b->stats.hist[bucket(k)]++;
+    b->stats.device_ns += ns;
+    if (split) {
+        lower(b, (uint32_t)k);
+        b->stats.splits++;
+    } else if (rc == 0) {
+        raise_best(b, (uint32_t)k);
+    }
+    b->stats.ceiling = ceiling(b);
+    pthread_mutex_unlock(&b->lock);
+    return split;
+}
+
 /* Runs the plugin on units [0, n) of b->batch, in batches no larger than
  * the ceiling, lowering it on SL_ENOMEM; fills every unit's rc and msg. */
 static void run_batch(sl_batcher *b, size_t n, sl_tstate *ts) {
@@ -339,23 +365,7 @@ static void run_batch(sl_batcher *b, size_t n, sl_tstate *ts) {
             t->busy_ns += (t1 - t0) / k;
         }
         us[done]->times.calls++;
-        if (nlog < MAX_ATTEMPTS)
-            log[nlog++] = (attempt){(uint32_t)done, (uint32_t)k, rc};
-        else
-            overflow = 1;
-        int split = rc == SL_ENOMEM && k > 1;
-        pthread_mutex_lock(&b->lock);
-        b->stats.batches++;
-        b->stats.hist[bucket(k)]++;
-        b->stats.device_ns += t1 - t0;
-        if (split) {
-            lower(b, (uint32_t)k);
-            b->stats.splits++;
-        } else if (rc == 0) {
-            raise_best(b, (uint32_t)k);
-        }
-        b->stats.ceiling = ceiling(b);
-        pthread_mutex_unlock(&b->lock);
+        int split = account(b, done, k, rc, t1 - t0, log, &nlog, &overflow);
         if (split) continue; /* the same units again, in smaller batches */
         if (rc)
             fail_units(us + done, k, rc, call.msg);
@@ -397,23 +407,7 @@ static void run_texts(sl_batcher *b, unit *u, sl_tstate *ts) {
         if (!u->times.t_start) u->times.t_start = t0;
         u->times.busy_ns += t1 - t0;
         u->times.calls++;
-        if (nlog < MAX_ATTEMPTS)
-            log[nlog++] = (attempt){(uint32_t)done, (uint32_t)k, rc};
-        else
-            overflow = 1;
-        int split = rc == SL_ENOMEM && k > 1;
-        pthread_mutex_lock(&b->lock);
-        b->stats.batches++;
-        b->stats.hist[bucket(k)]++;
-        b->stats.device_ns += t1 - t0;
-        if (split) {
-            lower(b, (uint32_t)k);
-            b->stats.splits++;
-        } else if (rc == 0) {
-            raise_best(b, (uint32_t)k);
-        }
-        b->stats.ceiling = ceiling(b);
-        pthread_mutex_unlock(&b->lock);
+        int split = account(b, done, k, rc, t1 - t0, log, &nlog, &overflow);
         if (split) continue;
         if (rc) {
             u->rc = rc;
