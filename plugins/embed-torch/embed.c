@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sluice/sluice.h>
 
@@ -131,22 +130,8 @@ static const sl_option options[] = {
      offsetof(conf, dimension),
      NULL,
      {0}},
-    {"device",
-     SL_OPT_ENUM,
-     "auto",
-     "where the model runs: auto (CUDA when there is one), cpu or cuda",
-     SL_OPT_NO_FINGERPRINT,
-     offsetof(conf, device),
-     "auto|cpu|cuda",
-     {0}},
-    {"threads",
-     SL_OPT_INT,
-     "0",
-     "CPU threads inside each operator (0: one per core)",
-     SL_OPT_NO_FINGERPRINT,
-     offsetof(conf, threads),
-     NULL,
-     {0}},
+    SL_TORCH_OPTION_DEVICE(conf),
+    SL_TORCH_OPTION_THREADS(conf),
     {"model_name",
      SL_OPT_STRING,
      "",
@@ -205,7 +190,7 @@ static int init(sl_instance *inst, const void *config, void **out) {
                    : tok_open_spm(c->spm, &s->tk, err, sizeof err)) {
         rc = sl_instance_fail(inst, SL_EFATAL, "%s", err);
     } else if (et_model_load(c->model, c->device, &s->model)) {
-        rc = sl_instance_fail(inst, SL_EFATAL, "cannot load model %s: %s", c->model, et_last_error());
+        rc = sl_instance_fail(inst, SL_EFATAL, "cannot load model %s: %s", c->model, sl_torch_last_error());
     } else {
         /* one probe text: the model answers with its width, or fails now
          * with the reason instead of on every chunk */
@@ -229,7 +214,8 @@ static int init(sl_instance *inst, const void *config, void **out) {
             sl_instance_set_model(inst, slash && !(c->model_name && *c->model_name) ? slash + 1 : name);
             sl_log(inst, SL_LOG_INFO,
                    "model %s on %s (libtorch %s): %lld dimensions, %s tokenizer, %s pooling", c->model,
-                   et_model_device(s->model), et_version(), (long long)dim, tok_kind(s->tk), c->pooling);
+                   et_model_device(s->model), sl_torch_version(), (long long)dim, tok_kind(s->tk),
+                   c->pooling);
         }
     }
     if (rc) {
@@ -243,8 +229,7 @@ static int init(sl_instance *inst, const void *config, void **out) {
 /* The dispatcher thread: libtorch's CPU threads are set where forward runs. */
 static int thread_init(void *st, void **ts) {
     state *s = st;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    et_set_threads(s->c.threads > 0 ? (int)s->c.threads : cores > 0 ? (int)cores : 1);
+    sl_torch_thread_init(s->c.threads);
     *ts = NULL;
     return 0;
 }
@@ -317,14 +302,14 @@ static int embed_batch(state *s, const sl_text *texts, size_t n, bool query, flo
         pthread_mutex_lock(&s->lock);
         int trc = et_forward(s->model, ids, mask, types, (int64_t)n, (int64_t)t, &hs, &h, &pooled);
         pthread_mutex_unlock(&s->lock);
-        if (trc == ET_ENOMEM) {
+        if (trc == SL_TORCH_ENOMEM) {
             rc = SL_ENOMEM;
             snprintf(err, errlen, "out of memory running %zu texts of up to %zu tokens: %s", n, t,
-                     et_last_error());
+                     sl_torch_last_error());
         } else if (trc) {
             rc = SL_EFATAL;
             snprintf(err, errlen, "the model failed on %zu texts of up to %zu tokens: %s", n, t,
-                     et_last_error());
+                     sl_torch_last_error());
         } else if (s->dim && h != s->dim) {
             rc = SL_EFATAL;
             snprintf(err, errlen, "the model answered %lld values a text, %lld at init", (long long)h,

@@ -2,11 +2,12 @@
  * exported to TorchScript, run it on a batch of token ids, get its hidden
  * states back as floats.
  *
- * The discipline is layout-torch's (torch_shim.h): no C++ exception crosses
- * this header; every function catches everything, answers a negative
- * ET_* code and keeps the message in a thread-local slot (et_last_error).
- * Out of memory, on the host or the device, answers ET_ENOMEM so the
- * caller can split its batch. A model is used by one thread at a time.
+ * The discipline is the torch plugins' (plugins/common/torch_plugin.h): no
+ * C++ exception crosses this header; every function catches everything,
+ * answers a negative SL_TORCH_* code and keeps the message in a
+ * thread-local slot (sl_torch_last_error). Out of memory, on the host or the
+ * device, answers SL_TORCH_ENOMEM so the caller can split its batch. A
+ * model is used by one thread at a time.
  */
 #ifndef SL_EMBED_SHIM_H
 #define SL_EMBED_SHIM_H
@@ -14,21 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "torch_plugin.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define ET_OK 0
-#define ET_EINVAL (-1)
-#define ET_ENOMEM (-2)
-#define ET_ENODEV (-3)
-#define ET_ERROR (-4)
-
 typedef struct et_model et_model;
-
-const char *et_last_error(void);
-const char *et_version(void);
-int et_set_threads(int n);
 
 /* Loads a TorchScript encoder onto "auto" (CUDA when there is one), "cpu",
  * "cuda" or "cuda:N", in eval mode. *out is freed with et_model_free. */

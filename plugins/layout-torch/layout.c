@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sluice/sluice.h>
 
@@ -45,14 +44,7 @@ static const sl_option options[] = {
      offsetof(conf, model),
      NULL,
      {0}},
-    {"device",
-     SL_OPT_ENUM,
-     "auto",
-     "where the model runs: auto (CUDA when there is one), cpu or cuda",
-     SL_OPT_NO_FINGERPRINT,
-     offsetof(conf, device),
-     "auto|cpu|cuda",
-     {0}},
+    SL_TORCH_OPTION_DEVICE(conf),
     {"threshold",
      SL_OPT_DOUBLE,
      "0.5",
@@ -117,14 +109,7 @@ static const sl_option options[] = {
      offsetof(conf, max_regions),
      NULL,
      {0}},
-    {"threads",
-     SL_OPT_INT,
-     "0",
-     "CPU threads inside each operator (0: one per core)",
-     SL_OPT_NO_FINGERPRINT,
-     offsetof(conf, threads),
-     NULL,
-     {0}},
+    SL_TORCH_OPTION_THREADS(conf),
     {"units",
      SL_OPT_ENUM,
      "pixels",
@@ -232,13 +217,10 @@ static int init(sl_instance *inst, const void *config, void **out) {
 }
 
 /* The dispatcher thread: libtorch's CPU threads are set where forward runs
- * (OpenMP keeps the count per thread). One per core by default: the
- * batcher runs one batch at a time per model, so a batch may use every
- * core; lower `threads` when cpu stages should keep some. */
+ * (OpenMP keeps the count per thread; sl_torch_thread_init). */
 static int thread_init(void *st, void **ts) {
     state *s = st;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    sl_torch_set_threads(s->c.threads > 0 ? (int)s->c.threads : cores > 0 ? (int)cores : 1);
+    sl_torch_thread_init(s->c.threads);
     scratch *sc = calloc(1, sizeof *sc);
     if (!sc) return SL_ENOMEM;
     *ts = sc;

@@ -1,34 +1,26 @@
 /* torch_shim.cpp - the C API of torch_shim.h over libtorch: the plugin's
  * only C++.
  *
- * Every entry point is a `guarded` lambda: whatever libtorch throws is
- * caught there, turned into an SL_TORCH_* code and its message kept in a
- * thread-local string. Out of memory is recognised by type (std::bad_alloc,
- * c10::OutOfMemoryError) and, because the TorchScript interpreter rethrows
- * errors from inside a model as plain runtime errors, also by the words
- * "out of memory" in the message (CUDA's allocator says "CUDA out of
- * memory"). Outputs are moved to the host once and kept alive as tensors;
- * the C side reads their memory through plain pointers.
+ * Every entry point is a `guarded` lambda (plugins/common/torch_guard.hpp):
+ * whatever libtorch throws is caught there, turned into an SL_TORCH_* code
+ * and its message kept in a thread-local string. Loading, the version and
+ * the thread count are the torch plugins' common torch_plugin.cpp. Outputs
+ * are moved to the host once and kept alive as tensors; the C side reads
+ * their memory through plain pointers.
  */
 #include "torch_shim.h"
 #include "torch_guard.hpp"
 
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <torch/script.h>
-#include <torch/version.h>
 
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
 #include <vector>
 
-struct sl_torch_model {
-    torch::jit::Module module;
-    torch::Device device{torch::kCPU};
-    std::string device_name;
-};
+struct sl_torch_model : torch_module {};
 
 struct sl_torch_outputs {
     std::vector<torch::Tensor> tensors; /* host, contiguous: what the views point into */
@@ -37,10 +29,6 @@ struct sl_torch_outputs {
 };
 
 namespace {
-
-template <typename F> int guarded(F &&f) {
-    return guarded_as<SL_TORCH_ENOMEM, SL_TORCH_ERROR>(static_cast<F &&>(f));
-}
 
 /* Moves one output to the host as float32 or int64 and adds its view. */
 int add_output(sl_torch_outputs *o, const std::string &name, const torch::IValue &v) {
@@ -76,49 +64,13 @@ int add_output(sl_torch_outputs *o, const std::string &name, const torch::IValue
 
 extern "C" {
 
-const char *sl_torch_last_error(void) { return last_error.c_str(); }
-
-const char *sl_torch_version(void) { return TORCH_VERSION; }
-
-int sl_torch_cuda_available(void) {
-    int rc = guarded([] { return torch::cuda::is_available() ? 1 : 0; });
-    return rc > 0 ? 1 : 0;
-}
-
-int sl_torch_set_threads(int n) {
-    return guarded([n] {
-        if (n > 0) at::set_num_threads(n);
-        return at::get_num_threads();
-    });
-}
-
 int sl_torch_model_load(const char *path, const char *device, sl_torch_model **out) {
     if (!path || !out) return fail(SL_TORCH_EINVAL, "sl_torch_model_load: path and out are required");
     *out = nullptr;
-    std::string dev = device && *device ? device : "auto";
     return guarded([&] {
-        torch::Device d(torch::kCPU);
-        if (dev == "auto") {
-            if (torch::cuda::is_available()) d = torch::Device(torch::kCUDA, 0);
-        } else if (dev == "cpu") {
-        } else if (dev == "cuda" || dev.rfind("cuda:", 0) == 0) {
-            if (!torch::cuda::is_available())
-                return fail(SL_TORCH_ENODEV, "device '" + dev +
-                                                 "' asked for, but this libtorch sees no CUDA device (a CPU "
-                                                 "build, or no GPU or driver here)");
-            d = torch::Device(dev == "cuda" ? std::string("cuda:0") : dev);
-            if (d.index() >= static_cast<int>(torch::cuda::device_count()))
-                return fail(SL_TORCH_ENODEV, "device '" + dev + "' asked for, but there are only " +
-                                                 std::to_string(torch::cuda::device_count()) +
-                                                 " CUDA devices");
-        } else {
-            return fail(SL_TORCH_EINVAL, "device '" + dev + "': expected auto, cpu, cuda or cuda:N");
-        }
         auto m = std::make_unique<sl_torch_model>();
-        m->module = torch::jit::load(path, d);
-        m->module.eval();
-        m->device = d;
-        m->device_name = d.str();
+        int rc = torch_module_load(path, device, m.get());
+        if (rc) return rc;
         *out = m.release();
         return SL_TORCH_OK;
     });

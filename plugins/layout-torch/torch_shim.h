@@ -1,12 +1,10 @@
 /* torch_shim.h - a small C API over libtorch: load a TorchScript file, pick
  * a device, run forward on a batch, get the outputs back as plain buffers.
  *
- * The plugin around it is C; libtorch is C++. This header is the only
- * boundary between them, and no C++ exception crosses it: every function
- * catches everything, answers a negative SL_TORCH_* code and keeps the
- * message in a thread-local slot (sl_torch_last_error), so two threads that
- * fail at once each read their own message. Out of memory, on the host or
- * on the device, answers SL_TORCH_ENOMEM so the caller can split its batch.
+ * The plugin around it is C; libtorch is C++. This header and the torch
+ * plugins' common plugins/common/torch_plugin.h (the SL_TORCH_* codes, the
+ * last error, the version, the thread count) are the only boundary between
+ * them, and no C++ exception crosses it.
  *
  * Threads: a model may be used by one thread at a time (the batcher's
  * dispatcher); different models may run on different threads.
@@ -17,15 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "torch_plugin.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define SL_TORCH_OK 0
-#define SL_TORCH_EINVAL (-1) /* a bad argument (NULL, a shape of more than 8 dimensions) */
-#define SL_TORCH_ENOMEM (-2) /* out of host or device memory: try a smaller batch */
-#define SL_TORCH_ENODEV (-3) /* the device asked for is not there (CUDA on a CPU build) */
-#define SL_TORCH_ERROR (-4)  /* anything else libtorch threw: a bad file, a model that failed */
 
 #define SL_TORCH_MAX_DIMS 8
 
@@ -47,22 +41,6 @@ typedef struct sl_torch_tensor {
     size_t numel;
     const void *data; /* float * or int64_t * by dtype */
 } sl_torch_tensor;
-
-/* The message of this thread's last failure; "" when none. Valid until the
- * next shim call on this thread. */
-const char *sl_torch_last_error(void);
-
-/* The libtorch version this shim was built against, e.g. "1.13.1". */
-const char *sl_torch_version(void);
-
-/* 1 when this libtorch can run on a CUDA device here, else 0. */
-int sl_torch_cuda_available(void);
-
-/* Sets the threads libtorch uses inside one operator on the CPU (at::
- * set_num_threads), for the process and for the calling thread: with the
- * OpenMP backend the count is kept per thread, so call it on the thread that
- * runs forward. n <= 0 changes nothing. Returns the count now in effect. */
-int sl_torch_set_threads(int n);
 
 /* Loads a TorchScript file onto a device and puts it in eval mode.
  * device: "auto" (the first CUDA device when there is one, else the CPU),

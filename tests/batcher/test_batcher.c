@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../check.h"
+#include "../plugin_test.h"
 #include "batcher.h"
 #include "ctx.h"
 #include "document.h"
@@ -430,15 +431,7 @@ int main(void) {
     main_thread = pthread_self();
     ctx = sl_ctx_new();
     const char *dir = getenv("SLUICE_TEST_PLUGINS");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/test-gpu.so", dir ? dir : TEST_PLUGIN_DIR);
-    CHECK_INT(sl_registry_new(ctx, &reg), 0);
-    int rc = sl_registry_open(ctx, reg, path, &plugin);
-    if (rc) {
-        fprintf(stderr, "cannot load %s: %s\n", path, sl_ctx_errmsg(ctx));
-        CHECK_INT(rc, 0);
-        return check_done();
-    }
+    if (plugin_open(ctx, dir ? dir : TEST_PLUGIN_DIR, "test-gpu.so", &reg, &plugin)) return check_done();
     test_full_batches_never_exceed_max_batch();
     test_partial_batch_goes_out_after_max_delay();
     test_grouping_by_shape_never_mixes_sizes();

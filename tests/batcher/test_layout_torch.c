@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "../check.h"
+#include "../plugin_test.h"
 #include "batcher.h"
 #include "ctx.h"
 #include "document.h"
@@ -48,18 +49,8 @@ static void make_models(void) {
 static sl_instance *layout_new(const char *model, const char *const *kv, size_t n) {
     char opt[4200];
     snprintf(opt, sizeof opt, "model=%s/%s.pt", models, model);
-    const char *all[16] = {opt, "device=cpu", "threads=1"};
-    size_t m = 3;
-    for (size_t i = 0; i < n && m < 16; i++) all[m++] = kv[i];
-    sl_instance *inst = NULL;
-    sl_ctx_clear_error(ctx);
-    int rc = sl_instance_new_defaults(ctx, plugin, "layout", all, m, &inst);
-    if (rc == 0) rc = sl_instance_init(ctx, inst);
-    if (rc) {
-        sl_instance_free(inst);
-        return NULL;
-    }
-    return inst;
+    const char *base[] = {opt, "device=cpu", "threads=1"};
+    return plugin_instance(ctx, plugin, "layout", base, 3, kv, n);
 }
 
 /* --- pages --- */
@@ -340,15 +331,7 @@ int main(void) {
     mkdir(models, 0755);
     make_models();
 
-    char path[4096];
-    snprintf(path, sizeof path, "%s/layout-torch.so", dir);
-    CHECK_INT(sl_registry_new(ctx, &reg), 0);
-    int rc = sl_registry_open(ctx, reg, path, &plugin);
-    if (rc) {
-        fprintf(stderr, "cannot load %s: %s\n", path, sl_ctx_errmsg(ctx));
-        CHECK_INT(rc, 0);
-        return check_done();
-    }
+    if (plugin_open(ctx, dir, "layout-torch.so", &reg, &plugin)) return check_done();
     test_regions_are_the_dark_rectangles();
     test_tuple_output_stretch_and_points();
     test_model_out_of_memory_splits_the_batch();

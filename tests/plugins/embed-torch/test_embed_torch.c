@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "../../check.h"
+#include "../../plugin_test.h"
 #include "batcher.h"
 #include "ctx.h"
 #include "instance.h"
@@ -193,18 +194,8 @@ static sl_instance *embedder(const char *model, const char *const *kv, size_t n)
     char opt[4300], voc[4300];
     snprintf(opt, sizeof opt, "model=%s/%s.pt", dir, model);
     snprintf(voc, sizeof voc, "vocab=%s", vocab);
-    const char *all[16] = {opt, voc, "device=cpu", "threads=1"};
-    size_t m = 4;
-    for (size_t i = 0; i < n && m < 16; i++) all[m++] = kv[i];
-    sl_instance *inst = NULL;
-    sl_ctx_clear_error(ctx);
-    int rc = sl_instance_new_defaults(ctx, plugin, "embedder", all, m, &inst);
-    if (rc == 0) rc = sl_instance_init(ctx, inst);
-    if (rc) {
-        sl_instance_free(inst);
-        return NULL;
-    }
-    return inst;
+    const char *base[] = {opt, voc, "device=cpu", "threads=1"};
+    return plugin_instance(ctx, plugin, "embedder", base, 4, kv, n);
 }
 
 /* The test models' hidden state for token `id`, dimension d. */
@@ -426,15 +417,7 @@ int main(void) {
     test_wordpiece_matches_the_hand_worked_ids();
     test_sentencepiece_ids_are_the_librarys();
 
-    char path[4200];
-    snprintf(path, sizeof path, "%s/embed-torch.so", pdir);
-    CHECK_INT(sl_registry_new(ctx, &reg), 0);
-    int rc = sl_registry_open(ctx, reg, path, &plugin);
-    if (rc) {
-        fprintf(stderr, "cannot load %s: %s\n", path, sl_ctx_errmsg(ctx));
-        CHECK_INT(rc, 0);
-        return check_done();
-    }
+    if (plugin_open(ctx, pdir, "embed-torch.so", &reg, &plugin)) return check_done();
     test_pooling_and_normalisation_match_the_hand_computed();
     test_out_of_memory_splits_the_batch();
     test_what_does_not_fit_fails_at_init();
