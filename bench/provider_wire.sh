@@ -24,55 +24,21 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 SLUICE=$B/sluice FAKE=$B/tests/fake-provider/fake-provider
 DOCS=${DOCS:-60} RPM_DOCS=${RPM_DOCS:-45} LIMIT=${LIMIT:-30}
 WORK=$(mktemp -d /tmp/sluice-bench-wire.XXXXXX)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+# the fakes and the pipeline are the provider tests' (tests/providers-e2e/fake.sh)
+T=$WORK
+source "$SRC/tests/providers-e2e/fake.sh" "$SLUICE" "$SRC" "$FAKE"
+trap 'stop_fakes; rm -rf "$WORK"' EXIT
 export OPENAI_API_KEY=sk-bench
-
-fake() { # fake NAME ARGS...: starts one, prints its URL
-    local name=$1 port=
-    shift
-    "$FAKE" --port 0 "$@" >"$WORK/$name.out" 2>/dev/null &
-    pids+=($!)
-    for _ in $(seq 100); do
-        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$WORK/$name.out")
-        [[ -n $port ]] && break
-        sleep 0.05
-    done
-    echo "http://127.0.0.1:$port"
-}
-ini() {
-    cat >"$WORK/w.ini" <<'INI'
-[sluice]
-include = *.md
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-[markdown]
-plugin = parse-markdown
-[chunker]
-plugin = chunk-text
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-[store]
-plugin = sink-sqlite
-path = ${CWD}/store.db
-INI
-}
 ms() { echo $(($(date +%s%N) / 1000000)); }
-ini
+openai_ini "$WORK/w.ini"
 bash "$SRC/bench/gen_corpus.sh" "$DOCS" "$WORK/docs" 3000 21 >/dev/null
 bash "$SRC/bench/gen_corpus.sh" "$RPM_DOCS" "$WORK/rdocs" 800 22 >/dev/null
 
 echo "resends: $DOCS documents, 2 calls at a time per provider"
 printf '%-10s %12s %15s %9s %8s\n' "P" "fake saw" "report says" "resends" "wall s"
 for p in 0 0.1 0.3; do
-    u=$(fake "c$p" --fault-close-reused "$p" --seed 4)
+    start_fake "c$p" --fault-close-reused "$p" --seed 4
+    u=${URL[c$p]}
     d=$WORK/run-$p && mkdir -p "$d" && cd "$d"
     t0=$(ms)
     "$SLUICE" -c "$WORK/w.ini" --set "summarizer.base_url=$u/v1" --set "embedder.base_url=$u/v1" \
@@ -87,8 +53,9 @@ echo
 echo "rpm against a provider allowing $LIMIT requests in any 60 s: $RPM_DOCS summaries"
 printf '%-16s %8s %6s %12s\n' "sluice rpm" "wall s" "429s" "peak/minute"
 for rpm in 0 "$LIMIT" $((2 * LIMIT)); do
-    u=$(fake "w$rpm" --rpm "$LIMIT" --rpm-window)
-    e=$(fake "e$rpm")
+    start_fake "w$rpm" --rpm "$LIMIT" --rpm-window
+    start_fake "e$rpm"
+    u=${URL[w$rpm]} e=${URL[e$rpm]}
     d=$WORK/rpm-$rpm && mkdir -p "$d" && cd "$d"
     t0=$(ms)
     "$SLUICE" -c "$WORK/w.ini" --set "summarizer.base_url=$u/v1" --set "embedder.base_url=$e/v1" \

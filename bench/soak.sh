@@ -45,63 +45,24 @@ total=$((soak_s * rate + rate))
 bash "$here/gen_corpus.sh" "$total" pool 3000 7 >/dev/null
 mapfile -t files < <(find pool -name '*.md' | sort)
 
+# the fake and the pipeline are the provider tests' (tests/providers-e2e/fake.sh)
+T=$work
+source "$here/../tests/providers-e2e/fake.sh" "$sluice" "$here/.." "$fake"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    stop_fakes
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
-"$fake" --port 0 --embed-dim 256 --latency-ms 50 --latency-jitter-ms 30 --fault-5xx "$fault" --seed 7 \
-    >fake.out 2>fake.err &
-pids+=($!)
-for ((i = 0; i < 100; i++)); do
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' fake.out)
-    [[ -n $port ]] && break
-    sleep 0.05
-done
-[[ -n ${port:-} ]] || {
-    echo "soak: the fake provider did not start: $(cat fake.err)" >&2
-    exit 1
-}
-fake_url=http://127.0.0.1:$port
+start_fake soak --embed-dim 256 --latency-ms 50 --latency-jitter-ms 30 --fault-5xx "$fault" --seed 7
+fake_url=${URL[soak]}
 
 export OPENAI_API_KEY=sk-soak
-cat >soak.ini <<EOF
-[sluice]
-watch = in
-include = *.md
-watch_debounce = 300ms
-rescan = 2m
-report_interval = 60s
-listen = 127.0.0.1:0
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = \${OPENAI_API_KEY}
-base_url = $fake_url/v1
-
-[embedder]
-plugin = embed-openai
-api_key = \${OPENAI_API_KEY}
-base_url = $fake_url/v1
-dimension = 256
-
-[store]
-plugin = sink-sqlite
-path = $work/store.db
-EOF
+openai_ini soak.ini 'watch = in' 'watch_debounce = 300ms' 'rescan = 2m' 'report_interval = 60s' \
+    'listen = 127.0.0.1:0' "summarizer.base_url = $fake_url/v1" "embedder.base_url = $fake_url/v1" \
+    'embedder.dimension = 256' "store.path = $work/store.db"
 
 "$sluice" -c soak.ini serve </dev/null >serve.out 2>serve.err &
 spid=$!

@@ -7,13 +7,18 @@
 # this file adds servers: `start_fake NAME OPTIONS...` starts a fake provider
 # on a free port of 127.0.0.1 and records its base URL in URL[NAME]; every
 # server is killed (by its pid) when the test exits, pass or fail.
+#
+# The benchmarks (bench/*.sh) source it too, without lib.sh: they set T (a
+# scratch folder for the servers' output) first, pass the same three
+# arguments, and call stop_fakes in their own EXIT trap (this file traps EXIT
+# only beside lib.sh).
 
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 SLUICE SOURCE_DIR FAKE_PROVIDER" >&2
     exit 2
 fi
 # lib.sh has moved into $T already: a relative path is from where we started.
-FAKE=$(cd "$OLDPWD" && realpath "$3")
+FAKE=$(cd "${OLDPWD:-.}" && realpath "$3")
 [[ -x $FAKE ]] || {
     echo "FAIL: $FAKE is not an executable (the fake provider is built with the tests)" >&2
     exit 1
@@ -34,7 +39,9 @@ stop_fakes() {
     FAKE_PID=()
 }
 # lib.sh's cleanup reads the exit status first: hand it the test's own.
-trap 'rc=$?; stop_fakes; (exit $rc); cleanup' EXIT
+if declare -F finish >/dev/null; then
+    trap 'rc=$?; stop_fakes; (exit $rc); cleanup' EXIT
+fi
 
 # start_fake NAME OPTIONS...: a fake provider with OPTIONS (see
 # tests/fake-provider/README.md); URL[NAME] is http://127.0.0.1:PORT.
@@ -110,17 +117,51 @@ tsl() {
     echo "$label: sluice exited $RC after $(($(now_ms) - t0)) ms"
 }
 
-# openai_ini FILE [SLUICE_LINE...]: the pipeline most provider tests run:
+# ini_set FILE SECTION KEY [VALUE]: KEY = VALUE in [SECTION] of FILE: the
+# key's line replaced where it stands, else added at the section's end, the
+# section added at the file's end when there is none. Without VALUE the
+# key's line is dropped.
+ini_set() {
+    local file=$1
+    INI_SECTION=$2 INI_KEY=$3 INI_DROP=1 INI_VALUE=
+    (($# > 3)) && INI_DROP=0 INI_VALUE=$4
+    export INI_SECTION INI_KEY INI_DROP INI_VALUE
+    awk '
+        function line() { print ENVIRON["INI_KEY"] " = " ENVIRON["INI_VALUE"] }
+        function blanks() { for (; nb > 0; nb--) print "" }
+        function close_section() { if (cur == sec && !done && !drop) { line(); done = 1 } }
+        BEGIN { sec = ENVIRON["INI_SECTION"]; key = ENVIRON["INI_KEY"]; drop = ENVIRON["INI_DROP"] == 1 }
+        /^[ \t]*$/ { nb++; next }
+        /^\[/ { close_section(); blanks(); cur = substr($0, 2, index($0, "]") - 2); seen = seen || cur == sec; print; next }
+        { blanks() }
+        cur == sec { k = $0; sub(/[ \t]*=.*/, "", k); if (k == key) { if (!drop && !done) line(); done = 1; next } }
+        { print }
+        END { close_section(); blanks(); if (!seen && !drop) { print ""; print "[" sec "]"; line() } }
+    ' "$file" >"$file.tmp" && mv "$file.tmp" "$file"
+    unset INI_SECTION INI_KEY INI_DROP INI_VALUE
+}
+
+# openai_ini FILE [LINE...]: the pipeline most provider tests run:
 # Markdown, chunk-text, llm-openai summaries of documents, embed-openai (1536
 # dimensions), sink-sqlite in ./.sluice; both providers take
-# ${OPENAI_API_KEY} and need their base_url set (--set). Extra lines go
-# into [sluice].
+# ${OPENAI_API_KEY} and need their base_url set (--set, or a line here).
+# A line `KEY = VALUE` goes into [sluice]; `SECTION.KEY = VALUE` sets KEY in
+# [SECTION] (ini_set: replaced, added, or a new section, as in
+# `backup.plugin = llm-openai`); `SECTION.KEY` alone drops the key (as
+# `store.path` for another sink).
 openai_ini() {
-    local file=$1 l
+    local file=$1 l edits=()
     shift
     {
         printf '[sluice]\ninclude = *.md\n'
-        for l in "$@"; do printf '%s\n' "$l"; done
+        for l in "$@"; do
+            # the key is what stands before the first "=": a dot in it names the section
+            if [[ ${l%%=*} == *.* ]]; then
+                edits+=("$l")
+            else
+                printf '%s\n' "$l"
+            fi
+        done
         cat <<'EOF'
 
 [route.text]
@@ -148,4 +189,16 @@ plugin = sink-sqlite
 path = ${CWD}/.sluice/store.db
 EOF
     } >"$file"
+    local key value
+    for l in ${edits[@]+"${edits[@]}"}; do
+        key=${l%%=*}
+        key=${key%"${key##*[![:space:]]}"} # trailing blanks off
+        if [[ $l == *=* ]]; then
+            value=${l#*=}
+            value=${value#"${value%%[![:space:]]*}"} # leading blanks off
+            ini_set "$file" "${key%.*}" "${key##*.}" "$value"
+        else
+            ini_set "$file" "${key%.*}" "${key##*.}"
+        fi
+    done
 }

@@ -16,41 +16,8 @@ source "$HERE/fake.sh"
 
 key="sk-share-$$-$RANDOM"
 export OPENAI_API_KEY=$key
-cat >share.ini <<'INI'
-[sluice]
-include = *.md
-retry_base = 10ms
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-fallback = backup
-max_concurrency = 1
-
-[backup]
-plugin = llm-openai
-api_key = ${OPENAI_API_KEY}
-
-[embedder]
-plugin = embed-openai
-api_key = ${OPENAI_API_KEY}
-dimension = 1536
-
-[store]
-plugin = sink-sqlite
-path = ${CWD}/.sluice/store.db
-INI
+openai_ini share.ini 'retry_base = 10ms' 'summarizer.fallback = backup' 'summarizer.max_concurrency = 1' \
+    'backup.plugin = llm-openai' 'backup.api_key = ${OPENAI_API_KEY}'
 bash "$SRC/bench/gen_corpus.sh" 20 docs 1500 3 >/dev/null
 chats='.by_path["/v1/chat/completions"] // 0'
 

@@ -29,39 +29,9 @@ pg_start
 ndocs=400
 bash "$SRC/bench/gen_corpus.sh" "$ndocs" docs 1500 5 >/dev/null
 
-cat >pg.ini <<EOF
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = \${OPENAI_API_KEY}
-base_url = ${URL[f]}/v1
-
-[embedder]
-plugin = embed-openai
-api_key = \${OPENAI_API_KEY}
-base_url = ${URL[f]}/v1
-dimension = 1536
-
-[store]
-plugin = sink-postgres
-host = 127.0.0.1
-port = $PG_PORT
-dbname = postgres
-user = postgres
-EOF
+openai_ini pg.ini "summarizer.base_url = ${URL[f]}/v1" "embedder.base_url = ${URL[f]}/v1" \
+    'store.plugin = sink-postgres' 'store.path' 'store.host = 127.0.0.1' "store.port = $PG_PORT" \
+    'store.dbname = postgres' 'store.user = postgres'
 
 # start_run PREFIX NAME [ARGS...]: `sluice run --json` into tables PREFIX*
 # in the background; PID is its pid, NAME.json and NAME.err its output.
