@@ -6,6 +6,7 @@
 #include <libxml/tree.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -292,3 +293,32 @@ int ox_package_xml(ox_package *p, ox_reader *x, const char *data, size_t len, co
 }
 
 int ox_package_xml_fail(ox_package *p, ox_reader *x) { return sl_fail(p->call, SL_EBADINPUT, "%s", x->err); }
+
+int ox_package_part(ox_package *p, const char *entry, bool optional, ox_reader *x, char **data) {
+    size_t len;
+    memset(x, 0, sizeof *x);
+    *data = NULL;
+    int rc = ox_package_read(p, entry, optional, data, &len);
+    if (rc) {
+        *data = NULL;
+        return rc;
+    }
+    rc = ox_package_xml(p, x, *data, len, entry);
+    if (rc) {
+        ox_part_close(x, *data);
+        *data = NULL;
+    }
+    return rc;
+}
+
+bool ox_package_next(ox_package *p, ox_reader *x, int *rc) {
+    if (*rc) return false;
+    int r = ox_next(x);
+    if (r < 0) *rc = ox_package_xml_fail(p, x);
+    return r > 0;
+}
+
+void ox_part_close(ox_reader *x, char *data) {
+    ox_close(x);
+    free(data);
+}

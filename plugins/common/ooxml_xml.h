@@ -154,4 +154,26 @@ int ox_package_xml(ox_package *p, ox_reader *x, const char *data, size_t len, co
 /* Fails the document with the reader's reason (after ox_next gave -1). */
 int ox_package_xml_fail(ox_package *p, ox_reader *x);
 
+/* A part read node by node, as every reader of parse-office and parse-epub
+ * does:
+ *
+ *     ox_reader x;
+ *     char *data;
+ *     int rc = ox_package_part(p, entry, optional, &x, &data);
+ *     if (rc) return rc < 0 ? rc : 0;
+ *     while (ox_package_next(p, &x, &rc)) { ... the node; a failure sets rc ... }
+ *     ox_part_close(&x, data);
+ *
+ * ox_package_part inflates the part and opens the guarded reader on it: 0;
+ * 1 when the part is absent and `optional` (nothing recorded); or the
+ * document fails. Whatever it answers, ox_part_close may follow (there is
+ * nothing left open after a failure). */
+int ox_package_part(ox_package *p, const char *entry, bool optional, ox_reader *x, char **data);
+/* Moves to the next node while *rc is 0: true there is one; false at the
+ * end, once *rc is set, or when the XML is bad (the document fails, its
+ * code in *rc). */
+bool ox_package_next(ox_package *p, ox_reader *x, int *rc);
+/* Closes the reader and frees the part's bytes. */
+void ox_part_close(ox_reader *x, char *data);
+
 #endif

@@ -62,14 +62,6 @@ typedef struct epub {
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
-static int read_entry(epub *e, const char *entry, char **data, size_t *len) {
-    return ox_package_read(&e->pkg, entry, false, data, len);
-}
-
-static int open_xml(epub *e, ox_reader *x, const char *data, size_t len, const char *entry) {
-    return ox_package_xml(&e->pkg, x, data, len, entry);
-}
-
 /* --- container.xml and the OPF --- */
 
 typedef struct item {
@@ -123,23 +115,14 @@ static char *entry_of(const char *opf, const char *href) {
 
 static int find_opf(epub *e, char *opf, size_t opflen) {
     const char *entry = "META-INF/container.xml";
-    char *data;
-    size_t len;
-    int rc = read_entry(e, entry, &data, &len);
-    if (rc) return rc;
     ox_reader x;
-    rc = open_xml(e, &x, data, len, entry);
+    char *data;
+    int rc = ox_package_part(&e->pkg, entry, false, &x, &data);
+    if (rc) return rc;
     opf[0] = '\0';
-    while (!rc && !opf[0]) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0)
-            rc = ox_package_xml_fail(&e->pkg, &x);
-        else if (ox_is_start(ox_type(&x), ox_name(&x), "rootfile"))
-            ox_attr(&x, "full-path", opf, opflen);
-    }
-    ox_close(&x);
-    free(data);
+    while (!opf[0] && ox_package_next(&e->pkg, &x, &rc))
+        if (ox_is_start(ox_type(&x), ox_name(&x), "rootfile")) ox_attr(&x, "full-path", opf, opflen);
+    ox_part_close(&x, data);
     if (!rc && !opf[0]) rc = sl_fail(e->call, SL_EBADINPUT, "%s names no package document (rootfile)", entry);
     return rc;
 }
@@ -160,23 +143,15 @@ static int meta_append(epub *e, const char *key, const char *v, size_t n, const 
 }
 
 static int read_opf(epub *e, const char *opf, package *p) {
-    char *data;
-    size_t len;
-    int rc = read_entry(e, opf, &data, &len);
-    if (rc) return rc;
     ox_reader x;
-    rc = open_xml(e, &x, data, len, opf);
+    char *data;
+    int rc = ox_package_part(&e->pkg, opf, false, &x, &data);
+    if (rc) return rc;
     buf text = {0};
     int in_meta = 0; /* inside a dc:title/creator/date/language */
     const char *key = NULL, *sep = NULL;
     char id[256], href[1024], type[128], props[256];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = ox_package_xml_fail(&e->pkg, &x);
-            break;
-        }
+    while (ox_package_next(&e->pkg, &x, &rc)) {
         int t = ox_type(&x);
         const char *name = ox_name(&x);
         if (t == XML_READER_TYPE_ELEMENT) {
@@ -249,8 +224,7 @@ static int read_opf(epub *e, const char *opf, package *p) {
     }
     if (rc == SL_ENOMEM) rc = sl_fail(e->call, SL_ENOMEM, "%s: out of memory", opf);
     free(text.p);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -502,20 +476,12 @@ static int on_entity(walker *w, const char *name) {
 }
 
 static int read_chapter(epub *e, const char *entry, uint32_t page) {
-    char *data;
-    size_t len;
-    int rc = read_entry(e, entry, &data, &len);
-    if (rc) return rc;
     ox_reader x;
-    rc = open_xml(e, &x, data, len, entry);
+    char *data;
+    int rc = ox_package_part(&e->pkg, entry, false, &x, &data);
+    if (rc) return rc;
     walker w = {.e = e, .page = page, .blk_depth = -1, .cap_depth = -1, .skip_depth = -1};
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = ox_package_xml_fail(&e->pkg, &x);
-            break;
-        }
+    while (ox_package_next(&e->pkg, &x, &rc)) {
         int t = ox_type(&x);
         int depth = ox_depth(&x);
         if (w.skip_depth >= 0 && t != XML_READER_TYPE_END_ELEMENT) continue;
@@ -537,8 +503,7 @@ static int read_chapter(epub *e, const char *entry, uint32_t page) {
         if (rc) rc = sl_fail(e->call, rc, "%s: %s", entry, sl_strerror(rc));
     }
     free(w.cur.p);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 

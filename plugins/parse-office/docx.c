@@ -103,21 +103,14 @@ static int kind_of_name(const char *name, int *level) {
 
 static int read_styles(docx *d, const char *entry) {
     office *o = d->o;
-    char *data;
-    size_t len, cap = 0;
-    int rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
+    size_t cap = 0;
     style *cur = NULL;
     char v[256];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         const char *name = ox_name(&x);
         if (ox_is_start(type, name, "style")) {
@@ -142,8 +135,7 @@ static int read_styles(docx *d, const char *entry) {
                 cur->outline = atoi(v) >= 0 && atoi(v) <= 8 ? atoi(v) + 1 : 0;
         }
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -180,23 +172,16 @@ static int style_kind(const docx *d, const char *id, int *level) {
 
 static int read_numbering(docx *d, const char *entry) {
     office *o = d->o;
-    char *data;
-    size_t len, cabs = 0, cnums = 0;
-    int rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
+    size_t cabs = 0, cnums = 0;
     abstract_num *a = NULL;
     num *n = NULL;
     int lvl = -1;
     char v[64];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         const char *name = ox_name(&x);
         if (type == XML_READER_TYPE_END_ELEMENT) {
@@ -236,8 +221,7 @@ static int read_numbering(docx *d, const char *entry) {
             a->start[lvl] = atoi(v);
         }
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -513,20 +497,12 @@ static int on_end(walk *w, ox_reader *x, const char *name) {
  * endnotes, header or footer part whose elements get attr role. */
 static int read_part(docx *d, const char *entry, bool optional, const char *role, buf *refs) {
     office *o = d->o;
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, optional, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, optional, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
     walk w = {.d = d, .skip_depth = -1, .role = role, .refs = refs};
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         if (type == XML_READER_TYPE_ELEMENT) {
             if (w.skip_depth < 0) rc = on_element(&w, &x, ox_name(&x));
@@ -543,8 +519,7 @@ static int read_part(docx *d, const char *entry, bool optional, const char *role
     if (!rc) rc = flush_block(&w);
     free(w.para.p);
     free(w.block.p);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 

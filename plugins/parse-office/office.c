@@ -58,20 +58,12 @@ int office_rels_read(office *o, const char *part, office_rels *rels) {
     size_t dir = slash ? (size_t)(slash - part) + 1 : 0;
     if (snprintf(entry, sizeof entry, "%.*s_rels/%s.rels", (int)dir, part, part + dir) >= (int)sizeof entry)
         return sl_fail(o->call, SL_EBADINPUT, "%s: part name too long", part);
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
     size_t cap = 0;
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         if (!ox_is_start(ox_type(&x), ox_name(&x), "Relationship")) continue;
         if (rels->n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -94,8 +86,7 @@ int office_rels_read(office *o, const char *part, office_rels *rels) {
             rel->target[0] = '\0';
         rels->n++;
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     if (rc) office_rels_free(rels);
     return rc;
 }
@@ -153,21 +144,13 @@ static int core_properties(office *o) {
     char entry[512];
     snprintf(entry, sizeof entry, "%s", rel ? rel->target : "docProps/core.xml");
     office_rels_free(&root);
-    char *data;
-    size_t len;
-    rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
     buf text = {0};
     int want = -1, depth = -1;
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         if (type == XML_READER_TYPE_ELEMENT && ox_depth(&x) == 1 && !ox_empty(&x)) {
             const char *name = ox_name(&x);
@@ -191,8 +174,7 @@ static int core_properties(office *o) {
         }
     }
     free(text.p);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 

@@ -48,17 +48,16 @@ typedef struct office_rels {
     size_t n;
 } office_rels;
 
-/* Reads a zip entry (the caller frees *data). 0; 1 when the entry is absent
- * and `optional` (nothing recorded); or a failure. */
-static inline int office_read(office *o, const char *entry, bool optional, char **data, size_t *len) {
-    return ox_package_read(&o->pkg, entry, optional, data, len);
+/* Reads a part and opens an XML reader on it with the configured depth
+ * limit: 0; 1 when the part is absent and `optional` (nothing recorded); or
+ * a failure. Walk it with office_next, then ox_part_close(x, *data)
+ * (ooxml_xml.h: ox_package_part). */
+static inline int office_part(office *o, const char *entry, bool optional, ox_reader *x, char **data) {
+    return ox_package_part(&o->pkg, entry, optional, x, data);
 }
-/* Opens an XML reader on a part's bytes with the configured depth limit. */
-static inline int office_xml(office *o, ox_reader *x, const char *data, size_t len, const char *entry) {
-    return ox_package_xml(&o->pkg, x, data, len, entry);
-}
-/* Fails the document with the reader's reason. */
-static inline int office_xml_fail(office *o, ox_reader *x) { return ox_package_xml_fail(&o->pkg, x); }
+/* The part's next node while *rc is 0 (ox_package_next): true there is
+ * one; false at the end, once *rc is set, or after bad XML (a failure). */
+static inline bool office_next(office *o, ox_reader *x, int *rc) { return ox_package_next(&o->pkg, x, rc); }
 /* Reads the relationships of `part` (from its _rels/NAME.rels; none when
  * that is absent). Free with office_rels_free. */
 int office_rels_read(office *o, const char *part, office_rels *rels);

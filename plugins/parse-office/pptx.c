@@ -186,22 +186,14 @@ static int on_end(slide *s, ox_reader *x, const char *name) {
 /* Reads one slide or notes part into s's pending elements. */
 static int read_part(slide *s, const char *entry) {
     office *o = s->o;
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, false, &data, &len);
-    if (rc) return rc;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, false, &x, &data);
+    if (rc) return rc;
     s->skip_depth = -1;
     s->tbl = 0;
     shape_start(s);
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         if (type == XML_READER_TYPE_ELEMENT) {
             if (s->skip_depth < 0) rc = on_element(s, &x, ox_name(&x));
@@ -216,8 +208,7 @@ static int read_part(slide *s, const char *entry) {
     }
     if (!rc) rc = flush_group(s);
     if (rc == SL_ENOMEM) rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -272,27 +263,19 @@ int office_pptx(office *o) {
     if ((rc = office_rels_read(o, entry, &rels))) return rc;
 
     /* The slide list: r:id of each p:sldId, in order. */
+    ox_reader x;
     char *data;
-    size_t len;
-    if ((rc = office_read(o, entry, false, &data, &len))) {
+    if ((rc = office_part(o, entry, false, &x, &data))) {
         office_rels_free(&rels);
         return rc;
     }
-    ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
     slide s = {.o = o};
     uint32_t page = 0;
     char id[64];
     /* Slide entries are read after the presentation part is closed, one at
      * a time; their names are collected first. */
     buf names = {0};
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         if (!ox_is_start(ox_type(&x), ox_name(&x), "sldId") || !ox_attr_ns(&x, "id", id, sizeof id)) continue;
         const office_rel *rel = office_rel_by_id(&rels, id);
         if (!rel || !rel->target[0]) {
@@ -304,8 +287,7 @@ int office_pptx(office *o) {
             rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
         page++;
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     office_rels_free(&rels);
     const char *p = names.p;
     for (uint32_t i = 1; !rc && i <= page; i++, p += strlen(p) + 1) rc = read_slide(o, &s, p, i);

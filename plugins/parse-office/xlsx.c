@@ -35,20 +35,12 @@ typedef struct strings {
 } strings;
 
 static int read_strings(office *o, const char *entry, strings *ss) {
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
     int si = 0, in_t = 0, skip = -1;
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         const char *name = ox_name(&x);
         bool bad = false;
@@ -86,8 +78,7 @@ static int read_strings(office *o, const char *entry, strings *ss) {
         }
         if (bad) rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -148,12 +139,10 @@ typedef struct styles {
 #define MAX_NUMFMT 4096
 
 static int read_styles(office *o, const char *entry, styles *st) {
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, true, &data, &len);
-    if (rc) return rc < 0 ? rc : 0;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, true, &x, &data);
+    if (rc) return rc < 0 ? rc : 0;
     struct {
         int id;
         unsigned char cls;
@@ -161,13 +150,7 @@ static int read_styles(office *o, const char *entry, styles *st) {
     size_t nfmts = 0, cap = 0;
     int in_xfs = 0;
     char v[256];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         const char *name = ox_name(&x);
         if (ox_is_end(type, name, "cellXfs")) in_xfs = 0;
@@ -204,8 +187,7 @@ static int read_styles(office *o, const char *entry, styles *st) {
         if (bad) rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
     }
     free(fmts);
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     return rc;
 }
 
@@ -330,21 +312,13 @@ static int end_row(sheet *s) {
 
 static int read_sheet(office *o, const strings *ss, const styles *st, const char *entry, const char *name,
                       uint32_t page) {
-    char *data;
-    size_t len;
-    int rc = office_read(o, entry, false, &data, &len);
-    if (rc) return rc;
     ox_reader x;
-    rc = office_xml(o, &x, data, len, entry);
+    char *data;
+    int rc = office_part(o, entry, false, &x, &data);
+    if (rc) return rc;
     sheet s = {.o = o, .ss = ss, .st = st};
     char ref[32];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         int type = ox_type(&x);
         const char *el = ox_name(&x);
         if (type == XML_READER_TYPE_ELEMENT) {
@@ -385,8 +359,7 @@ static int read_sheet(office *o, const strings *ss, const styles *st, const char
         }
         if (rc == SL_ENOMEM) rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     if (!rc) {
         int h = office_emit(o, SL_EL_HEADING, 1, page, name, strlen(name));
         int t = h < -1 ? h : office_emit(o, SL_EL_TABLE, 0, page, s.table.p ? s.table.p : "", s.table.len);
@@ -423,19 +396,11 @@ int office_xlsx(office *o) {
     /* The sheet list: name and part of each, NUL-separated pairs. */
     buf sheets = {0};
     char *data = NULL;
-    size_t len;
     uint32_t n = 0;
-    if (!rc) rc = office_read(o, entry, false, &data, &len);
     ox_reader x = {0};
-    if (!rc) rc = office_xml(o, &x, data, len, entry);
+    if (!rc) rc = office_part(o, entry, false, &x, &data);
     char name[256], id[64];
-    while (!rc) {
-        int r = ox_next(&x);
-        if (r == 0) break;
-        if (r < 0) {
-            rc = office_xml_fail(o, &x);
-            break;
-        }
+    while (office_next(o, &x, &rc)) {
         if (ox_is_start(ox_type(&x), ox_name(&x), "workbookPr")) {
             const char *d = ox_attr(&x, "date1904", id, sizeof id);
             st.date1904 = d && (strcmp(d, "1") == 0 || strcmp(d, "true") == 0);
@@ -449,8 +414,7 @@ int office_xlsx(office *o) {
             rc = sl_fail(o->call, SL_ENOMEM, "%s: out of memory", entry);
         n++;
     }
-    ox_close(&x);
-    free(data);
+    ox_part_close(&x, data);
     office_rels_free(&rels);
     const char *p = sheets.p;
     for (uint32_t i = 1; !rc && i <= n; i++) {
