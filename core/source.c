@@ -71,7 +71,8 @@ void sl_source_configure(sl_ctx *ctx, const char *s3_endpoint, int64_t timeout_m
 int sl_source_is_s3(const char *uri) { return uri && strncmp(uri, "s3://", 5) == 0; }
 
 int sl_source_is_remote(const char *uri) {
-    return uri && (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0 || sl_source_is_s3(uri));
+    return uri &&
+           (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0 || sl_source_is_s3(uri));
 }
 
 /* --- URLs --- */
@@ -523,7 +524,8 @@ static void on_answer(sl_http *req, void *arg) {
         req->resp_len = req->resp_cap = 0;
         copy_header(sl_http_response_header(req, "Content-Type"), got.content_type, sizeof got.content_type);
         copy_header(sl_http_response_header(req, "ETag"), got.etag, sizeof got.etag);
-        copy_header(sl_http_response_header(req, "Last-Modified"), got.last_modified, sizeof got.last_modified);
+        copy_header(sl_http_response_header(req, "Last-Modified"), got.last_modified,
+                    sizeof got.last_modified);
         if (!got.data) {
             fetch_end(f, SL_ENOMEM, NULL, "out of memory");
             return;

@@ -19,7 +19,7 @@ command -v node >/dev/null || {
 }
 
 mkdir s3data
-node "$SRC/tests/s3rver/server.mjs" "$T/s3data" corpus >s3.log 2>&1 &
+node --openssl-legacy-provider "$SRC/tests/s3rver/server.mjs" "$T/s3data" corpus >s3.log 2>&1 &
 s3pid=$!
 stop_s3() { kill "$s3pid" 2>/dev/null || true; }
 trap 'rc=$?; stop_s3; (exit $rc); cleanup' EXIT
@@ -73,6 +73,12 @@ check_gt "the text reached the chunks" \
                   WHERE d.uri = 's3://corpus/docs/gamma.md' AND c.text LIKE '%gammaword%';")" 0
 check_eq "media type from the name" \
     "$(sql "$db" "SELECT DISTINCT media_type FROM documents;")" "text/markdown"
+check_eq "the object's ETag is kept as metadata" \
+    "$(sql "$db" "SELECT count(*) FROM documents WHERE json_extract(metadata, '$.etag') LIKE '\"%\"';")" 4
+
+# A dry run reads (fetches, blocking) and looks up the same way.
+sl_ok run --dry-run s3://corpus/docs
+check_contains "dry run: all unchanged" "$OUT" "0 new, 0 to replace, 4 unchanged"
 
 # 2. Nothing changed: nothing stored.
 sl_ok run --json s3://corpus/docs
@@ -141,5 +147,18 @@ OUT=$(cat out.json)
 check_eq "s3_endpoint: the small object stored" "$(json .documents.stored)" 1
 check_contains "max_file_size: the large object fails, said so" \
     "$(json '.failed[] | select(.uri == "s3://corpus/big/big.md") | .reason')" "larger than max_file_size"
+
+# 9. More keys than one ListObjectsV2 page (1000): the listing follows its
+#    continuation token, and every object is stored once.
+mkdir many
+for i in $(seq -w 1 1005); do printf '# Page %s\n\nText of page %s.\n' "$i" "$i" >"many/p$i.md"; done
+codes=$(curl -s -o /dev/null -w '%{http_code}\n' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --aws-sigv4 "aws:amz:eu-west-1:s3" -u S3RVER:S3RVER -T "many/p[0001-1005].md" "$endpoint/corpus/many/")
+check_eq "upload of 1005 objects" "$(sort <<<"$codes" | uniq -c | tr -s ' ')" " 1005 200"
+sl_ok run --json s3://corpus/many
+check_eq "two pages: stored" "$(json .documents.stored)" 1005
+check_eq "two pages: each once" \
+    "$(sql "$db" "SELECT count(DISTINCT uri) || ' ' || count(*) FROM documents WHERE uri LIKE 's3://corpus/many/%';")" \
+    "1005 1005"
 
 finish

@@ -1,7 +1,11 @@
 // tests/s3rver/server.mjs - s3rver (the 20 Minutes fork, which checks AWS
 // Signature Version 4 as S3 does) on 127.0.0.1, for the s3:// source tests.
 //
-//   node server.mjs DIR [BUCKET...]
+//   node --openssl-legacy-provider server.mjs DIR [BUCKET...]
+//
+// (s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
+// keeps in its legacy provider: without the flag a listing of more than
+// 1000 keys answers 500.)
 //
 // Stores objects under DIR, creates each BUCKET, listens on a free port and
 // prints "ready PORT" on stdout once it accepts connections; stops on
