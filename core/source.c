@@ -197,6 +197,16 @@ static int s3_sign(CURL *e, struct curl_slist **h) {
 
 static void copy_header(const char *v, char *out, size_t outlen) { snprintf(out, outlen, "%s", v ? v : ""); }
 
+/* An http(s) document follows redirects (a moved page), to http(s) only;
+ * S3 requests never do (a signed request must not travel elsewhere). */
+static void follow(CURL *e) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+}
+
 /* --- blocking requests (listings, and readers outside a run) --- */
 
 typedef struct sync_req {
@@ -281,6 +291,7 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
 #if LIBCURL_VERSION_NUM >= 0x075500
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+        if (!s3) follow(e);
         if (s3 && s3_sign(e, &h)) {
             curl_easy_cleanup(e);
             curl_slist_free_all(h);
@@ -574,6 +585,7 @@ int sl_fetch_start(sl_loop *loop, const char *uri, uint64_t max_size, sl_fetch_c
     struct curl_slist *h = NULL;
     int rc = f->req ? 0 : SL_ENOMEM;
     if (!rc && sl_source_is_s3(uri) && s3_sign(f->req->easy, &h)) rc = SL_ENOMEM;
+    if (!rc && !sl_source_is_s3(uri)) follow(f->req->easy);
     /* the signing headers go in through sl_http_header (it owns the list) */
     for (struct curl_slist *p = h; !rc && p; p = p->next) {
         char *colon = strchr(p->data, ':');

@@ -4,7 +4,7 @@
 # document, typed by its name or else its Content-Type; a rerun stores
 # nothing; a 404 fails that document alone, naming the status; a 503 is
 # retried and then stored; a server that never answers fails the document
-# after [sluice] fetch_timeout, and the run goes on.
+# after [sluice] fetch_timeout, and the run goes on; a redirect is followed.
 source "$(dirname "$0")/lib.sh"
 
 mkdir www
@@ -30,6 +30,12 @@ class H(http.server.SimpleHTTPRequestHandler):
             return
         if self.path == '/flaky.md' and n == 1:
             self.send_error(503, 'busy')
+            return
+        if self.path == '/moved.md':
+            self.send_response(301)
+            self.send_header('Location', '/doc.md')
+            self.send_header('Content-Length', '0')
+            self.end_headers()
             return
         if self.path == '/flaky.md':
             self.path = '/doc.md'
@@ -65,9 +71,13 @@ base=http://127.0.0.1:$port
 sed '/^\[sluice\]/a fetch_timeout = 2s\nretries = 1\nretry_base = 100ms' "$SRC/conf/default.ini" >http.ini
 db=.sluice/store.db
 
-sl run -c http.ini --json "$base/doc.md" "$base/page" "$base/missing.md" "$base/flaky.md" "$base/hang"
+sl run -c http.ini --json "$base/doc.md" "$base/page" "$base/missing.md" "$base/flaky.md" "$base/hang" \
+    "$base/moved.md"
 check_eq "exit status: documents failed" "$RC" 1
-check_eq "stored: the document, the HTML page and the retried one" "$(json .documents.stored)" 3
+check_eq "stored: the document, the HTML page, the retried one, the moved one" "$(json .documents.stored)" 4
+check_gt "a redirect is followed: stored under the URL asked for" \
+    "$(sql "$db" "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id
+                  WHERE d.uri = '$base/moved.md' AND c.text LIKE '%quokkaword%';")" 0
 check_eq "failed: the 404 and the hang" "$(json .documents.failed)" 2
 check_eq "the uri is the URL" "$(sql "$db" "SELECT count(*) FROM documents WHERE uri = '$base/doc.md';")" 1
 check_gt "its text was stored" \
