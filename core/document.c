@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "sluice/call.h"
+#include "source.h"
 
 void sl_hash128_hex(const void *p, size_t len, char out[33]) {
     XXH128_hash_t h = XXH3_128bits(p, len);
@@ -82,7 +83,21 @@ static int same_file_state(const struct stat *a, const struct stat *b) {
  * truncated or rewritten while sluice works on it cannot fault (SIGBUS) the
  * process. A file that changes while it is read (its size, its mtime) is
  * read again, once; if it changes again the document fails, named. */
+/* A remote document read outside a run (a dry run, a tool): one blocking
+ * fetch. A run fetches on the loop instead (job.c). */
+static int load_remote(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
+    sl_fetched got;
+    int rc = sl_fetch_sync(doc->path, max_size, &got, err, errlen);
+    if (rc) return rc;
+    doc->data = got.data;
+    doc->len = got.len;
+    doc->mapped = 2; /* malloc'd */
+    sl_hash128_hex(doc->data, doc->len, doc->hash);
+    return 0;
+}
+
 int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
+    if (sl_source_is_remote(doc->path)) return load_remote(doc, max_size, err, errlen);
     int fd = open(doc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open: %s", strerror(errno));
@@ -138,6 +153,14 @@ int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen) {
     close(fd);
     if (rc == 0) sl_hash128_hex(doc->data, doc->len, doc->hash);
     return rc;
+}
+
+void sl_doc_take_data(sl_doc *doc, char *data, size_t len) {
+    if (doc->mapped == 2) free((void *)doc->data);
+    doc->data = data;
+    doc->len = len;
+    doc->mapped = 2;
+    sl_hash128_hex(data, len, doc->hash);
 }
 
 void sl_doc_set_data(sl_doc *doc, const char *data, size_t len) {

@@ -127,11 +127,14 @@ sl_doc *sl_doc_new(const char *uri, const char *path);
  * content hash. A file that keeps changing while it is read fails. On
  * failure returns a negative SL_E* and writes the reason ("permission
  * denied", "is a directory", "the file changed while sluice read it", ...)
- * to err. */
+ * to err. A path that is an http(s):// or s3:// URI is fetched, blocking
+ * (source.h). */
 int sl_doc_load(sl_doc *doc, uint64_t max_size, char *err, size_t errlen);
 /* Uses caller-owned bytes (tests, `sluice check`); hashes them. The bytes
  * must outlive the document. */
 void sl_doc_set_data(sl_doc *doc, const char *data, size_t len);
+/* Takes malloc'd bytes (a fetched body): the document frees them. Hashes them. */
+void sl_doc_take_data(sl_doc *doc, char *data, size_t len);
 void sl_doc_set_media_type(sl_doc *doc, const char *media_type);
 void sl_doc_set_fingerprint(sl_doc *doc, const char *fp_hex);
 void sl_doc_set_run_id(sl_doc *doc, uint64_t run_id);

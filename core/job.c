@@ -24,6 +24,7 @@
 
 #include "media.h"
 #include "scheduler.h"
+#include "source.h"
 
 static const char *const state_names[] = {[JOB_NEW] = "new",
                                           [JOB_READ] = "read",
@@ -533,8 +534,12 @@ static void drop_children(run *r) {
 static void job_begin(job *j, const char *error, int named) {
     run *r = j->run;
     sl_doc *doc = j->doc;
-    r->docs_inflight++;
-    r->raw_inflight += j->raw;
+    if (j->fetching) { /* counted since its fetch began */
+        j->fetching = 0;
+    } else {
+        r->docs_inflight++;
+        r->raw_inflight += j->raw;
+    }
     sl_doc_set_run_id(doc, r->run_id);
     const char *media = sl_doc_media_type(doc);
     const sl_route *route = error ? NULL : sl_runtime_route_for(r->rt, media);
@@ -584,9 +589,61 @@ static int job_parked(run *r, const char *path) {
     return o->nparked && bsearch(&path, o->parked, o->nparked, sizeof *o->parked, cmp_uri);
 }
 
+/* --- remote documents (source.h) ---
+ *
+ * An http(s):// or s3:// document is fetched on the loop before its route
+ * is chosen: the response's Content-Type names its type where its name does
+ * not. It is admitted, and counted in flight, when its fetch begins, so the
+ * memory budget and the document limit bound the fetches too; its body is
+ * metered while it arrives. Its bytes then are the document's, as a child's
+ * are: the read step checks and sniffs them, lookup compares their hash. */
+
+/* "text/html; charset=utf-8" -> "text/html", lower case, into out. */
+static void bare_type(const char *ct, char *out, size_t outlen) {
+    size_t n = strcspn(ct, "; \t");
+    if (n >= outlen) n = outlen - 1;
+    for (size_t i = 0; i < n; i++) out[i] = (char)(ct[i] >= 'A' && ct[i] <= 'Z' ? ct[i] + 32 : ct[i]);
+    out[n] = 0;
+}
+
+static void fetched(void *arg, int rc, sl_fetched *got, const char *err) {
+    job *j = arg;
+    run *r = j->run;
+    sl_doc *d = j->doc;
+    char why[512];
+    if (rc) {
+        snprintf(why, sizeof why, "cannot fetch: %s", err);
+    } else {
+        sl_doc_take_data(d, got->data, got->len);
+        if (got->len > j->raw) { /* the size was unknown (http) or has grown */
+            r->raw_inflight += got->len - j->raw;
+            j->raw = got->len;
+        }
+        char ct[128];
+        bare_type(got->content_type, ct, sizeof ct);
+        if (strcmp(sl_doc_media_type(d), "application/octet-stream") == 0 && ct[0] &&
+            strcmp(ct, "application/octet-stream") != 0)
+            sl_doc_set_media_type(d, ct);
+        if (got->etag[0]) sl_doc_meta_set(d, "etag", got->etag);
+        if (got->last_modified[0]) sl_doc_meta_set(d, "last_modified", got->last_modified);
+    }
+    job_begin(j, rc ? why : NULL, j->named); /* its end, if it fails, admits the next */
+    job_admit(r);
+}
+
+static void job_fetch(job *j) {
+    run *r = j->run;
+    j->fetching = 1;
+    r->docs_inflight++;
+    r->raw_inflight += j->raw;
+    if (sl_fetch_start(r->loop, sl_doc_uri(j->doc), r->rt->set.max_file_size, fetched, j) != 0)
+        fetched(j, SL_ENOMEM, NULL, "cannot start the request (out of memory, or not a URI sluice fetches)");
+}
+
 static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named, int parked) {
     job *j = calloc(1, sizeof *j);
-    sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
+    int remote = !error && sl_source_is_remote(path);
+    sl_doc *doc = j ? sl_doc_new(path, remote ? NULL : path) : NULL;
     if (!doc) {
         free(j);
         run_fatal(r, "read", "out of memory");
@@ -597,8 +654,12 @@ static void job_start(run *r, const char *path, const char *error, uint64_t raw,
     j->state = JOB_NEW;
     j->raw = raw;
     j->parked = parked;
+    j->named = named;
     sl_doc_set_media_type(doc, sl_media_type_for_path(path));
-    job_begin(j, error, named);
+    if (remote)
+        job_fetch(j);
+    else
+        job_begin(j, error, named);
 }
 
 /* A file in a folder outside [sluice] include: counted, by whether a route

@@ -1,5 +1,6 @@
 /* runtime.c - settings, instances and routes from a config (see runtime.h). */
 #include "runtime.h"
+#include "source.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -257,6 +258,24 @@ static const sl_option settings_options[] = {
      "a plugin call on the thread pool running longer is logged with its plugin and document; 0: never",
      0,
      offsetof(sl_settings, slow_call_ms),
+     NULL,
+     {0}},
+    {"s3_endpoint",
+     SL_OPT_STRING,
+     "",
+     "s3:// URIs: the URL of an S3-compatible server, addressed path style (http://127.0.0.1:9000); empty: "
+     "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS itself",
+     0,
+     offsetof(sl_settings, s3_endpoint),
+     NULL,
+     {0}},
+    {"fetch_timeout",
+     SL_OPT_DURATION,
+     "60s",
+     "an http(s):// or s3:// document's request (and an s3:// listing page) fails after this long, and is "
+     "retried like a 5xx ([sluice] retries)",
+     0,
+     offsetof(sl_settings, fetch_timeout_ms),
      NULL,
      {0}},
     {NULL, 0, NULL, NULL, 0, 0, NULL, {0}},
@@ -655,6 +674,9 @@ int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, sl_loop *loop, sl_runtime **
     rt->loop = loop;
     rt->loop_borrowed = loop != NULL;
     int rc = parse_settings(rt);
+    if (!rc)
+        sl_source_configure(ctx, rt->set.s3_endpoint, rt->set.fetch_timeout_ms, rt->set.retries,
+                            rt->set.retry_base_ms);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
     if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
     if (!rc && !rt->loop && sl_loop_new(&rt->loop) != 0)

@@ -54,6 +54,9 @@ typedef struct sl_settings {
     int64_t max_attempts;       /* failed this many runs: a dead letter, not retried by `run`; 0: never */
     int64_t call_deadline_ms;   /* a call answering SL_PENDING gets this long, unless its stage says */
     int64_t slow_call_ms;       /* a pool call running longer is logged; 0: never */
+    const char
+        *s3_endpoint; /* s3:// URIs: an S3-compatible server (path style); "": the environment's, or AWS */
+    int64_t fetch_timeout_ms; /* one http(s):// or s3:// request, at most */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

@@ -270,6 +270,8 @@ struct sl_job {
     int waiting;             /* 1: at its store step, 2: at its end, for children_left to reach 0 */
     job_state end_when_done; /* the end it waits to take (waiting == 2) */
     int no_route;            /* its content named a type no route takes: skipped, counted */
+    int fetching;            /* a remote document being fetched (job.c): in flight before its route */
+    int named;               /* named on the command line (for job_begin after the fetch) */
 };
 
 /* Starts as many documents as the limits allow. */

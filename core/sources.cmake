@@ -20,6 +20,7 @@ set(SLUICE_CORE_SOURCES
   plugin_check.c
   wire.c workers.c worker.c worker_main.c sandbox.c
   io.c http.c http_verdict.c remote.c
+  source.c
   serve.c
   httpd.c metrics.c status_page.c
   failures.c dryrun.c probe.c

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "source.h"
+
 typedef struct frame {
     char *dir;
     char **names;
@@ -26,7 +28,12 @@ struct sl_walk {
     size_t depth, cap;
     char *cur; /* the path handed out last */
     int report_outside;
-    char err[256];
+    char err[512];
+    /* an s3:// root being listed (source.h): its URI and its key prefix */
+    sl_s3_list *s3;
+    char *s3_root;
+    const char *s3_prefix; /* in s3_root */
+    uint64_t s3_found;
 };
 
 static void split_patterns(const char *s, char ***out, size_t *n) {
@@ -58,7 +65,8 @@ int sl_walk_new(const char *const *roots, size_t nroots, const char *include, co
     for (size_t i = 0; w->roots && i < nroots; i++) {
         /* "docs/" and "docs" give the same URIs */
         size_t l = strlen(roots[i]);
-        while (l > 1 && roots[i][l - 1] == '/') l--;
+        int url = sl_source_is_remote(roots[i]) && !sl_source_is_s3(roots[i]); /* its path is the server's */
+        while (!url && l > 1 && roots[i][l - 1] == '/') l--;
         w->roots[i] = strndup(roots[i], l);
     }
     w->nroots = nroots;
@@ -139,12 +147,100 @@ static void hand_out(sl_walk *w, sl_walk_entry *e, char *path, const char *error
 
 void sl_walk_report_outside(sl_walk *w) { w->report_outside = 1; }
 
+static void s3_done(sl_walk *w) {
+    sl_s3_list_free(w->s3);
+    w->s3 = NULL;
+    free(w->s3_root);
+    w->s3_root = NULL;
+}
+
+/* The next object of the s3:// root being listed, as a folder's files are
+ * walked: the object the root names exactly is a named candidate, the keys
+ * under ROOT/ must match the include patterns (the base name, as files).
+ * A root that names nothing, or whose listing fails, is yielded with the
+ * reason, so it fails as a document instead of vanishing. 1: *e filled; 0:
+ * this root is done. */
+static int s3_next(sl_walk *w, sl_walk_entry *e) {
+    size_t plen = strlen(w->s3_prefix);
+    for (;;) {
+        const char *key;
+        uint64_t size;
+        int rc = sl_s3_list_next(w->s3, &key, &size, w->err, sizeof w->err);
+        if (rc <= 0) {
+            char *root = w->s3_root;
+            w->s3_root = NULL;
+            int nothing = rc == 0 && !w->s3_found && plen;
+            if (nothing) snprintf(w->err, sizeof w->err, "no such object, and no objects under it");
+            s3_done(w);
+            if (rc == 0 && !nothing) {
+                free(root);
+                return 0;
+            }
+            hand_out(w, e, root, w->err, 0);
+            return 1;
+        }
+        int exact = plen && strcmp(key, w->s3_prefix) == 0;
+        if (!exact && plen && (strncmp(key, w->s3_prefix, plen) != 0 || key[plen] != '/'))
+            continue; /* "docs2/a.md" is not under "docs" */
+        const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+        int outside = 0;
+        if (!exact && matches(w->exc, w->nexc, base)) continue;
+        if (!exact && !matches(w->inc, w->ninc, base)) {
+            if (!w->report_outside) continue;
+            outside = 1;
+        }
+        /* s3://BUCKET/ + key */
+        size_t blen = (size_t)(w->s3_prefix - w->s3_root);
+        char *uri = malloc(blen + strlen(key) + 1);
+        if (!uri) return 0;
+        memcpy(uri, w->s3_root, blen);
+        strcpy(uri + blen, key);
+        w->s3_found++;
+        hand_out(w, e, uri, NULL, size);
+        e->named = exact;
+        e->outside = outside;
+        return 1;
+    }
+}
+
 int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
     for (;;) {
+        if (w->s3) {
+            if (s3_next(w, e)) return 1;
+            continue;
+        }
         if (w->depth == 0) {
             if (w->root_i >= w->nroots) return 0;
             char *root = strdup(w->roots[w->root_i++]);
             if (!root) return 0;
+            if (sl_source_is_s3(root)) {
+                const char *slash = strchr(root + 5, '/');
+                if (root[5] == '/' || root[5] == 0 || sl_s3_list_new(root, &w->s3) != 0) {
+                    snprintf(w->err, sizeof w->err, "not an s3://BUCKET/PREFIX URI");
+                    hand_out(w, e, root, w->err, 0);
+                    return 1;
+                }
+                if (!slash) { /* s3://BUCKET: keys are joined after a '/' */
+                    char *r = malloc(strlen(root) + 2);
+                    if (!r) {
+                        free(root);
+                        s3_done(w);
+                        return 0;
+                    }
+                    sprintf(r, "%s/", root);
+                    free(root);
+                    root = r;
+                    slash = strchr(root + 5, '/');
+                }
+                w->s3_root = root;
+                w->s3_prefix = slash + 1;
+                w->s3_found = 0;
+                continue;
+            }
+            if (sl_source_is_remote(root)) { /* an http(s) URL: one document, fetched when read */
+                hand_out(w, e, root, NULL, 0);
+                return 1;
+            }
             struct stat st;
             if (stat(root, &st) != 0) {
                 snprintf(w->err, sizeof w->err, "%s", strerror(errno));
@@ -205,6 +301,7 @@ int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
 
 void sl_walk_free(sl_walk *w) {
     if (!w) return;
+    s3_done(w);
     while (w->depth) pop(w);
     free(w->stack);
     for (size_t i = 0; i < w->nroots; i++) free(w->roots[i]);

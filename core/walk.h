@@ -8,6 +8,12 @@
  * be resolved (a loop, a dangling target) is yielded as a candidate with an
  * error, so it is reported as a failed document instead of vanishing, and a
  * directory link back to one of its own ancestors is not entered twice.
+ *
+ * Remote roots (source.h): an http(s):// URL is one named candidate (size
+ * unknown, 0); an s3://BUCKET/PREFIX is listed page by page as the walk
+ * goes, like a folder (the key's base name must match include, the object
+ * PREFIX itself is named); each object is yielded as s3://BUCKET/KEY with
+ * its size. Listing blocks the caller for one page of 1000 keys at a time.
  */
 #ifndef SL_WALK_H
 #define SL_WALK_H

@@ -70,3 +70,5 @@ export DEBIAN_FRONTEND=noninteractive
 
 # The npm test helpers, from the lock file (the npm registry is reachable).
 (cd "$(dirname "$0")/../tests/pglite" && npm ci --no-audit --no-fund --loglevel=error)
+# s3rver, an S3-compatible server that checks SigV4, for the s3:// tests.
+(cd "$(dirname "$0")/../tests/s3rver" && npm ci --no-audit --no-fund --loglevel=error)
