@@ -124,8 +124,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * that inserts chunks itself must now index them too; an older sluice
      * refuses a store of this version, so it never adds unindexed chunks.
      * (vector_log is made outside the versions, by VINDEX_LOG_SQL.) */
-    "DROP TRIGGER IF EXISTS chunks_fts_insert;"
-    "DROP TRIGGER IF EXISTS vector_log_insert;",
+    "DROP TRIGGER IF EXISTS chunks_fts_insert; DROP TRIGGER IF EXISTS vector_log_insert;",
 };
 
 /* The keyword ranking: BM25 with the heading path weighted twice the text
