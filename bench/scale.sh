@@ -37,7 +37,9 @@
 # peak RSS, the report's peak_inflight_bytes, memory_budget, the report's
 # lower bound (.binding.chain_s, the longest single-document chain) and its
 # binding-constraint line (.binding.line); "-" where a report has none. Under
-# it the fake provider's own CPU over the run, to show it was not the limit.
+# it the fake provider's own CPU over the run, to show it was not the limit,
+# and the CPU of sink-sqlite's writer thread (from its -v log line): one
+# thread, so its CPU per chunk bounds the chunks a second.
 # It ends with the goals beside the largest size's numbers.
 #
 # Variables: SIZES, WORK (/tmp/sluice-bench-scale: corpora are generated
@@ -221,7 +223,7 @@ run_sluice() {
     local t0 t1 tpid pid="" loop=0 x rc=0
     t0=$(now)
     (cd "$run" && exec env BENCH_URL="${fake_url:-}" /usr/bin/time -v -o time.txt \
-        "$sluice" -c "$ini" run --json "$corpus" >report.json 2>stderr.txt) &
+        "$sluice" -c "$ini" run -v --json "$corpus" >report.json 2>stderr.txt) &
     tpid=$!
     # sluice is the child of /usr/bin/time; the loop runs on its main thread
     # (task id = pid). Sample until it exits: the last sample misses at most
@@ -257,6 +259,10 @@ run_sluice() {
     r_chain=$(jq -r '.binding.chain_s // empty' "$rep")
     r_line=$(jq -r '.binding.line // empty' "$rep")
     r_rep=$rep
+    # sink-sqlite's writer thread logs its CPU at the end (-v): one thread,
+    # so its CPU per chunk bounds the chunks a second, whatever the cores
+    r_writer=$(sed -n 's/.*the writer thread wrote for [0-9.]* s, \([0-9.]*\) s of it on the CPU.*/\1/p' \
+        "$run/stderr.txt" | tail -1)
     r_fake_cpu=""
     if [[ $kind == providers ]]; then
         x=$(ticks "/proc/$fake_pid/stat")
@@ -306,6 +312,7 @@ for n in $sizes; do
             "$r_inflight" "$budget_mb" "$r_chain" "$r_line")")
         llm_req=$(jq '[.providers[] | select(.name == "summarizer") | .requests - .retries] | add // 0' "$r_rep")
         emb_req=$(jq '[.providers[] | select(.name == "embedder") | .requests - .retries] | add // 0' "$r_rep")
+        [[ -z $r_writer || $r_chunks == 0 ]] || notes+=("sink-sqlite's writer thread (providers): $r_writer s CPU, $(calc "$r_writer / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk of the run's $(calc "$r_cpu / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }'); one thread, so at most $(calc "$r_chunks / $r_writer" | awk '{ printf "%.0f", $1 }') chunks/s on cores of this speed, whatever their number.")
         notes+=("fake provider: $(calc "$r_fake_cpu" | awk '{ printf "%.2f", $1 }') s CPU over the sluice run's $(calc "$r_wall" | awk '{ printf "%.2f", $1 }') s ($(calc "$r_fake_cpu / $r_wall" | awk '{ printf "%.2f", $1 }') of a core), $r_fake_peak requests in flight at peak; sluice sent $llm_req summary and $emb_req embedding requests ($(calc "$llm_req / $r_stored" | awk '{ printf "%.2f", $1 }') and $(calc "$emb_req / $r_stored" | awk '{ printf "%.2f", $1 }') a document).")
         out[$n,p_wall]=$r_wall out[$n,p_docs]=$r_stored out[$n,p_cpu]=$r_cpu out[$n,p_chunks]=$r_chunks
         out[$n,p_loop]=$r_loop out[$n,p_rss]=$r_rss
@@ -358,6 +365,7 @@ for n in $sizes; do
     run_sluice none "$ini_none" "$corpus" "$n"
     rows+=("$(row "sluice, no providers (embed-hash)" "$r_stored" "$r_wall" "$r_chunks" "$r_cpu" "$r_loop" "$r_rss" \
         "$r_inflight" "$budget_mb" "$r_chain" "$r_line")")
+    [[ -z $r_writer || $r_chunks == 0 ]] || notes+=("sink-sqlite's writer thread (no providers): $r_writer s CPU, $(calc "$r_writer / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk of the run's $(calc "$r_cpu / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }'); one thread, so at most $(calc "$r_chunks / $r_writer" | awk '{ printf "%.0f", $1 }') chunks/s on cores of this speed, whatever their number.")
     out[$n,n_rss]=$r_rss
     out[$n,n_chunks]=$r_chunks
     largest=$n

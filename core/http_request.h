@@ -61,6 +61,7 @@ struct sl_http {
     size_t hlen, hcap;
     int oom;
     int no_expect;     /* "Expect:" is in headers */
+    int sent;          /* sent at least once: curl holds its buffers (curl_held) */
     int on_pool;       /* sl_http_answer_on_pool: cb runs on a pool thread */
     long long metered; /* bytes counted in the run's memory meter */
     size_t max_resp;   /* sl_http_max_response; 0: DEFAULT_MAX_RESPONSE */

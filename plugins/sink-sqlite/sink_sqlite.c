@@ -49,7 +49,7 @@
 #include "sink_sqlite.h"
 #include "vindex.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* The oldest schema a read-only command (SL_STORE_READ: `sluice query`,
  * `failed`) answers from as it is; an older store is refused until a
  * `sluice run` migrates it. */
@@ -114,6 +114,17 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "new.summary);"
     " END;"
     "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');",
+    /* 4: new chunks reach the keyword index and the vector log through
+     * the writer, one statement each per group of documents before its
+     * COMMIT (writer.c, index_group), not through a trigger per inserted
+     * row: FTS5 writes its pending terms to disk at every statement's
+     * savepoint, so the trigger made each chunk an index segment of its
+     * own. The delete and update triggers stay (a replacement deletes the
+     * old chunks, a prune deletes through ON DELETE CASCADE). A program
+     * that inserts chunks itself must now index them too; an older sluice
+     * refuses a store of this version, so it never adds unindexed chunks.
+     * (vector_log is made outside the versions, by VINDEX_LOG_SQL.) */
+    "DROP TRIGGER IF EXISTS chunks_fts_insert; DROP TRIGGER IF EXISTS vector_log_insert;",
 };
 
 /* The keyword ranking: BM25 with the heading path weighted twice the text

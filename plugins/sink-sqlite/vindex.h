@@ -2,10 +2,12 @@
  * vector dimension (hnsw_shim.h), kept next to the store in a file of its
  * own (PATH.DIM.hnsw) and never trusted further than the store agrees.
  *
- * The store logs every vector that comes and goes: triggers on `chunks`
- * append (chunk id, dim, added or removed) to `vector_log`, in the same
- * transaction as the change, so the log is exactly as durable as the
- * chunks. An index file records the store's id and the last log entry it
+ * The store logs every vector that comes and goes: (chunk id, dim, added
+ * or removed) appended to `vector_log` in the same transaction as the
+ * change, so the log is exactly as durable as the chunks. Removals by
+ * triggers on `chunks`; additions by the writer, one statement per group
+ * of documents (writer.c, index_group: schema 4 dropped the trigger per
+ * inserted row). An index file records the store's id and the last log entry it
  * covers. Opened again, after a clean exit or a kill -9, the index is
  * checked (checksum, sizes, store id, that entry) and caught up with the
  * log entries after it: the chunks a replace or prune removed are marked
@@ -36,8 +38,6 @@
     "CREATE TABLE IF NOT EXISTS vector_log_id(id TEXT NOT NULL);"                                            \
     "INSERT INTO vector_log_id SELECT lower(hex(randomblob(16)))"                                            \
     " WHERE NOT EXISTS (SELECT 1 FROM vector_log_id);"                                                       \
-    "CREATE TRIGGER IF NOT EXISTS vector_log_insert AFTER INSERT ON chunks WHEN new.vector IS NOT NULL"      \
-    " BEGIN INSERT INTO vector_log(chunk, dim, added) VALUES(new.id, new.dim, 1); END;"                      \
     "CREATE TRIGGER IF NOT EXISTS vector_log_delete AFTER DELETE ON chunks WHEN old.vector IS NOT NULL"      \
     " BEGIN INSERT INTO vector_log(chunk, dim, added) VALUES(old.id, old.dim, 0); END;"                      \
     "CREATE TRIGGER IF NOT EXISTS vector_log_update AFTER UPDATE OF id, dim, vector ON chunks BEGIN"         \

@@ -13,7 +13,8 @@
  *            never waits for the write lock or for SQL.
  *   writer   this thread: takes everything queued (group_max at most),
  *            BEGIN IMMEDIATE, a SAVEPOINT per document around its upsert,
- *            chunk delete and chunk inserts, COMMIT, and only then answers
+ *            chunk delete and chunk inserts, the keyword index and vector
+ *            log of the group's chunks (index_group), COMMIT, and only then answers
  *            each document (sl_call_done): 0 once committed, the error when
  *            its own writes or the COMMIT failed. A document whose writes
  *            fail is rolled back to its savepoint and fails alone.
@@ -65,6 +66,8 @@ enum {
     W_MARK_CHILDREN,
     W_PRUNE,
     W_CLEAR_FAILURE,
+    W_INDEX_KEYWORDS,
+    W_LOG_VECTORS,
     W_COUNT
 };
 
@@ -98,6 +101,15 @@ static const char *const statements[W_COUNT] = {
                 " AND (seen_run IS NULL OR seen_run <> ?4)",
     /* a document stored is off the failure list, in the same transaction */
     [W_CLEAR_FAILURE] = "DELETE FROM failures WHERE uri = ?1",
+    /* What the chunks of a group's documents (?1: their ids, a JSON array)
+     * add to the keyword index and to the vector log, one statement each
+     * before the group's COMMIT (see index_group). */
+    [W_INDEX_KEYWORDS] = "INSERT INTO chunks_fts(rowid, text, heading, summary)"
+                         " SELECT c.id, c.text, c.heading, c.summary FROM json_each(?1) AS j"
+                         " JOIN chunks AS c ON c.doc_id = j.value",
+    [W_LOG_VECTORS] =
+        "INSERT INTO vector_log(chunk, dim, added) SELECT c.id, c.dim, 1 FROM json_each(?1) AS j"
+        " JOIN chunks AS c ON c.doc_id = j.value WHERE c.vector IS NOT NULL",
 };
 
 /* Seen-marks wait this long for a group to ride with before they are
@@ -123,6 +135,15 @@ typedef struct items {
     item *head, *tail;
     size_t n;
 } items;
+
+/* The documents a group's transaction wrote, whose chunks are not yet in
+ * the keyword index and the vector log: their ids as a JSON array, and
+ * what they hold, to check what the index statements add. */
+typedef struct unindexed {
+    char *ids;
+    size_t len, cap;
+    size_t chunks, vectors;
+} unindexed;
 
 /* A queued seen-mark; a list, so putting marks back never allocates. */
 typedef struct mark {
@@ -153,6 +174,7 @@ struct writer {
     sqlite3_stmt *st[W_COUNT];
     float *fbuf; /* big-endian hosts: one vector in little-endian order */
     size_t fcap;
+    unindexed wr; /* the open group's documents (the buffer is kept between groups) */
     writer_opts o;
     int64_t max_len; /* SQLite's longest string or blob (SQLITE_LIMIT_LENGTH) */
 
@@ -193,11 +215,25 @@ static void items_push(items *q, item *it) {
     q->n++;
 }
 
-/* The first `max` items of q, cut off. mu held. */
+/* Whether the chain from `head` to `last` holds a document of uri. */
+static bool holds_uri(const item *head, const item *last, const char *uri) {
+    for (const item *it = head;; it = it->next) {
+        if (strcmp(sl_doc_uri(it->doc), uri) == 0) return true;
+        if (it == last) return false;
+    }
+}
+
+/* The first `max` items of q, cut off, and cut before a second document of
+ * a uri already taken: a group's chunks are indexed at its end
+ * (index_group), so a document must not delete chunks that its own group
+ * wrote. mu held. */
 static items items_take(items *q, size_t max) {
     items out = {q->head, q->head, 0};
     if (!q->head) return (items){0};
-    for (out.n = 1; out.n < max && out.tail->next; out.n++) out.tail = out.tail->next;
+    for (out.n = 1; out.n < max && out.tail->next; out.n++) {
+        if (holds_uri(out.head, out.tail, sl_doc_uri(out.tail->next->doc))) break;
+        out.tail = out.tail->next;
+    }
     q->head = out.tail->next;
     if (!q->head) q->tail = NULL;
     q->n -= out.n;
@@ -373,7 +409,7 @@ static int grow_fbuf(writer *w, size_t n) {
     return 0;
 }
 
-static int insert_chunk(writer *w, sl_doc *doc, sqlite3_int64 doc_id, size_t i) {
+static int insert_chunk(writer *w, sl_doc *doc, sqlite3_int64 doc_id, size_t i, size_t *vectors) {
     sqlite3_stmt *st = w->st[W_INSERT_CHUNK];
     size_t len;
     const char *text = sl_chunk_text(doc, i, &len);
@@ -400,6 +436,7 @@ static int insert_chunk(writer *w, sl_doc *doc, sqlite3_int64 doc_id, size_t i) 
             blob = w->fbuf;
         }
         /* the vector as one blob of dim float32s: no text, no per-value rows */
+        (*vectors)++;
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 8, dim);
         if (rc == SQLITE_OK) rc = sqlite3_bind_blob(st, 9, blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
     }
@@ -418,8 +455,9 @@ static int insert_chunk(writer *w, sl_doc *doc, sqlite3_int64 doc_id, size_t i) 
 }
 
 /* The document's row (inserted or replaced) and its chunks, replacing the
- * old ones, in the current savepoint. */
-static int write_doc(writer *w, sl_doc *doc, const char *meta) {
+ * old ones, in the current savepoint: its id, and how many of its chunks
+ * have a vector, in *id and *vectors. */
+static int write_doc(writer *w, sl_doc *doc, const char *meta, sqlite3_int64 *id, size_t *vectors) {
     size_t nbytes = 0;
     sl_doc_data(doc, &nbytes);
     size_t nchunks = sl_doc_chunk_count(doc);
@@ -450,7 +488,8 @@ static int write_doc(writer *w, sl_doc *doc, const char *meta) {
     st = w->st[W_DELETE_CHUNKS];
     sqlite3_bind_int64(st, 1, doc_id);
     rc = conn_exec(&w->c, st);
-    for (size_t i = 0; rc == SQLITE_OK && i < nchunks; i++) rc = insert_chunk(w, doc, doc_id, i);
+    *id = doc_id;
+    for (size_t i = 0; rc == SQLITE_OK && i < nchunks; i++) rc = insert_chunk(w, doc, doc_id, i, vectors);
     if (rc == SQLITE_OK) {
         st = w->st[W_CLEAR_FAILURE];
         sqlite3_bind_text(st, 1, sl_doc_uri(doc), -1, SQLITE_STATIC);
@@ -483,6 +522,63 @@ static int apply_marks(writer *w, const marks *m, bool savepoint) {
         else if (undo_one(w))
             return SQLITE_ABORT; /* undone: the group goes on without them */
     }
+    return rc;
+}
+
+/* Room for one more document in w->wr (an id, its comma, the closing
+ * bracket), made before its savepoint: nothing can fail after it. */
+static int written_reserve(writer *w) {
+    unindexed *wr = &w->wr;
+    if (wr->cap - wr->len >= 32) return SQLITE_OK;
+    size_t cap = wr->cap ? wr->cap * 2 : 1024;
+    char *p = realloc(wr->ids, cap);
+    if (!p) return conn_own_error(&w->c, SQLITE_NOMEM);
+    wr->ids = p;
+    wr->cap = cap;
+    return SQLITE_OK;
+}
+
+/* Notes a document the open group wrote (its savepoint released). */
+static void written_add(writer *w, sqlite3_int64 id, size_t chunks, size_t vectors) {
+    unindexed *wr = &w->wr;
+    wr->len +=
+        (size_t)snprintf(wr->ids + wr->len, wr->cap - wr->len, "%c%lld", wr->len ? ',' : '[', (long long)id);
+    wr->chunks += chunks;
+    wr->vectors += vectors;
+}
+
+/* One index statement over the written documents: SQLITE_OK when it added
+ * exactly `want` rows. */
+static int index_rows(writer *w, int which, size_t want, const char *what) {
+    sqlite3_stmt *st = w->st[which];
+    int rc = sqlite3_bind_text(st, 1, w->wr.ids, (int)w->wr.len, SQLITE_STATIC);
+    rc = rc == SQLITE_OK ? conn_exec(&w->c, st) : conn_note(&w->c, rc);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_OK && (uint64_t)sqlite3_changes64(w->c.db) != (uint64_t)want) {
+        rc = conn_own_error(&w->c, SQLITE_INTERNAL);
+        snprintf(w->c.errmsg, sizeof w->c.errmsg, "%s got %lld rows for the %zu its documents wrote", what,
+                 (long long)sqlite3_changes64(w->c.db), want);
+    }
+    return rc;
+}
+
+/* The keyword index (chunks_fts) and the vector log of the chunks that the
+ * open transaction wrote: one INSERT ... SELECT each for the whole group,
+ * in its transaction, so a kill -9 keeps the chunks and their index
+ * entries together or neither. Schema 3 did this with triggers on each
+ * inserted chunk, and the keyword trigger was most of the writer's CPU:
+ * each INSERT opens a statement savepoint, FTS5 writes its pending terms
+ * to disk at every savepoint, so each chunk became an index segment of its
+ * own, merged again and again. Deletes still go through triggers: a group
+ * never holds a document twice (items_take), so what a document deletes
+ * was indexed by an earlier group. */
+static int index_group(writer *w) {
+    unindexed *wr = &w->wr;
+    if (!wr->len) return SQLITE_OK;
+    wr->ids[wr->len++] = ']';
+    wr->ids[wr->len] = '\0';
+    int rc = wr->chunks ? index_rows(w, W_INDEX_KEYWORDS, wr->chunks, "the keyword index") : SQLITE_OK;
+    if (rc == SQLITE_OK && wr->vectors) rc = index_rows(w, W_LOG_VECTORS, wr->vectors, "the vector log");
     return rc;
 }
 
@@ -534,12 +630,17 @@ static void write_group(writer *w, items *g, marks *m) {
     bool lost = false;
     size_t written = 0;
     size_t taken = 0;
+    w->wr.len = w->wr.chunks = w->wr.vectors = 0;
     for (item *it = g->head; it; it = it->next) {
         taken++;
-        rc = exec_st(w, W_SAVEPOINT);
-        if (rc == SQLITE_OK) rc = write_doc(w, it->doc, it->meta);
+        sqlite3_int64 id = 0;
+        size_t vectors = 0;
+        rc = written_reserve(w);
+        if (rc == SQLITE_OK) rc = exec_st(w, W_SAVEPOINT);
+        if (rc == SQLITE_OK) rc = write_doc(w, it->doc, it->meta, &id, &vectors);
         if (rc == SQLITE_OK) rc = exec_st(w, W_RELEASE);
         if (rc == SQLITE_OK) {
+            written_add(w, id, sl_doc_chunk_count(it->doc), vectors);
             it->rc = WRITTEN;
             written++;
             continue;
@@ -555,6 +656,14 @@ static void write_group(writer *w, items *g, marks *m) {
         g->n = taken;
         lost = true;
         break;
+    }
+    if (!lost) {
+        rc = index_group(w);
+        if (rc != SQLITE_OK) {
+            rollback_all(w);
+            fail_written(w, g, written, rc, "indexing its chunks failed");
+            lost = true;
+        }
     }
     if (!lost) {
         rc = apply_marks(w, m, true);
@@ -722,6 +831,7 @@ static void writer_close(writer *w) {
     sqlite3_close_v2(w->c.db);
     free_marks(&w->queued);
     free(w->fbuf);
+    free(w->wr.ids);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->mu);

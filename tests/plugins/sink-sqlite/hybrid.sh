@@ -18,6 +18,9 @@
 #     --mode keyword on it is an error saying why; the next `sluice run`
 #     migrates it, building the index from the chunks already stored (an
 #     unchanged document, skipped by that run, is then found by keyword).
+#   - A schema-3 store (insert triggers) is migrated to 4 by a run: the
+#     triggers go, a replaced document is indexed by the writer, and the
+#     index and the vector log agree with the chunks.
 source "$(dirname "$0")/../../e2e/lib.sh"
 
 db=.sluice/store.db
@@ -38,7 +41,7 @@ for i in $(seq 1 8); do
     printf '# Note %d\n\nfrob nicator frobni cator obnicat robnica nicat frobn %d\n' "$i" "$i" >"docs/note$i.md"
 done
 sl_ok run docs
-check_eq "schema version 3" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 3
+check_eq "schema version 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
 check_eq "every chunk is in the keyword index" \
     "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
 
@@ -143,7 +146,7 @@ chmod u+w $db .sluice
 
 sl_ok run --json docs
 check_eq "migrating run: every document unchanged, skipped" "$(json .documents.stored)" 0
-check_eq "migrated to schema 3" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 3
+check_eq "migrated to schema 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
 check_eq "migrated: every stored chunk indexed" \
     "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
 sl_ok query --mode keyword --json -k 3 calibrator
@@ -152,5 +155,36 @@ sl_ok query --json -k 3 calibrator
 check_eq "migrated: hybrid fuses both again" "$(json 'hits[0].keyword.rank')" 1
 check_eq "FTS5 integrity-check after the migration" \
     "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+
+# A schema-3 store (its keyword index and vector log kept by a trigger on
+# each inserted chunk) is migrated by the next run: the insert triggers go,
+# the writer indexes what it stores (one statement a group), and the index
+# agrees with the chunks.
+sql $db "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES (new.id, new.text, new.heading, new.summary); END;
+CREATE TRIGGER vector_log_insert AFTER INSERT ON chunks WHEN new.vector IS NOT NULL BEGIN
+  INSERT INTO vector_log(chunk, dim, added) VALUES(new.id, new.dim, 1); END;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';" >/dev/null
+sed -i 's/calibrator/gyroscope/' "$target"
+sl_ok run docs
+check_eq "schema 3 migrated to 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
+check_eq "schema 4: no trigger per inserted chunk" \
+    "$(sql $db "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
+                AND name IN ('chunks_fts_insert', 'vector_log_insert');")" 0
+sl_ok query --mode keyword --json -k 3 gyroscope
+check_eq "schema 4: the replaced document is found by its new word" "$(json 'hits[0].uri')" "$target"
+sl_ok query --mode keyword --json -k 3 calibrator
+check_eq "schema 4: its old word is gone" "$(json 'hits | length')" 0
+check_eq "FTS5 integrity-check after schema 4's first run" \
+    "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+check_eq "every chunk in the keyword index once" \
+    "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+check_eq "the vector log's last word on each of its new vectors: added" \
+    "$(sql $db "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.uri = '$target'
+                AND c.vector IS NOT NULL AND (SELECT l.added FROM vector_log l WHERE l.chunk = c.id
+                ORDER BY l.seq DESC LIMIT 1) IS NOT 1;")" 0
+check_gt "the replaced document has vectors" \
+    "$(sql $db "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.uri = '$target'
+                AND c.vector IS NOT NULL;")" 0
 
 finish
