@@ -138,6 +138,12 @@ int sl_shared_limits_check(sl_runtime *rt) {
                                 "shared_limits = true, or remove limit_name",
                                 inst->name);
         if (!inst->stage.shared_limits) continue;
+        if (inst->desc->bottleneck != SL_IO ||
+            (inst->desc->role != SL_ROLE_EMBEDDER && inst->desc->role != SL_ROLE_LLM))
+            return sl_ctx_error(rt->ctx, SL_EFATAL,
+                                "[%s] shared_limits: only providers (embedders and llm stages that run on the "
+                                "loop) have an account's rate limits to share; plugin %s is not one",
+                                inst->name, inst->desc->name);
         if (inst->stage.rpm <= 0 && inst->stage.tpm <= 0)
             return sl_ctx_error(rt->ctx, SL_EFATAL,
                                 "[%s] shared_limits: set rpm or tpm (the account's limits per minute); "
@@ -150,9 +156,9 @@ int sl_shared_limits_check(sl_runtime *rt) {
         for (size_t k = 0; k < len; k++)
             if (!name_char(given[k]))
                 return sl_ctx_error(rt->ctx, SL_EFATAL,
-                                    "[%s] limit_name: '%c' (byte %zu) is not allowed; use letters, digits "
-                                    "and . : _ / -",
-                                    inst->name, given[k] >= 0x21 && given[k] < 0x7f ? given[k] : '?', k + 1);
+                                    "[%s] limit_name: byte %zu (0x%02x) is not allowed; use letters, "
+                                    "digits and . : _ / -",
+                                    inst->name, k + 1, (unsigned)(unsigned char)given[k]);
         const sl_route *first = NULL;
         for (size_t k = 0; k < rt->nroutes; k++) {
             const sl_route *r = &rt->routes[k];
