@@ -18,8 +18,9 @@
 #define MIN_ASK_MS 20u       /* an empty bucket is asked again no sooner */
 #define BACKOFF_MIN_MS 1000u /* the store unreachable: asked again after this, doubling */
 #define BACKOFF_MAX_MS 15000u
-#define NAME_MAX_LEN 120 /* limit_name */
-#define NAME_BUF 176     /* a bucket's name, derived or given */
+#define ASK_TIMEOUT_MS 10000u /* a grant unanswered this long: paced alone meanwhile */
+#define NAME_MAX_LEN 120      /* limit_name */
+#define NAME_BUF 176          /* a bucket's name, derived or given */
 
 struct sl_shared {
     sl_instance *inst, *sink;
@@ -30,7 +31,7 @@ struct sl_shared {
     double burst;           /* what the bucket holds at most */
     double grant;           /* what a grant asks for at least */
     double have;            /* granted and not spent; negative: a debt (tpm) */
-    uint64_t expires, next_ask, backoff_ms;
+    uint64_t expires, next_ask, backoff_ms, asked_at;
     int asking, in_wait, orphan, announced;
     int local;    /* the store cannot be reached: paced by `share` */
     double share; /* per minute while local */
@@ -140,10 +141,11 @@ int sl_shared_limits_check(sl_runtime *rt) {
         if (!inst->stage.shared_limits) continue;
         if (inst->desc->bottleneck != SL_IO ||
             (inst->desc->role != SL_ROLE_EMBEDDER && inst->desc->role != SL_ROLE_LLM))
-            return sl_ctx_error(rt->ctx, SL_EFATAL,
-                                "[%s] shared_limits: only providers (embedders and llm stages that run on the "
-                                "loop) have an account's rate limits to share; plugin %s is not one",
-                                inst->name, inst->desc->name);
+            return sl_ctx_error(
+                rt->ctx, SL_EFATAL,
+                "[%s] shared_limits: only providers (embedders and llm stages that run on the "
+                "loop) have an account's rate limits to share; plugin %s is not one",
+                inst->name, inst->desc->name);
         if (inst->stage.rpm <= 0 && inst->stage.tpm <= 0)
             return sl_ctx_error(rt->ctx, SL_EFATAL,
                                 "[%s] shared_limits: set rpm or tpm (the account's limits per minute); "
@@ -218,8 +220,6 @@ sl_shared *sl_shared_new(sl_instance *inst, sl_instance *sink, const char *what,
     return s;
 }
 
-double sl_shared_granted(const sl_shared *s) { return s ? s->total : 0; }
-
 static int call_grant(sl_call *call, void *arg) {
     sl_shared *s = arg;
     return call->inst->desc->limit_grant(call, s->key, s->rate, s->burst, s->want, &s->granted);
@@ -230,6 +230,18 @@ static double local_share(sl_shared *s, uint64_t now) {
     if (!s->sent) return 1;
     sl_window_add(s->sent, now, 0); /* moves the window to now */
     return s->sent->sum >= 1 ? s->sent->sum : 1;
+}
+
+/* The bucket cannot be reached: paced alone at the last minute's share. */
+static void go_local(sl_shared *s, uint64_t now, const char *why) {
+    if (s->local) return;
+    s->local = 1;
+    s->have = 0;
+    s->share = local_share(s, now);
+    sl_ctx_log(s->inst->ctx, SL_LOG_WARN, s->inst->name,
+               "%s: the shared bucket in [%s] cannot be reached (%s); pacing alone at %.0f per minute, what "
+               "this process sent in the last minute, until it answers",
+               s->what, s->sink->name, why, s->share);
 }
 
 static void answered(sl_shared *s, int rc) {
@@ -282,15 +294,7 @@ static void answered(sl_shared *s, int rc) {
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
     s->next_ask = now + (uint64_t)((double)s->backoff_ms * jitter(s));
-    if (!s->local) {
-        s->local = 1;
-        s->have = 0;
-        s->share = local_share(s, now);
-        sl_ctx_log(s->inst->ctx, SL_LOG_WARN, name,
-                   "%s: the shared bucket in [%s] cannot be reached (%s); pacing alone at %.0f per minute, "
-                   "what this process sent in the last minute, until it answers",
-                   s->what, s->sink->name, s->call.msg[0] ? s->call.msg : sl_strerror(rc), s->share);
-    }
+    go_local(s, now, s->call.msg[0] ? s->call.msg : sl_strerror(rc));
 }
 
 static void grant_done(sl_call *call, int rc) {
@@ -306,6 +310,7 @@ static void ask(sl_shared *s, double need) {
     s->want = ceil(want);
     s->granted = 0;
     s->asking = 1;
+    s->asked_at = sl_now_ns() / 1000000u;
     s->in_wait = 1;
     int rc = sl_invoke_start(s->sink, NULL, call_grant, s, &s->call, grant_done, s);
     s->in_wait = 0;
@@ -330,7 +335,14 @@ uint64_t sl_shared_wait_ms(sl_shared *s, uint64_t now, double need, sl_window *s
     if (!s->asking && now >= s->next_ask) ask(s, pay);
     if (s->local) return share_wait(sent, s->share, now, need);
     if (s->have >= pay) return 0;
-    if (s->asking) return SL_THROTTLE_NEVER;
+    if (s->asking) {
+        /* the answer wakes the stages; a database that stopped answering
+         * (not refusing: a stalled server) is given ASK_TIMEOUT_MS */
+        uint64_t age = now > s->asked_at ? now - s->asked_at : 0;
+        if (age < ASK_TIMEOUT_MS) return ASK_TIMEOUT_MS - age;
+        go_local(s, now, "no answer to a grant in 10 s");
+        return share_wait(sent, s->share, now, need);
+    }
     return s->next_ask > now ? s->next_ask - now : 1;
 }
 
@@ -344,6 +356,9 @@ void sl_shared_settle(sl_shared *s, double delta) {
 
 void sl_shared_free(sl_shared *s, sl_runtime *rt) {
     if (!s) return;
+    if (s->announced)
+        sl_ctx_log(s->inst->ctx, SL_LOG_DEBUG, s->inst->name, "%s: %.0f granted by the shared bucket '%s'",
+                   s->what, s->total, s->key);
     if (s->asking) {
         s->orphan = 1; /* the sink may still answer into s->call and s->granted */
         sl_runtime_park(rt, s, free);

@@ -34,7 +34,8 @@
  * before (its local window, at least one call a minute), since every
  * process's share of the last minute together fit under the limit; it
  * asks the bucket again with backoff (1 s doubling to 15 s, jittered) and
- * leaves the share at the first grant. A bucket that refuses for good (a
+ * leaves the share at the first grant. A grant unanswered for 10 s (a
+ * stalled server) counts as unreachable until it answers. A bucket that refuses for good (a
  * failure other than SL_ERETRY: a table of another shape, no right to make
  * it) makes the provider unusable for the run: its documents fail saying so.
  */
@@ -67,17 +68,15 @@ typedef struct sl_shared sl_shared;
  * a grant that was waited for arrives. NULL when out of memory. */
 sl_shared *sl_shared_new(sl_instance *inst, sl_instance *sink, const char *what, double per_minute,
                          sl_throttle *owner, void (*wake)(void *a, void *b), void *a, void *b);
-/* 0 when `need` can go now; otherwise the milliseconds until it might, or
- * SL_THROTTLE_NEVER while a grant is on its way (wake follows). May start
- * a grant. `sent` is the local window of what this process sent (its share
- * while the store cannot be reached). */
+/* 0 when `need` can go now; otherwise the milliseconds until it might
+ * (while a grant is on its way: until it times out; its answer calls wake
+ * sooner). May start a grant. `sent` is the local window of what this
+ * process sent (its share while the store cannot be reached). */
 uint64_t sl_shared_wait_ms(sl_shared *s, uint64_t now_ms, double need, sl_window *sent);
 /* Spends `amount` of what was granted (a call went out, or a resend). */
 void sl_shared_take(sl_shared *s, double amount);
 /* Corrects a charge: `delta` more (negative: less) was used than taken. */
 void sl_shared_settle(sl_shared *s, double delta);
-/* What was granted so far, for the log and the tests. */
-double sl_shared_granted(const sl_shared *s);
 /* Frees s; a grant still on its way keeps its memory (parked in rt). */
 void sl_shared_free(sl_shared *s, struct sl_runtime *rt);
 
