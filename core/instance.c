@@ -135,6 +135,20 @@ static const sl_option stage_options[] = {
              "its work on at once",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sl_stage_conf, fallback_after_ms)},
+    {.name = "shared_limits",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .help = "io stages: rpm and tpm are the account's, shared with every sluice process using it: draw them "
+             "from a token bucket kept in the route's store (a sink with limit_grant: sink-postgres)",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sl_stage_conf, shared_limits)},
+    {.name = "limit_name",
+     .type = SL_OPT_STRING,
+     .def = "",
+     .help = "io stages with shared_limits: the shared bucket's name (letters, digits and .:_/-, at most "
+             "120); empty: derived from the plugin, base_url, model and a hash of the key",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sl_stage_conf, limit_name)},
     {.name = NULL},
 };
 
@@ -150,6 +164,8 @@ bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
                                           "price_output",
                                           "fallback_after",
                                           NULL};
+    if (strcmp(o->name, "shared_limits") == 0 || strcmp(o->name, "limit_name") == 0)
+        return d->bottleneck == SL_IO;
     static const char *const llm_only[] = {"summaries",       "document_prompt", "chunk_prompt",
                                            "max_input_chars", "embed_summaries", NULL};
     for (size_t i = 0; io_only[i]; i++)

@@ -16,7 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared_limits.h"
 #include "scheduler.h"
+
+/* A grant from a shared bucket arrived: the stages calling its throttle go on. */
+static void shared_wake(void *r, void *t) { stage_pump_throttle(r, t); }
+
+/* shared_limits: the throttle's rpm and tpm drawn from the sink's bucket too. */
+static int share_limits(run *r, sl_throttle *t, sl_instance *inst) {
+    sl_instance *sink = inst->stage.shared_limits ? sl_shared_sink_for(r->rt, inst) : NULL;
+    if (!sink || !sink->desc->limit_grant) return 0; /* validated when the config was opened */
+    if (inst->stage.rpm > 0 &&
+        !(t->shared_reqs = sl_shared_new(inst, sink, "rpm", (double)inst->stage.rpm, t, shared_wake, r, t)))
+        return SL_ENOMEM;
+    if (inst->stage.tpm > 0 &&
+        !(t->shared_toks = sl_shared_new(inst, sink, "tpm", (double)inst->stage.tpm, t, shared_wake, r, t)))
+        return SL_ENOMEM;
+    return 0;
+}
 
 /* The instance's throttle, made on first use. */
 static sl_throttle *throttle_for(run *r, sl_instance *inst) {
@@ -27,6 +44,8 @@ static sl_throttle *throttle_for(run *r, sl_instance *inst) {
                 : inst->concurrency > 0         ? (int)inst->concurrency
                                                 : (int)inst->desc->max_concurrency;
     sl_throttle_init(t, inst, limit, sl_now_ns() / 1000000u);
+    r->thr[inst->id] = t;
+    if (share_limits(r, t, inst)) return NULL;
     if (inst->desc->bottleneck == SL_IO || inst->nfallbacks || inst->stage.rpm || inst->stage.tpm) {
         t->stats = sl_report_add_provider(r->rep, inst->name, inst->desc->name);
         if (t->stats) {
@@ -34,7 +53,6 @@ static sl_throttle *throttle_for(run *r, sl_instance *inst) {
             t->stats->price_output = inst->stage.price_output;
         }
     }
-    r->thr[inst->id] = t;
     return t;
 }
 
@@ -156,7 +174,13 @@ void plan_free(run *r) {
     for (size_t i = 0; r->plans && i < r->rt->nroutes; i++) free(r->plans[i].steps);
     free(r->plans);
     r->plans = NULL;
-    for (size_t i = 0; r->thr && i < r->rt->ninst; i++) free(r->thr[i]);
+    for (size_t i = 0; r->thr && i < r->rt->ninst; i++) {
+        if (r->thr[i]) {
+            sl_shared_free(r->thr[i]->shared_reqs, r->rt);
+            sl_shared_free(r->thr[i]->shared_toks, r->rt);
+        }
+        free(r->thr[i]);
+    }
     free(r->thr);
     r->thr = NULL;
 }

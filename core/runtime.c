@@ -13,6 +13,7 @@
 
 #include "guard.h"
 #include "httpd.h"
+#include "shared_limits.h"
 #include "options.h"
 #include "loop.h"
 #include "pool.h"
@@ -684,6 +685,7 @@ int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, sl_loop *loop, sl_runtime **
     if (!rc) rc = build_instances(rt);
     if (!rc) rc = build_routes(rt);
     if (!rc) rc = resolve_fallbacks(rt);
+    if (!rc) rc = sl_shared_limits_check(rt);
     if (rc) {
         sl_runtime_free(rt);
         return rc;

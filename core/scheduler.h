@@ -202,6 +202,8 @@ struct sl_stage {
 void stage_dispatch(unit *u);
 /* Starts queued units while a chain member can take them. */
 void stage_pump(stage *st);
+/* Pumps every stage whose chain holds thr (a shared-limit grant arrived). */
+void stage_pump_throttle(run *r, const sl_throttle *thr);
 /* The executors' completion: accounts the time, retries or falls back on
  * a retryable failure, else hands the answer to the operation's done. */
 void stage_complete(unit *u, int rc, uint64_t t_start, uint64_t busy_ns, int calls);

@@ -26,4 +26,5 @@ set(SLUICE_CORE_SOURCES
   failures.c dryrun.c probe.c
   store.c
   guard.c
+  shared_limits.c
 )

@@ -341,6 +341,8 @@ static void pump_sharing(run *r, const sl_throttle *thr) {
     }
 }
 
+void stage_pump_throttle(run *r, const sl_throttle *thr) { pump_sharing(r, thr); }
+
 static uint64_t backoff_ms(const run *r, int attempt, int64_t retry_after) {
     /* full jitter: uniform in [0, min(max, base * 2^attempt)] */
     uint64_t cap = (uint64_t)r->rt->set.retry_base_ms << (attempt < 20 ? attempt : 20);

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "shared_limits.h"
 #include "sluice/call.h"
 
 /* --- the minute window --- */
@@ -80,6 +81,7 @@ static void count_resends(sl_throttle *p, uint64_t now) {
     uint64_t d = n - p->resends_seen;
     p->resends_seen = n;
     sl_window_add(&p->reqs, now, (double)d);
+    if (p->shared_reqs) sl_shared_take(p->shared_reqs, (double)d);
     if (p->stats) {
         p->stats->requests += d;
         p->stats->resends += d;
@@ -106,6 +108,9 @@ uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now, uint64_t tokens) {
     if (p->limit > 0 && p->inflight >= p->limit) return SL_THROTTLE_NEVER;
     uint64_t a = sl_window_wait_ms(&p->reqs, now, 1.0);
     uint64_t b = sl_window_wait_ms(&p->toks, now, (double)tokens);
+    /* the shared bucket is asked only when the local limits let the call go */
+    if (!a && !b && p->shared_reqs) a = sl_shared_wait_ms(p->shared_reqs, now, 1.0, &p->reqs);
+    if (!a && !b && p->shared_toks) b = sl_shared_wait_ms(p->shared_toks, now, (double)tokens, &p->toks);
     return a > b ? a : b;
 }
 
@@ -114,6 +119,8 @@ void sl_throttle_take(sl_throttle *p, uint64_t now, uint64_t tokens) {
     p->inflight++;
     sl_window_add(&p->reqs, now, 1.0);
     sl_window_add(&p->toks, now, (double)tokens > p->toks.limit ? p->toks.limit : (double)tokens);
+    if (p->shared_reqs) sl_shared_take(p->shared_reqs, 1.0);
+    if (p->shared_toks) sl_shared_take(p->shared_toks, (double)tokens);
     if (p->open_until && now >= p->open_until) p->probing = 1;
     if (p->stats) p->stats->requests++;
 }
@@ -128,6 +135,8 @@ int sl_throttle_done(sl_throttle *p, uint64_t now, int rc, uint64_t estimate, ui
         double charged = (double)estimate > p->toks.limit ? p->toks.limit : (double)estimate;
         sl_window_add(&p->toks, now, (double)used - charged);
     }
+    /* the shared bucket was charged the whole estimate */
+    if (p->shared_toks && used > 0) sl_shared_settle(p->shared_toks, (double)used - (double)estimate);
     int was_probe = p->probing;
     p->probing = 0;
     if (rc == SL_ERETRY && throttled) {

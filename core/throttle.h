@@ -57,6 +57,8 @@ typedef struct sl_throttle {
      * another dimension): the chain passes it by for the rest of the run. */
     char unusable[512];
     int failed_probes; /* half-open probes that failed in a row (the provider stays away) */
+    /* shared_limits: rpm and tpm also drawn from the sink's bucket (shared_limits.h); NULL: local only */
+    struct sl_shared *shared_reqs, *shared_toks;
 } sl_throttle;
 
 #define SL_THROTTLE_NEVER UINT64_MAX /* waits for a call to complete, not for time */

@@ -148,6 +148,8 @@ typedef struct sink {
     PGconn *lock_pg; /* claim: the session holding the advisory lock */
     int mode;        /* SL_STORE_* */
     bool empty;      /* SL_STORE_PEEK on a store never made: it reads as empty */
+
+    pg_limits *limits; /* shared rate limits (limits.c); NULL in read-only modes */
 } sink;
 
 /* Chunks per INSERT: bounds one statement's parameters (arrays of at most
@@ -322,6 +324,7 @@ static void sink_free(sink *s) {
     free(s->dim_sql);
     PQfinish(s->lock_pg); /* ends the session: the advisory lock goes with it */
     free(s->lock_key);
+    pg_limits_free(s->limits);
     free(s);
 }
 
@@ -442,6 +445,9 @@ static int init(sl_instance *inst, const void *config, void **state) {
         s->empty = missing;
     }
     if (!rc) rc = make_statements(s) ? SL_ENOMEM : 0;
+    if (!rc && (s->mode == SL_STORE_WRITE || s->mode == SL_STORE_REBUILD) &&
+        !(s->limits = pg_limits_new(conn, c->schema)))
+        rc = SL_ENOMEM;
     if (rc) {
         pg_scrub(err, sizeof err, s->password);
         PQfinish(conn);
@@ -1196,6 +1202,18 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
     return pg_pool_submit(s->pool, op);
 }
 
+/* --- shared rate limits (ABI 1.5) --- */
+
+static int limit_grant(sl_call *call, const char *key, double rate_per_s, double burst, double want,
+                       double *granted) {
+    sink *s = sl_call_state(call);
+    if (!s->limits) {
+        *granted = 0;
+        return sl_fail(call, SL_EFATAL, "%s: opened read-only, it keeps no shared limit", s->where);
+    }
+    return pg_limit_grant(s->limits, s->pool, call, key, rate_per_s, burst, want, granted);
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
@@ -1219,6 +1237,7 @@ static const sl_plugin desc = {
     .probe = probe,
     .keyword = keyword,
     .check = check,
+    .limit_grant = limit_grant,
 };
 
 SL_PLUGIN_EXPORT(desc)

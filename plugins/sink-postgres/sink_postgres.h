@@ -9,6 +9,7 @@
  *                    create and migrate the versioned schema, detect pgvector
  *   encode.c         parameters in PostgreSQL's binary array format, the
  *                    metadata as JSON, and scrubbing the password from text
+ *   limits.c         the token buckets shared rate limits are drawn from
  */
 #ifndef SINK_POSTGRES_H
 #define SINK_POSTGRES_H
@@ -174,6 +175,19 @@ void pg_schema_free(pg_schema *s);
  * a store from PG_SCHEMA_READABLE on is read as it is (out->version), an
  * older or newer one is SL_EFATAL. */
 int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err, size_t errlen);
+
+/* --- limits.c --- */
+
+/* The shared rate-limit buckets (limit_grant): SCHEMA.sluice_rate_limits,
+ * made by the first grant that needs it. */
+typedef struct pg_limits pg_limits;
+/* conn quotes the names; NULL when out of memory. */
+pg_limits *pg_limits_new(PGconn *conn, const char *schema);
+void pg_limits_free(pg_limits *l);
+/* One grant from bucket `key` (see the SDK's limit_grant) as one operation
+ * on the pool: SL_PENDING, or a failure after sl_fail. */
+int pg_limit_grant(pg_limits *l, pg_pool *pool, sl_call *call, const char *key, double rate_per_s,
+                   double burst, double want, double *granted);
 
 #define PG_SCHEMA_VERSION 3
 #define PG_SCHEMA_READABLE 2 /* the oldest a read-only command answers from as it is */

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 4
+#define SL_ABI_MINOR 5
 
 /* One row of a sink's failure list (ABI 1.3): a document that failed, and
  * where and why the last time. failures_record reads uri, stage and reason;
@@ -248,6 +248,25 @@ typedef struct sl_plugin {
      * other callback follows but fini. A sink without it cannot rebuild:
      * the core refuses `store rebuild` and names it. */
     int (*rebuild_swap)(sl_call *call, sl_line_fn say, void *arg);
+
+    /* --- ABI 1.5 --- */
+    /* Sinks (optional): a token bucket kept where the store is, shared by
+     * every process that names the same `key` (a provider stage's
+     * `shared_limits`: its rpm and tpm are the account's, not one
+     * process's). The bucket holds at most `burst` tokens and refills at
+     * `rate_per_s` per second by the store's own clock; a bucket not seen
+     * before starts full. In one atomic step, whatever other processes do
+     * at the same moment, it refills by the time elapsed, takes
+     * min(want, whole tokens available) and writes that count to *granted
+     * (0 when the bucket is empty: the core waits and asks again). `key`
+     * is printable ASCII of at most 200 bytes and never a secret; `granted`
+     * stays valid until the call is answered. 0 when the bucket answered; a
+     * failure (SL_ERETRY: the database cannot be reached) makes the core
+     * pace the provider on its own meanwhile (README: Shared limits). A
+     * sink without it keeps no shared limits: the core refuses
+     * `shared_limits` on a route that stores in it. */
+    int (*limit_grant)(sl_call *call, const char *key, double rate_per_s, double burst, double want,
+                       double *granted);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
