@@ -240,12 +240,20 @@ static qjob *find_uri_started(node *n, const char *uri) {
 }
 
 /* Jobs not yet in the pipeline go in, unless their uri is there already
- * (an older lease of ours still running: it ends first). */
+ * (an older lease of ours still running: it ends first). A job may end
+ * inside sl_pipeline_add_job (a file gone: on_ended frees it), so the list
+ * is walked again from its head after each. */
 static void dispatch(node *n) {
-    for (qjob *j = n->jobs; j; j = j->next) {
-        if (j->started || find_uri_started(n, j->uri)) continue;
-        if (!sl_pipeline_add_job(n->live, j->uri, j->id, j->token)) return; /* ending: released after */
+    for (;;) {
+        qjob *j = n->jobs;
+        while (j && (j->started || find_uri_started(n, j->uri))) j = j->next;
+        if (!j) return;
+        int64_t id = j->id;
         j->started = 1;
+        if (sl_pipeline_add_job(n->live, j->uri, j->id, j->token)) continue;
+        for (j = n->jobs; j; j = j->next) /* the run is ending: released after it */
+            if (j->id == id) j->started = 0;
+        return;
     }
 }
 
