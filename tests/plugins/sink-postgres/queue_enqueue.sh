@@ -5,7 +5,8 @@
 # document that cannot be read is retried with backoff and dead after
 # [sluice] max_attempts failures, with its reason, in `sluice failed`. Queue
 # nodes share the store with each other but not with a plain run (exit 4),
-# and `queue status` counts by state.
+# and `queue status` counts by state. An idle node is woken by enqueue's
+# NOTIFY, not by its (hour-long) poll.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../e2e/lib.sh"
 source "$HERE/../../providers-e2e/fake.sh"
@@ -59,7 +60,8 @@ sl -c q.ini queue status --json
 check_eq "queue status: dead letters" "$(json .dead_letters)" 1
 
 # nodes share the store; a plain run does not
-"$SLUICE" -c q.ini serve --queue </dev/null >serve.out 2>serve.err &
+# (polling once an hour: only enqueue's NOTIFY can wake it in time)
+"$SLUICE" -c q.ini --set sluice.queue_poll=1h serve --queue </dev/null >serve.out 2>serve.err &
 spid=$!
 node_holds() { [[ $(pg_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'sluice node pid $spid on %'") == 1 ]]; }
 wait_until 30 "serve --queue holds its shared claim" node_holds
@@ -68,6 +70,13 @@ check_eq "a second node beside serve --queue: exit status" "$RC" 0
 sl -c q.ini run --json docs
 check_eq "a plain run while a node holds the store: exit status 4" "$RC" 4
 check_contains "a plain run: names the node" "$ERR" "a queue node"
+printf '# Late\n\nArrives while the node is idle.\n' >docs/late.md
+idle_waiting() { [[ $(pg_sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'") -ge 1 ]]; }
+wait_until 30 "the idle node listens" idle_waiting
+sl -c q.ini enqueue --json docs
+check_eq "a late file: enqueued" "$(json .enqueued)" 1
+late_stored() { [[ $(pg_sql "SELECT count(*) FROM sluice_documents WHERE uri LIKE '%late.md'") == 1 ]]; }
+wait_until 30 "NOTIFY wakes the idle serve --queue, which stores the late file" late_stored
 kill -TERM "$spid"
 wait "$spid" && src=0 || src=$?
 check_eq "serve --queue: SIGTERM ends it cleanly" "$src" 0
