@@ -52,7 +52,6 @@
  *                that have no open job and are not stored unchanged;
  *                answers (enqueued, already queued, unchanged)
  *   QQ_NOTIFY    pg_notify on the channel PREFIXjobs (LISTEN wakes nodes)
- *   QQ_PENDING   queued + leased jobs (`run --queue` ends at 0)
  *   QQ_COUNTS    jobs by state, the oldest queued job's age, dead letters
  *   QQ_NODES     per node: leases held, acks in the last 1 and 5 minutes
  *
@@ -168,7 +167,6 @@ int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue
             " - (SELECT count(*) FROM u), (SELECT count(*) FROM u)",
             j, n->documents, j);
     q->sql[QQ_NOTIFY] = strdup("SELECT pg_notify($1, '')");
-    q->sql[QQ_PENDING] = fmt("SELECT count(*) FROM %s WHERE state IN ('queued', 'leased')", j);
     q->sql[QQ_COUNTS] = fmt("SELECT count(*) FILTER (WHERE state = 'queued'),"
                             " count(*) FILTER (WHERE state = 'leased'),"
                             " count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'dead'),"

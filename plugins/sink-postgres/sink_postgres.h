@@ -188,7 +188,6 @@ enum {
     QQ_RELEASE,
     QQ_ENQUEUE,
     QQ_NOTIFY,
-    QQ_PENDING,
     QQ_COUNTS,
     QQ_NODES,
     QQ_COUNT
