@@ -576,14 +576,9 @@ typedef struct status_arg {
 
 static void each_node(void *arg, const sl_queue_node *nd) {
     status_arg *a = arg;
-    if (a->json) {
-        json_array_append_new(
-            a->nodes, json_pack("{s:s, s:I, s:I, s:I}", "node", nd->node, "leases", (json_int_t)nd->leases,
-                                "acked_1m", (json_int_t)nd->acked_1m, "acked_5m", (json_int_t)nd->acked_5m));
-    } else {
-        fprintf(a->out, "  %-40s %6lld leases %8lld acked/min %8.1f acked/min over 5 min\n", nd->node,
-                (long long)nd->leases, (long long)nd->acked_1m, (double)nd->acked_5m / 5.0);
-    }
+    json_array_append_new(a->nodes, json_pack("{s:s, s:I, s:I, s:I}", "node", nd->node, "leases",
+                                              (json_int_t)nd->leases, "acked_1m", (json_int_t)nd->acked_1m,
+                                              "acked_5m", (json_int_t)nd->acked_5m));
 }
 
 typedef struct status_call {
@@ -604,8 +599,8 @@ int sl_queue_status(sl_runtime *rt, int json, FILE *out) {
     }
     sl_queue_stats st;
     memset(&st, 0xff, sizeof st);
-    status_arg a = {.nodes = json ? json_array() : NULL, .out = out, .json = json};
-    if (!json) fprintf(out, "nodes (leases held now, acks in the last minute and 5 minutes):\n");
+    status_arg a = {.nodes = json_array(), .out = out, .json = json};
+    if (!a.nodes) return sl_ctx_error(rt->ctx, SL_ENOMEM, "out of memory");
     status_call sc = {.st = &st, .a = &a};
     sl_call call;
     int rc = sl_invoke(sink, call_status_print, &sc, &call);
@@ -632,6 +627,18 @@ int sl_queue_status(sl_runtime *rt, int json, FILE *out) {
             fprintf(out, "oldest queued job: %lld s\n", (long long)st.oldest_queued_s);
         else
             fprintf(out, "oldest queued job: none queued\n");
+        fprintf(out, "nodes: %zu (leases held now; jobs acked per minute, over the last 1 and 5 minutes)\n",
+                json_array_size(a.nodes));
+        size_t i;
+        json_t *v;
+        json_array_foreach(a.nodes, i, v) {
+            fprintf(out, "  %-40s %6lld leases %8lld /min %10.1f /min\n",
+                    json_string_value(json_object_get(v, "node")),
+                    (long long)json_integer_value(json_object_get(v, "leases")),
+                    (long long)json_integer_value(json_object_get(v, "acked_1m")),
+                    (double)json_integer_value(json_object_get(v, "acked_5m")) / 5.0);
+        }
+        json_decref(a.nodes);
     }
     return 0;
 }
