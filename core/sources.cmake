@@ -27,4 +27,5 @@ set(SLUICE_CORE_SOURCES
   store.c
   guard.c
   shared_limits.c
+  queue.c
 )

@@ -85,9 +85,9 @@ cp "$SRC/examples/corpus/faq.txt" "odd/it's \"quoted\"; DROP TABLE sluice_docume
 prefix='we"ird; DROP TABLE sluice_chunks; -- '
 sl_ok -c pg.ini --set "store.table_prefix=$prefix" run --json odd
 check_eq "odd prefix: stored" "$(json .documents.stored)" 1
-# meta, runs, documents, chunks and the failure list
+# meta, runs, documents, chunks, the failure list and the job queue
 check_eq "odd prefix: the tables carry it verbatim" \
-    "$(pg_sql "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'we\"ird; DROP TABLE sluice_chunks; -- %'")" 5
+    "$(pg_sql "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'we\"ird; DROP TABLE sluice_chunks; -- %'")" 6
 check_eq "odd file name: stored verbatim" \
     "$(pg_sql "SELECT uri FROM \"we\"\"ird; DROP TABLE sluice_chunks; -- documents\"")" \
     "odd/it's \"quoted\"; DROP TABLE sluice_documents; --.txt"
@@ -96,7 +96,7 @@ check_eq "the other tables are untouched" "$(pg_sql "SELECT count(*) FROM sluice
 # A schema of its own, made on first use.
 sl_ok -c pg.ini --set store.schema=Sluice_Test run --json odd
 check_eq "schema option: tables in that schema" \
-    "$(pg_sql "SELECT count(*) FROM pg_tables WHERE schemaname = 'Sluice_Test'")" 5
+    "$(pg_sql "SELECT count(*) FROM pg_tables WHERE schemaname = 'Sluice_Test'")" 6
 
 # The plugin's own contract check, against this server.
 sl check --plugin "$BUILD/plugins/sink-postgres.so" --set host=127.0.0.1 --set "port=$PG_PORT" \
