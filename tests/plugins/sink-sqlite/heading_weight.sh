@@ -26,4 +26,13 @@ check_gt "keyword: by a margin, not a tie" \
 sl_ok query --json -k 5 zephyr
 check_eq "hybrid (default weights): the chunk headed 'Zephyr' first" "$(json 'hits[0].uri')" docs/heading.md
 check_eq "hybrid: its keyword rank is 1" "$(json 'hits[0].keyword.rank')" 1
+# the weights are the user's to change: keyword alone (vector weight 0)
+sl_ok query --json -k 5 --vector-weight 0 zephyr
+check_eq "--vector-weight 0: the keyword order first" "$(json '[hits[].uri] | .[0:2] | join(",")')" \
+    "docs/heading.md,docs/body.md"
+check_eq "--vector-weight 0: vector-only hits score 0" "$(json '[hits[] | select(.keyword == null and .score != 0)] | length')" 0
+for bad in -1 101 x ''; do
+    sl query --keyword-weight "$bad" zephyr
+    check_eq "--keyword-weight '$bad': usage error" "$RC" 2
+done
 finish
