@@ -61,14 +61,15 @@ typedef struct cli {
     sl_ctx *ctx;
     char *listen_set; /* --listen ADDR, as --set sluice.listen=ADDR */
     bool dry_run, connect, all;
-    const char *log_format; /* "text" (default) or "json" */
-    const char *stage;      /* inspect --stage */
-    const char *input;      /* check --plugin X.so --input FILE */
-    bool wait;              /* run/serve --wait: wait for a store another process holds */
-    const char *mode;       /* query --mode hybrid|vector|keyword */
-    long rrf_k;             /* query --rrf-k N */
-    bool run_stopped;       /* the last run_paths ended by a fatal error or a signal */
-    bool queue;             /* run/serve --queue: a node of the store's job queue */
+    const char *log_format;  /* "text" (default) or "json" */
+    const char *stage;       /* inspect --stage */
+    const char *input;       /* check --plugin X.so --input FILE */
+    bool wait;               /* run/serve --wait: wait for a store another process holds */
+    const char *mode;        /* query --mode hybrid|vector|keyword */
+    long rrf_k;              /* query --rrf-k N */
+    double vweight, kweight; /* query --vector-weight W, --keyword-weight W */
+    bool run_stopped;        /* the last run_paths ended by a fatal error or a signal */
+    bool queue;              /* run/serve --queue: a node of the store's job queue */
 } cli;
 
 static const char *usage_main =
@@ -123,13 +124,14 @@ static const char *usage_run =
 
 static const char *usage_query =
     "usage: sluice query [-c FILE] [--set S.K=V]... [-k N] [--mode hybrid|vector|keyword] [--rrf-k N]\n"
-    "                    [--route NAME] [--json] TEXT\n"
+    "                    [--vector-weight W] [--keyword-weight W] [--route NAME] [--json] TEXT\n"
     "\n"
     "Prints the N stored chunks that best answer TEXT: score, source:line, heading path\n"
     "and text. --mode vector ranks by the route's embedder (cosine), keyword by the\n"
     "store's text index (BM25), and hybrid (the default) fuses the two rankings by\n"
-    "reciprocal rank fusion: 1 / (N + rank) summed, N = 60 unless --rrf-k says; --json\n"
-    "shows each hit's rank and score in both.\n"
+    "reciprocal rank fusion: W / (N + rank) summed, N = 60 unless --rrf-k says, W the\n"
+    "ranking's weight (vector 1, keyword 2 unless --vector-weight/--keyword-weight say);\n"
+    "--json shows each hit's rank and score in both.\n"
     "A store without a keyword index answers by vector alone, and says so. The first\n"
     "route is used unless --route names another.\n";
 
@@ -248,6 +250,8 @@ static int parse_args(cli *c, int argc, char **argv) {
     c->verbosity = SL_LOG_WARN;
     c->k = 5;
     c->rrf_k = SL_RRF_K;
+    c->vweight = SL_RRF_VECTOR_WEIGHT;
+    c->kweight = SL_RRF_KEYWORD_WEIGHT;
     c->args = calloc((size_t)argc, sizeof *c->args);
     c->sets = calloc((size_t)argc, sizeof *c->sets);
     if (!c->args || !c->sets) return usage_error("%s", "out of memory");
@@ -310,6 +314,16 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->rrf_k = strtol(argv[++i], &end, 10);
             if (errno || *end || c->rrf_k < 1 || c->rrf_k > SL_RRF_K_MAX)
                 return usage_error("--rrf-k: '%s' is not a number from 1 to 10000", argv[i]);
+        } else if (strcmp(a, "--vector-weight") == 0 || strcmp(a, "--keyword-weight") == 0) {
+            char *end;
+            if (!more) return usage_error("%s needs a number", a);
+            errno = 0;
+            double w = strtod(argv[++i], &end);
+            if (errno || end == argv[i] || *end || !(w >= 0 && w <= SL_RRF_WEIGHT_MAX))
+                return usage_error(a[2] == 'v' ? "--vector-weight: '%s' is not a number from 0 to 100"
+                                               : "--keyword-weight: '%s' is not a number from 0 to 100",
+                                   argv[i]);
+            *(a[2] == 'v' ? &c->vweight : &c->kweight) = w;
         } else if (strcmp(a, "--mode") == 0) {
             if (!more) return usage_error("%s needs hybrid, vector or keyword", a);
             c->mode = argv[++i];
@@ -1033,7 +1047,7 @@ static int cmd_query(cli *c) {
     }
     if (!status) {
         if (vec && kw) {
-            fused = sl_hits_fuse(vec, kw, k, (uint32_t)c->rrf_k);
+            fused = sl_hits_fuse(vec, kw, k, (uint32_t)c->rrf_k, c->vweight, c->kweight);
             if (!fused) {
                 say_error("%s", "query: out of memory");
                 status = EXIT_USAGE;

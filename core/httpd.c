@@ -183,6 +183,7 @@ typedef struct query {
     sl_instance *embedder, *sink;
     char *text;
     uint32_t k, depth, dim, rrf_k;
+    double vweight, kweight;
     bool want_vec, want_kw;
     float *v;
     sl_hits *hits;     /* the ranking being asked for now */
@@ -231,7 +232,7 @@ static void query_end(query *q, int status, const char *reason, json_t *body) {
 static void query_answer(query *q) {
     sl_hits *fused = NULL, *one = q->vec ? q->vec : q->kw;
     if (q->vec && q->kw) {
-        fused = sl_hits_fuse(q->vec, q->kw, q->k, q->rrf_k);
+        fused = sl_hits_fuse(q->vec, q->kw, q->k, q->rrf_k, q->vweight, q->kweight);
         if (!fused) {
             snprintf(q->err, sizeof q->err, "out of memory");
             query_end(q, 500, "Internal Server Error", NULL);
@@ -358,7 +359,8 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     if (query_param(qs, "q", text, sizeof text) != 1 || !text[0] || strlen(text) == 0)
         return respond_error(
             req, 400, "Bad Request",
-            "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N)");
+            "/query needs q=TEXT (and optionally k=N, route=NAME, mode=hybrid|vector|keyword, rrf_k=N, "
+            "vector_weight=W, keyword_weight=W)");
     long k = 5;
     int has_k = query_param(qs, "k", kbuf, sizeof kbuf);
     if (has_k) {
@@ -376,6 +378,20 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
         rrf_k = has_rrf_k > 0 ? strtol(kbuf, &end, 10) : 0;
         if (has_rrf_k < 0 || errno || *end || rrf_k < 1 || rrf_k > SL_RRF_K_MAX)
             return respond_error(req, 400, "Bad Request", "rrf_k must be a number from 1 to 10000");
+    }
+    double weights[2] = {SL_RRF_VECTOR_WEIGHT, SL_RRF_KEYWORD_WEIGHT};
+    static const char *const weight_names[2] = {"vector_weight", "keyword_weight"};
+    for (int i = 0; i < 2; i++) {
+        int has_w = query_param(qs, weight_names[i], kbuf, sizeof kbuf);
+        if (!has_w) continue;
+        char *end = kbuf;
+        errno = 0;
+        weights[i] = has_w > 0 ? strtod(kbuf, &end) : -1;
+        if (has_w < 0 || errno || end == kbuf || *end ||
+            !(weights[i] >= 0 && weights[i] <= SL_RRF_WEIGHT_MAX))
+            return respond_error(req, 400, "Bad Request",
+                                 i ? "keyword_weight must be a number from 0 to 100"
+                                   : "vector_weight must be a number from 0 to 100");
     }
     sl_query_mode mode = SL_QUERY_HYBRID;
     int has_mode = query_param(qs, "mode", mbuf, sizeof mbuf);
@@ -408,6 +424,8 @@ static void serve_query(sl_httpd *h, h2o_req_t *req, h2o_iovec_t qs) {
     q->sink = r->sink;
     q->k = (uint32_t)k;
     q->rrf_k = (uint32_t)rrf_k;
+    q->vweight = weights[0];
+    q->kweight = weights[1];
     q->depth = want_vec && want_kw ? sl_query_depth(q->k) : q->k;
     q->dim = want_vec ? r->embedder->dim : 0;
     q->want_vec = want_vec;

@@ -182,7 +182,8 @@ static double rrf(uint32_t rrf_k, uint32_t rank) { return rank ? 1.0 / ((double)
 /* The two lists are at most a few thousand hits (sl_query_depth): a
  * linear search for each keyword hit's vector twin costs less than a hash
  * table would to build. */
-sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k) {
+sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k, double vweight,
+                      double kweight) {
     size_t nv = sl_hits_count(vec), nk = sl_hits_count(kw);
     sl_hits *out = sl_hits_new(0);
     bool *paired = calloc(nk ? nk : 1, sizeof *paired);
@@ -195,7 +196,8 @@ sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_
                 twin = &kw->v[j];
                 paired[j] = true;
             }
-        rc = add_copy(out, v, rrf(rrf_k, v->vrank) + (twin ? rrf(rrf_k, twin->krank) : 0.0));
+        rc = add_copy(out, v,
+                      vweight * rrf(rrf_k, v->vrank) + (twin ? kweight * rrf(rrf_k, twin->krank) : 0.0));
         if (rc == 0 && twin) {
             sl_hit *hit = &out->v[out->n - 1];
             hit->krank = twin->krank;
@@ -203,7 +205,7 @@ sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_
         }
     }
     for (size_t j = 0; rc == 0 && j < nk; j++)
-        if (!paired[j]) rc = add_copy(out, &kw->v[j], rrf(rrf_k, kw->v[j].krank));
+        if (!paired[j]) rc = add_copy(out, &kw->v[j], kweight * rrf(rrf_k, kw->v[j].krank));
     free(paired);
     if (rc) {
         sl_hits_free(out);

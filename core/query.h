@@ -71,6 +71,17 @@ const char *sl_query_mode_name(sl_query_mode mode);
  * when one ranking is much weaker than the other (bench/retrieval.sh). */
 #define SL_RRF_K 60
 #define SL_RRF_K_MAX 10000
+/* Weighted fusion: a ranking's term is multiplied by its weight, w / (rrf_k
+ * + r). Only the ratio matters to the order. The keyword ranking weighs
+ * more by default: measured on heading queries over /usr/share/doc
+ * (bench/retrieval.sh, chosen on the odd-numbered files, checked on the
+ * even ones), BM25 alone misses far fewer than feature-hashed vectors, and
+ * an equal vote lets the weaker ranking push the right chunk out of the top
+ * 5. `--vector-weight` / `--keyword-weight` (vector_weight= and
+ * keyword_weight= on /query) change them; 1 and 1 is plain RRF. */
+#define SL_RRF_VECTOR_WEIGHT 1.0
+#define SL_RRF_KEYWORD_WEIGHT 2.0
+#define SL_RRF_WEIGHT_MAX 100.0
 /* How many candidates a hybrid query asks each ranking for, to answer k:
  * max(50, 2k). A chunk below that depth in both rankings cannot make the
  * fused top k unless fewer than k chunks were found at all. */
@@ -82,10 +93,12 @@ void sl_hits_rank(sl_hits *hits, bool vector);
 /* Keeps the best k (sorted); k = 0 keeps every hit. */
 void sl_hits_truncate(sl_hits *hits, uint32_t k);
 /* A new list of the best k of vec and kw fused: each chunk (uri, chunk)
- * scores the sum of 1 / (rrf_k + rank) over the rankings that hold it,
- * and keeps its rank and score in each. Both lists must have been ranked
- * (sl_hits_rank); either may be NULL or empty. NULL on out of memory. */
-sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k);
+ * scores the sum of weight / (rrf_k + rank) over the rankings that hold it
+ * (vweight for vec, kweight for kw), and keeps its rank and score in each.
+ * Both lists must have been ranked (sl_hits_rank); either may be NULL or
+ * empty. NULL on out of memory. */
+sl_hits *sl_hits_fuse(const sl_hits *vec, const sl_hits *kw, uint32_t k, uint32_t rrf_k, double vweight,
+                      double kweight);
 
 /* The hits as `sluice query --json` prints them (and /query answers): an
  * array of {score, uri, chunk, page, line, heading, ..., vector, keyword,

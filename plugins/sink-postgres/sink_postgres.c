@@ -260,11 +260,13 @@ static int make_statements(sink *s) {
     /* The keyword ranking: the words of $1 (plainto_tsquery: plain text, no
      * syntax to get wrong), any of them (its '&'s made '|'s: lexemes are
      * quoted and hold no spaces, so only the operators match ' & '),
-     * ranked by ts_rank with the heading's weight A over the text's B. */
+     * ranked by ts_rank with the heading's weight A (1.0) five times the
+     * text's B and the summary's C (0.2 each; ts_rank's own default is
+     * 0.4 and 0.2), as sink-sqlite weighs its heading column in bm25(). */
     s->sql[Q_KEYWORD] =
         format("SELECT d.uri, n.ordinal, n.page, n.line, n.heading, n.text, n.score, n.attrs::text"
                " FROM (SELECT c.doc_id, c.ordinal, c.page, c.line, c.heading, c.text, c.attrs,"
-               " ts_rank(c.tsv, q.q) AS score"
+               " ts_rank('{0.1, 0.2, 0.2, 1.0}'::real[], c.tsv, q.q) AS score"
                " FROM %s AS c, (SELECT replace(plainto_tsquery('english'::regconfig, $1)::text, ' & ', ' | ')"
                "::tsquery AS q) AS q"
                " WHERE c.tsv @@ q.q ORDER BY score DESC LIMIT $2::integer) AS n"

@@ -130,7 +130,7 @@ static void test_fuse_sums_reciprocal_ranks(void) {
     CHECK_INT(sl_hits_add(kw, 3.0, "a.md", 0, 1, 1, "", "a"), 0);
     sl_hits_rank(vec, true);
     sl_hits_rank(kw, false);
-    sl_hits *f = sl_hits_fuse(vec, kw, 3, 60);
+    sl_hits *f = sl_hits_fuse(vec, kw, 3, 60, 1.0, 1.0);
     CHECK(f != NULL);
     CHECK_INT(sl_hits_count(f), 3);
     /* c: 1/63 + 1/61; a: 1/61 + 1/63 (a tie: uri orders it first); b: 1/62; d: 1/62 */
@@ -149,12 +149,12 @@ static void test_fuse_sums_reciprocal_ranks(void) {
     CHECK(fabs(h2->score - 1.0 / 62) < 1e-12);
     sl_hits_free(f);
     /* a smaller constant: the same order here, the larger scores */
-    f = sl_hits_fuse(vec, kw, 10, 1);
+    f = sl_hits_fuse(vec, kw, 10, 1, 1.0, 1.0);
     CHECK_INT(sl_hits_count(f), 4);
     CHECK(fabs(sl_hits_at(f, 0)->score - (1.0 / 2 + 1.0 / 4)) < 1e-12);
     sl_hits_free(f);
     /* one ranking missing: the other alone, by its ranks */
-    f = sl_hits_fuse(NULL, kw, 2, 60);
+    f = sl_hits_fuse(NULL, kw, 2, 60, 1.0, 1.0);
     CHECK_INT(sl_hits_count(f), 2);
     CHECK_STR(sl_hits_at(f, 0)->uri, "c.md");
     CHECK_INT(sl_hits_at(f, 0)->vrank, 0);
@@ -163,6 +163,41 @@ static void test_fuse_sums_reciprocal_ranks(void) {
     sl_hits_truncate(vec, 1);
     CHECK_INT(sl_hits_count(vec), 1);
     CHECK_STR(sl_hits_at(vec, 0)->uri, "a.md");
+    sl_hits_free(vec);
+    sl_hits_free(kw);
+}
+
+/* Under the default weights the keyword ranking's first place outranks the
+ * vector ranking's first place (with equal weights they would tie, and the
+ * uri would put "a.md", the vector hit, first), and a chunk both rankings
+ * hold still comes before either alone. */
+static void test_fuse_default_weights_favour_keyword(void) {
+    CHECK(SL_RRF_KEYWORD_WEIGHT > SL_RRF_VECTOR_WEIGHT);
+    sl_hits *vec = sl_hits_new(10), *kw = sl_hits_new(10);
+    CHECK_INT(sl_hits_add(vec, 0.9, "a.md", 0, 1, 1, "", "vector's first"), 0);
+    CHECK_INT(sl_hits_add(vec, 0.5, "m.md", 0, 1, 1, "", "both, second"), 0);
+    CHECK_INT(sl_hits_add(kw, 9.0, "z.md", 0, 1, 1, "", "keyword's first"), 0);
+    CHECK_INT(sl_hits_add(kw, 4.0, "m.md", 0, 1, 1, "", "both, second"), 0);
+    sl_hits_rank(vec, true);
+    sl_hits_rank(kw, false);
+    sl_hits *f = sl_hits_fuse(vec, kw, 3, SL_RRF_K, SL_RRF_VECTOR_WEIGHT, SL_RRF_KEYWORD_WEIGHT);
+    CHECK_INT(sl_hits_count(f), 3);
+    CHECK_STR(sl_hits_at(f, 0)->uri, "m.md");
+    CHECK_STR(sl_hits_at(f, 1)->uri, "z.md");
+    CHECK_STR(sl_hits_at(f, 2)->uri, "a.md");
+    CHECK(fabs(sl_hits_at(f, 1)->score - SL_RRF_KEYWORD_WEIGHT / (SL_RRF_K + 1)) < 1e-12);
+    CHECK(fabs(sl_hits_at(f, 2)->score - SL_RRF_VECTOR_WEIGHT / (SL_RRF_K + 1)) < 1e-12);
+    sl_hits_free(f);
+    /* equal weights: plain RRF, the tie goes to the uri */
+    f = sl_hits_fuse(vec, kw, 3, SL_RRF_K, 1.0, 1.0);
+    CHECK_STR(sl_hits_at(f, 1)->uri, "a.md");
+    sl_hits_free(f);
+    /* a weight of 0 leaves that ranking out */
+    f = sl_hits_fuse(vec, kw, 3, SL_RRF_K, 0.0, 1.0);
+    CHECK_STR(sl_hits_at(f, 0)->uri, "z.md");
+    CHECK_STR(sl_hits_at(f, 1)->uri, "m.md");
+    CHECK(sl_hits_at(f, 2)->score == 0.0);
+    sl_hits_free(f);
     sl_hits_free(vec);
     sl_hits_free(kw);
 }
@@ -182,6 +217,7 @@ static void test_query_modes_parse(void) {
 
 int main(void) {
     test_fuse_sums_reciprocal_ranks();
+    test_fuse_default_weights_favour_keyword();
     test_query_modes_parse();
     test_attrs_follow_their_hit();
     test_keeps_best_k_sorted();

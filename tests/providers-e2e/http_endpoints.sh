@@ -184,6 +184,18 @@ sl -c run.ini "${sets[@]}" query --json -k 3 --rrf-k 1 "rotating keys"
 check "/query rrf_k=1 answers the same bytes as sluice query --rrf-k 1" cmp -s query-k1.json .out
 check_eq "/query with mode=fuzzy is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&mode=fuzzy")" 400
 check_eq "/query with rrf_k=0 is 400" "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&rrf_k=0")" 400
+# vector_weight= and keyword_weight= as --vector-weight and --keyword-weight
+curl -s -o query-w.json "$base/query?q=rotating%20keys&k=3&vector_weight=3&keyword_weight=0.5"
+sl -c run.ini "${sets[@]}" query --json -k 3 --vector-weight 3 --keyword-weight 0.5 "rotating keys"
+check "/query vector_weight=3&keyword_weight=0.5 answers the same bytes as sluice query" cmp -s query-w.json .out
+check_eq "/query weights: the fused score is 3/(60 + vector rank) + 0.5/(60 + keyword rank)" \
+    "$(jq '[.[] | ((if .vector then 3 / (60 + .vector.rank) else 0 end)
+              + (if .keyword then 0.5 / (60 + .keyword.rank) else 0 end) - .score)
+              | select(. > 1e-12 or . < -1e-12)] | length' query-w.json)" 0
+check_eq "/query with keyword_weight=-1 is 400" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&keyword_weight=-1")" 400
+check_eq "/query with vector_weight=x is 400" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$base/query?q=x&vector_weight=x")" 400
 
 # what is not served
 check_eq "unknown path: 404" "$(curl -s -o /dev/null -w '%{http_code}' "$base/admin")" 404

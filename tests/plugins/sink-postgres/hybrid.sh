@@ -52,9 +52,9 @@ check_eq "vector only (hash): the long chunk is not in the top 5" \
 sl_ok -c pg.ini query --json -k 5 frobnicator
 check_eq "hybrid (the default): the long chunk first" "$(json 'hits[0].uri')" "$target"
 check_gt "hybrid: its vector rank shown (below 5)" "$(json 'hits[0].vector.rank')" 5
-check_eq "hybrid: every fused score is the sum of 1/(60 + rank)" \
+check_eq "hybrid: every fused score is 1/(60 + vector rank) + 2/(60 + keyword rank)" \
     "$(json '[hits[] | ((if .vector then 1 / (60 + .vector.rank) else 0 end)
-              + (if .keyword then 1 / (60 + .keyword.rank) else 0 end) - .score)
+              + (if .keyword then 2 / (60 + .keyword.rank) else 0 end) - .score)
               | select(. > 1e-12 or . < -1e-12)] | length')" 0
 
 for q in "frobnicator & | !" "'frobnicator" 'frob:* <-> (frobnicator' '!!!' "it's" 'a & b | c' '()'; do

@@ -6,7 +6,8 @@
 #     vector-only (embed-hash) does not have it in its top 5 (short chunks
 #     made of pieces of the word are nearer by n-grams), and hybrid, the
 #     default, has it first. --json shows each hit's rank and score in both
-#     rankings, and the fused score is the sum of 1 / (60 + rank).
+#     rankings, and the fused score is 1 / (60 + vector rank) + 2 / (60 +
+#     keyword rank) (the default weights).
 #   - Text FTS5 would read as syntax (quotes, stars, NEAR, minus, colons,
 #     brackets, AND/OR/NOT) is searched as words, never an error.
 #   - The index follows the chunks: a replaced document's old words and a
@@ -60,9 +61,9 @@ sl_ok query --json -k 5 frobnicator
 check_eq "hybrid (the default): the long chunk first" "$(json 'hits[0].uri')" "$target"
 check_eq "hybrid: its keyword rank shown" "$(json 'hits[0].keyword.rank')" 1
 check_gt "hybrid: its vector rank shown (below 5)" "$(json 'hits[0].vector.rank')" 5
-check_eq "hybrid: every fused score is the sum of 1/(60 + rank)" \
+check_eq "hybrid: every fused score is 1/(60 + vector rank) + 2/(60 + keyword rank)" \
     "$(json '[hits[] | ((if .vector then 1 / (60 + .vector.rank) else 0 end)
-              + (if .keyword then 1 / (60 + .keyword.rank) else 0 end) - .score)
+              + (if .keyword then 2 / (60 + .keyword.rank) else 0 end) - .score)
               | select(. > 1e-12 or . < -1e-12)] | length')" 0
 check_eq "hybrid: best first" "$(json '[hits[].score] as $s | $s == ($s | sort | reverse)')" true
 sl_ok query -k 3 frobnicator
