@@ -724,10 +724,13 @@ void job_admit(run *r) {
             char *path = r->extra[x];
             r->extra[r->extra_next++] = NULL;
             int64_t qid = r->extra_job[2 * x], qtok = r->extra_job[2 * x + 1];
-            struct stat st;
+            struct stat st = {0};
             char *gone = NULL;
-            int serr = stat(path, &st) != 0 ? errno : 0;
-            if (serr || !S_ISREG(st.st_mode)) {
+            /* a URI (a queue job's, source.h) is fetched, not stat'ed: its
+             * size is known when its body arrives */
+            int remote = sl_source_is_remote(path);
+            int serr = !remote && stat(path, &st) != 0 ? errno : 0;
+            if (!remote && (serr || !S_ISREG(st.st_mode))) {
                 if (!qid) { /* gone again: the next pass sees to it */
                     free(path);
                     continue;

@@ -6,7 +6,8 @@
 # [sluice] max_attempts failures, with its reason, in `sluice failed`. Queue
 # nodes share the store with each other but not with a plain run (exit 4),
 # and `queue status` counts by state. An idle node is woken by enqueue's
-# NOTIFY, not by its (hour-long) poll.
+# NOTIFY, not by its (hour-long) poll. A job whose uri is an http:// URL is
+# fetched by the node that leases it.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../e2e/lib.sh"
 source "$HERE/../../providers-e2e/fake.sh"
@@ -58,6 +59,31 @@ check_eq "sluice failed: lists it" "$(json '[.failures[] | select(.uri | endswit
 check_eq "sluice failed: a dead letter" "$(json '.failures[] | select(.uri | endswith("gone.md")) | .dead_letter')" true
 sl -c q.ini queue status --json
 check_eq "queue status: dead letters" "$(json .dead_letters)" 1
+
+# a job whose uri is an http:// URL (h/sources): enqueued as given, fetched
+# by the node that leases it, stored under the URL
+mkdir www
+printf '# Remote\n\nA remote document about numbatword.\n' >www/remote.md
+python3 -c '
+import functools, http.server, sys
+H = functools.partial(http.server.SimpleHTTPRequestHandler, directory="www")
+H.log_message = lambda *a: None
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()' >www.port 2>www.log &
+wpid=$!
+got_port() { [[ -s www.port ]]; }
+wait_until 30 "the HTTP server is up" got_port
+rurl="http://127.0.0.1:$(head -1 www.port)/remote.md"
+sl -c q.ini enqueue --json "$rurl"
+check_eq "a URL: enqueued" "$(json .enqueued)" 1
+check_eq "its job keeps the URL" "$(pg_sql "SELECT count(*) FROM sluice_jobs WHERE uri = '$rurl'")" 1
+sl -c q.ini run --queue --json
+check_eq "a URL job: exit status" "$RC" 0
+check_eq "a URL job: stored" "$(json .documents.stored)" 1
+check_eq "stored under its URL, with its text" \
+    "$(pg_sql "SELECT count(*) FROM sluice_chunks c JOIN sluice_documents d ON d.id = c.doc_id WHERE d.uri = '$rurl' AND c.text LIKE '%numbatword%'")" 1
+kill "$wpid" 2>/dev/null || true
 
 # nodes share the store; a plain run does not
 # (polling once an hour: only enqueue's NOTIFY can wake it in time)
