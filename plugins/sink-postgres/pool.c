@@ -135,8 +135,10 @@ void pg_op_free(pg_op *op) {
 
 int pg_error_kind(const char *sqlstate) {
     if (!sqlstate || strlen(sqlstate) != 5)
-        return SL_ERETRY;                                   /* no server verdict: client side, or the link */
-    if (strcmp(sqlstate, "SLD01") == 0) return SL_EFATAL;   /* our own: a store of another dimension */
+        return SL_ERETRY;                                 /* no server verdict: client side, or the link */
+    if (strcmp(sqlstate, "SLD01") == 0) return SL_EFATAL; /* our own: a store of another dimension */
+    if (strcmp(sqlstate, "SLQ01") == 0)
+        return SL_EBADINPUT;                                /* our own: lease lost (queue.c): this document */
     if (strncmp(sqlstate, "08", 2) == 0) return SL_ERETRY;  /* connection exception */
     if (strncmp(sqlstate, "40", 2) == 0) return SL_ERETRY;  /* serialization failure, deadlock */
     if (strncmp(sqlstate, "57P", 3) == 0) return SL_ERETRY; /* shutdown, crash, starting up */

@@ -333,6 +333,8 @@ int pg_schema_open(PGconn *conn, const pg_config *c, pg_schema *out, char *err, 
                  n->failures);
         rc = run(conn, sql, 0, NULL, NULL, "creating the failures table", err, errlen);
     }
+    if (!rc)
+        rc = pg_queue_create(conn, c, err, errlen); /* the job queue (queue.c), made as the failure list is */
     if (!rc) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", PG_SCHEMA_VERSION);

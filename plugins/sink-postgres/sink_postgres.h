@@ -175,6 +175,39 @@ void pg_schema_free(pg_schema *s);
  * older or newer one is SL_EFATAL. */
 int pg_schema_read(PGconn *conn, const pg_config *c, pg_schema *out, bool *missing, char *err, size_t errlen);
 
+/* --- queue.c --- */
+
+/* The job queue's statements (queue.c names each). */
+enum {
+    QQ_ACK,
+    QQ_DONE,
+    QQ_RECLAIM,
+    QQ_LEASE,
+    QQ_HEARTBEAT,
+    QQ_FAIL,
+    QQ_RELEASE,
+    QQ_ENQUEUE,
+    QQ_NOTIFY,
+    QQ_PENDING,
+    QQ_COUNTS,
+    QQ_NODES,
+    QQ_COUNT
+};
+
+typedef struct pg_queue {
+    char *jobs;    /* [schema.]PREFIXjobs, quoted */
+    char *ack_fn;  /* [schema.]PREFIXqueue_ack, quoted */
+    char *channel; /* PREFIXjobs: what enqueue NOTIFYs and nodes LISTEN on (unquoted) */
+    char *sql[QQ_COUNT];
+} pg_queue;
+
+/* Inside schema.c's migration transaction: the jobs table, its indexes and
+ * the ack function, made if absent. SL_EFATAL with a message in err. */
+int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen);
+/* The names and statements; SL_ENOMEM or 0. Freed with pg_queue_free. */
+int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue *q);
+void pg_queue_free(pg_queue *q);
+
 #define PG_SCHEMA_VERSION 3
 #define PG_SCHEMA_READABLE 2 /* the oldest a read-only command answers from as it is */
 #define PG_SCHEMA_TSV 3      /* the first with the keyword index (chunks.tsv) */

@@ -1,0 +1,258 @@
+/* queue.c - the job queue that lets many sluice nodes share one corpus
+ * (`sluice enqueue`, `sluice run --queue`, `sluice queue status`): a table
+ * in the sink's own database, leased with FOR UPDATE SKIP LOCKED, as pgmq,
+ * River and Solid Queue do. No server of our own: PostgreSQL coordinates.
+ *
+ * The table, [schema.]PREFIXjobs, is made with the sink's schema (schema.c
+ * calls pg_queue_create inside its migration transaction). One row per job:
+ *
+ *   id            bigint identity
+ *   uri           the document (a path on a shared mount, or a URI)
+ *   size, hash    what enqueue knew of it (hash: the core's content hash)
+ *   fingerprint   the route's fingerprint at enqueue (with hash: "unchanged")
+ *   state         queued | leased | done | dead
+ *   attempts      leases taken (an expired lease counts here only)
+ *   failures      times a node failed the document (dead at max_attempts)
+ *   next_try      not leased before (exponential backoff after a failure)
+ *   lease_owner   the node holding it: "host:pid:start"
+ *   lease_expires the lease is lost after this unless heartbeated
+ *   token         the fencing token: +1 on EVERY lease
+ *   last_error    the latest failure, "stage: reason"
+ *   enqueued_at, leased_at, done_at, done_by   timestamps and who acked
+ *
+ * Indexes: one open job per uri (unique, partial: state queued or leased),
+ * the leasable jobs (partial: queued, by next_try), the leases by expiry
+ * (partial: leased), the acks by time (partial: done, for throughput).
+ *
+ * The statements, each named once (pg_queue.sql[QQ_*]):
+ *
+ *   QQ_ACK       in the store's transaction, after BEGIN: SELECT
+ *                PREFIXqueue_ack(id, token), a function made with the table
+ *                that sets the job done WHERE id AND token AND state =
+ *                'leased' and, when no row matched, raises SQLSTATE SLQ01
+ *                "lease lost: job N token T was re-leased; commit refused":
+ *                the whole transaction rolls back, the document fails with
+ *                that reason. Stored and acked together, or not at all.
+ *   QQ_DONE      the same ack outside a store, for a document that needed
+ *                none (stored unchanged): 0 rows means the lease was lost,
+ *                which is harmless here (nothing was written).
+ *   QQ_RECLAIM   expired leases back to queued (owner cleared; token kept,
+ *                so the late owner's ack still fails: its state is no
+ *                longer 'leased' with that token once re-leased)
+ *   QQ_LEASE     up to $2 leasable jobs: SELECT ... FOR UPDATE SKIP LOCKED,
+ *                then state leased, owner, expiry now() + $3 ms, token + 1,
+ *                attempts + 1; returns id, token, uri, attempts, size
+ *   QQ_HEARTBEAT every lease of node $1 extended to now() + $2 ms
+ *   QQ_FAIL      a failed document's job: failures + 1, last_error, back to
+ *                queued at now() + backoff (base $5 ms doubled per failure,
+ *                at most an hour), or dead at $4 failures, when it also
+ *                enters the sink's failure list (`sluice failed`)
+ *   QQ_RELEASE   node $1's leases back to queued (a node that stops)
+ *   QQ_ENQUEUE   arrays of uri, size, hash, fingerprint: inserts the jobs
+ *                that have no open job and are not stored unchanged;
+ *                answers (enqueued, already queued, unchanged)
+ *   QQ_NOTIFY    pg_notify on the channel PREFIXjobs (LISTEN wakes nodes)
+ *   QQ_PENDING   queued + leased jobs (`run --queue` ends at 0)
+ *   QQ_COUNTS    jobs by state, the oldest queued job's age, dead letters
+ *   QQ_NODES     per node: leases held, acks in the last 1 and 5 minutes
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink_postgres.h"
+
+/* PREFIX + name, quoted and schema-qualified when `qualify`; malloc'd. */
+static char *qname(PGconn *conn, const pg_config *c, const char *name, bool qualify) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", c->table_prefix ? c->table_prefix : "", name);
+    char *q = PQescapeIdentifier(conn, full, strlen(full));
+    if (!q) return NULL;
+    char *out = NULL;
+    const char *schema = c->schema ? c->schema : "";
+    if (qualify && *schema) {
+        char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
+        if (qs) {
+            size_t n = strlen(qs) + strlen(q) + 2;
+            out = malloc(n);
+            if (out) snprintf(out, n, "%s.%s", qs, q);
+            PQfreemem(qs);
+        }
+    } else {
+        out = strdup(q);
+    }
+    PQfreemem(q);
+    return out;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    if (vasprintf(&s, f, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+void pg_queue_free(pg_queue *q) {
+    free(q->jobs);
+    free(q->ack_fn);
+    free(q->channel);
+    for (int i = 0; i < QQ_COUNT; i++) free(q->sql[i]);
+    memset(q, 0, sizeof *q);
+}
+
+int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue *q) {
+    memset(q, 0, sizeof *q);
+    q->jobs = qname(conn, c, "jobs", true);
+    q->ack_fn = qname(conn, c, "queue_ack", true);
+    q->channel = fmt("%sjobs", c->table_prefix ? c->table_prefix : "");
+    if (!q->jobs || !q->ack_fn || !q->channel) return SL_ENOMEM;
+    const char *j = q->jobs;
+    q->sql[QQ_ACK] = fmt("SELECT %s($1::bigint, $2::bigint)", q->ack_fn);
+    q->sql[QQ_DONE] = fmt("UPDATE %s SET state = 'done', done_at = now(), done_by = lease_owner,"
+                          " lease_expires = NULL, last_error = NULL"
+                          " WHERE id = $1::bigint AND token = $2::bigint AND state = 'leased'",
+                          j);
+    q->sql[QQ_RECLAIM] = fmt("UPDATE %s SET state = 'queued', lease_owner = NULL, lease_expires = NULL"
+                             " WHERE state = 'leased' AND lease_expires < now()",
+                             j);
+    q->sql[QQ_LEASE] =
+        fmt("WITH c AS (SELECT id FROM %s WHERE state = 'queued' AND next_try <= now()"
+            " ORDER BY next_try, id LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
+            " UPDATE %s j SET state = 'leased', lease_owner = $1,"
+            " lease_expires = now() + $3::bigint * interval '1 millisecond',"
+            " token = j.token + 1, attempts = j.attempts + 1, leased_at = now()"
+            " FROM c WHERE j.id = c.id RETURNING j.id, j.token, j.uri, j.attempts, coalesce(j.size, 0)",
+            j, j);
+    q->sql[QQ_HEARTBEAT] = fmt("UPDATE %s SET lease_expires = now() + $2::bigint * interval '1 millisecond'"
+                               " WHERE state = 'leased' AND lease_owner = $1",
+                               j);
+    q->sql[QQ_FAIL] = fmt(
+        "WITH f AS (UPDATE %s SET failures = failures + 1, last_error = $3 || ': ' || $4,"
+        " state = CASE WHEN $5::integer > 0 AND failures + 1 >= $5::integer THEN 'dead' ELSE 'queued' END,"
+        " next_try = now() + least($6::bigint * power(2, least(failures, 20)), 3600000)"
+        " * interval '1 millisecond', lease_owner = NULL, lease_expires = NULL"
+        " WHERE id = $1::bigint AND token = $2::bigint AND state = 'leased'"
+        " RETURNING uri, state, failures)"
+        " INSERT INTO %s AS x(uri, stage, reason, attempts, first_at, last_at)"
+        " SELECT uri, $3, $4, failures, now(), now() FROM f WHERE state = 'dead'"
+        " ON CONFLICT (uri) DO UPDATE SET stage = excluded.stage, reason = excluded.reason,"
+        " attempts = greatest(x.attempts, excluded.attempts), last_at = excluded.last_at",
+        j, n->failures);
+    q->sql[QQ_RELEASE] = fmt("UPDATE %s SET state = 'queued', lease_owner = NULL, lease_expires = NULL"
+                             " WHERE state = 'leased' AND lease_owner = $1",
+                             j);
+    q->sql[QQ_ENQUEUE] =
+        fmt("WITH i AS (SELECT DISTINCT ON (uri) uri, size, hash, fp FROM"
+            " unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(uri, size, hash, fp)),"
+            " o AS (SELECT i.uri FROM i WHERE EXISTS (SELECT 1 FROM %s j WHERE j.uri = i.uri"
+            " AND j.state IN ('queued', 'leased'))),"
+            " u AS (SELECT i.uri FROM i JOIN %s d ON d.uri = i.uri WHERE i.hash <> '' AND d.hash = i.hash"
+            " AND d.fingerprint = i.fp AND i.uri NOT IN (SELECT uri FROM o)),"
+            " n AS (INSERT INTO %s(uri, size, hash, fingerprint) SELECT uri, size, nullif(hash, ''), "
+            "nullif(fp, '')"
+            " FROM i WHERE uri NOT IN (SELECT uri FROM o) AND uri NOT IN (SELECT uri FROM u)"
+            " ON CONFLICT (uri) WHERE state IN ('queued', 'leased') DO NOTHING RETURNING 1)"
+            " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM i) - (SELECT count(*) FROM n)"
+            " - (SELECT count(*) FROM u), (SELECT count(*) FROM u)",
+            j, n->documents, j);
+    q->sql[QQ_NOTIFY] = strdup("SELECT pg_notify($1, '')");
+    q->sql[QQ_PENDING] = fmt("SELECT count(*) FROM %s WHERE state IN ('queued', 'leased')", j);
+    q->sql[QQ_COUNTS] = fmt("SELECT count(*) FILTER (WHERE state = 'queued'),"
+                            " count(*) FILTER (WHERE state = 'leased'),"
+                            " count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'dead'),"
+                            " coalesce(extract(epoch FROM now() - min(enqueued_at)"
+                            " FILTER (WHERE state = 'queued'))::bigint, -1),"
+                            " count(*) FILTER (WHERE state = 'queued' AND next_try > now())"
+                            " FROM %s",
+                            j);
+    q->sql[QQ_NODES] =
+        fmt("SELECT node, count(*) FILTER (WHERE state = 'leased'),"
+            " count(*) FILTER (WHERE state = 'done' AND done_at > now() - interval '1 minute'),"
+            " count(*) FILTER (WHERE state = 'done' AND done_at > now() - interval '5 minutes')"
+            " FROM (SELECT CASE WHEN state = 'leased' THEN lease_owner ELSE done_by END AS node,"
+            " state, done_at FROM %s WHERE state = 'leased'"
+            " OR (state = 'done' AND done_at > now() - interval '5 minutes')) x"
+            " WHERE node IS NOT NULL GROUP BY node ORDER BY node",
+            j);
+    for (int i = 0; i < QQ_COUNT; i++)
+        if (!q->sql[i]) return SL_ENOMEM;
+    return 0;
+}
+
+/* Runs one statement of the migration; on failure writes "what: message". */
+static int exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen) {
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(err, errlen, "%s: %s", what, m ? m : PQerrorMessage(conn));
+        PQclear(r);
+        return SL_EFATAL;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) {
+    char *jobs = qname(conn, c, "jobs", true), *fn = qname(conn, c, "queue_ack", true);
+    char *i_open = qname(conn, c, "jobs_open_uri", false), *i_ready = qname(conn, c, "jobs_leasable", false);
+    char *i_exp = qname(conn, c, "jobs_lease_expiry", false), *i_done = qname(conn, c, "jobs_done_at", false);
+    char *ddl = NULL, *func = NULL;
+    if (jobs && fn && i_open && i_ready && i_exp && i_done) {
+        ddl = fmt("CREATE TABLE IF NOT EXISTS %s("
+                  " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                  " uri text COLLATE \"C\" NOT NULL,"
+                  " size bigint,"
+                  " hash text,"
+                  " fingerprint text,"
+                  " state text NOT NULL DEFAULT 'queued'"
+                  " CHECK (state IN ('queued', 'leased', 'done', 'dead')),"
+                  " attempts integer NOT NULL DEFAULT 0,"
+                  " failures integer NOT NULL DEFAULT 0,"
+                  " next_try timestamptz NOT NULL DEFAULT now(),"
+                  " lease_owner text,"
+                  " lease_expires timestamptz,"
+                  " token bigint NOT NULL DEFAULT 0,"
+                  " last_error text,"
+                  " enqueued_at timestamptz NOT NULL DEFAULT now(),"
+                  " leased_at timestamptz,"
+                  " done_at timestamptz,"
+                  " done_by text);"
+                  "CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s(uri) WHERE state IN ('queued', 'leased');"
+                  "CREATE INDEX IF NOT EXISTS %s ON %s(next_try, id) WHERE state = 'queued';"
+                  "CREATE INDEX IF NOT EXISTS %s ON %s(lease_expires) WHERE state = 'leased';"
+                  "CREATE INDEX IF NOT EXISTS %s ON %s(done_at) WHERE state = 'done';",
+                  jobs, i_open, jobs, i_ready, jobs, i_exp, jobs, i_done, jobs);
+        /* the ack that refuses a stale node: its own SQLSTATE (pool.c
+         * fails the document, not the run) and the words the node logs */
+        func = fmt(
+            "CREATE OR REPLACE FUNCTION %s(job bigint, tok bigint) RETURNS void LANGUAGE plpgsql AS $q$"
+            " DECLARE cur record; BEGIN"
+            " UPDATE %s SET state = 'done', done_at = now(), done_by = lease_owner,"
+            " lease_expires = NULL, last_error = NULL WHERE id = job AND token = tok AND state = 'leased';"
+            " IF NOT FOUND THEN"
+            " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur FROM %s WHERE id = job;"
+            " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s token %%s was"
+            " re-leased; commit refused (the job is now token %%s, %%s, %%s)', job, tok,"
+            " coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, '?'));"
+            " END IF; END $q$",
+            fn, jobs, jobs);
+    }
+    int rc = ddl && func ? 0 : SL_ENOMEM;
+    if (rc) snprintf(err, errlen, "out of memory");
+    if (!rc) rc = exec(conn, ddl, "creating the job queue", err, errlen);
+    if (!rc) rc = exec(conn, func, "creating the queue's ack function", err, errlen);
+    free(jobs);
+    free(fn);
+    free(i_open);
+    free(i_ready);
+    free(i_exp);
+    free(i_done);
+    free(ddl);
+    free(func);
+    return rc;
+}
