@@ -11,27 +11,33 @@
  *                        [--chunk-rows 0] [--unlogged]
  *
  * Each client is one thread with its own connection, the way each node
- * holds its own. The statements are the queue's (see SQL below): a lease
- * takes up to B queued jobs with FOR UPDATE SKIP LOCKED and bumps each
- * one's fencing token; an ack is the store transaction reduced to what the
- * queue adds to it: BEGIN, upsert one document row (plus --chunk-rows
- * chunk rows of 500 bytes of text and a 384-float vector, generated on the
- * server), mark the job done WHERE id AND token (failing the transaction
- * when the token moved on), COMMIT, sent at once in libpq's pipeline mode
- * as sink-postgres sends a store. Three measures, each on a fresh queue of
- * --jobs queued jobs (TRUNCATE, fill, VACUUM ANALYZE, CHECKPOINT; none of
- * that timed):
+ * holds its own. The tables and statements are sink-postgres's own: this
+ * program is linked with the plugin's schema.c and queue.c, makes the
+ * store with pg_schema_open (documents, chunks, failures, the jobs table
+ * and its ack function) and takes every statement from pg_queue_names. A
+ * lease is QQ_LEASE: up to B queued jobs taken with FOR UPDATE SKIP LOCKED,
+ * each one's fencing token bumped. An ack is the store transaction reduced
+ * to what the queue adds to it: BEGIN, upsert one document row (plus
+ * --chunk-rows chunk rows of 500 bytes of text and a 384-float vector,
+ * made on the server; the keyword column is computed as in a real store),
+ * QQ_ACK (the job done WHERE id AND token, raising when the token moved
+ * on), COMMIT, sent at once in libpq's pipeline mode as sink-postgres
+ * sends a store. Each measure starts from a fresh queue of --jobs jobs put
+ * in by QQ_ENQUEUE, 1,000 per statement (TRUNCATE, enqueue, VACUUM
+ * ANALYZE, CHECKPOINT; the first enqueue is timed and printed):
  *   lease B   clients lease batches of B until --seconds pass or the
  *             queue is empty: lease statements/s and jobs leased/s;
- *   ack       every job leased first (token 1, untimed); clients ack
- *             disjoint jobs one transaction each: acks/s;
+ *   store     every job leased first (untimed); clients store disjoint
+ *             jobs' documents, one transaction each, without the ack: the
+ *             store transaction alone, to compare with
+ *   ack       the same with the queue's ack in it: acks/s;
  *   cycle B   what a node's queue traffic is: lease B, ack each of them,
  *             again: jobs through lease + ack per second.
- * Rates are counted operations over the wall time from the common start
- * to the last client's end. It prints one Markdown table. Timings are for
- * people, never for assertions.
+ * With --unlogged the jobs table is made UNLOGGED (ALTER TABLE ... SET
+ * UNLOGGED; the documents stay logged). Rates are counted operations over
+ * the wall time from the common start to the last client's end. It prints
+ * one Markdown table. Timings are for people, never for assertions.
  */
-#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -42,76 +48,23 @@
 #include <string.h>
 #include <time.h>
 
-/* The queue's statements, with {jobs}, {documents} and {chunks} replaced
- * by the quoted table names. */
-static const char *const SQL_SCHEMA = "DROP TABLE IF EXISTS {chunks}, {documents}, {jobs};"
-                                      "CREATE {unlogged} TABLE {jobs}("
-                                      " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                                      " uri text COLLATE \"C\" NOT NULL UNIQUE,"
-                                      " bytes bigint,"
-                                      " hash text,"
-                                      " state text NOT NULL DEFAULT 'queued',"
-                                      " attempts integer NOT NULL DEFAULT 0,"
-                                      " token bigint NOT NULL DEFAULT 0,"
-                                      " node text,"
-                                      " lease_until timestamptz,"
-                                      " run_after timestamptz NOT NULL DEFAULT now(),"
-                                      " enqueued_at timestamptz NOT NULL DEFAULT now(),"
-                                      " reason text);"
-                                      "CREATE INDEX ON {jobs}(id) WHERE state = 'queued';"
-                                      "CREATE INDEX ON {jobs}(lease_until) WHERE state = 'leased';"
-                                      "CREATE {unlogged} TABLE {documents}("
-                                      " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                                      " uri text COLLATE \"C\" NOT NULL UNIQUE,"
-                                      " hash text NOT NULL,"
-                                      " fingerprint text NOT NULL,"
-                                      " media_type text,"
-                                      " bytes bigint,"
-                                      " title text,"
-                                      " metadata jsonb NOT NULL DEFAULT '{}',"
-                                      " chunk_count integer NOT NULL DEFAULT 0,"
-                                      " stored_at timestamptz NOT NULL DEFAULT now(),"
-                                      " stored_run bigint,"
-                                      " seen_run bigint);"
-                                      "CREATE {unlogged} TABLE {chunks}("
-                                      " doc_id bigint NOT NULL REFERENCES {documents}(id) ON DELETE CASCADE,"
-                                      " ordinal integer NOT NULL,"
-                                      " text text NOT NULL,"
-                                      " embedding real[],"
-                                      " PRIMARY KEY (doc_id, ordinal));";
+#include "sink_postgres.h"
 
-static const char *const SQL_FILL = "TRUNCATE {chunks}, {documents}, {jobs} RESTART IDENTITY;"
-                                    "INSERT INTO {jobs}(uri, bytes, hash)"
-                                    " SELECT '/corpus/' || lpad(g::text, 8, '0') || '.md', 2000, md5(g::text)"
-                                    " FROM generate_series(1, {N}) g;";
-
-static const char *const SQL_LEASE =
-    "UPDATE {jobs} AS j SET state = 'leased', token = j.token + 1, attempts = j.attempts + 1,"
-    " node = $2, lease_until = now() + interval '60 seconds'"
-    " FROM (SELECT id FROM {jobs}"
-    "       WHERE (state = 'queued' AND run_after <= now()) OR (state = 'leased' AND lease_until < now())"
-    "       ORDER BY id LIMIT $1::integer FOR UPDATE SKIP LOCKED) AS l"
-    " WHERE j.id = l.id RETURNING j.id, j.token, j.uri";
-
+/* What the store transaction writes besides the ack, in the sink's own
+ * tables (pg_schema_open made them), their quoted names for the %s. The document upsert has the sink's shape (Q_UPSERT in
+ * sink_postgres.c, which keeps its statements to itself). */
 static const char *const SQL_DOC =
-    "INSERT INTO {documents}(uri, hash, fingerprint, media_type, bytes, title, chunk_count, stored_run, "
-    "seen_run)"
-    " VALUES ($1, $2, 'fp', 'text/markdown', 2000, 'a title', $3::integer, 1, 1)"
-    " ON CONFLICT (uri) DO UPDATE SET hash = excluded.hash, chunk_count = excluded.chunk_count,"
-    " stored_at = now()";
+    "INSERT INTO %s AS d(uri, hash, fingerprint, media_type, bytes, title, metadata, chunk_count,"
+    " stored_run, seen_run) VALUES ($1, md5($1), 'fp', 'text/markdown', 2000, 'a title', '{}', $2::integer, "
+    "1, 1)"
+    " ON CONFLICT (uri) DO UPDATE SET hash = excluded.hash, fingerprint = excluded.fingerprint,"
+    " chunk_count = excluded.chunk_count, stored_at = now(), stored_run = excluded.stored_run,"
+    " seen_run = excluded.seen_run";
 
 static const char *const SQL_CHUNKS =
-    "INSERT INTO {chunks}(doc_id, ordinal, text, embedding)"
-    " SELECT d.id, g, repeat('chunk text ', 45), array_fill(0.5::real, ARRAY[384])"
-    " FROM {documents} d, generate_series(1, $2::integer) g WHERE d.uri = $1";
-
-/* The fencing check: 0 rows (the token moved on) fails the statement, so
- * the pipeline's COMMIT never runs and the document is not stored. */
-static const char *const SQL_ACK =
-    "WITH a AS (UPDATE {jobs} SET state = 'done', node = NULL, lease_until = NULL"
-    "           WHERE id = $1::bigint AND token = $2::bigint AND state = 'leased' RETURNING id)"
-    " SELECT CASE WHEN count(*) = 1 THEN 1"
-    " ELSE ('lease lost: job ' || $1 || ', ' || count(*) || ' rows')::integer END FROM a";
+    "INSERT INTO %s(doc_id, ordinal, text, dim, embedding)"
+    " SELECT d.id, g, repeat('chunk text ', 45), 384, array_fill(0.5::real, ARRAY[384])"
+    " FROM %s d, generate_series(1, $2::integer) g WHERE d.uri = $1";
 
 /* --- small helpers --- */
 
@@ -131,32 +84,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* sql with each {name} replaced; malloc'd. */
-static char *expand(const char *sql, const char *const *keys, const char *const *vals, int n) {
-    size_t cap = strlen(sql) * 2 + 256, len = 0;
-    char *out = malloc(cap);
-    if (!out) die("out of memory");
-    for (const char *p = sql; *p;) {
-        int k = -1;
-        if (*p == '{')
-            for (int i = 0; i < n; i++)
-                if (strncmp(p + 1, keys[i], strlen(keys[i])) == 0 && p[1 + strlen(keys[i])] == '}') k = i;
-        const char *add = k >= 0 ? vals[k] : p;
-        size_t alen = k >= 0 ? strlen(vals[k]) : 1;
-        if (len + alen + 1 > cap) {
-            cap = (len + alen + 1) * 2;
-            char *grown = realloc(out, cap);
-            if (!grown) die("out of memory");
-            out = grown;
-        }
-        memcpy(out + len, add, alen);
-        len += alen;
-        p += k >= 0 ? strlen(keys[k]) + 2 : 1;
-    }
-    out[len] = '\0';
-    return out;
-}
-
 typedef struct config {
     const char *host, *port, *user, *dbname, *prefix;
     long jobs;
@@ -174,7 +101,9 @@ static config cfg = {.host = "127.0.0.1",
                      .jobs = 50000,
                      .seconds = 3.0};
 
-static char *sql_schema, *sql_fill, *sql_lease, *sql_doc, *sql_chunks, *sql_ack;
+static pg_schema schema;
+static pg_queue queue;
+static char *sql_doc, *sql_chunks;
 
 static PGconn *connect_db(void) {
     const char *keys[] = {"host", "port", "user", "dbname", "application_name", NULL};
@@ -193,9 +122,18 @@ static void exec_ok(PGconn *c, const char *sql) {
     PQclear(r);
 }
 
+/* sql with %s replaced by each table name in turn (at most 3); malloc'd. */
+static char *with_names(const char *f, const char *a, const char *b, const char *c) {
+    size_t n = strlen(f) + strlen(a) + (b ? strlen(b) : 0) + (c ? strlen(c) : 0) + 1;
+    char *out = malloc(n);
+    if (!out) die("out of memory");
+    snprintf(out, n, f, a, b, c);
+    return out;
+}
+
 /* --- the clients --- */
 
-enum measure { M_LEASE, M_ACK, M_CYCLE };
+enum measure { M_LEASE, M_ACK, M_STORE, M_CYCLE };
 
 typedef struct job {
     char id[24], token[24], uri[64];
@@ -217,75 +155,77 @@ typedef struct client {
 static pthread_barrier_t start_line;
 static double t_start, t_deadline;
 
-/* One ack: the store transaction in one pipeline. 0, or -1 with c->err. */
-static int ack(client *c, const job *j) {
-    char nchunks[16];
-    snprintf(nchunks, sizeof nchunks, "%d", cfg.chunk_rows);
-    const char *doc[] = {j->uri, j->token, nchunks};
-    const char *chunks[] = {j->uri, nchunks};
-    const char *fence[] = {j->id, j->token};
-    PGconn *pg = c->conn;
-    int sent = 0;
-    bool ok = PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-              PQsendQueryParams(pg, sql_doc, 3, NULL, doc, NULL, NULL, 0);
-    sent = 2;
-    if (ok && cfg.chunk_rows > 0) {
-        ok = PQsendQueryParams(pg, sql_chunks, 2, NULL, chunks, NULL, NULL, 0);
-        sent++;
-    }
-    ok = ok && PQsendQueryParams(pg, sql_ack, 2, NULL, fence, NULL, NULL, 0) &&
-         PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(pg);
-    sent += 2;
-    if (!ok) {
-        snprintf(c->err, sizeof c->err, "send: %s", PQerrorMessage(pg));
-        return -1;
-    }
+/* Sends nothing more and reads the pipeline up to its sync: how many
+ * statements failed (the first one's message into err), or -1 when the
+ * sync never came. r0, when not NULL, keeps the first result. */
+static int drain(PGconn *pg, int nstmts, char *err, size_t errlen, PGresult **r0) {
     int failed = 0;
-    for (int i = 0; i < sent; i++) {
+    for (int i = 0; i < nstmts; i++) {
         PGresult *r;
         while ((r = PQgetResult(pg)) != NULL) {
             ExecStatusType st = PQresultStatus(r);
-            if (st == PGRES_FATAL_ERROR && !failed) {
-                failed = 1;
-                snprintf(c->err, sizeof c->err, "ack %s: %s", j->id, PQresultErrorMessage(r));
-            }
-            PQclear(r);
+            if ((st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) && !failed++)
+                snprintf(err, errlen, "%s", st == PGRES_FATAL_ERROR ? PQresultErrorMessage(r) : "aborted");
+            if (i == 0 && r0 && !*r0)
+                *r0 = r;
+            else
+                PQclear(r);
         }
     }
-    PGresult *r = PQgetResult(pg); /* the sync */
-    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-        if (!failed) snprintf(c->err, sizeof c->err, "ack %s: no sync", j->id);
-        failed = 1;
-    }
+    PGresult *r = PQgetResult(pg);
+    bool synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
     PQclear(r);
-    if (failed && PQtransactionStatus(pg) == PQTRANS_INERROR) {
-        PQsendQueryParams(pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
-        PQpipelineSync(pg);
-        while ((r = PQgetResult(pg)) != NULL) PQclear(r);
-        r = PQgetResult(pg);
-        PQclear(r);
+    if (!synced) {
+        snprintf(err, errlen, "no sync: %s", PQerrorMessage(pg));
+        return -1;
     }
-    return failed ? -1 : 0;
+    return failed;
+}
+
+/* One ack: the store transaction in one pipeline (without the queue's
+ * ack when !fenced: the store alone). 0, or -1 with c->err. */
+static int ack(client *c, const job *j, bool fenced) {
+    char nchunks[16];
+    snprintf(nchunks, sizeof nchunks, "%d", cfg.chunk_rows);
+    const char *doc[] = {j->uri, nchunks};
+    const char *fence[] = {j->id, j->token};
+    PGconn *pg = c->conn;
+    int n = 0;
+    bool ok =
+        PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) && ++n &&
+        PQsendQueryParams(pg, sql_doc, 2, NULL, doc, NULL, NULL, 0) && ++n &&
+        (cfg.chunk_rows == 0 || (PQsendQueryParams(pg, sql_chunks, 2, NULL, doc, NULL, NULL, 0) && ++n)) &&
+        (!fenced || (PQsendQueryParams(pg, queue.sql[QQ_ACK], 2, NULL, fence, NULL, NULL, 0) && ++n)) &&
+        PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && ++n && PQpipelineSync(pg);
+    if (!ok) {
+        snprintf(c->err, sizeof c->err, "ack %s: send: %s", j->id, PQerrorMessage(pg));
+        return -1;
+    }
+    char why[400];
+    int failed = drain(pg, n, why, sizeof why, NULL);
+    if (failed == 0) return 0;
+    snprintf(c->err, sizeof c->err, "ack %s: %s", j->id, why);
+    if (failed > 0 && PQtransactionStatus(pg) == PQTRANS_INERROR &&
+        PQsendQueryParams(pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(pg))
+        drain(pg, 1, why, sizeof why, NULL);
+    return -1;
 }
 
 /* One lease of up to c->batch jobs into out (when not NULL): how many, or -1. */
 static long lease(client *c, job *out) {
-    char b[16], node[32];
+    char b[16], owner[32];
     snprintf(b, sizeof b, "%d", c->batch);
-    snprintf(node, sizeof node, "bench-%d", c->idx);
-    const char *params[] = {b, node};
+    snprintf(owner, sizeof owner, "bench:%d", c->idx);
+    const char *params[] = {owner, b, "60000"};
     PGconn *pg = c->conn;
-    if (!PQsendQueryParams(pg, sql_lease, 2, NULL, params, NULL, NULL, 0) || !PQpipelineSync(pg)) {
+    if (!PQsendQueryParams(pg, queue.sql[QQ_LEASE], 3, NULL, params, NULL, NULL, 0) || !PQpipelineSync(pg)) {
         snprintf(c->err, sizeof c->err, "lease: %s", PQerrorMessage(pg));
         return -1;
     }
-    PGresult *r = PQgetResult(pg), *x;
-    while ((x = PQgetResult(pg)) != NULL) PQclear(x); /* the statement's end */
-    x = PQgetResult(pg);                              /* the sync */
-    bool synced = x && PQresultStatus(x) == PGRES_PIPELINE_SYNC;
-    PQclear(x);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || !synced) {
-        snprintf(c->err, sizeof c->err, "lease: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+    PGresult *r = NULL;
+    char why[400];
+    if (drain(pg, 1, why, sizeof why, &r) != 0 || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(c->err, sizeof c->err, "lease: %s", why);
         PQclear(r);
         return -1;
     }
@@ -310,17 +250,17 @@ static void *client_main(void *arg) {
             if (n <= 0) break;
             c->ops++;
             c->jobs += n;
-        } else if (c->what == M_ACK) {
+        } else if (c->what == M_ACK || c->what == M_STORE) {
             if (next >= c->nmine) break;
-            if (ack(c, &c->mine[next++]) != 0) break;
+            if (ack(c, &c->mine[next++], c->what == M_ACK) != 0) break;
             c->ops++;
             c->jobs++;
         } else {
-            long n = lease(c, batch);
+            long n = batch ? lease(c, batch) : -1;
             if (n <= 0) break;
             c->ops++;
             for (long i = 0; i < n; i++) {
-                if (ack(c, &batch[i]) != 0) break;
+                if (ack(c, &batch[i], true) != 0) break;
                 c->ops++;
                 c->jobs++;
             }
@@ -331,18 +271,45 @@ static void *client_main(void *arg) {
     return NULL;
 }
 
-/* A fresh queue of cfg.jobs queued jobs. */
-static void refill(PGconn *admin) {
-    char n[32], vac[256];
-    snprintf(n, sizeof n, "%ld", cfg.jobs);
-    const char *k[] = {"N"};
-    const char *v[] = {n};
-    char *fill = expand(sql_fill, k, v, 1);
-    exec_ok(admin, fill);
-    free(fill);
-    snprintf(vac, sizeof vac, "VACUUM ANALYZE \"%sjobs\"", cfg.prefix);
+/* A fresh queue of cfg.jobs jobs, put in by the queue's own enqueue
+ * statement, 1,000 per statement: its seconds. */
+static double refill(PGconn *admin) {
+    char *trunc = with_names("TRUNCATE %s, %s, %s", queue.jobs, schema.names.chunks, schema.names.documents);
+    exec_ok(admin, trunc);
+    free(trunc);
+    size_t cap = 1000 * 40 + 64;
+    char *uris = malloc(cap), *sizes = malloc(cap), *hashes = malloc(cap), *fps = malloc(cap);
+    if (!uris || !sizes || !hashes || !fps) die("out of memory");
+    double t0 = now_s();
+    for (long from = 1; from <= cfg.jobs; from += 1000) {
+        size_t nu = 0, ns = 0, nh = 0, nf = 0;
+        uris[nu++] = sizes[ns++] = hashes[nh++] = fps[nf++] = '{';
+        for (long i = from; i < from + 1000 && i <= cfg.jobs; i++) {
+            const char *sep = i > from ? "," : "";
+            nu += (size_t)snprintf(uris + nu, cap - nu, "%s/corpus/%08ld.md", sep, i);
+            ns += (size_t)snprintf(sizes + ns, cap - ns, "%s2000", sep);
+            nh += (size_t)snprintf(hashes + nh, cap - nh, "%sh%ld", sep, i);
+            nf += (size_t)snprintf(fps + nf, cap - nf, "%sfp", sep);
+        }
+        snprintf(uris + nu, cap - nu, "}");
+        snprintf(sizes + ns, cap - ns, "}");
+        snprintf(hashes + nh, cap - nh, "}");
+        snprintf(fps + nf, cap - nf, "}");
+        const char *params[] = {uris, sizes, hashes, fps};
+        PGresult *r = PQexecParams(admin, queue.sql[QQ_ENQUEUE], 4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) die("enqueue: %s", PQerrorMessage(admin));
+        PQclear(r);
+    }
+    double took = now_s() - t0;
+    free(uris);
+    free(sizes);
+    free(hashes);
+    free(fps);
+    char *vac = with_names("VACUUM ANALYZE %s", queue.jobs, NULL, NULL);
     exec_ok(admin, vac);
+    free(vac);
     exec_ok(admin, "CHECKPOINT");
+    return took;
 }
 
 typedef struct result {
@@ -350,37 +317,13 @@ typedef struct result {
     double wall;
 } result;
 
+static double enqueue_s = -1;
+
 static result run(PGconn *admin, enum measure what, int nclients, int batch) {
-    refill(admin);
+    double e = refill(admin);
+    if (enqueue_s < 0) enqueue_s = e;
     client *cs = calloc((size_t)nclients, sizeof *cs);
     if (!cs) die("out of memory");
-    if (what == M_ACK) {
-        /* every job leased once (token 1), dealt out round robin */
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "UPDATE \"%sjobs\" SET state = 'leased', token = token + 1, attempts = attempts + 1,"
-                 " node = 'bench', lease_until = now() + interval '1 hour' RETURNING id, token, uri",
-                 cfg.prefix);
-        PGresult *r = PQexec(admin, sql);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) die("lease all: %s", PQerrorMessage(admin));
-        long n = PQntuples(r);
-        for (int i = 0; i < nclients; i++) {
-            cs[i].mine = calloc((size_t)(n / nclients + 1), sizeof(job));
-            if (!cs[i].mine) die("out of memory");
-        }
-        for (long i = 0; i < n; i++) {
-            client *c = &cs[i % nclients];
-            job *j = &c->mine[c->nmine++];
-            snprintf(j->id, sizeof j->id, "%s", PQgetvalue(r, (int)i, 0));
-            snprintf(j->token, sizeof j->token, "%s", PQgetvalue(r, (int)i, 1));
-            snprintf(j->uri, sizeof j->uri, "%s", PQgetvalue(r, (int)i, 2));
-        }
-        PQclear(r);
-        char vac[256];
-        snprintf(vac, sizeof vac, "VACUUM ANALYZE \"%sjobs\"", cfg.prefix);
-        exec_ok(admin, vac);
-        exec_ok(admin, "CHECKPOINT");
-    }
     for (int i = 0; i < nclients; i++) {
         client *c = &cs[i];
         c->idx = i;
@@ -389,6 +332,25 @@ static result run(PGconn *admin, enum measure what, int nclients, int batch) {
         c->conn = connect_db();
         if (PQsetnonblocking(c->conn, 0) != 0 || PQenterPipelineMode(c->conn) != 1)
             die("pipeline mode: %s", PQerrorMessage(c->conn));
+    }
+    if (what == M_ACK || what == M_STORE) {
+        /* every job leased once by the queue's lease, dealt out round robin */
+        client all = {.idx = 0, .conn = cs[0].conn, .batch = 1000};
+        job *leased = calloc((size_t)cfg.jobs, sizeof *leased);
+        if (!leased) die("out of memory");
+        long n = 0, got;
+        while (n < cfg.jobs && (got = lease(&all, leased + n)) > 0) n += got;
+        if (all.err[0]) die("%s", all.err);
+        for (int i = 0; i < nclients; i++) {
+            cs[i].mine = calloc((size_t)(n / nclients + 1), sizeof(job));
+            if (!cs[i].mine) die("out of memory");
+        }
+        for (long i = 0; i < n; i++) cs[i % nclients].mine[cs[i % nclients].nmine++] = leased[i];
+        free(leased);
+        char *vac = with_names("VACUUM ANALYZE %s", queue.jobs, NULL, NULL);
+        exec_ok(admin, vac);
+        free(vac);
+        exec_ok(admin, "CHECKPOINT");
     }
     if (pthread_barrier_init(&start_line, NULL, (unsigned)nclients + 1) != 0) die("barrier");
     for (int i = 0; i < nclients; i++)
@@ -410,19 +372,18 @@ static result run(PGconn *admin, enum measure what, int nclients, int batch) {
     pthread_barrier_destroy(&start_line);
     free(cs);
     res.wall = end - t_start;
-    /* nothing acked twice, nothing acked without its document */
+    /* every ack counted is one job done and one document stored */
     if (what != M_LEASE) {
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "SELECT (SELECT count(*) FROM \"%sjobs\" WHERE state = 'done'),"
-                 " (SELECT count(*) FROM \"%sdocuments\")",
-                 cfg.prefix, cfg.prefix);
+        char *sql =
+            with_names("SELECT (SELECT count(*) FROM %s WHERE state = 'done'), (SELECT count(*) FROM %s)",
+                       queue.jobs, schema.names.documents, NULL);
         PGresult *r = PQexec(admin, sql);
+        free(sql);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) die("check: %s", PQerrorMessage(admin));
         long done = atol(PQgetvalue(r, 0, 0)), docs = atol(PQgetvalue(r, 0, 1));
         PQclear(r);
-        long acks = what == M_ACK ? res.ops : res.jobs;
-        if (done != acks || docs != acks)
+        long acks = what == M_STORE ? 0 : res.jobs;
+        if (done != acks || docs != res.jobs)
             die("%ld acks counted, but %ld jobs done and %ld documents stored", acks, done, docs);
     }
     return res;
@@ -449,6 +410,12 @@ static void usage(void) {
           "       [--chunk-rows K] [--unlogged]\n",
           stderr);
     exit(2);
+}
+
+static void row(const char *name, int clients, result res) {
+    printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11.0f |\n", name, clients, res.ops, res.wall,
+           res.ops / res.wall, res.jobs / res.wall);
+    fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -484,77 +451,86 @@ int main(int argc, char **argv) {
         else
             usage();
     }
-    if (!cfg.port || cfg.jobs < 1 || cfg.seconds <= 0 || cfg.chunk_rows < 0) usage();
+    if (!cfg.port || cfg.jobs < 1 || cfg.jobs > 10000000 || cfg.seconds <= 0 || cfg.chunk_rows < 0) usage();
     for (const char *p = cfg.prefix; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
             die("--prefix: lower-case letters, digits and _ only");
     cfg.nclients = parse_list(clients, cfg.clients, 16);
     cfg.nbatches = parse_list(batches, cfg.batches, 16);
 
-    char jobs[128], documents[128], chunks[128];
-    snprintf(jobs, sizeof jobs, "\"%sjobs\"", cfg.prefix);
-    snprintf(documents, sizeof documents, "\"%sdocuments\"", cfg.prefix);
-    snprintf(chunks, sizeof chunks, "\"%schunks\"", cfg.prefix);
-    const char *keys[] = {"jobs", "documents", "chunks", "unlogged"};
-    const char *vals[] = {jobs, documents, chunks, cfg.unlogged ? "UNLOGGED" : ""};
-    sql_schema = expand(SQL_SCHEMA, keys, vals, 4);
-    sql_fill = expand(SQL_FILL, keys, vals, 4);
-    sql_lease = expand(SQL_LEASE, keys, vals, 4);
-    sql_doc = expand(SQL_DOC, keys, vals, 4);
-    sql_chunks = expand(SQL_CHUNKS, keys, vals, 4);
-    sql_ack = expand(SQL_ACK, keys, vals, 4);
-
+    /* the store and its queue, made as sink-postgres makes them */
     PGconn *admin = connect_db();
-    exec_ok(admin, sql_schema);
+    pg_config pc = {.host = cfg.host,
+                    .port = atol(cfg.port),
+                    .dbname = cfg.dbname,
+                    .user = cfg.user,
+                    .table_prefix = cfg.prefix,
+                    .pool_size = 1,
+                    .vector = "array"};
+    char err[1024];
+    char *drop = with_names("DROP TABLE IF EXISTS \"%sjobs\", \"%schunks\", \"%sdocuments\"", cfg.prefix,
+                            cfg.prefix, cfg.prefix);
+    exec_ok(admin, drop);
+    free(drop);
+    drop = with_names("DROP TABLE IF EXISTS \"%sruns\", \"%smeta\", \"%sfailures\"", cfg.prefix, cfg.prefix,
+                      cfg.prefix);
+    exec_ok(admin, drop);
+    free(drop);
+    if (pg_schema_open(admin, &pc, &schema, err, sizeof err) != 0) die("making the store: %s", err);
+    if (pg_queue_names(admin, &pc, &schema.names, &queue) != 0) die("out of memory");
+    if (cfg.unlogged) {
+        char *alter = with_names("ALTER TABLE %s SET UNLOGGED", queue.jobs, NULL, NULL);
+        exec_ok(admin, alter);
+        free(alter);
+    }
+    sql_doc = with_names(SQL_DOC, schema.names.documents, NULL, NULL);
+    sql_chunks = with_names(SQL_CHUNKS, schema.names.chunks, schema.names.documents, NULL);
+
     PGresult *r = PQexec(admin, "SELECT current_setting('server_version'), current_setting('fsync'),"
                                 " current_setting('synchronous_commit')");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) die("%s", PQerrorMessage(admin));
-    printf("PostgreSQL %s on %s:%s (fsync %s, synchronous_commit %s), %s tables; %ld jobs per measure,"
-           " at most %.1f s each;\nack = BEGIN, upsert a document row%s, mark the job done WHERE id AND"
-           " token, COMMIT (one pipeline)\n\n",
+    printf("PostgreSQL %s on %s:%s (fsync %s, synchronous_commit %s); jobs table %s, store tables logged;\n"
+           "%ld jobs per measure, at most %.1f s each; ack = BEGIN, upsert a document row%s, the queue's ack,"
+           " COMMIT (one pipeline)\n\n",
            PQgetvalue(r, 0, 0), cfg.host, cfg.port, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
            cfg.unlogged ? "UNLOGGED" : "logged", cfg.jobs, cfg.seconds,
-           cfg.chunk_rows ? " and its chunk rows" : "");
+           cfg.chunk_rows ? " and its chunk rows (500 bytes of text, 384 real each)" : "");
     PQclear(r);
-    if (cfg.chunk_rows)
-        printf("(each ack also writes %d chunk rows of 500 bytes of text and 384 real)\n\n", cfg.chunk_rows);
 
     printf("| %-22s | %7s | %9s | %8s | %11s | %11s |\n", "measure", "clients", "ops", "seconds", "ops/s",
            "jobs/s");
     printf("|------------------------|--------:|----------:|---------:|------------:|------------:|\n");
+    char name[64];
     for (int b = 0; b < cfg.nbatches; b++)
         for (int k = 0; k < cfg.nclients; k++) {
-            result res = run(admin, M_LEASE, cfg.clients[k], cfg.batches[b]);
-            char name[64];
             snprintf(name, sizeof name, "lease, batch %d", cfg.batches[b]);
-            printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11.0f |\n", name, cfg.clients[k], res.ops,
-                   res.wall, res.ops / res.wall, res.jobs / res.wall);
-            fflush(stdout);
+            row(name, cfg.clients[k], run(admin, M_LEASE, cfg.clients[k], cfg.batches[b]));
         }
-    for (int k = 0; k < cfg.nclients; k++) {
-        result res = run(admin, M_ACK, cfg.clients[k], 1);
-        printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11.0f |\n", "ack (store txn)", cfg.clients[k],
-               res.ops, res.wall, res.ops / res.wall, res.jobs / res.wall);
-        fflush(stdout);
-    }
+    for (int k = 0; k < cfg.nclients; k++)
+        row("store txn, no ack", cfg.clients[k], run(admin, M_STORE, cfg.clients[k], 1));
+    for (int k = 0; k < cfg.nclients; k++)
+        row("store txn + ack", cfg.clients[k], run(admin, M_ACK, cfg.clients[k], 1));
     for (int b = 0; b < cfg.nbatches; b++)
         for (int k = 0; k < cfg.nclients; k++) {
-            result res = run(admin, M_CYCLE, cfg.clients[k], cfg.batches[b]);
-            char name[64];
             snprintf(name, sizeof name, "lease %d + acks", cfg.batches[b]);
-            printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11.0f |\n", name, cfg.clients[k], res.ops,
-                   res.wall, res.ops / res.wall, res.jobs / res.wall);
-            fflush(stdout);
+            row(name, cfg.clients[k], run(admin, M_CYCLE, cfg.clients[k], cfg.batches[b]));
         }
-    char drop[512];
-    snprintf(drop, sizeof drop, "DROP TABLE %s, %s, %s", chunks, documents, jobs);
+    printf("\nenqueue (1 client, 1,000 jobs per statement): %ld jobs in %.2f s, %.0f jobs/s\n", cfg.jobs,
+           enqueue_s, cfg.jobs / enqueue_s);
+
+    drop = with_names("DROP TABLE %s, %s, %s", queue.jobs, schema.names.chunks, schema.names.documents);
     exec_ok(admin, drop);
+    free(drop);
+    drop = with_names("DROP TABLE %s, %s, %s", schema.names.runs, schema.names.meta, schema.names.failures);
+    exec_ok(admin, drop);
+    free(drop);
+    char *fn = with_names("DROP FUNCTION %s", queue.ack_fn, NULL, NULL);
+    exec_ok(admin, fn);
+    free(fn);
     PQfinish(admin);
-    free(sql_schema);
-    free(sql_fill);
-    free(sql_lease);
+    pg_queue_free(&queue);
+    pg_schema_free(&schema);
     free(sql_doc);
     free(sql_chunks);
-    free(sql_ack);
     return 0;
 }

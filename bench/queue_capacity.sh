@@ -3,20 +3,25 @@
 # lease and ack operations/s with 1, 2, 4 and 8 concurrent clients, the
 # ceiling on how many `sluice run --queue` nodes one database can feed.
 #
-#   bench/queue_capacity.sh [--build DIR] [--port PORT] [--jobs 50000]
+#   bench/queue_capacity.sh [--build DIR] [--host H --port PORT] [--jobs 50000]
 #                           [--clients "1 2 4 8"] [--batches "1 16 64"]
 #                           [--seconds 3] [--chunk-rows 0] [--unlogged]
+#                           [--prefix benchq_]
 #
 # Without --port it makes its own PostgreSQL cluster with
 # tests/plugins/sink-postgres/pgcluster.sh (initdb in /tmp, 127.0.0.1, a free
 # port, fsync on as a real server runs) and removes it at the end; with
-# --port it uses the server already listening there (user postgres, database
-# postgres; tables benchq_* are made and dropped). The measures are
+# --port it uses the server already listening there, on --host (127.0.0.1)
+# as user postgres, database postgres, or what PGUSER and PGDATABASE say
+# (tables benchq_* are made there and dropped: point it at a scratch
+# database of the server you mean to size). The measures are
 # bench/queue_capacity.c's (built here: cmake --build DIR --target
 # bench-queue-capacity): lease batches of B with FOR UPDATE SKIP LOCKED,
-# acks (the store transaction reduced to one document row and the fenced
-# UPDATE of the job), and the two together as a node does them. It prints
-# one Markdown table. Not run in CI: timings are for people.
+# acks (the store transaction reduced to one document row, with the queue's
+# fenced ack; and without it, for the ack's own cost), and lease + acks
+# together as a node does them, all with sink-postgres's own tables and
+# queue statements. It prints one Markdown table. Not run in CI: timings
+# are for people.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,9 +32,9 @@ while [[ $# -gt 0 ]]; do
     case $1 in
     --build) build=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
-    --jobs | --clients | --batches | --seconds | --chunk-rows) args+=("$1" "$2"); shift 2 ;;
+    --host | --jobs | --clients | --batches | --seconds | --chunk-rows | --prefix) args+=("$1" "$2"); shift 2 ;;
     --unlogged) args+=("$1"); shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/queue_capacity.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -50,4 +55,5 @@ if [[ -z $port ]]; then
     port=$(PGCLUSTER_FSYNC=on bash "$here/../tests/plugins/sink-postgres/pgcluster.sh" start "$cluster")
 fi
 echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
-"$build/bench/bench-queue-capacity" --port "$port" "${args[@]}"
+"$build/bench/bench-queue-capacity" --port "$port" --user "${PGUSER:-postgres}" --dbname "${PGDATABASE:-postgres}" \
+    "${args[@]}"
