@@ -7,8 +7,8 @@
  *   bench-queue-capacity --port PORT [--host 127.0.0.1] [--user postgres]
  *                        [--dbname postgres] [--prefix benchq_]
  *                        [--jobs 50000] [--clients "1 2 4 8"]
- *                        [--batches "1 16 64"] [--seconds 3]
- *                        [--chunk-rows 0] [--unlogged]
+ *                        [--batches "1 16 64"] [--seconds 2]
+ *                        [--trials 3] [--chunk-rows 0] [--unlogged]
  *
  * Each client is one thread with its own connection, the way each node
  * holds its own. The tables and statements are sink-postgres's own: this
@@ -35,8 +35,9 @@
  *             again: jobs through lease + ack per second.
  * With --unlogged the jobs table is made UNLOGGED (ALTER TABLE ... SET
  * UNLOGGED; the documents stay logged). Rates are counted operations over
- * the wall time from the common start to the last client's end. It prints
- * one Markdown table. Timings are for people, never for assertions.
+ * the wall time from the common start to the last client's end; each
+ * measure runs --trials times and the table shows the median trial and
+ * the range of ops/s over the trials. It prints one Markdown table. Timings are for people, never for assertions.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -91,6 +92,7 @@ typedef struct config {
     int batches[16], nbatches;
     double seconds;
     int chunk_rows;
+    int trials;
     bool unlogged;
 } config;
 
@@ -99,7 +101,8 @@ static config cfg = {.host = "127.0.0.1",
                      .dbname = "postgres",
                      .prefix = "benchq_",
                      .jobs = 50000,
-                     .seconds = 3.0};
+                     .seconds = 2.0,
+                     .trials = 3};
 
 static pg_schema schema;
 static pg_queue queue;
@@ -407,14 +410,28 @@ static int parse_list(const char *s, int *out, int max) {
 static void usage(void) {
     fputs("usage: bench-queue-capacity --port PORT [--host H] [--user U] [--dbname D] [--prefix P]\n"
           "       [--jobs N] [--clients \"1 2 4 8\"] [--batches \"1 16 64\"] [--seconds S]\n"
-          "       [--chunk-rows K] [--unlogged]\n",
+          "       [--chunk-rows K] [--trials 3] [--unlogged]\n",
           stderr);
     exit(2);
 }
 
-static void row(const char *name, int clients, result res) {
-    printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11.0f |\n", name, clients, res.ops, res.wall,
-           res.ops / res.wall, res.jobs / res.wall);
+/* Runs one measure cfg.trials times and prints the median trial (by
+ * ops/s) with the lowest and highest ops/s of the trials. */
+static void row(PGconn *admin, const char *name, enum measure what, int clients, int batch) {
+    result t[16];
+    for (int i = 0; i < cfg.trials; i++) t[i] = run(admin, what, clients, batch);
+    for (int i = 1; i < cfg.trials; i++) /* insertion sort by rate */
+        for (int j = i; j > 0 && t[j].ops / t[j].wall < t[j - 1].ops / t[j - 1].wall; j--) {
+            result x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    result m = t[cfg.trials / 2];
+    char range[32];
+    snprintf(range, sizeof range, "%.0f-%.0f", t[0].ops / t[0].wall,
+             t[cfg.trials - 1].ops / t[cfg.trials - 1].wall);
+    printf("| %-22s | %7d | %9ld | %8.2f | %11.0f | %11s | %11.0f |\n", name, clients, m.ops, m.wall,
+           m.ops / m.wall, range, m.jobs / m.wall);
     fflush(stdout);
 }
 
@@ -446,12 +463,16 @@ int main(int argc, char **argv) {
             batches = v;
         else if (strcmp(a, "--seconds") == 0)
             cfg.seconds = atof(v);
+        else if (strcmp(a, "--trials") == 0)
+            cfg.trials = atoi(v);
         else if (strcmp(a, "--chunk-rows") == 0)
             cfg.chunk_rows = atoi(v);
         else
             usage();
     }
-    if (!cfg.port || cfg.jobs < 1 || cfg.jobs > 10000000 || cfg.seconds <= 0 || cfg.chunk_rows < 0) usage();
+    if (!cfg.port || cfg.jobs < 1 || cfg.jobs > 10000000 || cfg.seconds <= 0 || cfg.chunk_rows < 0 ||
+        cfg.trials < 1 || cfg.trials > 16)
+        usage();
     for (const char *p = cfg.prefix; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
             die("--prefix: lower-case letters, digits and _ only");
@@ -490,30 +511,30 @@ int main(int argc, char **argv) {
                                 " current_setting('synchronous_commit')");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) die("%s", PQerrorMessage(admin));
     printf("PostgreSQL %s on %s:%s (fsync %s, synchronous_commit %s); jobs table %s, store tables logged;\n"
-           "%ld jobs per measure, at most %.1f s each; ack = BEGIN, upsert a document row%s, the queue's ack,"
+           "%ld jobs per measure, at most %.1f s each, median of %d trials; ack = BEGIN, upsert a document "
+           "row%s, the queue's ack,"
            " COMMIT (one pipeline)\n\n",
            PQgetvalue(r, 0, 0), cfg.host, cfg.port, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
-           cfg.unlogged ? "UNLOGGED" : "logged", cfg.jobs, cfg.seconds,
+           cfg.unlogged ? "UNLOGGED" : "logged", cfg.jobs, cfg.seconds, cfg.trials,
            cfg.chunk_rows ? " and its chunk rows (500 bytes of text, 384 real each)" : "");
     PQclear(r);
 
-    printf("| %-22s | %7s | %9s | %8s | %11s | %11s |\n", "measure", "clients", "ops", "seconds", "ops/s",
-           "jobs/s");
-    printf("|------------------------|--------:|----------:|---------:|------------:|------------:|\n");
+    printf("| %-22s | %7s | %9s | %8s | %11s | %11s | %11s |\n", "measure", "clients", "ops", "seconds",
+           "ops/s", "range", "jobs/s");
+    printf("|------------------------|--------:|----------:|---------:|------------:|------------:|----------"
+           "--:|\n");
     char name[64];
     for (int b = 0; b < cfg.nbatches; b++)
         for (int k = 0; k < cfg.nclients; k++) {
             snprintf(name, sizeof name, "lease, batch %d", cfg.batches[b]);
-            row(name, cfg.clients[k], run(admin, M_LEASE, cfg.clients[k], cfg.batches[b]));
+            row(admin, name, M_LEASE, cfg.clients[k], cfg.batches[b]);
         }
-    for (int k = 0; k < cfg.nclients; k++)
-        row("store txn, no ack", cfg.clients[k], run(admin, M_STORE, cfg.clients[k], 1));
-    for (int k = 0; k < cfg.nclients; k++)
-        row("store txn + ack", cfg.clients[k], run(admin, M_ACK, cfg.clients[k], 1));
+    for (int k = 0; k < cfg.nclients; k++) row(admin, "store txn, no ack", M_STORE, cfg.clients[k], 1);
+    for (int k = 0; k < cfg.nclients; k++) row(admin, "store txn + ack", M_ACK, cfg.clients[k], 1);
     for (int b = 0; b < cfg.nbatches; b++)
         for (int k = 0; k < cfg.nclients; k++) {
             snprintf(name, sizeof name, "lease %d + acks", cfg.batches[b]);
-            row(name, cfg.clients[k], run(admin, M_CYCLE, cfg.clients[k], cfg.batches[b]));
+            row(admin, name, M_CYCLE, cfg.clients[k], cfg.batches[b]);
         }
     printf("\nenqueue (1 client, 1,000 jobs per statement): %ld jobs in %.2f s, %.0f jobs/s\n", cfg.jobs,
            enqueue_s, cfg.jobs / enqueue_s);

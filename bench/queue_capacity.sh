@@ -5,8 +5,8 @@
 #
 #   bench/queue_capacity.sh [--build DIR] [--host H --port PORT] [--jobs 50000]
 #                           [--clients "1 2 4 8"] [--batches "1 16 64"]
-#                           [--seconds 3] [--chunk-rows 0] [--unlogged]
-#                           [--prefix benchq_]
+#                           [--seconds 2] [--trials 3] [--chunk-rows 0]
+#                           [--unlogged] [--prefix benchq_]
 #
 # Without --port it makes its own PostgreSQL cluster with
 # tests/plugins/sink-postgres/pgcluster.sh (initdb in /tmp, 127.0.0.1, a free
@@ -20,8 +20,9 @@
 # acks (the store transaction reduced to one document row, with the queue's
 # fenced ack; and without it, for the ack's own cost), and lease + acks
 # together as a node does them, all with sink-postgres's own tables and
-# queue statements. It prints one Markdown table. Not run in CI: timings
-# are for people.
+# queue statements. Each measure runs --trials times: the table shows the
+# median trial and the range. It prints one Markdown table. Not run in CI:
+# timings are for people.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +33,9 @@ while [[ $# -gt 0 ]]; do
     case $1 in
     --build) build=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
-    --host | --jobs | --clients | --batches | --seconds | --chunk-rows | --prefix) args+=("$1" "$2"); shift 2 ;;
+    --host | --jobs | --clients | --batches | --seconds | --trials | --chunk-rows | --prefix) args+=("$1" "$2"); shift 2 ;;
     --unlogged) args+=("$1"); shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench/queue_capacity.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
