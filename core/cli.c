@@ -39,6 +39,7 @@
 #include "media.h"
 #include "guard.h"
 #include "store.h"
+#include "queue.h"
 
 extern const char sl_default_ini[];
 
@@ -67,6 +68,7 @@ typedef struct cli {
     const char *mode;       /* query --mode hybrid|vector|keyword */
     long rrf_k;             /* query --rrf-k N */
     bool run_stopped;       /* the last run_paths ended by a fatal error or a signal */
+    bool queue;             /* run/serve --queue: a node of the store's job queue */
 } cli;
 
 static const char *usage_main =
@@ -84,6 +86,9 @@ static const char *usage_main =
     "  inspect [--stage NAME] FILE      what each stage makes of FILE, nothing stored\n"
     "  store check [--json]             is the store healthy? counts documents, chunks, vectors\n"
     "  store rebuild                    re-ingest what a (damaged) store lists into a fresh one\n"
+    "  enqueue [--json] PATH...         add a job per document to the store's queue (sink-postgres)\n"
+    "  run --queue / serve --queue      be a node: lease jobs from the queue, store them, ack\n"
+    "  queue status [--json]            the queue's jobs by state, its nodes and their throughput\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   INI file (default: the built-in conf/default.ini: SQLite in ./.sluice/)\n"
@@ -284,6 +289,8 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->all = true;
         } else if (strcmp(a, "--wait") == 0) {
             c->wait = true;
+        } else if (strcmp(a, "--queue") == 0) {
+            c->queue = true;
         } else if (strcmp(a, "--log-format") == 0 || strncmp(a, "--log-format=", 13) == 0) {
             if (a[12] != '=' && !more) return usage_error("%s needs text or json", a);
             c->log_format = a[12] == '=' ? a + 13 : argv[++i];
@@ -512,7 +519,86 @@ static int run_paths(cli *c, sl_runtime *rt, const char *const *paths, size_t np
     return status;
 }
 
+/* --- the job queue (queue.h) --- */
+
+static const char *usage_queue =
+    "usage: sluice enqueue [-c FILE] [--json] PATH...\n"
+    "       sluice run --queue [-c FILE] [--json] [--wait]\n"
+    "       sluice serve --queue [-c FILE] [--wait]\n"
+    "       sluice queue status [-c FILE] [--json]\n"
+    "\n"
+    "Many sluice processes (nodes, on one machine or many) share one corpus through the job queue\n"
+    "kept in the store's database (sink-postgres). enqueue walks PATHs as run does and adds one job\n"
+    "per document, unless one is queued or leased already or the store holds it unchanged. A node\n"
+    "leases [sluice] queue_lease_size jobs at a time for [sluice] queue_lease (heartbeated while it\n"
+    "lives), stores each and acks it in the same transaction; a node whose lease ran out has its\n"
+    "commit refused. A failed job is retried after [sluice] queue_backoff (doubled per failure) and\n"
+    "is dead after [sluice] max_attempts failures ('sluice failed' lists it). run --queue exits when\n"
+    "no job is queued or leased; serve --queue waits for more. Nodes share the store with each\n"
+    "other, never with a plain run or serve (exit 4).\n";
+
+static int cmd_enqueue(cli *c) {
+    if (c->nargs == 0) return usage_error("%s", "enqueue: no PATH given (for example: sluice enqueue docs/)");
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, SL_STORE_WRITE, false, false, &cfg, &rt);
+    if (status) return status;
+    if (sl_queue_enqueue(rt, c->args, c->nargs, c->json, stdout)) status = fail(c, EXIT_USAGE);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+static int cmd_queue(cli *c) {
+    if (c->nargs != 1 || strcmp(c->args[0], "status") != 0)
+        return usage_error("%s", "queue: the subcommand is status (sluice queue status [--json])");
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, SL_STORE_READ, false, false, &cfg, &rt);
+    if (status) return status;
+    if (sl_queue_status(rt, c->json, stdout)) status = fail(c, EXIT_USAGE);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
+/* run --queue, serve --queue: no paths, no prune; the report as run's */
+static int cmd_node(cli *c, bool serve) {
+    if (c->nargs) return usage_error("%s", "--queue: a node takes its documents from the queue, not PATHs");
+    if (c->prune || c->dry_run) return usage_error("%s", "--queue: --prune and --dry-run do not apply");
+    if (serve && c->verbosity == SL_LOG_WARN) sl_ctx_set_log_level(c->ctx, SL_LOG_INFO);
+    sl_config *cfg;
+    sl_runtime *rt;
+    int status = open_runtime(c, SL_STORE_WRITE, true, false, &cfg, &rt);
+    if (status) return status;
+    rt->claim_wait = c->wait;
+    sl_report rep;
+    memset(&rep, 0, sizeof rep);
+    int busy = 0;
+    int rc = sl_queue_run_node(rt, serve, &rep, &busy);
+    if (rc && !rep.fatal && !rep.run_id) {
+        status = fail(c, busy ? EXIT_BUSY : EXIT_USAGE);
+    } else {
+        if (!serve) {
+            if (c->json)
+                sl_report_write_json(&rep, stdout);
+            else
+                sl_report_print(&rep, stdout);
+        }
+        status = rep.fatal         ? (rep.stored ? EXIT_DOCS : EXIT_USAGE)
+                 : rep.interrupted ? EXIT_INTERRUPTED
+                 : rep.failed      ? EXIT_DOCS
+                                   : EXIT_OK;
+    }
+    fflush(stdout);
+    sl_report_free(&rep);
+    sl_runtime_free(rt);
+    sl_config_free(cfg);
+    return status;
+}
+
 static int cmd_run(cli *c) {
+    if (c->queue) return cmd_node(c, false);
     if (c->nargs == 0) return usage_error("%s", "run: no PATH given (for example: sluice run docs/)");
     sl_config *cfg;
     sl_runtime *rt;
@@ -727,6 +813,7 @@ static int serve_open(void *arg, struct sl_loop *loop, sl_config **cfg, sl_runti
 }
 
 static int cmd_serve(cli *c) {
+    if (c->queue) return cmd_node(c, true);
     /* a service's log is all it says: what each pass did is worth a line */
     if (c->verbosity == SL_LOG_WARN) sl_ctx_set_log_level(c->ctx, SL_LOG_INFO);
     sl_serve_opts opts = {.paths = c->args, .npaths = c->nargs, .open = serve_open, .open_arg = c};
@@ -1530,6 +1617,10 @@ int main(int argc, char **argv) {
         status = c.help ? (fputs(usage_store, stdout), EXIT_OK) : cmd_store(&c);
     } else if (strcmp(cmd, "inspect") == 0) {
         status = c.help ? (fputs(usage_inspect, stdout), EXIT_OK) : cmd_inspect(&c);
+    } else if (strcmp(cmd, "enqueue") == 0) {
+        status = c.help ? (fputs(usage_queue, stdout), EXIT_OK) : cmd_enqueue(&c);
+    } else if (strcmp(cmd, "queue") == 0) {
+        status = c.help ? (fputs(usage_queue, stdout), EXIT_OK) : cmd_queue(&c);
     } else if (strcmp(cmd, "__worker") == 0) {
         status = c.nargs == 1 ? sl_worker_main(atoi(c.args[0])) : EXIT_USAGE;
     } else if (strcmp(cmd, "help") == 0) {

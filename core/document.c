@@ -207,6 +207,13 @@ const char *sl_doc_data(const sl_doc *doc, size_t *len) {
     return doc->data;
 }
 const char *sl_doc_hash(const sl_doc *doc) { return doc->hash; }
+
+int sl_doc_queue_job(const sl_doc *doc, int64_t *id, int64_t *token) {
+    if (!doc || doc->queue_id <= 0) return 0;
+    if (id) *id = doc->queue_id;
+    if (token) *token = doc->queue_token;
+    return 1;
+}
 const char *sl_doc_fingerprint(const sl_doc *doc) { return doc->fingerprint; }
 uint64_t sl_doc_run_id(const sl_doc *doc) { return doc->run_id; }
 

@@ -84,6 +84,7 @@ struct sl_doc {
     char hash[33];
     char fingerprint[33];
     uint64_t run_id;
+    int64_t queue_id, queue_token; /* the queue job it was leased as (queue.c); 0: none */
     /* filled by plugins */
     uint32_t pages;
     sl_kv *meta;

@@ -17,6 +17,7 @@
  * Admission is here too: documents start while they fit the run's limits
  * (count and memory budget); a job's end frees room and admits the next.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,12 @@ static void job_end(job *j, job_state end) {
         sl_ctx_log_doc(r->rt->ctx, SL_LOG_INFO, j->fail_stage, sl_doc_uri(j->doc), "failed: %s",
                        j->fail_reason);
     }
+    if (!j->parent && r->opts->ended)
+        r->opts->ended(r->opts->queue_arg, j->doc,
+                       end == JOB_STORED    ? 1
+                       : end == JOB_SKIPPED ? 0
+                                            : -1,
+                       j->fail_stage, j->fail_reason);
     if (!(end == JOB_SKIPPED && j->no_route)) rep->bytes += j->doc->len;
     r->done++;
     run_held(r);
@@ -584,7 +591,8 @@ static int job_parked(run *r, const char *path) {
     return o->nparked && bsearch(&path, o->parked, o->nparked, sizeof *o->parked, cmp_uri);
 }
 
-static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named, int parked) {
+static void job_start(run *r, const char *path, const char *error, uint64_t raw, int named, int parked,
+                      const int64_t *qjob) {
     job *j = calloc(1, sizeof *j);
     sl_doc *doc = j ? sl_doc_new(path, path) : NULL;
     if (!doc) {
@@ -597,6 +605,8 @@ static void job_start(run *r, const char *path, const char *error, uint64_t raw,
     j->state = JOB_NEW;
     j->raw = raw;
     j->parked = parked;
+    doc->queue_id = qjob[0];
+    doc->queue_token = qjob[1];
     sl_doc_set_media_type(doc, sl_media_type_for_path(path));
     job_begin(j, error, named);
 }
@@ -649,17 +659,30 @@ void job_admit(run *r) {
             continue;
         }
         if (!r->have_next && r->extra_next < r->nextra) { /* a file added since (sl_pipeline_add) */
-            char *path = r->extra[r->extra_next];
+            size_t x = r->extra_next;
+            char *path = r->extra[x];
             r->extra[r->extra_next++] = NULL;
+            int64_t qid = r->extra_job[2 * x], qtok = r->extra_job[2 * x + 1];
             struct stat st;
-            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) { /* gone again: the next pass sees to it */
-                free(path);
-                continue;
+            char *gone = NULL;
+            int serr = stat(path, &st) != 0 ? errno : 0;
+            if (serr || !S_ISREG(st.st_mode)) {
+                if (!qid) { /* gone again: the next pass sees to it */
+                    free(path);
+                    continue;
+                }
+                /* a queue job's document fails, so its job is retried or dead */
+                char why[300];
+                snprintf(why, sizeof why, "cannot read: %s", serr ? strerror(serr) : "not a regular file");
+                gone = strdup(why);
+                st.st_size = 0;
             }
             free(r->next_path);
             free(r->next_error);
             r->next_path = path;
-            r->next_error = NULL;
+            r->next_error = gone;
+            r->next_job[0] = qid;
+            r->next_job[1] = qtok;
             r->next_size = (uint64_t)st.st_size;
             r->next_named = 1;
             r->have_next = 1;
@@ -678,6 +701,7 @@ void job_admit(run *r) {
             }
             free(r->next_path);
             free(r->next_error);
+            r->next_job[0] = r->next_job[1] = 0;
             r->next_path = strdup(e.path);
             r->next_error = e.error ? strdup(e.error) : NULL;
             r->next_size = e.size;
@@ -687,7 +711,8 @@ void job_admit(run *r) {
         uint64_t raw = r->next_size > JOB_MIN_RAW ? r->next_size : JOB_MIN_RAW;
         if (!fits(r, raw)) break;
         r->have_next = 0;
-        job_start(r, r->next_path, r->next_error, raw, r->next_named, job_parked(r, r->next_path));
+        job_start(r, r->next_path, r->next_error, raw, r->next_named, job_parked(r, r->next_path),
+                  r->next_job);
     }
     if (r->stopping) drop_children(r);
     r->admitting = 0;

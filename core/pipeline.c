@@ -91,6 +91,7 @@ static void stop_handles(run *r) {
 void run_maybe_end(run *r) {
     if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0 || r->child_head) return;
     if ((!r->walk_done || r->have_next || r->extra_next < r->nextra) && !r->stopping) return;
+    if (!r->stopping && r->opts->hold && r->opts->hold(r->opts->queue_arg)) return;
     if (!r->ending) {
         r->ending = 1;
         if (r->opts->prune && !r->stopping && !r->rep->fatal) {
@@ -100,6 +101,7 @@ void run_maybe_end(run *r) {
     }
     r->ended = 1;
     stop_handles(r);
+    if (r->opts->closing) r->opts->closing(r->opts->queue_arg);
 }
 
 /* Stops now, with the report as it stands: what was stored is whole. */
@@ -399,6 +401,7 @@ static void free_run(run *r) {
     free(r->next_error);
     for (size_t i = r->extra_next; i < r->nextra; i++) free(r->extra[i]);
     free(r->extra);
+    free(r->extra_job);
     sl_walk_free(r->walk);
 }
 
@@ -480,16 +483,27 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     return rep->fatal ? SL_EFATAL : 0;
 }
 
-int sl_pipeline_add(struct run *r, const char *path) {
+int sl_pipeline_add(struct run *r, const char *path) { return sl_pipeline_add_job(r, path, 0, 0); }
+
+void sl_pipeline_poke(struct run *r) {
+    if (r) run_maybe_end(r);
+}
+
+int sl_pipeline_add_job(struct run *r, const char *path, int64_t id, int64_t token) {
     if (!r || r->ending || r->ended || r->stopping || r->rep->fatal) return 0;
     if (r->nextra == r->extra_cap) {
         size_t cap = r->extra_cap ? r->extra_cap * 2 : 16;
         char **g = realloc(r->extra, cap * sizeof *g);
         if (!g) return 0;
         r->extra = g;
+        int64_t *gj = realloc(r->extra_job, cap * 2 * sizeof *gj);
+        if (!gj) return 0;
+        r->extra_job = gj;
         r->extra_cap = cap;
     }
     if (!(r->extra[r->nextra] = strdup(path))) return 0;
+    r->extra_job[2 * r->nextra] = id;
+    r->extra_job[2 * r->nextra + 1] = token;
     r->nextra++;
     job_admit(r);
     run_maybe_end(r); /* had it ended at once (gone again), the run may end */

@@ -48,6 +48,16 @@ typedef struct sl_run_opts {
      * unwinding (a second interrupt, shutdown_grace over), then it exits 3 */
     void (*last_report)(const sl_report *rep, void *arg);
     void *last_report_arg;
+    /* queue nodes (queue.c): while hold answers 1 (and the run is not
+     * stopping) the run does not end when it runs out of work, waiting for
+     * sl_pipeline_add_job; ended sees each document given by path (not
+     * one found inside another) when it ends: stored 1, skipped 0 (stored
+     * unchanged), failed -1 with the stage and reason; closing is called
+     * once, when the run ends (close the handles that kept the loop). */
+    int (*hold)(void *arg);
+    void (*ended)(void *arg, const struct sl_doc *doc, int outcome, const char *stage, const char *reason);
+    void (*closing)(void *arg);
+    void *queue_arg;
 } sl_run_opts;
 
 /* Runs to the end (or to an interrupt or fatal error) and fills rep.
@@ -68,5 +78,13 @@ void sl_pipeline_refresh(struct run *r);
  * already. 1 when taken, 0 when the run no longer admits (it is ending,
  * stopping or stopped by a fatal error) or out of memory. */
 int sl_pipeline_add(struct run *r, const char *path);
+
+/* A queue node's document (queue.c): as sl_pipeline_add, with the job's id
+ * and fencing token set on the document (sl_doc_queue_job); a path that
+ * cannot be read fails the document (and so the job) instead of being
+ * passed over. */
+int sl_pipeline_add_job(struct run *r, const char *path, int64_t id, int64_t token);
+/* The run looks again whether it may end (after hold changed its mind). */
+void sl_pipeline_poke(struct run *r);
 
 #endif

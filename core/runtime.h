@@ -54,6 +54,10 @@ typedef struct sl_settings {
     int64_t max_attempts;       /* failed this many runs: a dead letter, not retried by `run`; 0: never */
     int64_t call_deadline_ms;   /* a call answering SL_PENDING gets this long, unless its stage says */
     int64_t slow_call_ms;       /* a pool call running longer is logged; 0: never */
+    int64_t queue_lease_size;   /* queue nodes: jobs leased (and held) at once */
+    int64_t queue_lease_ms;     /* queue nodes: a lease lasts this long unless heartbeated */
+    int64_t queue_poll_ms;      /* queue nodes: an idle node looks again after about this long */
+    int64_t queue_backoff_ms;   /* queue: a failed job's first wait, doubled per failure */
 } sl_settings;
 
 /* The core's table for [sluice] (shown by `sluice plugins`). */

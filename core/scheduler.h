@@ -359,6 +359,8 @@ struct run {
      * the walk's lookahead, before the run may end */
     char **extra;
     size_t nextra, extra_next, extra_cap;
+    int64_t *extra_job; /* sl_pipeline_add_job: [2i] id, [2i+1] token; 0: not a queue job */
+    int64_t next_job[2];
     /* children made and not yet admitted (they go before new files), and
      * the jobs in flight that only wait for their children: admission does
      * not count them, so a parent never waits on a child it keeps out */

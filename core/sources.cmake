@@ -25,4 +25,5 @@ set(SLUICE_CORE_SOURCES
   failures.c dryrun.c probe.c
   store.c
   guard.c
+  queue.c
 )

@@ -56,6 +56,7 @@
  *   QQ_COUNTS    jobs by state, the oldest queued job's age, dead letters
  *   QQ_NODES     per node: leases held, acks in the last 1 and 5 minutes
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,13 +148,13 @@ int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue
                              j);
     q->sql[QQ_ENQUEUE] =
         fmt("WITH i AS (SELECT DISTINCT ON (uri) uri, size, hash, fp FROM"
-            " unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(uri, size, hash, fp)),"
+            " unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(uri, size, hash, fp)),"
             " o AS (SELECT i.uri FROM i WHERE EXISTS (SELECT 1 FROM %s j WHERE j.uri = i.uri"
             " AND j.state IN ('queued', 'leased'))),"
             " u AS (SELECT i.uri FROM i JOIN %s d ON d.uri = i.uri WHERE i.hash <> '' AND d.hash = i.hash"
             " AND d.fingerprint = i.fp AND i.uri NOT IN (SELECT uri FROM o)),"
-            " n AS (INSERT INTO %s(uri, size, hash, fingerprint) SELECT uri, size, nullif(hash, ''), "
-            "nullif(fp, '')"
+            " n AS (INSERT INTO %s(uri, size, hash, fingerprint) SELECT uri,"
+            " nullif(size, '')::bigint, nullif(hash, ''), nullif(fp, '')"
             " FROM i WHERE uri NOT IN (SELECT uri FROM o) AND uri NOT IN (SELECT uri FROM u)"
             " ON CONFLICT (uri) WHERE state IN ('queued', 'leased') DO NOTHING RETURNING 1)"
             " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM i) - (SELECT count(*) FROM n)"
@@ -255,4 +256,216 @@ int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) 
     free(ddl);
     free(func);
     return rc;
+}
+
+/* --- the callbacks (ABI 1.5), each one operation on the pool --- */
+
+typedef struct qctx {
+    sl_queue_job_fn each_job;
+    sl_queue_node_fn each_node;
+    void *arg;
+    sl_queue_counts *counts;
+    sl_queue_stats *stats;
+} qctx;
+
+static const char *num(pg_op *op, long long v) {
+    char b[32];
+    snprintf(b, sizeof b, "%lld", v);
+    return pg_op_strdup(op, b);
+}
+
+static int64_t col(const PGresult *res, int row, int c) {
+    return PQgetisnull(res, row, c) ? 0 : strtoll(PQgetvalue(res, row, c), NULL, 10);
+}
+
+/* A new op whose context is a copy of *qc; NULL after sl_fail. */
+static pg_op *qop(sl_call *call, const pg_queue *q, const char *what, const qctx *qc,
+                  int (*on_result)(pg_op *, int, const PGresult *)) {
+    pg_op *op = pg_op_new(call, what, q->where);
+    qctx *kept = op ? pg_op_alloc(op, sizeof *kept) : NULL;
+    if (!kept) {
+        pg_op_free(op);
+        sl_fail(call, SL_ENOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    if (qc) *kept = *qc;
+    op->arg = kept;
+    op->on_result = on_result;
+    return op;
+}
+
+static int affected(pg_op *op, int stmt, const PGresult *res) {
+    op->value = atoi(PQcmdTuples((PGresult *)res));
+    return 0;
+}
+
+static int lease_result(pg_op *op, int stmt, const PGresult *res) {
+    if (stmt != 1) return 0;
+    qctx *qc = op->arg;
+    for (int i = 0; i < PQntuples(res); i++) {
+        sl_queue_job job = {.id = col(res, i, 0),
+                            .token = col(res, i, 1),
+                            .uri = PQgetvalue(res, i, 2),
+                            .attempts = col(res, i, 3),
+                            .size = (uint64_t)col(res, i, 4)};
+        qc->each_job(qc->arg, &job);
+    }
+    op->value = PQntuples(res);
+    return 0;
+}
+
+int pg_queue_lease(sl_call *call, const pg_queue *q, const char *node, uint32_t max, int64_t lease_ms,
+                   sl_queue_job_fn each, void *arg) {
+    if (!node || !each || max == 0 || lease_ms <= 0) return sl_fail(call, SL_EINVAL, "lease: bad arguments");
+    qctx qc = {.each_job = each, .arg = arg};
+    pg_op *op = qop(call, q, "lease jobs", &qc, lease_result);
+    if (!op) return SL_ENOMEM;
+    pg_op_stmt(op, q->sql[QQ_RECLAIM], 0);
+    pg_stmt *st = pg_op_stmt(op, q->sql[QQ_LEASE], 3);
+    if (st) {
+        pg_stmt_text(st, 0, pg_op_strdup(op, node));
+        pg_stmt_text(st, 1, num(op, max > 100000 ? 100000 : max));
+        pg_stmt_text(st, 2, num(op, (long long)lease_ms));
+    }
+    if (!st || !st->values[0] || !st->values[1] || !st->values[2])
+        pg_op_fail(op, SL_ENOMEM, "lease jobs: out of memory");
+    return pg_pool_submit(q->pool, op);
+}
+
+/* One statement of text parameters whose answer is the rows it changed. */
+static int simple(sl_call *call, const pg_queue *q, const char *what, int which, int n,
+                  const char *const *v) {
+    pg_op *op = qop(call, q, what, NULL, affected);
+    if (!op) return SL_ENOMEM;
+    pg_stmt *st = pg_op_stmt(op, q->sql[which], n);
+    bool ok = st != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        const char *c = v[i] ? pg_op_strdup(op, v[i]) : NULL;
+        if (v[i] && !c) ok = false;
+        pg_stmt_text(st, i, c);
+    }
+    if (!ok) pg_op_fail(op, SL_ENOMEM, "%s: out of memory", what);
+    return pg_pool_submit(q->pool, op);
+}
+
+int pg_queue_heartbeat(sl_call *call, const pg_queue *q, const char *node, int64_t lease_ms) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%lld", (long long)lease_ms);
+    const char *v[] = {node, ms};
+    return simple(call, q, "heartbeat", QQ_HEARTBEAT, 2, v);
+}
+
+int pg_queue_done(sl_call *call, const pg_queue *q, int64_t id, int64_t token) {
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%lld", (long long)id);
+    snprintf(b, sizeof b, "%lld", (long long)token);
+    const char *v[] = {a, b};
+    return simple(call, q, "ack job", QQ_DONE, 2, v);
+}
+
+int pg_queue_release(sl_call *call, const pg_queue *q, const char *node) {
+    const char *v[] = {node};
+    return simple(call, q, "release leases", QQ_RELEASE, 1, v);
+}
+
+/* Text PostgreSQL can hold (UTF-8, no NUL), else a stand-in. */
+static const char *pg_text(const char *s, const char *instead) {
+    return s && sl_utf8_valid(s, strlen(s), NULL) ? s : instead;
+}
+
+int pg_queue_fail(sl_call *call, const pg_queue *q, int64_t id, int64_t token, const char *stage,
+                  const char *reason, uint32_t max_attempts, int64_t backoff_ms) {
+    char a[32], b[32], m[32], k[32];
+    snprintf(a, sizeof a, "%lld", (long long)id);
+    snprintf(b, sizeof b, "%lld", (long long)token);
+    snprintf(m, sizeof m, "%u", max_attempts);
+    snprintf(k, sizeof k, "%lld", (long long)(backoff_ms > 0 ? backoff_ms : 1));
+    const char *v[] = {a, b, pg_text(stage, "?"), pg_text(reason, "(the reason is not valid UTF-8)"), m, k};
+    return simple(call, q, "fail job", QQ_FAIL, 6, v);
+}
+
+static int enqueue_result(pg_op *op, int stmt, const PGresult *res) {
+    qctx *qc = op->arg;
+    if (stmt != 0 || PQntuples(res) != 1) return 0;
+    qc->counts->enqueued += col(res, 0, 0);
+    qc->counts->already_queued += col(res, 0, 1);
+    qc->counts->unchanged += col(res, 0, 2);
+    return 0;
+}
+
+int pg_queue_enqueue(sl_call *call, const pg_queue *q, const sl_queue_item *items, size_t n,
+                     sl_queue_counts *out) {
+    if (n == 0) return 0;
+    if (!items || !out || n > 1000000) return sl_fail(call, SL_EINVAL, "enqueue: bad arguments");
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].uri || !*items[i].uri || !sl_utf8_valid(items[i].uri, strlen(items[i].uri), NULL))
+            return sl_fail(call, SL_EBADINPUT, "enqueue: item %zu's uri is empty or not valid UTF-8", i);
+    qctx qc = {.counts = out};
+    pg_op *op = qop(call, q, "enqueue", &qc, enqueue_result);
+    if (!op) return SL_ENOMEM;
+    pg_buf b[4] = {{0}};
+    for (int k = 0; k < 4; k++) pg_array_header(&b[k], PG_OID_TEXT, (int32_t)n, false);
+    for (size_t i = 0; i < n; i++) {
+        char sz[32] = "";
+        if (items[i].size) snprintf(sz, sizeof sz, "%llu", (unsigned long long)items[i].size);
+        const char *h = pg_text(items[i].hash, ""), *f = pg_text(items[i].fingerprint, "");
+        pg_array_elem(&b[0], items[i].uri, (int32_t)strlen(items[i].uri));
+        pg_array_elem(&b[1], sz, (int32_t)strlen(sz));
+        pg_array_elem(&b[2], h, (int32_t)strlen(h));
+        pg_array_elem(&b[3], f, (int32_t)strlen(f));
+    }
+    pg_stmt *st = pg_op_stmt(op, q->sql[QQ_ENQUEUE], 4);
+    bool ok = st != NULL;
+    for (int k = 0; k < 4; k++) {
+        if (!ok || b[k].oom || b[k].n > INT32_MAX) {
+            ok = false;
+            free(b[k].p);
+            continue;
+        }
+        char *p = pg_op_alloc(op, b[k].n + 1);
+        if (p) memcpy(p, b[k].p, b[k].n);
+        free(b[k].p);
+        if (!p) {
+            ok = false;
+            continue;
+        }
+        pg_stmt_binary(st, k, p, (int)b[k].n);
+    }
+    pg_stmt *nt = ok ? pg_op_stmt(op, q->sql[QQ_NOTIFY], 1) : NULL;
+    if (nt) pg_stmt_text(nt, 0, q->channel);
+    if (!ok || !nt) pg_op_fail(op, SL_ENOMEM, "enqueue: out of memory");
+    return pg_pool_submit(q->pool, op);
+}
+
+static int status_result(pg_op *op, int stmt, const PGresult *res) {
+    qctx *qc = op->arg;
+    if (stmt == 0 && PQntuples(res) == 1) {
+        sl_queue_stats *o = qc->stats;
+        o->queued = col(res, 0, 0);
+        o->leased = col(res, 0, 1);
+        o->done = col(res, 0, 2);
+        o->dead = col(res, 0, 3);
+        o->oldest_queued_s = col(res, 0, 4);
+        o->backing_off = col(res, 0, 5);
+        op->value = (int)(o->queued + o->leased > 1000000000 ? 1000000000 : o->queued + o->leased);
+    } else if (stmt == 1 && qc->each_node) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            sl_queue_node nd = {.node = PQgetvalue(res, i, 0),
+                                .leases = col(res, i, 1),
+                                .acked_1m = col(res, i, 2),
+                                .acked_5m = col(res, i, 3)};
+            qc->each_node(qc->arg, &nd);
+        }
+    }
+    return 0;
+}
+
+int pg_queue_status(sl_call *call, const pg_queue *q, sl_queue_stats *out, sl_queue_node_fn each, void *arg) {
+    if (!out) return sl_fail(call, SL_EINVAL, "queue status: no output");
+    qctx qc = {.stats = out, .each_node = each, .arg = arg};
+    pg_op *op = qop(call, q, "queue status", &qc, status_result);
+    if (!op) return SL_ENOMEM;
+    if (!pg_op_stmt(op, q->sql[QQ_COUNTS], 0) || !pg_op_stmt(op, q->sql[QQ_NODES], 0))
+        pg_op_fail(op, SL_ENOMEM, "queue status: out of memory");
+    return pg_pool_submit(q->pool, op);
 }

@@ -147,6 +147,7 @@ typedef struct sink {
     char *lock_key;  /* claim: "SCHEMA.PREFIX", what the advisory lock is keyed on */
     PGconn *lock_pg; /* claim: the session holding the advisory lock */
     int mode;        /* SL_STORE_* */
+    pg_queue queue;  /* the job queue's statements (queue.c) */
     bool empty;      /* SL_STORE_PEEK on a store never made: it reads as empty */
 } sink;
 
@@ -320,6 +321,7 @@ static void sink_free(sink *s) {
         free(s->password);
     }
     free(s->dim_sql);
+    pg_queue_free(&s->queue);
     PQfinish(s->lock_pg); /* ends the session: the advisory lock goes with it */
     free(s->lock_key);
     free(s);
@@ -442,6 +444,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
         s->empty = missing;
     }
     if (!rc) rc = make_statements(s) ? SL_ENOMEM : 0;
+    if (!rc) rc = pg_queue_names(conn, c, &s->schema.names, &s->queue);
     if (rc) {
         pg_scrub(err, sizeof err, s->password);
         PQfinish(conn);
@@ -464,6 +467,8 @@ static int init(sl_instance *inst, const void *config, void **state) {
         sink_free(s);
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
+    s->queue.pool = s->pool;
+    s->queue.where = s->where;
     s->lock_key = format("%s.%s", c->schema ? c->schema : "", c->table_prefix ? c->table_prefix : "");
     if (!s->lock_key) {
         sink_free(s);
@@ -488,7 +493,7 @@ static void fini(void *state) { sink_free(state); }
  * store answers SL_ERETRY (`--wait` asks again). A blocking call, as init
  * is: the core claims before the run starts. */
 #define LOCK_CLASS 1397310533 /* "SLUE" */
-static int claim(sl_call *call) {
+static int lock_store(sl_call *call, bool shared) {
     sink *s = sl_call_state(call);
     if (s->lock_pg) return 0;
     const char *keys[18], *values[18];
@@ -497,7 +502,7 @@ static int claim(sl_call *call) {
     char app[64], host[64] = "";
     if (gethostname(host, sizeof host) != 0 || !host[0]) snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = '\0';
-    snprintf(app, sizeof app, "sluice writer pid %ld on %s", (long)getpid(), host);
+    snprintf(app, sizeof app, "sluice %s pid %ld on %s", shared ? "node" : "writer", (long)getpid(), host);
     int n = 0;
     for (; s->keys[n] && n < 16; n++) {
         keys[n] = s->keys[n];
@@ -517,8 +522,11 @@ static int claim(sl_call *call) {
     char cls[24];
     snprintf(cls, sizeof cls, "%d", LOCK_CLASS);
     const char *params[2] = {cls, s->lock_key};
-    PGresult *res = PQexecParams(pg, "SELECT pg_try_advisory_lock($1::int4, hashtext($2))", 2, NULL, params,
-                                 NULL, NULL, 0);
+    /* queue nodes share the lock; a plain writer holds it alone */
+    PGresult *res = PQexecParams(pg,
+                                 shared ? "SELECT pg_try_advisory_lock_shared($1::int4, hashtext($2))"
+                                        : "SELECT pg_try_advisory_lock($1::int4, hashtext($2))",
+                                 2, NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     int got = ok && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
@@ -541,10 +549,14 @@ static int claim(sl_call *call) {
                        "AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid LIMIT 1",
                        2, NULL, params, NULL, NULL, 0);
     char holder[256] = "PID unknown";
+    bool node = false;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *an = PQgetvalue(res, 0, 0), *addr = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         const char *since = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
-        const char *pid = strncmp(an, "sluice writer pid ", 18) == 0 ? an + 18 : NULL;
+        const char *pid = strncmp(an, "sluice writer pid ", 18) == 0 ? an + 18
+                          : strncmp(an, "sluice node pid ", 16) == 0 ? an + 16
+                                                                     : NULL;
+        if (strncmp(an, "sluice node pid ", 16) == 0) node = true;
         char pidv[24] = "unknown", hostv[64] = "";
         if (pid) sscanf(pid, "%23s on %63s", pidv, hostv); /* an older holder names no host */
         snprintf(holder, sizeof holder, "PID %s%s%s%s%s%s%s%s", pidv, hostv[0] ? " on host " : "", hostv,
@@ -553,11 +565,20 @@ static int claim(sl_call *call) {
     }
     PQclear(res);
     PQfinish(pg);
+    if (shared || node)
+        return sl_fail(
+            call, SL_ERETRY,
+            "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s, %s): "
+            "queue nodes (run --queue, serve --queue) share a store with each other, never with a "
+            "plain run or serve; wait for it (--wait) or stop it first",
+            s->where, s->lock_key, holder, node ? "a queue node" : "a plain writer");
     return sl_fail(call, SL_ERETRY,
                    "the store %s (schema.table_prefix '%s') is in use by another sluice process (%s): one "
                    "process writes a store at a time; wait for it (--wait) or stop it first",
                    s->where, s->lock_key, holder);
 }
+
+static int claim(sl_call *call) { return lock_store(call, false); }
 
 /* --- helpers for building operations --- */
 
@@ -808,6 +829,17 @@ static int store(sl_call *call, sl_doc *doc) {
     /* BEGIN; [fix the dimension]; [record the run]; upsert the document;
      * delete its chunks; insert the new ones; COMMIT: one round trip */
     bool ok = pg_op_stmt(op, s->sql[Q_BEGIN], 0) != NULL;
+    int64_t job = 0, token = 0;
+    if (ok && sl_doc_queue_job(doc, &job, &token)) {
+        /* a leased document: acked first, in this transaction; a lost
+         * lease raises (queue.c) and the whole document rolls back */
+        pg_stmt *ack = pg_op_stmt(op, s->queue.sql[QQ_ACK], 2);
+        if (ack) {
+            pg_stmt_text(ack, 0, num(op, (long long)job));
+            pg_stmt_text(ack, 1, num(op, (long long)token));
+        }
+        ok = ack && ack->values[0] && ack->values[1];
+    }
     if (ok && dim && s->schema.dim != dim) {
         const char *fix = dimension_sql(s, dim);
         ok = fix && pg_op_stmt(op, fix, 0);
@@ -1196,6 +1228,37 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
     return pg_pool_submit(s->pool, op);
 }
 
+/* --- the job queue (ABI 1.5): queue.c's operations on this sink's pool --- */
+
+static int queue_join(sl_call *call, const char *node) { return lock_store(call, true); }
+static int queue_enqueue(sl_call *call, const sl_queue_item *items, size_t n, sl_queue_counts *out) {
+    return pg_queue_enqueue(call, &((sink *)sl_call_state(call))->queue, items, n, out);
+}
+static int queue_lease(sl_call *call, const char *node, uint32_t max, int64_t lease_ms, sl_queue_job_fn each,
+                       void *arg) {
+    return pg_queue_lease(call, &((sink *)sl_call_state(call))->queue, node, max, lease_ms, each, arg);
+}
+static int queue_heartbeat(sl_call *call, const char *node, int64_t lease_ms) {
+    return pg_queue_heartbeat(call, &((sink *)sl_call_state(call))->queue, node, lease_ms);
+}
+static int queue_done(sl_call *call, int64_t id, int64_t token) {
+    return pg_queue_done(call, &((sink *)sl_call_state(call))->queue, id, token);
+}
+static int queue_fail(sl_call *call, int64_t id, int64_t token, const char *stage, const char *reason,
+                      uint32_t max_attempts, int64_t backoff_ms) {
+    return pg_queue_fail(call, &((sink *)sl_call_state(call))->queue, id, token, stage, reason, max_attempts,
+                         backoff_ms);
+}
+static int queue_release(sl_call *call, const char *node) {
+    return pg_queue_release(call, &((sink *)sl_call_state(call))->queue, node);
+}
+static int queue_status(sl_call *call, sl_queue_stats *out, sl_queue_node_fn each, void *arg) {
+    sink *s = sl_call_state(call);
+    if (s->empty)
+        return sl_fail(call, SL_EFATAL, "%s: there is no store (and so no queue) here yet", s->where);
+    return pg_queue_status(call, &s->queue, out, each, arg);
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
@@ -1219,6 +1282,14 @@ static const sl_plugin desc = {
     .probe = probe,
     .keyword = keyword,
     .check = check,
+    .queue_join = queue_join,
+    .queue_enqueue = queue_enqueue,
+    .queue_lease = queue_lease,
+    .queue_heartbeat = queue_heartbeat,
+    .queue_done = queue_done,
+    .queue_fail = queue_fail,
+    .queue_release = queue_release,
+    .queue_status = queue_status,
 };
 
 SL_PLUGIN_EXPORT(desc)

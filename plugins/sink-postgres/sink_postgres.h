@@ -199,6 +199,8 @@ typedef struct pg_queue {
     char *ack_fn;  /* [schema.]PREFIXqueue_ack, quoted */
     char *channel; /* PREFIXjobs: what enqueue NOTIFYs and nodes LISTEN on (unquoted) */
     char *sql[QQ_COUNT];
+    pg_pool *pool;     /* the sink's: every queue call is one op on it */
+    const char *where; /* for messages */
 } pg_queue;
 
 /* Inside schema.c's migration transaction: the jobs table, its indexes and
@@ -207,6 +209,18 @@ int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen);
 /* The names and statements; SL_ENOMEM or 0. Freed with pg_queue_free. */
 int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue *q);
 void pg_queue_free(pg_queue *q);
+/* The ABI 1.5 queue callbacks (plugin.h), on the pool; the sink's own
+ * callbacks pass its pg_queue. */
+int pg_queue_lease(sl_call *call, const pg_queue *q, const char *node, uint32_t max, int64_t lease_ms,
+                   sl_queue_job_fn each, void *arg);
+int pg_queue_heartbeat(sl_call *call, const pg_queue *q, const char *node, int64_t lease_ms);
+int pg_queue_done(sl_call *call, const pg_queue *q, int64_t id, int64_t token);
+int pg_queue_release(sl_call *call, const pg_queue *q, const char *node);
+int pg_queue_fail(sl_call *call, const pg_queue *q, int64_t id, int64_t token, const char *stage,
+                  const char *reason, uint32_t max_attempts, int64_t backoff_ms);
+int pg_queue_enqueue(sl_call *call, const pg_queue *q, const sl_queue_item *items, size_t n,
+                     sl_queue_counts *out);
+int pg_queue_status(sl_call *call, const pg_queue *q, sl_queue_stats *out, sl_queue_node_fn each, void *arg);
 
 #define PG_SCHEMA_VERSION 3
 #define PG_SCHEMA_READABLE 2 /* the oldest a read-only command answers from as it is */

@@ -100,6 +100,11 @@ SL_EXPORT const char *sl_doc_hash(const sl_doc *doc);
 SL_EXPORT const char *sl_doc_fingerprint(const sl_doc *doc);
 /* The run this document is processed in (sinks record it as "seen"). */
 SL_EXPORT uint64_t sl_doc_run_id(const sl_doc *doc);
+/* A document a queue node leased (ABI 1.5, `sluice run --queue`): 1 and its
+ * job's id and fencing token, which the sink's store acks in its
+ * transaction (plugin.h, queue_join); 0 for a document not from a queue
+ * (a found-inside child included: its parent's store acks the job). */
+SL_EXPORT int sl_doc_queue_job(const sl_doc *doc, int64_t *id, int64_t *token);
 
 /* --- arena memory, freed with the document --- */
 SL_EXPORT void *sl_doc_alloc(sl_doc *doc, size_t size);

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 4
+#define SL_ABI_MINOR 5
 
 /* One row of a sink's failure list (ABI 1.3): a document that failed, and
  * where and why the last time. failures_record reads uri, stage and reason;
@@ -78,6 +78,51 @@ typedef struct sl_store_health {
     int64_t orphans;   /* chunks whose document row is gone */
     int32_t damaged;   /* nonzero: the store is damaged (the lines passed to `problem` say how) */
 } sl_store_health;
+
+/* The job queue (ABI 1.5): many sluice nodes share one corpus through a
+ * sink that keeps a queue of documents (`sluice enqueue`, `run --queue`).
+ * A job is leased by one node at a time; every lease increments its
+ * fencing token, and a node's commit names (id, token), so a node whose
+ * lease expired and was taken by another cannot commit late. */
+typedef struct sl_queue_job {
+    int64_t id;
+    int64_t token;    /* the fencing token of this lease */
+    const char *uri;  /* lives as long as the call that passes it */
+    int64_t attempts; /* leases taken, this one included */
+    uint64_t size;    /* bytes, as enqueue knew it; 0: unknown */
+} sl_queue_job;
+typedef void (*sl_queue_job_fn)(void *arg, const sl_queue_job *job);
+
+/* One document for queue_enqueue. hash and fingerprint may be NULL
+ * (unknown): then the job is enqueued unless one is already open. */
+typedef struct sl_queue_item {
+    const char *uri;
+    uint64_t size;
+    const char *hash;        /* the core's content hash (sl_doc_hash) */
+    const char *fingerprint; /* its route's fingerprint (sl_doc_fingerprint) */
+} sl_queue_item;
+
+/* What queue_enqueue did: the sink adds to each count. */
+typedef struct sl_queue_counts {
+    int64_t enqueued;       /* new jobs */
+    int64_t already_queued; /* a job for the uri was queued or leased already */
+    int64_t unchanged;      /* stored with the same hash and fingerprint: nothing to do */
+} sl_queue_counts;
+
+/* `sluice queue status`: the core fills every field with -1 first. */
+typedef struct sl_queue_stats {
+    int64_t queued, leased, done, dead;
+    int64_t oldest_queued_s; /* age of the oldest queued job; -1: none queued */
+    int64_t backing_off;     /* queued jobs waiting for their next try after a failure */
+} sl_queue_stats;
+
+/* One node seen in the queue: leases it holds, jobs it acked lately. */
+typedef struct sl_queue_node {
+    const char *node; /* "host:pid:start" */
+    int64_t leases;
+    int64_t acked_1m, acked_5m; /* acked in the last minute, the last 5 minutes */
+} sl_queue_node;
+typedef void (*sl_queue_node_fn)(void *arg, const sl_queue_node *n);
 
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
@@ -248,6 +293,45 @@ typedef struct sl_plugin {
      * other callback follows but fini. A sink without it cannot rebuild:
      * the core refuses `store rebuild` and names it. */
     int (*rebuild_swap)(sl_call *call, sl_line_fn say, void *arg);
+
+    /* --- ABI 1.5 --- */
+    /* Sinks (optional, all or none): the job queue. A sink with them keeps
+     * the queue in its store, and its `store` acks the job of a document
+     * leased from it (sl_doc_queue_job) inside the store's transaction:
+     * only when the job is still leased with that token, else the whole
+     * document rolls back and fails with a reason that begins "lease lost"
+     * (stored and acked together, or not at all).
+     *
+     * queue_join makes this process a queue node named `node` (host:pid:
+     * start): instead of claim's one writer, a claim shared with other
+     * nodes and refused while a plain writer holds the store (and the other
+     * way round), with SL_ERETRY as claim. */
+    int (*queue_join)(sl_call *call, const char *node);
+    /* Adds a job for each item unless one is queued or leased for its uri,
+     * or the store holds it unchanged; adds what it did to *out, and wakes
+     * idle nodes. */
+    int (*queue_enqueue)(sl_call *call, const sl_queue_item *items, size_t n, sl_queue_counts *out);
+    /* Takes back expired leases, then leases up to `max` jobs due now to
+     * `node` for lease_ms, calling `each` once per job before answering;
+     * the answer is the number leased. */
+    int (*queue_lease)(sl_call *call, const char *node, uint32_t max, int64_t lease_ms, sl_queue_job_fn each,
+                       void *arg);
+    /* Extends every lease `node` holds to now + lease_ms; answers how many. */
+    int (*queue_heartbeat)(sl_call *call, const char *node, int64_t lease_ms);
+    /* Acks a job whose document needed no store (stored unchanged); a lost
+     * lease is not an error here: nothing was written. */
+    int (*queue_done)(sl_call *call, int64_t id, int64_t token);
+    /* A job whose document failed: queued again after backoff_ms doubled
+     * per earlier failure, or dead (and on the failure list) once it has
+     * failed max_attempts times (0: never dead). Nothing when the lease
+     * was lost. */
+    int (*queue_fail)(sl_call *call, int64_t id, int64_t token, const char *stage, const char *reason,
+                      uint32_t max_attempts, int64_t backoff_ms);
+    /* Every lease of `node` back to queued (a node that stops). */
+    int (*queue_release)(sl_call *call, const char *node);
+    /* The counts, then `each` once per node holding leases or having
+     * acked in the last 5 minutes. Answers the queued + leased jobs. */
+    int (*queue_status)(sl_call *call, sl_queue_stats *out, sl_queue_node_fn each, void *arg);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
