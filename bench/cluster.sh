@@ -18,14 +18,18 @@
 # CAP / LLM_MS documents per second (10 by default), whatever its CPU, as a
 # node held to its share of a provider's concurrency would.
 #
-# For each node count N (a fresh table_prefix each time, so a fresh store
-# and queue), it runs `sluice enqueue` over the corpus once, then starts N
+# First the baseline: one plain `sluice run` of the corpus (no queue) into
+# its own tables. Then for each node count N (a fresh table_prefix each
+# time, so a fresh store and queue), it runs `sluice enqueue` over the corpus once, then starts N
 # `sluice run --queue` nodes at once and waits until every node has
 # exited (a node exits when the queue is drained). The wall time is from
 # the nodes' start to the last exit. It checks in SQL that every document
-# was stored exactly once and every job is done, and prints documents/s,
-# the ratio to 1 node, the bound N * CAP / LLM_MS, and how the jobs split
-# between the nodes. Then QCAP_ARGS (default "--jobs 20000 --seconds 2")
+# was stored exactly once and every job is done, and prints documents/s
+# (to the last ack: a node out of work waits, polling, for the others'
+# leases, so the exits come later and are shown beside it), the ratio to
+# 1 node, the bound N * CAP / LLM_MS, the jobs per lease statement (jobs
+# leased together share their leased_at), and how the jobs split between
+# the nodes. Then QCAP_ARGS (default "--jobs 20000 --seconds 2")
 # go to bench/queue_capacity.sh against the same server.
 #
 # Variables: NODES, DOCS, DOC_BYTES, CAP, LLM_MS, EMBED_MS, QCAP_ARGS,
@@ -67,6 +71,7 @@ sluice=$build/sluice
 fake=$build/tests/fake-provider/fake-provider
 
 work=$(mktemp -d /tmp/sluice-bench-cluster.XXXXXX)
+chmod 711 "$work" # as root, the server runs as postgres and must reach $work/pg
 cluster=$work/pg
 fake_pid=""
 node_pids=()
@@ -85,7 +90,7 @@ port=$(PGCLUSTER_FSYNC=on bash "$pgcluster" start "$cluster")
 db() { env PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -At \
     "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$@"; }
 
-"$fake" --port 0 --api-key "$key" --latency-dist fixed --llm-latency-ms "$llm_ms" \
+"$fake" --port 0 --api-key "$key" --embed-dim 384 --latency-dist fixed --llm-latency-ms "$llm_ms" \
     --embed-latency-ms "$embed_ms" >"$work/fake.out" 2>"$work/fake.err" &
 fake_pid=$!
 fport=""
@@ -149,7 +154,26 @@ export OPENAI_API_KEY=$key
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
-declare -A wall rate enq split
+# The baseline: one plain `sluice run` (no queue) of the same corpus and
+# pipeline into its own tables: what one process does without the queue.
+write_ini "$work/plain.ini" plain_
+echo "baseline: one sluice run without the queue" >&2
+t0=$(now)
+rc=0
+"$sluice" -c "$work/plain.ini" run "$work/corpus" >"$work/plain.out" 2>"$work/plain.err" || rc=$?
+((rc <= 1)) || {
+    echo "sluice run (no queue) exited $rc: $(tail -5 "$work/plain.err")" >&2
+    exit 1
+}
+plain_wall=$(calc "$(now) - $t0")
+plain_stored=$(db -c "SELECT count(*) FROM plain_documents")
+[[ $plain_stored == "$docs" ]] || {
+    echo "sluice run (no queue) stored $plain_stored documents, not $docs: $(tail -3 "$work/plain.err")" >&2
+    exit 1
+}
+plain_rate=$(calc "$docs / $plain_wall")
+
+declare -A wall ackwall rate enq split per_lease
 for n in $nodes_list; do
     prefix=n${n}_
     ini=$work/cluster-$n.ini
@@ -204,7 +228,15 @@ for n in $nodes_list; do
     fi
     split[$n]=$(db -c "SELECT string_agg(c::text, '/' ORDER BY c DESC) FROM
         (SELECT count(*) AS c FROM ${prefix}jobs WHERE state = 'done' GROUP BY done_by) x")
-    rate[$n]=$(calc "$docs / ${wall[$n]}")
+    # a node that ran out of work waits (queue_poll) until the others'
+    # leases are done too; the rate is to the last ack, the exits are shown
+    # beside it. Jobs leased by one statement share their leased_at and
+    # node: so many lease statements took a job.
+    read -r last_ack leases < <(db -F ' ' -c "SELECT extract(epoch FROM max(done_at)),
+        count(DISTINCT (done_by, leased_at)) FROM ${prefix}jobs")
+    ackwall[$n]=$(calc "$last_ack - $t0")
+    per_lease[$n]=$(calc "$docs / $leases")
+    rate[$n]=$(calc "$docs / ${ackwall[$n]}")
     chat=$(curl -s "$fake_url/_stats" | jq '.by_path["/v1/chat/completions"] // 0')
     echo "$n node(s): ${wall[$n]} s, $chat chat requests" >&2
 done
@@ -216,14 +248,17 @@ echo "$docs documents of ~$doc_bytes bytes; chat $llm_ms ms, embeddings $embed_m
 echo "max_concurrency = $cap per node on the llm and embedding stages (bound: $cap / ${llm_ms} ms per node)"
 echo "$(nproc) cores, load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-printf '| %5s | %9s | %8s | %11s | %9s | %13s | %9s | %-18s |\n' nodes documents "wall s" documents/s \
-    "vs $first" "bound docs/s" "of bound" "jobs per node"
-printf '|------:|----------:|---------:|------------:|----------:|--------------:|----------:|--------------------|\n'
+printf '| %-5s | %9s | %11s | %9s | %11s | %9s | %12s | %8s | %10s | %-16s |\n' nodes documents "to last ack" \
+    "all exit" documents/s "vs $first" "bound docs/s" "of bound" "jobs/lease" "jobs per node"
+printf '|-------|----------:|------------:|----------:|------------:|----------:|-------------:|---------:|-----------:|------------------|\n'
+printf '| %-5s | %9d | %11s | %8.2fs | %11.2f | %9s | %12.1f | %7.0f%% | %10s | %-16s |\n' "plain" "$docs" "-" \
+    "$plain_wall" "$plain_rate" "-" "$(calc "$cap * 1000 / $llm_ms")" \
+    "$(calc "100 * $plain_rate * $llm_ms / ($cap * 1000)")" "-" "(run, no queue)"
 for n in $nodes_list; do
     bound=$(calc "$n * $cap * 1000 / $llm_ms")
-    printf '| %5d | %9d | %8.2f | %11.2f | %8.2fx | %13.1f | %8.0f%% | %-18s |\n' "$n" "$docs" "${wall[$n]}" \
-        "${rate[$n]}" "$(calc "${rate[$n]} / ${rate[$first]}")" "$bound" "$(calc "100 * ${rate[$n]} / $bound")" \
-        "${split[$n]}"
+    printf '| %-5d | %9d | %10.2fs | %8.2fs | %11.2f | %8.2fx | %12.1f | %7.0f%% | %10.1f | %-16s |\n' "$n" "$docs" \
+        "${ackwall[$n]}" "${wall[$n]}" "${rate[$n]}" "$(calc "${rate[$n]} / ${rate[$first]}")" "$bound" \
+        "$(calc "100 * ${rate[$n]} / $bound")" "${per_lease[$n]}" "${split[$n]}"
 done
 echo
 for n in $nodes_list; do echo "enqueue of $docs documents ($n-node run): ${enq[$n]} s"; done
