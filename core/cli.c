@@ -585,8 +585,9 @@ static int cmd_node(cli *c, bool serve) {
             else
                 sl_report_print(&rep, stdout);
         }
+        /* serve --queue ends on a signal: that is its normal end, as serve's */
         status = rep.fatal         ? (rep.stored ? EXIT_DOCS : EXIT_USAGE)
-                 : rep.interrupted ? EXIT_INTERRUPTED
+                 : rep.interrupted ? (serve ? EXIT_OK : EXIT_INTERRUPTED)
                  : rep.failed      ? EXIT_DOCS
                                    : EXIT_OK;
     }

@@ -192,7 +192,7 @@ typedef struct node {
     struct run *live;
     uv_timer_t lease_t, beat_t;
     int timers_open, closing, serve, drained;
-    int lease_busy, beat_busy, status_busy;
+    int lease_busy, beat_busy, status_busy, wait_busy;
     qjob *jobs;
     size_t held;
     uint32_t lease_size;
@@ -240,12 +240,20 @@ static qjob *find_uri_started(node *n, const char *uri) {
 }
 
 /* Jobs not yet in the pipeline go in, unless their uri is there already
- * (an older lease of ours still running: it ends first). */
+ * (an older lease of ours still running: it ends first). A job may end
+ * inside sl_pipeline_add_job (a file gone: on_ended frees it), so the list
+ * is walked again from its head after each. */
 static void dispatch(node *n) {
-    for (qjob *j = n->jobs; j; j = j->next) {
-        if (j->started || find_uri_started(n, j->uri)) continue;
-        if (!sl_pipeline_add_job(n->live, j->uri, j->id, j->token)) return; /* ending: released after */
+    for (;;) {
+        qjob *j = n->jobs;
+        while (j && (j->started || find_uri_started(n, j->uri))) j = j->next;
+        if (!j) return;
+        int64_t id = j->id;
         j->started = 1;
+        if (sl_pipeline_add_job(n->live, j->uri, j->id, j->token)) continue;
+        for (j = n->jobs; j; j = j->next) /* the run is ending: released after it */
+            if (j->id == id) j->started = 0;
+        return;
     }
 }
 
@@ -269,6 +277,40 @@ static int call_lease(sl_call *call, void *arg) {
     return call->inst->desc->queue_lease(call, q->n->id, q->max, q->n->lease_ms, on_job, q->n);
 }
 
+static int call_wait(sl_call *call, void *arg) {
+    qcall *q = arg;
+    return call->inst->desc->queue_wait(call, (int64_t)q->max);
+}
+
+static void wait_done(sl_call *call, int rc) {
+    qcall *q = (qcall *)call;
+    node *n = q->n;
+    n->wait_busy = 0;
+    if (rc > 0) sl_ctx_log(n->rt->ctx, SL_LOG_DEBUG, "queue", "woken: jobs were enqueued");
+    qcall_free(q);
+    lease_in(n, 0);
+}
+
+/* Nothing to lease now: wait for enqueue's NOTIFY (queue_wait) or the poll
+ * interval, with jitter, whichever comes first. */
+static void idle(node *n) {
+    if (n->closing) return;
+    uint64_t ms = (uint64_t)n->poll_ms;
+    ms = ms * 3 / 4 + (uint64_t)random() % (ms / 2 + 1);
+    if (!n->sink->desc->queue_wait || n->wait_busy) {
+        lease_in(n, ms);
+        return;
+    }
+    qcall *q = calloc(1, sizeof *q);
+    if (!q) {
+        lease_in(n, ms);
+        return;
+    }
+    q->max = (uint32_t)ms;
+    n->wait_busy = 1;
+    qcall_start(n, q, call_wait, wait_done);
+}
+
 static int call_status(sl_call *call, void *arg) {
     qcall *q = arg;
     return call->inst->desc->queue_status(call, &q->stats, NULL, NULL);
@@ -285,7 +327,7 @@ static void status_done(sl_call *call, int rc) {
     } else {
         if (rc < 0)
             sl_ctx_log(n->rt->ctx, SL_LOG_WARN, "queue", "cannot read the queue's counts: %s", call->msg);
-        lease_in(n, (uint64_t)n->poll_ms);
+        idle(n);
     }
     qcall_free(q);
 }
@@ -311,7 +353,7 @@ static void lease_done(sl_call *call, int rc) {
             lease_in(n, (uint64_t)n->poll_ms);
         }
     } else {
-        lease_in(n, (uint64_t)n->poll_ms);
+        idle(n);
     }
     qcall_free(q);
 }
@@ -419,9 +461,16 @@ static int on_hold(void *arg) {
     return n->serve || !n->drained;
 }
 
+static int call_unwait(sl_call *call, void *arg) { return call->inst->desc->queue_wait(call, -1); }
+
 static void on_closing(void *arg) {
     node *n = arg;
+    int was = n->closing;
     n->closing = 1;
+    if (!was && n->wait_busy) { /* its answer would keep the loop up to a poll interval */
+        sl_call call;
+        sl_invoke_start(n->sink, NULL, call_unwait, NULL, &call, NULL, NULL);
+    }
     if (n->timers_open) {
         uv_timer_stop(&n->lease_t);
         uv_timer_stop(&n->beat_t);

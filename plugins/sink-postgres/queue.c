@@ -55,6 +55,10 @@
  *   QQ_PENDING   queued + leased jobs (`run --queue` ends at 0)
  *   QQ_COUNTS    jobs by state, the oldest queued job's age, dead letters
  *   QQ_NODES     per node: leases held, acks in the last 1 and 5 minutes
+ *
+ * And on a session of its own, LISTEN "PREFIXjobs" (pg_queue_wait): an idle
+ * node waits for enqueue's NOTIFY, or for its poll interval, whichever
+ * comes first; polling stays the safety net (a lost NOTIFY, a lost session).
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -63,6 +67,8 @@
 #include <string.h>
 
 #include "sink_postgres.h"
+
+void pg_queue_close(pg_queue *q);
 
 /* PREFIX + name, quoted and schema-qualified when `qualify`; malloc'd. */
 static char *qname(PGconn *conn, const pg_config *c, const char *name, bool qualify) {
@@ -98,6 +104,7 @@ static char *fmt(const char *f, ...) {
 }
 
 void pg_queue_free(pg_queue *q) {
+    pg_queue_close(q);
     free(q->jobs);
     free(q->ack_fn);
     free(q->channel);
@@ -468,4 +475,100 @@ int pg_queue_status(sl_call *call, const pg_queue *q, sl_queue_stats *out, sl_qu
     if (!pg_op_stmt(op, q->sql[QQ_COUNTS], 0) || !pg_op_stmt(op, q->sql[QQ_NODES], 0))
         pg_op_fail(op, SL_ENOMEM, "queue status: out of memory");
     return pg_pool_submit(q->pool, op);
+}
+
+/* --- LISTEN: an idle node wakes when jobs arrive --- */
+
+/* The listening session: its own blocking connect and LISTEN (once, the
+ * first time a node goes idle), then watched on the loop only while a wait
+ * is in flight, so an idle listener never keeps the loop from ending. */
+static void wait_answer(pg_queue *q, int woke) {
+    sl_call *call = q->waiting;
+    q->waiting = NULL;
+    if (q->wait_timer) sl_timer_stop(q->wait_timer);
+    q->wait_timer = NULL;
+    if (q->watch) sl_watch_update(q->watch, 0);
+    if (call) sl_call_done(call, woke);
+}
+
+static void listen_close(pg_queue *q) {
+    if (q->watch) sl_watch_stop(q->watch);
+    q->watch = NULL;
+    PQfinish(q->listen_pg);
+    q->listen_pg = NULL;
+}
+
+/* 1 when a notification came, 0 when none, -1 when the session is lost. */
+static int drain_notifies(pg_queue *q) {
+    if (!PQconsumeInput(q->listen_pg)) return -1;
+    int got = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(q->listen_pg)) != NULL) {
+        got = 1;
+        PQfreemem(nt);
+    }
+    return got;
+}
+
+static void listen_ready(sl_watch *w, int status, int events, void *arg) {
+    pg_queue *q = arg;
+    int got = status < 0 ? -1 : drain_notifies(q);
+    if (got < 0) {
+        sl_log(q->inst, SL_LOG_WARN, "%s: the LISTEN session was lost; polling until the next wait",
+               q->where);
+        listen_close(q);
+        wait_answer(q, 0);
+    } else if (got) {
+        wait_answer(q, 1);
+    }
+}
+
+static void wait_over(void *arg) {
+    pg_queue *q = arg;
+    q->wait_timer = NULL; /* it freed itself */
+    wait_answer(q, 0);
+}
+
+int pg_queue_wait(sl_call *call, pg_queue *q, int64_t timeout_ms, const char *const *keys,
+                  const char *const *values) {
+    if (timeout_ms < 0) { /* the node stops: the wait in flight ends now */
+        wait_answer(q, 0);
+        return 0;
+    }
+    if (q->waiting) return sl_fail(call, SL_EINVAL, "queue wait: a wait is in flight already");
+    if (!q->listen_pg) {
+        PGconn *pg = PQconnectdbParams(keys, values, 0);
+        char sql[200];
+        char *ch = pg ? PQescapeIdentifier(pg, q->channel, strlen(q->channel)) : NULL;
+        snprintf(sql, sizeof sql, "LISTEN %s", ch ? ch : "\"\"");
+        if (ch) PQfreemem(ch);
+        PGresult *r = pg && PQstatus(pg) == CONNECTION_OK ? PQexec(pg, sql) : NULL;
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && PQsetnonblocking(pg, 1) == 0;
+        PQclear(r);
+        if (ok && sl_watch_start(q->inst, PQsocket(pg), SL_READABLE, listen_ready, q, &q->watch) != 0)
+            ok = false;
+        if (!ok) {
+            PQfinish(pg);
+            return 0; /* no listener: the node polls */
+        }
+        q->listen_pg = pg;
+        sl_watch_update(q->watch, 0);
+    }
+    int got = drain_notifies(q);
+    if (got < 0) {
+        listen_close(q);
+        return 0;
+    }
+    if (got) return 1;
+    if (sl_timer_start(q->inst, (uint64_t)(timeout_ms > 0 ? timeout_ms : 1), wait_over, q, &q->wait_timer) !=
+        0)
+        return 0;
+    q->waiting = call;
+    sl_watch_update(q->watch, SL_READABLE);
+    return SL_PENDING;
+}
+
+void pg_queue_close(pg_queue *q) {
+    if (q->waiting) wait_answer(q, 0);
+    listen_close(q);
 }

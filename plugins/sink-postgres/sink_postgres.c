@@ -312,6 +312,7 @@ static const char *dimension_sql(sink *s, uint32_t dim) {
 
 static void sink_free(sink *s) {
     if (!s) return;
+    pg_queue_free(&s->queue);
     pg_pool_free(s->pool);
     for (int i = 0; i < Q_COUNT; i++) free(s->sql[i]);
     pg_schema_free(&s->schema);
@@ -321,7 +322,6 @@ static void sink_free(sink *s) {
         free(s->password);
     }
     free(s->dim_sql);
-    pg_queue_free(&s->queue);
     PQfinish(s->lock_pg); /* ends the session: the advisory lock goes with it */
     free(s->lock_key);
     free(s);
@@ -469,6 +469,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
     }
     s->queue.pool = s->pool;
     s->queue.where = s->where;
+    s->queue.inst = inst;
     s->lock_key = format("%s.%s", c->schema ? c->schema : "", c->table_prefix ? c->table_prefix : "");
     if (!s->lock_key) {
         sink_free(s);
@@ -1259,6 +1260,11 @@ static int queue_status(sl_call *call, sl_queue_stats *out, sl_queue_node_fn eac
     return pg_queue_status(call, &s->queue, out, each, arg);
 }
 
+static int queue_wait(sl_call *call, int64_t timeout_ms) {
+    sink *s = sl_call_state(call);
+    return pg_queue_wait(call, &s->queue, timeout_ms, s->keys, s->values);
+}
+
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-postgres",
@@ -1290,6 +1296,7 @@ static const sl_plugin desc = {
     .queue_fail = queue_fail,
     .queue_release = queue_release,
     .queue_status = queue_status,
+    .queue_wait = queue_wait,
 };
 
 SL_PLUGIN_EXPORT(desc)

@@ -201,6 +201,11 @@ typedef struct pg_queue {
     char *sql[QQ_COUNT];
     pg_pool *pool;     /* the sink's: every queue call is one op on it */
     const char *where; /* for messages */
+    sl_instance *inst;
+    PGconn *listen_pg; /* LISTEN channel, made on the first wait */
+    sl_watch *watch;   /* on listen_pg's socket, paused unless a wait is in flight */
+    sl_timer *wait_timer;
+    sl_call *waiting;
 } pg_queue;
 
 /* Inside schema.c's migration transaction: the jobs table, its indexes and
@@ -221,6 +226,11 @@ int pg_queue_fail(sl_call *call, const pg_queue *q, int64_t id, int64_t token, c
 int pg_queue_enqueue(sl_call *call, const pg_queue *q, const sl_queue_item *items, size_t n,
                      sl_queue_counts *out);
 int pg_queue_status(sl_call *call, const pg_queue *q, sl_queue_stats *out, sl_queue_node_fn each, void *arg);
+/* An idle node's wait: 1 at once when a NOTIFY is pending; else SL_PENDING,
+ * answered 1 at the next NOTIFY or 0 after timeout_ms; 0 at once when no
+ * LISTEN session can be had (the node then polls). */
+int pg_queue_wait(sl_call *call, pg_queue *q, int64_t timeout_ms, const char *const *keys,
+                  const char *const *values);
 
 #define PG_SCHEMA_VERSION 3
 #define PG_SCHEMA_READABLE 2 /* the oldest a read-only command answers from as it is */

@@ -332,6 +332,13 @@ typedef struct sl_plugin {
     /* The counts, then `each` once per node holding leases or having
      * acked in the last 5 minutes. Answers the queued + leased jobs. */
     int (*queue_status)(sl_call *call, sl_queue_stats *out, sl_queue_node_fn each, void *arg);
+    /* An idle node's wait for new jobs (optional among the queue
+     * callbacks): answers 1 when jobs were enqueued since (LISTEN/NOTIFY),
+     * 0 after timeout_ms or when it cannot listen. The node leases after
+     * either answer, so a lost notification costs one poll interval.
+     * timeout_ms < 0: the node stops; the wait in flight is answered 0 now,
+     * and so is this call. */
+    int (*queue_wait)(sl_call *call, int64_t timeout_ms);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
