@@ -52,16 +52,7 @@ static char *sql_format(const char *fmt, const char *table) {
 pg_limits *pg_limits_new(PGconn *conn, const char *schema) {
     pg_limits *l = calloc(1, sizeof *l);
     if (!l) return NULL;
-    const char *name = "sluice_rate_limits";
-    char *q = PQescapeIdentifier(conn, name, strlen(name));
-    char *qs = schema && *schema ? PQescapeIdentifier(conn, schema, strlen(schema)) : NULL;
-    if (q) {
-        size_t n = strlen(q) + (qs ? strlen(qs) : 0) + 2;
-        l->table = malloc(n);
-        if (l->table) snprintf(l->table, n, "%s%s%s", qs ? qs : "", qs ? "." : "", q);
-    }
-    PQfreemem(q);
-    PQfreemem(qs);
+    l->table = pg_qualified(conn, schema, "", "sluice_rate_limits");
     if (!l->table) {
         free(l);
         return NULL;

@@ -71,25 +71,7 @@ void pg_queue_close(pg_queue *q);
 
 /* PREFIX + name, quoted and schema-qualified when `qualify`; malloc'd. */
 static char *qname(PGconn *conn, const pg_config *c, const char *name, bool qualify) {
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", c->table_prefix ? c->table_prefix : "", name);
-    char *q = PQescapeIdentifier(conn, full, strlen(full));
-    if (!q) return NULL;
-    char *out = NULL;
-    const char *schema = c->schema ? c->schema : "";
-    if (qualify && *schema) {
-        char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
-        if (qs) {
-            size_t n = strlen(qs) + strlen(q) + 2;
-            out = malloc(n);
-            if (out) snprintf(out, n, "%s.%s", qs, q);
-            PQfreemem(qs);
-        }
-    } else {
-        out = strdup(q);
-    }
-    PQfreemem(q);
-    return out;
+    return pg_qualified(conn, qualify ? c->schema : NULL, c->table_prefix ? c->table_prefix : "", name);
 }
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));

@@ -75,8 +75,8 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "CREATE INDEX {tsv_index} ON {chunks} USING gin (tsv);",
 };
 
-/* "schema"."name" (or "name"), quoted; malloc'd. */
-static char *qualified(PGconn *conn, const char *schema, const char *prefix, const char *name) {
+/* sink_postgres.h */
+char *pg_qualified(PGconn *conn, const char *schema, const char *prefix, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     char *q = PQescapeIdentifier(conn, full, strlen(full));
@@ -207,11 +207,11 @@ static int make_names(PGconn *conn, const pg_config *c, pg_schema *out, char *er
     const char *prefix = c->table_prefix ? c->table_prefix : "";
     const char *schema = c->schema ? c->schema : "";
     pg_names *n = &out->names;
-    n->meta = qualified(conn, schema, prefix, "meta");
-    n->runs = qualified(conn, schema, prefix, "runs");
-    n->documents = qualified(conn, schema, prefix, "documents");
-    n->chunks = qualified(conn, schema, prefix, "chunks");
-    n->failures = qualified(conn, schema, prefix, "failures");
+    n->meta = pg_qualified(conn, schema, prefix, "meta");
+    n->runs = pg_qualified(conn, schema, prefix, "runs");
+    n->documents = pg_qualified(conn, schema, prefix, "documents");
+    n->chunks = pg_qualified(conn, schema, prefix, "chunks");
+    n->failures = pg_qualified(conn, schema, prefix, "failures");
     char idx[128];
     snprintf(idx, sizeof idx, "%schunks_embedding_idx", prefix);
     n->hnsw_index = PQescapeIdentifier(conn, idx, strlen(idx));

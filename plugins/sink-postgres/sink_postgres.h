@@ -164,6 +164,10 @@ typedef struct pg_schema {
     bool no_failures; /* read-only open of a store from before the failure list (no table) */
 } pg_schema;
 
+/* SCHEMA.PREFIXNAME, each part quoted (PQescapeIdentifier), or PREFIXNAME
+ * alone when schema is NULL or empty; malloc'd, NULL when out of memory. */
+char *pg_qualified(PGconn *conn, const char *schema, const char *prefix, const char *name);
+
 /* On the blocking init connection: creates the schema or migrates it,
  * decides pgvector or real[], reads the stored dimension. On failure
  * returns SL_EFATAL with a message in err. */
