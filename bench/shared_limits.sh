@@ -78,30 +78,9 @@ for ((k = 1; k <= max_nodes; k++)); do
         awk -v d="$work/docs-$k" '/^# /{f=d "/n" NR ".md"} {print > f}'
 done
 
-cat >"$work/node.ini" <<EOF
-[sluice]
-include = *.md
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-[markdown]
-plugin = parse-markdown
-[chunker]
-plugin = chunk-text
-[summarizer]
-plugin = llm-openai
-api_key = \${OPENAI_API_KEY}
-[embedder]
-plugin = embed-hash
-dimension = 64
-[store]
-plugin = sink-postgres
-host = 127.0.0.1
-port = $port
-dbname = postgres
-user = postgres
-EOF
+source "$here/../tests/providers-e2e/limits_ini.sh"
+limits_ini "$work/node.ini" -- "plugin = sink-postgres" "host = 127.0.0.1" "port = $port" "dbname = postgres" \
+    "user = postgres"
 
 start_fake() {
     "$fake" --port 0 --rpm 1000000000 --rpm-window --llm-latency-ms 20 >"$work/fake.out" 2>/dev/null &

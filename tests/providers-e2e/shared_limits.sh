@@ -15,6 +15,7 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
+source "$HERE/limits_ini.sh"
 source "$HERE/../plugins/sink-postgres/pglib.sh"
 trap 'rc=$?; stop_fakes; (exit $rc); pg_cleanup' EXIT
 
@@ -30,39 +31,8 @@ for n in a b; do
 done
 
 # node.ini: summaries by llm-openai (rpm 600, shared), local embeddings
-cat >node.ini <<EOF
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = \${OPENAI_API_KEY}
-rpm = 600
-shared_limits = true
-
-[embedder]
-plugin = embed-hash
-dimension = 64
-
-[store]
-plugin = sink-postgres
-host = 127.0.0.1
-port = $PG_PORT
-dbname = postgres
-user = postgres
-breaker_cooldown = 1s
-EOF
+limits_ini node.ini "rpm = 600" "shared_limits = true" -- "plugin = sink-postgres" "host = 127.0.0.1" \
+    "port = $PG_PORT" "dbname = postgres" "user = postgres" "breaker_cooldown = 1s"
 
 start_fake lim --api-key "$key" --rpm 1000000000 --rpm-window --llm-latency-ms 10
 

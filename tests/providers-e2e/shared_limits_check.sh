@@ -17,6 +17,7 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
+source "$HERE/limits_ini.sh"
 source "$HERE/../plugins/sink-postgres/pglib.sh"
 trap 'rc=$?; stop_fakes; (exit $rc); pg_cleanup' EXIT
 
@@ -25,44 +26,9 @@ export OPENAI_API_KEY=$key
 start_fake f --api-key "$key" --llm-latency-ms 20
 pg_start
 
-# conf FILE SINK_LINES...: markdown, chunker, summarizer (rpm 600, shared), embed-hash, then the sink
-conf() {
-    local file=$1
-    shift
-    {
-        cat <<EOF
-[sluice]
-include = *.md
-
-[route.text]
-media = text/markdown
-stages = markdown chunker summarizer embedder
-sink = store
-
-[markdown]
-plugin = parse-markdown
-
-[chunker]
-plugin = chunk-text
-
-[summarizer]
-plugin = llm-openai
-api_key = \${OPENAI_API_KEY}
-base_url = ${URL[f]}/v1
-rpm = 600
-shared_limits = true
-
-[embedder]
-plugin = embed-hash
-dimension = 64
-
-[store]
-EOF
-        printf '%s\n' "$@"
-    } >"$file"
-}
-conf sqlite.ini "plugin = sink-sqlite" 'path = ${CWD}/store.db'
-conf pg.ini "plugin = sink-postgres" "host = 127.0.0.1" "port = $PG_PORT" "dbname = postgres" "user = postgres" \
+shared=("base_url = ${URL[f]}/v1" "rpm = 600" "shared_limits = true" --)
+limits_ini sqlite.ini "${shared[@]}" "plugin = sink-sqlite" 'path = ${CWD}/store.db'
+limits_ini pg.ini "${shared[@]}" "plugin = sink-postgres" "host = 127.0.0.1" "port = $PG_PORT" "dbname = postgres" "user = postgres" \
     "breaker_cooldown = 1s"
 mkdir docs
 for i in $(seq 1 20); do printf '# Doc %d\n\nSome text of document %d.\n' "$i" "$i" >"docs/d$i.md"; done
