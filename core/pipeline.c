@@ -326,12 +326,35 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
                  "longest document chain was %.2f s of %.2f s",
                  used, cores, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
+        /* Room frees only as documents in flight finish: say where their
+         * time went (each stage's time in its calls and queued for them,
+         * summed over its units), so a full budget is not mistaken for the
+         * cause when a slow provider or the store holds the documents. */
+        const stage *held = NULL;
+        double held_s = 0, all_s = 0;
+        for (size_t i = 0; i < r->nstages; i++) {
+            const stage *st = r->stages[i];
+            double t = (double)(st->stats->busy_ns + st->stats->wait_ns) / 1e9;
+            all_s += t;
+            if (t > held_s) {
+                held_s = t;
+                held = st;
+            }
+        }
+        char where[256] = "";
+        if (held && all_s > 0 && held->stats->items)
+            snprintf(
+                where, sizeof where,
+                "; the documents in flight spent %.0f%% of their time in [%s] (%.3f s a unit, %llu units), "
+                "so it is what to speed up or widen",
+                100.0 * held_s / all_s, held->inst ? held->inst->name : held->op->name,
+                held_s / (double)held->stats->items, (unsigned long long)held->stats->items);
         rep->binding_kind = "memory_budget";
         snprintf(
             b, n,
             "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
-            "%.1fx their size in flight); a larger budget would let more documents in at once",
-            (double)r->budget / 1048576.0, bw, wall, r->expand_seen);
+            "%.1fx their size in flight)%s; a larger budget would let more documents in at once",
+            (double)r->budget / 1048576.0, bw, wall, r->expand_seen, where);
     } else if (store && (double)store->stats->busy_ns / 1e9 >= 0.6 * wall) {
         rep->binding_kind = "store";
         snprintf(b, n,

@@ -49,6 +49,10 @@ check "the expansion measured ($(json .inflight_expansion)) counts more than the
 check_eq "2M budget: the report says the budget bounded the run" "$(json .binding.kind)" memory_budget
 check_contains "2M budget: and how long admission waited" "$(json .binding.line)" \
     'bound by memory_budget = 2 MB: admission waited [0-9.]+ s of [0-9.]+ s for room'
+# room frees as documents finish: the line looks through the budget to what
+# held them, here the slow provider both stages call, not the parser or the store
+check_contains "2M budget: and what held the documents in flight" "$(json .binding.line)" \
+    'the documents in flight spent [0-9]+% of their time in \[(summarizer|embedder)\]'
 small_peak=$(fake_stats slow .peak_concurrent)
 
 # The same corpus with room for all of it: the budget was what held back.
