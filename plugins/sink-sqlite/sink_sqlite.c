@@ -49,13 +49,15 @@
 #include "sink_sqlite.h"
 #include "vindex.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* The oldest schema a read-only command (SL_STORE_READ: `sluice query`,
  * `failed`) answers from as it is; an older store is refused until a
  * `sluice run` migrates it. */
 #define SCHEMA_READABLE 2
 /* The first schema with the keyword index (chunks_fts). */
 #define SCHEMA_FTS 3
+/* The first with the keyword index in a file of its own (kindex.c). */
+#define SCHEMA_KWFILE 5
 
 /* migrations[v] takes a store from schema version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -125,6 +127,28 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * refuses a store of this version, so it never adds unindexed chunks.
      * (vector_log is made outside the versions, by VINDEX_LOG_SQL.) */
     "DROP TRIGGER IF EXISTS chunks_fts_insert; DROP TRIGGER IF EXISTS vector_log_insert;",
+    /* 5: the keyword index moves to a file of its own, PATH.keywords,
+     * written by a thread of its own from keyword_log (kindex.c): FTS5 in
+     * the store's transaction was most of the writer thread's CPU, and the
+     * one writer thread bounded every run. The writer logs each chunk it
+     * adds (index_group); the triggers log each chunk deleted or changed,
+     * with the values it was indexed by (a contentless FTS5 table deletes
+     * by them). The first catch-up builds the file from the chunks. */
+    "DROP TRIGGER IF EXISTS chunks_fts_delete; DROP TRIGGER IF EXISTS chunks_fts_update;"
+    "DROP TABLE IF EXISTS chunks_fts;"
+    "CREATE TABLE IF NOT EXISTS keyword_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0, text TEXT, heading TEXT, summary TEXT);"
+    "CREATE INDEX IF NOT EXISTS keyword_log_deleted ON keyword_log(chunk, seq) WHERE deleted;"
+    "CREATE TRIGGER IF NOT EXISTS keyword_log_delete AFTER DELETE ON chunks BEGIN"
+    " INSERT INTO keyword_log(chunk, deleted, text, heading, summary)"
+    " VALUES (old.id, 1, old.text, old.heading, old.summary);"
+    " END;"
+    "CREATE TRIGGER IF NOT EXISTS keyword_log_update AFTER UPDATE OF id, text, heading, summary ON chunks "
+    "BEGIN"
+    " INSERT INTO keyword_log(chunk, deleted, text, heading, summary)"
+    " VALUES (old.id, 1, old.text, old.heading, old.summary);"
+    " INSERT INTO keyword_log(chunk) VALUES (new.id);"
+    " END;",
 };
 
 /* The keyword ranking: BM25 with the heading path weighted like a title
@@ -136,6 +160,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
  * bm25() is lower for better matches: negated, higher is better. */
 #define KEYWORD_SQL                                                                                          \
     "SELECT rowid, -bm25(chunks_fts, 1.0, 5.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ?1"      \
+    " ORDER BY score DESC, rowid LIMIT ?2"
+/* The same on the keyword file (schema 5), ATTACHed as kw. */
+#define KEYWORD_FILE_SQL                                                                                     \
+    "SELECT rowid, -bm25(chunks_fts, 1.0, 5.0, 1.0) AS score FROM kw.chunks_fts WHERE chunks_fts MATCH ?1"   \
     " ORDER BY score DESC, rowid LIMIT ?2"
 
 /* The failure list (sluice failed, sluice retry): a table of its own,
@@ -158,6 +186,7 @@ typedef struct sink_sqlite_config {
     const char *vector_index;
     int64_t vector_index_min;
     int64_t vector_index_ef;
+    const char *keyword_index;
 } sink_sqlite_config;
 
 static const sl_option options[] = {
@@ -205,6 +234,14 @@ static const sl_option options[] = {
      .help = "candidates an index search keeps: more is slower and finds more of the true nearest",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sink_sqlite_config, vector_index_ef)},
+    {.name = "keyword_index",
+     .type = SL_OPT_STRING,
+     .def = "on",
+     .help = "on: a full-text index (FTS5, PATH.keywords) for keyword and hybrid queries, kept on its own "
+             "thread; off: none, which saves about 25 us of CPU a stored chunk (queries then rank by vector "
+             "alone; turned on again, the index is rebuilt from the chunks)",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sink_sqlite_config, keyword_index)},
     {0},
 };
 
@@ -228,7 +265,7 @@ static const char *const read_statements[R_COUNT] = {
 typedef struct reader {
     conn c;
     sqlite3_stmt *st[R_COUNT];
-    sqlite3_stmt *keyword; /* KEYWORD_SQL; NULL when the store has no keyword index */
+    sqlite3_stmt *keyword; /* KEYWORD_SQL (schema 3 and 4), KEYWORD_FILE_SQL once kw is attached; NULL */
     float *fbuf;           /* query: one stored vector, aligned */
     size_t fcap;
 } reader;
@@ -248,6 +285,8 @@ typedef struct sink {
     reader *shared;
     int lock_fd;     /* claim: PATH.lock, flock'd while this process writes the store; -1 */
     vindex_set *vi;  /* NULL: vector_index = exact */
+    kindex *ki;      /* the keyword file (schema 5); NULL: none (an empty store in memory, a rebuild, off) */
+    bool kw_off;     /* keyword_index = off */
     int64_t version; /* the store's schema version: SCHEMA_VERSION unless opened read-only */
 } sink;
 
@@ -681,7 +720,7 @@ static int reader_new(sink *s, reader **out) {
             rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, "SELECT '', '', '', 0, 0, 0 WHERE 0", -1,
                                                      SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL));
     }
-    if (rc == SQLITE_OK && s->version >= SCHEMA_FTS)
+    if (rc == SQLITE_OK && s->version >= SCHEMA_FTS && s->version < SCHEMA_KWFILE)
         rc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, KEYWORD_SQL, -1, SQLITE_PREPARE_PERSISTENT,
                                                  &r->keyword, NULL));
     if (rc != SQLITE_OK) {
@@ -732,6 +771,7 @@ static void sink_free(sink *s) {
     if (!s) return;
     bool wrote = s->w != NULL && s->mode == SL_STORE_WRITE;
     writer_free(s->w);
+    kindex_free(s->ki); /* after the writer: it indexes what the writer committed last */
     vindex_set_free(s->vi);
     reader_free(s->shared);
     sqlite3_close_v2(s->keep);
@@ -742,6 +782,28 @@ static void sink_free(sink *s) {
     if (s->file != s->path) free(s->file);
     free(s->path);
     free(s);
+}
+
+/* keyword_index = off: this run logs no chunk for the keyword file, so
+ * any keyword file is set behind the store for good: the log is emptied
+ * and the trim mark moved past every entry it ever held (a new entry is
+ * made and dropped for that), and a later run or query with the index on
+ * rebuilds the file from the chunks instead of trusting it. */
+static int keywords_off(sink *s, sqlite3 *db) {
+    conn k = {.db = db, .path = s->path};
+    int rc = exec_sql(&k, "BEGIN IMMEDIATE;"
+                          "INSERT INTO keyword_log(chunk, deleted) VALUES(0, 1);"
+                          "INSERT OR REPLACE INTO meta(key, value) VALUES('keyword_log_trimmed',"
+                          " (SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'));"
+                          "DELETE FROM keyword_log;"
+                          "COMMIT;");
+    if (rc != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return sl_instance_fail(s->inst, sqlite_error_kind(rc), "%s: keyword_index = off: %s", s->path,
+                                k.errmsg);
+    }
+    sl_log(s->inst, SL_LOG_INFO, "%s: keyword_index = off: no keyword index is kept", s->path);
+    return 0;
 }
 
 static int init(sl_instance *inst, const void *config, void **state) {
@@ -764,12 +826,16 @@ static int init(sl_instance *inst, const void *config, void **state) {
     if (c->vector_index_ef < 1 || c->vector_index_ef > 100000)
         return sl_instance_fail(inst, SL_EFATAL, "option 'vector_index_ef': %lld is not between 1 and 100000",
                                 (long long)c->vector_index_ef);
+    const char *kwi = c->keyword_index ? c->keyword_index : "on";
+    if (strcmp(kwi, "on") != 0 && strcmp(kwi, "off") != 0)
+        return sl_instance_fail(inst, SL_EFATAL, "option 'keyword_index': '%s' is not on or off", kwi);
     sink *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(c->path))) {
         free(s);
         return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
     s->inst = inst;
+    s->kw_off = strcmp(kwi, "off") == 0;
     s->lock_fd = -1;
     s->mode = sl_instance_store_mode(inst);
     s->file = s->path;
@@ -797,13 +863,25 @@ static int init(sl_instance *inst, const void *config, void **state) {
         }
         sqlite3 *db = NULL;
         if (!rc) rc = open_writer_db(s, c, sync, &db);
+        if (!rc && s->mode == SL_STORE_WRITE && s->kw_off) {
+            rc = keywords_off(s, db);
+            if (rc) sqlite3_close_v2(db);
+        } else if (!rc && s->mode == SL_STORE_WRITE) {
+            if (!(s->ki = kindex_new(inst, s->path, s->file, s->busy_ms)))
+                rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
+            else
+                rc = kindex_start(s->ki);
+        }
         if (!rc) {
-            writer_opts o = {.group_max = c->group_max};
+            writer_opts o = {.group_max = c->group_max, .ki = s->ki, .no_keywords = s->kw_off};
             rc = writer_new(inst, db, s->file, &o, &s->w);
         }
         s->version = SCHEMA_VERSION;
     } else {
         rc = open_for_reading(s);
+        if (!rc && !s->keep && !s->kw_off && s->version >= SCHEMA_KWFILE && s->mode != SL_STORE_SALVAGE &&
+            !(s->ki = kindex_new(inst, s->path, s->file, s->busy_ms)))
+            rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     }
     if (!rc && strcmp(vi, "auto") == 0) {
         vindex_opts vo = {
@@ -1171,6 +1249,10 @@ static int rebuild_swap(sl_call *call, sl_line_fn say, void *arg) {
                        "%s still has a WAL: a connection to it is open; the store was not replaced", s->file);
     if (swap_in(s->file, s->path, backup, sizeof backup, err, sizeof err) != 0)
         return sl_fail(call, SL_EFATAL, "%s; the store was not replaced", err);
+    /* the old store's keyword file: the next run or query builds the new one's */
+    kindex *old_kw = kindex_new(s->inst, s->path, s->path, s->busy_ms);
+    if (old_kw) kindex_remove(old_kw);
+    kindex_free(old_kw);
     if (backup[0])
         snprintf(line, sizeof line, "%s is the rebuilt store; the old one is kept as %s", s->path, backup);
     else
@@ -1412,10 +1494,54 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
         free(match);
         return 0;
     }
+    if (s->kw_off)
+        return sl_fail(
+            call, SL_KEYWORD_NO_INDEX,
+            "[%s] keyword_index = off: %s keeps no keyword index (set it to on, and the next run or "
+            "query builds it from the chunks)",
+            sl_instance_name(s->inst), s->path);
+    if (s->version >= SCHEMA_KWFILE && !s->ki) { /* an empty store in memory: nothing to find */
+        free(match);
+        return 0;
+    }
+    if (s->ki) {
+        /* what the store holds now is findable: the thread may not have
+         * reached the newest chunks, or no run has since a kill */
+        char err[700];
+        if (kindex_catch_up(s->ki, err, sizeof err) != 0) {
+            if (!kindex_exists(s->ki)) {
+                free(match);
+                return sl_fail(call, SL_EFATAL, "keyword: %s", err);
+            }
+            sl_log(s->inst, SL_LOG_WARN,
+                   "keyword: %s; searching the index as it is (it may miss the newest chunks)", err);
+        }
+    }
     reader *r = reader_get(call, s);
     if (!r) {
         free(match);
         return sl_fail(call, SL_EFATAL, "keyword: cannot open a read connection to %s", s->path);
+    }
+    if (s->ki && !r->keyword) {
+        /* the keyword file, attached to this read connection once */
+        sqlite3_stmt *at = NULL;
+        int arc = conn_note(&r->c, sqlite3_prepare_v2(r->c.db, "ATTACH ?1 AS kw", -1, &at, NULL));
+        if (arc == SQLITE_OK) {
+            sqlite3_bind_text(at, 1, kindex_path(s->ki), -1, SQLITE_STATIC);
+            arc = conn_note(&r->c, sqlite3_step(at));
+            if (arc == SQLITE_DONE) arc = SQLITE_OK;
+        }
+        sqlite3_finalize(at);
+        if (arc == SQLITE_OK)
+            arc = conn_note(&r->c, sqlite3_prepare_v3(r->c.db, KEYWORD_FILE_SQL, -1,
+                                                      SQLITE_PREPARE_PERSISTENT, &r->keyword, NULL));
+        if (arc != SQLITE_OK) {
+            int ret = conn_fail(call, &r->c, arc, "keyword", kindex_path(s->ki));
+            if (!r->keyword) sqlite3_exec(r->c.db, "DETACH kw", NULL, NULL, NULL);
+            reader_put(call, s);
+            free(match);
+            return ret;
+        }
     }
     size_t n = 0, cap = k < 1024 ? k : 1024;
     scored *best = malloc(cap * sizeof *best);

@@ -18,6 +18,8 @@
 #include <sqlite3.h>
 #include <sluice/sluice.h>
 
+#include "kindex.h"
+
 /* One SQLite connection and SQLite's message for its last failure, kept
  * before a reset clears it. */
 typedef struct conn {
@@ -50,6 +52,8 @@ typedef struct writer writer;
 
 typedef struct writer_opts {
     int64_t group_max; /* documents per transaction at most, >= 1 */
+    kindex *ki;        /* the keyword index that follows the log; NULL: none (the log grows) */
+    bool no_keywords;  /* keyword_index = off: stored chunks are not logged for it */
 } writer_opts;
 
 /* Takes over `db` (open, schema current) and starts the writer thread,

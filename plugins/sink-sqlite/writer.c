@@ -68,6 +68,8 @@ enum {
     W_CLEAR_FAILURE,
     W_INDEX_KEYWORDS,
     W_LOG_VECTORS,
+    W_TRIM_LOG,
+    W_TRIM_MARK,
     W_COUNT
 };
 
@@ -104,12 +106,15 @@ static const char *const statements[W_COUNT] = {
     /* What the chunks of a group's documents (?1: their ids, a JSON array)
      * add to the keyword index and to the vector log, one statement each
      * before the group's COMMIT (see index_group). */
-    [W_INDEX_KEYWORDS] = "INSERT INTO chunks_fts(rowid, text, heading, summary)"
-                         " SELECT c.id, c.text, c.heading, c.summary FROM json_each(?1) AS j"
-                         " JOIN chunks AS c ON c.doc_id = j.value",
+    [W_INDEX_KEYWORDS] = "INSERT INTO keyword_log(chunk)"
+                         " SELECT c.id FROM json_each(?1) AS j JOIN chunks AS c ON c.doc_id = j.value",
     [W_LOG_VECTORS] =
         "INSERT INTO vector_log(chunk, dim, added) SELECT c.id, c.dim, 1 FROM json_each(?1) AS j"
         " JOIN chunks AS c ON c.doc_id = j.value WHERE c.vector IS NOT NULL",
+    /* What the keyword file has indexed leaves the log, and the store
+     * records how far: a keyword file behind that is rebuilt (kindex.c). */
+    [W_TRIM_LOG] = "DELETE FROM keyword_log WHERE seq <= ?1",
+    [W_TRIM_MARK] = "INSERT OR REPLACE INTO meta(key, value) VALUES('keyword_log_trimmed', ?1)",
 };
 
 /* Seen-marks wait this long for a group to ride with before they are
@@ -176,7 +181,8 @@ struct writer {
     size_t fcap;
     unindexed wr; /* the open group's documents (the buffer is kept between groups) */
     writer_opts o;
-    int64_t max_len; /* SQLite's longest string or blob (SQLITE_LIMIT_LENGTH) */
+    int64_t max_len;           /* SQLite's longest string or blob (SQLITE_LIMIT_LENGTH) */
+    int64_t trimming, trimmed; /* keyword_log: trimmed to, in the open transaction / committed */
 
     pthread_mutex_t mu;  /* everything from here to `thread` */
     pthread_cond_t work; /* the writer thread waits here while idle */
@@ -562,23 +568,34 @@ static int index_rows(writer *w, int which, size_t want, const char *what) {
     return rc;
 }
 
-/* The keyword index (chunks_fts) and the vector log of the chunks that the
- * open transaction wrote: one INSERT ... SELECT each for the whole group,
- * in its transaction, so a kill -9 keeps the chunks and their index
- * entries together or neither. Schema 3 did this with triggers on each
- * inserted chunk, and the keyword trigger was most of the writer's CPU:
- * each INSERT opens a statement savepoint, FTS5 writes its pending terms
- * to disk at every savepoint, so each chunk became an index segment of its
- * own, merged again and again. Deletes still go through triggers: a group
- * never holds a document twice (items_take), so what a document deletes
- * was indexed by an earlier group. */
+/* The keyword log and the vector log of the chunks that the open
+ * transaction wrote: one INSERT ... SELECT each for the whole group, in its
+ * transaction, so a kill -9 keeps the chunks and their log entries
+ * together or neither. The keyword index itself is another file, written
+ * by its own thread from the log (kindex.c): FTS5 was most of this
+ * thread's CPU when it was written here, first by a trigger per chunk,
+ * then per group. Deletes go through triggers: a group never holds a
+ * document twice (items_take), so what a document deletes was logged by an
+ * earlier group. What the keyword file has committed leaves the log here. */
 static int index_group(writer *w) {
     unindexed *wr = &w->wr;
-    if (!wr->len) return SQLITE_OK;
-    wr->ids[wr->len++] = ']';
-    wr->ids[wr->len] = '\0';
-    int rc = wr->chunks ? index_rows(w, W_INDEX_KEYWORDS, wr->chunks, "the keyword index") : SQLITE_OK;
-    if (rc == SQLITE_OK && wr->vectors) rc = index_rows(w, W_LOG_VECTORS, wr->vectors, "the vector log");
+    int rc = SQLITE_OK;
+    if (wr->len) {
+        wr->ids[wr->len++] = ']';
+        wr->ids[wr->len] = '\0';
+        rc = wr->chunks && !w->o.no_keywords ? index_rows(w, W_INDEX_KEYWORDS, wr->chunks, "the keyword log")
+                                             : SQLITE_OK;
+        if (rc == SQLITE_OK && wr->vectors) rc = index_rows(w, W_LOG_VECTORS, wr->vectors, "the vector log");
+    }
+    int64_t upto = w->o.ki ? kindex_committed(w->o.ki) : 0;
+    w->trimming = w->trimmed;
+    if (rc == SQLITE_OK && upto > w->trimmed) {
+        for (int i = W_TRIM_LOG; rc == SQLITE_OK && i <= W_TRIM_MARK; i++) {
+            sqlite3_bind_int64(w->st[i], 1, upto);
+            rc = conn_exec(&w->c, w->st[i]);
+        }
+        if (rc == SQLITE_OK) w->trimming = upto;
+    }
     return rc;
 }
 
@@ -694,6 +711,8 @@ static void write_group(writer *w, items *g, marks *m) {
         free_marks(m);
         for (item *it = g->head; it; it = it->next)
             if (it->rc == WRITTEN) it->rc = 0;
+        w->trimmed = w->trimming;
+        kindex_poke(w->o.ki); /* the log holds more, or deletes */
     }
     w->ngroups += g->n > 0;
     w->ndocs += lost ? 0 : written;
@@ -741,6 +760,7 @@ static int write_prune(writer *w, prune_req *p, marks *m) {
         return conn_fail(p->call, &w->c, rc, "prune", root);
     }
     free_marks(m);
+    if (removed) kindex_poke(w->o.ki); /* the delete trigger logged their chunks */
     return removed > INT_MAX ? INT_MAX : (int)removed;
 }
 

@@ -31,7 +31,7 @@ INSERT INTO chunks(doc_id, ordinal, dim, vector, page, line, heading, text)
 
 sl_ok run --json --set chunker.size=300 --set chunker.overlap=0 docs
 check_eq "stored" "$(json .documents.stored)" 1
-check_eq "schema upgraded to version 4" "$(sql "$db" "SELECT value FROM meta WHERE key = 'schema_version'")" 4
+check_eq "schema upgraded to version 5" "$(sql "$db" "SELECT value FROM meta WHERE key = 'schema_version'")" 5
 check_eq "the old chunk is kept, with no attributes" \
     "$(sql "$db" "SELECT attrs FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.uri = 'old/one.md'")" "{}"
 check_gt "chunks stored" "$(sql "$db" "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id

@@ -42,9 +42,9 @@ for i in $(seq 1 8); do
     printf '# Note %d\n\nfrob nicator frobni cator obnicat robnica nicat frobn %d\n' "$i" "$i" >"docs/note$i.md"
 done
 sl_ok run docs
-check_eq "schema version 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
+check_eq "schema version 5" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 5
 check_eq "every chunk is in the keyword index" \
-    "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+    "$(sql $db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
 
 target=docs/log.md
 sl_ok query --mode keyword --json -k 5 frobnicator
@@ -98,7 +98,7 @@ check_eq "after prune: the pruned note is not found" \
     "$(json '[hits[] | select(.uri == "docs/note3.md")] | length')" 0
 check_eq "after prune: the other notes are" "$(json '[hits[].uri] | unique | length')" 7
 check_eq "FTS5 integrity-check against the chunks" \
-    "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+    "$(sql $db.keywords "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
 
 # A schema-2 store, as the sink made it before the keyword index: version
 # 2's DDL (migrations 1 and 2 of sink_sqlite.c at that version, and the
@@ -147,15 +147,15 @@ chmod u+w $db .sluice
 
 sl_ok run --json docs
 check_eq "migrating run: every document unchanged, skipped" "$(json .documents.stored)" 0
-check_eq "migrated to schema 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
+check_eq "migrated to schema 5" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 5
 check_eq "migrated: every stored chunk indexed" \
-    "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+    "$(sql $db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
 sl_ok query --mode keyword --json -k 3 calibrator
 check_eq "migrated: a chunk stored before is found by keyword" "$(json 'hits[0].uri')" "$target"
 sl_ok query --json -k 3 calibrator
 check_eq "migrated: hybrid fuses both again" "$(json 'hits[0].keyword.rank')" 1
 check_eq "FTS5 integrity-check after the migration" \
-    "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+    "$(sql $db.keywords "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
 
 # A schema-3 store (its keyword index and vector log kept by a trigger on
 # each inserted chunk) is migrated by the next run: the insert triggers go,
@@ -168,22 +168,43 @@ CREATE TRIGGER vector_log_insert AFTER INSERT ON chunks WHEN new.vector IS NOT N
 UPDATE meta SET value = '3' WHERE key = 'schema_version';" >/dev/null
 sed -i 's/calibrator/gyroscope/' "$target"
 sl_ok run docs
-check_eq "schema 3 migrated to 4" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 4
-check_eq "schema 4: no trigger per inserted chunk" \
+check_eq "schema 3 migrated to 5" "$(sql $db "SELECT value FROM meta WHERE key = 'schema_version';")" 5
+check_eq "schema 5: no trigger per inserted chunk" \
     "$(sql $db "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
                 AND name IN ('chunks_fts_insert', 'vector_log_insert');")" 0
 sl_ok query --mode keyword --json -k 3 gyroscope
-check_eq "schema 4: the replaced document is found by its new word" "$(json 'hits[0].uri')" "$target"
+check_eq "schema 5: the replaced document is found by its new word" "$(json 'hits[0].uri')" "$target"
 sl_ok query --mode keyword --json -k 3 calibrator
-check_eq "schema 4: its old word is gone" "$(json 'hits | length')" 0
-check_eq "FTS5 integrity-check after schema 4's first run" \
-    "$(sql $db "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+check_eq "schema 5: its old word is gone" "$(json 'hits | length')" 0
+check_eq "FTS5 integrity-check after schema 5's first run" \
+    "$(sql $db.keywords "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
 check_eq "every chunk in the keyword index once" \
-    "$(sql $db "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+    "$(sql $db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
 check_eq "the vector log's last word on each of its new vectors: added" \
     "$(sql $db "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.uri = '$target'
                 AND c.vector IS NOT NULL AND (SELECT l.added FROM vector_log l WHERE l.chunk = c.id
                 ORDER BY l.seq DESC LIMIT 1) IS NOT 1;")" 0
+check_eq "the keyword log was trimmed, and holds nothing below its mark" \
+    "$(sql $db "SELECT count(*) FROM keyword_log WHERE seq <= (SELECT CAST(value AS INTEGER) FROM meta
+                WHERE key = 'keyword_log_trimmed');")" 0
+check_eq "the keyword file covers the whole log" "$(sql $db.keywords "SELECT seq FROM kw_state;")" \
+    "$(sql $db "SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log';")"
+
+# The keyword file is the store's to remake: gone, or damaged, a query
+# builds it again from the chunks and finds what they hold.
+rm -f $db.keywords $db.keywords-wal $db.keywords-shm
+sl_ok query --mode keyword --json -k 3 gyroscope
+check_eq "keyword file removed: the query rebuilt it and finds the word" "$(json 'hits[0].uri')" "$target"
+check_eq "keyword file removed: rebuilt with every chunk" \
+    "$(sql $db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+head -c 8192 /dev/urandom >$db.keywords
+rm -f $db.keywords-wal $db.keywords-shm
+sl_ok query --mode keyword --json -k 3 gyroscope
+check_eq "keyword file damaged: the query rebuilt it and finds the word" "$(json 'hits[0].uri')" "$target"
+check_contains "keyword file damaged: says so" "$ERR" "keywords: .*building it again"
+check_eq "keyword file damaged: rebuilt whole" \
+    "$(sql $db.keywords "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+
 check_gt "the replaced document has vectors" \
     "$(sql $db "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.uri = '$target'
                 AND c.vector IS NOT NULL;")" 0

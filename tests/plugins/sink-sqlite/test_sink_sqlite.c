@@ -179,6 +179,11 @@ static int do_query(sl_instance *inst, const float *v, uint32_t dim, uint32_t k,
     return desc->query(&last_call, v, dim, k, hits);
 }
 
+static int do_keyword(sl_instance *inst, const char *text, uint32_t k, sl_hits *hits) {
+    sl_call_init(&last_call, inst, NULL);
+    return desc->keyword(&last_call, text, k, hits);
+}
+
 /* A document: `content` is its bytes (static strings only: the document
  * keeps the pointer), `nchunks` chunks "<tag> chunk i" with heading
  * "H<i>", page 1, line 10*i+1 and, when dim > 0, vector e_(i % dim). */
@@ -330,7 +335,7 @@ static void test_descriptor_declares_sink(void) {
         if (strcmp(o->name, "group_max") == 0) CHECK_STR(o->def, "64");
         CHECK(strcmp(o->name, "group_ms") != 0); /* groups form by themselves now */
     }
-    CHECK_INT(n, 7); /* path, busy_timeout, synchronous, group_max, vector_index{,_min,_ef} */
+    CHECK_INT(n, 8); /* path, busy_timeout, synchronous, group_max, vector_index{,_min,_ef}, keyword_index */
 }
 
 static void test_bad_group_options_refused(void) {
@@ -361,7 +366,7 @@ static void test_schema_and_folder_made_on_first_use(void) {
     CHECK_INT(st.st_mode & 0777, 0755 & ~mask);
     CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode));
     char buf[64];
-    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
+    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
     CHECK_STR(raw_text(path, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     CHECK_INT(raw_int(path, "PRAGMA page_size"), 16384); /* six chunk rows a page, not one */
     CHECK_INT(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
@@ -712,8 +717,11 @@ static void test_reopen_keeps_data(void) {
     sl_hits_free(hits);
     sink_close(s);
     char buf[32];
-    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM meta"), 1);
+    CHECK_STR(raw_text(path, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
+    /* the schema version, and how far the keyword log was trimmed */
+    CHECK_INT(
+        raw_int(path, "SELECT count(*) FROM meta WHERE key NOT IN ('schema_version', 'keyword_log_trimmed')"),
+        0);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks"), 3);
     sl_doc_free(d);
 }
@@ -999,13 +1007,24 @@ static void test_failed_document_rolls_back_alone(void) {
     sink_close(s);
 }
 
-/* What the index of a store holds must agree with its chunks: FTS5's own
- * integrity-check, a keyword row per chunk, and a vector log whose adds
- * less removes leave each chunk with a vector once and nothing else. */
+/* What the indexes of a closed store hold must agree with its chunks: the
+ * keyword file (PATH.keywords, caught up before fini returned) passes
+ * FTS5's own integrity-check, holds a row per chunk and nothing more, and
+ * records the last log entry; the keyword log holds nothing it covers; a
+ * vector log whose adds less removes leave each chunk with a vector once
+ * and nothing else. */
 static void check_index_agrees(const char *path) {
-    raw_exec(path, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)");
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks_fts_docsize"),
+    char kw[4200];
+    snprintf(kw, sizeof kw, "%s.keywords", path);
+    raw_exec(kw, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)");
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts_docsize"),
               raw_int(path, "SELECT count(*) FROM chunks"));
+    CHECK_INT(raw_int(kw, "SELECT seq FROM kw_state"),
+              raw_int(path, "SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'"));
+    CHECK_INT(raw_int(path,
+                      "SELECT count(*) FROM keyword_log WHERE seq <= (SELECT CAST(value AS INTEGER) FROM meta"
+                      " WHERE key = 'keyword_log_trimmed')"),
+              0);
     CHECK_INT(raw_int(path,
                       "SELECT count(*) FROM (SELECT l.chunk, sum(CASE l.added WHEN 1 THEN 1 ELSE -1 END) AS n"
                       " FROM vector_log l GROUP BY l.chunk) AS g WHERE g.n <> (SELECT count(*) FROM chunks c"
@@ -1014,6 +1033,126 @@ static void check_index_agrees(const char *path) {
     CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks c WHERE c.vector IS NOT NULL AND NOT EXISTS"
                             " (SELECT 1 FROM vector_log l WHERE l.chunk = c.id AND l.added = 1)"),
               0);
+}
+
+/* The keyword file follows the store's log on its own thread: once it has
+ * committed the log's head, the writer's next group trims the log up to
+ * there and records the mark. A document stored again leaves its old
+ * words through the values the delete trigger logged. A keyword query
+ * catches the file up itself, and a file behind the trim mark (a backup's,
+ * or one a power loss set back) is rebuilt from the chunks, not trusted. */
+static void test_keyword_file_follows_the_log(void) {
+    char path[4096], kw[4200];
+    store_path(path, sizeof path, "kw-follow");
+    snprintf(kw, sizeof kw, "%s.keywords", path);
+    int rc;
+    sl_instance *s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *a = mkdoc("a.md", "a", "fp", 1, "walrus", 3, 4);
+    CHECK_INT(do_store(s, a), 0);
+    long long head = raw_int(path, "SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'");
+    CHECK_INT(head, 3);
+    /* the thread's own pass, not a query's: poll the file, which may not
+     * hold its table yet */
+    long long covered = -1;
+    for (int waited = 0; covered != head && waited < 10000; waited += 5) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        if (access(kw, F_OK) == 0 && sqlite3_open_v2(kw, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "SELECT seq FROM kw_state", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            covered = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (covered != head) sleep_ms(5);
+    }
+    CHECK_INT(covered, head);
+    sl_doc *b = mkdoc("b.md", "b", "fp", 1, "narwhal", 2, 4);
+    CHECK_INT(do_store(s, b), 0);
+    CHECK_INT(raw_int(path, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'keyword_log_trimmed'"),
+              head);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM keyword_log WHERE seq <= 3"), 0);
+    /* a.md again, other words: its three chunks are deleted (logged with
+     * their values) and three new ones added */
+    sl_doc *a2 = mkdoc("a.md", "a2", "fp", 1, "octopus", 3, 4);
+    CHECK_INT(do_store(s, a2), 0);
+    sl_hits *hits = sl_hits_new(10);
+    CHECK_INT(do_keyword(s, "octopus", 10, hits), 0); /* caught up by the query itself */
+    CHECK_INT(sl_hits_count(hits), 3);
+    sl_hits_free(hits);
+    hits = sl_hits_new(10);
+    CHECK_INT(do_keyword(s, "walrus", 10, hits), 0);
+    CHECK_INT(sl_hits_count(hits), 0);
+    sl_hits_free(hits);
+    sink_close(s);
+    check_index_agrees(path);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'narwhal'"), 2);
+
+    /* set back behind the trim mark: rebuilt, not caught up from a log
+     * that no longer holds what it missed */
+    raw_exec(kw, "UPDATE kw_state SET seq = 1");
+    raw_exec(kw,
+             "INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES(999, 'stale leftover', '', NULL)");
+    s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    hits = sl_hits_new(10);
+    CHECK_INT(do_keyword(s, "narwhal stale", 10, hits), 0);
+    CHECK_INT(sl_hits_count(hits), 2);
+    sl_hits_free(hits);
+    sink_close(s);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'stale'"), 0);
+    check_index_agrees(path);
+    sl_doc_free(a);
+    sl_doc_free(b);
+    sl_doc_free(a2);
+}
+
+/* keyword_index = off keeps no keyword index: nothing is logged for it, a
+ * keyword query says why, and an index made before is set behind the
+ * store for good. Turned on again, the first keyword query rebuilds the
+ * file from the chunks, the ones stored while it was off included. A
+ * value that is neither is refused at init. */
+static void test_keyword_index_off(void) {
+    char path[4096], kw[4200];
+    store_path(path, sizeof path, "kw-off");
+    snprintf(kw, sizeof kw, "%s.keywords", path);
+    int rc;
+    sl_instance *s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *a = mkdoc("a.md", "a", "fp", 1, "walrus", 3, 4);
+    CHECK_INT(do_store(s, a), 0);
+    sink_close(s); /* a.md indexed: the file covers the log */
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'walrus'"), 3);
+
+    const char *off[] = {"keyword_index=off"};
+    s = sink_open_with(path, 1000, off, 1, &rc);
+    CHECK_INT(rc, 0);
+    sl_doc *b = mkdoc("b.md", "b", "fp", 1, "narwhal", 2, 4);
+    CHECK_INT(do_store(s, b), 0);
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM keyword_log"), 0);
+    sl_hits *hits = sl_hits_new(10);
+    CHECK_INT(do_keyword(s, "narwhal", 10, hits), SL_KEYWORD_NO_INDEX);
+    CHECK_CONTAINS(last_call.msg, "keyword_index = off");
+    sl_hits_free(hits);
+    sink_close(s);
+    CHECK(raw_int(path, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'keyword_log_trimmed'") >
+          raw_int(kw, "SELECT seq FROM kw_state"));
+
+    s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    hits = sl_hits_new(10);
+    CHECK_INT(do_keyword(s, "narwhal walrus", 10, hits), 0);
+    CHECK_INT(sl_hits_count(hits), 5);
+    sl_hits_free(hits);
+    sink_close(s);
+    check_index_agrees(path);
+
+    const char *bad[] = {"keyword_index=sometimes"};
+    s = sink_open_with(path, 1000, bad, 1, &rc);
+    CHECK(rc < 0);
+    if (!rc) sink_close(s);
+    sl_doc_free(a);
+    sl_doc_free(b);
 }
 
 /* A group's chunks reach the keyword index and the vector log in one
@@ -1049,15 +1188,17 @@ static void test_group_indexes_its_chunks_once(void) {
     CHECK_INT(atomic_load(&t[0].total), 2); /* hold.md and twice.md's first version, alone */
     CHECK_INT(atomic_load(&t[1].total), 3);
     CHECK_INT(atomic_load(&t[2].total), 3);
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'alpha'"), 0);
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'beta'"), 5);
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'gamma'"), 2);
-    CHECK_INT(raw_int(path, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'refused'"), 0);
     CHECK_INT(raw_int(path, "SELECT count(*) FROM vector_log WHERE added = 1"), 3 + 5); /* gamma has none */
+    sink_close(s); /* the keyword thread catches up before fini returns */
+    char kw[4200];
+    snprintf(kw, sizeof kw, "%s.keywords", path);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'alpha'"), 0);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'beta'"), 5);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'gamma'"), 2);
+    CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'refused'"), 0);
     check_index_agrees(path);
     for (int i = 0; i < 4; i++) sl_doc_free(d[i]);
     sl_doc_free(h.doc);
-    sink_close(s);
 }
 
 /* A commit that fails (a deferred foreign key the test plants, which
@@ -1480,6 +1621,8 @@ int main(void) {
     test_failed_document_rolls_back_alone();
     test_failed_commit_fails_the_whole_group();
     test_group_indexes_its_chunks_once();
+    test_keyword_file_follows_the_log();
+    test_keyword_index_off();
     test_group_max_1_is_one_transaction_per_document();
     test_fini_answers_every_queued_store();
     test_old_page_size_kept();

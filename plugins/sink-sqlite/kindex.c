@@ -1,0 +1,488 @@
+/* kindex.c - the keyword index file and its catch-up thread (see kindex.h).
+ *
+ * One connection to PATH.keywords, with the store ATTACHed as "store" (read
+ * only by discipline: nothing here writes it), used under `mu` by the
+ * thread and by queries alike. A catch-up is one transaction on the
+ * keyword file (its write lock taken first: one catcher at a time, across
+ * processes too) that reads the store in one snapshot:
+ *
+ *   - the file's state (store id, seq) against the store's (vector_log_id,
+ *     the log's head in sqlite_sequence, keyword_log_trimmed in meta): a
+ *     mismatch rebuilds the index from store.chunks and sets seq = head;
+ *   - else the log entries after seq (BATCH at most): first each delete
+ *     whose chunk the index holds, by the values the delete trigger logged
+ *     (a contentless FTS5 table deletes by them); then, in one statement,
+ *     each added chunk that the log does not delete later (a later delete
+ *     means the chunk read now may be another one that reused its id: that
+ *     one has its own, later, add entry), with its values read from
+ *     store.chunks; then seq.
+ *
+ * Deletes before adds is the log's order where it matters: an add this
+ * pass applies has no later delete, and a delete this pass applies
+ * removes a chunk indexed by an earlier pass.
+ */
+#include "kindex.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Log entries one transaction indexes at most: about a second of FTS5. */
+#define BATCH 50000
+/* A catch-up that failed is tried again after this pause (or a poke). */
+#define RETRY_MS 1000
+
+#define KW_SCHEMA                                                                                            \
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, summary, content='',"           \
+    " tokenize='porter unicode61 remove_diacritics 2');"                                                     \
+    "CREATE TABLE IF NOT EXISTS kw_state(id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL,"     \
+    " seq INTEGER NOT NULL);"
+
+enum {
+    K_BEGIN,
+    K_LOCK,
+    K_COMMIT,
+    K_ROLLBACK,
+    K_STATE,
+    K_STORE,
+    K_CLEAR,
+    K_FILL,
+    K_SET,
+    K_DELETES,
+    K_HELD,
+    K_DELETE,
+    K_ADDS,
+    K_COUNT
+};
+
+static const char *const kstatements[K_COUNT] = {
+    /* Not BEGIN IMMEDIATE: that would take the write lock of every
+     * attached database, the store's too, and hold up its writer. A write
+     * statement locks only the file it writes: this one, even when it
+     * changes no row. */
+    [K_BEGIN] = "BEGIN",
+    [K_LOCK] = "UPDATE kw_state SET id = id WHERE id = 1",
+    [K_COMMIT] = "COMMIT",
+    [K_ROLLBACK] = "ROLLBACK",
+    [K_STATE] = "SELECT store_id, seq FROM kw_state WHERE id = 1",
+    [K_STORE] =
+        "SELECT (SELECT id FROM store.vector_log_id LIMIT 1),"
+        " coalesce((SELECT seq FROM store.sqlite_sequence WHERE name = 'keyword_log'), 0),"
+        " coalesce((SELECT CAST(value AS INTEGER) FROM store.meta WHERE key = 'keyword_log_trimmed'), 0)",
+    [K_CLEAR] = "INSERT INTO chunks_fts(chunks_fts) VALUES('delete-all')",
+    [K_FILL] = "INSERT INTO chunks_fts(rowid, text, heading, summary)"
+               " SELECT id, text, heading, summary FROM store.chunks",
+    [K_SET] = "INSERT OR REPLACE INTO kw_state(id, store_id, seq) VALUES(1, ?1, ?2)",
+    [K_DELETES] = "SELECT chunk, text, heading, summary FROM store.keyword_log"
+                  " WHERE deleted AND seq > ?1 AND seq <= ?2 ORDER BY seq",
+    [K_HELD] = "SELECT 1 FROM chunks_fts_docsize WHERE id = ?1",
+    [K_DELETE] =
+        "INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary) VALUES('delete', ?1, ?2, ?3, ?4)",
+    [K_ADDS] =
+        "INSERT INTO chunks_fts(rowid, text, heading, summary)"
+        " SELECT c.id, c.text, c.heading, c.summary FROM store.keyword_log AS l"
+        " JOIN store.chunks AS c ON c.id = l.chunk"
+        " WHERE l.seq > ?1 AND l.seq <= ?2 AND NOT l.deleted AND NOT EXISTS"
+        " (SELECT 1 FROM store.keyword_log AS d WHERE d.deleted AND d.chunk = l.chunk AND d.seq > l.seq)"
+        " ORDER BY l.seq",
+};
+
+struct kindex {
+    sl_instance *inst;
+    char *path;       /* the store, for messages */
+    char *store_file; /* what SQLite opens for the store */
+    char *file;       /* PATH.keywords */
+    int busy_ms;
+    pthread_mutex_t mu; /* the connection and its statements */
+    sqlite3 *db;
+    sqlite3_stmt *st[K_COUNT];
+    bool rebuild_next; /* an incremental pass failed in a way a rebuild mends */
+    _Atomic int64_t committed;
+    /* the thread */
+    pthread_mutex_t tmu;
+    pthread_cond_t cv;
+    pthread_t th;
+    bool started, pending, stop;
+    /* what it did, for the closing line (under mu) */
+    uint64_t entries, passes, rebuilt, busy_ns, cpu_ns;
+    char last_error[700];
+};
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static char *concat(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
+
+kindex *kindex_new(sl_instance *inst, const char *path, const char *store_file, int busy_ms) {
+    kindex *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->inst = inst;
+    k->busy_ms = busy_ms;
+    k->path = strdup(path);
+    k->store_file = strdup(store_file);
+    k->file = concat(store_file, ".keywords");
+    if (!k->path || !k->store_file || !k->file) {
+        free(k->path);
+        free(k->store_file);
+        free(k->file);
+        free(k);
+        return NULL;
+    }
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_mutex_init(&k->tmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return k;
+}
+
+const char *kindex_path(const kindex *k) { return k->file; }
+
+bool kindex_exists(const kindex *k) { return access(k->file, F_OK) == 0; }
+
+int64_t kindex_committed(const kindex *k) { return atomic_load(&((kindex *)k)->committed); }
+
+/* --- the connection (under mu) --- */
+
+static void close_db(kindex *k) {
+    for (int i = 0; i < K_COUNT; i++) {
+        sqlite3_finalize(k->st[i]);
+        k->st[i] = NULL;
+    }
+    sqlite3_close_v2(k->db);
+    k->db = NULL;
+}
+
+static void say(kindex *k, char *err, size_t errlen, const char *what, int rc) {
+    snprintf(err, errlen, "keyword index %s: %s: %s", k->file, what,
+             k->db ? sqlite3_errmsg(k->db) : sqlite3_errstr(rc));
+}
+
+static int exec(kindex *k, const char *sql) { return sqlite3_exec(k->db, sql, NULL, NULL, NULL); }
+
+static int open_db(kindex *k, char *err, size_t errlen) {
+    int rc = sqlite3_open_v2(k->file, &k->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(k->db, 1);
+        sqlite3_busy_timeout(k->db, k->busy_ms);
+        /* WAL: a query's reader never waits for this file's writer. Normal
+         * sync: a power loss may lose the last passes, which the state
+         * check then finds behind the store's trim mark or not, and
+         * rebuilds or redoes; the store itself stays as durable as asked. */
+        rc = exec(k, "PRAGMA journal_mode = WAL");
+        if (rc == SQLITE_OK) rc = exec(k, "PRAGMA synchronous = NORMAL");
+        if (rc == SQLITE_OK) rc = exec(k, "PRAGMA cache_size = -32768");
+        if (rc == SQLITE_OK) rc = exec(k, KW_SCHEMA);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(k->db, "ATTACH ?1 AS store", -1, &st, NULL);
+        if (rc == SQLITE_OK) sqlite3_bind_text(st, 1, k->store_file, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_DONE) rc = SQLITE_OK;
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; rc == SQLITE_OK && i < K_COUNT; i++)
+        rc = sqlite3_prepare_v3(k->db, kstatements[i], -1, SQLITE_PREPARE_PERSISTENT, &k->st[i], NULL);
+    if (rc != SQLITE_OK) {
+        say(k, err, errlen, "cannot open it", rc);
+        close_db(k);
+    }
+    return rc;
+}
+
+/* A file SQLite calls damaged, or not a database: removed and made again. */
+static bool damaged_rc(int rc) { return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB; }
+
+void kindex_remove(kindex *k) {
+    pthread_mutex_lock(&k->mu);
+    close_db(k);
+    static const char *const sides[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char *f = concat(k->file, sides[i]);
+        if (f) unlink(f);
+        free(f);
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+static int step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Rebuilds the index from the store's chunks, in the open transaction. */
+static int rebuild(kindex *k, const char *store_id, int64_t head, int64_t *indexed) {
+    int rc = step_done(k->st[K_CLEAR]);
+    if (rc == SQLITE_OK) rc = step_done(k->st[K_FILL]);
+    if (rc == SQLITE_OK) *indexed = sqlite3_changes64(k->db);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(k->st[K_SET], 1, store_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(k->st[K_SET], 2, head);
+        rc = step_done(k->st[K_SET]);
+        sqlite3_clear_bindings(k->st[K_SET]);
+    }
+    return rc;
+}
+
+/* The deletes of log entries (from, to]: each chunk the index holds
+ * leaves it. */
+static int apply_deletes(kindex *k, int64_t from, int64_t to) {
+    sqlite3_stmt *ds = k->st[K_DELETES], *held = k->st[K_HELD], *del = k->st[K_DELETE];
+    sqlite3_bind_int64(ds, 1, from);
+    sqlite3_bind_int64(ds, 2, to);
+    int rc;
+    while ((rc = sqlite3_step(ds)) == SQLITE_ROW) {
+        sqlite3_int64 chunk = sqlite3_column_int64(ds, 0);
+        sqlite3_bind_int64(held, 1, chunk);
+        rc = sqlite3_step(held);
+        sqlite3_reset(held);
+        if (rc == SQLITE_DONE) continue; /* never indexed: its add was skipped */
+        if (rc != SQLITE_ROW) break;
+        sqlite3_bind_int64(del, 1, chunk);
+        for (int c = 1; c <= 3; c++) sqlite3_bind_value(del, c + 1, sqlite3_column_value(ds, c));
+        rc = step_done(del);
+        sqlite3_clear_bindings(del);
+        if (rc != SQLITE_OK) break;
+    }
+    sqlite3_reset(ds);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One pass: a transaction that brings the file at most BATCH entries
+ * closer to the store. *more when the store's log holds more after it. */
+static int pass(kindex *k, bool *more, int64_t *done, char *err, size_t errlen) {
+    *more = false;
+    *done = 0;
+    int rc = step_done(k->st[K_BEGIN]);
+    if (rc == SQLITE_OK) rc = step_done(k->st[K_LOCK]);
+    if (rc != SQLITE_OK) {
+        say(k, err, errlen, "cannot begin", rc);
+        if (!sqlite3_get_autocommit(k->db)) step_done(k->st[K_ROLLBACK]);
+        return rc;
+    }
+    bool have = false;
+    char mine[64] = "", store_id[64] = "";
+    int64_t seq = 0, head = 0, trimmed = 0;
+    sqlite3_stmt *st = k->st[K_STATE];
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        have = true;
+        snprintf(mine, sizeof mine, "%s", (const char *)sqlite3_column_text(st, 0));
+        seq = sqlite3_column_int64(st, 1);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_OK) {
+        st = k->st[K_STORE];
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *id = sqlite3_column_text(st, 0);
+            snprintf(store_id, sizeof store_id, "%s", id ? (const char *)id : "");
+            head = sqlite3_column_int64(st, 1);
+            trimmed = sqlite3_column_int64(st, 2);
+            rc = SQLITE_OK;
+        }
+        sqlite3_reset(st);
+    }
+    const char *what = "cannot read the store";
+    bool rebuilt = false;
+    if (rc == SQLITE_OK) {
+        if (!have || k->rebuild_next || strcmp(mine, store_id) != 0 || seq < trimmed || seq > head) {
+            const char *why = !have                         ? "new"
+                              : k->rebuild_next             ? "its last pass failed"
+                              : strcmp(mine, store_id) != 0 ? "made for another store"
+                              : seq < trimmed               ? "behind what the store's log still holds"
+                                                            : "ahead of the store";
+            uint64_t t0 = mono_ns();
+            int64_t n = 0;
+            what = "cannot rebuild it";
+            rc = rebuild(k, store_id, head, &n);
+            if (rc == SQLITE_OK) {
+                *done = n;
+                rebuilt = true;
+                k->rebuilt += (uint64_t)n;
+                seq = head;
+                if (have || n)
+                    sl_log(k->inst, SL_LOG_INFO, "keyword index %s (%s): rebuilt from %lld chunks in %.2f s",
+                           k->file, why, (long long)n, (double)(mono_ns() - t0) / 1e9);
+            }
+        } else if (seq < head) {
+            int64_t to = head - seq > BATCH ? seq + BATCH : head;
+            what = "cannot index the store's log";
+            rc = apply_deletes(k, seq, to);
+            if (rc == SQLITE_OK) {
+                st = k->st[K_ADDS];
+                sqlite3_bind_int64(st, 1, seq);
+                sqlite3_bind_int64(st, 2, to);
+                rc = step_done(st);
+            }
+            if (rc == SQLITE_OK) {
+                sqlite3_bind_text(k->st[K_SET], 1, store_id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(k->st[K_SET], 2, to);
+                rc = step_done(k->st[K_SET]);
+                sqlite3_clear_bindings(k->st[K_SET]);
+            }
+            if (rc == SQLITE_OK) {
+                *done = to - seq;
+                seq = to;
+                *more = to < head;
+            } else if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_FULL &&
+                       (rc & 0xff) != SQLITE_NOMEM && (rc & 0xff) != SQLITE_IOERR) {
+                k->rebuild_next = true; /* an index that refuses the log is rebuilt */
+            }
+        }
+    }
+    if (rc == SQLITE_OK) {
+        what = "cannot commit";
+        rc = step_done(k->st[K_COMMIT]);
+    }
+    if (rc != SQLITE_OK) {
+        say(k, err, errlen, what, rc);
+        if (!sqlite3_get_autocommit(k->db)) step_done(k->st[K_ROLLBACK]);
+        return rc;
+    }
+    if (rebuilt) k->rebuild_next = false;
+    if (!have || seq >= atomic_load(&k->committed)) atomic_store(&k->committed, seq);
+    k->entries += (uint64_t)*done;
+    k->passes++;
+    return SQLITE_OK;
+}
+
+/* Passes until caught up, under mu. */
+static int catch_up_locked(kindex *k, char *err, size_t errlen) {
+    uint64_t t0 = mono_ns();
+    int rc = SQLITE_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!k->db && (rc = open_db(k, err, errlen)) != SQLITE_OK) {
+            if (!damaged_rc(rc)) break;
+        } else {
+            bool more = true;
+            int64_t done;
+            while (more && (rc = pass(k, &more, &done, err, errlen)) == SQLITE_OK) {
+            }
+            if (rc == SQLITE_OK || !damaged_rc(rc)) break;
+        }
+        /* damaged: made again from the store */
+        sl_log(k->inst, SL_LOG_WARN, "%s: removing it and building it again from %s", err, k->path);
+        close_db(k);
+        static const char *const sides[] = {"", "-wal", "-shm"};
+        for (size_t i = 0; i < 3; i++) {
+            char *f = concat(k->file, sides[i]);
+            if (f) unlink(f);
+            free(f);
+        }
+    }
+    k->busy_ns += mono_ns() - t0;
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int kindex_catch_up(kindex *k, char *err, size_t errlen) {
+    pthread_mutex_lock(&k->mu);
+    int rc = catch_up_locked(k, err, errlen);
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+/* --- the thread --- */
+
+static void *kindex_main(void *arg) {
+    kindex *k = arg;
+    pthread_setname_np(pthread_self(), "sqlite-keywords"); /* for top -H and perf */
+    pthread_mutex_lock(&k->tmu);
+    for (;;) {
+        if (!k->pending && !k->stop) pthread_cond_wait(&k->cv, &k->tmu);
+        if (!k->pending && k->stop) break;
+        k->pending = false;
+        bool stopping = k->stop;
+        pthread_mutex_unlock(&k->tmu);
+        char err[700];
+        int rc = kindex_catch_up(k, err, sizeof err);
+        pthread_mutex_lock(&k->tmu);
+        if (rc == 0) {
+            k->last_error[0] = '\0';
+            continue;
+        }
+        /* the documents are stored; only their keyword entries wait */
+        if (strcmp(err, k->last_error) != 0)
+            sl_log(k->inst, SL_LOG_WARN, "%s; trying again%s", err,
+                   stopping ? " at the next run or query" : "");
+        snprintf(k->last_error, sizeof k->last_error, "%s", err);
+        if (stopping) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += RETRY_MS / 1000;
+        if (!k->pending && !k->stop) pthread_cond_timedwait(&k->cv, &k->tmu, &ts);
+        k->pending = true;
+    }
+    pthread_mutex_unlock(&k->tmu);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        k->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return NULL;
+}
+
+int kindex_start(kindex *k) {
+    k->pending = true; /* a first pass: what an earlier run left behind */
+    int rc = pthread_create(&k->th, NULL, kindex_main, k);
+    if (rc)
+        return sl_instance_fail(k->inst, SL_EFATAL, "cannot start the keyword index thread: %s",
+                                strerror(rc));
+    k->started = true;
+    return 0;
+}
+
+void kindex_poke(kindex *k) {
+    if (!k || !k->started) return;
+    pthread_mutex_lock(&k->tmu);
+    k->pending = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->tmu);
+}
+
+void kindex_free(kindex *k) {
+    if (!k) return;
+    if (k->started) {
+        pthread_mutex_lock(&k->tmu);
+        k->stop = true;
+        k->pending = true; /* the last pass: everything committed */
+        pthread_cond_signal(&k->cv);
+        pthread_mutex_unlock(&k->tmu);
+        pthread_join(k->th, NULL);
+        if (k->passes)
+            sl_log(k->inst, SL_LOG_INFO,
+                   "keyword index %s: %llu log entries in %llu passes; its thread indexed for %.2f s, %.2f s "
+                   "of it "
+                   "on the CPU",
+                   k->file, (unsigned long long)k->entries, (unsigned long long)k->passes,
+                   (double)k->busy_ns / 1e9, (double)k->cpu_ns / 1e9);
+    }
+    close_db(k);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->tmu);
+    pthread_mutex_destroy(&k->mu);
+    free(k->path);
+    free(k->store_file);
+    free(k->file);
+    free(k);
+}
