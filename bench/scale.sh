@@ -45,7 +45,8 @@
 # Variables: SIZES, WORK (/tmp/sluice-bench-scale: corpora are generated
 # once there and reused), MEMORY_BUDGET (256M), DOC_BYTES (40000), LLM_MS
 # (200), EMBED_MS (50), NO_PROVIDERS=1 (only the run without providers),
-# T4_DOCS (200), FIXED_MB (64: the fixed overhead the RSS goal allows above
+# T4_DOCS (200), KEYWORD_INDEX (on; off: sink-sqlite keeps no keyword index),
+# FIXED_MB (64: the fixed overhead the RSS goal allows above
 # memory_budget), BLOCKING_CLIENT (another blocking-client executable),
 # KEEP_STORES=1 (keep each run's store: about 2.5 GB at 10,000 documents;
 # by default only report.json, stderr.txt and time.txt stay in the run's
@@ -69,6 +70,7 @@ no_providers=${NO_PROVIDERS:-0}
 t4_docs=${T4_DOCS:-200}
 fixed_mb=${FIXED_MB:-64}
 keep_stores=${KEEP_STORES:-0}
+keyword_index=${KEYWORD_INDEX:-on}
 embed_batch=128 # embed-openai's preferred batch: the blocking client sends the same
 key=sk-bench-scale
 
@@ -184,6 +186,7 @@ $embedder
 [store]
 plugin = sink-sqlite
 path = \${CWD}/.sluice/store.db
+keyword_index = $keyword_index
 EOF
 }
 ini_prov=$work/scale-providers.ini
@@ -263,6 +266,10 @@ run_sluice() {
     # so its CPU per chunk bounds the chunks a second, whatever the cores
     r_writer=$(sed -n 's/.*the writer thread wrote for [0-9.]* s, \([0-9.]*\) s of it on the CPU.*/\1/p' \
         "$run/stderr.txt" | tail -1)
+    # and its keyword thread (FTS5 into PATH.keywords) its own; the run
+    # ends once that has caught up, which the wall time includes
+    r_kw=$(sed -n 's/.*its thread indexed for [0-9.]* s, \([0-9.]*\) s of it on the CPU.*/\1/p' \
+        "$run/stderr.txt" | tail -1)
     r_fake_cpu=""
     if [[ $kind == providers ]]; then
         x=$(ticks "/proc/$fake_pid/stat")
@@ -313,6 +320,7 @@ for n in $sizes; do
         llm_req=$(jq '[.providers[] | select(.name == "summarizer") | .requests - .retries] | add // 0' "$r_rep")
         emb_req=$(jq '[.providers[] | select(.name == "embedder") | .requests - .retries] | add // 0' "$r_rep")
         [[ -z $r_writer || $r_chunks == 0 ]] || notes+=("sink-sqlite's writer thread (providers): $r_writer s CPU, $(calc "$r_writer / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk of the run's $(calc "$r_cpu / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }'); one thread, so at most $(calc "$r_chunks / $r_writer" | awk '{ printf "%.0f", $1 }') chunks/s on cores of this speed, whatever their number.")
+        [[ -z $r_kw || $r_chunks == 0 ]] || notes+=("sink-sqlite's keyword thread (providers): $r_kw s CPU, $(calc "$r_kw / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk, beside the writer; the run's wall time includes its catching up after the last document (the report's wall_s does not: $(jq -r '.wall_s | . * 100 | round / 100' "$r_rep") s).")
         notes+=("fake provider: $(calc "$r_fake_cpu" | awk '{ printf "%.2f", $1 }') s CPU over the sluice run's $(calc "$r_wall" | awk '{ printf "%.2f", $1 }') s ($(calc "$r_fake_cpu / $r_wall" | awk '{ printf "%.2f", $1 }') of a core), $r_fake_peak requests in flight at peak; sluice sent $llm_req summary and $emb_req embedding requests ($(calc "$llm_req / $r_stored" | awk '{ printf "%.2f", $1 }') and $(calc "$emb_req / $r_stored" | awk '{ printf "%.2f", $1 }') a document).")
         out[$n,p_wall]=$r_wall out[$n,p_docs]=$r_stored out[$n,p_cpu]=$r_cpu out[$n,p_chunks]=$r_chunks
         out[$n,p_loop]=$r_loop out[$n,p_rss]=$r_rss
@@ -366,6 +374,7 @@ for n in $sizes; do
     rows+=("$(row "sluice, no providers (embed-hash)" "$r_stored" "$r_wall" "$r_chunks" "$r_cpu" "$r_loop" "$r_rss" \
         "$r_inflight" "$budget_mb" "$r_chain" "$r_line")")
     [[ -z $r_writer || $r_chunks == 0 ]] || notes+=("sink-sqlite's writer thread (no providers): $r_writer s CPU, $(calc "$r_writer / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk of the run's $(calc "$r_cpu / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }'); one thread, so at most $(calc "$r_chunks / $r_writer" | awk '{ printf "%.0f", $1 }') chunks/s on cores of this speed, whatever their number.")
+    [[ -z $r_kw || $r_chunks == 0 ]] || notes+=("sink-sqlite's keyword thread (no providers): $r_kw s CPU, $(calc "$r_kw / $r_chunks * 1e6" | awk '{ printf "%.1f", $1 }') µs a stored chunk, beside the writer; the run's wall time includes its catching up after the last document (the report's wall_s does not: $(jq -r '.wall_s | . * 100 | round / 100' "$r_rep") s).")
     out[$n,n_rss]=$r_rss
     out[$n,n_chunks]=$r_chunks
     largest=$n
