@@ -1487,6 +1487,12 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
                        "%s has schema version %lld, from before the keyword index: it is built the next time "
                        "sluice writes the store (sluice run)",
                        s->path, (long long)s->version);
+    if (s->kw_off)
+        return sl_fail(
+            call, SL_KEYWORD_NO_INDEX,
+            "[%s] keyword_index = off: %s keeps no keyword index (set it to on, and the next run or "
+            "query builds it from the chunks)",
+            sl_instance_name(s->inst), s->path);
     if (k == 0) return 0;
     char *match = keyword_query(text);
     if (!match) return sl_fail(call, SL_ENOMEM, "keyword: out of memory");
@@ -1494,12 +1500,6 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
         free(match);
         return 0;
     }
-    if (s->kw_off)
-        return sl_fail(
-            call, SL_KEYWORD_NO_INDEX,
-            "[%s] keyword_index = off: %s keeps no keyword index (set it to on, and the next run or "
-            "query builds it from the chunks)",
-            sl_instance_name(s->inst), s->path);
     if (s->version >= SCHEMA_KWFILE && !s->ki) { /* an empty store in memory: nothing to find */
         free(match);
         return 0;
