@@ -32,8 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Log entries one transaction indexes at most: about a second of FTS5. */
-#define BATCH 50000
+/* Log entries one pass indexes at most: a fifth of a second of FTS5, and
+ * about 6 MB of text copied out of the store. */
+#define BATCH 10000
 /* A catch-up that failed is tried again after this pause (or a poke). */
 #define RETRY_MS 1000
 
@@ -53,13 +54,13 @@ enum {
     K_CLEAR,
     K_FILL,
     K_SET,
-    K_DELETES,
     K_HELD,
     K_DELETE,
-    K_ADDS,
+    K_INSERT,
     K_COUNT
 };
 
+/* The keyword file's connection (the store ATTACHed for a rebuild). */
 static const char *const kstatements[K_COUNT] = {
     /* Not BEGIN IMMEDIATE: that would take the write lock of every
      * attached database, the store's too, and hold up its writer. A write
@@ -78,19 +79,47 @@ static const char *const kstatements[K_COUNT] = {
     [K_FILL] = "INSERT INTO chunks_fts(rowid, text, heading, summary)"
                " SELECT id, text, heading, summary FROM store.chunks",
     [K_SET] = "INSERT OR REPLACE INTO kw_state(id, store_id, seq) VALUES(1, ?1, ?2)",
-    [K_DELETES] = "SELECT chunk, text, heading, summary FROM store.keyword_log"
-                  " WHERE deleted AND seq > ?1 AND seq <= ?2 ORDER BY seq",
     [K_HELD] = "SELECT 1 FROM chunks_fts_docsize WHERE id = ?1",
     [K_DELETE] =
         "INSERT INTO chunks_fts(chunks_fts, rowid, text, heading, summary) VALUES('delete', ?1, ?2, ?3, ?4)",
-    [K_ADDS] =
-        "INSERT INTO chunks_fts(rowid, text, heading, summary)"
-        " SELECT c.id, c.text, c.heading, c.summary FROM store.keyword_log AS l"
-        " JOIN store.chunks AS c ON c.id = l.chunk"
-        " WHERE l.seq > ?1 AND l.seq <= ?2 AND NOT l.deleted AND NOT EXISTS"
-        " (SELECT 1 FROM store.keyword_log AS d WHERE d.deleted AND d.chunk = l.chunk AND d.seq > l.seq)"
-        " ORDER BY l.seq",
+    [K_INSERT] = "INSERT INTO chunks_fts(rowid, text, heading, summary) VALUES(?1, ?2, ?3, ?4)",
 };
+
+/* The store's read connection: a pass copies what it needs out of one
+ * short read transaction, so the store's WAL can be checkpointed and
+ * rewound while the pass indexes (a snapshot held for a whole pass kept
+ * it from ever rewinding: 2 GB of WAL at 50,000 documents). */
+enum { R_BEGIN, R_COMMIT, R_STORE, R_DELETES, R_ADDS, R_COUNT };
+
+static const char *const rstatements[R_COUNT] = {
+    [R_BEGIN] = "BEGIN",
+    [R_COMMIT] = "COMMIT",
+    [R_STORE] = "SELECT (SELECT id FROM vector_log_id LIMIT 1),"
+                " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'), 0),"
+                " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'keyword_log_trimmed'), 0)",
+    [R_DELETES] = "SELECT chunk, text, heading, summary FROM keyword_log"
+                  " WHERE deleted AND seq > ?1 AND seq <= ?2 ORDER BY seq",
+    [R_ADDS] = "SELECT c.id, c.text, c.heading, c.summary FROM keyword_log AS l"
+               " JOIN chunks AS c ON c.id = l.chunk"
+               " WHERE l.seq > ?1 AND l.seq <= ?2 AND NOT l.deleted AND NOT EXISTS"
+               " (SELECT 1 FROM keyword_log AS d WHERE d.deleted AND d.chunk = l.chunk AND d.seq > l.seq)"
+               " ORDER BY l.seq",
+};
+
+/* Rows copied out of the store: a chunk id and its three values (a
+ * length of -1: NULL), the bytes in one buffer. */
+typedef struct kw_row {
+    sqlite3_int64 id;
+    size_t off[3];
+    int len[3];
+} kw_row;
+
+typedef struct kw_rows {
+    kw_row *r;
+    size_t n, cap;
+    char *buf;
+    size_t used, bcap;
+} kw_rows;
 
 struct kindex {
     sl_instance *inst;
@@ -101,7 +130,10 @@ struct kindex {
     pthread_mutex_t mu; /* the connection and its statements */
     sqlite3 *db;
     sqlite3_stmt *st[K_COUNT];
-    bool rebuild_next; /* an incremental pass failed in a way a rebuild mends */
+    sqlite3 *rdb; /* the store, read */
+    sqlite3_stmt *rst[R_COUNT];
+    kw_rows dels, adds; /* a pass's rows, kept between passes */
+    bool rebuild_next;  /* an incremental pass failed in a way a rebuild mends */
     _Atomic int64_t committed;
     /* the thread */
     pthread_mutex_t tmu;
@@ -166,8 +198,13 @@ static void close_db(kindex *k) {
         sqlite3_finalize(k->st[i]);
         k->st[i] = NULL;
     }
+    for (int i = 0; i < R_COUNT; i++) {
+        sqlite3_finalize(k->rst[i]);
+        k->rst[i] = NULL;
+    }
     sqlite3_close_v2(k->db);
-    k->db = NULL;
+    sqlite3_close_v2(k->rdb);
+    k->db = k->rdb = NULL;
 }
 
 static void say(kindex *k, char *err, size_t errlen, const char *what, int rc) {
@@ -204,6 +241,22 @@ static int open_db(kindex *k, char *err, size_t errlen) {
     if (rc != SQLITE_OK) {
         say(k, err, errlen, "cannot open it", rc);
         close_db(k);
+        return rc;
+    }
+    /* the store's read connection: query_only, so a bug cannot write it */
+    rc = sqlite3_open_v2(k->store_file, &k->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(k->rdb, 1);
+        sqlite3_busy_timeout(k->rdb, k->busy_ms);
+        rc = sqlite3_exec(k->rdb, "PRAGMA query_only = ON", NULL, NULL, NULL);
+    }
+    for (int i = 0; rc == SQLITE_OK && i < R_COUNT; i++)
+        rc = sqlite3_prepare_v3(k->rdb, rstatements[i], -1, SQLITE_PREPARE_PERSISTENT, &k->rst[i], NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "keyword index %s: cannot read %s: %s", k->file, k->path,
+                 k->rdb ? sqlite3_errmsg(k->rdb) : sqlite3_errstr(rc));
+        close_db(k);
+        rc = SQLITE_CANTOPEN; /* the store's trouble, not a damaged keyword file */
     }
     return rc;
 }
@@ -243,28 +296,106 @@ static int rebuild(kindex *k, const char *store_id, int64_t head, int64_t *index
     return rc;
 }
 
-/* The deletes of log entries (from, to]: each chunk the index holds
- * leaves it. */
-static int apply_deletes(kindex *k, int64_t from, int64_t to) {
-    sqlite3_stmt *ds = k->st[K_DELETES], *held = k->st[K_HELD], *del = k->st[K_DELETE];
-    sqlite3_bind_int64(ds, 1, from);
-    sqlite3_bind_int64(ds, 2, to);
+/* Copies the rows of a statement (id and three values) into `out`. */
+static int copy_rows(sqlite3_stmt *st, kw_rows *out) {
+    out->n = out->used = 0;
     int rc;
-    while ((rc = sqlite3_step(ds)) == SQLITE_ROW) {
-        sqlite3_int64 chunk = sqlite3_column_int64(ds, 0);
-        sqlite3_bind_int64(held, 1, chunk);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 1024;
+            kw_row *r = realloc(out->r, cap * sizeof *r);
+            if (!r) return SQLITE_NOMEM;
+            out->r = r;
+            out->cap = cap;
+        }
+        kw_row *row = &out->r[out->n++];
+        row->id = sqlite3_column_int64(st, 0);
+        for (int c = 0; c < 3; c++) {
+            const unsigned char *v = sqlite3_column_text(st, c + 1);
+            int len = sqlite3_column_bytes(st, c + 1);
+            row->len[c] = v ? len : -1;
+            row->off[c] = out->used;
+            if (!v) continue;
+            if (out->used + (size_t)len > out->bcap) {
+                size_t cap = out->bcap ? out->bcap : 1 << 20;
+                while (cap < out->used + (size_t)len) cap *= 2;
+                char *b = realloc(out->buf, cap);
+                if (!b) return SQLITE_NOMEM;
+                out->buf = b;
+                out->bcap = cap;
+            }
+            memcpy(out->buf + out->used, v, (size_t)len);
+            out->used += (size_t)len;
+        }
+    }
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Binds a copied row to ?1..?4 of st. */
+static void bind_row(sqlite3_stmt *st, const kw_rows *rows, const kw_row *row) {
+    sqlite3_bind_int64(st, 1, row->id);
+    for (int c = 0; c < 3; c++)
+        if (row->len[c] < 0)
+            sqlite3_bind_null(st, c + 2);
+        else
+            sqlite3_bind_text(st, c + 2, rows->buf + row->off[c], row->len[c], SQLITE_STATIC);
+}
+
+/* The log entries (from, to], read in the store's snapshot that the open
+ * read transaction holds: the deletes (with their values) and the adds
+ * that no later entry deletes (with the chunks' values). */
+static int read_entries(kindex *k, int64_t from, int64_t to) {
+    int rc = SQLITE_OK;
+    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+        sqlite3_stmt *st = k->rst[i ? R_ADDS : R_DELETES];
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, to);
+        rc = copy_rows(st, i ? &k->adds : &k->dels);
+        sqlite3_reset(st);
+    }
+    return rc;
+}
+
+/* Into the open transaction of the keyword file: each deleted chunk the
+ * index holds leaves it (by the values it was indexed with), then the
+ * added chunks go in. */
+static int apply_entries(kindex *k) {
+    sqlite3_stmt *held = k->st[K_HELD], *del = k->st[K_DELETE], *ins = k->st[K_INSERT];
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < k->dels.n; i++) {
+        const kw_row *row = &k->dels.r[i];
+        sqlite3_bind_int64(held, 1, row->id);
         rc = sqlite3_step(held);
         sqlite3_reset(held);
-        if (rc == SQLITE_DONE) continue; /* never indexed: its add was skipped */
+        if (rc == SQLITE_DONE) { /* never indexed: its add was skipped */
+            rc = SQLITE_OK;
+            continue;
+        }
         if (rc != SQLITE_ROW) break;
-        sqlite3_bind_int64(del, 1, chunk);
-        for (int c = 1; c <= 3; c++) sqlite3_bind_value(del, c + 1, sqlite3_column_value(ds, c));
+        bind_row(del, &k->dels, row);
         rc = step_done(del);
         sqlite3_clear_bindings(del);
-        if (rc != SQLITE_OK) break;
     }
-    sqlite3_reset(ds);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    for (size_t i = 0; rc == SQLITE_OK && i < k->adds.n; i++) {
+        bind_row(ins, &k->adds, &k->adds.r[i]);
+        rc = step_done(ins);
+        sqlite3_clear_bindings(ins);
+    }
+    return rc;
+}
+
+/* Reads the store's identity, log head and trim mark with st. */
+static int read_store(sqlite3_stmt *st, char *store_id, size_t idlen, int64_t *head, int64_t *trimmed) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *id = sqlite3_column_text(st, 0);
+        snprintf(store_id, idlen, "%s", id ? (const char *)id : "");
+        *head = sqlite3_column_int64(st, 1);
+        *trimmed = sqlite3_column_int64(st, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
 }
 
 /* One pass: a transaction that brings the file at most BATCH entries
@@ -279,7 +410,7 @@ static int pass(kindex *k, bool *more, int64_t *done, char *err, size_t errlen) 
         if (!sqlite3_get_autocommit(k->db)) step_done(k->st[K_ROLLBACK]);
         return rc;
     }
-    bool have = false;
+    bool have = false, rebuilt = false;
     char mine[64] = "", store_id[64] = "";
     int64_t seq = 0, head = 0, trimmed = 0;
     sqlite3_stmt *st = k->st[K_STATE];
@@ -293,64 +424,57 @@ static int pass(kindex *k, bool *more, int64_t *done, char *err, size_t errlen) 
         rc = SQLITE_OK;
     }
     sqlite3_reset(st);
-    if (rc == SQLITE_OK) {
-        st = k->st[K_STORE];
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            const unsigned char *id = sqlite3_column_text(st, 0);
-            snprintf(store_id, sizeof store_id, "%s", id ? (const char *)id : "");
-            head = sqlite3_column_int64(st, 1);
-            trimmed = sqlite3_column_int64(st, 2);
-            rc = SQLITE_OK;
-        }
-        sqlite3_reset(st);
-    }
     const char *what = "cannot read the store";
-    bool rebuilt = false;
-    if (rc == SQLITE_OK) {
-        if (!have || k->rebuild_next || strcmp(mine, store_id) != 0 || seq < trimmed || seq > head) {
-            const char *why = !have                         ? "new"
-                              : k->rebuild_next             ? "its last pass failed"
-                              : strcmp(mine, store_id) != 0 ? "made for another store"
-                              : seq < trimmed               ? "behind what the store's log still holds"
-                                                            : "ahead of the store";
-            uint64_t t0 = mono_ns();
-            int64_t n = 0;
-            what = "cannot rebuild it";
-            rc = rebuild(k, store_id, head, &n);
-            if (rc == SQLITE_OK) {
-                *done = n;
-                rebuilt = true;
-                k->rebuilt += (uint64_t)n;
-                seq = head;
-                if (have || n)
-                    sl_log(k->inst, SL_LOG_INFO, "keyword index %s (%s): rebuilt from %lld chunks in %.2f s",
-                           k->file, why, (long long)n, (double)(mono_ns() - t0) / 1e9);
-            }
-        } else if (seq < head) {
-            int64_t to = head - seq > BATCH ? seq + BATCH : head;
-            what = "cannot index the store's log";
-            rc = apply_deletes(k, seq, to);
-            if (rc == SQLITE_OK) {
-                st = k->st[K_ADDS];
-                sqlite3_bind_int64(st, 1, seq);
-                sqlite3_bind_int64(st, 2, to);
-                rc = step_done(st);
-            }
-            if (rc == SQLITE_OK) {
-                sqlite3_bind_text(k->st[K_SET], 1, store_id, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_int64(k->st[K_SET], 2, to);
-                rc = step_done(k->st[K_SET]);
-                sqlite3_clear_bindings(k->st[K_SET]);
-            }
-            if (rc == SQLITE_OK) {
-                *done = to - seq;
-                seq = to;
-                *more = to < head;
-            } else if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_FULL &&
-                       (rc & 0xff) != SQLITE_NOMEM && (rc & 0xff) != SQLITE_IOERR) {
-                k->rebuild_next = true; /* an index that refuses the log is rebuilt */
-            }
+    /* the store in one short read transaction: what it is, then the entries */
+    bool reading = false;
+    if (rc == SQLITE_OK && (rc = step_done(k->rst[R_BEGIN])) == SQLITE_OK) reading = true;
+    if (rc == SQLITE_OK) rc = read_store(k->rst[R_STORE], store_id, sizeof store_id, &head, &trimmed);
+    bool stale = !have || k->rebuild_next || strcmp(mine, store_id) != 0 || seq < trimmed || seq > head;
+    int64_t to = head - seq > BATCH ? seq + BATCH : head;
+    if (rc == SQLITE_OK && !stale && seq < head) rc = read_entries(k, seq, to);
+    if (reading) {
+        int crc = step_done(k->rst[R_COMMIT]);
+        if (rc == SQLITE_OK) rc = crc;
+    }
+    bool store_failed = rc != SQLITE_OK; /* what failed so far read the store */
+    if (rc == SQLITE_OK && stale) {
+        /* rebuilt through the ATTACHed store: one snapshot for the chunks
+         * and the head they reach, held for the rebuild alone */
+        const char *why = !have                         ? "new"
+                          : k->rebuild_next             ? "its last pass failed"
+                          : strcmp(mine, store_id) != 0 ? "made for another store"
+                          : seq < trimmed               ? "behind what the store's log still holds"
+                                                        : "ahead of the store";
+        uint64_t t0 = mono_ns();
+        int64_t n = 0;
+        rc = read_store(k->st[K_STORE], store_id, sizeof store_id, &head, &trimmed);
+        what = "cannot rebuild it";
+        if (rc == SQLITE_OK) rc = rebuild(k, store_id, head, &n);
+        if (rc == SQLITE_OK) {
+            *done = n;
+            rebuilt = true;
+            k->rebuilt += (uint64_t)n;
+            seq = head;
+            if (have || n)
+                sl_log(k->inst, SL_LOG_INFO, "keyword index %s (%s): rebuilt from %lld chunks in %.2f s",
+                       k->file, why, (long long)n, (double)(mono_ns() - t0) / 1e9);
+        }
+    } else if (rc == SQLITE_OK && seq < head) {
+        what = "cannot index the store's log";
+        rc = apply_entries(k);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(k->st[K_SET], 1, store_id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(k->st[K_SET], 2, to);
+            rc = step_done(k->st[K_SET]);
+            sqlite3_clear_bindings(k->st[K_SET]);
+        }
+        if (rc == SQLITE_OK) {
+            *done = to - seq;
+            seq = to;
+            *more = to < head;
+        } else if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_FULL && (rc & 0xff) != SQLITE_NOMEM &&
+                   (rc & 0xff) != SQLITE_IOERR) {
+            k->rebuild_next = true; /* an index that refuses the log is rebuilt */
         }
     }
     if (rc == SQLITE_OK) {
@@ -358,9 +482,15 @@ static int pass(kindex *k, bool *more, int64_t *done, char *err, size_t errlen) 
         rc = step_done(k->st[K_COMMIT]);
     }
     if (rc != SQLITE_OK) {
-        say(k, err, errlen, what, rc);
+        if (store_failed)
+            snprintf(err, errlen, "keyword index %s: cannot read %s: %s", k->file, k->path,
+                     sqlite3_errmsg(k->rdb));
+        else
+            say(k, err, errlen, what, rc);
         if (!sqlite3_get_autocommit(k->db)) step_done(k->st[K_ROLLBACK]);
-        return rc;
+        /* a damaged store is the store's to report (check, rebuild), not a
+         * reason to remove this file */
+        return store_failed && damaged_rc(rc) ? SQLITE_ERROR : rc;
     }
     if (rebuilt) k->rebuild_next = false;
     if (!have || seq >= atomic_load(&k->committed)) atomic_store(&k->committed, seq);
@@ -479,6 +609,10 @@ void kindex_free(kindex *k) {
                    (double)k->busy_ns / 1e9, (double)k->cpu_ns / 1e9, (double)(mono_ns() - t0) / 1e9);
     }
     close_db(k);
+    free(k->dels.r);
+    free(k->dels.buf);
+    free(k->adds.r);
+    free(k->adds.buf);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->tmu);
     pthread_mutex_destroy(&k->mu);
