@@ -65,6 +65,20 @@ check_eq "store B: no duplicate (document, ordinal)" "$(duplicate_chunks B/store
 check_eq "store B: chunk_count matches the chunk rows" "$(chunk_count_mismatches B/store.db)" 0
 check_eq "store B: no orphaned chunks" "$(orphan_chunks B/store.db)" 0
 check_eq "store B (killed, resumed) = store A (uninterrupted)" "$(store_digest B/store.db)" "$digest_a"
+# The keyword file (its own thread, its own transactions) was killed too:
+# after the resumed run it holds each chunk once, passes FTS5's own check
+# and finds what store A's finds.
+check_eq "store B's keyword file: a row per chunk" \
+    "$(sql B/store.db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql B/store.db "SELECT count(*) FROM chunks;")"
+check_eq "store B's keyword file: FTS5 integrity-check" \
+    "$(sql B/store.db.keywords "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1); SELECT 'ok';" 2>&1)" ok
+check_gt "store A's keyword file finds 'the'" \
+    "$(sql A/store.db.keywords "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'the';")" 0
+for word in the and install; do
+    check_eq "keyword '$word': store B's keyword file finds what store A's does" \
+        "$(sql B/store.db.keywords "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '$word';")" \
+        "$(sql A/store.db.keywords "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '$word';")"
+done
 
 # And once more: a complete store is left alone by a further run.
 sl_ok "${common[@]}" --set store.path="$T/B/store.db" docs
