@@ -264,8 +264,8 @@ static int open_db(kindex *k, char *err, size_t errlen) {
 /* A file SQLite calls damaged, or not a database: removed and made again. */
 static bool damaged_rc(int rc) { return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB; }
 
-void kindex_remove(kindex *k) {
-    pthread_mutex_lock(&k->mu);
+/* Closes the connections and removes the file with its WAL (under mu). */
+static void remove_locked(kindex *k) {
     close_db(k);
     static const char *const sides[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
@@ -273,6 +273,11 @@ void kindex_remove(kindex *k) {
         if (f) unlink(f);
         free(f);
     }
+}
+
+void kindex_remove(kindex *k) {
+    pthread_mutex_lock(&k->mu);
+    remove_locked(k);
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -515,13 +520,7 @@ static int catch_up_locked(kindex *k, char *err, size_t errlen) {
         }
         /* damaged: made again from the store */
         sl_log(k->inst, SL_LOG_WARN, "%s: removing it and building it again from %s", err, k->path);
-        close_db(k);
-        static const char *const sides[] = {"", "-wal", "-shm"};
-        for (size_t i = 0; i < 3; i++) {
-            char *f = concat(k->file, sides[i]);
-            if (f) unlink(f);
-            free(f);
-        }
+        remove_locked(k);
     }
     k->busy_ns += mono_ns() - t0;
     return rc == SQLITE_OK ? 0 : -1;

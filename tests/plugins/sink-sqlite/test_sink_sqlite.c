@@ -1035,6 +1035,20 @@ static void check_index_agrees(const char *path) {
               0);
 }
 
+/* A fresh store `name` (its keyword file's path in kw) holding a.md, three
+ * chunks with the word "walrus": the opening of the keyword tests. */
+static sl_instance *kw_store_with_walrus(const char *name, char *path, size_t plen, char *kw, size_t kwlen,
+                                         sl_doc **a) {
+    store_path(path, plen, name);
+    snprintf(kw, kwlen, "%s.keywords", path);
+    int rc;
+    sl_instance *s = sink_open(path, 1000, &rc);
+    CHECK_INT(rc, 0);
+    *a = mkdoc("a.md", "a", "fp", 1, "walrus", 3, 4);
+    CHECK_INT(do_store(s, *a), 0);
+    return s;
+}
+
 /* The keyword file follows the store's log on its own thread: once it has
  * committed the log's head, the writer's next group trims the log up to
  * there and records the mark. A document stored again leaves its old
@@ -1043,13 +1057,9 @@ static void check_index_agrees(const char *path) {
  * or one a power loss set back) is rebuilt from the chunks, not trusted. */
 static void test_keyword_file_follows_the_log(void) {
     char path[4096], kw[4200];
-    store_path(path, sizeof path, "kw-follow");
-    snprintf(kw, sizeof kw, "%s.keywords", path);
     int rc;
-    sl_instance *s = sink_open(path, 1000, &rc);
-    CHECK_INT(rc, 0);
-    sl_doc *a = mkdoc("a.md", "a", "fp", 1, "walrus", 3, 4);
-    CHECK_INT(do_store(s, a), 0);
+    sl_doc *a;
+    sl_instance *s = kw_store_with_walrus("kw-follow", path, sizeof path, kw, sizeof kw, &a);
     long long head = raw_int(path, "SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'");
     CHECK_INT(head, 3);
     /* the thread's own pass, not a query's: poll the file, which may not
@@ -1114,13 +1124,9 @@ static void test_keyword_file_follows_the_log(void) {
  * value that is neither is refused at init. */
 static void test_keyword_index_off(void) {
     char path[4096], kw[4200];
-    store_path(path, sizeof path, "kw-off");
-    snprintf(kw, sizeof kw, "%s.keywords", path);
     int rc;
-    sl_instance *s = sink_open(path, 1000, &rc);
-    CHECK_INT(rc, 0);
-    sl_doc *a = mkdoc("a.md", "a", "fp", 1, "walrus", 3, 4);
-    CHECK_INT(do_store(s, a), 0);
+    sl_doc *a;
+    sl_instance *s = kw_store_with_walrus("kw-off", path, sizeof path, kw, sizeof kw, &a);
     sink_close(s); /* a.md indexed: the file covers the log */
     CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'walrus'"), 3);
 
