@@ -151,7 +151,7 @@ static void xml_text(const char *body, const char *tag, char *out, size_t outlen
 }
 
 /* "HTTP 404", with S3's error code and message when the body has them. */
-static void describe_status(long status, const char *body, char *out, size_t outlen) {
+void sl_s3_describe_status(long status, const char *body, char *out, size_t outlen) {
     char code[64], msg[200];
     xml_text(body ? body : "", "Code", code, sizeof code);
     xml_text(body ? body : "", "Message", msg, sizeof msg);
@@ -328,7 +328,7 @@ int sl_fetch_sync(const char *uri, uint64_t max_size, sl_fetched *got, char *err
     if (rc == SL_EBADINPUT && s.too_big)
         snprintf(err, errlen, "larger than max_file_size (%llu bytes)", (unsigned long long)max_size);
     if (rc == 0 && (status < 200 || status > 299)) {
-        describe_status(status, s.body, err, errlen);
+        sl_s3_describe_status(status, s.body, err, errlen);
         rc = SL_EBADINPUT;
     }
     if (rc) {
@@ -396,7 +396,8 @@ static int add_key(sl_s3_list *l, const char *key, uint64_t size) {
 }
 
 /* Reads one ListBucketResult page into l. */
-static int parse_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
+int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
+    clear_page(l);
     xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
     xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
     if (!root || !child_is(root, "ListBucketResult")) {
@@ -455,13 +456,13 @@ static int next_page(sl_s3_list *l, char *err, size_t errlen) {
     free(url);
     l->started = 1;
     if (rc == 0 && (status < 200 || status > 299)) {
-        describe_status(status, s.body, why, sizeof why);
+        sl_s3_describe_status(status, s.body, why, sizeof why);
         rc = SL_EBADINPUT;
     }
     if (rc)
         snprintf(err, errlen, "listing %s: %s", l->uri, why);
     else
-        rc = parse_page(l, s.body, s.len, err, errlen);
+        rc = sl_s3_list_page(l, s.body, s.len, err, errlen);
     free(s.body);
     return rc;
 }
@@ -480,6 +481,10 @@ int sl_s3_list_next(sl_s3_list *l, const char **key, uint64_t *size, char *err, 
     l->i++;
     return 1;
 }
+
+size_t sl_s3_list_pending(const sl_s3_list *l) { return l->n - l->i; }
+
+const char *sl_s3_list_token(const sl_s3_list *l) { return l->last ? NULL : l->token; }
 
 void sl_s3_list_free(sl_s3_list *l) {
     if (!l) return;
@@ -552,7 +557,7 @@ static void on_answer(sl_http *req, void *arg) {
     if (status == 0)
         snprintf(why, sizeof why, "%s", sl_http_error(req) ? sl_http_error(req) : "no response");
     else
-        describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
+        sl_s3_describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
     if (retryable(status) && !req->oom && f->attempt < cfg.retries) {
         uv_timer_start(&f->timer, retry_now, (uint64_t)backoff_ms(f->attempt++), 0);
         return;
