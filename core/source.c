@@ -140,14 +140,21 @@ static char *url_for(const char *uri, char *err, size_t errlen) {
 
 /* --- what a response means --- */
 
-/* Copies the text of <tag>...</tag> from an S3 error body into out. */
+/* Copies the text of <tag>...</tag> from an S3 error body into out, as
+ * printable ASCII: the server's bytes end up in logs and reports, where a
+ * newline would forge a line and an escape would reach a terminal. */
 static void xml_text(const char *body, const char *tag, char *out, size_t outlen) {
     char open[40], close[40];
     snprintf(open, sizeof open, "<%s>", tag);
     snprintf(close, sizeof close, "</%s>", tag);
     const char *a = strstr(body, open), *b = a ? strstr(a, close) : NULL;
-    out[0] = 0;
-    if (a && b) snprintf(out, outlen, "%.*s", (int)(b - a - (ptrdiff_t)strlen(open)), a + strlen(open));
+    size_t o = 0;
+    if (a && b)
+        for (const char *p = a + strlen(open); p < b && o + 1 < outlen; p++) {
+            unsigned char c = (unsigned char)*p;
+            out[o++] = c >= 0x20 && c < 0x7f ? (char)c : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
+        }
+    out[o] = 0;
 }
 
 /* "HTTP 404", with S3's error code and message when the body has them. */
@@ -395,18 +402,37 @@ static int add_key(sl_s3_list *l, const char *key, uint64_t size) {
     return 0;
 }
 
-/* Reads one ListBucketResult page into l. */
+/* Reads one ListBucketResult page into l. The answer is untrusted: libxml2
+ * reports nothing on stderr (the line goes into our message), and a DTD is
+ * refused, since S3 sends none and its entities would let a page of a few
+ * kilobytes spell gigabytes of keys. */
 int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
     clear_page(l);
-    xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+    xmlResetLastError();
+    xmlDoc *doc =
+        len <= MAX_LISTING
+            ? xmlReadMemory(body, (int)len, NULL, NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+            : NULL;
     xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
     if (!root || !child_is(root, "ListBucketResult")) {
+        const xmlError *e = doc ? NULL : xmlGetLastError();
         xmlFreeDoc(doc);
-        snprintf(err, errlen, "listing %s: the answer is not a ListBucketResult", l->uri);
+        if (e && e->line > 0)
+            snprintf(err, errlen,
+                     "listing %s: the answer is not a ListBucketResult (not well-formed XML at line %d)",
+                     l->uri, e->line);
+        else
+            snprintf(err, errlen, "listing %s: the answer is not a ListBucketResult", l->uri);
+        return SL_EBADINPUT;
+    }
+    if (doc->intSubset || doc->extSubset) {
+        xmlFreeDoc(doc);
+        snprintf(err, errlen, "listing %s: the answer declares a DTD (S3 sends none)", l->uri);
         return SL_EBADINPUT;
     }
     int truncated = 0, rc = 0;
-    free(l->token);
+    char *asked = l->token; /* the token this page was asked with */
     l->token = NULL;
     for (xmlNode *n = root->children; n && !rc; n = n->next) {
         if (child_is(n, "IsTruncated")) {
@@ -415,7 +441,8 @@ int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size
             xmlFree(t);
         } else if (child_is(n, "NextContinuationToken")) {
             xmlChar *t = xmlNodeGetContent(n);
-            if (t) l->token = pct((const char *)t, 0);
+            free(l->token);
+            l->token = t && *t ? pct((const char *)t, 0) : NULL;
             xmlFree(t);
         } else if (child_is(n, "Contents")) {
             xmlChar *key = NULL, *size = NULL;
@@ -432,9 +459,17 @@ int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size
         }
     }
     xmlFreeDoc(doc);
+    int again = truncated && asked && l->token && strcmp(asked, l->token) == 0;
+    free(asked);
     if (rc) return snprintf(err, errlen, "out of memory"), rc;
     if (truncated && !l->token) {
         snprintf(err, errlen, "listing %s: a truncated page without a NextContinuationToken", l->uri);
+        return SL_EBADINPUT;
+    }
+    /* the same token would ask for the same page again, forever */
+    if (again) {
+        snprintf(err, errlen, "listing %s: the server answered the continuation token it was asked with",
+                 l->uri);
         return SL_EBADINPUT;
     }
     l->last = !truncated;
