@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlreader.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -402,75 +403,95 @@ static int add_key(sl_s3_list *l, const char *key, uint64_t size) {
     return 0;
 }
 
-/* Reads one ListBucketResult page into l. The answer is untrusted: libxml2
- * reports nothing on stderr (the line goes into our message), and a DTD is
- * refused, since S3 sends none and its entities would let a page of a few
- * kilobytes spell gigabytes of keys. */
+/* One child of <ListBucketResult> into l (expanded by the reader, freed by
+ * it when it moves on); SL_ENOMEM when a key cannot be kept. */
+static int page_child(sl_s3_list *l, const xmlNode *n, int *truncated) {
+    if (child_is(n, "IsTruncated")) {
+        xmlChar *t = xmlNodeGetContent(n);
+        *truncated = t && strcmp((const char *)t, "true") == 0;
+        xmlFree(t);
+    } else if (child_is(n, "NextContinuationToken")) {
+        xmlChar *t = xmlNodeGetContent(n);
+        free(l->token);
+        l->token = t && *t ? pct((const char *)t, 0) : NULL;
+        xmlFree(t);
+    } else if (child_is(n, "Contents")) {
+        xmlChar *key = NULL, *size = NULL;
+        int rc = 0;
+        for (xmlNode *c = n->children; c; c = c->next) {
+            if (child_is(c, "Key") && !key) key = xmlNodeGetContent(c);
+            if (child_is(c, "Size") && !size) size = xmlNodeGetContent(c);
+        }
+        size_t kl = key ? strlen((const char *)key) : 0;
+        if (kl && key[kl - 1] != '/' &&
+            add_key(l, (const char *)key, size ? strtoull((const char *)size, NULL, 10) : 0))
+            rc = SL_ENOMEM;
+        xmlFree(key);
+        xmlFree(size);
+        return rc;
+    }
+    return 0;
+}
+
+/* Reads one ListBucketResult page into l. The answer is untrusted, so it
+ * is read as a stream, one child of the root at a time: memory follows the
+ * largest child, not the page (a tree of 16 MiB of empty elements is half
+ * a gigabyte). A DTD is refused: S3 sends none, and its entities would let
+ * a page of a few kilobytes spell gigabytes of keys. libxml2 reports
+ * nothing on stderr; the line of a syntax error goes into the message. */
 int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
     clear_page(l);
     xmlResetLastError();
-    xmlDoc *doc =
-        len <= MAX_LISTING
-            ? xmlReadMemory(body, (int)len, NULL, NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-            : NULL;
-    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-    if (!root || !child_is(root, "ListBucketResult")) {
-        const xmlError *e = doc ? NULL : xmlGetLastError();
-        xmlFreeDoc(doc);
+    xmlTextReader *r = len <= MAX_LISTING ? xmlReaderForMemory(body, (int)len, NULL, NULL,
+                                                               XML_PARSE_NONET | XML_PARSE_NOBLANKS |
+                                                                   XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+                                          : NULL;
+    int ok = r ? 1 : -1, dtd = 0, listing = 0, truncated = 0, rc = 0;
+    char *asked = l->token; /* the token this page was asked with */
+    l->token = NULL;
+    while (ok == 1 && (ok = xmlTextReaderRead(r)) == 1 && xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT)
+        if (xmlTextReaderNodeType(r) == XML_READER_TYPE_DOCUMENT_TYPE) dtd = 1;
+    if (ok == 1) listing = strcmp((const char *)xmlTextReaderConstLocalName(r), "ListBucketResult") == 0;
+    if (ok == 1 && listing && !dtd && !xmlTextReaderIsEmptyElement(r)) {
+        ok = xmlTextReaderRead(r);
+        while (ok == 1 && !rc && xmlTextReaderDepth(r) > 0) {
+            const xmlNode *n = xmlTextReaderExpand(r);
+            if (!n) ok = -1;
+            if (n) rc = page_child(l, n, &truncated);
+            if (n && !rc) ok = xmlTextReaderNext(r);
+        }
+    }
+    /* the rest, for what is not well-formed after the part read */
+    while (ok == 1 && !rc) ok = xmlTextReaderRead(r);
+    const xmlError *e = ok < 0 ? xmlGetLastError() : NULL;
+    xmlFreeTextReader(r);
+    int again = truncated && asked && l->token && strcmp(asked, l->token) == 0;
+    free(asked);
+    if (!rc && (ok < 0 || !listing)) {
         if (e && e->line > 0)
             snprintf(err, errlen,
                      "listing %s: the answer is not a ListBucketResult (not well-formed XML at line %d)",
                      l->uri, e->line);
         else
             snprintf(err, errlen, "listing %s: the answer is not a ListBucketResult", l->uri);
-        return SL_EBADINPUT;
-    }
-    if (doc->intSubset || doc->extSubset) {
-        xmlFreeDoc(doc);
+        rc = SL_EBADINPUT;
+    } else if (!rc && dtd) {
         snprintf(err, errlen, "listing %s: the answer declares a DTD (S3 sends none)", l->uri);
-        return SL_EBADINPUT;
-    }
-    int truncated = 0, rc = 0;
-    char *asked = l->token; /* the token this page was asked with */
-    l->token = NULL;
-    for (xmlNode *n = root->children; n && !rc; n = n->next) {
-        if (child_is(n, "IsTruncated")) {
-            xmlChar *t = xmlNodeGetContent(n);
-            truncated = t && strcmp((const char *)t, "true") == 0;
-            xmlFree(t);
-        } else if (child_is(n, "NextContinuationToken")) {
-            xmlChar *t = xmlNodeGetContent(n);
-            free(l->token);
-            l->token = t && *t ? pct((const char *)t, 0) : NULL;
-            xmlFree(t);
-        } else if (child_is(n, "Contents")) {
-            xmlChar *key = NULL, *size = NULL;
-            for (xmlNode *c = n->children; c; c = c->next) {
-                if (child_is(c, "Key") && !key) key = xmlNodeGetContent(c);
-                if (child_is(c, "Size") && !size) size = xmlNodeGetContent(c);
-            }
-            size_t kl = key ? strlen((const char *)key) : 0;
-            if (kl && key[kl - 1] != '/' &&
-                add_key(l, (const char *)key, size ? strtoull((const char *)size, NULL, 10) : 0))
-                rc = SL_ENOMEM;
-            xmlFree(key);
-            xmlFree(size);
-        }
-    }
-    xmlFreeDoc(doc);
-    int again = truncated && asked && l->token && strcmp(asked, l->token) == 0;
-    free(asked);
-    if (rc) return snprintf(err, errlen, "out of memory"), rc;
-    if (truncated && !l->token) {
+        rc = SL_EBADINPUT;
+    } else if (rc) {
+        snprintf(err, errlen, "out of memory");
+    } else if (truncated && !l->token) {
         snprintf(err, errlen, "listing %s: a truncated page without a NextContinuationToken", l->uri);
-        return SL_EBADINPUT;
-    }
-    /* the same token would ask for the same page again, forever */
-    if (again) {
+        rc = SL_EBADINPUT;
+    } else if (again) {
+        /* the same token would ask for the same page again, forever */
         snprintf(err, errlen, "listing %s: the server answered the continuation token it was asked with",
                  l->uri);
-        return SL_EBADINPUT;
+        rc = SL_EBADINPUT;
+    }
+    if (rc) {
+        clear_page(l);
+        return rc;
     }
     l->last = !truncated;
     return 0;
