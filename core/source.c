@@ -248,22 +248,24 @@ static size_t sync_body(char *data, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static size_t sync_header(char *line, size_t size, size_t n, void *ud) {
-    sync_req *s = ud;
-    size_t len = size * n;
-    if (!s->got) return len;
+void sl_fetched_header(sl_fetched *got, const char *line, size_t len) {
     char h[512];
     snprintf(h, sizeof h, "%.*s", (int)(len < sizeof h - 1 ? len : sizeof h - 1), line);
     h[strcspn(h, "\r\n")] = 0;
     char *colon = strchr(h, ':');
-    if (!colon) return len;
+    if (!colon) return;
     *colon = 0;
     char *v = colon + 1;
     while (*v == ' ' || *v == '\t') v++;
-    if (strcasecmp(h, "Content-Type") == 0) copy_header(v, s->got->content_type, sizeof s->got->content_type);
-    if (strcasecmp(h, "ETag") == 0) copy_header(v, s->got->etag, sizeof s->got->etag);
-    if (strcasecmp(h, "Last-Modified") == 0)
-        copy_header(v, s->got->last_modified, sizeof s->got->last_modified);
+    if (strcasecmp(h, "Content-Type") == 0) copy_header(v, got->content_type, sizeof got->content_type);
+    if (strcasecmp(h, "ETag") == 0) copy_header(v, got->etag, sizeof got->etag);
+    if (strcasecmp(h, "Last-Modified") == 0) copy_header(v, got->last_modified, sizeof got->last_modified);
+}
+
+static size_t sync_header(char *line, size_t size, size_t n, void *ud) {
+    sync_req *s = ud;
+    size_t len = size * n;
+    if (s->got) sl_fetched_header(s->got, line, len);
     return len;
 }
 

@@ -105,4 +105,10 @@ int sl_fetch_start(sl_loop *loop, const char *uri, uint64_t max_size, sl_fetch_c
  * Returns 0 and fills *got, or a negative SL_E* with the reason in err. */
 int sl_fetch_sync(const char *uri, uint64_t max_size, sl_fetched *got, char *err, size_t errlen);
 
+/* Keeps what one response header line (len bytes as curl hands it over,
+ * not NUL-terminated, the line end included) says of the document in got:
+ * Content-Type, ETag or Last-Modified, cut to their fields' sizes. The
+ * blocking fetch reads its headers with it (fuzz/fuzz_s3_listing.c too). */
+void sl_fetched_header(sl_fetched *got, const char *line, size_t len);
+
 #endif

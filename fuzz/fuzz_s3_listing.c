@@ -1,17 +1,19 @@
-/* fuzz_s3_listing.c - what an S3 server answers, as source.c reads it: a
- * ListObjectsV2 page (libxml2) and an error body (<Code>, <Message>). The
- * server is not trusted: a listing's keys become documents to fetch, its
- * continuation token the next request, an error's text a message in logs.
+/* fuzz_s3_listing.c - what an S3 (or http) server answers, as source.c
+ * reads it: a ListObjectsV2 page (libxml2), an error body (<Code>,
+ * <Message>) and response header lines. The server is not trusted: a
+ * listing's keys become documents to fetch, its continuation token the next
+ * request, an error's text a message in logs, headers a document's metadata.
  *
  * The input is a sequence of pages separated by NUL bytes (XML holds none),
  * read one after another into one listing as sl_s3_list_next would, so
  * tokens and keys are replaced page after page; the whole input is also an
- * error body. Beyond crashes and leaks it checks what source.h promises:
- * a page's keys are not empty and are no folder markers, the token is
- * percent-encoded and never the one just used (a listing that would ask for
- * the same page forever), the keys hold no more bytes than the page could
- * spell (no amplification by entities), a failure says why, and an error's
- * description is printable ASCII that fits.
+ * error body, and its lines header lines. Beyond crashes and leaks it
+ * checks what source.h promises: a page's keys are not empty and are no
+ * folder markers, the token is percent-encoded and never the one just used
+ * (a listing that would ask for the same page forever), the keys hold no
+ * more bytes than the page could spell (no amplification by entities), a
+ * failure says why, an error's description is printable ASCII that fits,
+ * and a header's value fits its field without a line end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "source.h"
 
 #define MAX_PAGES 16
+#define MAX_HEADER_LINES 256
 
 static void fail(const char *what, const char *detail) {
     fprintf(stderr, "fuzz_s3_listing: %s: %.200s\n", what, detail ? detail : "");
@@ -78,7 +81,36 @@ static void describe(const char *body) {
         if (*p < 0x20 || *p > 0x7e) fail("a description with a byte that is not printable ASCII", out);
 }
 
+/* A field of sl_fetched holds one line's value, cut to its size. */
+static void field(const char *name, const char *v, size_t cap) {
+    const char *end = memchr(v, 0, cap);
+    if (!end) fail("a header field not terminated", name);
+    if (memchr(v, '\r', (size_t)(end - v)) || memchr(v, '\n', (size_t)(end - v)))
+        fail("a header field holding a line end", name);
+}
+
+static void headers(const uint8_t *data, size_t size) {
+    sl_fetched got;
+    memset(&got, 0, sizeof got);
+    const uint8_t *p = data, *end = data + size;
+    for (int k = 0; k < MAX_HEADER_LINES && p < end; k++) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        char *line = malloc(len); /* exactly the line, as curl hands it over */
+        if (!line) return;
+        memcpy(line, p, len);
+        sl_fetched_header(&got, line, len);
+        free(line);
+        p += len;
+    }
+    field("Content-Type", got.content_type, sizeof got.content_type);
+    field("ETag", got.etag, sizeof got.etag);
+    field("Last-Modified", got.last_modified, sizeof got.last_modified);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    headers(data, size);
+
     /* the error body as source.c gets it: NUL-terminated */
     char *copy = malloc(size + 1);
     if (!copy) return 0;
