@@ -453,7 +453,8 @@ int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size
     l->token = NULL;
     while (ok == 1 && (ok = xmlTextReaderRead(r)) == 1 && xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT)
         if (xmlTextReaderNodeType(r) == XML_READER_TYPE_DOCUMENT_TYPE) dtd = 1;
-    if (ok == 1) listing = strcmp((const char *)xmlTextReaderConstLocalName(r), "ListBucketResult") == 0;
+    const xmlChar *root = ok == 1 ? xmlTextReaderConstLocalName(r) : NULL;
+    listing = root && strcmp((const char *)root, "ListBucketResult") == 0;
     if (ok == 1 && listing && !dtd && !xmlTextReaderIsEmptyElement(r)) {
         ok = xmlTextReaderRead(r);
         while (ok == 1 && !rc && xmlTextReaderDepth(r) > 0) {
