@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlreader.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -140,18 +141,25 @@ static char *url_for(const char *uri, char *err, size_t errlen) {
 
 /* --- what a response means --- */
 
-/* Copies the text of <tag>...</tag> from an S3 error body into out. */
+/* Copies the text of <tag>...</tag> from an S3 error body into out, as
+ * printable ASCII: the server's bytes end up in logs and reports, where a
+ * newline would forge a line and an escape would reach a terminal. */
 static void xml_text(const char *body, const char *tag, char *out, size_t outlen) {
     char open[40], close[40];
     snprintf(open, sizeof open, "<%s>", tag);
     snprintf(close, sizeof close, "</%s>", tag);
     const char *a = strstr(body, open), *b = a ? strstr(a, close) : NULL;
-    out[0] = 0;
-    if (a && b) snprintf(out, outlen, "%.*s", (int)(b - a - (ptrdiff_t)strlen(open)), a + strlen(open));
+    size_t o = 0;
+    if (a && b)
+        for (const char *p = a + strlen(open); p < b && o + 1 < outlen; p++) {
+            unsigned char c = (unsigned char)*p;
+            out[o++] = c >= 0x20 && c < 0x7f ? (char)c : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
+        }
+    out[o] = 0;
 }
 
 /* "HTTP 404", with S3's error code and message when the body has them. */
-static void describe_status(long status, const char *body, char *out, size_t outlen) {
+void sl_s3_describe_status(long status, const char *body, char *out, size_t outlen) {
     char code[64], msg[200];
     xml_text(body ? body : "", "Code", code, sizeof code);
     xml_text(body ? body : "", "Message", msg, sizeof msg);
@@ -240,22 +248,24 @@ static size_t sync_body(char *data, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static size_t sync_header(char *line, size_t size, size_t n, void *ud) {
-    sync_req *s = ud;
-    size_t len = size * n;
-    if (!s->got) return len;
+void sl_fetched_header(sl_fetched *got, const char *line, size_t len) {
     char h[512];
     snprintf(h, sizeof h, "%.*s", (int)(len < sizeof h - 1 ? len : sizeof h - 1), line);
     h[strcspn(h, "\r\n")] = 0;
     char *colon = strchr(h, ':');
-    if (!colon) return len;
+    if (!colon) return;
     *colon = 0;
     char *v = colon + 1;
     while (*v == ' ' || *v == '\t') v++;
-    if (strcasecmp(h, "Content-Type") == 0) copy_header(v, s->got->content_type, sizeof s->got->content_type);
-    if (strcasecmp(h, "ETag") == 0) copy_header(v, s->got->etag, sizeof s->got->etag);
-    if (strcasecmp(h, "Last-Modified") == 0)
-        copy_header(v, s->got->last_modified, sizeof s->got->last_modified);
+    if (strcasecmp(h, "Content-Type") == 0) copy_header(v, got->content_type, sizeof got->content_type);
+    if (strcasecmp(h, "ETag") == 0) copy_header(v, got->etag, sizeof got->etag);
+    if (strcasecmp(h, "Last-Modified") == 0) copy_header(v, got->last_modified, sizeof got->last_modified);
+}
+
+static size_t sync_header(char *line, size_t size, size_t n, void *ud) {
+    sync_req *s = ud;
+    size_t len = size * n;
+    if (s->got) sl_fetched_header(s->got, line, len);
     return len;
 }
 
@@ -328,7 +338,7 @@ int sl_fetch_sync(const char *uri, uint64_t max_size, sl_fetched *got, char *err
     if (rc == SL_EBADINPUT && s.too_big)
         snprintf(err, errlen, "larger than max_file_size (%llu bytes)", (unsigned long long)max_size);
     if (rc == 0 && (status < 200 || status > 299)) {
-        describe_status(status, s.body, err, errlen);
+        sl_s3_describe_status(status, s.body, err, errlen);
         rc = SL_EBADINPUT;
     }
     if (rc) {
@@ -395,46 +405,96 @@ static int add_key(sl_s3_list *l, const char *key, uint64_t size) {
     return 0;
 }
 
-/* Reads one ListBucketResult page into l. */
-static int parse_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
-    xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
-    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-    if (!root || !child_is(root, "ListBucketResult")) {
-        xmlFreeDoc(doc);
-        snprintf(err, errlen, "listing %s: the answer is not a ListBucketResult", l->uri);
-        return SL_EBADINPUT;
+/* One child of <ListBucketResult> into l (expanded by the reader, freed by
+ * it when it moves on); SL_ENOMEM when a key cannot be kept. */
+static int page_child(sl_s3_list *l, const xmlNode *n, int *truncated) {
+    if (child_is(n, "IsTruncated")) {
+        xmlChar *t = xmlNodeGetContent(n);
+        *truncated = t && strcmp((const char *)t, "true") == 0;
+        xmlFree(t);
+    } else if (child_is(n, "NextContinuationToken")) {
+        xmlChar *t = xmlNodeGetContent(n);
+        free(l->token);
+        l->token = t && *t ? pct((const char *)t, 0) : NULL;
+        xmlFree(t);
+    } else if (child_is(n, "Contents")) {
+        xmlChar *key = NULL, *size = NULL;
+        int rc = 0;
+        for (xmlNode *c = n->children; c; c = c->next) {
+            if (child_is(c, "Key") && !key) key = xmlNodeGetContent(c);
+            if (child_is(c, "Size") && !size) size = xmlNodeGetContent(c);
+        }
+        size_t kl = key ? strlen((const char *)key) : 0;
+        if (kl && key[kl - 1] != '/' &&
+            add_key(l, (const char *)key, size ? strtoull((const char *)size, NULL, 10) : 0))
+            rc = SL_ENOMEM;
+        xmlFree(key);
+        xmlFree(size);
+        return rc;
     }
-    int truncated = 0, rc = 0;
-    free(l->token);
+    return 0;
+}
+
+/* Reads one ListBucketResult page into l. The answer is untrusted, so it
+ * is read as a stream, one child of the root at a time: memory follows the
+ * largest child, not the page (a tree of 16 MiB of empty elements is half
+ * a gigabyte). A DTD is refused: S3 sends none, and its entities would let
+ * a page of a few kilobytes spell gigabytes of keys. libxml2 reports
+ * nothing on stderr; the line of a syntax error goes into the message. */
+int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen) {
+    clear_page(l);
+    xmlResetLastError();
+    xmlTextReader *r = len <= MAX_LISTING ? xmlReaderForMemory(body, (int)len, NULL, NULL,
+                                                               XML_PARSE_NONET | XML_PARSE_NOBLANKS |
+                                                                   XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+                                          : NULL;
+    int ok = r ? 1 : -1, dtd = 0, listing = 0, truncated = 0, rc = 0;
+    char *asked = l->token; /* the token this page was asked with */
     l->token = NULL;
-    for (xmlNode *n = root->children; n && !rc; n = n->next) {
-        if (child_is(n, "IsTruncated")) {
-            xmlChar *t = xmlNodeGetContent(n);
-            truncated = t && strcmp((const char *)t, "true") == 0;
-            xmlFree(t);
-        } else if (child_is(n, "NextContinuationToken")) {
-            xmlChar *t = xmlNodeGetContent(n);
-            if (t) l->token = pct((const char *)t, 0);
-            xmlFree(t);
-        } else if (child_is(n, "Contents")) {
-            xmlChar *key = NULL, *size = NULL;
-            for (xmlNode *c = n->children; c; c = c->next) {
-                if (child_is(c, "Key") && !key) key = xmlNodeGetContent(c);
-                if (child_is(c, "Size") && !size) size = xmlNodeGetContent(c);
-            }
-            size_t kl = key ? strlen((const char *)key) : 0;
-            if (kl && key[kl - 1] != '/' &&
-                add_key(l, (const char *)key, size ? strtoull((const char *)size, NULL, 10) : 0))
-                rc = SL_ENOMEM;
-            xmlFree(key);
-            xmlFree(size);
+    while (ok == 1 && (ok = xmlTextReaderRead(r)) == 1 && xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT)
+        if (xmlTextReaderNodeType(r) == XML_READER_TYPE_DOCUMENT_TYPE) dtd = 1;
+    const xmlChar *root = ok == 1 ? xmlTextReaderConstLocalName(r) : NULL;
+    listing = root && strcmp((const char *)root, "ListBucketResult") == 0;
+    if (ok == 1 && listing && !dtd && !xmlTextReaderIsEmptyElement(r)) {
+        ok = xmlTextReaderRead(r);
+        while (ok == 1 && !rc && xmlTextReaderDepth(r) > 0) {
+            const xmlNode *n = xmlTextReaderExpand(r);
+            if (!n) ok = -1;
+            if (n) rc = page_child(l, n, &truncated);
+            if (n && !rc) ok = xmlTextReaderNext(r);
         }
     }
-    xmlFreeDoc(doc);
-    if (rc) return snprintf(err, errlen, "out of memory"), rc;
-    if (truncated && !l->token) {
+    /* the rest, for what is not well-formed after the part read */
+    while (ok == 1 && !rc) ok = xmlTextReaderRead(r);
+    const xmlError *e = ok < 0 ? xmlGetLastError() : NULL;
+    xmlFreeTextReader(r);
+    int again = truncated && asked && l->token && strcmp(asked, l->token) == 0;
+    free(asked);
+    if (!rc && (ok < 0 || !listing)) {
+        if (e && e->line > 0)
+            snprintf(err, errlen,
+                     "listing %s: the answer is not a ListBucketResult (not well-formed XML at line %d)",
+                     l->uri, e->line);
+        else
+            snprintf(err, errlen, "listing %s: the answer is not a ListBucketResult", l->uri);
+        rc = SL_EBADINPUT;
+    } else if (!rc && dtd) {
+        snprintf(err, errlen, "listing %s: the answer declares a DTD (S3 sends none)", l->uri);
+        rc = SL_EBADINPUT;
+    } else if (rc) {
+        snprintf(err, errlen, "out of memory");
+    } else if (truncated && !l->token) {
         snprintf(err, errlen, "listing %s: a truncated page without a NextContinuationToken", l->uri);
-        return SL_EBADINPUT;
+        rc = SL_EBADINPUT;
+    } else if (again) {
+        /* the same token would ask for the same page again, forever */
+        snprintf(err, errlen, "listing %s: the server answered the continuation token it was asked with",
+                 l->uri);
+        rc = SL_EBADINPUT;
+    }
+    if (rc) {
+        clear_page(l);
+        return rc;
     }
     l->last = !truncated;
     return 0;
@@ -455,13 +515,13 @@ static int next_page(sl_s3_list *l, char *err, size_t errlen) {
     free(url);
     l->started = 1;
     if (rc == 0 && (status < 200 || status > 299)) {
-        describe_status(status, s.body, why, sizeof why);
+        sl_s3_describe_status(status, s.body, why, sizeof why);
         rc = SL_EBADINPUT;
     }
     if (rc)
         snprintf(err, errlen, "listing %s: %s", l->uri, why);
     else
-        rc = parse_page(l, s.body, s.len, err, errlen);
+        rc = sl_s3_list_page(l, s.body, s.len, err, errlen);
     free(s.body);
     return rc;
 }
@@ -480,6 +540,10 @@ int sl_s3_list_next(sl_s3_list *l, const char **key, uint64_t *size, char *err, 
     l->i++;
     return 1;
 }
+
+size_t sl_s3_list_pending(const sl_s3_list *l) { return l->n - l->i; }
+
+const char *sl_s3_list_token(const sl_s3_list *l) { return l->last ? NULL : l->token; }
 
 void sl_s3_list_free(sl_s3_list *l) {
     if (!l) return;
@@ -552,7 +616,7 @@ static void on_answer(sl_http *req, void *arg) {
     if (status == 0)
         snprintf(why, sizeof why, "%s", sl_http_error(req) ? sl_http_error(req) : "no response");
     else
-        describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
+        sl_s3_describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
     if (retryable(status) && !req->oom && f->attempt < cfg.retries) {
         uv_timer_start(&f->timer, retry_now, (uint64_t)backoff_ms(f->attempt++), 0);
         return;

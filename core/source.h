@@ -57,6 +57,26 @@ int sl_s3_list_new(const char *uri, sl_s3_list **out);
 int sl_s3_list_next(sl_s3_list *l, const char **key, uint64_t *size, char *err, size_t errlen);
 void sl_s3_list_free(sl_s3_list *l);
 
+/* --- reading what an S3 server answered ---
+ * The parsing of untrusted bytes, apart from the requests so that
+ * fuzz/fuzz_s3_listing.c runs the production code without a network. */
+
+/* Reads one ListObjectsV2 answer (body: len bytes, not NUL-terminated) into
+ * l in place of its current page: the keys sl_s3_list_next returns next,
+ * the continuation token of the following page, and whether this page is
+ * the last. 0, or SL_EBADINPUT / SL_ENOMEM with the reason in err. */
+int sl_s3_list_page(sl_s3_list *l, const char *body, size_t len, char *err, size_t errlen);
+/* How many keys of the current page sl_s3_list_next has yet to return; at
+ * 0 its next call asks the server for the following page, if any. */
+size_t sl_s3_list_pending(const sl_s3_list *l);
+/* The continuation token the following page will be asked with
+ * (percent-encoded); NULL when the current page is the last. */
+const char *sl_s3_list_token(const sl_s3_list *l);
+
+/* "HTTP 404" into out, with S3's <Code> and <Message> when `body` (an
+ * error answer, NUL-terminated; NULL for none) has them. */
+void sl_s3_describe_status(long status, const char *body, char *out, size_t outlen);
+
 /* --- fetching one document --- */
 
 /* What a fetch brought: the body (malloc'd, NUL-terminated, the receiver
@@ -84,5 +104,11 @@ int sl_fetch_start(sl_loop *loop, const char *uri, uint64_t max_size, sl_fetch_c
 /* The same, blocking the calling thread (for a reader outside a run).
  * Returns 0 and fills *got, or a negative SL_E* with the reason in err. */
 int sl_fetch_sync(const char *uri, uint64_t max_size, sl_fetched *got, char *err, size_t errlen);
+
+/* Keeps what one response header line (len bytes as curl hands it over,
+ * not NUL-terminated, the line end included) says of the document in got:
+ * Content-Type, ETag or Last-Modified, cut to their fields' sizes. The
+ * blocking fetch reads its headers with it (fuzz/fuzz_s3_listing.c too). */
+void sl_fetched_header(sl_fetched *got, const char *line, size_t len);
 
 #endif
