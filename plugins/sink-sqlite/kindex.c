@@ -228,6 +228,15 @@ static int open_db(kindex *k, char *err, size_t errlen) {
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA synchronous = NORMAL");
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA cache_size = -32768");
         if (rc == SQLITE_OK) rc = exec(k, KW_SCHEMA);
+        /* FTS5's merge policy, kept in the file: a pass's terms (about 10
+         * MB for 10,000 chunks) flushed as one segment rather than one a
+         * megabyte, and 8 segments of a level merged at a time rather than
+         * 4. At 720,000 chunks that is 40% less CPU for the same index
+         * (19.3 s to 11.6 s); a query over every chunk holding a common
+         * word takes as long either way (0.4 to 0.7 s). */
+        if (rc == SQLITE_OK)
+            rc = exec(k, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('hashsize', 16777216);"
+                         "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('automerge', 8);");
     }
     if (rc == SQLITE_OK) {
         sqlite3_stmt *st = NULL;
