@@ -1509,9 +1509,11 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
          * reached the newest chunks, or no run has since a kill */
         char err[700];
         if (kindex_catch_up(s->ki, err, sizeof err) != 0) {
+            /* none could be made (a read-only folder): no keyword ranking,
+             * and a hybrid query answers by vector, saying why */
             if (!kindex_exists(s->ki)) {
                 free(match);
-                return sl_fail(call, SL_EFATAL, "keyword: %s", err);
+                return sl_fail(call, SL_KEYWORD_NO_INDEX, "%s", err);
             }
             sl_log(s->inst, SL_LOG_WARN,
                    "keyword: %s; searching the index as it is (it may miss the newest chunks)", err);

@@ -197,6 +197,19 @@ sl_ok query --mode keyword --json -k 3 gyroscope
 check_eq "keyword file removed: the query rebuilt it and finds the word" "$(json 'hits[0].uri')" "$target"
 check_eq "keyword file removed: rebuilt with every chunk" \
     "$(sql $db.keywords "SELECT count(*) FROM chunks_fts_docsize;")" "$(sql $db "SELECT count(*) FROM chunks;")"
+# No keyword file, and none can be made (here its path leads into a folder
+# that does not exist, as a read-only folder would refuse it even to root):
+# a hybrid query answers by vector and says why; keyword alone fails.
+rm -f $db.keywords $db.keywords-wal $db.keywords-shm
+ln -s /nonexistent-sluice-dir/kw $db.keywords
+sl_ok query --json -k 3 gyroscope
+check_eq "keyword file cannot be made: hybrid answers by vector" "$(json '[hits[] | select(.keyword != null)] | length')" 0
+check_gt "keyword file cannot be made: hybrid still has hits" "$(json 'hits | length')" 0
+check_contains "keyword file cannot be made: says why" "$ERR" "no keyword ranking: .*keywords"
+sl query --mode keyword -k 3 gyroscope
+check_eq "keyword file cannot be made: --mode keyword fails" "$RC" 2
+rm -f $db.keywords
+
 head -c 8192 /dev/urandom >$db.keywords
 rm -f $db.keywords-wal $db.keywords-shm
 sl_ok query --mode keyword --json -k 3 gyroscope
