@@ -72,12 +72,12 @@ static const char *const kstatements[K_COUNT] = {
     [K_ROLLBACK] = "ROLLBACK",
     [K_STATE] = "SELECT store_id, seq FROM kw_state WHERE id = 1",
     [K_STORE] =
-        "SELECT (SELECT id FROM store.vector_log_id LIMIT 1),"
-        " coalesce((SELECT seq FROM store.sqlite_sequence WHERE name = 'keyword_log'), 0),"
-        " coalesce((SELECT CAST(value AS INTEGER) FROM store.meta WHERE key = 'keyword_log_trimmed'), 0)",
+        ("SELECT (SELECT id FROM store.vector_log_id LIMIT 1),"
+         " coalesce((SELECT seq FROM store.sqlite_sequence WHERE name = 'keyword_log'), 0),"
+         " coalesce((SELECT CAST(value AS INTEGER) FROM store.meta WHERE key = 'keyword_log_trimmed'), 0)"),
     [K_CLEAR] = "INSERT INTO chunks_fts(chunks_fts) VALUES('delete-all')",
-    [K_FILL] = "INSERT INTO chunks_fts(rowid, text, heading, summary)"
-               " SELECT id, text, heading, summary FROM store.chunks",
+    [K_FILL] = ("INSERT INTO chunks_fts(rowid, text, heading, summary)"
+                " SELECT id, text, heading, summary FROM store.chunks"),
     [K_SET] = "INSERT OR REPLACE INTO kw_state(id, store_id, seq) VALUES(1, ?1, ?2)",
     [K_HELD] = "SELECT 1 FROM chunks_fts_docsize WHERE id = ?1",
     [K_DELETE] =
@@ -94,16 +94,16 @@ enum { R_BEGIN, R_COMMIT, R_STORE, R_DELETES, R_ADDS, R_COUNT };
 static const char *const rstatements[R_COUNT] = {
     [R_BEGIN] = "BEGIN",
     [R_COMMIT] = "COMMIT",
-    [R_STORE] = "SELECT (SELECT id FROM vector_log_id LIMIT 1),"
-                " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'), 0),"
-                " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'keyword_log_trimmed'), 0)",
-    [R_DELETES] = "SELECT chunk, text, heading, summary FROM keyword_log"
-                  " WHERE deleted AND seq > ?1 AND seq <= ?2 ORDER BY seq",
-    [R_ADDS] = "SELECT c.id, c.text, c.heading, c.summary FROM keyword_log AS l"
-               " JOIN chunks AS c ON c.id = l.chunk"
-               " WHERE l.seq > ?1 AND l.seq <= ?2 AND NOT l.deleted AND NOT EXISTS"
-               " (SELECT 1 FROM keyword_log AS d WHERE d.deleted AND d.chunk = l.chunk AND d.seq > l.seq)"
-               " ORDER BY l.seq",
+    [R_STORE] = ("SELECT (SELECT id FROM vector_log_id LIMIT 1),"
+                 " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'), 0),"
+                 " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'keyword_log_trimmed'), 0)"),
+    [R_DELETES] = ("SELECT chunk, text, heading, summary FROM keyword_log"
+                   " WHERE deleted AND seq > ?1 AND seq <= ?2 ORDER BY seq"),
+    [R_ADDS] = ("SELECT c.id, c.text, c.heading, c.summary FROM keyword_log AS l"
+                " JOIN chunks AS c ON c.id = l.chunk"
+                " WHERE l.seq > ?1 AND l.seq <= ?2 AND NOT l.deleted AND NOT EXISTS"
+                " (SELECT 1 FROM keyword_log AS d WHERE d.deleted AND d.chunk = l.chunk AND d.seq > l.seq)"
+                " ORDER BY l.seq"),
 };
 
 /* Rows copied out of the store: a chunk id and its three values (a
