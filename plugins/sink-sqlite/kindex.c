@@ -141,7 +141,7 @@ struct kindex {
     pthread_t th;
     bool started, pending, stop;
     /* what it did, for the closing line (under mu) */
-    uint64_t entries, passes, rebuilt, busy_ns, cpu_ns;
+    uint64_t entries, passes, busy_ns, cpu_ns;
     char last_error[700];
 };
 
@@ -467,7 +467,6 @@ static int pass(kindex *k, bool *more, int64_t *done, char *err, size_t errlen) 
         if (rc == SQLITE_OK) {
             *done = n;
             rebuilt = true;
-            k->rebuilt += (uint64_t)n;
             seq = head;
             if (have || n)
                 sl_log(k->inst, SL_LOG_INFO, "keyword index %s (%s): rebuilt from %lld chunks in %.2f s",
