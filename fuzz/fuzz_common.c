@@ -1,6 +1,9 @@
 /* fuzz_common.c - loading a plugin for a harness (fuzz.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 #include "loop.h"
@@ -45,4 +48,27 @@ sl_instance *fuzz_instance(const char *name, const char *const *overrides, size_
         exit(2);
     }
     return inst; /* lives for the process, like libFuzzer's */
+}
+
+/* One mapping, grown when an input needs more: [pages][PROT_NONE page]. */
+static unsigned char *guard_map;
+static size_t guard_room; /* bytes before the guard page */
+
+const uint8_t *fuzz_at_guard(const uint8_t *data, size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!guard_map || size > guard_room) {
+        if (guard_map) munmap(guard_map, guard_room + page);
+        size_t room = (size + page - 1) / page * page;
+        if (!room) room = page;
+        void *m = mmap(NULL, room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || mprotect((unsigned char *)m + room, page, PROT_NONE) != 0) {
+            perror("fuzz: guard page");
+            exit(2);
+        }
+        guard_map = m;
+        guard_room = room;
+    }
+    unsigned char *at = guard_map + guard_room - size;
+    if (size) memcpy(at, data, size);
+    return at;
 }
