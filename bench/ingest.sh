@@ -9,9 +9,9 @@
 # by bench/gen_corpus.sh and kept in WORK between runs) and each thread
 # count, it runs `sluice run --json --set sluice.threads=N` into a fresh
 # store and reads the run report: wall time (the process's, start to exit),
-# documents/s, MB/s, peak RSS
-# (from /usr/bin/time -v when installed, else the report's peak_rss_bytes)
-# and the busy seconds of each stage. It prints one Markdown table, then
+# documents/s, MB/s, the process's CPU and the cores it kept busy, peak RSS
+# (from /usr/bin/time -v when installed, else the report's peak_rss_bytes;
+# CPU needs it) and the busy seconds of each stage. It prints one Markdown table, then
 # the two ratios that matter: what a second thread buys, and how memory
 # grows with the corpus (it should not: documents stream through a bounded
 # window). Needs jq; see bench/README.md. Not run in CI: timings are for
@@ -74,13 +74,20 @@ for n in $sizes; do
         wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         rss_kb=$(awk -F': *' '/Maximum resident set size/ {print $2}' "$run/stderr.txt")
         if [[ -z $rss_kb ]]; then rss_kb=$(($(jq -r .peak_rss_bytes "$r") / 1024)); fi
+        # the process's CPU (user + system) and how many cores that kept
+        # busy: on a small machine the store's own threads (the writer, the
+        # keyword index) take a core, and a second pipeline thread then
+        # has none left to run on
+        read -r cpu cores < <(awk -v w="$wall" -F': *' '
+            /User time \(seconds\)/ { u = $2 } /System time \(seconds\)/ { s = $2; seen = 1 }
+            END { if (seen) printf "%.2f %.2f\n", u + s, (u + s) / w; else print "- -" }' "$run/stderr.txt")
         read -r mb dps mbps rss_mb < <(awk -v b="$bytes" -v d="$docs" -v w="$wall" -v k="$rss_kb" \
             'BEGIN { printf "%.1f %.0f %.2f %.1f\n", b / 1e6, d / w, b / 1e6 / w, k / 1024 }')
         rate[$n,$t]=$dps
         rss[$n,$t]=$rss_mb
         if [[ $failed != 0 ]]; then echo "warning: $failed documents failed in $run" >&2; fi
-        rows+=("$(printf '| %6s | %6s | %7s | %7.2f | %7s | %6s | %11s | %7s | %7s | %7s | %7s |' \
-            "$docs" "$mb" "$t" "$wall" "$dps" "$mbps" "$rss_mb" \
+        rows+=("$(printf '| %6s | %6s | %7s | %7.2f | %7s | %6s | %6s | %5s | %11s | %7s | %7s | %7s | %7s |' \
+            "$docs" "$mb" "$t" "$wall" "$dps" "$mbps" "$cpu" "$cores" "$rss_mb" \
             "$(busy parse- "$r")" "$(busy chunk- "$r")" "$(busy embed- "$r")" "$(busy sink- "$r")")")
     done
 done
@@ -88,10 +95,11 @@ done
 echo
 echo "$("$sluice" --version | head -1), $(nproc) cores, $(uname -m); default config (embed-hash 384, SQLite)"
 echo
-echo "|   docs |     MB | threads |  wall s |  docs/s |   MB/s | peak RSS MB | parse s | chunk s | embed s | store s |"
-echo "|-------:|-------:|--------:|--------:|--------:|-------:|------------:|--------:|--------:|--------:|--------:|"
+echo "|   docs |     MB | threads |  wall s |  docs/s |   MB/s |  CPU s | cores | peak RSS MB | parse s | chunk s | embed s | store s |"
+echo "|-------:|-------:|--------:|--------:|--------:|-------:|-------:|------:|------------:|--------:|--------:|--------:|--------:|"
 printf '%s\n' "${rows[@]}"
 echo
+echo "CPU s: the process's user + system CPU (from /usr/bin/time); cores: CPU s / wall s."
 echo "busy s: time spent inside each stage's callbacks, summed over threads."
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
