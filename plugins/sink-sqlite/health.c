@@ -193,6 +193,8 @@ bool closed_cleanly(const char *path, char *why, size_t cap) {
         snprintf(why, cap, "it cannot be looked at");
     } else if (writer_alive(path)) {
         clean = true; /* being written by a live sluice: not ours to judge */
+    } else if (st.st_size == 0 && file_size(wal) <= 0) {
+        clean = true; /* new: opening made it, and nothing was ever written */
     } else {
         int fd = open(m, O_RDONLY | O_CLOEXEC);
         ssize_t n = fd >= 0 ? read(fd, got, sizeof got - 1) : -1;

@@ -11,7 +11,7 @@
 #   lists into a fresh store equal to a clean run's, keeps the old file as a
 #   named backup, and `store check` is then healthy (exit 0) with the counts;
 # - a store whose clean-close marker is gone gets PRAGMA quick_check on
-#   open; a cleanly closed one does not;
+#   open; a cleanly closed one does not, nor does a new one;
 # - a store in a folder the user cannot write, on a read-only file system,
 #   or under a path that is not a folder: the message names the path and
 #   the reason.
@@ -64,8 +64,12 @@ sl -v query installing
 check_eq "query on a cleanly closed store: exit status" "$RC" 0
 check_lacks "a cleanly closed store is not quick_checked" "$ERR" "quick_check"
 
-# the same documents stored cleanly elsewhere: what a rebuild must equal
-sl_ok --set store.path="$T/ref/store.db" run docs
+# the same documents stored cleanly elsewhere: what a rebuild must equal;
+# a new store is neither called unclean nor quick_checked
+sl -v --set store.path="$T/ref/store.db" run docs
+check_eq "a run into a new store: exit status" "$RC" 0
+check_lacks "a new store is not called unclosed" "$ERR" "not closed cleanly"
+check_lacks "a new store is not quick_checked" "$ERR" "quick_check"
 ref=$(store_digest "$T/ref/store.db")
 
 # --- not closed cleanly: quick_check on open ---
