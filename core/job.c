@@ -76,7 +76,14 @@ static void job_set(job *j, job_state to) {
  * decide before any of that exists, so it charges a document its file size
  * times an expansion: at first one estimated from the route (plan.c), then
  * the largest ratio of held bytes to file bytes seen in flight so far, with
- * a margin. A document waits until it fits; one alone always goes. */
+ * a margin. A document waits until it fits; one alone always goes.
+ *
+ * The ratio seen in flight undercounts while many documents wait for their
+ * first steps (a burst admitted at the start queues for the parser, each
+ * holding little more than its bytes): lowered to that, admission let in
+ * twice the budget's worth, which grew to 498 MB held on a 256 MB budget
+ * once they were parsed and embedded. So the estimate is never lowered
+ * below what stored documents held at their peaks, over their file bytes. */
 
 uint64_t run_held(run *r) {
     long long m = atomic_load(&r->meter.bytes);
@@ -89,7 +96,8 @@ uint64_t run_held(run *r) {
          * lowers it only once many documents are in flight together (their
          * steps then overlap in every phase, so the ratio seen is the ratio
          * there is), never while a few could all peak at once */
-        double want = r->expand_seen * 1.15;
+        double peaks = r->ended_raw ? (double)r->ended_peaks / (double)r->ended_raw : 0;
+        double want = (r->expand_seen > peaks ? r->expand_seen : peaks) * 1.15;
         if (want > r->expand || (r->done >= 64 && r->docs_inflight >= 32 && want > 1.0)) r->expand = want;
     }
     return held;
@@ -108,6 +116,7 @@ void job_account(job *j) {
     j->run->bytes_inflight += now;
     j->run->bytes_inflight -= j->accounted;
     j->accounted = now;
+    if (now > j->peak) j->peak = now;
     run_held(j->run);
 }
 
@@ -162,6 +171,10 @@ static void job_end(job *j, job_state end) {
                                             : -1,
                        j->fail_stage, j->fail_reason);
     if (!(end == JOB_SKIPPED && j->no_route)) rep->bytes += j->doc->len;
+    if (end == JOB_STORED) { /* skipped ones never grew: they would pull the floor down */
+        r->ended_peaks += j->peak;
+        r->ended_raw += j->raw;
+    }
     r->done++;
     run_held(r);
     SL_INVARIANT(r->docs_inflight > 0 && r->bytes_inflight >= j->accounted && r->raw_inflight >= j->raw);

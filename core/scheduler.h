@@ -248,6 +248,7 @@ struct sl_job {
     size_t route;
     size_t step;      /* index into the route's plan */
     size_t accounted; /* bytes counted against the memory budget */
+    size_t peak;      /* the most it held (accounted) so far */
     uint64_t raw;     /* the file's size at admission (at least JOB_MIN_RAW) */
     uint32_t parts;   /* units of the current step not yet done */
     int skip;         /* lookup said unchanged */
@@ -345,12 +346,13 @@ struct run {
     size_t max_docs;
     uint64_t budget;
     size_t docs_inflight;
-    uint64_t bytes_inflight;    /* what documents in flight hold (job_account), plus... */
-    sl_meter meter;             /* ...what their HTTP bodies and batches hold */
-    uint64_t raw_inflight;      /* their file sizes */
-    double expand, expand_seen; /* in flight over file bytes: assumed at admission, largest seen */
-    uint64_t peak_inflight;     /* the most held at once (the report's peak_inflight_bytes) */
-    uint64_t chain_max_ns;      /* the longest chain of a stored document */
+    uint64_t bytes_inflight;         /* what documents in flight hold (job_account), plus... */
+    sl_meter meter;                  /* ...what their HTTP bodies and batches hold */
+    uint64_t raw_inflight;           /* their file sizes */
+    double expand, expand_seen;      /* in flight over file bytes: assumed at admission, largest seen */
+    uint64_t ended_peaks, ended_raw; /* stored documents: the most each held, and their file bytes */
+    uint64_t peak_inflight;          /* the most held at once (the report's peak_inflight_bytes) */
+    uint64_t chain_max_ns;           /* the longest chain of a stored document */
     uint64_t budget_wait_ns, budget_wait_since; /* admission held back by the budget */
     uint64_t done;
     /* lookahead from the walker */
