@@ -4,6 +4,7 @@
  * nearer for texts that share words, and option values checked in init.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 #include "instance.h"
 #include "registry.h"
 #include "sluice/sluice.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 static sl_ctx *ctx;
 static sl_registry *reg;
@@ -272,6 +276,166 @@ static void test_one_megabyte_texts(void) {
     instance_free(inst);
 }
 
+/* The algorithm as the plugin's header states it, written plainly (no word
+ * cache, every feature hashed): the plugin must give these vectors bit for
+ * bit, whatever its cache holds. Options: n-grams nmin..nmax, a whole-word
+ * feature of weight ww when words, seed. Words longer than 256 bytes are
+ * cut at a code point start (or at 260 bytes of continuation bytes). */
+typedef struct ref_opts {
+    uint32_t dim, nmin, nmax;
+    bool words;
+    float ww;
+    uint64_t seed;
+} ref_opts;
+
+static void ref_feature(const ref_opts *o, float *v, const char *p, size_t n, uint64_t seed, float w) {
+    uint64_t h = XXH3_64bits_withSeed(p, n, seed);
+    v[(uint32_t)(((h & 0xffffffffu) * (uint64_t)o->dim) >> 32)] += (h >> 63) ? -w : w;
+}
+
+static void ref_word(const ref_opts *o, float *v, const char *buf, size_t len) {
+    if (o->words) ref_feature(o, v, buf + 1, len - 2, o->seed ^ UINT64_C(0x9e3779b97f4a7c15), o->ww);
+    size_t starts[300], ns = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)buf[i] & 0xC0) != 0x80) starts[ns++] = i;
+    starts[ns] = len;
+    for (size_t i = 0; i < ns; i++)
+        for (uint32_t n = o->nmin; n <= o->nmax && i + n <= ns; n++)
+            ref_feature(o, v, buf + starts[i], starts[i + n] - starts[i], o->seed, 1.0f);
+}
+
+static void ref_embed(const ref_opts *o, const char *t, float *v) {
+    memset(v, 0, o->dim * sizeof *v);
+    char buf[300];
+    size_t n = 0, len = strlen(t);
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)t[i] : ' ';
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+        if (word && n >= 256 && ((c & 0xC0) != 0x80 || n >= 260)) {
+            buf[0] = buf[n + 1] = ' ';
+            ref_word(o, v, buf, n + 2);
+            n = 0;
+        }
+        if (word) {
+            buf[1 + n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        } else if (n) {
+            buf[0] = buf[n + 1] = ' ';
+            ref_word(o, v, buf, n + 2);
+            n = 0;
+        }
+    }
+    double sum = 0;
+    for (uint32_t j = 0; j < o->dim; j++) sum += (double)v[j] * v[j];
+    if (sum > 0) {
+        float inv = (float)(1.0 / sqrt(sum));
+        for (uint32_t j = 0; j < o->dim; j++) v[j] *= inv;
+    }
+}
+
+/* A text of words drawn from a vocabulary of `vocab` words (many more than
+ * the plugin's per-thread cache holds, so words evict each other), of 1 to
+ * 40 bytes, some upper case, some UTF-8, one of 300 bytes. */
+static char *random_text(uint32_t *x, size_t words, uint32_t vocab) {
+    char *t = malloc(words * 82 + 302), *p = t; /* a word: at most 40 characters of 2 bytes */
+    for (size_t i = 0; i < words; i++) {
+        *x = *x * 1103515245u + 12345u;
+        uint32_t id = (*x >> 8) % vocab, y = id * 2654435761u + 1;
+        size_t len = 1 + (id * 7u) % (id % 5 ? 9 : 40);
+        for (size_t k = 0; k < len; k++) {
+            y = y * 1103515245u + 12345u;
+            uint32_t r = (y >> 16) % 40;
+            if (r < 26)
+                *p++ = (char)((id % 3 ? 'a' : 'A') + r);
+            else if (r < 30)
+                p += sprintf(p, "\xc3\xa9");
+            else
+                *p++ = (char)('0' + r % 10);
+        }
+        *p++ = i % 11 == 10 ? '.' : ' ';
+    }
+    memset(p, 'z', 300);
+    p += 300;
+    *p = '\0';
+    return t;
+}
+
+/* The per-thread word cache changes no vector: the plugin's vectors equal
+ * the plain algorithm's, bit for bit, on texts whose words repeat and evict
+ * each other, cold and warm, with options whose words have too many
+ * features to cache, without word features, and with another weight.
+ * Returns the vectors that differ or failed (no CHECK: threads call it). */
+static int mismatches(sl_instance *inst, const ref_opts *o, uint32_t seed) {
+    int bad = 0;
+    uint32_t x = seed;
+    float *got = malloc(o->dim * sizeof *got), *want = malloc(o->dim * sizeof *want);
+    for (int round = 0; round < 6; round++) {
+        char *t = random_text(&x, 2000, round < 3 ? 300 : 20000);
+        const char *texts[] = {t};
+        ref_embed(o, t, want);
+        for (int again = 0; again < 2; again++) {
+            if (embed(inst, texts, 1, got) != 0 || memcmp(got, want, o->dim * sizeof *got) != 0) bad++;
+        }
+        free(t);
+    }
+    free(got);
+    free(want);
+    return bad;
+}
+
+static void test_cache_gives_the_plain_vectors(void) {
+    struct {
+        const char *set[4];
+        ref_opts o;
+    } cases[] = {
+        {{NULL}, {384, 3, 5, true, 1.0f, 0}},
+        {{"words=false", "seed=7"}, {384, 3, 5, false, 1.0f, 7}},
+        {{"word_weight=2.5", "dimension=1000"}, {1000, 3, 5, true, 2.5f, 0}},
+        {{"ngram_min=1", "ngram_max=16"}, {384, 1, 16, true, 1.0f, 0}},
+        {{"dimension=65536", "ngram_min=2", "ngram_max=2"}, {65536, 2, 2, true, 1.0f, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = 0;
+        while (n < 4 && cases[c].set[n]) n++;
+        int rc;
+        sl_instance *inst = instance_new_with(cases[c].set, n, &rc);
+        CHECK_INT(rc, 0);
+        CHECK_INT(mismatches(inst, &cases[c].o, 1000u + (uint32_t)c), 0);
+        instance_free(inst);
+    }
+}
+
+typedef struct cache_thread {
+    sl_instance *inst;
+    uint32_t seed;
+    int bad;
+} cache_thread;
+
+static void *cache_thread_main(void *arg) {
+    cache_thread *ct = arg;
+    ref_opts o = {384, 3, 5, true, 1.0f, 0};
+    ct->bad = mismatches(ct->inst, &o, ct->seed);
+    return NULL;
+}
+
+/* Threads embedding at once through one instance each keep their own
+ * cache: every vector still equals the plain one. */
+static void test_cache_per_thread(void) {
+    int rc;
+    sl_instance *inst = instance_new(NULL, &rc);
+    CHECK_INT(rc, 0);
+    pthread_t th[3];
+    cache_thread arg[3];
+    for (int i = 0; i < 3; i++) {
+        arg[i] = (cache_thread){inst, 77u + (uint32_t)i, -1};
+        CHECK_INT(pthread_create(&th[i], NULL, cache_thread_main, &arg[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(arg[i].bad, 0);
+    }
+    instance_free(inst);
+}
+
 int main(void) {
     const char *dir = getenv("SLUICE_PLUGIN_DIR");
     char path[4096];
@@ -295,6 +459,8 @@ int main(void) {
     test_empty_text_is_zero_vector();
     test_out_of_range_options_refused();
     test_one_megabyte_texts();
+    test_cache_gives_the_plain_vectors();
+    test_cache_per_thread();
 
     sl_registry_free(reg);
     sl_ctx_free(ctx);
