@@ -11,10 +11,10 @@
 # store and reads the run report: wall time (the process's, start to exit),
 # documents/s, MB/s, the process's CPU and the cores it kept busy, peak RSS
 # (from /usr/bin/time -v when installed, else the report's peak_rss_bytes;
-# CPU needs it) and the busy seconds of each stage. It prints one Markdown table, then
-# the two ratios that matter: what a second thread buys, and how memory
-# grows with the corpus (it should not: documents stream through a bounded
-# window). Needs jq; see bench/README.md. Not run in CI: timings are for
+# CPU needs it) and the busy seconds of each stage. It prints one Markdown
+# table, then the two ratios that matter: what a second thread buys, and
+# how memory grows with the corpus (it should not: documents stream through
+# a bounded window). Needs jq; see bench/README.md. Not run in CI: timings are for
 # people, never for assertions.
 set -euo pipefail
 
