@@ -51,9 +51,10 @@
  * stays bounded (see wal_hook).
  *
  * One lock, mu, guards the queues and the flags; it is never held during
- * SQL. Another, ckpt_mu, is held by whichever side checkpoints. The connection is this thread's alone while it runs (init made it
- * before, fini closes it after), so it needs no lock of its own; so is the
- * checkpointer's.
+ * SQL. Another, ckpt_mu, is held by whichever side checkpoints; no thread
+ * holds both. The connection is this thread's alone while it runs (init
+ * made it before, fini closes it after), so it needs no lock of its own;
+ * nor does the checkpointer's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -973,12 +974,17 @@ static void ckpt_start(writer *w, const char *path) {
 
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA synchronous = %d", sync);
+    char why[256] = "";
     int rc = sqlite3_open_v2(path, &w->cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(w->cdb, pragma, NULL, NULL, NULL);
-    if (rc == SQLITE_OK) rc = pthread_create(&w->ckpt_thread, NULL, ckpt_main, w) ? SQLITE_ERROR : SQLITE_OK;
     if (rc != SQLITE_OK) {
+        snprintf(why, sizeof why, "%s", w->cdb ? sqlite3_errmsg(w->cdb) : sqlite3_errstr(rc));
+    } else if ((rc = pthread_create(&w->ckpt_thread, NULL, ckpt_main, w)) != 0) {
+        snprintf(why, sizeof why, "cannot start it: %s", strerror(rc));
+    }
+    if (why[0]) {
         sl_log(w->inst, SL_LOG_WARN, "%s: no checkpoint thread (%s): the writer checkpoints the WAL itself",
-               path, w->cdb ? sqlite3_errmsg(w->cdb) : sqlite3_errstr(rc));
+               path, why);
         sqlite3_close_v2(w->cdb);
         w->cdb = NULL;
         return;
