@@ -138,7 +138,21 @@ check_eq "never back: the failures are in the store stage" \
     "$(json '[.failed[] | select(.stage | startswith("store") | not)] | length')" 0
 pg_resume
 stored_b=$(stored_in b_)
-check_eq "never back: what the report says was stored is in the store" "$stored_b" "$(json .documents.stored)"
+reported_b=$(json .documents.stored)
+# Nothing the report says was stored is missing. The store may hold a few
+# more: a COMMIT that reached the server as it shut down ("fast" ends each
+# backend, but one that had applied its COMMIT has) is stored while sluice
+# saw the connection close first and counted the document as failed and
+# retryable, as any client of a database whose connection dies after
+# COMMIT was sent must (the outcome is unknown to it; the next run's
+# lookup finds the document stored, unchanged, and skips it). There is at
+# most one such COMMIT on each of the store's connections (pool_size).
+pool_size=$(sl_ok plugins --json >/dev/null; jqo '[plugins[] | select(.name == "sink-postgres") | .options[]
+    | select(.name == "pool_size") | .default] | first // empty')
+check "never back: what the report says was stored is in the store ($stored_b stored, $reported_b reported)" \
+    test "$stored_b" -ge "$reported_b"
+check "never back: at most one COMMIT in doubt a connection ($stored_b stored, $reported_b reported, pool_size ${pool_size:-?})" \
+    test "$stored_b" -le "$((reported_b + ${pool_size:-0}))"
 store_whole b_ "$stored_b" "never back"
 
 # --- 3. stopped for good, then SIGTERM ---
