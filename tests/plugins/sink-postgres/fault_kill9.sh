@@ -27,8 +27,11 @@ echo "uninterrupted run took ${ta} ms"
 # left to store (a kill after it finished tests nothing), at most 15 tries.
 # A kill lands after the run has stored something of its own (polled in the
 # store, so a slow start on a loaded machine cannot make every kill land
-# before the first commit), plus a random delay drawn from the first 40% of
-# the time the remaining documents took in the uninterrupted run.
+# before the first commit), plus a random delay drawn from the first 20% of
+# the time the remaining documents took in the uninterrupted run: a kill
+# late in the first 40% (as it was) could leave so few documents that the
+# next run stored them all before its kill, and the tries ran out with one
+# kill landed (the embedder got faster, and so did the runs).
 RANDOM=$$
 landed=0
 tries=0
@@ -38,7 +41,7 @@ while ((landed < 3 && tries < 15)); do
     [[ $before -lt $ndocs ]] || break
     tries=$((tries + 1))
     left_ms=$((ta * (ndocs - before) / ndocs))
-    delay=$((RANDOM % (left_ms * 4 / 10 + 1)))
+    delay=$((RANDOM % (left_ms * 2 / 10 + 1)))
     "$SLUICE" -c pg.ini --set store.table_prefix=b_ run --json docs </dev/null >/dev/null 2>&1 &
     pid=$!
     t0=$(now_ms)
