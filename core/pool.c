@@ -7,6 +7,7 @@
 #include "guard.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -29,6 +30,14 @@ typedef struct worker_arg {
 } worker_arg;
 
 int sl_cpu_count(void) {
+    /* the CPUs this process may run on (taskset, cpusets): a pool thread
+     * more than those only waits for one of them */
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int k = CPU_COUNT(&set);
+        if (k > 0) return k;
+    }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

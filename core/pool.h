@@ -53,7 +53,8 @@ void sl_pool_free(sl_pool *pool);
  * is expected to exit soon: sluice then exits without unloading plugins. */
 void sl_pool_abandon(sl_pool *pool);
 
-/* Number of online cores (at least 1). */
+/* Number of cores this process may run on: its CPU affinity (taskset,
+ * cpusets), else the online cores; at least 1. */
 int sl_cpu_count(void);
 
 #endif
