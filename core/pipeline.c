@@ -11,6 +11,7 @@
  */
 #include "pipeline.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -231,17 +232,29 @@ static double cpu_s(int who) {
            (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* The machine's CPU time so far, busy and in all, in ticks (/proc/stat);
- * 0 where it cannot be read. */
+/* The CPU time so far of the cores sluice may run on (its affinity; all
+ * of them without one), busy and in all, in ticks (/proc/stat's cpuN
+ * lines); 0 where it cannot be read. */
 static void machine_ticks(unsigned long long *busy, unsigned long long *all) {
     *busy = *all = 0;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0;
     FILE *f = fopen("/proc/stat", "r");
     if (!f) return;
-    unsigned long long v[8] = {0};
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &v[6], &v[7]) == 8) {
-        for (int i = 0; i < 8; i++) *all += v[i];
-        *busy = *all - v[3] - v[4]; /* less idle and iowait */
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned cpu;
+        unsigned long long v[8] = {0};
+        if (strncmp(line, "cpu", 3) != 0) break; /* the cpu lines come first */
+        if (sscanf(line, "cpu%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]) != 9)
+            continue; /* the "cpu" line: all of them */
+        if (mine && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set))) continue;
+        unsigned long long a = 0;
+        for (int i = 0; i < 8; i++) a += v[i];
+        *all += a;
+        *busy += a - v[3] - v[4]; /* less idle and iowait */
     }
     fclose(f);
 }
@@ -269,7 +282,8 @@ static const stage *limited_stage(const run *r, double *wait_s) {
  * that would buy. The first that holds, in this order: the longest
  * document's own chain (nothing can be faster), a provider limit the user
  * set that requests waited on for a good part of the run, the loop thread,
- * the machine's CPU, the memory budget, the store. */
+ * sluice's CPU, the machine's CPU (full, with others taking part of it),
+ * the memory budget, the store. */
 static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine) {
     sl_report *rep = r->rep;
     int cores = sl_cpu_count();
@@ -321,10 +335,28 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             loop * 100, loop_cpu, wall, chain);
     } else if (used >= 0.85 * cores) {
         rep->binding_kind = "cpu";
+        snprintf(
+            b, n,
+            "bound by CPU: sluice used %.1f of %d core%s; more cores (or cheaper stages) would help; the "
+            "longest document chain was %.2f s of %.2f s",
+            used, cores, cores == 1 ? "" : "s", chain, wall);
+    } else if (machine >= 0.85 && used >= 0.25 * cores) {
+        /* The cores were full, and not only with sluice: whatever else ran
+         * took the CPU sluice would have used. Admission waiting for room
+         * is then a symptom, not the cause (a larger budget lets in more
+         * documents than the CPU can move: measured, it made runs slower). */
+        char budget[160] = "";
+        if (r->budget && bw >= 0.3 * wall)
+            snprintf(budget, sizeof budget,
+                     "; admission waited %.2f s for memory, which a larger memory_budget would not shorten",
+                     bw);
+        rep->binding_kind = "machine";
         snprintf(b, n,
-                 "bound by CPU: sluice used %.1f of %d cores; more cores (or cheaper stages) would help; the "
-                 "longest document chain was %.2f s of %.2f s",
-                 used, cores, chain, wall);
+                 "bound by the machine's CPU: its %d core%s %s %.0f%% busy, sluice using %.1f and other "
+                 "processes %.1f; more cores, or less else running, would help%s; the longest document "
+                 "chain was %.2f s of %.2f s",
+                 cores, cores == 1 ? "" : "s", cores == 1 ? "was" : "were", machine * 100, used,
+                 machine * cores > used ? machine * cores - used : 0, budget, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
         /* Room frees only as documents in flight finish: say where their
          * time went (each stage's time in its calls and queued for them,

@@ -10,7 +10,10 @@
 #     (24 summaries at rpm = 12: 12 go at once, the other 12 wait for the
 #     minute to pass, so this part runs a little over a minute);
 #   - a memory budget too small for the documents: memory_budget, with the
-#     time admission waited.
+#     time admission waited (tests/providers-e2e/memory_budget.sh);
+#   - the cores full, and not only with sluice: sluice and two busy loops
+#     pinned to one CPU ("machine"), the line giving the CPU's busy share,
+#     sluice's part and the others'.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
@@ -55,5 +58,31 @@ sl -c ../bind.ini --set "summarizer.base_url=${URL[slow]}/v1" --set "embedder.ba
     run ../one
 cd "$T"
 check_contains "the text report names the bound" "$OUT$ERR" 'bound by the documents.* own steps'
+
+# --- one CPU, shared with two busy loops: bound by the machine's CPU ---
+# This shell, the loops and sluice all run on the first CPU this test may
+# use (taskset): sluice sees one core, and gets only part of it.
+bash "$SRC/bench/gen_corpus.sh" 400 cpu 8000 11 >/dev/null
+all_cpus=$(taskset -pc $$ | sed 's/.*: *//')
+cpu=$(sed 's/[,-].*//' <<<"$all_cpus")
+taskset -pc "$cpu" $$ >/dev/null
+burners=()
+for _ in 1 2; do
+    bash -c 'while :; do :; done' &
+    burners+=($!)
+done
+mkdir r4 && cd r4
+sl run --json ../cpu
+cd "$T"
+kill "${burners[@]}"
+wait "${burners[@]}" 2>/dev/null || true
+taskset -pc "$all_cpus" $$ >/dev/null
+check_eq "one shared CPU: exit status" "$RC" 0
+check_eq "one shared CPU: stored" "$(json .documents.stored)" 400
+check_eq "one shared CPU: bound by the machine's CPU" "$(json .binding.kind)" machine
+check_contains "one shared CPU: the line gives the busy share and who had it" "$(json .binding.line)" \
+    "bound by the machine's CPU: its 1 core was (8[5-9]|9[0-9]|100)% busy, sluice using [0-9.]+ and other processes [0-9.]+; more cores, or less else running, would help"
+check "one shared CPU: sluice had part of the core, the loops the rest" \
+    test "$(json '.binding.cores_used > 0.2 and .binding.cores_used < 0.9')" = true
 
 finish
