@@ -86,7 +86,6 @@ typedef struct embed_hash {
     bool words;
     float word_weight;
     uint64_t seed, word_seed;
-    bool cacheable;    /* dim fits a uint16 bucket */
     pthread_key_t key; /* this thread's word_cache */
     pthread_mutex_t mu;
     word_cache *caches;
@@ -151,7 +150,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
     eh->word_weight = (float)c->word_weight;
     eh->seed = (uint64_t)c->seed;
     eh->word_seed = eh->seed ^ WORD_SEED_SALT;
-    eh->cacheable = eh->dim <= UINT16_MAX + 1u;
     /* No destructor: a thread's cache lives as long as the instance, which
      * frees every cache in fini (pool threads outlive no instance). */
     if (pthread_key_create(&eh->key, NULL) != 0) {
@@ -182,10 +180,12 @@ static void fini(void *state) {
     free(eh);
 }
 
+/* Every accepted dimension fits the cache's uint16 buckets. */
+_Static_assert(MAX_DIM <= UINT16_MAX + 1, "a bucket of the word cache must hold every dimension");
+
 /* This thread's cache, made on first use; NULL (no cache, every word
- * hashed) if the dimension does not fit or memory is short. */
+ * hashed) when memory is short. */
 static word_cache *thread_cache(embed_hash *eh) {
-    if (!eh->cacheable) return NULL;
     word_cache *c = pthread_getspecific(eh->key);
     if (c) return c;
     c = calloc(1, sizeof *c);
