@@ -61,6 +61,10 @@ static int do_store(sl_call *call, const sl_plugin *d, const sl_op_args *a) { re
 static int do_prune(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
     return d->prune(call, a->roots, a->nroots, a->run_id);
 }
+static int do_settle(sl_call *call, const sl_plugin *d, const sl_op_args *a) {
+    (void)a;
+    return d->settle(call);
+}
 
 /* Priorities: a document that is further along goes first, so documents in
  * flight finish before new ones start and memory stays flat. */
@@ -86,6 +90,8 @@ static const sl_op ops[SL_OP_COUNT] = {
                      DOC_OPS(op_start_doc, op_done_doc)},
     [SL_OP_PRUNE] = {SL_OP_PRUNE, "prune", SL_ROLE_SINK, ".prune", SL_UNIT_RUN, 7, false, false, true,
                      do_prune, DOC_OPS(NULL, op_done_prune)},
+    [SL_OP_SETTLE] = {SL_OP_SETTLE, "settle", SL_ROLE_SINK, ".settle", SL_UNIT_RUN, 7, false, false, false,
+                      do_settle, DOC_OPS(NULL, op_done_settle)},
 };
 #undef DOC_OPS
 
@@ -157,6 +163,7 @@ static const char *op_callback(const sl_plugin *d, sl_op_id id) {
     case SL_OP_EMBED: return d->embed ? NULL : "embed";
     case SL_OP_STORE: return d->store ? NULL : "store";
     case SL_OP_PRUNE: return d->prune ? NULL : "prune";
+    case SL_OP_SETTLE: return d->settle ? NULL : "settle";
     case SL_OP_READ:
     case SL_OP_COUNT: break;
     }

@@ -39,6 +39,7 @@ typedef enum sl_op_id {
     SL_OP_EMBED,
     SL_OP_STORE,
     SL_OP_PRUNE,
+    SL_OP_SETTLE, /* sink (optional): its derived indexes caught up, at the run's end */
     SL_OP_COUNT
 } sl_op_id;
 
@@ -48,7 +49,7 @@ typedef enum sl_op_unit {
     SL_UNIT_PAGE,   /* one page of one document */
     SL_UNIT_TEXTS,  /* texts of chunks, possibly from many documents */
     SL_UNIT_PROMPT, /* one prompt */
-    SL_UNIT_RUN     /* the run as a whole (prune) */
+    SL_UNIT_RUN     /* the run as a whole (prune, settle) */
 } sl_op_unit;
 
 /* The arguments of one invocation; an operation reads the fields of its unit. */

@@ -64,6 +64,39 @@ static void start_prune(run *r) {
     }
 }
 
+/* --- settle: after every document and the prune --- */
+
+/* A sink's derived indexes that could not catch up are its next run's or
+ * query's to finish: what was stored is whole, so this is a warning. */
+void op_done_settle(unit *u, int rc, const char *msg) {
+    run *r = u->st->run;
+    if (rc < 0)
+        sl_ctx_log(r->rt->ctx, SL_LOG_WARN, stage_name(u->st),
+                   "%s (the documents are stored; the next run or query catches up)", msg);
+    unit_free(u);
+    SL_INVARIANT(r->settle_pending > 0);
+    if (--r->settle_pending == 0) {
+        r->rep->settle_s = (double)(sl_now_ns() - r->settle_t0) / 1e9;
+        run_maybe_end(r);
+    }
+}
+
+static void start_settle(run *r) {
+    r->settle_t0 = sl_now_ns();
+    for (size_t i = 0; i < r->nstages; i++) {
+        stage *st = r->stages[i];
+        if (st->op->id != SL_OP_SETTLE) continue;
+        unit *u = unit_new(st, NULL);
+        if (!u) {
+            sl_ctx_log(r->rt->ctx, SL_LOG_WARN, stage_name(st),
+                       "out of memory: not waiting for it to settle");
+            continue;
+        }
+        r->settle_pending++;
+        stage_dispatch(u);
+    }
+}
+
 /* --- the end --- */
 
 static void stop_handles(run *r) {
@@ -90,7 +123,8 @@ static void stop_handles(run *r) {
 }
 
 void run_maybe_end(run *r) {
-    if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0 || r->child_head) return;
+    if (r->ended || r->docs_inflight > 0 || r->prune_pending > 0 || r->settle_pending > 0 || r->child_head)
+        return;
     if ((!r->walk_done || r->have_next || r->extra_next < r->nextra) && !r->stopping) return;
     if (!r->stopping && r->opts->hold && r->opts->hold(r->opts->queue_arg)) return;
     if (!r->ending) {
@@ -98,6 +132,15 @@ void run_maybe_end(run *r) {
         if (r->opts->prune && !r->stopping && !r->rep->fatal) {
             start_prune(r);
             if (r->prune_pending) return;
+        }
+    }
+    /* once, after the prune: the sinks' own threads catch up with what
+     * the run stored, inside the run's time (plugin.h, settle) */
+    if (!r->settled) {
+        r->settled = 1;
+        if (!r->stopping && !r->rep->fatal) {
+            start_settle(r);
+            if (r->settle_pending) return;
         }
     }
     r->ended = 1;
@@ -298,10 +341,17 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
     double lwait;
     const stage *lim = limited_stage(r, &lwait);
     const stage *store = NULL;
-    for (size_t i = 0; i < r->nstages; i++)
+    char settled_name[96] = "";
+    int nsettle = 0;
+    for (size_t i = 0; i < r->nstages; i++) {
         if (r->stages[i]->op->id == SL_OP_STORE &&
             (!store || r->stages[i]->stats->busy_ns > store->stats->busy_ns))
             store = r->stages[i];
+        if (r->stages[i]->op->id == SL_OP_SETTLE && nsettle++ == 0)
+            snprintf(settled_name, sizeof settled_name, "[%.80s]", r->stages[i]->inst->name);
+    }
+    if (nsettle > 1) snprintf(settled_name, sizeof settled_name, "the stores");
+    double settle = rep->settle_s;
     if (!rep->stored) {
         rep->binding_kind = "none";
         snprintf(b, n, "nothing was stored: no bound to speak of");
@@ -387,6 +437,13 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "bound by memory_budget = %.0f MB: admission waited %.2f s of %.2f s for room (documents held "
             "%.1fx their size in flight)%s; a larger budget would let more documents in at once",
             (double)r->budget / 1048576.0, bw, wall, r->expand_seen, where);
+    } else if (settle >= 0.3 * wall) {
+        rep->binding_kind = "store";
+        snprintf(b, n,
+                 "bound by the store: %s took %.2f s of %.2f s after the last document was stored to "
+                 "bring its own indexes up to date; a faster store, or fewer indexes, would shorten it",
+                 settled_name, settle, wall);
+        settle = 0; /* said */
     } else if (store && (double)store->stats->busy_ns / 1e9 >= 0.6 * wall) {
         rep->binding_kind = "store";
         snprintf(b, n,
@@ -399,6 +456,14 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "no single bound: the longest document chain was %.2f s of %.2f s, the loop thread busy %.0f%%, "
             "CPU %.1f of %d cores (the machine's %.0f%% busy), admission waited %.2f s for memory",
             chain, wall, loop * 100, used, cores, machine * 100, bw);
+    }
+    /* a tail worth naming: the part of the run after the last document */
+    if (rep->stored && settle >= 0.1 * wall && settle >= 0.1) {
+        size_t len = strlen(b);
+        snprintf(b + len, n - len,
+                 "; %s brought its own indexes up to date in the last %.2f s, after the last "
+                 "document",
+                 settled_name, settle);
     }
 }
 

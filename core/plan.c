@@ -131,6 +131,7 @@ static int plan_route(run *r, const sl_route *rr, route_plan *p) {
     for (size_t k = 0; k < p->n; k++)
         if (!p->steps[k]) return SL_ENOMEM;
     if (!inspect && r->opts->prune && !stage_for(r, SL_OP_PRUNE, rr->sink)) return SL_ENOMEM;
+    if (!inspect && rr->sink->desc->settle && !stage_for(r, SL_OP_SETTLE, rr->sink)) return SL_ENOMEM;
     /* inspect up to a stage: the route ends after it (an llm step cut from
      * its embedder is a step of its own again) */
     const char *stop = r->opts->stop_after;

@@ -243,9 +243,10 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(root, "inflight_expansion", json_real(r->expansion));
     if (r->binding_kind)
         json_object_set_new(root, "binding",
-                            json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "kind", r->binding_kind, "line",
+                            json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "kind", r->binding_kind, "line",
                                       r->binding, "chain_s", r->chain_s, "loop_busy", r->loop_busy,
-                                      "cores_used", r->cores_used, "budget_wait_s", r->budget_wait_s));
+                                      "cores_used", r->cores_used, "budget_wait_s", r->budget_wait_s,
+                                      "settle_s", r->settle_s));
     json_t *docs = json_object();
     json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
     json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));

@@ -95,8 +95,11 @@ typedef struct sl_report {
     /* what bounded the run (pipeline.c): a kind ("chain", "loop", "cpu",
      * "memory_budget", "limit", "store", "mixed", "none") and a sentence */
     const char *binding_kind;
-    char binding[512];
+    char binding[768];
     double chain_s, loop_busy, cores_used, budget_wait_s;
+    /* the sinks' settle at the run's end: their own indexes catching up
+     * with what the run stored (plugin.h, ABI 1.6), inside wall_s */
+    double settle_s;
     uint64_t total, stored, skipped, failed, pruned;
     uint64_t bytes, chunks;
     sl_stage_stats *stages;

@@ -317,7 +317,8 @@ const char *op_prepare_embed(unit *u); /* on the executing thread, before and af
 void op_release_embed(unit *u);
 void op_start_summaries(job *j, stage *st); /* summaries.c */
 void op_done_summary(unit *u, int rc, const char *msg);
-void op_done_prune(unit *u, int rc, const char *msg); /* pipeline.c */
+void op_done_prune(unit *u, int rc, const char *msg);  /* pipeline.c */
+void op_done_settle(unit *u, int rc, const char *msg); /* pipeline.c */
 
 /* batches.c: the flush timer's handler (stage setup arms it) */
 void batches_flush_timer(uv_timer_t *t);
@@ -374,6 +375,10 @@ struct run {
     size_t parents_waiting;
     int stopping, ending, ended;
     int prune_pending;
+    /* the sinks' settle (their derived indexes catching up), after the
+     * last document and prune: how many are out, and when they began */
+    int settle_pending, settled;
+    uint64_t settle_t0;
     uint64_t sweeps;  /* sweeps asked for (a job failed, a fatal error) */
     uv_timer_t sweep; /* after a job fails: pumps every queue, which drops its units */
     int sweep_open;
@@ -398,7 +403,8 @@ void run_fatal(run *r, const char *who, const char *msg);
 /* On the next loop iteration, every queue drops the units no longer wanted
  * (their documents failed, or the run is stopping for a fatal error). */
 void run_sweep(run *r);
-/* Ends the run when nothing is left in flight (prunes first when asked). */
+/* Ends the run when nothing is left in flight (prunes first when asked,
+ * then lets the sinks settle). */
 void run_maybe_end(run *r);
 
 /* plan.c: the run's stages and each route's steps */

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 5
+#define SL_ABI_MINOR 6
 
 /* One row of a sink's failure list (ABI 1.3): a document that failed, and
  * where and why the last time. failures_record reads uri, stage and reason;
@@ -356,6 +356,21 @@ typedef struct sl_plugin {
      * timeout_ms < 0: the node stops; the wait in flight is answered 0 now,
      * and so is this call. */
     int (*queue_wait)(sl_call *call, int64_t timeout_ms);
+
+    /* --- ABI 1.6 --- */
+    /* Sinks (optional): the run's last step, once every document of the
+     * run is stored (and pruned, when asked), before its report: answers
+     * when what the sink derives from the stored chunks on a thread of its
+     * own (a keyword or vector index that catches up after the commits)
+     * has caught up with them, so the run's time and its report include
+     * that work rather than leaving it to the process's exit. Not called
+     * for a run that was interrupted or stopped by a fatal error (fini
+     * still finishes what it must). May answer SL_PENDING and complete
+     * from the sink's thread. A failure (sl_fail with SL_EBADINPUT) is a
+     * warning in the run's log, never a failed document: what was stored
+     * is whole, and the sink catches up later (its next run or query). A
+     * sink that derives nothing later leaves it NULL. */
+    int (*settle)(sl_call *call);
 } sl_plugin;
 
 /* The descriptor size of ABI 1.0: the core refuses anything smaller; a 1.0
