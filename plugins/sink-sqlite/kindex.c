@@ -147,6 +147,11 @@ struct kindex {
     pthread_cond_t cv;
     pthread_t th;
     bool started, pending, stop;
+    /* settle calls waiting for a catch-up that begins after them (under
+     * tmu): answered in order, the first `answering` by the pass now
+     * running */
+    sl_call **settles;
+    size_t nsettles, settles_cap;
     /* what it did, for the closing line (under mu) */
     uint64_t entries, passes, busy_ns, cpu_ns;
     char last_error[700];
@@ -557,20 +562,29 @@ static void *kindex_main(void *arg) {
     for (;;) {
         if (!k->pending && !k->stop) pthread_cond_wait(&k->cv, &k->tmu);
         if (!k->pending && k->stop) break;
-        if (!k->stop) {
+        if (!k->stop && !k->nsettles) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_nsec += GATHER_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
-            while (!k->stop && pthread_cond_timedwait(&k->cv, &k->tmu, &until) != ETIMEDOUT) {
+            while (!k->stop && !k->nsettles && pthread_cond_timedwait(&k->cv, &k->tmu, &until) != ETIMEDOUT) {
             }
         }
         k->pending = false;
         bool stopping = k->stop;
+        size_t answering = k->nsettles; /* asked before this catch-up began */
         pthread_mutex_unlock(&k->tmu);
         char err[700];
         int rc = kindex_catch_up(k, err, sizeof err);
         pthread_mutex_lock(&k->tmu);
+        for (size_t i = 0; i < answering; i++) {
+            if (rc) sl_fail(k->settles[i], SL_EBADINPUT, "%s", err);
+            sl_call_done(k->settles[i], rc ? SL_EBADINPUT : 0);
+        }
+        if (answering) {
+            memmove(k->settles, k->settles + answering, (k->nsettles - answering) * sizeof *k->settles);
+            k->nsettles -= answering;
+        }
         if (rc == 0) {
             k->last_error[0] = '\0';
             continue;
@@ -587,6 +601,13 @@ static void *kindex_main(void *arg) {
         if (!k->pending && !k->stop) pthread_cond_timedwait(&k->cv, &k->tmu, &ts);
         k->pending = true;
     }
+    /* none should be left (the core settles before fini), but none is
+     * left unanswered */
+    for (size_t i = 0; i < k->nsettles; i++) {
+        sl_fail(k->settles[i], SL_EBADINPUT, "keyword index %s: closed before it caught up", k->file);
+        sl_call_done(k->settles[i], SL_EBADINPUT);
+    }
+    k->nsettles = 0;
     pthread_mutex_unlock(&k->tmu);
     struct timespec ts;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
@@ -602,6 +623,30 @@ int kindex_start(kindex *k) {
                                 strerror(rc));
     k->started = true;
     return 0;
+}
+
+int kindex_settle(kindex *k, sl_call *call) {
+    if (!k || !k->started) return 0;
+    pthread_mutex_lock(&k->tmu);
+    if (k->stop) { /* fini has begun: it catches up itself */
+        pthread_mutex_unlock(&k->tmu);
+        return 0;
+    }
+    if (k->nsettles == k->settles_cap) {
+        size_t cap = k->settles_cap ? k->settles_cap * 2 : 4;
+        sl_call **g = realloc(k->settles, cap * sizeof *g);
+        if (!g) {
+            pthread_mutex_unlock(&k->tmu);
+            return sl_fail(call, SL_EBADINPUT, "keyword index %s: out of memory", k->file);
+        }
+        k->settles = g;
+        k->settles_cap = cap;
+    }
+    k->settles[k->nsettles++] = call;
+    k->pending = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->tmu);
+    return SL_PENDING;
 }
 
 void kindex_poke(kindex *k) {
@@ -635,6 +680,7 @@ void kindex_free(kindex *k) {
     free(k->dels.buf);
     free(k->adds.r);
     free(k->adds.buf);
+    free(k->settles);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->tmu);
     pthread_mutex_destroy(&k->mu);

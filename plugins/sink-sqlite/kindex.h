@@ -49,6 +49,12 @@ void kindex_poke(kindex *k);
  * until a catch-up ran): the writer trims the log up to it. */
 int64_t kindex_committed(const kindex *k);
 
+/* The sink's settle (plugin.h): answers `call` (sl_call_done, from the
+ * thread) once a catch-up that began after this call has finished, at
+ * once and without waiting the gathering pause: 0, or SL_EBADINPUT with
+ * the reason. Returns SL_PENDING, or 0 when no thread runs. */
+int kindex_settle(kindex *k, sl_call *call);
+
 /* Catches the file up to the store's log as it is now, on the calling
  * thread (a query's). 0, or -1 with the reason in err. */
 int kindex_catch_up(kindex *k, char *err, size_t errlen);

@@ -1036,6 +1036,14 @@ static int prune(sl_call *call, const char *const *roots, size_t nroots, uint64_
     return writer_prune(s->w, call, roots, nroots, run_id);
 }
 
+/* The run's end (plugin.h, settle): the keyword file catches up with
+ * what the run stored inside the run's time, not after its report. */
+static int settle(sl_call *call) {
+    sink *s = sl_call_state(call);
+    if (!s->w || !s->ki) return 0;
+    return kindex_settle(s->ki, call);
+}
+
 /* --- the failure list, stored uris, probe --- */
 
 /* On a connection of its own: the writer thread's is busy with stores, and
@@ -1590,7 +1598,7 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.4.0",
+    .version = "1.5.0",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; cosine "
                "queries, brute force or through an HNSW index; FTS5 keyword queries)",
     .role = SL_ROLE_SINK,
@@ -1614,6 +1622,7 @@ static const sl_plugin desc = {
     .keyword = keyword,
     .check = check,
     .rebuild_swap = rebuild_swap,
+    .settle = settle,
 };
 
 SL_PLUGIN_EXPORT(desc)
