@@ -69,8 +69,9 @@ for n in $sizes; do
         docs=$(jq -r .documents.stored "$r")
         failed=$(jq -r .documents.failed "$r")
         bytes=$(jq -r .bytes "$r")
-        # start to exit, not the report's wall_s: the store's closing (its
-        # keyword index catching up with the last chunks) is part of the run
+        # start to exit, not the report's wall_s: the report's ends after
+        # the store's settle (its keyword index caught up), but loading the
+        # plugins and closing the store are part of the run too
         wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         rss_kb=$(awk -F': *' '/Maximum resident set size/ {print $2}' "$run/stderr.txt")
         if [[ -z $rss_kb ]]; then rss_kb=$(($(jq -r .peak_rss_bytes "$r") / 1024)); fi
