@@ -47,19 +47,28 @@ void op_done_prune(unit *u, int rc, const char *msg) {
     if (--r->prune_pending == 0) run_maybe_end(r);
 }
 
-static void start_prune(run *r) {
+/* One unit for each stage of the run-unit op `op` (prune, settle), counted
+ * in *pending; run_maybe_end waits for the count to come back to zero. A
+ * prune that cannot start fails the run (what it would remove stays); a
+ * settle that cannot start only means the report comes before the sink's
+ * indexes caught up. */
+static void start_run_units(run *r, sl_op_id op, int *pending) {
     for (size_t i = 0; i < r->nstages; i++) {
         stage *st = r->stages[i];
-        if (st->op->id != SL_OP_PRUNE) continue;
+        if (st->op->id != op) continue;
         unit *u = unit_new(st, NULL);
         if (!u) {
-            run_fatal(r, stage_name(st), "out of memory");
+            if (op == SL_OP_PRUNE)
+                run_fatal(r, stage_name(st), "out of memory");
+            else
+                sl_ctx_log(r->rt->ctx, SL_LOG_WARN, stage_name(st),
+                           "out of memory: not waiting for it to settle");
             continue;
         }
         u->args.roots = (const char *const *)r->roots;
         u->args.nroots = r->nroots;
         u->args.run_id = r->run_id;
-        r->prune_pending++;
+        (*pending)++;
         stage_dispatch(u);
     }
 }
@@ -78,22 +87,6 @@ void op_done_settle(unit *u, int rc, const char *msg) {
     if (--r->settle_pending == 0) {
         r->rep->settle_s = (double)(sl_now_ns() - r->settle_t0) / 1e9;
         run_maybe_end(r);
-    }
-}
-
-static void start_settle(run *r) {
-    r->settle_t0 = sl_now_ns();
-    for (size_t i = 0; i < r->nstages; i++) {
-        stage *st = r->stages[i];
-        if (st->op->id != SL_OP_SETTLE) continue;
-        unit *u = unit_new(st, NULL);
-        if (!u) {
-            sl_ctx_log(r->rt->ctx, SL_LOG_WARN, stage_name(st),
-                       "out of memory: not waiting for it to settle");
-            continue;
-        }
-        r->settle_pending++;
-        stage_dispatch(u);
     }
 }
 
@@ -130,7 +123,7 @@ void run_maybe_end(run *r) {
     if (!r->ending) {
         r->ending = 1;
         if (r->opts->prune && !r->stopping && !r->rep->fatal) {
-            start_prune(r);
+            start_run_units(r, SL_OP_PRUNE, &r->prune_pending);
             if (r->prune_pending) return;
         }
     }
@@ -139,7 +132,8 @@ void run_maybe_end(run *r) {
     if (!r->settled) {
         r->settled = 1;
         if (!r->stopping && !r->rep->fatal) {
-            start_settle(r);
+            r->settle_t0 = sl_now_ns();
+            start_run_units(r, SL_OP_SETTLE, &r->settle_pending);
             if (r->settle_pending) return;
         }
     }
