@@ -20,7 +20,7 @@ struct sl_arena_block {
 
 void sl_arena_init(sl_arena *a) { memset(a, 0, sizeof *a); }
 
-void *sl_arena_alloc(sl_arena *a, size_t size) {
+void *sl_arena_alloc_raw(sl_arena *a, size_t size) {
     size_t need = (size + 15u) & ~(size_t)15u;
     if (need < size) return NULL;
     sl_arena_block *b = a->head;
@@ -48,13 +48,18 @@ void *sl_arena_alloc(sl_arena *a, size_t size) {
     void *p = b->data + b->off;
     b->off += need;
     a->used += need;
-    memset(p, 0, size);
+    return p;
+}
+
+void *sl_arena_alloc(sl_arena *a, size_t size) {
+    void *p = sl_arena_alloc_raw(a, size);
+    if (p) memset(p, 0, size);
     return p;
 }
 
 char *sl_arena_strndup(sl_arena *a, const char *s, size_t len) {
     if (len == SIZE_MAX) return NULL;
-    char *p = sl_arena_alloc(a, len + 1);
+    char *p = sl_arena_alloc_raw(a, len + 1);
     if (!p) return NULL;
     if (len) memcpy(p, s, len);
     p[len] = '\0';

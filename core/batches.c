@@ -187,10 +187,7 @@ static void batch_stored(unit *u) {
         if (!finite)
             job_mark_failed(j, u->st, "the embedder returned a non-finite value (NaN or inf)");
         else if (!j->failed) {
-            float *dst = sl_doc_chunk_vector(j->doc, u->u.batch.refs[i].chunk, dim);
-            if (dst)
-                memcpy(dst, v, dim * sizeof *dst);
-            else
+            if (sl_doc_set_chunk_vector(j->doc, u->u.batch.refs[i].chunk, v, dim) != 0)
                 job_mark_failed(j, u->st, "out of memory for vectors");
         }
         job_part_done(j);

@@ -689,6 +689,25 @@ float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
     return v;
 }
 
+int sl_doc_set_chunk_vector(sl_doc *doc, size_t i, const void *v, uint32_t dim) {
+    if (!doc || !v || !dim) return SL_EINVAL;
+    int rc = SL_EINVAL;
+    pthread_mutex_lock(&doc->lock);
+    if (i < doc->nchunks) {
+        float *dst = sl_arena_alloc_raw(&doc->arena, (size_t)dim * sizeof(float));
+        if (dst) {
+            memcpy(dst, v, (size_t)dim * sizeof(float));
+            doc->chunks[i].vector = dst;
+            doc->chunks[i].dim = dim;
+            rc = 0;
+        } else {
+            rc = SL_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return rc;
+}
+
 /* --- page images --- */
 
 int sl_doc_set_page_image(sl_doc *doc, uint32_t page, uint32_t width, uint32_t height, uint32_t channels,
@@ -807,7 +826,7 @@ static int put_child(sl_doc *doc, const char *name, const char *media_type, cons
     sl_child *c = &doc->children[doc->nchildren];
     c->name = sl_arena_strdup(&doc->arena, name);
     c->media_type = media_type && *media_type ? sl_arena_strdup(&doc->arena, media_type) : NULL;
-    char *copy = sl_arena_alloc(&doc->arena, len + 1);
+    char *copy = sl_arena_alloc_raw(&doc->arena, len + 1);
     if (!c->name || (media_type && *media_type && !c->media_type) || !copy) return SL_ENOMEM;
     if (len) memcpy(copy, data, len);
     c->data = copy;

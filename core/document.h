@@ -141,6 +141,9 @@ void sl_doc_set_fingerprint(sl_doc *doc, const char *fp_hex);
 void sl_doc_set_run_id(sl_doc *doc, uint64_t run_id);
 /* Allocates the vector of chunk i (dim floats, zeroed); NULL on OOM. */
 float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim);
+/* Sets the vector of chunk i to a copy of v (dim floats, any alignment),
+ * without zeroing it first: 0, SL_EINVAL (no such chunk), or SL_ENOMEM. */
+int sl_doc_set_chunk_vector(sl_doc *doc, size_t i, const void *v, uint32_t dim);
 /* Orders elements by page, keeping the order within a page (after page
  * stages added elements in parallel). */
 void sl_doc_sort_elements(sl_doc *doc);

@@ -544,13 +544,7 @@ static int get_chunks(sl_rbuf *r, sl_doc *doc, int append, char *err, size_t err
         int rc = heading && *heading ? sl_chunk_set_heading(doc, at, heading) : 0;
         if (rc == 0 && summary) rc = sl_chunk_set_summary(doc, at, summary);
         if (rc == 0) rc = sl_chunk_set_position(doc, at, page, line);
-        if (rc == 0 && dim) {
-            float *v = sl_doc_chunk_vector(doc, at, dim);
-            if (v)
-                memcpy(v, vec, (size_t)dim * sizeof(float));
-            else
-                rc = SL_ENOMEM;
-        }
+        if (rc == 0 && dim) rc = sl_doc_set_chunk_vector(doc, at, vec, dim);
         for (uint32_t k = 0; rc == 0 && k < nattrs; k++) {
             const char *key = sl_rget_str(r, NULL), *val = sl_rget_str(r, NULL);
             if (r->bad || !key || !*key || !val) return BAD("chunk attribute");

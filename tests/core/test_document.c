@@ -31,6 +31,19 @@ static void test_arena(void) {
     CHECK(a.used >= (5u << 20));
     sl_arena_free(&a);
     CHECK_INT(a.used, 0);
+    /* raw bytes are left as they are; plain allocations are zeroed even
+     * where freed, dirty memory comes back */
+    for (int round = 0; round < 4; round++) {
+        unsigned char *raw = sl_arena_alloc_raw(&a, 3000);
+        CHECK(raw != NULL && ((uintptr_t)raw & 15) == 0);
+        memset(raw, 0xAB, 3000);
+        sl_arena_free(&a);
+        unsigned char *z = sl_arena_alloc(&a, 3000);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < 3000; i++) nonzero += z[i] != 0;
+        CHECK_INT(nonzero, 0);
+        sl_arena_free(&a);
+    }
 }
 
 static void test_document_content(void) {
@@ -93,6 +106,17 @@ static void test_document_content(void) {
     v[3] = 2.5f;
     CHECK(sl_chunk_vector(d, 0, &dim)[3] == 2.5f);
     CHECK_INT(dim, 4);
+    /* a vector copied in, from bytes at any alignment, replaces it */
+    float src[3] = {0.5f, -1.0f, 4.0f};
+    unsigned char odd[1 + sizeof src];
+    memcpy(odd + 1, src, sizeof src);
+    CHECK_INT(sl_doc_set_chunk_vector(d, 0, odd + 1, 3), 0);
+    const float *got = sl_chunk_vector(d, 0, &dim);
+    CHECK_INT(dim, 3);
+    CHECK(got[0] == 0.5f && got[1] == -1.0f && got[2] == 4.0f);
+    CHECK_INT(sl_doc_set_chunk_vector(d, 7, src, 3), SL_EINVAL);
+    CHECK_INT(sl_doc_set_chunk_vector(d, 0, src, 0), SL_EINVAL);
+    CHECK_INT(sl_doc_set_chunk_vector(d, 0, NULL, 3), SL_EINVAL);
     CHECK(sl_chunk_text(d, 5, NULL) == NULL);
     /* chunk attributes: set, replaced, listed in first-set order; bad calls refused */
     CHECK(sl_chunk_attr(d, 0, "kinds") == NULL);
