@@ -236,7 +236,15 @@ static int open_db(kindex *k, char *err, size_t errlen) {
          * sync: a power loss may lose the last passes, which the state
          * check then finds behind the store's trim mark or not, and
          * rebuilds or redoes; the store itself stays as durable as asked. */
-        rc = exec(k, "PRAGMA journal_mode = WAL");
+        /* 16 KB pages, as the store's: FTS5's 4 KB leaves four to a page,
+         * a quarter of the WAL frames and writes. For this text (bench/README,
+         * "the keyword thread at 50,000") 13.0 to 11.5 µs of CPU a chunk at
+         * 300,000 chunks and 16.3 to 13.8 at 1,000,000; queries 10 to 35%
+         * faster. Only a new file takes it (before WAL: the first write
+         * fixes the size); an older file keeps its 4 KB pages until it is
+         * removed and rebuilt. */
+        rc = exec(k, "PRAGMA page_size = 16384");
+        if (rc == SQLITE_OK) rc = exec(k, "PRAGMA journal_mode = WAL");
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA synchronous = NORMAL");
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA cache_size = -32768");
         if (rc == SQLITE_OK) rc = exec(k, KW_SCHEMA);

@@ -1598,7 +1598,7 @@ static int keyword(sl_call *call, const char *text, uint32_t k, sl_hits *hits) {
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,
     .name = "sink-sqlite",
-    .version = "1.5.0",
+    .version = "1.5.1",
     .summary = "stores documents, chunks and vectors in one SQLite file (WAL, group commit; cosine "
                "queries, brute force or through an HNSW index; FTS5 keyword queries)",
     .role = SL_ROLE_SINK,

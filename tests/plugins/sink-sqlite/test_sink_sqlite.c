@@ -1017,6 +1017,9 @@ static void check_index_agrees(const char *path) {
     char kw[4200];
     snprintf(kw, sizeof kw, "%s.keywords", path);
     raw_exec(kw, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)");
+    /* made by this version: 16 KB pages, as the store (kindex.c, open_db) */
+    CHECK_INT(raw_int(kw, "PRAGMA page_size"), 16384);
+    CHECK_INT(raw_int(path, "PRAGMA page_size"), 16384);
     CHECK_INT(raw_int(kw, "SELECT count(*) FROM chunks_fts_docsize"),
               raw_int(path, "SELECT count(*) FROM chunks"));
     CHECK_INT(raw_int(kw, "SELECT seq FROM kw_state"),
