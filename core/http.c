@@ -130,17 +130,26 @@ static void detach(sl_http *req) {
     if (--m->inflight == 0) set_ref(m, 0);
 }
 
-static void finish(sl_http *req, CURLcode res) {
-    detach(req);
+/* The request is done: its transfer's result and, when whole, its status. */
+static void end_with(sl_http *req, CURLcode res, long status) {
     req->state = REQ_DONE;
     req->result = res;
     if (res == CURLE_OK && !req->oom) {
-        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
-        if (req->inst) req->inst->last_http_status = req->status;
+        req->status = status;
     } else {
         req->status = 0; /* a half-received response is no response */
         describe_error(req, res);
     }
+}
+
+static void finish(sl_http *req, CURLcode res) {
+    detach(req);
+    long status = 0;
+    if (res == CURLE_OK && !req->oom) {
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (req->inst) req->inst->last_http_status = status;
+    }
+    end_with(req, res, status);
 }
 
 /* A response handed to a pool thread: its callback runs there (decoding a
@@ -412,6 +421,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
         if (req->resp) req->resp[0] = '\0';
         return len;
     }
+    /* A NUL inside a header (no valid response has one; curl passes it on)
+     * would split its "name\0value\0" in two and send the lookup past the
+     * buffer's end (found by fuzz_http_response): such a line is dropped. */
+    if (memchr(line, '\0', len)) return len;
     const char *colon = memchr(line, ':', len);
     if (!colon) return len; /* the blank line that ends the headers */
     size_t nlen = (size_t)(colon - line);
@@ -461,6 +474,14 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     o[nlen + 1 + vlen] = '\0';
     req->hlen = need;
     return len;
+}
+
+size_t sl_http_take_header(sl_http *req, char *line, size_t len) { return on_header(line, 1, len, req); }
+
+size_t sl_http_take_body(sl_http *req, char *data, size_t len) { return on_body(data, 1, len, req); }
+
+void sl_http_take_end(sl_http *req, long status, int aborted) {
+    end_with(req, aborted ? CURLE_WRITE_ERROR : CURLE_OK, status);
 }
 
 /* "host/path" from a URL: user:password@ and ?query (API keys live there

@@ -71,6 +71,16 @@ struct sl_http {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* For the fuzzer of what a provider answers (fuzz/fuzz_http_response.c):
+ * a response's header line (its "\r\n" included) and a piece of its body,
+ * handed to req as libcurl hands them; the bytes taken, fewer when the
+ * request refuses the rest (too big, out of memory). */
+size_t sl_http_take_header(sl_http *req, char *line, size_t len);
+size_t sl_http_take_body(sl_http *req, char *data, size_t len);
+/* Ends it as libcurl's completion does: with `status`, or, when a callback
+ * above refused bytes (aborted), as a failed transfer saying why. */
+void sl_http_take_end(sl_http *req, long status, int aborted);
+
 /* "host/path" of a URL for messages: no credentials, no query (malloc'd). */
 char *sl_http_url_where(const char *url);
 
