@@ -675,12 +675,16 @@ int sl_chunk_attr_at(const sl_doc *doc, size_t i, size_t j, const char **key, co
     return 0;
 }
 
-float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
+/* Gives chunk i a vector of dim floats in the arena: a copy of src, or
+ * zeroed when src is NULL. NULL when there is no chunk i or no memory. */
+static float *attach_vector(sl_doc *doc, size_t i, uint32_t dim, const void *src) {
+    size_t bytes = (size_t)dim * sizeof(float);
     float *v = NULL;
     pthread_mutex_lock(&doc->lock);
     if (i < doc->nchunks) {
-        v = sl_arena_alloc(&doc->arena, (size_t)dim * sizeof(float));
+        v = src ? sl_arena_alloc_raw(&doc->arena, bytes) : sl_arena_alloc(&doc->arena, bytes);
         if (v) {
+            if (src) memcpy(v, src, bytes);
             doc->chunks[i].vector = v;
             doc->chunks[i].dim = dim;
         }
@@ -689,23 +693,12 @@ float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) {
     return v;
 }
 
+float *sl_doc_chunk_vector(sl_doc *doc, size_t i, uint32_t dim) { return attach_vector(doc, i, dim, NULL); }
+
 int sl_doc_set_chunk_vector(sl_doc *doc, size_t i, const void *v, uint32_t dim) {
     if (!doc || !v || !dim) return SL_EINVAL;
-    int rc = SL_EINVAL;
-    pthread_mutex_lock(&doc->lock);
-    if (i < doc->nchunks) {
-        float *dst = sl_arena_alloc_raw(&doc->arena, (size_t)dim * sizeof(float));
-        if (dst) {
-            memcpy(dst, v, (size_t)dim * sizeof(float));
-            doc->chunks[i].vector = dst;
-            doc->chunks[i].dim = dim;
-            rc = 0;
-        } else {
-            rc = SL_ENOMEM;
-        }
-    }
-    pthread_mutex_unlock(&doc->lock);
-    return rc;
+    if (attach_vector(doc, i, dim, v)) return 0;
+    return i < sl_doc_chunk_count(doc) ? SL_ENOMEM : SL_EINVAL; /* chunks are never taken away */
 }
 
 /* --- page images --- */

@@ -232,10 +232,6 @@ static int open_db(kindex *k, char *err, size_t errlen) {
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(k->db, 1);
         sqlite3_busy_timeout(k->db, k->busy_ms);
-        /* WAL: a query's reader never waits for this file's writer. Normal
-         * sync: a power loss may lose the last passes, which the state
-         * check then finds behind the store's trim mark or not, and
-         * rebuilds or redoes; the store itself stays as durable as asked. */
         /* 16 KB pages, as the store's: FTS5's 4 KB leaves four to a page,
          * a quarter of the WAL frames and writes. For this text (bench/README,
          * "the keyword thread at 50,000") 13.0 to 11.5 µs of CPU a chunk at
@@ -244,6 +240,10 @@ static int open_db(kindex *k, char *err, size_t errlen) {
          * fixes the size); an older file keeps its 4 KB pages until it is
          * removed and rebuilt. */
         rc = exec(k, "PRAGMA page_size = 16384");
+        /* WAL: a query's reader never waits for this file's writer. Normal
+         * sync: a power loss may lose the last passes, which the state
+         * check then finds behind the store's trim mark or not, and
+         * rebuilds or redoes; the store itself stays as durable as asked. */
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA journal_mode = WAL");
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA synchronous = NORMAL");
         if (rc == SQLITE_OK) rc = exec(k, "PRAGMA cache_size = -32768");
