@@ -150,15 +150,18 @@ jqo() {
 }
 
 # sql DB QUERY: one sqlite3 query; rows on lines, columns separated by '|'.
+# It waits up to 10 s for a lock, as sluice's own readers do: a test that
+# reads while sluice runs can meet the moment its last connection closes
+# (the final checkpoint takes the file's lock for a moment).
 sql() {
-    sqlite3 -batch -noheader "$1" "$2"
+    sqlite3 -batch -noheader -cmd '.timeout 10000' "$1" "$2"
 }
 
 # store_digest DB: a hash of everything a run decides (documents and chunks,
 # vectors included), leaving out what legitimately differs between runs:
 # row ids, timestamps and the run that last saw a document.
 store_digest() {
-    sqlite3 -batch -noheader "$1" "
+    sqlite3 -batch -noheader -cmd '.timeout 10000' "$1" "
         SELECT 'D', uri, hash, fingerprint, media_type, bytes, title, chunk_count
           FROM documents ORDER BY uri;
         SELECT 'C', d.uri, c.ordinal, c.text, c.heading, c.page, c.line, c.dim, hex(c.vector)
