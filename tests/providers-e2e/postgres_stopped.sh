@@ -35,10 +35,15 @@ openai_ini pg.ini "summarizer.base_url = ${URL[f]}/v1" "embedder.base_url = ${UR
 
 # start_run PREFIX NAME [ARGS...]: `sluice run --json` into tables PREFIX*
 # in the background; PID is its pid, NAME.json and NAME.err its output.
+# Two summaries at a time (60 ms each: about 30 documents a second), so
+# that the run is surely still going when the server stops. Unpaced, it
+# once (CI, two tests at a time) had 253 documents stored when the first
+# poll saw them, and all 400 before the stop took effect.
 start_run() {
     local p=$1 name=$2
     shift 2
-    "$SLUICE" -v -c pg.ini --set "store.table_prefix=$p" "$@" run --json docs </dev/null >"$name.json" 2>"$name.err" &
+    "$SLUICE" -v -c pg.ini --set "store.table_prefix=$p" --set summarizer.max_concurrency=2 "$@" \
+        run --json docs </dev/null >"$name.json" 2>"$name.err" &
     PID=$!
 }
 # stored_in PREFIX: documents in its table (0 while the server is away).
