@@ -1127,6 +1127,9 @@ static int cmd_plugins(cli *c) {
             json_object_set_new(o, "version", json_string(d->version));
             json_object_set_new(o, "role", json_string(sl_role_name(d->role)));
             json_object_set_new(o, "bottleneck", json_string(sl_bottleneck_name(d->bottleneck)));
+            /* an io plugin whose requests are built on a pool thread (ABI 1.7) */
+            json_object_set_new(o, "sends_off_loop",
+                                json_boolean(d->bottleneck == SL_IO && (d->flags & SL_PLUGIN_SEND_OFF_LOOP)));
             json_object_set_new(o, "summary", json_string(d->summary ? d->summary : ""));
             json_object_set_new(o, "path", json_string(list[i]->path));
             json_object_set_new(o, "options", options_json(d->options));

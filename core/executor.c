@@ -184,6 +184,16 @@ size_t exec_pool_running(run *r, char *out, size_t cap) {
     return o;
 }
 
+/* A unit's completion with its busy time: a pool call's is its time on
+ * the thread; an io call's (sent off the loop, below) runs from its start
+ * on the thread until its answer, as an io call's on the loop does. */
+static void pool_complete(unit *u, int rc) {
+    if (u->off_loop)
+        stage_complete(u, rc, u->t_start, sl_now_ns() - u->t_start, 1);
+    else
+        stage_complete(u, rc, u->task.t_start, u->task.t_end - u->task.t_start, 1);
+}
+
 /* The answer of a pool call that returned SL_PENDING (sl_call_done from any
  * thread, brought to the loop by call.c). */
 static void pool_answer(sl_call *call, int rc) {
@@ -194,14 +204,15 @@ static void pool_answer(sl_call *call, int rc) {
         return;
     }
     deadline_disarm(u);
-    stage_complete(u, rc, u->task.t_start, u->task.t_end - u->task.t_start, 1);
+    pool_complete(u, rc);
 }
 
 static void pool_run(sl_task *t, int thread) {
     unit *u = (unit *)t;
     atomic_store(&u->pool_since, sl_now_ns());
     sl_instance *inst = u->thr->inst;
-    u->rc = call_unit(u, inst ? tstate_of(u->st->run, inst, thread) : NULL, pool_answer);
+    /* an io plugin has no per-thread state, wherever it is called */
+    u->rc = call_unit(u, inst && !u->off_loop ? tstate_of(u->st->run, inst, thread) : NULL, pool_answer);
 }
 
 static void pool_done(sl_task *t) {
@@ -212,15 +223,28 @@ static void pool_done(sl_task *t) {
     }
     pool_unlink(u);
     atomic_store(&u->pool_since, 0);
+    if (u->off_loop) u->t_start = t->t_start; /* deadline_fire's start, as for a call on the loop */
     if (u->rc == SL_PENDING) {
         u->returned = 1;
         if (u->pool_answered)
-            stage_complete(u, u->answer, t->t_start, t->t_end - t->t_start, 1);
+            pool_complete(u, u->answer);
         else
             deadline_arm(u);
         return;
     }
-    stage_complete(u, u->rc, t->t_start, t->t_end - t->t_start, 1);
+    pool_complete(u, u->rc);
+}
+
+static void pool_enqueue(run *r, unit *u, int priority, int off_loop) {
+    u->task.priority = priority;
+    u->task.run = pool_run;
+    u->task.done = pool_done;
+    u->off_loop = off_loop;
+    u->returned = u->pool_answered = 0;
+    atomic_store(&u->pool_since, 0);
+    u->pool_left = 0;
+    pool_link(u);
+    sl_pool_submit(r->pool, &u->task);
 }
 
 static void pool_submit(sl_exec *ex, unit *u) {
@@ -228,14 +252,8 @@ static void pool_submit(sl_exec *ex, unit *u) {
      * page's image is recognised (and dropped) soon after it is rendered
      * instead of every page waiting rendered at once. */
     const sl_op *op = u->st->op;
-    u->task.priority = op->unit == SL_UNIT_PAGE && u->u.pg.chained ? op->priority + 1 : op->priority;
-    u->task.run = pool_run;
-    u->task.done = pool_done;
-    u->returned = u->pool_answered = 0;
-    atomic_store(&u->pool_since, 0);
-    u->pool_left = 0;
-    pool_link(u);
-    sl_pool_submit(ex->run->pool, &u->task);
+    pool_enqueue(ex->run, u, op->unit == SL_UNIT_PAGE && u->u.pg.chained ? op->priority + 1 : op->priority,
+                 0);
 }
 
 static void thread_exit(void *arg, int thread) {
@@ -267,7 +285,26 @@ static void loop_done(sl_call *call, int rc) {
     sl_loop_post(u->st->run->loop, &u->later);
 }
 
+/* An io plugin that builds its requests off the loop (plugin.h,
+ * SL_PLUGIN_SEND_OFF_LOOP): its embed and complete calls go to a pool
+ * thread, first among what waits there (a call starts a transfer, and
+ * waits on the provider from then on); the request it sends is handed to
+ * the loop (http.c), and the call completes as a pool call that answered
+ * SL_PENDING, with an io call's busy time. The stage stays the loop
+ * executor's in the report. */
+static int sends_off_loop(const unit *u) {
+    const sl_instance *inst = u->thr->inst;
+    sl_op_id id = u->st->op->id;
+    return inst && inst->desc->bottleneck == SL_IO && (inst->desc->flags & SL_PLUGIN_SEND_OFF_LOOP) &&
+           (id == SL_OP_EMBED || id == SL_OP_SUMMARIZE) && u->st->run->pool;
+}
+
 static void loop_submit(sl_exec *ex, unit *u) {
+    if (sends_off_loop(u)) {
+        pool_enqueue(ex->run, u, SL_POOL_PRIORITIES - 1, 1);
+        return;
+    }
+    u->off_loop = 0;
     u->t_start = sl_now_ns();
     u->calling = 1;
     u->answered = 0;

@@ -609,10 +609,43 @@ static void reset_response(sl_http *req) {
     req->sends = 0;
 }
 
+/* Puts req (set up by sl_http_send) in flight on the loop's multi handle. */
+static int start_transfer(sl_http *req, http_multi *m) {
+    req->m = m;
+    req->state = REQ_RUNNING;
+    req->sent = 1;
+    meter(req);
+    req->next = m->running;
+    if (m->running) m->running->prev = req;
+    m->running = req;
+    if (m->inflight++ == 0) set_ref(m, 1);
+    if (curl_multi_add_handle(m->multi, req->easy) != CURLM_OK) {
+        /* detach's remove_handle on a handle never added is harmless */
+        detach(req);
+        req->state = REQ_NEW;
+        return SL_ENOMEM;
+    }
+    return 0;
+}
+
+/* A request sent from a pool thread, on the loop now: started, or failed
+ * through its callback (its sender has returned long ago). */
+static void send_posted(sl_post *p) {
+    sl_http *req = (sl_http *)((char *)p - offsetof(sl_http, send_post));
+    http_multi *m = multi_get(req->inst->loop);
+    if (m && start_transfer(req, m) == 0) return;
+    end_with(req, CURLE_OUT_OF_MEMORY, 0);
+    set_error(req, "cannot start the request: out of memory");
+    answer(req);
+}
+
 int sl_http_send(sl_http *req, sl_http_cb cb, void *arg) {
     if (!req || !cb || req->state == REQ_RUNNING || !req->inst->loop) return SL_EINVAL;
-    http_multi *m = multi_get(req->inst->loop);
-    if (!m) return SL_ENOMEM;
+    /* on the loop thread the multi handle is made (or found) now, so that a
+     * failure is the caller's return value */
+    int here = sl_loop_is_current(req->inst->loop);
+    http_multi *m = here ? multi_get(req->inst->loop) : NULL;
+    if (here && !m) return SL_ENOMEM;
     CURL *e = req->easy;
     reset_response(req);
     if (!req->connect_ms) req->connect_ms = DEFAULT_CONNECT_MS;
@@ -642,20 +675,13 @@ int sl_http_send(sl_http *req, sl_http_cb cb, void *arg) {
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
     req->cb = cb;
     req->arg = arg;
-    req->m = m;
+    if (here) return start_transfer(req, m);
+    /* from a pool thread (SL_PLUGIN_SEND_OFF_LOOP): the easy handle is set
+     * up, and the loop thread, which owns the multi handle, starts it. In
+     * flight from now on for the caller: no setter may change it. */
     req->state = REQ_RUNNING;
-    req->sent = 1;
-    meter(req);
-    req->next = m->running;
-    if (m->running) m->running->prev = req;
-    m->running = req;
-    if (m->inflight++ == 0) set_ref(m, 1);
-    if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {
-        /* detach's remove_handle on a handle never added is harmless */
-        detach(req);
-        req->state = REQ_NEW;
-        return SL_ENOMEM;
-    }
+    req->send_post.fn = send_posted;
+    sl_loop_post(req->inst->loop, &req->send_post);
     return 0;
 }
 

@@ -67,6 +67,7 @@ struct sl_http {
     size_t max_resp;   /* sl_http_max_response; 0: DEFAULT_MAX_RESPONSE */
     int too_big;       /* the response passed max_resp: cut off */
     sl_post post;      /* sl_http_free off the loop thread: the cleanup is posted */
+    sl_post send_post; /* sl_http_send off the loop thread: the start is posted */
     unsigned sends;    /* times libcurl began sending this request (sl_http_send resets it) */
     char errbuf[CURL_ERROR_SIZE];
 };

@@ -124,7 +124,8 @@ struct sl_unit {
      * the call returned (pool_done) and the answer came (pool_answer), in
      * either order, both on the loop thread. */
     int returned, pool_answered, answer;
-    int owned; /* freed when done (all but a job's own step unit) */
+    int off_loop; /* an io call made on a pool thread (executor.c, sends_off_loop) */
+    int owned;    /* freed when done (all but a job's own step unit) */
     /* a call that answered SL_PENDING: its deadline (call_timeout, else
      * [sluice] call_deadline), and whether it passed: the unit's memory
      * then stays until the run's end, so a late sl_call_done finds it */

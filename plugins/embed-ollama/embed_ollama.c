@@ -179,6 +179,7 @@ static const sl_plugin desc = {
     .summary = "embedder served by Ollama (/api/embed)",
     .role = SL_ROLE_EMBEDDER,
     .bottleneck = SL_IO,
+    .flags = SL_PLUGIN_SEND_OFF_LOOP, /* embed builds its request on a pool thread */
     .options = options,
     .config_size = sizeof(embed_ollama_config),
     .batch_size = 32,

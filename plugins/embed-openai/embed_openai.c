@@ -196,6 +196,7 @@ static const sl_plugin desc = {
     .summary = "embedder through OpenAI's Embeddings API (and compatible servers)",
     .role = SL_ROLE_EMBEDDER,
     .bottleneck = SL_IO,
+    .flags = SL_PLUGIN_SEND_OFF_LOOP, /* embed builds its request on a pool thread */
     .options = options,
     .config_size = sizeof(embed_openai_config),
     .batch_size = 128,

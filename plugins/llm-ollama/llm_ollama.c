@@ -163,12 +163,19 @@ static int probe(sl_call *call) {
 }
 
 static const sl_plugin desc = {
-    SL_PLUGIN_HEADER,     .name = "llm-ollama",
-    .version = "1.0.0",   .summary = "LLM served by Ollama (/api/chat)",
-    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
-    .options = options,   .config_size = sizeof(llm_ollama_config),
-    .init = init,         .fini = fini,
-    .complete = complete, .probe = probe,
+    SL_PLUGIN_HEADER,
+    .name = "llm-ollama",
+    .version = "1.0.0",
+    .summary = "LLM served by Ollama (/api/chat)",
+    .role = SL_ROLE_LLM,
+    .bottleneck = SL_IO,
+    .flags = SL_PLUGIN_SEND_OFF_LOOP,
+    .options = options,
+    .config_size = sizeof(llm_ollama_config),
+    .init = init,
+    .fini = fini,
+    .complete = complete,
+    .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

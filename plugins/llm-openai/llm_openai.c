@@ -174,12 +174,19 @@ static int probe(sl_call *call) {
 }
 
 static const sl_plugin desc = {
-    SL_PLUGIN_HEADER,     .name = "llm-openai",
-    .version = "1.0.0",   .summary = "LLM through OpenAI's Chat Completions API (and compatible servers)",
-    .role = SL_ROLE_LLM,  .bottleneck = SL_IO,
-    .options = options,   .config_size = sizeof(llm_openai_config),
-    .init = init,         .fini = fini,
-    .complete = complete, .probe = probe,
+    SL_PLUGIN_HEADER,
+    .name = "llm-openai",
+    .version = "1.0.0",
+    .summary = "LLM through OpenAI's Chat Completions API (and compatible servers)",
+    .role = SL_ROLE_LLM,
+    .bottleneck = SL_IO,
+    .flags = SL_PLUGIN_SEND_OFF_LOOP,
+    .options = options,
+    .config_size = sizeof(llm_openai_config),
+    .init = init,
+    .fini = fini,
+    .complete = complete,
+    .probe = probe,
 };
 
 SL_PLUGIN_EXPORT(desc)

@@ -32,7 +32,11 @@ SL_EXPORT int sl_http_body(sl_http *req, const char *data, size_t len);
 /* Connect and total timeouts in milliseconds (0: the defaults, 10 s and 120 s). */
 SL_EXPORT int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms);
 /* Sends; cb runs once on the loop thread when a response or an error is in.
- * Returns 0, or a negative SL_E* (then cb will not run). */
+ * Returns 0, or a negative SL_E* (then cb will not run). From a pool
+ * thread during a run (ABI 1.7: the embed or complete of a plugin that set
+ * SL_PLUGIN_SEND_OFF_LOOP) the transfer is handed to the loop thread and
+ * starts there; a failure to start it then reaches cb as a failed transfer
+ * (sl_http_error), never as a return value. */
 SL_EXPORT int sl_http_send(sl_http *req, sl_http_cb cb, void *arg);
 
 /* Asks for cb to run on one of the run's pool threads instead of the loop

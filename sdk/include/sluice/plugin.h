@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define SL_ABI_MAJOR 1
-#define SL_ABI_MINOR 6
+#define SL_ABI_MINOR 7
 
 /* One row of a sink's failure list (ABI 1.3): a document that failed, and
  * where and why the last time. failures_record reads uri, stage and reason;
@@ -124,6 +124,20 @@ typedef struct sl_queue_node {
 } sl_queue_node;
 typedef void (*sl_queue_node_fn)(void *arg, const sl_queue_node *n);
 
+/* sl_plugin.flags (ABI 1.7).
+ *
+ * SL_PLUGIN_SEND_OFF_LOOP: an io plugin whose embed and complete only
+ * build a request and send it with the SDK's HTTP client (sluice/http.h,
+ * sluice/remote.h), touching no state that another call writes. The core
+ * then calls them on a pool thread, so that building the request
+ * (escaping a 40 KB prompt or a batch of texts into JSON) does not hold
+ * up the loop thread every transfer waits on; sl_http_send hands the
+ * transfer to the loop. Everything else stays as for any io plugin: the
+ * call answers SL_PENDING and sl_call_done later, and its other callbacks
+ * (lookup, store, probe) run on the loop. A plugin built for an older ABI
+ * reads as 0: called on the loop thread, as before. */
+#define SL_PLUGIN_SEND_OFF_LOOP 0x1u
+
 /* What a plugin does; decides which callbacks it must provide. */
 typedef enum sl_role {
     SL_ROLE_PARSER = 1,   /* bytes -> pages, elements, metadata; needs parse */
@@ -176,7 +190,7 @@ typedef struct sl_plugin {
     uint32_t abi_major; /* SL_ABI_MAJOR */
     uint32_t abi_minor; /* SL_ABI_MINOR */
     uint32_t size;      /* sizeof(sl_plugin) as the plugin was built */
-    uint32_t flags;     /* reserved, 0 */
+    uint32_t flags;     /* SL_PLUGIN_* below (ABI 1.7; 0 before) */
 
     const char *name;    /* unique, [a-z0-9-]+, e.g. "parse-markdown" */
     const char *version; /* the plugin's own version, e.g. "1.2.0" */
