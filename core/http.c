@@ -575,6 +575,19 @@ int sl_http_header(sl_http *req, const char *name, const char *value) {
     return 0;
 }
 
+int sl_http_body_give(sl_http *req, char *data, size_t len, size_t cap) {
+    if (!req || req->state == REQ_RUNNING || !data || cap <= len) {
+        free(data);
+        return SL_EINVAL;
+    }
+    data[len] = '\0';
+    free(req->body);
+    req->body = data;
+    req->body_len = len;
+    meter(req);
+    return 0;
+}
+
 int sl_http_body(sl_http *req, const char *data, size_t len) {
     if (!req || req->state == REQ_RUNNING || (!data && len)) return SL_EINVAL;
     char *b = malloc(len + 1);
@@ -632,6 +645,22 @@ static int start_transfer(sl_http *req, http_multi *m) {
  * through its callback (its sender has returned long ago). */
 static void send_posted(sl_post *p) {
     sl_http *req = (sl_http *)((char *)p - offsetof(sl_http, send_post));
+    /* The body, built on the pool thread, moves into memory of the loop
+     * thread's: it lives as long as the transfer, and bodies kept in the
+     * pool threads' malloc arenas until then left those arenas with 20 to
+     * 40 MB more RSS (3,000 documents with providers: 394-422 MB against
+     * 372-381 MB, interleaved runs). One memcpy here, none on the pool
+     * (sl_post_json gives the body rather than copying it). */
+    if (req->body_len) {
+        char *b = malloc(req->body_len + 1);
+        if (b) {
+            memcpy(b, req->body, req->body_len + 1);
+            free(req->body);
+            req->body = b;
+            curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+            curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, b);
+        }
+    }
     http_multi *m = multi_get(req->inst->loop);
     if (m && start_transfer(req, m) == 0) return;
     end_with(req, CURLE_OUT_OF_MEMORY, 0);

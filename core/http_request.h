@@ -82,6 +82,12 @@ size_t sl_http_take_body(sl_http *req, char *data, size_t len);
  * above refused bytes (aborted), as a failed transfer saying why. */
 void sl_http_take_end(sl_http *req, long status, int aborted);
 
+/* The request body, taken rather than copied (sl_post_json: a batch's
+ * body of 100 KB and more is not made twice): data, malloc'd, with room
+ * for cap bytes, is the request's from now on, whatever the answer. cap
+ * must exceed len (a NUL is put after it). 0, or SL_EINVAL (data freed). */
+int sl_http_body_give(sl_http *req, char *data, size_t len, size_t cap);
+
 /* "host/path" of a URL for messages: no credentials, no query (malloc'd). */
 char *sl_http_url_where(const char *url);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_request.h"
 #include "instance.h"
 #include "sluice/remote.h"
 
@@ -318,7 +319,19 @@ int sl_json_request(sl_call *call, const sl_json_frame *f, const sl_text *texts,
     if (!sent) n = 1;
     size_t need = f->head_len + f->tail_len;
     for (size_t k = 0; k < n; k++) need += texts[sent ? sent[k] : 0].len + 3;
-    sl_buf_reserve(b, need + need / 32); /* room for a few escapes: rarely a second allocation */
+    /* room for a few escapes (rarely a second allocation), and exactly that:
+     * the buffer becomes the request's body (sl_post_json), in flight for as
+     * long as the request is, where sl_buf_reserve's doubling would keep up
+     * to twice the bytes */
+    if (!b->cap && !b->oom) {
+        size_t want = need + need / 32 + 1;
+        b->p = malloc(want);
+        if (b->p)
+            b->cap = want;
+        else
+            b->oom = true;
+    }
+    sl_buf_reserve(b, need + need / 32);
     sl_buf_add(b, f->head, f->head_len);
     int rc = 0;
     for (size_t k = 0; !rc && k < n; k++) {
@@ -357,7 +370,14 @@ int sl_post_json(sl_call *call, const char *url, sl_buf *body, const sl_header *
     if (!rc) rc = sl_http_header(req, "Content-Type", "application/json");
     for (size_t i = 0; !rc && i < nhdrs; i++)
         if (hdrs[i].value) rc = sl_http_header(req, hdrs[i].name, hdrs[i].value);
-    if (!rc) rc = sl_http_body(req, body->p, body->len);
+    if (!rc) {
+        if (body->p && body->cap > body->len) { /* the usual case: taken, not copied */
+            rc = sl_http_body_give(req, body->p, body->len, body->cap);
+            *body = (sl_buf){0};
+        } else {
+            rc = sl_http_body(req, body->p, body->len);
+        }
+    }
     if (!rc) rc = sl_http_timeouts(req, 0, timeout_ms);
     if (!rc) rc = sl_http_answer_on_pool(req);
     if (!rc) rc = sl_http_max_response(req, max_response);
