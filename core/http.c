@@ -593,12 +593,7 @@ int sl_http_body(sl_http *req, const char *data, size_t len) {
     char *b = malloc(len + 1);
     if (!b) return SL_ENOMEM;
     if (len) memcpy(b, data, len);
-    b[len] = '\0';
-    free(req->body);
-    req->body = b;
-    req->body_len = len;
-    meter(req);
-    return 0;
+    return sl_http_body_give(req, b, len, len + 1);
 }
 
 int sl_http_timeouts(sl_http *req, int64_t connect_ms, int64_t total_ms) {
