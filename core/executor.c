@@ -296,7 +296,7 @@ static int sends_off_loop(const unit *u) {
     const sl_instance *inst = u->thr->inst;
     sl_op_id id = u->st->op->id;
     return inst && inst->desc->bottleneck == SL_IO && (inst->desc->flags & SL_PLUGIN_SEND_OFF_LOOP) &&
-           (id == SL_OP_EMBED || id == SL_OP_SUMMARIZE) && u->st->run->pool;
+           (id == SL_OP_EMBED || id == SL_OP_SUMMARIZE);
 }
 
 static void loop_submit(sl_exec *ex, unit *u) {

@@ -132,7 +132,10 @@ int sl_check_llm_options(sl_instance *inst, int64_t max_tokens, double temperatu
 bool sl_buf_reserve(sl_buf *b, size_t more) {
     if (b->oom) return false;
     if (b->cap - b->len >= more) return true;
-    size_t cap = b->cap ? b->cap : 256;
+    /* a first reservation larger than 256 bytes gets exactly what it asks:
+     * a request body sized up front (sl_json_request) is kept for as long as
+     * its request is in flight, where doubling would keep up to twice that */
+    size_t cap = b->cap ? b->cap : more > 256 ? more : 256;
     while (cap - b->len < more) {
         if (cap > SIZE_MAX / 2) {
             b->oom = true;
@@ -319,19 +322,9 @@ int sl_json_request(sl_call *call, const sl_json_frame *f, const sl_text *texts,
     if (!sent) n = 1;
     size_t need = f->head_len + f->tail_len;
     for (size_t k = 0; k < n; k++) need += texts[sent ? sent[k] : 0].len + 3;
-    /* room for a few escapes (rarely a second allocation), and exactly that:
-     * the buffer becomes the request's body (sl_post_json), in flight for as
-     * long as the request is, where sl_buf_reserve's doubling would keep up
-     * to twice the bytes */
-    if (!b->cap && !b->oom) {
-        size_t want = need + need / 32 + 1;
-        b->p = malloc(want);
-        if (b->p)
-            b->cap = want;
-        else
-            b->oom = true;
-    }
-    sl_buf_reserve(b, need + need / 32);
+    /* room for a few escapes (rarely a second allocation) and a NUL: the
+     * buffer becomes the request's body (sl_post_json gives it) */
+    sl_buf_reserve(b, need + need / 32 + 1);
     sl_buf_add(b, f->head, f->head_len);
     int rc = 0;
     for (size_t k = 0; !rc && k < n; k++) {
