@@ -7,13 +7,7 @@
 # refuses with the reason, and `check --connect` counts its init.
 source "$(dirname "$0")/lib.sh"
 
-so=$(find "$BUILD" -name test-sink-nolist.so -print -quit)
-if [[ -z $so ]]; then
-    echo "FAIL: test-sink-nolist.so is not in the build tree $BUILD (it is built with the tests)" >&2
-    exit 1
-fi
-SLUICE_PLUGIN_PATH=$(dirname "$so")
-export SLUICE_PLUGIN_PATH
+use_test_plugins test-sink-nolist
 
 cat >old.ini <<'EOF2'
 [route.text]

@@ -149,6 +149,20 @@ jqo() {
     jq -r "${@:1:$#-1}" "$JQ_DEFS$filter" <<<"$OUT" 2>/dev/null || echo INVALID
 }
 
+# use_test_plugins NAME: the test plugins (built with the tests, outside
+# the plugins folder) become loadable: SLUICE_PLUGIN_PATH is the folder
+# holding NAME.so in the build tree; the test fails when it is not there.
+use_test_plugins() {
+    local so
+    so=$(find "$BUILD" -name "$1.so" -print -quit)
+    if [[ -z $so ]]; then
+        echo "FAIL: $1.so is not in the build tree $BUILD (it is built with the tests)" >&2
+        exit 1
+    fi
+    SLUICE_PLUGIN_PATH=$(dirname "$so")
+    export SLUICE_PLUGIN_PATH
+}
+
 # sql DB QUERY: one sqlite3 query; rows on lines, columns separated by '|'.
 # It waits up to 10 s for a lock, as sluice's own readers do: a test that
 # reads while sluice runs can meet the moment its last connection closes

@@ -12,13 +12,7 @@ secret="sk-e2e-$$-$RANDOM-do-not-print-me"
 export SLUICE_TEST_SECRET=$secret
 
 # The plugin is built with the tests, outside the regular plugins folder.
-so=$(find "$BUILD" -name test-embed.so -print -quit)
-if [[ -z $so ]]; then
-    echo "FAIL: test-embed.so is not in the build tree $BUILD (it is built with the tests)" >&2
-    exit 1
-fi
-SLUICE_PLUGIN_PATH=$(dirname "$so")
-export SLUICE_PLUGIN_PATH
+use_test_plugins test-embed
 
 sl plugins --json
 check_eq "plugins --json: exit status" "$RC" 0

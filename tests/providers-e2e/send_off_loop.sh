@@ -16,13 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
 
-so=$(find "$BUILD" -name test-io-offloop.so -print -quit)
-if [[ -z $so ]]; then
-    echo "FAIL: test-io-offloop.so is not in the build tree $BUILD (it is built with the tests)" >&2
-    exit 1
-fi
-SLUICE_PLUGIN_PATH=$(dirname "$so")
-export SLUICE_PLUGIN_PATH
+use_test_plugins test-io-offloop
 
 sl_ok plugins --json
 check_eq "plugins --json: test-io-offloop sends off the loop" \
@@ -38,7 +32,7 @@ check_eq "plugins --json: the in-tree providers do" \
 key="sk-offloop-$$-$RANDOM"
 export TEST_IO_KEY=$key
 start_fake p --api-key "$key" --latency-ms 20
-export TEST_IO_URL=${URL[p]}/v1/embeddings
+export TEST_IO_URL=${URL[p]}/v1
 
 mkdir docs
 for i in $(seq 1 12); do
@@ -71,7 +65,7 @@ overlap = 0
 
 [embedder]
 plugin = test-io-offloop
-url = ${TEST_IO_URL}
+base_url = ${TEST_IO_URL}
 api_key = ${TEST_IO_KEY}
 
 [store]
@@ -113,7 +107,7 @@ start_fake gone # a port where nothing listens: a fake started and stopped
 dead=${URL[gone]}
 stop_fake gone
 rm -rf run && mkdir run && cd run
-tsl dead -c ../off.ini --set "embedder.url=$dead/v1/embeddings" --set sluice.retries=1 \
+tsl dead -c ../off.ini --set "embedder.base_url=$dead/v1" --set sluice.retries=1 \
     --set sluice.retry_budget=2s run --json ../docs
 cd "$T"
 check_eq "dead endpoint: exit status (documents failed)" "$RC" 1

@@ -6,11 +6,11 @@
  * fails the run (SL_EFATAL) when it finds itself on the wrong side: on the
  * loop thread although the flag is set, or off it although it is not. It
  * writes [len, 1, 0, ...] normalised, then POSTs one embeddings request
- * for its texts to `url` (the fake provider) with the SDK's JSON request
- * builder, and answers once the response is in: HTTP 200, or the SDK's
- * verdict on what came instead. So a run stores every document only when
- * the core called embed where the flag says, and the transfer it handed
- * over from that thread was started and answered. */
+ * for its texts to base_url/embeddings (the fake provider) with the
+ * SDK's JSON request builder, and answers once the response is in: HTTP
+ * 200, or the SDK's verdict on what came instead. So a run stores every
+ * document only when the core called embed where the flag says, and the
+ * transfer it handed over from that thread was started and answered. */
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,7 +31,7 @@
 #endif
 
 typedef struct conf {
-    const char *url;
+    const char *base_url;
     const char *api_key;
     int64_t dimension;
 } conf;
@@ -40,16 +40,16 @@ typedef struct state {
     conf c;
     pthread_t loop_thread;
     sl_json_frame frame;
-    char *auth;
+    sl_endpoint ep; /* base_url/embeddings, and "Bearer KEY" */
 } state;
 
 static const sl_option options[] = {
-    {"url",
+    {"base_url",
      SL_OPT_STRING,
      NULL,
-     "the embeddings endpoint to POST to",
+     "the API's URL (its /embeddings is POSTed to)",
      SL_OPT_REQUIRED,
-     offsetof(conf, url),
+     offsetof(conf, base_url),
      NULL,
      {0}},
     {"api_key", SL_OPT_STRING, "", "its bearer token", SL_OPT_SECRET, offsetof(conf, api_key), NULL, {0}},
@@ -61,7 +61,7 @@ static void fini(void *arg) {
     state *s = arg;
     if (!s) return;
     sl_json_frame_free(&s->frame);
-    free(s->auth);
+    sl_endpoint_free(&s->ep);
     free(s);
 }
 
@@ -70,15 +70,9 @@ static int init(sl_instance *inst, const void *config, void **out) {
     if (!s) return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
     s->c = *(const conf *)config;
     s->loop_thread = pthread_self();
-    size_t n = strlen(s->c.api_key) + sizeof "Bearer ";
-    s->auth = malloc(n);
-    if (!s->auth) {
-        fini(s);
-        return sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-    }
-    memcpy(s->auth, "Bearer ", 7);
-    memcpy(s->auth + 7, s->c.api_key, n - 7);
-    int rc = sl_json_frame_init(inst, &s->frame, json_pack("{s:s}", "model", "text-embedding-3-small"),
+    int rc = sl_endpoint_init(inst, &s->ep, s->c.base_url, "embeddings", "Bearer ", s->c.api_key);
+    if (!rc)
+        rc = sl_json_frame_init(inst, &s->frame, json_pack("{s:s}", "model", "text-embedding-3-small"),
                                 ",\"input\":[", "]", json_pack("{s:s}", "encoding_format", "float"));
     if (rc) {
         fini(s);
@@ -117,8 +111,8 @@ static int embed(sl_call *call, const sl_text *texts, size_t n, float *out) {
     sl_buf body = {0};
     int rc = sl_json_request(call, &s->frame, texts, NULL, 1, "text", &body);
     if (rc) return rc;
-    sl_header h[] = {{"Authorization", s->auth}};
-    return sl_post_json(call, s->c.url, &body, h, 1, 10000, 1 << 20, on_response, call);
+    sl_header h[] = {{"Authorization", s->ep.auth}};
+    return sl_post_json(call, s->ep.url, &body, h, 1, 10000, 1 << 20, on_response, call);
 }
 
 static const sl_plugin desc = {
