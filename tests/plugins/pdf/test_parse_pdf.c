@@ -2,7 +2,8 @@
  * pages, boxes and lines, its metadata, and its outline as headings on the
  * pages they point at; leaves pages without text empty for OCR; opens
  * encrypted PDFs only with the right password; refuses truncated and
- * corrupted files with a reason; and gives the same answers when many
+ * corrupted files with a reason; fails page trees mupdf would loop in or
+ * multiply, and reads those whose page counts are wrong; and gives the same answers when many
  * threads parse at once, each with its own mupdf context. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -253,6 +254,164 @@ static void test_damaged_files_fail_with_their_reason(void) {
     free(bytes);
 }
 
+/* --- page trees ---
+ * A PDF from its objects (object i + 1 is objs[i]), with a correct xref, so
+ * that mupdf reads the page tree as written rather than repairing it. The
+ * catalog is object 1 and points at /Pages 2 0 R. The document holds the
+ * bytes it is given, not a copy: *bytes is freed after it. */
+static sl_doc *pdf_of(const char *uri, const char *const *objs, size_t nobjs, char **bytes) {
+    size_t cap = 4096, len = 0;
+    for (size_t i = 0; i < nobjs; i++) cap += strlen(objs[i]) + 64;
+    char *p = malloc(cap);
+    size_t *at = calloc(nobjs, sizeof *at);
+    if (!p || !at) abort();
+    len += (size_t)snprintf(p + len, cap - len, "%%PDF-1.7\n");
+    for (size_t i = 0; i < nobjs; i++) {
+        at[i] = len;
+        len += (size_t)snprintf(p + len, cap - len, "%zu 0 obj\n%s\nendobj\n", i + 1, objs[i]);
+    }
+    size_t xref = len;
+    len += (size_t)snprintf(p + len, cap - len, "xref\n0 %zu\n0000000000 65535 f \n", nobjs + 1);
+    for (size_t i = 0; i < nobjs; i++)
+        len += (size_t)snprintf(p + len, cap - len, "%010zu 00000 n \n", at[i]);
+    len +=
+        (size_t)snprintf(p + len, cap - len,
+                         "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", nobjs + 1, xref);
+    sl_doc *doc = sl_doc_new(uri, NULL);
+    sl_doc_set_data(doc, p, len); /* not copied: the caller frees *bytes after doc */
+    sl_doc_set_media_type(doc, "application/pdf");
+    free(at);
+    *bytes = p;
+    return doc;
+}
+
+#define CATALOG "<< /Type /Catalog /Pages 2 0 R >>"
+#define PAGE(text_obj)                                                                                       \
+    "<< /Type /Page /MediaBox [0 0 300 200] /Contents " text_obj " /Resources << /Font << /F1 "              \
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
+#define TEXT(s) "<< >>\nstream\nBT /F1 12 Tf 20 100 Td (" s ") Tj ET\nendstream"
+
+static void test_hostile_page_trees_fail_at_once_with_their_reason(void) {
+    /* a /Pages node written inline, with a null kid where the page is: mupdf
+     * 1.21 looked for page 2 in it for ever (a fuzzer's find) */
+    static const char *const null_kid[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 2 /Kids [3 0 R << /Type /Pages /Count 1 /Kids [null] >>] >>",
+        PAGE("4 0 R"),
+        TEXT("the first page of the null kid file"),
+    };
+    /* a branch that lists itself */
+    static const char *const cycle[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 2 /Kids [3 0 R 5 0 R] >>",
+        PAGE("4 0 R"),
+        TEXT("a page before the cycle"),
+        "<< /Type /Pages /Count 1 /Kids [5 0 R] >>",
+    };
+    /* one branch of ten pages shared ten times, three levels: a thousand
+     * pages from a few objects, and a million one level on */
+    static const char *const shared[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 1000 /Kids [5 0 R 5 0 R 5 0 R 5 0 R 5 0 R 5 0 R 5 0 R 5 0 R 5 0 R 5 0 R] >>",
+        PAGE("4 0 R"),
+        TEXT("one page shared"),
+        "<< /Type /Pages /Count 100 /Kids [6 0 R 6 0 R 6 0 R 6 0 R 6 0 R 6 0 R 6 0 R 6 0 R 6 0 R 6 0 R] >>",
+        "<< /Type /Pages /Count 10 /Kids [3 0 R 3 0 R 3 0 R 3 0 R 3 0 R 3 0 R 3 0 R 3 0 R 3 0 R 3 0 R] >>",
+    };
+    static const struct {
+        const char *name;
+        const char *const *objs;
+        size_t n;
+        const char *reason;
+    } cases[] = {
+        {"null-kid.pdf", null_kid, 4,
+         "cannot read the PDF's page tree: kid 1 of /Pages node (written inline) is null, not a page"},
+        {"cycle.pdf", cycle, 5, "cannot read the PDF's page tree: /Pages node 5 0 R is met twice"},
+        {"shared.pdf", shared, 6, "cannot read the PDF's page tree: /Pages node 6 0 R is met twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *bytes;
+        sl_doc *doc = pdf_of(cases[i].name, cases[i].objs, cases[i].n, &bytes);
+        sl_call call;
+        CHECK_INT(run_parse(&P, TS, doc, &call), SL_EBADINPUT);
+        CHECK_CONTAINS(call.msg, cases[i].reason);
+        CHECK_INT(sl_doc_element_count(doc), 0);
+        sl_doc_free(doc);
+        free(bytes);
+    }
+
+    /* deeper than the parser walks: a chain of /Pages nodes 1,500 long */
+    enum { DEEP = 1500 };
+    char **deep = calloc(DEEP + 3, sizeof *deep);
+    deep[0] = strdup(CATALOG);
+    for (int d = 0; d < DEEP; d++) { /* objects 2 .. DEEP + 1 */
+        deep[d + 1] = malloc(64);
+        snprintf(deep[d + 1], 64, "<< /Type /Pages /Count 1 /Kids [%d 0 R] >>", d + 3);
+    }
+    deep[DEEP + 1] = strdup(PAGE("1 0 R"));
+    char *bytes;
+    sl_doc *doc = pdf_of("deep-tree.pdf", (const char *const *)deep, DEEP + 2, &bytes);
+    sl_call call;
+    CHECK_INT(run_parse(&P, TS, doc, &call), SL_EBADINPUT);
+    CHECK_CONTAINS(call.msg, "cannot read the PDF's page tree nested more than 1000 deep");
+    sl_doc_free(doc);
+    free(bytes);
+    for (int d = 0; d < DEEP + 2; d++) free(deep[d]);
+    free(deep);
+}
+
+static void test_wrong_page_counts_are_corrected_and_every_page_read(void) {
+    /* the root says 1 page and 2,000,000,000 in a branch: three are there */
+    static const char *const wrong[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 1 /Kids [3 0 R 5 0 R] >>",
+        PAGE("4 0 R"),
+        TEXT("alpha page of the miscounted file"),
+        "<< /Type /Pages /Count 2000000000 /Kids [6 0 R 8 0 R] >>",
+        PAGE("7 0 R"),
+        TEXT("bravo page of the miscounted file"),
+        PAGE("9 0 R"),
+        TEXT("charlie page of the miscounted file"),
+    };
+    char *bytes;
+    sl_doc *doc = pdf_of("miscounted.pdf", wrong, 9, &bytes);
+    sl_call call;
+    CHECK_INT(run_parse(&P, TS, doc, &call), 0);
+    CHECK_STR(sl_doc_meta_get(doc, "pages"), "3");
+    static const char *const words[] = {"alpha page", "bravo page", "charlie page"};
+    for (uint32_t i = 0; i < 3; i++) {
+        long e = find_element(doc, words[i]);
+        CHECK(e >= 0);
+        if (e >= 0) CHECK_INT(sl_element_page(doc, (size_t)e), i + 1);
+    }
+    sl_doc_free(doc);
+    free(bytes);
+
+    /* one page object listed twice is two pages, as mupdf reads it; a node
+     * without /Type (kids, no media box) is a /Pages node */
+    static const char *const twice[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 2 /Kids [5 0 R] >>",
+        PAGE("4 0 R"),
+        TEXT("the page listed twice"),
+        "<< /Count 2 /Kids [3 0 R 3 0 R] >>",
+    };
+    doc = pdf_of("twice.pdf", twice, 5, &bytes);
+    CHECK_INT(run_parse(&P, TS, doc, &call), 0);
+    CHECK_STR(sl_doc_meta_get(doc, "pages"), "2");
+    size_t on[3] = {0};
+    for (size_t e = 0; e < sl_doc_element_count(doc); e++) {
+        size_t len;
+        const char *t = sl_element_text(doc, e, &len);
+        uint32_t pg = sl_element_page(doc, e);
+        if (t && strstr(t, "the page listed twice") && pg <= 2) on[pg]++;
+    }
+    CHECK_INT(on[1], 1);
+    CHECK_INT(on[2], 1);
+    sl_doc_free(doc);
+    free(bytes);
+}
+
 /* --- many documents at once, one mupdf context per thread ---
  * Both ways of giving threads their contexts: independent ones (the
  * default) and clones sharing one cache under mupdf's lock callbacks. */
@@ -341,6 +500,8 @@ int main(void) {
     test_pages_without_text_get_no_elements();
     test_encrypted_pdf_needs_the_right_password();
     test_damaged_files_fail_with_their_reason();
+    test_hostile_page_trees_fail_at_once_with_their_reason();
+    test_wrong_page_counts_are_corrected_and_every_page_read();
     test_parallel_parses_match_serial_ones();
     test_parallel_parses_with_a_shared_cache_match_serial_ones();
     plug_thread_free(&P, TS);
