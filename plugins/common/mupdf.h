@@ -1,5 +1,6 @@
 /* mupdf.h - the mupdf contexts parse-pdf and render-pdf give their pool
- * threads, and where mupdf's messages go.
+ * threads, where mupdf's messages go, and the check of a PDF's page tree
+ * both make before mupdf reads a page of it.
  *
  * mupdf's rules: a context is used by one thread at a time, and a document
  * belongs to the context that opened it. Each pool thread therefore gets a
@@ -33,10 +34,14 @@
 #ifndef SLUICE_PLUGINS_COMMON_MUPDF_H
 #define SLUICE_PLUGINS_COMMON_MUPDF_H
 
+#include <limits.h>
 #include <mupdf/fitz.h>
+#include <mupdf/pdf.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include <sluice/sluice.h>
 
@@ -146,6 +151,127 @@ static inline int slmu_thread_init(slmu *m, slmu_thread *t) {
 static inline void slmu_thread_fini(slmu_thread *t) {
     if (t->ctx) fz_drop_context(t->ctx);
     t->ctx = NULL;
+}
+
+/* --- the page tree --- */
+
+#define SLMU_MAX_TREE_DEPTH 1000 /* a deeper page tree fails (mupdf maps it by recursion) */
+
+/* One /Pages node of a walk: the next kid to look at, and the pages found
+ * below it so far. */
+typedef struct slmu_tree_frame_ {
+    pdf_obj *node;
+    int next;
+    int64_t pages;
+} slmu_tree_frame_;
+
+/* "N 0 R", or "(written inline)" for a direct object, for an error message. */
+static inline const char *slmu_node_name_(fz_context *ctx, pdf_obj *obj, char *out, size_t cap) {
+    int num = pdf_to_num(ctx, obj);
+    if (num > 0)
+        snprintf(out, cap, "%d %d R", num, pdf_to_gen(ctx, obj));
+    else
+        snprintf(out, cap, "(written inline)");
+    return out;
+}
+
+/* Whether mupdf takes kid for a /Pages node, as its page lookup does: by
+ * /Type, or without one, by having /Kids and no /MediaBox. */
+static inline bool slmu_is_pages_node_(fz_context *ctx, pdf_obj *kid) {
+    pdf_obj *type = pdf_dict_get(ctx, kid, PDF_NAME(Type));
+    if (type) return pdf_name_eq(ctx, type, PDF_NAME(Pages));
+    return pdf_dict_get(ctx, kid, PDF_NAME(Kids)) && !pdf_dict_get(ctx, kid, PDF_NAME(MediaBox));
+}
+
+/* Walks fdoc's page tree, without recursion, before mupdf is asked for any
+ * page, and sets every /Pages node's /Count to the pages found below it
+ * (in memory: the file is never written). mupdf finds a page by walking
+ * down from the root, trusting each /Count to skip a branch, so a wrong
+ * one makes it miss pages; a null kid in a /Pages node written inline
+ * sends it round that node forever, its cycle list growing until memory
+ * runs out; and its page map is sized by the root's /Count, which a file
+ * may set to two billion. So a null kid, a /Pages node met twice (a cycle,
+ * or a branch shared, which multiplies the pages), a tree nested deeper
+ * than SLMU_MAX_TREE_DEPTH and more than INT_MAX pages are refused: -1,
+ * with the reason in why ("page tree: ..."). Any other kid that is not a
+ * /Pages node is a page, as mupdf reads it: a page object listed twice is
+ * two pages, and a reference to an object the file lost is a page without
+ * text. Returns 0 with the root's /Count as it was in *said and the pages
+ * found in *found. Not a PDF, or no page tree: 0, both 0, and mupdf says
+ * what it makes of it. */
+static inline int slmu_check_page_tree(fz_context *ctx, fz_document *fdoc, int64_t *said, int64_t *found,
+                                       char *why, size_t cap) {
+    pdf_mark_bits *seen = NULL;
+    slmu_tree_frame_ *stack = NULL;
+    size_t n = 0, scap = 0;
+    int failed = 0;
+    char name[48];
+    *said = *found = 0;
+    fz_var(seen);
+    fz_var(stack);
+    fz_var(n);
+    fz_var(scap);
+    fz_var(failed);
+    fz_try(ctx) {
+        pdf_document *pdf = pdf_specifics(ctx, fdoc);
+        pdf_obj *root = pdf ? pdf_dict_getp(ctx, pdf_trailer(ctx, pdf), "Root/Pages") : NULL;
+        if (pdf_is_dict(ctx, root)) {
+            *said = pdf_dict_get_int(ctx, root, PDF_NAME(Count));
+            seen = pdf_new_mark_bits(ctx, pdf);
+            pdf_mark_bits_set(ctx, seen, root);
+            stack = fz_malloc_array(ctx, 64, slmu_tree_frame_);
+            scap = 64;
+            stack[n++] = (slmu_tree_frame_){root, 0, 0};
+        }
+        while (n > 0 && !failed) {
+            slmu_tree_frame_ *f = &stack[n - 1];
+            pdf_obj *kids = pdf_dict_get(ctx, f->node, PDF_NAME(Kids));
+            if (f->next >= pdf_array_len(ctx, kids)) {
+                pdf_obj *count = pdf_dict_get(ctx, f->node, PDF_NAME(Count));
+                if (!pdf_is_int(ctx, count) || pdf_to_int64(ctx, count) != f->pages)
+                    pdf_dict_put_int(ctx, f->node, PDF_NAME(Count), f->pages);
+                int64_t pages = f->pages;
+                if (--n == 0) {
+                    *found = pages;
+                } else if ((stack[n - 1].pages += pages) > INT_MAX) {
+                    snprintf(why, cap, "page tree: more than %d pages", INT_MAX);
+                    failed = 1;
+                }
+                continue;
+            }
+            int at = f->next++;
+            pdf_obj *kid = pdf_array_get(ctx, kids, at);
+            if (!kid) {
+                snprintf(why, cap, "page tree: kid %d of /Pages node %s is null, not a page", at + 1,
+                         slmu_node_name_(ctx, f->node, name, sizeof name));
+                failed = 1;
+            } else if (!pdf_is_dict(ctx, kid) || !slmu_is_pages_node_(ctx, kid)) {
+                f->pages++;
+            } else if (pdf_mark_bits_set(ctx, seen, kid)) {
+                snprintf(why, cap, "page tree: /Pages node %s is met twice (a cycle, or a shared branch)",
+                         slmu_node_name_(ctx, kid, name, sizeof name));
+                failed = 1;
+            } else if (n > SLMU_MAX_TREE_DEPTH) {
+                snprintf(why, cap, "page tree nested more than %d deep", SLMU_MAX_TREE_DEPTH);
+                failed = 1;
+            } else {
+                if (n == scap) {
+                    stack = fz_realloc_array(ctx, stack, scap * 2, slmu_tree_frame_);
+                    scap *= 2;
+                }
+                stack[n++] = (slmu_tree_frame_){kid, 0, 0};
+            }
+        }
+    }
+    fz_always(ctx) {
+        pdf_drop_mark_bits(ctx, seen);
+        fz_free(ctx, stack);
+    }
+    fz_catch(ctx) {
+        snprintf(why, cap, "page tree: %s", fz_caught_message(ctx));
+        failed = 1;
+    }
+    return failed ? -1 : 0;
 }
 
 #endif

@@ -39,7 +39,6 @@
 #include <mupdf/pdf.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +53,6 @@
 #define MAX_OUTLINE 100000      /* outline entries read; more are ignored */
 #define MAX_OUTLINE_DEPTH 10000 /* a deeper outline is skipped (mupdf loads it by recursion) */
 #define MAX_FORM_DEPTH 1000     /* a page with forms nested deeper fails (mupdf walks them by recursion) */
-#define MAX_TREE_DEPTH 1000     /* a deeper page tree fails (mupdf maps it by recursion) */
 #define TAIL_BYTES 1024         /* where %%EOF must be, as PDF readers look for it */
 #define HEAD_BYTES 1024         /* where %PDF- must be */
 #define FFFD_SHARE_DENOM 2      /* a page with more than 1/2 U+FFFD has no usable text */
@@ -312,132 +310,15 @@ static void read_metadata(job *j) {
         job_fail(j, SL_ENOMEM, "%s", "out of memory");
 }
 
-/* --- the page tree --- */
-
-/* One /Pages node of a walk: the next kid to look at, and the pages found
- * below it so far. */
-typedef struct tree_frame {
-    pdf_obj *node;
-    int next;
-    int64_t pages;
-} tree_frame;
-
-/* "N 0 R", or "(written inline)" for a direct object, for an error message. */
-static const char *node_name(fz_context *ctx, pdf_obj *obj, char *out, size_t cap) {
-    int num = pdf_to_num(ctx, obj);
-    if (num > 0)
-        snprintf(out, cap, "%d %d R", num, pdf_to_gen(ctx, obj));
-    else
-        snprintf(out, cap, "(written inline)");
-    return out;
-}
-
-/* Whether mupdf takes kid for a /Pages node, as its page lookup does: by
- * /Type, or without one, by having /Kids and no /MediaBox. */
-static bool is_pages_node(fz_context *ctx, pdf_obj *kid) {
-    pdf_obj *type = pdf_dict_get(ctx, kid, PDF_NAME(Type));
-    if (type) return pdf_name_eq(ctx, type, PDF_NAME(Pages));
-    return pdf_dict_get(ctx, kid, PDF_NAME(Kids)) && !pdf_dict_get(ctx, kid, PDF_NAME(MediaBox));
-}
-
-/* Walks the page tree, without recursion, before mupdf is asked for any
- * page, and sets every /Pages node's /Count to the pages found below it
- * (in memory: the file is never written). mupdf finds a page by walking
- * down from the root, trusting each /Count to skip a branch, so a wrong
- * one makes it miss pages; a null kid in a /Pages node written inline
- * sends it round that node forever, its cycle list growing until memory
- * runs out; and its page map is sized by the root's /Count, which a file
- * may set to two billion. So a null kid, a /Pages node met twice (a cycle,
- * or a branch shared, which multiplies the pages), a tree nested deeper
- * than MAX_TREE_DEPTH and more than INT_MAX pages fail the document here,
- * with what was found. Any other kid that is not a /Pages node is a page,
- * as mupdf reads it: a page object listed twice is two pages, and a
- * reference to an object the file lost is a page without text. */
+/* The page tree, checked and its counts corrected before any page is read
+ * (plugins/common/mupdf.h). */
 static int check_page_tree(job *j) {
-    fz_context *ctx = j->ctx;
-    pdf_mark_bits *seen = NULL;
-    tree_frame *stack = NULL;
-    size_t n = 0, cap = 0;
-    int failed = 0, fixed = 0;
-    int64_t said = 0, total = 0;
-    char name[48];
-    fz_var(seen);
-    fz_var(stack);
-    fz_var(n);
-    fz_var(cap);
-    fz_var(failed);
-    fz_var(fixed);
-    fz_var(said);
-    fz_var(total);
-    fz_try(ctx) {
-        pdf_document *pdf = pdf_specifics(ctx, j->fdoc);
-        pdf_obj *root = pdf ? pdf_dict_getp(ctx, pdf_trailer(ctx, pdf), "Root/Pages") : NULL;
-        if (pdf_is_dict(ctx, root)) {
-            said = pdf_dict_get_int(ctx, root, PDF_NAME(Count));
-            seen = pdf_new_mark_bits(ctx, pdf);
-            pdf_mark_bits_set(ctx, seen, root);
-            stack = fz_malloc_array(ctx, 64, tree_frame);
-            cap = 64;
-            stack[n++] = (tree_frame){root, 0, 0};
-        }
-        while (n > 0 && !failed) {
-            tree_frame *f = &stack[n - 1];
-            pdf_obj *kids = pdf_dict_get(ctx, f->node, PDF_NAME(Kids));
-            if (f->next >= pdf_array_len(ctx, kids)) {
-                pdf_obj *count = pdf_dict_get(ctx, f->node, PDF_NAME(Count));
-                if (!pdf_is_int(ctx, count) || pdf_to_int64(ctx, count) != f->pages) {
-                    pdf_dict_put_int(ctx, f->node, PDF_NAME(Count), f->pages);
-                    fixed++;
-                }
-                int64_t pages = f->pages;
-                if (--n > 0) {
-                    stack[n - 1].pages += pages;
-                    if (stack[n - 1].pages > INT_MAX) {
-                        snprintf(j->why, sizeof j->why, "page tree: more than %d pages", INT_MAX);
-                        failed = 1;
-                    }
-                } else {
-                    total = pages;
-                }
-                continue;
-            }
-            int at = f->next++;
-            pdf_obj *kid = pdf_array_get(ctx, kids, at);
-            if (!kid) {
-                snprintf(j->why, sizeof j->why, "page tree: kid %d of /Pages node %s is null, not a page",
-                         at + 1, node_name(ctx, f->node, name, sizeof name));
-                failed = 1;
-            } else if (!pdf_is_dict(ctx, kid) || !is_pages_node(ctx, kid)) {
-                f->pages++;
-            } else if (pdf_mark_bits_set(ctx, seen, kid)) {
-                snprintf(j->why, sizeof j->why,
-                         "page tree: /Pages node %s is met twice (a cycle, or a shared branch)",
-                         node_name(ctx, kid, name, sizeof name));
-                failed = 1;
-            } else if (n > MAX_TREE_DEPTH) {
-                snprintf(j->why, sizeof j->why, "page tree nested more than %d deep", MAX_TREE_DEPTH);
-                failed = 1;
-            } else {
-                if (n == cap) {
-                    stack = fz_realloc_array(ctx, stack, cap * 2, tree_frame);
-                    cap *= 2;
-                }
-                stack[n++] = (tree_frame){kid, 0, 0};
-            }
-        }
-    }
-    fz_always(ctx) {
-        pdf_drop_mark_bits(ctx, seen);
-        fz_free(ctx, stack);
-    }
-    fz_catch(ctx) {
-        snprintf(j->why, sizeof j->why, "page tree: %s", fz_caught_message(ctx));
-        failed = 1;
-    }
-    if (failed) return job_fail(j, SL_EBADINPUT, "cannot read the PDF's %s", j->why);
-    if (fixed && total != said)
+    int64_t said = 0, found = 0;
+    if (slmu_check_page_tree(j->ctx, j->fdoc, &said, &found, j->why, sizeof j->why))
+        return job_fail(j, SL_EBADINPUT, "cannot read the PDF's %s", j->why);
+    if (found != said)
         sl_log(j->st->inst, SL_LOG_WARN, "%s: the page tree says %lld pages and holds %lld: reading %lld",
-               sl_doc_uri(j->doc), (long long)said, (long long)total, (long long)total);
+               sl_doc_uri(j->doc), (long long)said, (long long)found, (long long)found);
     return 0;
 }
 

@@ -187,6 +187,12 @@ static int open_doc(sl_call *call, const rp_state *st, rp_thread *t, sl_doc *doc
         fz_drop_document(ctx, fdoc);
         return sl_fail(call, SL_EBADINPUT, "cannot open the PDF: %s", why);
     }
+    /* as parse-pdf reads it: the page tree checked, its counts corrected */
+    int64_t said, found;
+    if (slmu_check_page_tree(ctx, fdoc, &said, &found, why, sizeof why)) {
+        fz_drop_document(ctx, fdoc);
+        return sl_fail(call, SL_EBADINPUT, "cannot read the PDF's %s", why);
+    }
     t->fdoc = fdoc;
     t->data = data;
     t->len = len;

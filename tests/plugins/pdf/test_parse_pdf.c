@@ -254,42 +254,7 @@ static void test_damaged_files_fail_with_their_reason(void) {
     free(bytes);
 }
 
-/* --- page trees ---
- * A PDF from its objects (object i + 1 is objs[i]), with a correct xref, so
- * that mupdf reads the page tree as written rather than repairing it. The
- * catalog is object 1 and points at /Pages 2 0 R. The document holds the
- * bytes it is given, not a copy: *bytes is freed after it. */
-static sl_doc *pdf_of(const char *uri, const char *const *objs, size_t nobjs, char **bytes) {
-    size_t cap = 4096, len = 0;
-    for (size_t i = 0; i < nobjs; i++) cap += strlen(objs[i]) + 64;
-    char *p = malloc(cap);
-    size_t *at = calloc(nobjs, sizeof *at);
-    if (!p || !at) abort();
-    len += (size_t)snprintf(p + len, cap - len, "%%PDF-1.7\n");
-    for (size_t i = 0; i < nobjs; i++) {
-        at[i] = len;
-        len += (size_t)snprintf(p + len, cap - len, "%zu 0 obj\n%s\nendobj\n", i + 1, objs[i]);
-    }
-    size_t xref = len;
-    len += (size_t)snprintf(p + len, cap - len, "xref\n0 %zu\n0000000000 65535 f \n", nobjs + 1);
-    for (size_t i = 0; i < nobjs; i++)
-        len += (size_t)snprintf(p + len, cap - len, "%010zu 00000 n \n", at[i]);
-    len +=
-        (size_t)snprintf(p + len, cap - len,
-                         "trailer\n<< /Size %zu /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", nobjs + 1, xref);
-    sl_doc *doc = sl_doc_new(uri, NULL);
-    sl_doc_set_data(doc, p, len); /* not copied: the caller frees *bytes after doc */
-    sl_doc_set_media_type(doc, "application/pdf");
-    free(at);
-    *bytes = p;
-    return doc;
-}
-
-#define CATALOG "<< /Type /Catalog /Pages 2 0 R >>"
-#define PAGE(text_obj)                                                                                       \
-    "<< /Type /Page /MediaBox [0 0 300 200] /Contents " text_obj " /Resources << /Font << /F1 "              \
-    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
-#define TEXT(s) "<< >>\nstream\nBT /F1 12 Tf 20 100 Td (" s ") Tj ET\nendstream"
+/* --- page trees (pdf_of: harness.h) --- */
 
 static void test_hostile_page_trees_fail_at_once_with_their_reason(void) {
     /* a /Pages node written inline, with a null kid where the page is: mupdf

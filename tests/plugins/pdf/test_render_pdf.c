@@ -41,6 +41,36 @@ static fixdoc parsed(const char *name) {
     return f;
 }
 
+/* A page tree whose counts are wrong (the root says 1 page, the branch
+ * 0): parse-pdf finds 3 pages, and render-pdf must find the same ones, or
+ * the third, a drawing without text, fails as "cannot find page 3". */
+static void test_pages_of_a_miscounted_tree_are_found(void) {
+    static const char *const objs[] = {
+        CATALOG,
+        "<< /Type /Pages /Count 1 /Kids [3 0 R 5 0 R] >>",
+        PAGE("4 0 R"),
+        TEXT("the first page has a text layer of its own, long enough to count as real text"),
+        "<< /Type /Pages /Count 0 /Kids [6 0 R 8 0 R] >>",
+        PAGE("7 0 R"),
+        TEXT("and so does the second page, with as many letters as a real text layer needs"),
+        PAGE("9 0 R"),
+        "<< >>\nstream\n0 0 0 rg 50 50 200 100 re f\nendstream",
+    };
+    char *bytes;
+    sl_doc *doc = pdf_of("miscounted.pdf", objs, sizeof objs / sizeof objs[0], &bytes);
+    sl_call call;
+    CHECK_INT(run_parse(&PARSE, PTS, doc, &call), 0);
+    CHECK_INT(sl_doc_page_count(doc), 3);
+    CHECK_INT(run_pages(&R, RTS, doc, &call), 0);
+    image im;
+    CHECK_INT(image_of(doc, 1, &im), 0);
+    CHECK_INT(image_of(doc, 2, &im), 0);
+    CHECK_INT(image_of(doc, 3, &im), 1);
+    if (im.px) CHECK(dark_pixels(&im) > 1000); /* the rectangle */
+    sl_doc_free(doc);
+    free(bytes);
+}
+
 static void test_descriptor(void) {
     CHECK_STR(R.desc->name, "render-pdf");
     CHECK_INT(R.desc->role, SL_ROLE_PAGE);
@@ -232,6 +262,7 @@ int main(void) {
     test_encrypted_pdf_renders_only_with_its_password();
     test_thread_cache_never_mixes_documents();
     test_shared_cache_renders_the_same_pixels();
+    test_pages_of_a_miscounted_tree_are_found();
     plug_thread_free(&R, RTS);
     plug_thread_free(&PARSE, PTS);
     plug_close(&R);
