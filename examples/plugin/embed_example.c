@@ -15,6 +15,10 @@
  *
  * The call returns SL_PENDING at once; the answer is decoded on a pool
  * thread (sl_post_json asks for that) and handed back with sl_call_done.
+ * embed itself runs on a pool thread too (SL_PLUGIN_SEND_OFF_LOOP, ABI
+ * 1.7): it only builds the request from the SDK's helpers and sends it,
+ * so the loop thread, which every transfer waits on, never escapes a
+ * batch of texts into JSON.
  * Wrong dimensions stop the run (the config is wrong); a garbled 2xx body
  * is retried by the core a bounded number of times; 401/403 are fatal;
  * 429 and 5xx are retried with the server's Retry-After.
@@ -183,6 +187,7 @@ static const sl_plugin desc = {
     .summary = "embedder for OpenAI-compatible /embeddings servers (float arrays)",
     .role = SL_ROLE_EMBEDDER,
     .bottleneck = SL_IO,
+    .flags = SL_PLUGIN_SEND_OFF_LOOP, /* embed builds its request on a pool thread */
     .options = options,
     .config_size = sizeof(embed_config),
     .batch_size = 32,
