@@ -42,8 +42,9 @@ kindex *kindex_new(sl_instance *inst, const char *path, const char *store_file, 
  * the store has more. 0, or a negative code with the reason in inst. */
 int kindex_start(kindex *k);
 
-/* The writer committed log entries: wake the thread. Never waits. */
-void kindex_poke(kindex *k);
+/* The writer committed log entries, about `entries` of them: wake the
+ * thread. Never waits. */
+void kindex_poke(kindex *k, size_t entries);
 
 /* The last log entry the file has committed, as this process saw it (0
  * until a catch-up ran): the writer trims the log up to it. */

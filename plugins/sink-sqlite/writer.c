@@ -749,7 +749,7 @@ static void write_group(writer *w, items *g, marks *m) {
         for (item *it = g->head; it; it = it->next)
             if (it->rc == WRITTEN) it->rc = 0;
         w->trimmed = w->trimming;
-        kindex_poke(w->o.ki); /* the log holds more, or deletes */
+        kindex_poke(w->o.ki, w->o.no_keywords ? 0 : w->wr.chunks); /* the log holds more, or deletes */
     }
     w->ngroups += g->n > 0;
     w->ndocs += lost ? 0 : written;
@@ -797,7 +797,7 @@ static int write_prune(writer *w, prune_req *p, marks *m) {
         return conn_fail(p->call, &w->c, rc, "prune", root);
     }
     free_marks(m);
-    if (removed) kindex_poke(w->o.ki); /* the delete trigger logged their chunks */
+    if (removed) kindex_poke(w->o.ki, 0); /* the delete trigger logged their chunks */
     return removed > INT_MAX ? INT_MAX : (int)removed;
 }
 
