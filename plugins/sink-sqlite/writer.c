@@ -749,7 +749,7 @@ static void write_group(writer *w, items *g, marks *m) {
         for (item *it = g->head; it; it = it->next)
             if (it->rc == WRITTEN) it->rc = 0;
         w->trimmed = w->trimming;
-        kindex_poke(w->o.ki, w->o.no_keywords ? 0 : w->wr.chunks); /* the log holds more, or deletes */
+        kindex_poke(w->o.ki, w->wr.chunks); /* the log holds more, or deletes */
     }
     w->ngroups += g->n > 0;
     w->ndocs += lost ? 0 : written;
