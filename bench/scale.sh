@@ -46,7 +46,7 @@
 # once there and reused), MEMORY_BUDGET (256M), DOC_BYTES (40000), LLM_MS
 # (200), EMBED_MS (50), NO_PROVIDERS=1 (only the run without providers),
 # T4_DOCS (200), KEYWORD_INDEX (on; off: sink-sqlite keeps no keyword index),
-# FIXED_MB (140: the fixed overhead above memory_budget that README's
+# FIXED_MB (150: the fixed overhead above memory_budget that README's
 # "Memory: memory_budget" section states, and the RSS goal allows),
 # BLOCKING_CLIENT (another blocking-client executable),
 # KEEP_STORES=1 (keep each run's store: about 2.5 GB at 10,000 documents;
@@ -69,7 +69,7 @@ llm_ms=${LLM_MS:-200}
 embed_ms=${EMBED_MS:-50}
 no_providers=${NO_PROVIDERS:-0}
 t4_docs=${T4_DOCS:-200}
-fixed_mb=${FIXED_MB:-140}
+fixed_mb=${FIXED_MB:-150}
 keep_stores=${KEEP_STORES:-0}
 keyword_index=${KEYWORD_INDEX:-on}
 embed_batch=128 # embed-openai's preferred batch: the blocking client sends the same
