@@ -38,7 +38,8 @@
  *                which is harmless here (nothing was written).
  *   QQ_RECLAIM   expired leases back to queued (owner cleared; token kept,
  *                so the late owner's ack still fails: its state is no
- *                longer 'leased' with that token once re-leased)
+ *                longer 'leased' with that token once re-leased); rows
+ *                another transaction holds are skipped, not waited for
  *   QQ_LEASE     up to $2 leasable jobs: SELECT ... FOR UPDATE SKIP LOCKED,
  *                then state leased, owner, expiry now() + $3 ms, token + 1,
  *                attempts + 1; returns id, token, uri, attempts, size
@@ -105,9 +106,15 @@ int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue
                           " lease_expires = NULL, last_error = NULL"
                           " WHERE id = $1::bigint AND token = $2::bigint AND state = 'leased'",
                           j);
-    q->sql[QQ_RECLAIM] = fmt("UPDATE %s SET state = 'queued', lease_owner = NULL, lease_expires = NULL"
-                             " WHERE state = 'leased' AND lease_expires < now()",
-                             j);
+    /* SKIP LOCKED: a job row that a stalled node holds locked (its ack, in
+     * a store transaction it has not finished) stays with it, rather than
+     * holding up this statement, and so this node's every lease, until
+     * that node goes on or its session ends. */
+    q->sql[QQ_RECLAIM] =
+        fmt("UPDATE %s SET state = 'queued', lease_owner = NULL, lease_expires = NULL"
+            " WHERE id IN (SELECT id FROM %s WHERE state = 'leased' AND lease_expires < now()"
+            " FOR UPDATE SKIP LOCKED)",
+            j, j);
     q->sql[QQ_LEASE] =
         fmt("WITH c AS (SELECT id FROM %s WHERE state = 'queued' AND next_try <= now()"
             " ORDER BY next_try, id LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
