@@ -7,7 +7,9 @@
 # once (none missing, none twice), each with the chunk count of a reference
 # single-process run, no job left leased or dead, the killed nodes' jobs
 # taken by others (attempts rose, failures did not), and the stalled node's
-# late commits refused (its log says so).
+# late commits refused (its log says so). n3, the node that stalls, embeds
+# through a slow fake of its own, so that it is stopped while its documents
+# wait on the provider, not inside a store transaction.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../e2e/lib.sh"
 source "$HERE/../../providers-e2e/fake.sh"
@@ -17,6 +19,7 @@ source "$HERE/queuelib.sh"
 N=2000
 pg_start
 start_fake f
+start_fake slow
 mkdir docs
 for ((i = 0; i < N; i++)); do
     d=docs/$((i % 20))
@@ -42,7 +45,9 @@ check_contains "enqueue: every document" "$OUT" "$N enqueued"
 
 # nodes answer slowly enough to be caught mid-document
 fake_config f '{"embed-latency-ms": 40, "embed-latency-jitter-ms": 30}' >/dev/null
-for n in n1 n2 n3 n4; do start_node "$n"; done
+fake_config slow '{"embed-latency-ms": 1500}' >/dev/null
+for n in n1 n2 n4; do start_node "$n"; done
+start_node n3 --set "embedder.base_url=${URL[slow]}/v1"
 done_at_least() { (($(jobs_in done) >= $1)); }
 holds() { (($(pg_sql "SELECT count(*) FROM sluice_jobs WHERE state = 'leased' AND lease_owner LIKE '%:$1:%'") > 0)); }
 
@@ -56,10 +61,22 @@ wait_until 150 "$k2 documents done" done_at_least "$k2"
 wait_until 30 "n2 holds leases" holds "${NODE[n2]}"
 kill -9 "${NODE[n2]}"
 
-# the stall: n3 stopped with leases (and so documents past their lookup)
-wait_until 30 "n3 holds leases" holds "${NODE[n3]}"
-kill -STOP "${NODE[n3]}"
-stalled=$(pg_sql "SELECT string_agg(id::text, ',') FROM sluice_jobs WHERE state = 'leased' AND lease_owner LIKE '%:${NODE[n3]}:%'")
+# the stall: n3 stopped holding a lease it took over a second ago, so that
+# the document is past its lookup and waits on the slow provider; it will
+# store it late. A job n3 holds locked (stopped inside a store transaction,
+# after the ack) stays n3's until it goes on: the other nodes skip it rather
+# than wait. So only unlocked leases count, and while n3 holds none it goes
+# on and is stopped anew (10 tries).
+n3_old_leases() { pg_sql "SELECT coalesce(string_agg(id::text, ','), '') FROM (SELECT id FROM sluice_jobs WHERE state = 'leased' AND lease_owner LIKE '%:${NODE[n3]}:%' AND leased_at < now() - interval '1 second' FOR UPDATE SKIP LOCKED) s"; }
+holds_old() { [[ -n $(n3_old_leases) ]]; }
+stalled=""
+for ((try = 0; try < 10 && ${#stalled} == 0; try++)); do
+    ((try == 0)) || kill -CONT "${NODE[n3]}"
+    wait_until 30 "n3 holds a lease over a second old" holds_old
+    kill -STOP "${NODE[n3]}"
+    stalled=$(n3_old_leases)
+done
+check "n3 stopped holding a lease it had not locked" test -n "$stalled"
 taken() { (($(pg_sql "SELECT count(*) FROM sluice_jobs WHERE id IN ($stalled) AND state = 'done' AND done_by NOT LIKE '%:${NODE[n3]}:%'") > 0)); }
 wait_until 120 "another node took and stored a job of the stalled n3" taken
 kill -CONT "${NODE[n3]}"
