@@ -30,6 +30,8 @@ typedef struct slot {
     sl_guard_call *cur; /* the innermost call, or NULL */
     uint64_t seq;       /* calls entered: the watchdog logs each call once */
     uint64_t logged;    /* seq of the call last logged */
+    uint64_t paused;    /* ns the process did not run during call `paused_seq` */
+    uint64_t paused_seq;
     int is_loop;
     struct slot *next;
 } slot;
@@ -286,9 +288,12 @@ static void look(slot *s, uint64_t now) {
     pthread_mutex_lock(&s->lock);
     const sl_guard_call *c = s->cur;
     uint64_t limit = s->is_loop ? dog_loop_ms : dog_slow_ms;
-    if (c && limit && s->logged != s->seq && now > c->t_start && (now - c->t_start) / 1000000u >= limit) {
+    /* the time the call ran, less the time nobody ran (see watchdog) */
+    uint64_t ran = c && now > c->t_start ? now - c->t_start : 0;
+    if (c && s->paused_seq == s->seq) ran = ran > s->paused ? ran - s->paused : 0;
+    if (c && limit && s->logged != s->seq && ran / 1000000u >= limit) {
         s->logged = s->seq;
-        uint64_t ms = (now - c->t_start) / 1000000u;
+        uint64_t ms = ran / 1000000u;
         if (s->is_loop)
             sl_ctx_log(sl_ctx_global(), SL_LOG_WARN, c->inst,
                        "plugin %s has blocked the loop thread for %llu ms in %s%s%s: every io request waits "
@@ -304,13 +309,35 @@ static void look(slot *s, uint64_t now) {
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The watchdog ticks every TICK_MS. A tick later than PAUSE_MS means the
+ * process did not run meanwhile: stopped (SIGSTOP, ^Z), its VM stalled, or
+ * the machine too loaded to schedule it. A call in flight across such a gap
+ * is not the one to blame for it: the gap is taken off its time, so a node
+ * continued after a stop does not log "blocked the loop thread" for the
+ * store call it happened to be in. */
+#define TICK_MS 20
+#define PAUSE_MS 250
+
+static void credit_pause(uint64_t gap) {
+    for (slot *s = slots; s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        if (s->cur) {
+            if (s->paused_seq != s->seq) s->paused = 0;
+            s->paused_seq = s->seq;
+            s->paused += gap;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 static void *watchdog(void *arg) {
     (void)arg;
     pthread_mutex_lock(&dog_lock);
+    uint64_t last = sl_now_ns();
     while (!dog_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 20 * 1000000L;
+        until.tv_nsec += TICK_MS * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
@@ -318,7 +345,17 @@ static void *watchdog(void *arg) {
         pthread_cond_timedwait(&dog_cond, &dog_lock, &until);
         if (dog_stop) break;
         uint64_t now = sl_now_ns();
+        uint64_t gap = now > last ? now - last : 0;
+        last = now;
         pthread_mutex_lock(&slots_lock);
+        if (gap > PAUSE_MS * 1000000ull) {
+            credit_pause(gap - TICK_MS * 1000000ull);
+            if (gap >= 1000000000ull)
+                sl_ctx_log(sl_ctx_global(), SL_LOG_INFO, NULL,
+                           "the process did not run for %llu ms (stopped, or its machine stalled); calls in "
+                           "flight then are not blamed for it",
+                           (unsigned long long)(gap / 1000000u));
+        }
         for (slot *s = slots; s; s = s->next) look(s, now);
         pthread_mutex_unlock(&slots_lock);
     }

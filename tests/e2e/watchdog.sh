@@ -66,6 +66,18 @@ check_eq "blocking the loop: documents stored" "$(json .documents.stored)" 4
 check_contains "blocking the loop: logged with the plugin and document" "$ERR" \
     "plugin test-misbehave-io has blocked the loop thread for [0-9]+ ms in parse on docs/bad\.txt"
 
+# a process stopped (SIGSTOP, then continued 1.5 s later) inside a call on
+# the loop thread: the call did not block anything, nobody ran; not blamed
+io -v --set parser.mode=stop --set parser.delay=1500
+check_eq "stopped inside a loop call: documents stored" "$(json .documents.stored)" 4
+check_contains "stopped inside a loop call: the pause is said" "$ERR" \
+    "the process did not run for 1[0-9]{3} ms \(stopped, or its machine stalled\)"
+check_lacks "stopped inside a loop call: not blamed on the plugin" "$ERR" "blocked the loop thread"
+# the same on the thread pool, past slow_call
+io --set parser.plugin=test-misbehave --set parser.mode=stop --set parser.delay=1500 --set sluice.slow_call=300ms
+check_eq "stopped inside a pool call: documents stored" "$(json .documents.stored)" 4
+check_lacks "stopped inside a pool call: not a slow call" "$ERR" "has been running"
+
 # a pool call running past [sluice] slow_call is logged with plugin and document
 io --set parser.plugin=test-misbehave --set parser.mode=block --set parser.delay=1500 --set sluice.slow_call=300ms
 check_eq "slow pool call: documents stored" "$(json .documents.stored)" 4

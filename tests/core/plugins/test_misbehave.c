@@ -15,13 +15,25 @@
  *   late   answers SL_PENDING and calls sl_call_done `delay` ms later (io)
  *   segv_later  answers SL_PENDING and dereferences NULL in its timer callback (io)
  *   block  sleeps `delay` ms inside the call, then parses
+ *   stop   stops the whole process (SIGSTOP) inside the call, as a user's
+ *          ^Z or a stalled VM would, and has a shell continue it `delay`
+ *          ms later; then parses
  *   fail   fails as bad input with no message, or returns `code` when set
  */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #include <sluice/sluice.h>
 
@@ -36,7 +48,7 @@ static const sl_option options[] = {
     {.name = "mode",
      .type = SL_OPT_ENUM,
      .def = "none",
-     .choices = "none|segv|abort|exit|never|twice|late|block|fail|segv_later",
+     .choices = "none|segv|abort|exit|never|twice|late|block|stop|fail|segv_later",
      .help = "what to do on a triggering document",
      .offset = offsetof(conf, mode)},
     {.name = "trigger",
@@ -47,7 +59,7 @@ static const sl_option options[] = {
     {.name = "delay",
      .type = SL_OPT_INT,
      .def = "500",
-     .help = "block and late: milliseconds",
+     .help = "block, late and stop: milliseconds",
      .offset = offsetof(conf, delay)},
     {.name = "code",
      .type = SL_OPT_INT,
@@ -122,6 +134,21 @@ static int parse(sl_call *call, sl_doc *doc) {
     if (strcmp(m, "never") == 0) return SL_PENDING;
     if (strcmp(m, "block") == 0) {
         sleep_ms(s->c.delay);
+        return parse_now(call, doc);
+    }
+    if (strcmp(m, "stop") == 0) {
+        /* posix_spawn, not fork: no copy of this process's page tables
+         * (slow under ASan), so the call itself stays short */
+        char cmd[96];
+        snprintf(cmd, sizeof cmd, "sleep %lld.%03lld; kill -CONT %lld", (long long)(s->c.delay / 1000),
+                 (long long)(s->c.delay % 1000), (long long)getpid());
+        char *argv[] = {(char *)"sh", (char *)"-c", cmd, NULL};
+        pid_t child;
+        if (posix_spawnp(&child, "sh", NULL, NULL, argv, environ) != 0)
+            return sl_fail(call, SL_EFATAL, "posix_spawn: cannot start the shell that continues us");
+        raise(SIGSTOP);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
         return parse_now(call, doc);
     }
     if (strcmp(m, "fail") == 0) return s->c.code ? (int)s->c.code : SL_EBADINPUT;
