@@ -767,7 +767,15 @@ void job_admit(run *r) {
         if (!r->have_next && r->walk_done) break;
         if (!r->have_next) {
             sl_walk_entry e;
-            if (sl_walk_next(r->walk, &e) != 1) {
+            int got = sl_walk_next(r->walk, &e);
+            if (got == 2) { /* a listing's page is on its way: r->page wakes us */
+                if (r->page_open && !r->page_waiting) {
+                    r->page_waiting = 1;
+                    uv_ref((uv_handle_t *)&r->page);
+                }
+                break;
+            }
+            if (got != 1) {
                 r->walk_done = 1;
                 if (r->extra_next < r->nextra) continue;
                 break;

@@ -105,6 +105,11 @@ static void stop_handles(run *r) {
     sl_guard_rehold_interrupts();
     uv_close((uv_handle_t *)&r->sweep, NULL);
     r->sweep_open = 0;
+    if (r->page_open) {
+        sl_walk_set_notify(r->walk, NULL, NULL); /* returns once no notify runs */
+        uv_close((uv_handle_t *)&r->page, NULL);
+        r->page_open = r->page_waiting = 0;
+    }
     uv_close((uv_handle_t *)&r->grace, NULL);
     r->grace_open = 0;
     for (size_t i = 0; i < r->nstages; i++) {
@@ -190,8 +195,17 @@ static void on_signal(uv_signal_t *s, int signum) {
     run_maybe_end(r);
 }
 
+/* The progress total: what the count found before the run, plus what the
+ * run's s3:// listings have found so far (the count lists none). */
+static void refresh_total(run *r) {
+    if (!r->uncounted || !r->walk) return;
+    r->rep->total = r->counted + sl_walk_s3_listed(r->walk);
+    r->rep->total_open = !r->walk_done;
+}
+
 void sl_pipeline_refresh(run *r) {
     sl_report *rep = r->rep;
+    refresh_total(r);
     for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
     uint64_t now = sl_now_ns() / 1000000u;
     for (size_t i = 0; r->thr && i < r->rt->ninst; i++)
@@ -208,6 +222,7 @@ void sl_pipeline_refresh(run *r) {
 
 static void progress_tick(uv_timer_t *t) {
     run *r = t->data;
+    refresh_total(r);
     for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
     sl_progress_draw(r->rep, (double)(sl_now_ns() - r->t0) / 1e9, r->done);
 }
@@ -475,8 +490,30 @@ static int copy_roots(run *r) {
     return 0;
 }
 
+/* On a listing's fetching thread: only the async handle is touched. */
+static void page_notify(void *arg) {
+    run *r = arg;
+    uv_async_send(&r->page);
+}
+
+static void page_in(uv_async_t *a) {
+    run *r = a->data;
+    if (r->page_waiting) {
+        r->page_waiting = 0;
+        uv_unref((uv_handle_t *)&r->page);
+    }
+    job_admit(r);
+    run_maybe_end(r);
+}
+
 static void start_handles(run *r) {
     uv_loop_t *uv = sl_loop_uv(r->loop);
+    if (uv_async_init(uv, &r->page, page_in) == 0) {
+        r->page.data = r;
+        r->page_open = 1;
+        uv_unref((uv_handle_t *)&r->page);
+        sl_walk_set_notify(r->walk, page_notify, r);
+    }
     for (size_t i = 0; i < r->nstages; i++) {
         stage *st = r->stages[i];
         uv_timer_init(uv, &st->wake);
@@ -552,7 +589,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         r->meter.grew = meter_grew;
         r->meter.arg = r;
         sl_loop_set_service(r->loop, SL_LOOP_METER, &r->meter, NULL);
-        rep->total = sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude);
+        r->counted =
+            sl_walk_count(opts->paths, opts->npaths, rt->set.include, rt->set.exclude, &r->uncounted);
+        rep->total = r->counted;
+        rep->total_open = r->uncounted;
         rc = exec_start(r); /* on failure, the context says why */
     }
     double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF);
@@ -592,6 +632,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
                      mall1 > mall0 ? (double)(mbusy1 - mbusy0) / (double)(mall1 - mall0) : 0);
     /* the pre-count may differ if files came or went while we ran */
     if (!rc) rep->total = rep->stored + rep->skipped + rep->failed + rep->parked;
+    rep->total_open = 0;
     free_run(r);
     if (rc) return rc;
     return rep->fatal ? SL_EFATAL : 0;

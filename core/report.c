@@ -376,9 +376,10 @@ void sl_progress_draw(const sl_report *r, double elapsed, uint64_t done) {
     int o = 0;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
     unsigned pct = r->total ? (unsigned)(done * 100 / r->total) : 0;
-    o += snprintf(line + o, sizeof line - (size_t)o, "[%llu/%llu] %u%% %.1f docs/s", (unsigned long long)done,
-                  (unsigned long long)r->total, pct, rate);
-    if (rate > 0 && r->total > done) {
+    o +=
+        snprintf(line + o, sizeof line - (size_t)o, "[%llu/%llu%s] %u%% %.1f docs/s",
+                 (unsigned long long)done, (unsigned long long)r->total, r->total_open ? "+" : "", pct, rate);
+    if (rate > 0 && r->total > done && !r->total_open) {
         unsigned long eta = (unsigned long)((double)(r->total - done) / rate);
         o += snprintf(line + o, sizeof line - (size_t)o, " ETA %lu:%02lu", eta / 60, eta % 60);
     }

@@ -101,6 +101,7 @@ typedef struct sl_report {
      * with what the run stored (plugin.h, ABI 1.6), inside wall_s */
     double settle_s;
     uint64_t total, stored, skipped, failed, pruned;
+    int total_open; /* during a run: s3:// listings still going, total grows */
     uint64_t bytes, chunks;
     sl_stage_stats *stages;
     size_t nstages;

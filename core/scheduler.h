@@ -357,6 +357,8 @@ struct run {
     uint64_t chain_max_ns;           /* the longest chain of a stored document */
     uint64_t budget_wait_ns, budget_wait_since; /* admission held back by the budget */
     uint64_t done;
+    uint64_t counted; /* candidates counted before the run (s3:// roots not listed: uncounted) */
+    int uncounted;
     /* lookahead from the walker */
     sl_walk *walk;
     int have_next, walk_done, admitting;
@@ -383,6 +385,11 @@ struct run {
     uint64_t sweeps;  /* sweeps asked for (a job failed, a fatal error) */
     uv_timer_t sweep; /* after a job fails: pumps every queue, which drops its units */
     int sweep_open;
+    /* an s3:// listing's page arrived (sl_walk_set_notify, from its fetching
+     * thread): admission goes on. Referenced only while admission waits on
+     * one, so that the loop does not end with the walk unfinished. */
+    uv_async_t page;
+    int page_open, page_waiting;
     char **roots;
     size_t nroots;
     uv_signal_t sigint, sigterm;

@@ -11,6 +11,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlreader.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,14 @@ typedef struct sync_req {
     size_t len, cap, max;
     int too_big, oom;
     sl_fetched *got;
+    const atomic_int *cancel; /* set: the request is abandoned (a listing freed meanwhile) */
 } sync_req;
+
+static int sync_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    const sync_req *s = ud;
+    return atomic_load(s->cancel) ? 1 : 0;
+}
 
 static size_t sync_body(char *data, size_t size, size_t n, void *ud) {
     sync_req *s = ud;
@@ -275,6 +283,7 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
     pthread_once(&env_once, read_env);
     int rc = SL_EBADINPUT;
     for (int attempt = 0; attempt <= cfg.retries; attempt++) {
+        if (s->cancel && atomic_load(s->cancel)) return snprintf(err, errlen, "abandoned"), SL_EBADINPUT;
         if (attempt) {
             int64_t ms = backoff_ms(attempt - 1);
             struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -298,6 +307,11 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
                          (long)(cfg.timeout_ms < CONNECT_TIMEOUT_MS ? cfg.timeout_ms : CONNECT_TIMEOUT_MS));
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg.timeout_ms);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+        if (s->cancel) {
+            curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, sync_progress);
+            curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
+            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        }
 #if LIBCURL_VERSION_NUM >= 0x075500
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
@@ -352,6 +366,13 @@ int sl_fetch_sync(const char *uri, uint64_t max_size, sl_fetched *got, char *err
 
 /* --- listing a prefix --- */
 
+/* Pages are fetched on a thread of their own, one ahead: the next page is
+ * asked for as soon as the current one is in, so that the walk, which a
+ * run drives from its loop thread, never waits on the network while keys
+ * are left. With a notifier set (a run's), a page not in yet is answered
+ * "pending" (2) instead of waited for, and the notifier is called, on the
+ * fetching thread, when it is. The fetch fills a listing of its own (nx),
+ * whose keys then move into the listing read. */
 struct sl_s3_list {
     char *uri;    /* s3://BUCKET/PREFIX as asked, for messages */
     char *base;   /* the bucket's URL */
@@ -361,6 +382,18 @@ struct sl_s3_list {
     uint64_t *sizes;
     size_t n, i, cap;
     int started, last; /* a page was asked for; the last page is in */
+    /* the page being fetched */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int fetching, threaded; /* a fetch was started (on th, when threaded) and not taken in */
+    int fetched;            /* under mu: it ended, nx or nx_err holds what it got */
+    sl_s3_list *nx;
+    int nx_rc;
+    char nx_err[600];
+    atomic_int cancel;
+    void (*notify)(void *arg);
+    void *notify_arg;
 };
 
 int sl_s3_list_new(const char *uri, sl_s3_list **out) {
@@ -369,6 +402,8 @@ int sl_s3_list_new(const char *uri, sl_s3_list **out) {
     if (s3_split(uri, bucket, sizeof bucket, &prefix)) return SL_EINVAL;
     sl_s3_list *l = calloc(1, sizeof *l);
     if (!l) return SL_ENOMEM;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
     l->uri = strdup(uri);
     l->base = bucket_url(bucket);
     l->prefix = pct(prefix, 0);
@@ -376,8 +411,16 @@ int sl_s3_list_new(const char *uri, sl_s3_list **out) {
         sl_s3_list_free(l);
         return SL_ENOMEM;
     }
+    xmlInitParser(); /* before a page is read on another thread (libxml2's rule) */
     *out = l;
     return 0;
+}
+
+void sl_s3_list_set_notify(sl_s3_list *l, void (*fn)(void *arg), void *arg) {
+    pthread_mutex_lock(&l->mu);
+    l->notify = fn;
+    l->notify_arg = arg;
+    pthread_mutex_unlock(&l->mu);
 }
 
 static void clear_page(sl_s3_list *l) {
@@ -508,7 +551,7 @@ static int next_page(sl_s3_list *l, char *err, size_t errlen) {
     /* the query's parameters in SigV4's canonical (sorted) order */
     snprintf(url, n, "%s?%s%s%slist-type=2&prefix=%s", l->base, l->token ? "continuation-token=" : "",
              l->token ? l->token : "", l->token ? "&" : "", l->prefix);
-    sync_req s = {.max = MAX_LISTING};
+    sync_req s = {.max = MAX_LISTING, .cancel = &l->cancel};
     long status = 0;
     char why[256];
     int rc = get_sync(url, 1, &s, &status, why, sizeof why);
@@ -526,14 +569,91 @@ static int next_page(sl_s3_list *l, char *err, size_t errlen) {
     return rc;
 }
 
+static void fetch_page(sl_s3_list *l) {
+    l->nx_rc = next_page(l->nx, l->nx_err, sizeof l->nx_err);
+    pthread_mutex_lock(&l->mu);
+    l->fetched = 1;
+    pthread_cond_broadcast(&l->cv);
+    /* under the lock: once sl_s3_list_set_notify(NULL) returned, no call is
+     * under way or to come */
+    if (l->notify) l->notify(l->notify_arg);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void *fetch_main(void *arg) {
+    fetch_page(arg);
+    return NULL;
+}
+
+/* Asks for the page after the current one: on a thread, or here when no
+ * thread can be made. */
+static int start_fetch(sl_s3_list *l, char *err, size_t errlen) {
+    sl_s3_list *nx = calloc(1, sizeof *nx);
+    if (nx) {
+        nx->uri = strdup(l->uri);
+        nx->base = strdup(l->base);
+        nx->prefix = strdup(l->prefix);
+        nx->token = l->token ? strdup(l->token) : NULL;
+        pthread_mutex_init(&nx->mu, NULL);
+        pthread_cond_init(&nx->cv, NULL);
+    }
+    if (!nx || !nx->uri || !nx->base || !nx->prefix || (l->token && !nx->token)) {
+        sl_s3_list_free(nx);
+        return snprintf(err, errlen, "listing %s: out of memory", l->uri), SL_ENOMEM;
+    }
+    l->nx = nx;
+    l->fetched = 0;
+    l->fetching = 1;
+    l->threaded = pthread_create(&l->th, NULL, fetch_main, l) == 0;
+    if (!l->threaded) fetch_page(l);
+    return 0;
+}
+
+/* The fetched page becomes the current one. */
+static int take_page(sl_s3_list *l, char *err, size_t errlen) {
+    if (l->threaded) pthread_join(l->th, NULL);
+    l->fetching = l->threaded = l->fetched = 0;
+    sl_s3_list *nx = l->nx;
+    l->nx = NULL;
+    int rc = l->nx_rc;
+    if (rc) {
+        snprintf(err, errlen, "%s", l->nx_err);
+    } else {
+        clear_page(l);
+        char **k = l->keys;
+        uint64_t *z = l->sizes;
+        size_t cap = l->cap;
+        l->keys = nx->keys, l->sizes = nx->sizes, l->cap = nx->cap, l->n = nx->n, l->i = 0;
+        nx->keys = k, nx->sizes = z, nx->cap = cap, nx->n = 0;
+        free(l->token);
+        l->token = nx->token;
+        nx->token = NULL;
+        l->last = nx->last;
+        l->started = 1;
+    }
+    sl_s3_list_free(nx);
+    return rc;
+}
+
 int sl_s3_list_next(sl_s3_list *l, const char **key, uint64_t *size, char *err, size_t errlen) {
     while (l->i >= l->n) {
         if (l->started && l->last) return 0;
-        if (next_page(l, err, errlen)) {
+        int rc = l->fetching ? 0 : start_fetch(l, err, errlen);
+        if (!rc) {
+            pthread_mutex_lock(&l->mu);
+            int pending = !l->fetched && l->notify;
+            while (!l->fetched && !pending) pthread_cond_wait(&l->cv, &l->mu);
+            pthread_mutex_unlock(&l->mu);
+            if (pending) return 2;
+            rc = take_page(l, err, errlen);
+        }
+        if (rc) {
             l->last = l->started = 1;
             clear_page(l);
             return -1;
         }
+        /* the following page, while this one's keys are handed out */
+        if (!l->last && start_fetch(l, err, errlen)) l->fetching = 0; /* asked for again when needed */
     }
     *key = l->keys[l->i];
     *size = l->sizes[l->i];
@@ -547,6 +667,13 @@ const char *sl_s3_list_token(const sl_s3_list *l) { return l->last ? NULL : l->t
 
 void sl_s3_list_free(sl_s3_list *l) {
     if (!l) return;
+    if (l->fetching && l->threaded) {
+        atomic_store(&l->nx->cancel, 1);
+        pthread_join(l->th, NULL);
+    }
+    sl_s3_list_free(l->nx);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
     clear_page(l);
     free(l->keys);
     free(l->sizes);

@@ -53,8 +53,16 @@ typedef struct sl_s3_list sl_s3_list;
 int sl_s3_list_new(const char *uri, sl_s3_list **out);
 /* 1 and the next object's key (valid until the next call) and size; 0 at
  * the end; -1 with the reason in err ("listing s3://b/p: HTTP 403
- * AccessDenied: ..."). Keys ending in '/' (folder markers) are left out. */
+ * AccessDenied: ..."). Keys ending in '/' (folder markers) are left out.
+ * Pages are fetched on a thread of their own, the next one while the
+ * current one's keys are handed out; a call that needs a page not in yet
+ * waits for it, or, with a notifier set, answers 2 (pending) at once. */
 int sl_s3_list_next(sl_s3_list *l, const char **key, uint64_t *size, char *err, size_t errlen);
+/* fn(arg) is called, on the fetching thread, when a page asked for is in
+ * (or failed); sl_s3_list_next then answers pending instead of waiting.
+ * fn must not call back into the listing. Once a call with fn NULL
+ * returned, fn is not running and will not run. */
+void sl_s3_list_set_notify(sl_s3_list *l, void (*fn)(void *arg), void *arg);
 void sl_s3_list_free(sl_s3_list *l);
 
 /* --- reading what an S3 server answered ---

@@ -34,6 +34,10 @@ struct sl_walk {
     char *s3_root;
     const char *s3_prefix; /* in s3_root */
     uint64_t s3_found;
+    uint64_t s3_listed;        /* candidates found under s3:// roots so far (sl_walk_s3_listed) */
+    int skip_s3, s3_skipped;   /* sl_walk_count: s3:// roots are not listed; some were not */
+    void (*notify)(void *arg); /* sl_walk_set_notify */
+    void *notify_arg;
 };
 
 static void split_patterns(const char *s, char ***out, size_t *n) {
@@ -147,6 +151,12 @@ static void hand_out(sl_walk *w, sl_walk_entry *e, char *path, const char *error
 
 void sl_walk_report_outside(sl_walk *w) { w->report_outside = 1; }
 
+void sl_walk_set_notify(sl_walk *w, void (*fn)(void *arg), void *arg) {
+    w->notify = fn;
+    w->notify_arg = arg;
+    if (w->s3) sl_s3_list_set_notify(w->s3, fn, arg);
+}
+
 static void s3_done(sl_walk *w) {
     sl_s3_list_free(w->s3);
     w->s3 = NULL;
@@ -159,13 +169,14 @@ static void s3_done(sl_walk *w) {
  * under ROOT/ must match the include patterns (the base name, as files).
  * A root that names nothing, or whose listing fails, is yielded with the
  * reason, so it fails as a document instead of vanishing. 1: *e filled; 0:
- * this root is done. */
+ * this root is done; 2: its next page is not in yet (sl_walk_set_notify). */
 static int s3_next(sl_walk *w, sl_walk_entry *e) {
     size_t plen = strlen(w->s3_prefix);
     for (;;) {
         const char *key;
         uint64_t size;
         int rc = sl_s3_list_next(w->s3, &key, &size, w->err, sizeof w->err);
+        if (rc == 2) return 2; /* the next page is not in yet */
         if (rc <= 0) {
             char *root = w->s3_root;
             w->s3_root = NULL;
@@ -196,6 +207,7 @@ static int s3_next(sl_walk *w, sl_walk_entry *e) {
         memcpy(uri, w->s3_root, blen);
         strcpy(uri + blen, key);
         w->s3_found++;
+        if (!outside) w->s3_listed++;
         hand_out(w, e, uri, NULL, size);
         e->named = exact;
         e->outside = outside;
@@ -206,13 +218,19 @@ static int s3_next(sl_walk *w, sl_walk_entry *e) {
 int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
     for (;;) {
         if (w->s3) {
-            if (s3_next(w, e)) return 1;
+            int rc = s3_next(w, e);
+            if (rc) return rc;
             continue;
         }
         if (w->depth == 0) {
             if (w->root_i >= w->nroots) return 0;
             char *root = strdup(w->roots[w->root_i++]);
             if (!root) return 0;
+            if (sl_source_is_s3(root) && w->skip_s3) {
+                w->s3_skipped = 1;
+                free(root);
+                continue;
+            }
             if (sl_source_is_s3(root)) {
                 const char *slash = strchr(root + 5, '/');
                 if (root[5] == '/' || root[5] == 0 || sl_s3_list_new(root, &w->s3) != 0) {
@@ -235,6 +253,7 @@ int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
                 w->s3_root = root;
                 w->s3_prefix = slash + 1;
                 w->s3_found = 0;
+                if (w->notify) sl_s3_list_set_notify(w->s3, w->notify, w->notify_arg);
                 continue;
             }
             if (sl_source_is_remote(root)) { /* an http(s) URL: one document, fetched when read */
@@ -314,15 +333,21 @@ void sl_walk_free(sl_walk *w) {
     free(w);
 }
 
-uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude) {
+uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude,
+                       int *uncounted) {
     sl_walk *w;
+    *uncounted = 0;
     if (sl_walk_new(roots, nroots, include, exclude, &w) != 0) return 0;
+    w->skip_s3 = 1;
     uint64_t n = 0;
     sl_walk_entry e;
     while (sl_walk_next(w, &e) == 1) n++;
+    *uncounted = w->s3_skipped;
     sl_walk_free(w);
     return n;
 }
+
+uint64_t sl_walk_s3_listed(const sl_walk *w) { return w->s3_listed; }
 
 int sl_walk_name_matches(const char *patterns, const char *name) {
     char **pats;

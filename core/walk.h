@@ -37,8 +37,14 @@ int sl_walk_new(const char *const *roots, size_t nroots, const char *include, co
 /* From now on, files in folders that match no include pattern are yielded
  * too, with `outside` set, so a run can count what it left out. */
 void sl_walk_report_outside(sl_walk *w);
-/* 1 and *e filled for the next candidate, 0 at the end. */
+/* 1 and *e filled for the next candidate, 0 at the end; 2 (only with a
+ * notifier set) when the next candidate waits on an s3:// listing's page
+ * still being fetched: fn(arg) is called, on another thread, once it is in,
+ * and the walk goes on from where it was. Without a notifier the walk waits
+ * for the page. A notifier set to NULL is no longer running when this
+ * returns. */
 int sl_walk_next(sl_walk *w, sl_walk_entry *e);
+void sl_walk_set_notify(sl_walk *w, void (*fn)(void *arg), void *arg);
 void sl_walk_free(sl_walk *w);
 
 /* Whether a base name matches one of a space-separated list of patterns,
@@ -46,7 +52,13 @@ void sl_walk_free(sl_walk *w);
  * events with it). */
 int sl_walk_name_matches(const char *patterns, const char *name);
 
-/* Counts the candidates a fresh walk would yield (for the progress line). */
-uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude);
+/* Counts the candidates a fresh walk would yield (for the progress line),
+ * except under s3:// roots, which are not listed for it (a listing is a
+ * request a thousand keys, and the run lists them anyway): *uncounted says
+ * whether there were any. */
+uint64_t sl_walk_count(const char *const *roots, size_t nroots, const char *include, const char *exclude,
+                       int *uncounted);
+/* Candidates this walk has found under s3:// roots so far. */
+uint64_t sl_walk_s3_listed(const sl_walk *w);
 
 #endif

@@ -89,7 +89,9 @@ int main(void) {
     CHECK_STR(got[7], "docs/sub/d.md");
     CHECK_INT(sizes[7], 3);
     CHECK_STR(got[8], "top.md");
-    CHECK_INT(sl_walk_count(roots, 1, "*.md *.txt", ".git node_modules"), 9);
+    int uncounted = -1;
+    CHECK_INT(sl_walk_count(roots, 1, "*.md *.txt", ".git node_modules", &uncounted), 9);
+    CHECK_INT(uncounted, 0);
 
     /* A file given directly is a candidate whatever its name; a trailing
      * slash on a folder gives the same paths as without. */

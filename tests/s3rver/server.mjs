@@ -12,6 +12,14 @@
 // SIGTERM or SIGINT. Its one account is access key S3RVER, secret S3RVER:
 // a request signed with another secret is answered 403
 // SignatureDoesNotMatch.
+//
+// With S3_GATE=FILE in the environment, a proxy of its own stands in front
+// of s3rver (its port is the one printed): it prints "list URL" for every
+// ListObjectsV2 request, and holds a request for a listing's second or later
+// page (one with a continuation-token) until FILE exists. Requests pass
+// unchanged, Host header included, so their signatures still hold.
+import fs from 'node:fs';
+import http from 'node:http';
 import S3rver from '@20minutes/s3rver';
 
 const [dir, ...buckets] = process.argv.slice(2);
@@ -28,13 +36,40 @@ const server = new S3rver({
     vhostBuckets: false,
     configureBuckets: buckets.map((name) => ({ name, configs: [] })),
 });
-const { port } = await server.run();
-console.log(`ready ${port}`);
+const { port: inner } = await server.run();
+const gate = process.env.S3_GATE;
+let proxy = null;
+if (!gate) {
+    console.log(`ready ${inner}`);
+} else {
+    proxy = http.createServer((req, res) => {
+        const forward = () => {
+            const up = http.request(
+                { host: '127.0.0.1', port: inner, method: req.method, path: req.url, headers: req.headers },
+                (answer) => {
+                    res.writeHead(answer.statusCode, answer.headers);
+                    answer.pipe(res);
+                },
+            );
+            up.on('error', () => {
+                res.statusCode = 502;
+                res.end();
+            });
+            req.pipe(up);
+        };
+        if (req.method === 'GET' && req.url.includes('list-type=2')) console.log(`list ${req.url}`);
+        if (!req.url.includes('continuation-token=')) return forward();
+        const wait = () => (fs.existsSync(gate) ? forward() : setTimeout(wait, 50));
+        wait();
+    });
+    proxy.listen(0, '127.0.0.1', () => console.log(`ready ${proxy.address().port}`));
+}
 
 let stopping = false;
 async function stop() {
     if (stopping) return;
     stopping = true;
+    if (proxy) proxy.close();
     await server.close();
     process.exit(0);
 }
