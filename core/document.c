@@ -237,6 +237,12 @@ int sl_doc_queue_job(const sl_doc *doc, int64_t *id, int64_t *token) {
     if (token) *token = doc->queue_token;
     return 1;
 }
+int sl_doc_queue_fence(const sl_doc *doc, int64_t *id, int64_t *token) {
+    if (!doc || doc->fence_id <= 0) return 0;
+    if (id) *id = doc->fence_id;
+    if (token) *token = doc->fence_token;
+    return 1;
+}
 const char *sl_doc_fingerprint(const sl_doc *doc) { return doc->fingerprint; }
 uint64_t sl_doc_run_id(const sl_doc *doc) { return doc->run_id; }
 

@@ -85,6 +85,7 @@ struct sl_doc {
     char fingerprint[33];
     uint64_t run_id;
     int64_t queue_id, queue_token; /* the queue job it was leased as (queue.c); 0: none */
+    int64_t fence_id, fence_token; /* a leased document's child: its job, to fence (not ack) its store */
     /* filled by plugins */
     uint32_t pages;
     sl_kv *meta;

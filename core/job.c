@@ -475,6 +475,10 @@ static void make_children(job *j, const stage *st) {
         sl_doc_meta_set(cd, "parent", d->uri);
         sl_doc_set_child_limits(cd, (uint32_t)r->rt->set.max_children, r->rt->set.max_child_bytes);
         cd->depth = d->depth + 1;
+        /* a leased document's children: their stores are fenced by its job
+         * (sl_doc_queue_fence), so a stale node's late ones are refused too */
+        cd->fence_id = d->queue_id > 0 ? d->queue_id : d->fence_id;
+        cd->fence_token = d->queue_id > 0 ? d->queue_token : d->fence_token;
         k->run = r;
         k->doc = cd;
         k->state = JOB_NEW;

@@ -33,6 +33,11 @@
  *                "lease lost: job N token T was re-leased; commit refused":
  *                the whole transaction rolls back, the document fails with
  *                that reason. Stored and acked together, or not at all.
+ *   QQ_FENCE     the same check without the ack, for a child of a leased
+ *                document (sl_doc_queue_fence): SELECT PREFIXqueue_fence(
+ *                id, token) locks the job's row FOR SHARE while it is
+ *                leased with that token, else raises SLQ01 as the ack does;
+ *                the parent's store, after its children's, acks the job
  *   QQ_DONE      the same ack outside a store, for a document that needed
  *                none (stored unchanged): 0 rows means the lease was lost,
  *                which is harmless here (nothing was written).
@@ -89,6 +94,7 @@ void pg_queue_free(pg_queue *q) {
     pg_queue_close(q);
     free(q->jobs);
     free(q->ack_fn);
+    free(q->fence_fn);
     free(q->channel);
     for (int i = 0; i < QQ_COUNT; i++) free(q->sql[i]);
     memset(q, 0, sizeof *q);
@@ -98,10 +104,12 @@ int pg_queue_names(PGconn *conn, const pg_config *c, const pg_names *n, pg_queue
     memset(q, 0, sizeof *q);
     q->jobs = qname(conn, c, "jobs", true);
     q->ack_fn = qname(conn, c, "queue_ack", true);
+    q->fence_fn = qname(conn, c, "queue_fence", true);
     q->channel = fmt("%sjobs", c->table_prefix ? c->table_prefix : "");
-    if (!q->jobs || !q->ack_fn || !q->channel) return SL_ENOMEM;
+    if (!q->jobs || !q->ack_fn || !q->fence_fn || !q->channel) return SL_ENOMEM;
     const char *j = q->jobs;
     q->sql[QQ_ACK] = fmt("SELECT %s($1::bigint, $2::bigint)", q->ack_fn);
+    q->sql[QQ_FENCE] = fmt("SELECT %s($1::bigint, $2::bigint)", q->fence_fn);
     q->sql[QQ_DONE] = fmt("UPDATE %s SET state = 'done', done_at = now(), done_by = lease_owner,"
                           " lease_expires = NULL, last_error = NULL"
                           " WHERE id = $1::bigint AND token = $2::bigint AND state = 'leased'",
@@ -194,10 +202,11 @@ static int exec(PGconn *conn, const char *sql, const char *what, char *err, size
 
 int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) {
     char *jobs = qname(conn, c, "jobs", true), *fn = qname(conn, c, "queue_ack", true);
+    char *fence_fn = qname(conn, c, "queue_fence", true);
     char *i_open = qname(conn, c, "jobs_open_uri", false), *i_ready = qname(conn, c, "jobs_leasable", false);
     char *i_exp = qname(conn, c, "jobs_lease_expiry", false), *i_done = qname(conn, c, "jobs_done_at", false);
-    char *ddl = NULL, *func = NULL;
-    if (jobs && fn && i_open && i_ready && i_exp && i_done) {
+    char *ddl = NULL, *func = NULL, *fence = NULL;
+    if (jobs && fn && fence_fn && i_open && i_ready && i_exp && i_done) {
         ddl = fmt("CREATE TABLE IF NOT EXISTS %s("
                   " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
                   " uri text COLLATE \"C\" NOT NULL,"
@@ -236,13 +245,31 @@ int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) 
             " coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, '?'));"
             " END IF; END $q$",
             fn, jobs, jobs);
+        /* the same refusal for a leased document's child, without the ack:
+         * the row is locked FOR SHARE until the store commits, so a reclaim
+         * (SKIP LOCKED) leaves it leased with this token meanwhile */
+        fence = fmt(
+            "CREATE OR REPLACE FUNCTION %s(job bigint, tok bigint) RETURNS void LANGUAGE plpgsql AS $q$"
+            " DECLARE cur record; BEGIN"
+            " PERFORM 1 FROM %s WHERE id = job AND token = tok AND state = 'leased' FOR SHARE;"
+            " IF NOT FOUND THEN"
+            " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur FROM %s WHERE id = job;"
+            " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s token %%s was"
+            " re-leased; commit refused for a document found inside it (the job is now token %%s, %%s, %%s)',"
+            " job, tok, coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, "
+            "'?'));"
+            " END IF; END $q$",
+            fence_fn, jobs, jobs);
     }
-    int rc = ddl && func ? 0 : SL_ENOMEM;
+    int rc = ddl && func && fence ? 0 : SL_ENOMEM;
     if (rc) snprintf(err, errlen, "out of memory");
     if (!rc) rc = exec(conn, ddl, "creating the job queue", err, errlen);
     if (!rc) rc = exec(conn, func, "creating the queue's ack function", err, errlen);
+    if (!rc) rc = exec(conn, fence, "creating the queue's fence function", err, errlen);
     free(jobs);
     free(fn);
+    free(fence_fn);
+    free(fence);
     free(i_open);
     free(i_ready);
     free(i_exp);

@@ -839,10 +839,12 @@ static int store(sl_call *call, sl_doc *doc) {
      * delete its chunks; insert the new ones; COMMIT: one round trip */
     bool ok = pg_op_stmt(op, s->sql[Q_BEGIN], 0) != NULL;
     int64_t job = 0, token = 0;
-    if (ok && sl_doc_queue_job(doc, &job, &token)) {
-        /* a leased document: acked first, in this transaction; a lost
+    int acked = ok && sl_doc_queue_job(doc, &job, &token);
+    if (acked || (ok && sl_doc_queue_fence(doc, &job, &token))) {
+        /* a leased document: acked first, in this transaction; a child of
+         * one: fenced by its job, which its parent's store acks. A lost
          * lease raises (queue.c) and the whole document rolls back */
-        pg_stmt *ack = pg_op_stmt(op, s->queue.sql[QQ_ACK], 2);
+        pg_stmt *ack = pg_op_stmt(op, s->queue.sql[acked ? QQ_ACK : QQ_FENCE], 2);
         if (ack) {
             pg_stmt_text(ack, 0, num(op, (long long)job));
             pg_stmt_text(ack, 1, num(op, (long long)token));

@@ -197,6 +197,7 @@ int pg_limit_grant(pg_limits *l, pg_pool *pool, sl_call *call, const char *key, 
 /* The job queue's statements (queue.c names each). */
 enum {
     QQ_ACK,
+    QQ_FENCE,
     QQ_DONE,
     QQ_RECLAIM,
     QQ_LEASE,
@@ -211,9 +212,10 @@ enum {
 };
 
 typedef struct pg_queue {
-    char *jobs;    /* [schema.]PREFIXjobs, quoted */
-    char *ack_fn;  /* [schema.]PREFIXqueue_ack, quoted */
-    char *channel; /* PREFIXjobs: what enqueue NOTIFYs and nodes LISTEN on (unquoted) */
+    char *jobs;     /* [schema.]PREFIXjobs, quoted */
+    char *ack_fn;   /* [schema.]PREFIXqueue_ack, quoted */
+    char *fence_fn; /* [schema.]PREFIXqueue_fence, quoted */
+    char *channel;  /* PREFIXjobs: what enqueue NOTIFYs and nodes LISTEN on (unquoted) */
     char *sql[QQ_COUNT];
     pg_pool *pool;     /* the sink's: every queue call is one op on it */
     const char *where; /* for messages */

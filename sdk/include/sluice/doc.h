@@ -105,6 +105,13 @@ SL_EXPORT uint64_t sl_doc_run_id(const sl_doc *doc);
  * transaction (plugin.h, queue_join); 0 for a document not from a queue
  * (a found-inside child included: its parent's store acks the job). */
 SL_EXPORT int sl_doc_queue_job(const sl_doc *doc, int64_t *id, int64_t *token);
+/* A document found inside a leased one (a child, at any depth): 1 and the
+ * job and token its store must be fenced by, without acking it: the store
+ * commits only while that job is still leased with that token (the
+ * parent's store, after its children, acks it). 0 otherwise. A sink that
+ * keeps the queue checks it as it does the ack, so that a stale node's late
+ * store of a child is refused as its parent's would be. */
+SL_EXPORT int sl_doc_queue_fence(const sl_doc *doc, int64_t *id, int64_t *token);
 
 /* --- arena memory, freed with the document --- */
 SL_EXPORT void *sl_doc_alloc(sl_doc *doc, size_t size);

@@ -331,7 +331,9 @@ typedef struct sl_plugin {
      * leased from it (sl_doc_queue_job) inside the store's transaction:
      * only when the job is still leased with that token, else the whole
      * document rolls back and fails with a reason that begins "lease lost"
-     * (stored and acked together, or not at all).
+     * (stored and acked together, or not at all). A document found inside
+     * a leased one (sl_doc_queue_fence) is checked the same way without the
+     * ack: its parent is stored after it and acks the job.
      *
      * queue_join makes this process a queue node named `node` (host:pid:
      * start): instead of claim's one writer, a claim shared with other

@@ -7,6 +7,11 @@
 # arrives, its store's transaction finds the job re-leased, and the commit
 # is refused - A's log says so - so the document is stored exactly once,
 # by B, and the job is done with B's token.
+#
+# Then the same with an e-mail and its attachment: the attachment is a
+# document found inside the leased one, stored before its parent. A's late
+# store of it is refused too (fenced by the parent's job, which only the
+# parent's store acks), so A stores nothing and B's copy stands.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../e2e/lib.sh"
 source "$HERE/../../providers-e2e/fake.sh"
@@ -53,4 +58,59 @@ check_eq "its chunks once" "$(pg_sql "SELECT count(*) - count(DISTINCT (doc_id, 
 check_eq "the job is still done by B (A's refusal changed nothing)" \
     "$(pg_sql "SELECT state || ' ' || token || ' ' || failures FROM sluice_jobs")" "done 2 0"
 check_eq "no job left leased" "$(jobs_in leased)" 0
+
+# 2. An e-mail: node A is stopped while its attachment (a child document,
+# past its lookup) waits on the provider; B stores the e-mail and the
+# attachment; A's late store of the child is refused as its parent's is.
+cat >>q.ini <<'INI'
+
+[route.email]
+media = message/rfc822
+stages = email chunker embedder
+sink = store
+
+[email]
+plugin = parse-email
+INI
+mail=(--set 'sluice.include=*.eml' --set store.table_prefix=m_)
+mkdir mail
+# an older version stored first, so that a node's lookup of the attachment
+# leaves a trace (its seen_run) that says it is past that lookup
+printf '# Inside\n\nThe attachment as it was.\n' >inside.md
+python3 "$SRC/tests/e2e/make_email.py" mail mail/m.eml "A fenced e-mail with one attachment." inside.md=inside.md
+sl -c q.ini "${mail[@]}" run --json mail
+check_eq "e-mail: the older version stored" "$(json .documents.stored)" 2
+old_run=$(pg_sql "SELECT seen_run FROM m_documents WHERE uri = 'mail/m.eml#inside.md'")
+printf '# Inside\n\nThe attachment that two nodes both work on.\n' >inside.md
+python3 "$SRC/tests/e2e/make_email.py" mail mail/m.eml "A fenced e-mail with one attachment." inside.md=inside.md
+sl -c q.ini "${mail[@]}" enqueue mail
+check_eq "e-mail: enqueued" "$RC" 0
+fake_config f '{"embed-latency-ms": 3000}' >/dev/null
+start_node a2 "${mail[@]}"
+a2pid=${NODE[a2]}
+mail_leased() { [[ $(pg_sql "SELECT count(*) FROM m_jobs WHERE state = 'leased' AND lease_owner LIKE '%:$a2pid:%'") == 1 ]]; }
+wait_until 60 "node A leases the e-mail's job" mail_leased
+child_looked_up() { [[ $(pg_sql "SELECT seen_run <> $old_run FROM m_documents WHERE uri = 'mail/m.eml#inside.md'") == t ]]; }
+wait_until 60 "node A looked the attachment up (it now waits on the provider)" child_looked_up
+kill -STOP "$a2pid"
+fake_config f '{"embed-latency-ms": 0}' >/dev/null
+mail_expired() { [[ $(pg_sql "SELECT count(*) FROM m_jobs WHERE lease_expires < now()") == 1 ]]; }
+wait_until 30 "A's lease on the e-mail runs out while it is stopped" mail_expired
+start_node b2 "${mail[@]}"
+wait "${NODE[b2]}" && brc=0 || brc=$?
+check_eq "e-mail, node B: exit status" "$brc" 0
+check_eq "e-mail, node B stored the e-mail and its attachment" "$(jq .documents.stored b2.out)" 2
+kill -CONT "$a2pid"
+wait "$a2pid" && arc=0 || arc=$?
+check_eq "e-mail, node A: exit status (its documents failed: lease lost)" "$arc" 1
+check_contains "e-mail, node A's report: the attachment's late store was refused" \
+    "$(jq -r '.failed[] | select(.uri == "mail/m.eml#inside.md") | .reason' a2.out)" \
+    "lease lost: job 1 token 1 was re-leased; commit refused for a document found inside it"
+check_eq "e-mail, node A stored nothing" "$(jq .documents.stored a2.out)" 0
+check_eq "e-mail: each document stored once" \
+    "$(pg_sql "SELECT count(*) || ' ' || count(DISTINCT uri) FROM m_documents")" "2 2"
+check_eq "e-mail: the attachment is B's" \
+    "$(pg_sql "SELECT count(*) FROM m_documents d WHERE d.uri = 'mail/m.eml#inside.md' AND d.stored_run = (SELECT stored_run FROM m_documents WHERE uri = 'mail/m.eml')")" 1
+check_eq "e-mail: the job is done with B's token" \
+    "$(pg_sql "SELECT state || ' ' || token || ' ' || failures FROM m_jobs")" "done 2 0"
 finish
