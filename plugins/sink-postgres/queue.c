@@ -32,7 +32,10 @@
  *                'leased' and, when no row matched, raises SQLSTATE SLQ01
  *                "lease lost: job N token T was re-leased; commit refused":
  *                the whole transaction rolls back, the document fails with
- *                that reason. Stored and acked together, or not at all.
+ *                that reason. Stored and acked together, or not at all. A
+ *                job already done with that same token passes: only this
+ *                lease had it, so it is this lease's own commit whose answer
+ *                a lost connection kept (the store is retried, pool.c).
  *   QQ_FENCE     the same check without the ack, for a child of a leased
  *                document (sl_doc_queue_fence): SELECT PREFIXqueue_fence(
  *                id, token) locks the job's row FOR SHARE while it is
@@ -240,6 +243,9 @@ int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) 
             " lease_expires = NULL, last_error = NULL WHERE id = job AND token = tok AND state = 'leased';"
             " IF NOT FOUND THEN"
             " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur FROM %s WHERE id = job;"
+            /* done with this very token: this lease's own earlier commit,
+             * whose answer the connection lost (the store is retried) */
+            " IF cur.state = 'done' AND cur.token = tok THEN RETURN; END IF;"
             " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s token %%s was"
             " re-leased; commit refused (the job is now token %%s, %%s, %%s)', job, tok,"
             " coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, '?'));"

@@ -69,4 +69,15 @@ check_eq "the ghost's job: done by the node with the next token" \
     "done 2 2 true"
 check_eq "every job done" "$(jobs_in done)" "$N"
 check_eq "no failures counted" "$(pg_sql "SELECT count(*) FROM sluice_jobs WHERE failures > 0")" 0
+
+# The ack again, as a store retried after a connection lost during its
+# COMMIT sends it: with the token the job was done with, it passes (that
+# lease's own commit); with an older token it is refused.
+check_eq "the ack with the token the job was done with passes" \
+    "$(pg_sql "SELECT 'passed' FROM (SELECT sluice_queue_ack($ghost, 2)) a" 2>&1)" passed
+ack_old=$(pg_sql "SELECT sluice_queue_ack($ghost, 1)" 2>&1 || true)
+check_contains "the ack with an older token is refused" "$ack_old" \
+    "lease lost: job $ghost token 1 was re-leased; commit refused \(the job is now token 2, done"
+check_eq "the job is unchanged by either" \
+    "$(pg_sql "SELECT state || ' ' || token FROM sluice_jobs WHERE id = $ghost")" "done 2"
 finish
