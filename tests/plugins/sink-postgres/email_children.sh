@@ -12,16 +12,7 @@ MAKE="python3 $SRC/tests/e2e/make_email.py"
 
 pg_start
 write_conf pg.ini "$PG_PORT"
-cat >>pg.ini <<'INI'
-
-[route.email]
-media = message/rfc822
-stages = email chunker embedder
-sink = store
-
-[email]
-plugin = parse-email
-INI
+email_route >>pg.ini
 run() { sl -c pg.ini --set 'sluice.include=*.eml' "$@"; }
 printf '# Alpha\n\nThe alpha attachment.\n' >a.md
 printf '# Beta\n\nThe beta attachment.\n' >b.md

@@ -145,3 +145,18 @@ pg_digest() {
            FROM ${p}chunks c JOIN ${p}documents d ON d.id = c.doc_id ORDER BY d.uri, c.ordinal" |
         sha256sum | cut -d' ' -f1
 }
+
+# email_route: the sections that send *.eml through parse-email to the
+# config's chunker, embedder and store (append them to a config).
+email_route() {
+    cat <<'INI'
+
+[route.email]
+media = message/rfc822
+stages = email chunker embedder
+sink = store
+
+[email]
+plugin = parse-email
+INI
+}

@@ -62,16 +62,7 @@ check_eq "no job left leased" "$(jobs_in leased)" 0
 # 2. An e-mail: node A is stopped while its attachment (a child document,
 # past its lookup) waits on the provider; B stores the e-mail and the
 # attachment; A's late store of the child is refused as its parent's is.
-cat >>q.ini <<'INI'
-
-[route.email]
-media = message/rfc822
-stages = email chunker embedder
-sink = store
-
-[email]
-plugin = parse-email
-INI
+email_route >>q.ini
 mail=(--set 'sluice.include=*.eml' --set store.table_prefix=m_)
 mkdir mail
 # an older version stored first, so that a node's lookup of the attachment
