@@ -396,21 +396,30 @@ struct sl_s3_list {
     void *notify_arg;
 };
 
+/* A listing of its own strings (taken, freed with it, even on failure);
+ * NULL when one of them or the listing could not be made. */
+static sl_s3_list *list_make(char *uri, char *base, char *prefix) {
+    sl_s3_list *l = calloc(1, sizeof *l);
+    if (l) {
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        l->uri = uri, l->base = base, l->prefix = prefix;
+    } else {
+        free(uri), free(base), free(prefix);
+    }
+    if (l && (!uri || !base || !prefix)) {
+        sl_s3_list_free(l);
+        l = NULL;
+    }
+    return l;
+}
+
 int sl_s3_list_new(const char *uri, sl_s3_list **out) {
     char bucket[256];
     const char *prefix;
     if (s3_split(uri, bucket, sizeof bucket, &prefix)) return SL_EINVAL;
-    sl_s3_list *l = calloc(1, sizeof *l);
+    sl_s3_list *l = list_make(strdup(uri), bucket_url(bucket), pct(prefix, 0));
     if (!l) return SL_ENOMEM;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
-    l->uri = strdup(uri);
-    l->base = bucket_url(bucket);
-    l->prefix = pct(prefix, 0);
-    if (!l->uri || !l->base || !l->prefix) {
-        sl_s3_list_free(l);
-        return SL_ENOMEM;
-    }
     xmlInitParser(); /* before a page is read on another thread (libxml2's rule) */
     *out = l;
     return 0;
@@ -588,16 +597,9 @@ static void *fetch_main(void *arg) {
 /* Asks for the page after the current one: on a thread, or here when no
  * thread can be made. */
 static int start_fetch(sl_s3_list *l, char *err, size_t errlen) {
-    sl_s3_list *nx = calloc(1, sizeof *nx);
-    if (nx) {
-        nx->uri = strdup(l->uri);
-        nx->base = strdup(l->base);
-        nx->prefix = strdup(l->prefix);
-        nx->token = l->token ? strdup(l->token) : NULL;
-        pthread_mutex_init(&nx->mu, NULL);
-        pthread_cond_init(&nx->cv, NULL);
-    }
-    if (!nx || !nx->uri || !nx->base || !nx->prefix || (l->token && !nx->token)) {
+    sl_s3_list *nx = list_make(strdup(l->uri), strdup(l->base), strdup(l->prefix));
+    if (nx && l->token) nx->token = strdup(l->token);
+    if (!nx || (l->token && !nx->token)) {
         sl_s3_list_free(nx);
         return snprintf(err, errlen, "listing %s: out of memory", l->uri), SL_ENOMEM;
     }

@@ -226,12 +226,12 @@ int sl_walk_next(sl_walk *w, sl_walk_entry *e) {
             if (w->root_i >= w->nroots) return 0;
             char *root = strdup(w->roots[w->root_i++]);
             if (!root) return 0;
-            if (sl_source_is_s3(root) && w->skip_s3) {
-                w->s3_skipped = 1;
-                free(root);
-                continue;
-            }
             if (sl_source_is_s3(root)) {
+                if (w->skip_s3) {
+                    w->s3_skipped = 1;
+                    free(root);
+                    continue;
+                }
                 const char *slash = strchr(root + 5, '/');
                 if (root[5] == '/' || root[5] == 0 || sl_s3_list_new(root, &w->s3) != 0) {
                     snprintf(w->err, sizeof w->err, "not an s3://BUCKET/PREFIX URI");

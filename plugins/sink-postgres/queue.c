@@ -203,6 +203,29 @@ static int exec(PGconn *conn, const char *sql, const char *what, char *err, size
     return 0;
 }
 
+/* A plpgsql function fn(job, tok) on the jobs table `jobs`: `check` (its
+ * one %s is the table) finds the job still leased with that token, or else
+ * `unless` may RETURN, or it raises SQLSTATE SLQ01, which pool.c turns
+ * into the document's failure (not the run's), with the words the node
+ * logs: "lease lost: job N token T was re-leased; commit refused<what>". */
+static char *lease_function(const char *fn, const char *jobs, const char *check, const char *unless,
+                            const char *what) {
+    char *body = fmt(check, jobs);
+    char *sql =
+        body ? fmt("CREATE OR REPLACE FUNCTION %s(job bigint, tok bigint) RETURNS void LANGUAGE plpgsql"
+                   " AS $q$ DECLARE cur record; BEGIN %s IF NOT FOUND THEN"
+                   " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur"
+                   " FROM %s WHERE id = job;%s"
+                   " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s"
+                   " token %%s was re-leased; commit refused%s (the job is now token %%s, %%s, %%s)',"
+                   " job, tok, coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'),"
+                   " coalesce(cur.owner, '?')); END IF; END $q$",
+                   fn, body, jobs, unless, what)
+             : NULL;
+    free(body);
+    return sql;
+}
+
 int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) {
     char *jobs = qname(conn, c, "jobs", true), *fn = qname(conn, c, "queue_ack", true);
     char *fence_fn = qname(conn, c, "queue_fence", true);
@@ -234,38 +257,21 @@ int pg_queue_create(PGconn *conn, const pg_config *c, char *err, size_t errlen) 
                   "CREATE INDEX IF NOT EXISTS %s ON %s(lease_expires) WHERE state = 'leased';"
                   "CREATE INDEX IF NOT EXISTS %s ON %s(done_at) WHERE state = 'done';",
                   jobs, i_open, jobs, i_ready, jobs, i_exp, jobs, i_done, jobs);
-        /* the ack that refuses a stale node: its own SQLSTATE (pool.c
-         * fails the document, not the run) and the words the node logs */
-        func = fmt(
-            "CREATE OR REPLACE FUNCTION %s(job bigint, tok bigint) RETURNS void LANGUAGE plpgsql AS $q$"
-            " DECLARE cur record; BEGIN"
-            " UPDATE %s SET state = 'done', done_at = now(), done_by = lease_owner,"
-            " lease_expires = NULL, last_error = NULL WHERE id = job AND token = tok AND state = 'leased';"
-            " IF NOT FOUND THEN"
-            " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur FROM %s WHERE id = job;"
-            /* done with this very token: this lease's own earlier commit,
-             * whose answer the connection lost (the store is retried) */
-            " IF cur.state = 'done' AND cur.token = tok THEN RETURN; END IF;"
-            " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s token %%s was"
-            " re-leased; commit refused (the job is now token %%s, %%s, %%s)', job, tok,"
-            " coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, '?'));"
-            " END IF; END $q$",
-            fn, jobs, jobs);
+        /* the ack that refuses a stale node. A job done with this very
+         * token passes: this lease's own earlier commit, whose answer the
+         * connection lost (the store is retried) */
+        func = lease_function(fn, jobs,
+                              "UPDATE %s SET state = 'done', done_at = now(), done_by = lease_owner,"
+                              " lease_expires = NULL, last_error = NULL"
+                              " WHERE id = job AND token = tok AND state = 'leased';",
+                              " IF cur.state = 'done' AND cur.token = tok THEN RETURN; END IF;", "");
         /* the same refusal for a leased document's child, without the ack:
          * the row is locked FOR SHARE until the store commits, so a reclaim
          * (SKIP LOCKED) leaves it leased with this token meanwhile */
-        fence = fmt(
-            "CREATE OR REPLACE FUNCTION %s(job bigint, tok bigint) RETURNS void LANGUAGE plpgsql AS $q$"
-            " DECLARE cur record; BEGIN"
-            " PERFORM 1 FROM %s WHERE id = job AND token = tok AND state = 'leased' FOR SHARE;"
-            " IF NOT FOUND THEN"
-            " SELECT token, state, coalesce(lease_owner, 'no node') AS owner INTO cur FROM %s WHERE id = job;"
-            " RAISE EXCEPTION USING ERRCODE = 'SLQ01', MESSAGE = format('lease lost: job %%s token %%s was"
-            " re-leased; commit refused for a document found inside it (the job is now token %%s, %%s, %%s)',"
-            " job, tok, coalesce(cur.token::text, '?'), coalesce(cur.state, 'gone'), coalesce(cur.owner, "
-            "'?'));"
-            " END IF; END $q$",
-            fence_fn, jobs, jobs);
+        fence =
+            lease_function(fence_fn, jobs,
+                           "PERFORM 1 FROM %s WHERE id = job AND token = tok AND state = 'leased' FOR SHARE;",
+                           "", " for a document found inside it");
     }
     int rc = ddl && func && fence ? 0 : SL_ENOMEM;
     if (rc) snprintf(err, errlen, "out of memory");
