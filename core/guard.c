@@ -283,6 +283,7 @@ static pthread_mutex_t dog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t dog_cond = PTHREAD_COND_INITIALIZER;
 static int dog_running, dog_stop;
 static uint64_t dog_loop_ms, dog_slow_ms;
+static uint64_t dog_since; /* sl_now_ns() at sl_guard_start: the first tick's gap counts from there */
 
 static void look(slot *s, uint64_t now) {
     pthread_mutex_lock(&s->lock);
@@ -333,7 +334,9 @@ static void credit_pause(uint64_t gap) {
 static void *watchdog(void *arg) {
     (void)arg;
     pthread_mutex_lock(&dog_lock);
-    uint64_t last = sl_now_ns();
+    /* from the start, not from when this thread first ran: a process
+     * stopped before the thread was scheduled has its pause counted too */
+    uint64_t last = dog_since;
     while (!dog_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -370,6 +373,7 @@ int sl_guard_start(uint64_t loop_ms, uint64_t slow_ms) {
     dog_stop = 0;
     int rc = 0;
     if (!dog_running) {
+        dog_since = sl_now_ns();
         rc = pthread_create(&dog, NULL, watchdog, NULL) == 0 ? 0 : -1;
         dog_running = rc == 0;
     }
