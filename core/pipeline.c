@@ -11,6 +11,7 @@
  */
 #include "pipeline.h"
 
+#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -311,6 +312,34 @@ static void machine_ticks(unsigned long long *busy, unsigned long long *all) {
     fclose(f);
 }
 
+/* How long this process's threads have waited, runnable, for a core
+ * (/proc/self/task/TID/schedstat's second field, in ns, summed), in
+ * seconds; -1 where it cannot be read (a kernel without schedstats). A
+ * thread that ended since an earlier reading takes its share with it:
+ * the difference of two readings is then low, never high. */
+static double threads_cpu_wait(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    unsigned long long sum = 0;
+    int read_any = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        unsigned long long ran, waited;
+        if (fscanf(f, "%llu %llu", &ran, &waited) == 2) {
+            sum += waited;
+            read_any = 1;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return read_any ? (double)sum / 1e9 : -1;
+}
+
 /* The stage of a limited io instance (rpm, tpm or a concurrency the user
  * set) whose units waited longest in its queue, or NULL. */
 static const stage *limited_stage(const run *r, double *wait_s) {
@@ -336,7 +365,8 @@ static const stage *limited_stage(const run *r, double *wait_s) {
  * set that requests waited on for a good part of the run, the loop thread,
  * sluice's CPU, the machine's CPU (full, with others taking part of it),
  * the memory budget, the store. */
-static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine) {
+static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, double machine,
+                         double cpu_wait) {
     sl_report *rep = r->rep;
     int cores = sl_cpu_count();
     double chain = (double)r->chain_max_ns / 1e9, loop = wall > 0 ? loop_cpu / wall : 0;
@@ -345,6 +375,7 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
     rep->loop_busy = loop;
     rep->cores_used = used;
     rep->budget_wait_s = bw;
+    rep->cpu_wait_s = cpu_wait;
     char *b = rep->binding;
     size_t n = sizeof rep->binding;
     double lwait;
@@ -399,9 +430,13 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "bound by CPU: sluice used %.1f of %d core%s; more cores (or cheaper stages) would help; the "
             "longest document chain was %.2f s of %.2f s",
             used, cores, cores == 1 ? "" : "s", chain, wall);
-    } else if (machine >= 0.85 && used >= 0.25 * cores) {
+    } else if (machine >= 0.85 && (used >= 0.25 * cores || cpu_wait >= 0.25 * wall)) {
         /* The cores were full, and not only with sluice: whatever else ran
-         * took the CPU sluice would have used. Admission waiting for room
+         * took the CPU sluice would have used. Either sluice still had a
+         * quarter of them, or its threads waited, ready to run, for a core
+         * a quarter of the run or more (summed): on a crowded machine sluice
+         * may get far less than a quarter, and the wait is what says it
+         * wanted more (a run that only waits on providers waits asleep). Admission waiting for room
          * is then a symptom, not the cause (a larger budget lets in more
          * documents than the CPU can move: measured, it made runs slower). */
         char budget[160] = "";
@@ -409,13 +444,16 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             snprintf(budget, sizeof budget,
                      "; admission waited %.2f s for memory, which a larger memory_budget would not shorten",
                      bw);
+        char waited[96] = "";
+        if (cpu_wait >= 0)
+            snprintf(waited, sizeof waited, "; sluice's threads waited %.2f s in all for a core", cpu_wait);
         rep->binding_kind = "machine";
         snprintf(b, n,
                  "bound by the machine's CPU: its %d core%s %s %.0f%% busy, sluice using %.1f and other "
-                 "processes %.1f; more cores, or less else running, would help%s; the longest document "
+                 "processes %.1f; more cores, or less else running, would help%s%s; the longest document "
                  "chain was %.2f s of %.2f s",
                  cores, cores == 1 ? "" : "s", cores == 1 ? "was" : "were", machine * 100, used,
-                 machine * cores > used ? machine * cores - used : 0, budget, chain, wall);
+                 machine * cores > used ? machine * cores - used : 0, waited, budget, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
         /* Room frees only as documents in flight finish: say where their
          * time went (each stage's time in its calls and queued for them,
@@ -595,7 +633,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         rep->total_open = r->uncounted;
         rc = exec_start(r); /* on failure, the context says why */
     }
-    double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF);
+    double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF), wait0 = threads_cpu_wait(), wait1 = -1;
     unsigned long long mbusy0, mall0, mbusy1, mall1;
     machine_ticks(&mbusy0, &mall0);
     if (!rc) {
@@ -611,6 +649,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         sl_loop_run(r->loop);
     }
     if (!rc) sl_pipeline_refresh(r); /* the final breakers and worker restarts, before the executors go */
+    if (!rc && wait0 >= 0) wait1 = threads_cpu_wait(); /* while the pool's threads are there to read */
     if (opts->live) *opts->live = NULL;
     exec_stop(r);
     sl_guard_set_report(NULL);
@@ -629,7 +668,10 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     machine_ticks(&mbusy1, &mall1);
     if (!rc)
         name_binding(r, rep->wall_s, cpu_s(RUSAGE_THREAD) - loop0, cpu_s(RUSAGE_SELF) - proc0,
-                     mall1 > mall0 ? (double)(mbusy1 - mbusy0) / (double)(mall1 - mall0) : 0);
+                     mall1 > mall0 ? (double)(mbusy1 - mbusy0) / (double)(mall1 - mall0) : 0,
+                     wait1 < 0       ? -1
+                     : wait1 > wait0 ? wait1 - wait0
+                                     : 0);
     /* the pre-count may differ if files came or went while we ran */
     if (!rc) rep->total = rep->stored + rep->skipped + rep->failed + rep->parked;
     rep->total_open = 0;

@@ -241,12 +241,13 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
     json_object_set_new(root, "peak_inflight_bytes", json_integer((json_int_t)r->peak_inflight));
     json_object_set_new(root, "memory_budget_bytes", json_integer((json_int_t)r->memory_budget));
     json_object_set_new(root, "inflight_expansion", json_real(r->expansion));
-    if (r->binding_kind)
-        json_object_set_new(root, "binding",
-                            json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "kind", r->binding_kind, "line",
-                                      r->binding, "chain_s", r->chain_s, "loop_busy", r->loop_busy,
-                                      "cores_used", r->cores_used, "budget_wait_s", r->budget_wait_s,
-                                      "settle_s", r->settle_s));
+    if (r->binding_kind) {
+        json_t *b = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f}", "kind", r->binding_kind, "line",
+                              r->binding, "chain_s", r->chain_s, "loop_busy", r->loop_busy, "cores_used",
+                              r->cores_used, "budget_wait_s", r->budget_wait_s, "settle_s", r->settle_s);
+        if (b && r->cpu_wait_s >= 0) json_object_set_new(b, "cpu_wait_s", json_real(r->cpu_wait_s));
+        json_object_set_new(root, "binding", b);
+    }
     json_t *docs = json_object();
     json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
     json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));

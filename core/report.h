@@ -97,6 +97,9 @@ typedef struct sl_report {
     const char *binding_kind;
     char binding[768];
     double chain_s, loop_busy, cores_used, budget_wait_s;
+    /* how long sluice's threads waited, ready to run, for a core during
+     * the run, summed over them (pipeline.c); -1 where unknown */
+    double cpu_wait_s;
     /* the sinks' settle at the run's end: their own indexes catching up
      * with what the run stored (plugin.h, ABI 1.6), inside wall_s */
     double settle_s;
