@@ -78,10 +78,17 @@ check_eq "hostile run: no worker left" "$(leftover_workers)" 0
 rm -rf pool && mkdir pool
 cp "$FIXTURES"/hostile/forms-bomb.pdf "$FIXTURES"/text.pdf pool/
 set +e
-"$SLUICE" -c "$CONF" --set "store.path=$T/pool.db" --set sluice.threads=2 --set sluice.shutdown_grace=2s \
+"$SLUICE" -c "$CONF" --set "store.path=$T/bomb.db" --set sluice.threads=2 --set sluice.shutdown_grace=2s \
     run pool >pool.out 2>pool.err &
 pid=$!
-sleep 2
+# once text.pdf is stored the run is under way, the bomb in flight beside
+# it (a fixed 2 s was a guess: a loaded machine may not have begun by then,
+# and the interrupt would come before the first document)
+for _ in $(seq 1 1200); do
+    kill -0 "$pid" 2>/dev/null || break
+    [[ -f $T/bomb.db && $(sql "$T/bomb.db" "SELECT count(*) FROM documents" 2>/dev/null || echo 0) -gt 0 ]] && break
+    sleep 0.05
+done
 kill -TERM "$pid"
 t0=$(now_ms)
 wait "$pid"
