@@ -430,15 +430,19 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "bound by CPU: sluice used %.1f of %d core%s; more cores (or cheaper stages) would help; the "
             "longest document chain was %.2f s of %.2f s",
             used, cores, cores == 1 ? "" : "s", chain, wall);
-    } else if (machine >= 0.85 && (used >= 0.25 * cores || cpu_wait >= 0.25 * wall)) {
+    } else if (machine >= 0.85 && (used >= 0.25 * cores ||
+                                   (cpu_wait >= proc_cpu && proc_cpu + cpu_wait >= 0.25 * cores * wall))) {
         /* The cores were full, and not only with sluice: whatever else ran
          * took the CPU sluice would have used. Either sluice still had a
-         * quarter of them, or its threads waited, ready to run, for a core
-         * a quarter of the run or more (summed): on a crowded machine sluice
-         * may get far less than a quarter, and the wait is what says it
-         * wanted more (a run that only waits on providers waits asleep). Admission waiting for room
-         * is then a symptom, not the cause (a larger budget lets in more
-         * documents than the CPU can move: measured, it made runs slower). */
+         * quarter of them, or it wanted that much and got at most half of
+         * it: its threads waited, ready to run, at least as long as they
+         * ran, and running and waiting together came to a quarter of the
+         * cores or more. On a crowded machine sluice may get far less than
+         * a quarter; the wait is what says it wanted more (a run that only
+         * waits on providers or on its budget waits asleep, and needs little
+         * CPU when it runs). Admission waiting for room is then a symptom,
+         * not the cause (a larger budget lets in more documents than the
+         * CPU can move: measured, it made runs slower). */
         char budget[160] = "";
         if (r->budget && bw >= 0.3 * wall)
             snprintf(budget, sizeof budget,
