@@ -19,6 +19,9 @@ PGLITE_PORT=
 
 pg_cleanup() {
     local rc=$?
+    # this trap replaces fake.sh's, when a test sources both: its servers
+    # go here, or they outlive the test
+    if declare -F stop_fakes >/dev/null; then stop_fakes; fi
     if [[ -n $PGLITE_PID ]]; then
         kill "$PGLITE_PID" 2>/dev/null || true
         wait "$PGLITE_PID" 2>/dev/null || true
