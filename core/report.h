@@ -92,7 +92,7 @@ typedef struct sl_report {
     uint64_t peak_inflight; /* the most that documents in flight held at once */
     uint64_t memory_budget;
     double expansion; /* the most bytes held in flight per byte of file seen */
-    /* what bounded the run (pipeline.c): a kind ("chain", "loop", "cpu",
+    /* what bounded the run (pipeline.c): a kind ("chain", "loop", "cpu", "machine",
      * "memory_budget", "limit", "store", "mixed", "none") and a sentence */
     const char *binding_kind;
     char binding[768];

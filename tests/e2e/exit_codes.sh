@@ -102,21 +102,6 @@ sl -c typo.ini check
 check_eq "check of a config with a typo: exit status" "$RC" 2
 check_contains "check names the typo's line" "$ERR$OUT" "typo\.ini:$typo_line"
 
-# first_stored PID: returns once the run PID has stored a document (or has
-# ended). A fixed sleep was not enough: on a loaded machine (ASan, beside
-# other tests) sluice had not begun its first document half a second in,
-# and the interrupt took the "before the first document" path instead.
-first_stored() {
-    for _ in $(seq 1 2400); do
-        kill -0 "$1" 2>/dev/null || return 0
-        if [[ -f .sluice/store.db ]] && (($(sql .sluice/store.db 'SELECT count(*) FROM documents' 2>/dev/null ||
-            echo 0) > 0)); then
-            return 0
-        fi
-        sleep 0.05
-    done
-}
-
 # Interrupted: SIGINT finishes what is in flight and exits 3 (it was 1, as
 # if documents had failed, and a second SIGINT exited 130, issue 17); the
 # next run ingests the rest.
@@ -125,7 +110,7 @@ rm -rf .sluice
 set +e
 "$SLUICE" --set sluice.threads=1 run --json many >int.json 2>int.err &
 pid=$!
-first_stored "$pid"
+stored_at_least "$pid" .sluice/store.db 1
 kill -INT "$pid"
 wait "$pid"
 rc=$?
@@ -146,7 +131,7 @@ rm -rf .sluice
 set +e
 "$SLUICE" --set sluice.threads=1 run big >/dev/null 2>int2.err &
 pid=$!
-first_stored "$pid"
+stored_at_least "$pid" .sluice/store.db 1
 kill -INT "$pid"
 sleep 0.05
 kill -INT "$pid"

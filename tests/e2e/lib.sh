@@ -171,6 +171,22 @@ sql() {
     sqlite3 -batch -noheader -cmd '.timeout 10000' "$1" "$2"
 }
 
+# stored_at_least PID DB N: returns once the store DB holds N documents or
+# more, or the process PID has ended (two minutes at most). For a signal
+# that must find a run under way: a fixed sleep is a guess that a loaded
+# machine (ASan, beside other tests) misses, and the signal then comes
+# before the first document.
+stored_at_least() {
+    local i
+    for ((i = 0; i < 2400; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        if [[ -f $2 ]] && (($(sql "$2" 'SELECT count(*) FROM documents' 2>/dev/null || echo 0) >= $3)); then
+            return 0
+        fi
+        sleep 0.05
+    done
+}
+
 # store_digest DB: a hash of everything a run decides (documents and chunks,
 # vectors included), leaving out what legitimately differs between runs:
 # row ids, timestamps and the run that last saw a document.

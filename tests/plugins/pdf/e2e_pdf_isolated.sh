@@ -81,14 +81,8 @@ set +e
 "$SLUICE" -c "$CONF" --set "store.path=$T/bomb.db" --set sluice.threads=2 --set sluice.shutdown_grace=2s \
     run pool >pool.out 2>pool.err &
 pid=$!
-# once text.pdf is stored the run is under way, the bomb in flight beside
-# it (a fixed 2 s was a guess: a loaded machine may not have begun by then,
-# and the interrupt would come before the first document)
-for _ in $(seq 1 1200); do
-    kill -0 "$pid" 2>/dev/null || break
-    [[ -f $T/bomb.db && $(sql "$T/bomb.db" "SELECT count(*) FROM documents" 2>/dev/null || echo 0) -gt 0 ]] && break
-    sleep 0.05
-done
+# once text.pdf is stored the run is under way, the bomb in flight beside it
+stored_at_least "$pid" "$T/bomb.db" 1
 kill -TERM "$pid"
 t0=$(now_ms)
 wait "$pid"
