@@ -108,6 +108,15 @@ static void describe_error(sl_http *req, CURLcode res) {
             set_error(req, "connection refused (%s)", detail);
         else
             set_error(req, "cannot connect (%s)", detail);
+    } else if (res == CURLE_PEER_FAILED_VERIFICATION) {
+        /* the fix is in the INI: say which option */
+        const char *ca = req->inst && req->inst->stage.ca_file ? req->inst->stage.ca_file : "";
+        if (*ca)
+            set_error(req, "%s (the server's certificate is not signed by the system's CAs nor by ca_file %s)",
+                      detail, ca);
+        else
+            set_error(req, "%s (a server with a private CA needs its certificate in [%s] ca_file)", detail,
+                      req->inst ? req->inst->name : "stage");
     } else {
         set_error(req, "%s", detail);
     }
@@ -148,6 +157,14 @@ static void finish(sl_http *req, CURLcode res) {
     if (res == CURLE_OK && !req->oom) {
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
         if (req->inst) req->inst->last_http_status = status;
+    }
+    if (req->inst) { /* for the report: connections opened, answers over HTTP/2 */
+        long opened = 0, version = 0;
+        if (curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0)
+            atomic_fetch_add_explicit(&req->inst->connects, (uint64_t)opened, memory_order_relaxed);
+        if (status && curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+            version == CURL_HTTP_VERSION_2_0)
+            atomic_fetch_add_explicit(&req->inst->http2_answers, 1, memory_order_relaxed);
     }
     end_with(req, res, status);
 }
@@ -278,12 +295,15 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     return 0;
 }
 
-/* PIPEWAIT stays off: with it, curl 7.88 holds every new request to a
- * plain-HTTP/1.1 host until the first response has arrived (it waits to
- * learn whether the connection can multiplex), which on a 30 s LLM call
- * serialises the whole burst. Without it, a burst to an HTTP/2 host opens
- * one connection per request until the first is up; later requests
- * multiplex over the connections that exist. */
+/* PIPEWAIT stays off for plain http: with it, curl 7.88 holds every new
+ * request to a plain-HTTP/1.1 host until the first response has arrived (it
+ * waits to learn whether the connection can multiplex), which on a 30 s LLM
+ * call serialises the whole burst. Over TLS the handshake's ALPN answers
+ * that, so https requests wait (sl_http_new): a burst to an HTTP/2 host
+ * shares the first connection, and one to an HTTP/1.1-only host opens its
+ * connections as soon as the first handshake is done (100 documents through
+ * tls_front.mjs --http1-only: the same 200 connections and wall time with
+ * PIPEWAIT as without). */
 
 /* The loop's service destructor, called by sl_loop_free before the loop's
  * last uv_run: requests still in flight are dropped (no callback), curl
@@ -322,6 +342,13 @@ static http_multi *multi_get(sl_loop *loop) {
     curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
     curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* Streams one HTTP/2 connection takes at once (the server's SETTINGS
+     * still cap it): curl's default is 100, and curl 7.88 (Debian 12) then
+     * opens a new connection for every request over that, not one more
+     * connection (curl PR 10456, in 8.0). 100 documents through an HTTP/2
+     * TLS front (tests/providers-e2e/tls_front.mjs): 300 LLM requests over
+     * 41-79 connections with 100, over 1 with 1,000. */
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
     /* No per-host connection cap: how many calls are in flight is the core's
      * decision (concurrency, rate limits), and an HTTP/1.1 server needs a
      * connection per call. The price, in curl 7.88: choosing a connection
@@ -534,6 +561,13 @@ sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url) {
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* [stage] ca_file: a private CA besides the system's (the default CA
+     * path stays); checked readable and PEM when the instance started */
+    if (inst->stage.ca_file && *inst->stage.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, inst->stage.ca_file);
+    /* https: a request that finds a connection to its host still in its
+     * TLS handshake waits for it (ALPN then says whether it multiplexes)
+     * instead of opening one of its own; see PIPEWAIT below for plain http */
+    if (strncasecmp(url, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding curl decodes */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);   /* long LLM calls behind NATs */
     curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);

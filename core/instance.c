@@ -17,6 +17,7 @@
  */
 #include "instance.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,13 @@ static const sl_option stage_options[] = {
              "120); empty: derived from the plugin, base_url, model and a hash of the key",
      .flags = SL_OPT_NO_FINGERPRINT,
      .offset = offsetof(sl_stage_conf, limit_name)},
+    {.name = "ca_file",
+     .type = SL_OPT_PATH,
+     .def = "",
+     .help = "io stages: a PEM file of CA certificates to trust for https besides the system's (a private "
+             "CA in front of a local model server); empty: the system's alone",
+     .flags = SL_OPT_NO_FINGERPRINT,
+     .offset = offsetof(sl_stage_conf, ca_file)},
     {.name = NULL},
 };
 
@@ -156,6 +164,7 @@ const sl_option *sl_stage_options(void) { return stage_options; }
 
 bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
     static const char *const io_only[] = {"rpm",
+                                          "ca_file",
                                           "tpm",
                                           "fallback",
                                           "breaker_failures",
@@ -495,11 +504,48 @@ int sl_instance_new_defaults(sl_ctx *ctx, const sl_loaded *plugin, const char *n
 
 /* --- lifecycle --- */
 
+/* ca_file, when set: a readable file with a PEM certificate in it, said
+ * before the first request fails with TLS's vaguer words. 0 or SL_EFATAL. */
+static int check_ca_file(sl_ctx *ctx, const sl_instance *inst) {
+    const char *path = inst->stage.ca_file;
+    if (!path || !*path) return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sl_ctx_error(ctx, SL_EFATAL, "[%s] ca_file: %s: %s", inst->name, path, strerror(errno));
+    /* a bundle may open with comments or text; the first 1 MB is plenty */
+    static const char mark[] = "-----BEGIN CERTIFICATE-----";
+    char buf[4096 + sizeof mark];
+    size_t have = 0, seen = 0;
+    bool found = false;
+    while (!found && seen < (1u << 20)) {
+        size_t n = fread(buf + have, 1, sizeof buf - 1 - have, f);
+        if (n == 0) break;
+        have += n;
+        seen += n;
+        buf[have] = '\0';
+        if (memmem(buf, have, mark, sizeof mark - 1)) found = true;
+        /* keep the tail a mark could straddle */
+        size_t keep = have < sizeof mark ? have : sizeof mark - 1;
+        memmove(buf, buf + have - keep, keep);
+        have = keep;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) return sl_ctx_error(ctx, SL_EFATAL, "[%s] ca_file: %s: cannot read it", inst->name, path);
+    if (!found)
+        return sl_ctx_error(ctx, SL_EFATAL,
+                            "[%s] ca_file: %s holds no PEM certificate (no \"%s\" line); give the CA's "
+                            "certificate in PEM form",
+                            inst->name, path, mark);
+    return 0;
+}
+
 int sl_instance_init(sl_ctx *ctx, sl_instance *inst) {
     if (inst->initialized) return 0;
     const sl_plugin *d = inst->desc;
     inst->errcode = 0;
     inst->errmsg[0] = '\0';
+    int crc = check_ca_file(ctx, inst);
+    if (crc) return crc;
     if (d->init) {
         void *state = NULL;
         sl_guard_call gc;

@@ -45,6 +45,7 @@ typedef struct sl_stage_conf {
     int64_t fallback_after_ms; /* io stages with fallbacks: how long a call waits for this one's limits */
     bool shared_limits;     /* io stages: rpm and tpm drawn from the sink's shared bucket (shared_limits.h) */
     const char *limit_name; /* io stages: that bucket's name; "": derived from url, model and key */
+    const char *ca_file;    /* io stages: PEM certificates to trust for https (private CA); "": the system's */
 } sl_stage_conf;
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */
@@ -80,6 +81,9 @@ struct sl_instance {
      * dead before any answer): the provider saw them (http.c counts, the
      * throttle reports) */
     _Atomic uint64_t resends;
+    /* connections libcurl opened for its requests, and answers that came
+     * over HTTP/2 (http.c counts, the report shows) */
+    _Atomic uint64_t connects, http2_answers;
     int store_mode; /* sinks: SL_STORE_* (sl_instance_store_mode), set before init */
 };
 

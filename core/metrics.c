@@ -81,7 +81,7 @@ static void per_stage(FILE *f, const sl_report *r, const char *name, const char 
     }
 }
 
-enum { P_REQUESTS, P_RETRIES, P_FAILURES, P_THROTTLED, P_OPENS, P_STATE, P_WAIT, P_COST };
+enum { P_REQUESTS, P_RETRIES, P_FAILURES, P_THROTTLED, P_OPENS, P_STATE, P_WAIT, P_CONNS, P_HTTP2, P_COST };
 static void per_provider(FILE *f, const sl_report *r, const char *name, const char *type, const char *help,
                          int field) {
     head(f, name, type, help);
@@ -97,6 +97,8 @@ static void per_provider(FILE *f, const sl_report *r, const char *name, const ch
         case P_OPENS: fprintf(f, " %llu\n", (unsigned long long)p->breaker_opens); break;
         case P_STATE: fprintf(f, " %d\n", p->breaker_state); break;
         case P_WAIT: fprintf(f, " %.17g\n", secs(p->limit_wait_ns)); break;
+        case P_CONNS: fprintf(f, " %llu\n", (unsigned long long)p->connections); break;
+        case P_HTTP2: fprintf(f, " %llu\n", (unsigned long long)p->http2); break;
         default: fprintf(f, " %.17g\n", sl_provider_cost(p)); break;
         }
     }
@@ -181,6 +183,10 @@ char *sl_metrics_text(const sl_report *r, int running, size_t *len) {
     per_provider(f, r, "sluice_provider_failures_total", "counter", "calls that failed", P_FAILURES);
     per_provider(f, r, "sluice_provider_throttled_total", "counter",
                  "answers 429 (the provider asked us to slow down)", P_THROTTLED);
+    per_provider(f, r, "sluice_provider_connections_total", "counter",
+                 "connections opened to the provider (HTTP/2 multiplexes calls over few)", P_CONNS);
+    per_provider(f, r, "sluice_provider_http2_requests_total", "counter", "answers that came over HTTP/2",
+                 P_HTTP2);
     head(f, "sluice_provider_tokens_total", "counter", "tokens the provider reported, by direction");
     for (size_t i = 0; i < r->nproviders; i++) {
         const sl_provider_stats *p = r->providers[i];

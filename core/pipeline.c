@@ -210,8 +210,10 @@ void sl_pipeline_refresh(run *r) {
     for (size_t i = 0; i < r->nstages; i++) stage_refresh_stats(r->stages[i]);
     uint64_t now = sl_now_ns() / 1000000u;
     for (size_t i = 0; r->thr && i < r->rt->ninst; i++)
-        if (r->thr[i] && r->thr[i]->stats)
+        if (r->thr[i] && r->thr[i]->stats) {
             r->thr[i]->stats->breaker_state = sl_throttle_breaker(r->thr[i], now);
+            sl_throttle_transport(r->thr[i]);
+        }
     long long m = atomic_load(&r->meter.bytes);
     rep->inflight_bytes = r->bytes_inflight + (uint64_t)(m > 0 ? m : 0) + r->docs_inflight * JOB_OVERHEAD;
     rep->docs_inflight = r->docs_inflight;

@@ -196,16 +196,17 @@ void sl_report_print(const sl_report *r, FILE *out) {
     print_batching(r, out);
     if (r->nproviders) {
         double total = 0;
-        fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s\n", "provider", "plugin", "requests",
-                "retries", "failed", "tokens in", "tokens out", "breaker", "cost");
+        fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s %6s %6s\n", "provider", "plugin", "requests",
+                "retries", "failed", "tokens in", "tokens out", "breaker", "cost", "conns", "http/2");
         for (size_t i = 0; i < r->nproviders; i++) {
             const sl_provider_stats *p = r->providers[i];
             double cost = sl_provider_cost(p);
             total += cost;
-            fprintf(out, "%-18s %-16s %9llu %8llu %8llu %12llu %12llu %7llu %10.4f\n", p->name, p->plugin,
-                    (unsigned long long)p->requests, (unsigned long long)p->retries,
+            fprintf(out, "%-18s %-16s %9llu %8llu %8llu %12llu %12llu %7llu %10.4f %6llu %6llu\n", p->name,
+                    p->plugin, (unsigned long long)p->requests, (unsigned long long)p->retries,
                     (unsigned long long)p->failures, (unsigned long long)p->tokens_in,
-                    (unsigned long long)p->tokens_out, (unsigned long long)p->breaker_opens, cost);
+                    (unsigned long long)p->tokens_out, (unsigned long long)p->breaker_opens, cost,
+                    (unsigned long long)p->connections, (unsigned long long)p->http2);
         }
         if (total > 0) fprintf(out, "total cost: %.4f\n", total);
     }
@@ -304,6 +305,8 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         json_object_set_new(o, "limit_wait_s", json_real(secs(p->limit_wait_ns)));
         json_object_set_new(o, "breaker", json_string(sl_breaker_name(p->breaker_state)));
         json_object_set_new(o, "resends", json_integer((json_int_t)p->resends));
+        json_object_set_new(o, "connections", json_integer((json_int_t)p->connections));
+        json_object_set_new(o, "http2_requests", json_integer((json_int_t)p->http2));
         json_array_append_new(provs, o);
     }
     json_object_set_new(root, "providers", provs);
@@ -454,6 +457,8 @@ void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_fail
         b->limit_wait_ns += a->limit_wait_ns;
         b->breaker_state = a->breaker_state;
         b->resends += a->resends;
+        b->connections += a->connections;
+        b->http2 += a->http2;
     }
     for (size_t i = 0; i < src->nfailures; i++)
         sl_report_add_failure(dst, src->failures[i].uri, src->failures[i].stage, src->failures[i].reason);

@@ -48,6 +48,8 @@ typedef struct sl_provider_stats {
     uint64_t limit_wait_ns; /* time its calls queued for a slot, a rate budget or a closed breaker */
     int breaker_state;      /* live: SL_BREAKER_* */
     uint64_t resends;       /* of requests: sent again by libcurl on a dead kept-alive connection */
+    uint64_t connections;   /* opened for its requests (HTTP/2 multiplexes many over one) */
+    uint64_t http2;         /* answers that came over HTTP/2 */
 } sl_provider_stats;
 
 enum { SL_BREAKER_CLOSED = 0, SL_BREAKER_HALF_OPEN = 1, SL_BREAKER_OPEN = 2 };

@@ -95,6 +95,14 @@ void sl_throttle_init(sl_throttle *p, sl_instance *inst, int limit, uint64_t now
     sl_window_init(&p->reqs, rpm > 0 ? (double)rpm : 0, now);
     sl_window_init(&p->toks, tpm > 0 ? (double)tpm : 0, now);
     p->resends_seen = inst ? atomic_load_explicit(&inst->resends, memory_order_relaxed) : 0;
+    p->connects0 = inst ? atomic_load_explicit(&inst->connects, memory_order_relaxed) : 0;
+    p->http2_0 = inst ? atomic_load_explicit(&inst->http2_answers, memory_order_relaxed) : 0;
+}
+
+void sl_throttle_transport(sl_throttle *p) {
+    if (!p->inst || !p->stats) return;
+    p->stats->connections = atomic_load_explicit(&p->inst->connects, memory_order_relaxed) - p->connects0;
+    p->stats->http2 = atomic_load_explicit(&p->inst->http2_answers, memory_order_relaxed) - p->http2_0;
 }
 
 uint64_t sl_throttle_wait_ms(sl_throttle *p, uint64_t now, uint64_t tokens) {

@@ -45,6 +45,7 @@ typedef struct sl_throttle {
     int inflight;
     sl_window reqs, toks;  /* rpm and tpm */
     uint64_t resends_seen; /* inst->resends already counted */
+    uint64_t connects0, http2_0; /* inst->connects and http2_answers when the run began */
     int failures;          /* consecutive retryable failures */
     uint64_t open_until;   /* breaker open until this time (ms); 0: closed */
     uint64_t hold_until;   /* a 429 asked every call to wait until then (ms) */
@@ -89,5 +90,8 @@ int sl_throttle_done(sl_throttle *p, uint64_t now_ms, int rc, uint64_t estimate,
 /* The breaker's state now: SL_BREAKER_CLOSED, _HALF_OPEN (cooldown over,
  * the next call is a probe) or _OPEN (report.h). */
 int sl_throttle_breaker(const sl_throttle *p, uint64_t now_ms);
+/* Copies into the stats the connections opened and the answers over HTTP/2
+ * since the throttle began (http.c counts them on the instance). */
+void sl_throttle_transport(sl_throttle *p);
 
 #endif

@@ -20,8 +20,9 @@ packages=(
     libfreetype-dev libjpeg-dev zlib1g-dev libleptonica-dev
     # bench: the tesseract command the OCR benchmark compares against
     tesseract-ocr
-    # tests: a real PostgreSQL server, mutool for PDF fixtures, curl for the fake provider
-    postgresql mupdf-tools curl
+    # tests: a real PostgreSQL server, mutool for PDF fixtures, curl for the fake provider,
+    # openssl for the certificate of the HTTP/2 tests' TLS front
+    postgresql mupdf-tools curl openssl
     # tests: the store is checked with the sqlite3 CLI, reports with jq
     sqlite3 jq
     # CI: style check (the .clang-format is written for clang-format 14)

@@ -108,13 +108,15 @@ static void test_values_parsed(void) {
 
 static void test_stage_options_table(void) {
     const sl_option *t = sl_stage_options();
-    CHECK_INT(sl_options_count(t), 20);
+    CHECK_INT(sl_options_count(t), 21);
     CHECK_STR(t[17].name, "fallback_after"); /* appended: io stages with a fallback */
     CHECK_INT(t[17].type, SL_OPT_DURATION);
     CHECK_STR(t[18].name, "shared_limits"); /* appended: rpm and tpm from the sink's bucket */
     CHECK_INT(t[18].type, SL_OPT_BOOL);
     CHECK_STR(t[19].name, "limit_name");
     CHECK_INT(t[19].type, SL_OPT_STRING);
+    CHECK_STR(t[20].name, "ca_file"); /* appended: io stages, a private CA for https */
+    CHECK_INT(t[20].type, SL_OPT_PATH);
     CHECK_STR(t[0].name, "max_concurrency");
     CHECK_STR(t[1].name, "batch_size");
     CHECK_STR(t[2].name, "batch_delay");
