@@ -26,7 +26,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -109,14 +111,18 @@ static void describe_error(sl_http *req, CURLcode res) {
         else
             set_error(req, "cannot connect (%s)", detail);
     } else if (res == CURLE_PEER_FAILED_VERIFICATION) {
-        /* the fix is in the INI: say which option */
+        /* the fix is in the INI: say which option (a plugin's stage, or
+         * [sluice] fetch_ca_file for documents: source.c's requests have
+         * an instance of their own with no plugin) */
         const char *ca = req->inst && req->inst->stage.ca_file ? req->inst->stage.ca_file : "";
+        bool stage = req->inst && req->inst->desc;
+        const char *section = stage ? req->inst->name : "sluice", *opt = stage ? "ca_file" : "fetch_ca_file";
         if (*ca)
-            set_error(req, "%s (the server's certificate is not signed by the system's CAs nor by ca_file %s)",
-                      detail, ca);
+            set_error(req, "%s (the server's certificate is not signed by the system's CAs nor by [%s] %s %s)",
+                      detail, section, opt, ca);
         else
-            set_error(req, "%s (a server with a private CA needs its certificate in [%s] ca_file)", detail,
-                      req->inst ? req->inst->name : "stage");
+            set_error(req, "%s (a server with a private CA needs its certificate in [%s] %s)", detail, section,
+                      opt);
     } else {
         set_error(req, "%s", detail);
     }
@@ -535,6 +541,43 @@ static int token(const char *s) {
     for (; *s; s++)
         if (*s <= ' ' || *s >= 127 || strchr("()<>@,;:\\\"/[]?={}", *s)) return 0;
     return 1;
+}
+
+int sl_http_ca_file_check(const char *path, char *err, size_t errlen) {
+    if (!path || !*path) return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* a bundle may open with comments or text; the first 1 MB is plenty */
+    static const char mark[] = "-----BEGIN CERTIFICATE-----";
+    char buf[4096 + sizeof mark];
+    size_t have = 0, seen = 0;
+    bool found = false;
+    while (!found && seen < (1u << 20)) {
+        size_t n = fread(buf + have, 1, sizeof buf - 1 - have, f);
+        if (n == 0) break;
+        have += n;
+        seen += n;
+        if (memmem(buf, have, mark, sizeof mark - 1)) found = true;
+        /* keep the tail a mark could straddle */
+        size_t keep = have < sizeof mark ? have : sizeof mark - 1;
+        memmove(buf, buf + have - keep, keep);
+        have = keep;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: cannot read it", path);
+        return -1;
+    }
+    if (!found) {
+        snprintf(err, errlen, "%s holds no PEM certificate (no \"%s\" line); give the CA's certificate in PEM form",
+                 path, mark);
+        return -1;
+    }
+    return 0;
 }
 
 sl_http *sl_http_new(sl_instance *inst, const char *method, const char *url) {

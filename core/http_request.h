@@ -90,5 +90,10 @@ int sl_http_body_give(sl_http *req, char *data, size_t len, size_t cap);
 
 /* "host/path" of a URL for messages: no credentials, no query (malloc'd). */
 char *sl_http_url_where(const char *url);
+/* A CA file option's value (ca_file, [sluice] fetch_ca_file): "" or NULL is
+ * fine; else it must be a readable file with a PEM certificate in it.
+ * 0, or -1 with what is wrong in err ("PATH: No such file or directory",
+ * "PATH holds no PEM certificate ..."). */
+int sl_http_ca_file_check(const char *path, char *err, size_t errlen);
 
 #endif

@@ -17,7 +17,6 @@
  */
 #include "instance.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "http_request.h"
 #include "options.h"
 
 static const sl_option stage_options[] = {
@@ -505,37 +505,11 @@ int sl_instance_new_defaults(sl_ctx *ctx, const sl_loaded *plugin, const char *n
 /* --- lifecycle --- */
 
 /* ca_file, when set: a readable file with a PEM certificate in it, said
- * before the first request fails with TLS's vaguer words. 0 or SL_EFATAL. */
+ * before the first request fails with TLS's vaguer words. */
 static int check_ca_file(sl_ctx *ctx, const sl_instance *inst) {
-    const char *path = inst->stage.ca_file;
-    if (!path || !*path) return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sl_ctx_error(ctx, SL_EFATAL, "[%s] ca_file: %s: %s", inst->name, path, strerror(errno));
-    /* a bundle may open with comments or text; the first 1 MB is plenty */
-    static const char mark[] = "-----BEGIN CERTIFICATE-----";
-    char buf[4096 + sizeof mark];
-    size_t have = 0, seen = 0;
-    bool found = false;
-    while (!found && seen < (1u << 20)) {
-        size_t n = fread(buf + have, 1, sizeof buf - 1 - have, f);
-        if (n == 0) break;
-        have += n;
-        seen += n;
-        buf[have] = '\0';
-        if (memmem(buf, have, mark, sizeof mark - 1)) found = true;
-        /* keep the tail a mark could straddle */
-        size_t keep = have < sizeof mark ? have : sizeof mark - 1;
-        memmove(buf, buf + have - keep, keep);
-        have = keep;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) return sl_ctx_error(ctx, SL_EFATAL, "[%s] ca_file: %s: cannot read it", inst->name, path);
-    if (!found)
-        return sl_ctx_error(ctx, SL_EFATAL,
-                            "[%s] ca_file: %s holds no PEM certificate (no \"%s\" line); give the CA's "
-                            "certificate in PEM form",
-                            inst->name, path, mark);
+    char err[600];
+    if (sl_http_ca_file_check(inst->stage.ca_file, err, sizeof err))
+        return sl_ctx_error(ctx, SL_EFATAL, "[%s] ca_file: %s", inst->name, err);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "guard.h"
+#include "http_request.h"
 #include "httpd.h"
 #include "shared_limits.h"
 #include "options.h"
@@ -268,6 +269,15 @@ static const sl_option settings_options[] = {
      "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS itself",
      0,
      offsetof(sl_settings, s3_endpoint),
+     NULL,
+     {0}},
+    {"fetch_ca_file",
+     SL_OPT_PATH,
+     "",
+     "http(s):// and s3:// documents: a PEM file of CA certificates to trust besides the system's (a web or "
+     "S3-compatible server behind a company CA); empty: the system's alone",
+     0,
+     offsetof(sl_settings, fetch_ca_file),
      NULL,
      {0}},
     {"fetch_timeout",
@@ -709,9 +719,12 @@ int sl_runtime_open_on(sl_ctx *ctx, sl_config *cfg, sl_loop *loop, sl_runtime **
     rt->loop = loop;
     rt->loop_borrowed = loop != NULL;
     int rc = parse_settings(rt);
+    char cerr[600];
+    if (!rc && sl_http_ca_file_check(rt->set.fetch_ca_file, cerr, sizeof cerr))
+        rc = sl_ctx_error(ctx, SL_EFATAL, "[sluice] fetch_ca_file: %s", cerr);
     if (!rc)
         sl_source_configure(ctx, rt->set.s3_endpoint, rt->set.fetch_timeout_ms, rt->set.retries,
-                            rt->set.retry_base_ms);
+                            rt->set.retry_base_ms, rt->set.fetch_ca_file);
     if (!rc) rc = sl_registry_new(ctx, &rt->reg);
     if (!rc) sl_registry_add_path_list(rt->reg, rt->set.plugin_path, cfg->dir);
     if (!rc && !rt->loop && sl_loop_new(&rt->loop) != 0)

@@ -35,6 +35,7 @@ static struct {
     char region[64];
     char *key_id, *secret, *token; /* NULL: unsigned */
     int64_t timeout_ms, retries, retry_base_ms;
+    char ca_file[4096]; /* [sluice] fetch_ca_file; "": the system's CAs alone */
 } cfg;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
@@ -60,8 +61,9 @@ static void read_env(void) {
 }
 
 void sl_source_configure(sl_ctx *ctx, const char *s3_endpoint, int64_t timeout_ms, int64_t retries,
-                         int64_t retry_base_ms) {
+                         int64_t retry_base_ms, const char *ca_file) {
     pthread_once(&env_once, read_env);
+    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", ca_file ? ca_file : "");
     if (s3_endpoint && *s3_endpoint) snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", s3_endpoint);
     if (timeout_ms > 0) cfg.timeout_ms = timeout_ms;
     if (retries >= 0) cfg.retries = retries;
@@ -307,6 +309,7 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
                          (long)(cfg.timeout_ms < CONNECT_TIMEOUT_MS ? cfg.timeout_ms : CONNECT_TIMEOUT_MS));
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg.timeout_ms);
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+        if (cfg.ca_file[0]) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file);
         if (s->cancel) {
             curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, sync_progress);
             curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
@@ -329,6 +332,12 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
         curl_slist_free_all(h);
         if (s->too_big) return snprintf(err, errlen, "larger than %zu bytes", s->max), SL_EBADINPUT;
         if (s->oom) return snprintf(err, errlen, "out of memory"), SL_ENOMEM;
+        if (res == CURLE_PEER_FAILED_VERIFICATION) { /* no retry fixes it: say which option does */
+            snprintf(err, errlen, "%s (%s)", ebuf[0] ? ebuf : curl_easy_strerror(res),
+                     cfg.ca_file[0] ? "not signed by the system's CAs nor by [sluice] fetch_ca_file"
+                                    : "a server with a private CA needs its certificate in [sluice] fetch_ca_file");
+            return SL_EBADINPUT;
+        }
         if (res != CURLE_OK) {
             snprintf(err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
             rc = SL_EBADINPUT;
@@ -746,7 +755,9 @@ static void on_answer(sl_http *req, void *arg) {
         snprintf(why, sizeof why, "%s", sl_http_error(req) ? sl_http_error(req) : "no response");
     else
         sl_s3_describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
-    if (retryable(status) && !req->oom && f->attempt < cfg.retries) {
+    /* a certificate that does not verify will not on a retry either */
+    if (retryable(status) && !req->oom && req->result != CURLE_PEER_FAILED_VERIFICATION &&
+        f->attempt < cfg.retries) {
         uv_timer_start(&f->timer, retry_now, (uint64_t)backoff_ms(f->attempt++), 0);
         return;
     }
@@ -769,6 +780,7 @@ int sl_fetch_start(sl_loop *loop, const char *uri, uint64_t max_size, sl_fetch_c
     }
     f->inst.name = "source";
     f->inst.loop = loop;
+    f->inst.stage.ca_file = cfg.ca_file; /* sl_http_new trusts it */
     f->max_size = max_size;
     f->cb = cb;
     f->arg = arg;

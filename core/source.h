@@ -40,10 +40,11 @@ int sl_source_is_s3(const char *uri);
  * environment and [sluice] (runtime.c calls it when it opens a config):
  * s3_endpoint ("" or NULL: the environment's, else AWS), the timeout of one
  * fetch in milliseconds (0: 60 s), how many times a 5xx or a transport
- * error is retried and the first backoff. Registers the secrets with ctx
- * (may be NULL). */
+ * error is retried and the first backoff, and a PEM file of CA certificates
+ * trusted besides the system's ([sluice] fetch_ca_file; "" or NULL: none).
+ * Registers the secrets with ctx (may be NULL). */
 void sl_source_configure(sl_ctx *ctx, const char *s3_endpoint, int64_t timeout_ms, int64_t retries,
-                         int64_t retry_base_ms);
+                         int64_t retry_base_ms, const char *ca_file);
 
 /* --- listing an s3:// prefix --- */
 

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# tests/e2e/sources_https.sh - https:// documents from a server whose
+# certificate only [sluice] fetch_ca_file vouches for (a company CA): a
+# real TLS server started here (Python's http.server in an ssl context,
+# with a self-signed certificate made by openssl).
+#   - without fetch_ca_file the document fails alone, at once (one TLS
+#     handshake: a certificate is not retried), and the reason names the
+#     option; the run goes on and stores a local document beside it;
+#   - with it, the document is stored, and a rerun skips it;
+#   - a fetch_ca_file that is missing or holds no certificate is refused
+#     before any document is read.
+source "$(dirname "$0")/lib.sh"
+
+command -v openssl >/dev/null || fail "openssl is not installed (scripts/deps.sh installs it)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.pem \
+    -days 2 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" 2>openssl.err ||
+    fail "openssl could not make a certificate: $(cat openssl.err)"
+
+mkdir www local
+printf '# Remote\n\nA document behind a private CA about dugongword.\n' >www/doc.md
+printf '# Local\n\nA local document about echidnaword.\n' >local/here.md
+
+cat >server.py <<'EOF'
+import http.server, os, ssl, threading
+lock = threading.Lock()
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def translate_path(self, path):
+        return os.path.join(os.getcwd(), 'www', path.lstrip('/'))
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    def get_request(self):
+        sock, addr = super().get_request()
+        with lock, open('accepted.log', 'a') as f:
+            f.write('connection\n')
+        return sock, addr
+s = S(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain('srv.pem', 'srv.key')
+s.socket = ctx.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)
+print('ready', s.server_address[1], flush=True)
+s.serve_forever()
+EOF
+: >accepted.log
+python3 server.py >https.log 2>&1 &
+hpid=$!
+# shellcheck disable=SC2154 # rc is the trap's own
+trap 'rc=$?; kill $hpid 2>/dev/null || true; (exit $rc); cleanup' EXIT
+for _ in $(seq 1 300); do
+    grep -q '^ready ' https.log && break
+    sleep 0.1
+done
+port=$(awk '/^ready /{print $2}' https.log)
+[[ -n $port ]] || fail "the HTTPS server did not start: $(cat https.log)"
+url=https://127.0.0.1:$port/doc.md
+sed '/^\[sluice\]/a retries = 3\nretry_base = 100ms' "$SRC/conf/default.ini" >https.ini
+db=.sluice/store.db
+accepted() { wc -l <accepted.log | tr -d ' '; }
+
+# --- the CA not trusted ---
+sl run -c https.ini --json "$url" local
+check_eq "untrusted: exit status: a document failed" "$RC" 1
+check_eq "untrusted: the local document is stored all the same" "$(json .documents.stored)" 1
+check_eq "untrusted: the https document failed" "$(json .documents.failed)" 1
+reason=$(json ".failed[] | select(.uri == \"$url\") | .reason")
+check_contains "untrusted: the reason says certificate" "$reason" "certificate"
+check_contains "untrusted: ... and names the option that fixes it" "$reason" "\\[sluice\\] fetch_ca_file"
+check_eq "untrusted: one TLS handshake, not retried (retries = 3)" "$(accepted)" 1
+
+# --- trusted through fetch_ca_file ---
+sl run -c https.ini --set sluice.fetch_ca_file=srv.pem --json "$url"
+check_eq "trusted: exit status" "$RC" 0
+check_eq "trusted: stored" "$(json .documents.stored)" 1
+check_gt "trusted: its text is in the store" \
+    "$(sql "$db" "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id
+                  WHERE d.uri = '$url' AND c.text LIKE '%dugongword%';")" 0
+sl run -c https.ini --set sluice.fetch_ca_file=srv.pem --json "$url"
+check_eq "trusted, rerun: skipped (unchanged)" "$(json .documents.skipped)" 1
+
+# --- refused up front ---
+n=$(accepted)
+printf 'no certificate here\n' >notpem.txt
+sl run -c https.ini --set sluice.fetch_ca_file=notpem.txt --json "$url"
+check_ne "not PEM: refused" "$RC" 0
+check_contains "not PEM: the message names the setting and the file" "$ERR" \
+    "\\[sluice\\] fetch_ca_file: .*/notpem\\.txt holds no PEM certificate"
+sl run -c https.ini --set sluice.fetch_ca_file=gone.pem --json "$url"
+check_ne "missing: refused" "$RC" 0
+check_contains "missing: the message names the setting, the file and why" "$ERR" \
+    "\\[sluice\\] fetch_ca_file: .*/gone\\.pem: No such file or directory"
+check_eq "refused before any request: no new connection" "$(accepted)" "$n"
+
+finish
