@@ -105,10 +105,7 @@ rm -f store.db
 "$SLUICE" -c w.ini --set parser.mode=never --set sluice.call_deadline=10m --set sluice.shutdown_grace=1s \
     run --json docs >term.json 2>term.err &
 pid=$!
-for _ in $(seq 300); do # until the three good documents are stored
-    [[ $(sqlite3 store.db 'SELECT count(*) FROM documents;' 2>/dev/null) == 3 ]] && break
-    sleep 0.1
-done
+stored_at_least "$pid" store.db 3 # the three good documents
 kill -TERM "$pid"
 set +e
 wait "$pid"

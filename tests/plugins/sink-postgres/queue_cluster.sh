@@ -48,7 +48,7 @@ fake_config f '{"embed-latency-ms": 40, "embed-latency-jitter-ms": 30}' >/dev/nu
 fake_config slow '{"embed-latency-ms": 1500}' >/dev/null
 for n in n1 n2 n4; do start_node "$n"; done
 start_node n3 --set "embedder.base_url=${URL[slow]}/v1"
-done_at_least() { (($(jobs_in done) >= $1)); }
+done_at_least() { (($(jobs_in 'done') >= $1)); }
 holds() { (($(pg_sql "SELECT count(*) FROM sluice_jobs WHERE state = 'leased' AND lease_owner LIKE '%:$1:%'") > 0)); }
 
 # two SIGKILLs at random moments, each while the node holds leases
@@ -98,7 +98,7 @@ check_eq "chunks in all, as the reference" "$(pg_sql "SELECT count(*) FROM sluic
     "$(pg_sql "SELECT count(*) FROM ref_chunks")"
 check_eq "each document's chunks match its count" \
     "$(pg_sql "SELECT count(*) FROM sluice_documents d WHERE chunk_count <> (SELECT count(*) FROM sluice_chunks c WHERE c.doc_id = d.id)")" 0
-check_eq "every job done" "$(jobs_in done)" "$N"
+check_eq "every job done" "$(jobs_in 'done')" "$N"
 check_eq "no job left leased" "$(jobs_in leased)" 0
 check_eq "no job dead" "$(jobs_in dead)" 0
 check_eq "one job per document" "$(pg_sql "SELECT count(DISTINCT uri) FROM sluice_jobs")" "$N"

@@ -34,7 +34,7 @@ check_eq "queue status: the oldest queued job has an age" "$(json '.oldest_queue
 sl -c q.ini run --queue --json
 check_eq "run --queue: exit status" "$RC" 0
 check_eq "run --queue: stored" "$(json .documents.stored)" 5
-check_eq "every job done" "$(jobs_in done)" 5
+check_eq "every job done" "$(jobs_in 'done')" 5
 sl -c q.ini enqueue --json docs
 check_eq "stored and unchanged: enqueued" "$(json .enqueued)" 0
 check_eq "stored and unchanged: counted" "$(json .unchanged)" 5

@@ -67,7 +67,7 @@ check_eq "documents stored once each" "$(pg_sql "SELECT count(*) || ' ' || count
 check_eq "the ghost's job: done by the node with the next token" \
     "$(pg_sql "SELECT state || ' ' || token || ' ' || attempts || ' ' || (done_by LIKE '%:${NODE[n]}:%') FROM sluice_jobs WHERE id = $ghost")" \
     "done 2 2 true"
-check_eq "every job done" "$(jobs_in done)" "$N"
+check_eq "every job done" "$(jobs_in 'done')" "$N"
 check_eq "no failures counted" "$(pg_sql "SELECT count(*) FROM sluice_jobs WHERE failures > 0")" 0
 
 # The ack again, as a store retried after a connection lost during its
