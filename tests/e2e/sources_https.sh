@@ -7,6 +7,8 @@
 #     handshake: a certificate is not retried), and the reason names the
 #     option; the run goes on and stores a local document beside it;
 #   - with it, the document is stored, and a rerun skips it;
+#   - a dry run (which fetches with its own blocking request, as the s3://
+#     listings do) says the same: would fail naming the setting, or new;
 #   - a fetch_ca_file that is missing or holds no certificate is refused
 #     before any document is read.
 source "$(dirname "$0")/lib.sh"
@@ -67,6 +69,17 @@ reason=$(json ".failed[] | select(.uri == \"$url\") | .reason")
 check_contains "untrusted: the reason says certificate" "$reason" "certificate"
 check_contains "untrusted: ... and names the option that fixes it" "$reason" "\\[sluice\\] fetch_ca_file"
 check_eq "untrusted: one TLS handshake, not retried (retries = 3)" "$(accepted)" 1
+
+# --- a dry run fetches on its own path (a blocking request, the one the
+# s3:// listings use): the same verdicts ---
+sl run -c https.ini --dry-run "$url"
+check_eq "dry run, untrusted: exit status" "$RC" 1
+check_contains "dry run, untrusted: would fail, naming the setting" "$OUT" \
+    "fail .*doc\.md: .*certificate.*\[sluice\] fetch_ca_file"
+sl run -c https.ini --set sluice.fetch_ca_file=srv.pem --dry-run "$url"
+check_eq "dry run, trusted: exit status" "$RC" 0
+check_contains "dry run, trusted: new" "$OUT" "^new +https://127\.0\.0\.1:$port/doc\.md"
+: >accepted.log
 
 # --- trusted through fetch_ca_file ---
 sl run -c https.ini --set sluice.fetch_ca_file=srv.pem --json "$url"
