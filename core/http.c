@@ -118,11 +118,12 @@ static void describe_error(sl_http *req, CURLcode res) {
         bool stage = req->inst && req->inst->desc;
         const char *section = stage ? req->inst->name : "sluice", *opt = stage ? "ca_file" : "fetch_ca_file";
         if (*ca)
-            set_error(req, "%s (the server's certificate is not signed by the system's CAs nor by [%s] %s %s)",
+            set_error(req,
+                      "%s (the server's certificate is not signed by the system's CAs nor by [%s] %s %s)",
                       detail, section, opt, ca);
         else
-            set_error(req, "%s (a server with a private CA needs its certificate in [%s] %s)", detail, section,
-                      opt);
+            set_error(req, "%s (a server with a private CA needs its certificate in [%s] %s)", detail,
+                      section, opt);
     } else {
         set_error(req, "%s", detail);
     }
@@ -573,8 +574,9 @@ int sl_http_ca_file_check(const char *path, char *err, size_t errlen) {
         return -1;
     }
     if (!found) {
-        snprintf(err, errlen, "%s holds no PEM certificate (no \"%s\" line); give the CA's certificate in PEM form",
-                 path, mark);
+        snprintf(err, errlen,
+                 "%s holds no PEM certificate (no \"%s\" line); give the CA's certificate in PEM form", path,
+                 mark);
         return -1;
     }
     return 0;

@@ -163,15 +163,9 @@ static const sl_option stage_options[] = {
 const sl_option *sl_stage_options(void) { return stage_options; }
 
 bool sl_stage_option_applies(const sl_option *o, const sl_plugin *d) {
-    static const char *const io_only[] = {"rpm",
-                                          "ca_file",
-                                          "tpm",
-                                          "fallback",
-                                          "breaker_failures",
-                                          "breaker_cooldown",
-                                          "price_input",
-                                          "price_output",
-                                          "fallback_after",
+    static const char *const io_only[] = {"rpm",         "ca_file",          "tpm",
+                                          "fallback",    "breaker_failures", "breaker_cooldown",
+                                          "price_input", "price_output",     "fallback_after",
                                           NULL};
     if (strcmp(o->name, "shared_limits") == 0 || strcmp(o->name, "limit_name") == 0)
         return d->bottleneck == SL_IO;

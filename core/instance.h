@@ -45,7 +45,7 @@ typedef struct sl_stage_conf {
     int64_t fallback_after_ms; /* io stages with fallbacks: how long a call waits for this one's limits */
     bool shared_limits;     /* io stages: rpm and tpm drawn from the sink's shared bucket (shared_limits.h) */
     const char *limit_name; /* io stages: that bucket's name; "": derived from url, model and key */
-    const char *ca_file;    /* io stages: PEM certificates to trust for https (private CA); "": the system's */
+    const char *ca_file; /* io stages: PEM certificates to trust for https (private CA); "": the system's */
 } sl_stage_conf;
 
 /* The core's table for sl_stage_conf (shown by `sluice plugins`). */

@@ -196,8 +196,9 @@ void sl_report_print(const sl_report *r, FILE *out) {
     print_batching(r, out);
     if (r->nproviders) {
         double total = 0;
-        fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s %6s %6s\n", "provider", "plugin", "requests",
-                "retries", "failed", "tokens in", "tokens out", "breaker", "cost", "conns", "http/2");
+        fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s %6s %6s\n", "provider", "plugin",
+                "requests", "retries", "failed", "tokens in", "tokens out", "breaker", "cost", "conns",
+                "http/2");
         for (size_t i = 0; i < r->nproviders; i++) {
             const sl_provider_stats *p = r->providers[i];
             double cost = sl_provider_cost(p);

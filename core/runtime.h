@@ -57,7 +57,8 @@ typedef struct sl_settings {
     const char
         *s3_endpoint; /* s3:// URIs: an S3-compatible server (path style); "": the environment's, or AWS */
     int64_t fetch_timeout_ms; /* one http(s):// or s3:// request, at most */
-    const char *fetch_ca_file; /* http(s):// and s3:// documents: CA certificates besides the system's; "" none */
+    const char
+        *fetch_ca_file; /* http(s):// and s3:// documents: CA certificates besides the system's; "" none */
     int64_t queue_lease_size; /* queue nodes: jobs leased (and held) at once */
     int64_t queue_lease_ms;   /* queue nodes: a lease lasts this long unless heartbeated */
     int64_t queue_poll_ms;    /* queue nodes: an idle node looks again after about this long */

@@ -334,8 +334,9 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
         if (s->oom) return snprintf(err, errlen, "out of memory"), SL_ENOMEM;
         if (res == CURLE_PEER_FAILED_VERIFICATION) { /* no retry fixes it: say which option does */
             snprintf(err, errlen, "%s (%s)", ebuf[0] ? ebuf : curl_easy_strerror(res),
-                     cfg.ca_file[0] ? "not signed by the system's CAs nor by [sluice] fetch_ca_file"
-                                    : "a server with a private CA needs its certificate in [sluice] fetch_ca_file");
+                     cfg.ca_file[0]
+                         ? "not signed by the system's CAs nor by [sluice] fetch_ca_file"
+                         : "a server with a private CA needs its certificate in [sluice] fetch_ca_file");
             return SL_EBADINPUT;
         }
         if (res != CURLE_OK) {

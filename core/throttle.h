@@ -43,13 +43,13 @@ typedef struct sl_throttle {
     sl_instance *inst;
     int limit; /* calls in flight at most; 0: no limit */
     int inflight;
-    sl_window reqs, toks;  /* rpm and tpm */
-    uint64_t resends_seen; /* inst->resends already counted */
+    sl_window reqs, toks;        /* rpm and tpm */
+    uint64_t resends_seen;       /* inst->resends already counted */
     uint64_t connects0, http2_0; /* inst->connects and http2_answers when the run began */
-    int failures;          /* consecutive retryable failures */
-    uint64_t open_until;   /* breaker open until this time (ms); 0: closed */
-    uint64_t hold_until;   /* a 429 asked every call to wait until then (ms) */
-    int probing;           /* half-open: one call is out */
+    int failures;                /* consecutive retryable failures */
+    uint64_t open_until;         /* breaker open until this time (ms); 0: closed */
+    uint64_t hold_until;         /* a 429 asked every call to wait until then (ms) */
+    int probing;                 /* half-open: one call is out */
     sl_provider_stats *stats;
     /* the latest failed call's message: what a unit that never got a call
      * out (its breaker opened first) says it gave up on */
