@@ -9,11 +9,18 @@
 #   - with it, the document is stored, and a rerun skips it;
 #   - a dry run (which fetches with its own blocking request, as the s3://
 #     listings do) says the same: would fail naming the setting, or new;
+#   - s3:// over https: s3rver (tests/s3rver) behind the TLS front of the
+#     HTTP/2 tests (tests/providers-e2e/tls_front.mjs), so the signed
+#     listing and fetches go through TLS: refused naming the setting
+#     without it, every object stored with it;
 #   - a fetch_ca_file that is missing or holds no certificate is refused
 #     before any document is read.
 source "$(dirname "$0")/lib.sh"
 
 command -v openssl >/dev/null || fail "openssl is not installed (scripts/deps.sh installs it)"
+command -v node >/dev/null || fail "node is not installed (scripts/deps.sh installs it)"
+[[ -d $SRC/tests/s3rver/node_modules/@20minutes/s3rver ]] ||
+    fail "tests/s3rver/node_modules is missing: run scripts/deps.sh (npm ci in tests/s3rver)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.pem \
     -days 2 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" 2>openssl.err ||
     fail "openssl could not make a certificate: $(cat openssl.err)"
@@ -47,8 +54,9 @@ EOF
 : >accepted.log
 python3 server.py >https.log 2>&1 &
 hpid=$!
+s3pid='' fpid=''
 # shellcheck disable=SC2154 # rc is the trap's own
-trap 'rc=$?; kill $hpid 2>/dev/null || true; (exit $rc); cleanup' EXIT
+trap 'rc=$?; kill $hpid $s3pid $fpid 2>/dev/null || true; (exit $rc); cleanup' EXIT
 for _ in $(seq 1 300); do
     grep -q '^ready ' https.log && break
     sleep 0.1
@@ -90,6 +98,48 @@ check_gt "trusted: its text is in the store" \
                   WHERE d.uri = '$url' AND c.text LIKE '%dugongword%';")" 0
 sl run -c https.ini --set sluice.fetch_ca_file=srv.pem --json "$url"
 check_eq "trusted, rerun: skipped (unchanged)" "$(json .documents.skipped)" 1
+
+# --- s3:// over https, through the TLS front ---
+mkdir s3data
+node --openssl-legacy-provider "$SRC/tests/s3rver/server.mjs" "$T/s3data" corpus >s3.log 2>&1 &
+s3pid=$!
+for _ in $(seq 1 600); do
+    grep -q '^ready ' s3.log && break
+    kill -0 "$s3pid" 2>/dev/null || break
+    sleep 0.1
+done
+s3port=$(awk '/^ready /{print $2}' s3.log)
+[[ -n $s3port ]] || fail "s3rver did not start: $(cat s3.log)"
+node "$SRC/tests/providers-e2e/tls_front.mjs" --backend "http://127.0.0.1:$s3port" --cert srv.pem \
+    --key srv.key >front.log 2>&1 &
+fpid=$!
+for _ in $(seq 1 200); do
+    grep -q '^listening on ' front.log && break
+    kill -0 "$fpid" 2>/dev/null || break
+    sleep 0.05
+done
+fport=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' front.log)
+[[ -n $fport ]] || fail "the TLS front did not start: $(cat front.log)"
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=eu-west-1
+unset AWS_DEFAULT_REGION AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL
+for name in manatee narwhal; do
+    printf '# %s\n\nAn object about %sword.\n' "$name" "$name" >"$name.md"
+    check_eq "upload of $name.md (plain http, straight to s3rver)" \
+        "$(curl -s -o /dev/null -w '%{http_code}' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+            --aws-sigv4 "aws:amz:eu-west-1:s3" -u S3RVER:S3RVER -T "$name.md" \
+            "http://127.0.0.1:$s3port/corpus/docs/$name.md")" 200
+done
+rm -rf .sluice
+sl run -c https.ini --set "sluice.s3_endpoint=https://127.0.0.1:$fport" --json s3://corpus/docs
+check_ne "s3, untrusted: the listing fails" "$RC" 0
+check_contains "s3, untrusted: the reason names the setting" "$ERR$OUT" "certificate.*\\[sluice\\] fetch_ca_file"
+sl run -c https.ini --set "sluice.s3_endpoint=https://127.0.0.1:$fport" --set sluice.fetch_ca_file=srv.pem \
+    --json s3://corpus/docs
+check_eq "s3, trusted: exit status" "$RC" 0
+[[ $RC -eq 0 ]] || echo "stderr: $(tail -c 2000 <<<"$ERR")" >&2
+check_eq "s3, trusted: both objects stored" "$(json .documents.stored)" 2
+check_gt "s3, trusted: their text is in the store" \
+    "$(sql "$db" "SELECT count(*) FROM chunks WHERE text LIKE '%narwhalword%';")" 0
 
 # --- refused up front ---
 n=$(accepted)

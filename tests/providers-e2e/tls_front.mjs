@@ -12,6 +12,8 @@
 // on, "http2_requests": of those, how many came as HTTP/2 streams,
 // "alpn": {"h2": n, "http/1.1": n, "none": n}}. With --http1-only it
 // offers no HTTP/2 at all (ALPN http/1.1), as an older server would.
+// The Host header (HTTP/2's :authority) passes unchanged, so a request
+// signed for the front (AWS Signature V4 for s3rver) still verifies.
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -29,7 +31,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const stats = { connections: 0, requests: 0, http2_requests: 0, alpn: { h2: 0, 'http/1.1': 0, none: 0 } };
 // hop-by-hop headers and HTTP/2's pseudo-headers do not cross the front
 const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection',
-  'http2-settings', 'host', 'te']);
+  'http2-settings', 'te']);
 
 function forward(req, res) {
   if (req.method === 'GET' && req.url === '/_front_stats') {
@@ -43,6 +45,7 @@ function forward(req, res) {
   for (const [k, v] of Object.entries(req.headers)) {
     if (!k.startsWith(':') && !hop.has(k)) headers[k] = v;
   }
+  if (!headers.host && req.headers[':authority']) headers.host = req.headers[':authority'];
   const up = http.request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url,
     headers, agent }, (ur) => {
     const out = {};
