@@ -169,9 +169,17 @@ static void finish(sl_http *req, CURLcode res) {
         long opened = 0, version = 0;
         if (curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0)
             atomic_fetch_add_explicit(&req->inst->connects, (uint64_t)opened, memory_order_relaxed);
-        if (status && curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
-            version == CURL_HTTP_VERSION_2_0)
-            atomic_fetch_add_explicit(&req->inst->http2_answers, 1, memory_order_relaxed);
+        if (status && curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK) {
+            if (version == CURL_HTTP_VERSION_2_0)
+                atomic_fetch_add_explicit(&req->inst->http2_answers, 1, memory_order_relaxed);
+            req->inst->last_http_version = version == CURL_HTTP_VERSION_2_0   ? 20
+                                           : version == CURL_HTTP_VERSION_1_0 ? 10
+                                           : version == CURL_HTTP_VERSION_1_1 ? 11
+#ifdef CURL_HTTP_VERSION_3
+                                           : version == CURL_HTTP_VERSION_3 ? 30
+#endif
+                                                                            : 0;
+        }
     }
     end_with(req, res, status);
 }

@@ -76,6 +76,7 @@ struct sl_instance {
     int errcode;
     char errmsg[1024];
     long last_http_status;       /* the status of its latest HTTP response, 0 if none (check --connect) */
+    int last_http_version;       /* and its HTTP version: 11 or 20 (10, 30), 0 if none */
     const struct sl_config *cfg; /* the INI it was built from (NULL: defaults); for sl_instance_peer_value */
     /* HTTP requests libcurl sent again by itself (a reused connection found
      * dead before any answer): the provider saw them (http.c counts, the

@@ -25,6 +25,7 @@ typedef struct probe_row {
     const char *what;
     double ms;
     long status;
+    int version; /* the answer's HTTP version, 11 or 20; 0: none */
     int ok;
     char msg[1200]; /* a prefix and the call's message (1024) */
 } probe_row;
@@ -74,6 +75,7 @@ static void probe_one(sl_ctx *ctx, sl_instance *s, probe_row *r) {
     sl_call call;
     memset(&call, 0, sizeof call);
     s->last_http_status = 0;
+    s->last_http_version = 0;
     t0 = sl_now_ns();
     int rc;
     if (d->probe) {
@@ -91,6 +93,7 @@ static void probe_one(sl_ctx *ctx, sl_instance *s, probe_row *r) {
     }
     r->ms = (double)(sl_now_ns() - t0) / 1e6;
     r->status = s->last_http_status;
+    r->version = r->status ? s->last_http_version : 0;
     verdict(r, rc, &call);
     if (r->ok && !d->probe && d->role != SL_ROLE_EMBEDDER)
         snprintf(r->msg, sizeof r->msg, "ok (plugin %s has no probe: init opened it)", d->name);
@@ -114,11 +117,14 @@ int sl_probe_all(sl_runtime *rt, int json, FILE *out) {
         for (size_t i = 0; i < n; i++) {
             const probe_row *r = &rows[i];
             sl_ctx_scrub(rt->ctx, r->msg, clean, sizeof clean);
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:b, s:b, s:s}", "instance",
-                                                 r->inst->name, "plugin", r->inst->desc->name, "role",
-                                                 sl_role_name(r->inst->desc->role), "request", r->what,
-                                                 "latency_ms", r->ms, "http_status", (json_int_t)r->status,
-                                                 "ok", r->ok, "auth_failed",
+            char ver[24] = "";
+            if (r->version) snprintf(ver, sizeof ver, "%d.%d", r->version / 10, r->version % 10);
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:s?, s:b, s:b, s:s}",
+                                                 "instance", r->inst->name, "plugin", r->inst->desc->name,
+                                                 "role", sl_role_name(r->inst->desc->role), "request",
+                                                 r->what, "latency_ms", r->ms, "http_status",
+                                                 (json_int_t)r->status, "http_version",
+                                                 r->version ? ver : NULL, "ok", r->ok, "auth_failed",
                                                  r->status == 401 || r->status == 403, "result", clean));
         }
         json_t *root = json_pack("{s:o, s:b}", "connections", arr, "ok", failed == 0);
@@ -126,14 +132,17 @@ int sl_probe_all(sl_runtime *rt, int json, FILE *out) {
         fputc('\n', out);
         json_decref(root);
     } else {
-        fprintf(out, "\nconnections:\n%-18s %-16s %-9s %-13s %10s %5s  %s\n", "instance", "plugin", "role",
+        fprintf(out, "\nconnections:\n%-18s %-16s %-9s %-13s %10s %-6s  %s\n", "instance", "plugin", "role",
                 "request", "latency", "http", "result");
         for (size_t i = 0; i < n; i++) {
             const probe_row *r = &rows[i];
-            char status[16] = "-";
-            if (r->status) snprintf(status, sizeof status, "%ld", r->status);
+            char status[24] = "-";
+            if (r->status && r->version == 20)
+                snprintf(status, sizeof status, "%ld h2", r->status);
+            else if (r->status)
+                snprintf(status, sizeof status, "%ld", r->status);
             sl_ctx_scrub(rt->ctx, r->msg, clean, sizeof clean);
-            fprintf(out, "%-18s %-16s %-9s %-13s %8.1fms %5s  %s\n", r->inst->name, r->inst->desc->name,
+            fprintf(out, "%-18s %-16s %-9s %-13s %8.1fms %-6s  %s\n", r->inst->name, r->inst->desc->name,
                     sl_role_name(r->inst->desc->role), r->what, r->ms, status, clean);
         }
         fprintf(out, "%s\n", failed ? "connect: FAILED" : "connect: ok");

@@ -48,6 +48,8 @@ check_eq "json: exit 0" "$RC" 0
 check_eq "json: ok" "$(json .ok)" true
 check_eq "json: three connections" "$(json '.connections | length')" 3
 check_eq "json: statuses" "$(json '[.connections[].http_status] | map(tostring) | join(" ")')" "200 200 0"
+check_eq "json: HTTP versions (plain http is 1.1; no answer, none)" \
+    "$(json '[.connections[].http_version] | map(tostring) | join(" ")')" "1.1 1.1 null"
 check "json: latencies are numbers >= 0" jq -e '[.connections[].latency_ms] | all(type == "number" and . >= 0)' <<<"$OUT"
 
 # 2. a wrong key

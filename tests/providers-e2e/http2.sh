@@ -13,6 +13,7 @@
 #     calls) and several at once (the calls still overlap);
 #   - plain http to the fake itself: HTTP/1.1, and the report's connections
 #     are the ones the fake accepted;
+#   - `sluice check --connect` says which HTTP version each provider spoke;
 #   - without ca_file the self-signed front stops the run at the first
 #     call, and the message names ca_file; a ca_file that is missing or
 #     holds no certificate is refused before any document is read.
@@ -123,6 +124,19 @@ check_eq "plain: no answer over HTTP/2 (h2 is asked for over TLS only)" "$(sums 
 # less the connection of the /_stats call that reads the count
 check_eq "plain: the report's connections are the ones the fake accepted" \
     "$(sums connections)" "$(($(fake_stats p .connections.total) - before - 1))"
+
+# --- check --connect names the version each provider answered in ---
+for t in h2 h1; do
+    sl -c h.ini --set "summarizer.base_url=${FRONT[$t]}/v1" --set "embedder.base_url=${FRONT[$t]}/v1" \
+        --set summarizer.ca_file=front.pem --set embedder.ca_file=front.pem check --connect --json
+    check_eq "check --connect, $t: exit status" "$RC" 0
+    want=$([[ $t == h2 ]] && echo "2.0 2.0" || echo "1.1 1.1")
+    check_eq "check --connect, $t: the providers' HTTP versions" \
+        "$(json '[.connections[] | select(.role != "sink") | .http_version] | join(" ")')" "$want"
+done
+sl -c h.ini --set "summarizer.base_url=${FRONT[h2]}/v1" --set "embedder.base_url=${FRONT[h2]}/v1" \
+    --set summarizer.ca_file=front.pem --set embedder.ca_file=front.pem check --connect
+check_contains "check --connect, text: the http column says h2" "$OUT" "summarizer .* 200 h2 "
 
 # --- a private CA not trusted: the run stops at once, naming ca_file ---
 run_at "${FRONT[h2]}"
