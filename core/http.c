@@ -114,16 +114,13 @@ static void describe_error(sl_http *req, CURLcode res) {
         /* the fix is in the INI: say which option (a plugin's stage, or
          * [sluice] fetch_ca_file for documents: source.c's requests have
          * an instance of their own with no plugin) */
-        const char *ca = req->inst && req->inst->stage.ca_file ? req->inst->stage.ca_file : "";
-        bool stage = req->inst && req->inst->desc;
-        const char *section = stage ? req->inst->name : "sluice", *opt = stage ? "ca_file" : "fetch_ca_file";
-        if (*ca)
-            set_error(req,
-                      "%s (the server's certificate is not signed by the system's CAs nor by [%s] %s %s)",
-                      detail, section, opt, ca);
+        char option[128], hint[4400];
+        if (req->inst && req->inst->desc)
+            snprintf(option, sizeof option, "[%s] ca_file", req->inst->name);
         else
-            set_error(req, "%s (a server with a private CA needs its certificate in [%s] %s)", detail,
-                      section, opt);
+            snprintf(option, sizeof option, "[sluice] fetch_ca_file");
+        sl_http_cert_hint(hint, sizeof hint, option, req->inst ? req->inst->stage.ca_file : NULL);
+        set_error(req, "%s (%s)", detail, hint);
     } else {
         set_error(req, "%s", detail);
     }

@@ -95,5 +95,12 @@ char *sl_http_url_where(const char *url);
  * 0, or -1 with what is wrong in err ("PATH: No such file or directory",
  * "PATH holds no PEM certificate ..."). */
 int sl_http_ca_file_check(const char *path, char *err, size_t errlen);
+/* A transport error no retry can fix: the URL, the TLS setup, the
+ * certificate (sl_http_verdict makes it fatal; documents are not retried). */
+bool sl_http_result_permanent(CURLcode res);
+/* What to say after curl's words for a certificate that did not verify:
+ * the option that fixes it ("[summarizer] ca_file", "[sluice]
+ * fetch_ca_file") and the CA file it holds already, if any (into out). */
+void sl_http_cert_hint(char *out, size_t n, const char *option, const char *ca_file);
 
 #endif

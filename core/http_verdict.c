@@ -5,6 +5,7 @@
  * reading of HTTP for every io plugin, so retries, fallbacks and the circuit
  * breaker behave the same whatever the provider. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,28 @@
 #include "http_request.h"
 
 /* --- the verdict --- */
+
+bool sl_http_result_permanent(CURLcode res) {
+    switch (res) {
+    /* what no retry can fix: the URL, the TLS setup, the certificate */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER: return true;
+    default: return false;
+    }
+}
+
+void sl_http_cert_hint(char *out, size_t n, const char *option, const char *ca_file) {
+    if (ca_file && *ca_file)
+        snprintf(out, n, "the server's certificate is not signed by the system's CAs nor by %s %s", option,
+                 ca_file);
+    else
+        snprintf(out, n, "a server with a private CA needs its certificate in %s", option);
+}
 
 /* "1s", "6m0s", "20ms", "1.5h": the durations OpenAI's x-ratelimit-reset-*
  * headers carry (Go's format). -1 if it is not one. */
@@ -122,18 +145,7 @@ int sl_http_verdict(sl_call *call, const sl_http *req) {
     if (!req || req->state != REQ_DONE)
         return sl_fail(call, SL_EINVAL, "sl_http_verdict: the request has not completed");
     if (req->error || req->oom || !req->status) {
-        int code = SL_ERETRY;
-        switch (req->result) {
-        /* what no retry can fix: the URL, the TLS setup, the certificate */
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT:
-        case CURLE_NOT_BUILT_IN:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CIPHER: code = SL_EFATAL; break;
-        default: break;
-        }
+        int code = sl_http_result_permanent(req->result) ? SL_EFATAL : SL_ERETRY;
         if (req->oom) code = SL_ENOMEM;
         return sl_fail(call, code, "%s %s failed: %s", req->method, req->where,
                        req->error ? req->error : "out of memory");

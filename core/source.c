@@ -332,15 +332,16 @@ static int get_sync(const char *url, int s3, sync_req *s, long *status, char *er
         curl_slist_free_all(h);
         if (s->too_big) return snprintf(err, errlen, "larger than %zu bytes", s->max), SL_EBADINPUT;
         if (s->oom) return snprintf(err, errlen, "out of memory"), SL_ENOMEM;
-        if (res == CURLE_PEER_FAILED_VERIFICATION) { /* no retry fixes it: say which option does */
-            snprintf(err, errlen, "%s (%s)", ebuf[0] ? ebuf : curl_easy_strerror(res),
-                     cfg.ca_file[0]
-                         ? "not signed by the system's CAs nor by [sluice] fetch_ca_file"
-                         : "a server with a private CA needs its certificate in [sluice] fetch_ca_file");
-            return SL_EBADINPUT;
-        }
         if (res != CURLE_OK) {
-            snprintf(err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
+            const char *detail = ebuf[0] ? ebuf : curl_easy_strerror(res);
+            if (res == CURLE_PEER_FAILED_VERIFICATION) { /* say which setting fixes it */
+                char hint[4400];
+                sl_http_cert_hint(hint, sizeof hint, "[sluice] fetch_ca_file", cfg.ca_file);
+                snprintf(err, errlen, "%s (%s)", detail, hint);
+            } else {
+                snprintf(err, errlen, "%s", detail);
+            }
+            if (sl_http_result_permanent(res)) return SL_EBADINPUT; /* no retry fixes it */
             rc = SL_EBADINPUT;
             continue;
         }
@@ -757,7 +758,7 @@ static void on_answer(sl_http *req, void *arg) {
     else
         sl_s3_describe_status(status, sl_http_response_body(req, NULL), why, sizeof why);
     /* a certificate that does not verify will not on a retry either */
-    if (retryable(status) && !req->oom && req->result != CURLE_PEER_FAILED_VERIFICATION &&
+    if (retryable(status) && !req->oom && !sl_http_result_permanent(req->result) &&
         f->attempt < cfg.retries) {
         uv_timer_start(&f->timer, retry_now, (uint64_t)backoff_ms(f->attempt++), 0);
         return;

@@ -187,6 +187,20 @@ stored_at_least() {
     done
 }
 
+# port_from LOG REGEX PID: the port a server started as PID announces in
+# LOG, on the first line matching the sed regex REGEX (its group \1 the
+# port), printed once it is there; nothing if PID ends first or 60 s pass.
+port_from() {
+    local i p=''
+    for ((i = 0; i < 1200; i++)); do
+        p=$(sed -n "s/$2/\1/p" "$1" 2>/dev/null | head -n 1)
+        [[ -n $p ]] && break
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "$p"
+}
+
 # store_digest DB: a hash of everything a run decides (documents and chunks,
 # vectors included), leaving out what legitimately differs between runs:
 # row ids, timestamps and the run that last saw a document.

@@ -57,11 +57,7 @@ hpid=$!
 s3pid='' fpid=''
 # shellcheck disable=SC2154 # rc is the trap's own
 trap 'rc=$?; kill $hpid $s3pid $fpid 2>/dev/null || true; (exit $rc); cleanup' EXIT
-for _ in $(seq 1 300); do
-    grep -q '^ready ' https.log && break
-    sleep 0.1
-done
-port=$(awk '/^ready /{print $2}' https.log)
+port=$(port_from https.log '^ready \([0-9][0-9]*\)$' "$hpid")
 [[ -n $port ]] || fail "the HTTPS server did not start: $(cat https.log)"
 url=https://127.0.0.1:$port/doc.md
 sed '/^\[sluice\]/a retries = 3\nretry_base = 100ms' "$SRC/conf/default.ini" >https.ini
@@ -103,22 +99,12 @@ check_eq "trusted, rerun: skipped (unchanged)" "$(json .documents.skipped)" 1
 mkdir s3data
 node --openssl-legacy-provider "$SRC/tests/s3rver/server.mjs" "$T/s3data" corpus >s3.log 2>&1 &
 s3pid=$!
-for _ in $(seq 1 600); do
-    grep -q '^ready ' s3.log && break
-    kill -0 "$s3pid" 2>/dev/null || break
-    sleep 0.1
-done
-s3port=$(awk '/^ready /{print $2}' s3.log)
+s3port=$(port_from s3.log '^ready \([0-9][0-9]*\)$' "$s3pid")
 [[ -n $s3port ]] || fail "s3rver did not start: $(cat s3.log)"
 node "$SRC/tests/providers-e2e/tls_front.mjs" --backend "http://127.0.0.1:$s3port" --cert srv.pem \
     --key srv.key >front.log 2>&1 &
 fpid=$!
-for _ in $(seq 1 200); do
-    grep -q '^listening on ' front.log && break
-    kill -0 "$fpid" 2>/dev/null || break
-    sleep 0.05
-done
-fport=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' front.log)
+fport=$(port_from front.log '^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$' "$fpid")
 [[ -n $fport ]] || fail "the TLS front did not start: $(cat front.log)"
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=eu-west-1
 unset AWS_DEFAULT_REGION AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL

@@ -50,17 +50,12 @@ trap 'rc=$?; stop_fronts; stop_fakes; (exit $rc); cleanup' EXIT
 
 # start_front NAME [--http1-only]: FRONT[NAME] is its https base URL
 start_front() {
-    local name=$1 port='' i
+    local name=$1 port
     shift
     node "$HERE/tls_front.mjs" --backend "${URL[p]}" --cert front.pem --key front.key "$@" \
         >"front-$name.out" 2>"front-$name.err" &
     FRONT_PID[$name]=$!
-    for ((i = 0; i < 200; i++)); do
-        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "front-$name.out")
-        [[ -n $port ]] && break
-        kill -0 "${FRONT_PID[$name]}" 2>/dev/null || break
-        sleep 0.05
-    done
+    port=$(port_from "front-$name.out" '^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$' "${FRONT_PID[$name]}")
     [[ -n $port ]] || fail "the TLS front $name did not start: $(cat "front-$name.err")"
     FRONT[$name]=https://127.0.0.1:$port
 }
