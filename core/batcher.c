@@ -429,6 +429,7 @@ static void post_batch(sl_batcher *b, size_t n) {
 
 static void *dispatcher(void *arg) {
     sl_batcher *b = arg;
+    pthread_setname_np(pthread_self(), "sluice-batcher");
     sl_tstate ts = {0}; /* made on the first batch, by sl_op_call */
     pthread_mutex_lock(&b->lock);
     for (;;) {

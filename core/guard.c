@@ -333,6 +333,7 @@ static void credit_pause(uint64_t gap) {
 
 static void *watchdog(void *arg) {
     (void)arg;
+    pthread_setname_np(pthread_self(), "sluice-watchdog");
     pthread_mutex_lock(&dog_lock);
     /* from the start, not from when this thread first ran: a process
      * stopped before the thread was scheduled has its pause counted too */

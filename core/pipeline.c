@@ -11,7 +11,6 @@
  */
 #include "pipeline.h"
 
-#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +23,7 @@
 
 #include "scheduler.h"
 #include "guard.h"
+#include "threads.h"
 
 void run_fatal(run *r, const char *who, const char *msg) {
     if (!r->rep->fatal) {
@@ -314,34 +314,6 @@ static void machine_ticks(unsigned long long *busy, unsigned long long *all) {
     fclose(f);
 }
 
-/* How long this process's threads have waited, runnable, for a core
- * (/proc/self/task/TID/schedstat's second field, in ns, summed), in
- * seconds; -1 where it cannot be read (a kernel without schedstats). A
- * thread that ended since an earlier reading takes its share with it:
- * the difference of two readings is then low, never high. */
-static double threads_cpu_wait(void) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    unsigned long long sum = 0;
-    int read_any = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        unsigned long long ran, waited;
-        if (fscanf(f, "%llu %llu", &ran, &waited) == 2) {
-            sum += waited;
-            read_any = 1;
-        }
-        fclose(f);
-    }
-    closedir(d);
-    return read_any ? (double)sum / 1e9 : -1;
-}
-
 /* The stage of a limited io instance (rpm, tpm or a concurrency the user
  * set) whose units waited longest in its queue, or NULL. */
 static const stage *limited_stage(const run *r, double *wait_s) {
@@ -359,6 +331,31 @@ static const stage *limited_stage(const run *r, double *wait_s) {
         }
     }
     return best;
+}
+
+/* "; sluice's CPU by thread: sluice-pool x2 48%, sqlite-keywords 30%" (its
+ * three largest names of a tenth or more), or "": which of sluice's own
+ * threads a CPU bound is made of, the plugins' included, whose time no
+ * stage shows. */
+static void busiest_threads(const sl_report *rep, char *buf, size_t len) {
+    buf[0] = '\0';
+    double all = 0;
+    for (size_t i = 0; i < rep->nthread_cpu; i++) all += rep->thread_cpu[i].cpu_s;
+    if (all <= 0) return;
+    size_t o = 0, shown = 0;
+    for (size_t i = 0; i < rep->nthread_cpu && shown < 3; i++) {
+        const sl_thread_cpu *t = &rep->thread_cpu[i];
+        if (t->cpu_s < 0.1 * all) break; /* most first */
+        char n[24] = "";
+        if (t->threads > 1) snprintf(n, sizeof n, " x%d", t->threads);
+        int w = snprintf(buf + o, len - o, "%s%s%s %.0f%%",
+                         shown++ ? ", " : "; sluice's CPU by thread: ", t->name, n, t->cpu_s / all * 100);
+        if (w < 0 || (size_t)w >= len - o) {
+            buf[0] = '\0';
+            return;
+        }
+        o += (size_t)w;
+    }
 }
 
 /* After a run: what bounded it, from what it measured, and what relaxing
@@ -426,12 +423,14 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             "document chain was %.2f s",
             loop * 100, loop_cpu, wall, chain);
     } else if (used >= 0.85 * cores) {
+        char busiest[160];
+        busiest_threads(rep, busiest, sizeof busiest);
         rep->binding_kind = "cpu";
         snprintf(
             b, n,
-            "bound by CPU: sluice used %.1f of %d core%s; more cores (or cheaper stages) would help; the "
+            "bound by CPU: sluice used %.1f of %d core%s; more cores (or cheaper stages) would help%s; the "
             "longest document chain was %.2f s of %.2f s",
-            used, cores, cores == 1 ? "" : "s", chain, wall);
+            used, cores, cores == 1 ? "" : "s", busiest, chain, wall);
     } else if (machine >= 0.85 && (used >= 0.25 * cores ||
                                    (cpu_wait >= proc_cpu && proc_cpu + cpu_wait >= 0.25 * cores * wall))) {
         /* The cores were full, and not only with sluice: whatever else ran
@@ -453,13 +452,15 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
         char waited[96] = "";
         if (cpu_wait >= 0)
             snprintf(waited, sizeof waited, "; sluice's threads waited %.2f s in all for a core", cpu_wait);
+        char busiest[160];
+        busiest_threads(rep, busiest, sizeof busiest);
         rep->binding_kind = "machine";
         snprintf(b, n,
                  "bound by the machine's CPU: its %d core%s %s %.0f%% busy, sluice using %.1f and other "
-                 "processes %.1f; more cores, or less else running, would help%s%s; the longest document "
+                 "processes %.1f; more cores, or less else running, would help%s%s%s; the longest document "
                  "chain was %.2f s of %.2f s",
                  cores, cores == 1 ? "" : "s", cores == 1 ? "was" : "were", machine * 100, used,
-                 machine * cores > used ? machine * cores - used : 0, waited, budget, chain, wall);
+                 machine * cores > used ? machine * cores - used : 0, waited, busiest, budget, chain, wall);
     } else if (r->budget && bw >= 0.3 * wall) {
         /* Room frees only as documents in flight finish: say where their
          * time went (each stage's time in its calls and queued for them,
@@ -639,7 +640,12 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         rep->total_open = r->uncounted;
         rc = exec_start(r); /* on failure, the context says why */
     }
-    double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF), wait0 = threads_cpu_wait(), wait1 = -1;
+    /* the threads as the kernel counts them, read again at the end: how
+     * long they waited for a core, and each name's CPU (threads.c) */
+    sl_thread_samples threads0, threads1 = {0};
+    sl_threads_read(&threads0);
+    double loop0 = cpu_s(RUSAGE_THREAD), proc0 = cpu_s(RUSAGE_SELF), wait0 = sl_threads_waited_s(&threads0),
+           wait1 = -1;
     unsigned long long mbusy0, mall0, mbusy1, mall1;
     machine_ticks(&mbusy0, &mall0);
     if (!rc) {
@@ -655,7 +661,16 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
         sl_loop_run(r->loop);
     }
     if (!rc) sl_pipeline_refresh(r); /* the final breakers and worker restarts, before the executors go */
-    if (!rc && wait0 >= 0) wait1 = threads_cpu_wait(); /* while the pool's threads are there to read */
+    if (!rc) {                       /* while the pool's threads are there to read */
+        sl_threads_read(&threads1);
+        if (wait0 >= 0) wait1 = sl_threads_waited_s(&threads1);
+        free(rep->thread_cpu);
+        rep->thread_cpu = NULL;
+        rep->nthread_cpu = 0;
+        sl_threads_cpu_by_name(&threads0, &threads1, &rep->thread_cpu, &rep->nthread_cpu);
+    }
+    sl_threads_free(&threads0);
+    sl_threads_free(&threads1);
     if (opts->live) *opts->live = NULL;
     exec_stop(r);
     sl_guard_set_report(NULL);

@@ -64,6 +64,7 @@ static void *worker(void *arg) {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     sl_pool *p = wa.pool;
+    pthread_setname_np(pthread_self(), "sluice-pool"); /* for top -H, perf and the report (threads.h) */
     sl_guard_thread_begin(); /* a stack overflow in a plugin is reported too (guard.h) */
     void (*thread_exit)(void *, int) = NULL;
     for (;;) {

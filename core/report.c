@@ -152,6 +152,25 @@ static void print_batching(const sl_report *r, FILE *out) {
     }
 }
 
+/* One line: the CPU of this process's threads by name, beside the stage
+ * table (whose busy time leaves out the threads plugins run themselves). */
+static void print_thread_cpu(const sl_report *r, FILE *out) {
+    double all = 0;
+    for (size_t i = 0; i < r->nthread_cpu; i++) all += r->thread_cpu[i].cpu_s;
+    if (!r->nthread_cpu || all <= 0) return;
+    fprintf(out, "CPU by thread, %.2f s in all:", all);
+    size_t shown = 0;
+    for (size_t i = 0; i < r->nthread_cpu; i++) {
+        const sl_thread_cpu *t = &r->thread_cpu[i];
+        if (t->cpu_s < 0.005) continue; /* a thread that slept through the run */
+        char n[24] = "";
+        if (t->threads > 1) snprintf(n, sizeof n, " x%d", t->threads);
+        fprintf(out, "%s %s%s %.2f s (%.0f%%)", shown++ ? "," : "", t->name, n, t->cpu_s,
+                t->cpu_s / all * 100);
+    }
+    fprintf(out, "\n");
+}
+
 void sl_report_print(const sl_report *r, FILE *out) {
     double mb = (double)r->bytes / (1024.0 * 1024.0);
     fprintf(out, "documents: %llu total, %llu stored, %llu skipped (unchanged), %llu failed",
@@ -194,6 +213,7 @@ void sl_report_print(const sl_report *r, FILE *out) {
     fprintf(out, "(* queued s is summed over the stage's items: it can exceed the run's %.2f s)\n",
             r->wall_s);
     print_batching(r, out);
+    print_thread_cpu(r, out);
     if (r->nproviders) {
         double total = 0;
         fprintf(out, "\n%-18s %-16s %9s %8s %8s %12s %12s %7s %10s %6s %6s\n", "provider", "plugin",
@@ -250,6 +270,11 @@ int sl_report_write_json(const sl_report *r, FILE *out) {
         if (b && r->cpu_wait_s >= 0) json_object_set_new(b, "cpu_wait_s", json_real(r->cpu_wait_s));
         json_object_set_new(root, "binding", b);
     }
+    json_t *tcpu = json_array();
+    for (size_t i = 0; i < r->nthread_cpu; i++)
+        json_array_append_new(tcpu, json_pack("{s:s, s:i, s:f}", "name", r->thread_cpu[i].name, "threads",
+                                              r->thread_cpu[i].threads, "cpu_s", r->thread_cpu[i].cpu_s));
+    json_object_set_new(root, "thread_cpu", tcpu);
     json_t *docs = json_object();
     json_object_set_new(docs, "total", json_integer((json_int_t)r->total));
     json_object_set_new(docs, "stored", json_integer((json_int_t)r->stored));
@@ -373,6 +398,7 @@ void sl_report_free(sl_report *r) {
         free(r->providers[i]);
     }
     free(r->providers);
+    free(r->thread_cpu);
     memset(r, 0, sizeof *r);
 }
 
@@ -460,6 +486,21 @@ void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_fail
         b->resends += a->resends;
         b->connections += a->connections;
         b->http2 += a->http2;
+    }
+    for (size_t i = 0; i < src->nthread_cpu; i++) {
+        const sl_thread_cpu *a = &src->thread_cpu[i];
+        size_t k = 0;
+        while (k < dst->nthread_cpu && strcmp(dst->thread_cpu[k].name, a->name) != 0) k++;
+        if (k == dst->nthread_cpu) {
+            sl_thread_cpu *g = realloc(dst->thread_cpu, (k + 1) * sizeof *g);
+            if (!g) continue;
+            dst->thread_cpu = g;
+            g[k] = *a;
+            g[k].cpu_s = 0;
+            dst->nthread_cpu++;
+        }
+        dst->thread_cpu[k].cpu_s += a->cpu_s;
+        if (a->threads > dst->thread_cpu[k].threads) dst->thread_cpu[k].threads = a->threads;
     }
     for (size_t i = 0; i < src->nfailures; i++)
         sl_report_add_failure(dst, src->failures[i].uri, src->failures[i].stage, src->failures[i].reason);

@@ -86,6 +86,14 @@ typedef struct sl_detection {
 /* Failures kept with their reasons; beyond this only counted. */
 #define SL_REPORT_MAX_FAILURES 100000
 
+/* The CPU a name's threads of this process used during the run (threads.c):
+ * "loop", "sluice-pool", a plugin's own ("sqlite-writer", ...). */
+typedef struct sl_thread_cpu {
+    char name[16];
+    int threads;
+    double cpu_s;
+} sl_thread_cpu;
+
 typedef struct sl_report {
     uint64_t run_id;
     double wall_s;
@@ -102,6 +110,9 @@ typedef struct sl_report {
     /* how long sluice's threads waited, ready to run, for a core during
      * the run, summed over them (pipeline.c); -1 where unknown */
     double cpu_wait_s;
+    /* this process's threads' CPU during the run, by name, most first */
+    sl_thread_cpu *thread_cpu;
+    size_t nthread_cpu;
     /* the sinks' settle at the run's end: their own indexes catching up
      * with what the run stored (plugin.h, ABI 1.6), inside wall_s */
     double settle_s;

@@ -601,6 +601,7 @@ static void fetch_page(sl_s3_list *l) {
 }
 
 static void *fetch_main(void *arg) {
+    pthread_setname_np(pthread_self(), "sluice-fetch");
     fetch_page(arg);
     return NULL;
 }

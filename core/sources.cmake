@@ -14,7 +14,7 @@ set(SLUICE_CORE_SOURCES
   walk.c
   media.c
   runtime.c
-  pipeline.c plan.c job.c stage.c executor.c pages.c batches.c summaries.c
+  pipeline.c plan.c job.c stage.c executor.c pages.c batches.c summaries.c threads.c
   report.c
   throttle.c
   plugin_check.c

@@ -14,7 +14,7 @@
 #   - the cores full, and not only with sluice: sluice and two busy loops
 #     pinned to one CPU ("machine"), the line giving the CPU's busy share,
 #     sluice's part and the others', and how long sluice's threads waited
-#     for the core (cpu_wait_s).
+#     for the core (cpu_wait_s), and which of its threads had the most.
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../e2e/lib.sh"
 source "$HERE/fake.sh"
@@ -92,5 +92,7 @@ check "one shared CPU: sluice's threads waited for the core as long as they ran,
     test "$(json '.binding.cpu_wait_s >= .binding.cores_used * .wall_s')" = true
 check_contains "one shared CPU: the line says how long they waited" "$(json .binding.line)" \
     "sluice's threads waited [0-9.]+ s in all for a core"
+check_contains "one shared CPU: the line names sluice's busiest threads" "$(json .binding.line)" \
+    "sluice's CPU by thread: [a-z-]+( x[0-9]+)? [0-9]+%"
 
 finish
