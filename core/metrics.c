@@ -205,6 +205,14 @@ char *sl_metrics_text(const sl_report *r, int running, size_t *len) {
                  "its circuit breaker now: 0 closed, 1 half-open (next call probes), 2 open", P_STATE);
     per_provider(f, r, "sluice_provider_limiter_wait_seconds_total", "counter",
                  "time its calls waited for a slot, a rate budget (rpm, tpm) or a closed breaker", P_WAIT);
+    head(f, "sluice_thread_cpu_seconds_total", "counter",
+         "CPU this process's threads used in runs that ended, by thread name: loop, sluice-pool, and the "
+         "threads plugins run themselves (sqlite-writer, sqlite-keywords, ...)");
+    for (size_t i = 0; i < r->nthread_cpu; i++) {
+        fputs("sluice_thread_cpu_seconds_total{thread=\"", f);
+        label(f, r->thread_cpu[i].name);
+        fprintf(f, "\"} %.17g\n", r->thread_cpu[i].cpu_s);
+    }
     batch_histogram(f, r);
     head(f, "sluice_batch_splits_total", "counter", "batches halved after running out of memory");
     for (size_t i = 0; i < r->nstages; i++) {

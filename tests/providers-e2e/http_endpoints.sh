@@ -135,7 +135,8 @@ expect() { # lines "METRIC{LABELS} VALUE" from the report
         "sluice_provider_cost_total{\(p)} \(.cost)",
         "sluice_provider_breaker_opens_total{\(p)} \(.breaker_opens)",
         "sluice_provider_breaker_state{\(p)} \(if .breaker == "open" then 2 elif .breaker == "half-open" then 1 else 0 end)",
-        "sluice_provider_limiter_wait_seconds_total{\(p)} \(.limit_wait_s)")' report.json
+        "sluice_provider_limiter_wait_seconds_total{\(p)} \(.limit_wait_s)"),
+      (.thread_cpu[] | "sluice_thread_cpu_seconds_total{thread=\"\(.name)\"} \(.cpu_s)")' report.json
 }
 expect >expected.txt
 compared=0 differ=0
@@ -149,6 +150,7 @@ while IFS= read -r line; do
     fi
 done <expected.txt
 check_gt "metrics compared with the report" "$compared" 40
+check_gt "the threads' CPU among them" "$(grep -c '^sluice_thread_cpu_seconds_total{thread="sqlite-writer"}' final.txt)" 0
 echo "compared $compared metrics with the --json report, $differ differ"
 
 # the batch histogram's shape (no batching stage here: none is emitted)
