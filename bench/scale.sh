@@ -45,7 +45,8 @@
 # Variables: SIZES, WORK (/tmp/sluice-bench-scale: corpora are generated
 # once there and reused), MEMORY_BUDGET (256M), DOC_BYTES (40000), LLM_MS
 # (200), EMBED_MS (50), NO_PROVIDERS=1 (only the run without providers),
-# T4_DOCS (200), KEYWORD_INDEX (on; off: sink-sqlite keeps no keyword index),
+# T4_DOCS (200), KEYWORD_INDEX (on; later: sink-sqlite leaves its keyword index
+# to the first query after the run; off: it keeps none),
 # FIXED_MB (150: the fixed overhead above memory_budget that README's
 # "Memory: memory_budget" section states, and the RSS goal allows),
 # BLOCKING_CLIENT (another blocking-client executable),
