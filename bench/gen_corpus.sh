@@ -3,7 +3,11 @@
 # read like technical documentation: a title, sections with paragraphs,
 # bullet and numbered lists, fenced code and tables.
 #
-#   bench/gen_corpus.sh COUNT OUTDIR [BYTES_PER_FILE [SEED]]
+#   bench/gen_corpus.sh [--once] COUNT OUTDIR [BYTES_PER_FILE [SEED]]
+#
+# --once: an OUTDIR that a finished earlier call marked (OUTDIR/.complete)
+# is kept as it is; any other is removed and made again, then marked. The
+# benchmarks generate their corpora once this way and reuse them.
 #
 # COUNT files of about BYTES_PER_FILE bytes (default 5000) go into OUTDIR,
 # 100 per subfolder (OUTDIR/d000/doc-00000.md, ...). The same arguments give
@@ -12,14 +16,24 @@
 # by bench/ingest.sh and by the kill -9 end-to-end test.
 set -euo pipefail
 
+once=0
+if [[ ${1:-} == --once ]]; then
+    once=1
+    shift
+fi
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 COUNT OUTDIR [BYTES_PER_FILE [SEED]]" >&2
+    echo "usage: $0 [--once] COUNT OUTDIR [BYTES_PER_FILE [SEED]]" >&2
     exit 2
 fi
 count=$1
 out=$2
 size=${3:-5000}
 seed=${4:-1}
+if ((once)); then
+    [[ ! -f $out/.complete ]] || exit 0
+    rm -rf "$out"
+    echo "generating $count documents of about $size bytes in $out" >&2
+fi
 mkdir -p "$out"
 for ((d = 0; d * 100 < count; d++)); do mkdir -p "$(printf '%s/d%03d' "$out" "$d")"; done
 
@@ -89,4 +103,5 @@ BEGIN {
         close(file)
     }
 }'
+if ((once)); then touch "$out/.complete"; fi
 echo "$count files in $out"

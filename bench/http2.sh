@@ -113,12 +113,7 @@ EOF
 rows=()
 for n in $sizes; do
     corpus=$work/corpus-$n
-    if [[ ! -f $corpus/.complete ]]; then
-        rm -rf "$corpus"
-        echo "generating $n documents of about 40 KB in $corpus" >&2
-        bash "$here/gen_corpus.sh" "$n" "$corpus" 40000 1 >/dev/null
-        touch "$corpus/.complete"
-    fi
+    bash "$here/gen_corpus.sh" --once "$n" "$corpus" 40000 1 >/dev/null
     for t in plain h1 h2; do
         run=$work/run-$n-$t
         rm -rf "$run" && mkdir -p "$run"

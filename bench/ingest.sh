@@ -48,12 +48,7 @@ declare -A rate rss
 rows=()
 for n in $sizes; do
     corpus=$work/corpus-$n
-    if [[ ! -f $corpus/.complete ]]; then
-        rm -rf "$corpus"
-        echo "generating $n documents in $corpus" >&2
-        bash "$here/gen_corpus.sh" "$n" "$corpus" "$doc_bytes" 1 >/dev/null
-        touch "$corpus/.complete"
-    fi
+    bash "$here/gen_corpus.sh" --once "$n" "$corpus" "$doc_bytes" 1 >/dev/null
     for t in $threads_list; do
         run=$work/run-$n-$t
         rm -rf "$run" && mkdir -p "$run"

@@ -66,12 +66,7 @@ if [[ -n ${RUN:-} ]]; then
     what="$run"
 else
     corpus=$work/corpus-$docs
-    if [[ ! -f $corpus/.complete ]]; then
-        rm -rf "$corpus"
-        echo "generating $docs documents in $corpus" >&2
-        bash "$here/gen_corpus.sh" "$docs" "$corpus" 5000 1 >/dev/null
-        touch "$corpus/.complete"
-    fi
+    bash "$here/gen_corpus.sh" --once "$docs" "$corpus" 5000 1 >/dev/null
     run=$scratch
     rm -rf "$run" && mkdir -p "$run"
     echo "ingesting $docs documents" >&2

@@ -19,15 +19,7 @@ db=$T/s.db
 kw=$db.keywords
 later=(--set store.path="$db" --set store.keyword_index=later)
 
-# write_docs DIR FIRST LAST: one document a number, each with its own word
-write_docs() {
-    mkdir -p "$1"
-    for i in $(seq "$2" "$3"); do
-        printf '# Note %d\n\nThe quartermaster counted the crates in bay %d: wordmark%d.\n' "$i" "$i" "$i" >"$1/n$i.md"
-    done
-}
-kw_seq() { sql "$kw" "SELECT seq FROM kw_state;"; }
-log_head() { sql "$db" "SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log';"; }
+source "$(dirname "$0")/keywords.sh"
 log_rows() { sql "$db" "SELECT count(*) FROM keyword_log WHERE NOT deleted;"; }
 
 write_docs docs 1 40
