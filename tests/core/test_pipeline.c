@@ -290,10 +290,13 @@ static void test_page_stages_run_page_by_page(sl_ctx *ctx) {
     CHECK_INT(ocrs, 43);
     CHECK_INT(alive, 0);
     CHECK(ocr_before_last_render);
-    /* one thread: a page rendered, then (the loop handing it on) at most a
-     * couple more before its OCR; without page-by-page order, all 40 */
-    CHECK(most <= 4);
-    if (most > 4) {
+    /* one thread: a page rendered, then a few more while the loop hands it
+     * on to OCR; without page-by-page order, all 40. How many more depends
+     * on how soon the loop thread gets a core: idle, one or two; in CI,
+     * under ASan beside another test, once 5 (the loop waited 8 ms). At
+     * 4 ms a step, 10 would take the loop waiting 36 ms. */
+    CHECK(most <= 10);
+    if (most > 10) {
         fprintf(stderr, "%d page images alive at once; the calls were:\n", most);
         char cmd[800];
         snprintf(cmd, sizeof cmd, "tr '\\n' ' ' <'%s' >&2", log);

@@ -92,7 +92,7 @@ static int step(sl_call *call, sl_doc *doc, uint32_t page) {
         return sl_fail(call, SL_EFATAL, "cannot append to %s", c->log);
     }
     close(fd);
-    usleep(2000); /* a page's work takes time, as real rendering and OCR do */
+    usleep(4000); /* a page's work takes time, as real rendering and OCR do */
     if (c->render) {
         static const unsigned char px[16] = {0};
         return sl_doc_set_page_image(doc, page, 4, 4, 1, 4, px, 72);
