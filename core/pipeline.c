@@ -333,31 +333,6 @@ static const stage *limited_stage(const run *r, double *wait_s) {
     return best;
 }
 
-/* "; sluice's CPU by thread: sluice-pool x2 48%, sqlite-keywords 30%" (its
- * three largest names of a tenth or more), or "": which of sluice's own
- * threads a CPU bound is made of, the plugins' included, whose time no
- * stage shows. */
-static void busiest_threads(const sl_report *rep, char *buf, size_t len) {
-    buf[0] = '\0';
-    double all = 0;
-    for (size_t i = 0; i < rep->nthread_cpu; i++) all += rep->thread_cpu[i].cpu_s;
-    if (all <= 0) return;
-    size_t o = 0, shown = 0;
-    for (size_t i = 0; i < rep->nthread_cpu && shown < 3; i++) {
-        const sl_thread_cpu *t = &rep->thread_cpu[i];
-        if (t->cpu_s < 0.1 * all) break; /* most first */
-        char n[24] = "";
-        if (t->threads > 1) snprintf(n, sizeof n, " x%d", t->threads);
-        int w = snprintf(buf + o, len - o, "%s%s%s %.0f%%",
-                         shown++ ? ", " : "; sluice's CPU by thread: ", t->name, n, t->cpu_s / all * 100);
-        if (w < 0 || (size_t)w >= len - o) {
-            buf[0] = '\0';
-            return;
-        }
-        o += (size_t)w;
-    }
-}
-
 /* After a run: what bounded it, from what it measured, and what relaxing
  * that would buy. The first that holds, in this order: the longest
  * document's own chain (nothing can be faster), a provider limit the user
@@ -424,7 +399,7 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
             loop * 100, loop_cpu, wall, chain);
     } else if (used >= 0.85 * cores) {
         char busiest[160];
-        busiest_threads(rep, busiest, sizeof busiest);
+        sl_report_busiest_threads(rep, busiest, sizeof busiest);
         rep->binding_kind = "cpu";
         snprintf(
             b, n,
@@ -453,7 +428,7 @@ static void name_binding(run *r, double wall, double loop_cpu, double proc_cpu, 
         if (cpu_wait >= 0)
             snprintf(waited, sizeof waited, "; sluice's threads waited %.2f s in all for a core", cpu_wait);
         char busiest[160];
-        busiest_threads(rep, busiest, sizeof busiest);
+        sl_report_busiest_threads(rep, busiest, sizeof busiest);
         rep->binding_kind = "machine";
         snprintf(b, n,
                  "bound by the machine's CPU: its %d core%s %s %.0f%% busy, sluice using %.1f and other "
@@ -664,9 +639,7 @@ int sl_pipeline_run(sl_runtime *rt, const sl_run_opts *opts, sl_report *rep) {
     if (!rc) {                       /* while the pool's threads are there to read */
         sl_threads_read(&threads1);
         if (wait0 >= 0) wait1 = sl_threads_waited_s(&threads1);
-        free(rep->thread_cpu);
-        rep->thread_cpu = NULL;
-        rep->nthread_cpu = 0;
+        free(rep->thread_cpu); /* the report of an earlier run in this struct */
         sl_threads_cpu_by_name(&threads0, &threads1, &rep->thread_cpu, &rep->nthread_cpu);
     }
     sl_threads_free(&threads0);

@@ -152,21 +152,67 @@ static void print_batching(const sl_report *r, FILE *out) {
     }
 }
 
+/* --- CPU by thread (threads.c fills it, most first) --- */
+
+static double thread_cpu_total(const sl_report *r) {
+    double all = 0;
+    for (size_t i = 0; i < r->nthread_cpu; i++) all += r->thread_cpu[i].cpu_s;
+    return all;
+}
+
+/* "sluice-pool x2", "loop" */
+static void thread_label(const sl_thread_cpu *t, char *buf, size_t len) {
+    if (t->threads > 1)
+        snprintf(buf, len, "%s x%d", t->name, t->threads);
+    else
+        snprintf(buf, len, "%s", t->name);
+}
+
+sl_thread_cpu *sl_thread_cpu_slot(sl_thread_cpu **v, size_t *n, const char *name) {
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp((*v)[k].name, name) == 0) return &(*v)[k];
+    sl_thread_cpu *g = realloc(*v, (*n + 1) * sizeof *g);
+    if (!g) return NULL;
+    *v = g;
+    sl_thread_cpu *t = &g[(*n)++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return t;
+}
+
+void sl_report_busiest_threads(const sl_report *r, char *buf, size_t len) {
+    buf[0] = '\0';
+    double all = thread_cpu_total(r);
+    if (all <= 0) return;
+    size_t o = 0;
+    for (size_t i = 0; i < r->nthread_cpu && i < 3; i++) {
+        const sl_thread_cpu *t = &r->thread_cpu[i];
+        if (t->cpu_s < 0.1 * all) break; /* most first */
+        char label[32];
+        thread_label(t, label, sizeof label);
+        int w = snprintf(buf + o, len - o, "%s%s %.0f%%", i ? ", " : "; sluice's CPU by thread: ", label,
+                         t->cpu_s / all * 100);
+        if (w < 0 || (size_t)w >= len - o) {
+            buf[0] = '\0';
+            return;
+        }
+        o += (size_t)w;
+    }
+}
+
 /* One line: the CPU of this process's threads by name, beside the stage
  * table (whose busy time leaves out the threads plugins run themselves). */
 static void print_thread_cpu(const sl_report *r, FILE *out) {
-    double all = 0;
-    for (size_t i = 0; i < r->nthread_cpu; i++) all += r->thread_cpu[i].cpu_s;
-    if (!r->nthread_cpu || all <= 0) return;
+    double all = thread_cpu_total(r);
+    if (all <= 0) return;
     fprintf(out, "CPU by thread, %.2f s in all:", all);
     size_t shown = 0;
     for (size_t i = 0; i < r->nthread_cpu; i++) {
         const sl_thread_cpu *t = &r->thread_cpu[i];
         if (t->cpu_s < 0.005) continue; /* a thread that slept through the run */
-        char n[24] = "";
-        if (t->threads > 1) snprintf(n, sizeof n, " x%d", t->threads);
-        fprintf(out, "%s %s%s %.2f s (%.0f%%)", shown++ ? "," : "", t->name, n, t->cpu_s,
-                t->cpu_s / all * 100);
+        char label[32];
+        thread_label(t, label, sizeof label);
+        fprintf(out, "%s %s %.2f s (%.0f%%)", shown++ ? "," : "", label, t->cpu_s, t->cpu_s / all * 100);
     }
     fprintf(out, "\n");
 }
@@ -489,18 +535,10 @@ void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_fail
     }
     for (size_t i = 0; i < src->nthread_cpu; i++) {
         const sl_thread_cpu *a = &src->thread_cpu[i];
-        size_t k = 0;
-        while (k < dst->nthread_cpu && strcmp(dst->thread_cpu[k].name, a->name) != 0) k++;
-        if (k == dst->nthread_cpu) {
-            sl_thread_cpu *g = realloc(dst->thread_cpu, (k + 1) * sizeof *g);
-            if (!g) continue;
-            dst->thread_cpu = g;
-            g[k] = *a;
-            g[k].cpu_s = 0;
-            dst->nthread_cpu++;
-        }
-        dst->thread_cpu[k].cpu_s += a->cpu_s;
-        if (a->threads > dst->thread_cpu[k].threads) dst->thread_cpu[k].threads = a->threads;
+        sl_thread_cpu *b = sl_thread_cpu_slot(&dst->thread_cpu, &dst->nthread_cpu, a->name);
+        if (!b) continue;
+        b->cpu_s += a->cpu_s;
+        if (a->threads > b->threads) b->threads = a->threads;
     }
     for (size_t i = 0; i < src->nfailures; i++)
         sl_report_add_failure(dst, src->failures[i].uri, src->failures[i].stage, src->failures[i].reason);

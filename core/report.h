@@ -165,6 +165,13 @@ void sl_report_free(sl_report *r);
  * name, their counters added and their live state taken; peaks kept; at
  * most keep_failures of the latest failures kept. */
 void sl_report_accumulate(sl_report *dst, const sl_report *src, size_t keep_failures);
+/* NAME's entry in v[0..*n), appended (no threads, no CPU) when it has
+ * none; NULL out of memory. */
+sl_thread_cpu *sl_thread_cpu_slot(sl_thread_cpu **v, size_t *n, const char *name);
+/* "; sluice's CPU by thread: sluice-pool x2 48%, sqlite-keywords 30%" (the
+ * three largest names of a tenth or more of r's thread CPU), or "": for
+ * the binding line of a run the CPU bound (pipeline.c). */
+void sl_report_busiest_threads(const sl_report *r, char *buf, size_t len);
 
 /* The progress line on stderr: "[ 120/1000] 12% 45.2 docs/s ETA 0:19 | parse 4 embed 37". */
 void sl_progress_draw(const sl_report *r, double elapsed_s, uint64_t done);

@@ -96,11 +96,7 @@ static int by_cpu(const void *a, const void *b) {
 
 int sl_threads_cpu_by_name(const sl_thread_samples *before, const sl_thread_samples *after,
                            sl_thread_cpu **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    if (!after->n) return 0;
-    sl_thread_cpu *g = calloc(after->n, sizeof *g);
-    if (!g) return -1;
+    sl_thread_cpu *g = NULL;
     size_t ng = 0;
     for (size_t i = 0; i < after->n; i++) {
         const sl_thread_sample *t = &after->v[i];
@@ -112,13 +108,17 @@ int sl_threads_cpu_by_name(const sl_thread_samples *before, const sl_thread_samp
                 from = before->v[k].ran_ns <= t->ran_ns ? before->v[k].ran_ns : 0;
                 break;
             }
-        size_t k = 0;
-        while (k < ng && strcmp(g[k].name, t->name) != 0) k++;
-        if (k == ng) snprintf(g[ng++].name, sizeof g[0].name, "%s", t->name);
-        g[k].threads++;
-        g[k].cpu_s += (double)(t->ran_ns - from) / 1e9;
+        sl_thread_cpu *e = sl_thread_cpu_slot(&g, &ng, t->name);
+        if (!e) {
+            free(g);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+        e->threads++;
+        e->cpu_s += (double)(t->ran_ns - from) / 1e9;
     }
-    qsort(g, ng, sizeof *g, by_cpu);
+    if (ng) qsort(g, ng, sizeof *g, by_cpu);
     *out = g;
     *n = ng;
     return 0;

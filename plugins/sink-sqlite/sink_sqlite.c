@@ -290,7 +290,6 @@ typedef struct sink {
     vindex_set *vi;  /* NULL: vector_index = exact */
     kindex *ki;      /* the keyword file (schema 5); NULL: none (an empty store in memory, a rebuild, off) */
     bool kw_off;     /* keyword_index = off */
-    bool kw_later;   /* keyword_index = later: ki is there for queries, with no thread of its own */
     int64_t version; /* the store's schema version: SCHEMA_VERSION unless opened read-only */
 } sink;
 
@@ -840,7 +839,6 @@ static int init(sl_instance *inst, const void *config, void **state) {
     }
     s->inst = inst;
     s->kw_off = strcmp(kwi, "off") == 0;
-    s->kw_later = strcmp(kwi, "later") == 0;
     s->lock_fd = -1;
     s->mode = sl_instance_store_mode(inst);
     s->file = s->path;
@@ -877,7 +875,7 @@ static int init(sl_instance *inst, const void *config, void **state) {
              * during the run, and the run's end does not wait for it */
             if (!(s->ki = kindex_new(inst, s->path, s->file, s->busy_ms)))
                 rc = sl_instance_fail(inst, SL_ENOMEM, "out of memory");
-            else if (!s->kw_later)
+            else if (strcmp(kwi, "later") != 0)
                 rc = kindex_start(s->ki);
             else
                 sl_log(inst, SL_LOG_INFO,
